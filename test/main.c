@@ -1,0 +1,268 @@
+/* libapns test runner.
+ *
+ *   apns-tests [-j N] [-v] [--list] [NAME | SUITE | PREFIX* ...]
+ *
+ * Runs each selected test in a child process of its own (so a crash, a leak report or a hang stays with its test),
+ * at most N at once (default 2), each with a time limit (APNS_TEST_TIMEOUT seconds, default 120). A failing test's
+ * output is printed; with -v every test's. The last line is "N passed, N failed"; the exit status is 1 when any
+ * failed. */
+#include "harness.h"
+
+#include <apns.h>
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SUITE(m) extern const test_case test_suite_##m[];
+#include "suites.h"
+#undef SUITE
+
+static const struct {
+  const char *name;
+  const test_case *cases;
+} suites[] = {
+#define SUITE(m) {#m, test_suite_##m},
+#include "suites.h"
+#undef SUITE
+};
+#define NSUITES (sizeof(suites) / sizeof(suites[0]))
+
+/* ---- assertion support ---- */
+void test__fail(const char *file, int line, const char *fmt, ...) {
+  va_list ap;
+  fflush(stdout);
+  fprintf(stderr, "%s:%d: assertion failed: ", file, line);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  fflush(stderr);
+  abort();
+}
+
+/* ---- allocation counting and failure injection ---- */
+static long alloc_budget = -1; /* -1: never fail */
+static long alloc_count, alloc_live;
+
+static int alloc_allowed(void) {
+  alloc_count++;
+  if (alloc_budget < 0) return 1;
+  if (alloc_budget == 0) return 0;
+  alloc_budget--;
+  return 1;
+}
+static void *t_malloc(size_t n) {
+  if (!alloc_allowed()) return NULL;
+  void *p = malloc(n);
+  if (p) alloc_live++;
+  return p;
+}
+static void *t_calloc(size_t c, size_t n) {
+  if (!alloc_allowed()) return NULL;
+  void *p = calloc(c, n);
+  if (p) alloc_live++;
+  return p;
+}
+static void *t_realloc(void *old, size_t n) {
+  if (!alloc_allowed()) return NULL;
+  void *p = realloc(old, n);
+  if (p && !old) alloc_live++;
+  return p;
+}
+static void t_free(void *p) {
+  if (p) alloc_live--;
+  free(p);
+}
+
+void test_alloc_fail_after(long n) {
+  alloc_budget = n;
+  alloc_count = 0;
+}
+void test_alloc_reset(void) {
+  alloc_budget = -1;
+  alloc_count = 0;
+}
+long test_alloc_count(void) {
+  return alloc_count;
+}
+long test_alloc_live(void) {
+  return alloc_live;
+}
+
+/* ---- per-test temporary directory ---- */
+static char tmpdir[256];
+const char *test_tmpdir(void) {
+  return tmpdir;
+}
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+/* ---- the runner ---- */
+typedef struct {
+  const char *name;
+  void (*fn)(void);
+  pid_t pid;
+  FILE *out;
+  char dir[256];
+  struct timeval start;
+  int done, ok;
+} job;
+
+static int selected(const char *suite, const char *name, int argc, char **argv, int first) {
+  if (first >= argc) return 1;
+  for (int i = first; i < argc; i++) {
+    size_t n = strlen(argv[i]);
+    if (strcmp(argv[i], name) == 0 || strcmp(argv[i], suite) == 0) return 1;
+    if (n > 0 && argv[i][n - 1] == '*' && strncmp(argv[i], name, n - 1) == 0) return 1;
+  }
+  return 0;
+}
+
+static void start_job(job *j, int timeout) {
+  const char *base = getenv("TMPDIR");
+  snprintf(j->dir, sizeof j->dir, "%s/apns-test-XXXXXX", base && *base ? base : "/tmp");
+  if (mkdtemp(j->dir) == NULL) {
+    perror("mkdtemp");
+    exit(2);
+  }
+  j->out = tmpfile();
+  if (j->out == NULL) {
+    perror("tmpfile");
+    exit(2);
+  }
+  fflush(stdout);
+  fflush(stderr);
+  gettimeofday(&j->start, NULL);
+  j->pid = fork();
+  if (j->pid < 0) {
+    perror("fork");
+    exit(2);
+  }
+  if (j->pid == 0) {
+    int fd = fileno(j->out);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    snprintf(tmpdir, sizeof tmpdir, "%s", j->dir);
+    signal(SIGPIPE, SIG_IGN);
+    alarm((unsigned)timeout);
+    apns_replace_allocator(t_malloc, t_realloc, t_calloc, t_free);
+    j->fn();
+    fflush(stdout);
+    fflush(stderr);
+    _exit(0);
+  }
+}
+
+static void finish_job(job *j, int status, int verbose) {
+  struct timeval end;
+  gettimeofday(&end, NULL);
+  double ms = (double)(end.tv_sec - j->start.tv_sec) * 1e3 + (double)(end.tv_usec - j->start.tv_usec) / 1e3;
+  j->done = 1;
+  j->ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (j->ok)
+    printf("ok     %s (%.0f ms)\n", j->name, ms);
+  else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+    printf("FAIL   %s: timed out after %.0f ms\n", j->name, ms);
+  else if (WIFSIGNALED(status))
+    printf("FAIL   %s: killed by signal %d (%s)\n", j->name, WTERMSIG(status), strsignal(WTERMSIG(status)));
+  else
+    printf("FAIL   %s: exit status %d\n", j->name, WEXITSTATUS(status));
+  if (!j->ok || verbose) {
+    char buf[4096];
+    size_t n;
+    fflush(stdout);
+    rewind(j->out);
+    while ((n = fread(buf, 1, sizeof buf, j->out)) > 0) fwrite(buf, 1, n, stdout);
+  }
+  fclose(j->out);
+  nftw(j->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+  int jobs = 2, verbose = 0, list = 0, first = 1;
+  int timeout = getenv("APNS_TEST_TIMEOUT") ? atoi(getenv("APNS_TEST_TIMEOUT")) : 120;
+  while (first < argc && argv[first][0] == '-') {
+    if (strcmp(argv[first], "-j") == 0 && first + 1 < argc) {
+      jobs = atoi(argv[first + 1]);
+      first += 2;
+    } else if (strcmp(argv[first], "-v") == 0) {
+      verbose = 1;
+      first++;
+    } else if (strcmp(argv[first], "--list") == 0) {
+      list = 1;
+      first++;
+    } else {
+      fprintf(stderr, "usage: %s [-j N] [-v] [--list] [NAME | SUITE | PREFIX* ...]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (jobs < 1) jobs = 1;
+  if (timeout < 1) timeout = 120;
+
+  size_t total = 0;
+  for (size_t s = 0; s < NSUITES; s++)
+    for (const test_case *c = suites[s].cases; c->name; c++) total++;
+  job *all = calloc(total ? total : 1, sizeof *all);
+  size_t n = 0;
+  for (size_t s = 0; s < NSUITES; s++)
+    for (const test_case *c = suites[s].cases; c->name; c++)
+      if (selected(suites[s].name, c->name, argc, argv, first)) {
+        all[n].name = c->name;
+        all[n].fn = c->fn;
+        n++;
+      }
+  if (list) {
+    for (size_t i = 0; i < n; i++) printf("%s\n", all[i].name);
+    free(all);
+    return 0;
+  }
+  if (n == 0) {
+    fprintf(stderr, "no test matches\n");
+    free(all);
+    return 2;
+  }
+
+  size_t next = 0, running = 0, passed = 0, failed = 0;
+  while (next < n || running > 0) {
+    while (next < n && running < (size_t)jobs) {
+      start_job(&all[next++], timeout);
+      running++;
+    }
+    int status;
+    pid_t pid = waitpid(-1, &status, 0);
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      perror("waitpid");
+      return 2;
+    }
+    for (size_t i = 0; i < next; i++) {
+      if (all[i].pid == pid && !all[i].done) {
+        finish_job(&all[i], status, verbose);
+        running--;
+        if (all[i].ok)
+          passed++;
+        else
+          failed++;
+        break;
+      }
+    }
+  }
+  if (failed) {
+    printf("\nfailed:");
+    for (size_t i = 0; i < n; i++)
+      if (!all[i].ok) printf(" %s", all[i].name);
+    printf("\n");
+  }
+  printf("%zu passed, %zu failed\n", passed, failed);
+  free(all);
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,3 @@
+/* Every suite, in the order they run. One line per test/test_*.c. */
+SUITE(error)
+SUITE(alloc)
