@@ -188,6 +188,21 @@ typedef struct apns_header {
   const char *value;
 } apns_header;
 
+/* A generic HTTP/2 request, as the pool and the connection take it (the client builds these for you).
+ * The library copies everything it needs while the call that takes it runs: your buffers are yours again when it
+ * returns. Header names must be lowercase tokens; no name or value may hold CR, LF or NUL (APNS_EBADHEADER). */
+typedef struct apns_request {
+  const char *method; /* NULL means "POST"; "GET" and "DELETE" serve APNs channel management */
+  const char *path;   /* "/3/device/<token>" */
+  const apns_header *headers;
+  size_t num_headers;
+  const void *body; /* may be NULL when body_len is 0 */
+  size_t body_len;
+  uint64_t timeout_ms; /* time from submission to the final callback; 0 means the default, 10 000 ms */
+} apns_request;
+
+#define APNS_DEFAULT_TIMEOUT_MS 10000
+
 /* What the server may have done with a request that ended without a response. */
 typedef enum {
   /* It answered (err == 0). */

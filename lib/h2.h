@@ -1,0 +1,67 @@
+/* libapns internal: the HTTP/2 client session without I/O, over nghttp2. Layer 2: never includes uv.h.
+ *
+ * Plaintext in with apns__h2_feed(), plaintext out with apns__h2_take_output(); the TLS layer sits below, the libuv
+ * layer (conn.c) drives both. Streams point at apns__req blocks owned by the caller, which must stay valid until
+ * that stream's end callback. Every submitted stream ends exactly once through on_response or on_stream_error,
+ * also when the session is freed (apns__h2_fail_all). */
+#ifndef APNS_LIB_H2_H
+#define APNS_LIB_H2_H
+
+#include "request.h"
+
+#include <apns.h>
+#include <stdint.h>
+
+typedef struct apns__h2 apns__h2;
+
+/* Response bodies larger than this end the stream with APNS_ERESPONSETOOLARGE. */
+#define APNS__H2_MAX_BODY (64 * 1024)
+
+typedef struct apns__h2_callbacks {
+  /* A response arrived (any status). res is valid during the call only; res->attempts is 1. */
+  void (*on_response)(void *ctx, apns__req *req, const apns_response *res);
+  /* The stream ended without a response: err is APNS_ECLOSED (with delivery NOT_PROCESSED for REFUSED_STREAM or a
+   * stream above GOAWAY's last-stream-id, UNKNOWN otherwise), APNS_EHTTP2, APNS_ERESPONSETOOLARGE, or the err given
+   * to apns__h2_cancel / apns__h2_fail_all. */
+  void (*on_stream_error)(void *ctx, apns__req *req, int err, apns_delivery delivery);
+  /* The server sent GOAWAY. reason is the "reason" of its JSON debug data, or NULL. Streams above last_stream_id
+   * are ended (NOT_PROCESSED) right after this callback. */
+  void (*on_goaway)(void *ctx, uint32_t error_code, int32_t last_stream_id, const char *reason);
+  /* SETTINGS_MAX_CONCURRENT_STREAMS changed (the server's first SETTINGS included). */
+  void (*on_max_streams)(void *ctx, uint32_t max_streams);
+  /* A PING we sent was acknowledged. */
+  void (*on_ping_ack)(void *ctx);
+} apns__h2_callbacks;
+
+/* A client session. authority is the :authority for every request ("api.push.apple.com"). The local SETTINGS
+ * (ENABLE_PUSH 0, a large window) are queued at once. */
+int apns__h2_new(apns__h2 **out, const char *authority, const apns__h2_callbacks *cb, void *ctx);
+/* Ends every open stream with APNS_ECLOSED/UNKNOWN first if any remain (see apns__h2_fail_all), then frees. */
+void apns__h2_free(apns__h2 *h2);
+
+/* Plaintext from the server. Callbacks run from inside this call. Returns 0, or APNS_EHTTP2 when the bytes break
+ * the protocol (the session is then dead: a GOAWAY is queued for output, no stream will complete). */
+int apns__h2_feed(apns__h2 *h2, const uint8_t *data, size_t len);
+/* Serializes everything pending (SETTINGS, HEADERS, DATA, RST_STREAM, PING, ...) into one buffer that the caller
+ * now owns (apns__free it); NULL and 0 when nothing is pending. */
+int apns__h2_take_output(apns__h2 *h2, uint8_t **buf, size_t *len);
+
+/* Opens a stream for req. extra_headers (e.g. authorization for token auth) are sent after req's own; they are
+ * copied. Returns the stream id (> 0), APNS_EBLOCKED when the server's stream limit is reached,
+ * APNS_ECLOSED after GOAWAY or when the session is dead, or APNS_ENOMEM. No callback runs inside. */
+int32_t apns__h2_submit(apns__h2 *h2, apns__req *req, const nghttp2_nv *extra_headers, size_t num_extra);
+/* Resets the stream (RST_STREAM CANCEL) and ends it at once through on_stream_error with err and delivery. */
+int apns__h2_cancel(apns__h2 *h2, int32_t stream_id, int err, apns_delivery delivery);
+/* Ends every open stream through on_stream_error with err and delivery (connection lost, close). */
+void apns__h2_fail_all(apns__h2 *h2, int err, apns_delivery delivery);
+/* Queues a PING. */
+int apns__h2_ping(apns__h2 *h2);
+/* Queues GOAWAY(NO_ERROR); no more submits. */
+int apns__h2_shutdown(apns__h2 *h2);
+
+uint32_t apns__h2_max_streams(const apns__h2 *h2); /* the server's current limit (1 before its SETTINGS) */
+uint32_t apns__h2_in_flight(const apns__h2 *h2);   /* open streams */
+int apns__h2_want_io(const apns__h2 *h2);          /* 0 when the session is finished with (nghttp2 want_read/write) */
+int apns__h2_goaway_received(const apns__h2 *h2);
+
+#endif
