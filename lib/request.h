@@ -17,6 +17,14 @@ typedef struct apns__req {
   size_t body_len;
   uint64_t timeout_ms;   /* resolved: never 0 */
   void *owner;           /* free for the layer that owns the request (conn or pool) */
+  /* Kept by the connection carrying the current attempt (conn.c); zeroed by apns__req_new. */
+  struct {
+    uint64_t deadline; /* absolute, in the loop's milliseconds (uv_now) */
+    int32_t stream_id;
+    struct apns__req *prev, *next; /* the connection's deadline list */
+    void (*done)(struct apns__req *req, int err, const apns_response *res);
+    void *conn;
+  } link;
   /* the rest of the allocation: nv array, strings, body, then `extra` bytes for the owner (apns__req_extra) */
 } apns__req;
 
