@@ -1,0 +1,131 @@
+/* libapns low level: one HTTP/2-over-TLS connection (aapns's Connection).
+ *
+ * A connection resolves its host (asynchronously, afresh each time), connects, does the TLS handshake (TLS 1.2 or
+ * newer, ALPN h2 required, the server's chain and host name verified) and then carries up to as many concurrent
+ * requests as the server's SETTINGS_MAX_CONCURRENT_STREAMS allows, following that limit up and down. Before the
+ * server's first SETTINGS the limit is taken as 1: Apple allows one stream on a token-auth connection until a
+ * request with a valid token has been accepted.
+ *
+ * apns_conn_post() never queues: when the connection is full or not ready it returns APNS_EBLOCKED at once. For a
+ * queue, retries and several connections, use apns_pool.
+ *
+ * Every accepted request ends exactly once through its callback: a response (err 0, any status), APNS_ETIMEDOUT
+ * when its deadline passed (the stream is reset with CANCEL and its slot freed at once), APNS_ECLOSED when the
+ * connection was lost or the server went away (res->delivery says whether it is safe to send again), or
+ * APNS_ECANCELED on apns_conn_close(). No callback runs inside the call that submitted the request. Closing the
+ * connection from inside any of its callbacks is safe.
+ *
+ * All functions must be called on the loop's thread.
+ */
+#ifndef APNS_CONN_H
+#define APNS_CONN_H
+
+#include <apns/common.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* TLS settings, shared by connections, pools and clients. Strings are read during the call that takes the
+ * options (files are read then too); they need not outlive it. */
+typedef struct apns_tls_options {
+  /* Trust anchors for the server's chain. Default (both NULL): the system bundle
+   * /etc/ssl/certs/ca-certificates.crt, which holds Apple's roots. */
+  const char *ca_file;
+  const char *ca_pem;
+  /* Client certificate and its private key, for certificate auth (PEM files, or PEM text). */
+  const char *cert_file;
+  const char *cert_pem;
+  const char *key_file;
+  const char *key_pem;
+  const char *key_passphrase; /* for an encrypted key; NULL otherwise */
+  /* The name the server's certificate must carry, when it differs from the host connected to (connecting to
+   * 127.0.0.1 with a certificate for "localhost"). Default NULL: the host. Also sent as SNI. */
+  const char *verify_name;
+  /* Turns off verification of the server's chain and name. Insecure: for test servers only. Default 0. */
+  int insecure_skip_verify;
+} apns_tls_options;
+
+typedef struct apns_conn apns_conn;
+
+/* The connection is ready (status 0) or failed to become so (a negative code: a libuv code for DNS or TCP,
+ * APNS_ETLS, APNS_ECERTVERIFY, APNS_EALPN, APNS_ETIMEDOUT). Called once. After a failure, call apns_conn_close()
+ * to free the connection. */
+typedef void (*apns_conn_connect_cb)(apns_conn *conn, int status);
+/* A ready connection stopped being usable: lost, GOAWAY from the server (reason is its JSON "reason", or NULL),
+ * PING unanswered, TLS or protocol error. Every request it carried has already ended. Called at most once, never
+ * after apns_conn_close(). Call apns_conn_close() to free the connection. */
+typedef void (*apns_conn_lost_cb)(apns_conn *conn, int err, const char *reason);
+/* The connection is closed; it is freed right after this returns. */
+typedef void (*apns_conn_close_cb)(apns_conn *conn);
+
+typedef struct apns_conn_options {
+  const char *host; /* required: "api.push.apple.com", "127.0.0.1", ... */
+  uint16_t port;    /* default 443 */
+  apns_tls_options tls;
+  /* Authority sent with every request; default: host, or host:port when port is not 443. */
+  const char *authority;
+  uint64_t connect_timeout_ms; /* DNS, TCP and TLS together; default 10 000 */
+  /* After this long without reading anything, send a PING (Go's apns2 checks after 15 s; Apple suggests at
+   * least once an hour). Default 15 000; UINT64_MAX turns health checks off. */
+  uint64_t ping_idle_ms;
+  uint64_t ping_timeout_ms; /* no PING ACK by then: the connection is lost (APNS_ETIMEDOUT). Default 5 000 */
+  apns_conn_connect_cb on_connect; /* optional */
+  apns_conn_lost_cb on_lost;       /* optional */
+  void *data;                      /* yours: apns_conn_data() */
+} apns_conn_options;
+
+/* Starts connecting. On success *out is the new connection and on_connect will run on a later loop turn. Returns
+ * APNS_EINVAL (no host), APNS_EBADCERT / APNS_EBADKEY (with errbuf saying which file and why), APNS_ENOMEM, or a
+ * libuv code. errbuf may be NULL. */
+APNS_EXTERN int apns_conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *opts, char *errbuf, size_t errlen);
+
+/* Sends a request. The request is copied: its buffers are yours again when this returns. The deadline is now plus
+ * req->timeout_ms (default 10 s). Returns 0 (cb will run exactly once, later), APNS_EBLOCKED (not ready yet, or as
+ * many streams in flight as the server allows: try again after a callback), APNS_ECLOSED (closing, closed, lost
+ * or after GOAWAY), APNS_EINVAL / APNS_EBADHEADER (bad request) or APNS_ENOMEM. */
+APNS_EXTERN int apns_conn_post(apns_conn *conn, const apns_request *req, apns_response_cb cb, void *data);
+
+/* Sets the authorization header sent with every later request ("bearer <JWT>" for token auth; NULL for none).
+ * Copied. Returns 0, APNS_EBADHEADER or APNS_ENOMEM. */
+APNS_EXTERN int apns_conn_set_authorization(apns_conn *conn, const char *value);
+
+/* Closes the connection: every request still open ends with APNS_ECANCELED (on a later loop turn), then cb runs
+ * and the connection is freed. Safe from inside any callback of this connection; calling it twice is an error
+ * (APNS_EBUSY). cb may be NULL. */
+APNS_EXTERN int apns_conn_close(apns_conn *conn, apns_conn_close_cb cb);
+
+typedef enum {
+  APNS_CONN_CONNECTING = 0,
+  APNS_CONN_READY = 1,
+  APNS_CONN_DRAINING = 2, /* GOAWAY received: open streams may complete, no new ones */
+  APNS_CONN_LOST = 3,
+  APNS_CONN_CLOSING = 4
+} apns_conn_state;
+
+typedef struct apns_conn_stats {
+  apns_conn_state state;
+  uint32_t in_flight;   /* open streams */
+  uint32_t max_streams; /* the server's current limit */
+  uint64_t requests_sent;
+  uint64_t requests_completed; /* ended with a response */
+  uint64_t bytes_in;           /* TLS bytes read from the socket */
+  uint64_t bytes_out;          /* TLS bytes written */
+  uint64_t writes;             /* uv_write calls (coalescing: far fewer than requests) */
+} apns_conn_stats;
+
+APNS_EXTERN void apns_conn_get_stats(const apns_conn *conn, apns_conn_stats *out);
+APNS_EXTERN apns_conn_state apns_conn_get_state(const apns_conn *conn);
+/* Non-zero when apns_conn_post would not return APNS_EBLOCKED or APNS_ECLOSED now. */
+APNS_EXTERN int apns_conn_writable(const apns_conn *conn);
+APNS_EXTERN void *apns_conn_data(const apns_conn *conn);
+APNS_EXTERN void apns_conn_set_data(apns_conn *conn, void *data);
+APNS_EXTERN uv_loop_t *apns_conn_loop(const apns_conn *conn);
+/* The last error's message (TLS detail, GOAWAY reason, ...); "" when none. Valid until the next call. */
+APNS_EXTERN const char *apns_conn_last_error(const apns_conn *conn);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* APNS_CONN_H */

@@ -1,0 +1,832 @@
+/* The libuv layer of one connection: DNS, TCP, timers, and the shuttling of bytes between the socket and the
+ * sans-I/O TLS (tls.c) and HTTP/2 (h2.c) layers.
+ *
+ * Output is coalesced: anything that makes frames pending (a post, a response that needs a WINDOW_UPDATE, a reset)
+ * only marks the connection dirty and starts a uv_prepare handle; right before the loop next blocks, one flush
+ * takes every pending frame from nghttp2, encrypts them in one go and hands them to one uv_write. A burst of a
+ * thousand posts thus costs one write, not a thousand.
+ *
+ * Deadlines are kept without a timer per request: in-flight requests sit on one list sorted by deadline, served by
+ * one uv_timer. Requests share one timeout almost always, so a new request goes at the tail and insertion is O(1);
+ * the timer is re-armed only when it fires, or when a new request's deadline is earlier than the one armed.
+ *
+ * Teardown is asynchronous. apns_conn_close() closes the four handles; when the last close callback has run, open
+ * requests end with APNS_ECANCELED, the user's close callback runs, and the memory goes. Nothing is freed inside
+ * a callback of ours, so any callback may close the connection. */
+#include "conn.h"
+
+#include "alloc.h"
+#include "h2.h"
+#include "tls.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define APNS__READ_BUF (64 * 1024)
+#define APNS__PLAIN_CHUNK (16 * 1024)
+#define APNS__DEFAULT_CONNECT_TIMEOUT_MS 10000
+#define APNS__DEFAULT_PING_IDLE_MS 15000
+#define APNS__DEFAULT_PING_TIMEOUT_MS 5000
+
+struct apns_conn {
+  uv_loop_t *loop;
+  apns_conn_state state;
+  int handshaking; /* TCP up, TLS not yet done */
+
+  /* Handles: all four are initialized at open and closed at close. */
+  uv_tcp_t tcp;
+  uv_timer_t timer;      /* connect timeout, then request deadlines */
+  uv_timer_t ping_timer; /* health check */
+  uv_prepare_t flusher;  /* one flush per loop turn */
+  int handles_open;      /* close callbacks still to come (handles and a pending getaddrinfo) */
+  uv_getaddrinfo_t gai;
+  int gai_pending;
+  uv_connect_t connect_req;
+  struct addrinfo *addrs, *next_addr;
+
+  apns__tls_config *tls_cfg;
+  apns__tls *tls;
+  apns__h2 *h2;
+  char *host, *authority, *verify_name;
+  uint16_t port;
+  char *auth_value; /* "bearer ..." or NULL */
+  nghttp2_nv auth_nv;
+
+  apns__req *dl_head, *dl_tail; /* in-flight requests sorted by deadline */
+  uint64_t timer_due;           /* when the timer is armed for; 0 when not */
+
+  uint64_t connect_timeout, ping_idle, ping_timeout;
+  uint64_t last_read;
+  int ping_outstanding;
+  uint64_t ping_sent;
+
+  int flush_scheduled;
+  int in_h2;         /* inside apns__h2_feed: nghttp2 must not be re-entered for output */
+  int tcp_resetting; /* the TCP handle is being closed to try the next address */
+  int early_err;     /* a failure found inside apns_conn_open, reported on a later turn */
+  int lost_reported;
+  apns_conn_connect_cb on_connect;
+  apns_conn_lost_cb on_lost;
+  apns_conn_close_cb on_close;
+  apns__conn_capacity_cb on_capacity;
+  void *data;
+
+  apns_conn_stats stats;
+  char errmsg[256];
+  uint8_t readbuf[APNS__READ_BUF];
+};
+
+/* A uv_write in flight owns the ciphertext it writes. */
+typedef struct {
+  uv_write_t req;
+  uint8_t *buf;
+} apns__write;
+
+static void conn_handle_closed(apns_conn *c);
+
+static void conn_set_error(apns_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conn_set_error(apns_conn *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
+  va_end(ap);
+}
+
+/* ---- TLS options ------------------------------------------------------------------------------------------------ */
+
+int apns__tls_config_from_options(const apns_tls_options *o, apns__tls_config **out, char *errbuf, size_t errlen) {
+  apns__tls_options t;
+  memset(&t, 0, sizeof t);
+  t.server = 0;
+  t.ca_file = o->ca_file;
+  t.ca_pem = o->ca_pem;
+  t.cert_file = o->cert_file;
+  t.cert_pem = o->cert_pem;
+  t.key_file = o->key_file;
+  t.key_pem = o->key_pem;
+  t.key_passphrase = o->key_passphrase;
+  t.insecure_skip_verify = o->insecure_skip_verify;
+  return apns__tls_config_new(out, &t, errbuf, errlen);
+}
+
+/* ---- deadline list ---------------------------------------------------------------------------------------------- */
+
+static void dl_remove(apns_conn *c, apns__req *r) {
+  if (r->link.prev)
+    r->link.prev->link.next = r->link.next;
+  else
+    c->dl_head = r->link.next;
+  if (r->link.next)
+    r->link.next->link.prev = r->link.prev;
+  else
+    c->dl_tail = r->link.prev;
+  r->link.prev = r->link.next = NULL;
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void timer_arm(apns_conn *c, uint64_t due) {
+  uint64_t now = uv_now(c->loop);
+  c->timer_due = due;
+  uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
+static void dl_insert(apns_conn *c, apns__req *r) {
+  apns__req *after = c->dl_tail;
+  while (after && after->link.deadline > r->link.deadline) after = after->link.prev;
+  r->link.prev = after;
+  r->link.next = after ? after->link.next : c->dl_head;
+  if (r->link.next)
+    r->link.next->link.prev = r;
+  else
+    c->dl_tail = r;
+  if (after)
+    after->link.next = r;
+  else
+    c->dl_head = r;
+  if (c->timer_due == 0 || r->link.deadline < c->timer_due) timer_arm(c, r->link.deadline);
+}
+
+/* ---- output ----------------------------------------------------------------------------------------------------- */
+
+static void conn_lost(apns_conn *c, int err, const char *reason);
+
+static void on_write(uv_write_t *w, int status) {
+  apns__write *wr = (apns__write *)w;
+  apns_conn *c = w->data;
+  apns__free(wr->buf);
+  apns__free(wr);
+  if (status < 0 && status != UV_ECANCELED && c->state != APNS_CONN_CLOSING) {
+    conn_set_error(c, "write failed: %s", uv_strerror(status));
+    conn_lost(c, status, NULL);
+  }
+}
+
+/* Moves everything pending through TLS into one uv_write. */
+static void conn_flush(apns_conn *c) {
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  if (c->state == APNS_CONN_CLOSING || c->state == APNS_CONN_LOST || c->tls == NULL) return;
+  if (c->h2 != NULL) {
+    int rv = apns__h2_take_output(c->h2, &buf, &len);
+    if (rv < 0) {
+      conn_set_error(c, "HTTP/2 output failed: %s", apns_strerror(rv));
+      conn_lost(c, rv, NULL);
+      return;
+    }
+    if (len > 0) {
+      rv = apns__tls_write(c->tls, buf, len);
+      apns__free(buf);
+      if (rv < 0) {
+        conn_set_error(c, "TLS write failed: %s", apns__tls_error(c->tls));
+        conn_lost(c, rv, NULL);
+        return;
+      }
+    }
+  }
+  apns__tls_take_output(c->tls, &buf, &len);
+  if (len == 0) return;
+  apns__write *wr = apns__malloc(sizeof *wr);
+  if (wr == NULL) {
+    apns__free(buf);
+    conn_set_error(c, "out of memory writing");
+    conn_lost(c, APNS_ENOMEM, NULL);
+    return;
+  }
+  wr->buf = buf;
+  wr->req.data = c;
+  uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+  int rv = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+  if (rv < 0) {
+    apns__free(buf);
+    apns__free(wr);
+    conn_set_error(c, "write failed: %s", uv_strerror(rv));
+    conn_lost(c, rv, NULL);
+    return;
+  }
+  c->stats.writes++;
+  c->stats.bytes_out += len;
+}
+
+static void on_prepare(uv_prepare_t *p) {
+  apns_conn *c = p->data;
+  uv_prepare_stop(p);
+  c->flush_scheduled = 0;
+  conn_flush(c);
+}
+
+static void conn_dirty(apns_conn *c) {
+  if (c->flush_scheduled || c->state == APNS_CONN_CLOSING) return;
+  c->flush_scheduled = 1;
+  uv_prepare_start(&c->flusher, on_prepare);
+}
+
+/* ---- failure ---------------------------------------------------------------------------------------------------- */
+
+static void conn_stop_io(apns_conn *c) {
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  uv_timer_stop(&c->timer);
+  uv_timer_stop(&c->ping_timer);
+  c->timer_due = 0;
+}
+
+/* The connection failed before it was ready. */
+static void conn_connect_failed(apns_conn *c, int err) {
+  if (c->state != APNS_CONN_CONNECTING) return;
+  c->state = APNS_CONN_LOST;
+  conn_stop_io(c);
+  if (c->errmsg[0] == '\0') conn_set_error(c, "connect failed: %s", apns_strerror(err));
+  if (c->on_connect) c->on_connect(c, err);
+}
+
+/* A ready connection stopped being usable: end every open request, then tell the user once. */
+static void conn_lost(apns_conn *c, int err, const char *reason) {
+  if (c->state == APNS_CONN_CONNECTING) {
+    conn_connect_failed(c, err);
+    return;
+  }
+  if (c->state == APNS_CONN_LOST || c->state == APNS_CONN_CLOSING) return;
+  c->state = APNS_CONN_LOST;
+  conn_stop_io(c);
+  if (c->h2) apns__h2_fail_all(c->h2, APNS_ECLOSED, APNS_DELIVERY_UNKNOWN);
+  if (c->state != APNS_CONN_LOST) return; /* closed from a request callback */
+  if (!c->lost_reported) {
+    c->lost_reported = 1;
+    if (c->on_lost) c->on_lost(c, err, reason);
+  }
+}
+
+/* ---- HTTP/2 callbacks ------------------------------------------------------------------------------------------- */
+
+static void h2_on_response(void *ctx, apns__req *req, const apns_response *res) {
+  apns_conn *c = ctx;
+  dl_remove(c, req);
+  c->stats.requests_completed++;
+  req->link.conn = NULL;
+  req->link.done(req, 0, res);
+}
+
+static void h2_on_stream_error(void *ctx, apns__req *req, int err, apns_delivery delivery) {
+  apns_conn *c = ctx;
+  apns_response res;
+  dl_remove(c, req);
+  memset(&res, 0, sizeof res);
+  res.delivery = delivery;
+  res.attempts = 1;
+  req->link.conn = NULL;
+  req->link.done(req, err, &res);
+}
+
+static void h2_on_goaway(void *ctx, uint32_t error_code, int32_t last_stream_id, const char *reason) {
+  apns_conn *c = ctx;
+  conn_set_error(c, "server sent GOAWAY (error %u, last stream %d%s%s)", error_code, (int)last_stream_id,
+                 reason ? ", reason " : "", reason ? reason : "");
+  if (c->state == APNS_CONN_READY) c->state = APNS_CONN_DRAINING;
+  if (c->on_capacity) c->on_capacity(c);
+}
+
+static void h2_on_max_streams(void *ctx, uint32_t max_streams) {
+  apns_conn *c = ctx;
+  uint32_t before = c->stats.max_streams;
+  c->stats.max_streams = max_streams;
+  if (max_streams > before && c->on_capacity) c->on_capacity(c);
+}
+
+static void h2_on_ping_ack(void *ctx) {
+  apns_conn *c = ctx;
+  c->ping_outstanding = 0;
+}
+
+static const apns__h2_callbacks h2_callbacks = {
+    h2_on_response, h2_on_stream_error, h2_on_goaway, h2_on_max_streams, h2_on_ping_ack,
+};
+
+/* ---- input ------------------------------------------------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  apns_conn *c = h->data;
+  (void)suggested;
+  *buf = uv_buf_init((char *)c->readbuf, sizeof c->readbuf);
+}
+
+static void conn_ready(apns_conn *c);
+
+/* Drains decrypted bytes into nghttp2. Returns 0 or the error that ended the connection. */
+static int conn_pump_plaintext(apns_conn *c) {
+  uint8_t plain[APNS__PLAIN_CHUNK];
+  for (;;) {
+    ssize_t n = apns__tls_read(c->tls, plain, sizeof plain);
+    if (n == 0) return 0;
+    if (n < 0) {
+      if (n == APNS_ECLOSED)
+        conn_set_error(c, "server closed the TLS session");
+      else
+        conn_set_error(c, "TLS read failed: %s", apns__tls_error(c->tls));
+      return (int)n;
+    }
+    c->in_h2 = 1;
+    int rv = apns__h2_feed(c->h2, plain, (size_t)n);
+    c->in_h2 = 0;
+    if (rv < 0) {
+      conn_set_error(c, "HTTP/2 protocol error from the server");
+      return rv;
+    }
+    if (c->state == APNS_CONN_CLOSING || c->state == APNS_CONN_LOST) return 0;
+  }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  apns_conn *c = s->data;
+  (void)buf;
+  if (nread == 0) return;
+  if (c->state == APNS_CONN_CLOSING || c->state == APNS_CONN_LOST) return;
+  if (nread < 0) {
+    conn_set_error(c, "%s", nread == UV_EOF ? "server closed the connection" : uv_strerror((int)nread));
+    conn_lost(c, nread == UV_EOF ? APNS_ECLOSED : (int)nread, NULL);
+    return;
+  }
+  c->stats.bytes_in += (uint64_t)nread;
+  c->last_read = uv_now(c->loop);
+  if (apns__tls_feed(c->tls, c->readbuf, (size_t)nread) < 0) {
+    conn_set_error(c, "out of memory reading");
+    conn_lost(c, APNS_ENOMEM, NULL);
+    return;
+  }
+  if (c->handshaking) {
+    int rv = apns__tls_handshake(c->tls);
+    conn_dirty(c); /* handshake records to send, in either case */
+    if (rv == 1) return;
+    if (rv < 0) {
+      conn_set_error(c, "%s", apns__tls_error(c->tls));
+      conn_flush(c); /* let the alert go out */
+      conn_connect_failed(c, rv);
+      return;
+    }
+    conn_ready(c);
+    if (c->state != APNS_CONN_READY) return;
+  }
+  int rv = conn_pump_plaintext(c);
+  if (rv < 0) {
+    conn_lost(c, rv == APNS_ECLOSED ? APNS_ECLOSED : rv, NULL);
+    return;
+  }
+  if (c->state == APNS_CONN_READY || c->state == APNS_CONN_DRAINING) {
+    conn_dirty(c);
+    /* A drained connection after GOAWAY has nothing more to give. */
+    if (c->state == APNS_CONN_DRAINING && apns__h2_in_flight(c->h2) == 0) conn_lost(c, APNS_ECLOSED, NULL);
+  }
+}
+
+/* ---- health check ----------------------------------------------------------------------------------------------- */
+
+static void on_ping_timer(uv_timer_t *t) {
+  apns_conn *c = t->data;
+  uint64_t now = uv_now(c->loop);
+  if (c->state != APNS_CONN_READY && c->state != APNS_CONN_DRAINING) return;
+  if (c->ping_outstanding) {
+    /* The timer fired ping_timeout after the PING: anything read since (the ACK or not) proves the peer alive. */
+    if (c->last_read < c->ping_sent) {
+      conn_set_error(c, "no PING ACK within %llu ms", (unsigned long long)c->ping_timeout);
+      conn_lost(c, APNS_ETIMEDOUT, NULL);
+      return;
+    }
+    c->ping_outstanding = 0;
+  }
+  uint64_t idle = now - c->last_read;
+  if (idle < c->ping_idle) {
+    uv_timer_start(&c->ping_timer, on_ping_timer, c->ping_idle - idle, 0);
+    return;
+  }
+  if (apns__h2_ping(c->h2) == 0) {
+    c->ping_outstanding = 1;
+    c->ping_sent = now;
+    conn_dirty(c);
+    uv_timer_start(&c->ping_timer, on_ping_timer, c->ping_timeout, 0);
+  } else {
+    uv_timer_start(&c->ping_timer, on_ping_timer, c->ping_idle, 0);
+  }
+}
+
+/* ---- request deadlines and connect timeout ---------------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t) {
+  apns_conn *c = t->data;
+  uint64_t now = uv_now(c->loop);
+  c->timer_due = 0;
+  if (c->state == APNS_CONN_CONNECTING) {
+    conn_set_error(c, "connect timed out after %llu ms", (unsigned long long)c->connect_timeout);
+    conn_connect_failed(c, APNS_ETIMEDOUT);
+    return;
+  }
+  while (c->dl_head && c->dl_head->link.deadline <= now) {
+    apns__req *r = c->dl_head;
+    /* Ends the stream at once: the callback runs and removes r from the list. */
+    if (apns__h2_cancel(c->h2, r->link.stream_id, APNS_ETIMEDOUT, APNS_DELIVERY_UNKNOWN) < 0 && c->dl_head == r) {
+      /* nghttp2 no longer knew the stream: end the request here, so that it still ends exactly once. */
+      apns_response res;
+      dl_remove(c, r);
+      memset(&res, 0, sizeof res);
+      res.delivery = APNS_DELIVERY_UNKNOWN;
+      res.attempts = 1;
+      r->link.conn = NULL;
+      r->link.done(r, APNS_ETIMEDOUT, &res);
+    }
+    if (c->state == APNS_CONN_CLOSING || c->state == APNS_CONN_LOST) return;
+  }
+  conn_dirty(c);
+  if (c->dl_head) timer_arm(c, c->dl_head->link.deadline);
+}
+
+/* ---- connecting ------------------------------------------------------------------------------------------------- */
+
+static void conn_ready(apns_conn *c) {
+  int rv = apns__h2_new(&c->h2, c->authority, &h2_callbacks, c);
+  c->handshaking = 0;
+  if (rv < 0) {
+    conn_set_error(c, "cannot start HTTP/2: %s", apns_strerror(rv));
+    conn_connect_failed(c, rv);
+    return;
+  }
+  c->state = APNS_CONN_READY;
+  c->stats.max_streams = apns__h2_max_streams(c->h2);
+  uv_timer_stop(&c->timer);
+  c->timer_due = 0;
+  c->last_read = uv_now(c->loop);
+  if (c->ping_idle != UINT64_MAX) uv_timer_start(&c->ping_timer, on_ping_timer, c->ping_idle, 0);
+  conn_dirty(c);
+  if (c->on_connect) c->on_connect(c, 0);
+}
+
+static void conn_try_next_addr(apns_conn *c, int last_err);
+
+static void on_connect(uv_connect_t *req, int status) {
+  apns_conn *c = req->data;
+  if (c->state != APNS_CONN_CONNECTING) return;
+  if (status < 0) {
+    conn_try_next_addr(c, status);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  int rv = apns__tls_new(&c->tls, c->tls_cfg, c->verify_name);
+  if (rv < 0) {
+    conn_set_error(c, "cannot start TLS: %s", apns_strerror(rv));
+    conn_connect_failed(c, rv);
+    return;
+  }
+  c->handshaking = 1;
+  rv = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (rv < 0) {
+    conn_set_error(c, "cannot read: %s", uv_strerror(rv));
+    conn_connect_failed(c, rv);
+    return;
+  }
+  rv = apns__tls_handshake(c->tls);
+  if (rv < 0) {
+    conn_set_error(c, "%s", apns__tls_error(c->tls));
+    conn_connect_failed(c, rv);
+    return;
+  }
+  conn_dirty(c);
+}
+
+static void on_tcp_reset(uv_handle_t *h) {
+  apns_conn *c = h->data;
+  c->tcp_resetting = 0;
+  if (c->state == APNS_CONN_CLOSING) {
+    conn_handle_closed(c);
+    return;
+  }
+  /* A fresh handle for the next address (a socket that failed to connect cannot be reused portably); in any other
+   * state it only has to exist so that apns_conn_close can close it. */
+  uv_tcp_init(c->loop, &c->tcp);
+  c->tcp.data = c;
+  if (c->state == APNS_CONN_CONNECTING) conn_try_next_addr(c, UV_ECONNREFUSED);
+}
+
+static void conn_try_next_addr(apns_conn *c, int last_err) {
+  while (c->next_addr) {
+    struct addrinfo *ai = c->next_addr;
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) {
+      c->next_addr = ai->ai_next;
+      continue;
+    }
+    if (uv_fileno((uv_handle_t *)&c->tcp, &(uv_os_fd_t){0}) == 0) {
+      /* The handle holds the socket of a failed attempt: replace it, then come back here. */
+      c->tcp_resetting = 1;
+      uv_close((uv_handle_t *)&c->tcp, on_tcp_reset);
+      return;
+    }
+    c->next_addr = ai->ai_next;
+    struct sockaddr_storage ss;
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    if (ai->ai_family == AF_INET)
+      ((struct sockaddr_in *)&ss)->sin_port = htons(c->port);
+    else
+      ((struct sockaddr_in6 *)&ss)->sin6_port = htons(c->port);
+    c->connect_req.data = c;
+    int rv = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&ss, on_connect);
+    if (rv == 0) return;
+    last_err = rv;
+  }
+  conn_set_error(c, "cannot connect to %s:%u: %s", c->host, c->port, uv_strerror(last_err));
+  conn_connect_failed(c, last_err);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  apns_conn *c = req->data;
+  c->gai_pending = 0;
+  if (c->state == APNS_CONN_CLOSING) {
+    if (res) uv_freeaddrinfo(res);
+    conn_handle_closed(c);
+    return;
+  }
+  if (c->state != APNS_CONN_CONNECTING) {
+    if (res) uv_freeaddrinfo(res);
+    return;
+  }
+  if (status < 0) {
+    conn_set_error(c, "cannot resolve %s: %s", c->host, uv_strerror(status));
+    conn_connect_failed(c, status);
+    return;
+  }
+  c->addrs = c->next_addr = res;
+  conn_try_next_addr(c, UV_EAI_NONAME);
+}
+
+/* A failure found inside apns_conn_open is reported on a later loop turn, never inside the call. */
+static void on_early_failure(uv_timer_t *t) {
+  apns_conn *c = t->data;
+  conn_connect_failed(c, c->early_err);
+}
+
+static char *default_authority(const char *host, uint16_t port) {
+  char buf[300];
+  if (port == 443)
+    snprintf(buf, sizeof buf, "%s", host);
+  else
+    snprintf(buf, sizeof buf, "%s:%u", host, port);
+  return apns__strdup(buf);
+}
+
+static int conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *o, apns__tls_config *cfg,
+                     char *errbuf, size_t errlen) {
+  int rv = APNS_ENOMEM;
+  apns_conn *c;
+  *out = NULL;
+  if (loop == NULL || o == NULL || o->host == NULL || o->host[0] == '\0' || strlen(o->host) > 253) {
+    if (errbuf && errlen) snprintf(errbuf, errlen, "a host name is required (at most 253 bytes)");
+    return APNS_EINVAL;
+  }
+  if ((o->authority && !apns__header_value_valid(o->authority, strlen(o->authority))) ||
+      (o->tls.verify_name && !apns__header_value_valid(o->tls.verify_name, strlen(o->tls.verify_name)))) {
+    if (errbuf && errlen) snprintf(errbuf, errlen, "authority or verify_name has CR, LF or NUL");
+    return APNS_EBADHEADER;
+  }
+  c = apns__calloc(1, sizeof *c);
+  if (c == NULL) goto fail;
+  c->loop = loop;
+  c->port = o->port ? o->port : 443;
+  c->host = apns__strdup(o->host);
+  c->verify_name = apns__strdup(o->tls.verify_name ? o->tls.verify_name : o->host);
+  c->authority = o->authority ? apns__strdup(o->authority) : default_authority(o->host, c->port);
+  if (c->host == NULL || c->verify_name == NULL || c->authority == NULL) goto fail;
+  if (cfg) {
+    c->tls_cfg = apns__tls_config_ref(cfg);
+  } else {
+    rv = apns__tls_config_from_options(&o->tls, &c->tls_cfg, errbuf, errlen);
+    if (rv < 0) goto fail;
+  }
+  c->connect_timeout = o->connect_timeout_ms ? o->connect_timeout_ms : APNS__DEFAULT_CONNECT_TIMEOUT_MS;
+  c->ping_idle = o->ping_idle_ms ? o->ping_idle_ms : APNS__DEFAULT_PING_IDLE_MS;
+  c->ping_timeout = o->ping_timeout_ms ? o->ping_timeout_ms : APNS__DEFAULT_PING_TIMEOUT_MS;
+  c->on_connect = o->on_connect;
+  c->on_lost = o->on_lost;
+  c->data = o->data;
+  c->state = APNS_CONN_CONNECTING;
+  c->stats.max_streams = 1;
+
+  /* From here on nothing fails synchronously: handles exist and teardown goes through apns_conn_close. */
+  uv_tcp_init(loop, &c->tcp);
+  uv_timer_init(loop, &c->timer);
+  uv_timer_init(loop, &c->ping_timer);
+  uv_prepare_init(loop, &c->flusher);
+  c->tcp.data = c->timer.data = c->ping_timer.data = c->flusher.data = c;
+  c->handles_open = 4;
+
+  struct addrinfo hints;
+  char port[8];
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  snprintf(port, sizeof port, "%u", c->port);
+  c->gai.data = c;
+  rv = uv_getaddrinfo(loop, &c->gai, on_resolved, c->host, port, &hints);
+  if (rv < 0) {
+    conn_set_error(c, "cannot resolve %s: %s", c->host, uv_strerror(rv));
+    c->early_err = rv;
+    uv_timer_start(&c->timer, on_early_failure, 0, 0);
+  } else {
+    c->gai_pending = 1;
+    timer_arm(c, uv_now(loop) + c->connect_timeout);
+  }
+  *out = c;
+  return 0;
+
+fail:
+  if (c) {
+    apns__tls_config_unref(c->tls_cfg);
+    apns__free(c->host);
+    apns__free(c->verify_name);
+    apns__free(c->authority);
+    apns__free(c);
+  }
+  if (rv == APNS_ENOMEM && errbuf && errlen) snprintf(errbuf, errlen, "out of memory");
+  return rv;
+}
+
+int apns_conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *opts, char *errbuf, size_t errlen) {
+  if (out == NULL) return APNS_EINVAL;
+  return conn_open(loop, out, opts, NULL, errbuf, errlen);
+}
+
+int apns__conn_open_shared(uv_loop_t *loop, apns_conn **out, const apns_conn_options *opts,
+                           struct apns__tls_config *tls_cfg) {
+  if (out == NULL || tls_cfg == NULL) return APNS_EINVAL;
+  return conn_open(loop, out, opts, tls_cfg, NULL, 0);
+}
+
+/* ---- requests --------------------------------------------------------------------------------------------------- */
+
+int apns__conn_submit(apns_conn *c, apns__req *req) {
+  if (c->state == APNS_CONN_CONNECTING) return APNS_EBLOCKED;
+  if (c->state != APNS_CONN_READY) return APNS_ECLOSED;
+  int32_t sid = apns__h2_submit(c->h2, req, c->auth_value ? &c->auth_nv : NULL, c->auth_value ? 1 : 0);
+  if (sid < 0) return sid;
+  req->link.stream_id = sid;
+  req->link.conn = c;
+  dl_insert(c, req);
+  c->stats.requests_sent++;
+  conn_dirty(c);
+  return 0;
+}
+
+typedef struct {
+  apns_response_cb cb;
+  void *data;
+} apns__conn_user;
+
+static void conn_user_done(apns__req *req, int err, const apns_response *res) {
+  apns__conn_user *u = apns__req_extra(req);
+  u->cb(err, res, u->data);
+  apns__req_free(req);
+}
+
+int apns_conn_post(apns_conn *c, const apns_request *desc, apns_response_cb cb, void *data) {
+  apns__req *req;
+  if (c == NULL || desc == NULL || cb == NULL) return APNS_EINVAL;
+  if (c->state == APNS_CONN_CONNECTING) return APNS_EBLOCKED;
+  if (c->state != APNS_CONN_READY) return APNS_ECLOSED;
+  if (apns__h2_in_flight(c->h2) >= apns__h2_max_streams(c->h2)) return APNS_EBLOCKED;
+  int rv = apns__req_new(&req, desc, sizeof(apns__conn_user));
+  if (rv < 0) return rv;
+  apns__conn_user *u = apns__req_extra(req);
+  u->cb = cb;
+  u->data = data;
+  req->link.done = conn_user_done;
+  req->link.deadline = uv_now(c->loop) + req->timeout_ms;
+  rv = apns__conn_submit(c, req);
+  if (rv < 0) apns__req_free(req);
+  return rv;
+}
+
+int apns_conn_set_authorization(apns_conn *c, const char *value) {
+  char *copy = NULL;
+  if (c == NULL) return APNS_EINVAL;
+  if (value) {
+    if (!apns__header_value_valid(value, strlen(value))) return APNS_EBADHEADER;
+    copy = apns__strdup(value);
+    if (copy == NULL) return APNS_ENOMEM;
+  }
+  if (c->auth_value) {
+    apns__zero(c->auth_value, strlen(c->auth_value));
+    apns__free(c->auth_value);
+  }
+  c->auth_value = copy;
+  if (copy) {
+    c->auth_nv.name = (uint8_t *)"authorization";
+    c->auth_nv.namelen = 13;
+    c->auth_nv.value = (uint8_t *)copy;
+    c->auth_nv.valuelen = strlen(copy);
+    /* Never indexed: a bearer token must not sit in a shared HPACK table. */
+    c->auth_nv.flags = NGHTTP2_NV_FLAG_NO_INDEX;
+  }
+  return 0;
+}
+
+/* ---- close ------------------------------------------------------------------------------------------------------ */
+
+static void conn_free(apns_conn *c) {
+  if (c->addrs) uv_freeaddrinfo(c->addrs);
+  apns__h2_free(c->h2);
+  apns__tls_free(c->tls);
+  apns__tls_config_unref(c->tls_cfg);
+  if (c->auth_value) {
+    apns__zero(c->auth_value, strlen(c->auth_value));
+    apns__free(c->auth_value);
+  }
+  apns__free(c->host);
+  apns__free(c->verify_name);
+  apns__free(c->authority);
+  apns__free(c);
+}
+
+static void conn_handle_closed(apns_conn *c) {
+  if (--c->handles_open > 0) return;
+  /* Every handle is closed: no callback of libuv's can reach us any more. End what is still open, then tell. */
+  if (c->h2) apns__h2_fail_all(c->h2, APNS_ECANCELED, APNS_DELIVERY_UNKNOWN);
+  if (c->on_close) c->on_close(c);
+  conn_free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  conn_handle_closed(h->data);
+}
+
+int apns_conn_close(apns_conn *c, apns_conn_close_cb cb) {
+  if (c == NULL) return APNS_EINVAL;
+  if (c->state == APNS_CONN_CLOSING) return APNS_EBUSY;
+  c->state = APNS_CONN_CLOSING;
+  c->on_close = cb;
+  /* Say goodbye when we can: GOAWAY and close_notify go out with the last write, best effort. */
+  if (c->h2 && c->tls && !c->in_h2) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    apns__h2_shutdown(c->h2);
+    if (apns__h2_take_output(c->h2, &buf, &len) == 0 && len > 0) apns__tls_write(c->tls, buf, len);
+    apns__free(buf);
+    apns__tls_close_notify(c->tls);
+    apns__tls_take_output(c->tls, &buf, &len);
+    if (len > 0) {
+      apns__write *wr = apns__malloc(sizeof *wr);
+      uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+      if (wr) {
+        wr->buf = buf;
+        wr->req.data = c;
+        if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+          apns__free(wr);
+          apns__free(buf);
+        }
+      } else {
+        apns__free(buf);
+      }
+    }
+  }
+  if (c->gai_pending) {
+    c->handles_open++;
+    uv_cancel((uv_req_t *)&c->gai); /* on_resolved still runs, with UV_EAI_CANCELED */
+  }
+  /* While the TCP handle is being replaced, on_tcp_reset sees CLOSING and counts it as closed. */
+  if (!c->tcp_resetting) uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&c->ping_timer, on_handle_closed);
+  uv_close((uv_handle_t *)&c->flusher, on_handle_closed);
+  return 0;
+}
+
+/* ---- accessors -------------------------------------------------------------------------------------------------- */
+
+void apns_conn_get_stats(const apns_conn *c, apns_conn_stats *out) {
+  *out = c->stats;
+  out->state = c->state;
+  out->in_flight = c->h2 ? apns__h2_in_flight(c->h2) : 0;
+  out->max_streams = c->h2 ? apns__h2_max_streams(c->h2) : c->stats.max_streams;
+}
+
+apns_conn_state apns_conn_get_state(const apns_conn *c) {
+  return c->state;
+}
+
+int apns_conn_writable(const apns_conn *c) {
+  return c->state == APNS_CONN_READY && apns__h2_in_flight(c->h2) < apns__h2_max_streams(c->h2);
+}
+
+void *apns_conn_data(const apns_conn *c) {
+  return c->data;
+}
+
+void apns_conn_set_data(apns_conn *c, void *data) {
+  c->data = data;
+}
+
+uv_loop_t *apns_conn_loop(const apns_conn *c) {
+  return c->loop;
+}
+
+const char *apns_conn_last_error(const apns_conn *c) {
+  return c->errmsg;
+}
+
+void apns__conn_set_capacity_cb(apns_conn *c, apns__conn_capacity_cb cb) {
+  c->on_capacity = cb;
+}

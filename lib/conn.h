@@ -1,0 +1,24 @@
+/* libapns internal: what the pool needs from a connection beyond the public apns_conn API. */
+#ifndef APNS_LIB_CONN_H
+#define APNS_LIB_CONN_H
+
+#include "request.h"
+
+#include <apns/conn.h>
+
+/* Sends a request built by the caller, who keeps owning it. The caller sets req->link.deadline (absolute, uv_now
+ * milliseconds) and req->link.done, which is called exactly once when this attempt ends (never inside this call).
+ * Returns 0, APNS_EBLOCKED, APNS_ECLOSED or APNS_ENOMEM; on error the request is untouched. */
+int apns__conn_submit(apns_conn *conn, apns__req *req);
+
+/* Called when the connection may take more streams than before (its limit rose) or will take none any more
+ * (GOAWAY received): the pool then dispatches its queue or opens a replacement. */
+typedef void (*apns__conn_capacity_cb)(apns_conn *conn);
+void apns__conn_set_capacity_cb(apns_conn *conn, apns__conn_capacity_cb cb);
+
+/* Opens with a shared TLS config (a pool's connections share one) instead of building one from opts->tls. */
+struct apns__tls_config;
+int apns__conn_open_shared(uv_loop_t *loop, apns_conn **out, const apns_conn_options *opts,
+                           struct apns__tls_config *tls_cfg);
+
+#endif
