@@ -21,4 +21,8 @@ struct apns__tls_config;
 int apns__conn_open_shared(uv_loop_t *loop, apns_conn **out, const apns_conn_options *opts,
                            struct apns__tls_config *tls_cfg);
 
+/* Builds a client TLS config from the public options (files are read here). */
+int apns__tls_config_from_options(const apns_tls_options *o, struct apns__tls_config **out, char *errbuf,
+                                  size_t errlen);
+
 #endif

@@ -1,0 +1,121 @@
+/* libapns mid level: a fixed-size pool of connections with a pending queue and retries (aapns's Pool).
+ *
+ * The pool opens `size` connections up front and keeps them up: a lost connection is replaced after a capped,
+ * jittered exponential back-off, and the whole pool never opens connections faster than a few a second (Apple
+ * treats rapid reconnects as an attack). A connection that received GOAWAY is replaced at once while its open
+ * streams finish.
+ *
+ * apns_pool_post() is never blocked: a request that finds no free stream waits in a FIFO queue. Any free stream on
+ * any live connection takes the head of the queue; a request being retried goes back to the head, so order is
+ * kept. The queue is unbounded unless max_queued is set; with it, bulk senders get APNS_EQUEUEFULL and a low-water
+ * callback to know when to feed more.
+ *
+ * Retries, until the request's deadline (timeout_ms, default 10 s, counted from apns_pool_post):
+ *   - always: requests the server certainly did not process (never written, REFUSED_STREAM, above GOAWAY's
+ *     last-stream-id), and responses 500, 503 ServiceUnavailable and Shutdown;
+ *   - by default, as aapns does: requests that may have reached Apple when their connection was lost. Apple may
+ *     then show the notification twice; set an apns-collapse-id to make a repeat harmless, or set
+ *     never_resend_unknown to get APNS_ECLOSED (res->delivery APNS_DELIVERY_UNKNOWN) instead.
+ * Between tries the request waits: 1 ms, then x sqrt(10) each time (3.16 ms, 10 ms, ...), capped at
+ * retry_max_delay_ms, each delay jittered by +-20%. A retry never outlives the deadline. res->attempts counts the
+ * tries.
+ *
+ * An answer of 403 BadCertificate or BadCertificateEnvironment stops the pool: nothing more can succeed with that
+ * certificate. That request ends with its response; every other open and queued request ends with APNS_ESTOPPED,
+ * later posts are refused with APNS_ESTOPPED, and on_stopped runs.
+ *
+ * Every accepted request ends exactly once; no callback runs inside apns_pool_post(); closing from any callback is
+ * safe. Call everything on the loop's thread.
+ */
+#ifndef APNS_POOL_H
+#define APNS_POOL_H
+
+#include <apns/common.h>
+#include <apns/conn.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct apns_pool apns_pool;
+
+typedef enum {
+  APNS_POOL_EVENT_CONN_UP = 1,   /* a connection is ready */
+  APNS_POOL_EVENT_CONN_DOWN = 2, /* a connection failed or was lost (err, reason) */
+  APNS_POOL_EVENT_RETRY = 3,     /* a request is retried (err or status of the failed try, attempt number) */
+  APNS_POOL_EVENT_TOKEN = 4,     /* a connection took a new provider token */
+  APNS_POOL_EVENT_STOPPED = 5    /* the pool stopped after a fatal answer (reason) */
+} apns_pool_event_type;
+
+typedef struct apns_pool_event {
+  apns_pool_event_type type;
+  unsigned conn_index; /* which connection, 0 .. size-1 */
+  int err;             /* a negative code, or 0 */
+  int status;          /* HTTP status for RETRY after a response, else 0 */
+  const char *reason;  /* GOAWAY or APNs reason, connection error text; may be NULL */
+  unsigned attempt;    /* RETRY: the attempt that failed */
+} apns_pool_event;
+
+typedef void (*apns_pool_event_cb)(apns_pool *pool, const apns_pool_event *ev);
+typedef void (*apns_pool_cb)(apns_pool *pool);
+
+typedef struct apns_pool_options {
+  const char *host; /* required */
+  uint16_t port;    /* default 443 */
+  apns_tls_options tls;
+  const char *authority;          /* default: as apns_conn_options */
+  unsigned size;                  /* connections; default 2 */
+  uint64_t connect_timeout_ms;    /* per connection attempt; default 10 000 */
+  uint64_t ping_idle_ms;          /* default 15 000 (see apns_conn_options) */
+  uint64_t ping_timeout_ms;       /* default 5 000 */
+  size_t max_queued;              /* 0: unbounded (default) */
+  size_t low_water;               /* on_low_water when the queue falls to this; default max_queued / 2 */
+  apns_pool_cb on_low_water;      /* optional: called once each time the queue drains to low_water */
+  int never_resend_unknown;       /* 1: do not resend requests that may have reached Apple. Default 0 */
+  uint64_t retry_max_delay_ms;    /* cap of the retry back-off; default 1 000 */
+  uint64_t reconnect_min_delay_ms; /* first reconnect delay after a failure; default 250 */
+  uint64_t reconnect_max_delay_ms; /* cap of the reconnect back-off; default 30 000 */
+  unsigned max_connects_per_sec;  /* pool-wide connect rate limit; default 4 */
+  apns_pool_event_cb on_event;    /* optional metrics hook */
+  apns_pool_cb on_stopped;        /* optional: the pool stopped after a fatal answer */
+  void *data;                     /* yours: apns_pool_data() */
+} apns_pool_options;
+
+/* Creates the pool and starts connecting its connections. Returns 0, APNS_EINVAL, APNS_EBADCERT, APNS_EBADKEY
+ * (errbuf says which file and why), APNS_ENOMEM. errbuf may be NULL. */
+APNS_EXTERN int apns_pool_open(uv_loop_t *loop, apns_pool **out, const apns_pool_options *opts, char *errbuf,
+                               size_t errlen);
+
+/* Queues a request (copied: your buffers are yours again on return). Returns 0 (cb runs exactly once, later),
+ * APNS_EQUEUEFULL (max_queued reached), APNS_ECLOSED (closing), APNS_ESTOPPED (stopped), APNS_EINVAL,
+ * APNS_EBADHEADER, APNS_ENOMEM. */
+APNS_EXTERN int apns_pool_post(apns_pool *pool, const apns_request *req, apns_response_cb cb, void *data);
+
+/* Graceful close: no new posts; queued and in-flight requests may finish within drain_timeout_ms (0: cancel at
+ * once); what is left then ends with APNS_ECANCELED; each request ends once; then cb runs and the pool is freed.
+ * Safe from any callback. Calling it twice: APNS_EBUSY. */
+APNS_EXTERN int apns_pool_close(apns_pool *pool, uint64_t drain_timeout_ms, apns_pool_cb cb);
+
+typedef struct apns_pool_stats {
+  size_t queued;
+  size_t in_flight;
+  unsigned connections_up;
+  uint64_t posted;    /* accepted by apns_pool_post */
+  uint64_t sent;      /* tries written to a connection */
+  uint64_t accepted;  /* ended with status 200 */
+  uint64_t rejected;  /* ended with another status */
+  uint64_t failed;    /* ended without a response (timeout, closed, canceled, stopped) */
+  uint64_t retried;   /* tries after the first */
+  uint64_t timed_out; /* ended with APNS_ETIMEDOUT */
+  uint64_t by_status[6]; /* final responses: [0] 2xx, [1] 400, [2] 403, [3] 410, [4] other 4xx, [5] 5xx */
+} apns_pool_stats;
+
+APNS_EXTERN void apns_pool_get_stats(const apns_pool *pool, apns_pool_stats *out);
+APNS_EXTERN void *apns_pool_data(const apns_pool *pool);
+APNS_EXTERN uv_loop_t *apns_pool_loop(const apns_pool *pool);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* APNS_POOL_H */

@@ -1,0 +1,761 @@
+/* The pool: a fixed number of connections kept up, a FIFO queue of pending requests, retries with back-off.
+ *
+ * Each request is built once (apns__req, one allocation with the pool's bookkeeping in its extra bytes) and kept
+ * across tries on different connections. Queued requests sit on two intrusive lists: the FIFO queue, and a list
+ * sorted by deadline that one pool timer serves (insertion from the tail, so O(1) when timeouts are equal). A retry
+ * goes back to the head of the queue with a "not before" time: the queue waits for it rather than overtaking it,
+ * so order is kept.
+ *
+ * Dispatch takes the head of the queue for any connection with a free stream, round robin. Finding one looks at
+ * each of the `size` connections at most: constant in the number of requests.
+ *
+ * Connections that fail or are lost are closed and replaced after a back-off; a token bucket (burst = size, refill
+ * max_connects_per_sec) bounds how fast the pool connects, whatever the cause. */
+#include "pool.h"
+
+#include "alloc.h"
+#include "conn.h"
+#include "request.h"
+#include "tls.h"
+
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#define APNS__POOL_DEFAULT_SIZE 2
+#define APNS__POOL_RETRY_MAX_MS 1000
+#define APNS__POOL_RECONNECT_MIN_MS 250
+#define APNS__POOL_RECONNECT_MAX_MS 30000
+#define APNS__POOL_CONNECTS_PER_SEC 4
+
+typedef enum { POOL_OPEN, POOL_DRAINING, POOL_CANCELING, POOL_STOPPED } pool_state;
+
+typedef struct pool_item pool_item;
+typedef struct pool_slot pool_slot;
+
+struct pool_item {
+  apns_pool *pool;
+  apns__req *req;
+  apns_response_cb cb;
+  void *data;
+  uint64_t deadline;   /* absolute, uv_now milliseconds */
+  uint64_t not_before; /* back-off: not to be sent before this */
+  unsigned attempts;
+  unsigned token_retried;   /* retried once after ExpiredProviderToken */
+  apns_delivery delivery;   /* the worst of its tries so far: NOT_PROCESSED, or UNKNOWN once it may have arrived */
+  pool_slot *slot;          /* the connection of the current try */
+  pool_item *q_prev, *q_next; /* the FIFO queue */
+  pool_item *d_prev, *d_next; /* queued requests by deadline */
+};
+
+struct pool_slot {
+  apns_pool *pool;
+  unsigned index;
+  apns_conn *conn; /* the current connection (connecting or up), or NULL */
+  uv_timer_t reconnect;
+  uint64_t backoff_ms;
+  char *token;           /* authorization value of the current token */
+  int64_t token_iat;     /* when it was issued (wall seconds) */
+  int token_stale;       /* the server said it expired */
+  apns_conn *token_conn; /* the connection that has it set */
+};
+
+struct apns_pool {
+  uv_loop_t *loop;
+  pool_state state;
+  apns_pool_options opts; /* strings below are our copies */
+  char *host, *authority, *verify_name;
+  apns__tls_config *tls_cfg;
+  pool_slot *slots;
+  unsigned size;
+  unsigned rr; /* round-robin cursor */
+
+  pool_item *q_head, *q_tail;
+  size_t queued;
+  pool_item *d_head, *d_tail;
+  size_t in_flight;
+
+  uv_timer_t timer; /* queued deadlines and back-off */
+  uint64_t timer_due;
+  uv_timer_t drain_timer;
+  int handles_open;
+  int conns_open; /* apns_conn objects whose close callback has not run */
+  apns_conn **retired; /* connections draining after GOAWAY, replaced in their slots */
+  size_t nretired, cap_retired;
+  int closing;    /* apns_pool_close was called */
+  int finishing;  /* handles are being closed: the end */
+  apns_pool_cb on_close;
+
+  double tokens; /* connect token bucket */
+  uint64_t tokens_at;
+  int dispatching, redispatch;
+  int low_armed;
+  uint64_t rng;
+
+  apns__pool_token_cb token_cb;
+  apns__pool_clock_cb clock_cb;
+  void *token_ctx;
+  int64_t token_refresh_s;
+
+  apns_pool_stats stats;
+};
+
+/* ---- small helpers ---------------------------------------------------------------------------------------------- */
+
+static uint64_t pool_rand(apns_pool *p) {
+  /* xorshift64*: jitter only, no security role. */
+  p->rng ^= p->rng >> 12;
+  p->rng ^= p->rng << 25;
+  p->rng ^= p->rng >> 27;
+  return p->rng * 2685821657736338717ULL;
+}
+
+/* delay +- 20% */
+static uint64_t pool_jitter(apns_pool *p, uint64_t delay) {
+  if (delay < 5) return delay + (pool_rand(p) % 2);
+  uint64_t span = delay * 2 / 5;
+  return delay - delay / 5 + pool_rand(p) % (span + 1);
+}
+
+static void pool_event(apns_pool *p, apns_pool_event_type type, pool_slot *s, int err, int status,
+                       const char *reason, unsigned attempt) {
+  if (p->opts.on_event == NULL) return;
+  apns_pool_event ev = {type, s ? s->index : 0, err, status, reason, attempt};
+  p->opts.on_event(p, &ev);
+}
+
+static int64_t pool_clock(apns_pool *p) {
+  return p->clock_cb ? p->clock_cb(p->token_ctx) : (int64_t)time(NULL);
+}
+
+/* ---- queue and deadline lists ----------------------------------------------------------------------------------- */
+
+static void q_remove(apns_pool *p, pool_item *it) {
+  if (it->q_prev)
+    it->q_prev->q_next = it->q_next;
+  else
+    p->q_head = it->q_next;
+  if (it->q_next)
+    it->q_next->q_prev = it->q_prev;
+  else
+    p->q_tail = it->q_prev;
+  it->q_prev = it->q_next = NULL;
+  if (it->d_prev)
+    it->d_prev->d_next = it->d_next;
+  else
+    p->d_head = it->d_next;
+  if (it->d_next)
+    it->d_next->d_prev = it->d_prev;
+  else
+    p->d_tail = it->d_prev;
+  it->d_prev = it->d_next = NULL;
+  p->queued--;
+}
+
+static void d_insert(apns_pool *p, pool_item *it) {
+  pool_item *after = p->d_tail;
+  while (after && after->deadline > it->deadline) after = after->d_prev;
+  it->d_prev = after;
+  it->d_next = after ? after->d_next : p->d_head;
+  if (it->d_next)
+    it->d_next->d_prev = it;
+  else
+    p->d_tail = it;
+  if (after)
+    after->d_next = it;
+  else
+    p->d_head = it;
+}
+
+static void q_push_tail(apns_pool *p, pool_item *it) {
+  it->q_next = NULL;
+  it->q_prev = p->q_tail;
+  if (p->q_tail)
+    p->q_tail->q_next = it;
+  else
+    p->q_head = it;
+  p->q_tail = it;
+  d_insert(p, it);
+  p->queued++;
+}
+
+static void q_push_head(apns_pool *p, pool_item *it) {
+  it->q_prev = NULL;
+  it->q_next = p->q_head;
+  if (p->q_head)
+    p->q_head->q_prev = it;
+  else
+    p->q_tail = it;
+  p->q_head = it;
+  d_insert(p, it);
+  p->queued++;
+}
+
+/* ---- ending requests -------------------------------------------------------------------------------------------- */
+
+static void pool_maybe_finish(apns_pool *p);
+
+static void item_finish(pool_item *it, int err, const apns_response *res) {
+  apns_pool *p = it->pool;
+  apns_response r;
+  if (res)
+    r = *res;
+  else
+    memset(&r, 0, sizeof r);
+  if (err != 0 && r.delivery == APNS_DELIVERY_RESPONDED) r.delivery = it->delivery;
+  if (err != 0 && it->delivery == APNS_DELIVERY_UNKNOWN) r.delivery = APNS_DELIVERY_UNKNOWN;
+  r.attempts = it->attempts;
+  if (err == 0) {
+    int st = r.status;
+    if (st >= 200 && st < 300)
+      p->stats.accepted++, p->stats.by_status[0]++;
+    else {
+      p->stats.rejected++;
+      p->stats.by_status[st == 400 ? 1 : st == 403 ? 2 : st == 410 ? 3 : st < 500 ? 4 : 5]++;
+    }
+  } else {
+    p->stats.failed++;
+    if (err == APNS_ETIMEDOUT) p->stats.timed_out++;
+  }
+  it->cb(err, &r, it->data);
+  apns__req_free(it->req);
+}
+
+static void pool_arm(apns_pool *p);
+static void pool_dispatch(apns_pool *p, int from_post);
+
+/* Ends every queued request with err. */
+static void pool_flush_queue(apns_pool *p, int err) {
+  while (p->q_head) {
+    pool_item *it = p->q_head;
+    q_remove(p, it);
+    item_finish(it, err, NULL);
+  }
+}
+
+/* ---- connections ------------------------------------------------------------------------------------------------ */
+
+static void slot_connect(pool_slot *s);
+
+static void on_conn_closed(apns_conn *c) {
+  apns_pool *p = ((pool_slot *)apns_conn_data(c))->pool;
+  for (size_t i = 0; i < p->nretired; i++) {
+    if (p->retired[i] == c) {
+      p->retired[i] = p->retired[--p->nretired];
+      break;
+    }
+  }
+  p->conns_open--;
+  pool_maybe_finish(p);
+}
+
+static void slot_drop_conn(pool_slot *s) {
+  apns_conn *c = s->conn;
+  s->conn = NULL;
+  if (c && apns_conn_get_state(c) != APNS_CONN_CLOSING) apns_conn_close(c, on_conn_closed);
+}
+
+static void on_reconnect_timer(uv_timer_t *t) {
+  slot_connect(t->data);
+}
+
+static void slot_schedule_reconnect(pool_slot *s) {
+  apns_pool *p = s->pool;
+  if (p->state != POOL_OPEN && p->state != POOL_DRAINING) return;
+  if (p->closing && p->queued == 0) return; /* nothing left to carry */
+  uint64_t min = p->opts.reconnect_min_delay_ms, max = p->opts.reconnect_max_delay_ms;
+  s->backoff_ms = s->backoff_ms == 0 ? min : s->backoff_ms * 2;
+  if (s->backoff_ms > max) s->backoff_ms = max;
+  uv_timer_start(&s->reconnect, on_reconnect_timer, pool_jitter(p, s->backoff_ms), 0);
+}
+
+static void on_conn_connect(apns_conn *c, int status) {
+  pool_slot *s = apns_conn_data(c);
+  apns_pool *p = s->pool;
+  if (s->conn != c) return;
+  if (status < 0) {
+    pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, status, 0, apns_conn_last_error(c), 0);
+    slot_drop_conn(s);
+    slot_schedule_reconnect(s);
+    return;
+  }
+  pool_event(p, APNS_POOL_EVENT_CONN_UP, s, 0, 0, NULL, 0);
+  pool_dispatch(p, 0);
+}
+
+static void on_conn_lost(apns_conn *c, int err, const char *reason) {
+  pool_slot *s = apns_conn_data(c);
+  apns_pool *p = s->pool;
+  pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, err, 0, reason ? reason : apns_conn_last_error(c), 0);
+  if (s->conn == c) {
+    slot_drop_conn(s);
+    slot_schedule_reconnect(s);
+  } else if (apns_conn_get_state(c) != APNS_CONN_CLOSING) {
+    apns_conn_close(c, on_conn_closed); /* a retired connection has drained */
+  }
+}
+
+static void on_conn_capacity(apns_conn *c) {
+  pool_slot *s = apns_conn_data(c);
+  apns_pool *p = s->pool;
+  if (s->conn == c && apns_conn_get_state(c) == APNS_CONN_DRAINING) {
+    /* GOAWAY: let it finish its streams, and put a fresh connection in its place now. Without room to remember
+     * it, close it: its open requests then end as lost and are retried. */
+    pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, APNS_ECLOSED, 0, apns_conn_last_error(c), 0);
+    if (p->nretired == p->cap_retired) {
+      size_t cap = p->cap_retired ? p->cap_retired * 2 : 4;
+      apns_conn **grown = apns__realloc(p->retired, cap * sizeof *grown);
+      if (grown) p->retired = grown, p->cap_retired = cap;
+    }
+    if (p->nretired < p->cap_retired)
+      p->retired[p->nretired++] = c;
+    else
+      apns_conn_close(c, on_conn_closed);
+    s->conn = NULL;
+    if (!p->closing) slot_connect(s);
+  }
+  pool_dispatch(p, 0);
+}
+
+static int pool_take_connect_token(apns_pool *p, uint64_t *wait_ms) {
+  uint64_t now = uv_now(p->loop);
+  double rate = (double)p->opts.max_connects_per_sec, cap = p->size > rate ? (double)p->size : rate;
+  p->tokens += (double)(now - p->tokens_at) * rate / 1000.0;
+  if (p->tokens > cap) p->tokens = cap;
+  p->tokens_at = now;
+  if (p->tokens >= 1.0) {
+    p->tokens -= 1.0;
+    return 1;
+  }
+  *wait_ms = (uint64_t)ceil((1.0 - p->tokens) * 1000.0 / rate);
+  return 0;
+}
+
+static void slot_connect(pool_slot *s) {
+  apns_pool *p = s->pool;
+  uint64_t wait;
+  if (s->conn || p->finishing || p->state == POOL_STOPPED || p->state == POOL_CANCELING) return;
+  if (!pool_take_connect_token(p, &wait)) {
+    uv_timer_start(&s->reconnect, on_reconnect_timer, wait, 0);
+    return;
+  }
+  apns_conn_options o;
+  memset(&o, 0, sizeof o);
+  o.host = p->host;
+  o.port = p->opts.port;
+  o.authority = p->authority;
+  o.tls.verify_name = p->verify_name;
+  o.connect_timeout_ms = p->opts.connect_timeout_ms;
+  o.ping_idle_ms = p->opts.ping_idle_ms;
+  o.ping_timeout_ms = p->opts.ping_timeout_ms;
+  o.on_connect = on_conn_connect;
+  o.on_lost = on_conn_lost;
+  o.data = s;
+  int rv = apns__conn_open_shared(p->loop, &s->conn, &o, p->tls_cfg);
+  if (rv < 0) {
+    s->conn = NULL;
+    pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, rv, 0, apns_strerror(rv), 0);
+    slot_schedule_reconnect(s);
+    return;
+  }
+  p->conns_open++;
+  apns__conn_set_capacity_cb(s->conn, on_conn_capacity);
+}
+
+/* Gives the slot's connection a provider token when it needs one. Returns 0 or an error (the token could not be
+ * made: the request then fails with it rather than go out unauthorized). */
+static int slot_authorize(apns_pool *p, pool_slot *s) {
+  if (p->token_cb == NULL) return 0;
+  int64_t now = pool_clock(p);
+  int64_t age = now - s->token_iat;
+  int need = s->token == NULL || age >= p->token_refresh_s || (s->token_stale && age >= 0);
+  if (need) {
+    char *value = NULL;
+    int rv = p->token_cb(p->token_ctx, now, &value);
+    if (rv < 0) return rv;
+    if (s->token) {
+      apns__zero(s->token, strlen(s->token));
+      apns__free(s->token);
+    }
+    int fresh = s->token != NULL;
+    s->token = value;
+    s->token_iat = now;
+    s->token_stale = 0;
+    s->token_conn = NULL;
+    if (fresh) pool_event(p, APNS_POOL_EVENT_TOKEN, s, 0, 0, NULL, 0);
+  }
+  if (s->token_conn != s->conn) {
+    int rv = apns_conn_set_authorization(s->conn, s->token);
+    if (rv < 0) return rv;
+    s->token_conn = s->conn;
+  }
+  return 0;
+}
+
+/* ---- dispatch --------------------------------------------------------------------------------------------------- */
+
+static void item_attempt_done(apns__req *req, int err, const apns_response *res);
+
+static pool_slot *pool_writable_slot(apns_pool *p) {
+  for (unsigned i = 0; i < p->size; i++) {
+    pool_slot *s = &p->slots[(p->rr + i) % p->size];
+    if (s->conn && apns_conn_writable(s->conn)) {
+      p->rr = (p->rr + i + 1) % p->size;
+      return s;
+    }
+  }
+  return NULL;
+}
+
+static void pool_dispatch(apns_pool *p, int from_post) {
+  if (p->dispatching) {
+    p->redispatch = 1;
+    return;
+  }
+  p->dispatching = 1;
+  do {
+    p->redispatch = 0;
+    uint64_t now = uv_now(p->loop);
+    while (p->q_head && (p->state == POOL_OPEN || p->state == POOL_DRAINING)) {
+      pool_item *it = p->q_head;
+      if (it->not_before > now) break;
+      pool_slot *s = pool_writable_slot(p);
+      if (s == NULL) break;
+      int rv = slot_authorize(p, s);
+      q_remove(p, it);
+      if (rv < 0) {
+        item_finish(it, rv, NULL);
+        continue;
+      }
+      it->attempts++;
+      it->slot = s;
+      it->req->link.deadline = it->deadline;
+      it->req->link.done = item_attempt_done;
+      rv = apns__conn_submit(s->conn, it->req);
+      if (rv < 0) {
+        /* Writable a moment ago: only memory can fail here. Put it back and wait for a completion. */
+        it->attempts--;
+        q_push_head(p, it);
+        break;
+      }
+      p->in_flight++;
+      p->stats.sent++;
+    }
+  } while (p->redispatch);
+  p->dispatching = 0;
+  pool_arm(p);
+  if (!from_post && p->low_armed && p->queued <= p->opts.low_water && p->opts.on_low_water) {
+    p->low_armed = 0;
+    p->opts.on_low_water(p);
+  }
+}
+
+/* ---- one try ended ---------------------------------------------------------------------------------------------- */
+
+static void pool_stop(apns_pool *p, const char *reason);
+
+static uint64_t retry_delay(apns_pool *p, unsigned attempts) {
+  /* 1 ms, then x sqrt(10) per try, as aapns; capped. */
+  double d = pow(sqrt(10.0), (double)(attempts > 0 ? attempts - 1 : 0));
+  uint64_t ms = d > (double)p->opts.retry_max_delay_ms ? p->opts.retry_max_delay_ms : (uint64_t)d;
+  return pool_jitter(p, ms ? ms : 1);
+}
+
+static void item_attempt_done(apns__req *req, int err, const apns_response *res) {
+  pool_item *it = apns__req_extra(req);
+  apns_pool *p = it->pool;
+  pool_slot *s = it->slot;
+  int retry = 0, backoff = 1;
+  p->in_flight--;
+  it->slot = NULL;
+
+  if (err == 0) {
+    if (res->status >= 200 && res->status < 300) {
+      s->backoff_ms = 0; /* this connection works: forget its reconnect back-off */
+    } else if (res->reason == APNS_REASON_ExpiredProviderToken && p->token_cb && !it->token_retried) {
+      it->token_retried = 1;
+      s->token_stale = 1;
+      retry = 1;
+      backoff = 0;
+    } else if (res->status == 500 || res->status == 503 || res->reason == APNS_REASON_Shutdown ||
+               res->reason == APNS_REASON_ServiceUnavailable || res->reason == APNS_REASON_InternalServerError) {
+      retry = 1;
+    } else if (res->reason == APNS_REASON_BadCertificate || res->reason == APNS_REASON_BadCertificateEnvironment) {
+      item_finish(it, 0, res);
+      pool_stop(p, res->reason_text);
+      return;
+    }
+  } else if (err == APNS_ECLOSED) {
+    if (res->delivery == APNS_DELIVERY_NOT_PROCESSED) {
+      retry = 1;
+    } else {
+      it->delivery = APNS_DELIVERY_UNKNOWN;
+      retry = !p->opts.never_resend_unknown;
+    }
+  } else if (err != APNS_ECANCELED && res->delivery == APNS_DELIVERY_UNKNOWN) {
+    it->delivery = APNS_DELIVERY_UNKNOWN;
+  }
+
+  if (p->state == POOL_STOPPED) {
+    item_finish(it, APNS_ESTOPPED, res);
+  } else if (retry && (p->state == POOL_OPEN || p->state == POOL_DRAINING)) {
+    uint64_t now = uv_now(p->loop), delay = backoff ? retry_delay(p, it->attempts) : 0;
+    if (now + delay < it->deadline) {
+      it->not_before = now + delay;
+      q_push_head(p, it);
+      p->stats.retried++;
+      pool_event(p, APNS_POOL_EVENT_RETRY, s, err, err == 0 ? res->status : 0,
+                 err == 0 ? res->reason_text : apns_strerror(err), it->attempts);
+    } else {
+      item_finish(it, err, res); /* no time left for another try: the last outcome stands */
+    }
+  } else {
+    item_finish(it, err, res);
+  }
+  pool_dispatch(p, 0);
+  pool_maybe_finish(p);
+}
+
+/* ---- timers ----------------------------------------------------------------------------------------------------- */
+
+static void on_pool_timer(uv_timer_t *t) {
+  apns_pool *p = t->data;
+  uint64_t now = uv_now(p->loop);
+  p->timer_due = 0;
+  while (p->d_head && p->d_head->deadline <= now) {
+    pool_item *it = p->d_head;
+    q_remove(p, it);
+    apns_response r;
+    memset(&r, 0, sizeof r);
+    r.delivery = it->delivery == APNS_DELIVERY_UNKNOWN ? APNS_DELIVERY_UNKNOWN : APNS_DELIVERY_NOT_PROCESSED;
+    item_finish(it, APNS_ETIMEDOUT, &r);
+  }
+  pool_dispatch(p, 0);
+  pool_maybe_finish(p);
+}
+
+/* Arms the timer for the earliest queued deadline, or the head's back-off if it is earlier. */
+static void pool_arm(apns_pool *p) {
+  uint64_t due = 0;
+  if (p->finishing) return;
+  if (p->d_head) due = p->d_head->deadline;
+  if (p->q_head && p->q_head->not_before > uv_now(p->loop) && (due == 0 || p->q_head->not_before < due))
+    due = p->q_head->not_before;
+  if (due == p->timer_due) return;
+  p->timer_due = due;
+  if (due == 0) {
+    uv_timer_stop(&p->timer);
+    return;
+  }
+  uint64_t now = uv_now(p->loop);
+  uv_timer_start(&p->timer, on_pool_timer, due > now ? due - now : 0, 0);
+}
+
+/* ---- open, post ------------------------------------------------------------------------------------------------- */
+
+int apns_pool_open(uv_loop_t *loop, apns_pool **out, const apns_pool_options *opts, char *errbuf, size_t errlen) {
+  int rv = APNS_ENOMEM;
+  apns_pool *p = NULL;
+  if (out == NULL) return APNS_EINVAL;
+  *out = NULL;
+  if (loop == NULL || opts == NULL || opts->host == NULL || opts->host[0] == '\0') {
+    if (errbuf && errlen) snprintf(errbuf, errlen, "a host name is required");
+    return APNS_EINVAL;
+  }
+  if (opts->size > 1000) {
+    if (errbuf && errlen) snprintf(errbuf, errlen, "pool size %u is more than 1000", opts->size);
+    return APNS_EINVAL;
+  }
+  p = apns__calloc(1, sizeof *p);
+  if (p == NULL) goto fail;
+  p->loop = loop;
+  p->opts = *opts;
+  memset(&p->opts.tls, 0, sizeof p->opts.tls); /* not kept: the config below holds what it needs */
+  p->size = opts->size ? opts->size : APNS__POOL_DEFAULT_SIZE;
+  if (!p->opts.port) p->opts.port = 443;
+  if (!p->opts.retry_max_delay_ms) p->opts.retry_max_delay_ms = APNS__POOL_RETRY_MAX_MS;
+  if (!p->opts.reconnect_min_delay_ms) p->opts.reconnect_min_delay_ms = APNS__POOL_RECONNECT_MIN_MS;
+  if (!p->opts.reconnect_max_delay_ms) p->opts.reconnect_max_delay_ms = APNS__POOL_RECONNECT_MAX_MS;
+  if (!p->opts.max_connects_per_sec) p->opts.max_connects_per_sec = APNS__POOL_CONNECTS_PER_SEC;
+  if (p->opts.max_queued && !p->opts.low_water) p->opts.low_water = p->opts.max_queued / 2;
+  p->host = apns__strdup(opts->host);
+  p->authority = opts->authority ? apns__strdup(opts->authority) : NULL;
+  p->verify_name = opts->tls.verify_name ? apns__strdup(opts->tls.verify_name) : NULL;
+  p->slots = apns__calloc(p->size, sizeof *p->slots);
+  if (p->host == NULL || p->slots == NULL || (opts->authority && p->authority == NULL) ||
+      (opts->tls.verify_name && p->verify_name == NULL))
+    goto fail;
+  rv = apns__tls_config_from_options(&opts->tls, &p->tls_cfg, errbuf, errlen);
+  if (rv < 0) goto fail;
+
+  p->rng = uv_hrtime() | 1;
+  p->tokens = (double)p->size;
+  p->tokens_at = uv_now(loop);
+  uv_timer_init(loop, &p->timer);
+  uv_timer_init(loop, &p->drain_timer);
+  p->timer.data = p->drain_timer.data = p;
+  p->handles_open = 2;
+  for (unsigned i = 0; i < p->size; i++) {
+    pool_slot *s = &p->slots[i];
+    s->pool = p;
+    s->index = i;
+    uv_timer_init(loop, &s->reconnect);
+    s->reconnect.data = s;
+    p->handles_open++;
+  }
+  for (unsigned i = 0; i < p->size; i++) slot_connect(&p->slots[i]);
+  *out = p;
+  return 0;
+
+fail:
+  if (p) {
+    apns__free(p->host);
+    apns__free(p->authority);
+    apns__free(p->verify_name);
+    apns__free(p->slots);
+    apns__free(p);
+  }
+  if (rv == APNS_ENOMEM && errbuf && errlen) snprintf(errbuf, errlen, "out of memory");
+  return rv;
+}
+
+void apns__pool_set_token_source(apns_pool *p, apns__pool_token_cb token, apns__pool_clock_cb clock, void *ctx,
+                                 int64_t refresh_s) {
+  p->token_cb = token;
+  p->clock_cb = clock;
+  p->token_ctx = ctx;
+  if (refresh_s < APNS__TOKEN_MIN_AGE_S) refresh_s = APNS__TOKEN_REFRESH_S;
+  p->token_refresh_s = refresh_s;
+}
+
+int apns_pool_post(apns_pool *p, const apns_request *desc, apns_response_cb cb, void *data) {
+  apns__req *req;
+  if (p == NULL || desc == NULL || cb == NULL) return APNS_EINVAL;
+  if (p->state == POOL_STOPPED) return APNS_ESTOPPED;
+  if (p->closing) return APNS_ECLOSED;
+  if (p->opts.max_queued && p->queued >= p->opts.max_queued) {
+    p->low_armed = 1;
+    return APNS_EQUEUEFULL;
+  }
+  int rv = apns__req_new(&req, desc, sizeof(pool_item));
+  if (rv < 0) return rv;
+  pool_item *it = apns__req_extra(req);
+  memset(it, 0, sizeof *it);
+  it->pool = p;
+  it->req = req;
+  it->cb = cb;
+  it->data = data;
+  it->deadline = uv_now(p->loop) + req->timeout_ms;
+  it->delivery = APNS_DELIVERY_NOT_PROCESSED;
+  q_push_tail(p, it);
+  p->stats.posted++;
+  if (p->opts.max_queued && p->queued >= p->opts.max_queued) p->low_armed = 1;
+  /* Straight onto a free stream when there is one: the write still waits for the end of this loop turn. */
+  pool_dispatch(p, 1);
+  return 0;
+}
+
+/* ---- stop and close --------------------------------------------------------------------------------------------- */
+
+static void pool_close_conns(apns_pool *p) {
+  for (unsigned i = 0; i < p->size; i++) {
+    uv_timer_stop(&p->slots[i].reconnect);
+    slot_drop_conn(&p->slots[i]);
+  }
+  for (size_t i = 0; i < p->nretired; i++)
+    if (apns_conn_get_state(p->retired[i]) != APNS_CONN_CLOSING) apns_conn_close(p->retired[i], on_conn_closed);
+}
+
+static void pool_stop(apns_pool *p, const char *reason) {
+  if (p->state == POOL_STOPPED || p->state == POOL_CANCELING) return;
+  p->state = POOL_STOPPED;
+  pool_event(p, APNS_POOL_EVENT_STOPPED, NULL, APNS_ESTOPPED, 403, reason, 0);
+  pool_flush_queue(p, APNS_ESTOPPED);
+  pool_close_conns(p); /* their open requests end now, as ESTOPPED (see item_attempt_done) */
+  if (p->opts.on_stopped) p->opts.on_stopped(p);
+}
+
+static void pool_handle_closed(apns_pool *p) {
+  if (--p->handles_open > 0) return;
+  apns_pool_cb cb = p->on_close;
+  for (unsigned i = 0; i < p->size; i++) {
+    if (p->slots[i].token) {
+      apns__zero(p->slots[i].token, strlen(p->slots[i].token));
+      apns__free(p->slots[i].token);
+    }
+  }
+  if (cb) cb(p);
+  apns__tls_config_unref(p->tls_cfg);
+  apns__free(p->host);
+  apns__free(p->authority);
+  apns__free(p->verify_name);
+  apns__free(p->slots);
+  apns__free(p->retired);
+  apns__free(p);
+}
+
+static void on_pool_timer_closed(uv_handle_t *h) {
+  pool_handle_closed(h->data);
+}
+
+static void on_slot_timer_closed(uv_handle_t *h) {
+  pool_handle_closed(((pool_slot *)h->data)->pool);
+}
+
+/* The end comes when close was asked, nothing is queued or in flight, and every connection has closed. */
+static void pool_maybe_finish(apns_pool *p) {
+  if (!p->closing || p->finishing) return;
+  if (p->queued > 0 || p->in_flight > 0) return;
+  pool_close_conns(p);
+  if (p->conns_open > 0) return;
+  p->finishing = 1;
+  uv_close((uv_handle_t *)&p->timer, on_pool_timer_closed);
+  uv_close((uv_handle_t *)&p->drain_timer, on_pool_timer_closed);
+  for (unsigned i = 0; i < p->size; i++) uv_close((uv_handle_t *)&p->slots[i].reconnect, on_slot_timer_closed);
+}
+
+static void pool_cancel_all(apns_pool *p) {
+  if (p->state != POOL_STOPPED) p->state = POOL_CANCELING;
+  pool_flush_queue(p, APNS_ECANCELED);
+  pool_close_conns(p); /* in-flight requests end with APNS_ECANCELED from their connections */
+  pool_maybe_finish(p);
+}
+
+static void on_drain_timeout(uv_timer_t *t) {
+  pool_cancel_all(t->data);
+}
+
+int apns_pool_close(apns_pool *p, uint64_t drain_timeout_ms, apns_pool_cb cb) {
+  if (p == NULL) return APNS_EINVAL;
+  if (p->closing) return APNS_EBUSY;
+  p->closing = 1;
+  p->on_close = cb;
+  if (p->state == POOL_OPEN) p->state = POOL_DRAINING;
+  /* Even with no drain time, requests end on a later loop turn, never inside this call. */
+  if (p->queued > 0 || p->in_flight > 0)
+    uv_timer_start(&p->drain_timer, on_drain_timeout, drain_timeout_ms, 0);
+  else
+    pool_maybe_finish(p);
+  return 0;
+}
+
+/* ---- accessors -------------------------------------------------------------------------------------------------- */
+
+void apns_pool_get_stats(const apns_pool *p, apns_pool_stats *out) {
+  *out = p->stats;
+  out->queued = p->queued;
+  out->in_flight = p->in_flight;
+  out->connections_up = 0;
+  for (unsigned i = 0; i < p->size; i++) {
+    apns_conn *c = p->slots[i].conn;
+    if (c && (apns_conn_get_state(c) == APNS_CONN_READY)) out->connections_up++;
+  }
+}
+
+void *apns_pool_data(const apns_pool *p) {
+  return p->opts.data;
+}
+
+uv_loop_t *apns_pool_loop(const apns_pool *p) {
+  return p->loop;
+}
