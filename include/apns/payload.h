@@ -16,8 +16,7 @@ extern "C" {
 
 /* ------------------------------------------------------------------------------------------------------------------
  * Push types (the apns-push-type header)
- * ------------------------------------------------------------------------------------------------------------------
- */
+ * ------------------------------------------------------------------------------------------------------------------ */
 typedef enum {
   /* Not chosen: the client sends "alert", or "background" when the payload is content-available only
    * (apns_notification_is_background). A zeroed options struct therefore does the usual thing. */
@@ -53,8 +52,7 @@ APNS_EXTERN int apns_push_type_default_priority(apns_push_type type);
 
 /* ------------------------------------------------------------------------------------------------------------------
  * Payload size limits (bytes of the serialized JSON body, as APNs counts them)
- * ------------------------------------------------------------------------------------------------------------------
- */
+ * ------------------------------------------------------------------------------------------------------------------ */
 #define APNS_PAYLOAD_MAX 4096           /* every push type but voip */
 #define APNS_PAYLOAD_MAX_VOIP 5120      /* voip */
 #define APNS_PAYLOAD_MAX_BROADCAST 5120 /* broadcast pushes to a channel (POST /4/broadcasts/...) */
@@ -92,8 +90,7 @@ APNS_EXTERN size_t apns_payload_limit(apns_push_type type);
  * Output format: compact (no spaces), UTF-8 written as UTF-8 (only '"', '\' and control characters are escaped),
  * integers as integers, other numbers in the shortest form that reads back as the same double (0.8 is "0.8", not
  * "0.80000000000000004"), and with a fraction or exponent so they stay non-integers ("1.0").
- * ------------------------------------------------------------------------------------------------------------------
- */
+ * ------------------------------------------------------------------------------------------------------------------ */
 typedef struct apns_notification apns_notification;
 
 /* Creates an empty notification in *out. Returns 0, APNS_EINVAL (out NULL) or APNS_ENOMEM. Free it with
@@ -202,19 +199,18 @@ APNS_EXTERN int apns_notification_set_custom_int(apns_notification *n, const cha
  * priority to 5. Works on raw notifications too. 0 otherwise, and for NULL. */
 APNS_EXTERN int apns_notification_is_background(const apns_notification *n);
 
-/* Serializes n (see "Key order" and "Output format" above) and checks its size against limit (bytes; 0 means
- * APNS_PAYLOAD_MAX; use apns_payload_limit(push_type), or APNS_PAYLOAD_MAX_BROADCAST). On success *out points to
- * *len bytes followed by a NUL (not counted). The bytes belong to n: they stay valid until n is changed or freed;
- * copy them to keep them. Serializing again without a change in between costs nothing.
- * Returns 0; APNS_EPAYLOADTOOLARGE when the payload is longer than limit, with *len set to its actual size;
+/* Serializes n (see "Key order" and "Output format" above) and checks its size against limit, a byte count (0 means
+ * APNS_PAYLOAD_MAX; pass apns_payload_limit(push_type), not the push type itself, or APNS_PAYLOAD_MAX_BROADCAST). On
+ * success *out points to *len bytes followed by a NUL (not counted). The bytes belong to n: they stay valid until n
+ * is changed or freed; copy them to keep them. Serializing again without a change in between costs nothing. Returns
+ * 0; APNS_EPAYLOADTOOLARGE when the payload is longer than limit, with *len set to its actual size;
  * APNS_EPAYLOADEMPTY when nothing is set; APNS_EINVAL (a NULL argument); APNS_ENOMEM. On error *out is NULL and
  * *len is 0 (except for APNS_EPAYLOADTOOLARGE). */
 APNS_EXTERN int apns_notification_serialize(apns_notification *n, size_t limit, const char **out, size_t *len);
 
 /* ------------------------------------------------------------------------------------------------------------------
  * Validation: each returns 0 or the error code named, never crashes on hostile input (NULL, huge, binary).
- * ------------------------------------------------------------------------------------------------------------------
- */
+ * ------------------------------------------------------------------------------------------------------------------ */
 
 /* Longest device token accepted, in hex characters. Tokens are 64 today; Apple says not to assume a length, so we
  * only cap it to keep hostile input out of paths and logs. */
@@ -250,7 +246,7 @@ APNS_EXTERN int apns_validate_expiration(int64_t expiration);
 APNS_EXTERN int apns_validate_header(const char *name, const char *value);
 /* A JSON body you built yourself, with the checks of apns_notification_new_raw plus the size: len <= limit (0
  * means APNS_PAYLOAD_MAX), else APNS_EPAYLOADTOOLARGE. Checks run in this order: empty, size, UTF-8, JSON. Parses
- * the JSON, so it allocates (APNS_ENOMEM). */
+ * the JSON, so it allocates (APNS_ENOMEM). APNS_EINVAL when json is NULL. */
 APNS_EXTERN int apns_validate_payload(const char *json, size_t len, size_t limit);
 
 #ifdef __cplusplus
