@@ -617,32 +617,15 @@ static int emit_string(apns_notification *n, const char *s, size_t len) {
   return err;
 }
 
-/* The shortest of %.15g, %.16g, %.17g that reads back as d (%.17g always does), with the locale's decimal
- * point replaced by '.', and a ".0" added when it would otherwise read as an integer. */
+/* The shortest of %.15g, %.16g, %.17g that reads back as d (%.17g always does): 0.8 is "0.8", not jansson's
+ * "0.80000000000000004". snprintf and strtod agree on the locale; apns__json_number_text then undoes it. */
 static int emit_real(apns_notification *n, double d) {
-  char tmp[64], out[64];
-  size_t len = 0;
+  char printed[48], out[48 + 3];
   for (int precision = 15; precision <= 17; precision++) {
-    snprintf(tmp, sizeof tmp, "%.*g", precision, d);
-    if (strtod(tmp, NULL) == d) break;
+    snprintf(printed, sizeof printed, "%.*g", precision, d);
+    if (strtod(printed, NULL) == d) break;
   }
-  int fraction = 0;
-  for (const char *p = tmp; *p != '\0'; p++) {
-    if ((*p >= '0' && *p <= '9') || *p == '-' || *p == '+') {
-      out[len++] = *p;
-    } else if (*p == 'e' || *p == 'E') {
-      out[len++] = 'e';
-      fraction = 1;
-    } else if (len == 0 || out[len - 1] != '.') { /* the decimal point, however many bytes the locale uses */
-      out[len++] = '.';
-      fraction = 1;
-    }
-  }
-  if (!fraction) {
-    out[len++] = '.';
-    out[len++] = '0';
-  }
-  return emit(n, out, len);
+  return emit(n, out, apns__json_number_text(printed, out));
 }
 
 static int emit_value(apns_notification *n, json_t *v);

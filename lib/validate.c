@@ -198,6 +198,30 @@ int apns__utf8_valid(const char *str, size_t len) {
   return 1;
 }
 
+/* ---- JSON text ---- */
+
+size_t apns__json_number_text(const char *printed, char *out) {
+  size_t len = 0;
+  int real = 0;
+  for (const char *p = printed; *p != '\0'; p++) {
+    if ((*p >= '0' && *p <= '9') || *p == '-' || *p == '+') {
+      out[len++] = *p;
+    } else if (*p == 'e' || *p == 'E') {
+      out[len++] = 'e';
+      real = 1;
+    } else if (len == 0 || out[len - 1] != '.') { /* a decimal point, or its first byte */
+      out[len++] = '.';
+      real = 1;
+    }
+  }
+  if (!real) {
+    out[len++] = '.';
+    out[len++] = '0';
+  }
+  out[len] = '\0';
+  return len;
+}
+
 /* ---- JSON grammar, without allocating ---- */
 
 static int json_space(unsigned char c) {

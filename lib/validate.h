@@ -12,6 +12,11 @@
  * U+10FFFF). NUL bytes are well-formed UTF-8; callers that must refuse them do so themselves. */
 int apns__utf8_valid(const char *s, size_t len);
 
+/* JSON number text from a printf "%g" rendering made in any locale: the locale's decimal point (however many bytes)
+ * becomes '.', 'E' becomes 'e', and ".0" is added when there is neither a fraction nor an exponent, so that a real
+ * stays a real when read back. out needs strlen(printed) + 3 bytes; it is NUL-terminated. Returns its length. */
+size_t apns__json_number_text(const char *printed, char *out);
+
 /* Deepest nesting apns__json_valid accepts: jansson's own parser limit (JSON_PARSER_MAX_DEPTH). */
 #define APNS__JSON_MAX_DEPTH 2048
 

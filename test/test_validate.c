@@ -380,9 +380,43 @@ TEST(validate_json_grammar) {
   ASSERT_EQ(json_error_code(&error), json_error_duplicate_key);
 }
 
+TEST(validate_json_number_text) {
+  static const struct {
+    const char *printed, *json;
+  } cases[] = {
+      {"0.8", "0.8"},
+      {"0,8", "0.8"}, /* de_DE and friends */
+      {"3\xd9\xab"
+       "14",
+       "3.14"}, /* a two-byte decimal point (U+066B) */
+      {"1.5e+20", "1.5e+20"},
+      {"1,5E-07", "1.5e-07"},
+      {"2", "2.0"},
+      {"-0", "-0.0"},
+      {"1e+300", "1e+300"},
+      {"-12345", "-12345.0"},
+  };
+  char out[32];
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    size_t len = apns__json_number_text(cases[i].printed, out);
+    ASSERT_STREQ(out, cases[i].json);
+    ASSERT_UEQ(len, strlen(cases[i].json));
+    ASSERT_TRUE(apns__json_valid(out, len, 1));
+  }
+}
+
 TEST_SUITE(validate){
-    TEST_ENTRY(validate_device_token), TEST_ENTRY(validate_topic),        TEST_ENTRY(validate_apns_id),
-    TEST_ENTRY(validate_collapse_id),  TEST_ENTRY(validate_priority),     TEST_ENTRY(validate_expiration),
-    TEST_ENTRY(validate_push_types),   TEST_ENTRY(validate_header_name),  TEST_ENTRY(validate_header_value),
-    TEST_ENTRY(validate_utf8),         TEST_ENTRY(validate_json_grammar), TEST_SUITE_END,
+    TEST_ENTRY(validate_device_token),
+    TEST_ENTRY(validate_topic),
+    TEST_ENTRY(validate_apns_id),
+    TEST_ENTRY(validate_collapse_id),
+    TEST_ENTRY(validate_priority),
+    TEST_ENTRY(validate_expiration),
+    TEST_ENTRY(validate_push_types),
+    TEST_ENTRY(validate_header_name),
+    TEST_ENTRY(validate_header_value),
+    TEST_ENTRY(validate_utf8),
+    TEST_ENTRY(validate_json_grammar),
+    TEST_ENTRY(validate_json_number_text),
+    TEST_SUITE_END,
 };
