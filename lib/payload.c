@@ -225,8 +225,8 @@ static int set_object_text(apns_notification *n, int key, const char *json_objec
   return 0;
 }
 
-/* Sets or (json_value NULL) removes key in the object at *slot, creating the object when needed. Refuses before
- * allocating anything, so that an error leaves everything as it was. */
+/* Sets key in the object at *slot to json_value parsed, or to typed (taken), creating the object when needed; with
+ * neither, removes key. On error the object is as it was: a new object is released, and so is the value. */
 static int set_member(apns_notification *n, json_t **slot, const char *key, const char *json_value, json_t *typed) {
   json_t *value = typed;
   int err;
