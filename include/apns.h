@@ -7,5 +7,6 @@
 #define APNS_H
 
 #include <apns/common.h>
+#include <apns/payload.h>
 
 #endif /* APNS_H */

@@ -1,0 +1,375 @@
+/* Validation of everything a request is made of: device tokens, topics, ids, priorities, push types, headers,
+ * UTF-8. Layer 1: no I/O, no allocation.
+ *
+ * Every check bounds its scan (strnlen with the limit + 1) so that a hostile 10 MB argument costs no more than a
+ * valid one, and refuses NULL with the same code as a bad value. */
+#include "validate.h"
+
+#include <apns.h>
+#include <string.h>
+
+#include "request.h"
+
+/* ---- push types ---- */
+
+static const struct {
+  const char *name;
+  const char *suffix;
+} push_types[APNS__PUSH_TYPE_COUNT] = {
+    [APNS_PUSH_TYPE_DEFAULT] = {NULL, ""},
+    [APNS_PUSH_TYPE_ALERT] = {"alert", ""},
+    [APNS_PUSH_TYPE_BACKGROUND] = {"background", ""},
+    [APNS_PUSH_TYPE_LOCATION] = {"location", ".location-query"},
+    [APNS_PUSH_TYPE_VOIP] = {"voip", ".voip"},
+    [APNS_PUSH_TYPE_COMPLICATION] = {"complication", ".complication"},
+    [APNS_PUSH_TYPE_FILEPROVIDER] = {"fileprovider", ".pushkit.fileprovider"},
+    [APNS_PUSH_TYPE_MDM] = {"mdm", ""},
+    [APNS_PUSH_TYPE_LIVEACTIVITY] = {"liveactivity", ".push-type.liveactivity"},
+    [APNS_PUSH_TYPE_PUSHTOTALK] = {"pushtotalk", ".voip-ptt"},
+    [APNS_PUSH_TYPE_WIDGETS] = {"widgets", ".push-type.widgets"},
+    [APNS_PUSH_TYPE_CONTROLS] = {"controls", ".push-type.controls"},
+};
+
+static int push_type_in_range(apns_push_type type) {
+  /* The enum's underlying type may be unsigned: compare as int so a negative value cast in is caught. */
+  return (int)type >= 0 && (int)type < APNS__PUSH_TYPE_COUNT;
+}
+
+const char *apns_push_type_string(apns_push_type type) {
+  return push_type_in_range(type) ? push_types[type].name : NULL;
+}
+
+int apns_push_type_from_string(const char *s, apns_push_type *out) {
+  if (out == NULL) return APNS_EINVAL;
+  if (s == NULL) return APNS_EBADPUSHTYPE;
+  for (int t = APNS_PUSH_TYPE_ALERT; t < APNS__PUSH_TYPE_COUNT; t++) {
+    if (strcmp(s, push_types[t].name) == 0) {
+      *out = (apns_push_type)t;
+      return 0;
+    }
+  }
+  return APNS_EBADPUSHTYPE;
+}
+
+const char *apns_push_type_topic_suffix(apns_push_type type) {
+  return push_type_in_range(type) ? push_types[type].suffix : NULL;
+}
+
+int apns_push_type_default_priority(apns_push_type type) {
+  if (!push_type_in_range(type)) return 0;
+  return type == APNS_PUSH_TYPE_BACKGROUND ? 5 : 10;
+}
+
+size_t apns_payload_limit(apns_push_type type) {
+  return type == APNS_PUSH_TYPE_VOIP ? APNS_PAYLOAD_MAX_VOIP : APNS_PAYLOAD_MAX;
+}
+
+/* ---- request fields ---- */
+
+static int hex_digit(unsigned char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+int apns_validate_device_token(const char *token) {
+  if (token == NULL) return APNS_EBADTOKEN;
+  size_t len = strnlen(token, APNS_DEVICE_TOKEN_MAX + 1);
+  if (len == 0 || len > APNS_DEVICE_TOKEN_MAX || len % 2 != 0) return APNS_EBADTOKEN;
+  for (size_t i = 0; i < len; i++)
+    if (!hex_digit((unsigned char)token[i])) return APNS_EBADTOKEN;
+  return 0;
+}
+
+int apns_validate_topic(const char *topic) {
+  if (topic == NULL) return APNS_EBADTOPIC;
+  size_t len = strnlen(topic, APNS_TOPIC_MAX + 1);
+  if (len == 0 || len > APNS_TOPIC_MAX) return APNS_EBADTOPIC;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)topic[i];
+    if (c < 0x21 || c > 0x7e) return APNS_EBADTOPIC;
+  }
+  return 0;
+}
+
+int apns_validate_apns_id(const char *id, char out[37]) {
+  if (id == NULL || strnlen(id, 37) != 36) return APNS_EBADAPNSID;
+  for (size_t i = 0; i < 36; i++) {
+    int dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? id[i] != '-' : !hex_digit((unsigned char)id[i])) return APNS_EBADAPNSID;
+  }
+  if (out != NULL) {
+    /* Element by element so that out == id works. */
+    for (size_t i = 0; i < 36; i++) out[i] = (id[i] >= 'A' && id[i] <= 'F') ? (char)(id[i] - 'A' + 'a') : id[i];
+    out[36] = '\0';
+  }
+  return 0;
+}
+
+int apns_validate_collapse_id(const char *id) {
+  if (id == NULL) return APNS_EBADCOLLAPSEID;
+  size_t len = strnlen(id, APNS_COLLAPSE_ID_MAX + 1);
+  if (len == 0 || len > APNS_COLLAPSE_ID_MAX || !apns__header_value_valid(id, len)) return APNS_EBADCOLLAPSEID;
+  return 0;
+}
+
+int apns_validate_priority(int priority, apns_push_type type) {
+  if (!push_type_in_range(type)) return APNS_EBADPUSHTYPE;
+  if (priority != 1 && priority != 5 && priority != 10) return APNS_EBADPRIORITY;
+  /* Apple: "background" must use 5. 10 is the mistake people make (it is everyone's default); it is refused
+   * rather than quietly lowered so that what is sent is what the caller asked for. 1 is lower still: allowed. */
+  if (type == APNS_PUSH_TYPE_BACKGROUND && priority == 10) return APNS_EBADPRIORITY;
+  return 0;
+}
+
+int apns_validate_expiration(int64_t expiration) {
+  return expiration >= 0 ? 0 : APNS_EINVAL;
+}
+
+/* ---- HTTP/2 headers ---- */
+
+/* RFC 9110 tchar without upper case (HTTP/2 field names must be lowercase). */
+static int name_char(unsigned char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return 1;
+  return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+int apns__header_name_valid(const char *name, size_t len) {
+  /* Connection-specific fields are malformed in HTTP/2 (RFC 9113 8.2.2); the peer would reset the stream. */
+  static const char *const forbidden[] = {"connection",        "keep-alive", "proxy-connection",
+                                          "transfer-encoding", "upgrade",    "te"};
+  if (name == NULL || len == 0) return 0;
+  for (size_t i = 0; i < len; i++)
+    if (!name_char((unsigned char)name[i])) return 0;
+  for (size_t i = 0; i < sizeof forbidden / sizeof forbidden[0]; i++)
+    if (strlen(forbidden[i]) == len && memcmp(forbidden[i], name, len) == 0) return 0;
+  return 1;
+}
+
+int apns__header_value_valid(const char *value, size_t len) {
+  if (value == NULL) return len == 0;
+  if (len == 0) return 1;
+  /* RFC 9113 8.2.1: no NUL, LF or CR anywhere; no space or tab at either end. */
+  if (memchr(value, '\0', len) || memchr(value, '\n', len) || memchr(value, '\r', len)) return 0;
+  if (value[0] == ' ' || value[0] == '\t' || value[len - 1] == ' ' || value[len - 1] == '\t') return 0;
+  return 1;
+}
+
+int apns_validate_header(const char *name, const char *value) {
+  if (name == NULL || value == NULL) return APNS_EBADHEADER;
+  if (!apns__header_name_valid(name, strlen(name)) || !apns__header_value_valid(value, strlen(value)))
+    return APNS_EBADHEADER;
+  return 0;
+}
+
+/* ---- UTF-8 ---- */
+
+int apns__utf8_valid(const char *str, size_t len) {
+  const unsigned char *s = (const unsigned char *)str, *end = s + len;
+  while (s < end) {
+    unsigned char c = *s;
+    if (c < 0x80) {
+      s++;
+      continue;
+    }
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+    if (c >= 0xc2 && c <= 0xdf) {
+      n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 3;
+      if (c == 0xe0)
+        lo = 0xa0; /* overlong */
+      else if (c == 0xed)
+        hi = 0x9f; /* surrogates U+D800..U+DFFF */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 4;
+      if (c == 0xf0)
+        lo = 0x90; /* overlong */
+      else if (c == 0xf4)
+        hi = 0x8f; /* above U+10FFFF */
+    } else {
+      return 0; /* continuation byte first, C0/C1 overlongs, F5..FF */
+    }
+    if ((size_t)(end - s) < n) return 0;
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+      if (s[i] < 0x80 || s[i] > 0xbf) return 0;
+    s += n;
+  }
+  return 1;
+}
+
+/* ---- JSON text ---- */
+
+size_t apns__json_number_text(const char *printed, char *out) {
+  size_t len = 0;
+  int real = 0;
+  for (const char *p = printed; *p != '\0'; p++) {
+    if ((*p >= '0' && *p <= '9') || *p == '-' || *p == '+') {
+      out[len++] = *p;
+    } else if (*p == 'e' || *p == 'E') {
+      out[len++] = 'e';
+      real = 1;
+    } else if (len == 0 || out[len - 1] != '.') { /* a decimal point, or its first byte */
+      out[len++] = '.';
+      real = 1;
+    }
+  }
+  if (!real) {
+    out[len++] = '.';
+    out[len++] = '0';
+  }
+  out[len] = '\0';
+  return len;
+}
+
+/* ---- JSON grammar, without allocating ---- */
+
+static int json_space(unsigned char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static int hex_value(unsigned char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* The 4 hex digits after "\u" at *p (which points at the 'u'); -1 when malformed. */
+static long unicode_escape(const unsigned char **p, const unsigned char *end) {
+  long value = 0;
+  if (end - *p < 5) return -1;
+  for (int i = 1; i <= 4; i++) {
+    int h = hex_value((*p)[i]);
+    if (h < 0) return -1;
+    value = value * 16 + h;
+  }
+  *p += 5;
+  return value;
+}
+
+/* A string from the opening quote at *p; on success *p is past the closing quote. */
+static int json_string_valid(const unsigned char **pp, const unsigned char *end) {
+  const unsigned char *p = *pp + 1;
+  while (p < end) {
+    unsigned char c = *p;
+    if (c == '"') {
+      *pp = p + 1;
+      return 1;
+    }
+    if (c < 0x20) return 0;
+    if (c != '\\') {
+      p++;
+      continue;
+    }
+    if (++p == end) return 0;
+    if (*p != 'u') {
+      if (strchr("\"\\/bfnrt", *p) == NULL || *p == '\0') return 0;
+      p++;
+      continue;
+    }
+    long u = unicode_escape(&p, end);
+    if (u <= 0 || (u >= 0xdc00 && u <= 0xdfff)) return 0; /* malformed, \u0000, lone low surrogate */
+    if (u >= 0xd800 && u <= 0xdbff) {                     /* a high surrogate needs its low half next */
+      if (end - p < 2 || p[0] != '\\' || p[1] != 'u') return 0;
+      p++;
+      long low = unicode_escape(&p, end);
+      if (low < 0xdc00 || low > 0xdfff) return 0;
+    }
+  }
+  return 0;
+}
+
+static int json_number_valid(const unsigned char **pp, const unsigned char *end) {
+  const unsigned char *p = *pp;
+#define DIGIT(q) ((q) < end && *(q) >= '0' && *(q) <= '9')
+  if (p < end && *p == '-') p++;
+  if (!DIGIT(p)) return 0;
+  if (*p == '0')
+    p++;
+  else
+    while (DIGIT(p)) p++;
+  if (p < end && *p == '.') {
+    p++;
+    if (!DIGIT(p)) return 0;
+    while (DIGIT(p)) p++;
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    p++;
+    if (p < end && (*p == '+' || *p == '-')) p++;
+    if (!DIGIT(p)) return 0;
+    while (DIGIT(p)) p++;
+  }
+#undef DIGIT
+  *pp = p;
+  return 1;
+}
+
+int apns__json_valid(const char *str, size_t len, int any_top) {
+  enum { VALUE, VALUE_OR_CLOSE, KEY, KEY_OR_CLOSE, AFTER_VALUE } expect = VALUE;
+  unsigned char stack[APNS__JSON_MAX_DEPTH]; /* '{' or '[' for each open container */
+  size_t depth = 0;
+  const unsigned char *p = (const unsigned char *)str, *end = p + len;
+  if (str == NULL) return 0;
+  while (p < end && json_space(*p)) p++;
+  if (!any_top && (p == end || (*p != '{' && *p != '['))) return 0;
+  for (;;) {
+    while (p < end && json_space(*p)) p++;
+    if (expect == AFTER_VALUE) {
+      if (depth == 0) return p == end;
+      if (p == end) return 0;
+      unsigned char top = stack[depth - 1];
+      if (*p == ',') {
+        expect = top == '{' ? KEY : VALUE;
+        p++;
+      } else if ((*p == '}' && top == '{') || (*p == ']' && top == '[')) {
+        depth--;
+        p++;
+      } else {
+        return 0;
+      }
+      continue;
+    }
+    if (p == end) return 0;
+    if (expect == KEY || expect == KEY_OR_CLOSE) {
+      if (*p == '}' && expect == KEY_OR_CLOSE) {
+        depth--;
+        p++;
+        expect = AFTER_VALUE;
+        continue;
+      }
+      if (*p != '"' || !json_string_valid(&p, end)) return 0;
+      while (p < end && json_space(*p)) p++;
+      if (p == end || *p != ':') return 0;
+      p++;
+      expect = VALUE;
+      continue;
+    }
+    /* VALUE or VALUE_OR_CLOSE */
+    unsigned char c = *p;
+    if (c == ']' && expect == VALUE_OR_CLOSE) {
+      depth--;
+      p++;
+    } else if (c == '{' || c == '[') {
+      if (depth == APNS__JSON_MAX_DEPTH) return 0;
+      stack[depth++] = c;
+      p++;
+      expect = c == '{' ? KEY_OR_CLOSE : VALUE_OR_CLOSE;
+      continue;
+    } else if (c == '"') {
+      if (!json_string_valid(&p, end)) return 0;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      if (!json_number_valid(&p, end)) return 0;
+    } else {
+      static const char *const literals[] = {"true", "false", "null"};
+      size_t i, n = 0;
+      for (i = 0; i < 3; i++) {
+        n = strlen(literals[i]);
+        if ((size_t)(end - p) >= n && memcmp(p, literals[i], n) == 0) break;
+      }
+      if (i == 3) return 0;
+      p += n;
+    }
+    expect = AFTER_VALUE;
+  }
+}
