@@ -1,0 +1,119 @@
+/* libapns high level: send notifications to devices (aapns's create_client and send_notification).
+ *
+ * A client is a pool (see apns/pool.h) aimed at an APNs endpoint, with the authentication and the default topic
+ * set once, and a send() that validates everything before anything is queued: bad input is an error code from
+ * the call, and nothing is sent.
+ *
+ *   apns_client_options o = {0};
+ *   o.endpoint = APNS_ENDPOINT_DEVELOPMENT;
+ *   o.token_key_file = "AuthKey_ABC123DEFG.p8";  o.key_id = "ABC123DEFG";  o.team_id = "DEF123GHIJ";
+ *   o.topic = "com.example.app";
+ *   apns_client_open(loop, &client, &o, errbuf, sizeof errbuf);
+ *   apns_client_send(client, device_token, notification, NULL, on_sent, ctx);
+ *
+ * Authentication is either a client certificate (o.tls.cert_file and o.tls.key_file) or a provider token (a .p8
+ * key with its key id and team id). With a token, each connection signs its own JWT (ES256), keeps it at least 20
+ * minutes and replaces it at 50 (Apple answers TooManyProviderTokenUpdates to a connection whose token changes
+ * sooner, and ExpiredProviderToken to one older than an hour); after a 403 ExpiredProviderToken the connection takes
+ * a new token and the request is retried once.
+ *
+ * Call everything on the loop's thread.
+ */
+#ifndef APNS_CLIENT_H
+#define APNS_CLIENT_H
+
+#include <apns/common.h>
+#include <apns/conn.h>
+#include <apns/payload.h>
+#include <apns/pool.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+  APNS_ENDPOINT_PRODUCTION = 0,  /* api.push.apple.com */
+  APNS_ENDPOINT_DEVELOPMENT = 1, /* api.sandbox.push.apple.com */
+  APNS_ENDPOINT_CUSTOM = 2       /* host and port below: a mock, a proxy */
+} apns_endpoint;
+
+#define APNS_HOST_PRODUCTION "api.push.apple.com"
+#define APNS_HOST_DEVELOPMENT "api.sandbox.push.apple.com"
+
+typedef struct apns_client apns_client;
+typedef void (*apns_client_cb)(apns_client *client);
+
+typedef struct apns_client_options {
+  apns_endpoint endpoint; /* default PRODUCTION */
+  const char *host;       /* required for CUSTOM; ignored otherwise */
+  uint16_t port;          /* default 443 (Apple also listens on 2197) */
+  /* TLS: trust anchors, and for certificate auth the client certificate and key. */
+  apns_tls_options tls;
+  /* Token auth: the .p8 key (a file, or its PEM text), its 10-character key id, and the 10-character team id. */
+  const char *token_key_file;
+  const char *token_key_pem;
+  const char *key_id;
+  const char *team_id;
+  const char *topic;            /* default apns-topic (the app's bundle id); a send may name another */
+  unsigned connections;         /* default 2 */
+  uint64_t timeout_ms;          /* default deadline of a send; default 10 000 */
+  size_t max_queued;            /* 0: unbounded (default); see apns_pool_options */
+  size_t low_water;             /* default max_queued / 2 */
+  apns_client_cb on_low_water;  /* optional back-pressure signal */
+  int never_resend_unknown;     /* see apns_pool_options; default 0, as aapns */
+  apns_pool_event_cb on_event;  /* optional metrics hook (connections, retries, token refreshes) */
+  /* The wall clock for token issue times, in UNIX seconds; NULL: time(). For tests. */
+  int64_t (*clock)(void *data);
+  void *data; /* yours: apns_client_data(); also passed to clock */
+} apns_client_options;
+
+/* Per-send options; NULL means all defaults. */
+typedef struct apns_send_options {
+  /* DEFAULT: background when the notification only sets content-available, alert otherwise. */
+  apns_push_type push_type;
+  /* 0: the push type's default (5 for background, 10 otherwise). 1, 5 or 10. */
+  int priority;
+  /* apns-expiration in UNIX seconds when has_expiration is set (0 means: try once, do not store). */
+  int has_expiration;
+  int64_t expiration;
+  const char *collapse_id; /* at most 64 bytes */
+  const char *apns_id;     /* a UUID (any case; sent lowercase); NULL: APNs makes one and answers it */
+  /* NULL: the client's topic. The push type's suffix (.voip, .complication, ...) is appended when the topic does
+   * not already end with it. */
+  const char *topic;
+  uint64_t timeout_ms; /* 0: the client's timeout */
+} apns_send_options;
+
+/* Creates the client and starts connecting. Returns 0, APNS_EINVAL (missing host for CUSTOM, both or neither
+ * auth, bad key id or team id, a bad default topic: errbuf says which), APNS_EBADKEY / APNS_EBADCERT (errbuf says
+ * which file and what mbedTLS said), APNS_ENOMEM. errbuf may be NULL. */
+APNS_EXTERN int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_options *opts, char *errbuf,
+                                 size_t errlen);
+
+/* Sends a notification to one device token (hex). The payload is serialized now and checked against the push
+ * type's size limit; token, topic, priority, expiration, collapse-id and apns-id are checked too. Returns 0 (cb
+ * runs exactly once, later, with the apns-id, status, reason, 410 timestamp and attempts), or an error and nothing
+ * is sent: APNS_EBADTOKEN, APNS_EBADTOPIC, APNS_EBADPRIORITY, APNS_EBADCOLLAPSEID, APNS_EBADAPNSID,
+ * APNS_EPAYLOADTOOLARGE, APNS_EPAYLOADEMPTY, APNS_EINVAL, APNS_EQUEUEFULL, APNS_ECLOSED, APNS_ESTOPPED,
+ * APNS_ENOMEM. The notification stays yours. */
+APNS_EXTERN int apns_client_send(apns_client *client, const char *device_token, apns_notification *notification,
+                                 const apns_send_options *opts, apns_response_cb cb, void *data);
+
+/* The same with a payload you made yourself: a JSON object of len bytes, sent byte for byte after validation
+ * (APNS_EBADJSON, APNS_EBADUTF8 when it is not valid). */
+APNS_EXTERN int apns_client_send_json(apns_client *client, const char *device_token, const char *json, size_t len,
+                                      const apns_send_options *opts, apns_response_cb cb, void *data);
+
+/* Graceful close, as apns_pool_close: sends in progress may finish within drain_timeout_ms, the rest end with
+ * APNS_ECANCELED; then cb runs and the client is freed. */
+APNS_EXTERN int apns_client_close(apns_client *client, uint64_t drain_timeout_ms, apns_client_cb cb);
+
+APNS_EXTERN void apns_client_get_stats(const apns_client *client, apns_pool_stats *out);
+APNS_EXTERN apns_pool *apns_client_pool(apns_client *client);
+APNS_EXTERN void *apns_client_data(const apns_client *client);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* APNS_CLIENT_H */

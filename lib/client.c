@@ -1,0 +1,262 @@
+/* The high-level client: an endpoint, an authentication and a default topic over a pool, and a send() that checks
+ * every input before it queues anything.
+ *
+ * A send builds its path and headers on the stack and hands them to apns_pool_post, which copies them with the
+ * payload into the request's single allocation. Provider tokens come from one signer; the pool asks for one per
+ * connection when it needs it (see apns__pool_set_token_source). */
+#include <apns.h>
+
+#include "alloc.h"
+#include "jwt.h"
+#include "pool.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+struct apns_client {
+  apns_pool *pool;
+  apns__jwt_signer *signer;
+  char *topic;
+  uint64_t timeout_ms;
+  apns_client_cb on_low_water;
+  apns_client_cb on_close;
+  int64_t (*clock)(void *data);
+  void *data;
+};
+
+#define APNS__BEARER "bearer "
+
+static void set_err(char *errbuf, size_t errlen, const char *msg) {
+  if (errbuf && errlen) snprintf(errbuf, errlen, "%s", msg);
+}
+
+static int client_token(void *ctx, int64_t now_s, char **value) {
+  apns_client *c = ctx;
+  char *jwt = NULL;
+  size_t len = 0;
+  int rv = apns__jwt_sign(c->signer, now_s, &jwt, &len);
+  if (rv < 0) return rv;
+  char *v = apns__malloc(sizeof APNS__BEARER + len);
+  if (v == NULL) {
+    apns__zero(jwt, len);
+    apns__free(jwt);
+    return APNS_ENOMEM;
+  }
+  memcpy(v, APNS__BEARER, sizeof APNS__BEARER - 1);
+  memcpy(v + sizeof APNS__BEARER - 1, jwt, len + 1);
+  apns__zero(jwt, len);
+  apns__free(jwt);
+  *value = v;
+  return 0;
+}
+
+static int64_t client_clock(void *ctx) {
+  apns_client *c = ctx;
+  return c->clock ? c->clock(c->data) : (int64_t)time(NULL);
+}
+
+static void client_low_water(apns_pool *pool) {
+  apns_client *c = apns_pool_data(pool);
+  if (c->on_low_water) c->on_low_water(c);
+}
+
+static void client_free(apns_client *c) {
+  if (c == NULL) return;
+  apns__jwt_signer_free(c->signer);
+  apns__free(c->topic);
+  apns__free(c);
+}
+
+int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_options *o, char *errbuf,
+                     size_t errlen) {
+  apns_client *c;
+  int rv;
+  if (out == NULL || loop == NULL || o == NULL) return APNS_EINVAL;
+  *out = NULL;
+  int token_auth = o->token_key_file != NULL || o->token_key_pem != NULL;
+  int cert_auth = o->tls.cert_file != NULL || o->tls.cert_pem != NULL;
+  if (token_auth && cert_auth) {
+    set_err(errbuf, errlen, "choose one authentication: a client certificate or a token key, not both");
+    return APNS_EINVAL;
+  }
+  if (!token_auth && !cert_auth) {
+    set_err(errbuf, errlen, "no authentication: give a client certificate and key, or a token key (.p8)");
+    return APNS_EINVAL;
+  }
+  if (o->endpoint == APNS_ENDPOINT_CUSTOM && (o->host == NULL || o->host[0] == '\0')) {
+    set_err(errbuf, errlen, "a custom endpoint needs a host");
+    return APNS_EINVAL;
+  }
+  if (o->endpoint > APNS_ENDPOINT_CUSTOM) {
+    set_err(errbuf, errlen, "unknown endpoint");
+    return APNS_EINVAL;
+  }
+  if (o->topic && apns_validate_topic(o->topic) < 0) {
+    set_err(errbuf, errlen, "the default topic is empty, too long, or has spaces or control characters");
+    return APNS_EBADTOPIC;
+  }
+  c = apns__calloc(1, sizeof *c);
+  if (c == NULL) {
+    set_err(errbuf, errlen, "out of memory");
+    return APNS_ENOMEM;
+  }
+  c->timeout_ms = o->timeout_ms ? o->timeout_ms : APNS_DEFAULT_TIMEOUT_MS;
+  c->on_low_water = o->on_low_water;
+  c->clock = o->clock;
+  c->data = o->data;
+  if (o->topic && (c->topic = apns__strdup(o->topic)) == NULL) {
+    set_err(errbuf, errlen, "out of memory");
+    client_free(c);
+    return APNS_ENOMEM;
+  }
+  if (token_auth) {
+    rv = apns__jwt_signer_new(&c->signer, o->token_key_file, o->token_key_pem,
+                              o->token_key_pem ? strlen(o->token_key_pem) : 0, o->key_id, o->team_id, errbuf,
+                              errlen);
+    if (rv < 0) {
+      client_free(c);
+      return rv;
+    }
+  }
+
+  apns_pool_options po;
+  memset(&po, 0, sizeof po);
+  po.host = o->endpoint == APNS_ENDPOINT_PRODUCTION    ? APNS_HOST_PRODUCTION
+            : o->endpoint == APNS_ENDPOINT_DEVELOPMENT ? APNS_HOST_DEVELOPMENT
+                                                       : o->host;
+  po.port = o->port;
+  po.tls = o->tls;
+  po.size = o->connections;
+  po.max_queued = o->max_queued;
+  po.low_water = o->low_water;
+  po.on_low_water = o->on_low_water ? client_low_water : NULL;
+  po.never_resend_unknown = o->never_resend_unknown;
+  po.on_event = o->on_event;
+  po.data = c;
+  rv = apns_pool_open(loop, &c->pool, &po, errbuf, errlen);
+  if (rv < 0) {
+    client_free(c);
+    return rv;
+  }
+  if (c->signer) apns__pool_set_token_source(c->pool, client_token, client_clock, c, APNS__TOKEN_REFRESH_S);
+  *out = c;
+  return 0;
+}
+
+/* Checks the options and builds the request's headers into the caller's arrays. */
+typedef struct {
+  apns_header h[8];
+  size_t n;
+  char path[16 + APNS_DEVICE_TOKEN_MAX];
+  char topic[APNS_TOPIC_MAX + 40];
+  char priority[4];
+  char expiration[24];
+  char apns_id[37];
+} send_headers;
+
+static int build_send(apns_client *c, const char *token, const apns_send_options *so, int background,
+                      send_headers *sh, apns_push_type *type_out) {
+  static const apns_send_options none;
+  int rv;
+  if (so == NULL) so = &none;
+  if ((rv = apns_validate_device_token(token)) < 0) return rv;
+  apns_push_type type = so->push_type;
+  if (type == APNS_PUSH_TYPE_DEFAULT) type = background ? APNS_PUSH_TYPE_BACKGROUND : APNS_PUSH_TYPE_ALERT;
+  const char *type_name = apns_push_type_string(type);
+  if (type_name == NULL) return APNS_EBADPUSHTYPE;
+  int prio = so->priority ? so->priority : apns_push_type_default_priority(type);
+  if ((rv = apns_validate_priority(prio, type)) < 0) return rv;
+  if (so->has_expiration && (rv = apns_validate_expiration(so->expiration)) < 0) return rv;
+  if (so->collapse_id && (rv = apns_validate_collapse_id(so->collapse_id)) < 0) return rv;
+  if (so->apns_id && (rv = apns_validate_apns_id(so->apns_id, sh->apns_id)) < 0) return rv;
+
+  const char *topic = so->topic ? so->topic : c->topic;
+  if (topic == NULL) return APNS_EBADTOPIC;
+  if ((rv = apns_validate_topic(topic)) < 0) return rv;
+  const char *suffix = apns_push_type_topic_suffix(type);
+  size_t tlen = strlen(topic), slen = suffix ? strlen(suffix) : 0;
+  if (slen && (tlen < slen || strcmp(topic + tlen - slen, suffix) != 0))
+    snprintf(sh->topic, sizeof sh->topic, "%s%s", topic, suffix);
+  else
+    snprintf(sh->topic, sizeof sh->topic, "%s", topic);
+
+  snprintf(sh->path, sizeof sh->path, "/3/device/%s", token);
+  snprintf(sh->priority, sizeof sh->priority, "%d", prio);
+  sh->n = 0;
+  sh->h[sh->n++] = (apns_header){"apns-push-type", type_name};
+  sh->h[sh->n++] = (apns_header){"apns-topic", sh->topic};
+  sh->h[sh->n++] = (apns_header){"apns-priority", sh->priority};
+  if (so->has_expiration) {
+    snprintf(sh->expiration, sizeof sh->expiration, "%lld", (long long)so->expiration);
+    sh->h[sh->n++] = (apns_header){"apns-expiration", sh->expiration};
+  }
+  if (so->collapse_id) sh->h[sh->n++] = (apns_header){"apns-collapse-id", so->collapse_id};
+  if (so->apns_id) sh->h[sh->n++] = (apns_header){"apns-id", sh->apns_id};
+  *type_out = type;
+  return 0;
+}
+
+static int client_post(apns_client *c, const send_headers *sh, const char *json, size_t len,
+                       const apns_send_options *so, apns_response_cb cb, void *data) {
+  apns_request req;
+  memset(&req, 0, sizeof req);
+  req.path = sh->path;
+  req.headers = sh->h;
+  req.num_headers = sh->n;
+  req.body = json;
+  req.body_len = len;
+  req.timeout_ms = so && so->timeout_ms ? so->timeout_ms : c->timeout_ms;
+  return apns_pool_post(c->pool, &req, cb, data);
+}
+
+int apns_client_send(apns_client *c, const char *token, apns_notification *n, const apns_send_options *so,
+                     apns_response_cb cb, void *data) {
+  send_headers sh;
+  apns_push_type type;
+  const char *json;
+  size_t len;
+  if (c == NULL || token == NULL || n == NULL || cb == NULL) return APNS_EINVAL;
+  int rv = build_send(c, token, so, apns_notification_is_background(n), &sh, &type);
+  if (rv < 0) return rv;
+  rv = apns_notification_serialize(n, apns_payload_limit(type), &json, &len);
+  if (rv < 0) return rv;
+  return client_post(c, &sh, json, len, so, cb, data);
+}
+
+int apns_client_send_json(apns_client *c, const char *token, const char *json, size_t len,
+                          const apns_send_options *so, apns_response_cb cb, void *data) {
+  send_headers sh;
+  apns_push_type type;
+  if (c == NULL || token == NULL || json == NULL || cb == NULL) return APNS_EINVAL;
+  int rv = build_send(c, token, so, 0, &sh, &type);
+  if (rv < 0) return rv;
+  rv = apns_validate_payload(json, len, apns_payload_limit(type));
+  if (rv < 0) return rv;
+  return client_post(c, &sh, json, len, so, cb, data);
+}
+
+static void client_pool_closed(apns_pool *pool) {
+  apns_client *c = apns_pool_data(pool);
+  if (c->on_close) c->on_close(c);
+  client_free(c);
+}
+
+int apns_client_close(apns_client *c, uint64_t drain_timeout_ms, apns_client_cb cb) {
+  if (c == NULL) return APNS_EINVAL;
+  int rv = apns_pool_close(c->pool, drain_timeout_ms, client_pool_closed);
+  if (rv == 0) c->on_close = cb;
+  return rv;
+}
+
+void apns_client_get_stats(const apns_client *c, apns_pool_stats *out) {
+  apns_pool_get_stats(c->pool, out);
+}
+
+apns_pool *apns_client_pool(apns_client *c) {
+  return c->pool;
+}
+
+void *apns_client_data(const apns_client *c) {
+  return c->data;
+}
