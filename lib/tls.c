@@ -35,7 +35,7 @@
 #define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 /* 0.9.2342.19200300.100.1.1 (userId): Apple puts the topic there. */
 #define OID_UID "\x09\x92\x26\x89\x93\xF2\x2C\x64\x01\x01"
-#define ERR_LEN 320
+#define ERR_LEN 512
 
 struct apns__tls_config {
   atomic_int refs;
@@ -81,14 +81,21 @@ static void mbed_words(int ret, char *out, size_t len) {
   mbedtls_strerror(ret, out, len);
 }
 
-/* mbedTLS says only "read/write of file failed" (or, for a directory, "memory allocation failed"); the OS knows
- * whether the file is missing, unreadable or not a file. NULL when the path looks like a readable file. */
-static const char *file_problem(const char *path) {
+/* Checked before mbedTLS reads a file: it reports only "read/write of file failed", and on a directory or a huge
+ * file it asks calloc for the size ftell gave (SIZE_MAX for a directory). The message names the file. */
+#define MAX_FILE_SIZE (16 * 1024 * 1024)
+static int check_file(const char *path, const char *what, int err, char *errbuf, size_t errlen) {
   struct stat st;
-  if (stat(path, &st) != 0) return strerror(errno);
-  if (S_ISDIR(st.st_mode)) return "is a directory";
-  if (access(path, R_OK) != 0) return strerror(errno);
-  return NULL;
+  const char *problem = NULL;
+  if (stat(path, &st) != 0 || access(path, R_OK) != 0)
+    problem = strerror(errno);
+  else if (!S_ISREG(st.st_mode))
+    problem = S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file";
+  else if (st.st_size > MAX_FILE_SIZE)
+    problem = "larger than 16 MiB";
+  if (problem == NULL) return 0;
+  msg(errbuf, errlen, "cannot load %s %s: %s", what, path, problem);
+  return err;
 }
 
 /* ---- config ---- */
@@ -107,14 +114,14 @@ static int load_ca(apns__tls_config *cfg, const apns__tls_options *opts, char *e
     return 0;
   }
   if (file == NULL) file = SYSTEM_CA_BUNDLE;
+  if ((ret = check_file(file, "CA file", APNS_EBADCERT, errbuf, errlen))) return ret;
   /* A positive return counts certificates that failed to parse; the system bundle may hold a few mbedTLS cannot
    * read, so that is fine as long as some loaded. */
   ret = mbedtls_x509_crt_parse_file(&cfg->ca, file);
   if (ret < 0 || cfg->ca.version == 0) {
-    const char *os = ret < 0 ? file_problem(file) : NULL;
     mbed_words(ret, words, sizeof words);
-    msg(errbuf, errlen, "cannot load CA file %s: %s%s%s (-0x%04x)", file, os ? os : "", os ? "; " : "",
-        ret < 0 ? words : "no certificate could be parsed", (unsigned)-ret);
+    msg(errbuf, errlen, "cannot load CA file %s: %s (-0x%04x)", file,
+        ret < 0 ? words : "no certificate could be parsed", (unsigned)(ret < 0 ? -ret : ret));
     return APNS_EBADCERT;
   }
   return 0;
@@ -124,12 +131,12 @@ static int load_own_cert(apns__tls_config *cfg, const apns__tls_options *opts, c
   char words[160];
   int ret;
   if (opts->cert_file != NULL) {
+    if ((ret = check_file(opts->cert_file, "certificate file", APNS_EBADCERT, errbuf, errlen))) return ret;
     ret = mbedtls_x509_crt_parse_file(&cfg->own_cert, opts->cert_file);
     if (ret != 0) {
-      const char *os = ret < 0 ? file_problem(opts->cert_file) : NULL;
       mbed_words(ret, words, sizeof words);
-      msg(errbuf, errlen, "cannot load certificate file %s: %s%s%s (-0x%04x)", opts->cert_file, os ? os : "",
-          os ? "; " : "", ret < 0 ? words : "a certificate could not be parsed", (unsigned)(ret < 0 ? -ret : ret));
+      msg(errbuf, errlen, "cannot load certificate file %s: %s (-0x%04x)", opts->cert_file,
+          ret < 0 ? words : "a certificate could not be parsed", (unsigned)(ret < 0 ? -ret : ret));
       return APNS_EBADCERT;
     }
   } else {
@@ -150,6 +157,7 @@ static int load_own_key(apns__tls_config *cfg, const apns__tls_options *opts, ch
   char words[160], where[300];
   int ret;
   if (opts->key_file != NULL) {
+    if ((ret = check_file(opts->key_file, "key file", APNS_EBADKEY, errbuf, errlen))) return ret;
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
     ret = mbedtls_pk_parse_keyfile(&cfg->own_key, opts->key_file, pass, mbedtls_ctr_drbg_random, &cfg->drbg);
 #else
@@ -180,9 +188,6 @@ static int load_own_key(apns__tls_config *cfg, const apns__tls_options *opts, ch
         "cannot load %s: its encryption is not supported by this mbedTLS (%s); re-encrypt it with "
         "`openssl ec -aes128` or `openssl pkcs8 -topk8 -v2 des3`, or leave it unencrypted",
         where, words);
-  } else if (opts->key_file != NULL && file_problem(opts->key_file) != NULL) {
-    msg(errbuf, errlen, "cannot load %s: %s; %s (-0x%04x)", where, file_problem(opts->key_file), words,
-        (unsigned)-ret);
   } else {
     /* A wrong passphrase does not always show as a mismatch: legacy PEM decryption with the wrong key yields
      * garbage that may fail later as bad ASN.1. */
@@ -370,7 +375,15 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len) {
   if (len > avail) len = avail;
   memcpy(buf, tls->in + tls->in_off, len);
   tls->in_off += len;
-  if (tls->in_off == tls->in_len) tls->in_off = tls->in_len = 0;
+  if (tls->in_off == tls->in_len) {
+    tls->in_off = tls->in_len = 0;
+    /* A burst of input must not pin a large buffer for the connection's life: idle connections stay small. */
+    if (tls->in_cap > 16384) {
+      apns__free(tls->in);
+      tls->in = NULL;
+      tls->in_cap = 0;
+    }
+  }
   return (int)len;
 }
 
@@ -491,8 +504,10 @@ static int fail(apns__tls *tls, int err, const char *what, int ret) {
 static int verify_failed(apns__tls *tls) {
   uint32_t flags = mbedtls_ssl_get_verify_result(&tls->ssl);
   char info[512], *p;
-  int n = mbedtls_x509_crt_verify_info(info, sizeof info, "", flags);
-  if (n <= 0) snprintf(info, sizeof info, "flags 0x%x", (unsigned)flags);
+  info[0] = '\0';
+  /* On a too-small buffer mbedTLS keeps what fit; use that. */
+  if (mbedtls_x509_crt_verify_info(info, sizeof info, "", flags) <= 0 && info[0] == '\0')
+    snprintf(info, sizeof info, "flags 0x%x", (unsigned)flags);
   /* One line per failed check: join them, and drop mbedTLS's capital. */
   while ((p = strrchr(info, '\n')) != NULL && p[1] == '\0') *p = '\0';
   for (p = info; (p = strchr(p, '\n')) != NULL;) *p = ';';
@@ -503,8 +518,8 @@ static int verify_failed(apns__tls *tls) {
              tls->hostname ? tls->hostname : "");
   else if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
     snprintf(extra, sizeof extra, " (not issued by a trusted CA)");
-  snprintf(tls->err, sizeof tls->err, "%s certificate verification failed: %s%s",
-           tls->cfg->server ? "client" : "server", info, extra);
+  msg(tls->err, sizeof tls->err, "%s certificate verification failed: %s%s", tls->cfg->server ? "client" : "server",
+      info, extra);
   tls->fatal = APNS_ECERTVERIFY;
   return APNS_ECERTVERIFY;
 }

@@ -167,6 +167,7 @@ TEST(tls_write_coalesces_records) {
     off += 5 + ((size_t)out[off + 3] << 8 | out[off + 4]);
   }
   ASSERT_EQ(records, 7 + 50); /* ceil(102400 / 16384) = 7 */
+  apns__free(out);
   apns__tls_take_output(k.c, &out, &len);
   ASSERT_NULL(out);
   ASSERT_EQ(len, 0);
