@@ -168,6 +168,10 @@ static int parse_json(const char *text, int want_object, json_t **out) {
 }
 
 /* A string slot: NULL removes it. */
+/* The address of a member of n, or NULL when n is NULL (taking a member's address through NULL is undefined). The
+ * setters then refuse n == NULL before they touch the slot. */
+#define APNS__SLOT(n, member) ((n) == NULL ? NULL : &(n)->member)
+
 static int set_string(apns_notification *n, json_t **slot, const char *s) {
   json_t *value = NULL;
   if (!writable(n)) return APNS_EINVAL;
@@ -183,7 +187,7 @@ static int set_int(apns_notification *n, int key, json_int_t v) {
   if (!writable(n)) return APNS_EINVAL;
   json_t *value = json_integer(v);
   if (value == NULL) return APNS_ENOMEM;
-  put(n, &n->aps[key], value);
+  put(n, APNS__SLOT(n, aps[key]), value);
   return 0;
 }
 
@@ -191,7 +195,7 @@ static int set_int(apns_notification *n, int key, json_int_t v) {
 static int set_flag(apns_notification *n, int key, int on) {
   if (!writable(n)) return APNS_EINVAL;
   if (!on) {
-    put(n, &n->aps[key], NULL);
+    put(n, APNS__SLOT(n, aps[key]), NULL);
     return 0;
   }
   return set_int(n, key, 1);
@@ -210,7 +214,7 @@ static int set_word(apns_notification *n, int key, const char *s, const char *co
     while (*w != NULL && strcmp(*w, s) != 0) w++;
     if (*w == NULL) return APNS_EINVAL;
   }
-  return set_string(n, &n->aps[key], s);
+  return set_string(n, APNS__SLOT(n, aps[key]), s);
 }
 
 /* A JSON object given as text; NULL removes it. */
@@ -221,7 +225,7 @@ static int set_object_text(apns_notification *n, int key, const char *json_objec
     int err = parse_json(json_object, 1, &value);
     if (err) return err;
   }
-  put(n, &n->aps[key], value);
+  put(n, APNS__SLOT(n, aps[key]), value);
   return 0;
 }
 
@@ -322,22 +326,22 @@ void apns_notification_free(apns_notification *n) {
 /* ---- alert ---- */
 
 int apns_notification_set_alert_text(apns_notification *n, const char *text) {
-  int err = set_string(n, &n->aps[K_ALERT], text);
+  int err = set_string(n, APNS__SLOT(n, aps[K_ALERT]), text);
   if (err == 0)
-    for (int f = 0; f < F_COUNT; f++) put(n, &n->alert[f], NULL);
+    for (int f = 0; f < F_COUNT; f++) put(n, APNS__SLOT(n, alert[f]), NULL);
   return err;
 }
 
 static int set_alert_field(apns_notification *n, int field, const char *s) {
-  int err = set_string(n, &n->alert[field], s);
-  if (err == 0 && s != NULL) put(n, &n->aps[K_ALERT], NULL);
+  int err = set_string(n, APNS__SLOT(n, alert[field]), s);
+  if (err == 0 && s != NULL) put(n, APNS__SLOT(n, aps[K_ALERT]), NULL);
   return err;
 }
 
 static int set_alert_args(apns_notification *n, int field, const char *const *args, size_t count) {
   if (!writable(n) || (args == NULL && count != 0)) return APNS_EINVAL;
   if (args == NULL) {
-    put(n, &n->alert[field], NULL);
+    put(n, APNS__SLOT(n, alert[field]), NULL);
     return 0;
   }
   /* Every argument is checked before anything is allocated: errors other than ENOMEM cost nothing. */
@@ -353,8 +357,8 @@ static int set_alert_args(apns_notification *n, int field, const char *const *ar
       return APNS_ENOMEM;
     }
   }
-  put(n, &n->alert[field], array);
-  put(n, &n->aps[K_ALERT], NULL);
+  put(n, APNS__SLOT(n, alert[field]), array);
+  put(n, APNS__SLOT(n, aps[K_ALERT]), NULL);
   return 0;
 }
 
@@ -397,7 +401,7 @@ int apns_notification_set_badge(apns_notification *n, int badge) {
 }
 
 int apns_notification_set_sound(apns_notification *n, const char *name) {
-  return writable(n) ? set_string(n, &n->aps[K_SOUND], name) : APNS_EINVAL;
+  return writable(n) ? set_string(n, APNS__SLOT(n, aps[K_SOUND]), name) : APNS_EINVAL;
 }
 
 int apns_notification_set_critical_sound(apns_notification *n, const char *name, double volume) {
@@ -412,21 +416,21 @@ int apns_notification_set_critical_sound(apns_notification *n, const char *name,
     json_decref(sound);
     return err;
   }
-  put(n, &n->aps[K_SOUND], sound);
+  put(n, APNS__SLOT(n, aps[K_SOUND]), sound);
   return 0;
 }
 
 int apns_notification_set_thread_id(apns_notification *n, const char *thread_id) {
-  return writable(n) ? set_string(n, &n->aps[K_THREAD_ID], thread_id) : APNS_EINVAL;
+  return writable(n) ? set_string(n, APNS__SLOT(n, aps[K_THREAD_ID]), thread_id) : APNS_EINVAL;
 }
 int apns_notification_set_category(apns_notification *n, const char *category) {
-  return writable(n) ? set_string(n, &n->aps[K_CATEGORY], category) : APNS_EINVAL;
+  return writable(n) ? set_string(n, APNS__SLOT(n, aps[K_CATEGORY]), category) : APNS_EINVAL;
 }
 int apns_notification_set_target_content_id(apns_notification *n, const char *id) {
-  return writable(n) ? set_string(n, &n->aps[K_TARGET_CONTENT_ID], id) : APNS_EINVAL;
+  return writable(n) ? set_string(n, APNS__SLOT(n, aps[K_TARGET_CONTENT_ID]), id) : APNS_EINVAL;
 }
 int apns_notification_set_filter_criteria(apns_notification *n, const char *criteria) {
-  return writable(n) ? set_string(n, &n->aps[K_FILTER_CRITERIA], criteria) : APNS_EINVAL;
+  return writable(n) ? set_string(n, APNS__SLOT(n, aps[K_FILTER_CRITERIA]), criteria) : APNS_EINVAL;
 }
 int apns_notification_set_content_available(apns_notification *n, int on) {
   return set_flag(n, K_CONTENT_AVAILABLE, on);
@@ -444,7 +448,7 @@ int apns_notification_set_relevance_score(apns_notification *n, double score) {
   if (!writable(n) || !(score >= 0.0 && score <= 1.0)) return APNS_EINVAL;
   json_t *value = json_real(score);
   if (value == NULL) return APNS_ENOMEM;
-  put(n, &n->aps[K_RELEVANCE_SCORE], value);
+  put(n, APNS__SLOT(n, aps[K_RELEVANCE_SCORE]), value);
   return 0;
 }
 
@@ -473,11 +477,11 @@ int apns_notification_set_content_state_value(apns_notification *n, const char *
   int err;
   if (!writable(n)) return APNS_EINVAL;
   if ((err = check_key(key)) != 0) return err;
-  return set_member(n, &n->aps[K_CONTENT_STATE], key, json_value, NULL);
+  return set_member(n, APNS__SLOT(n, aps[K_CONTENT_STATE]), key, json_value, NULL);
 }
 
 int apns_notification_set_attributes_type(apns_notification *n, const char *type) {
-  return writable(n) ? set_string(n, &n->aps[K_ATTRIBUTES_TYPE], type) : APNS_EINVAL;
+  return writable(n) ? set_string(n, APNS__SLOT(n, aps[K_ATTRIBUTES_TYPE]), type) : APNS_EINVAL;
 }
 int apns_notification_set_attributes(apns_notification *n, const char *json_object) {
   return set_object_text(n, K_ATTRIBUTES, json_object);
@@ -486,16 +490,16 @@ int apns_notification_set_input_push_token(apns_notification *n, int on) {
   return set_flag(n, K_INPUT_PUSH_TOKEN, on);
 }
 int apns_notification_set_input_push_channel(apns_notification *n, const char *channel_id) {
-  return writable(n) ? set_string(n, &n->aps[K_INPUT_PUSH_CHANNEL], channel_id) : APNS_EINVAL;
+  return writable(n) ? set_string(n, APNS__SLOT(n, aps[K_INPUT_PUSH_CHANNEL]), channel_id) : APNS_EINVAL;
 }
 
 int apns_notification_unset(apns_notification *n, const char *aps_key) {
   if (!writable(n) || aps_key == NULL) return APNS_EINVAL;
   for (int k = 0; k < K_COUNT; k++) {
     if (strcmp(aps_names[k], aps_key) == 0) {
-      put(n, &n->aps[k], NULL);
+      put(n, APNS__SLOT(n, aps[k]), NULL);
       if (k == K_ALERT)
-        for (int f = 0; f < F_COUNT; f++) put(n, &n->alert[f], NULL);
+        for (int f = 0; f < F_COUNT; f++) put(n, APNS__SLOT(n, alert[f]), NULL);
       return 0;
     }
   }
@@ -515,16 +519,16 @@ static int check_custom_key(const apns_notification *n, const char *key) {
 int apns_notification_set_custom(apns_notification *n, const char *key, const char *json_value) {
   int err = check_custom_key(n, key);
   if (err) return err;
-  return set_member(n, &n->custom, key, json_value, NULL);
+  return set_member(n, APNS__SLOT(n, custom), key, json_value, NULL);
 }
 
 int apns_notification_set_custom_string(apns_notification *n, const char *key, const char *value) {
   json_t *typed = NULL;
   int err = check_custom_key(n, key);
   if (err) return err;
-  if (value == NULL) return set_member(n, &n->custom, key, NULL, NULL);
+  if (value == NULL) return set_member(n, APNS__SLOT(n, custom), key, NULL, NULL);
   if ((err = new_string(value, &typed)) != 0) return err;
-  return set_member(n, &n->custom, key, NULL, typed);
+  return set_member(n, APNS__SLOT(n, custom), key, NULL, typed);
 }
 
 int apns_notification_set_custom_int(apns_notification *n, const char *key, int64_t value) {
@@ -532,7 +536,7 @@ int apns_notification_set_custom_int(apns_notification *n, const char *key, int6
   if (err) return err;
   json_t *typed = json_integer((json_int_t)value);
   if (typed == NULL) return APNS_ENOMEM;
-  return set_member(n, &n->custom, key, NULL, typed);
+  return set_member(n, APNS__SLOT(n, custom), key, NULL, typed);
 }
 
 /* ---- reading ---- */
