@@ -437,8 +437,8 @@ out:
   return err;
 }
 
-/* Whether a failed json_loadb ran out of memory. jansson 2.14 mostly reports a failed allocation as a syntax error
- * (or as nothing at all; pinned in test_jwt.c), so when its code does not say so we ask its allocator for a little
+/* Whether a failed json_loadb ran out of memory. jansson 2.14 reports a failed allocation as a syntax error, or
+ * leaves the error unset (pinned in test_jwt.c), so when its code does not say so we ask its allocator for a little
  * memory: if that fails too, the parse failure was ours to report as APNS_ENOMEM, not the client's bad token. */
 static int apns__jwt_json_oom(const json_error_t *jerr) {
   json_malloc_t m;
@@ -454,6 +454,8 @@ static int apns__jwt_json_oom(const json_error_t *jerr) {
 /* Parses len bytes of JSON that must be an object. NULL with *err = APNS_ENOMEM or APNS__JWT_MALFORMED. */
 static json_t *apns__jwt_json(const uint8_t *buf, size_t len, int *err) {
   json_error_t jerr;
+  /* jansson leaves jerr untouched when its very first allocation fails. */
+  memset(&jerr, 0, sizeof jerr);
   json_t *j = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &jerr);
   if (j == NULL) {
     *err = apns__jwt_json_oom(&jerr) ? APNS_ENOMEM : APNS__JWT_MALFORMED;
@@ -499,6 +501,8 @@ int apns__jwt_verify(const apns__jwt_verifier *v, const char *token, size_t len,
   /* Header: alg and kid decide which key checks the signature. */
   if (apns__base64url_decode(part, sizeof part, &plen, token, header_n) != 0) return APNS__JWT_MALFORMED;
   if ((j = apns__jwt_json(part, plen, &err)) == NULL) return err;
+  /* kid is taken first so that the caller can log it whatever else is wrong. */
+  int kid_ok = apns__jwt_copy_string(j, "kid", claims->kid, sizeof claims->kid) == 0;
   const json_t *alg = json_object_get(j, "alg");
   if (!json_is_string(alg)) {
     err = APNS__JWT_MALFORMED;
@@ -508,7 +512,7 @@ int apns__jwt_verify(const apns__jwt_verifier *v, const char *token, size_t len,
     err = APNS__JWT_BAD_ALG;
     goto out;
   }
-  if (apns__jwt_copy_string(j, "kid", claims->kid, sizeof claims->kid) != 0) {
+  if (!kid_ok) {
     err = APNS__JWT_MALFORMED;
     goto out;
   }
