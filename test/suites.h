@@ -1,3 +1,5 @@
 /* Every suite, in the order they run. One line per test/test_*.c. */
 SUITE(error)
 SUITE(alloc)
+SUITE(request)
+SUITE(h2)
