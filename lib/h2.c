@@ -361,8 +361,10 @@ static void deliver_response(apns__h2 *h2, h2_stream *st) {
   /* Only error answers carry {"reason", "timestamp"}; 2xx bodies (channel management) are the caller's to read. */
   if (res.body != NULL && (st->status < 200 || st->status > 299)) {
     json_error_t jerr;
+    memset(&jerr, 0, sizeof jerr);
     json = json_loadb(res.body, body_len, 0, &jerr);
-    if (json == NULL && json_error_code(&jerr) == json_error_out_of_memory) {
+    /* jansson sets no error text when it runs out of memory before parsing starts. */
+    if (json == NULL && (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')) {
       stream_fail(h2, st, APNS_ENOMEM, APNS_DELIVERY_UNKNOWN, reset);
       return;
     }
@@ -774,7 +776,8 @@ int apns__h2_take_output(apns__h2 *h2, uint8_t **buf, size_t *len) {
     h2->stash_len = 0;
   }
   h2->in_nghttp2 = 0;
-  if (used == 0) {
+  if (used == 0 || h2->fatal) {
+    /* A session nghttp2 gave up on sends nothing more. */
     apns__free(out);
   } else {
     *buf = out;

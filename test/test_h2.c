@@ -29,6 +29,7 @@ typedef struct srv_stream {
   uint32_t close_code;
   char *resp;
   size_t resp_len, resp_off;
+  int trailers;
   struct srv_stream *next;
 } srv_stream;
 
@@ -72,19 +73,26 @@ static ssize_t srv_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len
                         nghttp2_data_source *src, void *ud) {
   srv_stream *st = src->ptr;
   size_t n = st->resp_len - st->resp_off;
-  (void)s, (void)id, (void)ud;
+  (void)ud;
   if (n > len) n = len;
   memcpy(buf, st->resp + st->resp_off, n);
   st->resp_off += n;
-  if (st->resp_off == st->resp_len) *flags |= NGHTTP2_DATA_FLAG_EOF;
+  if (st->resp_off == st->resp_len) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (st->trailers) {
+      nghttp2_nv tr[] = {{(uint8_t *)"x-trailer", (uint8_t *)"late", 9, 4, NGHTTP2_NV_FLAG_NONE}};
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      ASSERT_OK(nghttp2_submit_trailer(s, id, tr, 1));
+    }
+  }
   return (ssize_t)n;
 }
 
-static void srv_reply(server *srv, srv_stream *st, const char *status, const char *body, size_t body_len,
-                      const char *unique_id) {
+static void srv_reply_ex(server *srv, srv_stream *st, const char *status, const char *body, size_t body_len,
+                         const char *unique_id, const nghttp2_nv *more, size_t nmore) {
   char apns_id[64];
   const char *echo = srv_header(st, "apns-id");
-  nghttp2_nv nva[4];
+  nghttp2_nv nva[32];
   size_t n = 0;
   nghttp2_data_provider prd;
   if (echo)
@@ -97,6 +105,7 @@ static void srv_reply(server *srv, srv_stream *st, const char *status, const cha
   if (unique_id) NV("apns-unique-id", unique_id);
   if (body_len) NV("content-type", "application/json");
 #undef NV
+  for (size_t i = 0; i < nmore; i++) nva[n++] = more[i];
   st->responded = 1;
   if (body_len == 0) {
     ASSERT_OK(nghttp2_submit_response(srv->s, st->id, nva, n, NULL));
@@ -108,6 +117,11 @@ static void srv_reply(server *srv, srv_stream *st, const char *status, const cha
   prd.source.ptr = st;
   prd.read_callback = srv_read;
   ASSERT_OK(nghttp2_submit_response(srv->s, st->id, nva, n, &prd));
+}
+
+static void srv_reply(server *srv, srv_stream *st, const char *status, const char *body, size_t body_len,
+                      const char *unique_id) {
+  srv_reply_ex(srv, st, status, body, body_len, unique_id, NULL, 0);
 }
 
 static void srv_answer(server *srv, srv_stream *st) {
@@ -127,6 +141,32 @@ static void srv_answer(server *srv, srv_stream *st) {
   } else if (strcmp(p, "/weird") == 0) {
     snprintf(json, sizeof json, "{\"reason\":\"SomethingNew\"}");
     srv_reply(srv, st, "400", json, strlen(json), NULL);
+  } else if (strcmp(p, "/gone-real") == 0) {
+    snprintf(json, sizeof json, "{\"reason\":\"ExpiredToken\",\"timestamp\":1700000000456.0}");
+    srv_reply(srv, st, "410", json, strlen(json), NULL);
+  } else if (strcmp(p, "/many") == 0) {
+    static char names[12][16], values[12][16];
+    nghttp2_nv more[12];
+    for (int i = 0; i < 12; i++) {
+      snprintf(names[i], sizeof names[i], "x-h%d", i);
+      snprintf(values[i], sizeof values[i], "value-%d", i * 11);
+      more[i] = (nghttp2_nv){(uint8_t *)names[i], (uint8_t *)values[i], strlen(names[i]), strlen(values[i]),
+                             NGHTTP2_NV_FLAG_NONE};
+    }
+    srv_reply_ex(srv, st, "200", NULL, 0, NULL, more, 12);
+  } else if (strcmp(p, "/bighdr") == 0) {
+    static char big[40000];
+    memset(big, 'h', sizeof big - 1);
+    nghttp2_nv more = {(uint8_t *)"x-big", (uint8_t *)big, 5, sizeof big - 1, NGHTTP2_NV_FLAG_NONE};
+    srv_reply_ex(srv, st, "200", NULL, 0, NULL, &more, 1);
+  } else if (strcmp(p, "/info") == 0) {
+    nghttp2_nv info[] = {{(uint8_t *)":status", (uint8_t *)"103", 7, 3, NGHTTP2_NV_FLAG_NONE},
+                         {(uint8_t *)"link", (uint8_t *)"</style.css>", 4, 12, NGHTTP2_NV_FLAG_NONE}};
+    ASSERT_GT(nghttp2_submit_headers(srv->s, NGHTTP2_FLAG_NONE, st->id, NULL, info, 2, NULL), -1);
+    srv_reply(srv, st, "400", "{\"reason\":\"BadTopic\"}", 21, NULL);
+  } else if (strcmp(p, "/trailers") == 0) {
+    st->trailers = 1;
+    srv_reply(srv, st, "400", "{\"reason\":\"MissingTopic\"}", 25, NULL);
   } else if (strcmp(p, "/notjson") == 0) {
     srv_reply(srv, st, "500", "oops", 4, NULL);
   } else if (strncmp(p, "/big/", 5) == 0) {
@@ -293,6 +333,7 @@ typedef struct rec {
   size_t body_len;
   int body_ok;
   size_t num_headers;
+  char headers[512]; /* "name=value;" ... */
   int attempts;
 } rec;
 
@@ -334,10 +375,14 @@ static void cb_response(void *ctx, apns__req *req, const apns_response *res) {
   r->body_len = res->body_len;
   r->body_ok = res->body == NULL ? res->body_len == 0 : res->body[res->body_len] == '\0';
   r->num_headers = res->num_headers;
+  r->headers[0] = '\0';
   for (size_t i = 0; i < res->num_headers; i++) {
+    size_t used = strlen(r->headers);
     ASSERT_NOT_NULL(res->headers[i].name);
     ASSERT_NOT_NULL(res->headers[i].value);
     ASSERT_TRUE(res->headers[i].name[0] != ':');
+    snprintf(r->headers + used, sizeof r->headers - used, "%s=%s;", res->headers[i].name,
+             strlen(res->headers[i].value) < 64 ? res->headers[i].value : "(long)");
   }
   t->responses++;
   if (t->on_end) t->on_end(t, req);
@@ -901,13 +946,13 @@ TEST(h2_cancel) {
   ASSERT_EQ(rec_of(a)->delivery, APNS_DELIVERY_NOT_PROCESSED);
   ASSERT_EQ(apns__h2_in_flight(T.h2), 0);
   ASSERT_ERR(apns__h2_cancel(T.h2, ida, APNS_ETIMEDOUT, APNS_DELIVERY_UNKNOWN), APNS_EINVAL);
-  apns__req_free(a);
+  apns__req_free(a); /* the owner frees it at once: its queued HEADERS must never be read */
   int32_t idb = apns__h2_submit(T.h2, b, NULL, 0);
   ASSERT_EQ(idb, 3);
   pump(T.h2, &srv);
   ASSERT_NULL(srv_find(&srv, 1)); /* nghttp2 dropped the canceled HEADERS unsent */
   ASSERT_NOT_NULL(srv_find(&srv, 3));
-  ASSERT_EQ(rec_of(a)->calls, 1);
+  ASSERT_EQ(T.responses + T.errors, 1); /* still a's one callback */
   /* Canceled on the wire: RST_STREAM(CANCEL); a late answer does not call back again. */
   ASSERT_OK(apns__h2_cancel(T.h2, idb, APNS_ETIMEDOUT, APNS_DELIVERY_UNKNOWN));
   ASSERT_EQ(rec_of(b)->calls, 1);
@@ -1138,15 +1183,231 @@ TEST(h2_free_with_open_streams) {
   ASSERT_OK(apns__h2_cancel(T.h2, 5, APNS_ECANCELED, APNS_DELIVERY_NOT_PROCESSED)); /* a zombie at free */
   apns__h2_free(T.h2);
   ASSERT_EQ(T.errors, 3);
+  ASSERT_ERR(rec_of(reqs[0])->err, APNS_ECLOSED);
+  ASSERT_ERR(rec_of(reqs[1])->err, APNS_ECLOSED);
+  ASSERT_ERR(rec_of(reqs[2])->err, APNS_ECANCELED);
   for (int i = 0; i < 3; i++) {
     ASSERT_EQ(rec_of(reqs[i])->calls, 1);
     apns__req_free(reqs[i]);
   }
-  ASSERT_ERR(rec_of(reqs[0])->err, APNS_ECLOSED);
-  ASSERT_ERR(rec_of(reqs[2])->err, APNS_ECANCELED);
   apns__h2_free(NULL);
   srv_free(&srv);
   ASSERT_EQ(test_alloc_live(), live);
+}
+
+TEST(h2_response_shapes) {
+  /* Many headers (beyond the inline slots), a real-valued timestamp, an informational response before the final
+   * one (its headers dropped), trailers (ignored), and headers too large. */
+  server srv;
+  const char *paths[] = {"/many", "/gone-real", "/info", "/trailers", "/bighdr"};
+  apns__req *reqs[5];
+  connect_pair(&srv, 100);
+  for (int i = 0; i < 5; i++) {
+    reqs[i] = mkreq(paths[i]);
+    ASSERT_GT(apns__h2_submit(T.h2, reqs[i], NULL, 0), 0);
+  }
+  pump(T.h2, &srv);
+  rec *r = rec_of(reqs[0]);
+  ASSERT_EQ(r->status, 200);
+  ASSERT_EQ(r->num_headers, 13);
+  ASSERT_STREQ(r->headers, "apns-id=00000000-0000-0000-0000-000000000001;x-h0=value-0;x-h1=value-11;x-h2=value-22;"
+                           "x-h3=value-33;x-h4=value-44;x-h5=value-55;x-h6=value-66;x-h7=value-77;x-h8=value-88;"
+                           "x-h9=value-99;x-h10=value-110;x-h11=value-121;");
+  ASSERT_STREQ(r->apns_id, "00000000-0000-0000-0000-000000000001");
+  r = rec_of(reqs[1]);
+  ASSERT_EQ(r->reason, APNS_REASON_ExpiredToken);
+  ASSERT_EQ(r->timestamp, 1700000000456LL);
+  r = rec_of(reqs[2]);
+  ASSERT_EQ(r->status, 400);
+  ASSERT_EQ(r->reason, APNS_REASON_BadTopic);
+  ASSERT_STREQ(r->headers, "apns-id=00000000-0000-0000-0000-000000000005;content-type=application/json;");
+  r = rec_of(reqs[3]);
+  ASSERT_EQ(r->status, 400);
+  ASSERT_EQ(r->reason, APNS_REASON_MissingTopic);
+  ASSERT_EQ(r->body_len, 25);
+  ASSERT_STREQ(r->headers, "apns-id=00000000-0000-0000-0000-000000000007;content-type=application/json;");
+  r = rec_of(reqs[4]);
+  ASSERT_ERR(r->err, APNS_ERESPONSETOOLARGE);
+  ASSERT_EQ(r->delivery, APNS_DELIVERY_UNKNOWN);
+  ASSERT_EQ(T.responses, 4);
+  ASSERT_EQ(T.errors, 1);
+  apns__h2_free(T.h2);
+  for (int i = 0; i < 5; i++) {
+    ASSERT_EQ(rec_of(reqs[i])->calls, 1);
+    apns__req_free(reqs[i]);
+  }
+  srv_free(&srv);
+}
+
+TEST(h2_many_request_headers) {
+  /* More headers than the submit's stack array holds. */
+  server srv;
+  static char names[30][16], values[30][16];
+  apns_header h[30];
+  for (int i = 0; i < 30; i++) {
+    snprintf(names[i], sizeof names[i], "x-r%d", i);
+    snprintf(values[i], sizeof values[i], "v%d", i);
+    h[i].name = names[i];
+    h[i].value = values[i];
+  }
+  apns_request desc = {NULL, "/ok", h, 30, "{}", 2, 0};
+  apns__req *req;
+  ASSERT_OK(apns__req_new(&req, &desc, sizeof(rec)));
+  connect_pair(&srv, 100);
+  nghttp2_nv auth = {(uint8_t *)"authorization", (uint8_t *)"bearer t", 13, 8, NGHTTP2_NV_FLAG_NO_COPY_VALUE};
+  ASSERT_GT(apns__h2_submit(T.h2, req, &auth, 1), 0);
+  pump(T.h2, &srv);
+  srv_stream *st = srv_find(&srv, 1);
+  ASSERT_EQ(st->nhdrs, MAX_SRV_HEADERS);
+  ASSERT_STREQ(st->names[0], "x-r0");
+  ASSERT_STREQ(st->values[15], "v15");
+  ASSERT_EQ(rec_of(req)->status, 200);
+  apns__h2_free(T.h2);
+  apns__req_free(req);
+  srv_free(&srv);
+}
+
+TEST(h2_id_table_wraps) {
+  /* Long-lived streams while hundreds of others come and go: ids collide in the table and deletions must keep
+   * every chain findable. */
+  server srv;
+  enum { HELD = 5, N = 300 };
+  apns__req *held[HELD];
+  static apns__req *reqs[N];
+  int32_t held_ids[HELD];
+  connect_pair(&srv, 100);
+  for (int i = 0; i < HELD; i++) {
+    held[i] = mkreq("/hold");
+    held_ids[i] = apns__h2_submit(T.h2, held[i], NULL, 0);
+    ASSERT_GT(held_ids[i], 0);
+  }
+  int shifted = 0;
+  for (int i = 0; i < N; i++) {
+    reqs[i] = mkreq("/ok");
+    int32_t id = apns__h2_submit(T.h2, reqs[i], NULL, 0);
+    ASSERT_GT(id, 0);
+    if (!shifted && id > held_ids[HELD - 1] && ((id >> 1) & 15) == 0) {
+      /* id shares its home slot with held stream 1 (table of 16) and sits displaced behind the held ones:
+       * removing stream 1 must pull it back, or it could no longer be found. */
+      shifted = 1;
+      ASSERT_OK(apns__h2_cancel(T.h2, held_ids[0], APNS_ECANCELED, APNS_DELIVERY_UNKNOWN));
+      ASSERT_OK(apns__h2_cancel(T.h2, id, APNS_ECANCELED, APNS_DELIVERY_UNKNOWN));
+    }
+    pump(T.h2, &srv);
+    ASSERT_EQ(rec_of(reqs[i])->calls, 1);
+    if (i == N / 2) {
+      ASSERT_OK(apns__h2_cancel(T.h2, held_ids[1], APNS_ECANCELED, APNS_DELIVERY_UNKNOWN));
+      ASSERT_OK(apns__h2_cancel(T.h2, held_ids[3], APNS_ECANCELED, APNS_DELIVERY_UNKNOWN));
+    }
+  }
+  ASSERT_TRUE(shifted);
+  ASSERT_EQ(apns__h2_in_flight(T.h2), HELD - 3);
+  for (int i = 0; i < HELD; i++) {
+    int rv = apns__h2_cancel(T.h2, held_ids[i], APNS_ECANCELED, APNS_DELIVERY_UNKNOWN);
+    ASSERT_ERR(rv, i == 0 || i == 1 || i == 3 ? APNS_EINVAL : 0);
+  }
+  ASSERT_EQ(apns__h2_in_flight(T.h2), 0);
+  apns__h2_free(T.h2);
+  for (int i = 0; i < HELD; i++) {
+    ASSERT_EQ(rec_of(held[i])->calls, 1);
+    ASSERT_ERR(rec_of(held[i])->err, APNS_ECANCELED);
+    apns__req_free(held[i]);
+  }
+  for (int i = 0; i < N; i++) apns__req_free(reqs[i]);
+  srv_free(&srv);
+}
+
+TEST(h2_garbage_after_goaway) {
+  /* After GOAWAY a protocol error is only seen when nghttp2 sends its own GOAWAY(error): from then on the
+   * session reports APNS_EHTTP2. */
+  server srv;
+  connect_pair(&srv, 100);
+  apns__req *req = mkreq("/hold");
+  ASSERT_EQ(apns__h2_submit(T.h2, req, NULL, 0), 1);
+  pump(T.h2, &srv);
+  ASSERT_OK(nghttp2_submit_goaway(srv.s, NGHTTP2_FLAG_NONE, 1, NGHTTP2_NO_ERROR, NULL, 0));
+  pump(T.h2, &srv);
+  ASSERT_EQ(T.goaways, 1);
+  ASSERT_TRUE(T.goaway_reason_null);
+  static const uint8_t bad[] = {0, 0, 1, NGHTTP2_DATA, 0, 0, 0, 0, 0, 'x'};
+  ASSERT_OK(apns__h2_feed(T.h2, bad, sizeof bad));
+  uint8_t *buf;
+  size_t len;
+  ASSERT_OK(apns__h2_take_output(T.h2, &buf, &len));
+  ASSERT_GT(len, 0);
+  apns__free(buf);
+  ASSERT_ERR(apns__h2_feed(T.h2, bad, sizeof bad), APNS_EHTTP2);
+  ASSERT_EQ(apns__h2_want_io(T.h2), 0);
+  ASSERT_EQ(rec_of(req)->calls, 0);
+  apns__h2_fail_all(T.h2, APNS_EHTTP2, APNS_DELIVERY_UNKNOWN);
+  ASSERT_EQ(rec_of(req)->calls, 1);
+  apns__h2_free(T.h2);
+  apns__req_free(req);
+  srv_free(&srv);
+}
+
+TEST(h2_take_output_enomem_loses_nothing) {
+  /* When the output buffer cannot grow, what was gathered goes out and the chunk nghttp2 handed us is kept for
+   * the next call: the byte stream stays whole (the server would choke on a gap). */
+  enum { N = 60 };
+  int alive_runs = 0, partial_runs = 0;
+  long i;
+  for (i = 0; i < 400; i++) {
+    server srv;
+    static apns__req *reqs[N];
+    uint8_t *b1, *b2;
+    size_t l1, l2;
+    long live = test_alloc_live();
+    connect_pair(&srv, 100);
+    for (int k = 0; k < N; k++) {
+      reqs[k] = mkreq_full(NULL, "/ok", "{\"aps\":{\"alert\":\"a fairly long alert text\"}}", 44, NULL);
+      ASSERT_GT(apns__h2_submit(T.h2, reqs[k], NULL, 0), 0);
+    }
+    test_alloc_fail_after(i);
+    int rv = apns__h2_take_output(T.h2, &b1, &l1);
+    long attempted = test_alloc_count();
+    test_alloc_reset();
+    if (attempted <= i) { /* nothing failed: done */
+      ASSERT_OK(rv);
+      apns__free(b1);
+      apns__h2_free(T.h2);
+      for (int k = 0; k < N; k++) apns__req_free(reqs[k]);
+      srv_free(&srv);
+      break;
+    }
+    if (apns__h2_want_io(T.h2)) {
+      /* Our buffer failed, not nghttp2: nothing lost. */
+      alive_runs++;
+      if (rv == 0) {
+        ASSERT_GT(l1, 0);
+        partial_runs++;
+        ASSERT_EQ(nghttp2_session_mem_recv(srv.s, b1, l1), (ssize_t)l1);
+        apns__free(b1);
+      } else {
+        ASSERT_ERR(rv, APNS_ENOMEM);
+        ASSERT_NULL(b1);
+      }
+      ASSERT_OK(apns__h2_take_output(T.h2, &b2, &l2));
+      ASSERT_EQ(nghttp2_session_mem_recv(srv.s, b2, l2), (ssize_t)l2);
+      apns__free(b2);
+      pump(T.h2, &srv);
+      ASSERT_EQ(srv.requests, N);
+      ASSERT_EQ(T.responses, N);
+    } else {
+      ASSERT_ERR(rv, APNS_ENOMEM); /* nghttp2 itself failed: the session is dead */
+      ASSERT_ERR(apns__h2_feed(T.h2, (const uint8_t *)"x", 1), APNS_ENOMEM);
+    }
+    apns__h2_free(T.h2);
+    for (int k = 0; k < N; k++) {
+      ASSERT_EQ(rec_of(reqs[k])->calls, 1);
+      apns__req_free(reqs[k]);
+    }
+    srv_free(&srv);
+    ASSERT_EQ(test_alloc_live(), live);
+  }
+  ASSERT_LT(i, 400);
+  ASSERT_GT(alive_runs, 0);
+  ASSERT_GT(partial_runs, 0);
 }
 
 /* ---- re-entrancy ---- */
@@ -1350,7 +1611,7 @@ TEST(h2_alloc_failure_submit) {
  * request ends exactly once and nothing leaks. */
 static int exchange_under_failure(long fail_after) {
   server srv;
-  const char *paths[] = {"/ok", "/gone", "/unique", "/big/70000", "/weird"};
+  const char *paths[] = {"/ok", "/gone", "/many", "/big/70000", "/weird"};
   apns__req *reqs[5];
   int accepted[5] = {0};
   long attempted;
@@ -1436,6 +1697,11 @@ TEST_SUITE(h2){
     TEST_ENTRY(h2_protocol_error_after_settings),
     TEST_ENTRY(h2_fuzz_no_crash),
     TEST_ENTRY(h2_free_with_open_streams),
+    TEST_ENTRY(h2_response_shapes),
+    TEST_ENTRY(h2_many_request_headers),
+    TEST_ENTRY(h2_id_table_wraps),
+    TEST_ENTRY(h2_garbage_after_goaway),
+    TEST_ENTRY(h2_take_output_enomem_loses_nothing),
     TEST_ENTRY(h2_reentrant_submit_and_cancel),
     TEST_ENTRY(h2_free_from_callback),
     TEST_ENTRY(h2_fail_all_from_callback),
