@@ -83,16 +83,16 @@ struct apns__h2 {
   const uint8_t *stash;
   size_t stash_len;
 
-  int dead;             /* 0, or the error the session died of (APNS_EHTTP2, APNS_ENOMEM) */
-  int fatal;            /* nghttp2 returned a fatal error: only nghttp2_session_del may follow */
+  int dead;  /* 0, or the error the session died of (APNS_EHTTP2, APNS_ENOMEM) */
+  int fatal; /* nghttp2 returned a fatal error: only nghttp2_session_del may follow */
   unsigned settings_seen : 1;
   unsigned goaway_recv : 1;
   unsigned shutdown : 1;
-  unsigned closed : 1;  /* fail_all or free ran: no more submits */
+  unsigned closed : 1; /* fail_all or free ran: no more submits */
   unsigned free_pending : 1;
   unsigned freeing : 1;
-  unsigned depth;       /* nesting of our calls that run callbacks; free waits for 0 */
-  unsigned in_nghttp2;  /* inside mem_recv/mem_send: those two must not nest */
+  unsigned depth;      /* nesting of our calls that run callbacks; free waits for 0 */
+  unsigned in_nghttp2; /* inside mem_recv/mem_send: those two must not nest */
 };
 
 static void h2_destroy(apns__h2 *h2);
@@ -390,8 +390,7 @@ static void deliver_response(apns__h2 *h2, h2_stream *st) {
   if (st->apns_id) res.apns_id = st->arena + st->apns_id - 1;
   if (st->unique_id) res.apns_unique_id = st->arena + st->unique_id - 1;
 
-  if (reset)
-    (void)nghttp2_submit_rst_stream(h2->session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+  if (reset) (void)nghttp2_submit_rst_stream(h2->session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
   req = stream_end(h2, st, 1);
   if (h2->cb.on_response) h2->cb.on_response(h2->ctx, req, &res);
   json_decref(json);
@@ -474,8 +473,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
   return 0;
 }
 
-static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data,
-                         size_t len, void *user_data) {
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data, size_t len,
+                         void *user_data) {
   apns__h2 *h2 = user_data;
   h2_stream *st = stream_of(session, stream_id);
   size_t have;

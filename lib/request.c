@@ -44,8 +44,7 @@ static int path_valid(const char *path) {
 
 /* Connection-specific fields are forbidden in HTTP/2 (RFC 9113 8.2.2); a server would reset the stream. */
 static int connection_specific(const char *name) {
-  static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
-                                      "upgrade"};
+  static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (strcmp(name, names[i]) == 0) return 1;
   return 0;
@@ -104,8 +103,9 @@ int apns__req_new(apns__req **out, const apns_request *desc, size_t extra) {
   nvlen = 4 + desc->num_headers;
   if (nvlen < desc->num_headers || nvlen > SIZE_MAX / sizeof(nghttp2_nv)) return APNS_EINVAL;
   total = extra_offset();
-  if (!add_size(&total, round_up(extra)) || round_up(extra) < extra || !add_size(&total, nvlen * sizeof(nghttp2_nv)) ||
-      !add_size(&total, strings) || !add_size(&total, desc->body_len))
+  if (!add_size(&total, round_up(extra)) || round_up(extra) < extra ||
+      !add_size(&total, nvlen * sizeof(nghttp2_nv)) || !add_size(&total, strings) ||
+      !add_size(&total, desc->body_len))
     return APNS_EINVAL;
 
   req = apns__malloc(total);

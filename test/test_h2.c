@@ -15,7 +15,8 @@
 
 /* ------------------------------------------------------------------------------------------------------------------
  * The in-memory server (plain nghttp2, default allocator: its memory is not counted by the harness)
- * ------------------------------------------------------------------------------------------------------------------ */
+ * ------------------------------------------------------------------------------------------------------------------
+ */
 typedef struct srv_stream {
   int32_t id;
   char method[16], scheme[16], path[256], authority[128];
@@ -36,13 +37,13 @@ typedef struct srv_stream {
 typedef struct server {
   nghttp2_session *s;
   srv_stream *streams;
-  int requests;             /* complete requests seen */
-  int headers_seen;         /* request HEADERS seen */
+  int requests;     /* complete requests seen */
+  int headers_seen; /* request HEADERS seen */
   int rst_recv;
   uint32_t last_rst_code;
   int priority_frames, headers_with_priority;
   int goaway_recv;
-  int respond_on_receive;   /* 0: the test calls srv_answer_all() */
+  int respond_on_receive; /* 0: the test calls srv_answer_all() */
 } server;
 
 static srv_stream *srv_find(server *srv, int32_t id) {
@@ -318,7 +319,8 @@ static void srv_free(server *srv) {
 
 /* ------------------------------------------------------------------------------------------------------------------
  * The client side: counted callbacks
- * ------------------------------------------------------------------------------------------------------------------ */
+ * ------------------------------------------------------------------------------------------------------------------
+ */
 typedef struct rec {
   int calls;
   int err;
@@ -486,7 +488,8 @@ static void connect_pair(server *srv, uint32_t max_streams) {
 
 /* ------------------------------------------------------------------------------------------------------------------
  * Tests
- * ------------------------------------------------------------------------------------------------------------------ */
+ * ------------------------------------------------------------------------------------------------------------------
+ */
 
 TEST(h2_request_arrives_intact) {
   server srv;
@@ -496,8 +499,8 @@ TEST(h2_request_arrives_intact) {
   ASSERT_UEQ(nghttp2_session_get_remote_settings(srv.s, NGHTTP2_SETTINGS_ENABLE_PUSH), 0);
   ASSERT_UEQ(nghttp2_session_get_remote_settings(srv.s, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE), 1u << 20);
 
-  apns__req *req =
-      mkreq_full(NULL, "/3/device/0123abcd", "{\"aps\":{\"alert\":\"hi\"}}", 22, "123e4567-e89b-12d3-a456-426614174000");
+  apns__req *req = mkreq_full(NULL, "/3/device/0123abcd", "{\"aps\":{\"alert\":\"hi\"}}", 22,
+                              "123e4567-e89b-12d3-a456-426614174000");
   char token[] = "bearer eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJ0ZWFtIn0.sig";
   nghttp2_nv auth = {(uint8_t *)"authorization", (uint8_t *)token, 13, strlen(token), NGHTTP2_NV_FLAG_NONE};
   int32_t id = apns__h2_submit(T.h2, req, &auth, 1);
@@ -860,8 +863,8 @@ TEST(h2_goaway_last_stream_id) {
   }
   pump(T.h2, &srv);
   ASSERT_EQ(srv.requests, 5);
-  ASSERT_OK(nghttp2_submit_goaway(srv.s, NGHTTP2_FLAG_NONE, 3, NGHTTP2_NO_ERROR, (const uint8_t *)debug,
-                                  sizeof debug - 1));
+  ASSERT_OK(
+      nghttp2_submit_goaway(srv.s, NGHTTP2_FLAG_NONE, 3, NGHTTP2_NO_ERROR, (const uint8_t *)debug, sizeof debug - 1));
   pump(T.h2, &srv);
   ASSERT_EQ(T.goaways, 1);
   ASSERT_EQ(T.goaway_last, 3);

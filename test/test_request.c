@@ -67,7 +67,7 @@ TEST(request_extra_is_aligned_and_separate) {
     ASSERT_EQ((uintptr_t)extra % alignof(max_align_t), 0);
     ASSERT_TRUE(extra >= (unsigned char *)(req + 1));
     if (extras[k] > 0) {
-      ASSERT_EQ(extra[0], 0); /* zeroed for the owner */
+      ASSERT_EQ(extra[0], 0);         /* zeroed for the owner */
       memset(extra, 0xAA, extras[k]); /* ASan/valgrind: inside the block, and must not touch the nv array */
     }
     ASSERT_TRUE(nv_is(&req->nva[0], ":method", "GET"));
@@ -111,10 +111,10 @@ TEST(request_bad_path) {
 
 TEST(request_bad_headers) {
   apns_header bad[][1] = {
-      {{"Apns-Topic", "x"}},    {{":path", "/x"}},         {{":authority", "evil"}}, {{"", "x"}},
-      {{"bad name", "x"}},      {{"apns-topic", "a\rb"}},  {{"apns-topic", "a\nb"}},  {{"x\r\ny", "1"}},
-      {{NULL, "x"}},            {{"apns-topic", NULL}},    {{"connection", "close"}}, {{"transfer-encoding", "x"}},
-      {{"upgrade", "h2c"}},     {{"te", "gzip"}},          {{"keep-alive", "1"}},     {{"na\xc3\xa9me", "x"}},
+      {{"Apns-Topic", "x"}}, {{":path", "/x"}},        {{":authority", "evil"}},  {{"", "x"}},
+      {{"bad name", "x"}},   {{"apns-topic", "a\rb"}}, {{"apns-topic", "a\nb"}},  {{"x\r\ny", "1"}},
+      {{NULL, "x"}},         {{"apns-topic", NULL}},   {{"connection", "close"}}, {{"transfer-encoding", "x"}},
+      {{"upgrade", "h2c"}},  {{"te", "gzip"}},         {{"keep-alive", "1"}},     {{"na\xc3\xa9me", "x"}},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     apns_request desc = {NULL, "/3/device/x", bad[i], 1, NULL, 0, 0};
@@ -192,14 +192,9 @@ TEST(request_header_checks) {
 }
 
 TEST_SUITE(request){
-    TEST_ENTRY(request_layout_and_flags),
-    TEST_ENTRY(request_extra_is_aligned_and_separate),
-    TEST_ENTRY(request_methods),
-    TEST_ENTRY(request_bad_path),
-    TEST_ENTRY(request_bad_headers),
-    TEST_ENTRY(request_bad_args),
-    TEST_ENTRY(request_one_allocation),
-    TEST_ENTRY(request_alloc_failure),
-    TEST_ENTRY(request_header_checks),
-    TEST_SUITE_END,
+    TEST_ENTRY(request_layout_and_flags), TEST_ENTRY(request_extra_is_aligned_and_separate),
+    TEST_ENTRY(request_methods),          TEST_ENTRY(request_bad_path),
+    TEST_ENTRY(request_bad_headers),      TEST_ENTRY(request_bad_args),
+    TEST_ENTRY(request_one_allocation),   TEST_ENTRY(request_alloc_failure),
+    TEST_ENTRY(request_header_checks),    TEST_SUITE_END,
 };
