@@ -2,3 +2,4 @@
 SUITE(error)
 SUITE(alloc)
 SUITE(certgen)
+SUITE(mock)
