@@ -224,8 +224,8 @@ out:
   return ret;
 }
 
-static int make_server(gen *g, mbedtls_pk_context *ca_key, const char *ca_cn, const char *host, const unsigned char *ip,
-                       size_t ip_len, time_t nb, time_t na, char **cert, char **key_out) {
+static int make_server(gen *g, mbedtls_pk_context *ca_key, const char *ca_cn, const char *host,
+                       const unsigned char *ip, size_t ip_len, time_t nb, time_t na, char **cert, char **key_out) {
   mbedtls_x509write_cert crt;
   mbedtls_pk_context key;
   unsigned char san[512];
@@ -262,8 +262,8 @@ out:
   return ret;
 }
 
-static int make_client(gen *g, mbedtls_pk_context *ca_key, const char *ca_cn, const char *topic, time_t nb,
-                       time_t na, char **cert, char **key_out) {
+static int make_client(gen *g, mbedtls_pk_context *ca_key, const char *ca_cn, const char *topic, time_t nb, time_t na,
+                       char **cert, char **key_out) {
   static const unsigned char asn1_null[] = {MBEDTLS_ASN1_NULL, 0};
   static const char cn_prefix[] = "Apple Push Services: ";
   mbedtls_x509write_cert crt;

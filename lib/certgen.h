@@ -18,7 +18,7 @@
 
 typedef struct apns__certgen_options {
   const char *topic;       /* client certificate's UID; NULL: "com.example.app" */
-  const char *server_host; /* server certificate's CN and dNSName; NULL: "localhost" (a wrong one for mismatch tests) */
+  const char *server_host; /* server CN and dNSName; NULL: "localhost" (another for mismatch tests) */
   const char *server_ip;   /* IPv4 or IPv6 literal for the iPAddress entry; NULL: "127.0.0.1"; "" for none */
   int days;                /* validity from an hour ago; 0: 3650 */
   int server_expired;      /* non-zero: the server certificate expired yesterday (for verification tests) */

@@ -31,6 +31,10 @@ typedef struct apns__tls_options {
   /* Client only: skip verification of the server's chain and host name. For tests against self-made servers
    * only; nothing turns verification off without this field. Default 0. */
   int insecure_skip_verify;
+  /* Tests only: the one ALPN protocol to offer (client) or accept (server) instead of "h2"; "" for none. NULL
+   * (the default) means "h2". The handshake still ends in APNS_EALPN unless "h2" was agreed, so this only serves
+   * to make a peer that does not speak HTTP/2. */
+  const char *alpn;
 } apns__tls_options;
 
 /* Creates a config. On failure returns APNS_EBADCERT, APNS_EBADKEY, APNS_ETLS, APNS_EINVAL or APNS_ENOMEM and
@@ -40,7 +44,11 @@ apns__tls_config *apns__tls_config_ref(apns__tls_config *cfg);
 void apns__tls_config_unref(apns__tls_config *cfg); /* NULL is fine */
 
 /* A connection. Client: hostname is sent as SNI and verified against the certificate (unless insecure); ALPN
- * offers "h2" only. Server: hostname is ignored; ALPN selects "h2". Takes a reference on cfg. */
+ * offers "h2" only. hostname is required unless insecure (APNS_EINVAL): mbedTLS 2.28 would otherwise skip the
+ * name check silently. mbedTLS 2.28 matches it against the certificate's dNSName entries (or CN when there are
+ * none), never against iPAddress entries: to reach a server at 127.0.0.1, connect there and pass the name its
+ * certificate holds ("localhost" for certgen's). Server: hostname is ignored; ALPN selects "h2". Takes a
+ * reference on cfg. Returns 0, APNS_EINVAL, APNS_ENOMEM or APNS_ETLS. */
 int apns__tls_new(apns__tls **out, apns__tls_config *cfg, const char *hostname);
 void apns__tls_free(apns__tls *tls); /* NULL is fine */
 
@@ -52,12 +60,17 @@ int apns__tls_feed(apns__tls *tls, const uint8_t *data, size_t len);
 int apns__tls_handshake(apns__tls *tls);
 int apns__tls_handshake_done(const apns__tls *tls);
 /* Plaintext from the peer into buf: the number of bytes (> 0), 0 when nothing more is available now, APNS_ECLOSED
- * after the peer's close_notify, or APNS_ETLS. */
+ * after the peer's close_notify, or APNS_ETLS. Call again while it returns cap: more may be waiting. Reading may
+ * queue output too (an alert), so check apns__tls_take_output afterwards. Errors stick: every later call returns
+ * the same one. APNS_EINVAL before the handshake is done. */
 ssize_t apns__tls_read(apns__tls *tls, uint8_t *buf, size_t cap);
-/* Encrypts all of len plaintext bytes into the outgoing ciphertext (several records if needed). 0 or an error. */
+/* Encrypts all of len plaintext bytes into the outgoing ciphertext (several records if needed, up to 16 KiB of
+ * plaintext each), appended to the one output buffer. 0, APNS_ENOMEM, APNS_ETLS, or APNS_EINVAL before the
+ * handshake is done. */
 int apns__tls_write(apns__tls *tls, const uint8_t *data, size_t len);
 /* Hands over the ciphertext waiting to be sent: *buf is an apns__malloc'd block of *len bytes that the caller now
- * owns and frees with apns__free; NULL and 0 when there is none. */
+ * owns and frees with apns__free (no copy is made: it can go straight to uv_write); NULL and 0 when there is none.
+ * The next output starts a new buffer. */
 void apns__tls_take_output(apns__tls *tls, uint8_t **buf, size_t *len);
 size_t apns__tls_output_size(const apns__tls *tls);
 /* Queues a close_notify alert. */

@@ -2,4 +2,5 @@
 SUITE(error)
 SUITE(alloc)
 SUITE(certgen)
+SUITE(tls)
 SUITE(mock)

@@ -151,8 +151,8 @@ TEST(certgen_server_names) {
     if (s->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 2) && s->buf.len == 9 && !memcmp(s->buf.p, "localhost", 9))
       dns++;
   ASSERT_EQ(dns, 1);
-  static const unsigned char san[] = {0x30, 0x11, 0x82, 0x09, 'l',  'o',  'c',  'a', 'l',
-                                      'h',  'o',  's',  't',  0x87, 0x04, 0x7f, 0,   0,   1};
+  static const unsigned char san[] = {0x30, 0x11, 0x82, 0x09, 'l',  'o',  'c', 'a', 'l', 'h',
+                                      'o',  's',  't',  0x87, 0x04, 0x7f, 0,   0,   1};
   ASSERT_TRUE(has_bytes(crt.raw.p, crt.raw.len, san, sizeof san));
   mbedtls_x509_crt_free(&crt);
   apns__certgen_free(&res);
@@ -270,9 +270,12 @@ TEST(certgen_write_dir) {
     const char *name;
     const char *text;
     unsigned mode;
-  } files[] = {{"ca.pem", res.ca_cert, 0644},         {"server.pem", res.server_cert, 0644},
-               {"server-key.pem", res.server_key, 0600}, {"client.pem", res.client_cert, 0644},
-               {"client-key.pem", res.client_key, 0600}, {"other-ca.pem", res.other_ca_cert, 0644}};
+  } files[] = {{"ca.pem", res.ca_cert, 0644},
+               {"server.pem", res.server_cert, 0644},
+               {"server-key.pem", res.server_key, 0600},
+               {"client.pem", res.client_cert, 0644},
+               {"client-key.pem", res.client_key, 0600},
+               {"other-ca.pem", res.other_ca_cert, 0644}};
   mode_t old = umask(0);
   umask(old);
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -330,14 +333,15 @@ TEST(certgen_openssl_agrees) {
   const char *d = test_tmpdir();
   ASSERT_OK(apns__certgen(&opts, &res, NULL, 0));
   ASSERT_OK(apns__certgen_write_dir(d, &res, err, sizeof err));
-  snprintf(cmd, sizeof cmd,
-           "openssl verify -CAfile %s/ca.pem %s/server.pem %s/client.pem >/dev/null && "
-           "openssl x509 -in %s/server.pem -noout -ext subjectAltName | grep -q 'DNS:localhost, IP Address:127.0.0.1' "
-           "&& openssl x509 -in %s/client.pem -noout -subject -nameopt RFC2253 | "
-           "grep -q 'CN=Apple Push Services: com.example.app,UID=com.example.app' && "
-           "openssl x509 -in %s/client.pem -noout -text | grep -q '1.2.840.113635.100.6.3.2' && "
-           "! openssl verify -CAfile %s/other-ca.pem %s/server.pem >/dev/null 2>&1",
-           d, d, d, d, d, d, d, d);
+  snprintf(
+      cmd, sizeof cmd,
+      "openssl verify -CAfile %s/ca.pem %s/server.pem %s/client.pem >/dev/null && "
+      "openssl x509 -in %s/server.pem -noout -ext subjectAltName | grep -q 'DNS:localhost, IP Address:127.0.0.1' "
+      "&& openssl x509 -in %s/client.pem -noout -subject -nameopt RFC2253 | "
+      "grep -q 'CN=Apple Push Services: com.example.app,UID=com.example.app' && "
+      "openssl x509 -in %s/client.pem -noout -text | grep -q '1.2.840.113635.100.6.3.2' && "
+      "! openssl verify -CAfile %s/other-ca.pem %s/server.pem >/dev/null 2>&1",
+      d, d, d, d, d, d, d, d);
   ASSERT_EQ(system(cmd), 0);
   apns__certgen_free(&res);
 }
