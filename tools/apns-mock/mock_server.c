@@ -190,6 +190,7 @@ static mock_stream *stream_get(apns__mock_conn *c) {
     slab->next = c->slabs;
     c->slabs = slab;
     for (int i = MOCK_SLAB - 1; i >= 0; i--) {
+      slab->streams[i].cap = NULL; /* apns__mock_conn_free looks at every record's capture */
       slab->streams[i].next = c->free_streams;
       c->free_streams = &slab->streams[i];
     }
