@@ -1,7 +1,10 @@
 /* Shared pieces of the loop tests (see fixture.h). */
 #include "fixture.h"
 
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 void fx_record(int err, const apns_response *res, void *data) {
   fx_rec *r = data;
@@ -86,4 +89,36 @@ void fx_request(apns_request *r, const char *token, uint64_t timeout_ms) {
   r->body = body;
   r->body_len = sizeof body - 1;
   r->timeout_ms = timeout_ms;
+}
+
+int fx_mock_fork(const apns_mock_options *o, pid_t *pid) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  fflush(stdout);
+  fflush(stderr);
+  *pid = fork();
+  ASSERT_GE(*pid, 0);
+  if (*pid == 0) {
+    uv_loop_t loop;
+    close(fds[0]);
+    test_alloc_reset();
+    if (uv_loop_init(&loop) != 0) _exit(3);
+    apns_mock *m = fx_mock_start(&loop, o);
+    int port = apns_mock_port(m);
+    if (write(fds[1], &port, sizeof port) != (ssize_t)sizeof port) _exit(4);
+    close(fds[1]);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    _exit(0);
+  }
+  close(fds[1]);
+  int port = 0;
+  ASSERT_EQ(read(fds[0], &port, sizeof port), (ssize_t)sizeof port);
+  close(fds[0]);
+  return port;
+}
+
+void fx_mock_kill(pid_t pid) {
+  int status;
+  kill(pid, SIGKILL);
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
 }
