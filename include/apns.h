@@ -1,12 +1,20 @@
 /* libapns: an asynchronous Apple Push Notification service client on libuv.
  *
- * This header is the manual. Start with apns/common.h (errors, reasons, allocator, responses); the other parts
- * are included as they exist. All functions are to be called from the thread that runs the loop they belong to.
+ * The manual, in reading order:
+ *   apns/common.h   errors, APNs reasons, the allocator, requests and responses (shared by every level)
+ *   apns/payload.h  notifications (the aps dictionary and custom keys), push types, input validation
+ *   apns/client.h   high level: send(token, notification) with certificate or token auth
+ *   apns/pool.h     mid level: a fixed pool of connections, a queue, retries with back-off, generic POST
+ *   apns/conn.h     low level: one HTTP/2 connection; blocked when full
+ * All functions are to be called from the thread that runs the loop they belong to.
  */
 #ifndef APNS_H
 #define APNS_H
 
 #include <apns/common.h>
 #include <apns/payload.h>
+#include <apns/conn.h>
+#include <apns/pool.h>
+#include <apns/client.h>
 
 #endif /* APNS_H */

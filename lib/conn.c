@@ -73,6 +73,7 @@ struct apns_conn {
   void *data;
 
   apns_conn_stats stats;
+  char goaway_reason[128]; /* the JSON "reason" of the server's GOAWAY, or "" */
   char errmsg[256];
   uint8_t readbuf[APNS__READ_BUF];
 };
@@ -151,6 +152,7 @@ static void dl_insert(apns_conn *c, apns__req *r) {
 /* ---- output ----------------------------------------------------------------------------------------------------- */
 
 static void conn_lost(apns_conn *c, int err, const char *reason);
+static void on_ping_timer(uv_timer_t *t);
 
 static void on_write(uv_write_t *w, int status) {
   apns__write *wr = (apns__write *)w;
@@ -282,6 +284,7 @@ static void h2_on_goaway(void *ctx, uint32_t error_code, int32_t last_stream_id,
   apns_conn *c = ctx;
   conn_set_error(c, "server sent GOAWAY (error %u, last stream %d%s%s)", error_code, (int)last_stream_id,
                  reason ? ", reason " : "", reason ? reason : "");
+  snprintf(c->goaway_reason, sizeof c->goaway_reason, "%s", reason ? reason : "");
   if (c->state == APNS_CONN_READY) c->state = APNS_CONN_DRAINING;
   if (c->on_capacity) c->on_capacity(c);
 }
@@ -295,7 +298,9 @@ static void h2_on_max_streams(void *ctx, uint32_t max_streams) {
 
 static void h2_on_ping_ack(void *ctx) {
   apns_conn *c = ctx;
+  if (!c->ping_outstanding) return;
   c->ping_outstanding = 0;
+  uv_timer_start(&c->ping_timer, on_ping_timer, c->ping_idle, 0);
 }
 
 static const apns__h2_callbacks h2_callbacks = {
@@ -374,7 +379,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (c->state == APNS_CONN_READY || c->state == APNS_CONN_DRAINING) {
     conn_dirty(c);
     /* A drained connection after GOAWAY has nothing more to give. */
-    if (c->state == APNS_CONN_DRAINING && apns__h2_in_flight(c->h2) == 0) conn_lost(c, APNS_ECLOSED, NULL);
+    if (c->state == APNS_CONN_DRAINING && apns__h2_in_flight(c->h2) == 0)
+      conn_lost(c, APNS_ECLOSED, c->goaway_reason[0] ? c->goaway_reason : NULL);
   }
 }
 

@@ -28,10 +28,13 @@ typedef struct apns__req {
   /* the rest of the allocation: nv array, strings, body, then `extra` bytes for the owner (apns__req_extra) */
 } apns__req;
 
-/* Builds a request from its public description. extra bytes, aligned for any type, follow for the owner's own
- * bookkeeping (so one allocation serves the whole request). Returns 0, APNS_EINVAL (NULL path, path not starting
- * with '/', unknown method), APNS_EBADHEADER (a name not a lowercase HTTP token, a pseudo-header, a value with
- * CR/LF/NUL) or APNS_ENOMEM. */
+/* Builds a request from its public description. extra bytes, aligned for any type and zeroed, are kept for the
+ * owner's own bookkeeping (so one allocation serves the whole request). Methods: NULL (POST), POST, GET, DELETE,
+ * PUT, HEAD (exact case). Returns 0, APNS_EINVAL (NULL desc or path, path not starting with '/' or holding a space
+ * or control byte, unknown method, headers NULL with num_headers > 0, body NULL with body_len > 0), APNS_EBADHEADER
+ * (a NULL name or value, a name not a lowercase HTTP token, a pseudo-header, a value with CR/LF/NUL, or an
+ * connection-specific header HTTP/2 forbids: connection, keep-alive, proxy-connection, transfer-encoding, upgrade,
+ * te; see apns__header_name_valid in validate.c) or APNS_ENOMEM. */
 int apns__req_new(apns__req **out, const apns_request *desc, size_t extra);
 void *apns__req_extra(apns__req *req);
 void apns__req_free(apns__req *req);

@@ -1,0 +1,436 @@
+/* apns_client against apns-mock: what goes on the wire, validation before queueing, certificate and token auth. */
+#include "fixture.h"
+
+#include "alloc.h"
+#include "jwt.h"
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/pk.h>
+#include <stdlib.h>
+
+#define TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define KEY_ID "ABC123DEFG"
+#define TEAM_ID "DEF123GHIJ"
+
+/* What the mock saw of the last requests. */
+typedef struct {
+  char path[300];
+  char headers[16][2][300];
+  size_t num_headers;
+  char body[6000];
+  size_t body_len;
+  int count;
+  char auth[8][400]; /* authorization of each request, in order */
+} seen;
+
+typedef struct {
+  uv_loop_t loop;
+  apns__certgen_result certs;
+  apns_mock_options mo;
+  apns_mock *mock;
+  apns_client *client;
+  seen seen;
+  int done;
+  int closed;
+  int64_t now_s; /* the injected wall clock */
+  int tokens;    /* TOKEN events */
+  long live_before;
+  char key_pem[1024];
+} fx;
+
+static void capture(void *data, apns_mock_request *req) {
+  fx *f = data;
+  seen *s = &f->seen;
+  snprintf(s->path, sizeof s->path, "%s", req->path);
+  s->num_headers = 0;
+  const char *auth = "";
+  for (size_t i = 0; i < req->num_headers && i < 16; i++) {
+    snprintf(s->headers[i][0], sizeof s->headers[i][0], "%s", req->headers[i].name);
+    snprintf(s->headers[i][1], sizeof s->headers[i][1], "%s", req->headers[i].value);
+    if (strcmp(req->headers[i].name, "authorization") == 0) auth = req->headers[i].value;
+    s->num_headers++;
+  }
+  if (s->count < 8) snprintf(s->auth[s->count], sizeof s->auth[0], "%s", auth);
+  s->body_len = req->body_len < sizeof s->body - 1 ? req->body_len : sizeof s->body - 1;
+  if (req->body) memcpy(s->body, req->body, s->body_len);
+  s->body[s->body_len] = '\0';
+  s->count++;
+}
+
+static const char *header(fx *f, const char *name) {
+  for (size_t i = 0; i < f->seen.num_headers; i++)
+    if (strcmp(f->seen.headers[i][0], name) == 0) return f->seen.headers[i][1];
+  return NULL;
+}
+
+static int64_t test_clock(void *data) {
+  return ((fx *)data)->now_s;
+}
+
+static fx *current;
+
+static void on_event(apns_pool *p, const apns_pool_event *ev) {
+  (void)p;
+  if (ev->type == APNS_POOL_EVENT_TOKEN) current->tokens++;
+}
+
+static void on_closed(apns_client *c) {
+  ((fx *)apns_client_data(c))->closed++;
+}
+
+/* A fresh P-256 key as PEM (SEC1; the signer reads it as it reads Apple's PKCS#8 .p8). */
+static void make_key(char *pem, size_t cap) {
+  mbedtls_entropy_context e;
+  mbedtls_ctr_drbg_context d;
+  mbedtls_pk_context pk;
+  mbedtls_entropy_init(&e);
+  mbedtls_ctr_drbg_init(&d);
+  mbedtls_pk_init(&pk);
+  ASSERT_EQ(mbedtls_ctr_drbg_seed(&d, mbedtls_entropy_func, &e, NULL, 0), 0);
+  ASSERT_EQ(mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), 0);
+  ASSERT_EQ(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk), mbedtls_ctr_drbg_random, &d), 0);
+  ASSERT_EQ(mbedtls_pk_write_key_pem(&pk, (unsigned char *)pem, cap), 0);
+  mbedtls_pk_free(&pk);
+  mbedtls_ctr_drbg_free(&d);
+  mbedtls_entropy_free(&e);
+}
+
+static void setup(fx *f) {
+  memset(f, 0, sizeof *f);
+  current = f;
+  f->live_before = test_alloc_live();
+  f->now_s = 1700000000;
+  ASSERT_EQ(uv_loop_init(&f->loop), 0);
+  fx_certs(&f->certs, 0);
+  fx_mock_options(&f->mo, &f->certs, 0);
+  f->mo.on_request = capture;
+  f->mo.data = f;
+  f->mock = fx_mock_start(&f->loop, &f->mo);
+}
+
+static void base_options(fx *f, apns_client_options *o) {
+  memset(o, 0, sizeof *o);
+  o->endpoint = APNS_ENDPOINT_CUSTOM;
+  o->host = "127.0.0.1";
+  o->port = (uint16_t)apns_mock_port(f->mock);
+  fx_tls_client(&o->tls, &f->certs);
+  o->topic = "com.example.app";
+  o->data = f;
+  o->on_event = on_event;
+}
+
+static void open_cert_client(fx *f) {
+  apns_client_options o;
+  char err[256] = "";
+  base_options(f, &o);
+  int rv = apns_client_open(&f->loop, &f->client, &o, err, sizeof err);
+  if (rv) test__fail(__FILE__, __LINE__, "apns_client_open: %s (%s)", apns_strerror(rv), err);
+}
+
+static void open_token_client(fx *f) {
+  apns_client_options o;
+  char err[256] = "";
+  base_options(f, &o);
+  o.tls.cert_pem = o.tls.key_pem = NULL;
+  make_key(f->key_pem, sizeof f->key_pem);
+  o.token_key_pem = f->key_pem;
+  o.key_id = KEY_ID;
+  o.team_id = TEAM_ID;
+  o.clock = test_clock;
+  o.connections = 1;
+  int rv = apns_client_open(&f->loop, &f->client, &o, err, sizeof err);
+  if (rv) test__fail(__FILE__, __LINE__, "apns_client_open: %s (%s)", apns_strerror(rv), err);
+}
+
+static void teardown(fx *f) {
+  if (f->client && !f->closed) {
+    ASSERT_OK(apns_client_close(f->client, 0, on_closed));
+    fx_run_until(&f->loop, &f->closed);
+  }
+  fx_mock_stop_and_close_loop(&f->loop, f->mock);
+  apns__certgen_free(&f->certs);
+  ASSERT_EQ(test_alloc_live(), f->live_before);
+}
+
+static void send_and_wait(fx *f, apns_notification *n, const apns_send_options *so, fx_rec *rec) {
+  rec->counter = &f->done;
+  int target = f->done + 1;
+  ASSERT_OK(apns_client_send(f->client, TOKEN, n, so, fx_record, rec));
+  ASSERT_EQ(rec->calls, 0);
+  fx_run_until_count(&f->loop, &f->done, target);
+}
+
+/* The aapns Quickstart, in C. */
+TEST(client_quickstart_on_the_wire) {
+  fx f;
+  fx_rec rec = {0};
+  apns_notification *n;
+  const char *args[] = {"foo", "bar"};
+  setup(&f);
+  open_cert_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_loc_key(n, "Hello World!"));
+  ASSERT_OK(apns_notification_set_alert_loc_args(n, args, 2));
+  ASSERT_OK(apns_notification_set_badge(n, 42));
+  apns_send_options so = {0};
+  so.priority = 10;
+  send_and_wait(&f, n, &so, &rec);
+  ASSERT_OK(rec.err);
+  ASSERT_EQ(rec.status, 200);
+  ASSERT_EQ(strlen(rec.apns_id), 36);
+  ASSERT_STREQ(f.seen.path, "/3/device/" TOKEN);
+  ASSERT_STREQ(f.seen.body, "{\"aps\":{\"alert\":{\"loc-key\":\"Hello World!\",\"loc-args\":[\"foo\",\"bar\"]},\"badge\":42}}");
+  ASSERT_STREQ(header(&f, "apns-push-type"), "alert");
+  ASSERT_STREQ(header(&f, "apns-topic"), "com.example.app");
+  ASSERT_STREQ(header(&f, "apns-priority"), "10");
+  ASSERT_NULL(header(&f, "apns-expiration"));
+  ASSERT_NULL(header(&f, "authorization")); /* certificate auth */
+  apns_notification_free(n);
+  teardown(&f);
+}
+
+TEST(client_options_reach_headers) {
+  fx f;
+  fx_rec rec = {0};
+  apns_notification *n;
+  setup(&f);
+  open_cert_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  apns_send_options so = {0};
+  so.push_type = APNS_PUSH_TYPE_VOIP;
+  so.has_expiration = 1;
+  so.expiration = 0;
+  so.collapse_id = "group-1";
+  so.apns_id = "1C4D1F1A-3F5B-4C7E-9A8B-0D2E3F405162";
+  send_and_wait(&f, n, &so, &rec);
+  ASSERT_EQ(rec.status, 200);
+  ASSERT_STREQ(header(&f, "apns-push-type"), "voip");
+  ASSERT_STREQ(header(&f, "apns-topic"), "com.example.app.voip");
+  ASSERT_STREQ(header(&f, "apns-expiration"), "0");
+  ASSERT_STREQ(header(&f, "apns-collapse-id"), "group-1");
+  ASSERT_STREQ(header(&f, "apns-id"), "1c4d1f1a-3f5b-4c7e-9a8b-0d2e3f405162");
+  ASSERT_STREQ(rec.apns_id, "1c4d1f1a-3f5b-4c7e-9a8b-0d2e3f405162");
+  /* A topic that already has the suffix keeps one. */
+  so.topic = "com.other.app.voip";
+  so.apns_id = NULL;
+  rec = (fx_rec){0};
+  send_and_wait(&f, n, &so, &rec);
+  ASSERT_STREQ(header(&f, "apns-topic"), "com.other.app.voip");
+  apns_notification_free(n);
+  teardown(&f);
+}
+
+TEST(client_background_by_default) {
+  fx f;
+  fx_rec rec = {0};
+  apns_notification *n;
+  setup(&f);
+  open_cert_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_content_available(n, 1));
+  ASSERT_OK(apns_notification_set_custom_string(n, "sync", "inbox"));
+  send_and_wait(&f, n, NULL, &rec);
+  ASSERT_STREQ(header(&f, "apns-push-type"), "background");
+  ASSERT_STREQ(header(&f, "apns-priority"), "5");
+  ASSERT_STREQ(f.seen.body, "{\"aps\":{\"content-available\":1},\"sync\":\"inbox\"}");
+  apns_notification_free(n);
+  teardown(&f);
+}
+
+TEST(client_send_json) {
+  fx f;
+  fx_rec rec = {0};
+  static const char json[] = "{\"aps\":{\"alert\":\"raw \xc3\xa9\"},\"k\":[1,2]}";
+  setup(&f);
+  open_cert_client(&f);
+  rec.counter = &f.done;
+  ASSERT_OK(apns_client_send_json(f.client, TOKEN, json, sizeof json - 1, NULL, fx_record, &rec));
+  fx_run_until(&f.loop, &f.done);
+  ASSERT_EQ(rec.status, 200);
+  ASSERT_STREQ(f.seen.body, json);
+  ASSERT_ERR(apns_client_send_json(f.client, TOKEN, "{\"aps\":", 7, NULL, fx_record, &rec), APNS_EBADJSON);
+  teardown(&f);
+}
+
+/* Bad input is an error from send, and nothing reaches the server. */
+TEST(client_validates_before_queueing) {
+  fx f;
+  fx_rec rec = {0};
+  apns_notification *n, *big;
+  char long_id[70];
+  static char huge[5000];
+  setup(&f);
+  open_cert_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  apns_send_options so = {0};
+  ASSERT_ERR(apns_client_send(f.client, "xyz", n, NULL, fx_record, &rec), APNS_EBADTOKEN);
+  ASSERT_ERR(apns_client_send(f.client, "abc", n, NULL, fx_record, &rec), APNS_EBADTOKEN);
+  ASSERT_ERR(apns_client_send(f.client, "", n, NULL, fx_record, &rec), APNS_EBADTOKEN);
+  so.priority = 7;
+  ASSERT_ERR(apns_client_send(f.client, TOKEN, n, &so, fx_record, &rec), APNS_EBADPRIORITY);
+  so.priority = 0;
+  memset(long_id, 'c', 65);
+  long_id[65] = '\0';
+  so.collapse_id = long_id;
+  ASSERT_ERR(apns_client_send(f.client, TOKEN, n, &so, fx_record, &rec), APNS_EBADCOLLAPSEID);
+  so.collapse_id = "a\r\nb";
+  ASSERT_ERR(apns_client_send(f.client, TOKEN, n, &so, fx_record, &rec), APNS_EBADCOLLAPSEID);
+  so.collapse_id = NULL;
+  so.apns_id = "not-a-uuid";
+  ASSERT_ERR(apns_client_send(f.client, TOKEN, n, &so, fx_record, &rec), APNS_EBADAPNSID);
+  so.apns_id = NULL;
+  so.topic = "com.example app";
+  ASSERT_ERR(apns_client_send(f.client, TOKEN, n, &so, fx_record, &rec), APNS_EBADTOPIC);
+  so.topic = NULL;
+  so.has_expiration = 1;
+  so.expiration = -5;
+  ASSERT_ERR(apns_client_send(f.client, TOKEN, n, &so, fx_record, &rec), APNS_EINVAL);
+  so.has_expiration = 0;
+  memset(huge, 'x', sizeof huge - 1);
+  ASSERT_OK(apns_notification_new(&big));
+  ASSERT_OK(apns_notification_set_alert_text(big, huge));
+  ASSERT_ERR(apns_client_send(f.client, TOKEN, big, NULL, fx_record, &rec), APNS_EPAYLOADTOOLARGE);
+  ASSERT_ERR(apns_client_send(f.client, TOKEN, n, NULL, NULL, &rec), APNS_EINVAL);
+  ASSERT_ERR(apns_client_send(f.client, NULL, n, NULL, fx_record, &rec), APNS_EINVAL);
+  /* Let the loop run: nothing was queued, nothing reaches the mock, no callback. */
+  for (int i = 0; i < 20; i++) uv_run(&f.loop, UV_RUN_NOWAIT);
+  apns_pool_stats st;
+  apns_client_get_stats(f.client, &st);
+  ASSERT_EQ(st.posted, 0);
+  ASSERT_EQ(f.seen.count, 0);
+  ASSERT_EQ(rec.calls, 0);
+  apns_notification_free(n);
+  apns_notification_free(big);
+  teardown(&f);
+}
+
+TEST(client_open_errors) {
+  uv_loop_t loop;
+  apns_client *c = NULL;
+  apns_client_options o;
+  char err[256] = "";
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  memset(&o, 0, sizeof o);
+  o.endpoint = APNS_ENDPOINT_DEVELOPMENT;
+  ASSERT_ERR(apns_client_open(&loop, &c, &o, err, sizeof err), APNS_EINVAL);
+  ASSERT_TRUE(strstr(err, "authentication") != NULL);
+  o.tls.cert_file = "a.pem";
+  o.token_key_file = "b.p8";
+  ASSERT_ERR(apns_client_open(&loop, &c, &o, err, sizeof err), APNS_EINVAL);
+  ASSERT_TRUE(strstr(err, "not both") != NULL);
+  o.tls.cert_file = NULL;
+  o.token_key_file = "/nonexistent/AuthKey.p8";
+  o.key_id = KEY_ID;
+  o.team_id = TEAM_ID;
+  ASSERT_ERR(apns_client_open(&loop, &c, &o, err, sizeof err), APNS_EBADKEY);
+  ASSERT_TRUE(strstr(err, "/nonexistent/AuthKey.p8") != NULL);
+  o.key_id = "short";
+  ASSERT_ERR(apns_client_open(&loop, &c, &o, err, sizeof err), APNS_EINVAL);
+  o.endpoint = APNS_ENDPOINT_CUSTOM;
+  ASSERT_ERR(apns_client_open(&loop, &c, &o, err, sizeof err), APNS_EINVAL);
+  ASSERT_TRUE(strstr(err, "host") != NULL);
+  ASSERT_NULL(c);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+}
+
+/* Token auth: the JWT verifies against the key, carries the injected clock, and is kept per connection. */
+TEST(client_token_auth) {
+  fx f;
+  fx_rec rec = {0};
+  apns_notification *n;
+  setup(&f);
+  open_token_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  send_and_wait(&f, n, NULL, &rec);
+  ASSERT_EQ(rec.status, 200);
+  const char *auth = header(&f, "authorization");
+  ASSERT_NOT_NULL(auth);
+  ASSERT_EQ(strncmp(auth, "bearer ", 7), 0);
+  apns__jwt_verifier *v;
+  apns__jwt_claims claims;
+  ASSERT_OK(apns__jwt_verifier_new(&v));
+  ASSERT_OK(apns__jwt_verifier_add(v, KEY_ID, NULL, f.key_pem, strlen(f.key_pem) + 1, NULL, 0));
+  ASSERT_EQ(apns__jwt_verify(v, auth + 7, strlen(auth + 7), &claims), APNS__JWT_VALID);
+  ASSERT_STREQ(claims.kid, KEY_ID);
+  ASSERT_STREQ(claims.iss, TEAM_ID);
+  ASSERT_EQ(claims.iat, 1700000000);
+  apns__jwt_verifier_free(v);
+  apns_notification_free(n);
+  teardown(&f);
+}
+
+/* A connection keeps its token past 19 minutes and replaces it at 50. */
+TEST(client_token_refresh_schedule) {
+  fx f;
+  fx_rec r1 = {0}, r2 = {0}, r3 = {0}, r4 = {0};
+  apns_notification *n;
+  setup(&f);
+  open_token_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  send_and_wait(&f, n, NULL, &r1);
+  f.now_s += 19 * 60;
+  send_and_wait(&f, n, NULL, &r2);
+  ASSERT_STREQ(f.seen.auth[1], f.seen.auth[0]);
+  f.now_s += 30 * 60 + 59; /* 49:59 */
+  send_and_wait(&f, n, NULL, &r3);
+  ASSERT_STREQ(f.seen.auth[2], f.seen.auth[0]);
+  ASSERT_EQ(f.tokens, 0);
+  f.now_s += 1; /* 50:00 */
+  send_and_wait(&f, n, NULL, &r4);
+  ASSERT_NE(strcmp(f.seen.auth[3], f.seen.auth[0]), 0);
+  ASSERT_EQ(f.tokens, 1);
+  ASSERT_EQ(r4.status, 200);
+  apns_notification_free(n);
+  teardown(&f);
+}
+
+/* 403 ExpiredProviderToken: the connection takes a new token and the request is retried once. */
+static void expire_first(void *data, apns_mock_request *req) {
+  fx *f = data;
+  capture(data, req);
+  if (f->seen.count == 1) {
+    req->status = 403;
+    req->reason = "ExpiredProviderToken";
+    f->now_s += 1; /* so that the new token differs (signatures are deterministic) */
+  }
+}
+
+TEST(client_expired_token_retried_once) {
+  fx f;
+  fx_rec rec = {0};
+  apns_notification *n;
+  setup(&f);
+  apns_mock_stop(f.mock, NULL, NULL);
+  f.mo.on_request = expire_first;
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  open_token_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  send_and_wait(&f, n, NULL, &rec);
+  ASSERT_EQ(rec.status, 200);
+  ASSERT_EQ(rec.attempts, 2);
+  ASSERT_EQ(f.seen.count, 2);
+  ASSERT_EQ(f.tokens, 1);
+  ASSERT_NE(strcmp(f.seen.auth[0], f.seen.auth[1]), 0);
+  apns_notification_free(n);
+  teardown(&f);
+}
+
+TEST_SUITE(client){
+    TEST_ENTRY(client_quickstart_on_the_wire),
+    TEST_ENTRY(client_options_reach_headers),
+    TEST_ENTRY(client_background_by_default),
+    TEST_ENTRY(client_send_json),
+    TEST_ENTRY(client_validates_before_queueing),
+    TEST_ENTRY(client_open_errors),
+    TEST_ENTRY(client_token_auth),
+    TEST_ENTRY(client_token_refresh_schedule),
+    TEST_ENTRY(client_expired_token_retried_once),
+    TEST_SUITE_END,
+};

@@ -1,0 +1,567 @@
+/* apns_conn against apns-mock over real TLS and HTTP/2 on 127.0.0.1, ports chosen by the kernel. */
+#include "fixture.h"
+
+#include "alloc.h"
+#include "conn.h"
+
+#include <stdlib.h>
+
+#define TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+typedef struct {
+  uv_loop_t loop;
+  apns__certgen_result certs;
+  apns_mock_options mo;
+  apns_mock *mock;
+  apns_conn *conn;
+  int connected, connect_status;
+  int lost, lost_err;
+  char lost_reason[128];
+  int closed;
+  int done;        /* requests ended */
+  int done_at_close; /* requests ended when the close callback ran */
+  long live_before;
+} fx;
+
+static fx *F;
+
+static void on_connect(apns_conn *c, int status) {
+  fx *f = apns_conn_data(c);
+  f->connected = 1;
+  f->connect_status = status;
+}
+
+static void on_lost(apns_conn *c, int err, const char *reason) {
+  fx *f = apns_conn_data(c);
+  f->lost++;
+  f->lost_err = err;
+  snprintf(f->lost_reason, sizeof f->lost_reason, "%s", reason ? reason : "");
+}
+
+static void on_closed(apns_conn *c) {
+  fx *f = apns_conn_data(c);
+  f->closed++;
+  f->done_at_close = f->done;
+}
+
+static void setup(fx *f, int require_client_cert) {
+  memset(f, 0, sizeof *f);
+  F = f;
+  f->live_before = test_alloc_live();
+  ASSERT_EQ(uv_loop_init(&f->loop), 0);
+  fx_certs(&f->certs, 1);
+  fx_mock_options(&f->mo, &f->certs, require_client_cert);
+}
+
+static void open_conn(fx *f, apns_conn_options *extra) {
+  apns_conn_options o;
+  char err[256] = "";
+  if (extra)
+    o = *extra;
+  else
+    memset(&o, 0, sizeof o);
+  if (f->mock == NULL) f->mock = fx_mock_start(&f->loop, &f->mo);
+  o.host = "127.0.0.1";
+  o.port = (uint16_t)apns_mock_port(f->mock);
+  if (o.tls.ca_pem == NULL) fx_tls_client(&o.tls, &f->certs);
+  o.on_connect = on_connect;
+  o.on_lost = on_lost;
+  o.data = f;
+  int rv = apns_conn_open(&f->loop, &f->conn, &o, err, sizeof err);
+  if (rv != 0) test__fail(__FILE__, __LINE__, "apns_conn_open: %s (%s)", apns_strerror(rv), err);
+  fx_run_until(&f->loop, &f->connected);
+}
+
+static void teardown(fx *f) {
+  if (f->conn && !f->closed) {
+    ASSERT_OK(apns_conn_close(f->conn, on_closed));
+    fx_run_until(&f->loop, &f->closed);
+  }
+  ASSERT_EQ(f->closed, f->conn ? 1 : 0);
+  fx_mock_stop_and_close_loop(&f->loop, f->mock);
+  apns__certgen_free(&f->certs);
+  ASSERT_EQ(test_alloc_live(), f->live_before);
+}
+
+static int post(fx *f, fx_rec *rec, const char *token, uint64_t timeout_ms) {
+  apns_request r;
+  fx_request(&r, token, timeout_ms);
+  rec->counter = &f->done;
+  rec->loop = &f->loop;
+  return apns_conn_post(f->conn, &r, fx_record, rec);
+}
+
+static uint32_t max_streams(apns_conn *c) {
+  apns_conn_stats s;
+  apns_conn_get_stats(c, &s);
+  return s.max_streams;
+}
+
+TEST(conn_round_trip_client_cert) {
+  fx f;
+  fx_rec rec = {0};
+  static const char id[] = "1c4d1f1a-3f5b-4c7e-9a8b-0d2e3f405162";
+  apns_header headers[] = {{"apns-push-type", "alert"}, {"apns-topic", "com.example.app"}, {"apns-id", id}};
+  apns_request r;
+  setup(&f, 1);
+  open_conn(&f, NULL);
+  ASSERT_OK(f.connect_status);
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_READY);
+  fx_request(&r, TOKEN, 5000);
+  r.headers = headers;
+  r.num_headers = 3;
+  ASSERT_OK(apns_conn_post(f.conn, &r, fx_record, &rec));
+  ASSERT_EQ(rec.calls, 0); /* never inside post */
+  rec.counter = &f.done;
+  fx_run_until(&f.loop, &f.done);
+  ASSERT_OK(rec.err);
+  ASSERT_EQ(rec.status, 200);
+  ASSERT_STREQ(rec.apns_id, id);
+  ASSERT_EQ(rec.attempts, 1);
+  apns_conn_stats st;
+  apns_conn_get_stats(f.conn, &st);
+  ASSERT_EQ(st.requests_sent, 1);
+  ASSERT_EQ(st.requests_completed, 1);
+  ASSERT_EQ(st.in_flight, 0);
+  ASSERT_EQ(st.max_streams, 1000);
+  ASSERT_GT(st.bytes_in, 0);
+  ASSERT_GT(st.bytes_out, 0);
+  apns_mock_stats ms;
+  apns_mock_get_stats(f.mock, &ms);
+  ASSERT_EQ(ms.handshake_failures, 0);
+  ASSERT_EQ(ms.status[200], 1);
+  teardown(&f);
+}
+
+TEST(conn_reasons_and_timestamp) {
+  fx f;
+  fx_rec bad = {0}, gone = {0};
+  setup(&f, 0);
+  f.mo.bad_prefix = "bad";
+  f.mo.unregistered_prefix = "dead";
+  open_conn(&f, NULL);
+  ASSERT_OK(f.connect_status);
+  ASSERT_OK(post(&f, &bad, "bad0", 5000));
+  fx_run_until_count(&f.loop, &f.done, 1);
+  /* The first SETTINGS has arrived by now: the second stream is allowed. */
+  ASSERT_OK(post(&f, &gone, "dead00", 5000));
+  fx_run_until_count(&f.loop, &f.done, 2);
+  ASSERT_EQ(bad.status, 400);
+  ASSERT_EQ(bad.reason, APNS_REASON_BadDeviceToken);
+  ASSERT_EQ(gone.status, 410);
+  ASSERT_EQ(gone.reason, APNS_REASON_Unregistered);
+  ASSERT_GT(gone.timestamp_ms, 1600000000000LL);
+  teardown(&f);
+}
+
+TEST(conn_wrong_ca_refused) {
+  fx f;
+  apns_conn_options o;
+  setup(&f, 0);
+  memset(&o, 0, sizeof o);
+  fx_tls_client(&o.tls, &f.certs);
+  o.tls.ca_pem = f.certs.other_ca_cert;
+  open_conn(&f, &o);
+  ASSERT_ERR(f.connect_status, APNS_ECERTVERIFY);
+  ASSERT_TRUE(strstr(apns_conn_last_error(f.conn), "verification") != NULL);
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_LOST);
+  fx_rec rec = {0};
+  ASSERT_ERR(post(&f, &rec, TOKEN, 1000), APNS_ECLOSED);
+  ASSERT_EQ(f.lost, 0); /* on_lost is for connections that were ready */
+  teardown(&f);
+}
+
+TEST(conn_host_name_mismatch_refused) {
+  fx f;
+  apns_conn_options o;
+  setup(&f, 0);
+  memset(&o, 0, sizeof o);
+  fx_tls_client(&o.tls, &f.certs);
+  o.tls.verify_name = "api.push.apple.com";
+  open_conn(&f, &o);
+  ASSERT_ERR(f.connect_status, APNS_ECERTVERIFY);
+  ASSERT_TRUE(strstr(apns_conn_last_error(f.conn), "mismatch") != NULL);
+  teardown(&f);
+}
+
+TEST(conn_insecure_skips_verification) {
+  fx f;
+  apns_conn_options o;
+  fx_rec rec = {0};
+  setup(&f, 0);
+  memset(&o, 0, sizeof o);
+  fx_tls_client(&o.tls, &f.certs);
+  o.tls.ca_pem = f.certs.other_ca_cert;
+  o.tls.verify_name = "wrong.example";
+  o.tls.insecure_skip_verify = 1;
+  open_conn(&f, &o);
+  ASSERT_OK(f.connect_status);
+  ASSERT_OK(post(&f, &rec, TOKEN, 5000));
+  fx_run_until(&f.loop, &f.done);
+  ASSERT_EQ(rec.status, 200);
+  teardown(&f);
+}
+
+TEST(conn_missing_client_cert_refused) {
+  fx f;
+  apns_conn_options o;
+  setup(&f, 1);
+  memset(&o, 0, sizeof o);
+  fx_tls_client(&o.tls, &f.certs);
+  o.tls.cert_pem = NULL;
+  o.tls.key_pem = NULL;
+  open_conn(&f, &o);
+  ASSERT_TRUE(f.connect_status < 0);
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_LOST);
+  teardown(&f);
+}
+
+TEST(conn_refused_port) {
+  fx f;
+  apns_conn_options o;
+  char err[128];
+  setup(&f, 0);
+  /* A port the kernel gave us and we closed at once: nothing listens there. */
+  uv_tcp_t t;
+  struct sockaddr_in a;
+  int len = sizeof a;
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  ASSERT_EQ(uv_tcp_init(&f.loop, &t), 0);
+  ASSERT_EQ(uv_tcp_bind(&t, (const struct sockaddr *)&a, 0), 0);
+  ASSERT_EQ(uv_tcp_getsockname(&t, (struct sockaddr *)&a, &len), 0);
+  uv_close((uv_handle_t *)&t, NULL);
+  memset(&o, 0, sizeof o);
+  fx_tls_client(&o.tls, &f.certs);
+  o.host = "127.0.0.1";
+  o.port = ntohs(a.sin_port);
+  o.on_connect = on_connect;
+  o.data = &f;
+  ASSERT_OK(apns_conn_open(&f.loop, &f.conn, &o, err, sizeof err));
+  ASSERT_EQ(f.connected, 0); /* never inside open */
+  fx_run_until(&f.loop, &f.connected);
+  ASSERT_ERR(f.connect_status, UV_ECONNREFUSED);
+  teardown(&f);
+}
+
+TEST(conn_bad_options) {
+  uv_loop_t loop;
+  apns_conn *c = NULL;
+  apns_conn_options o;
+  char err[256] = "";
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  memset(&o, 0, sizeof o);
+  ASSERT_ERR(apns_conn_open(&loop, &c, &o, err, sizeof err), APNS_EINVAL);
+  ASSERT_TRUE(strstr(err, "host") != NULL);
+  o.host = "127.0.0.1";
+  o.tls.ca_file = "/nonexistent/ca.pem";
+  ASSERT_ERR(apns_conn_open(&loop, &c, &o, err, sizeof err), APNS_EBADCERT);
+  ASSERT_TRUE(strstr(err, "/nonexistent/ca.pem") != NULL);
+  o.tls.ca_file = NULL;
+  o.authority = "evil\r\nx: y";
+  ASSERT_ERR(apns_conn_open(&loop, &c, &o, err, sizeof err), APNS_EBADHEADER);
+  ASSERT_NULL(c);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+}
+
+TEST(conn_bad_request_refused_at_post) {
+  fx f;
+  fx_rec rec = {0};
+  apns_request r;
+  apns_header evil[] = {{"apns-topic", "com.example.app\r\nx-injected: 1"}};
+  setup(&f, 0);
+  open_conn(&f, NULL);
+  fx_request(&r, TOKEN, 1000);
+  r.headers = evil;
+  r.num_headers = 1;
+  ASSERT_ERR(apns_conn_post(f.conn, &r, fx_record, &rec), APNS_EBADHEADER);
+  fx_request(&r, TOKEN, 1000);
+  r.path = "no-slash";
+  ASSERT_ERR(apns_conn_post(f.conn, &r, fx_record, &rec), APNS_EINVAL);
+  ASSERT_ERR(apns_conn_set_authorization(f.conn, "bearer x\ny"), APNS_EBADHEADER);
+  ASSERT_EQ(rec.calls, 0);
+  teardown(&f);
+}
+
+TEST(conn_max_streams_one_blocks_second) {
+  fx f;
+  fx_rec a = {0}, b = {0}, c = {0};
+  setup(&f, 0);
+  f.mo.max_streams = 1;
+  open_conn(&f, NULL);
+  ASSERT_OK(post(&f, &a, TOKEN, 5000));
+  /* Before the server's first SETTINGS and after it (limit 1) the second post is blocked. */
+  ASSERT_ERR(post(&f, &b, TOKEN, 5000), APNS_EBLOCKED);
+  ASSERT_EQ(apns_conn_writable(f.conn), 0);
+  fx_run_until_count(&f.loop, &f.done, 1);
+  ASSERT_EQ(a.status, 200);
+  apns_conn_stats st;
+  apns_conn_get_stats(f.conn, &st);
+  ASSERT_EQ(st.max_streams, 1);
+  ASSERT_OK(post(&f, &b, TOKEN, 5000));
+  ASSERT_ERR(post(&f, &c, TOKEN, 5000), APNS_EBLOCKED);
+  fx_run_until_count(&f.loop, &f.done, 2);
+  ASSERT_EQ(b.status, 200);
+  ASSERT_EQ(b.calls, 1);
+  ASSERT_EQ(c.calls, 0);
+  teardown(&f);
+}
+
+TEST(conn_follows_streams_rise) {
+  fx f;
+  fx_rec first = {0};
+  static fx_rec recs[999];
+  setup(&f, 0);
+  f.mo.max_streams = 1;
+  f.mo.streams_after = 1000;
+  open_conn(&f, NULL);
+  ASSERT_OK(post(&f, &first, TOKEN, 5000));
+  fx_run_until_count(&f.loop, &f.done, 1);
+  /* The raised limit comes with (or right after) the first response. */
+  while (max_streams(f.conn) < 1000) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  for (int i = 0; i < 999; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 10000));
+  apns_conn_stats st;
+  apns_conn_get_stats(f.conn, &st);
+  ASSERT_EQ(st.in_flight, 999);
+  fx_run_until_count(&f.loop, &f.done, 1000);
+  for (int i = 0; i < 999; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_EQ(recs[i].status, 200);
+  }
+  teardown(&f);
+}
+
+TEST(conn_thousand_concurrent_one_write_per_turn) {
+  fx f;
+  static fx_rec recs[1000];
+  fx_rec first = {0};
+  setup(&f, 0);
+  open_conn(&f, NULL);
+  ASSERT_OK(post(&f, &first, TOKEN, 5000));
+  fx_run_until_count(&f.loop, &f.done, 1);
+  apns_conn_stats before, after;
+  apns_conn_get_stats(f.conn, &before);
+  for (int i = 0; i < 1000; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 10000));
+  ASSERT_ERR(post(&f, &first, TOKEN, 10000), APNS_EBLOCKED);
+  ASSERT_EQ(uv_run(&f.loop, UV_RUN_NOWAIT) >= 0, 1);
+  apns_conn_get_stats(f.conn, &after);
+  /* A thousand posts in one turn leave in one write. */
+  ASSERT_EQ(after.writes - before.writes, 1);
+  fx_run_until_count(&f.loop, &f.done, 1001);
+  for (int i = 0; i < 1000; i++) ASSERT_EQ(recs[i].status, 200);
+  teardown(&f);
+}
+
+TEST(conn_deadline_resets_stream) {
+  fx f;
+  fx_rec slow = {0}, next = {0};
+  setup(&f, 0);
+  f.mo.delay_ms = 500;
+  f.mo.max_streams = 1;
+  open_conn(&f, NULL);
+  uint64_t t0 = uv_now(&f.loop);
+  ASSERT_OK(post(&f, &slow, TOKEN, 100));
+  fx_run_until_count(&f.loop, &f.done, 1);
+  ASSERT_ERR(slow.err, APNS_ETIMEDOUT);
+  ASSERT_EQ(slow.delivery, APNS_DELIVERY_UNKNOWN);
+  /* Not before the deadline, and well before the server's answer would have come. */
+  ASSERT_GE(slow.t_end - t0, 100);
+  ASSERT_LT(slow.t_end - t0, 450);
+  /* The slot is free at once, though the limit is one stream. */
+  ASSERT_OK(post(&f, &next, TOKEN, 5000));
+  fx_run_until_count(&f.loop, &f.done, 2);
+  ASSERT_EQ(next.status, 200);
+  ASSERT_EQ(slow.calls, 1);
+  teardown(&f);
+}
+
+TEST(conn_goaway_unprocessed_streams) {
+  fx f;
+  static fx_rec recs[10];
+  setup(&f, 0);
+  f.mo.goaway_after = 4;
+  f.mo.goaway_reason = "Shutdown";
+  f.mo.paused = 1; /* the ten requests arrive together, then the mock answers */
+  open_conn(&f, NULL);
+  fx_rec first = {0};
+  ASSERT_OK(post(&f, &first, TOKEN, 5000));
+  /* Wait for SETTINGS (1000 streams), then post nine more. */
+  while (!apns_conn_writable(f.conn)) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  for (int i = 0; i < 9; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 5000));
+  while (1) {
+    apns_mock_stats ms;
+    apns_mock_get_stats(f.mock, &ms);
+    if (ms.requests >= 4) break;
+    ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  }
+  apns_mock_set_paused(f.mock, 0);
+  fx_run_until_count(&f.loop, &f.done, 10);
+  int ok = first.status == 200, unprocessed = 0;
+  for (int i = 0; i < 9; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    if (recs[i].err == 0) {
+      ASSERT_EQ(recs[i].status, 200);
+      ok++;
+    } else {
+      ASSERT_ERR(recs[i].err, APNS_ECLOSED);
+      ASSERT_EQ(recs[i].delivery, APNS_DELIVERY_NOT_PROCESSED);
+      unprocessed++;
+    }
+  }
+  ASSERT_EQ(ok, 4);
+  ASSERT_EQ(unprocessed, 6);
+  ASSERT_TRUE(strstr(apns_conn_last_error(f.conn), "Shutdown") != NULL);
+  fx_run_until(&f.loop, &f.lost);
+  ASSERT_STREQ(f.lost_reason, "Shutdown");
+  fx_rec late = {0};
+  ASSERT_ERR(post(&f, &late, TOKEN, 1000), APNS_ECLOSED);
+  teardown(&f);
+}
+
+TEST(conn_drop_ends_each_once) {
+  fx f;
+  static fx_rec recs[20];
+  fx_rec first = {0};
+  setup(&f, 0);
+  f.mo.drop_after = 6;
+  open_conn(&f, NULL);
+  ASSERT_OK(post(&f, &first, TOKEN, 5000));
+  while (!apns_conn_writable(f.conn)) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  for (int i = 0; i < 20; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 5000));
+  fx_run_until_count(&f.loop, &f.done, 21);
+  fx_run_until(&f.loop, &f.lost);
+  int closed = 0;
+  for (int i = 0; i < 20; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    if (recs[i].err) {
+      ASSERT_ERR(recs[i].err, APNS_ECLOSED);
+      ASSERT_EQ(recs[i].delivery, APNS_DELIVERY_UNKNOWN);
+      closed++;
+    }
+  }
+  ASSERT_GE(closed, 1);
+  ASSERT_EQ(f.lost, 1);
+  ASSERT_ERR(f.lost_err, APNS_ECLOSED);
+  teardown(&f);
+}
+
+TEST(conn_server_killed_mid_flight) {
+  fx f;
+  static fx_rec recs[50];
+  setup(&f, 0);
+  open_conn(&f, NULL);
+  fx_rec first = {0};
+  ASSERT_OK(post(&f, &first, TOKEN, 5000));
+  fx_run_until_count(&f.loop, &f.done, 1);
+  apns_mock_set_paused(f.mock, 1);
+  for (int i = 0; i < 50; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 5000));
+  while (1) {
+    apns_mock_stats ms;
+    apns_mock_get_stats(f.mock, &ms);
+    if (ms.requests >= 51) break;
+    ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  }
+  apns_mock_drop_connections(f.mock);
+  fx_run_until_count(&f.loop, &f.done, 51);
+  for (int i = 0; i < 50; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_ERR(recs[i].err, APNS_ECLOSED);
+    ASSERT_EQ(recs[i].delivery, APNS_DELIVERY_UNKNOWN);
+  }
+  fx_run_until(&f.loop, &f.lost);
+  teardown(&f);
+}
+
+TEST(conn_close_with_500_in_flight) {
+  fx f;
+  static fx_rec recs[500];
+  setup(&f, 0);
+  f.mo.paused = 1;
+  open_conn(&f, NULL);
+  fx_rec first = {0};
+  ASSERT_OK(post(&f, &first, TOKEN, 5000));
+  while (!apns_conn_writable(f.conn)) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  for (int i = 0; i < 500; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 10000));
+  for (int i = 0; i < 5; i++) uv_run(&f.loop, UV_RUN_NOWAIT);
+  ASSERT_OK(apns_conn_close(f.conn, on_closed));
+  ASSERT_ERR(apns_conn_close(f.conn, on_closed), APNS_EBUSY);
+  ASSERT_EQ(f.done, 0); /* nothing ends inside close */
+  fx_rec late = {0};
+  ASSERT_ERR(post(&f, &late, TOKEN, 1000), APNS_ECLOSED);
+  fx_run_until(&f.loop, &f.closed);
+  ASSERT_EQ(f.done_at_close, 501); /* every request ended before the close callback */
+  for (int i = 0; i < 500; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_ERR(recs[i].err, APNS_ECANCELED);
+  }
+  teardown(&f);
+}
+
+/* Closing from inside a response callback is safe, and the other requests still end once. */
+static void close_in_callback(int err, const apns_response *res, void *data) {
+  fx_record(err, res, data);
+  ASSERT_OK(apns_conn_close(F->conn, on_closed));
+}
+
+TEST(conn_close_inside_callback) {
+  fx f;
+  static fx_rec recs[10];
+  fx_rec first = {0};
+  apns_request r;
+  setup(&f, 0);
+  open_conn(&f, NULL);
+  ASSERT_OK(post(&f, &first, TOKEN, 5000));
+  fx_run_until_count(&f.loop, &f.done, 1);
+  fx_request(&r, TOKEN, 5000);
+  first.calls = 0;
+  first.counter = &f.done;
+  ASSERT_OK(apns_conn_post(f.conn, &r, close_in_callback, &first));
+  for (int i = 0; i < 10; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 5000));
+  fx_run_until(&f.loop, &f.closed);
+  ASSERT_EQ(first.calls, 1);
+  for (int i = 0; i < 10; i++) ASSERT_EQ(recs[i].calls, 1);
+  teardown(&f);
+}
+
+TEST(conn_ping_keeps_idle_connection) {
+  fx f;
+  apns_conn_options o;
+  setup(&f, 0);
+  memset(&o, 0, sizeof o);
+  o.ping_idle_ms = 30;
+  o.ping_timeout_ms = 2000;
+  open_conn(&f, &o);
+  apns_conn_stats a, b;
+  apns_conn_get_stats(f.conn, &a);
+  /* Idle: PINGs go out and their ACKs come back; the connection stays ready. */
+  while (1) {
+    apns_conn_get_stats(f.conn, &b);
+    if (b.writes >= a.writes + 3 && b.bytes_in > a.bytes_in) break;
+    ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  }
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_READY);
+  ASSERT_EQ(f.lost, 0);
+  teardown(&f);
+}
+
+TEST_SUITE(conn){
+    TEST_ENTRY(conn_round_trip_client_cert),
+    TEST_ENTRY(conn_reasons_and_timestamp),
+    TEST_ENTRY(conn_wrong_ca_refused),
+    TEST_ENTRY(conn_host_name_mismatch_refused),
+    TEST_ENTRY(conn_insecure_skips_verification),
+    TEST_ENTRY(conn_missing_client_cert_refused),
+    TEST_ENTRY(conn_refused_port),
+    TEST_ENTRY(conn_bad_options),
+    TEST_ENTRY(conn_bad_request_refused_at_post),
+    TEST_ENTRY(conn_max_streams_one_blocks_second),
+    TEST_ENTRY(conn_follows_streams_rise),
+    TEST_ENTRY(conn_thousand_concurrent_one_write_per_turn),
+    TEST_ENTRY(conn_deadline_resets_stream),
+    TEST_ENTRY(conn_goaway_unprocessed_streams),
+    TEST_ENTRY(conn_drop_ends_each_once),
+    TEST_ENTRY(conn_server_killed_mid_flight),
+    TEST_ENTRY(conn_close_with_500_in_flight),
+    TEST_ENTRY(conn_close_inside_callback),
+    TEST_ENTRY(conn_ping_keeps_idle_connection),
+    TEST_SUITE_END,
+};

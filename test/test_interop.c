@@ -1,0 +1,182 @@
+/* Interoperability with an HTTP/2 server nobody here wrote: nginx (Debian's), with TLS and client certificates
+ * required, started by the test on a port the kernel chose. */
+#include "fixture.h"
+
+#include "alloc.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+static const char *nginx_bin(void) {
+  static const char *candidates[] = {"/usr/sbin/nginx", "/usr/bin/nginx"};
+  for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++)
+    if (access(candidates[i], X_OK) == 0) return candidates[i];
+  return NULL;
+}
+
+static int free_port(void) {
+  uv_loop_t loop;
+  uv_tcp_t t;
+  struct sockaddr_in a;
+  int len = sizeof a;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  ASSERT_EQ(uv_tcp_init(&loop, &t), 0);
+  ASSERT_EQ(uv_tcp_bind(&t, (const struct sockaddr *)&a, 0), 0);
+  ASSERT_EQ(uv_tcp_getsockname(&t, (struct sockaddr *)&a, &len), 0);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+  return ntohs(a.sin_port);
+}
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  ASSERT_NOT_NULL(f);
+  ASSERT_EQ(fputs(text, f) >= 0, 1);
+  ASSERT_EQ(fclose(f), 0);
+}
+
+typedef struct {
+  uv_loop_t loop;
+  uv_timer_t retry;
+  apns_conn *conn;
+  apns_conn_options opts;
+  int attempts;
+  int ready, failed, closed, done;
+  int last_status;
+} interop;
+
+static void on_connect(apns_conn *c, int status);
+
+static void on_closed_for_retry(apns_conn *c) {
+  (void)c;
+}
+
+static void on_retry(uv_timer_t *t) {
+  interop *x = t->data;
+  char err[256];
+  ASSERT_OK(apns_conn_open(&x->loop, &x->conn, &x->opts, err, sizeof err));
+}
+
+/* nginx may not listen yet: a refused connection is tried again, 20 ms later, for up to 10 s. */
+static void on_connect(apns_conn *c, int status) {
+  interop *x = apns_conn_data(c);
+  x->last_status = status;
+  if (status == 0) {
+    x->ready = 1;
+    return;
+  }
+  apns_conn_close(c, on_closed_for_retry);
+  x->conn = NULL;
+  if (status == UV_ECONNREFUSED && ++x->attempts < 500) {
+    uv_timer_start(&x->retry, on_retry, 20, 0);
+    return;
+  }
+  x->failed = 1;
+}
+
+static void on_closed(apns_conn *c) {
+  interop *x = apns_conn_data(c);
+  x->closed = 1;
+}
+
+TEST(interop_nginx_http2_client_cert) {
+  const char *nginx = nginx_bin();
+  ASSERT_NOT_NULL(nginx); /* scripts/deps installs nginx-core */
+  long live = test_alloc_live();
+  apns__certgen_result certs;
+  char err[256];
+  fx_certs(&certs, 0);
+  const char *dir = test_tmpdir();
+  ASSERT_OK(apns__certgen_write_dir(dir, &certs, err, sizeof err));
+  int port = free_port();
+  char conf[4096], path[512];
+  snprintf(conf, sizeof conf,
+           "daemon off;\nmaster_process off;\nworker_processes 1;\npid %s/nginx.pid;\nerror_log %s/error.log;\n"
+           "events { worker_connections 64; }\n"
+           "http {\n access_log off;\n client_body_temp_path %s/body;\n proxy_temp_path %s/proxy;\n"
+           " fastcgi_temp_path %s/fastcgi;\n uwsgi_temp_path %s/uwsgi;\n scgi_temp_path %s/scgi;\n"
+           " server {\n  listen 127.0.0.1:%d ssl http2;\n  ssl_certificate %s/server.pem;\n"
+           "  ssl_certificate_key %s/server-key.pem;\n  ssl_client_certificate %s/ca.pem;\n"
+           "  ssl_verify_client on;\n  location /3/device/ { add_header apns-id $http_apns_id always; return 200; }\n"
+           " }\n}\n",
+           dir, dir, dir, dir, dir, dir, dir, port, dir, dir, dir);
+  snprintf(path, sizeof path, "%s/nginx.conf", dir);
+  write_file(path, conf);
+
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl(nginx, "nginx", "-p", dir, "-e", "error.log", "-c", path, (char *)NULL);
+    _exit(127);
+  }
+
+  interop x;
+  memset(&x, 0, sizeof x);
+  ASSERT_EQ(uv_loop_init(&x.loop), 0);
+  uv_timer_init(&x.loop, &x.retry);
+  x.retry.data = &x;
+  x.opts.host = "127.0.0.1";
+  x.opts.port = (uint16_t)port;
+  fx_tls_client(&x.opts.tls, &certs);
+  x.opts.on_connect = on_connect;
+  x.opts.data = &x;
+  ASSERT_OK(apns_conn_open(&x.loop, &x.conn, &x.opts, err, sizeof err));
+  while (!x.ready && !x.failed) ASSERT_NE(uv_run(&x.loop, UV_RUN_ONCE), 0);
+  if (x.failed) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    test__fail(__FILE__, __LINE__, "no connection to nginx: %s", apns_strerror(x.last_status));
+  }
+
+  enum { N = 50 };
+  fx_rec recs[N];
+  memset(recs, 0, sizeof recs);
+  static const char id[] = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
+  apns_header h[] = {{"apns-topic", "com.example.app"}, {"apns-id", id}};
+  for (int i = 0; i < N; i++) {
+    apns_request r;
+    fx_request(&r, TOKEN, 5000);
+    r.headers = h;
+    r.num_headers = 2;
+    recs[i].counter = &x.done;
+    int rv;
+    while ((rv = apns_conn_post(x.conn, &r, fx_record, &recs[i])) == APNS_EBLOCKED)
+      ASSERT_NE(uv_run(&x.loop, UV_RUN_ONCE), 0);
+    ASSERT_OK(rv);
+  }
+  fx_run_until_count(&x.loop, &x.done, N);
+  for (int i = 0; i < N; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_OK(recs[i].err);
+    ASSERT_EQ(recs[i].status, 200);
+    ASSERT_STREQ(recs[i].apns_id, id);
+  }
+  apns_conn_stats st;
+  apns_conn_get_stats(x.conn, &st);
+  ASSERT_EQ(st.max_streams, 128); /* nginx's default http2_max_concurrent_streams, from its SETTINGS */
+
+  ASSERT_OK(apns_conn_close(x.conn, on_closed));
+  uv_close((uv_handle_t *)&x.retry, NULL);
+  uv_run(&x.loop, UV_RUN_DEFAULT);
+  ASSERT_EQ(x.closed, 1);
+  ASSERT_EQ(uv_loop_close(&x.loop), 0);
+
+  int status;
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  apns__certgen_free(&certs);
+  ASSERT_EQ(test_alloc_live(), live);
+}
+
+TEST_SUITE(interop){
+    TEST_ENTRY(interop_nginx_http2_client_cert),
+    TEST_SUITE_END,
+};

@@ -1,0 +1,409 @@
+/* apns-mock: the libuv side of the mock server (see mock.h): listener, connections, one timer per connection for
+ * held responses, and write coalescing.
+ *
+ * Output is never written from a read callback: a connection with something to say goes on the server's dirty
+ * list, and a check handle (which runs right after the poll phase) flushes every dirty connection once, so all
+ * the requests read in one loop turn are answered by one uv_write. Work that becomes ready outside the poll phase
+ * (a timer, a finished write, a call from the test) also starts an idle handle, so the loop does not block in poll
+ * before the check phase gets to it. One write is in flight per connection; what comes meanwhile waits in nghttp2
+ * and goes out in the next one. */
+#include "mock.h"
+
+#include "alloc.h"
+#include "mock_server.h"
+#include "tls.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Stop reading a client that does not read its responses once this much output is waiting in the kernel's
+ * stead. */
+#define MOCK_WRITE_HIGH_WATER (4u << 20)
+
+typedef struct mock_conn mock_conn;
+struct mock_conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  uv_write_t wreq;
+  apns_mock *server;
+  apns__mock_conn *mc;
+  mock_conn *prev, *next; /* every open connection */
+  mock_conn *dirty_next;
+  uint8_t *wbuf;
+  uint64_t timer_due;
+  int handles, dirty, writing, reading, closing, close_after_write;
+};
+
+struct apns_mock {
+  uv_loop_t *loop;
+  uv_tcp_t listener;
+  uv_check_t check;
+  uv_idle_t idle;
+  apns_mock_options opts; /* strings are our copies; TLS material is dropped once loaded */
+  apns__tls_config *tls;
+  apns_mock_stats stats;
+  mock_conn *conns;
+  mock_conn *dirty;
+  uint64_t seed;
+  int port;
+  int handles;
+  int stopping;
+  apns_mock_stop_cb stop_cb;
+  void *stop_data;
+  uint8_t rbuf[65536]; /* every read is consumed before the next alloc_cb: one buffer serves all */
+};
+
+static void server_maybe_free(apns_mock *m);
+static void on_idle(uv_idle_t *h);
+
+void apns_mock_options_init(apns_mock_options *o) {
+  memset(o, 0, sizeof *o);
+  o->host = "127.0.0.1";
+  o->max_streams = 1000;
+  o->goaway_reason = "Shutdown";
+}
+
+/* ---- connections ---- */
+
+static void conn_closed(uv_handle_t *h) {
+  mock_conn *conn = h->data;
+  apns_mock *m = conn->server;
+  m->handles--;
+  if (--conn->handles > 0) return;
+  apns__mock_conn_free(conn->mc);
+  apns__free(conn);
+  server_maybe_free(m);
+}
+
+static void conn_close(mock_conn *conn) {
+  if (conn->closing) return;
+  conn->closing = 1;
+  apns_mock *m = conn->server;
+  if (conn->prev)
+    conn->prev->next = conn->next;
+  else
+    m->conns = conn->next;
+  if (conn->next) conn->next->prev = conn->prev;
+  m->stats.connections_open--;
+  if (conn->mc != NULL && apns__mock_conn_dropped(conn->mc)) m->stats.drops++;
+  uv_close((uv_handle_t *)&conn->tcp, conn_closed);
+  uv_close((uv_handle_t *)&conn->timer, conn_closed);
+}
+
+static void mark_dirty(mock_conn *conn) {
+  if (conn->dirty || conn->closing) return;
+  apns_mock *m = conn->server;
+  conn->dirty = 1;
+  conn->dirty_next = m->dirty;
+  m->dirty = conn;
+  uv_idle_start(&m->idle, on_idle);
+}
+
+static void timer_fired(uv_timer_t *t) {
+  mock_conn *conn = t->data;
+  conn->timer_due = APNS__MOCK_NEVER;
+  mark_dirty(conn);
+}
+
+static void arm_timer(mock_conn *conn) {
+  uint64_t due = apns__mock_conn_next_due(conn->mc);
+  if (due == conn->timer_due) return;
+  conn->timer_due = due;
+  if (due == APNS__MOCK_NEVER) {
+    uv_timer_stop(&conn->timer);
+    return;
+  }
+  uint64_t now = uv_now(conn->server->loop);
+  uv_timer_start(&conn->timer, timer_fired, due > now ? due - now : 0, 0);
+}
+
+static void conn_flush(mock_conn *conn);
+
+static void on_written(uv_write_t *req, int status) {
+  mock_conn *conn = req->data;
+  apns__free(conn->wbuf);
+  conn->wbuf = NULL;
+  conn->writing = 0;
+  if (conn->closing) return;
+  if (status < 0 || conn->close_after_write) {
+    conn_close(conn);
+    return;
+  }
+  if (!conn->reading) {
+    conn->reading = 1;
+    uv_read_start((uv_stream_t *)&conn->tcp, NULL, NULL);
+  }
+  mark_dirty(conn);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void conn_flush(mock_conn *conn) {
+  if (conn->closing || conn->writing) return;
+  uint8_t *out;
+  size_t len;
+  uint64_t now = uv_now(conn->server->loop);
+  if (apns__mock_conn_flush(conn->mc, now, &out, &len) != 0 || apns__mock_conn_want_close(conn->mc))
+    conn->close_after_write = 1;
+  if (len > 0) {
+    uv_buf_t b = uv_buf_init((char *)out, (unsigned int)len);
+    conn->wbuf = out;
+    conn->wreq.data = conn;
+    int rv = uv_write(&conn->wreq, (uv_stream_t *)&conn->tcp, &b, 1, on_written);
+    if (rv != 0) {
+      apns__free(out);
+      conn->wbuf = NULL;
+      conn_close(conn);
+      return;
+    }
+    conn->writing = 1;
+    if (conn->reading && uv_stream_get_write_queue_size((uv_stream_t *)&conn->tcp) > MOCK_WRITE_HIGH_WATER) {
+      uv_read_stop((uv_stream_t *)&conn->tcp);
+      conn->reading = 0;
+    }
+  } else if (conn->close_after_write) {
+    conn_close(conn);
+    return;
+  }
+  arm_timer(conn);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  mock_conn *conn = h->data;
+  *buf = uv_buf_init((char *)conn->server->rbuf, sizeof conn->server->rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  mock_conn *conn = s->data;
+  if (nread == 0 || conn->closing) return;
+  if (nread < 0) {
+    conn_close(conn);
+    return;
+  }
+  if (apns__mock_conn_feed(conn->mc, (const uint8_t *)buf->base, (size_t)nread, uv_now(conn->server->loop)) != 0) {
+    /* Send what is pending (a TLS alert, a GOAWAY), then close. */
+    conn->close_after_write = 1;
+    uv_read_stop(s);
+    conn->reading = 0;
+  }
+  mark_dirty(conn);
+}
+
+static void on_connection(uv_stream_t *listener, int status) {
+  apns_mock *m = listener->data;
+  if (status < 0 || m->stopping) return;
+  mock_conn *conn = apns__calloc(1, sizeof *conn);
+  if (conn == NULL) return;
+  conn->server = m;
+  conn->timer_due = APNS__MOCK_NEVER;
+  uv_tcp_init(m->loop, &conn->tcp);
+  uv_timer_init(m->loop, &conn->timer);
+  conn->tcp.data = conn->timer.data = conn;
+  conn->handles = 2;
+  m->handles += 2;
+  conn->next = m->conns;
+  if (m->conns) m->conns->prev = conn;
+  m->conns = conn;
+  m->stats.connections++;
+  m->stats.connections_open++;
+  if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
+    conn_close(conn);
+    return;
+  }
+  m->seed += 0x9e3779b97f4a7c15ULL;
+  if (apns__mock_conn_new(&conn->mc, &m->opts, m->tls, &m->stats, m->seed) != 0) {
+    conn_close(conn);
+    return;
+  }
+  uv_tcp_nodelay(&conn->tcp, 1);
+  if (uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read) != 0) {
+    conn_close(conn);
+    return;
+  }
+  conn->reading = 1;
+  /* Without TLS the server speaks first (its SETTINGS); with TLS the client does. */
+  if (m->tls == NULL) mark_dirty(conn);
+}
+
+/* ---- the server ---- */
+
+static void on_check(uv_check_t *h) {
+  apns_mock *m = h->data;
+  mock_conn *list = m->dirty;
+  m->dirty = NULL;
+  uv_idle_stop(&m->idle);
+  while (list != NULL) {
+    mock_conn *conn = list;
+    list = conn->dirty_next;
+    conn->dirty = 0;
+    conn_flush(conn);
+  }
+}
+
+static void on_idle(uv_idle_t *h) {
+  (void)h; /* only here so that poll does not block while connections are dirty */
+}
+
+static void server_handle_closed(uv_handle_t *h) {
+  apns_mock *m = h->data;
+  m->handles--;
+  server_maybe_free(m);
+}
+
+static void server_maybe_free(apns_mock *m) {
+  if (!m->stopping || m->handles > 0) return;
+  if (m->stop_cb) m->stop_cb(m, m->stop_data);
+  apns__tls_config_unref(m->tls);
+  apns__free((char *)m->opts.host);
+  apns__free((char *)m->opts.bad_prefix);
+  apns__free((char *)m->opts.unregistered_prefix);
+  apns__free((char *)m->opts.goaway_reason);
+  apns__free(m);
+}
+
+static int copy_str(const char **dst, const char *src) {
+  *dst = NULL;
+  if (src == NULL) return 0;
+  *dst = apns__strdup(src);
+  return *dst ? 0 : APNS_ENOMEM;
+}
+
+static void errmsg(char *errbuf, size_t errlen, const char *fmt, const char *arg) {
+  if (errbuf != NULL && errlen > 0) snprintf(errbuf, errlen, fmt, arg);
+}
+
+int apns_mock_start(apns_mock **out, uv_loop_t *loop, const apns_mock_options *opts, char *errbuf, size_t errlen) {
+  int rv;
+  struct sockaddr_storage addr;
+  if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
+  if (out == NULL || loop == NULL || opts == NULL) return APNS_EINVAL;
+  *out = NULL;
+  const char *host = opts->host ? opts->host : "127.0.0.1";
+  if (opts->port < 0 || opts->port > 65535) {
+    errmsg(errbuf, errlen, "port out of range%s", "");
+    return APNS_EINVAL;
+  }
+  if (uv_ip4_addr(host, opts->port, (struct sockaddr_in *)&addr) != 0 &&
+      uv_ip6_addr(host, opts->port, (struct sockaddr_in6 *)&addr) != 0) {
+    errmsg(errbuf, errlen, "not an IP address: %s", host);
+    return APNS_EINVAL;
+  }
+  int has_cert = opts->cert_file || opts->cert_pem, has_key = opts->key_file || opts->key_pem;
+  if (has_cert != has_key) {
+    errmsg(errbuf, errlen, "%s", "a certificate needs its key and a key its certificate");
+    return APNS_EINVAL;
+  }
+  if (!has_cert && (opts->ca_file || opts->ca_pem)) {
+    errmsg(errbuf, errlen, "%s", "client certificates (a CA) need TLS (a server certificate)");
+    return APNS_EINVAL;
+  }
+  if (opts->goaway_reason && strlen(opts->goaway_reason) > 100) {
+    errmsg(errbuf, errlen, "%s", "goaway reason longer than 100 bytes");
+    return APNS_EINVAL;
+  }
+
+  apns_mock *m = apns__calloc(1, sizeof *m);
+  if (m == NULL) return APNS_ENOMEM;
+  m->loop = loop;
+  m->opts = *opts;
+  m->opts.cert_file = m->opts.cert_pem = m->opts.key_file = m->opts.key_pem = NULL;
+  m->opts.ca_file = m->opts.ca_pem = NULL;
+  m->opts.host = m->opts.bad_prefix = m->opts.unregistered_prefix = m->opts.goaway_reason = NULL;
+  if (m->opts.max_streams == 0) m->opts.max_streams = 1000;
+  if (copy_str(&m->opts.host, host) || copy_str(&m->opts.bad_prefix, opts->bad_prefix) ||
+      copy_str(&m->opts.unregistered_prefix, opts->unregistered_prefix) ||
+      copy_str(&m->opts.goaway_reason, opts->goaway_reason ? opts->goaway_reason : "Shutdown")) {
+    rv = APNS_ENOMEM;
+    goto fail;
+  }
+  if (has_cert) {
+    apns__tls_options to;
+    memset(&to, 0, sizeof to);
+    to.server = 1;
+    to.cert_file = opts->cert_pem ? NULL : opts->cert_file;
+    to.cert_pem = opts->cert_pem;
+    to.key_file = opts->key_pem ? NULL : opts->key_file;
+    to.key_pem = opts->key_pem;
+    to.ca_file = opts->ca_pem ? NULL : opts->ca_file;
+    to.ca_pem = opts->ca_pem;
+    rv = apns__tls_config_new(&m->tls, &to, errbuf, errlen);
+    if (rv != 0) goto fail;
+  }
+  uv_random(NULL, NULL, &m->seed, sizeof m->seed, 0, NULL);
+
+  /* From here on handles exist: failures close them on the loop. */
+  uv_tcp_init(loop, &m->listener);
+  uv_check_init(loop, &m->check);
+  uv_idle_init(loop, &m->idle);
+  m->listener.data = m->check.data = m->idle.data = m;
+  m->handles = 3;
+  uv_check_start(&m->check, on_check);
+  uv_unref((uv_handle_t *)&m->check);
+  rv = uv_tcp_bind(&m->listener, (const struct sockaddr *)&addr, 0);
+  if (rv == 0) rv = uv_listen((uv_stream_t *)&m->listener, 511, on_connection);
+  if (rv == 0) {
+    int alen = sizeof addr;
+    rv = uv_tcp_getsockname(&m->listener, (struct sockaddr *)&addr, &alen);
+  }
+  if (rv != 0) {
+    errmsg(errbuf, errlen, "listen: %s", uv_strerror(rv));
+    apns_mock_stop(m, NULL, NULL);
+    return rv;
+  }
+  m->port = addr.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&addr)->sin6_port)
+                                       : ntohs(((struct sockaddr_in *)&addr)->sin_port);
+  *out = m;
+  return 0;
+
+fail:
+  m->stopping = 1;
+  server_maybe_free(m);
+  return rv;
+}
+
+int apns_mock_port(const apns_mock *m) {
+  return m->port;
+}
+
+void apns_mock_set_paused(apns_mock *m, int paused) {
+  m->opts.paused = paused != 0;
+  for (mock_conn *c = m->conns; c != NULL; c = c->next) {
+    apns__mock_conn_set_paused(c->mc, paused);
+    mark_dirty(c);
+  }
+}
+
+void apns_mock_drop_connections(apns_mock *m) {
+  while (m->conns != NULL) conn_close(m->conns);
+}
+
+void apns_mock_get_stats(const apns_mock *m, apns_mock_stats *out) {
+  *out = m->stats;
+}
+
+void apns_mock_format_stats(const apns_mock_stats *st, char *buf, size_t len) {
+  if (len == 0) return;
+  int n = snprintf(buf, len,
+                   "connections=%llu requests=%llu responses=%llu handshake_failures=%llu protocol_errors=%llu "
+                   "goaways=%llu drops=%llu",
+                   (unsigned long long)st->connections, (unsigned long long)st->requests,
+                   (unsigned long long)st->responses, (unsigned long long)st->handshake_failures,
+                   (unsigned long long)st->protocol_errors, (unsigned long long)st->goaways,
+                   (unsigned long long)st->drops);
+  for (int s = 100; s < 600 && n >= 0 && (size_t)n < len; s++)
+    if (st->status[s]) n += snprintf(buf + n, len - (size_t)n, " %d=%llu", s, (unsigned long long)st->status[s]);
+}
+
+void apns_mock_stop(apns_mock *m, apns_mock_stop_cb cb, void *data) {
+  if (m == NULL || m->stopping) return;
+  m->stopping = 1;
+  m->stop_cb = cb;
+  m->stop_data = data;
+  apns_mock_drop_connections(m);
+  m->dirty = NULL;
+  uv_close((uv_handle_t *)&m->listener, server_handle_closed);
+  uv_close((uv_handle_t *)&m->check, server_handle_closed);
+  uv_close((uv_handle_t *)&m->idle, server_handle_closed);
+}

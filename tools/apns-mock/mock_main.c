@@ -1,0 +1,277 @@
+/* apns-mock: the command. Parses options, makes throwaway certificates when asked, runs the mock server (mock.h)
+ * until SIGINT or SIGTERM, then prints its counters on one line of stderr. */
+#include "mock.h"
+
+#include "alloc.h"
+#include "certgen.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char usage[] =
+    "usage: apns-mock [options]\n"
+    "An APNs look-alike HTTP/2 server for tests and benchmarks.\n"
+    "\n"
+    "  --listen HOST:PORT        address to listen on (default 127.0.0.1:0; [::1]:PORT for IPv6). With port 0\n"
+    "                            the bound port is printed alone on the first line of stdout\n"
+    "  --cert FILE --key FILE    server certificate chain and key (PEM)\n"
+    "  --ca FILE                 require client certificates signed by this CA\n"
+    "  --self-signed DIR         make a throwaway CA, server and client certificates (ca.pem, server.pem,\n"
+    "                            server-key.pem, client.pem, client-key.pem) in DIR and use them; client\n"
+    "                            certificates are then required unless --no-client-auth\n"
+    "  --topic TOPIC             client certificate's topic for --self-signed (default com.example.app)\n"
+    "  --no-client-auth          with --self-signed: do not ask for client certificates\n"
+    "  --no-tls                  plain-TCP HTTP/2 (h2c with prior knowledge)\n"
+    "  --bad-prefix P            tokens starting with P get 400 BadDeviceToken\n"
+    "  --unregistered-prefix P   tokens starting with P get 410 Unregistered\n"
+    "  --delay-ms N              hold every response N ms\n"
+    "  --max-streams N           SETTINGS_MAX_CONCURRENT_STREAMS (default 1000)\n"
+    "  --streams A,B             A streams until a connection's first response, then B\n"
+    "  --goaway-after N          GOAWAY after N requests on a connection\n"
+    "  --goaway-reason TEXT      its debug data's reason (default Shutdown)\n"
+    "  --drop-after N            close a connection without GOAWAY after answering N requests\n"
+    "  --pause                   start with responses held; SIGUSR1 releases them, SIGUSR2 holds them again\n"
+    "  --help                    this text\n";
+
+enum {
+  OPT_LISTEN = 256,
+  OPT_CERT,
+  OPT_KEY,
+  OPT_CA,
+  OPT_SELF_SIGNED,
+  OPT_TOPIC,
+  OPT_NO_CLIENT_AUTH,
+  OPT_NO_TLS,
+  OPT_BAD_PREFIX,
+  OPT_UNREG_PREFIX,
+  OPT_DELAY,
+  OPT_MAX_STREAMS,
+  OPT_STREAMS,
+  OPT_GOAWAY_AFTER,
+  OPT_GOAWAY_REASON,
+  OPT_DROP_AFTER,
+  OPT_PAUSE,
+  OPT_HELP,
+};
+
+static const struct option longopts[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"cert", required_argument, NULL, OPT_CERT},
+    {"key", required_argument, NULL, OPT_KEY},
+    {"ca", required_argument, NULL, OPT_CA},
+    {"self-signed", required_argument, NULL, OPT_SELF_SIGNED},
+    {"topic", required_argument, NULL, OPT_TOPIC},
+    {"no-client-auth", no_argument, NULL, OPT_NO_CLIENT_AUTH},
+    {"no-tls", no_argument, NULL, OPT_NO_TLS},
+    {"bad-prefix", required_argument, NULL, OPT_BAD_PREFIX},
+    {"unregistered-prefix", required_argument, NULL, OPT_UNREG_PREFIX},
+    {"delay-ms", required_argument, NULL, OPT_DELAY},
+    {"max-streams", required_argument, NULL, OPT_MAX_STREAMS},
+    {"streams", required_argument, NULL, OPT_STREAMS},
+    {"goaway-after", required_argument, NULL, OPT_GOAWAY_AFTER},
+    {"goaway-reason", required_argument, NULL, OPT_GOAWAY_REASON},
+    {"drop-after", required_argument, NULL, OPT_DROP_AFTER},
+    {"pause", no_argument, NULL, OPT_PAUSE},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+typedef struct {
+  uv_signal_t sig[4];
+  apns_mock *mock;
+  int stopped;
+} app;
+
+static int parse_u32(const char *s, uint32_t *out, const char *what) {
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v > UINT32_MAX || s[0] == '-') {
+    fprintf(stderr, "apns-mock: %s: not a number: %s\n", what, s);
+    return -1;
+  }
+  *out = (uint32_t)v;
+  return 0;
+}
+
+/* "127.0.0.1:2197", "[::1]:0", "localhost:0" is refused (no DNS here). host is rewritten in place. */
+static int parse_listen(char *spec, apns_mock_options *o) {
+  char *colon = strrchr(spec, ':');
+  uint32_t port;
+  if (colon == NULL || parse_u32(colon + 1, &port, "--listen port") != 0 || port > 65535) {
+    fprintf(stderr, "apns-mock: --listen wants HOST:PORT, got %s\n", spec);
+    return -1;
+  }
+  *colon = '\0';
+  if (spec[0] == '[') {
+    size_t n = strlen(spec);
+    if (n < 2 || spec[n - 1] != ']') {
+      fprintf(stderr, "apns-mock: --listen: bad IPv6 literal %s\n", spec);
+      return -1;
+    }
+    spec[n - 1] = '\0';
+    spec++;
+  }
+  o->host = spec;
+  o->port = (int)port;
+  return 0;
+}
+
+static void on_stopped(apns_mock *m, void *data) {
+  (void)data;
+  apns_mock_stats st;
+  char line[2048];
+  apns_mock_get_stats(m, &st);
+  apns_mock_format_stats(&st, line, sizeof line);
+  fprintf(stderr, "apns-mock: %s\n", line);
+  fflush(stderr);
+}
+
+static void sig_closed(uv_handle_t *h) {
+  (void)h;
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+  app *a = s->data;
+  if (signum == SIGUSR1 || signum == SIGUSR2) {
+    apns_mock_set_paused(a->mock, signum == SIGUSR2);
+    return;
+  }
+  if (a->stopped) return;
+  a->stopped = 1;
+  for (int i = 0; i < 4; i++) uv_close((uv_handle_t *)&a->sig[i], sig_closed);
+  apns_mock_stop(a->mock, on_stopped, a);
+}
+
+static int self_signed(const char *dir, const char *topic, apns__certgen_result *res) {
+  char err[256] = "";
+  apns__certgen_options co;
+  memset(&co, 0, sizeof co);
+  co.topic = topic;
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    fprintf(stderr, "apns-mock: mkdir %s: %s\n", dir, strerror(errno));
+    return -1;
+  }
+  int rv = apns__certgen(&co, res, err, sizeof err);
+  if (rv == 0) rv = apns__certgen_write_dir(dir, res, err, sizeof err);
+  if (rv != 0) {
+    fprintf(stderr, "apns-mock: --self-signed: %s (%s)\n", err, apns_strerror(rv));
+    return -1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  apns_mock_options o;
+  apns_mock_options_init(&o);
+  const char *self_dir = NULL, *topic = "com.example.app";
+  int no_client_auth = 0, no_tls = 0, c;
+  char *listen_spec = NULL;
+  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    switch (c) {
+    case OPT_LISTEN: listen_spec = optarg; break;
+    case OPT_CERT: o.cert_file = optarg; break;
+    case OPT_KEY: o.key_file = optarg; break;
+    case OPT_CA: o.ca_file = optarg; break;
+    case OPT_SELF_SIGNED: self_dir = optarg; break;
+    case OPT_TOPIC: topic = optarg; break;
+    case OPT_NO_CLIENT_AUTH: no_client_auth = 1; break;
+    case OPT_NO_TLS: no_tls = 1; break;
+    case OPT_BAD_PREFIX: o.bad_prefix = optarg; break;
+    case OPT_UNREG_PREFIX: o.unregistered_prefix = optarg; break;
+    case OPT_DELAY:
+      if (parse_u32(optarg, &o.delay_ms, "--delay-ms") != 0) return 2;
+      break;
+    case OPT_MAX_STREAMS:
+      if (parse_u32(optarg, &o.max_streams, "--max-streams") != 0 || o.max_streams == 0) return 2;
+      o.streams_after = 0;
+      break;
+    case OPT_STREAMS: {
+      char *comma = strchr(optarg, ',');
+      if (comma == NULL) {
+        fprintf(stderr, "apns-mock: --streams wants A,B\n");
+        return 2;
+      }
+      *comma = '\0';
+      if (parse_u32(optarg, &o.max_streams, "--streams") != 0 ||
+          parse_u32(comma + 1, &o.streams_after, "--streams") != 0 || o.max_streams == 0 || o.streams_after == 0)
+        return 2;
+      break;
+    }
+    case OPT_GOAWAY_AFTER:
+      if (parse_u32(optarg, &o.goaway_after, "--goaway-after") != 0) return 2;
+      break;
+    case OPT_GOAWAY_REASON: o.goaway_reason = optarg; break;
+    case OPT_DROP_AFTER:
+      if (parse_u32(optarg, &o.drop_after, "--drop-after") != 0) return 2;
+      break;
+    case OPT_PAUSE: o.paused = 1; break;
+    case 'h':
+    case OPT_HELP: fputs(usage, stdout); return 0;
+    default: fputs(usage, stderr); return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "apns-mock: unexpected argument %s\n", argv[optind]);
+    return 2;
+  }
+  if (listen_spec != NULL && parse_listen(listen_spec, &o) != 0) return 2;
+  if (self_dir != NULL && (o.cert_file || o.key_file || o.ca_file || no_tls)) {
+    fprintf(stderr, "apns-mock: --self-signed goes with neither --cert, --key, --ca nor --no-tls\n");
+    return 2;
+  }
+  if (self_dir == NULL && !no_tls && o.cert_file == NULL) {
+    fprintf(stderr, "apns-mock: give --cert and --key, --self-signed DIR, or --no-tls\n");
+    return 2;
+  }
+  if (no_tls && (o.cert_file || o.key_file || o.ca_file)) {
+    fprintf(stderr, "apns-mock: --no-tls goes with neither --cert, --key nor --ca\n");
+    return 2;
+  }
+
+  apns__certgen_result certs;
+  memset(&certs, 0, sizeof certs);
+  if (self_dir != NULL) {
+    if (self_signed(self_dir, topic, &certs) != 0) return 1;
+    o.cert_pem = certs.server_cert;
+    o.key_pem = certs.server_key;
+    if (!no_client_auth) o.ca_pem = certs.ca_cert;
+  }
+
+  /* A client that goes away mid-write must cost an EPIPE, not the process. */
+  signal(SIGPIPE, SIG_IGN);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  app a;
+  memset(&a, 0, sizeof a);
+  char err[512] = "";
+  int rv = apns_mock_start(&a.mock, &loop, &o, err, sizeof err);
+  apns__certgen_free(&certs); /* the TLS config has its own copy of the keys */
+  if (rv != 0) {
+    fprintf(stderr, "apns-mock: %s%s%s\n", apns_strerror(rv), *err ? ": " : "", err);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return 1;
+  }
+  static const int signums[4] = {SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+  for (int i = 0; i < 4; i++) {
+    uv_signal_init(&loop, &a.sig[i]);
+    a.sig[i].data = &a;
+    uv_signal_start(&a.sig[i], on_signal, signums[i]);
+  }
+  printf("%d\n", apns_mock_port(a.mock));
+  fflush(stdout);
+
+  uv_run(&loop, UV_RUN_DEFAULT);
+  rv = uv_loop_close(&loop);
+  if (rv != 0) {
+    fprintf(stderr, "apns-mock: loop not empty at exit: %s\n", uv_strerror(rv));
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,736 @@
+/* apns-mock: one server connection without I/O, see mock_server.h.
+ *
+ * Per request the work is O(1) and allocation-free in the steady state: stream records come from slabs recycled
+ * through a free list, response header values point into the record (NO_COPY), held responses wait in a FIFO
+ * (the delay is the same for all, so arrival order is due order) that a reset stream leaves in O(1). Output is
+ * gathered from nghttp2 into one plaintext block and encrypted with one apns__tls_write call, which cuts it into
+ * as few full-size records as fit. */
+#include "mock_server.h"
+
+#include "alloc.h"
+#include "tls.h"
+
+#include <nghttp2/nghttp2.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define MOCK_SLAB 64
+#define MOCK_BODY_CAP 160
+#define MOCK_REASON_MAX 100
+#define MOCK_PAYLOAD_MAX 4096
+#define MOCK_PAYLOAD_MAX_VOIP 5120
+#define MOCK_CONN_WINDOW (1 << 20)
+
+enum { TOKEN_OK = 0, TOKEN_MISSING, TOKEN_BAD, TOKEN_UNREGISTERED };
+
+/* What the on_request hook needs kept: only gathered when the hook is set. */
+typedef struct mock_capture {
+  char *text; /* "name\0value\0" for each header, pseudo-headers included */
+  size_t text_len, text_cap;
+  size_t num_headers;
+  uint8_t *body;
+  size_t body_len, body_cap;
+} mock_capture;
+
+typedef struct mock_stream mock_stream;
+struct mock_stream {
+  mock_stream *next, *prev; /* held FIFO, or the free list (next only) */
+  int32_t id;
+  uint8_t post, path_ok, token, id_bad, voip, held, answered;
+  int status;
+  uint64_t body_len;
+  uint64_t due;
+  mock_capture *cap;
+  char status_text[4];
+  char apns_id[37];
+  size_t resp_len, resp_off;
+  char resp[MOCK_BODY_CAP];
+};
+
+typedef struct mock_slab {
+  struct mock_slab *next;
+  mock_stream streams[MOCK_SLAB];
+} mock_slab;
+
+struct apns__mock_conn {
+  const apns_mock_options *opts;
+  apns_mock_stats *stats;
+  apns__tls *tls;
+  nghttp2_session *h2;
+  uint64_t rng;
+  uint64_t now;
+  mock_slab *slabs;
+  mock_stream *free_streams;
+  mock_stream *held_head, *held_tail;
+  uint64_t requests;   /* complete requests seen */
+  uint64_t answering;  /* responses submitted whose stream is not closed yet */
+  int32_t goaway_sid;  /* > 0 once GOAWAY is submitted: streams above are not answered */
+  int paused, dropping, failed, peer_closed, raised;
+  size_t prefix_bad_len, prefix_unreg_len;
+  uint8_t *out; /* plaintext gathered from nghttp2 */
+  size_t out_len, out_cap;
+  char goaway_data[MOCK_REASON_MAX * 6 + 16];
+  size_t goaway_len;
+  char err[160];
+};
+
+/* ---- small helpers ---- */
+
+static uint64_t splitmix64(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+void apns__mock_uuid(uint64_t *state, char out[37]) {
+  static const char hex[] = "0123456789abcdef";
+  uint8_t b[16];
+  uint64_t hi = splitmix64(state), lo = splitmix64(state);
+  for (int i = 0; i < 8; i++) {
+    b[i] = (uint8_t)(hi >> (i * 8));
+    b[8 + i] = (uint8_t)(lo >> (i * 8));
+  }
+  b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
+  b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10xx */
+  char *p = out;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
+    *p++ = hex[b[i] >> 4];
+    *p++ = hex[b[i] & 15];
+  }
+  *p = '\0';
+}
+
+static int is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+int apns__mock_uuid_valid(const char *s, size_t len) {
+  if (len != 36) return 0;
+  for (size_t i = 0; i < 36; i++) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i] != '-') return 0;
+    } else if (!is_hex(s[i])) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* JSON string content for text (no quotes): escapes ", \ and control characters. */
+static size_t json_escape(char *dst, size_t cap, const char *text, size_t max_in) {
+  size_t n = 0;
+  for (size_t i = 0; text[i] != '\0' && i < max_in; i++) {
+    unsigned char c = (unsigned char)text[i];
+    char tmp[8];
+    size_t k;
+    if (c == '"' || c == '\\') {
+      tmp[0] = '\\';
+      tmp[1] = (char)c;
+      k = 2;
+    } else if (c < 0x20) {
+      k = (size_t)snprintf(tmp, sizeof tmp, "\\u%04x", c);
+    } else {
+      tmp[0] = (char)c;
+      k = 1;
+    }
+    if (n + k >= cap) break;
+    memcpy(dst + n, tmp, k);
+    n += k;
+  }
+  dst[n] = '\0';
+  return n;
+}
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void set_error(apns__mock_conn *c, const char *what, const char *detail) {
+  snprintf(c->err, sizeof c->err, "%s%s%s", what, detail && *detail ? ": " : "", detail ? detail : "");
+}
+
+/* ---- nghttp2 memory through our allocator ---- */
+
+static void *h2_malloc(size_t size, void *ud) {
+  (void)ud;
+  return apns__malloc(size);
+}
+static void h2_free(void *ptr, void *ud) {
+  (void)ud;
+  apns__free(ptr);
+}
+static void *h2_calloc(size_t n, size_t size, void *ud) {
+  (void)ud;
+  return apns__calloc(n, size);
+}
+static void *h2_realloc(void *ptr, size_t size, void *ud) {
+  (void)ud;
+  return apns__realloc(ptr, size);
+}
+
+/* ---- stream records ---- */
+
+static void capture_free(mock_capture *cap) {
+  if (cap == NULL) return;
+  apns__free(cap->text);
+  apns__free(cap->body);
+  apns__free(cap);
+}
+
+static mock_stream *stream_get(apns__mock_conn *c) {
+  if (c->free_streams == NULL) {
+    mock_slab *slab = apns__malloc(sizeof *slab);
+    if (slab == NULL) return NULL;
+    slab->next = c->slabs;
+    c->slabs = slab;
+    for (int i = MOCK_SLAB - 1; i >= 0; i--) {
+      slab->streams[i].cap = NULL; /* apns__mock_conn_free looks at every record's capture */
+      slab->streams[i].next = c->free_streams;
+      c->free_streams = &slab->streams[i];
+    }
+  }
+  mock_stream *s = c->free_streams;
+  c->free_streams = s->next;
+  memset(s, 0, offsetof(mock_stream, resp));
+  return s;
+}
+
+static void stream_put(apns__mock_conn *c, mock_stream *s) {
+  capture_free(s->cap);
+  s->cap = NULL;
+  s->next = c->free_streams;
+  c->free_streams = s;
+}
+
+static void held_unlink(apns__mock_conn *c, mock_stream *s) {
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    c->held_head = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
+  else
+    c->held_tail = s->prev;
+  s->next = s->prev = NULL;
+  s->held = 0;
+}
+
+static void held_push(apns__mock_conn *c, mock_stream *s) {
+  s->held = 1;
+  s->next = NULL;
+  s->prev = c->held_tail;
+  if (c->held_tail)
+    c->held_tail->next = s;
+  else
+    c->held_head = s;
+  c->held_tail = s;
+}
+
+static int capture_append(mock_capture *cap, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+  size_t need = cap->text_len + alen + blen + 2;
+  if (need > cap->text_cap) {
+    size_t ncap = cap->text_cap ? cap->text_cap * 2 : 512;
+    while (ncap < need) ncap *= 2;
+    char *t = apns__realloc(cap->text, ncap);
+    if (t == NULL) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    cap->text = t;
+    cap->text_cap = ncap;
+  }
+  memcpy(cap->text + cap->text_len, a, alen);
+  cap->text_len += alen;
+  cap->text[cap->text_len++] = '\0';
+  memcpy(cap->text + cap->text_len, b, blen);
+  cap->text_len += blen;
+  cap->text[cap->text_len++] = '\0';
+  cap->num_headers++;
+  return 0;
+}
+
+/* ---- responses ---- */
+
+static ssize_t resp_read(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, size_t length, uint32_t *flags,
+                         nghttp2_data_source *source, void *ud) {
+  (void)h2, (void)stream_id, (void)ud;
+  mock_stream *s = source->ptr;
+  size_t n = s->resp_len - s->resp_off;
+  if (n > length) n = length;
+  memcpy(buf, s->resp + s->resp_off, n);
+  s->resp_off += n;
+  if (s->resp_off == s->resp_len) *flags |= NGHTTP2_DATA_FLAG_EOF;
+  return (ssize_t)n;
+}
+
+static int submit_response(apns__mock_conn *c, mock_stream *s) {
+  nghttp2_nv nva[] = {
+      {(uint8_t *)":status", (uint8_t *)s->status_text, 7, 3,
+       NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE},
+      {(uint8_t *)"apns-id", (uint8_t *)s->apns_id, 7, 36,
+       NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE},
+      {(uint8_t *)"content-type", (uint8_t *)"application/json", 12, 16,
+       NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE},
+  };
+  nghttp2_data_provider prd;
+  prd.source.ptr = s;
+  prd.read_callback = resp_read;
+  int rv = nghttp2_submit_response(c->h2, s->id, nva, s->resp_len ? 3 : 2, s->resp_len ? &prd : NULL);
+  if (rv != 0) return rv;
+  s->answered = 1;
+  c->answering++;
+  c->stats->responses++;
+  c->stats->status[s->status]++;
+  /* The first answer lifts the stream limit, as APNs does once a connection has proven itself. */
+  if (!c->raised) {
+    c->raised = 1;
+    uint32_t after = c->opts->streams_after;
+    if (after != 0 && after != c->opts->max_streams) {
+      nghttp2_settings_entry e = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, after};
+      rv = nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, &e, 1);
+      if (rv != 0) return rv;
+    }
+  }
+  return 0;
+}
+
+static void set_answer(mock_stream *s, int status, const char *reason, int64_t timestamp) {
+  if (status < 100 || status > 599) status = 500;
+  s->status = status;
+  snprintf(s->status_text, sizeof s->status_text, "%03d", status);
+  s->resp_len = s->resp_off = 0;
+  if (reason != NULL && *reason != '\0') {
+    char esc[MOCK_BODY_CAP];
+    json_escape(esc, MOCK_BODY_CAP - 48, reason, MOCK_REASON_MAX);
+    int n = timestamp ? snprintf(s->resp, sizeof s->resp, "{\"reason\":\"%s\",\"timestamp\":%lld}", esc,
+                                 (long long)timestamp)
+                      : snprintf(s->resp, sizeof s->resp, "{\"reason\":\"%s\"}", esc);
+    s->resp_len = n > 0 && (size_t)n < sizeof s->resp ? (size_t)n : 0;
+  }
+}
+
+/* The request on s is complete: decide, then answer now or hold. */
+static int on_request_done(apns__mock_conn *c, mock_stream *s) {
+  const apns_mock_options *o = c->opts;
+  if (s->answered || s->held) return 0;
+  if (c->dropping || (c->goaway_sid > 0 && s->id > c->goaway_sid)) {
+    c->stats->requests++;
+    return 0;
+  }
+  uint64_t seq = ++c->requests;
+  c->stats->requests++;
+
+  int status = 200;
+  const char *reason = NULL;
+  uint64_t limit = s->voip ? MOCK_PAYLOAD_MAX_VOIP : MOCK_PAYLOAD_MAX;
+  if (!s->path_ok) {
+    status = 404, reason = "BadPath";
+  } else if (!s->post) {
+    status = 405, reason = "MethodNotAllowed";
+  } else if (s->token == TOKEN_MISSING) {
+    status = 400, reason = "MissingDeviceToken";
+  } else if (s->token == TOKEN_BAD) {
+    status = 400, reason = "BadDeviceToken";
+  } else if (s->id_bad) {
+    status = 400, reason = "BadMessageId";
+  } else if (s->body_len == 0) {
+    status = 400, reason = "PayloadEmpty";
+  } else if (s->body_len > limit) {
+    status = 413, reason = "PayloadTooLarge";
+  } else if (s->token == TOKEN_UNREGISTERED) {
+    status = 410, reason = "Unregistered";
+  }
+  if (s->id_bad || s->apns_id[0] == '\0') apns__mock_uuid(&c->rng, s->apns_id);
+
+  if (o->on_request != NULL) {
+    mock_capture *cap = s->cap;
+    apns_header stackh[16], *hdrs = stackh;
+    apns_mock_request req;
+    memset(&req, 0, sizeof req);
+    req.stream_id = s->id;
+    req.seq = seq;
+    req.method = "";
+    req.path = "";
+    if (cap != NULL && cap->num_headers > 16) {
+      hdrs = apns__malloc(cap->num_headers * sizeof *hdrs);
+      if (hdrs == NULL) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (cap != NULL) {
+      const char *p = cap->text, *end = cap->text + cap->text_len;
+      while (p < end) {
+        const char *name = p, *value = p + strlen(p) + 1;
+        p = value + strlen(value) + 1;
+        if (strcmp(name, ":method") == 0)
+          req.method = value;
+        else if (strcmp(name, ":path") == 0)
+          req.path = value;
+        else if (name[0] != ':') {
+          hdrs[req.num_headers].name = name;
+          hdrs[req.num_headers].value = value;
+          req.num_headers++;
+        }
+      }
+      req.body = cap->body_len ? cap->body : NULL;
+      req.body_len = cap->body_len;
+    }
+    req.headers = hdrs;
+    req.status = status;
+    req.reason = reason;
+    o->on_request(o->data, &req);
+    status = req.status;
+    set_answer(s, status, req.reason, status == 410 ? wall_ms() : 0);
+    if (hdrs != stackh) apns__free(hdrs);
+    capture_free(s->cap);
+    s->cap = NULL;
+  } else {
+    set_answer(s, status, reason, status == 410 ? wall_ms() : 0);
+  }
+
+  int rv;
+  if (o->delay_ms == 0 && !c->paused) {
+    rv = submit_response(c, s);
+    if (rv != 0) return rv;
+  } else {
+    s->due = c->now + o->delay_ms;
+    held_push(c, s);
+  }
+
+  if (o->goaway_after != 0 && seq == o->goaway_after && c->goaway_sid == 0) {
+    c->goaway_sid = s->id;
+    rv = nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR, (const uint8_t *)c->goaway_data,
+                               c->goaway_len);
+    if (rv != 0) return rv;
+    c->stats->goaways++;
+  }
+  if (o->drop_after != 0 && seq == o->drop_after) c->dropping = 1;
+  return 0;
+}
+
+static int release_due(apns__mock_conn *c, uint64_t now) {
+  if (c->paused) return 0;
+  while (c->held_head != NULL && c->held_head->due <= now) {
+    mock_stream *s = c->held_head;
+    held_unlink(c, s);
+    int rv = submit_response(c, s);
+    if (rv != 0) return rv;
+  }
+  return 0;
+}
+
+/* ---- nghttp2 callbacks ---- */
+
+static int cb_begin_headers(nghttp2_session *h2, const nghttp2_frame *frame, void *ud) {
+  apns__mock_conn *c = ud;
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  mock_stream *s = stream_get(c);
+  if (s == NULL) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  s->id = frame->hd.stream_id;
+  if (c->opts->on_request != NULL) {
+    s->cap = apns__calloc(1, sizeof *s->cap);
+    if (s->cap == NULL) {
+      stream_put(c, s);
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+  }
+  nghttp2_session_set_stream_user_data(h2, s->id, s);
+  return 0;
+}
+
+static void classify_path(apns__mock_conn *c, mock_stream *s, const uint8_t *v, size_t len) {
+  static const char prefix[] = "/3/device/";
+  const size_t plen = sizeof prefix - 1;
+  if (len < plen || memcmp(v, prefix, plen) != 0) return;
+  const char *tok = (const char *)v + plen;
+  size_t tlen = len - plen;
+  s->path_ok = 1;
+  if (tlen == 0) {
+    s->token = TOKEN_MISSING;
+    return;
+  }
+  for (size_t i = 0; i < tlen; i++) {
+    if (!is_hex(tok[i])) {
+      s->token = TOKEN_BAD;
+      return;
+    }
+  }
+  const apns_mock_options *o = c->opts;
+  if (c->prefix_bad_len && tlen >= c->prefix_bad_len && memcmp(tok, o->bad_prefix, c->prefix_bad_len) == 0)
+    s->token = TOKEN_BAD;
+  else if (c->prefix_unreg_len && tlen >= c->prefix_unreg_len &&
+           memcmp(tok, o->unregistered_prefix, c->prefix_unreg_len) == 0)
+    s->token = TOKEN_UNREGISTERED;
+}
+
+static int cb_header(nghttp2_session *h2, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
+                     const uint8_t *value, size_t valuelen, uint8_t flags, void *ud) {
+  (void)flags;
+  apns__mock_conn *c = ud;
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  mock_stream *s = nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id);
+  if (s == NULL) return 0;
+  if (s->cap != NULL && capture_append(s->cap, name, namelen, value, valuelen) != 0)
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  if (namelen == 7 && memcmp(name, ":method", 7) == 0) {
+    s->post = valuelen == 4 && memcmp(value, "POST", 4) == 0;
+  } else if (namelen == 5 && memcmp(name, ":path", 5) == 0) {
+    classify_path(c, s, value, valuelen);
+  } else if (namelen == 7 && memcmp(name, "apns-id", 7) == 0) {
+    if (apns__mock_uuid_valid((const char *)value, valuelen)) {
+      memcpy(s->apns_id, value, 36);
+      s->apns_id[36] = '\0';
+      s->id_bad = 0;
+    } else {
+      s->id_bad = 1;
+    }
+  } else if (namelen == 14 && memcmp(name, "apns-push-type", 14) == 0) {
+    s->voip = valuelen == 4 && memcmp(value, "voip", 4) == 0;
+  }
+  return 0;
+}
+
+static int cb_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t stream_id, const uint8_t *data, size_t len,
+                         void *ud) {
+  (void)flags, (void)ud;
+  mock_stream *s = nghttp2_session_get_stream_user_data(h2, stream_id);
+  if (s == NULL) return 0;
+  s->body_len += len;
+  mock_capture *cap = s->cap;
+  if (cap != NULL && cap->body_len + len <= 1 << 20) {
+    if (cap->body_len + len > cap->body_cap) {
+      size_t ncap = cap->body_cap ? cap->body_cap * 2 : 1024;
+      while (ncap < cap->body_len + len) ncap *= 2;
+      uint8_t *b = apns__realloc(cap->body, ncap);
+      if (b == NULL) return NGHTTP2_ERR_CALLBACK_FAILURE;
+      cap->body = b;
+      cap->body_cap = ncap;
+    }
+    memcpy(cap->body + cap->body_len, data, len);
+    cap->body_len += len;
+  }
+  return 0;
+}
+
+static int cb_frame_recv(nghttp2_session *h2, const nghttp2_frame *frame, void *ud) {
+  apns__mock_conn *c = ud;
+  if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+      !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+    return 0;
+  mock_stream *s = nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id);
+  if (s == NULL) return 0;
+  return on_request_done(c, s) == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+static int cb_stream_close(nghttp2_session *h2, int32_t stream_id, uint32_t error_code, void *ud) {
+  (void)error_code;
+  apns__mock_conn *c = ud;
+  mock_stream *s = nghttp2_session_get_stream_user_data(h2, stream_id);
+  if (s == NULL) return 0;
+  if (s->held) held_unlink(c, s);
+  if (s->answered) c->answering--;
+  nghttp2_session_set_stream_user_data(h2, stream_id, NULL);
+  stream_put(c, s);
+  return 0;
+}
+
+/* ---- the connection ---- */
+
+int apns__mock_conn_new(apns__mock_conn **out, const apns_mock_options *opts, struct apns__tls_config *tls,
+                        apns_mock_stats *stats, uint64_t seed) {
+  nghttp2_session_callbacks *cbs = NULL;
+  nghttp2_option *h2opt = NULL;
+  int rv = APNS_ENOMEM;
+  *out = NULL;
+  if (opts == NULL || stats == NULL) return APNS_EINVAL;
+  apns__mock_conn *c = apns__calloc(1, sizeof *c);
+  if (c == NULL) return APNS_ENOMEM;
+  c->opts = opts;
+  c->stats = stats;
+  c->rng = seed;
+  c->paused = opts->paused;
+  c->prefix_bad_len = opts->bad_prefix ? strlen(opts->bad_prefix) : 0;
+  c->prefix_unreg_len = opts->unregistered_prefix ? strlen(opts->unregistered_prefix) : 0;
+  {
+    char esc[MOCK_REASON_MAX * 6 + 1];
+    json_escape(esc, sizeof esc, opts->goaway_reason ? opts->goaway_reason : "Shutdown", MOCK_REASON_MAX);
+    c->goaway_len = (size_t)snprintf(c->goaway_data, sizeof c->goaway_data, "{\"reason\":\"%s\"}", esc);
+  }
+
+  if (tls != NULL) {
+    rv = apns__tls_new(&c->tls, tls, NULL);
+    if (rv != 0) goto fail;
+    rv = APNS_ENOMEM;
+  }
+  if (nghttp2_session_callbacks_new(&cbs) != 0) goto fail;
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, cb_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, cb_header);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, cb_data_chunk);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, cb_frame_recv);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, cb_stream_close);
+  if (nghttp2_option_new(&h2opt) != 0) goto fail;
+  /* Closed streams are kept only for RFC 7540 priorities, which we do not honour: drop them at once. */
+  nghttp2_option_set_no_closed_streams(h2opt, 1);
+  nghttp2_mem mem = {NULL, h2_malloc, h2_free, h2_calloc, h2_realloc};
+  if (nghttp2_session_server_new3(&c->h2, cbs, c, h2opt, &mem) != 0) goto fail;
+  nghttp2_session_callbacks_del(cbs);
+  cbs = NULL;
+  nghttp2_option_del(h2opt);
+  h2opt = NULL;
+
+  nghttp2_settings_entry iv[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, opts->max_streams ? opts->max_streams : 1000},
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+  };
+  if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, 2) != 0) goto fail;
+  /* A wide connection window, so a thousand streams of payload are not held back by 64 KiB. */
+  if (nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, MOCK_CONN_WINDOW) != 0) goto fail;
+  *out = c;
+  return 0;
+
+fail:
+  nghttp2_option_del(h2opt);
+  nghttp2_session_callbacks_del(cbs);
+  apns__mock_conn_free(c);
+  return rv;
+}
+
+void apns__mock_conn_free(apns__mock_conn *c) {
+  if (c == NULL) return;
+  /* nghttp2_session_del does not report stream closes: captures are freed through the slabs below. */
+  nghttp2_session_del(c->h2);
+  apns__tls_free(c->tls);
+  for (mock_slab *slab = c->slabs, *next; slab != NULL; slab = next) {
+    next = slab->next;
+    for (int i = 0; i < MOCK_SLAB; i++) capture_free(slab->streams[i].cap);
+    apns__free(slab);
+  }
+  apns__free(c->out);
+  apns__free(c);
+}
+
+static int h2_error(apns__mock_conn *c, int rv) {
+  c->failed = 1;
+  c->stats->protocol_errors++;
+  set_error(c, "HTTP/2", nghttp2_strerror(rv));
+  return rv == NGHTTP2_ERR_NOMEM ? APNS_ENOMEM : APNS_EHTTP2;
+}
+
+static int h2_input(apns__mock_conn *c, const uint8_t *data, size_t len) {
+  ssize_t n = nghttp2_session_mem_recv(c->h2, data, len);
+  if (n < 0) return h2_error(c, (int)n);
+  return 0;
+}
+
+int apns__mock_conn_feed(apns__mock_conn *c, const uint8_t *data, size_t len, uint64_t now_ms) {
+  if (c->failed) return APNS_ECLOSED;
+  c->now = now_ms;
+  if (c->tls == NULL) return h2_input(c, data, len);
+
+  int rv = apns__tls_feed(c->tls, data, len);
+  if (rv != 0) return rv;
+  if (!apns__tls_handshake_done(c->tls)) {
+    rv = apns__tls_handshake(c->tls);
+    if (rv == 1) return 0;
+    if (rv != 0) {
+      c->failed = 1;
+      c->stats->handshake_failures++;
+      set_error(c, "TLS handshake", apns__tls_error(c->tls));
+      return rv;
+    }
+  }
+  uint8_t buf[16384];
+  for (;;) {
+    ssize_t n = apns__tls_read(c->tls, buf, sizeof buf);
+    if (n == 0) break;
+    if (n == APNS_ECLOSED) {
+      c->peer_closed = 1;
+      break;
+    }
+    if (n < 0) {
+      c->failed = 1;
+      set_error(c, "TLS", apns__tls_error(c->tls));
+      return (int)n;
+    }
+    rv = h2_input(c, buf, (size_t)n);
+    if (rv != 0) return rv;
+  }
+  return 0;
+}
+
+static int gather(apns__mock_conn *c) {
+  for (;;) {
+    const uint8_t *p;
+    ssize_t n = nghttp2_session_mem_send(c->h2, &p);
+    if (n < 0) return h2_error(c, (int)n);
+    if (n == 0) return 0;
+    if (c->out_len + (size_t)n > c->out_cap) {
+      size_t ncap = c->out_cap ? c->out_cap * 2 : 16384;
+      while (ncap < c->out_len + (size_t)n) ncap *= 2;
+      uint8_t *b = apns__realloc(c->out, ncap);
+      if (b == NULL) return APNS_ENOMEM;
+      c->out = b;
+      c->out_cap = ncap;
+    }
+    memcpy(c->out + c->out_len, p, (size_t)n);
+    c->out_len += (size_t)n;
+  }
+}
+
+int apns__mock_conn_flush(apns__mock_conn *c, uint64_t now_ms, uint8_t **buf, size_t *len) {
+  int rv = 0;
+  *buf = NULL;
+  *len = 0;
+  c->now = now_ms;
+  int ready = c->tls == NULL || apns__tls_handshake_done(c->tls);
+  if (ready && !c->failed) {
+    rv = release_due(c, now_ms);
+    if (rv != 0) rv = h2_error(c, rv);
+    if (rv == 0) rv = gather(c);
+  }
+  if (c->tls == NULL) {
+    /* Hand over the gathered block itself; the next flush starts a new one. */
+    if (c->out_len > 0) {
+      *buf = c->out;
+      *len = c->out_len;
+      c->out = NULL;
+      c->out_len = c->out_cap = 0;
+    }
+    return rv;
+  }
+  if (c->out_len > 0) {
+    int wrv = apns__tls_write(c->tls, c->out, c->out_len);
+    c->out_len = 0;
+    if (wrv != 0 && rv == 0) {
+      c->failed = 1;
+      set_error(c, "TLS write", apns__tls_error(c->tls));
+      rv = wrv;
+    }
+  }
+  apns__tls_take_output(c->tls, buf, len);
+  return rv;
+}
+
+uint64_t apns__mock_conn_next_due(const apns__mock_conn *c) {
+  if (c->paused || c->held_head == NULL) return APNS__MOCK_NEVER;
+  return c->held_head->due;
+}
+
+void apns__mock_conn_set_paused(apns__mock_conn *c, int paused) {
+  c->paused = paused != 0;
+}
+
+int apns__mock_conn_want_close(const apns__mock_conn *c) {
+  if (c->failed || c->peer_closed) return 1;
+  if (c->dropping && c->answering == 0 && c->held_head == NULL) return 1;
+  return !nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2);
+}
+
+int apns__mock_conn_dropped(const apns__mock_conn *c) {
+  return c->dropping;
+}
+
+const char *apns__mock_conn_error(const apns__mock_conn *c) {
+  return c->err;
+}
