@@ -185,11 +185,20 @@ static void pump(push_input *in) {
         in->start += len + 1;
         continue;
       }
+      if (len > PUSH_MAX_LINE) { /* found whole in one read, but too long all the same */
+        in->lineno++;
+        in->on_line(in->ctx, p, PUSH_MAX_LINE, in->lineno, 1);
+        in->start += len + 1;
+        continue;
+      }
       if (deliver(in, p, len, len + 1)) break;
       continue;
     }
     if (in->eof) {
-      if (avail > 0 && !in->skipping) {
+      if (avail > PUSH_MAX_LINE && !in->skipping) {
+        in->lineno++;
+        in->on_line(in->ctx, p, PUSH_MAX_LINE, in->lineno, 1);
+      } else if (avail > 0 && !in->skipping) {
         if (deliver(in, p, avail, avail)) break;
       }
       in->start = in->end = 0;
