@@ -54,8 +54,9 @@ static void finish(push_input *in) {
 }
 
 static void maybe_free(push_input *in) {
-  /* Freed once closed and no read is in flight (its callback still needs the struct). */
-  if (in->closing == 2 && !in->reading) {
+  /* Freed once closed, no read is in flight (its callback still needs the struct) and pump() has returned (it
+   * may have closed the input from inside, through on_end). */
+  if (in->closing == 2 && !in->reading && !in->in_pump) {
     if (in->own_fd) close(in->fd);
     free(in->buf);
     free(in);
@@ -109,6 +110,7 @@ static void on_stream_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   pump(in);
 }
 
+/* Called from pump() only: a read that cannot start sets eof and err for pump to see. */
 static void start_read(push_input *in) {
   if (in->reading || in->eof || in->closing) return;
   if (in->kind == IN_FILE) {
@@ -117,7 +119,6 @@ static void start_read(push_input *in) {
     if (rv < 0) {
       in->err = rv;
       in->eof = 1;
-      pump(in);
       return;
     }
     in->reading = 1;
@@ -126,7 +127,6 @@ static void start_read(push_input *in) {
     if (rv < 0) {
       in->err = rv;
       in->eof = 1;
-      pump(in);
       return;
     }
     in->reading = 1;
@@ -218,9 +218,11 @@ static void pump(push_input *in) {
       in->end = avail;
     }
     start_read(in);
+    if (in->eof && !in->reading) continue; /* the read could not start: end on the next round */
     break;
   }
   in->in_pump = 0;
+  maybe_free(in);
 }
 
 int push_input_open(uv_loop_t *loop, const char *path, push_line_cb on_line, push_end_cb on_end, void *ctx,
