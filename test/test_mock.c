@@ -891,6 +891,60 @@ TEST(mock_loop_drop_connections) {
   ASSERT_EQ(uv_loop_close(&loop), 0);
 }
 
+/* -- goaway_after and drop_after over a socket: the mock ends the connection itself once its answers are out -- */
+static void ends_ready(netc *n) {
+  for (int i = 0; i < 4; i++) client_post(&n->cl, "/3/device/abcd", NULL);
+}
+
+static void ends_progress(netc *n) {
+  if (n->closed && !stopped) apns_mock_stop(n->mock, mock_stopped, NULL);
+}
+
+static void run_ends(int goaway) {
+  uv_loop_t loop;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  apns_mock_options o;
+  apns_mock_options_init(&o);
+  if (goaway)
+    o.goaway_after = 2;
+  else
+    o.drop_after = 2;
+  o.delay_ms = 5; /* the answers go out after the decision to end: they must not be lost */
+  apns_mock *m;
+  ASSERT_OK(apns_mock_start(&m, &loop, &o, NULL, 0));
+  netc *n = calloc(1, sizeof *n);
+  n->on_ready = ends_ready;
+  n->on_progress = ends_progress;
+  net_start(n, &loop, m, NULL);
+  ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ASSERT_TRUE(stopped);
+  ASSERT_EQ(n->cl.r[0].status, 200);
+  ASSERT_EQ(n->cl.r[1].status, 200);
+  ASSERT_EQ(n->cl.r[2].status, 0);
+  ASSERT_EQ(n->cl.r[3].status, 0);
+  ASSERT_EQ(n->cl.goaway, goaway ? 1 : 0);
+  if (goaway) {
+    ASSERT_EQ(n->cl.goaway_last, 3);
+    ASSERT_STREQ(n->cl.goaway_data, "{\"reason\":\"Shutdown\"}");
+    ASSERT_EQ(n->cl.r[2].error_code, NGHTTP2_REFUSED_STREAM);
+  }
+  ASSERT_EQ(final_stats.responses, 2);
+  ASSERT_EQ(final_stats.goaways, goaway ? 1 : 0);
+  ASSERT_EQ(final_stats.drops, goaway ? 0 : 1);
+  ASSERT_EQ(final_stats.connections_open, 0);
+  net_free(n);
+  free(n);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+}
+
+TEST(mock_loop_goaway_closes) {
+  run_ends(1);
+}
+
+TEST(mock_loop_drop_after_closes) {
+  run_ends(0);
+}
+
 TEST(mock_start_bad_options) {
   uv_loop_t loop;
   ASSERT_EQ(uv_loop_init(&loop), 0);
@@ -1283,6 +1337,8 @@ TEST_SUITE(mock){
     TEST_ENTRY(mock_loop_delay),
     TEST_ENTRY(mock_loop_pause),
     TEST_ENTRY(mock_loop_drop_connections),
+    TEST_ENTRY(mock_loop_goaway_closes),
+    TEST_ENTRY(mock_loop_drop_after_closes),
     TEST_ENTRY(mock_start_bad_options),
     TEST_ENTRY(mock_loop_tls_client_cert),
     TEST_ENTRY(mock_loop_tls_no_client_cert_refused),
