@@ -407,8 +407,9 @@ int apns__tls_new(apns__tls **out, apns__tls_config *cfg, const char *hostname) 
       goto fail;
     }
   }
-  if (mbedtls_ssl_setup(&tls->ssl, &cfg->conf) != 0) {
-    ret = APNS_ETLS;
+  /* mbedTLS allocates its two record buffers here (about 16.7 KiB each), with its own calloc. */
+  if ((ret = mbedtls_ssl_setup(&tls->ssl, &cfg->conf)) != 0) {
+    ret = ret == MBEDTLS_ERR_SSL_ALLOC_FAILED ? APNS_ENOMEM : APNS_ETLS;
     goto fail;
   }
   if (tls->hostname != NULL && mbedtls_ssl_set_hostname(&tls->ssl, tls->hostname) != 0) {
