@@ -650,7 +650,7 @@ TEST(push_bulk_rejected_and_dead_tokens) {
                                 "{\"token\":\"" TOK "\"}\n");
   const char *dead = path_in(test_tmpdir(), "dead.txt");
   const char *const args[] = {CONN(&s), CERT(&s), "--alert", "hi", "--bulk", path, "--list-dead", "1",
-                              "--dead-tokens", dead, NULL};
+                              "--dead-tokens", dead, "--progress", NULL};
   child c;
   memset(&c, 0, sizeof c);
   int rc = srv_push(&s, &c, args, NULL, NULL);
@@ -670,6 +670,9 @@ TEST(push_bulk_rejected_and_dead_tokens) {
               NULL);
   /* The summary: counts by status and reason, and the tokens to delete. */
   ASSERT_TRUE(strstr(e, "apns-push: line 6: not JSON: ") != NULL);
+  /* --progress: the last progress line has the total, on a line of its own before the summary. */
+  ASSERT_TRUE(strstr(e, "\r8/8 done, ") != NULL);
+  ASSERT_TRUE(strstr(e, "3 accepted, 4 rejected, 1 failed, ETA 0:00\napns-push: 8 notifications in ") != NULL);
   ASSERT_TRUE(strstr(e, "8 notifications in ") != NULL);
   ASSERT_TRUE(strstr(e, "3 accepted, 4 rejected, 0 failed, 1 bad lines") != NULL);
   ASSERT_TRUE(strstr(e, "  200                                               3\n") != NULL);

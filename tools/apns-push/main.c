@@ -204,8 +204,8 @@ static void on_low_water(apns_client *c) {
 static void on_event(apns_pool *pool, const apns_pool_event *ev) {
   app *a = apns_client_data(apns_pool_data(pool));
   if (ev->type == APNS_POOL_EVENT_CONN_DOWN) {
-    push_report_stderr(a->rep, "connection %u: %s%s%s", ev->conn_index, apns_strerror(ev->err),
-                       ev->reason ? ": " : "", ev->reason ? ev->reason : "");
+    push_report_stderr(a->rep, "connection %u: %s (%s)", ev->conn_index,
+                       ev->reason && ev->reason[0] ? ev->reason : apns_strerror(ev->err), apns_err_name(ev->err));
   } else if (ev->type == APNS_POOL_EVENT_STOPPED) {
     push_report_stderr(a->rep, "stopped: the server answered %s; nothing more can be sent with this certificate",
                        ev->reason ? ev->reason : "a fatal error");
