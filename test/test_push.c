@@ -759,10 +759,10 @@ TEST(push_token_auth_verified_by_mock) {
  * 11 MiB; reading the whole 110 MB file or keeping a result per line would blow far past this. */
 #define MILLION_MAXRSS_KB (40 * 1024)
 /* Under AddressSanitizer the tool's memory is the sanitizer's (shadow, quarantine) and it runs several times
- * slower: a fifth of the lines, and a bound that only catches a runaway. Under valgrind (the in-process mock is
+ * slower: a tenth of the lines, and a bound that only catches a runaway. Under valgrind (the in-process mock is
  * then 20 times slower) a tenth of the lines: still 25 times the queue bound. */
 #if defined(__SANITIZE_ADDRESS__)
-#define MILLION_LINES_NATIVE 200000u
+#define MILLION_LINES_NATIVE 100000u
 #define MILLION_BOUND_KB (1024 * 1024)
 #else
 #define MILLION_LINES_NATIVE 1000000u
