@@ -144,21 +144,11 @@ int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_optio
   return 0;
 }
 
-/* Checks the options and builds the request's headers into the caller's arrays. */
-typedef struct {
-  apns_header h[8];
-  size_t n;
-  char path[16 + APNS_DEVICE_TOKEN_MAX];
-  char topic[APNS_TOPIC_MAX + 40];
-  char priority[4];
-  char expiration[24];
-  char apns_id[37];
-} send_headers;
-
-static int build_send(apns_client *c, const char *token, const apns_send_options *so, int background,
-                      send_headers *sh, apns_push_type *type_out) {
+int apns_build_send_request(const char *default_topic, const char *token, const apns_send_options *so,
+                            int background, apns_send_request *sr) {
   static const apns_send_options none;
   int rv;
+  if (token == NULL || sr == NULL) return APNS_EINVAL;
   if (so == NULL) so = &none;
   if ((rv = apns_validate_device_token(token)) < 0) return rv;
   apns_push_type type = so->push_type;
@@ -169,41 +159,41 @@ static int build_send(apns_client *c, const char *token, const apns_send_options
   if ((rv = apns_validate_priority(prio, type)) < 0) return rv;
   if (so->has_expiration && (rv = apns_validate_expiration(so->expiration)) < 0) return rv;
   if (so->collapse_id && (rv = apns_validate_collapse_id(so->collapse_id)) < 0) return rv;
-  if (so->apns_id && (rv = apns_validate_apns_id(so->apns_id, sh->apns_id)) < 0) return rv;
+  if (so->apns_id && (rv = apns_validate_apns_id(so->apns_id, sr->apns_id)) < 0) return rv;
 
-  const char *topic = so->topic ? so->topic : c->topic;
+  const char *topic = so->topic ? so->topic : default_topic;
   if (topic == NULL) return APNS_EBADTOPIC;
   if ((rv = apns_validate_topic(topic)) < 0) return rv;
   const char *suffix = apns_push_type_topic_suffix(type);
   size_t tlen = strlen(topic), slen = suffix ? strlen(suffix) : 0;
   if (slen && (tlen < slen || strcmp(topic + tlen - slen, suffix) != 0))
-    snprintf(sh->topic, sizeof sh->topic, "%s%s", topic, suffix);
+    snprintf(sr->topic, sizeof sr->topic, "%s%s", topic, suffix);
   else
-    snprintf(sh->topic, sizeof sh->topic, "%s", topic);
+    snprintf(sr->topic, sizeof sr->topic, "%s", topic);
 
-  snprintf(sh->path, sizeof sh->path, "/3/device/%s", token);
-  snprintf(sh->priority, sizeof sh->priority, "%d", prio);
-  sh->n = 0;
-  sh->h[sh->n++] = (apns_header){"apns-push-type", type_name};
-  sh->h[sh->n++] = (apns_header){"apns-topic", sh->topic};
-  sh->h[sh->n++] = (apns_header){"apns-priority", sh->priority};
+  snprintf(sr->path, sizeof sr->path, "/3/device/%s", token);
+  snprintf(sr->priority, sizeof sr->priority, "%d", prio);
+  sr->num_headers = 0;
+  sr->headers[sr->num_headers++] = (apns_header){"apns-push-type", type_name};
+  sr->headers[sr->num_headers++] = (apns_header){"apns-topic", sr->topic};
+  sr->headers[sr->num_headers++] = (apns_header){"apns-priority", sr->priority};
   if (so->has_expiration) {
-    snprintf(sh->expiration, sizeof sh->expiration, "%lld", (long long)so->expiration);
-    sh->h[sh->n++] = (apns_header){"apns-expiration", sh->expiration};
+    snprintf(sr->expiration, sizeof sr->expiration, "%lld", (long long)so->expiration);
+    sr->headers[sr->num_headers++] = (apns_header){"apns-expiration", sr->expiration};
   }
-  if (so->collapse_id) sh->h[sh->n++] = (apns_header){"apns-collapse-id", so->collapse_id};
-  if (so->apns_id) sh->h[sh->n++] = (apns_header){"apns-id", sh->apns_id};
-  *type_out = type;
+  if (so->collapse_id) sr->headers[sr->num_headers++] = (apns_header){"apns-collapse-id", so->collapse_id};
+  if (so->apns_id) sr->headers[sr->num_headers++] = (apns_header){"apns-id", sr->apns_id};
+  sr->push_type = type;
   return 0;
 }
 
-static int client_post(apns_client *c, const send_headers *sh, const char *json, size_t len,
+static int client_post(apns_client *c, const apns_send_request *sr, const char *json, size_t len,
                        const apns_send_options *so, apns_response_cb cb, void *data) {
   apns_request req;
   memset(&req, 0, sizeof req);
-  req.path = sh->path;
-  req.headers = sh->h;
-  req.num_headers = sh->n;
+  req.path = sr->path;
+  req.headers = sr->headers;
+  req.num_headers = sr->num_headers;
   req.body = json;
   req.body_len = len;
   req.timeout_ms = so && so->timeout_ms ? so->timeout_ms : c->timeout_ms;
@@ -212,28 +202,28 @@ static int client_post(apns_client *c, const send_headers *sh, const char *json,
 
 int apns_client_send(apns_client *c, const char *token, apns_notification *n, const apns_send_options *so,
                      apns_response_cb cb, void *data) {
-  send_headers sh;
-  apns_push_type type;
+  apns_send_request sr;
   const char *json;
   size_t len;
   if (c == NULL || token == NULL || n == NULL || cb == NULL) return APNS_EINVAL;
-  int rv = build_send(c, token, so, apns_notification_is_background(n), &sh, &type);
+  int rv = apns_build_send_request(c->topic, token, so, apns_notification_is_background(n), &sr);
   if (rv < 0) return rv;
-  rv = apns_notification_serialize(n, apns_payload_limit(type), &json, &len);
+  rv = apns_notification_serialize(n, apns_payload_limit(sr.push_type), &json, &len);
   if (rv < 0) return rv;
-  return client_post(c, &sh, json, len, so, cb, data);
+  return client_post(c, &sr, json, len, so, cb, data);
 }
 
 int apns_client_send_json(apns_client *c, const char *token, const char *json, size_t len,
                           const apns_send_options *so, apns_response_cb cb, void *data) {
-  send_headers sh;
-  apns_push_type type;
+  apns_notification *n;
   if (c == NULL || token == NULL || json == NULL || cb == NULL) return APNS_EINVAL;
-  int rv = build_send(c, token, so, 0, &sh, &type);
+  /* Through a raw notification: it validates the JSON, keeps its bytes, and tells a background payload, so that
+   * the push type defaults as it does for a built one. */
+  int rv = apns_notification_new_raw(&n, json, len);
   if (rv < 0) return rv;
-  rv = apns_validate_payload(json, len, apns_payload_limit(type));
-  if (rv < 0) return rv;
-  return client_post(c, &sh, json, len, so, cb, data);
+  rv = apns_client_send(c, token, n, so, cb, data);
+  apns_notification_free(n);
+  return rv;
 }
 
 static void client_pool_closed(apns_pool *pool) {

@@ -252,6 +252,15 @@ TEST(client_send_json) {
   ASSERT_EQ(rec.status, 200);
   ASSERT_STREQ(f.seen.body, json);
   ASSERT_ERR(apns_client_send_json(f.client, TOKEN, "{\"aps\":", 7, NULL, fx_record, &rec), APNS_EBADJSON);
+  /* A raw payload that only sets content-available defaults to a background push, as a built one does. */
+  static const char bg[] = "{\"aps\":{\"content-available\":1}}";
+  fx_rec rec2 = {0};
+  rec2.counter = &f.done;
+  ASSERT_OK(apns_client_send_json(f.client, TOKEN, bg, sizeof bg - 1, NULL, fx_record, &rec2));
+  fx_run_until_count(&f.loop, &f.done, 2);
+  ASSERT_EQ(rec2.status, 200);
+  ASSERT_STREQ(header(&f, "apns-push-type"), "background");
+  ASSERT_STREQ(header(&f, "apns-priority"), "5");
   teardown(&f);
 }
 

@@ -105,6 +105,27 @@ APNS_EXTERN int apns_client_send(apns_client *client, const char *device_token, 
 APNS_EXTERN int apns_client_send_json(apns_client *client, const char *device_token, const char *json, size_t len,
                                       const apns_send_options *opts, apns_response_cb cb, void *data);
 
+/* The path and headers a send makes, for dry runs and logs. The header values point into the struct itself:
+ * use it where it was filled, do not copy it. */
+typedef struct apns_send_request {
+  char path[16 + APNS_DEVICE_TOKEN_MAX]; /* "/3/device/<token>" */
+  apns_header headers[8];
+  size_t num_headers;
+  apns_push_type push_type; /* the push type resolved (DEFAULT becomes alert or background) */
+  char topic[APNS_TOPIC_MAX + 40];
+  char priority[4];
+  char expiration[24];
+  char apns_id[37];
+} apns_send_request;
+
+/* Checks a send's token and options, and builds its path and headers exactly as apns_client_send does: the same
+ * checks in the same order, the same error codes, the same headers in the same order (apns-push-type, apns-topic
+ * with the push type's suffix, apns-priority, then apns-expiration, apns-collapse-id, apns-id when set).
+ * default_topic is the client's topic (may be NULL); background says whether the payload only sets
+ * content-available (apns_notification_is_background). Returns 0 or the error the send would return. */
+APNS_EXTERN int apns_build_send_request(const char *default_topic, const char *device_token,
+                                        const apns_send_options *opts, int background, apns_send_request *out);
+
 /* Graceful close, as apns_pool_close: sends in progress may finish within drain_timeout_ms, the rest end with
  * APNS_ECANCELED; then cb runs and the client is freed. */
 APNS_EXTERN int apns_client_close(apns_client *client, uint64_t drain_timeout_ms, apns_client_cb cb);

@@ -96,17 +96,16 @@ static const char *send_err_text(int rv, char *buf, size_t len) {
 static int submit(app *a, uint64_t lineno, const char *token, apns_notification *n, const apns_send_options *so) {
   char why[256];
   if (a->o.dry_run) {
-    push_headers ph;
-    apns_push_type type;
+    apns_send_request sr;
     const char *json;
     size_t len;
-    int rv = push_build_headers(a->o.send.topic, token, so, apns_notification_is_background(n), &ph, &type);
-    if (rv == 0) rv = apns_notification_serialize(n, apns_payload_limit(type), &json, &len);
+    int rv = apns_build_send_request(a->o.send.topic, token, so, apns_notification_is_background(n), &sr);
+    if (rv == 0) rv = apns_notification_serialize(n, apns_payload_limit(sr.push_type), &json, &len);
     if (rv < 0) {
       bad_line(a, lineno, token, rv, send_err_text(rv, why, sizeof why));
       return PUSH_LINE_DONE;
     }
-    push_dry_run_line(a->out, &ph, json, len);
+    push_dry_run_line(a->out, &sr, json, len);
     a->requests++;
     return PUSH_LINE_DONE;
   }
@@ -286,20 +285,19 @@ static const char *flag_of(int rv) {
 
 /* Checks a single notification before anything connects: a mistake there is a usage error. */
 static int check_single(app *a) {
-  push_headers ph;
-  apns_push_type type;
+  apns_send_request sr;
   const char *json;
   size_t len;
-  int rv = push_build_headers(a->o.send.topic, a->o.token, &a->o.send, apns_notification_is_background(a->n), &ph,
-                              &type);
+  int rv = apns_build_send_request(a->o.send.topic, a->o.token, &a->o.send, apns_notification_is_background(a->n),
+                                   &sr);
   if (rv < 0) {
     push_err("%s: %s", flag_of(rv), apns_strerror(rv));
     return -1;
   }
-  rv = apns_notification_serialize(a->n, apns_payload_limit(type), &json, &len);
+  rv = apns_notification_serialize(a->n, apns_payload_limit(sr.push_type), &json, &len);
   if (rv == APNS_EPAYLOADTOOLARGE) {
-    push_err("payload: %zu bytes, more than the %zu allowed for push type %s", len, apns_payload_limit(type),
-             apns_push_type_string(type));
+    push_err("payload: %zu bytes, more than the %zu allowed for push type %s", len, apns_payload_limit(sr.push_type),
+             apns_push_type_string(sr.push_type));
     return -1;
   }
   if (rv < 0) {

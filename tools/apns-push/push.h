@@ -71,21 +71,6 @@ void push_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- request.c ---- */
 
-/* The headers of one request, built exactly as lib/client.c's build_send builds them (same order, same checks,
- * same error codes), for --dry-run. */
-typedef struct push_headers {
-  apns_header h[8];
-  size_t n;
-  char path[16 + APNS_DEVICE_TOKEN_MAX];
-  char topic[APNS_TOPIC_MAX + 40];
-  char priority[4];
-  char expiration[24];
-  char apns_id[37];
-} push_headers;
-
-int push_build_headers(const char *default_topic, const char *token, const apns_send_options *so, int background,
-                       push_headers *ph, apns_push_type *type_out);
-
 /* The notification the flags describe (*out NULL when no payload flag was given). Returns 0, or an error code
  * after printing which flag was wrong. */
 int push_flags_notification(const push_opts *o, apns_notification **out);
@@ -111,7 +96,7 @@ void push_line_free(push_line *line);
 void push_json_string(FILE *f, const char *s);
 
 /* Writes one --dry-run line: {"path":...,"headers":{...},"payload":...}. */
-void push_dry_run_line(FILE *f, const push_headers *ph, const char *payload, size_t len);
+void push_dry_run_line(FILE *f, const apns_send_request *sr, const char *payload, size_t len);
 
 /* ---- input.c ---- */
 

@@ -7,50 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Keep in step with build_send in lib/client.c: the same checks in the same order, the same headers in the same
- * order. (A shared helper in the library would make this copy unnecessary.) */
-int push_build_headers(const char *default_topic, const char *token, const apns_send_options *so, int background,
-                       push_headers *ph, apns_push_type *type_out) {
-  static const apns_send_options none;
-  int rv;
-  if (so == NULL) so = &none;
-  if ((rv = apns_validate_device_token(token)) < 0) return rv;
-  apns_push_type type = so->push_type;
-  if (type == APNS_PUSH_TYPE_DEFAULT) type = background ? APNS_PUSH_TYPE_BACKGROUND : APNS_PUSH_TYPE_ALERT;
-  const char *type_name = apns_push_type_string(type);
-  if (type_name == NULL) return APNS_EBADPUSHTYPE;
-  int prio = so->priority ? so->priority : apns_push_type_default_priority(type);
-  if ((rv = apns_validate_priority(prio, type)) < 0) return rv;
-  if (so->has_expiration && (rv = apns_validate_expiration(so->expiration)) < 0) return rv;
-  if (so->collapse_id && (rv = apns_validate_collapse_id(so->collapse_id)) < 0) return rv;
-  if (so->apns_id && (rv = apns_validate_apns_id(so->apns_id, ph->apns_id)) < 0) return rv;
-
-  const char *topic = so->topic ? so->topic : default_topic;
-  if (topic == NULL) return APNS_EBADTOPIC;
-  if ((rv = apns_validate_topic(topic)) < 0) return rv;
-  const char *suffix = apns_push_type_topic_suffix(type);
-  size_t tlen = strlen(topic), slen = suffix ? strlen(suffix) : 0;
-  if (slen && (tlen < slen || strcmp(topic + tlen - slen, suffix) != 0))
-    snprintf(ph->topic, sizeof ph->topic, "%s%s", topic, suffix);
-  else
-    snprintf(ph->topic, sizeof ph->topic, "%s", topic);
-
-  snprintf(ph->path, sizeof ph->path, "/3/device/%s", token);
-  snprintf(ph->priority, sizeof ph->priority, "%d", prio);
-  ph->n = 0;
-  ph->h[ph->n++] = (apns_header){"apns-push-type", type_name};
-  ph->h[ph->n++] = (apns_header){"apns-topic", ph->topic};
-  ph->h[ph->n++] = (apns_header){"apns-priority", ph->priority};
-  if (so->has_expiration) {
-    snprintf(ph->expiration, sizeof ph->expiration, "%lld", (long long)so->expiration);
-    ph->h[ph->n++] = (apns_header){"apns-expiration", ph->expiration};
-  }
-  if (so->collapse_id) ph->h[ph->n++] = (apns_header){"apns-collapse-id", so->collapse_id};
-  if (so->apns_id) ph->h[ph->n++] = (apns_header){"apns-id", ph->apns_id};
-  *type_out = type;
-  return 0;
-}
-
 static int flag_err(const char *flag, int rv) {
   push_err("%s: %s", flag, apns_strerror(rv));
   return rv;
@@ -364,15 +320,15 @@ void push_json_string(FILE *f, const char *s) {
   putc('"', f);
 }
 
-void push_dry_run_line(FILE *f, const push_headers *ph, const char *payload, size_t len) {
+void push_dry_run_line(FILE *f, const apns_send_request *sr, const char *payload, size_t len) {
   fputs("{\"path\":", f);
-  push_json_string(f, ph->path);
+  push_json_string(f, sr->path);
   fputs(",\"headers\":{", f);
-  for (size_t i = 0; i < ph->n; i++) {
+  for (size_t i = 0; i < sr->num_headers; i++) {
     if (i) putc(',', f);
-    push_json_string(f, ph->h[i].name);
+    push_json_string(f, sr->headers[i].name);
     putc(':', f);
-    push_json_string(f, ph->h[i].value);
+    push_json_string(f, sr->headers[i].value);
   }
   fputs("},\"payload\":", f);
   fwrite(payload, 1, len, f);
