@@ -4,6 +4,7 @@
 
 #include "alloc.h"
 #include "certgen.h"
+#include "jwt.h"
 #include "mock.h"
 #include "mock_server.h"
 #include "tls.h"
@@ -138,8 +139,13 @@ static ssize_t c_read_body(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t
 /* Submits a request; apns_id, push_type may be NULL. Returns the stream id. */
 static int32_t client_req(client *cl, const char *method, const char *path, const char *apns_id,
                           const char *push_type, const char *body, size_t body_len) {
+  /* The topic a push type needs: "com.example.app" plus its suffix (".voip", ...). */
+  static char topic[64];
+  apns_push_type type = APNS_PUSH_TYPE_ALERT;
+  if (push_type) apns_push_type_from_string(push_type, &type);
+  snprintf(topic, sizeof topic, "com.example.app%s", apns_push_type_topic_suffix(type));
   nghttp2_nv nva[8] = {NV(":method", method), NV(":scheme", "https"), NV(":authority", "localhost"),
-                       NV(":path", path), NV("apns-topic", "com.example.app")};
+                       NV(":path", path), NV("apns-topic", topic)};
   size_t n = 5;
   if (apns_id) nva[n++] = (nghttp2_nv)NV("apns-id", apns_id);
   if (push_type) nva[n++] = (nghttp2_nv)NV("apns-push-type", push_type);
@@ -182,19 +188,21 @@ static void pump(client *cl, apns__mock_conn *mc, uint64_t now) {
 typedef struct {
   apns_mock_options o;
   apns_mock_stats st;
+  apns__jwt_verifier *jwt; /* token keys, when a test adds some */
   apns__mock_conn *mc;
   client cl;
 } rig;
 
 static void rig_start(rig *g) {
   memset(&g->st, 0, sizeof g->st);
-  ASSERT_OK(apns__mock_conn_new(&g->mc, &g->o, NULL, &g->st, 42));
+  ASSERT_OK(apns__mock_conn_new(&g->mc, &g->o, NULL, g->jwt, &g->st, 42));
   client_init(&g->cl);
 }
 
 static void rig_end(rig *g) {
   client_free(&g->cl);
   apns__mock_conn_free(g->mc);
+  apns__jwt_verifier_free(g->jwt);
 }
 
 /* The reason (and timestamp) of a JSON error body. */
@@ -242,7 +250,7 @@ TEST(mock_uuid) {
 }
 
 TEST(mock_conn_echo_200) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   rig_start(&g);
   const char *id = "8e3a0d8c-5a7e-4b8b-9f10-1c2d3e4f5a6b";
@@ -265,7 +273,7 @@ TEST(mock_conn_echo_200) {
 }
 
 TEST(mock_conn_generated_id) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   rig_start(&g);
   int32_t a = client_post(&g.cl, "/3/device/abcd", NULL);
@@ -280,7 +288,7 @@ TEST(mock_conn_generated_id) {
 }
 
 TEST(mock_conn_prefixes) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   g.o.bad_prefix = "dead";
   g.o.unregistered_prefix = "beef";
@@ -306,7 +314,7 @@ TEST(mock_conn_prefixes) {
 }
 
 TEST(mock_conn_reasons) {
-  rig g;
+  rig g = {0};
   static char big[5200];
   memset(big, 'x', sizeof big);
   apns_mock_options_init(&g.o);
@@ -345,7 +353,7 @@ TEST(mock_conn_reasons) {
 }
 
 TEST(mock_conn_streams_raise) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   g.o.max_streams = 1;
   g.o.streams_after = 1000;
@@ -366,7 +374,7 @@ TEST(mock_conn_streams_raise) {
 }
 
 TEST(mock_conn_goaway_after) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   g.o.goaway_after = 2;
   g.o.goaway_reason = "Bye \"now\"";
@@ -397,7 +405,7 @@ TEST(mock_conn_goaway_after) {
 }
 
 TEST(mock_conn_drop_after) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   g.o.drop_after = 2;
   rig_start(&g);
@@ -417,7 +425,7 @@ TEST(mock_conn_drop_after) {
 }
 
 TEST(mock_conn_delay_and_pause) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   g.o.delay_ms = 50;
   rig_start(&g);
@@ -448,7 +456,7 @@ TEST(mock_conn_delay_and_pause) {
 }
 
 TEST(mock_conn_reset_while_held) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   g.o.paused = 1;
   rig_start(&g);
@@ -495,7 +503,7 @@ static void hook(void *data, apns_mock_request *req) {
 }
 
 TEST(mock_conn_hook) {
-  rig g;
+  rig g = {0};
   hook_seen seen;
   memset(&seen, 0, sizeof seen);
   apns_mock_options_init(&g.o);
@@ -520,7 +528,7 @@ TEST(mock_conn_hook) {
 }
 
 TEST(mock_conn_garbage_is_fatal) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   rig_start(&g);
   static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -540,7 +548,7 @@ TEST(mock_conn_alloc_failure) {
   for (long i = 0; i < 200 && !ok; i++) {
     apns__mock_conn *mc = NULL;
     test_alloc_fail_after(i);
-    int rv = apns__mock_conn_new(&mc, &o, NULL, &st, 1);
+    int rv = apns__mock_conn_new(&mc, &o, NULL, NULL, &st, 1);
     test_alloc_reset();
     if (rv == 0) {
       ok = 1;
@@ -1273,7 +1281,8 @@ TEST(mock_cli_h2load) {
   fclose(f);
   x.payload_file = payload;
   x.start_tool = h2load_start;
-  char *argv[] = {(char *)mock_bin(), "--listen", "127.0.0.1:0", "--self-signed", x.dir, "--no-client-auth", NULL};
+  char *argv[] = {(char *)mock_bin(),  "--listen",        "127.0.0.1:0", "--self-signed", x.dir,
+                  "--no-client-auth", "--no-token-auth", NULL};
   cli_run(&x, argv);
   if (x.tool_missing) test__fail(__FILE__, __LINE__, "h2load is not installed (scripts/deps installs nghttp2-client)");
   if (x.tool.status != 0 || strstr(x.tool.obuf, "100 succeeded") == NULL)
