@@ -11,6 +11,9 @@
 
 #include <apns.h>
 #include <jansson.h>
+#include <mbedtls/pem.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/version.h>
 #include <nghttp2/nghttp2.h>
 #include <signal.h>
 #include <stdio.h>
@@ -560,6 +563,362 @@ TEST(mock_conn_alloc_failure) {
     ASSERT_EQ(test_alloc_live(), live);
   }
   ASSERT_TRUE(ok);
+}
+
+/* ==== Apple's checks ==== */
+
+/* POST path with the headers given as name, value pairs up to a NULL name, and a small body. */
+static int32_t client_reqh(client *cl, const char *path, const char *const *hdrs) {
+  nghttp2_nv nva[16] = {NV(":method", "POST"), NV(":scheme", "https"), NV(":authority", "localhost"),
+                        NV(":path", path)};
+  size_t n = 4;
+  for (; hdrs && hdrs[0]; hdrs += 2) {
+    ASSERT_LT(n, 16);
+    nva[n++] = (nghttp2_nv)NV(hdrs[0], hdrs[1]);
+  }
+  ASSERT_LT(cl->nsub, MAXS);
+  body_src *b = &cl->src[cl->nsub++];
+  b->data = (const uint8_t *)"{\"aps\":{}}";
+  b->len = 10;
+  nghttp2_data_provider prd = {.source.ptr = b, .read_callback = c_read_body};
+  int32_t id = nghttp2_submit_request(cl->h2, NULL, nva, n, &prd, NULL);
+  ASSERT_GT(id, 0);
+  return id;
+}
+
+/* Sends one request, runs it to its answer, and checks status and reason (NULL: none). */
+static void expect(rig *g, uint64_t now, const char *path, const char *const *hdrs, int status, const char *reason) {
+  int32_t id = client_reqh(&g->cl, path, hdrs);
+  pump(&g->cl, g->mc, now);
+  rec *r = rec_of(&g->cl, id);
+  ASSERT_TRUE(r->closed);
+  if (r->status != status) printf("request %d: %d %s\n", id, r->status, r->body);
+  ASSERT_EQ(r->status, status);
+  assert_uuid_v4(r->apns_id);
+  if (reason)
+    body_reason(r, reason, NULL);
+  else
+    ASSERT_EQ(r->body_len, 0);
+}
+
+#define H(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define DEV "/3/device/abcd"
+
+TEST(mock_conn_header_checks) {
+  rig g = {0};
+  char long_topic[300], c64[65], c65[66];
+  memset(long_topic, 'a', 256);
+  long_topic[256] = '\0';
+  memset(c64, 'c', 64);
+  c64[64] = '\0';
+  memset(c65, 'c', 65);
+  c65[65] = '\0';
+  apns_mock_options_init(&g.o);
+  rig_start(&g);
+  /* Without any auth the topic is optional. */
+  expect(&g, 0, DEV, NULL, 200, NULL);
+  expect(&g, 0, DEV, H("apns-priority", "7"), 400, "BadPriority");
+  expect(&g, 0, DEV, H("apns-priority", "010"), 400, "BadPriority");
+  expect(&g, 0, DEV, H("apns-priority", ""), 400, "BadPriority");
+  expect(&g, 0, DEV, H("apns-priority", "10", "apns-push-type", "background"), 400, "BadPriority");
+  expect(&g, 0, DEV, H("apns-priority", "5", "apns-push-type", "background"), 200, NULL);
+  expect(&g, 0, DEV, H("apns-priority", "1"), 200, NULL);
+  expect(&g, 0, DEV, H("apns-priority", "10"), 200, NULL);
+  expect(&g, 0, DEV, H("apns-push-type", "bogus"), 400, "InvalidPushType");
+  expect(&g, 0, DEV, H("apns-push-type", "Alert"), 400, "InvalidPushType");
+  expect(&g, 0, DEV, H("apns-push-type", "liveactivity", "apns-topic", "com.example.app.push-type.liveactivity"),
+         200, NULL);
+  expect(&g, 0, DEV, H("apns-topic", "com.example app"), 400, "BadTopic");
+  expect(&g, 0, DEV, H("apns-topic", ""), 400, "BadTopic");
+  expect(&g, 0, DEV, H("apns-topic", long_topic), 400, "BadTopic");
+  expect(&g, 0, DEV, H("apns-push-type", "voip", "apns-topic", "com.example.app"), 400, "DeviceTokenNotForTopic");
+  expect(&g, 0, DEV, H("apns-push-type", "voip", "apns-topic", "com.example.app.voip"), 200, NULL);
+  expect(&g, 0, DEV, H("apns-collapse-id", c65), 400, "BadCollapseId");
+  expect(&g, 0, DEV, H("apns-collapse-id", ""), 400, "BadCollapseId");
+  expect(&g, 0, DEV, H("apns-collapse-id", c64), 200, NULL);
+  expect(&g, 0, DEV, H("apns-expiration", "soon"), 400, "BadExpirationDate");
+  expect(&g, 0, DEV, H("apns-expiration", "-1"), 400, "BadExpirationDate");
+  expect(&g, 0, DEV, H("apns-expiration", "1.5"), 400, "BadExpirationDate");
+  expect(&g, 0, DEV, H("apns-expiration", "12345678901234567890"), 400, "BadExpirationDate");
+  expect(&g, 0, DEV, H("apns-expiration", "0"), 200, NULL);
+  expect(&g, 0, DEV, H("apns-expiration", "1700000000"), 200, NULL);
+  expect(&g, 0, DEV, H("apns-topic", "a.b", "apns-topic", "a.b"), 400, "DuplicateHeaders");
+  expect(&g, 0, DEV, H("apns-priority", "10", "apns-priority", "5"), 400, "DuplicateHeaders");
+  expect(&g, 0, DEV, H("apns-id", "8e3a0d8c-5a7e-4b8b-9f10-1c2d3e4f5a6b", "apns-id", "8e3a0d8c-5a7e-4b8b-9f10-1c2d3e4f5a6b"),
+         400, "DuplicateHeaders");
+  expect(&g, 0, DEV, H("authorization", "bearer x", "authorization", "bearer x"), 400, "DuplicateHeaders");
+  /* Order: the first failing check answers. */
+  expect(&g, 0, DEV, H("apns-priority", "7", "apns-priority", "7"), 400, "DuplicateHeaders");
+  expect(&g, 0, "/3/device/xyz", H("apns-priority", "7"), 400, "BadDeviceToken");
+  expect(&g, 0, DEV, H("apns-id", "nope", "apns-push-type", "bogus"), 400, "BadMessageId");
+  expect(&g, 0, DEV, H("apns-push-type", "bogus", "apns-priority", "7"), 400, "InvalidPushType");
+  expect(&g, 0, DEV, H("apns-priority", "7", "apns-topic", "a b"), 400, "BadPriority");
+  expect(&g, 0, DEV, H("apns-topic", "a b", "apns-collapse-id", ""), 400, "BadTopic");
+  expect(&g, 0, DEV, H("apns-collapse-id", "", "apns-expiration", "x"), 400, "BadCollapseId");
+  /* Without token keys the authorization header is not looked at. */
+  expect(&g, 0, DEV, H("authorization", "bearer nonsense"), 200, NULL);
+  ASSERT_EQ(g.st.status[400], 27);
+  ASSERT_EQ(g.st.status[200], 10);
+  /* No token auth: the limit is 1000 from the start. */
+  ASSERT_EQ(g.cl.mcs[0], 1000);
+  rig_end(&g);
+}
+
+/* Token keys for the tests: a .p8 from certgen, signers over it, and a public-key PEM of a second key. */
+#define KID_A "ABC123DEFG"
+#define KID_B "XYZ987WVUT"
+#define TEAM "DEF123GHIJ"
+
+typedef struct {
+  char *p8_a, *p8_b;
+  char pub_b[512];
+  apns__jwt_signer *a, *a_other_team, *b, *b_as_a, *unknown;
+  int64_t now;
+} keys;
+
+static int64_t keys_clock(void *data) {
+  return ((keys *)data)->now;
+}
+
+static void keys_make(keys *k) {
+  char err[256];
+  memset(k, 0, sizeof *k);
+  k->now = 1700000000;
+  ASSERT_OK(apns__certgen_p8_key(&k->p8_a, err, sizeof err));
+  ASSERT_OK(apns__certgen_p8_key(&k->p8_b, err, sizeof err));
+  size_t la = strlen(k->p8_a), lb = strlen(k->p8_b);
+  ASSERT_OK(apns__jwt_signer_new(&k->a, NULL, k->p8_a, la, KID_A, TEAM, err, sizeof err));
+  ASSERT_OK(apns__jwt_signer_new(&k->a_other_team, NULL, k->p8_a, la, KID_A, "OTHERTEAM1", err, sizeof err));
+  ASSERT_OK(apns__jwt_signer_new(&k->b, NULL, k->p8_b, lb, KID_B, TEAM, err, sizeof err));
+  ASSERT_OK(apns__jwt_signer_new(&k->b_as_a, NULL, k->p8_b, lb, KID_A, TEAM, err, sizeof err));
+  ASSERT_OK(apns__jwt_signer_new(&k->unknown, NULL, k->p8_a, la, "UNKNOWN123", TEAM, err, sizeof err));
+  /* Key B is registered by its public half only. */
+  mbedtls_pk_context pk;
+  mbedtls_pk_init(&pk);
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+  ASSERT_EQ(mbedtls_pk_parse_key(&pk, (const unsigned char *)k->p8_b, lb + 1, NULL, 0, NULL, NULL), 0);
+#else
+  ASSERT_EQ(mbedtls_pk_parse_key(&pk, (const unsigned char *)k->p8_b, lb + 1, NULL, 0), 0);
+#endif
+  ASSERT_EQ(mbedtls_pk_write_pubkey_pem(&pk, (unsigned char *)k->pub_b, sizeof k->pub_b), 0);
+  mbedtls_pk_free(&pk);
+}
+
+static void keys_free(keys *k) {
+  apns__jwt_signer_free(k->a);
+  apns__jwt_signer_free(k->a_other_team);
+  apns__jwt_signer_free(k->b);
+  apns__jwt_signer_free(k->b_as_a);
+  apns__jwt_signer_free(k->unknown);
+  apns__zero(k->p8_a, strlen(k->p8_a));
+  apns__zero(k->p8_b, strlen(k->p8_b));
+  apns__free(k->p8_a);
+  apns__free(k->p8_b);
+}
+
+/* "bearer <JWT>" signed by s at iat, in buf. */
+static const char *bearer(char *buf, size_t cap, apns__jwt_signer *s, int64_t iat) {
+  char *jwt;
+  ASSERT_OK(apns__jwt_sign(s, iat, &jwt, NULL));
+  snprintf(buf, cap, "bearer %s", jwt);
+  apns__free(jwt);
+  return buf;
+}
+
+/* A rig whose connection verifies tokens with keys A (the .p8) and B (its public key), on k's clock. */
+static void token_rig(rig *g, keys *k) {
+  char err[256];
+  memset(g, 0, sizeof *g);
+  apns_mock_options_init(&g->o);
+  g->o.clock = keys_clock;
+  g->o.data = k;
+  ASSERT_OK(apns__jwt_verifier_new(&g->jwt));
+  ASSERT_OK(apns__jwt_verifier_add(g->jwt, KID_A, NULL, k->p8_a, strlen(k->p8_a) + 1, err, sizeof err));
+  ASSERT_OK(apns__jwt_verifier_add(g->jwt, KID_B, NULL, k->pub_b, strlen(k->pub_b) + 1, err, sizeof err));
+  rig_start(g);
+}
+
+TEST(mock_p8_key) {
+  char *pem = NULL, err[256];
+  ASSERT_ERR(apns__certgen_p8_key(NULL, err, sizeof err), APNS_EINVAL);
+  ASSERT_OK(apns__certgen_p8_key(&pem, err, sizeof err));
+  /* PKCS#8 as Apple's .p8, not mbedTLS's SEC1. */
+  ASSERT_EQ(strncmp(pem, "-----BEGIN PRIVATE KEY-----\n", 28), 0);
+  ASSERT_TRUE(strstr(pem, "-----END PRIVATE KEY-----\n") != NULL);
+  size_t len = strlen(pem);
+  unsigned char der[512];
+  size_t der_len;
+  /* The DER: SEQUENCE { INTEGER 0, SEQUENCE { OID id-ecPublicKey, OID prime256v1 }, OCTET STRING ... }. */
+  mbedtls_pem_context ctx;
+  mbedtls_pem_init(&ctx);
+  ASSERT_EQ(mbedtls_pem_read_buffer(&ctx, "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----",
+                                    (const unsigned char *)pem, NULL, 0, &der_len),
+            0);
+  ASSERT_LT(ctx.buflen, sizeof der);
+  memcpy(der, ctx.buf, ctx.buflen);
+  der_len = ctx.buflen;
+  mbedtls_pem_free(&ctx);
+  static const unsigned char head[] = {0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
+                                       0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+  ASSERT_EQ(der[0], 0x30);
+  ASSERT_GT(der_len, 2 + sizeof head);
+  ASSERT_MEMEQ(der + 2 + (der[1] & 0x80 ? (der[1] & 0x7f) : 0), head, sizeof head);
+  /* It signs, and its tokens verify. */
+  apns__jwt_signer *s;
+  apns__jwt_verifier *v;
+  char *jwt;
+  ASSERT_OK(apns__jwt_signer_new(&s, NULL, pem, len, KID_A, TEAM, err, sizeof err));
+  ASSERT_OK(apns__jwt_verifier_new(&v));
+  ASSERT_OK(apns__jwt_verifier_add(v, KID_A, NULL, pem, len + 1, err, sizeof err));
+  ASSERT_OK(apns__jwt_sign(s, 1700000000, &jwt, NULL));
+  ASSERT_EQ(apns__jwt_verify(v, jwt, strlen(jwt), NULL), APNS__JWT_VALID);
+  apns__free(jwt);
+  apns__jwt_signer_free(s);
+  apns__jwt_verifier_free(v);
+  /* Two calls, two keys. */
+  char *pem2;
+  ASSERT_OK(apns__certgen_p8_key(&pem2, err, sizeof err));
+  ASSERT_NE(strcmp(pem, pem2), 0);
+  apns__zero(pem, len);
+  apns__free(pem);
+  apns__free(pem2);
+}
+
+TEST(mock_conn_token_auth) {
+  keys k;
+  rig g;
+  char b1[600], b2[600], b3[600], tmp[600];
+  keys_make(&k);
+  token_rig(&g, &k);
+  const int64_t t0 = k.now;
+  pump(&g.cl, g.mc, 0);
+  /* A token connection starts at one stream. */
+  ASSERT_EQ(g.cl.nmcs, 1);
+  ASSERT_EQ(g.cl.mcs[0], 1);
+  bearer(b1, sizeof b1, k.a, t0);
+  const char *topic = "com.example.app";
+  expect(&g, 0, DEV, H("apns-topic", topic), 403, "MissingProviderToken");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", "bearer"), 403, "InvalidProviderToken");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", "Basic dXNlcjpwYXNz"), 403, "InvalidProviderToken");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", "bearer a.b.c"), 403, "InvalidProviderToken");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b1 + 7), 403, "InvalidProviderToken"); /* no scheme */
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", bearer(tmp, sizeof tmp, k.unknown, t0)), 403,
+         "InvalidProviderToken");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", bearer(tmp, sizeof tmp, k.b_as_a, t0)), 403,
+         "InvalidProviderToken"); /* kid A, signed by B */
+  /* A tampered signature: change the last character. */
+  snprintf(tmp, sizeof tmp, "%s", b1);
+  tmp[strlen(tmp) - 1] = tmp[strlen(tmp) - 1] == 'A' ? 'B' : 'A';
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", tmp), 403, "InvalidProviderToken");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", bearer(tmp, sizeof tmp, k.a, t0 - 3601)), 403,
+         "ExpiredProviderToken");
+  /* Refused requests leave the limit at 1. */
+  ASSERT_EQ(g.cl.nmcs, 1);
+  ASSERT_EQ(g.st.tokens_accepted, 0);
+  /* A valid token whose request fails a later check is accepted, but only a 200 raises the limit. */
+  expect(&g, 0, DEV, H("authorization", b1), 400, "MissingTopic");
+  expect(&g, 0, "/3/device/xyz", H("apns-topic", topic, "authorization", b1), 400, "BadDeviceToken");
+  ASSERT_EQ(g.st.tokens_accepted, 1);
+  ASSERT_EQ(g.cl.nmcs, 1);
+  /* "Bearer" in any case, as HTTP auth schemes are. */
+  snprintf(tmp, sizeof tmp, "Bearer %s", b1 + 7);
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", tmp), 200, NULL);
+  ASSERT_EQ(g.cl.nmcs, 2);
+  ASSERT_EQ(g.cl.mcs[1], 1000);
+  ASSERT_EQ(g.st.streams_raised, 1);
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b1), 200, NULL);
+  ASSERT_EQ(g.cl.nmcs, 2); /* raised once */
+
+  /* Another valid token within 20 minutes of the first's acceptance. */
+  k.now = t0 + 1199;
+  bearer(b2, sizeof b2, k.a, k.now);
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b2), 429, "TooManyProviderTokenUpdates");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b1), 200, NULL); /* the current one still works */
+  /* The connection is bound to key A and team TEAM. */
+  k.now = t0 + 1200;
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", bearer(tmp, sizeof tmp, k.b, k.now)), 403,
+         "UnrelatedKeyIdInToken");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", bearer(tmp, sizeof tmp, k.a_other_team, k.now)), 403,
+         "InvalidProviderToken");
+  /* 20 minutes on, the update is taken; the old token is then a different one. */
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b2), 200, NULL);
+  ASSERT_EQ(g.st.tokens_accepted, 2);
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b1), 429, "TooManyProviderTokenUpdates");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b2), 200, NULL);
+  /* The current token expires an hour after its iat (b2's iat is t0 + 1199). */
+  k.now = t0 + 1199 + 3600;
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b2), 200, NULL);
+  k.now++;
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b2), 403, "ExpiredProviderToken");
+  bearer(b3, sizeof b3, k.a, k.now);
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b3), 200, NULL);
+  ASSERT_EQ(g.st.tokens_accepted, 3);
+  ASSERT_EQ(g.st.status[429], 2);
+  ASSERT_EQ(g.st.status[403], 12);
+  rig_end(&g);
+  keys_free(&k);
+}
+
+/* Requests in flight together on a raised connection: the same token is recognised without a second check, and a
+ * new token sent on several streams at once is taken once. */
+TEST(mock_conn_token_many_streams) {
+  keys k;
+  rig g;
+  char b1[600], b2[600];
+  keys_make(&k);
+  token_rig(&g, &k);
+  const int64_t t0 = k.now;
+  bearer(b1, sizeof b1, k.a, t0);
+  expect(&g, 0, DEV, H("apns-topic", "t", "authorization", b1), 200, NULL);
+  int32_t ids[10];
+  for (int i = 0; i < 10; i++) ids[i] = client_reqh(&g.cl, DEV, H("apns-topic", "t", "authorization", b1));
+  pump(&g.cl, g.mc, 0);
+  for (int i = 0; i < 10; i++) ASSERT_EQ(rec_of(&g.cl, ids[i])->status, 200);
+  ASSERT_GE(g.st.max_concurrent, 2);
+  k.now = t0 + 3000;
+  bearer(b2, sizeof b2, k.a, k.now);
+  for (int i = 0; i < 10; i++) ids[i] = client_reqh(&g.cl, DEV, H("apns-topic", "t", "authorization", b2));
+  pump(&g.cl, g.mc, 0);
+  for (int i = 0; i < 10; i++) ASSERT_EQ(rec_of(&g.cl, ids[i])->status, 200);
+  ASSERT_EQ(g.st.tokens_accepted, 2);
+  rig_end(&g);
+  keys_free(&k);
+}
+
+TEST(mock_conn_token_alloc_failure) {
+  /* Out of memory while keeping a new token: the connection fails cleanly and nothing leaks. */
+  keys k;
+  char b1[600];
+  keys_make(&k);
+  bearer(b1, sizeof b1, k.a, k.now);
+  long live = test_alloc_live();
+  int ok = 0;
+  for (long i = 0; i < 400 && !ok; i++) {
+    rig g;
+    token_rig(&g, &k);
+    int32_t id = client_reqh(&g.cl, DEV, H("apns-topic", "t", "authorization", b1));
+    const uint8_t *p;
+    ssize_t n;
+    int rv = 0;
+    test_alloc_fail_after(i);
+    while (rv == 0 && (n = nghttp2_session_mem_send(g.cl.h2, &p)) > 0) rv = apns__mock_conn_feed(g.mc, p, (size_t)n, 0);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    if (rv == 0) rv = apns__mock_conn_flush(g.mc, 0, &out, &len);
+    test_alloc_reset();
+    if (rv == 0) {
+      ASSERT_EQ(nghttp2_session_mem_recv(g.cl.h2, out, len), (ssize_t)len);
+      ok = rec_of(&g.cl, id)->status == 200;
+      ASSERT_TRUE(ok);
+    } else {
+      ASSERT_TRUE(rv == APNS_ENOMEM || rv == APNS_EHTTP2);
+    }
+    apns__free(out);
+    rig_end(&g);
+    ASSERT_EQ(test_alloc_live(), live);
+  }
+  ASSERT_TRUE(ok);
+  keys_free(&k);
 }
 
 /* ==== on a loop: the in-process server and a client over TCP (TLS optional) ==== */
@@ -1338,6 +1697,11 @@ TEST_SUITE(mock){
     TEST_ENTRY(mock_conn_hook),
     TEST_ENTRY(mock_conn_garbage_is_fatal),
     TEST_ENTRY(mock_conn_alloc_failure),
+    TEST_ENTRY(mock_conn_header_checks),
+    TEST_ENTRY(mock_p8_key),
+    TEST_ENTRY(mock_conn_token_auth),
+    TEST_ENTRY(mock_conn_token_many_streams),
+    TEST_ENTRY(mock_conn_token_alloc_failure),
     TEST_ENTRY(mock_loop_delay),
     TEST_ENTRY(mock_loop_pause),
     TEST_ENTRY(mock_loop_drop_connections),
