@@ -1422,6 +1422,171 @@ TEST(mock_loop_tls_no_client_cert_refused) {
   ASSERT_EQ(uv_loop_close(&loop), 0);
 }
 
+/* -- certificate connections: the UID is the topic; tokens are not asked for even with token keys -- */
+typedef struct {
+  int32_t id[8];
+  int n;
+  const char *bearer;
+} topic_ctx;
+
+static void topic_ready(netc *n) {
+  topic_ctx *t = n->data;
+  t->id[t->n++] = client_reqh(&n->cl, DEV, NULL);
+  t->id[t->n++] = client_reqh(&n->cl, DEV, H("apns-topic", "com.example.app"));
+  t->id[t->n++] = client_reqh(&n->cl, DEV, H("apns-topic", "com.example.app.voip", "apns-push-type", "voip"));
+  t->id[t->n++] = client_reqh(&n->cl, DEV, H("apns-topic", "com.example.app.complication"));
+  t->id[t->n++] = client_reqh(&n->cl, DEV, H("apns-topic", "com.other.app"));
+  t->id[t->n++] = client_reqh(&n->cl, DEV, H("apns-topic", "com.example.application"));
+  t->id[t->n++] = client_reqh(&n->cl, DEV, H("apns-push-type", "voip"));
+  t->id[t->n++] = client_reqh(&n->cl, DEV, H("authorization", "bearer junk"));
+}
+
+static void topic_progress(netc *n) {
+  topic_ctx *t = n->data;
+  if (((t->n > 0 && n->cl.closed == t->n) || n->closed) && !stopped) finish(n);
+}
+
+TEST(mock_loop_tls_cert_topic) {
+  uv_loop_t loop;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  apns__certgen_result c;
+  certs_make(&c);
+  keys k;
+  keys_make(&k);
+  apns_mock_options o;
+  apns_mock_options_init(&o);
+  o.cert_pem = c.server_cert;
+  o.key_pem = c.server_key;
+  o.ca_pem = c.ca_cert;
+  apns_mock_token_key tk = {.key_id = KID_A, .pem = k.p8_a};
+  o.token_keys = &tk;
+  o.num_token_keys = 1;
+  apns_mock *m;
+  char err[512];
+  ASSERT_OK(apns_mock_start(&m, &loop, &o, err, sizeof err));
+  netc *n = calloc(1, sizeof *n);
+  topic_ctx t = {.n = 0};
+  n->data = &t;
+  n->on_ready = topic_ready;
+  n->on_progress = topic_progress;
+  apns__tls_options to;
+  memset(&to, 0, sizeof to);
+  to.ca_pem = c.ca_cert;
+  to.cert_pem = c.client_cert;
+  to.key_pem = c.client_key;
+  net_start(n, &loop, m, &to);
+  ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  static const struct {
+    int status;
+    const char *reason;
+  } want[8] = {{200, NULL},        {200, NULL},        {200, NULL}, {200, NULL}, {400, "BadTopic"},
+               {400, "BadTopic"},  {400, "DeviceTokenNotForTopic"}, {200, NULL}};
+  for (int i = 0; i < 8; i++) {
+    rec *r = rec_of(&n->cl, t.id[i]);
+    ASSERT_EQ(r->status, want[i].status);
+    if (want[i].reason) body_reason(r, want[i].reason, NULL);
+  }
+  /* A certificate connection is not held at one stream. */
+  ASSERT_EQ(n->cl.nmcs, 1);
+  ASSERT_EQ(n->cl.mcs[0], 1000);
+  ASSERT_EQ(final_stats.tokens_accepted, 0);
+  net_free(n);
+  free(n);
+  apns__certgen_free(&c);
+  keys_free(&k);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+}
+
+/* -- token auth over TCP: one stream until the first 200, then 1000 -- */
+typedef struct {
+  int32_t id[6];
+  int n;
+  char bearer[600];
+} tok_ctx;
+
+/* One request first: the client does not know the limit yet, and the mock refuses streams beyond it. */
+static void tok_ready(netc *n) {
+  tok_ctx *t = n->data;
+  t->id[t->n++] = client_reqh(&n->cl, DEV, H("apns-topic", "t", "authorization", t->bearer));
+}
+
+static void tok_progress(netc *n) {
+  tok_ctx *t = n->data;
+  if (t->n == 1 && n->cl.closed == 1) {
+    while (t->n < 6) t->id[t->n++] = client_reqh(&n->cl, DEV, H("apns-topic", "t", "authorization", t->bearer));
+    net_flush(n);
+  }
+  if ((n->cl.closed == 6 || n->closed) && !stopped) finish(n);
+}
+
+TEST(mock_loop_token_streams) {
+  uv_loop_t loop;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  keys k;
+  keys_make(&k);
+  apns_mock_options o;
+  apns_mock_options_init(&o);
+  apns_mock_token_key tk[2] = {{.key_id = KID_A, .pem = k.p8_a}, {.key_id = KID_B, .pem = k.pub_b}};
+  o.token_keys = tk;
+  o.num_token_keys = 2;
+  o.clock = keys_clock;
+  o.data = &k;
+  apns_mock *m;
+  char err[512];
+  ASSERT_OK(apns_mock_start(&m, &loop, &o, err, sizeof err));
+  netc *n = calloc(1, sizeof *n);
+  tok_ctx t = {.n = 0};
+  bearer(t.bearer, sizeof t.bearer, k.b, k.now);
+  n->data = &t;
+  n->on_ready = tok_ready;
+  n->on_progress = tok_progress;
+  net_start(n, &loop, m, NULL);
+  ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  for (int i = 0; i < 6; i++) ASSERT_EQ(rec_of(&n->cl, t.id[i])->status, 200);
+  ASSERT_EQ(n->cl.nmcs, 2);
+  ASSERT_EQ(n->cl.mcs[0], 1);
+  ASSERT_EQ(n->cl.mcs[1], 1000);
+  ASSERT_EQ(final_stats.tokens_accepted, 1);
+  ASSERT_EQ(final_stats.streams_raised, 1);
+  ASSERT_GE(final_stats.max_concurrent, 2);
+  net_free(n);
+  free(n);
+  keys_free(&k);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+}
+
+TEST(mock_start_bad_token_keys) {
+  uv_loop_t loop;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  keys k;
+  keys_make(&k);
+  apns_mock_options o;
+  apns_mock *m = NULL;
+  char err[256], path[600];
+  apns_mock_token_key tk[2] = {{.key_id = KID_A, .pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"},
+                               {.key_id = KID_A, .pem = k.p8_a}};
+  apns_mock_options_init(&o);
+  o.token_keys = tk;
+  o.num_token_keys = 1;
+  ASSERT_ERR(apns_mock_start(&m, &loop, &o, err, sizeof err), APNS_EBADKEY);
+  tk[0].pem = NULL;
+  snprintf(path, sizeof path, "%s/missing.p8", test_tmpdir());
+  tk[0].file = path;
+  ASSERT_ERR(apns_mock_start(&m, &loop, &o, err, sizeof err), APNS_EBADKEY);
+  ASSERT_TRUE(strstr(err, "missing.p8") != NULL);
+  tk[0] = (apns_mock_token_key){.key_id = "short", .pem = k.p8_a};
+  ASSERT_ERR(apns_mock_start(&m, &loop, &o, err, sizeof err), APNS_EINVAL);
+  tk[0].key_id = KID_A;
+  o.num_token_keys = 2; /* the same key id twice */
+  ASSERT_ERR(apns_mock_start(&m, &loop, &o, err, sizeof err), APNS_EINVAL);
+  o.token_keys = NULL;
+  ASSERT_ERR(apns_mock_start(&m, &loop, &o, err, sizeof err), APNS_EINVAL);
+  ASSERT_NULL(m);
+  ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+  keys_free(&k);
+}
+
 /* ==== the command ==== */
 
 typedef struct child child;
@@ -1710,6 +1875,9 @@ TEST_SUITE(mock){
     TEST_ENTRY(mock_start_bad_options),
     TEST_ENTRY(mock_loop_tls_client_cert),
     TEST_ENTRY(mock_loop_tls_no_client_cert_refused),
+    TEST_ENTRY(mock_loop_tls_cert_topic),
+    TEST_ENTRY(mock_loop_token_streams),
+    TEST_ENTRY(mock_start_bad_token_keys),
     TEST_ENTRY(mock_cli_curl),
     TEST_ENTRY(mock_cli_h2load),
     TEST_ENTRY(mock_cli_help_and_usage_errors),
