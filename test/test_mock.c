@@ -17,6 +17,7 @@
 #include <nghttp2/nghttp2.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <uv.h>
 
@@ -1778,6 +1779,60 @@ TEST(mock_cli_curl) {
   ASSERT_EQ(strchr(x.mock.ebuf, '\n') - x.mock.ebuf + 1, (long)strlen(x.mock.ebuf)); /* one line */
 }
 
+/* Two requests on one curl run: without a token, then with one signed by the key --self-signed wrote. */
+static void curl_token_start(void *arg) {
+  cli *x = arg;
+  static char resolve[64], url[128], cacert[600], keyfile[600], auth[700];
+  char err[256], *jwt;
+  apns__jwt_signer *s;
+  snprintf(resolve, sizeof resolve, "localhost:%d:127.0.0.1", x->port);
+  snprintf(url, sizeof url, "https://localhost:%d/3/device/abcd", x->port);
+  snprintf(cacert, sizeof cacert, "%s/ca.pem", x->dir);
+  snprintf(keyfile, sizeof keyfile, "%s/token-key.p8", x->dir);
+  ASSERT_OK(apns__jwt_signer_new(&s, keyfile, NULL, 0, "ABC123DEFG", TEAM, err, sizeof err));
+  ASSERT_OK(apns__jwt_sign(s, (int64_t)time(NULL), &jwt, NULL));
+  snprintf(auth, sizeof auth, "authorization: bearer %s", jwt);
+  apns__free(jwt);
+  apns__jwt_signer_free(s);
+  char *argv[] = {"curl",     "-sS",    "--http2", "--resolve", resolve, "--cacert", cacert, "-H",
+                  "apns-topic: com.example.app",  "-D", "-", "-d", "{\"aps\":{}}", url, "--next", "--http2",
+                  "--resolve", resolve, "--cacert", cacert, "-H", "apns-topic: com.example.app", "-H", auth, "-D",
+                  "-", "-o", "/dev/null", "-d", "{\"aps\":{}}", url, NULL};
+  int rv = child_spawn(&x->tool, &x->loop, argv);
+  if (rv == UV_ENOENT) {
+    x->tool_missing = 1;
+    ASSERT_EQ(uv_process_kill(&x->mock.proc, SIGTERM), 0);
+    return;
+  }
+  ASSERT_EQ(rv, 0);
+}
+
+TEST(mock_cli_token_curl) {
+  cli x;
+  memset(&x, 0, sizeof x);
+  ASSERT_EQ(uv_loop_init(&x.loop), 0);
+  snprintf(x.dir, sizeof x.dir, "%s/certs", test_tmpdir());
+  x.start_tool = curl_token_start;
+  char *argv[] = {(char *)mock_bin(), "--listen", "127.0.0.1:0", "--self-signed", x.dir, "--no-client-auth", NULL};
+  cli_run(&x, argv);
+  if (x.tool_missing) test__fail(__FILE__, __LINE__, "curl is not installed (scripts/deps installs it)");
+  if (x.tool.status != 0) printf("curl stderr:\n%s\n", x.tool.ebuf);
+  ASSERT_EQ(x.tool.status, 0);
+  const char *refused = strstr(x.tool.obuf, "HTTP/2 403"), *ok = strstr(x.tool.obuf, "HTTP/2 200");
+  ASSERT_NOT_NULL(refused);
+  ASSERT_NOT_NULL(ok);
+  ASSERT_LT(refused, ok);
+  ASSERT_TRUE(strstr(x.tool.obuf, "{\"reason\":\"MissingProviderToken\"}") != NULL);
+  ASSERT_TRUE(strstr(x.mock.ebuf, "tokens_accepted=1 streams_raised=1") != NULL);
+  ASSERT_TRUE(strstr(x.mock.ebuf, " 200=1 403=1") != NULL);
+  /* The key is private to its owner, as the other keys. */
+  char keyfile[600];
+  struct stat st;
+  snprintf(keyfile, sizeof keyfile, "%s/token-key.p8", x.dir);
+  ASSERT_EQ(stat(keyfile, &st), 0);
+  ASSERT_EQ(st.st_mode & 0777, 0600);
+}
+
 static void h2load_start(void *arg) {
   cli *x = arg;
   char url[128];
@@ -1827,10 +1882,12 @@ TEST(mock_cli_help_and_usage_errors) {
     int status;
     const char *text; /* in stdout for 0, stderr otherwise */
   } cases[] = {
-      {"--help", 0, "--goaway-after"},
+      {"--help", 0, "--token-key KEYID=FILE"},
       {"--bogus", 2, "usage"},
       {"--delay-ms=x", 2, "not a number"},
       {"--streams=5", 2, "A,B"},
+      {"--token-key=ABC123DEFG", 2, "KEYID=FILE"},
+      {"--token-key=ABC123DEFG=/nonexistent/key.p8", 1, "/nonexistent/key.p8"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     uv_loop_t loop;
@@ -1880,6 +1937,7 @@ TEST_SUITE(mock){
     TEST_ENTRY(mock_start_bad_token_keys),
     TEST_ENTRY(mock_cli_curl),
     TEST_ENTRY(mock_cli_h2load),
+    TEST_ENTRY(mock_cli_token_curl),
     TEST_ENTRY(mock_cli_help_and_usage_errors),
     TEST_SUITE_END,
 };
