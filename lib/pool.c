@@ -423,11 +423,17 @@ static void pool_dispatch(apns_pool *p, int from_post) {
       pool_slot *s = pool_writable_slot(p);
       if (s == NULL) break;
       int rv = slot_authorize(p, s);
-      q_remove(p, it);
       if (rv < 0) {
+        /* No token could be made: the request ends with that error, but never inside apns_pool_post. */
+        if (from_post) {
+          it->not_before = now + 1;
+          break;
+        }
+        q_remove(p, it);
         item_finish(it, rv, NULL);
         continue;
       }
+      q_remove(p, it);
       it->attempts++;
       it->slot = s;
       it->req->link.deadline = it->deadline;

@@ -43,6 +43,14 @@ void fx_mock_stop_and_close_loop(uv_loop_t *loop, apns_mock *mock);
 int fx_mock_fork(const apns_mock_options *o, pid_t *pid);
 void fx_mock_kill(pid_t pid);
 
+/* A TCP relay on 127.0.0.1 between a client and a server, for faults the server would never make: frozen, it
+ * stops forwarding in both directions (a peer that went silent without closing). */
+typedef struct fx_proxy fx_proxy;
+fx_proxy *fx_proxy_start(uv_loop_t *loop, int target_port);
+int fx_proxy_port(const fx_proxy *p);
+void fx_proxy_freeze(fx_proxy *p, int frozen);
+void fx_proxy_stop(fx_proxy *p); /* closes everything; freed once the loop has run the close callbacks */
+
 /* Client TLS options trusting the test CA, with the client certificate, verifying the name "localhost". The
  * strings point into c. */
 void fx_tls_client(apns_tls_options *t, const apns__certgen_result *c);

@@ -244,7 +244,7 @@ TEST(pool_stalled_server_times_out_queued) {
     ASSERT_EQ(recs[i].calls, 1);
     ASSERT_ERR(recs[i].err, APNS_ETIMEDOUT);
     ASSERT_GE(recs[i].t_end - t0, 300);  /* not before the deadline */
-    ASSERT_LT(recs[i].t_end - t0, 1500); /* and not much after */
+    ASSERT_LT(recs[i].t_end - t0, 1500 * test_time_factor()); /* and not much after */
   }
   apns_pool_stats st;
   apns_pool_get_stats(f.pool, &st);
@@ -465,7 +465,9 @@ TEST(pool_allocation_failures) {
     if (ok == N) full_runs++;
     if (budget < 0) ASSERT_EQ(ok, N); /* without a limit, everything goes through */
   }
-  ASSERT_GE(full_runs, 2); /* the sweep reached budgets where nothing failed */
+  /* The last run had no limit. Under a slow runner (valgrind) the sweep's 50 ms deadlines may pass before any
+   * handshake does, so only the last run is sure to go through. */
+  ASSERT_GE(full_runs, test_time_factor() > 1 ? 1 : 2);
   fx_mock_kill(pid);
   apns__certgen_free(&certs);
 }
