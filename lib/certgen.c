@@ -621,8 +621,8 @@ int apns__certgen_p8_key(char **pem, char *errbuf, size_t errlen) {
     ret = mbed_err(&g, "writing a PKCS#8 key", n);
     goto out;
   }
-  ret = mbedtls_pem_write_buffer("-----BEGIN PRIVATE KEY-----\n", "-----END PRIVATE KEY-----\n",
-                                 der + sizeof der - n, (size_t)n, text, sizeof text, &olen);
+  ret = mbedtls_pem_write_buffer("-----BEGIN PRIVATE KEY-----\n", "-----END PRIVATE KEY-----\n", der + sizeof der - n,
+                                 (size_t)n, text, sizeof text, &olen);
   if (ret != 0) {
     ret = mbed_err(&g, "writing a PKCS#8 PEM", ret);
     goto out;

@@ -627,8 +627,8 @@ TEST(mock_conn_header_checks) {
   expect(&g, 0, DEV, H("apns-priority", "10"), 200, NULL);
   expect(&g, 0, DEV, H("apns-push-type", "bogus"), 400, "InvalidPushType");
   expect(&g, 0, DEV, H("apns-push-type", "Alert"), 400, "InvalidPushType");
-  expect(&g, 0, DEV, H("apns-push-type", "liveactivity", "apns-topic", "com.example.app.push-type.liveactivity"),
-         200, NULL);
+  expect(&g, 0, DEV, H("apns-push-type", "liveactivity", "apns-topic", "com.example.app.push-type.liveactivity"), 200,
+         NULL);
   expect(&g, 0, DEV, H("apns-topic", "com.example app"), 400, "BadTopic");
   expect(&g, 0, DEV, H("apns-topic", ""), 400, "BadTopic");
   expect(&g, 0, DEV, H("apns-topic", long_topic), 400, "BadTopic");
@@ -645,8 +645,9 @@ TEST(mock_conn_header_checks) {
   expect(&g, 0, DEV, H("apns-expiration", "1700000000"), 200, NULL);
   expect(&g, 0, DEV, H("apns-topic", "a.b", "apns-topic", "a.b"), 400, "DuplicateHeaders");
   expect(&g, 0, DEV, H("apns-priority", "10", "apns-priority", "5"), 400, "DuplicateHeaders");
-  expect(&g, 0, DEV, H("apns-id", "8e3a0d8c-5a7e-4b8b-9f10-1c2d3e4f5a6b", "apns-id", "8e3a0d8c-5a7e-4b8b-9f10-1c2d3e4f5a6b"),
-         400, "DuplicateHeaders");
+  expect(&g, 0, DEV,
+         H("apns-id", "8e3a0d8c-5a7e-4b8b-9f10-1c2d3e4f5a6b", "apns-id", "8e3a0d8c-5a7e-4b8b-9f10-1c2d3e4f5a6b"), 400,
+         "DuplicateHeaders");
   expect(&g, 0, DEV, H("authorization", "bearer x", "authorization", "bearer x"), 400, "DuplicateHeaders");
   /* Order: the first failing check answers. */
   expect(&g, 0, DEV, H("apns-priority", "7", "apns-priority", "7"), 400, "DuplicateHeaders");
@@ -902,7 +903,8 @@ TEST(mock_conn_token_alloc_failure) {
     ssize_t n;
     int rv = 0;
     test_alloc_fail_after(i);
-    while (rv == 0 && (n = nghttp2_session_mem_send(g.cl.h2, &p)) > 0) rv = apns__mock_conn_feed(g.mc, p, (size_t)n, 0);
+    while (rv == 0 && (n = nghttp2_session_mem_send(g.cl.h2, &p)) > 0)
+      rv = apns__mock_conn_feed(g.mc, p, (size_t)n, 0);
     uint8_t *out = NULL;
     size_t len = 0;
     if (rv == 0) rv = apns__mock_conn_flush(g.mc, 0, &out, &len);
@@ -1480,8 +1482,14 @@ TEST(mock_loop_tls_cert_topic) {
   static const struct {
     int status;
     const char *reason;
-  } want[8] = {{200, NULL},        {200, NULL},        {200, NULL}, {200, NULL}, {400, "BadTopic"},
-               {400, "BadTopic"},  {400, "DeviceTokenNotForTopic"}, {200, NULL}};
+  } want[8] = {{200, NULL},
+               {200, NULL},
+               {200, NULL},
+               {200, NULL},
+               {400, "BadTopic"},
+               {400, "BadTopic"},
+               {400, "DeviceTokenNotForTopic"},
+               {200, NULL}};
   for (int i = 0; i < 8; i++) {
     rec *r = rec_of(&n->cl, t.id[i]);
     ASSERT_EQ(r->status, want[i].status);
@@ -1564,8 +1572,9 @@ TEST(mock_start_bad_token_keys) {
   apns_mock_options o;
   apns_mock *m = NULL;
   char err[256], path[600];
-  apns_mock_token_key tk[2] = {{.key_id = KID_A, .pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"},
-                               {.key_id = KID_A, .pem = k.p8_a}};
+  apns_mock_token_key tk[2] = {
+      {.key_id = KID_A, .pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"},
+      {.key_id = KID_A, .pem = k.p8_a}};
   apns_mock_options_init(&o);
   o.token_keys = tk;
   o.num_token_keys = 1;
@@ -1794,10 +1803,38 @@ static void curl_token_start(void *arg) {
   snprintf(auth, sizeof auth, "authorization: bearer %s", jwt);
   apns__free(jwt);
   apns__jwt_signer_free(s);
-  char *argv[] = {"curl",     "-sS",    "--http2", "--resolve", resolve, "--cacert", cacert, "-H",
-                  "apns-topic: com.example.app",  "-D", "-", "-d", "{\"aps\":{}}", url, "--next", "--http2",
-                  "--resolve", resolve, "--cacert", cacert, "-H", "apns-topic: com.example.app", "-H", auth, "-D",
-                  "-", "-o", "/dev/null", "-d", "{\"aps\":{}}", url, NULL};
+  char *argv[] = {"curl",
+                  "-sS",
+                  "--http2",
+                  "--resolve",
+                  resolve,
+                  "--cacert",
+                  cacert,
+                  "-H",
+                  "apns-topic: com.example.app",
+                  "-D",
+                  "-",
+                  "-d",
+                  "{\"aps\":{}}",
+                  url,
+                  "--next",
+                  "--http2",
+                  "--resolve",
+                  resolve,
+                  "--cacert",
+                  cacert,
+                  "-H",
+                  "apns-topic: com.example.app",
+                  "-H",
+                  auth,
+                  "-D",
+                  "-",
+                  "-o",
+                  "/dev/null",
+                  "-d",
+                  "{\"aps\":{}}",
+                  url,
+                  NULL};
   int rv = child_spawn(&x->tool, &x->loop, argv);
   if (rv == UV_ENOENT) {
     x->tool_missing = 1;
@@ -1860,10 +1897,11 @@ TEST(mock_cli_h2load) {
   fclose(f);
   x.payload_file = payload;
   x.start_tool = h2load_start;
-  char *argv[] = {(char *)mock_bin(),  "--listen",        "127.0.0.1:0", "--self-signed", x.dir,
+  char *argv[] = {(char *)mock_bin(), "--listen",        "127.0.0.1:0", "--self-signed", x.dir,
                   "--no-client-auth", "--no-token-auth", NULL};
   cli_run(&x, argv);
-  if (x.tool_missing) test__fail(__FILE__, __LINE__, "h2load is not installed (scripts/deps installs nghttp2-client)");
+  if (x.tool_missing)
+    test__fail(__FILE__, __LINE__, "h2load is not installed (scripts/deps installs nghttp2-client)");
   if (x.tool.status != 0 || strstr(x.tool.obuf, "100 succeeded") == NULL)
     printf("h2load:\n%s\n%s\n", x.tool.obuf, x.tool.ebuf);
   ASSERT_EQ(x.tool.status, 0);

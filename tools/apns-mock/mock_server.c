@@ -26,7 +26,7 @@
 #define MOCK_BODY_CAP 160
 #define MOCK_REASON_MAX 100
 #define MOCK_CONN_WINDOW (1 << 20)
-#define MOCK_TOKEN_MAX_AGE 3600   /* seconds: an older iat is ExpiredProviderToken */
+#define MOCK_TOKEN_MAX_AGE 3600    /* seconds: an older iat is ExpiredProviderToken */
 #define MOCK_TOKEN_MIN_UPDATE 1200 /* seconds: a different token sooner is TooManyProviderTokenUpdates */
 #define MOCK_PRIORITY_BAD 255
 
@@ -66,17 +66,17 @@ struct mock_stream {
   mock_stream *next, *prev; /* held FIFO, or the free list (next only) */
   int32_t id;
   uint8_t post, path_ok, token, id_bad, held, answered;
-  uint8_t seen, dup;          /* HDR_* bits; dup: one of them came twice */
+  uint8_t seen, dup; /* HDR_* bits; dup: one of them came twice */
   uint8_t push_type, push_type_bad;
-  uint8_t priority;           /* 0: absent; 1, 5, 10; MOCK_PRIORITY_BAD */
+  uint8_t priority; /* 0: absent; 1, 5, 10; MOCK_PRIORITY_BAD */
   uint8_t topic_given, topic_bad, collapse_bad, expiration_bad;
-  uint8_t auth, auth_ok;      /* AUTH_*; auth_ok: the token passed every check */
+  uint8_t auth, auth_ok; /* AUTH_*; auth_ok: the token passed every check */
   int status;
   uint64_t body_len;
   uint64_t due;
-  uint64_t token_gen;         /* AUTH_SAME: the connection's token generation at the header */
+  uint64_t token_gen; /* AUTH_SAME: the connection's token generation at the header */
   mock_capture *cap;
-  mock_token *tok;            /* AUTH_NEW */
+  mock_token *tok; /* AUTH_NEW */
   char status_text[4];
   char apns_id[37];
   size_t resp_len, resp_off;
@@ -105,14 +105,14 @@ struct apns__mock_conn {
   uint64_t answering; /* responses submitted whose stream is not closed yet */
   int32_t goaway_sid; /* > 0 once GOAWAY is submitted: streams above are not answered */
   int paused, dropping, failed, peer_closed, raised;
-  int started;              /* the first SETTINGS are submitted (after the TLS handshake) */
-  int token_conn;           /* token auth applies: token keys, and no client certificate with a UID */
-  const char *cert_uid;     /* the client certificate's UID (owned by tls), or NULL */
-  mock_token *cur;          /* the current (last accepted) provider token */
-  int64_t cur_since;        /* when it was accepted, on the wall clock */
-  uint64_t token_gen;       /* bumped each time a token is accepted */
-  char kid[64], team[64];   /* bound by the first accepted token */
-  uint64_t open_streams;    /* request streams open now */
+  int started;            /* the first SETTINGS are submitted (after the TLS handshake) */
+  int token_conn;         /* token auth applies: token keys, and no client certificate with a UID */
+  const char *cert_uid;   /* the client certificate's UID (owned by tls), or NULL */
+  mock_token *cur;        /* the current (last accepted) provider token */
+  int64_t cur_since;      /* when it was accepted, on the wall clock */
+  uint64_t token_gen;     /* bumped each time a token is accepted */
+  char kid[64], team[64]; /* bound by the first accepted token */
+  uint64_t open_streams;  /* request streams open now */
   size_t prefix_bad_len, prefix_unreg_len;
   uint8_t *out; /* plaintext gathered from nghttp2 */
   size_t out_len, out_cap;
@@ -796,8 +796,9 @@ static int start_h2(apns__mock_conn *c) {
   c->cert_uid = c->tls != NULL ? apns__tls_peer_uid(c->tls) : NULL;
   c->token_conn = c->jwt != NULL && c->cert_uid == NULL;
   nghttp2_settings_entry iv[] = {
-      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
-       c->token_conn ? 1 : opts->max_streams ? opts->max_streams : 1000},
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->token_conn       ? 1
+                                                : opts->max_streams ? opts->max_streams
+                                                                    : 1000},
       {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
   if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, 2) != 0) return APNS_ENOMEM;
