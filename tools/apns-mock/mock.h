@@ -3,6 +3,8 @@
  *   apns_mock_options o;
  *   apns_mock_options_init(&o);              // 127.0.0.1, port 0, plaintext h2c unless a certificate is given
  *   o.cert_pem = ...; o.key_pem = ...;       // TLS; add ca_pem to require client certificates
+ *   apns_mock_token_key k = {"ABC123DEFG", p8_pem, NULL};
+ *   o.token_keys = &k; o.num_token_keys = 1; // provider tokens required from connections without a certificate
  *   apns_mock *m;
  *   apns_mock_start(&m, loop, &o, err, sizeof err);
  *   int port = apns_mock_port(m);
@@ -62,7 +64,8 @@
  *
  * Everything runs on the loop's thread; no call may come from another thread. The work per request is O(1): no
  * timer, no syscall and no allocation of its own per request (responses of a connection are coalesced into one
- * uv_write per loop turn). Ignore SIGPIPE in the process (as the apns-mock command does): a client that goes away
+ * uv_write per loop turn); a provider token is verified and copied only when it differs from the connection's
+ * current one. Ignore SIGPIPE in the process (as the apns-mock command does): a client that goes away
  * mid-write must cost an EPIPE, not the process. */
 #ifndef APNS_MOCK_H
 #define APNS_MOCK_H
