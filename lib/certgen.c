@@ -20,6 +20,7 @@
 #include <mbedtls/error.h>
 #include <mbedtls/md.h>
 #include <mbedtls/oid.h>
+#include <mbedtls/pem.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
@@ -360,6 +361,7 @@ int apns__certgen(const apns__certgen_options *opts, apns__certgen_result *out, 
     goto out;
   /* The same CN as the real CA, so only the signature tells them apart, as with a real impostor. */
   if (opts->other_ca && (ret = make_ca(&g, &other_key, "libapns test CA", nb, na, &out->other_ca_cert))) goto out;
+  if (opts->token_key && (ret = apns__certgen_p8_key(&out->token_key, errbuf, errlen))) goto out;
 out:
   mbedtls_pk_free(&other_key);
   mbedtls_pk_free(&ca_key);
@@ -380,6 +382,7 @@ void apns__certgen_free(apns__certgen_result *res) {
   if (res == NULL) return;
   free_key(&res->server_key);
   free_key(&res->client_key);
+  free_key(&res->token_key);
   apns__free(res->ca_cert);
   apns__free(res->server_cert);
   apns__free(res->client_cert);
@@ -431,6 +434,7 @@ int apns__certgen_write_dir(const char *dir, const apns__certgen_result *res, ch
       {"client.pem", res->client_cert, 0644},
       {"client-key.pem", res->client_key, 0600},
       {"other-ca.pem", res->other_ca_cert, 0644},
+      {"token-key.p8", res->token_key, 0600},
   };
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
     if (files[i].text == NULL) continue;
@@ -559,6 +563,77 @@ out:
   apns__free(b64);
   apns__free(pem);
   mbedtls_cipher_free(&cipher);
+  mbedtls_pk_free(&pk);
+  gen_free(&g);
+  return ret;
+}
+
+/* ---- token keys (.p8) ---- */
+
+/* PrivateKeyInfo ::= SEQUENCE { INTEGER 0, SEQUENCE { OID id-ecPublicKey, OID prime256v1 }, OCTET STRING
+ * { ECPrivateKey } }, written backwards from the end of buf (asn1write's way). Returns the length (the DER is at
+ * buf + cap - length) or a negative mbedTLS code. */
+static int p8_der(mbedtls_pk_context *pk, unsigned char *buf, size_t cap) {
+  unsigned char sec1[512];
+  const char *oid;
+  size_t oid_len;
+  int n = mbedtls_pk_write_key_der(pk, sec1, sizeof sec1);
+  if (n < 0) return n;
+  unsigned char *p = buf + cap;
+  int len = 0, alg = 0, r;
+#define P8_PUT(acc, call)                                                                                            \
+  do {                                                                                                               \
+    if ((r = (call)) < 0) goto out;                                                                                  \
+    acc += r;                                                                                                        \
+  } while (0)
+  P8_PUT(len, mbedtls_asn1_write_octet_string(&p, buf, sec1 + sizeof sec1 - n, (size_t)n));
+  if ((r = mbedtls_oid_get_oid_by_ec_grp(MBEDTLS_ECP_DP_SECP256R1, &oid, &oid_len)) != 0) goto out;
+  P8_PUT(alg, mbedtls_asn1_write_oid(&p, buf, oid, oid_len));
+  P8_PUT(alg, mbedtls_asn1_write_oid(&p, buf, MBEDTLS_OID_EC_ALG_UNRESTRICTED,
+                                     MBEDTLS_OID_SIZE(MBEDTLS_OID_EC_ALG_UNRESTRICTED)));
+  P8_PUT(alg, mbedtls_asn1_write_len(&p, buf, (size_t)alg));
+  P8_PUT(alg, mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
+  len += alg;
+  P8_PUT(len, mbedtls_asn1_write_int(&p, buf, 0));
+  P8_PUT(len, mbedtls_asn1_write_len(&p, buf, (size_t)len));
+  P8_PUT(len, mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
+#undef P8_PUT
+  r = len;
+out:
+  apns__zero(sec1, sizeof sec1);
+  return r;
+}
+
+int apns__certgen_p8_key(char **pem, char *errbuf, size_t errlen) {
+  unsigned char der[800], text[1200];
+  mbedtls_pk_context pk;
+  size_t olen = 0;
+  gen g;
+  int ret;
+  if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
+  if (pem == NULL) return APNS_EINVAL;
+  *pem = NULL;
+  mbedtls_pk_init(&pk);
+  if ((ret = gen_init(&g, errbuf, errlen)) != 0) goto out;
+  if ((ret = make_key(&g, &pk)) != 0) goto out;
+  int n = p8_der(&pk, der, sizeof der);
+  if (n < 0) {
+    ret = mbed_err(&g, "writing a PKCS#8 key", n);
+    goto out;
+  }
+  ret = mbedtls_pem_write_buffer("-----BEGIN PRIVATE KEY-----\n", "-----END PRIVATE KEY-----\n", der + sizeof der - n,
+                                 (size_t)n, text, sizeof text, &olen);
+  if (ret != 0) {
+    ret = mbed_err(&g, "writing a PKCS#8 PEM", ret);
+    goto out;
+  }
+  if ((*pem = apns__strdup((const char *)text)) == NULL) {
+    set_err(&g, "out of memory");
+    ret = APNS_ENOMEM;
+  }
+out:
+  apns__zero(der, sizeof der);
+  apns__zero(text, sizeof text);
   mbedtls_pk_free(&pk);
   gen_free(&g);
   return ret;

@@ -23,6 +23,7 @@ typedef struct apns__certgen_options {
   int days;                /* validity from an hour ago; 0: 3650 */
   int server_expired;      /* non-zero: the server certificate expired yesterday (for verification tests) */
   int other_ca;            /* non-zero: also make other_ca_cert, an unrelated CA (for "wrong CA" tests) */
+  int token_key;           /* non-zero: also make token_key, a .p8 provider-token key (apns__certgen_p8_key) */
 } apns__certgen_options;
 
 /* NUL-terminated PEM text, each apns__malloc'd. Free with apns__certgen_free, which zeroes the keys. */
@@ -33,6 +34,7 @@ typedef struct apns__certgen_result {
   char *client_cert;
   char *client_key;
   char *other_ca_cert; /* NULL unless opts->other_ca */
+  char *token_key;     /* NULL unless opts->token_key: PKCS#8 PEM */
 } apns__certgen_result;
 
 /* Makes the certificates. opts may be NULL (all defaults). Returns 0, APNS_EINVAL (bad option: the message says
@@ -40,7 +42,8 @@ typedef struct apns__certgen_result {
 int apns__certgen(const apns__certgen_options *opts, apns__certgen_result *out, char *errbuf, size_t errlen);
 void apns__certgen_free(apns__certgen_result *res); /* NULL is fine; the struct itself is not freed */
 
-/* Writes ca.pem, server.pem, server-key.pem, client.pem, client-key.pem (and other-ca.pem when present) into dir,
+/* Writes ca.pem, server.pem, server-key.pem, client.pem, client-key.pem (and other-ca.pem, token-key.p8 when
+ * present) into dir,
  * which must exist; existing files are replaced. Keys get mode 0600, certificates 0644. Returns 0, APNS_EINVAL
  * (dir or res NULL, path too long), or -errno of the failing call (libuv's UV_E* value on Unix, so apns_strerror
  * names it); the message names the file. */
@@ -52,5 +55,12 @@ int apns__certgen_write_dir(const char *dir, const apns__certgen_result *res, ch
  * *out is apns__malloc'd PEM (free with apns__zero + apns__free). Returns 0, APNS_EBADKEY, APNS_ENOMEM or
  * APNS_ETLS. */
 int apns__certgen_encrypt_key(const char *key_pem, const char *passphrase, char **out, char *errbuf, size_t errlen);
+
+/* A fresh EC P-256 private key as Apple ships its token keys (.p8): PKCS#8 PrivateKeyInfo PEM, "BEGIN PRIVATE KEY",
+ * unencrypted, the curve named in the algorithm and the public key inside the ECPrivateKey. mbedTLS 2.28 writes
+ * only SEC1 ("BEGIN EC PRIVATE KEY"), so the PKCS#8 wrapper is written here with asn1write. *pem is apns__malloc'd
+ * and NUL-terminated (free with apns__zero + apns__free). Returns 0, APNS_EINVAL (pem NULL), APNS_ENOMEM or
+ * APNS_ETLS (message in errbuf). */
+int apns__certgen_p8_key(char **pem, char *errbuf, size_t errlen);
 
 #endif

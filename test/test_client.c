@@ -134,7 +134,7 @@ static void open_token_client(fx *f) {
   char err[256] = "";
   base_options(f, &o);
   o.tls.cert_pem = o.tls.key_pem = NULL;
-  make_key(f->key_pem, sizeof f->key_pem);
+  if (f->key_pem[0] == '\0') make_key(f->key_pem, sizeof f->key_pem);
   o.token_key_pem = f->key_pem;
   o.key_id = KEY_ID;
   o.team_id = TEAM_ID;
@@ -431,6 +431,121 @@ TEST(client_expired_token_retried_once) {
   teardown(&f);
 }
 
+/* ---- token auth against the mock's own verification (apns_mock_options.token_keys) ---- */
+
+/* As setup, with a mock that verifies tokens on the injected clock: with the client's key, or with another key
+ * under the same key id. */
+static void setup_token_mock(fx *f, int mock_has_other_key) {
+  char other[1024];
+  memset(f, 0, sizeof *f);
+  current = f;
+  f->live_before = test_alloc_live();
+  f->now_s = 1700000000;
+  ASSERT_EQ(uv_loop_init(&f->loop), 0);
+  fx_certs(&f->certs, 0);
+  fx_mock_options(&f->mo, &f->certs, 0);
+  f->mo.on_request = capture;
+  f->mo.data = f;
+  f->mo.clock = test_clock;
+  make_key(f->key_pem, sizeof f->key_pem);
+  if (mock_has_other_key) make_key(other, sizeof other);
+  apns_mock_token_key tk = {.key_id = KEY_ID, .pem = mock_has_other_key ? other : f->key_pem};
+  f->mo.token_keys = &tk;
+  f->mo.num_token_keys = 1;
+  f->mock = fx_mock_start(&f->loop, &f->mo);
+  f->mo.token_keys = NULL; /* copied by the mock */
+  f->mo.num_token_keys = 0;
+}
+
+static void mock_stats(fx *f, apns_mock_stats *st) {
+  apns_mock_get_stats(f->mock, st);
+}
+
+/* The connection starts at one stream; the first 200 raises it to 1000, and the client uses the room. */
+TEST(client_token_verified_by_mock) {
+  fx f;
+  apns_notification *n;
+  enum { N = 2000 };
+  setup_token_mock(&f, 0);
+  open_token_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  fx_rec *recs = calloc(N, sizeof *recs);
+  ASSERT_NOT_NULL(recs);
+  for (int i = 0; i < N; i++) {
+    recs[i].counter = &f.done;
+    ASSERT_OK(apns_client_send(f.client, TOKEN, n, NULL, fx_record, &recs[i]));
+  }
+  fx_run_until_count(&f.loop, &f.done, N);
+  for (int i = 0; i < N; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_OK(recs[i].err);
+    ASSERT_EQ(recs[i].status, 200);
+  }
+  apns_mock_stats st;
+  mock_stats(&f, &st);
+  ASSERT_EQ(st.connections, 1);
+  ASSERT_EQ(st.status[200], N);
+  ASSERT_EQ(st.status[403] + st.status[429], 0);
+  ASSERT_EQ(st.tokens_accepted, 1);
+  ASSERT_EQ(st.streams_raised, 1);
+  ASSERT_GT(st.max_concurrent, 1);
+  free(recs);
+  apns_notification_free(n);
+  teardown(&f);
+}
+
+/* A client whose key the mock does not know under its key id: 403 InvalidProviderToken reaches the callback. */
+TEST(client_token_wrong_key_refused) {
+  fx f;
+  fx_rec rec = {0};
+  apns_notification *n;
+  setup_token_mock(&f, 1);
+  open_token_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  send_and_wait(&f, n, NULL, &rec);
+  ASSERT_OK(rec.err);
+  ASSERT_EQ(rec.status, 403);
+  ASSERT_EQ(rec.reason, APNS_REASON_InvalidProviderToken);
+  ASSERT_EQ(rec.attempts, 1);
+  apns_mock_stats st;
+  mock_stats(&f, &st);
+  ASSERT_EQ(st.tokens_accepted, 0);
+  ASSERT_EQ(st.streams_raised, 0);
+  apns_notification_free(n);
+  teardown(&f);
+}
+
+/* Two simulated hours on one connection, a send every 5 minutes: the client replaces its token at 50 and 100
+ * minutes, never within 20 minutes of the last, and never lets one pass the hour. */
+TEST(client_token_two_hours) {
+  fx f;
+  apns_notification *n;
+  setup_token_mock(&f, 0);
+  open_token_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  for (int minute = 0; minute <= 120; minute += 5) {
+    fx_rec rec = {0};
+    send_and_wait(&f, n, NULL, &rec);
+    ASSERT_OK(rec.err);
+    if (rec.status != 200) printf("minute %d: %d %s\n", minute, rec.status, apns_reason_string(rec.reason));
+    ASSERT_EQ(rec.status, 200);
+    f.now_s += 5 * 60;
+  }
+  apns_mock_stats st;
+  mock_stats(&f, &st);
+  ASSERT_EQ(st.connections, 1);
+  ASSERT_EQ(st.status[200], 25);
+  ASSERT_EQ(st.status[403], 0);
+  ASSERT_EQ(st.status[429], 0);
+  ASSERT_EQ(st.tokens_accepted, 3);
+  ASSERT_EQ(f.tokens, 2);
+  apns_notification_free(n);
+  teardown(&f);
+}
+
 TEST_SUITE(client){
     TEST_ENTRY(client_quickstart_on_the_wire),
     TEST_ENTRY(client_options_reach_headers),
@@ -441,5 +556,8 @@ TEST_SUITE(client){
     TEST_ENTRY(client_token_auth),
     TEST_ENTRY(client_token_refresh_schedule),
     TEST_ENTRY(client_expired_token_retried_once),
+    TEST_ENTRY(client_token_verified_by_mock),
+    TEST_ENTRY(client_token_wrong_key_refused),
+    TEST_ENTRY(client_token_two_hours),
     TEST_SUITE_END,
 };

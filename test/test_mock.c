@@ -4,15 +4,20 @@
 
 #include "alloc.h"
 #include "certgen.h"
+#include "jwt.h"
 #include "mock.h"
 #include "mock_server.h"
 #include "tls.h"
 
 #include <apns.h>
 #include <jansson.h>
+#include <mbedtls/pem.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/version.h>
 #include <nghttp2/nghttp2.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <uv.h>
 
@@ -138,8 +143,13 @@ static ssize_t c_read_body(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t
 /* Submits a request; apns_id, push_type may be NULL. Returns the stream id. */
 static int32_t client_req(client *cl, const char *method, const char *path, const char *apns_id,
                           const char *push_type, const char *body, size_t body_len) {
+  /* The topic a push type needs: "com.example.app" plus its suffix (".voip", ...). */
+  static char topic[64];
+  apns_push_type type = APNS_PUSH_TYPE_ALERT;
+  if (push_type) apns_push_type_from_string(push_type, &type);
+  snprintf(topic, sizeof topic, "com.example.app%s", apns_push_type_topic_suffix(type));
   nghttp2_nv nva[8] = {NV(":method", method), NV(":scheme", "https"), NV(":authority", "localhost"),
-                       NV(":path", path), NV("apns-topic", "com.example.app")};
+                       NV(":path", path), NV("apns-topic", topic)};
   size_t n = 5;
   if (apns_id) nva[n++] = (nghttp2_nv)NV("apns-id", apns_id);
   if (push_type) nva[n++] = (nghttp2_nv)NV("apns-push-type", push_type);
@@ -182,19 +192,21 @@ static void pump(client *cl, apns__mock_conn *mc, uint64_t now) {
 typedef struct {
   apns_mock_options o;
   apns_mock_stats st;
+  apns__jwt_verifier *jwt; /* token keys, when a test adds some */
   apns__mock_conn *mc;
   client cl;
 } rig;
 
 static void rig_start(rig *g) {
   memset(&g->st, 0, sizeof g->st);
-  ASSERT_OK(apns__mock_conn_new(&g->mc, &g->o, NULL, &g->st, 42));
+  ASSERT_OK(apns__mock_conn_new(&g->mc, &g->o, NULL, g->jwt, &g->st, 42));
   client_init(&g->cl);
 }
 
 static void rig_end(rig *g) {
   client_free(&g->cl);
   apns__mock_conn_free(g->mc);
+  apns__jwt_verifier_free(g->jwt);
 }
 
 /* The reason (and timestamp) of a JSON error body. */
@@ -242,7 +254,7 @@ TEST(mock_uuid) {
 }
 
 TEST(mock_conn_echo_200) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   rig_start(&g);
   const char *id = "8e3a0d8c-5a7e-4b8b-9f10-1c2d3e4f5a6b";
@@ -265,7 +277,7 @@ TEST(mock_conn_echo_200) {
 }
 
 TEST(mock_conn_generated_id) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   rig_start(&g);
   int32_t a = client_post(&g.cl, "/3/device/abcd", NULL);
@@ -280,7 +292,7 @@ TEST(mock_conn_generated_id) {
 }
 
 TEST(mock_conn_prefixes) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   g.o.bad_prefix = "dead";
   g.o.unregistered_prefix = "beef";
@@ -306,7 +318,7 @@ TEST(mock_conn_prefixes) {
 }
 
 TEST(mock_conn_reasons) {
-  rig g;
+  rig g = {0};
   static char big[5200];
   memset(big, 'x', sizeof big);
   apns_mock_options_init(&g.o);
@@ -345,7 +357,7 @@ TEST(mock_conn_reasons) {
 }
 
 TEST(mock_conn_streams_raise) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   g.o.max_streams = 1;
   g.o.streams_after = 1000;
@@ -366,7 +378,7 @@ TEST(mock_conn_streams_raise) {
 }
 
 TEST(mock_conn_goaway_after) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   g.o.goaway_after = 2;
   g.o.goaway_reason = "Bye \"now\"";
@@ -397,7 +409,7 @@ TEST(mock_conn_goaway_after) {
 }
 
 TEST(mock_conn_drop_after) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   g.o.drop_after = 2;
   rig_start(&g);
@@ -417,7 +429,7 @@ TEST(mock_conn_drop_after) {
 }
 
 TEST(mock_conn_delay_and_pause) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   g.o.delay_ms = 50;
   rig_start(&g);
@@ -448,7 +460,7 @@ TEST(mock_conn_delay_and_pause) {
 }
 
 TEST(mock_conn_reset_while_held) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   g.o.paused = 1;
   rig_start(&g);
@@ -495,7 +507,7 @@ static void hook(void *data, apns_mock_request *req) {
 }
 
 TEST(mock_conn_hook) {
-  rig g;
+  rig g = {0};
   hook_seen seen;
   memset(&seen, 0, sizeof seen);
   apns_mock_options_init(&g.o);
@@ -520,7 +532,7 @@ TEST(mock_conn_hook) {
 }
 
 TEST(mock_conn_garbage_is_fatal) {
-  rig g;
+  rig g = {0};
   apns_mock_options_init(&g.o);
   rig_start(&g);
   static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -540,7 +552,7 @@ TEST(mock_conn_alloc_failure) {
   for (long i = 0; i < 200 && !ok; i++) {
     apns__mock_conn *mc = NULL;
     test_alloc_fail_after(i);
-    int rv = apns__mock_conn_new(&mc, &o, NULL, &st, 1);
+    int rv = apns__mock_conn_new(&mc, &o, NULL, NULL, &st, 1);
     test_alloc_reset();
     if (rv == 0) {
       ok = 1;
@@ -552,6 +564,364 @@ TEST(mock_conn_alloc_failure) {
     ASSERT_EQ(test_alloc_live(), live);
   }
   ASSERT_TRUE(ok);
+}
+
+/* ==== Apple's checks ==== */
+
+/* POST path with the headers given as name, value pairs up to a NULL name, and a small body. */
+static int32_t client_reqh(client *cl, const char *path, const char *const *hdrs) {
+  nghttp2_nv nva[16] = {NV(":method", "POST"), NV(":scheme", "https"), NV(":authority", "localhost"),
+                        NV(":path", path)};
+  size_t n = 4;
+  for (; hdrs && hdrs[0]; hdrs += 2) {
+    ASSERT_LT(n, 16);
+    nva[n++] = (nghttp2_nv)NV(hdrs[0], hdrs[1]);
+  }
+  ASSERT_LT(cl->nsub, MAXS);
+  body_src *b = &cl->src[cl->nsub++];
+  b->data = (const uint8_t *)"{\"aps\":{}}";
+  b->len = 10;
+  nghttp2_data_provider prd = {.source.ptr = b, .read_callback = c_read_body};
+  int32_t id = nghttp2_submit_request(cl->h2, NULL, nva, n, &prd, NULL);
+  ASSERT_GT(id, 0);
+  return id;
+}
+
+/* Sends one request, runs it to its answer, and checks status and reason (NULL: none). */
+static void expect(rig *g, uint64_t now, const char *path, const char *const *hdrs, int status, const char *reason) {
+  int32_t id = client_reqh(&g->cl, path, hdrs);
+  pump(&g->cl, g->mc, now);
+  rec *r = rec_of(&g->cl, id);
+  ASSERT_TRUE(r->closed);
+  if (r->status != status) printf("request %d: %d %s\n", id, r->status, r->body);
+  ASSERT_EQ(r->status, status);
+  assert_uuid_v4(r->apns_id);
+  if (reason)
+    body_reason(r, reason, NULL);
+  else
+    ASSERT_EQ(r->body_len, 0);
+}
+
+#define H(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define DEV "/3/device/abcd"
+
+TEST(mock_conn_header_checks) {
+  rig g = {0};
+  char long_topic[300], c64[65], c65[66];
+  memset(long_topic, 'a', 256);
+  long_topic[256] = '\0';
+  memset(c64, 'c', 64);
+  c64[64] = '\0';
+  memset(c65, 'c', 65);
+  c65[65] = '\0';
+  apns_mock_options_init(&g.o);
+  rig_start(&g);
+  /* Without any auth the topic is optional. */
+  expect(&g, 0, DEV, NULL, 200, NULL);
+  expect(&g, 0, DEV, H("apns-priority", "7"), 400, "BadPriority");
+  expect(&g, 0, DEV, H("apns-priority", "010"), 400, "BadPriority");
+  expect(&g, 0, DEV, H("apns-priority", ""), 400, "BadPriority");
+  expect(&g, 0, DEV, H("apns-priority", "10", "apns-push-type", "background"), 400, "BadPriority");
+  expect(&g, 0, DEV, H("apns-priority", "5", "apns-push-type", "background"), 200, NULL);
+  expect(&g, 0, DEV, H("apns-priority", "1"), 200, NULL);
+  expect(&g, 0, DEV, H("apns-priority", "10"), 200, NULL);
+  expect(&g, 0, DEV, H("apns-push-type", "bogus"), 400, "InvalidPushType");
+  expect(&g, 0, DEV, H("apns-push-type", "Alert"), 400, "InvalidPushType");
+  expect(&g, 0, DEV, H("apns-push-type", "liveactivity", "apns-topic", "com.example.app.push-type.liveactivity"), 200,
+         NULL);
+  expect(&g, 0, DEV, H("apns-topic", "com.example app"), 400, "BadTopic");
+  expect(&g, 0, DEV, H("apns-topic", ""), 400, "BadTopic");
+  expect(&g, 0, DEV, H("apns-topic", long_topic), 400, "BadTopic");
+  expect(&g, 0, DEV, H("apns-push-type", "voip", "apns-topic", "com.example.app"), 400, "DeviceTokenNotForTopic");
+  expect(&g, 0, DEV, H("apns-push-type", "voip", "apns-topic", "com.example.app.voip"), 200, NULL);
+  expect(&g, 0, DEV, H("apns-collapse-id", c65), 400, "BadCollapseId");
+  expect(&g, 0, DEV, H("apns-collapse-id", ""), 400, "BadCollapseId");
+  expect(&g, 0, DEV, H("apns-collapse-id", c64), 200, NULL);
+  expect(&g, 0, DEV, H("apns-expiration", "soon"), 400, "BadExpirationDate");
+  expect(&g, 0, DEV, H("apns-expiration", "-1"), 400, "BadExpirationDate");
+  expect(&g, 0, DEV, H("apns-expiration", "1.5"), 400, "BadExpirationDate");
+  expect(&g, 0, DEV, H("apns-expiration", "12345678901234567890"), 400, "BadExpirationDate");
+  expect(&g, 0, DEV, H("apns-expiration", "0"), 200, NULL);
+  expect(&g, 0, DEV, H("apns-expiration", "1700000000"), 200, NULL);
+  expect(&g, 0, DEV, H("apns-topic", "a.b", "apns-topic", "a.b"), 400, "DuplicateHeaders");
+  expect(&g, 0, DEV, H("apns-priority", "10", "apns-priority", "5"), 400, "DuplicateHeaders");
+  expect(&g, 0, DEV,
+         H("apns-id", "8e3a0d8c-5a7e-4b8b-9f10-1c2d3e4f5a6b", "apns-id", "8e3a0d8c-5a7e-4b8b-9f10-1c2d3e4f5a6b"), 400,
+         "DuplicateHeaders");
+  expect(&g, 0, DEV, H("authorization", "bearer x", "authorization", "bearer x"), 400, "DuplicateHeaders");
+  /* Order: the first failing check answers. */
+  expect(&g, 0, DEV, H("apns-priority", "7", "apns-priority", "7"), 400, "DuplicateHeaders");
+  expect(&g, 0, "/3/device/xyz", H("apns-priority", "7"), 400, "BadDeviceToken");
+  expect(&g, 0, DEV, H("apns-id", "nope", "apns-push-type", "bogus"), 400, "BadMessageId");
+  expect(&g, 0, DEV, H("apns-push-type", "bogus", "apns-priority", "7"), 400, "InvalidPushType");
+  expect(&g, 0, DEV, H("apns-priority", "7", "apns-topic", "a b"), 400, "BadPriority");
+  expect(&g, 0, DEV, H("apns-topic", "a b", "apns-collapse-id", ""), 400, "BadTopic");
+  expect(&g, 0, DEV, H("apns-collapse-id", "", "apns-expiration", "x"), 400, "BadCollapseId");
+  /* Without token keys the authorization header is not looked at. */
+  expect(&g, 0, DEV, H("authorization", "bearer nonsense"), 200, NULL);
+  ASSERT_EQ(g.st.status[400], 27);
+  ASSERT_EQ(g.st.status[200], 10);
+  /* No token auth: the limit is 1000 from the start. */
+  ASSERT_EQ(g.cl.mcs[0], 1000);
+  rig_end(&g);
+}
+
+/* Token keys for the tests: a .p8 from certgen, signers over it, and a public-key PEM of a second key. */
+#define KID_A "ABC123DEFG"
+#define KID_B "XYZ987WVUT"
+#define TEAM "DEF123GHIJ"
+
+typedef struct {
+  char *p8_a, *p8_b;
+  char pub_b[512];
+  apns__jwt_signer *a, *a_other_team, *b, *b_as_a, *unknown;
+  int64_t now;
+} keys;
+
+static int64_t keys_clock(void *data) {
+  return ((keys *)data)->now;
+}
+
+static void keys_make(keys *k) {
+  char err[256];
+  memset(k, 0, sizeof *k);
+  k->now = 1700000000;
+  ASSERT_OK(apns__certgen_p8_key(&k->p8_a, err, sizeof err));
+  ASSERT_OK(apns__certgen_p8_key(&k->p8_b, err, sizeof err));
+  size_t la = strlen(k->p8_a), lb = strlen(k->p8_b);
+  ASSERT_OK(apns__jwt_signer_new(&k->a, NULL, k->p8_a, la, KID_A, TEAM, err, sizeof err));
+  ASSERT_OK(apns__jwt_signer_new(&k->a_other_team, NULL, k->p8_a, la, KID_A, "OTHERTEAM1", err, sizeof err));
+  ASSERT_OK(apns__jwt_signer_new(&k->b, NULL, k->p8_b, lb, KID_B, TEAM, err, sizeof err));
+  ASSERT_OK(apns__jwt_signer_new(&k->b_as_a, NULL, k->p8_b, lb, KID_A, TEAM, err, sizeof err));
+  ASSERT_OK(apns__jwt_signer_new(&k->unknown, NULL, k->p8_a, la, "UNKNOWN123", TEAM, err, sizeof err));
+  /* Key B is registered by its public half only. */
+  mbedtls_pk_context pk;
+  mbedtls_pk_init(&pk);
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+  ASSERT_EQ(mbedtls_pk_parse_key(&pk, (const unsigned char *)k->p8_b, lb + 1, NULL, 0, NULL, NULL), 0);
+#else
+  ASSERT_EQ(mbedtls_pk_parse_key(&pk, (const unsigned char *)k->p8_b, lb + 1, NULL, 0), 0);
+#endif
+  ASSERT_EQ(mbedtls_pk_write_pubkey_pem(&pk, (unsigned char *)k->pub_b, sizeof k->pub_b), 0);
+  mbedtls_pk_free(&pk);
+}
+
+static void keys_free(keys *k) {
+  apns__jwt_signer_free(k->a);
+  apns__jwt_signer_free(k->a_other_team);
+  apns__jwt_signer_free(k->b);
+  apns__jwt_signer_free(k->b_as_a);
+  apns__jwt_signer_free(k->unknown);
+  apns__zero(k->p8_a, strlen(k->p8_a));
+  apns__zero(k->p8_b, strlen(k->p8_b));
+  apns__free(k->p8_a);
+  apns__free(k->p8_b);
+}
+
+/* "bearer <JWT>" signed by s at iat, in buf. */
+static const char *bearer(char *buf, size_t cap, apns__jwt_signer *s, int64_t iat) {
+  char *jwt;
+  ASSERT_OK(apns__jwt_sign(s, iat, &jwt, NULL));
+  snprintf(buf, cap, "bearer %s", jwt);
+  apns__free(jwt);
+  return buf;
+}
+
+/* A rig whose connection verifies tokens with keys A (the .p8) and B (its public key), on k's clock. */
+static void token_rig(rig *g, keys *k) {
+  char err[256];
+  memset(g, 0, sizeof *g);
+  apns_mock_options_init(&g->o);
+  g->o.clock = keys_clock;
+  g->o.data = k;
+  ASSERT_OK(apns__jwt_verifier_new(&g->jwt));
+  ASSERT_OK(apns__jwt_verifier_add(g->jwt, KID_A, NULL, k->p8_a, strlen(k->p8_a) + 1, err, sizeof err));
+  ASSERT_OK(apns__jwt_verifier_add(g->jwt, KID_B, NULL, k->pub_b, strlen(k->pub_b) + 1, err, sizeof err));
+  rig_start(g);
+}
+
+TEST(mock_p8_key) {
+  char *pem = NULL, err[256];
+  ASSERT_ERR(apns__certgen_p8_key(NULL, err, sizeof err), APNS_EINVAL);
+  ASSERT_OK(apns__certgen_p8_key(&pem, err, sizeof err));
+  /* PKCS#8 as Apple's .p8, not mbedTLS's SEC1. */
+  ASSERT_EQ(strncmp(pem, "-----BEGIN PRIVATE KEY-----\n", 28), 0);
+  ASSERT_TRUE(strstr(pem, "-----END PRIVATE KEY-----\n") != NULL);
+  size_t len = strlen(pem);
+  unsigned char der[512];
+  size_t der_len;
+  /* The DER: SEQUENCE { INTEGER 0, SEQUENCE { OID id-ecPublicKey, OID prime256v1 }, OCTET STRING ... }. */
+  mbedtls_pem_context ctx;
+  mbedtls_pem_init(&ctx);
+  ASSERT_EQ(mbedtls_pem_read_buffer(&ctx, "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----",
+                                    (const unsigned char *)pem, NULL, 0, &der_len),
+            0);
+  ASSERT_LT(ctx.buflen, sizeof der);
+  memcpy(der, ctx.buf, ctx.buflen);
+  der_len = ctx.buflen;
+  mbedtls_pem_free(&ctx);
+  static const unsigned char head[] = {0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
+                                       0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+  ASSERT_EQ(der[0], 0x30);
+  ASSERT_GT(der_len, 2 + sizeof head);
+  ASSERT_MEMEQ(der + 2 + (der[1] & 0x80 ? (der[1] & 0x7f) : 0), head, sizeof head);
+  /* It signs, and its tokens verify. */
+  apns__jwt_signer *s;
+  apns__jwt_verifier *v;
+  char *jwt;
+  ASSERT_OK(apns__jwt_signer_new(&s, NULL, pem, len, KID_A, TEAM, err, sizeof err));
+  ASSERT_OK(apns__jwt_verifier_new(&v));
+  ASSERT_OK(apns__jwt_verifier_add(v, KID_A, NULL, pem, len + 1, err, sizeof err));
+  ASSERT_OK(apns__jwt_sign(s, 1700000000, &jwt, NULL));
+  ASSERT_EQ(apns__jwt_verify(v, jwt, strlen(jwt), NULL), APNS__JWT_VALID);
+  apns__free(jwt);
+  apns__jwt_signer_free(s);
+  apns__jwt_verifier_free(v);
+  /* Two calls, two keys. */
+  char *pem2;
+  ASSERT_OK(apns__certgen_p8_key(&pem2, err, sizeof err));
+  ASSERT_NE(strcmp(pem, pem2), 0);
+  apns__zero(pem, len);
+  apns__free(pem);
+  apns__free(pem2);
+}
+
+TEST(mock_conn_token_auth) {
+  keys k;
+  rig g;
+  char b1[600], b2[600], b3[600], tmp[600];
+  keys_make(&k);
+  token_rig(&g, &k);
+  const int64_t t0 = k.now;
+  pump(&g.cl, g.mc, 0);
+  /* A token connection starts at one stream. */
+  ASSERT_EQ(g.cl.nmcs, 1);
+  ASSERT_EQ(g.cl.mcs[0], 1);
+  bearer(b1, sizeof b1, k.a, t0);
+  const char *topic = "com.example.app";
+  expect(&g, 0, DEV, H("apns-topic", topic), 403, "MissingProviderToken");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", "bearer"), 403, "InvalidProviderToken");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", "Basic dXNlcjpwYXNz"), 403, "InvalidProviderToken");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", "bearer a.b.c"), 403, "InvalidProviderToken");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b1 + 7), 403, "InvalidProviderToken"); /* no scheme */
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", bearer(tmp, sizeof tmp, k.unknown, t0)), 403,
+         "InvalidProviderToken");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", bearer(tmp, sizeof tmp, k.b_as_a, t0)), 403,
+         "InvalidProviderToken"); /* kid A, signed by B */
+  /* A tampered signature: change the last character. */
+  snprintf(tmp, sizeof tmp, "%s", b1);
+  tmp[strlen(tmp) - 1] = tmp[strlen(tmp) - 1] == 'A' ? 'B' : 'A';
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", tmp), 403, "InvalidProviderToken");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", bearer(tmp, sizeof tmp, k.a, t0 - 3601)), 403,
+         "ExpiredProviderToken");
+  /* Refused requests leave the limit at 1. */
+  ASSERT_EQ(g.cl.nmcs, 1);
+  ASSERT_EQ(g.st.tokens_accepted, 0);
+  /* A valid token whose request fails a later check is accepted, but only a 200 raises the limit. */
+  expect(&g, 0, DEV, H("authorization", b1), 400, "MissingTopic");
+  expect(&g, 0, "/3/device/xyz", H("apns-topic", topic, "authorization", b1), 400, "BadDeviceToken");
+  ASSERT_EQ(g.st.tokens_accepted, 1);
+  ASSERT_EQ(g.cl.nmcs, 1);
+  /* "Bearer" in any case, as HTTP auth schemes are. */
+  snprintf(tmp, sizeof tmp, "Bearer %s", b1 + 7);
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", tmp), 200, NULL);
+  ASSERT_EQ(g.cl.nmcs, 2);
+  ASSERT_EQ(g.cl.mcs[1], 1000);
+  ASSERT_EQ(g.st.streams_raised, 1);
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b1), 200, NULL);
+  ASSERT_EQ(g.cl.nmcs, 2); /* raised once */
+
+  /* Another valid token within 20 minutes of the first's acceptance. */
+  k.now = t0 + 1199;
+  bearer(b2, sizeof b2, k.a, k.now);
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b2), 429, "TooManyProviderTokenUpdates");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b1), 200, NULL); /* the current one still works */
+  /* The connection is bound to key A and team TEAM. */
+  k.now = t0 + 1200;
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", bearer(tmp, sizeof tmp, k.b, k.now)), 403,
+         "UnrelatedKeyIdInToken");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", bearer(tmp, sizeof tmp, k.a_other_team, k.now)), 403,
+         "InvalidProviderToken");
+  /* 20 minutes on, the update is taken; the old token is then a different one. */
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b2), 200, NULL);
+  ASSERT_EQ(g.st.tokens_accepted, 2);
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b1), 429, "TooManyProviderTokenUpdates");
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b2), 200, NULL);
+  /* The current token expires an hour after its iat (b2's iat is t0 + 1199). */
+  k.now = t0 + 1199 + 3600;
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b2), 200, NULL);
+  k.now++;
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b2), 403, "ExpiredProviderToken");
+  bearer(b3, sizeof b3, k.a, k.now);
+  expect(&g, 0, DEV, H("apns-topic", topic, "authorization", b3), 200, NULL);
+  ASSERT_EQ(g.st.tokens_accepted, 3);
+  ASSERT_EQ(g.st.status[429], 2);
+  ASSERT_EQ(g.st.status[403], 12);
+  rig_end(&g);
+  keys_free(&k);
+}
+
+/* Requests in flight together on a raised connection: the same token is recognised without a second check, and a
+ * new token sent on several streams at once is taken once. */
+TEST(mock_conn_token_many_streams) {
+  keys k;
+  rig g;
+  char b1[600], b2[600];
+  keys_make(&k);
+  token_rig(&g, &k);
+  const int64_t t0 = k.now;
+  bearer(b1, sizeof b1, k.a, t0);
+  expect(&g, 0, DEV, H("apns-topic", "t", "authorization", b1), 200, NULL);
+  int32_t ids[10];
+  for (int i = 0; i < 10; i++) ids[i] = client_reqh(&g.cl, DEV, H("apns-topic", "t", "authorization", b1));
+  pump(&g.cl, g.mc, 0);
+  for (int i = 0; i < 10; i++) ASSERT_EQ(rec_of(&g.cl, ids[i])->status, 200);
+  ASSERT_GE(g.st.max_concurrent, 2);
+  k.now = t0 + 3000;
+  bearer(b2, sizeof b2, k.a, k.now);
+  for (int i = 0; i < 10; i++) ids[i] = client_reqh(&g.cl, DEV, H("apns-topic", "t", "authorization", b2));
+  pump(&g.cl, g.mc, 0);
+  for (int i = 0; i < 10; i++) ASSERT_EQ(rec_of(&g.cl, ids[i])->status, 200);
+  ASSERT_EQ(g.st.tokens_accepted, 2);
+  rig_end(&g);
+  keys_free(&k);
+}
+
+TEST(mock_conn_token_alloc_failure) {
+  /* Out of memory while keeping a new token: the connection fails cleanly and nothing leaks. */
+  keys k;
+  char b1[600];
+  keys_make(&k);
+  bearer(b1, sizeof b1, k.a, k.now);
+  long live = test_alloc_live();
+  int ok = 0;
+  for (long i = 0; i < 400 && !ok; i++) {
+    rig g;
+    token_rig(&g, &k);
+    int32_t id = client_reqh(&g.cl, DEV, H("apns-topic", "t", "authorization", b1));
+    const uint8_t *p;
+    ssize_t n;
+    int rv = 0;
+    test_alloc_fail_after(i);
+    while (rv == 0 && (n = nghttp2_session_mem_send(g.cl.h2, &p)) > 0)
+      rv = apns__mock_conn_feed(g.mc, p, (size_t)n, 0);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    if (rv == 0) rv = apns__mock_conn_flush(g.mc, 0, &out, &len);
+    test_alloc_reset();
+    if (rv == 0) {
+      ASSERT_EQ(nghttp2_session_mem_recv(g.cl.h2, out, len), (ssize_t)len);
+      ok = rec_of(&g.cl, id)->status == 200;
+      ASSERT_TRUE(ok);
+    } else {
+      ASSERT_TRUE(rv == APNS_ENOMEM || rv == APNS_EHTTP2);
+    }
+    apns__free(out);
+    rig_end(&g);
+    ASSERT_EQ(test_alloc_live(), live);
+  }
+  ASSERT_TRUE(ok);
+  keys_free(&k);
 }
 
 /* ==== on a loop: the in-process server and a client over TCP (TLS optional) ==== */
@@ -1055,6 +1425,178 @@ TEST(mock_loop_tls_no_client_cert_refused) {
   ASSERT_EQ(uv_loop_close(&loop), 0);
 }
 
+/* -- certificate connections: the UID is the topic; tokens are not asked for even with token keys -- */
+typedef struct {
+  int32_t id[8];
+  int n;
+  const char *bearer;
+} topic_ctx;
+
+static void topic_ready(netc *n) {
+  topic_ctx *t = n->data;
+  t->id[t->n++] = client_reqh(&n->cl, DEV, NULL);
+  t->id[t->n++] = client_reqh(&n->cl, DEV, H("apns-topic", "com.example.app"));
+  t->id[t->n++] = client_reqh(&n->cl, DEV, H("apns-topic", "com.example.app.voip", "apns-push-type", "voip"));
+  t->id[t->n++] = client_reqh(&n->cl, DEV, H("apns-topic", "com.example.app.complication"));
+  t->id[t->n++] = client_reqh(&n->cl, DEV, H("apns-topic", "com.other.app"));
+  t->id[t->n++] = client_reqh(&n->cl, DEV, H("apns-topic", "com.example.application"));
+  t->id[t->n++] = client_reqh(&n->cl, DEV, H("apns-push-type", "voip"));
+  t->id[t->n++] = client_reqh(&n->cl, DEV, H("authorization", "bearer junk"));
+}
+
+static void topic_progress(netc *n) {
+  topic_ctx *t = n->data;
+  if (((t->n > 0 && n->cl.closed == t->n) || n->closed) && !stopped) finish(n);
+}
+
+TEST(mock_loop_tls_cert_topic) {
+  uv_loop_t loop;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  apns__certgen_result c;
+  certs_make(&c);
+  keys k;
+  keys_make(&k);
+  apns_mock_options o;
+  apns_mock_options_init(&o);
+  o.cert_pem = c.server_cert;
+  o.key_pem = c.server_key;
+  o.ca_pem = c.ca_cert;
+  apns_mock_token_key tk = {.key_id = KID_A, .pem = k.p8_a};
+  o.token_keys = &tk;
+  o.num_token_keys = 1;
+  apns_mock *m;
+  char err[512];
+  ASSERT_OK(apns_mock_start(&m, &loop, &o, err, sizeof err));
+  netc *n = calloc(1, sizeof *n);
+  topic_ctx t = {.n = 0};
+  n->data = &t;
+  n->on_ready = topic_ready;
+  n->on_progress = topic_progress;
+  apns__tls_options to;
+  memset(&to, 0, sizeof to);
+  to.ca_pem = c.ca_cert;
+  to.cert_pem = c.client_cert;
+  to.key_pem = c.client_key;
+  net_start(n, &loop, m, &to);
+  ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  static const struct {
+    int status;
+    const char *reason;
+  } want[8] = {{200, NULL},
+               {200, NULL},
+               {200, NULL},
+               {200, NULL},
+               {400, "BadTopic"},
+               {400, "BadTopic"},
+               {400, "DeviceTokenNotForTopic"},
+               {200, NULL}};
+  for (int i = 0; i < 8; i++) {
+    rec *r = rec_of(&n->cl, t.id[i]);
+    ASSERT_EQ(r->status, want[i].status);
+    if (want[i].reason) body_reason(r, want[i].reason, NULL);
+  }
+  /* A certificate connection is not held at one stream. */
+  ASSERT_EQ(n->cl.nmcs, 1);
+  ASSERT_EQ(n->cl.mcs[0], 1000);
+  ASSERT_EQ(final_stats.tokens_accepted, 0);
+  net_free(n);
+  free(n);
+  apns__certgen_free(&c);
+  keys_free(&k);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+}
+
+/* -- token auth over TCP: one stream until the first 200, then 1000 -- */
+typedef struct {
+  int32_t id[6];
+  int n;
+  char bearer[600];
+} tok_ctx;
+
+/* One request first: the client does not know the limit yet, and the mock refuses streams beyond it. */
+static void tok_ready(netc *n) {
+  tok_ctx *t = n->data;
+  t->id[t->n++] = client_reqh(&n->cl, DEV, H("apns-topic", "t", "authorization", t->bearer));
+}
+
+static void tok_progress(netc *n) {
+  tok_ctx *t = n->data;
+  if (t->n == 1 && n->cl.closed == 1) {
+    while (t->n < 6) t->id[t->n++] = client_reqh(&n->cl, DEV, H("apns-topic", "t", "authorization", t->bearer));
+    net_flush(n);
+  }
+  if ((n->cl.closed == 6 || n->closed) && !stopped) finish(n);
+}
+
+TEST(mock_loop_token_streams) {
+  uv_loop_t loop;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  keys k;
+  keys_make(&k);
+  apns_mock_options o;
+  apns_mock_options_init(&o);
+  apns_mock_token_key tk[2] = {{.key_id = KID_A, .pem = k.p8_a}, {.key_id = KID_B, .pem = k.pub_b}};
+  o.token_keys = tk;
+  o.num_token_keys = 2;
+  o.clock = keys_clock;
+  o.data = &k;
+  apns_mock *m;
+  char err[512];
+  ASSERT_OK(apns_mock_start(&m, &loop, &o, err, sizeof err));
+  netc *n = calloc(1, sizeof *n);
+  tok_ctx t = {.n = 0};
+  bearer(t.bearer, sizeof t.bearer, k.b, k.now);
+  n->data = &t;
+  n->on_ready = tok_ready;
+  n->on_progress = tok_progress;
+  net_start(n, &loop, m, NULL);
+  ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  for (int i = 0; i < 6; i++) ASSERT_EQ(rec_of(&n->cl, t.id[i])->status, 200);
+  ASSERT_EQ(n->cl.nmcs, 2);
+  ASSERT_EQ(n->cl.mcs[0], 1);
+  ASSERT_EQ(n->cl.mcs[1], 1000);
+  ASSERT_EQ(final_stats.tokens_accepted, 1);
+  ASSERT_EQ(final_stats.streams_raised, 1);
+  ASSERT_GE(final_stats.max_concurrent, 2);
+  net_free(n);
+  free(n);
+  keys_free(&k);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+}
+
+TEST(mock_start_bad_token_keys) {
+  uv_loop_t loop;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  keys k;
+  keys_make(&k);
+  apns_mock_options o;
+  apns_mock *m = NULL;
+  char err[256], path[600];
+  apns_mock_token_key tk[2] = {
+      {.key_id = KID_A, .pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"},
+      {.key_id = KID_A, .pem = k.p8_a}};
+  apns_mock_options_init(&o);
+  o.token_keys = tk;
+  o.num_token_keys = 1;
+  ASSERT_ERR(apns_mock_start(&m, &loop, &o, err, sizeof err), APNS_EBADKEY);
+  tk[0].pem = NULL;
+  snprintf(path, sizeof path, "%s/missing.p8", test_tmpdir());
+  tk[0].file = path;
+  ASSERT_ERR(apns_mock_start(&m, &loop, &o, err, sizeof err), APNS_EBADKEY);
+  ASSERT_TRUE(strstr(err, "missing.p8") != NULL);
+  tk[0] = (apns_mock_token_key){.key_id = "short", .pem = k.p8_a};
+  ASSERT_ERR(apns_mock_start(&m, &loop, &o, err, sizeof err), APNS_EINVAL);
+  tk[0].key_id = KID_A;
+  o.num_token_keys = 2; /* the same key id twice */
+  ASSERT_ERR(apns_mock_start(&m, &loop, &o, err, sizeof err), APNS_EINVAL);
+  o.token_keys = NULL;
+  ASSERT_ERR(apns_mock_start(&m, &loop, &o, err, sizeof err), APNS_EINVAL);
+  ASSERT_NULL(m);
+  ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+  keys_free(&k);
+}
+
 /* ==== the command ==== */
 
 typedef struct child child;
@@ -1246,6 +1788,88 @@ TEST(mock_cli_curl) {
   ASSERT_EQ(strchr(x.mock.ebuf, '\n') - x.mock.ebuf + 1, (long)strlen(x.mock.ebuf)); /* one line */
 }
 
+/* Two requests on one curl run: without a token, then with one signed by the key --self-signed wrote. */
+static void curl_token_start(void *arg) {
+  cli *x = arg;
+  static char resolve[64], url[128], cacert[600], keyfile[600], auth[700];
+  char err[256], *jwt;
+  apns__jwt_signer *s;
+  snprintf(resolve, sizeof resolve, "localhost:%d:127.0.0.1", x->port);
+  snprintf(url, sizeof url, "https://localhost:%d/3/device/abcd", x->port);
+  snprintf(cacert, sizeof cacert, "%s/ca.pem", x->dir);
+  snprintf(keyfile, sizeof keyfile, "%s/token-key.p8", x->dir);
+  ASSERT_OK(apns__jwt_signer_new(&s, keyfile, NULL, 0, "ABC123DEFG", TEAM, err, sizeof err));
+  ASSERT_OK(apns__jwt_sign(s, (int64_t)time(NULL), &jwt, NULL));
+  snprintf(auth, sizeof auth, "authorization: bearer %s", jwt);
+  apns__free(jwt);
+  apns__jwt_signer_free(s);
+  char *argv[] = {"curl",
+                  "-sS",
+                  "--http2",
+                  "--resolve",
+                  resolve,
+                  "--cacert",
+                  cacert,
+                  "-H",
+                  "apns-topic: com.example.app",
+                  "-D",
+                  "-",
+                  "-d",
+                  "{\"aps\":{}}",
+                  url,
+                  "--next",
+                  "--http2",
+                  "--resolve",
+                  resolve,
+                  "--cacert",
+                  cacert,
+                  "-H",
+                  "apns-topic: com.example.app",
+                  "-H",
+                  auth,
+                  "-D",
+                  "-",
+                  "-o",
+                  "/dev/null",
+                  "-d",
+                  "{\"aps\":{}}",
+                  url,
+                  NULL};
+  int rv = child_spawn(&x->tool, &x->loop, argv);
+  if (rv == UV_ENOENT) {
+    x->tool_missing = 1;
+    ASSERT_EQ(uv_process_kill(&x->mock.proc, SIGTERM), 0);
+    return;
+  }
+  ASSERT_EQ(rv, 0);
+}
+
+TEST(mock_cli_token_curl) {
+  cli x;
+  memset(&x, 0, sizeof x);
+  ASSERT_EQ(uv_loop_init(&x.loop), 0);
+  snprintf(x.dir, sizeof x.dir, "%s/certs", test_tmpdir());
+  x.start_tool = curl_token_start;
+  char *argv[] = {(char *)mock_bin(), "--listen", "127.0.0.1:0", "--self-signed", x.dir, "--no-client-auth", NULL};
+  cli_run(&x, argv);
+  if (x.tool_missing) test__fail(__FILE__, __LINE__, "curl is not installed (scripts/deps installs it)");
+  if (x.tool.status != 0) printf("curl stderr:\n%s\n", x.tool.ebuf);
+  ASSERT_EQ(x.tool.status, 0);
+  const char *refused = strstr(x.tool.obuf, "HTTP/2 403"), *ok = strstr(x.tool.obuf, "HTTP/2 200");
+  ASSERT_NOT_NULL(refused);
+  ASSERT_NOT_NULL(ok);
+  ASSERT_LT(refused, ok);
+  ASSERT_TRUE(strstr(x.tool.obuf, "{\"reason\":\"MissingProviderToken\"}") != NULL);
+  ASSERT_TRUE(strstr(x.mock.ebuf, "tokens_accepted=1 streams_raised=1") != NULL);
+  ASSERT_TRUE(strstr(x.mock.ebuf, " 200=1 403=1") != NULL);
+  /* The key is private to its owner, as the other keys. */
+  char keyfile[600];
+  struct stat st;
+  snprintf(keyfile, sizeof keyfile, "%s/token-key.p8", x.dir);
+  ASSERT_EQ(stat(keyfile, &st), 0);
+  ASSERT_EQ(st.st_mode & 0777, 0600);
+}
+
 static void h2load_start(void *arg) {
   cli *x = arg;
   char url[128];
@@ -1273,9 +1897,11 @@ TEST(mock_cli_h2load) {
   fclose(f);
   x.payload_file = payload;
   x.start_tool = h2load_start;
-  char *argv[] = {(char *)mock_bin(), "--listen", "127.0.0.1:0", "--self-signed", x.dir, "--no-client-auth", NULL};
+  char *argv[] = {(char *)mock_bin(), "--listen",        "127.0.0.1:0", "--self-signed", x.dir,
+                  "--no-client-auth", "--no-token-auth", NULL};
   cli_run(&x, argv);
-  if (x.tool_missing) test__fail(__FILE__, __LINE__, "h2load is not installed (scripts/deps installs nghttp2-client)");
+  if (x.tool_missing)
+    test__fail(__FILE__, __LINE__, "h2load is not installed (scripts/deps installs nghttp2-client)");
   if (x.tool.status != 0 || strstr(x.tool.obuf, "100 succeeded") == NULL)
     printf("h2load:\n%s\n%s\n", x.tool.obuf, x.tool.ebuf);
   ASSERT_EQ(x.tool.status, 0);
@@ -1294,10 +1920,12 @@ TEST(mock_cli_help_and_usage_errors) {
     int status;
     const char *text; /* in stdout for 0, stderr otherwise */
   } cases[] = {
-      {"--help", 0, "--goaway-after"},
+      {"--help", 0, "--token-key KEYID=FILE"},
       {"--bogus", 2, "usage"},
       {"--delay-ms=x", 2, "not a number"},
       {"--streams=5", 2, "A,B"},
+      {"--token-key=ABC123DEFG", 2, "KEYID=FILE"},
+      {"--token-key=ABC123DEFG=/nonexistent/key.p8", 1, "/nonexistent/key.p8"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     uv_loop_t loop;
@@ -1329,6 +1957,11 @@ TEST_SUITE(mock){
     TEST_ENTRY(mock_conn_hook),
     TEST_ENTRY(mock_conn_garbage_is_fatal),
     TEST_ENTRY(mock_conn_alloc_failure),
+    TEST_ENTRY(mock_conn_header_checks),
+    TEST_ENTRY(mock_p8_key),
+    TEST_ENTRY(mock_conn_token_auth),
+    TEST_ENTRY(mock_conn_token_many_streams),
+    TEST_ENTRY(mock_conn_token_alloc_failure),
     TEST_ENTRY(mock_loop_delay),
     TEST_ENTRY(mock_loop_pause),
     TEST_ENTRY(mock_loop_drop_connections),
@@ -1337,8 +1970,12 @@ TEST_SUITE(mock){
     TEST_ENTRY(mock_start_bad_options),
     TEST_ENTRY(mock_loop_tls_client_cert),
     TEST_ENTRY(mock_loop_tls_no_client_cert_refused),
+    TEST_ENTRY(mock_loop_tls_cert_topic),
+    TEST_ENTRY(mock_loop_token_streams),
+    TEST_ENTRY(mock_start_bad_token_keys),
     TEST_ENTRY(mock_cli_curl),
     TEST_ENTRY(mock_cli_h2load),
+    TEST_ENTRY(mock_cli_token_curl),
     TEST_ENTRY(mock_cli_help_and_usage_errors),
     TEST_SUITE_END,
 };

@@ -10,6 +10,7 @@
 #include "mock.h"
 
 #include "alloc.h"
+#include "jwt.h"
 #include "mock_server.h"
 #include "tls.h"
 
@@ -40,6 +41,7 @@ struct apns_mock {
   uv_idle_t idle;
   apns_mock_options opts; /* strings are our copies; TLS material is dropped once loaded */
   apns__tls_config *tls;
+  apns__jwt_verifier *jwt; /* NULL: no token auth */
   apns_mock_stats stats;
   mock_conn *conns;
   mock_conn *dirty;
@@ -207,7 +209,7 @@ static void on_connection(uv_stream_t *listener, int status) {
     return;
   }
   m->seed += 0x9e3779b97f4a7c15ULL;
-  if (apns__mock_conn_new(&conn->mc, &m->opts, m->tls, &m->stats, m->seed) != 0) {
+  if (apns__mock_conn_new(&conn->mc, &m->opts, m->tls, m->jwt, &m->stats, m->seed) != 0) {
     conn_close(conn);
     return;
   }
@@ -250,6 +252,7 @@ static void server_maybe_free(apns_mock *m) {
   if (!m->stopping || m->handles > 0) return;
   if (m->stop_cb) m->stop_cb(m, m->stop_data);
   apns__tls_config_unref(m->tls);
+  apns__jwt_verifier_free(m->jwt);
   apns__free((char *)m->opts.host);
   apns__free((char *)m->opts.bad_prefix);
   apns__free((char *)m->opts.unregistered_prefix);
@@ -293,6 +296,10 @@ int apns_mock_start(apns_mock **out, uv_loop_t *loop, const apns_mock_options *o
     errmsg(errbuf, errlen, "%s", "client certificates (a CA) need TLS (a server certificate)");
     return APNS_EINVAL;
   }
+  if (opts->num_token_keys > 0 && opts->token_keys == NULL) {
+    errmsg(errbuf, errlen, "%s", "num_token_keys without token_keys");
+    return APNS_EINVAL;
+  }
   if (opts->goaway_reason && strlen(opts->goaway_reason) > 100) {
     errmsg(errbuf, errlen, "%s", "goaway reason longer than 100 bytes");
     return APNS_EINVAL;
@@ -305,6 +312,8 @@ int apns_mock_start(apns_mock **out, uv_loop_t *loop, const apns_mock_options *o
   m->opts.cert_file = m->opts.cert_pem = m->opts.key_file = m->opts.key_pem = NULL;
   m->opts.ca_file = m->opts.ca_pem = NULL;
   m->opts.host = m->opts.bad_prefix = m->opts.unregistered_prefix = m->opts.goaway_reason = NULL;
+  m->opts.token_keys = NULL; /* kept as the verifier below */
+  m->opts.num_token_keys = 0;
   if (m->opts.max_streams == 0) m->opts.max_streams = 1000;
   if (copy_str(&m->opts.host, host) || copy_str(&m->opts.bad_prefix, opts->bad_prefix) ||
       copy_str(&m->opts.unregistered_prefix, opts->unregistered_prefix) ||
@@ -324,6 +333,16 @@ int apns_mock_start(apns_mock **out, uv_loop_t *loop, const apns_mock_options *o
     to.ca_pem = opts->ca_pem;
     rv = apns__tls_config_new(&m->tls, &to, errbuf, errlen);
     if (rv != 0) goto fail;
+  }
+  if (opts->num_token_keys > 0) {
+    rv = apns__jwt_verifier_new(&m->jwt);
+    if (rv != 0) goto fail;
+    for (size_t i = 0; i < opts->num_token_keys; i++) {
+      const apns_mock_token_key *k = &opts->token_keys[i];
+      const char *pem = k->pem, *file = pem ? NULL : k->file;
+      rv = apns__jwt_verifier_add(m->jwt, k->key_id, file, pem, pem ? strlen(pem) + 1 : 0, errbuf, errlen);
+      if (rv != 0) goto fail;
+    }
   }
   uv_random(NULL, NULL, &m->seed, sizeof m->seed, 0, NULL);
 
@@ -381,11 +400,12 @@ void apns_mock_format_stats(const apns_mock_stats *st, char *buf, size_t len) {
   if (len == 0) return;
   int n = snprintf(buf, len,
                    "connections=%llu requests=%llu responses=%llu handshake_failures=%llu protocol_errors=%llu "
-                   "goaways=%llu drops=%llu",
+                   "goaways=%llu drops=%llu max_concurrent=%llu tokens_accepted=%llu streams_raised=%llu",
                    (unsigned long long)st->connections, (unsigned long long)st->requests,
                    (unsigned long long)st->responses, (unsigned long long)st->handshake_failures,
                    (unsigned long long)st->protocol_errors, (unsigned long long)st->goaways,
-                   (unsigned long long)st->drops);
+                   (unsigned long long)st->drops, (unsigned long long)st->max_concurrent,
+                   (unsigned long long)st->tokens_accepted, (unsigned long long)st->streams_raised);
   for (int s = 100; s < 600 && n >= 0 && (size_t)n < len; s++)
     if (st->status[s]) n += snprintf(buf + n, len - (size_t)n, " %d=%llu", s, (unsigned long long)st->status[s]);
 }

@@ -3,6 +3,8 @@
  *   apns_mock_options o;
  *   apns_mock_options_init(&o);              // 127.0.0.1, port 0, plaintext h2c unless a certificate is given
  *   o.cert_pem = ...; o.key_pem = ...;       // TLS; add ca_pem to require client certificates
+ *   apns_mock_token_key k = {"ABC123DEFG", p8_pem, NULL};
+ *   o.token_keys = &k; o.num_token_keys = 1; // provider tokens required from connections without a certificate
  *   apns_mock *m;
  *   apns_mock_start(&m, loop, &o, err, sizeof err);
  *   int port = apns_mock_port(m);
@@ -10,15 +12,60 @@
  *   apns_mock_stop(m, on_stopped, NULL);     // async: every handle is closed, then on_stopped, then m is freed
  *
  * Behaviour, per connection: POST /3/device/<hex token> answers 200 with the request's apns-id echoed (or a
- * generated lowercase UUID v4). Other paths get 404 BadPath, other methods 405 MethodNotAllowed, a token that is
- * not hex (or starts with bad_prefix) 400 BadDeviceToken, an empty /3/device/ 400 MissingDeviceToken, a malformed
- * apns-id 400 BadMessageId, an empty body 400 PayloadEmpty, a body over 4096 bytes (5120 for apns-push-type voip)
- * 413 PayloadTooLarge, a token starting with unregistered_prefix 410 Unregistered with a timestamp. The faults
- * below (delay, pause, stream limits, GOAWAY, drop) imitate what APNs is seen to do.
+ * generated lowercase UUID v4), after Apple's checks below. The faults further down (delay, pause, stream limits,
+ * GOAWAY, drop) imitate what APNs is seen to do.
+ *
+ * Authentication. A connection whose client certificate carries a UID (Apple's topic field) is certificate-
+ * authenticated: its authorization header is ignored and its topic defaults to the UID. Any other connection is
+ * token-authenticated when token keys are configured (token_keys), and then needs "authorization: bearer <JWT>"
+ * (ES256, verified with the key named by the JWT's kid); with no token keys, nothing is asked.
+ *   - Token connections start with SETTINGS_MAX_CONCURRENT_STREAMS 1 and get max_streams once a request with an
+ *     accepted token has been answered 200, as APNs does; a connection whose requests are all refused stays at 1.
+ *   - A token is "different" from the connection's current one when its string differs. A different token is
+ *     verified (once: the current token is not verified again); it is accepted, and becomes the current one, when
+ *     it passes every check below. Its acceptance time starts the 20-minute clock; its iat starts the hour.
+ *   - The first accepted token binds the connection to its kid and its iss (team).
+ *
+ * Checks, in this order; the first that fails gives the answer (Apple does not document its order; this one goes
+ * from the request line through authentication to the headers and the body):
+ *    1. :path not /3/device/...                               404 BadPath
+ *    2. :method not POST                                      405 MethodNotAllowed
+ *    3. an apns-* header or authorization given twice         400 DuplicateHeaders
+ *    4. token connections only:
+ *       no authorization header                               403 MissingProviderToken
+ *       not "bearer <JWT>", malformed, alg not ES256,
+ *       unknown kid, bad signature                            403 InvalidProviderToken
+ *       iat more than 3600 s before the clock                 403 ExpiredProviderToken
+ *       kid other than the connection's bound kid             403 UnrelatedKeyIdInToken
+ *       iss other than the connection's bound team            403 InvalidProviderToken
+ *       a different token less than 1200 s after the current
+ *       one was accepted (or an older token once replaced)    429 TooManyProviderTokenUpdates
+ *    5. empty device token                                    400 MissingDeviceToken
+ *       not hex, or starts with bad_prefix                    400 BadDeviceToken
+ *    6. apns-id not a UUID                                    400 BadMessageId
+ *    7. apns-push-type not one of Apple's (alert, ...)        400 InvalidPushType   (absent: alert)
+ *    8. apns-priority not 1, 5 or 10, or 10 for background    400 BadPriority       (absent: fine)
+ *    9. apns-topic absent on a token connection               400 MissingTopic
+ *       (absent on a certificate connection: the UID is the topic; with neither auth: not checked)
+ *       not 1-255 printable ASCII bytes without spaces         400 BadTopic
+ *       certificate connection: topic is not the UID, nor the
+ *       UID plus one of Apple's suffixes (.voip, ...)          400 BadTopic
+ *       the push type needs a suffix (.voip for voip, ...)
+ *       that the topic does not end with                      400 DeviceTokenNotForTopic
+ *   10. apns-collapse-id empty or over 64 bytes               400 BadCollapseId
+ *   11. apns-expiration not decimal digits (at most 19)       400 BadExpirationDate
+ *   12. empty body                                            400 PayloadEmpty
+ *       over 4096 bytes (5120 for voip)                       413 PayloadTooLarge
+ *   13. token starts with unregistered_prefix                 410 Unregistered, with a timestamp
+ * Choices: a topic for another app on a certificate connection is BadTopic (the topic is wrong for this
+ * connection; the device token may be fine), while a push type whose suffix the topic lacks is
+ * DeviceTokenNotForTopic, which is what APNs answers to the common mistake of a voip push without ".voip".
+ * libapns treats DeviceTokenNotForTopic as "stop sending to this token"; BadTopic it does not.
  *
  * Everything runs on the loop's thread; no call may come from another thread. The work per request is O(1): no
  * timer, no syscall and no allocation of its own per request (responses of a connection are coalesced into one
- * uv_write per loop turn). Ignore SIGPIPE in the process (as the apns-mock command does): a client that goes away
+ * uv_write per loop turn); a provider token is verified and copied only when it differs from the connection's
+ * current one. Ignore SIGPIPE in the process (as the apns-mock command does): a client that goes away
  * mid-write must cost an EPIPE, not the process. */
 #ifndef APNS_MOCK_H
 #define APNS_MOCK_H
@@ -46,6 +93,14 @@ typedef struct apns_mock_request {
   const char *reason;
 } apns_mock_request;
 
+/* A key that verifies provider tokens: the P-256 key of a .p8 (PKCS#8 or SEC1 private key PEM: only its public
+ * half is kept) or a public key PEM ("BEGIN PUBLIC KEY"). */
+typedef struct apns_mock_token_key {
+  const char *key_id; /* the 10-character key id that tokens name in their kid */
+  const char *pem;    /* NUL-terminated PEM text; wins over file */
+  const char *file;   /* path to the PEM, read at apns_mock_start */
+} apns_mock_token_key;
+
 /* Called for each complete request the mock will answer (not for those above a GOAWAY or after a drop). */
 typedef void (*apns_mock_request_cb)(void *data, apns_mock_request *req);
 
@@ -64,9 +119,17 @@ typedef struct apns_mock_options {
   /* Every response is held this long after its request completes. Default 0. */
   uint32_t delay_ms;
   /* SETTINGS_MAX_CONCURRENT_STREAMS sent first (default 1000), and sent again after the connection's first
-   * response when streams_after differs (default 0: no change). APNs starts token connections at 1. */
+   * response when streams_after differs (default 0: no change). Token connections ignore both fields' start:
+   * they start at 1 and are raised to max_streams after their first 200 (see above). */
   uint32_t max_streams;
   uint32_t streams_after;
+  /* Token auth: the keys (copied at start; the array and strings may go once apns_mock_start returns). Default
+   * NULL and 0: no token auth, and the authorization header is not looked at. */
+  const apns_mock_token_key *token_keys;
+  size_t num_token_keys;
+  /* The wall clock in UNIX seconds, for token ages and update intervals and the 410 timestamp; it gets data.
+   * Default NULL: time(). For tests that simulate hours. */
+  int64_t (*clock)(void *data);
   /* After this many requests on a connection, GOAWAY(NO_ERROR) with last-stream-id the highest stream answered
    * and debug data {"reason":"<goaway_reason>"}; higher streams are refused. Default 0: never. */
   uint32_t goaway_after;
@@ -78,7 +141,7 @@ typedef struct apns_mock_options {
   int paused;
   /* Observer and override for each request. Default NULL: the request is not copied at all. */
   apns_mock_request_cb on_request;
-  void *data; /* passed to on_request */
+  void *data; /* passed to on_request and clock */
 } apns_mock_options;
 
 /* Counters, since apns_mock_start. */
@@ -91,14 +154,18 @@ typedef struct apns_mock_stats {
   uint64_t responses;          /* responses submitted */
   uint64_t goaways;            /* GOAWAYs sent by goaway_after */
   uint64_t drops;              /* connections closed by drop_after */
+  uint64_t max_concurrent;     /* the most request streams open at once on one connection */
+  uint64_t tokens_accepted;    /* provider tokens accepted: a connection's first, and each update */
+  uint64_t streams_raised;     /* token connections raised from 1 stream to max_streams */
   uint64_t status[600];        /* responses by HTTP status: status[200], status[410], ... */
 } apns_mock_stats;
 
 /* The defaults above. */
 void apns_mock_options_init(apns_mock_options *opts);
 
-/* Loads the TLS material, binds and listens. opts is copied (strings too); the hook's data must stay valid.
- * Returns 0, APNS_EINVAL (bad option or address; errbuf says which), APNS_EBADCERT, APNS_EBADKEY, APNS_ETLS,
+/* Loads the TLS material and the token keys, binds and listens. opts is copied (strings and token keys too); the
+ * hook's data must stay valid. Returns 0, APNS_EINVAL (bad option or address, bad or repeated key id; errbuf says
+ * which), APNS_EBADCERT, APNS_EBADKEY (a token key or TLS key that cannot be read; errbuf names it), APNS_ETLS,
  * APNS_ENOMEM, or a libuv code from bind/listen (UV_EADDRINUSE, ...). */
 int apns_mock_start(apns_mock **out, uv_loop_t *loop, const apns_mock_options *opts, char *errbuf, size_t errlen);
 

@@ -15,23 +15,33 @@
 
 static const char usage[] =
     "usage: apns-mock [options]\n"
-    "An APNs look-alike HTTP/2 server for tests and benchmarks.\n"
+    "An APNs look-alike HTTP/2 server for tests and benchmarks, with Apple's checks (see tools/apns-mock/mock.h).\n"
     "\n"
     "  --listen HOST:PORT        address to listen on (default 127.0.0.1:0; [::1]:PORT for IPv6). With port 0\n"
     "                            the bound port is printed alone on the first line of stdout\n"
     "  --cert FILE --key FILE    server certificate chain and key (PEM)\n"
     "  --ca FILE                 require client certificates signed by this CA\n"
     "  --self-signed DIR         make a throwaway CA, server and client certificates (ca.pem, server.pem,\n"
-    "                            server-key.pem, client.pem, client-key.pem) in DIR and use them; client\n"
-    "                            certificates are then required unless --no-client-auth\n"
+    "                            server-key.pem, client.pem, client-key.pem) and a provider-token key\n"
+    "                            (token-key.p8, PKCS#8 as Apple's .p8) in DIR and use them: client certificates\n"
+    "                            are required unless --no-client-auth, and the token key is registered under\n"
+    "                            --token-key-id unless --no-token-auth\n"
     "  --topic TOPIC             client certificate's topic for --self-signed (default com.example.app)\n"
     "  --no-client-auth          with --self-signed: do not ask for client certificates\n"
+    "  --token-key-id ID         key id of --self-signed's token-key.p8 (default ABC123DEFG)\n"
+    "  --no-token-auth           with --self-signed: write token-key.p8 but ask for no tokens\n"
+    "  --token-key KEYID=FILE    verify provider tokens whose kid is KEYID with FILE (a .p8 private key or a public\n"
+    "                            key PEM); repeatable. Connections without a client certificate then need\n"
+    "                            'authorization: bearer <JWT>' (ES256) and get 403 MissingProviderToken,\n"
+    "                            InvalidProviderToken, ExpiredProviderToken (iat over an hour old),\n"
+    "                            UnrelatedKeyIdInToken, or 429 TooManyProviderTokenUpdates (a new token within\n"
+    "                            20 minutes of the last); they start at 1 stream, max-streams after their first 200\n"
     "  --no-tls                  plain-TCP HTTP/2 (h2c with prior knowledge)\n"
     "  --bad-prefix P            tokens starting with P get 400 BadDeviceToken\n"
     "  --unregistered-prefix P   tokens starting with P get 410 Unregistered\n"
     "  --delay-ms N              hold every response N ms\n"
     "  --max-streams N           SETTINGS_MAX_CONCURRENT_STREAMS (default 1000)\n"
-    "  --streams A,B             A streams until a connection's first response, then B\n"
+    "  --streams A,B             A streams until a connection's first response, then B (not for token connections)\n"
     "  --goaway-after N          GOAWAY after N requests on a connection\n"
     "  --goaway-reason TEXT      its debug data's reason (default Shutdown)\n"
     "  --drop-after N            close a connection without GOAWAY after answering N requests\n"
@@ -56,6 +66,9 @@ enum {
   OPT_GOAWAY_REASON,
   OPT_DROP_AFTER,
   OPT_PAUSE,
+  OPT_TOKEN_KEY,
+  OPT_TOKEN_KEY_ID,
+  OPT_NO_TOKEN_AUTH,
   OPT_HELP,
 };
 
@@ -77,9 +90,14 @@ static const struct option longopts[] = {
     {"goaway-reason", required_argument, NULL, OPT_GOAWAY_REASON},
     {"drop-after", required_argument, NULL, OPT_DROP_AFTER},
     {"pause", no_argument, NULL, OPT_PAUSE},
+    {"token-key", required_argument, NULL, OPT_TOKEN_KEY},
+    {"token-key-id", required_argument, NULL, OPT_TOKEN_KEY_ID},
+    {"no-token-auth", no_argument, NULL, OPT_NO_TOKEN_AUTH},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
+
+#define MAX_TOKEN_KEYS 16
 
 typedef struct {
   uv_signal_t sig[4];
@@ -153,6 +171,7 @@ static int self_signed(const char *dir, const char *topic, apns__certgen_result 
   apns__certgen_options co;
   memset(&co, 0, sizeof co);
   co.topic = topic;
+  co.token_key = 1;
   if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
     fprintf(stderr, "apns-mock: mkdir %s: %s\n", dir, strerror(errno));
     return -1;
@@ -169,8 +188,10 @@ static int self_signed(const char *dir, const char *topic, apns__certgen_result 
 int main(int argc, char **argv) {
   apns_mock_options o;
   apns_mock_options_init(&o);
-  const char *self_dir = NULL, *topic = "com.example.app";
-  int no_client_auth = 0, no_tls = 0, c;
+  const char *self_dir = NULL, *topic = "com.example.app", *token_key_id = "ABC123DEFG";
+  int no_client_auth = 0, no_tls = 0, no_token_auth = 0, c;
+  apns_mock_token_key keys[MAX_TOKEN_KEYS + 1];
+  size_t nkeys = 0;
   char *listen_spec = NULL;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
@@ -235,6 +256,26 @@ int main(int argc, char **argv) {
     case OPT_PAUSE:
       o.paused = 1;
       break;
+    case OPT_TOKEN_KEY: {
+      char *eq = strchr(optarg, '=');
+      if (eq == NULL || eq == optarg || eq[1] == '\0') {
+        fprintf(stderr, "apns-mock: --token-key wants KEYID=FILE, got %s\n", optarg);
+        return 2;
+      }
+      if (nkeys == MAX_TOKEN_KEYS) {
+        fprintf(stderr, "apns-mock: at most %d --token-key\n", MAX_TOKEN_KEYS);
+        return 2;
+      }
+      *eq = '\0';
+      keys[nkeys++] = (apns_mock_token_key){.key_id = optarg, .file = eq + 1};
+      break;
+    }
+    case OPT_TOKEN_KEY_ID:
+      token_key_id = optarg;
+      break;
+    case OPT_NO_TOKEN_AUTH:
+      no_token_auth = 1;
+      break;
     case 'h':
     case OPT_HELP:
       fputs(usage, stdout);
@@ -269,7 +310,10 @@ int main(int argc, char **argv) {
     o.cert_pem = certs.server_cert;
     o.key_pem = certs.server_key;
     if (!no_client_auth) o.ca_pem = certs.ca_cert;
+    if (!no_token_auth) keys[nkeys++] = (apns_mock_token_key){.key_id = token_key_id, .pem = certs.token_key};
   }
+  o.token_keys = keys;
+  o.num_token_keys = nkeys;
 
   /* A client that goes away mid-write must cost an EPIPE, not the process. */
   signal(SIGPIPE, SIG_IGN);

@@ -4,26 +4,53 @@
  * through a free list, response header values point into the record (NO_COPY), held responses wait in a FIFO
  * (the delay is the same for all, so arrival order is due order) that a reset stream leaves in O(1). Output is
  * gathered from nghttp2 into one plaintext block and encrypted with one apns__tls_write call, which cuts it into
- * as few full-size records as fit. */
+ * as few full-size records as fit.
+ *
+ * Token auth costs one ECDSA verification per different token, not per request: a request whose authorization
+ * equals the connection's current token (compared byte for byte when its header arrives) skips verification, as
+ * APNs does. Only a different token is copied (with its claims) until its request completes. */
 #include "mock_server.h"
 
 #include "alloc.h"
+#include "jwt.h"
 #include "tls.h"
 
 #include <nghttp2/nghttp2.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define MOCK_SLAB 64
 #define MOCK_BODY_CAP 160
 #define MOCK_REASON_MAX 100
-#define MOCK_PAYLOAD_MAX 4096
-#define MOCK_PAYLOAD_MAX_VOIP 5120
 #define MOCK_CONN_WINDOW (1 << 20)
+#define MOCK_TOKEN_MAX_AGE 3600    /* seconds: an older iat is ExpiredProviderToken */
+#define MOCK_TOKEN_MIN_UPDATE 1200 /* seconds: a different token sooner is TooManyProviderTokenUpdates */
+#define MOCK_PRIORITY_BAD 255
 
 enum { TOKEN_OK = 0, TOKEN_MISSING, TOKEN_BAD, TOKEN_UNREGISTERED };
+/* The authorization of a request on a token connection. */
+enum { AUTH_NONE = 0, AUTH_SAME, AUTH_NEW, AUTH_BAD };
+/* Headers a request may carry once. */
+enum {
+  HDR_ID = 1 << 0,
+  HDR_TOPIC = 1 << 1,
+  HDR_PRIORITY = 1 << 2,
+  HDR_PUSH_TYPE = 1 << 3,
+  HDR_EXPIRATION = 1 << 4,
+  HDR_COLLAPSE = 1 << 5,
+  HDR_AUTH = 1 << 6,
+};
+
+/* A verified token that differs from the connection's current one: kept until its request is decided, then it
+ * becomes the current token or is dropped. */
+typedef struct mock_token {
+  apns__jwt_claims claims;
+  size_t len;
+  char text[]; /* NUL-terminated */
+} mock_token;
 
 /* What the on_request hook needs kept: only gathered when the hook is set. */
 typedef struct mock_capture {
@@ -38,15 +65,24 @@ typedef struct mock_stream mock_stream;
 struct mock_stream {
   mock_stream *next, *prev; /* held FIFO, or the free list (next only) */
   int32_t id;
-  uint8_t post, path_ok, token, id_bad, voip, held, answered;
+  uint8_t post, path_ok, token, id_bad, held, answered;
+  uint8_t seen, dup; /* HDR_* bits; dup: one of them came twice */
+  uint8_t push_type, push_type_bad;
+  uint8_t priority; /* 0: absent; 1, 5, 10; MOCK_PRIORITY_BAD */
+  uint8_t topic_given, topic_bad, collapse_bad, expiration_bad;
+  uint8_t auth, auth_ok; /* AUTH_*; auth_ok: the token passed every check */
   int status;
   uint64_t body_len;
   uint64_t due;
+  uint64_t token_gen; /* AUTH_SAME: the connection's token generation at the header */
   mock_capture *cap;
+  mock_token *tok; /* AUTH_NEW */
   char status_text[4];
   char apns_id[37];
   size_t resp_len, resp_off;
   char resp[MOCK_BODY_CAP];
+  /* Not cleared by stream_get: only valid when topic_given. */
+  char topic[APNS_TOPIC_MAX + 1];
 };
 
 typedef struct mock_slab {
@@ -56,6 +92,7 @@ typedef struct mock_slab {
 
 struct apns__mock_conn {
   const apns_mock_options *opts;
+  const apns__jwt_verifier *jwt;
   apns_mock_stats *stats;
   apns__tls *tls;
   nghttp2_session *h2;
@@ -68,6 +105,14 @@ struct apns__mock_conn {
   uint64_t answering; /* responses submitted whose stream is not closed yet */
   int32_t goaway_sid; /* > 0 once GOAWAY is submitted: streams above are not answered */
   int paused, dropping, failed, peer_closed, raised;
+  int started;            /* the first SETTINGS are submitted (after the TLS handshake) */
+  int token_conn;         /* token auth applies: token keys, and no client certificate with a UID */
+  const char *cert_uid;   /* the client certificate's UID (owned by tls), or NULL */
+  mock_token *cur;        /* the current (last accepted) provider token */
+  int64_t cur_since;      /* when it was accepted, on the wall clock */
+  uint64_t token_gen;     /* bumped each time a token is accepted */
+  char kid[64], team[64]; /* bound by the first accepted token */
+  uint64_t open_streams;  /* request streams open now */
   size_t prefix_bad_len, prefix_unreg_len;
   uint8_t *out; /* plaintext gathered from nghttp2 */
   size_t out_len, out_cap;
@@ -145,10 +190,15 @@ static size_t json_escape(char *dst, size_t cap, const char *text, size_t max_in
   return n;
 }
 
-static int64_t wall_ms(void) {
+static int64_t wall_ms(const apns__mock_conn *c) {
+  if (c->opts->clock != NULL) return c->opts->clock(c->opts->data) * 1000;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_s(const apns__mock_conn *c) {
+  return c->opts->clock != NULL ? c->opts->clock(c->opts->data) : (int64_t)time(NULL);
 }
 
 static void set_error(apns__mock_conn *c, const char *what, const char *detail) {
@@ -190,7 +240,8 @@ static mock_stream *stream_get(apns__mock_conn *c) {
     slab->next = c->slabs;
     c->slabs = slab;
     for (int i = MOCK_SLAB - 1; i >= 0; i--) {
-      slab->streams[i].cap = NULL; /* apns__mock_conn_free looks at every record's capture */
+      slab->streams[i].cap = NULL; /* apns__mock_conn_free looks at every record's capture and token */
+      slab->streams[i].tok = NULL;
       slab->streams[i].next = c->free_streams;
       c->free_streams = &slab->streams[i];
     }
@@ -204,6 +255,8 @@ static mock_stream *stream_get(apns__mock_conn *c) {
 static void stream_put(apns__mock_conn *c, mock_stream *s) {
   capture_free(s->cap);
   s->cap = NULL;
+  apns__free(s->tok);
+  s->tok = NULL;
   s->next = c->free_streams;
   c->free_streams = s;
 }
@@ -284,12 +337,22 @@ static int submit_response(apns__mock_conn *c, mock_stream *s) {
   c->answering++;
   c->stats->responses++;
   c->stats->status[s->status]++;
-  /* The first answer lifts the stream limit, as APNs does once a connection has proven itself. */
-  if (!c->raised) {
+  /* The first answer lifts the stream limit, as APNs does once a connection has proven itself; a token
+   * connection proves itself with a 200 to a request whose token was accepted. */
+  if (!c->raised && !c->token_conn) {
     c->raised = 1;
     uint32_t after = c->opts->streams_after;
     if (after != 0 && after != c->opts->max_streams) {
       nghttp2_settings_entry e = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, after};
+      rv = nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, &e, 1);
+      if (rv != 0) return rv;
+    }
+  } else if (!c->raised && s->auth_ok && s->status == 200) {
+    c->raised = 1;
+    c->stats->streams_raised++;
+    uint32_t max = c->opts->max_streams ? c->opts->max_streams : 1000;
+    if (max != 1) {
+      nghttp2_settings_entry e = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max};
       rv = nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, &e, 1);
       if (rv != 0) return rv;
     }
@@ -312,6 +375,124 @@ static void set_answer(mock_stream *s, int status, const char *reason, int64_t t
   }
 }
 
+/* ---- Apple's checks (the order is documented in mock.h) ---- */
+
+/* Token connections: the authorization of s against the connection's state. 0 when it passes (and a different
+ * token is then the connection's current one), else the status, with *reason. */
+static int check_auth(apns__mock_conn *c, mock_stream *s, const char **reason) {
+  int64_t now = wall_s(c);
+  if (s->auth == AUTH_NONE) {
+    *reason = "MissingProviderToken";
+    return 403;
+  }
+  if (s->auth == AUTH_BAD) {
+    *reason = "InvalidProviderToken";
+    return 403;
+  }
+  if (s->auth == AUTH_SAME) {
+    /* The current token at its header, replaced since: an older token is a different one. */
+    if (s->token_gen != c->token_gen) {
+      *reason = "TooManyProviderTokenUpdates";
+      return 429;
+    }
+    if (now - c->cur->claims.iat > MOCK_TOKEN_MAX_AGE) {
+      *reason = "ExpiredProviderToken";
+      return 403;
+    }
+    s->auth_ok = 1;
+    return 0;
+  }
+  mock_token *t = s->tok;
+  if (now - t->claims.iat > MOCK_TOKEN_MAX_AGE) {
+    *reason = "ExpiredProviderToken";
+    return 403;
+  }
+  /* Became the current token while this request was on its way. */
+  if (c->cur != NULL && c->cur->len == t->len && memcmp(c->cur->text, t->text, t->len) == 0) {
+    s->auth_ok = 1;
+    return 0;
+  }
+  if (c->kid[0] != '\0' && strcmp(t->claims.kid, c->kid) != 0) {
+    *reason = "UnrelatedKeyIdInToken";
+    return 403;
+  }
+  if (c->team[0] != '\0' && strcmp(t->claims.iss, c->team) != 0) {
+    *reason = "InvalidProviderToken";
+    return 403;
+  }
+  if (c->cur != NULL && now - c->cur_since < MOCK_TOKEN_MIN_UPDATE) {
+    *reason = "TooManyProviderTokenUpdates";
+    return 429;
+  }
+  if (c->kid[0] == '\0') {
+    memcpy(c->kid, t->claims.kid, sizeof c->kid);
+    memcpy(c->team, t->claims.iss, sizeof c->team);
+  }
+  apns__free(c->cur);
+  c->cur = t;
+  s->tok = NULL;
+  c->cur_since = now;
+  c->token_gen++;
+  c->stats->tokens_accepted++;
+  s->auth_ok = 1;
+  return 0;
+}
+
+static int ends_with(const char *s, size_t len, const char *suffix) {
+  size_t n = strlen(suffix);
+  return len >= n && memcmp(s + len - n, suffix, n) == 0;
+}
+
+/* A certificate covers its UID and the UID plus any of Apple's push-type suffixes (multi-topic certificates). */
+static int topic_in_cert(const char *uid, const char *topic, size_t len) {
+  size_t ulen = strlen(uid);
+  if (len < ulen || memcmp(topic, uid, ulen) != 0) return 0;
+  if (len == ulen) return 1;
+  for (int t = APNS_PUSH_TYPE_ALERT; t < APNS__PUSH_TYPE_COUNT; t++) {
+    const char *sfx = apns_push_type_topic_suffix((apns_push_type)t);
+    if (*sfx != '\0' && strlen(sfx) == len - ulen && memcmp(topic + ulen, sfx, len - ulen) == 0) return 1;
+  }
+  return 0;
+}
+
+/* The answer to a complete request: its status, and *reason (NULL for 200). */
+static int decide(apns__mock_conn *c, mock_stream *s, const char **reason) {
+  int st;
+  *reason = NULL;
+  if (!s->path_ok) return *reason = "BadPath", 404;
+  if (!s->post) return *reason = "MethodNotAllowed", 405;
+  if (s->dup) return *reason = "DuplicateHeaders", 400;
+  if (c->token_conn && (st = check_auth(c, s, reason)) != 0) return st;
+  if (s->token == TOKEN_MISSING) return *reason = "MissingDeviceToken", 400;
+  if (s->token == TOKEN_BAD) return *reason = "BadDeviceToken", 400;
+  if (s->id_bad) return *reason = "BadMessageId", 400;
+  if (s->push_type_bad) return *reason = "InvalidPushType", 400;
+  apns_push_type type = s->push_type ? (apns_push_type)s->push_type : APNS_PUSH_TYPE_ALERT;
+  if (s->priority == MOCK_PRIORITY_BAD || (s->priority != 0 && apns_validate_priority(s->priority, type) != 0))
+    return *reason = "BadPriority", 400;
+  const char *topic = NULL;
+  size_t topic_len = 0;
+  if (s->topic_given) {
+    if (s->topic_bad) return *reason = "BadTopic", 400;
+    topic = s->topic;
+    topic_len = strlen(topic);
+    if (c->cert_uid != NULL && !topic_in_cert(c->cert_uid, topic, topic_len)) return *reason = "BadTopic", 400;
+  } else if (c->token_conn) {
+    return *reason = "MissingTopic", 400;
+  } else if (c->cert_uid != NULL) {
+    topic = c->cert_uid;
+    topic_len = strlen(topic);
+  }
+  if (topic != NULL && !ends_with(topic, topic_len, apns_push_type_topic_suffix(type)))
+    return *reason = "DeviceTokenNotForTopic", 400;
+  if (s->collapse_bad) return *reason = "BadCollapseId", 400;
+  if (s->expiration_bad) return *reason = "BadExpirationDate", 400;
+  if (s->body_len == 0) return *reason = "PayloadEmpty", 400;
+  if (s->body_len > apns_payload_limit(type)) return *reason = "PayloadTooLarge", 413;
+  if (s->token == TOKEN_UNREGISTERED) return *reason = "Unregistered", 410;
+  return 200;
+}
+
 /* The request on s is complete: decide, then answer now or hold. */
 static int on_request_done(apns__mock_conn *c, mock_stream *s) {
   const apns_mock_options *o = c->opts;
@@ -323,26 +504,8 @@ static int on_request_done(apns__mock_conn *c, mock_stream *s) {
   uint64_t seq = ++c->requests;
   c->stats->requests++;
 
-  int status = 200;
-  const char *reason = NULL;
-  uint64_t limit = s->voip ? MOCK_PAYLOAD_MAX_VOIP : MOCK_PAYLOAD_MAX;
-  if (!s->path_ok) {
-    status = 404, reason = "BadPath";
-  } else if (!s->post) {
-    status = 405, reason = "MethodNotAllowed";
-  } else if (s->token == TOKEN_MISSING) {
-    status = 400, reason = "MissingDeviceToken";
-  } else if (s->token == TOKEN_BAD) {
-    status = 400, reason = "BadDeviceToken";
-  } else if (s->id_bad) {
-    status = 400, reason = "BadMessageId";
-  } else if (s->body_len == 0) {
-    status = 400, reason = "PayloadEmpty";
-  } else if (s->body_len > limit) {
-    status = 413, reason = "PayloadTooLarge";
-  } else if (s->token == TOKEN_UNREGISTERED) {
-    status = 410, reason = "Unregistered";
-  }
+  const char *reason;
+  int status = decide(c, s, &reason);
   if (s->id_bad || s->apns_id[0] == '\0') apns__mock_uuid(&c->rng, s->apns_id);
 
   if (o->on_request != NULL) {
@@ -381,12 +544,12 @@ static int on_request_done(apns__mock_conn *c, mock_stream *s) {
     req.reason = reason;
     o->on_request(o->data, &req);
     status = req.status;
-    set_answer(s, status, req.reason, status == 410 ? wall_ms() : 0);
+    set_answer(s, status, req.reason, status == 410 ? wall_ms(c) : 0);
     if (hdrs != stackh) apns__free(hdrs);
     capture_free(s->cap);
     s->cap = NULL;
   } else {
-    set_answer(s, status, reason, status == 410 ? wall_ms() : 0);
+    set_answer(s, status, reason, status == 410 ? wall_ms(c) : 0);
   }
 
   int rv;
@@ -428,9 +591,11 @@ static int cb_begin_headers(nghttp2_session *h2, const nghttp2_frame *frame, voi
   mock_stream *s = stream_get(c);
   if (s == NULL) return NGHTTP2_ERR_CALLBACK_FAILURE;
   s->id = frame->hd.stream_id;
+  if (++c->open_streams > c->stats->max_concurrent) c->stats->max_concurrent = c->open_streams;
   if (c->opts->on_request != NULL) {
     s->cap = apns__calloc(1, sizeof *s->cap);
     if (s->cap == NULL) {
+      c->open_streams--;
       stream_put(c, s);
       return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
@@ -464,6 +629,53 @@ static void classify_path(apns__mock_conn *c, mock_stream *s, const uint8_t *v, 
     s->token = TOKEN_UNREGISTERED;
 }
 
+/* Marks a header as seen; non-zero (and the request is DuplicateHeaders) when it was already. */
+static int seen_twice(mock_stream *s, uint8_t bit) {
+  if (s->seen & bit) {
+    s->dup = 1;
+    return 1;
+  }
+  s->seen |= bit;
+  return 0;
+}
+
+/* The authorization header of a token connection: the current token is recognised by its bytes; a different one
+ * is verified now (the signature does not depend on the connection) and kept for the decision. */
+static int auth_header(apns__mock_conn *c, mock_stream *s, const char *v, size_t len) {
+  if (!c->token_conn) return 0;
+  if (len < 7 || strncasecmp(v, "bearer ", 7) != 0) {
+    s->auth = AUTH_BAD;
+    return 0;
+  }
+  v += 7, len -= 7;
+  if (c->cur != NULL && c->cur->len == len && memcmp(c->cur->text, v, len) == 0) {
+    s->auth = AUTH_SAME;
+    s->token_gen = c->token_gen;
+    return 0;
+  }
+  if (len == 0 || len > APNS__JWT_MAX_LEN) {
+    s->auth = AUTH_BAD;
+    return 0;
+  }
+  mock_token *t = apns__malloc(sizeof *t + len + 1);
+  if (t == NULL) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  int st = apns__jwt_verify(c->jwt, v, len, &t->claims);
+  if (st != APNS__JWT_VALID) {
+    apns__free(t);
+    if (st < 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    s->auth = AUTH_BAD;
+    return 0;
+  }
+  memcpy(t->text, v, len);
+  t->text[len] = '\0';
+  t->len = len;
+  s->tok = t;
+  s->auth = AUTH_NEW;
+  return 0;
+}
+
+#define NAME_IS(lit) (namelen == sizeof(lit) - 1 && memcmp(name, lit, sizeof(lit) - 1) == 0)
+
 static int cb_header(nghttp2_session *h2, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
                      const uint8_t *value, size_t valuelen, uint8_t flags, void *ud) {
   (void)flags;
@@ -473,20 +685,59 @@ static int cb_header(nghttp2_session *h2, const nghttp2_frame *frame, const uint
   if (s == NULL) return 0;
   if (s->cap != NULL && capture_append(s->cap, name, namelen, value, valuelen) != 0)
     return NGHTTP2_ERR_CALLBACK_FAILURE;
-  if (namelen == 7 && memcmp(name, ":method", 7) == 0) {
+  if (NAME_IS(":method")) {
     s->post = valuelen == 4 && memcmp(value, "POST", 4) == 0;
-  } else if (namelen == 5 && memcmp(name, ":path", 5) == 0) {
+  } else if (NAME_IS(":path")) {
     classify_path(c, s, value, valuelen);
-  } else if (namelen == 7 && memcmp(name, "apns-id", 7) == 0) {
+  } else if (NAME_IS("apns-id")) {
+    if (seen_twice(s, HDR_ID)) return 0;
     if (apns__mock_uuid_valid((const char *)value, valuelen)) {
       memcpy(s->apns_id, value, 36);
       s->apns_id[36] = '\0';
-      s->id_bad = 0;
     } else {
       s->id_bad = 1;
     }
-  } else if (namelen == 14 && memcmp(name, "apns-push-type", 14) == 0) {
-    s->voip = valuelen == 4 && memcmp(value, "voip", 4) == 0;
+  } else if (NAME_IS("apns-push-type")) {
+    char buf[16];
+    apns_push_type type;
+    if (seen_twice(s, HDR_PUSH_TYPE)) return 0;
+    if (valuelen < sizeof buf) {
+      memcpy(buf, value, valuelen);
+      buf[valuelen] = '\0';
+    }
+    if (valuelen < sizeof buf && apns_push_type_from_string(buf, &type) == 0)
+      s->push_type = (uint8_t)type;
+    else
+      s->push_type_bad = 1;
+  } else if (NAME_IS("apns-priority")) {
+    if (seen_twice(s, HDR_PRIORITY)) return 0;
+    if (valuelen == 1 && (value[0] == '1' || value[0] == '5'))
+      s->priority = (uint8_t)(value[0] - '0');
+    else if (valuelen == 2 && value[0] == '1' && value[1] == '0')
+      s->priority = 10;
+    else
+      s->priority = MOCK_PRIORITY_BAD;
+  } else if (NAME_IS("apns-topic")) {
+    if (seen_twice(s, HDR_TOPIC)) return 0;
+    s->topic_given = 1;
+    if (valuelen > APNS_TOPIC_MAX) {
+      s->topic_bad = 1;
+    } else {
+      memcpy(s->topic, value, valuelen);
+      s->topic[valuelen] = '\0';
+      s->topic_bad = apns_validate_topic(s->topic) != 0 || strlen(s->topic) != valuelen;
+    }
+  } else if (NAME_IS("apns-collapse-id")) {
+    if (seen_twice(s, HDR_COLLAPSE)) return 0;
+    s->collapse_bad = valuelen == 0 || valuelen > APNS_COLLAPSE_ID_MAX;
+  } else if (NAME_IS("apns-expiration")) {
+    if (seen_twice(s, HDR_EXPIRATION)) return 0;
+    s->expiration_bad = valuelen == 0 || valuelen > 19;
+    for (size_t i = 0; i < valuelen; i++)
+      if (value[i] < '0' || value[i] > '9') s->expiration_bad = 1;
+  } else if (NAME_IS("authorization")) {
+    if (seen_twice(s, HDR_AUTH)) return 0;
+    return auth_header(c, s, (const char *)value, valuelen);
   }
   return 0;
 }
@@ -530,6 +781,7 @@ static int cb_stream_close(nghttp2_session *h2, int32_t stream_id, uint32_t erro
   if (s == NULL) return 0;
   if (s->held) held_unlink(c, s);
   if (s->answered) c->answering--;
+  c->open_streams--;
   nghttp2_session_set_stream_user_data(h2, stream_id, NULL);
   stream_put(c, s);
   return 0;
@@ -537,8 +789,26 @@ static int cb_stream_close(nghttp2_session *h2, int32_t stream_id, uint32_t erro
 
 /* ---- the connection ---- */
 
+/* The first SETTINGS, once the client certificate (if any) is known: token connections start at one stream. */
+static int start_h2(apns__mock_conn *c) {
+  const apns_mock_options *opts = c->opts;
+  c->started = 1;
+  c->cert_uid = c->tls != NULL ? apns__tls_peer_uid(c->tls) : NULL;
+  c->token_conn = c->jwt != NULL && c->cert_uid == NULL;
+  nghttp2_settings_entry iv[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->token_conn       ? 1
+                                                : opts->max_streams ? opts->max_streams
+                                                                    : 1000},
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+  };
+  if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, 2) != 0) return APNS_ENOMEM;
+  /* A wide connection window, so a thousand streams of payload are not held back by 64 KiB. */
+  if (nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, MOCK_CONN_WINDOW) != 0) return APNS_ENOMEM;
+  return 0;
+}
+
 int apns__mock_conn_new(apns__mock_conn **out, const apns_mock_options *opts, struct apns__tls_config *tls,
-                        apns_mock_stats *stats, uint64_t seed) {
+                        const struct apns__jwt_verifier *jwt, apns_mock_stats *stats, uint64_t seed) {
   nghttp2_session_callbacks *cbs = NULL;
   nghttp2_option *h2opt = NULL;
   int rv = APNS_ENOMEM;
@@ -547,6 +817,7 @@ int apns__mock_conn_new(apns__mock_conn **out, const apns_mock_options *opts, st
   apns__mock_conn *c = apns__calloc(1, sizeof *c);
   if (c == NULL) return APNS_ENOMEM;
   c->opts = opts;
+  c->jwt = jwt;
   c->stats = stats;
   c->rng = seed;
   c->paused = opts->paused;
@@ -579,13 +850,7 @@ int apns__mock_conn_new(apns__mock_conn **out, const apns_mock_options *opts, st
   nghttp2_option_del(h2opt);
   h2opt = NULL;
 
-  nghttp2_settings_entry iv[] = {
-      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, opts->max_streams ? opts->max_streams : 1000},
-      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
-  };
-  if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, 2) != 0) goto fail;
-  /* A wide connection window, so a thousand streams of payload are not held back by 64 KiB. */
-  if (nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, MOCK_CONN_WINDOW) != 0) goto fail;
+  if (c->tls == NULL && start_h2(c) != 0) goto fail;
   *out = c;
   return 0;
 
@@ -603,9 +868,13 @@ void apns__mock_conn_free(apns__mock_conn *c) {
   apns__tls_free(c->tls);
   for (mock_slab *slab = c->slabs, *next; slab != NULL; slab = next) {
     next = slab->next;
-    for (int i = 0; i < MOCK_SLAB; i++) capture_free(slab->streams[i].cap);
+    for (int i = 0; i < MOCK_SLAB; i++) {
+      capture_free(slab->streams[i].cap);
+      apns__free(slab->streams[i].tok);
+    }
     apns__free(slab);
   }
+  apns__free(c->cur);
   apns__free(c->out);
   apns__free(c);
 }
@@ -639,6 +908,11 @@ int apns__mock_conn_feed(apns__mock_conn *c, const uint8_t *data, size_t len, ui
       set_error(c, "TLS handshake", apns__tls_error(c->tls));
       return rv;
     }
+  }
+  if (!c->started && (rv = start_h2(c)) != 0) {
+    c->failed = 1;
+    set_error(c, "HTTP/2", "out of memory");
+    return rv;
   }
   uint8_t buf[16384];
   for (;;) {

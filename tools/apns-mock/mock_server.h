@@ -12,14 +12,17 @@
 #include <stdint.h>
 
 struct apns__tls_config;
+struct apns__jwt_verifier;
 typedef struct apns__mock_conn apns__mock_conn;
 
 #define APNS__MOCK_NEVER UINT64_MAX
 
-/* opts and stats must outlive the connection (stats is shared by a server's connections). tls NULL: plaintext
- * HTTP/2 (h2c with prior knowledge). seed feeds the generator of apns-ids. Returns 0, APNS_ENOMEM, APNS_ETLS. */
+/* opts, jwt and stats must outlive the connection (stats is shared by a server's connections). tls NULL:
+ * plaintext HTTP/2 (h2c with prior knowledge). jwt: the token keys (opts->token_keys is not looked at here); NULL
+ * for no token auth. seed feeds the generator of apns-ids. The first SETTINGS go out once TLS is up (token auth
+ * depends on the client certificate). Returns 0, APNS_ENOMEM, APNS_ETLS. */
 int apns__mock_conn_new(apns__mock_conn **out, const apns_mock_options *opts, struct apns__tls_config *tls,
-                        apns_mock_stats *stats, uint64_t seed);
+                        const struct apns__jwt_verifier *jwt, apns_mock_stats *stats, uint64_t seed);
 void apns__mock_conn_free(apns__mock_conn *conn); /* NULL is fine */
 
 /* Bytes from the client; now_ms is the caller's clock. Returns 0, or a fatal error (APNS_ETLS, APNS_ECERTVERIFY,
