@@ -201,7 +201,29 @@ static int64_t rss_bytes(void) {
   return (int64_t)res * sysconf(_SC_PAGESIZE);
 }
 
+/* The mock's CPU seconds so far (user + system), from /proc; -1 when unknown. */
+static pid_t mock_pid_for_cpu(void);
+static double server_cpu_s(void) {
+  char p[64], buf[1024];
+  pid_t pid = mock_pid_for_cpu();
+  if (pid <= 0) return -1;
+  snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(p, "r");
+  if (f == NULL) return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *q = strrchr(buf, ')'); /* the command name may hold spaces */
+  unsigned long ut, st;
+  if (q == NULL || sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) return -1;
+  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 /* ---- the mock as a child process -------------------------------------------------------------------------------- */
+
+static pid_t mock_pid_for_cpu(void) {
+  return mock_pid;
+}
 
 static void mock_stop(void) {
   if (mock_pid <= 0) return;
@@ -290,6 +312,7 @@ typedef struct {
   int ok_run;           /* every notification accepted */
   uint64_t n, accepted, failed;
   double wall_s, rate, cpu_us; /* cpu per notification */
+  double server_cpu_us;        /* the mock's CPU per notification, -1 when unknown */
   double allocs, uv_allocs;    /* per notification */
   double p50, p99, p999, max;  /* microseconds */
   long max_rss_kb;
@@ -446,7 +469,7 @@ static our_result run_ours(unsigned conns, uint64_t n, uint64_t window, double r
   uv_timer_start(&r.guard, on_guard, bound_ms, 0);
 
   uint64_t a0 = count_apns.allocs, u0 = count_uv.allocs;
-  double c0 = cpu_s(RUSAGE_SELF), t0 = now_s();
+  double s0 = server_cpu_s(), c0 = cpu_s(RUSAGE_SELF), t0 = now_s();
   if (rate > 0) {
     r.pace_start = uv_hrtime();
     uv_timer_start(&r.pace, on_pace, 1, 1);
@@ -455,7 +478,7 @@ static our_result run_ours(unsigned conns, uint64_t n, uint64_t window, double r
     while (r.posted < n && r.posted < window) post_one(&r);
   }
   while (r.completed < n && !r.timed_out) uv_run(&r.loop, UV_RUN_ONCE);
-  double t1 = now_s(), c1 = cpu_s(RUSAGE_SELF);
+  double t1 = now_s(), c1 = cpu_s(RUSAGE_SELF), s1 = server_cpu_s();
   uint64_t a1 = count_apns.allocs, u1 = count_uv.allocs;
   uv_timer_stop(&r.pace);
   uv_timer_stop(&r.guard);
@@ -471,6 +494,7 @@ static our_result run_ours(unsigned conns, uint64_t n, uint64_t window, double r
   out.wall_s = t1 - t0;
   out.rate = out.wall_s > 0 ? (double)r.completed / out.wall_s : 0;
   out.cpu_us = r.completed ? (c1 - c0) * 1e6 / (double)r.completed : 0;
+  out.server_cpu_us = s0 >= 0 && s1 >= 0 && r.completed ? (s1 - s0) * 1e6 / (double)r.completed : -1;
   out.allocs = r.completed ? (double)(a1 - a0) / (double)r.completed : 0;
   out.uv_allocs = r.completed ? (double)(u1 - u0) / (double)r.completed : 0;
   out.p50 = h_pct_us(h, 50);
@@ -539,6 +563,7 @@ typedef struct {
   int ran, exit_status;
   uint64_t succeeded, failed;
   double rate, cpu_s, cpu_us, wall_s, mean_ms;
+  double server_cpu_us; /* the mock's, per request; -1 when unknown */
   char why[200];
 } h2_result;
 
@@ -567,7 +592,7 @@ static h2_result run_h2load_raw(unsigned conns, uint64_t n) {
   posix_spawn_file_actions_addclose(&fa, fds[0]);
   posix_spawn_file_actions_addclose(&fa, fds[1]);
   pid_t pid;
-  double t0 = now_s();
+  double s0 = server_cpu_s(), t0 = now_s();
   int rv = posix_spawn(&pid, cfg.h2load_bin, &fa, NULL, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
   close(fds[1]);
@@ -604,6 +629,8 @@ static h2_result run_h2load_raw(unsigned conns, uint64_t n) {
   while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
   }
   out.wall_s = now_s() - t0;
+  double s1 = server_cpu_s();
+  out.server_cpu_us = s0 >= 0 && s1 >= 0 ? (s1 - s0) * 1e6 / (double)n : -1;
   out.cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
               (double)ru.ru_stime.tv_usec / 1e6;
   out.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -686,7 +713,7 @@ static int h2load_available(void) {
 
 static comparison compare(unsigned conns, uint64_t n, unsigned runs) {
   comparison c;
-  double p50[16], p99[16], p999[16], mx[16], al[16], ual[16], h2mean[16];
+  double p50[16], p99[16], p999[16], mx[16], al[16], ual[16], h2mean[16], srv[16], h2srv[16];
   memset(&c, 0, sizeof c);
   c.conns = conns;
   c.n = n;
@@ -696,9 +723,11 @@ static comparison compare(unsigned conns, uint64_t n, unsigned runs) {
   for (unsigned i = 0; i < runs; i++) {
     our_result o = run_ours(conns, n, (uint64_t)conns * cfg.streams, 0);
     vlog("  libapns  c=%-2u n=%-8" PRIu64 " %10.0f notif/s  %6.2f us CPU/notif  p50 %8.0f us  p99 %8.0f us  "
-         "%.2f allocs/notif\n", conns, n, o.rate, o.cpu_us, o.p50, o.p99, o.allocs);
+         "%.2f allocs/notif  server %.2f us/notif\n", conns, n, o.rate, o.cpu_us, o.p50, o.p99, o.allocs,
+         o.server_cpu_us);
     c.rate_runs[i] = o.rate;
     c.cpu_runs[i] = o.cpu_us;
+    srv[i] = o.server_cpu_us;
     p50[i] = o.p50, p99[i] = o.p99, p999[i] = o.p999, mx[i] = o.max, al[i] = o.allocs, ual[i] = o.uv_allocs;
     c.accepted = o.accepted;
     c.ours.failed += o.failed;
@@ -707,8 +736,8 @@ static comparison compare(unsigned conns, uint64_t n, unsigned runs) {
     if (h2load_available()) {
       h2_result h = run_h2load(conns, n);
       if (h.ran)
-        vlog("  h2load   c=%-2u n=%-8" PRIu64 " %10.0f req/s    %6.2f us CPU/req    mean %7.0f us\n", conns, n,
-             h.rate, h.cpu_us, h.mean_ms * 1000);
+        vlog("  h2load   c=%-2u n=%-8" PRIu64 " %10.0f req/s    %6.2f us CPU/req    mean %7.0f us  server %.2f us/req\n",
+             conns, n, h.rate, h.cpu_us, h.mean_ms * 1000, h.server_cpu_us);
       else
         vlog("  h2load: %s\n", h.why);
       if (!h.ran || h.succeeded != n) {
@@ -718,6 +747,7 @@ static comparison compare(unsigned conns, uint64_t n, unsigned runs) {
       c.h2_rate_runs[i] = h.rate;
       c.h2_cpu_runs[i] = h.cpu_us;
       h2mean[i] = h.mean_ms;
+      h2srv[i] = h.server_cpu_us;
       c.h2.succeeded = h.succeeded;
       c.h2.failed += h.failed;
       c.h2.exit_status = h.exit_status ? h.exit_status : c.h2.exit_status;
@@ -734,10 +764,12 @@ static comparison compare(unsigned conns, uint64_t n, unsigned runs) {
   c.ours.max = median(mx, runs);
   c.ours.allocs = median(al, runs);
   c.ours.uv_allocs = median(ual, runs);
+  c.ours.server_cpu_us = median(srv, runs);
   if (c.h2.ran) {
     c.h2.rate = median(c.h2_rate_runs, runs);
     c.h2.cpu_us = median(c.h2_cpu_runs, runs);
     c.h2.mean_ms = median(h2mean, runs);
+    c.h2.server_cpu_us = median(h2srv, runs);
   }
   return c;
 }
@@ -754,9 +786,11 @@ static void json_comparison(const comparison *c) {
   printf("{\"connections\":%u,\"n\":%" PRIu64 ",\"runs\":%u,", c->conns, c->n, c->runs);
   printf("\"ours\":{\"accepted\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"all_accepted\":%s,\"rate\":%.1f,"
          "\"cpu_us_per_notification\":%.3f,\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f},"
-         "\"allocs_per_notification\":%.3f,\"uv_allocs_per_notification\":%.3f,\"peak_rss_kb\":%ld,",
+         "\"allocs_per_notification\":%.3f,\"uv_allocs_per_notification\":%.3f,\"peak_rss_kb\":%ld,"
+         "\"server_cpu_us_per_notification\":%.3f,",
          c->ours.accepted, c->ours.failed, c->all_ok ? "true" : "false", c->ours.rate, c->ours.cpu_us, c->ours.p50,
-         c->ours.p99, c->ours.p999, c->ours.max, c->ours.allocs, c->ours.uv_allocs, c->ours.max_rss_kb);
+         c->ours.p99, c->ours.p999, c->ours.max, c->ours.allocs, c->ours.uv_allocs, c->ours.max_rss_kb,
+         c->ours.server_cpu_us);
   json_runs("rate_runs", c->rate_runs, c->runs);
   printf(",");
   json_runs("cpu_runs", c->cpu_runs, c->runs);
@@ -767,9 +801,9 @@ static void json_comparison(const comparison *c) {
                                                                   : "h2load not found");
   } else {
     printf("{\"ran\":true,\"ok\":%s,\"succeeded\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"rate\":%.1f,"
-           "\"cpu_us_per_notification\":%.3f,\"mean_latency_us\":%.1f,",
+           "\"cpu_us_per_notification\":%.3f,\"mean_latency_us\":%.1f,\"server_cpu_us_per_notification\":%.3f,",
            c->h2_ok ? "true" : "false", c->h2.succeeded, c->h2.failed, c->h2.rate, c->h2.cpu_us,
-           c->h2.mean_ms * 1000);
+           c->h2.mean_ms * 1000, c->h2.server_cpu_us);
     json_runs("rate_runs", c->h2_rate_runs, c->runs);
     printf(",");
     json_runs("cpu_runs", c->h2_cpu_runs, c->runs);
@@ -786,7 +820,10 @@ static void text_comparison(const comparison *c) {
            c->ours.rate / c->h2.rate);
     printf("%-34s %14.2f %14.2f %8.2f\n", "client CPU us/notification", c->ours.cpu_us, c->h2.cpu_us,
            c->ours.cpu_us / c->h2.cpu_us);
-    printf("%-34s %14.0f %14.0f\n", "latency mean/p50 us", c->ours.p50, c->h2.mean_ms * 1000);
+    printf("%-34s %14.0f %14.0f\n", "latency p50 / h2load mean us", c->ours.p50, c->h2.mean_ms * 1000);
+    if (c->ours.server_cpu_us >= 0)
+      printf("%-34s %14.2f %14.2f %8.2f\n", "server (mock) CPU us/notification", c->ours.server_cpu_us,
+             c->h2.server_cpu_us, c->ours.server_cpu_us / c->h2.server_cpu_us);
   } else {
     printf("%-34s %14.0f %14s\n", "notifications/s (median)", c->ours.rate, "-");
     printf("%-34s %14.2f %14s\n", "client CPU us/notification", c->ours.cpu_us, "-");
