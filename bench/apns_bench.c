@@ -567,16 +567,17 @@ static mem_result run_memory(uint64_t m) {
 typedef struct {
   int ran, exit_status;
   uint64_t succeeded, failed;
-  double rate, cpu_s, cpu_us, wall_s, mean_ms;
+  double rate, cpu_s, cpu_us, wall_s, mean_ms, max_ms, sd_ms;
   double server_cpu_us; /* the mock's, per request; -1 when unknown */
   char why[200];
 } h2_result;
 
-static double h2_fixed_cpu[64]; /* h2load's CPU for one request per connection, by connection count */
+static double h2_fixed_cpu[64];
+static double h2_rps; /* when > 0, h2load paces each connection at this many requests per second (--rps) */ /* h2load's CPU for one request per connection, by connection count */
 
 static h2_result run_h2load_raw(unsigned conns, uint64_t n) {
   h2_result out;
-  char url[256], sn[32], sc[16], sm[16], h1[64], h2[64], h3[64];
+  char url[256], sn[32], sc[16], sm[16], h1[64], h2[64], h3[64], rps[32];
   int fds[2];
   memset(&out, 0, sizeof out);
   snprintf(url, sizeof url, "https://%s:%d/3/device/%s", cfg.host ? cfg.host : "127.0.0.1",
@@ -588,7 +589,12 @@ static h2_result run_h2load_raw(unsigned conns, uint64_t n) {
   snprintf(h2, sizeof h2, "apns-push-type: alert");
   snprintf(h3, sizeof h3, "apns-priority: 10");
   char *argv[] = {(char *)cfg.h2load_bin, "-n", sn, "-c", sc, "-m", sm, "-d", payload_path, "-H", h1, "-H", h2,
-                  "-H", h3, url, NULL};
+                  "-H", h3, url, NULL, NULL};
+  if (h2_rps > 0) {
+    snprintf(rps, sizeof rps, "--rps=%.0f", h2_rps);
+    argv[15] = rps;
+    argv[16] = url;
+  }
   if (pipe(fds) != 0) die("pipe: %s", strerror(errno));
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
@@ -662,8 +668,16 @@ static h2_result run_h2load_raw(unsigned conns, uint64_t n) {
   if (t) {
     double mn, mx, mean;
     char u1[8], u2[8], u3[8];
-    if (sscanf(t, "time for request: %lf%7s %lf%7s %lf%7s", &mn, u1, &mx, u2, &mean, u3) == 6)
-      out.mean_ms = strcmp(u3, "us") == 0 ? mean / 1000 : strcmp(u3, "s") == 0 ? mean * 1000 : mean;
+    double sd;
+    char u4[8];
+    int k = sscanf(t, "time for request: %lf%7s %lf%7s %lf%7s %lf%7s", &mn, u1, &mx, u2, &mean, u3, &sd, u4);
+#define TO_MS(v, u) (strcmp(u, "us") == 0 ? (v) / 1000 : strcmp(u, "s") == 0 ? (v) * 1000 : (v))
+    if (k >= 6) {
+      out.mean_ms = TO_MS(mean, u3);
+      out.max_ms = TO_MS(mx, u2);
+    }
+    if (k == 8) out.sd_ms = TO_MS(sd, u4);
+#undef TO_MS
   }
   out.succeeded = succ;
   out.failed = total - succ;
@@ -987,7 +1001,9 @@ int main(int argc, char **argv) {
 
   /* Latency at half the maximum rate, and the floor: one request at a time. */
   our_result idle, half;
+  h2_result h2_half;
   double half_rate = 0;
+  memset(&h2_half, 0, sizeof h2_half);
   memset(&idle, 0, sizeof idle);
   memset(&half, 0, sizeof half);
   if (!cfg.no_latency) {
@@ -1000,6 +1016,15 @@ int main(int argc, char **argv) {
     half = run_ours(cfg.conns, half_n, UINT64_MAX, half_rate);
     vlog("  latency at %.0f/s (half rate): p50 %.0f us, p99 %.0f us, p99.9 %.0f us; one at a time: p50 %.0f us\n",
          half_rate, half.p50, half.p99, half.p999, idle.p50);
+    if (h2load_available()) {
+      /* The same rate from h2load, for the same machine's noise: it reports mean, sd and max only. */
+      h2_rps = half_rate / cfg.conns;
+      h2_half = run_h2load_raw(cfg.conns, half.n);
+      h2_rps = 0;
+      if (h2_half.ran)
+        vlog("  h2load at the same rate: mean %.0f us, sd %.0f us, max %.0f us\n", h2_half.mean_ms * 1000,
+             h2_half.sd_ms * 1000, h2_half.max_ms * 1000);
+    }
   }
 
   /* The sweep. */
@@ -1032,6 +1057,9 @@ int main(int argc, char **argv) {
              "\"p99_us\":%.1f,\"p999_us\":%.1f,\"idle_p50_us\":%.1f,\"idle_p99_us\":%.1f,\"added_p99_us\":%.1f}",
              half_rate, half.n, half.accepted, half.p50, half.p99, half.p999, idle.p50, idle.p99,
              half.p99 - idle.p50);
+    if (h2_half.ran)
+      printf(",\"latency_h2load\":{\"rps\":%.1f,\"mean_us\":%.1f,\"sd_us\":%.1f,\"max_us\":%.1f,\"succeeded\":%" PRIu64 "}",
+             half_rate, h2_half.mean_ms * 1000, h2_half.sd_ms * 1000, h2_half.max_ms * 1000, h2_half.succeeded);
     if (mem.ran)
       printf(",\"memory\":{\"queued\":%" PRIu64 ",\"rss_bytes_per_notification\":%.1f,"
              "\"heap_bytes_per_notification\":%.1f,\"payload_bytes\":%zu,\"canceled\":%" PRIu64 "}",
@@ -1055,6 +1083,9 @@ int main(int argc, char **argv) {
              "p99.9 %.0f us\n", half_rate, half.n, half.p50, half.p99, half.p999);
       printf("one request at a time: p50 %.0f us, p99 %.0f us; added p99 at half rate: %.0f us\n", idle.p50,
              idle.p99, half.p99 - idle.p50);
+      if (h2_half.ran)
+        printf("h2load at the same rate (--rps): mean %.0f us, sd %.0f us, max %.0f us\n", h2_half.mean_ms * 1000,
+               h2_half.sd_ms * 1000, h2_half.max_ms * 1000);
     }
     if (mem.ran)
       printf("\nmemory per queued notification (%" PRIu64 " queued, server paused): %.0f bytes RSS, %.0f bytes heap "
