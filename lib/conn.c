@@ -430,13 +430,7 @@ static void on_timer(uv_timer_t *t) {
     /* Ends the stream at once: the callback runs and removes r from the list. */
     if (apns__h2_cancel(c->h2, r->link.stream_id, APNS_ETIMEDOUT, APNS_DELIVERY_UNKNOWN) < 0 && c->dl_head == r) {
       /* nghttp2 no longer knew the stream: end the request here, so that it still ends exactly once. */
-      apns_response res;
-      dl_remove(c, r);
-      memset(&res, 0, sizeof res);
-      res.delivery = APNS_DELIVERY_UNKNOWN;
-      res.attempts = 1;
-      r->link.conn = NULL;
-      r->link.done(r, APNS_ETIMEDOUT, &res);
+      h2_on_stream_error(c, r, APNS_ETIMEDOUT, APNS_DELIVERY_UNKNOWN);
     }
     if (c->state == APNS_CONN_CLOSING || c->state == APNS_CONN_LOST) return;
   }

@@ -42,6 +42,7 @@ struct h2_stream {
   int32_t id;
   unsigned ended : 1;    /* its callback has run (or is running) */
   unsigned trailers : 1; /* the current header block is a trailer block: ignored */
+  unsigned headers_sent : 1; /* nghttp2 has serialized its HEADERS: from then on the server may have it */
   int status;
   size_t body_sent;
   h2_stream *prev, *next; /* open list (id order), zombie list or free list */
@@ -237,6 +238,7 @@ static h2_stream *stream_get(apns__h2 *h2) {
   st->id = 0;
   st->ended = 0;
   st->trailers = 0;
+  st->headers_sent = 0;
   st->body_sent = 0;
   st->prev = st->next = NULL;
   st->arena = st->inline_arena;
@@ -322,6 +324,8 @@ static apns__req *stream_end(apns__h2 *h2, h2_stream *st, int still_in_nghttp2) 
  * canceled queued HEADERS are then dropped unsent, so the request's strings are not read after the callback. */
 static void stream_fail(apns__h2 *h2, h2_stream *st, int err, apns_delivery delivery, int reset) {
   apns__req *req;
+  /* A request whose HEADERS never left nghttp2 cannot have reached the server, whatever the caller assumed. */
+  if (delivery == APNS_DELIVERY_UNKNOWN && !st->headers_sent) delivery = APNS_DELIVERY_NOT_PROCESSED;
   if (reset && !h2->fatal) (void)nghttp2_submit_rst_stream(h2->session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
   req = stream_end(h2, st, 1);
   if (h2->cb.on_stream_error) h2->cb.on_stream_error(h2->ctx, req, err, delivery);
@@ -572,7 +576,10 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
   apns__h2 *h2 = user_data;
-  (void)session;
+  if (frame->hd.type == NGHTTP2_HEADERS) {
+    h2_stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (st != NULL) st->headers_sent = 1;
+  }
   /* nghttp2 terminates a session it found broken with GOAWAY(error); ours (apns__h2_shutdown) is NO_ERROR. */
   if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR && !h2->dead)
     h2->dead = APNS_EHTTP2;

@@ -27,6 +27,7 @@
 #define APNS__POOL_RECONNECT_MIN_MS 250
 #define APNS__POOL_RECONNECT_MAX_MS 30000
 #define APNS__POOL_CONNECTS_PER_SEC 4
+#define APNS__POOL_FREE_REFUSALS 8 /* unprocessed tries retried without back-off */
 
 typedef enum { POOL_OPEN, POOL_DRAINING, POOL_CANCELING, POOL_STOPPED } pool_state;
 
@@ -286,8 +287,8 @@ static void on_conn_connect(apns_conn *c, int status) {
 static void on_conn_lost(apns_conn *c, int err, const char *reason) {
   pool_slot *s = apns_conn_data(c);
   apns_pool *p = s->pool;
-  pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, err, 0, reason ? reason : apns_conn_last_error(c), 0);
   if (s->conn == c) {
+    pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, err, 0, reason ? reason : apns_conn_last_error(c), 0);
     slot_drop_conn(s);
     slot_schedule_reconnect(s);
   } else if (apns_conn_get_state(c) != APNS_CONN_CLOSING) {
@@ -422,11 +423,17 @@ static void pool_dispatch(apns_pool *p, int from_post) {
       pool_slot *s = pool_writable_slot(p);
       if (s == NULL) break;
       int rv = slot_authorize(p, s);
-      q_remove(p, it);
       if (rv < 0) {
+        /* No token could be made: the request ends with that error, but never inside apns_pool_post. */
+        if (from_post) {
+          it->not_before = now + 1;
+          break;
+        }
+        q_remove(p, it);
         item_finish(it, rv, NULL);
         continue;
       }
+      q_remove(p, it);
       it->attempts++;
       it->slot = s;
       it->req->link.deadline = it->deadline;
@@ -487,7 +494,11 @@ static void item_attempt_done(apns__req *req, int err, const apns_response *res)
     }
   } else if (err == APNS_ECLOSED) {
     if (res->delivery == APNS_DELIVERY_NOT_PROCESSED) {
+      /* Refused or above GOAWAY's last stream: the server is not in trouble, it is moving us along, and new
+       * connections are rate-limited anyway. Such tries go straight to the next free stream; back-off starts only
+       * if it keeps happening (a server refusing every stream). */
       retry = 1;
+      backoff = it->attempts > APNS__POOL_FREE_REFUSALS;
     } else {
       it->delivery = APNS_DELIVERY_UNKNOWN;
       retry = !p->opts.never_resend_unknown;

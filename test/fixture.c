@@ -1,7 +1,11 @@
 /* Shared pieces of the loop tests (see fixture.h). */
 #include "fixture.h"
 
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 void fx_record(int err, const apns_response *res, void *data) {
   fx_rec *r = data;
@@ -86,4 +90,180 @@ void fx_request(apns_request *r, const char *token, uint64_t timeout_ms) {
   r->body = body;
   r->body_len = sizeof body - 1;
   r->timeout_ms = timeout_ms;
+}
+
+int fx_mock_fork(const apns_mock_options *o, pid_t *pid) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  fflush(stdout);
+  fflush(stderr);
+  *pid = fork();
+  ASSERT_GE(*pid, 0);
+  if (*pid == 0) {
+    uv_loop_t loop;
+    close(fds[0]);
+    test_alloc_reset();
+    if (uv_loop_init(&loop) != 0) _exit(3);
+    apns_mock *m = fx_mock_start(&loop, o);
+    int port = apns_mock_port(m);
+    if (write(fds[1], &port, sizeof port) != (ssize_t)sizeof port) _exit(4);
+    close(fds[1]);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    _exit(0);
+  }
+  close(fds[1]);
+  int port = 0;
+  ASSERT_EQ(read(fds[0], &port, sizeof port), (ssize_t)sizeof port);
+  close(fds[0]);
+  return port;
+}
+
+void fx_mock_kill(pid_t pid) {
+  int status;
+  kill(pid, SIGKILL);
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+}
+
+/* ---- the relay ---- */
+
+typedef struct fx_pipe fx_pipe;
+struct fx_proxy {
+  uv_loop_t *loop;
+  uv_tcp_t server;
+  int target_port, port, frozen, stopping, open;
+  fx_pipe *pipes;
+};
+
+struct fx_pipe {
+  fx_proxy *proxy;
+  uv_tcp_t a, b; /* a: accepted from the client, b: to the server */
+  uv_connect_t connect;
+  int closing, handles;
+  fx_pipe *next;
+};
+
+typedef struct {
+  uv_write_t req;
+  char *buf;
+} fx_write;
+
+static void pipe_closed(uv_handle_t *h) {
+  fx_pipe *pp = h->data;
+  fx_proxy *p = pp->proxy;
+  if (--pp->handles > 0) return;
+  for (fx_pipe **it = &p->pipes; *it; it = &(*it)->next)
+    if (*it == pp) {
+      *it = pp->next;
+      break;
+    }
+  free(pp);
+  if (--p->open == 0 && p->stopping) free(p);
+}
+
+static void pipe_close(fx_pipe *pp) {
+  if (pp->closing) return;
+  pp->closing = 1;
+  uv_close((uv_handle_t *)&pp->a, pipe_closed);
+  uv_close((uv_handle_t *)&pp->b, pipe_closed);
+}
+
+static void relay_written(uv_write_t *w, int status) {
+  (void)status;
+  free(((fx_write *)w)->buf);
+  free(w);
+}
+
+static void relay_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
+  (void)h;
+  buf->base = malloc(size);
+  buf->len = buf->base ? size : 0;
+}
+
+static void relay_read(uv_stream_t *from, ssize_t n, const uv_buf_t *buf) {
+  fx_pipe *pp = from->data;
+  uv_stream_t *to = from == (uv_stream_t *)&pp->a ? (uv_stream_t *)&pp->b : (uv_stream_t *)&pp->a;
+  if (n < 0) {
+    free(buf->base);
+    pipe_close(pp);
+    return;
+  }
+  if (n == 0 || pp->proxy->frozen || pp->closing) {
+    free(buf->base); /* frozen: the bytes are lost, as if the peer never answered */
+    return;
+  }
+  fx_write *w = malloc(sizeof *w);
+  w->buf = buf->base;
+  uv_buf_t out = uv_buf_init(buf->base, (unsigned)n);
+  if (uv_write(&w->req, to, &out, 1, relay_written) != 0) {
+    free(w->buf);
+    free(w);
+    pipe_close(pp);
+  }
+}
+
+static void relay_connected(uv_connect_t *c, int status) {
+  fx_pipe *pp = c->data;
+  if (status < 0 || pp->closing) {
+    pipe_close(pp);
+    return;
+  }
+  uv_read_start((uv_stream_t *)&pp->a, relay_alloc, relay_read);
+  uv_read_start((uv_stream_t *)&pp->b, relay_alloc, relay_read);
+}
+
+static void relay_accept(uv_stream_t *server, int status) {
+  fx_proxy *p = server->data;
+  if (status < 0) return;
+  fx_pipe *pp = calloc(1, sizeof *pp);
+  pp->proxy = p;
+  uv_tcp_init(p->loop, &pp->a);
+  uv_tcp_init(p->loop, &pp->b);
+  pp->a.data = pp->b.data = pp->connect.data = pp;
+  pp->handles = 2;
+  pp->next = p->pipes;
+  p->pipes = pp;
+  p->open++;
+  if (uv_accept(server, (uv_stream_t *)&pp->a) != 0) {
+    pipe_close(pp);
+    return;
+  }
+  struct sockaddr_in addr;
+  uv_ip4_addr("127.0.0.1", p->target_port, &addr);
+  if (uv_tcp_connect(&pp->connect, &pp->b, (const struct sockaddr *)&addr, relay_connected) != 0) pipe_close(pp);
+}
+
+static void proxy_server_closed(uv_handle_t *h) {
+  fx_proxy *p = h->data;
+  if (--p->open == 0) free(p);
+}
+
+fx_proxy *fx_proxy_start(uv_loop_t *loop, int target_port) {
+  fx_proxy *p = calloc(1, sizeof *p);
+  struct sockaddr_in addr;
+  int len = sizeof addr;
+  p->loop = loop;
+  p->target_port = target_port;
+  p->open = 1; /* the listener */
+  ASSERT_EQ(uv_tcp_init(loop, &p->server), 0);
+  p->server.data = p;
+  uv_ip4_addr("127.0.0.1", 0, &addr);
+  ASSERT_EQ(uv_tcp_bind(&p->server, (const struct sockaddr *)&addr, 0), 0);
+  ASSERT_EQ(uv_listen((uv_stream_t *)&p->server, 16, relay_accept), 0);
+  ASSERT_EQ(uv_tcp_getsockname(&p->server, (struct sockaddr *)&addr, &len), 0);
+  p->port = ntohs(addr.sin_port);
+  return p;
+}
+
+int fx_proxy_port(const fx_proxy *p) {
+  return p->port;
+}
+
+void fx_proxy_freeze(fx_proxy *p, int frozen) {
+  p->frozen = frozen;
+}
+
+void fx_proxy_stop(fx_proxy *p) {
+  p->stopping = 1;
+  for (fx_pipe *pp = p->pipes; pp; pp = pp->next) pipe_close(pp);
+  uv_close((uv_handle_t *)&p->server, proxy_server_closed);
 }

@@ -8,6 +8,7 @@
 #include "../tools/apns-mock/mock.h"
 #include "certgen.h"
 #include <apns.h>
+#include <sys/types.h>
 #include <uv.h>
 
 /* One request's outcome, filled by fx_record. */
@@ -36,6 +37,19 @@ void fx_mock_options(apns_mock_options *o, const apns__certgen_result *c, int re
 apns_mock *fx_mock_start(uv_loop_t *loop, const apns_mock_options *o);
 /* Stops the mock and runs the loop until every handle is closed; asserts uv_loop_close() == 0. */
 void fx_mock_stop_and_close_loop(uv_loop_t *loop, apns_mock *mock);
+
+/* Runs apns-mock in a child process of its own (its own loop and allocator budget), for tests that starve this
+ * process of memory. Returns the port; *pid is the child's (SIGKILL and reap it with fx_mock_kill). */
+int fx_mock_fork(const apns_mock_options *o, pid_t *pid);
+void fx_mock_kill(pid_t pid);
+
+/* A TCP relay on 127.0.0.1 between a client and a server, for faults the server would never make: frozen, it
+ * stops forwarding in both directions (a peer that went silent without closing). */
+typedef struct fx_proxy fx_proxy;
+fx_proxy *fx_proxy_start(uv_loop_t *loop, int target_port);
+int fx_proxy_port(const fx_proxy *p);
+void fx_proxy_freeze(fx_proxy *p, int frozen);
+void fx_proxy_stop(fx_proxy *p); /* closes everything; freed once the loop has run the close callbacks */
 
 /* Client TLS options trusting the test CA, with the client certificate, verifying the name "localhost". The
  * strings point into c. */

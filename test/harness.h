@@ -86,6 +86,10 @@ void test_alloc_reset(void);
 long test_alloc_count(void);
 long test_alloc_live(void);
 
+/* How much slower than natively the tests run: 20 under valgrind, APNS_TEST_TIME_FACTOR when set, else 1. Upper
+ * bounds of timing checks are multiplied by it ("within a wide margin after"); lower bounds never are. */
+int test_time_factor(void);
+
 /* A fresh temporary directory for the test (removed by the runner when the test ends). Static string. */
 const char *test_tmpdir(void);
 

@@ -94,6 +94,13 @@ long test_alloc_live(void) {
   return alloc_live;
 }
 
+int test_time_factor(void) {
+  const char *f = getenv("APNS_TEST_TIME_FACTOR"), *preload = getenv("LD_PRELOAD");
+  if (f && atoi(f) > 0) return atoi(f);
+  if (preload && (strstr(preload, "vgpreload") || strstr(preload, "valgrind"))) return 20;
+  return 1;
+}
+
 /* ---- per-test temporary directory ---- */
 static char tmpdir[256];
 const char *test_tmpdir(void) {

@@ -62,7 +62,7 @@ static void open_conn(fx *f, apns_conn_options *extra) {
     memset(&o, 0, sizeof o);
   if (f->mock == NULL) f->mock = fx_mock_start(&f->loop, &f->mo);
   o.host = "127.0.0.1";
-  o.port = (uint16_t)apns_mock_port(f->mock);
+  if (o.port == 0) o.port = (uint16_t)apns_mock_port(f->mock);
   if (o.tls.ca_pem == NULL) fx_tls_client(&o.tls, &f->certs);
   o.on_connect = on_connect;
   o.on_lost = on_lost;
@@ -365,7 +365,7 @@ TEST(conn_deadline_resets_stream) {
   ASSERT_EQ(slow.delivery, APNS_DELIVERY_UNKNOWN);
   /* Not before the deadline, and well before the server's answer would have come. */
   ASSERT_GE(slow.t_end - t0, 100);
-  ASSERT_LT(slow.t_end - t0, 450);
+  ASSERT_LT(slow.t_end - t0, 450 * test_time_factor());
   /* The slot is free at once, though the limit is one stream. */
   ASSERT_OK(post(&f, &next, TOKEN, 5000));
   fx_run_until_count(&f.loop, &f.done, 2);
@@ -543,6 +543,41 @@ TEST(conn_ping_keeps_idle_connection) {
   teardown(&f);
 }
 
+
+/* A server that goes silent without closing: the PING goes unanswered, the connection is lost after ping_timeout
+ * (not before), and the requests on it end once, "may have been processed". */
+TEST(conn_ping_timeout_on_silent_peer) {
+  fx f;
+  apns_conn_options o;
+  fx_rec rec = {0};
+  setup(&f, 0);
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  fx_proxy *proxy = fx_proxy_start(&f.loop, apns_mock_port(f.mock));
+  memset(&o, 0, sizeof o);
+  o.port = (uint16_t)fx_proxy_port(proxy);
+  o.ping_idle_ms = 50;
+  o.ping_timeout_ms = 200;
+  open_conn(&f, &o);
+  ASSERT_OK(f.connect_status);
+  fx_rec first = {0};
+  ASSERT_OK(post(&f, &first, TOKEN, 5000));
+  fx_run_until(&f.loop, &f.done);
+  fx_proxy_freeze(proxy, 1);
+  uint64_t t0 = uv_now(&f.loop);
+  ASSERT_OK(post(&f, &rec, TOKEN, 10000));
+  fx_run_until(&f.loop, &f.lost);
+  uint64_t elapsed = uv_now(&f.loop) - t0;
+  ASSERT_ERR(f.lost_err, APNS_ETIMEDOUT);
+  ASSERT_GE(elapsed, 200);  /* the idle time and the PING timeout both had to pass */
+  ASSERT_LT(elapsed, 2000 * test_time_factor()); /* and not much more */
+  ASSERT_EQ(rec.calls, 1);
+  ASSERT_ERR(rec.err, APNS_ECLOSED);
+  ASSERT_EQ(rec.delivery, APNS_DELIVERY_UNKNOWN);
+  ASSERT_TRUE(strstr(apns_conn_last_error(f.conn), "PING") != NULL);
+  fx_proxy_stop(proxy);
+  teardown(&f);
+}
+
 TEST_SUITE(conn){
     TEST_ENTRY(conn_round_trip_client_cert),
     TEST_ENTRY(conn_reasons_and_timestamp),
@@ -563,5 +598,6 @@ TEST_SUITE(conn){
     TEST_ENTRY(conn_close_with_500_in_flight),
     TEST_ENTRY(conn_close_inside_callback),
     TEST_ENTRY(conn_ping_keeps_idle_connection),
+    TEST_ENTRY(conn_ping_timeout_on_silent_peer),
     TEST_SUITE_END,
 };

@@ -16,8 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Stop reading a client that does not read its responses once this much output is waiting in the kernel's
- * stead. */
+/* Stop reading a client that does not read its responses once this much of a write is still unsent. */
 #define MOCK_WRITE_HIGH_WATER (4u << 20)
 
 typedef struct mock_conn mock_conn;
@@ -117,7 +116,8 @@ static void arm_timer(mock_conn *conn) {
   uv_timer_start(&conn->timer, timer_fired, due > now ? due - now : 0, 0);
 }
 
-static void conn_flush(mock_conn *conn);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void on_written(uv_write_t *req, int status) {
   mock_conn *conn = req->data;
@@ -129,15 +129,9 @@ static void on_written(uv_write_t *req, int status) {
     conn_close(conn);
     return;
   }
-  if (!conn->reading) {
-    conn->reading = 1;
-    uv_read_start((uv_stream_t *)&conn->tcp, NULL, NULL);
-  }
+  if (!conn->reading && uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read) == 0) conn->reading = 1;
   mark_dirty(conn);
 }
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void conn_flush(mock_conn *conn) {
   if (conn->closing || conn->writing) return;

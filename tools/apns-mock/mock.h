@@ -18,7 +18,8 @@
  *
  * Everything runs on the loop's thread; no call may come from another thread. The work per request is O(1): no
  * timer, no syscall and no allocation of its own per request (responses of a connection are coalesced into one
- * uv_write per loop turn). */
+ * uv_write per loop turn). Ignore SIGPIPE in the process (as the apns-mock command does): a client that goes away
+ * mid-write must cost an EPIPE, not the process. */
 #ifndef APNS_MOCK_H
 #define APNS_MOCK_H
 

@@ -174,16 +174,36 @@ int main(int argc, char **argv) {
   char *listen_spec = NULL;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
-    case OPT_LISTEN: listen_spec = optarg; break;
-    case OPT_CERT: o.cert_file = optarg; break;
-    case OPT_KEY: o.key_file = optarg; break;
-    case OPT_CA: o.ca_file = optarg; break;
-    case OPT_SELF_SIGNED: self_dir = optarg; break;
-    case OPT_TOPIC: topic = optarg; break;
-    case OPT_NO_CLIENT_AUTH: no_client_auth = 1; break;
-    case OPT_NO_TLS: no_tls = 1; break;
-    case OPT_BAD_PREFIX: o.bad_prefix = optarg; break;
-    case OPT_UNREG_PREFIX: o.unregistered_prefix = optarg; break;
+    case OPT_LISTEN:
+      listen_spec = optarg;
+      break;
+    case OPT_CERT:
+      o.cert_file = optarg;
+      break;
+    case OPT_KEY:
+      o.key_file = optarg;
+      break;
+    case OPT_CA:
+      o.ca_file = optarg;
+      break;
+    case OPT_SELF_SIGNED:
+      self_dir = optarg;
+      break;
+    case OPT_TOPIC:
+      topic = optarg;
+      break;
+    case OPT_NO_CLIENT_AUTH:
+      no_client_auth = 1;
+      break;
+    case OPT_NO_TLS:
+      no_tls = 1;
+      break;
+    case OPT_BAD_PREFIX:
+      o.bad_prefix = optarg;
+      break;
+    case OPT_UNREG_PREFIX:
+      o.unregistered_prefix = optarg;
+      break;
     case OPT_DELAY:
       if (parse_u32(optarg, &o.delay_ms, "--delay-ms") != 0) return 2;
       break;
@@ -206,14 +226,22 @@ int main(int argc, char **argv) {
     case OPT_GOAWAY_AFTER:
       if (parse_u32(optarg, &o.goaway_after, "--goaway-after") != 0) return 2;
       break;
-    case OPT_GOAWAY_REASON: o.goaway_reason = optarg; break;
+    case OPT_GOAWAY_REASON:
+      o.goaway_reason = optarg;
+      break;
     case OPT_DROP_AFTER:
       if (parse_u32(optarg, &o.drop_after, "--drop-after") != 0) return 2;
       break;
-    case OPT_PAUSE: o.paused = 1; break;
+    case OPT_PAUSE:
+      o.paused = 1;
+      break;
     case 'h':
-    case OPT_HELP: fputs(usage, stdout); return 0;
-    default: fputs(usage, stderr); return 2;
+    case OPT_HELP:
+      fputs(usage, stdout);
+      return 0;
+    default:
+      fputs(usage, stderr);
+      return 2;
     }
   }
   if (optind < argc) {

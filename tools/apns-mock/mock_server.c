@@ -64,9 +64,9 @@ struct apns__mock_conn {
   mock_slab *slabs;
   mock_stream *free_streams;
   mock_stream *held_head, *held_tail;
-  uint64_t requests;   /* complete requests seen */
-  uint64_t answering;  /* responses submitted whose stream is not closed yet */
-  int32_t goaway_sid;  /* > 0 once GOAWAY is submitted: streams above are not answered */
+  uint64_t requests;  /* complete requests seen */
+  uint64_t answering; /* responses submitted whose stream is not closed yet */
+  int32_t goaway_sid; /* > 0 once GOAWAY is submitted: streams above are not answered */
   int paused, dropping, failed, peer_closed, raised;
   size_t prefix_bad_len, prefix_unreg_len;
   uint8_t *out; /* plaintext gathered from nghttp2 */

@@ -1,0 +1,840 @@
+/* The apns-push command, run as a child process: usage errors and exit codes, --dry-run output byte for byte,
+ * bulk input (bad lines, blank lines, overlong lines, stdin as a pipe), and real sends against an in-process
+ * apns-mock: accepted and rejected notifications, the headers the mock received against those --dry-run printed,
+ * encrypted keys, token auth checked by the mock's JWT verifier, and a million-line run whose peak memory stays
+ * bounded (back-pressure).
+ *
+ * The binary comes from APNS_PUSH_BIN (set by test/meson.build), else the build tree's path compiled in. No sleeps:
+ * everything waits on the child's exit and on EOF of its pipes, on the test's own libuv loop. */
+#include "alloc.h"
+#include "fixture.h"
+#include "jwt.h"
+
+#include <apns.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define TOK "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define TOPIC "com.example.app"
+
+static const char *push_bin(void) {
+  const char *b = getenv("APNS_PUSH_BIN");
+  return b && *b ? b : APNS_PUSH_BIN_DEFAULT;
+}
+
+/* ---- a child process with its output captured ---- */
+
+typedef struct {
+  char *p;
+  size_t len, cap;
+} buf;
+
+typedef struct {
+  uv_process_t proc;
+  uv_pipe_t in, out, err;
+  buf o, e;
+  int open; /* handles not yet closed */
+  int done; /* exited and every handle closed */
+  int exited;
+  int64_t status;
+  int term_signal;
+  const char *input; /* written to the child's stdin pipe when set */
+  long hwm_kb;       /* the largest VmHWM read from /proc while the child ran (see sample_hwm) */
+  int hwm_samples;
+  uv_write_t wreq;
+  uv_shutdown_t sreq;
+} child;
+
+static void buf_add(buf *b, const char *s, size_t n) {
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (b->len + n + 1 > cap) cap *= 2;
+    b->p = realloc(b->p, cap);
+    ASSERT_NOT_NULL(b->p);
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
+static void child_closed(uv_handle_t *h) {
+  child *c = h->data;
+  if (--c->open == 0) c->done = 1;
+}
+
+static void child_exit(uv_process_t *p, int64_t status, int sig) {
+  child *c = p->data;
+  c->exited = 1;
+  c->status = status;
+  c->term_signal = sig;
+  uv_close((uv_handle_t *)p, child_closed);
+}
+
+static void child_alloc(uv_handle_t *h, size_t n, uv_buf_t *b) {
+  (void)h;
+  static char space[65536];
+  (void)n;
+  *b = uv_buf_init(space, sizeof space);
+}
+
+/* The child's peak resident size so far. Read while it runs: once it has exited there is no memory to report,
+ * and getrusage's ru_maxrss for children also counts the forked copy of this process before exec. */
+static void sample_hwm(child *c) {
+  char path[64], line[256];
+  if (c->exited) return;
+  snprintf(path, sizeof path, "/proc/%d/status", c->proc.pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return;
+  while (fgets(line, sizeof line, f)) {
+    long kb;
+    if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) {
+      if (kb > c->hwm_kb) c->hwm_kb = kb;
+      c->hwm_samples++;
+    }
+  }
+  fclose(f);
+}
+
+static void child_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  child *c = s->data;
+  if (n > 0 && s == (uv_stream_t *)&c->err) sample_hwm(c); /* the summary comes just before exit */
+  if (n > 0) buf_add(s == (uv_stream_t *)&c->out ? &c->o : &c->e, b->base, (size_t)n);
+  if (n < 0) uv_close((uv_handle_t *)s, child_closed);
+}
+
+static void child_shut(uv_shutdown_t *r, int status) {
+  child *c = r->data;
+  (void)status;
+  uv_close((uv_handle_t *)&c->in, child_closed);
+}
+
+static void child_wrote(uv_write_t *w, int status) {
+  child *c = w->data;
+  ASSERT_EQ(status, 0);
+  c->sreq.data = c;
+  ASSERT_EQ(uv_shutdown(&c->sreq, (uv_stream_t *)&c->in, child_shut), 0);
+}
+
+/* Starts push_bin() with args (NULL-terminated), stdin from stdin_file (NULL: /dev/null) or from c->input through
+ * a pipe, and env (NULL: inherited). */
+static void child_start(child *c, uv_loop_t *loop, const char *const *args, const char *stdin_file, char **env) {
+  const char *argv[64];
+  size_t n = 0;
+  argv[n++] = push_bin();
+  for (; args[n - 1]; n++) {
+    ASSERT_LT(n, 63);
+    argv[n] = args[n - 1];
+  }
+  argv[n] = NULL;
+  uv_process_options_t po;
+  uv_stdio_container_t stdio[3];
+  memset(&po, 0, sizeof po);
+  int fd = -1;
+  ASSERT_EQ(uv_pipe_init(loop, &c->out, 0), 0);
+  ASSERT_EQ(uv_pipe_init(loop, &c->err, 0), 0);
+  c->out.data = c->err.data = c->proc.data = c->in.data = c;
+  c->open = 3;
+  if (c->input) {
+    ASSERT_EQ(uv_pipe_init(loop, &c->in, 0), 0);
+    c->open++;
+    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+    stdio[0].data.stream = (uv_stream_t *)&c->in;
+  } else if (stdin_file) {
+    fd = open(stdin_file, O_RDONLY);
+    ASSERT_GE(fd, 0);
+    stdio[0].flags = UV_INHERIT_FD;
+    stdio[0].data.fd = fd;
+  } else {
+    stdio[0].flags = UV_IGNORE;
+  }
+  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+  stdio[1].data.stream = (uv_stream_t *)&c->out;
+  stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+  stdio[2].data.stream = (uv_stream_t *)&c->err;
+  po.file = argv[0];
+  po.args = (char **)argv;
+  po.env = env;
+  po.stdio = stdio;
+  po.stdio_count = 3;
+  po.exit_cb = child_exit;
+  int rv = uv_spawn(loop, &c->proc, &po);
+  if (rv != 0) test__fail(__FILE__, __LINE__, "spawn %s: %s", argv[0], uv_strerror(rv));
+  if (fd >= 0) close(fd);
+  ASSERT_EQ(uv_read_start((uv_stream_t *)&c->out, child_alloc, child_read), 0);
+  ASSERT_EQ(uv_read_start((uv_stream_t *)&c->err, child_alloc, child_read), 0);
+  if (c->input) {
+    uv_buf_t b = uv_buf_init((char *)c->input, (unsigned)strlen(c->input));
+    c->wreq.data = c;
+    ASSERT_EQ(uv_write(&c->wreq, (uv_stream_t *)&c->in, &b, 1, child_wrote), 0);
+  }
+}
+
+static void child_free(child *c) {
+  free(c->o.p);
+  free(c->e.p);
+}
+
+static const char *out_of(child *c) {
+  return c->o.p ? c->o.p : "";
+}
+static const char *err_of(child *c) {
+  return c->e.p ? c->e.p : "";
+}
+
+/* Runs the command to its end on a loop of its own (no server). Returns the exit status. */
+static int run_push(child *c, const char *const *args, const char *stdin_file) {
+  uv_loop_t loop;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  child_start(c, &loop, args, stdin_file, NULL);
+  ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ASSERT_TRUE(c->done);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+  if (c->term_signal) test__fail(__FILE__, __LINE__, "apns-push died of signal %d:\n%s", c->term_signal, err_of(c));
+  return (int)c->status;
+}
+
+static int count_lines(const char *s) {
+  int n = 0;
+  for (; *s; s++) n += *s == '\n';
+  return n;
+}
+
+static const char *write_file(const char *name, const char *text) {
+  static char paths[8][600];
+  static int next;
+  char *p = paths[next++ % 8];
+  snprintf(p, 600, "%s/%s", test_tmpdir(), name);
+  FILE *f = fopen(p, "w");
+  ASSERT_NOT_NULL(f);
+  fputs(text, f);
+  ASSERT_EQ(fclose(f), 0);
+  return p;
+}
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* ---- usage and exit codes ---- */
+
+TEST(push_help_and_version) {
+  child c;
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c, ARGS("--help"), NULL), 0);
+  ASSERT_TRUE(strstr(out_of(&c), "--bulk FILE|-") != NULL);
+  ASSERT_TRUE(strstr(out_of(&c), "--key-pass-env VAR") != NULL);
+  ASSERT_STREQ(err_of(&c), "");
+  child_free(&c);
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c, ARGS("--version"), NULL), 0);
+  ASSERT_TRUE(strncmp(out_of(&c), "apns-push " APNS_VERSION_STRING " ", strlen("apns-push " APNS_VERSION_STRING " ")) == 0);
+  child_free(&c);
+}
+
+TEST(push_usage_errors_exit_2) {
+#define missing "/nonexistent/dir/file.pem"
+#define unwritable "/nonexistent/dir/results.jsonl"
+  static const struct {
+    const char *args[12];
+    const char *text; /* in stderr */
+  } cases[] = {
+      {{"--bogus", TOK}, "unknown option --bogus"},
+      {{"--topic", TOPIC, "--alert", "x"}, "no device token"},
+      {{"--topic", TOPIC, TOK}, "no payload"},
+      {{"--alert", "x", "--dry-run", TOK}, "--topic is required"},
+      {{"--topic", "has space", "--alert", "x", TOK}, "--topic \"has space\""},
+      {{"--topic", TOPIC, "--alert", "x", "xyz"}, "TOKEN \"xyz\": device token is not an even-length hex string"},
+      {{"--topic", TOPIC, "--priority", "7", "--alert", "x", TOK}, "--priority: want 10, 5 or 1"},
+      {{"--topic", TOPIC, "--push-type", "nope", "--alert", "x", TOK}, "--push-type \"nope\": unknown push type"},
+      {{"--topic", TOPIC, "--push-type", "background", "--priority", "10", "--alert", "x", TOK},
+       "--priority 10 does not go with --push-type background"},
+      {{"--dry-run", "--topic", TOPIC, "--data", "k=not json", TOK}, "--data k=not json: the value is not one JSON value"},
+      {{"--topic", TOPIC, "--alert", "x", TOK, "{\"aps\":{}}"}, "not both"},
+      {{"--dry-run", "--topic", TOPIC, TOK, "{\"aps\":"}, "PAYLOAD_JSON: payload is not valid JSON"},
+      {{"--topic", TOPIC, "--timeout", "0", "--alert", "x", TOK}, "--timeout: want seconds"},
+      {{"--topic", TOPIC, "--connections", "0", "--alert", "x", TOK}, "--connections: want a whole number"},
+      {{"--topic", TOPIC, "--host", "h:99999", "--alert", "x", TOK}, "--host port"},
+      {{"--topic", TOPIC, "--production", "--development", "--alert", "x", TOK}, "choose one server"},
+      {{"--topic", TOPIC, "--alert", "x", TOK}, "no authentication"},
+      {{"--topic", TOPIC, "--cert", missing, "--alert", "x", TOK},
+       "--cert /nonexistent/dir/file.pem: No such file or directory"},
+      {{"--topic", TOPIC, "--p8", missing, "--alert", "x", TOK}, "--p8 /nonexistent/dir/file.pem needs --key-id"},
+      {{"--topic", TOPIC, "--bulk", missing}, "--bulk /nonexistent/dir/file.pem: No such file or directory"},
+      {{"--topic", TOPIC, "--bulk", "-", TOK}, "--bulk takes no TOKEN"},
+      {{"--topic", TOPIC, "--key-pass-env", "APNS_PUSH_TEST_UNSET_VAR", "--alert", "x", TOK},
+       "the environment variable APNS_PUSH_TEST_UNSET_VAR is not set"},
+      {{"--topic", TOPIC, "--dry-run", "--results", unwritable, "--alert", "x", TOK},
+       "--results /nonexistent/dir/results.jsonl: No such file or directory"},
+      {{"--topic", TOPIC, "--dry-run", TOK, "{\"aps\":{},\"x\":\"unterminated}"}, "PAYLOAD_JSON: payload is not"},
+      {{"--topic", TOPIC, "--timeout"}, "--timeout needs a value"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    child c;
+    memset(&c, 0, sizeof c);
+    int rc = run_push(&c, cases[i].args, NULL);
+    if (rc != 2 || strstr(err_of(&c), cases[i].text) == NULL)
+      test__fail(__FILE__, __LINE__, "case %zu: exit %d, want 2 and \"%s\" in stderr:\n%s", i, rc, cases[i].text,
+                 err_of(&c));
+    ASSERT_STREQ(out_of(&c), "");
+    child_free(&c);
+  }
+}
+
+TEST(push_payload_too_large_exit_2) {
+  /* 4096 bytes is the limit for alert and 5120 for voip: a 4500-byte payload is refused for one and not the
+   * other, before anything connects. */
+  char *json = malloc(5000);
+  ASSERT_NOT_NULL(json);
+  int n = snprintf(json, 5000, "{\"aps\":{\"alert\":\"");
+  memset(json + n, 'x', 4500);
+  strcpy(json + n + 4500, "\"}}");
+  child c;
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, TOK, json), NULL), 2);
+  ASSERT_TRUE(strstr(err_of(&c), "payload: 4520 bytes, more than the 4096 allowed for push type alert") != NULL);
+  child_free(&c);
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--push-type", "voip", TOK, json), NULL), 0);
+  ASSERT_EQ(count_lines(out_of(&c)), 1);
+  child_free(&c);
+  free(json);
+}
+
+/* ---- --dry-run, byte for byte ---- */
+
+static void dry_run_case(const char *const *args, const char *want) {
+  child c;
+  memset(&c, 0, sizeof c);
+  int rc = run_push(&c, args, NULL);
+  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, err_of(&c));
+  ASSERT_STREQ(out_of(&c), want);
+  ASSERT_STREQ(err_of(&c), "");
+  child_free(&c);
+}
+
+TEST(push_dry_run_built_payload) {
+  dry_run_case(ARGS("--dry-run", "--topic", TOPIC, "--alert", "Hello", "--title", "Hi", "--badge", "0", "--sound",
+                    "default", "--category", "C", "--thread-id", "t1", "--mutable-content", "--data", "id=42",
+                    "--data", "who=\"Ann\"", TOK),
+               "{\"path\":\"/3/device/" TOK "\",\"headers\":{\"apns-push-type\":\"alert\",\"apns-topic\":\"" TOPIC
+               "\",\"apns-priority\":\"10\"},\"payload\":{\"aps\":{\"alert\":{\"title\":\"Hi\",\"body\":\"Hello\"},"
+               "\"badge\":0,\"sound\":\"default\",\"thread-id\":\"t1\",\"category\":\"C\",\"mutable-content\":1},"
+               "\"id\":42,\"who\":\"Ann\"}}\n");
+  /* A plain alert, with every request header. */
+  dry_run_case(ARGS("--dry-run", "--topic", TOPIC, "--alert", "Hi \"you\"", "--priority", "5", "--expiration",
+                    "1700000000", "--collapse-id", "grp-1", "--apns-id", "ABCDEF01-2345-4678-89AB-CDEF01234567", TOK),
+               "{\"path\":\"/3/device/" TOK "\",\"headers\":{\"apns-push-type\":\"alert\",\"apns-topic\":\"" TOPIC
+               "\",\"apns-priority\":\"5\",\"apns-expiration\":\"1700000000\",\"apns-collapse-id\":\"grp-1\","
+               "\"apns-id\":\"abcdef01-2345-4678-89ab-cdef01234567\"},\"payload\":{\"aps\":{\"alert\":\"Hi "
+               "\\\"you\\\"\"}}}\n");
+}
+
+TEST(push_dry_run_json_argument) {
+  /* Whitespace outside strings goes; the rest (key order, the number's spelling, escapes) stays as written. */
+  dry_run_case(ARGS("--dry-run", "--topic", TOPIC, TOK,
+                    "{ \"aps\" : { \"alert\" : \"a  b\" },\n  \"n\": 0.8 , \"s\":\"x\\\" y\", \"big\": 1e3 }"),
+               "{\"path\":\"/3/device/" TOK "\",\"headers\":{\"apns-push-type\":\"alert\",\"apns-topic\":\"" TOPIC
+               "\",\"apns-priority\":\"10\"},\"payload\":{\"aps\":{\"alert\":\"a  b\"},\"n\":0.8,\"s\":\"x\\\" "
+               "y\",\"big\":1e3}}\n");
+  /* content-available alone: background, priority 5 (as the client decides). */
+  dry_run_case(ARGS("--dry-run", "--topic", TOPIC, TOK, "{\"aps\":{\"content-available\":1},\"sync\":true}"),
+               "{\"path\":\"/3/device/" TOK "\",\"headers\":{\"apns-push-type\":\"background\",\"apns-topic\":\"" TOPIC
+               "\",\"apns-priority\":\"5\"},\"payload\":{\"aps\":{\"content-available\":1},\"sync\":true}}\n");
+}
+
+TEST(push_dry_run_push_type_suffix) {
+  const char *head = "{\"path\":\"/3/device/" TOK "\",\"headers\":{";
+  char want[1024];
+  snprintf(want, sizeof want,
+           "%s\"apns-push-type\":\"voip\",\"apns-topic\":\"" TOPIC ".voip\",\"apns-priority\":\"10\"},\"payload\":"
+           "{\"aps\":{}}}\n",
+           head);
+  dry_run_case(ARGS("--dry-run", "--topic", TOPIC, "--push-type", "voip", TOK, "{\"aps\":{}}"), want);
+  /* A topic that already has the suffix keeps one. */
+  dry_run_case(ARGS("--dry-run", "--topic", TOPIC ".voip", "--push-type", "voip", TOK, "{\"aps\":{}}"), want);
+  snprintf(want, sizeof want,
+           "%s\"apns-push-type\":\"liveactivity\",\"apns-topic\":\"" TOPIC ".push-type.liveactivity\","
+           "\"apns-priority\":\"10\"},\"payload\":{\"aps\":{\"event\":\"update\",\"timestamp\":1}}}\n",
+           head);
+  dry_run_case(ARGS("--dry-run", "--topic", TOPIC, "--push-type", "liveactivity", TOK,
+                    "{\"aps\":{\"event\":\"update\",\"timestamp\":1}}"),
+               want);
+}
+
+#define DRY(tok, type, topic, prio, extra, payload)                                                                \
+  "{\"path\":\"/3/device/" tok "\",\"headers\":{\"apns-push-type\":\"" type "\",\"apns-topic\":\"" topic           \
+  "\",\"apns-priority\":\"" prio "\"" extra "},\"payload\":" payload "}\n"
+
+static const char bulk_input[] =
+    "{\"token\":\"" TOK "\",\"payload\":{\"aps\": {\"alert\": \"one\"}}}\n"                         /* 1 */
+    "\n"                                                                                            /* 2 blank */
+    "{\"token\":\"" TOK "\"}\n"                                                                     /* 3 default */
+    "not json\n"                                                                                    /* 4 bad */
+    "{\"token\":\"xyz\",\"payload\":{\"aps\":{}}}\n"                                                /* 5 bad */
+    "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"v\"},\"f\":0.10},\"push_type\":\"voip\","
+    "\"priority\":5,\"topic\":\"com.other\",\"expiration\":17,\"collapse_id\":\"k\","
+    "\"apns_id\":\"11111111-2222-4333-8444-555555555555\"}\r\n"                                     /* 6 */
+    "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"x\"}},\"bogus\":1}\n"                 /* 7 bad */
+    "{\"token\":\"" TOK "\",\"payload\":[1]}\n"                                                     /* 8 bad */
+    "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"x\"}},\"priority\":\"high\"}\n"       /* 9 bad */
+    "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"content-available\":1}},\"priority\":10}\n"     /* 10 bad */
+    "  \t \n"                                                                                       /* 11 blank */
+    "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"last, no newline\"}}}";               /* 12 */
+
+static const char bulk_want[] =
+    DRY(TOK, "alert", TOPIC, "10", "", "{\"aps\":{\"alert\":\"one\"}}")
+    DRY(TOK, "alert", TOPIC, "10", "", "{\"aps\":{\"alert\":\"dflt\"}}")
+    DRY(TOK, "voip", "com.other.voip", "5",
+        ",\"apns-expiration\":\"17\",\"apns-collapse-id\":\"k\",\"apns-id\":\"11111111-2222-4333-8444-555555555555\"",
+        "{\"aps\":{\"alert\":\"v\"},\"f\":0.10}")
+    DRY(TOK, "alert", TOPIC, "10", "", "{\"aps\":{\"alert\":\"last, no newline\"}}");
+
+static void check_bulk_stderr(const char *err) {
+  static const char *want[] = {
+      "apns-push: line 4: not JSON: ",
+      "apns-push: line 5: bad token: device token is not an even-length hex string\n",
+      "apns-push: line 7: unknown field \"bogus\"",
+      "apns-push: line 8: \"payload\" must be a JSON object\n",
+      "apns-push: line 9: \"priority\" must be 10, 5 or 1\n",
+      "apns-push: line 10: priority must be 1, 5 or 10\n",
+  };
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+    if (strstr(err, want[i]) == NULL) test__fail(__FILE__, __LINE__, "no \"%s\" in stderr:\n%s", want[i], err);
+  ASSERT_TRUE(strstr(err, "line 2:") == NULL && strstr(err, "line 11:") == NULL);
+}
+
+TEST(push_dry_run_bulk) {
+  const char *path = write_file("in.jsonl", bulk_input);
+  child c;
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--alert", "dflt", "--bulk", path), NULL), 1);
+  ASSERT_STREQ(out_of(&c), bulk_want);
+  check_bulk_stderr(err_of(&c));
+  ASSERT_TRUE(strstr(err_of(&c), "apns-push: dry run: 4 requests, 6 bad lines\n") != NULL);
+  child_free(&c);
+
+  /* Only good lines: exit 0. */
+  path = write_file("good.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--badge", "1", "--bulk", path), NULL), 0);
+  ASSERT_EQ(count_lines(out_of(&c)), 2);
+  child_free(&c);
+}
+
+TEST(push_dry_run_bulk_stdin) {
+  /* The same input through a pipe on stdin (the uv_pipe path), and redirected from the file (uv_fs_read on fd 0). */
+  child c;
+  memset(&c, 0, sizeof c);
+  c.input = bulk_input;
+  ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--alert", "dflt", "--bulk", "-"), NULL), 1);
+  ASSERT_STREQ(out_of(&c), bulk_want);
+  check_bulk_stderr(err_of(&c));
+  child_free(&c);
+  const char *path = write_file("in.jsonl", bulk_input);
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--alert", "dflt", "--bulk", "-"), path), 1);
+  ASSERT_STREQ(out_of(&c), bulk_want);
+  child_free(&c);
+}
+
+TEST(push_dry_run_bulk_long_line) {
+  /* A 100 000-byte line is reported and skipped whole; the lines around it go through. */
+  size_t big = 100000;
+  char *text = malloc(big + 400);
+  ASSERT_NOT_NULL(text);
+  int n = snprintf(text, 200, "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\",\"payload\":{\"x\":\"");
+  memset(text + n, 'y', big);
+  strcpy(text + n + big, "\"}}\n{\"token\":\"" TOK "\"}\n");
+  const char *path = write_file("long.jsonl", text);
+  free(text);
+  child c;
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--alert", "a", "--bulk", path), NULL), 1);
+  ASSERT_EQ(count_lines(out_of(&c)), 2);
+  ASSERT_TRUE(strstr(err_of(&c), "apns-push: line 2: longer than 65536 bytes: skipped\n") != NULL);
+  ASSERT_TRUE(strstr(err_of(&c), "dry run: 2 requests, 1 bad lines") != NULL);
+  child_free(&c);
+}
+
+/* ---- keys and certificates (no server needed: they load before anything connects) ---- */
+
+static const char *cert_dir(apns__certgen_result *certs) {
+  static char dir[600];
+  char err[256] = "";
+  snprintf(dir, sizeof dir, "%s/certs", test_tmpdir());
+  ASSERT_EQ(mkdir(dir, 0700), 0);
+  fx_certs(certs, 0);
+  if (apns__certgen_write_dir(dir, certs, err, sizeof err) != 0) test__fail(__FILE__, __LINE__, "%s", err);
+  return dir;
+}
+
+static char *path_in(const char *dir, const char *name) {
+  static char paths[8][700];
+  static int next;
+  char *p = paths[next++ % 8];
+  snprintf(p, 700, "%s/%s", dir, name);
+  return p;
+}
+
+TEST(push_bad_key_file_exit_2) {
+  apns__certgen_result certs;
+  const char *dir = cert_dir(&certs);
+  const char *junk = write_file("junk-key.pem", "-----BEGIN EC PRIVATE KEY-----\nnot base64 at all\n"
+                                                "-----END EC PRIVATE KEY-----\n");
+  child c;
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c,
+                     ARGS("--host", "127.0.0.1:9", "--cert", path_in(dir, "client.pem"), "--key", junk, "--topic",
+                          TOPIC, "--alert", "x", TOK),
+                     NULL),
+            2);
+  if (strstr(err_of(&c), junk) == NULL) test__fail(__FILE__, __LINE__, "no %s in:\n%s", junk, err_of(&c));
+  ASSERT_TRUE(strstr(err_of(&c), "APNS_EBADKEY") != NULL);
+  ASSERT_STREQ(out_of(&c), "");
+  child_free(&c);
+
+  /* A certificate file that is not one. */
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c,
+                     ARGS("--host", "127.0.0.1:9", "--cert", junk, "--key", path_in(dir, "client-key.pem"), "--topic",
+                          TOPIC, "--alert", "x", TOK),
+                     NULL),
+            2);
+  ASSERT_TRUE(strstr(err_of(&c), junk) != NULL);
+  child_free(&c);
+
+  /* A .p8 that is not a key. */
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c,
+                     ARGS("--host", "127.0.0.1:9", "--p8", junk, "--key-id", "ABC123DEFG", "--team-id", "DEF123GHIJ",
+                          "--topic", TOPIC, "--alert", "x", TOK),
+                     NULL),
+            2);
+  ASSERT_TRUE(strstr(err_of(&c), junk) != NULL);
+  child_free(&c);
+  apns__certgen_free(&certs);
+}
+
+/* ---- against apns-mock, in this process ---- */
+
+typedef struct {
+  uv_loop_t loop;
+  apns__certgen_result certs;
+  const char *dir;
+  apns_mock *mock;
+  char hostport[32];
+  /* the hook's record of the last request */
+  char last[8192];
+  int requests;
+  apns__jwt_verifier *verifier;
+  int jwt_valid, jwt_bad;
+} srv;
+
+static void record_hook(void *data, apns_mock_request *req) {
+  srv *s = data;
+  s->requests++;
+  /* The request as a --dry-run line would show it (headers in arrival order, minus authorization). */
+  size_t n = (size_t)snprintf(s->last, sizeof s->last, "{\"path\":\"%s\",\"headers\":{", req->path);
+  int first = 1, authorized = 0;
+  for (size_t i = 0; i < req->num_headers; i++) {
+    if (strcmp(req->headers[i].name, "authorization") == 0) {
+      const char *v = req->headers[i].value;
+      authorized = 1;
+      int st = strncmp(v, "bearer ", 7) == 0 && s->verifier
+                   ? apns__jwt_verify(s->verifier, v + 7, strlen(v + 7), NULL)
+                   : APNS__JWT_MALFORMED;
+      if (st == APNS__JWT_VALID) {
+        s->jwt_valid++;
+      } else {
+        s->jwt_bad++;
+        req->status = 403;
+        req->reason = "InvalidProviderToken";
+      }
+      continue;
+    }
+    n += (size_t)snprintf(s->last + n, sizeof s->last - n, "%s\"%s\":\"%s\"", first ? "" : ",", req->headers[i].name,
+                          req->headers[i].value);
+    first = 0;
+  }
+  n += (size_t)snprintf(s->last + n, sizeof s->last - n, "},\"payload\":%.*s}\n", (int)req->body_len,
+                        (const char *)req->body);
+  if (s->verifier && !authorized) { /* token auth, but no authorization header */
+    req->status = 403;
+    req->reason = "MissingProviderToken";
+  }
+}
+
+static void srv_start(srv *s, int client_auth, int hook) {
+  memset(s, 0, sizeof *s);
+  ASSERT_EQ(uv_loop_init(&s->loop), 0);
+  s->dir = cert_dir(&s->certs);
+  apns_mock_options o;
+  fx_mock_options(&o, &s->certs, client_auth);
+  o.bad_prefix = "bad";
+  o.unregistered_prefix = "dead";
+  if (hook) {
+    o.on_request = record_hook;
+    o.data = s;
+  }
+  s->mock = fx_mock_start(&s->loop, &o);
+  snprintf(s->hostport, sizeof s->hostport, "127.0.0.1:%d", apns_mock_port(s->mock));
+}
+
+/* Runs apns-push against the mock until it exits. */
+static int srv_push(srv *s, child *c, const char *const *args, const char *stdin_file, char **env) {
+  child_start(c, &s->loop, args, stdin_file, env);
+  fx_run_until(&s->loop, &c->done);
+  if (c->term_signal) test__fail(__FILE__, __LINE__, "apns-push died of signal %d:\n%s", c->term_signal, err_of(c));
+  return (int)c->status;
+}
+
+static void srv_stop(srv *s, apns_mock_stats *st) {
+  if (st) apns_mock_get_stats(s->mock, st);
+  fx_mock_stop_and_close_loop(&s->loop, s->mock);
+  apns__jwt_verifier_free(s->verifier);
+  apns__certgen_free(&s->certs);
+}
+
+#define CONN(s)                                                                                                      \
+  "--host", (s)->hostport, "--verify-name", "localhost", "--ca", path_in((s)->dir, "ca.pem"), "--topic", TOPIC
+#define CERT(s) "--cert", path_in((s)->dir, "client.pem"), "--key", path_in((s)->dir, "client-key.pem")
+
+TEST(push_send_accepted_as_dry_run_says) {
+  srv s;
+  srv_start(&s, 1, 1);
+  const char *const send[] = {CONN(&s), CERT(&s), "--alert", "Hello", "--badge", "2", "--collapse-id", "c",
+                              "--expiration", "0", "--apns-id", "11111111-2222-4333-8444-555555555555", TOK, NULL};
+  child c;
+  memset(&c, 0, sizeof c);
+  int rc = srv_push(&s, &c, send, NULL, NULL);
+  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, err_of(&c));
+  ASSERT_EQ(s.requests, 1);
+  /* One result line, 200, the apns-id we chose echoed. */
+  const char *o = out_of(&c);
+  ASSERT_EQ(count_lines(o), 1);
+  ASSERT_EQ(strncmp(o, "{\"line\":1,\"token\":\"" TOK "\",\"apns_id\":\"11111111-2222-4333-8444-555555555555\","
+                       "\"status\":200,\"reason\":null,\"timestamp\":null,\"attempts\":1,\"latency_ms\":",
+                    strlen("{\"line\":1,\"token\":\"" TOK "\",\"apns_id\":\"11111111-2222-4333-8444-555555555555\","
+                           "\"status\":200,\"reason\":null,\"timestamp\":null,\"attempts\":1,\"latency_ms\":")),
+            0);
+  ASSERT_TRUE(strstr(err_of(&c), "1 notifications in ") != NULL);
+  ASSERT_TRUE(strstr(err_of(&c), "1 accepted, 0 rejected, 0 failed, 0 bad lines") != NULL);
+  ASSERT_TRUE(strstr(err_of(&c), "latency: p50 ") != NULL);
+  child_free(&c);
+
+  /* What the mock received is what --dry-run prints for the same command. */
+  const char *const dry[] = {"--dry-run", CONN(&s), "--alert", "Hello", "--badge", "2", "--collapse-id", "c",
+                             "--expiration", "0", "--apns-id", "11111111-2222-4333-8444-555555555555", TOK, NULL};
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(srv_push(&s, &c, dry, NULL, NULL), 0);
+  ASSERT_STREQ(out_of(&c), s.last);
+  child_free(&c);
+  ASSERT_EQ(s.requests, 1);
+  srv_stop(&s, NULL);
+}
+
+TEST(push_bulk_rejected_and_dead_tokens) {
+  srv s;
+  srv_start(&s, 1, 0);
+  /* 3 good, 2 BadDeviceToken, 2 Unregistered, 1 malformed, 1 blank line. */
+  const char *path = write_file("in.jsonl",
+                                "{\"token\":\"" TOK "\"}\n"
+                                "{\"token\":\"bad0000000000000000000000000000000000000000000000000000000000001\"}\n"
+                                "{\"token\":\"dead000000000000000000000000000000000000000000000000000000000001\"}\n"
+                                "\n"
+                                "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"own\"}}}\n"
+                                "{oops\n"
+                                "{\"token\":\"dead000000000000000000000000000000000000000000000000000000000002\"}\n"
+                                "{\"token\":\"bad0000000000000000000000000000000000000000000000000000000000002\"}\n"
+                                "{\"token\":\"" TOK "\"}\n");
+  const char *dead = path_in(test_tmpdir(), "dead.txt");
+  const char *const args[] = {CONN(&s), CERT(&s), "--alert", "hi", "--bulk", path, "--list-dead", "1",
+                              "--dead-tokens", dead, "--progress", NULL};
+  child c;
+  memset(&c, 0, sizeof c);
+  int rc = srv_push(&s, &c, args, NULL, NULL);
+  if (rc != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", rc, err_of(&c));
+  const char *o = out_of(&c), *e = err_of(&c);
+  /* One result line for each of the 8 non-blank lines, whatever happened to it. */
+  ASSERT_EQ(count_lines(o), 8);
+  static const char *lines[] = {"{\"line\":1,", "{\"line\":2,", "{\"line\":3,", "{\"line\":5,",
+                                "{\"line\":6,", "{\"line\":7,", "{\"line\":8,", "{\"line\":9,"};
+  for (size_t i = 0; i < 8; i++) ASSERT_TRUE(strstr(o, lines[i]) != NULL);
+  ASSERT_TRUE(strstr(o, "\"token\":\"bad0000000000000000000000000000000000000000000000000000000000001\",\"apns_id\":"
+                        "\"") != NULL);
+  ASSERT_TRUE(strstr(o, "\"status\":400,\"reason\":\"BadDeviceToken\",\"timestamp\":null,\"attempts\":1") != NULL);
+  ASSERT_TRUE(strstr(o, "\"status\":410,\"reason\":\"Unregistered\",\"timestamp\":1") != NULL);
+  ASSERT_TRUE(strstr(o, "{\"line\":6,\"token\":null,\"apns_id\":null,\"status\":0,\"reason\":null,\"timestamp\":null,"
+                        "\"attempts\":0,\"latency_ms\":null,\"error\":\"APNS_EBADJSON\",\"message\":\"not JSON: ") !=
+              NULL);
+  /* The summary: counts by status and reason, and the tokens to delete. */
+  ASSERT_TRUE(strstr(e, "apns-push: line 6: not JSON: ") != NULL);
+  /* --progress: the last progress line has the total, on a line of its own before the summary. */
+  ASSERT_TRUE(strstr(e, "\r8/8 done, ") != NULL);
+  ASSERT_TRUE(strstr(e, "3 accepted, 4 rejected, 1 failed, ETA 0:00\napns-push: 8 notifications in ") != NULL);
+  ASSERT_TRUE(strstr(e, "8 notifications in ") != NULL);
+  ASSERT_TRUE(strstr(e, "3 accepted, 4 rejected, 0 failed, 1 bad lines") != NULL);
+  ASSERT_TRUE(strstr(e, "  200                                               3\n") != NULL);
+  ASSERT_TRUE(strstr(e, "  400 BadDeviceToken                                2\n") != NULL);
+  ASSERT_TRUE(strstr(e, "  410 Unregistered                                  2\n") != NULL);
+  ASSERT_TRUE(strstr(e, "  bad line                                          1\n") != NULL);
+  ASSERT_TRUE(strstr(e, "tokens to delete (Unregistered, ExpiredToken, BadDeviceToken, DeviceTokenNotForTopic): 4\n") !=
+              NULL);
+  ASSERT_TRUE(strstr(e, "... and 3 more") != NULL);
+  child_free(&c);
+  /* --dead-tokens has all four. */
+  FILE *f = fopen(dead, "r");
+  ASSERT_NOT_NULL(f);
+  char text[1024];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  text[n] = '\0';
+  fclose(f);
+  ASSERT_EQ(count_lines(text), 4);
+  ASSERT_TRUE(strstr(text, "dead000000000000000000000000000000000000000000000000000000000002\n") != NULL);
+  ASSERT_TRUE(strstr(text, "bad0000000000000000000000000000000000000000000000000000000000001\n") != NULL);
+  apns_mock_stats st;
+  srv_stop(&s, &st);
+  ASSERT_UEQ(st.requests, 7);
+}
+
+TEST(push_encrypted_key_passphrase) {
+  srv s;
+  srv_start(&s, 1, 0);
+  char err[256] = "", *enc = NULL;
+  ASSERT_OK(apns__certgen_encrypt_key(s.certs.client_key, "s3cret", &enc, err, sizeof err));
+  const char *key = write_file("enc-key.pem", enc);
+  apns__zero(enc, strlen(enc));
+  apns__free(enc);
+  char *good_env[] = {"APNS_PUSH_TEST_PASS=s3cret", NULL};
+  char *bad_env[] = {"APNS_PUSH_TEST_PASS=wrong", NULL};
+  const char *const args[] = {CONN(&s), "--cert", path_in(s.dir, "client.pem"), "--key", key, "--key-pass-env",
+                              "APNS_PUSH_TEST_PASS", "--alert", "x", TOK, NULL};
+  child c;
+  memset(&c, 0, sizeof c);
+  int rc = srv_push(&s, &c, args, NULL, good_env);
+  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, err_of(&c));
+  ASSERT_TRUE(strstr(out_of(&c), "\"status\":200") != NULL);
+  child_free(&c);
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(srv_push(&s, &c, args, NULL, bad_env), 2);
+  if (strstr(err_of(&c), key) == NULL) test__fail(__FILE__, __LINE__, "no %s in:\n%s", key, err_of(&c));
+  child_free(&c);
+  srv_stop(&s, NULL);
+}
+
+TEST(push_token_auth_verified_by_mock) {
+  /* No client certificate; the mock's hook checks every bearer token with the JWT verifier, knowing the key. */
+  srv s;
+  char err[256] = "";
+  srv_start(&s, 0, 1);
+  const char *p8 = path_in(s.dir, "client-key.pem"); /* a P-256 key: what a .p8 holds */
+  ASSERT_OK(apns__jwt_verifier_new(&s.verifier));
+  ASSERT_OK(apns__jwt_verifier_add(s.verifier, "ABC123DEFG", p8, NULL, 0, err, sizeof err));
+  const char *path = write_file("in.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
+  const char *const args[] = {CONN(&s), "--p8", p8, "--key-id", "ABC123DEFG", "--team-id", "DEF123GHIJ",
+                              "--alert", "x", "--bulk", path, NULL};
+  child c;
+  memset(&c, 0, sizeof c);
+  int rc = srv_push(&s, &c, args, NULL, NULL);
+  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s\n%s", rc, out_of(&c), err_of(&c));
+  ASSERT_EQ(count_lines(out_of(&c)), 3);
+  ASSERT_EQ(s.jwt_valid, 3);
+  ASSERT_EQ(s.jwt_bad, 0);
+  child_free(&c);
+  /* The wrong key id: the mock refuses, every line is rejected, exit 1. */
+  const char *const wrong[] = {CONN(&s), "--p8", p8, "--key-id", "ZZZ123DEFG", "--team-id", "DEF123GHIJ",
+                               "--alert", "x", TOK, NULL};
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(srv_push(&s, &c, wrong, NULL, NULL), 1);
+  ASSERT_TRUE(strstr(out_of(&c), "\"status\":403,\"reason\":\"InvalidProviderToken\"") != NULL);
+  ASSERT_EQ(s.jwt_bad, 1);
+  child_free(&c);
+  srv_stop(&s, NULL);
+}
+
+/* The peak memory a million-line run may take, in KiB. The input streams through a 256 KiB buffer; the client
+ * holds at most --max-queued (4096) queued requests plus what the connections carry (2 x the mock's 1000
+ * streams), about 1 KiB each with their buffers; the rest is the program and its TLS sessions. Measured: about
+ * 11 MiB; reading the whole 110 MB file or keeping a result per line would blow far past this. */
+#define MILLION_MAXRSS_KB (40 * 1024)
+/* Under AddressSanitizer the tool's memory is the sanitizer's (shadow, quarantine) and it runs several times
+ * slower: a tenth of the lines, and a bound that only catches a runaway. Under valgrind (the in-process mock is
+ * then 20 times slower) a tenth of the lines: still 25 times the queue bound. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MILLION_LINES_NATIVE 100000u
+#define MILLION_BOUND_KB (1024 * 1024)
+#else
+#define MILLION_LINES_NATIVE 1000000u
+#define MILLION_BOUND_KB MILLION_MAXRSS_KB
+#endif
+
+static void on_hwm_timer(uv_timer_t *t) {
+  sample_hwm(t->data);
+}
+
+TEST(push_bulk_million_bounded_memory) {
+  const unsigned MILLION_LINES = test_time_factor() > 1 ? MILLION_LINES_NATIVE / 10 : MILLION_LINES_NATIVE;
+  srv s;
+  srv_start(&s, 1, 0);
+  char path[600];
+  snprintf(path, sizeof path, "%s/million.jsonl", test_tmpdir());
+  FILE *f = fopen(path, "w");
+  ASSERT_NOT_NULL(f);
+  for (unsigned i = 0; i < MILLION_LINES; i++)
+    fprintf(f, "{\"token\":\"%064x\",\"payload\":{\"aps\":{\"alert\":\"notification %u\"}}}\n", i, i);
+  ASSERT_EQ(fclose(f), 0);
+  struct stat sb;
+  ASSERT_EQ(stat(path, &sb), 0);
+  ASSERT_GT(sb.st_size, (off_t)MILLION_LINES * 100);
+  const char *const args[] = {CONN(&s), CERT(&s), "--bulk", path, "--results", "/dev/null", "--no-progress", NULL};
+  child c;
+  memset(&c, 0, sizeof c);
+  uint64_t t0 = uv_hrtime();
+  /* Sample the child's VmHWM every 50 ms while it runs (and at each stderr write, the summary included). */
+  uv_timer_t hwm;
+  ASSERT_EQ(uv_timer_init(&s.loop, &hwm), 0);
+  hwm.data = &c;
+  child_start(&c, &s.loop, args, NULL, NULL);
+  ASSERT_EQ(uv_timer_start(&hwm, on_hwm_timer, 0, 50), 0);
+  fx_run_until(&s.loop, &c.done);
+  uv_close((uv_handle_t *)&hwm, NULL);
+  if (c.term_signal) test__fail(__FILE__, __LINE__, "apns-push died of signal %d:\n%s", c.term_signal, err_of(&c));
+  int rc = (int)c.status;
+  double secs = (double)(uv_hrtime() - t0) / 1e9;
+  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, err_of(&c));
+  char want[128];
+  snprintf(want, sizeof want, "%u notifications in ", MILLION_LINES);
+  ASSERT_TRUE(strstr(err_of(&c), want) != NULL);
+  snprintf(want, sizeof want, "%u accepted, 0 rejected, 0 failed, 0 bad lines", MILLION_LINES);
+  ASSERT_TRUE(strstr(err_of(&c), want) != NULL);
+  printf("%u notifications in %.1f s, apns-push peak RSS %ld KiB (%d samples; bound %d)\n", MILLION_LINES, secs,
+         c.hwm_kb, c.hwm_samples, MILLION_BOUND_KB);
+  ASSERT_GT(c.hwm_samples, 0);
+  ASSERT_GT(c.hwm_kb, 0);
+  ASSERT_LT(c.hwm_kb, MILLION_BOUND_KB);
+  child_free(&c);
+  apns_mock_stats st;
+  srv_stop(&s, &st);
+  ASSERT_UEQ(st.requests, MILLION_LINES);
+  ASSERT_UEQ(st.status[200], MILLION_LINES);
+}
+
+TEST_SUITE(push){
+    TEST_ENTRY(push_help_and_version),
+    TEST_ENTRY(push_usage_errors_exit_2),
+    TEST_ENTRY(push_payload_too_large_exit_2),
+    TEST_ENTRY(push_dry_run_built_payload),
+    TEST_ENTRY(push_dry_run_json_argument),
+    TEST_ENTRY(push_dry_run_push_type_suffix),
+    TEST_ENTRY(push_dry_run_bulk),
+    TEST_ENTRY(push_dry_run_bulk_stdin),
+    TEST_ENTRY(push_dry_run_bulk_long_line),
+    TEST_ENTRY(push_bad_key_file_exit_2),
+    TEST_ENTRY(push_send_accepted_as_dry_run_says),
+    TEST_ENTRY(push_bulk_rejected_and_dead_tokens),
+    TEST_ENTRY(push_encrypted_key_passphrase),
+    TEST_ENTRY(push_token_auth_verified_by_mock),
+    TEST_ENTRY(push_bulk_million_bounded_memory),
+    TEST_SUITE_END,
+};

@@ -1,0 +1,454 @@
+/* apns-push: send one notification, or a stream of them, and say what became of each.
+ *
+ * Everything runs on one libuv loop: the client (a pool of HTTP/2 connections), the bulk input (read in chunks,
+ * paused while the client's queue is full and resumed at its low-water mark), a timer for the progress line. Each
+ * non-blank input line ends in exactly one result line: a response, a failure, or the reason it was not sent. */
+#include "push.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PUSH_MAX_BAD_SHOWN 1000 /* bad lines told on stderr one by one; the result lines have them all */
+#define PUSH_TICK_MS 250        /* progress redraw, and the back-pressure safety net */
+
+typedef struct app app;
+
+typedef struct pending {
+  app *a;
+  uint64_t line;
+  uint64_t t0_ns;
+  char token[];
+} pending;
+
+struct app {
+  uv_loop_t loop;
+  push_opts o;
+  FILE *out;
+  FILE *dead;
+  push_report *rep;
+  apns_notification *n; /* the payload of the command line (flags or PAYLOAD_JSON), or NULL */
+  apns_client *client;
+  push_input *in;
+  uv_timer_t tick;
+  uv_timer_t resume;
+  int timers_open;
+  uint64_t lines;    /* non-blank lines taken: each gets one result */
+  uint64_t requests; /* --dry-run: requests printed */
+  uint64_t outstanding;
+  uint64_t bad_shown;
+  int input_done;
+  int input_paused;
+  int closing;
+  int read_error;
+  int stopped;
+  size_t low_water;
+};
+
+static void maybe_finish(app *a);
+
+/* ---- results ---- */
+
+static void bad_line(app *a, uint64_t lineno, const char *token, int err, const char *why) {
+  push_result r;
+  memset(&r, 0, sizeof r);
+  r.line = lineno;
+  r.token = token;
+  r.err = err;
+  r.message = why;
+  r.bad_line = 1;
+  r.latency_ms = -1;
+  push_report_result(a->rep, &r);
+  if (a->bad_shown < PUSH_MAX_BAD_SHOWN) {
+    push_report_stderr(a->rep, "line %llu: %s", (unsigned long long)lineno, why);
+  } else if (a->bad_shown == PUSH_MAX_BAD_SHOWN) {
+    push_report_stderr(a->rep, "more bad lines are not shown here (the result lines have every one)");
+  }
+  a->bad_shown++;
+}
+
+static void on_response(int err, const apns_response *res, void *data) {
+  pending *p = data;
+  app *a = p->a;
+  push_result r;
+  memset(&r, 0, sizeof r);
+  r.line = p->line;
+  r.token = p->token;
+  r.err = err;
+  r.res = res;
+  r.latency_ms = (double)(uv_hrtime() - p->t0_ns) / 1e6;
+  push_report_result(a->rep, &r);
+  free(p);
+  a->outstanding--;
+  maybe_finish(a);
+}
+
+/* ---- one request ---- */
+
+/* Why a send was refused, for a line or a flag. */
+static const char *send_err_text(int rv, char *buf, size_t len) {
+  snprintf(buf, len, "%s", apns_strerror(rv));
+  return buf;
+}
+
+/* Sends (or, with --dry-run, prints) one notification. Returns PUSH_LINE_*. */
+static int submit(app *a, uint64_t lineno, const char *token, apns_notification *n, const apns_send_options *so) {
+  char why[256];
+  if (a->o.dry_run) {
+    push_headers ph;
+    apns_push_type type;
+    const char *json;
+    size_t len;
+    int rv = push_build_headers(a->o.send.topic, token, so, apns_notification_is_background(n), &ph, &type);
+    if (rv == 0) rv = apns_notification_serialize(n, apns_payload_limit(type), &json, &len);
+    if (rv < 0) {
+      bad_line(a, lineno, token, rv, send_err_text(rv, why, sizeof why));
+      return PUSH_LINE_DONE;
+    }
+    push_dry_run_line(a->out, &ph, json, len);
+    a->requests++;
+    return PUSH_LINE_DONE;
+  }
+  size_t tlen = strlen(token);
+  pending *p = malloc(sizeof *p + tlen + 1);
+  if (p == NULL) {
+    bad_line(a, lineno, token, APNS_ENOMEM, "out of memory");
+    return PUSH_LINE_DONE;
+  }
+  p->a = a;
+  p->line = lineno;
+  p->t0_ns = uv_hrtime();
+  memcpy(p->token, token, tlen + 1);
+  int rv = apns_client_send(a->client, token, n, so, on_response, p);
+  if (rv == 0) {
+    a->outstanding++;
+    return PUSH_LINE_DONE;
+  }
+  free(p);
+  if (rv == APNS_EQUEUEFULL) return PUSH_LINE_PAUSE;
+  if (rv == APNS_ESTOPPED || rv == APNS_ECLOSED) {
+    /* The client stopped (a fatal answer such as BadCertificate): nothing more can be sent. */
+    push_result r;
+    memset(&r, 0, sizeof r);
+    r.line = lineno;
+    r.token = token;
+    r.err = rv;
+    r.latency_ms = -1;
+    push_report_result(a->rep, &r);
+    a->stopped = 1;
+    return PUSH_LINE_STOP;
+  }
+  bad_line(a, lineno, token, rv, send_err_text(rv, why, sizeof why));
+  return PUSH_LINE_DONE;
+}
+
+/* ---- bulk input ---- */
+
+static int on_line(void *ctx, const char *text, size_t len, uint64_t lineno, int too_long) {
+  app *a = ctx;
+  char why[320];
+  push_line line;
+  if (too_long) {
+    a->lines++;
+    snprintf(why, sizeof why, "longer than %d bytes: skipped", PUSH_MAX_LINE);
+    bad_line(a, lineno, NULL, APNS_EINVAL, why);
+    return PUSH_LINE_DONE;
+  }
+  int rv = push_parse_line(text, len, &a->o.send, &line, why, sizeof why);
+  if (rv < 0) {
+    a->lines++;
+    bad_line(a, lineno, NULL, rv, why);
+    return PUSH_LINE_DONE;
+  }
+  apns_notification *n = line.n ? line.n : a->n;
+  if (n == NULL) {
+    a->lines++;
+    bad_line(a, lineno, line.token, APNS_EPAYLOADEMPTY,
+             "no \"payload\" in the line, and no payload flags (--alert, ...) on the command line");
+    push_line_free(&line);
+    return PUSH_LINE_DONE;
+  }
+  int r = submit(a, lineno, line.token, n, &line.so);
+  if (r != PUSH_LINE_PAUSE) a->lines++;
+  push_line_free(&line);
+  if (r == PUSH_LINE_PAUSE) a->input_paused = 1;
+  return r;
+}
+
+static void on_input_end(void *ctx, int err) {
+  app *a = ctx;
+  if (err < 0) {
+    push_report_stderr(a->rep, "reading %s: %s", strcmp(a->o.bulk, "-") == 0 ? "stdin" : a->o.bulk,
+                       uv_strerror(err));
+    a->read_error = 1;
+  }
+  a->input_done = 1;
+  maybe_finish(a);
+}
+
+static void on_resume(uv_timer_t *t) {
+  app *a = t->data;
+  if (a->input_paused && !a->input_done && !a->closing) {
+    a->input_paused = 0;
+    push_input_resume(a->in);
+  }
+}
+
+static void on_low_water(apns_client *c) {
+  app *a = apns_client_data(c);
+  /* Not from inside the pool's dispatch: the next loop turn reads on. */
+  if (a->input_paused && !a->closing) uv_timer_start(&a->resume, on_resume, 0, 0);
+}
+
+static void on_event(apns_pool *pool, const apns_pool_event *ev) {
+  app *a = apns_client_data(apns_pool_data(pool));
+  if (ev->type == APNS_POOL_EVENT_CONN_DOWN) {
+    push_report_stderr(a->rep, "connection %u: %s (%s)", ev->conn_index,
+                       ev->reason && ev->reason[0] ? ev->reason : apns_strerror(ev->err), apns_err_name(ev->err));
+  } else if (ev->type == APNS_POOL_EVENT_STOPPED) {
+    push_report_stderr(a->rep, "stopped: the server answered %s; nothing more can be sent with this certificate",
+                       ev->reason ? ev->reason : "a fatal error");
+    a->stopped = 1;
+  }
+}
+
+static void progress(app *a, int final) {
+  if (a->in)
+    push_report_progress(a->rep, uv_hrtime(), a->lines, a->input_done, push_input_bytes(a->in),
+                         push_input_size(a->in), final);
+  else
+    push_report_progress(a->rep, uv_hrtime(), a->lines, 1, 0, -1, final);
+}
+
+static void on_tick(uv_timer_t *t) {
+  app *a = t->data;
+  progress(a, 0);
+  /* The safety net of back-pressure: if the low-water signal was missed (requests that expired in the queue
+   * without a dispatch), read on once the queue is low. */
+  if (a->input_paused && a->client && !a->closing) {
+    apns_pool_stats st;
+    apns_client_get_stats(a->client, &st);
+    if (st.queued <= a->low_water) on_resume(&a->resume);
+  }
+}
+
+/* ---- the end ---- */
+
+static void on_timer_closed(uv_handle_t *h) {
+  (void)h;
+}
+
+static void close_timers(app *a) {
+  if (!a->timers_open) return;
+  a->timers_open = 0;
+  uv_close((uv_handle_t *)&a->tick, on_timer_closed);
+  uv_close((uv_handle_t *)&a->resume, on_timer_closed);
+}
+
+static void on_client_closed(apns_client *c) {
+  (void)c;
+}
+
+static void maybe_finish(app *a) {
+  if (a->closing || !a->input_done || a->outstanding > 0) return;
+  a->closing = 1;
+  if (a->in) push_input_close(a->in);
+  a->in = NULL;
+  close_timers(a);
+  if (a->client) {
+    apns_client_close(a->client, 0, on_client_closed);
+    a->client = NULL;
+  }
+}
+
+/* ---- setup ---- */
+
+static FILE *open_out(const char *flag, const char *path) {
+  FILE *f = fopen(path, "w");
+  if (f == NULL) push_err("%s %s: %s", flag, path, strerror(errno));
+  return f;
+}
+
+/* The flag a request-level error points at, for a single notification. */
+static const char *flag_of(int rv) {
+  switch (rv) {
+  case APNS_EBADTOKEN: return "TOKEN";
+  case APNS_EBADTOPIC: return "--topic";
+  case APNS_EBADPRIORITY: return "--priority";
+  case APNS_EBADPUSHTYPE: return "--push-type";
+  case APNS_EBADCOLLAPSEID: return "--collapse-id";
+  case APNS_EBADAPNSID: return "--apns-id";
+  case APNS_EINVAL: return "--expiration";
+  default: return "payload";
+  }
+}
+
+/* Checks a single notification before anything connects: a mistake there is a usage error. */
+static int check_single(app *a) {
+  push_headers ph;
+  apns_push_type type;
+  const char *json;
+  size_t len;
+  int rv = push_build_headers(a->o.send.topic, a->o.token, &a->o.send, apns_notification_is_background(a->n), &ph,
+                              &type);
+  if (rv < 0) {
+    push_err("%s: %s", flag_of(rv), apns_strerror(rv));
+    return -1;
+  }
+  rv = apns_notification_serialize(a->n, apns_payload_limit(type), &json, &len);
+  if (rv == APNS_EPAYLOADTOOLARGE) {
+    push_err("payload: %zu bytes, more than the %zu allowed for push type %s", len, apns_payload_limit(type),
+             apns_push_type_string(type));
+    return -1;
+  }
+  if (rv < 0) {
+    push_err("payload: %s", apns_strerror(rv));
+    return -1;
+  }
+  return 0;
+}
+
+static int open_client(app *a) {
+  char errbuf[512] = "";
+  apns_client_options co;
+  memset(&co, 0, sizeof co);
+  co.endpoint = a->o.endpoint;
+  co.host = a->o.host;
+  co.port = a->o.endpoint == APNS_ENDPOINT_CUSTOM ? a->o.port : 0;
+  co.tls.ca_file = a->o.ca_file;
+  co.tls.cert_file = a->o.cert_file;
+  co.tls.key_file = a->o.key_file;
+  co.tls.key_passphrase = a->o.key_pass;
+  co.tls.verify_name = a->o.verify_name;
+  co.tls.insecure_skip_verify = a->o.insecure;
+  co.token_key_file = a->o.p8_file;
+  co.key_id = a->o.key_id;
+  co.team_id = a->o.team_id;
+  co.topic = a->o.send.topic;
+  co.connections = a->o.connections;
+  co.timeout_ms = a->o.timeout_ms;
+  if (a->o.bulk) {
+    co.max_queued = a->o.max_queued;
+    co.low_water = a->o.max_queued / 2;
+    co.on_low_water = on_low_water;
+  }
+  a->low_water = co.low_water;
+  co.on_event = on_event;
+  co.data = a;
+  int rv = apns_client_open(&a->loop, &a->client, &co, errbuf, sizeof errbuf);
+  if (rv < 0) {
+    push_err("%s (%s)", errbuf[0] ? errbuf : apns_strerror(rv), apns_err_name(rv));
+    return -1;
+  }
+  if (a->o.insecure) push_err("warning: --insecure: the server's certificate is not verified");
+  return 0;
+}
+
+static int run(app *a) {
+  int rv;
+  if (a->o.bulk) {
+    rv = push_input_open(&a->loop, a->o.bulk, on_line, on_input_end, a, &a->in);
+    if (rv < 0) {
+      push_err("--bulk %s: %s", a->o.bulk, uv_strerror(rv));
+      return PUSH_EXIT_USAGE;
+    }
+  }
+  if (!a->o.dry_run && open_client(a) != 0) {
+    if (a->in) push_input_close(a->in);
+    a->in = NULL;
+    uv_run(&a->loop, UV_RUN_DEFAULT);
+    return PUSH_EXIT_USAGE;
+  }
+  uv_timer_init(&a->loop, &a->tick);
+  uv_timer_init(&a->loop, &a->resume);
+  a->tick.data = a->resume.data = a;
+  a->timers_open = 1;
+  if (!a->o.dry_run) uv_timer_start(&a->tick, on_tick, PUSH_TICK_MS, PUSH_TICK_MS);
+  if (a->in) {
+    push_input_resume(a->in);
+  } else {
+    a->lines = 1;
+    submit(a, 1, a->o.token, a->n, &a->o.send);
+    a->input_done = 1;
+    maybe_finish(a);
+  }
+  uv_run(&a->loop, UV_RUN_DEFAULT);
+  if (a->o.dry_run) {
+    if (a->o.bulk) {
+      uint64_t bad = a->lines - a->requests;
+      fprintf(stderr, "apns-push: dry run: %llu requests, %llu bad lines\n", (unsigned long long)a->requests,
+              (unsigned long long)bad);
+      return bad || a->read_error ? PUSH_EXIT_FAILED : PUSH_EXIT_OK;
+    }
+    return a->requests == 1 ? PUSH_EXIT_OK : PUSH_EXIT_FAILED;
+  }
+  progress(a, 1);
+  const char *note = NULL;
+  char buf[160];
+  if (a->stopped) {
+    snprintf(buf, sizeof buf, "stopped after a fatal answer: %llu lines read, the rest not sent",
+             (unsigned long long)a->lines);
+    note = buf;
+  } else if (a->read_error) {
+    note = "the input could not be read to its end";
+  }
+  push_report_summary(a->rep, uv_hrtime(), note);
+  if (a->stopped || a->read_error) return PUSH_EXIT_FAILED;
+  return push_report_exit_code(a->rep);
+}
+
+int main(int argc, char **argv) {
+  app a;
+  int rc;
+  memset(&a, 0, sizeof a);
+  rc = push_parse_args(argc, argv, &a.o);
+  if (rc == 1) return PUSH_EXIT_OK;
+  if (rc != 0) return rc;
+  rc = PUSH_EXIT_USAGE;
+  a.out = stdout;
+  if (a.o.results && strcmp(a.o.results, "-") != 0 && (a.out = open_out("--results", a.o.results)) == NULL) goto done;
+  if (a.o.dead_file && (a.dead = open_out("--dead-tokens", a.o.dead_file)) == NULL) goto done;
+  static char outbuf[1 << 16];
+  setvbuf(a.out, outbuf, _IOFBF, sizeof outbuf);
+
+  if (a.o.payload_json) {
+    char *mini;
+    size_t len;
+    int rv = push_json_minify(a.o.payload_json, strlen(a.o.payload_json), &mini, &len);
+    if (rv == 0) {
+      rv = apns_notification_new_raw(&a.n, mini, len);
+      free(mini);
+    }
+    if (rv < 0) {
+      push_err("PAYLOAD_JSON: %s", apns_strerror(rv));
+      goto done;
+    }
+  } else if (push_flags_notification(&a.o, &a.n) < 0) {
+    goto done;
+  }
+  if (!a.o.bulk && check_single(&a) != 0) goto done;
+
+  int show = a.o.progress >= 0 ? a.o.progress : isatty(2);
+  a.rep = push_report_new(a.o.dry_run ? NULL : a.out, show && !a.o.dry_run, a.o.list_dead, a.dead, uv_hrtime());
+  if (a.rep == NULL || uv_loop_init(&a.loop) != 0) {
+    push_err("out of memory");
+    goto done;
+  }
+  rc = run(&a);
+  close_timers(&a);
+  uv_run(&a.loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&a.loop) != 0) push_err("internal: handles left open at exit");
+
+done:
+  if (a.out && fflush(a.out) != 0) {
+    push_err("writing results: %s", strerror(errno));
+    if (rc == PUSH_EXIT_OK) rc = PUSH_EXIT_FAILED;
+  }
+  if (a.out && a.out != stdout) fclose(a.out);
+  if (a.dead && fclose(a.dead) != 0 && rc == PUSH_EXIT_OK) rc = PUSH_EXIT_FAILED;
+  push_report_free(a.rep);
+  apns_notification_free(a.n);
+  push_opts_free(&a.o);
+  return rc;
+}

@@ -1,0 +1,181 @@
+/* apns-push: what the command's parts share.
+ *
+ * args.c turns the command line into push_opts; request.c builds payloads, the request headers (as the client
+ * builds them) and parses bulk lines; input.c streams the bulk input through libuv with back-pressure; report.c
+ * writes result lines, progress and the summary; main.c runs it all on one loop. The command uses only the public
+ * API (<apns.h> and <apns/client.h>). */
+#ifndef APNS_PUSH_H
+#define APNS_PUSH_H
+
+#include <apns.h>
+#include <apns/client.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <uv.h>
+
+/* Exit statuses. */
+#define PUSH_EXIT_OK 0     /* every notification accepted */
+#define PUSH_EXIT_FAILED 1 /* any rejected, failed or bad line */
+#define PUSH_EXIT_USAGE 2  /* usage or configuration error */
+
+/* Longest bulk line accepted, in bytes (a 5 KiB voip payload, escaped, with every other field fits). */
+#define PUSH_MAX_LINE (64 * 1024)
+
+/* ---- args.c ---- */
+
+typedef struct push_data_kv {
+  const char *key; /* points into argv (the '=' replaced by a NUL) */
+  const char *json;
+} push_data_kv;
+
+typedef struct push_opts {
+  /* connection */
+  apns_endpoint endpoint;
+  const char *host; /* --host, without the port */
+  uint16_t port;
+  const char *ca_file;
+  const char *verify_name;
+  int insecure;
+  unsigned connections;
+  uint64_t timeout_ms;
+  /* auth */
+  const char *cert_file, *key_file, *key_pass_env, *key_pass;
+  const char *p8_file, *key_id, *team_id;
+  /* request defaults (a bulk line may override each) */
+  apns_send_options send;
+  /* payload built from flags */
+  const char *alert, *title, *subtitle, *sound, *category, *thread_id;
+  int badge; /* -1: none */
+  int content_available, mutable_content;
+  push_data_kv *data;
+  size_t num_data;
+  /* what to do */
+  const char *token;        /* single mode */
+  const char *payload_json; /* single mode, optional */
+  const char *bulk;         /* "-" for stdin */
+  int dry_run;
+  const char *results;    /* NULL: stdout */
+  int progress;           /* -1: when stderr is a terminal */
+  unsigned list_dead;     /* tokens to delete listed in the summary */
+  const char *dead_file;  /* every token to delete, one a line */
+  size_t max_queued;      /* back-pressure: the client's queue bound in bulk mode */
+} push_opts;
+
+/* Parses argv (modified: --data's '=' becomes a NUL). Returns 0; 1 when the caller should exit 0 (--help,
+ * --version, already printed); or PUSH_EXIT_USAGE after printing why on stderr. opts->data is malloc'd: free it
+ * with push_opts_free. */
+int push_parse_args(int argc, char **argv, push_opts *opts);
+void push_opts_free(push_opts *opts);
+/* Prints "apns-push: " and the message on stderr. */
+void push_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- request.c ---- */
+
+/* The headers of one request, built exactly as lib/client.c's build_send builds them (same order, same checks,
+ * same error codes), for --dry-run. */
+typedef struct push_headers {
+  apns_header h[8];
+  size_t n;
+  char path[16 + APNS_DEVICE_TOKEN_MAX];
+  char topic[APNS_TOPIC_MAX + 40];
+  char priority[4];
+  char expiration[24];
+  char apns_id[37];
+} push_headers;
+
+int push_build_headers(const char *default_topic, const char *token, const apns_send_options *so, int background,
+                       push_headers *ph, apns_push_type *type_out);
+
+/* The notification the flags describe (*out NULL when no payload flag was given). Returns 0, or an error code
+ * after printing which flag was wrong. */
+int push_flags_notification(const push_opts *o, apns_notification **out);
+
+/* Copies a JSON text without the whitespace outside its strings (the bytes are otherwise untouched: numbers keep
+ * their spelling). *out is malloc'd and NUL-terminated. Returns 0 or APNS_ENOMEM. */
+int push_json_minify(const char *json, size_t len, char **out, size_t *out_len);
+
+/* One parsed bulk line. Strings point into the parsed JSON and stay valid until push_line_free. */
+typedef struct push_line {
+  void *root; /* json_t */
+  const char *token;
+  apns_send_options so; /* the command line's defaults with the line's own fields over them */
+  apns_notification *n; /* the line's payload, or NULL: use the command line's */
+} push_line;
+
+/* Parses one line against the defaults. Returns 0, or an error code with why (a sentence for stderr). */
+int push_parse_line(const char *text, size_t len, const apns_send_options *defaults, push_line *out, char *why,
+                    size_t whylen);
+void push_line_free(push_line *line);
+
+/* Writes s as a JSON string (quoted, escaped) to f; NULL writes null. */
+void push_json_string(FILE *f, const char *s);
+
+/* Writes one --dry-run line: {"path":...,"headers":{...},"payload":...}. */
+void push_dry_run_line(FILE *f, const push_headers *ph, const char *payload, size_t len);
+
+/* ---- input.c ---- */
+
+typedef struct push_input push_input;
+
+/* A line's fate, returned by the line callback. */
+#define PUSH_LINE_DONE 0  /* consumed */
+#define PUSH_LINE_PAUSE 1 /* not consumed: pause reading; push_input_resume() hands the same line again */
+#define PUSH_LINE_STOP 2  /* consumed, and read no more: the input ends here */
+
+/* too_long: the line was longer than PUSH_MAX_LINE; text holds its first bytes and the rest is skipped. */
+typedef int (*push_line_cb)(void *ctx, const char *text, size_t len, uint64_t lineno, int too_long);
+/* The input ended: err 0 at EOF (or after STOP), else a libuv code from reading. */
+typedef void (*push_end_cb)(void *ctx, int err);
+
+/* Opens path ("-" for stdin) for streaming. Returns 0, or a libuv code (*out NULL). Reading starts with
+ * push_input_resume. */
+int push_input_open(uv_loop_t *loop, const char *path, push_line_cb on_line, push_end_cb on_end, void *ctx,
+                    push_input **out);
+/* Starts or resumes reading (after PUSH_LINE_PAUSE). Safe to call when not paused. */
+void push_input_resume(push_input *in);
+/* Bytes read so far and the file's size (-1 when not a regular file), for progress estimates. */
+uint64_t push_input_bytes(const push_input *in);
+int64_t push_input_size(const push_input *in);
+/* Closes the handles; the input is freed once they are closed (after the loop turns). */
+void push_input_close(push_input *in);
+
+/* ---- report.c ---- */
+
+typedef struct push_report push_report;
+
+typedef struct push_result {
+  uint64_t line;
+  const char *token;
+  int err; /* 0: a response; else why none */
+  const apns_response *res;
+  const char *message; /* with err: a sentence; NULL: apns_strerror(err) */
+  int bad_line;        /* the line never became a request (parse or validation error) */
+  double latency_ms;   /* < 0: none */
+} push_result;
+
+push_report *push_report_new(FILE *out, int progress, unsigned list_dead, FILE *dead_file, uint64_t now_ns);
+void push_report_free(push_report *r);
+/* One result line on out, and the counters. */
+void push_report_result(push_report *r, const push_result *res);
+/* A line on stderr that does not disturb the progress line (which is redrawn at the next tick). */
+void push_report_stderr(push_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The progress line, at most every 250 ms: lines_read so far, total when known (else estimated from bytes). */
+void push_report_progress(push_report *r, uint64_t now_ns, uint64_t lines_read, int total_known, uint64_t bytes,
+                          int64_t size, int final);
+/* The summary on stderr. */
+void push_report_summary(push_report *r, uint64_t now_ns, const char *note);
+/* 0 when every result was accepted (and there was at least one), else 1. */
+int push_report_exit_code(const push_report *r);
+uint64_t push_report_done(const push_report *r);
+
+/* Latency histogram: log-linear buckets of microseconds, relative error under 2%, a fixed 12 KiB. */
+typedef struct push_hist {
+  uint64_t count;
+  uint64_t buckets[48 * 32];
+} push_hist;
+
+void push_hist_add(push_hist *h, uint64_t us);
+/* The value at quantile q (0..1), in microseconds; 0 when empty. */
+uint64_t push_hist_quantile(const push_hist *h, double q);
+
+#endif
