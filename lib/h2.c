@@ -143,9 +143,16 @@ static void list_remove(h2_list *l, h2_stream *st) {
 
 /* ---- id map ---- */
 
+static size_t map_home(int32_t id, size_t cap) {
+  /* Client ids are consecutive odd numbers. Taken as they are (id >> 1), the open streams would fill one contiguous
+   * run of slots, and a deletion's backward shift would walk all of it: O(streams in flight) each time. A
+   * multiplicative mix scatters consecutive ids, so runs stay short at load <= 1/2. */
+  uint32_t x = ((uint32_t)id >> 1) * 0x9E3779B1u;
+  return (x ^ (x >> 16)) & (cap - 1);
+}
+
 static size_t map_slot(const apns__h2 *h2, int32_t id) {
-  /* Client ids are consecutive odd numbers: id >> 1 spreads them perfectly. */
-  return ((uint32_t)id >> 1) & (h2->map_cap - 1);
+  return map_home(id, h2->map_cap);
 }
 
 static int map_reserve(apns__h2 *h2) {
@@ -163,7 +170,7 @@ static int map_reserve(apns__h2 *h2) {
   }
   for (i = 0; i < h2->map_cap; i++) {
     if (h2->map_keys[i] == 0) continue;
-    size_t j = ((uint32_t)h2->map_keys[i] >> 1) & (cap - 1);
+    size_t j = map_home(h2->map_keys[i], cap);
     while (keys[j] != 0) j = (j + 1) & (cap - 1);
     keys[j] = h2->map_keys[i];
     vals[j] = h2->map_vals[i];

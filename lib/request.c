@@ -44,8 +44,8 @@ static int path_valid(const char *path) {
 
 /* Connection-specific fields are forbidden in HTTP/2 (RFC 9113 8.2.2); a server would reset the stream. */
 /* Values that change per request would only churn the HPACK table, and authorization is a secret. */
-static int never_indexed(const char *name) {
-  return strcmp(name, "authorization") == 0 || strcmp(name, "apns-id") == 0;
+static int never_indexed(const char *name, size_t len) {
+  return (len == 13 && memcmp(name, "authorization", 13) == 0) || (len == 7 && memcmp(name, "apns-id", 7) == 0);
 }
 
 static int add_size(size_t *total, size_t n) {
@@ -54,10 +54,10 @@ static int add_size(size_t *total, size_t n) {
   return 1;
 }
 
-static nghttp2_nv nv_static(const char *name, const char *value, size_t valuelen, uint8_t flags) {
+static nghttp2_nv nv_static(const char *name, size_t namelen, const char *value, size_t valuelen, uint8_t flags) {
   nghttp2_nv nv;
   nv.name = (uint8_t *)(uintptr_t)name;
-  nv.namelen = strlen(name);
+  nv.namelen = namelen;
   nv.value = (uint8_t *)(uintptr_t)value;
   nv.valuelen = valuelen;
   nv.flags = flags;
@@ -67,6 +67,8 @@ static nghttp2_nv nv_static(const char *name, const char *value, size_t valuelen
 int apns__req_new(apns__req **out, const apns_request *desc, size_t extra) {
   const char *method;
   size_t path_len, total, strings = 0, nvlen, i;
+  /* Lengths of the first headers' names and values, measured once (this runs for every request). */
+  size_t lens[2 * 8];
   apns__req *req;
   char *s;
 
@@ -86,6 +88,7 @@ int apns__req_new(apns__req **out, const apns_request *desc, size_t extra) {
     if (h->name == NULL || h->value == NULL) return APNS_EBADHEADER;
     nl = strlen(h->name);
     vl = strlen(h->value);
+    if (i < 8) lens[2 * i] = nl, lens[2 * i + 1] = vl;
     /* A pseudo-header fails the token check (':' is not a tchar), so callers cannot forge :path or :authority. */
     if (!apns__header_name_valid(h->name, nl) || !apns__header_value_valid(h->value, vl)) return APNS_EBADHEADER;
     if (!add_size(&strings, nl + 1) || !add_size(&strings, vl + 1)) return APNS_EINVAL;
@@ -107,21 +110,21 @@ int apns__req_new(apns__req **out, const apns_request *desc, size_t extra) {
   s = (char *)(req->nva + nvlen);
 
   memcpy(s, desc->path, path_len + 1);
-  req->nva[0] = nv_static(":method", method, strlen(method), APNS__NV_STATIC);
-  req->nva[1] = nv_static(":scheme", "https", 5, APNS__NV_STATIC);
-  req->nva[2] = nv_static(":path", s, path_len, APNS__NV_STATIC | NGHTTP2_NV_FLAG_NO_INDEX);
+  req->nva[0] = nv_static(":method", 7, method, strlen(method), APNS__NV_STATIC);
+  req->nva[1] = nv_static(":scheme", 7, "https", 5, APNS__NV_STATIC);
+  req->nva[2] = nv_static(":path", 5, s, path_len, APNS__NV_STATIC | NGHTTP2_NV_FLAG_NO_INDEX);
   /* The h2 session puts its own authority here (a copy of this array per submit). */
-  req->nva[3] = nv_static(":authority", "", 0, APNS__NV_STATIC);
+  req->nva[3] = nv_static(":authority", 10, "", 0, APNS__NV_STATIC);
   s += path_len + 1;
 
   for (i = 0; i < desc->num_headers; i++) {
     const apns_header *h = &desc->headers[i];
-    size_t nl = strlen(h->name), vl = strlen(h->value);
+    size_t nl = i < 8 ? lens[2 * i] : strlen(h->name), vl = i < 8 ? lens[2 * i + 1] : strlen(h->value);
     char *name = s, *value = s + nl + 1;
     memcpy(name, h->name, nl + 1);
     memcpy(value, h->value, vl + 1);
     req->nva[4 + i] =
-        nv_static(name, value, vl, APNS__NV_STATIC | (never_indexed(name) ? NGHTTP2_NV_FLAG_NO_INDEX : 0));
+        nv_static(name, nl, value, vl, APNS__NV_STATIC | (never_indexed(name, nl) ? NGHTTP2_NV_FLAG_NO_INDEX : 0));
     s += nl + 1 + vl + 1;
   }
 
