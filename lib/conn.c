@@ -23,7 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define APNS__READ_BUF (64 * 1024)
+#define APNS__READ_BUF (16 * 1024)
 #define APNS__PLAIN_CHUNK (16 * 1024)
 #define APNS__DEFAULT_CONNECT_TIMEOUT_MS 10000
 #define APNS__DEFAULT_PING_IDLE_MS 15000
@@ -377,7 +377,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   if (c->state == APNS_CONN_READY || c->state == APNS_CONN_DRAINING) {
-    conn_dirty(c);
+    /* Flush now rather than at the end of the loop turn: libuv reads a busy socket up to 32 times in one turn, and
+     * holding the new requests until then makes client and server take turns in large batches instead of
+     * working side by side. */
+    conn_flush(c);
     /* A drained connection after GOAWAY has nothing more to give. */
     if (c->state == APNS_CONN_DRAINING && apns__h2_in_flight(c->h2) == 0)
       conn_lost(c, APNS_ECLOSED, c->goaway_reason[0] ? c->goaway_reason : NULL);
