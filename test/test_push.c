@@ -820,6 +820,41 @@ TEST(push_bulk_million_bounded_memory) {
   ASSERT_UEQ(st.status[200], MILLION_LINES);
 }
 
+
+/* Ctrl-C reads no more lines but lets what was sent finish: one result line for each line taken, a summary that
+ * says so, exit status 1. */
+TEST(push_sigint_finishes_what_was_sent) {
+  srv s;
+  srv_start(&s, 1, 1);
+  apns_mock_set_paused(s.mock, 1);
+  char path[600];
+  snprintf(path, sizeof path, "%s/many.jsonl", test_tmpdir());
+  FILE *f = fopen(path, "w");
+  ASSERT_NOT_NULL(f);
+  for (unsigned i = 0; i < 50000; i++) fprintf(f, "{\"token\":\"%064x\",\"payload\":{\"aps\":{}}}\n", i);
+  ASSERT_EQ(fclose(f), 0);
+  const char *const args[] = {CONN(&s), CERT(&s), "--bulk", path, "--no-progress", NULL};
+  child c;
+  memset(&c, 0, sizeof c);
+  child_start(&c, &s.loop, args, NULL, NULL);
+  while (s.requests < 100) ASSERT_NE(uv_run(&s.loop, UV_RUN_ONCE), 0);
+  ASSERT_EQ(uv_process_kill(&c.proc, SIGINT), 0);
+  /* Let the signal land before the answers flow, so that the run is cut short. */
+  while (strstr(err_of(&c), "interrupted:") == NULL) ASSERT_NE(uv_run(&s.loop, UV_RUN_ONCE), 0);
+  apns_mock_set_paused(s.mock, 0);
+  fx_run_until(&s.loop, &c.done);
+  ASSERT_EQ(c.term_signal, 0);
+  ASSERT_EQ(c.status, 1);
+  ASSERT_TRUE(strstr(err_of(&c), "interrupted after") != NULL);
+  int results = count_lines(out_of(&c));
+  ASSERT_GE(results, 100);
+  ASSERT_LT(results, 50000);
+  apns_mock_stats st;
+  srv_stop(&s, &st);
+  ASSERT_EQ(st.status[200], (uint64_t)results); /* everything sent got its answer and its line */
+  child_free(&c);
+}
+
 TEST_SUITE(push){
     TEST_ENTRY(push_help_and_version),
     TEST_ENTRY(push_usage_errors_exit_2),
@@ -836,5 +871,6 @@ TEST_SUITE(push){
     TEST_ENTRY(push_encrypted_key_passphrase),
     TEST_ENTRY(push_token_auth_verified_by_mock),
     TEST_ENTRY(push_bulk_million_bounded_memory),
+    TEST_ENTRY(push_sigint_finishes_what_was_sent),
     TEST_SUITE_END,
 };

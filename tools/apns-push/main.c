@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -33,7 +34,9 @@ struct app {
   push_input *in;
   uv_timer_t tick;
   uv_timer_t resume;
+  uv_signal_t sigint, sigterm;
   int timers_open;
+  int interrupted; /* 1: stop reading and let what was sent finish; 2: cancel it too */
   uint64_t lines;    /* non-blank lines taken: each gets one result */
   uint64_t requests; /* --dry-run: requests printed */
   uint64_t outstanding;
@@ -243,6 +246,8 @@ static void close_timers(app *a) {
   a->timers_open = 0;
   uv_close((uv_handle_t *)&a->tick, on_timer_closed);
   uv_close((uv_handle_t *)&a->resume, on_timer_closed);
+  uv_close((uv_handle_t *)&a->sigint, on_timer_closed);
+  uv_close((uv_handle_t *)&a->sigterm, on_timer_closed);
 }
 
 static void on_client_closed(apns_client *c) {
@@ -256,6 +261,30 @@ static void maybe_finish(app *a) {
   a->in = NULL;
   close_timers(a);
   if (a->client) {
+    apns_client_close(a->client, 0, on_client_closed);
+    a->client = NULL;
+  }
+}
+
+/* Ctrl-C (or SIGTERM) once: read no more lines, let the notifications already sent get their answers, then the
+ * summary. Twice: cancel those too (each still gets its result line, with error APNS_ECANCELED). */
+static void on_signal(uv_signal_t *h, int signum) {
+  app *a = h->data;
+  a->interrupted++;
+  if (a->interrupted == 1) {
+    push_report_stderr(a->rep, "%s: no more lines are read; waiting for %llu sent (again to cancel them)",
+                       signum == SIGINT ? "interrupted" : "terminated", (unsigned long long)a->outstanding);
+    if (a->in) push_input_close(a->in);
+    a->in = NULL;
+    a->input_done = 1;
+    a->input_paused = 0;
+    maybe_finish(a);
+    return;
+  }
+  if (a->client && !a->closing) {
+    push_report_stderr(a->rep, "canceling %llu sent", (unsigned long long)a->outstanding);
+    a->closing = 1;
+    close_timers(a);
     apns_client_close(a->client, 0, on_client_closed);
     a->client = NULL;
   }
@@ -360,8 +389,15 @@ static int run(app *a) {
   }
   uv_timer_init(&a->loop, &a->tick);
   uv_timer_init(&a->loop, &a->resume);
-  a->tick.data = a->resume.data = a;
+  uv_signal_init(&a->loop, &a->sigint);
+  uv_signal_init(&a->loop, &a->sigterm);
+  a->tick.data = a->resume.data = a->sigint.data = a->sigterm.data = a;
   a->timers_open = 1;
+  uv_signal_start(&a->sigint, on_signal, SIGINT);
+  uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+  /* The signal handlers must not keep the loop alive once the work is done. */
+  uv_unref((uv_handle_t *)&a->sigint);
+  uv_unref((uv_handle_t *)&a->sigterm);
   if (!a->o.dry_run) uv_timer_start(&a->tick, on_tick, PUSH_TICK_MS, PUSH_TICK_MS);
   if (a->in) {
     push_input_resume(a->in);
@@ -390,9 +426,13 @@ static int run(app *a) {
     note = buf;
   } else if (a->read_error) {
     note = "the input could not be read to its end";
+  } else if (a->interrupted) {
+    snprintf(buf, sizeof buf, "interrupted after %llu lines: the rest of the input was not read",
+             (unsigned long long)a->lines);
+    note = buf;
   }
   push_report_summary(a->rep, uv_hrtime(), note);
-  if (a->stopped || a->read_error) return PUSH_EXIT_FAILED;
+  if (a->stopped || a->read_error || a->interrupted) return PUSH_EXIT_FAILED;
   return push_report_exit_code(a->rep);
 }
 
