@@ -855,6 +855,46 @@ TEST(push_sigint_finishes_what_was_sent) {
   child_free(&c);
 }
 
+
+/* A server that cannot be reached: apns-push gives up (here after --timeout, as the refusal may pass), instead of
+ * letting batch after batch wait out its deadline. Every line taken still gets its result line. */
+TEST(push_unreachable_server_gives_up) {
+  srv s;
+  srv_start(&s, 1, 0);
+  /* A port the kernel gave and took back: nothing listens there. */
+  uv_tcp_t t;
+  struct sockaddr_in a;
+  int len = sizeof a;
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  ASSERT_EQ(uv_tcp_init(&s.loop, &t), 0);
+  ASSERT_EQ(uv_tcp_bind(&t, (const struct sockaddr *)&a, 0), 0);
+  ASSERT_EQ(uv_tcp_getsockname(&t, (struct sockaddr *)&a, &len), 0);
+  uv_close((uv_handle_t *)&t, NULL);
+  snprintf(s.hostport, sizeof s.hostport, "127.0.0.1:%d", ntohs(a.sin_port));
+  char path[600];
+  snprintf(path, sizeof path, "%s/many.jsonl", test_tmpdir());
+  FILE *f = fopen(path, "w");
+  ASSERT_NOT_NULL(f);
+  for (unsigned i = 0; i < 200000; i++) fprintf(f, "{\"token\":\"%064x\",\"payload\":{\"aps\":{}}}\n", i);
+  ASSERT_EQ(fclose(f), 0);
+  const char *const args[] = {CONN(&s), CERT(&s), "--bulk", path, "--timeout", "1", "--no-progress", NULL};
+  child c;
+  memset(&c, 0, sizeof c);
+  uint64_t t0 = uv_hrtime();
+  ASSERT_EQ(srv_push(&s, &c, args, NULL, NULL), 1);
+  uint64_t ms = (uv_hrtime() - t0) / 1000000;
+  ASSERT_GE(ms, 1000);                        /* not before --timeout: a refusal may pass */
+  ASSERT_LT(ms, 10000 * test_time_factor()); /* and not batch after batch */
+  ASSERT_TRUE(strstr(err_of(&c), "cannot connect to the server") != NULL);
+  ASSERT_TRUE(strstr(err_of(&c), "the server could not be reached") != NULL);
+  int results = count_lines(out_of(&c));
+  ASSERT_GT(results, 0);
+  ASSERT_LT(results, 200000);
+  ASSERT_TRUE(strstr(out_of(&c), "\"status\":200") == NULL);
+  srv_stop(&s, NULL);
+  child_free(&c);
+}
+
 TEST_SUITE(push){
     TEST_ENTRY(push_help_and_version),
     TEST_ENTRY(push_usage_errors_exit_2),
@@ -872,5 +912,6 @@ TEST_SUITE(push){
     TEST_ENTRY(push_token_auth_verified_by_mock),
     TEST_ENTRY(push_bulk_million_bounded_memory),
     TEST_ENTRY(push_sigint_finishes_what_was_sent),
+    TEST_ENTRY(push_unreachable_server_gives_up),
     TEST_SUITE_END,
 };

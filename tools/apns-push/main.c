@@ -37,6 +37,9 @@ struct app {
   uv_signal_t sigint, sigterm;
   int timers_open;
   int interrupted; /* 1: stop reading and let what was sent finish; 2: cancel it too */
+  int ever_up;     /* a connection has been ready at least once */
+  int unreachable; /* gave up: no connection could be made */
+  uint64_t start_ns;
   uint64_t lines;    /* non-blank lines taken: each gets one result */
   uint64_t requests; /* --dry-run: requests printed */
   uint64_t outstanding;
@@ -203,8 +206,27 @@ static void on_low_water(apns_client *c) {
   if (a->input_paused && !a->closing) uv_timer_start(&a->resume, on_resume, 0, 0);
 }
 
+static void give_up(app *a);
+
+/* A server that cannot be reached would have every queued notification wait out its whole deadline, batch after
+ * batch: a million lines would take hours. So, until a first connection is up: a failure no retry can mend
+ * (certificate refused, no h2, name not found) gives up at once; any other gives up once --timeout has passed. */
+static int fatal_connect_error(int err) {
+  return err == APNS_ECERTVERIFY || err == APNS_EALPN || err == APNS_ETLS || err == APNS_EBADCERT ||
+         err == APNS_EBADKEY || err == UV_EAI_NONAME || err == UV_EAI_NODATA || err == UV_EAI_FAIL;
+}
+
 static void on_event(apns_pool *pool, const apns_pool_event *ev) {
   app *a = apns_client_data(apns_pool_data(pool));
+  if (ev->type == APNS_POOL_EVENT_CONN_UP) a->ever_up = 1;
+  if (ev->type == APNS_POOL_EVENT_CONN_DOWN && !a->ever_up && !a->unreachable &&
+      (fatal_connect_error(ev->err) || uv_hrtime() - a->start_ns >= a->o.timeout_ms * 1000000ULL)) {
+    push_report_stderr(a->rep, "cannot connect to the server: %s (%s); giving up",
+                       ev->reason && ev->reason[0] ? ev->reason : apns_strerror(ev->err), apns_err_name(ev->err));
+    a->unreachable = 1;
+    give_up(a);
+    return;
+  }
   if (ev->type == APNS_POOL_EVENT_CONN_DOWN) {
     push_report_stderr(a->rep, "connection %u: %s (%s)", ev->conn_index,
                        ev->reason && ev->reason[0] ? ev->reason : apns_strerror(ev->err), apns_err_name(ev->err));
@@ -266,6 +288,20 @@ static void maybe_finish(app *a) {
   }
 }
 
+/* Stops reading and cancels what was handed to the client: each still gets its result line. */
+static void give_up(app *a) {
+  if (a->in) push_input_close(a->in);
+  a->in = NULL;
+  a->input_done = 1;
+  a->input_paused = 0;
+  if (a->client && !a->closing) {
+    a->closing = 1;
+    close_timers(a);
+    apns_client_close(a->client, 0, on_client_closed);
+    a->client = NULL;
+  }
+}
+
 /* Ctrl-C (or SIGTERM) once: read no more lines, let the notifications already sent get their answers, then the
  * summary. Twice: cancel those too (each still gets its result line, with error APNS_ECANCELED). */
 static void on_signal(uv_signal_t *h, int signum) {
@@ -283,10 +319,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   }
   if (a->client && !a->closing) {
     push_report_stderr(a->rep, "canceling %llu sent", (unsigned long long)a->outstanding);
-    a->closing = 1;
-    close_timers(a);
-    apns_client_close(a->client, 0, on_client_closed);
-    a->client = NULL;
+    give_up(a);
   }
 }
 
@@ -374,6 +407,7 @@ static int open_client(app *a) {
 
 static int run(app *a) {
   int rv;
+  a->start_ns = uv_hrtime();
   if (a->o.bulk) {
     rv = push_input_open(&a->loop, a->o.bulk, on_line, on_input_end, a, &a->in);
     if (rv < 0) {
@@ -426,13 +460,15 @@ static int run(app *a) {
     note = buf;
   } else if (a->read_error) {
     note = "the input could not be read to its end";
+  } else if (a->unreachable) {
+    note = "the server could not be reached: nothing more was read";
   } else if (a->interrupted) {
     snprintf(buf, sizeof buf, "interrupted after %llu lines: the rest of the input was not read",
              (unsigned long long)a->lines);
     note = buf;
   }
   push_report_summary(a->rep, uv_hrtime(), note);
-  if (a->stopped || a->read_error || a->interrupted) return PUSH_EXIT_FAILED;
+  if (a->stopped || a->read_error || a->interrupted || a->unreachable) return PUSH_EXIT_FAILED;
   return push_report_exit_code(a->rep);
 }
 
