@@ -63,7 +63,6 @@ typedef struct h2_list {
 
 struct apns__h2 {
   nghttp2_session *session;
-  nghttp2_mem mem;
   apns__h2_callbacks cb;
   void *ctx;
   char *authority;
@@ -115,6 +114,12 @@ static void *ng_calloc(size_t n, size_t size, void *ud) {
 static void *ng_realloc(void *ptr, size_t size, void *ud) {
   (void)ud;
   return apns__realloc(ptr, size);
+}
+
+nghttp2_mem *apns__nghttp2_mem(void) {
+  /* nghttp2 copies the struct into each session; one shared, never written, serves them all. */
+  static nghttp2_mem mem = {NULL, ng_malloc, ng_free, ng_calloc, ng_realloc};
+  return &mem;
 }
 
 /* ---- lists ---- */
@@ -628,11 +633,6 @@ int apns__h2_new(apns__h2 **out, const char *authority, const apns__h2_callbacks
   h2->cb = *cb;
   h2->ctx = ctx;
   h2->max_streams = 1; /* until the server's first SETTINGS: token auth allows one stream before a valid token */
-  h2->mem.mem_user_data = h2;
-  h2->mem.malloc = ng_malloc;
-  h2->mem.free = ng_free;
-  h2->mem.calloc = ng_calloc;
-  h2->mem.realloc = ng_realloc;
   h2->authority_len = strlen(authority);
   h2->authority = apns__strndup(authority, h2->authority_len);
   if (h2->authority == NULL) goto nomem;
@@ -648,7 +648,7 @@ int apns__h2_new(apns__h2 **out, const char *authority, const apns__h2_callbacks
   if (nghttp2_option_new(&opt) != 0) goto nomem;
   nghttp2_option_set_peer_max_concurrent_streams(opt, 1);
 
-  rv = nghttp2_session_client_new3(&h2->session, cbs, h2, opt, &h2->mem);
+  rv = nghttp2_session_client_new3(&h2->session, cbs, h2, opt, apns__nghttp2_mem());
   nghttp2_session_callbacks_del(cbs);
   nghttp2_option_del(opt);
   cbs = NULL;

@@ -12,6 +12,7 @@
 #include "mock_server.h"
 
 #include "alloc.h"
+#include "h2.h"
 #include "jwt.h"
 #include "tls.h"
 
@@ -203,25 +204,6 @@ static int64_t wall_s(const apns__mock_conn *c) {
 
 static void set_error(apns__mock_conn *c, const char *what, const char *detail) {
   snprintf(c->err, sizeof c->err, "%s%s%s", what, detail && *detail ? ": " : "", detail ? detail : "");
-}
-
-/* ---- nghttp2 memory through our allocator ---- */
-
-static void *h2_malloc(size_t size, void *ud) {
-  (void)ud;
-  return apns__malloc(size);
-}
-static void h2_free(void *ptr, void *ud) {
-  (void)ud;
-  apns__free(ptr);
-}
-static void *h2_calloc(size_t n, size_t size, void *ud) {
-  (void)ud;
-  return apns__calloc(n, size);
-}
-static void *h2_realloc(void *ptr, size_t size, void *ud) {
-  (void)ud;
-  return apns__realloc(ptr, size);
 }
 
 /* ---- stream records ---- */
@@ -843,8 +825,7 @@ int apns__mock_conn_new(apns__mock_conn **out, const apns_mock_options *opts, st
   if (nghttp2_option_new(&h2opt) != 0) goto fail;
   /* Closed streams are kept only for RFC 7540 priorities, which we do not honour: drop them at once. */
   nghttp2_option_set_no_closed_streams(h2opt, 1);
-  nghttp2_mem mem = {NULL, h2_malloc, h2_free, h2_calloc, h2_realloc};
-  if (nghttp2_session_server_new3(&c->h2, cbs, c, h2opt, &mem) != 0) goto fail;
+  if (nghttp2_session_server_new3(&c->h2, cbs, c, h2opt, apns__nghttp2_mem()) != 0) goto fail;
   nghttp2_session_callbacks_del(cbs);
   cbs = NULL;
   nghttp2_option_del(h2opt);
