@@ -45,9 +45,8 @@ static size_t round_up(size_t n) {
   return (n + APNS__REQ_ALIGN - 1) & ~(size_t)(APNS__REQ_ALIGN - 1);
 }
 
-/* The extra bytes sit right behind the struct, so finding them needs no stored offset. */
 static size_t extra_offset(void) {
-  return round_up(sizeof(apns__req));
+  return APNS__REQ_EXTRA_OFFSET;
 }
 
 static int method_lookup(const char *method) {
@@ -205,14 +204,6 @@ size_t apns__req_nv(const apns__req *req, nghttp2_nv *out, size_t cap, const cha
     s += h->value_len + 1;
   }
   return n;
-}
-
-void *apns__req_extra(apns__req *req) {
-  return req == NULL ? NULL : (char *)req + extra_offset();
-}
-
-apns__req *apns__req_of_extra(void *extra) {
-  return extra == NULL ? NULL : (apns__req *)(void *)((char *)extra - extra_offset());
 }
 
 void apns__req_free(apns__req *req) {

@@ -34,7 +34,7 @@ typedef struct apns__req {
   uint8_t method;    /* index into request.c's method table */
   /* Kept by the connection carrying the current attempt (conn.c); zeroed by apns__req_new. */
   struct {
-    uint64_t deadline; /* absolute, in the loop's milliseconds (uv_now) */
+    uint64_t deadline; /* absolute, in the loop's milliseconds (uv_now); set by the owner, read by the connection */
     int32_t stream_id;
     struct apns__req *prev, *next; /* the connection's deadline list */
     void (*done)(struct apns__req *req, int err, const apns_response *res);
@@ -54,10 +54,19 @@ typedef struct apns__req {
  * connection-specific header HTTP/2 forbids: connection, keep-alive, proxy-connection, transfer-encoding, upgrade,
  * te; see apns__header_name_valid in validate.c) or APNS_ENOMEM. */
 int apns__req_new(apns__req **out, const apns_request *desc, size_t extra);
-void *apns__req_extra(apns__req *req);
-/* The request whose extra bytes these are (the inverse of apns__req_extra). */
-apns__req *apns__req_of_extra(void *extra);
 void apns__req_free(apns__req *req);
+
+/* The extra bytes sit right behind the struct: a constant offset both ways, inline as the pool's lists use it. */
+#define APNS__REQ_EXTRA_OFFSET ((sizeof(apns__req) + APNS__REQ_ALIGN - 1) & ~(size_t)(APNS__REQ_ALIGN - 1))
+
+static inline void *apns__req_extra(apns__req *req) {
+  return req == NULL ? NULL : (char *)req + APNS__REQ_EXTRA_OFFSET;
+}
+
+/* The request whose extra bytes these are (the inverse of apns__req_extra). */
+static inline apns__req *apns__req_of_extra(void *extra) {
+  return extra == NULL ? NULL : (apns__req *)(void *)((char *)extra - APNS__REQ_EXTRA_OFFSET);
+}
 
 /* The body (NULL when body_len is 0). */
 const uint8_t *apns__req_body(const apns__req *req);
