@@ -166,6 +166,22 @@ TEST(request_bad_path) {
     apns__req *req;
     ASSERT_ERR(apns__req_new(&req, &desc, 0), APNS_EINVAL);
   }
+  /* Every byte: spaces, controls and DEL are refused, anything else (bytes above 0x7f too) is sent as given. */
+  for (int c = 1; c < 256; c++) {
+    char path[] = {'/', 'a', (char)c, 'b', '\0'};
+    apns_request desc = {NULL, path, NULL, 0, NULL, 0, 0};
+    apns__req *req = NULL;
+    int rv = apns__req_new(&req, &desc, 0);
+    if (c <= 0x20 || c == 0x7f) {
+      ASSERT_ERR(rv, APNS_EINVAL);
+      continue;
+    }
+    ASSERT_OK(rv);
+    nghttp2_nv nva[4];
+    ASSERT_EQ(req_nv(req, nva, 4), 4);
+    ASSERT_TRUE(nv_is(&nva[2], ":path", path));
+    apns__req_free(req);
+  }
 }
 
 TEST(request_bad_headers) {
