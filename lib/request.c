@@ -35,9 +35,14 @@ static const static_str methods[] = {{"POST", 4, 0}, {"GET", 3, 0}, {"DELETE", 6
  * table, and authorization is a secret: those two are never indexed. Any other name is never either of them, so
  * the flags follow from this table alone. */
 static const static_str known_names[] = {
-    {"apns-topic", 10, 0},      {"apns-push-type", 14, 0},  {"apns-priority", 13, 0},
-    {"apns-expiration", 15, 0}, {"apns-collapse-id", 16, 0}, {"apns-id", 7, NGHTTP2_NV_FLAG_NO_INDEX},
-    {"authorization", 13, NGHTTP2_NV_FLAG_NO_INDEX},         {"apns-channel-id", 15, 0},
+    {"apns-topic", 10, 0},
+    {"apns-push-type", 14, 0},
+    {"apns-priority", 13, 0},
+    {"apns-expiration", 15, 0},
+    {"apns-collapse-id", 16, 0},
+    {"apns-id", 7, NGHTTP2_NV_FLAG_NO_INDEX},
+    {"authorization", 13, NGHTTP2_NV_FLAG_NO_INDEX},
+    {"apns-channel-id", 15, 0},
     {"apns-request-id", 15, 0},
 };
 
@@ -61,13 +66,20 @@ static int method_lookup(const char *method) {
 #define NAME_IS(lit) (memcmp(name, lit, sizeof lit - 1) == 0)
 static int known_lookup(const char *name, size_t len) {
   switch (len) {
-  case 7: return NAME_IS("apns-id") ? 5 : -1;
-  case 10: return NAME_IS("apns-topic") ? 0 : -1;
-  case 13: return NAME_IS("apns-priority") ? 2 : NAME_IS("authorization") ? 6 : -1;
-  case 14: return NAME_IS("apns-push-type") ? 1 : -1;
-  case 15: return NAME_IS("apns-expiration") ? 3 : NAME_IS("apns-channel-id") ? 7 : NAME_IS("apns-request-id") ? 8 : -1;
-  case 16: return NAME_IS("apns-collapse-id") ? 4 : -1;
-  default: return -1;
+  case 7:
+    return NAME_IS("apns-id") ? 5 : -1;
+  case 10:
+    return NAME_IS("apns-topic") ? 0 : -1;
+  case 13:
+    return NAME_IS("apns-priority") ? 2 : NAME_IS("authorization") ? 6 : -1;
+  case 14:
+    return NAME_IS("apns-push-type") ? 1 : -1;
+  case 15:
+    return NAME_IS("apns-expiration") ? 3 : NAME_IS("apns-channel-id") ? 7 : NAME_IS("apns-request-id") ? 8 : -1;
+  case 16:
+    return NAME_IS("apns-collapse-id") ? 4 : -1;
+  default:
+    return -1;
   }
 }
 #undef NAME_IS
@@ -75,6 +87,7 @@ static int known_lookup(const char *name, size_t len) {
 /* A path is sent as :path: no spaces or controls (they must be percent-encoded); bytes above 0x7f pass, as they
  * always have. Bytes a path may hold are 1 here, NUL (the end) and the rest 0, so one look-up per byte finds both
  * the end and a bad byte. */
+// clang-format off
 static const unsigned char path_chars[256] = {
     [0x21] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     [0x30] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
@@ -91,6 +104,7 @@ static const unsigned char path_chars[256] = {
     [0xe0] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     [0xf0] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
+// clang-format on
 
 /* Returns the path's length, or SIZE_MAX when it is not a valid path. */
 static size_t path_measure(const char *path) {

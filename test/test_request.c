@@ -80,10 +80,22 @@ TEST(request_layout_and_flags) {
  * usual names late in the list, and a body: all come back in order with their flags. */
 TEST(request_many_headers) {
   apns_header h[] = {
-      {"x-a", "1"},       {"apns-topic", "t"},        {"apns-ids", "2"},   {"apns-i", "3"},
-      {"apns-topic-", "4"}, {"x-b", ""},              {"apns-push-type", "alert"}, {"apns-priority", "5"},
-      {"apns-id", "id-9"}, {"authorization", "bearer a.b.c"}, {"x-c", "last"}, {"apns-collapse-id", "c"},
-      {"apns-expiration", "0"}, {"apns-channel-id", "ch"}, {"apns-request-id", "rq"}, {"authorizations", "no"},
+      {"x-a", "1"},
+      {"apns-topic", "t"},
+      {"apns-ids", "2"},
+      {"apns-i", "3"},
+      {"apns-topic-", "4"},
+      {"x-b", ""},
+      {"apns-push-type", "alert"},
+      {"apns-priority", "5"},
+      {"apns-id", "id-9"},
+      {"authorization", "bearer a.b.c"},
+      {"x-c", "last"},
+      {"apns-collapse-id", "c"},
+      {"apns-expiration", "0"},
+      {"apns-channel-id", "ch"},
+      {"apns-request-id", "rq"},
+      {"authorizations", "no"},
   };
   size_t nh = sizeof h / sizeof h[0];
   apns_request desc = {"PUT", "/p?q=1", h, nh, "body!", 5, 7};
@@ -274,10 +286,15 @@ TEST(request_header_checks) {
 }
 
 TEST_SUITE(request){
-    TEST_ENTRY(request_layout_and_flags), TEST_ENTRY(request_many_headers),
+    TEST_ENTRY(request_layout_and_flags),
+    TEST_ENTRY(request_many_headers),
     TEST_ENTRY(request_extra_is_aligned_and_separate),
-    TEST_ENTRY(request_methods),          TEST_ENTRY(request_bad_path),
-    TEST_ENTRY(request_bad_headers),      TEST_ENTRY(request_bad_args),
-    TEST_ENTRY(request_one_allocation),   TEST_ENTRY(request_alloc_failure),
-    TEST_ENTRY(request_header_checks),    TEST_SUITE_END,
+    TEST_ENTRY(request_methods),
+    TEST_ENTRY(request_bad_path),
+    TEST_ENTRY(request_bad_headers),
+    TEST_ENTRY(request_bad_args),
+    TEST_ENTRY(request_one_allocation),
+    TEST_ENTRY(request_alloc_failure),
+    TEST_ENTRY(request_header_checks),
+    TEST_SUITE_END,
 };
