@@ -600,7 +600,7 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *b
   if (st->ended || st->req == NULL) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   n = st->req->body_len - st->body_sent;
   if (n > length) n = length;
-  memcpy(buf, st->req->body + st->body_sent, n);
+  memcpy(buf, apns__req_body(st->req) + st->body_sent, n);
   st->body_sent += n;
   if (st->body_sent == st->req->body_len) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
   return (ssize_t)n;
@@ -805,13 +805,14 @@ int32_t apns__h2_submit(apns__h2 *h2, apns__req *req, const nghttp2_nv *extra_he
   nghttp2_nv local[24], *nva = local;
   nghttp2_data_provider prd, *prdp = NULL;
   h2_stream *st;
-  size_t n, i;
+  size_t nreq, n, i;
   int32_t id;
 
-  if (h2 == NULL || req == NULL || req->nvlen < 4 || (num_extra > 0 && extra_headers == NULL)) return APNS_EINVAL;
+  if (h2 == NULL || req == NULL || (num_extra > 0 && extra_headers == NULL)) return APNS_EINVAL;
   if (h2->dead || h2->closed || h2->goaway_recv || h2->shutdown) return APNS_ECLOSED;
   if (h2->in_flight >= h2->max_streams) return APNS_EBLOCKED;
-  n = req->nvlen + num_extra;
+  nreq = apns__req_nv(req, NULL, 0, NULL, 0);
+  n = nreq + num_extra;
   if (n < num_extra) return APNS_EINVAL;
   if (map_reserve(h2) != 0) return APNS_ENOMEM;
   st = stream_get(h2);
@@ -823,13 +824,10 @@ int32_t apns__h2_submit(apns__h2 *h2, apns__req *req, const nghttp2_nv *extra_he
       return APNS_ENOMEM;
     }
   }
-  memcpy(nva, req->nva, req->nvlen * sizeof *nva);
   /* The authority outlives any queued HEADERS (the session is deleted first), so nghttp2 need not copy it. */
-  nva[3].value = (uint8_t *)h2->authority;
-  nva[3].valuelen = h2->authority_len;
-  nva[3].flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+  apns__req_nv(req, nva, nreq, h2->authority, h2->authority_len);
   for (i = 0; i < num_extra; i++) {
-    nghttp2_nv *nv = &nva[req->nvlen + i];
+    nghttp2_nv *nv = &nva[nreq + i];
     *nv = extra_headers[i];
     /* Copied by nghttp2 (the caller's buffers are only valid during this call); authorization never indexed. */
     nv->flags &= NGHTTP2_NV_FLAG_NO_INDEX;

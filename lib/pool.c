@@ -34,20 +34,30 @@ typedef enum { POOL_OPEN, POOL_DRAINING, POOL_CANCELING, POOL_STOPPED } pool_sta
 typedef struct pool_item pool_item;
 typedef struct pool_slot pool_slot;
 
+/* Every queued request carries one, so it is kept small: the request is found from it (apns__req_of_extra), the
+ * deadline is the request's link.deadline (absolute, uv_now milliseconds; set once at post, read by the
+ * connections of its tries), and the slot is an index (at most 1000 slots). */
 struct pool_item {
   apns_pool *pool;
-  apns__req *req;
   apns_response_cb cb;
   void *data;
-  uint64_t deadline;   /* absolute, uv_now milliseconds */
-  uint64_t not_before; /* back-off: not to be sent before this */
-  unsigned attempts;
-  unsigned token_retried;   /* retried once after ExpiredProviderToken */
-  apns_delivery delivery;   /* the worst of its tries so far: NOT_PROCESSED, or UNKNOWN once it may have arrived */
-  pool_slot *slot;          /* the connection of the current try */
+  uint64_t not_before;        /* back-off: not to be sent before this */
   pool_item *q_prev, *q_next; /* the FIFO queue */
   pool_item *d_prev, *d_next; /* queued requests by deadline */
+  unsigned attempts;
+  uint16_t slot;         /* index of the connection of the current try */
+  uint8_t token_retried; /* retried once after ExpiredProviderToken */
+  uint8_t delivery;      /* apns_delivery, the worst of its tries so far: NOT_PROCESSED, or UNKNOWN once it may
+                            have arrived */
 };
+
+static apns__req *item_req(pool_item *it) {
+  return apns__req_of_extra(it);
+}
+
+static uint64_t item_deadline(pool_item *it) {
+  return item_req(it)->link.deadline;
+}
 
 struct pool_slot {
   apns_pool *pool;
@@ -155,7 +165,8 @@ static void q_remove(apns_pool *p, pool_item *it) {
 
 static void d_insert(apns_pool *p, pool_item *it) {
   pool_item *after = p->d_tail;
-  while (after && after->deadline > it->deadline) after = after->d_prev;
+  uint64_t deadline = item_deadline(it);
+  while (after && item_deadline(after) > deadline) after = after->d_prev;
   it->d_prev = after;
   it->d_next = after ? after->d_next : p->d_head;
   if (it->d_next)
@@ -203,7 +214,7 @@ static void item_finish(pool_item *it, int err, const apns_response *res) {
     r = *res;
   else
     memset(&r, 0, sizeof r);
-  if (err != 0 && r.delivery == APNS_DELIVERY_RESPONDED) r.delivery = it->delivery;
+  if (err != 0 && r.delivery == APNS_DELIVERY_RESPONDED) r.delivery = (apns_delivery)it->delivery;
   if (err != 0 && it->delivery == APNS_DELIVERY_UNKNOWN) r.delivery = APNS_DELIVERY_UNKNOWN;
   r.attempts = it->attempts;
   if (err == 0) {
@@ -219,7 +230,7 @@ static void item_finish(pool_item *it, int err, const apns_response *res) {
     if (err == APNS_ETIMEDOUT) p->stats.timed_out++;
   }
   it->cb(err, &r, it->data);
-  apns__req_free(it->req);
+  apns__req_free(item_req(it));
 }
 
 static void pool_arm(apns_pool *p);
@@ -435,10 +446,9 @@ static void pool_dispatch(apns_pool *p, int from_post) {
       }
       q_remove(p, it);
       it->attempts++;
-      it->slot = s;
-      it->req->link.deadline = it->deadline;
-      it->req->link.done = item_attempt_done;
-      rv = apns__conn_submit(s->conn, it->req);
+      it->slot = (uint16_t)(s - p->slots);
+      item_req(it)->link.done = item_attempt_done;
+      rv = apns__conn_submit(s->conn, item_req(it));
       if (rv < 0) {
         /* Writable a moment ago: only memory can fail here. Put it back and wait for a completion. */
         it->attempts--;
@@ -471,10 +481,9 @@ static uint64_t retry_delay(apns_pool *p, unsigned attempts) {
 static void item_attempt_done(apns__req *req, int err, const apns_response *res) {
   pool_item *it = apns__req_extra(req);
   apns_pool *p = it->pool;
-  pool_slot *s = it->slot;
+  pool_slot *s = &p->slots[it->slot];
   int retry = 0, backoff = 1;
   p->in_flight--;
-  it->slot = NULL;
 
   if (err == 0) {
     if (res->status >= 200 && res->status < 300) {
@@ -511,7 +520,7 @@ static void item_attempt_done(apns__req *req, int err, const apns_response *res)
     item_finish(it, APNS_ESTOPPED, res);
   } else if (retry && (p->state == POOL_OPEN || p->state == POOL_DRAINING)) {
     uint64_t now = uv_now(p->loop), delay = backoff ? retry_delay(p, it->attempts) : 0;
-    if (now + delay < it->deadline) {
+    if (now + delay < req->link.deadline) {
       it->not_before = now + delay;
       q_push_head(p, it);
       p->stats.retried++;
@@ -533,7 +542,7 @@ static void on_pool_timer(uv_timer_t *t) {
   apns_pool *p = t->data;
   uint64_t now = uv_now(p->loop);
   p->timer_due = 0;
-  while (p->d_head && p->d_head->deadline <= now) {
+  while (p->d_head && item_deadline(p->d_head) <= now) {
     pool_item *it = p->d_head;
     q_remove(p, it);
     apns_response r;
@@ -549,7 +558,7 @@ static void on_pool_timer(uv_timer_t *t) {
 static void pool_arm(apns_pool *p) {
   uint64_t due = 0;
   if (p->finishing) return;
-  if (p->d_head) due = p->d_head->deadline;
+  if (p->d_head) due = item_deadline(p->d_head);
   if (p->q_head && p->q_head->not_before > uv_now(p->loop) && (due == 0 || p->q_head->not_before < due))
     due = p->q_head->not_before;
   if (due == p->timer_due) return;
@@ -650,13 +659,11 @@ int apns_pool_post(apns_pool *p, const apns_request *desc, apns_response_cb cb, 
   }
   int rv = apns__req_new(&req, desc, sizeof(pool_item));
   if (rv < 0) return rv;
-  pool_item *it = apns__req_extra(req);
-  memset(it, 0, sizeof *it);
+  pool_item *it = apns__req_extra(req); /* zeroed by apns__req_new */
   it->pool = p;
-  it->req = req;
   it->cb = cb;
   it->data = data;
-  it->deadline = uv_now(p->loop) + req->timeout_ms;
+  req->link.deadline = uv_now(p->loop) + req->timeout_ms;
   it->delivery = APNS_DELIVERY_NOT_PROCESSED;
   q_push_tail(p, it);
   p->stats.posted++;

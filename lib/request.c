@@ -1,51 +1,117 @@
 /* A request built once into one allocation, ready for nghttp2. Layer 1: no I/O.
  *
- * Layout of the block: the apns__req, the owner's `extra` bytes, the nghttp2_nv array, the strings (path, then each
- * header's name and value, NUL-terminated), then the body. Everything the nv array points at lives as long as the
- * request, so it is handed to nghttp2 with NO_COPY flags; only :authority is left for the h2 session to fill, as it
- * belongs to the connection. */
+ * Layout of the block: the apns__req, the owner's `extra` bytes, a table of 8 bytes per header (lengths only), the
+ * body, then the strings: the path, then each header's name and value, NUL-terminated, one after the other. Names of
+ * the usual APNs headers are not copied: the table says which static name it is. A request may wait in a queue of a
+ * million, so this is a few hundred bytes smaller than keeping nghttp2's 40-byte nghttp2_nv per field; the nv array
+ * is spread out at submit (apns__req_nv), into the copy the h2 session makes anyway to add :authority. Everything
+ * it points at lives as long as the request, or is static, so it is handed to nghttp2 with NO_COPY flags. */
 #include "request.h"
 
 #include "alloc.h"
 
-#include <stdalign.h>
 #include <stddef.h>
 #include <string.h>
 
-#define APNS__REQ_ALIGN alignof(max_align_t)
 #define APNS__NV_STATIC (NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE)
+#define APNS__NAME_KNOWN 0x80000000u /* in req_hdr.name: the rest is an index into known_names */
+#define APNS__NAME_MAX 0x7fffffffu
+
+typedef struct {
+  uint32_t name; /* length of the name in the strings, or APNS__NAME_KNOWN | index (not in the strings) */
+  uint32_t value_len;
+} req_hdr;
+
+typedef struct {
+  const char *name;
+  uint8_t len;
+  uint8_t flags; /* HPACK flags beyond NO_COPY */
+} static_str;
+
+/* Methods are matched exactly (HTTP methods are case-sensitive). */
+static const static_str methods[] = {{"POST", 4, 0}, {"GET", 3, 0}, {"DELETE", 6, 0}, {"PUT", 3, 0}, {"HEAD", 4, 0}};
+
+/* The headers APNs requests carry, most frequent first. Values that change per request would only churn the HPACK
+ * table, and authorization is a secret: those two are never indexed. Any other name is never either of them, so
+ * the flags follow from this table alone. */
+static const static_str known_names[] = {
+    {"apns-topic", 10, 0},
+    {"apns-push-type", 14, 0},
+    {"apns-priority", 13, 0},
+    {"apns-expiration", 15, 0},
+    {"apns-collapse-id", 16, 0},
+    {"apns-id", 7, NGHTTP2_NV_FLAG_NO_INDEX},
+    {"authorization", 13, NGHTTP2_NV_FLAG_NO_INDEX},
+    {"apns-channel-id", 15, 0},
+    {"apns-request-id", 15, 0},
+};
 
 static size_t round_up(size_t n) {
   return (n + APNS__REQ_ALIGN - 1) & ~(size_t)(APNS__REQ_ALIGN - 1);
 }
 
-/* The extra bytes sit right behind the struct, so finding them needs no stored offset. */
 static size_t extra_offset(void) {
-  return round_up(sizeof(apns__req));
+  return APNS__REQ_EXTRA_OFFSET;
 }
 
-/* Methods are matched exactly (HTTP methods are case-sensitive) and point at static strings. */
-static const char *const methods[] = {"POST", "GET", "DELETE", "PUT", "HEAD"};
-
-static const char *method_lookup(const char *method) {
-  if (method == NULL) return methods[0];
+static int method_lookup(const char *method) {
+  if (method == NULL) return 0;
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
-    if (strcmp(method, methods[i]) == 0) return methods[i];
-  return NULL;
+    if (strcmp(method, methods[i].name) == 0) return (int)i;
+  return -1;
 }
 
-/* A path is sent as :path: visible ASCII only (spaces and controls must be percent-encoded). */
-static int path_valid(const char *path) {
-  if (path == NULL || path[0] != '/') return 0;
-  for (const unsigned char *p = (const unsigned char *)path; *p; p++)
-    if (*p <= 0x20 || *p == 0x7f) return 0;
-  return 1;
+/* Which of known_names this is, or -1: by length, then constant-length compares the compiler inlines (this runs
+ * for every header of every request). */
+#define NAME_IS(lit) (memcmp(name, lit, sizeof lit - 1) == 0)
+static int known_lookup(const char *name, size_t len) {
+  switch (len) {
+  case 7:
+    return NAME_IS("apns-id") ? 5 : -1;
+  case 10:
+    return NAME_IS("apns-topic") ? 0 : -1;
+  case 13:
+    return NAME_IS("apns-priority") ? 2 : NAME_IS("authorization") ? 6 : -1;
+  case 14:
+    return NAME_IS("apns-push-type") ? 1 : -1;
+  case 15:
+    return NAME_IS("apns-expiration") ? 3 : NAME_IS("apns-channel-id") ? 7 : NAME_IS("apns-request-id") ? 8 : -1;
+  case 16:
+    return NAME_IS("apns-collapse-id") ? 4 : -1;
+  default:
+    return -1;
+  }
 }
+#undef NAME_IS
 
-/* Connection-specific fields are forbidden in HTTP/2 (RFC 9113 8.2.2); a server would reset the stream. */
-/* Values that change per request would only churn the HPACK table, and authorization is a secret. */
-static int never_indexed(const char *name, size_t len) {
-  return (len == 13 && memcmp(name, "authorization", 13) == 0) || (len == 7 && memcmp(name, "apns-id", 7) == 0);
+/* A path is sent as :path: no spaces or controls (they must be percent-encoded); bytes above 0x7f pass, as they
+ * always have. Bytes a path may hold are 1 here, NUL (the end) and the rest 0, so one look-up per byte finds both
+ * the end and a bad byte. */
+// clang-format off
+static const unsigned char path_chars[256] = {
+    [0x21] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0x30] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0x40] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0x50] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0x60] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0x70] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* to 0x7e */
+    [0x80] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0x90] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0xa0] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0xb0] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0xc0] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0xd0] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0xe0] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0xf0] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+// clang-format on
+
+/* Returns the path's length, or SIZE_MAX when it is not a valid path. */
+static size_t path_measure(const char *path) {
+  const unsigned char *p = (const unsigned char *)path;
+  if (path == NULL || path[0] != '/') return SIZE_MAX;
+  while (path_chars[*p]) p++;
+  return *p == 0 ? (size_t)(p - (const unsigned char *)path) : SIZE_MAX;
 }
 
 static int add_size(size_t *total, size_t n) {
@@ -64,81 +130,123 @@ static nghttp2_nv nv_static(const char *name, size_t namelen, const char *value,
   return nv;
 }
 
+static const req_hdr *hdrs_of(const apns__req *req) {
+  return (const req_hdr *)(const void *)((const char *)req + req->hdrs_off);
+}
+
 int apns__req_new(apns__req **out, const apns_request *desc, size_t extra) {
-  const char *method;
-  size_t path_len, total, strings = 0, nvlen, i;
-  /* Lengths of the first headers' names and values, measured once (this runs for every request). */
+  int method;
+  size_t path_len, total, strings = 0, hdrs_off, i;
+  /* What the first headers measured to (this runs for every request): name and value lengths, known name. */
   size_t lens[2 * 8];
+  int known[8];
   apns__req *req;
+  req_hdr *hdrs;
   char *s;
 
   if (out == NULL) return APNS_EINVAL;
   *out = NULL;
-  if (desc == NULL || !path_valid(desc->path)) return APNS_EINVAL;
+  if (desc == NULL || (path_len = path_measure(desc->path)) == SIZE_MAX) return APNS_EINVAL;
   method = method_lookup(desc->method);
-  if (method == NULL) return APNS_EINVAL;
+  if (method < 0) return APNS_EINVAL;
   if (desc->num_headers > 0 && desc->headers == NULL) return APNS_EINVAL;
   if (desc->body_len > 0 && desc->body == NULL) return APNS_EINVAL;
 
-  path_len = strlen(desc->path);
-  if (!add_size(&strings, path_len + 1)) return APNS_EINVAL;
+  if (path_len > UINT32_MAX || !add_size(&strings, path_len + 1)) return APNS_EINVAL;
   for (i = 0; i < desc->num_headers; i++) {
     const apns_header *h = &desc->headers[i];
     size_t nl, vl;
+    int k;
     if (h->name == NULL || h->value == NULL) return APNS_EBADHEADER;
     nl = strlen(h->name);
     vl = strlen(h->value);
-    if (i < 8) lens[2 * i] = nl, lens[2 * i + 1] = vl;
     /* A pseudo-header fails the token check (':' is not a tchar), so callers cannot forge :path or :authority. */
     if (!apns__header_name_valid(h->name, nl) || !apns__header_value_valid(h->value, vl)) return APNS_EBADHEADER;
-    if (!add_size(&strings, nl + 1) || !add_size(&strings, vl + 1)) return APNS_EINVAL;
+    if (nl > APNS__NAME_MAX || vl > UINT32_MAX) return APNS_EINVAL;
+    k = known_lookup(h->name, nl);
+    if (i < 8) lens[2 * i] = nl, lens[2 * i + 1] = vl, known[i] = k;
+    if ((k < 0 && !add_size(&strings, nl + 1)) || !add_size(&strings, vl + 1)) return APNS_EINVAL;
   }
+  if (desc->num_headers > UINT32_MAX || desc->num_headers > SIZE_MAX / sizeof(req_hdr)) return APNS_EINVAL;
 
-  nvlen = 4 + desc->num_headers;
-  if (nvlen < desc->num_headers || nvlen > SIZE_MAX / sizeof(nghttp2_nv)) return APNS_EINVAL;
-  total = extra_offset();
-  if (!add_size(&total, round_up(extra)) || round_up(extra) < extra ||
-      !add_size(&total, nvlen * sizeof(nghttp2_nv)) || !add_size(&total, strings) ||
-      !add_size(&total, desc->body_len))
+  hdrs_off = extra_offset();
+  if (!add_size(&hdrs_off, round_up(extra)) || round_up(extra) < extra || hdrs_off > UINT32_MAX) return APNS_EINVAL;
+  total = hdrs_off;
+  if (!add_size(&total, desc->num_headers * sizeof(req_hdr)) || !add_size(&total, desc->body_len) ||
+      !add_size(&total, strings))
     return APNS_EINVAL;
 
   req = apns__malloc(total);
   if (req == NULL) return APNS_ENOMEM;
-  memset(req, 0, extra_offset() + round_up(extra));
-  req->nva = (nghttp2_nv *)((char *)req + extra_offset() + round_up(extra));
-  req->nvlen = nvlen;
-  s = (char *)(req->nva + nvlen);
+  memset(req, 0, hdrs_off);
+  req->body_len = desc->body_len;
+  req->timeout_ms = desc->timeout_ms ? desc->timeout_ms : APNS_DEFAULT_TIMEOUT_MS;
+  req->path_len = (uint32_t)path_len;
+  req->num_headers = (uint32_t)desc->num_headers;
+  req->hdrs_off = (uint32_t)hdrs_off;
+  req->method = (uint8_t)method;
 
+  hdrs = (req_hdr *)(void *)((char *)req + hdrs_off);
+  s = (char *)(hdrs + desc->num_headers);
+  if (desc->body_len > 0) memcpy(s, desc->body, desc->body_len);
+  s += desc->body_len;
   memcpy(s, desc->path, path_len + 1);
-  req->nva[0] = nv_static(":method", 7, method, strlen(method), APNS__NV_STATIC);
-  req->nva[1] = nv_static(":scheme", 7, "https", 5, APNS__NV_STATIC);
-  req->nva[2] = nv_static(":path", 5, s, path_len, APNS__NV_STATIC | NGHTTP2_NV_FLAG_NO_INDEX);
-  /* The h2 session puts its own authority here (a copy of this array per submit). */
-  req->nva[3] = nv_static(":authority", 10, "", 0, APNS__NV_STATIC);
   s += path_len + 1;
-
   for (i = 0; i < desc->num_headers; i++) {
     const apns_header *h = &desc->headers[i];
     size_t nl = i < 8 ? lens[2 * i] : strlen(h->name), vl = i < 8 ? lens[2 * i + 1] : strlen(h->value);
-    char *name = s, *value = s + nl + 1;
-    memcpy(name, h->name, nl + 1);
-    memcpy(value, h->value, vl + 1);
-    req->nva[4 + i] =
-        nv_static(name, nl, value, vl, APNS__NV_STATIC | (never_indexed(name, nl) ? NGHTTP2_NV_FLAG_NO_INDEX : 0));
-    s += nl + 1 + vl + 1;
+    int k = i < 8 ? known[i] : known_lookup(h->name, nl);
+    if (k >= 0) {
+      hdrs[i].name = APNS__NAME_KNOWN | (uint32_t)k;
+    } else {
+      memcpy(s, h->name, nl + 1);
+      s += nl + 1;
+      hdrs[i].name = (uint32_t)nl;
+    }
+    memcpy(s, h->value, vl + 1);
+    s += vl + 1;
+    hdrs[i].value_len = (uint32_t)vl;
   }
-
-  if (desc->body_len > 0) memcpy(s, desc->body, desc->body_len);
-  req->body = desc->body_len > 0 ? (const uint8_t *)s : NULL;
-  req->body_len = desc->body_len;
-  req->timeout_ms = desc->timeout_ms ? desc->timeout_ms : APNS_DEFAULT_TIMEOUT_MS;
-  req->owner = NULL;
   *out = req;
   return 0;
 }
 
-void *apns__req_extra(apns__req *req) {
-  return req == NULL ? NULL : (char *)req + extra_offset();
+const uint8_t *apns__req_body(const apns__req *req) {
+  if (req->body_len == 0) return NULL;
+  return (const uint8_t *)(hdrs_of(req) + req->num_headers);
+}
+
+size_t apns__req_nv(const apns__req *req, nghttp2_nv *out, size_t cap, const char *authority, size_t authority_len) {
+  size_t n = 4 + (size_t)req->num_headers;
+  const req_hdr *h = hdrs_of(req);
+  const static_str *m = &methods[req->method];
+  const char *s;
+
+  if (out == NULL || cap < n) return n;
+  s = (const char *)(h + req->num_headers) + req->body_len;
+  out[0] = nv_static(":method", 7, m->name, m->len, APNS__NV_STATIC);
+  out[1] = nv_static(":scheme", 7, "https", 5, APNS__NV_STATIC);
+  out[2] = nv_static(":path", 5, s, req->path_len, APNS__NV_STATIC | NGHTTP2_NV_FLAG_NO_INDEX);
+  out[3] = nv_static(":authority", 10, authority ? authority : "", authority ? authority_len : 0, APNS__NV_STATIC);
+  s += req->path_len + 1;
+  for (size_t i = 0; i < req->num_headers; i++, h++) {
+    nghttp2_nv *nv = &out[4 + i];
+    if (h->name & APNS__NAME_KNOWN) {
+      const static_str *k = &known_names[h->name & ~APNS__NAME_KNOWN];
+      nv->name = (uint8_t *)(uintptr_t)k->name;
+      nv->namelen = k->len;
+      nv->flags = APNS__NV_STATIC | k->flags;
+    } else {
+      nv->name = (uint8_t *)(uintptr_t)s;
+      nv->namelen = h->name;
+      nv->flags = APNS__NV_STATIC;
+      s += h->name + 1;
+    }
+    nv->value = (uint8_t *)(uintptr_t)s;
+    nv->valuelen = h->value_len;
+    s += h->value_len + 1;
+  }
+  return n;
 }
 
 void apns__req_free(apns__req *req) {

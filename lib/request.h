@@ -1,43 +1,82 @@
 /* libapns internal: a request built once into one allocation, ready for nghttp2. Layer 1: no I/O.
  *
- * The pool keeps an apns__req across retries on different connections, so the built form (nghttp2_nv array,
- * strings, body) belongs to the request, not to any stream: h2 streams only point at it. Headers are validated here
- * once (lowercase names, no CR/LF/NUL), and HPACK flags chosen once: :path, authorization and apns-id are sent as
- * literals never indexed (they change per request); the rest may be indexed. */
+ * The pool keeps an apns__req across retries on different connections, so the built form (headers, strings, body)
+ * belongs to the request, not to any stream: h2 streams only point at it. Headers are validated here once (lowercase
+ * names, no CR/LF/NUL), and HPACK flags chosen once: :path, authorization and apns-id are sent as literals never
+ * indexed (they change per request); the rest may be indexed.
+ *
+ * The headers are kept compact (a request may wait in a queue of millions): lengths only, the strings one after the
+ * other, the usual header names not stored at all. apns__req_nv spreads them into an nghttp2_nv array at submit. */
 #ifndef APNS_LIB_REQUEST_H
 #define APNS_LIB_REQUEST_H
 
 #include <apns.h>
 #include <nghttp2/nghttp2.h>
+#include <stdalign.h>
+
+/* What the owner's extra bytes are aligned for: pointers, 64-bit integers, doubles. Narrower than max_align_t
+ * (16 on x86-64, for long double), which would pad every request by up to 16 bytes for types no owner keeps. */
+typedef union {
+  void *p;
+  void (*f)(void);
+  uint64_t u;
+  double d;
+} apns__req_align;
+#define APNS__REQ_ALIGN alignof(apns__req_align)
 
 typedef struct apns__req {
-  nghttp2_nv *nva; /* :method, :scheme, :path, :authority (filled at submit), then the caller's headers */
-  size_t nvlen;
-  const uint8_t *body;
   size_t body_len;
-  uint64_t timeout_ms;   /* resolved: never 0 */
-  void *owner;           /* free for the layer that owns the request (conn or pool) */
+  uint64_t timeout_ms; /* resolved: never 0 */
+  /* The layout of the rest of the block (read through apns__req_nv and apns__req_body). */
+  uint32_t path_len;
+  uint32_t num_headers;
+  uint32_t hdrs_off; /* from the start of the block to the header table, behind the owner's extra bytes */
+  uint8_t method;    /* index into request.c's method table */
   /* Kept by the connection carrying the current attempt (conn.c); zeroed by apns__req_new. */
   struct {
-    uint64_t deadline; /* absolute, in the loop's milliseconds (uv_now) */
+    uint64_t deadline; /* absolute, in the loop's milliseconds (uv_now); set by the owner, read by the connection */
     int32_t stream_id;
     struct apns__req *prev, *next; /* the connection's deadline list */
     void (*done)(struct apns__req *req, int err, const apns_response *res);
     void *conn;
   } link;
-  /* the rest of the allocation: nv array, strings, body, then `extra` bytes for the owner (apns__req_extra) */
+  /* the rest of the allocation: `extra` bytes for the owner (apns__req_extra), the header table, the body, then
+   * the strings (path, then each header's name unless it is a known one, and value, all NUL-terminated) */
 } apns__req;
 
-/* Builds a request from its public description. extra bytes, aligned for any type and zeroed, are kept for the
- * owner's own bookkeeping (so one allocation serves the whole request). Methods: NULL (POST), POST, GET, DELETE,
- * PUT, HEAD (exact case). Returns 0, APNS_EINVAL (NULL desc or path, path not starting with '/' or holding a space
- * or control byte, unknown method, headers NULL with num_headers > 0, body NULL with body_len > 0), APNS_EBADHEADER
- * (a NULL name or value, a name not a lowercase HTTP token, a pseudo-header, a value with CR/LF/NUL, or an
+/* Builds a request from its public description. extra bytes, zeroed and aligned for pointers, 64-bit integers and
+ * doubles (APNS__REQ_ALIGN; not for long double or over-aligned types), are kept for the owner's own bookkeeping (so
+ * one allocation serves the whole request). Methods: NULL (POST), POST, GET, DELETE, PUT, HEAD (exact case).
+ * Returns 0, APNS_EINVAL (NULL desc or path, path not starting with '/' or holding a space or control byte, unknown
+ * method, headers NULL with num_headers > 0, body NULL with body_len > 0; or sizes past what the block records: a
+ * path, header value, header count or extra of 4 GiB or more, a header name of 2 GiB or more), APNS_EBADHEADER (a
+ * NULL name or value, a name not a lowercase HTTP token, a pseudo-header, a value with CR/LF/NUL, or an
  * connection-specific header HTTP/2 forbids: connection, keep-alive, proxy-connection, transfer-encoding, upgrade,
  * te; see apns__header_name_valid in validate.c) or APNS_ENOMEM. */
 int apns__req_new(apns__req **out, const apns_request *desc, size_t extra);
-void *apns__req_extra(apns__req *req);
 void apns__req_free(apns__req *req);
+
+/* The extra bytes sit right behind the struct: a constant offset both ways, inline as the pool's lists use it. */
+#define APNS__REQ_EXTRA_OFFSET ((sizeof(apns__req) + APNS__REQ_ALIGN - 1) & ~(size_t)(APNS__REQ_ALIGN - 1))
+
+static inline void *apns__req_extra(apns__req *req) {
+  return req == NULL ? NULL : (char *)req + APNS__REQ_EXTRA_OFFSET;
+}
+
+/* The request whose extra bytes these are (the inverse of apns__req_extra). */
+static inline apns__req *apns__req_of_extra(void *extra) {
+  return extra == NULL ? NULL : (apns__req *)(void *)((char *)extra - APNS__REQ_EXTRA_OFFSET);
+}
+
+/* The body (NULL when body_len is 0). */
+const uint8_t *apns__req_body(const apns__req *req);
+
+/* The request's header fields as nghttp2 takes them: :method, :scheme, :path, :authority (the given one: it belongs
+ * to the connection), then the caller's headers in their order. Every name and value lives in the request block,
+ * in static storage or in the authority (which the caller keeps alive as long as nghttp2 may read it), so all carry
+ * NO_COPY_NAME | NO_COPY_VALUE; :path, authorization and apns-id also NO_INDEX. Returns how many entries the
+ * request has (4 + its headers) and fills out only when cap holds them all. */
+size_t apns__req_nv(const apns__req *req, nghttp2_nv *out, size_t cap, const char *authority, size_t authority_len);
 
 /* Header checks shared with validation: 1 when valid. */
 int apns__header_name_valid(const char *name, size_t len);
