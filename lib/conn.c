@@ -4,7 +4,9 @@
  * Output is coalesced: anything that makes frames pending (a post, a response that needs a WINDOW_UPDATE, a reset)
  * only marks the connection dirty and starts a uv_prepare handle; right before the loop next blocks, one flush
  * takes every pending frame from nghttp2, encrypts them in one go and hands them to one uv_write. A burst of a
- * thousand posts thus costs one write, not a thousand.
+ * thousand posts thus costs one write, not a thousand. The one exception is the end of a read: what the responses
+ * just read made pending (the next requests, most often) goes out at once, so that client and server overlap
+ * instead of taking turns over a whole loop turn's worth of reads (libuv reads a busy socket up to 32 times).
  *
  * Deadlines are kept without a timer per request: in-flight requests sit on one list sorted by deadline, served by
  * one uv_timer. Requests share one timeout almost always, so a new request goes at the tail and insertion is O(1);
@@ -38,7 +40,7 @@ struct apns_conn {
   uv_tcp_t tcp;
   uv_timer_t timer;      /* connect timeout, then request deadlines */
   uv_timer_t ping_timer; /* health check */
-  uv_prepare_t flusher;  /* one flush per loop turn */
+  uv_prepare_t flusher;  /* the flush of posts made outside a read, once per loop turn */
   int handles_open;      /* close callbacks still to come (handles and a pending getaddrinfo) */
   uv_getaddrinfo_t gai;
   int gai_pending;
