@@ -39,7 +39,9 @@ extern char **environ;
 
 #define TOKEN "4f6d1e6cbb3a4c2b9a8e0d7c6b5a4938271605f4e3d2c1b0a99887766554433"
 #define TOPIC "com.example.app"
-#define DEFAULT_PAYLOAD "{\"aps\":{\"alert\":{\"title\":\"apns-bench\",\"body\":\"Hello from libapns\"},\"badge\":1,\"sound\":\"default\"}}"
+#define DEFAULT_PAYLOAD                                                                                              \
+  "{\"aps\":{\"alert\":{\"title\":\"apns-bench\",\"body\":\"Hello from "                                             \
+  "libapns\"},\"badge\":1,\"sound\":\"default\"}}"
 
 /* ---- allocation counting (apns_replace_allocator and uv_replace_allocator) ----------------------------------- */
 
@@ -98,7 +100,7 @@ static void uvc_free(void *p) {
   free(p);
 }
 
-/* ---- latency histogram: 64 sub-buckets per power of two (< 1.6% error), nanoseconds ----------------------------- */
+/* ---- latency histogram: 64 sub-buckets per power of two (< 1.6% error), nanoseconds ---------------------------- */
 
 #define H_SUB 64
 #define H_BUCKETS (2 * H_SUB + 58 * H_SUB)
@@ -143,7 +145,7 @@ static double h_pct_us(const hist *h, double pct) {
   return (double)h->max / 1000.0;
 }
 
-/* ---- configuration ---------------------------------------------------------------------------------------------- */
+/* ---- configuration --------------------------------------------------------------------------------------------- */
 
 typedef struct {
   uint64_t n;
@@ -222,7 +224,7 @@ static double server_cpu_s(void) {
   return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* ---- the mock as a child process -------------------------------------------------------------------------------- */
+/* ---- the mock as a child process ------------------------------------------------------------------------------- */
 
 static pid_t mock_pid_for_cpu(void) {
   return mock_pid;
@@ -244,8 +246,8 @@ static void mock_stop(void) {
 }
 
 static void cleanup(void) {
-  static const char *const files[] = {"ca.pem", "server.pem", "server-key.pem", "client.pem", "client-key.pem",
-                                      "payload.json", "mock.err", NULL};
+  static const char *const files[] = {"ca.pem",         "server.pem",   "server-key.pem", "client.pem",
+                                      "client-key.pem", "payload.json", "mock.err",       NULL};
   char p[512];
   mock_stop();
   if (workdir[0] == '\0') return;
@@ -284,8 +286,14 @@ static void mock_start(void) {
   posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   /* h2load sends neither a client certificate nor a provider token: both clients go without, so the comparison
    * is of the same work (--client-auth puts certificates back, for ours alone). */
-  char *argv[] = {(char *)cfg.mock_bin, "--listen", "127.0.0.1:0", "--self-signed", certdir, "--no-token-auth",
-                  cfg.client_auth ? NULL : "--no-client-auth", NULL};
+  char *argv[] = {(char *)cfg.mock_bin,
+                  "--listen",
+                  "127.0.0.1:0",
+                  "--self-signed",
+                  certdir,
+                  "--no-token-auth",
+                  cfg.client_auth ? NULL : "--no-client-auth",
+                  NULL};
   int rv = posix_spawn(&mock_pid, cfg.mock_bin, &fa, NULL, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
   close(fds[1]);
@@ -311,10 +319,10 @@ static void mock_start(void) {
   if (mock_port <= 0) die("apns-mock did not print its port (see %s)", errpath);
 }
 
-/* ---- one run of libapns ----------------------------------------------------------------------------------------- */
+/* ---- one run of libapns ---------------------------------------------------------------------------------------- */
 
 typedef struct {
-  int ok_run;           /* every notification accepted */
+  int ok_run; /* every notification accepted */
   uint64_t n, accepted, failed;
   double wall_s, rate, cpu_us; /* cpu per notification */
   double server_cpu_us;        /* the mock's CPU per notification, -1 when unknown */
@@ -487,10 +495,12 @@ static our_result run_ours(unsigned conns, uint64_t n, uint64_t window, double r
   uint64_t a1 = count_apns.allocs, u1 = count_uv.allocs;
   uv_timer_stop(&r.pace);
   uv_timer_stop(&r.guard);
-  if (r.timed_out) fprintf(stderr, "apns-bench: run stopped after %" PRIu64 " s: %" PRIu64 " of %" PRIu64 " done\n",
-                           cfg.deadline_s, r.completed, n);
-  if (r.first_err) fprintf(stderr, "apns-bench: first failure: %d (%s)\n", r.first_err,
-                           r.first_err < 0 ? apns_strerror(r.first_err) : "HTTP status");
+  if (r.timed_out)
+    fprintf(stderr, "apns-bench: run stopped after %" PRIu64 " s: %" PRIu64 " of %" PRIu64 " done\n", cfg.deadline_s,
+            r.completed, n);
+  if (r.first_err)
+    fprintf(stderr, "apns-bench: first failure: %d (%s)\n", r.first_err,
+            r.first_err < 0 ? apns_strerror(r.first_err) : "HTTP status");
 
   out.n = n;
   out.accepted = r.accepted;
@@ -512,7 +522,7 @@ static our_result run_ours(unsigned conns, uint64_t n, uint64_t window, double r
   return out;
 }
 
-/* ---- memory per queued notification ----------------------------------------------------------------------------- */
+/* ---- memory per queued notification ---------------------------------------------------------------------------- */
 
 typedef struct {
   int ran;
@@ -544,7 +554,7 @@ static mem_result run_memory(uint64_t m) {
   run_init(&r, 1);
   r.target = m;
   r.window = m;
-  kill(mock_pid, SIGUSR2); /* hold every response */
+  kill(mock_pid, SIGUSR2);  /* hold every response */
   loop_sleep(&r.loop, 200); /* the mock handles the signal on its next loop turn */
   malloc_trim(0);
   track_live = 1;
@@ -564,7 +574,7 @@ static mem_result run_memory(uint64_t m) {
   return out;
 }
 
-/* ---- h2load ----------------------------------------------------------------------------------------------------- */
+/* ---- h2load ---------------------------------------------------------------------------------------------------- */
 
 typedef struct {
   int ran, exit_status;
@@ -575,7 +585,10 @@ typedef struct {
 } h2_result;
 
 static double h2_fixed_cpu[64];
-static double h2_rps; /* when > 0, h2load paces each connection at this many requests per second (--rps) */ /* h2load's CPU for one request per connection, by connection count */
+static double h2_rps;
+    /* when > 0, h2load paces each connection at this many requests per second (--rps) */ /* h2load's CPU for one
+                                                                                             request per connection,
+                                                                                             by connection count */
 
 static h2_result run_h2load_raw(unsigned conns, uint64_t n) {
   h2_result out;
@@ -590,8 +603,24 @@ static h2_result run_h2load_raw(unsigned conns, uint64_t n) {
   snprintf(h1, sizeof h1, "apns-topic: %s", TOPIC);
   snprintf(h2, sizeof h2, "apns-push-type: alert");
   snprintf(h3, sizeof h3, "apns-priority: 10");
-  char *argv[] = {(char *)cfg.h2load_bin, "-n", sn, "-c", sc, "-m", sm, "-d", payload_path, "-H", h1, "-H", h2,
-                  "-H", h3, url, NULL, NULL};
+  char *argv[] = {(char *)cfg.h2load_bin,
+                  "-n",
+                  sn,
+                  "-c",
+                  sc,
+                  "-m",
+                  sm,
+                  "-d",
+                  payload_path,
+                  "-H",
+                  h1,
+                  "-H",
+                  h2,
+                  "-H",
+                  h3,
+                  url,
+                  NULL,
+                  NULL};
   if (h2_rps > 0) {
     snprintf(rps, sizeof rps, "--rps=%.0f", h2_rps);
     argv[15] = rps;
@@ -662,8 +691,8 @@ static h2_result run_h2load_raw(unsigned conns, uint64_t n) {
   const char *comma = strchr(f, ',');
   unsigned long long total, started, done, succ, failed;
   if (comma == NULL || sscanf(comma + 1, "%lf req/s", &out.rate) != 1 ||
-      sscanf(q, "requests: %llu total, %llu started, %llu done, %llu succeeded, %llu failed", &total, &started,
-             &done, &succ, &failed) != 5) {
+      sscanf(q, "requests: %llu total, %llu started, %llu done, %llu succeeded, %llu failed", &total, &started, &done,
+             &succ, &failed) != 5) {
     snprintf(out.why, sizeof out.why, "cannot parse h2load output");
     return out;
   }
@@ -673,7 +702,7 @@ static h2_result run_h2load_raw(unsigned conns, uint64_t n) {
     double sd;
     char u4[8];
     int k = sscanf(t, "time for request: %lf%7s %lf%7s %lf%7s %lf%7s", &mn, u1, &mx, u2, &mean, u3, &sd, u4);
-#define TO_MS(v, u) (strcmp(u, "us") == 0 ? (v) / 1000 : strcmp(u, "s") == 0 ? (v) * 1000 : (v))
+#define TO_MS(v, u) (strcmp(u, "us") == 0 ? (v) / 1000 : strcmp(u, "s") == 0 ? (v)*1000 : (v))
     if (k >= 6) {
       out.mean_ms = TO_MS(mean, u3);
       out.max_ms = TO_MS(mx, u2);
@@ -702,15 +731,15 @@ static h2_result run_h2load(unsigned conns, uint64_t n) {
   return r;
 }
 
-/* ---- comparisons ------------------------------------------------------------------------------------------------ */
+/* ---- comparisons ----------------------------------------------------------------------------------------------- */
 
 typedef struct {
   unsigned conns;
   uint64_t n;
-  our_result ours;    /* medians over runs (each field its own median) */
-  h2_result h2;       /* medians too */
-  int all_ok, h2_ok;  /* every run of ours accepted all; every h2load run ran and succeeded */
-  uint64_t accepted;  /* ours, last run */
+  our_result ours;   /* medians over runs (each field its own median) */
+  h2_result h2;      /* medians too */
+  int all_ok, h2_ok; /* every run of ours accepted all; every h2load run ran and succeeded */
+  uint64_t accepted; /* ours, last run */
   double rate_runs[16], cpu_runs[16], h2_rate_runs[16], h2_cpu_runs[16];
   unsigned runs;
 } comparison;
@@ -744,8 +773,8 @@ static comparison compare(unsigned conns, uint64_t n, unsigned runs) {
   for (unsigned i = 0; i < runs; i++) {
     our_result o = run_ours(conns, n, (uint64_t)conns * cfg.streams, 0);
     vlog("  libapns  c=%-2u n=%-8" PRIu64 " %10.0f notif/s  %6.2f us CPU/notif  p50 %8.0f us  p99 %8.0f us  "
-         "%.2f allocs/notif  server %.2f us/notif\n", conns, n, o.rate, o.cpu_us, o.p50, o.p99, o.allocs,
-         o.server_cpu_us);
+         "%.2f allocs/notif  server %.2f us/notif\n",
+         conns, n, o.rate, o.cpu_us, o.p50, o.p99, o.allocs, o.server_cpu_us);
     c.rate_runs[i] = o.rate;
     c.cpu_runs[i] = o.cpu_us;
     srv[i] = o.server_cpu_us;
@@ -757,13 +786,15 @@ static comparison compare(unsigned conns, uint64_t n, unsigned runs) {
     if (h2load_available()) {
       h2_result h = run_h2load(conns, n);
       if (h.ran)
-        vlog("  h2load   c=%-2u n=%-8" PRIu64 " %10.0f req/s    %6.2f us CPU/req    mean %7.0f us  server %.2f us/req\n",
+        vlog("  h2load   c=%-2u n=%-8" PRIu64
+             " %10.0f req/s    %6.2f us CPU/req    mean %7.0f us  server %.2f us/req\n",
              conns, n, h.rate, h.cpu_us, h.mean_ms * 1000, h.server_cpu_us);
       else
         vlog("  h2load: %s\n", h.why);
       if (!h.ran || h.succeeded != n) {
         c.h2_ok = 0;
-        if (c.h2.why[0] == '\0') snprintf(c.h2.why, sizeof c.h2.why, "%s", h.ran ? "not every request succeeded" : h.why);
+        if (c.h2.why[0] == '\0')
+          snprintf(c.h2.why, sizeof c.h2.why, "%s", h.ran ? "not every request succeeded" : h.why);
       }
       c.h2_rate_runs[i] = h.rate;
       c.h2_cpu_runs[i] = h.cpu_us;
@@ -795,7 +826,7 @@ static comparison compare(unsigned conns, uint64_t n, unsigned runs) {
   return c;
 }
 
-/* ---- output ----------------------------------------------------------------------------------------------------- */
+/* ---- output ---------------------------------------------------------------------------------------------------- */
 
 static void json_runs(const char *name, const double *v, unsigned n) {
   printf("\"%s\":[", name);
@@ -817,14 +848,14 @@ static void json_comparison(const comparison *c) {
   json_runs("cpu_runs", c->cpu_runs, c->runs);
   printf("},\"h2load\":");
   if (!c->h2.ran) {
-    printf("{\"ran\":false,\"reason\":\"%s\"}", cfg.no_h2load ? "--no-h2load"
+    printf("{\"ran\":false,\"reason\":\"%s\"}", cfg.no_h2load     ? "--no-h2load"
                                                 : cfg.client_auth ? "client certificates required (h2load has none)"
                                                                   : "h2load not found");
   } else {
     printf("{\"ran\":true,\"ok\":%s,\"succeeded\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"rate\":%.1f,"
            "\"cpu_us_per_notification\":%.3f,\"mean_latency_us\":%.1f,\"server_cpu_us_per_notification\":%.3f,",
-           c->h2_ok ? "true" : "false", c->h2.succeeded, c->h2.failed, c->h2.rate, c->h2.cpu_us,
-           c->h2.mean_ms * 1000, c->h2.server_cpu_us);
+           c->h2_ok ? "true" : "false", c->h2.succeeded, c->h2.failed, c->h2.rate, c->h2.cpu_us, c->h2.mean_ms * 1000,
+           c->h2.server_cpu_us);
     json_runs("rate_runs", c->h2_rate_runs, c->runs);
     printf(",");
     json_runs("cpu_runs", c->h2_cpu_runs, c->runs);
@@ -857,7 +888,7 @@ static void text_comparison(const comparison *c) {
   printf("%-34s %8" PRIu64 "/%-5" PRIu64 "\n", "accepted/sent (last run)", c->ours.accepted, c->n);
 }
 
-/* ---- main ------------------------------------------------------------------------------------------------------- */
+/* ---- main ------------------------------------------------------------------------------------------------------ */
 
 static const char usage[] =
     "usage: apns-bench [options]\n"
@@ -882,20 +913,49 @@ static const char usage[] =
     "  --json               one JSON object on stdout\n"
     "  -v                   progress and details on stderr\n";
 
-enum { O_RUNS = 256, O_SWEEP, O_MEMN, O_NOLAT, O_NOH2, O_CAUTH, O_PAYLOAD, O_MOCK, O_H2LOAD, O_HOST, O_PORT, O_CA,
-       O_CERT, O_KEY, O_VNAME, O_INSECURE, O_DEADLINE, O_JSON, O_HELP };
+enum {
+  O_RUNS = 256,
+  O_SWEEP,
+  O_MEMN,
+  O_NOLAT,
+  O_NOH2,
+  O_CAUTH,
+  O_PAYLOAD,
+  O_MOCK,
+  O_H2LOAD,
+  O_HOST,
+  O_PORT,
+  O_CA,
+  O_CERT,
+  O_KEY,
+  O_VNAME,
+  O_INSECURE,
+  O_DEADLINE,
+  O_JSON,
+  O_HELP
+};
 
 static const struct option longopts[] = {
-    {"runs", required_argument, NULL, O_RUNS},      {"sweep", no_argument, NULL, O_SWEEP},
-    {"mem-n", required_argument, NULL, O_MEMN},     {"no-latency", no_argument, NULL, O_NOLAT},
-    {"no-h2load", no_argument, NULL, O_NOH2},       {"client-auth", no_argument, NULL, O_CAUTH},
-    {"payload", required_argument, NULL, O_PAYLOAD}, {"mock", required_argument, NULL, O_MOCK},
-    {"h2load", required_argument, NULL, O_H2LOAD},  {"host", required_argument, NULL, O_HOST},
-    {"port", required_argument, NULL, O_PORT},      {"ca", required_argument, NULL, O_CA},
-    {"cert", required_argument, NULL, O_CERT},      {"key", required_argument, NULL, O_KEY},
-    {"verify-name", required_argument, NULL, O_VNAME}, {"insecure", no_argument, NULL, O_INSECURE},
-    {"deadline", required_argument, NULL, O_DEADLINE}, {"json", no_argument, NULL, O_JSON},
-    {"help", no_argument, NULL, O_HELP},            {NULL, 0, NULL, 0},
+    {"runs", required_argument, NULL, O_RUNS},
+    {"sweep", no_argument, NULL, O_SWEEP},
+    {"mem-n", required_argument, NULL, O_MEMN},
+    {"no-latency", no_argument, NULL, O_NOLAT},
+    {"no-h2load", no_argument, NULL, O_NOH2},
+    {"client-auth", no_argument, NULL, O_CAUTH},
+    {"payload", required_argument, NULL, O_PAYLOAD},
+    {"mock", required_argument, NULL, O_MOCK},
+    {"h2load", required_argument, NULL, O_H2LOAD},
+    {"host", required_argument, NULL, O_HOST},
+    {"port", required_argument, NULL, O_PORT},
+    {"ca", required_argument, NULL, O_CA},
+    {"cert", required_argument, NULL, O_CERT},
+    {"key", required_argument, NULL, O_KEY},
+    {"verify-name", required_argument, NULL, O_VNAME},
+    {"insecure", no_argument, NULL, O_INSECURE},
+    {"deadline", required_argument, NULL, O_DEADLINE},
+    {"json", no_argument, NULL, O_JSON},
+    {"help", no_argument, NULL, O_HELP},
+    {NULL, 0, NULL, 0},
 };
 
 static uint64_t parse_num(const char *s, const char *what, uint64_t min, uint64_t max) {
@@ -921,7 +981,8 @@ static void read_payload(void) {
   }
   snprintf(payload_path, sizeof payload_path, "%s/payload.json", workdir);
   FILE *f = fopen(payload_path, "wb");
-  if (f == NULL || fwrite(cfg.payload, 1, cfg.payload_len, f) != cfg.payload_len) die("cannot write %s", payload_path);
+  if (f == NULL || fwrite(cfg.payload, 1, cfg.payload_len, f) != cfg.payload_len)
+    die("cannot write %s", payload_path);
   fclose(f);
 }
 
@@ -944,31 +1005,79 @@ int main(int argc, char **argv) {
   cfg.mock_bin = env_mock && *env_mock ? env_mock : APNS_MOCK_BIN_DEFAULT;
   while ((c = getopt_long(argc, argv, "n:c:m:vh", longopts, NULL)) != -1) {
     switch (c) {
-    case 'n': cfg.n = parse_num(optarg, "-n", 1, 100000000); break;
-    case 'c': cfg.conns = (unsigned)parse_num(optarg, "-c", 1, 63); break;
-    case 'm': cfg.streams = (unsigned)parse_num(optarg, "-m", 1, 100000); break;
-    case 'v': cfg.verbose = 1; break;
-    case O_RUNS: cfg.runs = (unsigned)parse_num(optarg, "--runs", 1, 15); break;
-    case O_SWEEP: cfg.sweep = 1; break;
-    case O_MEMN: cfg.mem_n = parse_num(optarg, "--mem-n", 0, 20000000); break;
-    case O_NOLAT: cfg.no_latency = 1; break;
-    case O_NOH2: cfg.no_h2load = 1; break;
-    case O_CAUTH: cfg.client_auth = 1; break;
-    case O_PAYLOAD: cfg.payload_file = optarg; break;
-    case O_MOCK: cfg.mock_bin = optarg; break;
-    case O_H2LOAD: cfg.h2load_bin = optarg; break;
-    case O_HOST: cfg.host = optarg; break;
-    case O_PORT: cfg.port = (int)parse_num(optarg, "--port", 1, 65535); break;
-    case O_CA: cfg.ca = optarg; break;
-    case O_CERT: cfg.cert = optarg; break;
-    case O_KEY: cfg.key = optarg; break;
-    case O_VNAME: cfg.verify_name = optarg; break;
-    case O_INSECURE: cfg.insecure = 1; break;
-    case O_DEADLINE: cfg.deadline_s = parse_num(optarg, "--deadline", 1, 3600); break;
-    case O_JSON: cfg.json = 1; break;
+    case 'n':
+      cfg.n = parse_num(optarg, "-n", 1, 100000000);
+      break;
+    case 'c':
+      cfg.conns = (unsigned)parse_num(optarg, "-c", 1, 63);
+      break;
+    case 'm':
+      cfg.streams = (unsigned)parse_num(optarg, "-m", 1, 100000);
+      break;
+    case 'v':
+      cfg.verbose = 1;
+      break;
+    case O_RUNS:
+      cfg.runs = (unsigned)parse_num(optarg, "--runs", 1, 15);
+      break;
+    case O_SWEEP:
+      cfg.sweep = 1;
+      break;
+    case O_MEMN:
+      cfg.mem_n = parse_num(optarg, "--mem-n", 0, 20000000);
+      break;
+    case O_NOLAT:
+      cfg.no_latency = 1;
+      break;
+    case O_NOH2:
+      cfg.no_h2load = 1;
+      break;
+    case O_CAUTH:
+      cfg.client_auth = 1;
+      break;
+    case O_PAYLOAD:
+      cfg.payload_file = optarg;
+      break;
+    case O_MOCK:
+      cfg.mock_bin = optarg;
+      break;
+    case O_H2LOAD:
+      cfg.h2load_bin = optarg;
+      break;
+    case O_HOST:
+      cfg.host = optarg;
+      break;
+    case O_PORT:
+      cfg.port = (int)parse_num(optarg, "--port", 1, 65535);
+      break;
+    case O_CA:
+      cfg.ca = optarg;
+      break;
+    case O_CERT:
+      cfg.cert = optarg;
+      break;
+    case O_KEY:
+      cfg.key = optarg;
+      break;
+    case O_VNAME:
+      cfg.verify_name = optarg;
+      break;
+    case O_INSECURE:
+      cfg.insecure = 1;
+      break;
+    case O_DEADLINE:
+      cfg.deadline_s = parse_num(optarg, "--deadline", 1, 3600);
+      break;
+    case O_JSON:
+      cfg.json = 1;
+      break;
     case 'h':
-    case O_HELP: fputs(usage, stdout); return 0;
-    default: fputs(usage, stderr); return 2;
+    case O_HELP:
+      fputs(usage, stdout);
+      return 0;
+    default:
+      fputs(usage, stderr);
+      return 2;
     }
   }
   if (optind < argc) {
@@ -992,8 +1101,9 @@ int main(int argc, char **argv) {
   read_payload();
   if (cfg.host == NULL) mock_start();
   vlog("apns-bench: server %s:%d, payload %zu bytes, %u connection(s) x %u streams, %" PRIu64
-       " notifications, %u run(s)\n", cfg.host ? cfg.host : "127.0.0.1 (apns-mock)", cfg.host ? cfg.port : mock_port,
-       cfg.payload_len, cfg.conns, cfg.streams, cfg.n, cfg.runs);
+       " notifications, %u run(s)\n",
+       cfg.host ? cfg.host : "127.0.0.1 (apns-mock)", cfg.host ? cfg.port : mock_port, cfg.payload_len, cfg.conns,
+       cfg.streams, cfg.n, cfg.runs);
 
   /* A short warm-up: page in code and let the mock's allocator settle. */
   our_result warm = run_ours(1, cfg.n < 20000 ? cfg.n : 20000, cfg.streams, 0);
@@ -1042,7 +1152,8 @@ int main(int argc, char **argv) {
   mem_result mem = run_memory(cfg.host ? 0 : cfg.mem_n);
   if (mem.ran)
     vlog("  memory: %" PRIu64 " queued with the server paused: %.0f bytes RSS, %.0f bytes heap per notification "
-         "(payload %zu)\n", mem.queued, mem.rss_per, mem.heap_per, cfg.payload_len);
+         "(payload %zu)\n",
+         mem.queued, mem.rss_per, mem.heap_per, cfg.payload_len);
 
   struct utsname un;
   uname(&un);
@@ -1050,8 +1161,8 @@ int main(int argc, char **argv) {
   if (cfg.json) {
     printf("{\"machine\":{\"cpus\":%ld,\"kernel\":\"%s %s\"},", ncpu, un.sysname, un.release);
     printf("\"config\":{\"n\":%" PRIu64 ",\"connections\":%u,\"streams\":%u,\"runs\":%u,\"payload_bytes\":%zu,"
-           "\"server\":\"%s\"},", cfg.n, cfg.conns, cfg.streams, cfg.runs, cfg.payload_len,
-           cfg.host ? "external" : "apns-mock");
+           "\"server\":\"%s\"},",
+           cfg.n, cfg.conns, cfg.streams, cfg.runs, cfg.payload_len, cfg.host ? "external" : "apns-mock");
     printf("\"main\":");
     json_comparison(&main_cmp);
     if (!cfg.no_latency)
@@ -1060,8 +1171,10 @@ int main(int argc, char **argv) {
              half_rate, half.n, half.accepted, half.p50, half.p99, half.p999, idle.p50, idle.p99,
              half.p99 - idle.p50);
     if (h2_half.ran)
-      printf(",\"latency_h2load\":{\"rps\":%.1f,\"mean_us\":%.1f,\"sd_us\":%.1f,\"max_us\":%.1f,\"succeeded\":%" PRIu64 "}",
-             half_rate, h2_half.mean_ms * 1000, h2_half.sd_ms * 1000, h2_half.max_ms * 1000, h2_half.succeeded);
+      printf(
+          ",\"latency_h2load\":{\"rps\":%.1f,\"mean_us\":%.1f,\"sd_us\":%.1f,\"max_us\":%.1f,\"succeeded\":%" PRIu64
+          "}",
+          half_rate, h2_half.mean_ms * 1000, h2_half.sd_ms * 1000, h2_half.max_ms * 1000, h2_half.succeeded);
     if (mem.ran)
       printf(",\"memory\":{\"queued\":%" PRIu64 ",\"rss_bytes_per_notification\":%.1f,"
              "\"heap_bytes_per_notification\":%.1f,\"payload_bytes\":%zu,\"canceled\":%" PRIu64 "}",
@@ -1076,30 +1189,33 @@ int main(int argc, char **argv) {
     }
     printf("}\n");
   } else {
-    printf("\napns-bench: %u connection(s) x %u streams, %" PRIu64 " notifications of %zu bytes, median of %u run(s); "
-           "%ld CPUs, %s %s\n\n", cfg.conns, cfg.streams, cfg.n, cfg.payload_len, cfg.runs, ncpu, un.sysname,
-           un.release);
+    printf("\napns-bench: %u connection(s) x %u streams, %" PRIu64
+           " notifications of %zu bytes, median of %u run(s); "
+           "%ld CPUs, %s %s\n\n",
+           cfg.conns, cfg.streams, cfg.n, cfg.payload_len, cfg.runs, ncpu, un.sysname, un.release);
     text_comparison(&main_cmp);
     if (!cfg.no_latency) {
       printf("\nlatency at half the max rate (%.0f/s, %" PRIu64 " notifications): p50 %.0f us, p99 %.0f us, "
-             "p99.9 %.0f us\n", half_rate, half.n, half.p50, half.p99, half.p999);
-      printf("one request at a time: p50 %.0f us, p99 %.0f us; added p99 at half rate: %.0f us\n", idle.p50,
-             idle.p99, half.p99 - idle.p50);
+             "p99.9 %.0f us\n",
+             half_rate, half.n, half.p50, half.p99, half.p999);
+      printf("one request at a time: p50 %.0f us, p99 %.0f us; added p99 at half rate: %.0f us\n", idle.p50, idle.p99,
+             half.p99 - idle.p50);
       if (h2_half.ran)
         printf("h2load at the same rate (--rps): mean %.0f us, sd %.0f us, max %.0f us\n", h2_half.mean_ms * 1000,
                h2_half.sd_ms * 1000, h2_half.max_ms * 1000);
     }
     if (mem.ran)
       printf("\nmemory per queued notification (%" PRIu64 " queued, server paused): %.0f bytes RSS, %.0f bytes heap "
-             "(payload %zu)\n", mem.queued, mem.rss_per, mem.heap_per, cfg.payload_len);
+             "(payload %zu)\n",
+             mem.queued, mem.rss_per, mem.heap_per, cfg.payload_len);
     if (nsweep) {
       printf("\nsweep (median of %u)         %12s %12s %7s %10s %10s %7s %8s\n", cfg.runs, "notif/s", "h2load/s",
              "ratio", "us/notif", "h2load us", "ratio", "allocs");
       for (unsigned i = 0; i < nsweep; i++) {
         const comparison *s = &sweep[i];
-        printf("c=%-2u n=%-8" PRIu64 "               %12.0f %12.0f %7.2f %10.2f %10.2f %7.2f %8.2f\n", s->conns,
-               s->n, s->ours.rate, s->h2.rate, s->h2.rate > 0 ? s->ours.rate / s->h2.rate : 0, s->ours.cpu_us,
-               s->h2.cpu_us, s->h2.cpu_us > 0 ? s->ours.cpu_us / s->h2.cpu_us : 0, s->ours.allocs);
+        printf("c=%-2u n=%-8" PRIu64 "               %12.0f %12.0f %7.2f %10.2f %10.2f %7.2f %8.2f\n", s->conns, s->n,
+               s->ours.rate, s->h2.rate, s->h2.rate > 0 ? s->ours.rate / s->h2.rate : 0, s->ours.cpu_us, s->h2.cpu_us,
+               s->h2.cpu_us > 0 ? s->ours.cpu_us / s->h2.cpu_us : 0, s->ours.allocs);
       }
     }
   }

@@ -16,8 +16,8 @@ static struct {
   apns_free_func free;
 } apns__allocator = {malloc, realloc, calloc, free};
 
-int apns_replace_allocator(apns_malloc_func malloc_func, apns_realloc_func realloc_func,
-                           apns_calloc_func calloc_func, apns_free_func free_func) {
+int apns_replace_allocator(apns_malloc_func malloc_func, apns_realloc_func realloc_func, apns_calloc_func calloc_func,
+                           apns_free_func free_func) {
   if (malloc_func == NULL || realloc_func == NULL || calloc_func == NULL || free_func == NULL) return APNS_EINVAL;
   apns__allocator.malloc = malloc_func;
   apns__allocator.realloc = realloc_func;

@@ -68,8 +68,7 @@ static void client_free(apns_client *c) {
   apns__free(c);
 }
 
-int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_options *o, char *errbuf,
-                     size_t errlen) {
+int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_options *o, char *errbuf, size_t errlen) {
   apns_client *c;
   int rv;
   if (out == NULL || loop == NULL || o == NULL) return APNS_EINVAL;
@@ -112,8 +111,7 @@ int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_optio
   }
   if (token_auth) {
     rv = apns__jwt_signer_new(&c->signer, o->token_key_file, o->token_key_pem,
-                              o->token_key_pem ? strlen(o->token_key_pem) : 0, o->key_id, o->team_id, errbuf,
-                              errlen);
+                              o->token_key_pem ? strlen(o->token_key_pem) : 0, o->key_id, o->team_id, errbuf, errlen);
     if (rv < 0) {
       client_free(c);
       return rv;
@@ -144,8 +142,8 @@ int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_optio
   return 0;
 }
 
-int apns_build_send_request(const char *default_topic, const char *token, const apns_send_options *so,
-                            int background, apns_send_request *sr) {
+int apns_build_send_request(const char *default_topic, const char *token, const apns_send_options *so, int background,
+                            apns_send_request *sr) {
   static const apns_send_options none;
   int rv;
   if (token == NULL || sr == NULL) return APNS_EINVAL;

@@ -96,7 +96,7 @@ static void conn_set_error(apns_conn *c, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* ---- TLS options ------------------------------------------------------------------------------------------------ */
+/* ---- TLS options ----------------------------------------------------------------------------------------------- */
 
 int apns__tls_config_from_options(const apns_tls_options *o, apns__tls_config **out, char *errbuf, size_t errlen) {
   apns__tls_options t;
@@ -113,7 +113,7 @@ int apns__tls_config_from_options(const apns_tls_options *o, apns__tls_config **
   return apns__tls_config_new(out, &t, errbuf, errlen);
 }
 
-/* ---- deadline list ---------------------------------------------------------------------------------------------- */
+/* ---- deadline list --------------------------------------------------------------------------------------------- */
 
 static void dl_remove(apns_conn *c, apns__req *r) {
   if (r->link.prev)
@@ -151,7 +151,7 @@ static void dl_insert(apns_conn *c, apns__req *r) {
   if (c->timer_due == 0 || r->link.deadline < c->timer_due) timer_arm(c, r->link.deadline);
 }
 
-/* ---- output ----------------------------------------------------------------------------------------------------- */
+/* ---- output ---------------------------------------------------------------------------------------------------- */
 
 static void conn_lost(apns_conn *c, int err, const char *reason);
 static void on_ping_timer(uv_timer_t *t);
@@ -226,7 +226,7 @@ static void conn_dirty(apns_conn *c) {
   uv_prepare_start(&c->flusher, on_prepare);
 }
 
-/* ---- failure ---------------------------------------------------------------------------------------------------- */
+/* ---- failure --------------------------------------------------------------------------------------------------- */
 
 static void conn_stop_io(apns_conn *c) {
   uv_read_stop((uv_stream_t *)&c->tcp);
@@ -261,7 +261,7 @@ static void conn_lost(apns_conn *c, int err, const char *reason) {
   }
 }
 
-/* ---- HTTP/2 callbacks ------------------------------------------------------------------------------------------- */
+/* ---- HTTP/2 callbacks ------------------------------------------------------------------------------------------ */
 
 static void h2_on_response(void *ctx, apns__req *req, const apns_response *res) {
   apns_conn *c = ctx;
@@ -309,7 +309,7 @@ static const apns__h2_callbacks h2_callbacks = {
     h2_on_response, h2_on_stream_error, h2_on_goaway, h2_on_max_streams, h2_on_ping_ack,
 };
 
-/* ---- input ------------------------------------------------------------------------------------------------------ */
+/* ---- input ----------------------------------------------------------------------------------------------------- */
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   apns_conn *c = h->data;
@@ -389,7 +389,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
 }
 
-/* ---- health check ----------------------------------------------------------------------------------------------- */
+/* ---- health check ---------------------------------------------------------------------------------------------- */
 
 static void on_ping_timer(uv_timer_t *t) {
   apns_conn *c = t->data;
@@ -419,7 +419,7 @@ static void on_ping_timer(uv_timer_t *t) {
   }
 }
 
-/* ---- request deadlines and connect timeout ---------------------------------------------------------------------- */
+/* ---- request deadlines and connect timeout --------------------------------------------------------------------- */
 
 static void on_timer(uv_timer_t *t) {
   apns_conn *c = t->data;
@@ -443,7 +443,7 @@ static void on_timer(uv_timer_t *t) {
   if (c->dl_head) timer_arm(c, c->dl_head->link.deadline);
 }
 
-/* ---- connecting ------------------------------------------------------------------------------------------------- */
+/* ---- connecting ------------------------------------------------------------------------------------------------ */
 
 static void conn_ready(apns_conn *c) {
   int rv = apns__h2_new(&c->h2, c->authority, &h2_callbacks, c);
@@ -661,7 +661,7 @@ int apns__conn_open_shared(uv_loop_t *loop, apns_conn **out, const apns_conn_opt
   return conn_open(loop, out, opts, tls_cfg, NULL, 0);
 }
 
-/* ---- requests --------------------------------------------------------------------------------------------------- */
+/* ---- requests -------------------------------------------------------------------------------------------------- */
 
 int apns__conn_submit(apns_conn *c, apns__req *req) {
   if (c->state == APNS_CONN_CONNECTING) return APNS_EBLOCKED;
@@ -729,7 +729,7 @@ int apns_conn_set_authorization(apns_conn *c, const char *value) {
   return 0;
 }
 
-/* ---- close ------------------------------------------------------------------------------------------------------ */
+/* ---- close ----------------------------------------------------------------------------------------------------- */
 
 static void conn_free(apns_conn *c) {
   if (c->addrs) uv_freeaddrinfo(c->addrs);
@@ -799,7 +799,7 @@ int apns_conn_close(apns_conn *c, apns_conn_close_cb cb) {
   return 0;
 }
 
-/* ---- accessors -------------------------------------------------------------------------------------------------- */
+/* ---- accessors ------------------------------------------------------------------------------------------------- */
 
 void apns_conn_get_stats(const apns_conn *c, apns_conn_stats *out) {
   *out = c->stats;

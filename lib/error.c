@@ -19,8 +19,8 @@ static int apns__is_libuv(int err) {
 const char *apns_strerror(int err) {
   if (err == 0) return "success";
   switch (err) {
-#define APNS__ERR_MSG(name, msg) \
-  case APNS_##name:              \
+#define APNS__ERR_MSG(name, msg)                                                                                     \
+  case APNS_##name:                                                                                                  \
     return msg;
     APNS_ERRNO_MAP(APNS__ERR_MSG)
 #undef APNS__ERR_MSG
@@ -34,8 +34,8 @@ const char *apns_strerror(int err) {
 const char *apns_err_name(int err) {
   if (err == 0) return "OK";
   switch (err) {
-#define APNS__ERR_NAME(name, msg) \
-  case APNS_##name:               \
+#define APNS__ERR_NAME(name, msg)                                                                                    \
+  case APNS_##name:                                                                                                  \
     return "APNS_" #name;
     APNS_ERRNO_MAP(APNS__ERR_NAME)
 #undef APNS__ERR_NAME
@@ -50,11 +50,10 @@ static const struct {
   const char *text;
   unsigned char len;
   short status;
-} apns__reasons[APNS__REASON_COUNT] = {
-    [APNS_REASON_NONE] = {"", 0, 0},
-    [APNS_REASON_UNKNOWN] = {"Unknown", 7, 0},
+} apns__reasons[APNS__REASON_COUNT] = {[APNS_REASON_NONE] = {"", 0, 0},
+                                       [APNS_REASON_UNKNOWN] = {"Unknown", 7, 0},
 #define APNS__REASON_ROW(name, st) [APNS_REASON_##name] = {#name, sizeof(#name) - 1, st},
-    APNS_REASON_MAP(APNS__REASON_ROW)
+                                       APNS_REASON_MAP(APNS__REASON_ROW)
 #undef APNS__REASON_ROW
 };
 

@@ -40,8 +40,8 @@ typedef struct h2_stream h2_stream;
 struct h2_stream {
   apns__req *req; /* NULL once ended */
   int32_t id;
-  unsigned ended : 1;    /* its callback has run (or is running) */
-  unsigned trailers : 1; /* the current header block is a trailer block: ignored */
+  unsigned ended : 1;        /* its callback has run (or is running) */
+  unsigned trailers : 1;     /* the current header block is a trailer block: ignored */
   unsigned headers_sent : 1; /* nghttp2 has serialized its HEADERS: from then on the server may have it */
   int status;
   size_t body_sent;

@@ -90,11 +90,11 @@ struct apns_pool {
   uint64_t timer_due;
   uv_timer_t drain_timer;
   int handles_open;
-  int conns_open; /* apns_conn objects whose close callback has not run */
+  int conns_open;      /* apns_conn objects whose close callback has not run */
   apns_conn **retired; /* connections draining after GOAWAY, replaced in their slots */
   size_t nretired, cap_retired;
-  int closing;    /* apns_pool_close was called */
-  int finishing;  /* handles are being closed: the end */
+  int closing;   /* apns_pool_close was called */
+  int finishing; /* handles are being closed: the end */
   apns_pool_cb on_close;
 
   double tokens; /* connect token bucket */
@@ -111,7 +111,7 @@ struct apns_pool {
   apns_pool_stats stats;
 };
 
-/* ---- small helpers ---------------------------------------------------------------------------------------------- */
+/* ---- small helpers --------------------------------------------------------------------------------------------- */
 
 static uint64_t pool_rand(apns_pool *p) {
   /* xorshift64*: jitter only, no security role. */
@@ -128,8 +128,8 @@ static uint64_t pool_jitter(apns_pool *p, uint64_t delay) {
   return delay - delay / 5 + pool_rand(p) % (span + 1);
 }
 
-static void pool_event(apns_pool *p, apns_pool_event_type type, pool_slot *s, int err, int status,
-                       const char *reason, unsigned attempt) {
+static void pool_event(apns_pool *p, apns_pool_event_type type, pool_slot *s, int err, int status, const char *reason,
+                       unsigned attempt) {
   if (p->opts.on_event == NULL) return;
   apns_pool_event ev = {type, s ? s->index : 0, err, status, reason, attempt};
   p->opts.on_event(p, &ev);
@@ -139,7 +139,7 @@ static int64_t pool_clock(apns_pool *p) {
   return p->clock_cb ? p->clock_cb(p->token_ctx) : (int64_t)time(NULL);
 }
 
-/* ---- queue and deadline lists ----------------------------------------------------------------------------------- */
+/* ---- queue and deadline lists ---------------------------------------------------------------------------------- */
 
 static void q_remove(apns_pool *p, pool_item *it) {
   if (it->q_prev)
@@ -203,7 +203,7 @@ static void q_push_head(apns_pool *p, pool_item *it) {
   p->queued++;
 }
 
-/* ---- ending requests -------------------------------------------------------------------------------------------- */
+/* ---- ending requests ------------------------------------------------------------------------------------------- */
 
 static void pool_maybe_finish(apns_pool *p);
 
@@ -245,7 +245,7 @@ static void pool_flush_queue(apns_pool *p, int err) {
   }
 }
 
-/* ---- connections ------------------------------------------------------------------------------------------------ */
+/* ---- connections ----------------------------------------------------------------------------------------------- */
 
 static void slot_connect(pool_slot *s);
 
@@ -404,7 +404,7 @@ static int slot_authorize(apns_pool *p, pool_slot *s) {
   return 0;
 }
 
-/* ---- dispatch --------------------------------------------------------------------------------------------------- */
+/* ---- dispatch -------------------------------------------------------------------------------------------------- */
 
 static void item_attempt_done(apns__req *req, int err, const apns_response *res);
 
@@ -467,7 +467,7 @@ static void pool_dispatch(apns_pool *p, int from_post) {
   }
 }
 
-/* ---- one try ended ---------------------------------------------------------------------------------------------- */
+/* ---- one try ended --------------------------------------------------------------------------------------------- */
 
 static void pool_stop(apns_pool *p, const char *reason);
 
@@ -536,7 +536,7 @@ static void item_attempt_done(apns__req *req, int err, const apns_response *res)
   pool_maybe_finish(p);
 }
 
-/* ---- timers ----------------------------------------------------------------------------------------------------- */
+/* ---- timers ---------------------------------------------------------------------------------------------------- */
 
 static void on_pool_timer(uv_timer_t *t) {
   apns_pool *p = t->data;
@@ -571,7 +571,7 @@ static void pool_arm(apns_pool *p) {
   uv_timer_start(&p->timer, on_pool_timer, due > now ? due - now : 0, 0);
 }
 
-/* ---- open, post ------------------------------------------------------------------------------------------------- */
+/* ---- open, post ------------------------------------------------------------------------------------------------ */
 
 int apns_pool_open(uv_loop_t *loop, apns_pool **out, const apns_pool_options *opts, char *errbuf, size_t errlen) {
   int rv = APNS_ENOMEM;
@@ -673,7 +673,7 @@ int apns_pool_post(apns_pool *p, const apns_request *desc, apns_response_cb cb, 
   return 0;
 }
 
-/* ---- stop and close --------------------------------------------------------------------------------------------- */
+/* ---- stop and close -------------------------------------------------------------------------------------------- */
 
 static void pool_close_conns(apns_pool *p) {
   for (unsigned i = 0; i < p->size; i++) {
@@ -757,7 +757,7 @@ int apns_pool_close(apns_pool *p, uint64_t drain_timeout_ms, apns_pool_cb cb) {
   return 0;
 }
 
-/* ---- accessors -------------------------------------------------------------------------------------------------- */
+/* ---- accessors ------------------------------------------------------------------------------------------------- */
 
 void apns_pool_get_stats(const apns_pool *p, apns_pool_stats *out) {
   *out = p->stats;

@@ -68,16 +68,16 @@ static double num(json_t *obj, const char *path) {
 }
 
 /* Built without the bench (-Dbench=false): a missing tool fails, as elsewhere in the suite. */
-#define REQUIRE_BENCH()                                                                                             \
+#define REQUIRE_BENCH()                                                                                              \
   do {                                                                                                               \
-    if (bench_bin()[0] == '\0') test__fail(__FILE__, __LINE__, "apns-bench is not built (configure -Dbench=true)"); \
+    if (bench_bin()[0] == '\0') test__fail(__FILE__, __LINE__, "apns-bench is not built (configure -Dbench=true)");  \
   } while (0)
 
 TEST(bench_smoke_json) {
   static char out[1 << 16];
   REQUIRE_BENCH();
-  char *argv[] = {(char *)bench_bin(), "-n", "2000", "--runs", "1", "--mem-n", "20000", "--deadline", "20",
-                  "--json", NULL};
+  char *argv[] = {(char *)bench_bin(), "-n", "2000",   "--runs", "1", "--mem-n", "20000",
+                  "--deadline",        "20", "--json", NULL};
   int status = run_capture(argv, out, sizeof out, 60);
   if (status != 0) printf("apns-bench exit %d, stdout:\n%s\n", status, out);
   ASSERT_EQ(status, 0);

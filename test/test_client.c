@@ -186,7 +186,8 @@ TEST(client_quickstart_on_the_wire) {
   ASSERT_EQ(rec.status, 200);
   ASSERT_EQ(strlen(rec.apns_id), 36);
   ASSERT_STREQ(f.seen.path, "/3/device/" TOKEN);
-  ASSERT_STREQ(f.seen.body, "{\"aps\":{\"alert\":{\"loc-key\":\"Hello World!\",\"loc-args\":[\"foo\",\"bar\"]},\"badge\":42}}");
+  ASSERT_STREQ(f.seen.body,
+               "{\"aps\":{\"alert\":{\"loc-key\":\"Hello World!\",\"loc-args\":[\"foo\",\"bar\"]},\"badge\":42}}");
   ASSERT_STREQ(header(&f, "apns-push-type"), "alert");
   ASSERT_STREQ(header(&f, "apns-topic"), "com.example.app");
   ASSERT_STREQ(header(&f, "apns-priority"), "10");

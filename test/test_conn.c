@@ -18,7 +18,7 @@ typedef struct {
   int lost, lost_err;
   char lost_reason[128];
   int closed;
-  int done;        /* requests ended */
+  int done;          /* requests ended */
   int done_at_close; /* requests ended when the close callback ran */
   long live_before;
 } fx;
@@ -543,7 +543,6 @@ TEST(conn_ping_keeps_idle_connection) {
   teardown(&f);
 }
 
-
 /* A server that goes silent without closing: the PING goes unanswered, the connection is lost after ping_timeout
  * (not before), and the requests on it end once, "may have been processed". */
 TEST(conn_ping_timeout_on_silent_peer) {
@@ -568,7 +567,7 @@ TEST(conn_ping_timeout_on_silent_peer) {
   fx_run_until(&f.loop, &f.lost);
   uint64_t elapsed = uv_now(&f.loop) - t0;
   ASSERT_ERR(f.lost_err, APNS_ETIMEDOUT);
-  ASSERT_GE(elapsed, 200);  /* the idle time and the PING timeout both had to pass */
+  ASSERT_GE(elapsed, 200);                       /* the idle time and the PING timeout both had to pass */
   ASSERT_LT(elapsed, 2000 * test_time_factor()); /* and not much more */
   ASSERT_EQ(rec.calls, 1);
   ASSERT_ERR(rec.err, APNS_ECLOSED);

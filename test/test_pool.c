@@ -243,7 +243,7 @@ TEST(pool_stalled_server_times_out_queued) {
   for (int i = 0; i < N; i++) {
     ASSERT_EQ(recs[i].calls, 1);
     ASSERT_ERR(recs[i].err, APNS_ETIMEDOUT);
-    ASSERT_GE(recs[i].t_end - t0, 300);  /* not before the deadline */
+    ASSERT_GE(recs[i].t_end - t0, 300);                       /* not before the deadline */
     ASSERT_LT(recs[i].t_end - t0, 1500 * test_time_factor()); /* and not much after */
   }
   apns_pool_stats st;
@@ -398,7 +398,6 @@ TEST(pool_reconnects_with_backoff) {
   ASSERT_GE(f.downs, 1);
   teardown(&f);
 }
-
 
 /* Memory runs out at every point of a pool's life in turn: setup, connecting, the handshake, posting, sending,
  * answering. Whatever fails, every accepted request ends exactly once, nothing leaks, and the loop closes clean.

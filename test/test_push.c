@@ -228,7 +228,8 @@ TEST(push_help_and_version) {
   child_free(&c);
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c, ARGS("--version"), NULL), 0);
-  ASSERT_TRUE(strncmp(out_of(&c), "apns-push " APNS_VERSION_STRING " ", strlen("apns-push " APNS_VERSION_STRING " ")) == 0);
+  ASSERT_TRUE(
+      strncmp(out_of(&c), "apns-push " APNS_VERSION_STRING " ", strlen("apns-push " APNS_VERSION_STRING " ")) == 0);
   child_free(&c);
 }
 
@@ -249,7 +250,8 @@ TEST(push_usage_errors_exit_2) {
       {{"--topic", TOPIC, "--push-type", "nope", "--alert", "x", TOK}, "--push-type \"nope\": unknown push type"},
       {{"--topic", TOPIC, "--push-type", "background", "--priority", "10", "--alert", "x", TOK},
        "--priority 10 does not go with --push-type background"},
-      {{"--dry-run", "--topic", TOPIC, "--data", "k=not json", TOK}, "--data k=not json: the value is not one JSON value"},
+      {{"--dry-run", "--topic", TOPIC, "--data", "k=not json", TOK},
+       "--data k=not json: the value is not one JSON value"},
       {{"--topic", TOPIC, "--alert", "x", TOK, "{\"aps\":{}}"}, "not both"},
       {{"--dry-run", "--topic", TOPIC, TOK, "{\"aps\":"}, "PAYLOAD_JSON: payload is not valid JSON"},
       {{"--topic", TOPIC, "--timeout", "0", "--alert", "x", TOK}, "--timeout: want seconds"},
@@ -339,7 +341,8 @@ TEST(push_dry_run_json_argument) {
                "y\",\"big\":1e3}}\n");
   /* content-available alone: background, priority 5 (as the client decides). */
   dry_run_case(ARGS("--dry-run", "--topic", TOPIC, TOK, "{\"aps\":{\"content-available\":1},\"sync\":true}"),
-               "{\"path\":\"/3/device/" TOK "\",\"headers\":{\"apns-push-type\":\"background\",\"apns-topic\":\"" TOPIC
+               "{\"path\":\"/3/device/" TOK
+               "\",\"headers\":{\"apns-push-type\":\"background\",\"apns-topic\":\"" TOPIC
                "\",\"apns-priority\":\"5\"},\"payload\":{\"aps\":{\"content-available\":1},\"sync\":true}}\n");
 }
 
@@ -362,33 +365,32 @@ TEST(push_dry_run_push_type_suffix) {
                want);
 }
 
-#define DRY(tok, type, topic, prio, extra, payload)                                                                \
-  "{\"path\":\"/3/device/" tok "\",\"headers\":{\"apns-push-type\":\"" type "\",\"apns-topic\":\"" topic           \
+#define DRY(tok, type, topic, prio, extra, payload)                                                                  \
+  "{\"path\":\"/3/device/" tok "\",\"headers\":{\"apns-push-type\":\"" type "\",\"apns-topic\":\"" topic             \
   "\",\"apns-priority\":\"" prio "\"" extra "},\"payload\":" payload "}\n"
 
 static const char bulk_input[] =
-    "{\"token\":\"" TOK "\",\"payload\":{\"aps\": {\"alert\": \"one\"}}}\n"                         /* 1 */
-    "\n"                                                                                            /* 2 blank */
-    "{\"token\":\"" TOK "\"}\n"                                                                     /* 3 default */
-    "not json\n"                                                                                    /* 4 bad */
-    "{\"token\":\"xyz\",\"payload\":{\"aps\":{}}}\n"                                                /* 5 bad */
+    "{\"token\":\"" TOK "\",\"payload\":{\"aps\": {\"alert\": \"one\"}}}\n" /* 1 */
+    "\n"                                                                    /* 2 blank */
+    "{\"token\":\"" TOK "\"}\n"                                             /* 3 default */
+    "not json\n"                                                            /* 4 bad */
+    "{\"token\":\"xyz\",\"payload\":{\"aps\":{}}}\n"                        /* 5 bad */
     "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"v\"},\"f\":0.10},\"push_type\":\"voip\","
     "\"priority\":5,\"topic\":\"com.other\",\"expiration\":17,\"collapse_id\":\"k\","
-    "\"apns_id\":\"11111111-2222-4333-8444-555555555555\"}\r\n"                                     /* 6 */
-    "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"x\"}},\"bogus\":1}\n"                 /* 7 bad */
-    "{\"token\":\"" TOK "\",\"payload\":[1]}\n"                                                     /* 8 bad */
-    "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"x\"}},\"priority\":\"high\"}\n"       /* 9 bad */
-    "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"content-available\":1}},\"priority\":10}\n"     /* 10 bad */
-    "  \t \n"                                                                                       /* 11 blank */
-    "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"last, no newline\"}}}";               /* 12 */
+    "\"apns_id\":\"11111111-2222-4333-8444-555555555555\"}\r\n"                                 /* 6 */
+    "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"x\"}},\"bogus\":1}\n"             /* 7 bad */
+    "{\"token\":\"" TOK "\",\"payload\":[1]}\n"                                                 /* 8 bad */
+    "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"x\"}},\"priority\":\"high\"}\n"   /* 9 bad */
+    "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"content-available\":1}},\"priority\":10}\n" /* 10 bad */
+    "  \t \n"                                                                                   /* 11 blank */
+    "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"last, no newline\"}}}";           /* 12 */
 
-static const char bulk_want[] =
-    DRY(TOK, "alert", TOPIC, "10", "", "{\"aps\":{\"alert\":\"one\"}}")
-    DRY(TOK, "alert", TOPIC, "10", "", "{\"aps\":{\"alert\":\"dflt\"}}")
-    DRY(TOK, "voip", "com.other.voip", "5",
+static const char bulk_want[] = DRY(TOK, "alert", TOPIC, "10", "", "{\"aps\":{\"alert\":\"one\"}}")
+    DRY(TOK, "alert", TOPIC, "10", "", "{\"aps\":{\"alert\":\"dflt\"}}") DRY(
+        TOK, "voip", "com.other.voip", "5",
         ",\"apns-expiration\":\"17\",\"apns-collapse-id\":\"k\",\"apns-id\":\"11111111-2222-4333-8444-555555555555\"",
         "{\"aps\":{\"alert\":\"v\"},\"f\":0.10}")
-    DRY(TOK, "alert", TOPIC, "10", "", "{\"aps\":{\"alert\":\"last, no newline\"}}");
+        DRY(TOK, "alert", TOPIC, "10", "", "{\"aps\":{\"alert\":\"last, no newline\"}}");
 
 static void check_bulk_stderr(const char *err) {
   static const char *want[] = {
@@ -603,8 +605,20 @@ static void srv_stop(srv *s, apns_mock_stats *st) {
 TEST(push_send_accepted_as_dry_run_says) {
   srv s;
   srv_start(&s, 1, 1);
-  const char *const send[] = {CONN(&s), CERT(&s), "--alert", "Hello", "--badge", "2", "--collapse-id", "c",
-                              "--expiration", "0", "--apns-id", "11111111-2222-4333-8444-555555555555", TOK, NULL};
+  const char *const send[] = {CONN(&s),
+                              CERT(&s),
+                              "--alert",
+                              "Hello",
+                              "--badge",
+                              "2",
+                              "--collapse-id",
+                              "c",
+                              "--expiration",
+                              "0",
+                              "--apns-id",
+                              "11111111-2222-4333-8444-555555555555",
+                              TOK,
+                              NULL};
   child c;
   memset(&c, 0, sizeof c);
   int rc = srv_push(&s, &c, send, NULL, NULL);
@@ -613,8 +627,9 @@ TEST(push_send_accepted_as_dry_run_says) {
   /* One result line, 200, the apns-id we chose echoed. */
   const char *o = out_of(&c);
   ASSERT_EQ(count_lines(o), 1);
-  ASSERT_EQ(strncmp(o, "{\"line\":1,\"token\":\"" TOK "\",\"apns_id\":\"11111111-2222-4333-8444-555555555555\","
-                       "\"status\":200,\"reason\":null,\"timestamp\":null,\"attempts\":1,\"latency_ms\":",
+  ASSERT_EQ(strncmp(o,
+                    "{\"line\":1,\"token\":\"" TOK "\",\"apns_id\":\"11111111-2222-4333-8444-555555555555\","
+                    "\"status\":200,\"reason\":null,\"timestamp\":null,\"attempts\":1,\"latency_ms\":",
                     strlen("{\"line\":1,\"token\":\"" TOK "\",\"apns_id\":\"11111111-2222-4333-8444-555555555555\","
                            "\"status\":200,\"reason\":null,\"timestamp\":null,\"attempts\":1,\"latency_ms\":")),
             0);
@@ -624,8 +639,20 @@ TEST(push_send_accepted_as_dry_run_says) {
   child_free(&c);
 
   /* What the mock received is what --dry-run prints for the same command. */
-  const char *const dry[] = {"--dry-run", CONN(&s), "--alert", "Hello", "--badge", "2", "--collapse-id", "c",
-                             "--expiration", "0", "--apns-id", "11111111-2222-4333-8444-555555555555", TOK, NULL};
+  const char *const dry[] = {"--dry-run",
+                             CONN(&s),
+                             "--alert",
+                             "Hello",
+                             "--badge",
+                             "2",
+                             "--collapse-id",
+                             "c",
+                             "--expiration",
+                             "0",
+                             "--apns-id",
+                             "11111111-2222-4333-8444-555555555555",
+                             TOK,
+                             NULL};
   memset(&c, 0, sizeof c);
   ASSERT_EQ(srv_push(&s, &c, dry, NULL, NULL), 0);
   ASSERT_STREQ(out_of(&c), s.last);
@@ -638,19 +665,19 @@ TEST(push_bulk_rejected_and_dead_tokens) {
   srv s;
   srv_start(&s, 1, 0);
   /* 3 good, 2 BadDeviceToken, 2 Unregistered, 1 malformed, 1 blank line. */
-  const char *path = write_file("in.jsonl",
-                                "{\"token\":\"" TOK "\"}\n"
-                                "{\"token\":\"bad0000000000000000000000000000000000000000000000000000000000001\"}\n"
-                                "{\"token\":\"dead000000000000000000000000000000000000000000000000000000000001\"}\n"
-                                "\n"
-                                "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"own\"}}}\n"
-                                "{oops\n"
-                                "{\"token\":\"dead000000000000000000000000000000000000000000000000000000000002\"}\n"
-                                "{\"token\":\"bad0000000000000000000000000000000000000000000000000000000000002\"}\n"
-                                "{\"token\":\"" TOK "\"}\n");
+  const char *path =
+      write_file("in.jsonl", "{\"token\":\"" TOK "\"}\n"
+                             "{\"token\":\"bad0000000000000000000000000000000000000000000000000000000000001\"}\n"
+                             "{\"token\":\"dead000000000000000000000000000000000000000000000000000000000001\"}\n"
+                             "\n"
+                             "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"own\"}}}\n"
+                             "{oops\n"
+                             "{\"token\":\"dead000000000000000000000000000000000000000000000000000000000002\"}\n"
+                             "{\"token\":\"bad0000000000000000000000000000000000000000000000000000000000002\"}\n"
+                             "{\"token\":\"" TOK "\"}\n");
   const char *dead = path_in(test_tmpdir(), "dead.txt");
-  const char *const args[] = {CONN(&s), CERT(&s), "--alert", "hi", "--bulk", path, "--list-dead", "1",
-                              "--dead-tokens", dead, "--progress", NULL};
+  const char *const args[] = {CONN(&s),      CERT(&s), "--alert",       "hi", "--bulk",     path,
+                              "--list-dead", "1",      "--dead-tokens", dead, "--progress", NULL};
   child c;
   memset(&c, 0, sizeof c);
   int rc = srv_push(&s, &c, args, NULL, NULL);
@@ -679,8 +706,9 @@ TEST(push_bulk_rejected_and_dead_tokens) {
   ASSERT_TRUE(strstr(e, "  400 BadDeviceToken                                2\n") != NULL);
   ASSERT_TRUE(strstr(e, "  410 Unregistered                                  2\n") != NULL);
   ASSERT_TRUE(strstr(e, "  bad line                                          1\n") != NULL);
-  ASSERT_TRUE(strstr(e, "tokens to delete (Unregistered, ExpiredToken, BadDeviceToken, DeviceTokenNotForTopic): 4\n") !=
-              NULL);
+  ASSERT_TRUE(
+      strstr(e, "tokens to delete (Unregistered, ExpiredToken, BadDeviceToken, DeviceTokenNotForTopic): 4\n") !=
+      NULL);
   ASSERT_TRUE(strstr(e, "... and 3 more") != NULL);
   child_free(&c);
   /* --dead-tokens has all four. */
@@ -708,8 +736,17 @@ TEST(push_encrypted_key_passphrase) {
   apns__free(enc);
   char *good_env[] = {"APNS_PUSH_TEST_PASS=s3cret", NULL};
   char *bad_env[] = {"APNS_PUSH_TEST_PASS=wrong", NULL};
-  const char *const args[] = {CONN(&s), "--cert", path_in(s.dir, "client.pem"), "--key", key, "--key-pass-env",
-                              "APNS_PUSH_TEST_PASS", "--alert", "x", TOK, NULL};
+  const char *const args[] = {CONN(&s),
+                              "--cert",
+                              path_in(s.dir, "client.pem"),
+                              "--key",
+                              key,
+                              "--key-pass-env",
+                              "APNS_PUSH_TEST_PASS",
+                              "--alert",
+                              "x",
+                              TOK,
+                              NULL};
   child c;
   memset(&c, 0, sizeof c);
   int rc = srv_push(&s, &c, args, NULL, good_env);
@@ -731,9 +768,10 @@ TEST(push_token_auth_verified_by_mock) {
   const char *p8 = path_in(s.dir, "client-key.pem"); /* a P-256 key: what a .p8 holds */
   ASSERT_OK(apns__jwt_verifier_new(&s.verifier));
   ASSERT_OK(apns__jwt_verifier_add(s.verifier, "ABC123DEFG", p8, NULL, 0, err, sizeof err));
-  const char *path = write_file("in.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
-  const char *const args[] = {CONN(&s), "--p8", p8, "--key-id", "ABC123DEFG", "--team-id", "DEF123GHIJ",
-                              "--alert", "x", "--bulk", path, NULL};
+  const char *path =
+      write_file("in.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
+  const char *const args[] = {CONN(&s),     "--p8",    p8,  "--key-id", "ABC123DEFG", "--team-id",
+                              "DEF123GHIJ", "--alert", "x", "--bulk",   path,         NULL};
   child c;
   memset(&c, 0, sizeof c);
   int rc = srv_push(&s, &c, args, NULL, NULL);
@@ -743,8 +781,8 @@ TEST(push_token_auth_verified_by_mock) {
   ASSERT_EQ(s.jwt_bad, 0);
   child_free(&c);
   /* The wrong key id: the mock refuses, every line is rejected, exit 1. */
-  const char *const wrong[] = {CONN(&s), "--p8", p8, "--key-id", "ZZZ123DEFG", "--team-id", "DEF123GHIJ",
-                               "--alert", "x", TOK, NULL};
+  const char *const wrong[] = {CONN(&s),     "--p8",    p8,  "--key-id", "ZZZ123DEFG", "--team-id",
+                               "DEF123GHIJ", "--alert", "x", TOK,        NULL};
   memset(&c, 0, sizeof c);
   ASSERT_EQ(srv_push(&s, &c, wrong, NULL, NULL), 1);
   ASSERT_TRUE(strstr(out_of(&c), "\"status\":403,\"reason\":\"InvalidProviderToken\"") != NULL);
@@ -820,7 +858,6 @@ TEST(push_bulk_million_bounded_memory) {
   ASSERT_UEQ(st.status[200], MILLION_LINES);
 }
 
-
 /* Ctrl-C reads no more lines but lets what was sent finish: one result line for each line taken, a summary that
  * says so, exit status 1. */
 TEST(push_sigint_finishes_what_was_sent) {
@@ -855,7 +892,6 @@ TEST(push_sigint_finishes_what_was_sent) {
   child_free(&c);
 }
 
-
 /* A server that cannot be reached: apns-push gives up (here after --timeout, as the refusal may pass), instead of
  * letting batch after batch wait out its deadline. Every line taken still gets its result line. */
 TEST(push_unreachable_server_gives_up) {
@@ -883,7 +919,7 @@ TEST(push_unreachable_server_gives_up) {
   uint64_t t0 = uv_hrtime();
   ASSERT_EQ(srv_push(&s, &c, args, NULL, NULL), 1);
   uint64_t ms = (uv_hrtime() - t0) / 1000000;
-  ASSERT_GE(ms, 1000);                        /* not before --timeout: a refusal may pass */
+  ASSERT_GE(ms, 1000);                       /* not before --timeout: a refusal may pass */
   ASSERT_LT(ms, 10000 * test_time_factor()); /* and not batch after batch */
   ASSERT_TRUE(strstr(err_of(&c), "cannot connect to the server") != NULL);
   ASSERT_TRUE(strstr(err_of(&c), "the server could not be reached") != NULL);

@@ -55,14 +55,14 @@ typedef struct apns_client_options {
   const char *token_key_pem;
   const char *key_id;
   const char *team_id;
-  const char *topic;            /* default apns-topic (the app's bundle id); a send may name another */
-  unsigned connections;         /* default 2 */
-  uint64_t timeout_ms;          /* default deadline of a send; default 10 000 */
-  size_t max_queued;            /* 0: unbounded (default); see apns_pool_options */
-  size_t low_water;             /* default max_queued / 2 */
-  apns_client_cb on_low_water;  /* optional back-pressure signal */
-  int never_resend_unknown;     /* see apns_pool_options; default 0, as aapns */
-  apns_pool_event_cb on_event;  /* optional metrics hook (connections, retries, token refreshes) */
+  const char *topic;           /* default apns-topic (the app's bundle id); a send may name another */
+  unsigned connections;        /* default 2 */
+  uint64_t timeout_ms;         /* default deadline of a send; default 10 000 */
+  size_t max_queued;           /* 0: unbounded (default); see apns_pool_options */
+  size_t low_water;            /* default max_queued / 2 */
+  apns_client_cb on_low_water; /* optional back-pressure signal */
+  int never_resend_unknown;    /* see apns_pool_options; default 0, as aapns */
+  apns_pool_event_cb on_event; /* optional metrics hook (connections, retries, token refreshes) */
   /* The wall clock for token issue times, in UNIX seconds; NULL: time(). For tests. */
   int64_t (*clock)(void *data);
   void *data; /* yours: apns_client_data(); also passed to clock */

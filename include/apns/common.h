@@ -38,7 +38,7 @@ APNS_EXTERN const char *apns_version_string(void);
  *
  * An HTTP status or an APNs reason is not an error: a request that got any response ends with err == 0 and the
  * status and reason in the apns_response.
- * ------------------------------------------------------------------------------------------------------------------ */
+ * ---------------------------------------------------------------------------------------------------------------- */
 #define APNS__ERRNO_BASE (-100000)
 
 /* XX(name, message) */
@@ -89,7 +89,7 @@ APNS_EXTERN const char *apns_err_name(int err);
  *
  * APNS_REASON_NONE: there was no reason (status 200, or no body). APNS_REASON_UNKNOWN: a reason this version does
  * not know; the response still carries its text. Both spellings of BadEnvironmentKeyIdInToken are known.
- * ------------------------------------------------------------------------------------------------------------------ */
+ * ---------------------------------------------------------------------------------------------------------------- */
 /* XX(name, status Apple documents it with) */
 #define APNS_REASON_MAP(XX)                                                                                           \
   XX(BadCollapseId, 400)                                                                                              \
@@ -169,7 +169,7 @@ APNS_EXTERN int apns_reason_is_retryable(apns_reason reason);
  * ours also sets jansson's, so do not replace it if another part of the process sets jansson's own.
  * mbedTLS allocates with its own calloc/free (Debian's build has no MBEDTLS_PLATFORM_MEMORY).
  * Returns 0, or APNS_EINVAL when a function is NULL.
- * ------------------------------------------------------------------------------------------------------------------ */
+ * ---------------------------------------------------------------------------------------------------------------- */
 typedef void *(*apns_malloc_func)(size_t size);
 typedef void *(*apns_realloc_func)(void *ptr, size_t size);
 typedef void *(*apns_calloc_func)(size_t count, size_t size);
@@ -180,7 +180,7 @@ APNS_EXTERN int apns_replace_allocator(apns_malloc_func malloc_func, apns_reallo
 
 /* ------------------------------------------------------------------------------------------------------------------
  * Headers and responses: small structs that cross the boundary
- * ------------------------------------------------------------------------------------------------------------------ */
+ * ---------------------------------------------------------------------------------------------------------------- */
 
 /* One HTTP header. name and value are NUL-terminated; names are lowercase (HTTP/2). */
 typedef struct apns_header {

@@ -70,7 +70,7 @@ typedef struct apns_conn_options {
   /* After this long without reading anything, send a PING (Go's apns2 checks after 15 s; Apple suggests at
    * least once an hour). Default 15 000; UINT64_MAX turns health checks off. */
   uint64_t ping_idle_ms;
-  uint64_t ping_timeout_ms; /* no PING ACK by then: the connection is lost (APNS_ETIMEDOUT). Default 5 000 */
+  uint64_t ping_timeout_ms;        /* no PING ACK by then: the connection is lost (APNS_ETIMEDOUT). Default 5 000 */
   apns_conn_connect_cb on_connect; /* optional */
   apns_conn_lost_cb on_lost;       /* optional */
   void *data;                      /* yours: apns_conn_data() */
@@ -79,7 +79,8 @@ typedef struct apns_conn_options {
 /* Starts connecting. On success *out is the new connection and on_connect will run on a later loop turn. Returns
  * APNS_EINVAL (no host), APNS_EBADCERT / APNS_EBADKEY (with errbuf saying which file and why), APNS_ENOMEM, or a
  * libuv code. errbuf may be NULL. */
-APNS_EXTERN int apns_conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *opts, char *errbuf, size_t errlen);
+APNS_EXTERN int apns_conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *opts, char *errbuf,
+                               size_t errlen);
 
 /* Sends a request. The request is copied: its buffers are yours again when this returns. The deadline is now plus
  * req->timeout_ms (default 10 s). Returns 0 (cb will run exactly once, later), APNS_EBLOCKED (not ready yet, or as

@@ -16,7 +16,7 @@ extern "C" {
 
 /* ------------------------------------------------------------------------------------------------------------------
  * Push types (the apns-push-type header)
- * ------------------------------------------------------------------------------------------------------------------ */
+ * ---------------------------------------------------------------------------------------------------------------- */
 typedef enum {
   /* Not chosen: the client sends "alert", or "background" when the payload is content-available only
    * (apns_notification_is_background). A zeroed options struct therefore does the usual thing. */
@@ -52,7 +52,7 @@ APNS_EXTERN int apns_push_type_default_priority(apns_push_type type);
 
 /* ------------------------------------------------------------------------------------------------------------------
  * Payload size limits (bytes of the serialized JSON body, as APNs counts them)
- * ------------------------------------------------------------------------------------------------------------------ */
+ * ---------------------------------------------------------------------------------------------------------------- */
 #define APNS_PAYLOAD_MAX 4096           /* every push type but voip */
 #define APNS_PAYLOAD_MAX_VOIP 5120      /* voip */
 #define APNS_PAYLOAD_MAX_BROADCAST 5120 /* broadcast pushes to a channel (POST /4/broadcasts/...) */
@@ -90,7 +90,7 @@ APNS_EXTERN size_t apns_payload_limit(apns_push_type type);
  * Output format: compact (no spaces), UTF-8 written as UTF-8 (only '"', '\' and control characters are escaped),
  * integers as integers, other numbers in the shortest form that reads back as the same double (0.8 is "0.8", not
  * "0.80000000000000004"), and with a fraction or exponent so they stay non-integers ("1.0").
- * ------------------------------------------------------------------------------------------------------------------ */
+ * ---------------------------------------------------------------------------------------------------------------- */
 typedef struct apns_notification apns_notification;
 
 /* Creates an empty notification in *out. Returns 0, APNS_EINVAL (out NULL) or APNS_ENOMEM. Free it with
@@ -210,7 +210,7 @@ APNS_EXTERN int apns_notification_serialize(apns_notification *n, size_t limit, 
 
 /* ------------------------------------------------------------------------------------------------------------------
  * Validation: each returns 0 or the error code named, never crashes on hostile input (NULL, huge, binary).
- * ------------------------------------------------------------------------------------------------------------------ */
+ * ---------------------------------------------------------------------------------------------------------------- */
 
 /* Longest device token accepted, in hex characters. Tokens are 64 today; Apple says not to assume a length, so we
  * only cap it to keep hostile input out of paths and logs. */

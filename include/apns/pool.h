@@ -64,22 +64,22 @@ typedef struct apns_pool_options {
   const char *host; /* required */
   uint16_t port;    /* default 443 */
   apns_tls_options tls;
-  const char *authority;          /* default: as apns_conn_options */
-  unsigned size;                  /* connections; default 2 */
-  uint64_t connect_timeout_ms;    /* per connection attempt; default 10 000 */
-  uint64_t ping_idle_ms;          /* default 15 000 (see apns_conn_options) */
-  uint64_t ping_timeout_ms;       /* default 5 000 */
-  size_t max_queued;              /* 0: unbounded (default) */
-  size_t low_water;               /* on_low_water when the queue falls to this; default max_queued / 2 */
-  apns_pool_cb on_low_water;      /* optional: called once each time the queue drains to low_water */
-  int never_resend_unknown;       /* 1: do not resend requests that may have reached Apple. Default 0 */
-  uint64_t retry_max_delay_ms;    /* cap of the retry back-off; default 1 000 */
+  const char *authority;           /* default: as apns_conn_options */
+  unsigned size;                   /* connections; default 2 */
+  uint64_t connect_timeout_ms;     /* per connection attempt; default 10 000 */
+  uint64_t ping_idle_ms;           /* default 15 000 (see apns_conn_options) */
+  uint64_t ping_timeout_ms;        /* default 5 000 */
+  size_t max_queued;               /* 0: unbounded (default) */
+  size_t low_water;                /* on_low_water when the queue falls to this; default max_queued / 2 */
+  apns_pool_cb on_low_water;       /* optional: called once each time the queue drains to low_water */
+  int never_resend_unknown;        /* 1: do not resend requests that may have reached Apple. Default 0 */
+  uint64_t retry_max_delay_ms;     /* cap of the retry back-off; default 1 000 */
   uint64_t reconnect_min_delay_ms; /* first reconnect delay after a failure; default 250 */
   uint64_t reconnect_max_delay_ms; /* cap of the reconnect back-off; default 30 000 */
-  unsigned max_connects_per_sec;  /* pool-wide connect rate limit; default 4 */
-  apns_pool_event_cb on_event;    /* optional metrics hook */
-  apns_pool_cb on_stopped;        /* optional: the pool stopped after a fatal answer */
-  void *data;                     /* yours: apns_pool_data() */
+  unsigned max_connects_per_sec;   /* pool-wide connect rate limit; default 4 */
+  apns_pool_event_cb on_event;     /* optional metrics hook */
+  apns_pool_cb on_stopped;         /* optional: the pool stopped after a fatal answer */
+  void *data;                      /* yours: apns_pool_data() */
 } apns_pool_options;
 
 /* Creates the pool and starts connecting its connections. Returns 0, APNS_EINVAL, APNS_EBADCERT, APNS_EBADKEY
@@ -101,13 +101,13 @@ typedef struct apns_pool_stats {
   size_t queued;
   size_t in_flight;
   unsigned connections_up;
-  uint64_t posted;    /* accepted by apns_pool_post */
-  uint64_t sent;      /* tries written to a connection */
-  uint64_t accepted;  /* ended with status 200 */
-  uint64_t rejected;  /* ended with another status */
-  uint64_t failed;    /* ended without a response (timeout, closed, canceled, stopped) */
-  uint64_t retried;   /* tries after the first */
-  uint64_t timed_out; /* ended with APNS_ETIMEDOUT */
+  uint64_t posted;       /* accepted by apns_pool_post */
+  uint64_t sent;         /* tries written to a connection */
+  uint64_t accepted;     /* ended with status 200 */
+  uint64_t rejected;     /* ended with another status */
+  uint64_t failed;       /* ended without a response (timeout, closed, canceled, stopped) */
+  uint64_t retried;      /* tries after the first */
+  uint64_t timed_out;    /* ended with APNS_ETIMEDOUT */
   uint64_t by_status[6]; /* final responses: [0] 2xx, [1] 400, [2] 403, [3] 410, [4] other 4xx, [5] 5xx */
 } apns_pool_stats;
 

@@ -5,8 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <stddef.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -262,9 +262,15 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
       if (c == OPT_HOST && parse_host(optarg, o) != 0) goto usage;
       break;
     }
-    case OPT_CA: o->ca_file = optarg; break;
-    case OPT_VERIFY_NAME: o->verify_name = optarg; break;
-    case OPT_INSECURE: o->insecure = 1; break;
+    case OPT_CA:
+      o->ca_file = optarg;
+      break;
+    case OPT_VERIFY_NAME:
+      o->verify_name = optarg;
+      break;
+    case OPT_INSECURE:
+      o->insecure = 1;
+      break;
     case OPT_CONNECTIONS:
       if (parse_uint("--connections", optarg, 1, 1000, &v) != 0) goto usage;
       o->connections = (unsigned)v;
@@ -272,8 +278,12 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
     case OPT_TIMEOUT:
       if (parse_seconds("--timeout", optarg, &o->timeout_ms) != 0) goto usage;
       break;
-    case OPT_CERT: o->cert_file = optarg; break;
-    case OPT_KEY: o->key_file = optarg; break;
+    case OPT_CERT:
+      o->cert_file = optarg;
+      break;
+    case OPT_KEY:
+      o->key_file = optarg;
+      break;
     case OPT_KEY_PASS_ENV:
       o->key_pass_env = optarg;
       o->key_pass = getenv(optarg);
@@ -282,9 +292,15 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
         goto usage;
       }
       break;
-    case OPT_P8: o->p8_file = optarg; break;
-    case OPT_KEY_ID: o->key_id = optarg; break;
-    case OPT_TEAM_ID: o->team_id = optarg; break;
+    case OPT_P8:
+      o->p8_file = optarg;
+      break;
+    case OPT_KEY_ID:
+      o->key_id = optarg;
+      break;
+    case OPT_TEAM_ID:
+      o->team_id = optarg;
+      break;
     case OPT_TOPIC: {
       int rv = apns_validate_topic(optarg);
       if (rv < 0) return code_err("--topic", optarg, rv);
@@ -326,18 +342,34 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
       o->send.apns_id = optarg;
       break;
     }
-    case OPT_ALERT: o->alert = optarg; break;
-    case OPT_TITLE: o->title = optarg; break;
-    case OPT_SUBTITLE: o->subtitle = optarg; break;
+    case OPT_ALERT:
+      o->alert = optarg;
+      break;
+    case OPT_TITLE:
+      o->title = optarg;
+      break;
+    case OPT_SUBTITLE:
+      o->subtitle = optarg;
+      break;
     case OPT_BADGE:
       if (parse_uint("--badge", optarg, 0, INT32_MAX, &v) != 0) goto usage;
       o->badge = (int)v;
       break;
-    case OPT_SOUND: o->sound = optarg; break;
-    case OPT_CONTENT_AVAILABLE: o->content_available = 1; break;
-    case OPT_MUTABLE_CONTENT: o->mutable_content = 1; break;
-    case OPT_CATEGORY: o->category = optarg; break;
-    case OPT_THREAD_ID: o->thread_id = optarg; break;
+    case OPT_SOUND:
+      o->sound = optarg;
+      break;
+    case OPT_CONTENT_AVAILABLE:
+      o->content_available = 1;
+      break;
+    case OPT_MUTABLE_CONTENT:
+      o->mutable_content = 1;
+      break;
+    case OPT_CATEGORY:
+      o->category = optarg;
+      break;
+    case OPT_THREAD_ID:
+      o->thread_id = optarg;
+      break;
     case OPT_DATA: {
       char *eq = strchr(optarg, '=');
       if (eq == NULL || eq == optarg) {
@@ -356,24 +388,42 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
       o->num_data++;
       break;
     }
-    case OPT_BULK: o->bulk = optarg; break;
-    case OPT_DRY_RUN: o->dry_run = 1; break;
-    case OPT_RESULTS: o->results = optarg; break;
-    case OPT_PROGRESS: o->progress = 1; break;
-    case OPT_NO_PROGRESS: o->progress = 0; break;
+    case OPT_BULK:
+      o->bulk = optarg;
+      break;
+    case OPT_DRY_RUN:
+      o->dry_run = 1;
+      break;
+    case OPT_RESULTS:
+      o->results = optarg;
+      break;
+    case OPT_PROGRESS:
+      o->progress = 1;
+      break;
+    case OPT_NO_PROGRESS:
+      o->progress = 0;
+      break;
     case OPT_LIST_DEAD:
       if (parse_uint("--list-dead", optarg, 0, 1000000, &v) != 0) goto usage;
       o->list_dead = (unsigned)v;
       break;
-    case OPT_DEAD_TOKENS: o->dead_file = optarg; break;
+    case OPT_DEAD_TOKENS:
+      o->dead_file = optarg;
+      break;
     case OPT_MAX_QUEUED:
       if (parse_uint("--max-queued", optarg, 1, 10000000, &v) != 0) goto usage;
       o->max_queued = (size_t)v;
       break;
     case 'h':
-    case OPT_HELP: fputs(usage_text, stdout); return 1;
-    case OPT_VERSION: printf("apns-push %s (libapns %s)\n", APNS_VERSION_STRING, apns_version_string()); return 1;
-    case ':': push_err("%s needs a value", argv[optind - 1]); goto usage;
+    case OPT_HELP:
+      fputs(usage_text, stdout);
+      return 1;
+    case OPT_VERSION:
+      printf("apns-push %s (libapns %s)\n", APNS_VERSION_STRING, apns_version_string());
+      return 1;
+    case ':':
+      push_err("%s needs a value", argv[optind - 1]);
+      goto usage;
     default:
       if (optopt > 0 && optopt < 256) {
         push_err("unknown option -%c", optopt);
@@ -427,8 +477,8 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
   }
   if (o->send.push_type != APNS_PUSH_TYPE_DEFAULT && o->send.priority &&
       apns_validate_priority(o->send.priority, o->send.push_type) < 0) {
-    push_err("--priority %d does not go with --push-type %s (Apple requires 5 or 1 for background)",
-             o->send.priority, apns_push_type_string(o->send.push_type));
+    push_err("--priority %d does not go with --push-type %s (Apple requires 5 or 1 for background)", o->send.priority,
+             apns_push_type_string(o->send.push_type));
     goto usage;
   }
 

@@ -31,7 +31,7 @@ struct push_input {
   int reading; /* a uv_fs_read in flight, or the stream started */
   int paused;
   int eof;
-  int ended; /* on_end called */
+  int ended;    /* on_end called */
   int skipping; /* inside a line longer than PUSH_MAX_LINE */
   int closing;
   int err;
@@ -255,7 +255,9 @@ int push_input_open(uv_loop_t *loop, const char *path, push_line_cb on_line, pus
   }
   if (fstat(in->fd, &st) == 0 && S_ISREG(st.st_mode)) in->size = st.st_size;
   switch (uv_guess_handle(in->fd)) {
-  case UV_FILE: in->kind = IN_FILE; break;
+  case UV_FILE:
+    in->kind = IN_FILE;
+    break;
   case UV_NAMED_PIPE:
     in->kind = IN_PIPE;
     if ((rv = uv_pipe_init(loop, &in->h.pipe, 0)) < 0) goto fail;
@@ -269,7 +271,9 @@ int push_input_open(uv_loop_t *loop, const char *path, push_line_cb on_line, pus
     in->kind = IN_TTY;
     if ((rv = uv_tty_init(loop, &in->h.tty, in->fd, 1)) < 0) goto fail;
     break;
-  default: rv = UV_EINVAL; goto fail;
+  default:
+    rv = UV_EINVAL;
+    goto fail;
   }
   in->h.pipe.data = in;
   *out = in;

@@ -6,8 +6,8 @@
 #include "push.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -184,8 +184,7 @@ static int on_line(void *ctx, const char *text, size_t len, uint64_t lineno, int
 static void on_input_end(void *ctx, int err) {
   app *a = ctx;
   if (err < 0) {
-    push_report_stderr(a->rep, "reading %s: %s", strcmp(a->o.bulk, "-") == 0 ? "stdin" : a->o.bulk,
-                       uv_strerror(err));
+    push_report_stderr(a->rep, "reading %s: %s", strcmp(a->o.bulk, "-") == 0 ? "stdin" : a->o.bulk, uv_strerror(err));
     a->read_error = 1;
   }
   a->input_done = 1;
@@ -334,14 +333,22 @@ static FILE *open_out(const char *flag, const char *path) {
 /* The flag a request-level error points at, for a single notification. */
 static const char *flag_of(int rv) {
   switch (rv) {
-  case APNS_EBADTOKEN: return "TOKEN";
-  case APNS_EBADTOPIC: return "--topic";
-  case APNS_EBADPRIORITY: return "--priority";
-  case APNS_EBADPUSHTYPE: return "--push-type";
-  case APNS_EBADCOLLAPSEID: return "--collapse-id";
-  case APNS_EBADAPNSID: return "--apns-id";
-  case APNS_EINVAL: return "--expiration";
-  default: return "payload";
+  case APNS_EBADTOKEN:
+    return "TOKEN";
+  case APNS_EBADTOPIC:
+    return "--topic";
+  case APNS_EBADPRIORITY:
+    return "--priority";
+  case APNS_EBADPUSHTYPE:
+    return "--push-type";
+  case APNS_EBADCOLLAPSEID:
+    return "--collapse-id";
+  case APNS_EBADAPNSID:
+    return "--apns-id";
+  case APNS_EINVAL:
+    return "--expiration";
+  default:
+    return "payload";
   }
 }
 
@@ -350,8 +357,8 @@ static int check_single(app *a) {
   apns_send_request sr;
   const char *json;
   size_t len;
-  int rv = apns_build_send_request(a->o.send.topic, a->o.token, &a->o.send, apns_notification_is_background(a->n),
-                                   &sr);
+  int rv =
+      apns_build_send_request(a->o.send.topic, a->o.token, &a->o.send, apns_notification_is_background(a->n), &sr);
   if (rv < 0) {
     push_err("%s: %s", flag_of(rv), apns_strerror(rv));
     return -1;

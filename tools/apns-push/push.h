@@ -54,11 +54,11 @@ typedef struct push_opts {
   const char *payload_json; /* single mode, optional */
   const char *bulk;         /* "-" for stdin */
   int dry_run;
-  const char *results;    /* NULL: stdout */
-  int progress;           /* -1: when stderr is a terminal */
-  unsigned list_dead;     /* tokens to delete listed in the summary */
-  const char *dead_file;  /* every token to delete, one a line */
-  size_t max_queued;      /* back-pressure: the client's queue bound in bulk mode */
+  const char *results;   /* NULL: stdout */
+  int progress;          /* -1: when stderr is a terminal */
+  unsigned list_dead;    /* tokens to delete listed in the summary */
+  const char *dead_file; /* every token to delete, one a line */
+  size_t max_queued;     /* back-pressure: the client's queue bound in bulk mode */
 } push_opts;
 
 /* Parses argv (modified: --data's '=' becomes a NUL). Returns 0; 1 when the caller should exit 0 (--help,

@@ -12,7 +12,7 @@
 #define MAX_KINDS 64 /* distinct (status, reason) pairs kept apart; the rest are counted as "other" */
 
 typedef struct kind {
-  int status;     /* 0: no response, reason is the error's name */
+  int status; /* 0: no response, reason is the error's name */
   char reason[64];
   uint64_t count;
 } kind;
@@ -265,8 +265,9 @@ void push_report_summary(push_report *r, uint64_t now_ns, const char *note) {
   uint64_t done = push_report_done(r);
   double elapsed = (double)(now_ns - r->t0_ns) / 1e9;
   clear_progress(r);
-  fprintf(stderr, "apns-push: %llu notifications in %.2f s (%.0f/s): %llu accepted, %llu rejected, %llu failed, "
-                  "%llu bad lines\n",
+  fprintf(stderr,
+          "apns-push: %llu notifications in %.2f s (%.0f/s): %llu accepted, %llu rejected, %llu failed, "
+          "%llu bad lines\n",
           (unsigned long long)done, elapsed, elapsed > 0 ? (double)done / elapsed : 0.0,
           (unsigned long long)r->accepted, (unsigned long long)r->rejected, (unsigned long long)r->failed,
           (unsigned long long)r->bad);
