@@ -408,15 +408,23 @@ static int slot_authorize(apns_pool *p, pool_slot *s) {
 
 static void item_attempt_done(apns__req *req, int err, const apns_response *res);
 
-static pool_slot *pool_writable_slot(apns_pool *p) {
+/* A connection with a free stream, round robin. A retry avoids the connection of its failed try when another can
+ * take it (a connection in trouble tends to stay so); avoid is -1 for a first try. */
+static pool_slot *pool_writable_slot(apns_pool *p, int avoid) {
+  pool_slot *fallback = NULL;
   for (unsigned i = 0; i < p->size; i++) {
-    pool_slot *s = &p->slots[(p->rr + i) % p->size];
-    if (s->conn && apns_conn_writable(s->conn)) {
-      p->rr = (p->rr + i + 1) % p->size;
-      return s;
+    unsigned k = (p->rr + i) % p->size;
+    pool_slot *s = &p->slots[k];
+    if (s->conn == NULL || !apns_conn_writable(s->conn)) continue;
+    if ((int)k == avoid) {
+      fallback = s;
+      continue;
     }
+    p->rr = (k + 1) % p->size;
+    return s;
   }
-  return NULL;
+  if (fallback) p->rr = (fallback->index + 1) % p->size;
+  return fallback;
 }
 
 static void pool_dispatch(apns_pool *p, int from_post) {
@@ -431,7 +439,7 @@ static void pool_dispatch(apns_pool *p, int from_post) {
     while (p->q_head && (p->state == POOL_OPEN || p->state == POOL_DRAINING)) {
       pool_item *it = p->q_head;
       if (it->not_before > now) break;
-      pool_slot *s = pool_writable_slot(p);
+      pool_slot *s = pool_writable_slot(p, it->attempts > 0 ? (int)it->slot : -1);
       if (s == NULL) break;
       int rv = slot_authorize(p, s);
       if (rv < 0) {

@@ -471,12 +471,71 @@ TEST(pool_allocation_failures) {
   apns__certgen_free(&certs);
 }
 
+/* A retry goes to another connection when one can take it: the mock answers each request's first try 503 and
+ * notes which connection each try came on. */
+typedef struct {
+  char id[40];
+  uint64_t conns[4];
+  int tries;
+} try_log;
+static try_log tries[20];
+
+static void shutdown_first_try_by_id(void *data, apns_mock_request *req) {
+  (void)data;
+  const char *id = NULL;
+  for (size_t i = 0; i < req->num_headers; i++)
+    if (strcmp(req->headers[i].name, "apns-id") == 0) id = req->headers[i].value;
+  ASSERT_NOT_NULL(id);
+  for (int k = 0; k < 20; k++) {
+    if (tries[k].tries == 0) snprintf(tries[k].id, sizeof tries[k].id, "%s", id);
+    if (strcmp(tries[k].id, id) != 0) continue;
+    if (tries[k].tries < 4) tries[k].conns[tries[k].tries] = req->conn_id;
+    if (tries[k].tries++ == 0) {
+      req->status = 503;
+      req->reason = "ServiceUnavailable";
+    }
+    return;
+  }
+}
+
+TEST(pool_retry_on_another_connection) {
+  fx f;
+  apns_pool_options o;
+  static fx_rec recs[20];
+  setup(&f);
+  f.mo.on_request = shutdown_first_try_by_id;
+  memset(&o, 0, sizeof o);
+  o.size = 2;
+  open_pool(&f, &o);
+  while (f.ups < 2) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  for (int i = 0; i < 20; i++) {
+    char id[40];
+    apns_request r;
+    apns_header h[] = {{"apns-push-type", "alert"}, {"apns-topic", "com.example.app"}, {"apns-id", id}};
+    snprintf(id, sizeof id, "00000000-0000-4000-8000-%012d", i);
+    fx_request(&r, TOKEN, 30000);
+    r.headers = h;
+    r.num_headers = 3;
+    recs[i].counter = &f.done;
+    ASSERT_OK(apns_pool_post(f.pool, &r, fx_record, &recs[i]));
+  }
+  fx_run_until_count(&f.loop, &f.done, 20);
+  for (int k = 0; k < 20; k++) {
+    ASSERT_EQ(recs[k].status, 200);
+    ASSERT_EQ(recs[k].attempts, 2);
+    ASSERT_EQ(tries[k].tries, 2);
+    ASSERT_NE(tries[k].conns[1], tries[k].conns[0]); /* the second try came on the other connection */
+  }
+  teardown(&f);
+}
+
 TEST_SUITE(pool){
     TEST_ENTRY(pool_hundred_thousand),
     TEST_ENTRY(pool_drops_retried_and_accepted),
     TEST_ENTRY(pool_never_resend_unknown),
     TEST_ENTRY(pool_goaway_retried_on_fresh_connection),
     TEST_ENTRY(pool_503_shutdown_retried),
+    TEST_ENTRY(pool_retry_on_another_connection),
     TEST_ENTRY(pool_stalled_server_times_out_queued),
     TEST_ENTRY(pool_queue_full_and_low_water),
     TEST_ENTRY(pool_graceful_close_cancels_queue),

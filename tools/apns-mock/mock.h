@@ -81,6 +81,7 @@ typedef struct apns_mock apns_mock;
 typedef struct apns_mock_request {
   int32_t stream_id;
   uint64_t seq;               /* 1 for the connection's first complete request, then 2, ... */
+  uint64_t conn_id;           /* which connection: 1 for the first accepted, then 2, ... */
   const char *method;         /* ":method" */
   const char *path;           /* ":path" */
   const apns_header *headers; /* every regular header (no pseudo-headers), in arrival order */

@@ -93,6 +93,7 @@ typedef struct mock_slab {
 
 struct apns__mock_conn {
   const apns_mock_options *opts;
+  uint64_t id; /* which connection: the count of connections when it was made (1, 2, ...) */
   const apns__jwt_verifier *jwt;
   apns_mock_stats *stats;
   apns__tls *tls;
@@ -497,6 +498,7 @@ static int on_request_done(apns__mock_conn *c, mock_stream *s) {
     memset(&req, 0, sizeof req);
     req.stream_id = s->id;
     req.seq = seq;
+    req.conn_id = c->id;
     req.method = "";
     req.path = "";
     if (cap != NULL && cap->num_headers > 16) {
@@ -798,6 +800,7 @@ int apns__mock_conn_new(apns__mock_conn **out, const apns_mock_options *opts, st
   if (opts == NULL || stats == NULL) return APNS_EINVAL;
   apns__mock_conn *c = apns__calloc(1, sizeof *c);
   if (c == NULL) return APNS_ENOMEM;
+  c->id = stats->connections;
   c->opts = opts;
   c->jwt = jwt;
   c->stats = stats;
