@@ -197,38 +197,6 @@ TEST(pool_goaway_retried_on_fresh_connection) {
   teardown(&f);
 }
 
-/* The mock answers the first try of every request 503 Shutdown; the pool retries and the second is accepted. */
-static void shutdown_first_try(void *data, apns_mock_request *req) {
-  (void)data;
-  for (size_t i = 0; i < req->num_headers; i++) {
-    if (strcmp(req->headers[i].name, "x-try") == 0) return;
-  }
-  if (req->seq % 2 == 1) {
-    req->status = 503;
-    req->reason = "Shutdown";
-  }
-}
-
-TEST(pool_503_shutdown_retried) {
-  fx f;
-  enum { N = 50 };
-  static fx_rec recs[N];
-  setup(&f);
-  f.mo.on_request = shutdown_first_try;
-  f.mo.max_streams = 1; /* one at a time, so odd and even requests alternate */
-  open_pool(&f, NULL);
-  for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 30000));
-  fx_run_until_count(&f.loop, &f.done, N);
-  int retried = 0;
-  for (int i = 0; i < N; i++) {
-    ASSERT_EQ(recs[i].calls, 1);
-    ASSERT_EQ(recs[i].status, 200);
-    if (recs[i].attempts > 1) retried++;
-  }
-  ASSERT_GT(retried, 0);
-  teardown(&f);
-}
-
 TEST(pool_stalled_server_times_out_queued) {
   fx f;
   enum { N = 20 };
@@ -471,14 +439,15 @@ TEST(pool_allocation_failures) {
   apns__certgen_free(&certs);
 }
 
-/* A retry goes to another connection when one can take it: the mock answers each request's first try 503 and
- * notes which connection each try came on. */
+/* The mock answers each request's first try 503 with first_try_reason, and notes which connection each try came on
+ * (requests are told apart by their apns-id). */
 typedef struct {
   char id[40];
   uint64_t conns[4];
   int tries;
 } try_log;
 static try_log tries[20];
+static const char *first_try_reason;
 
 static void shutdown_first_try_by_id(void *data, apns_mock_request *req) {
   (void)data;
@@ -492,22 +461,13 @@ static void shutdown_first_try_by_id(void *data, apns_mock_request *req) {
     if (tries[k].tries < 4) tries[k].conns[tries[k].tries] = req->conn_id;
     if (tries[k].tries++ == 0) {
       req->status = 503;
-      req->reason = "ServiceUnavailable";
+      req->reason = first_try_reason;
     }
     return;
   }
 }
 
-TEST(pool_retry_on_another_connection) {
-  fx f;
-  apns_pool_options o;
-  static fx_rec recs[20];
-  setup(&f);
-  f.mo.on_request = shutdown_first_try_by_id;
-  memset(&o, 0, sizeof o);
-  o.size = 2;
-  open_pool(&f, &o);
-  while (f.ups < 2) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+static void post_twenty_with_ids(fx *f, fx_rec *recs) {
   for (int i = 0; i < 20; i++) {
     char id[40];
     apns_request r;
@@ -516,10 +476,44 @@ TEST(pool_retry_on_another_connection) {
     fx_request(&r, TOKEN, 30000);
     r.headers = h;
     r.num_headers = 3;
-    recs[i].counter = &f.done;
-    ASSERT_OK(apns_pool_post(f.pool, &r, fx_record, &recs[i]));
+    recs[i].counter = &f->done;
+    ASSERT_OK(apns_pool_post(f->pool, &r, fx_record, &recs[i]));
   }
-  fx_run_until_count(&f.loop, &f.done, 20);
+  fx_run_until_count(&f->loop, &f->done, 20);
+}
+
+/* 503 Shutdown: the server is going away; the request is sent again and accepted. */
+TEST(pool_503_shutdown_retried) {
+  fx f;
+  static fx_rec recs[20];
+  setup(&f);
+  first_try_reason = "Shutdown";
+  f.mo.on_request = shutdown_first_try_by_id;
+  open_pool(&f, NULL);
+  post_twenty_with_ids(&f, recs);
+  for (int k = 0; k < 20; k++) {
+    ASSERT_EQ(recs[k].calls, 1);
+    ASSERT_EQ(recs[k].status, 200);
+    ASSERT_EQ(recs[k].attempts, 2);
+    ASSERT_EQ(tries[k].tries, 2);
+  }
+  ASSERT_EQ(f.retries, 20);
+  teardown(&f);
+}
+
+/* A retry goes to another connection when one can take it. */
+TEST(pool_retry_on_another_connection) {
+  fx f;
+  apns_pool_options o;
+  static fx_rec recs[20];
+  setup(&f);
+  first_try_reason = "ServiceUnavailable";
+  f.mo.on_request = shutdown_first_try_by_id;
+  memset(&o, 0, sizeof o);
+  o.size = 2;
+  open_pool(&f, &o);
+  while (f.ups < 2) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  post_twenty_with_ids(&f, recs);
   for (int k = 0; k < 20; k++) {
     ASSERT_EQ(recs[k].status, 200);
     ASSERT_EQ(recs[k].attempts, 2);
