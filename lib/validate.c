@@ -320,8 +320,8 @@ int apns__json_valid(const char *str, size_t len, int any_top) {
   enum { VALUE, VALUE_OR_CLOSE, KEY, KEY_OR_CLOSE, AFTER_VALUE } expect = VALUE;
   unsigned char stack[APNS__JSON_MAX_DEPTH]; /* '{' or '[' for each open container */
   size_t depth = 0;
-  const unsigned char *p = (const unsigned char *)str, *end = p + len;
   if (str == NULL) return 0;
+  const unsigned char *p = (const unsigned char *)str, *end = p + len;
   while (p < end && json_space(*p)) p++;
   if (!any_top && (p == end || (*p != '{' && *p != '['))) return 0;
   for (;;) {

@@ -170,7 +170,7 @@ int apns__mock_uuid_valid(const char *s, size_t len) {
 /* JSON string content for text (no quotes): escapes ", \ and control characters. */
 static size_t json_escape(char *dst, size_t cap, const char *text, size_t max_in) {
   size_t n = 0;
-  for (size_t i = 0; text[i] != '\0' && i < max_in; i++) {
+  for (size_t i = 0; i < max_in && text[i] != '\0'; i++) {
     unsigned char c = (unsigned char)text[i];
     char tmp[8];
     size_t k;
