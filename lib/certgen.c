@@ -6,6 +6,7 @@
 #include "certgen.h"
 
 #include "alloc.h"
+#include "errbuf.h"
 
 #include <apns.h>
 #include <arpa/inet.h>
@@ -24,7 +25,6 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -51,14 +51,7 @@ typedef struct {
   size_t errlen;
 } gen;
 
-static void set_err(gen *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(gen *g, const char *fmt, ...) {
-  if (g->errbuf == NULL || g->errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(g->errbuf, g->errlen, fmt, ap);
-  va_end(ap);
-}
+#define set_err(g, ...) apns__errbuf((g)->errbuf, (g)->errlen, __VA_ARGS__)
 
 static int mbed_err(gen *g, const char *what, int ret) {
   char words[160];
@@ -393,7 +386,7 @@ void apns__certgen_free(apns__certgen_result *res) {
 static int write_file(const char *dir, const char *name, const char *text, int mode, char *errbuf, size_t errlen) {
   char path[4096];
   if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) {
-    if (errbuf && errlen) snprintf(errbuf, errlen, "path too long: %s/%s", dir, name);
+    apns__errbuf(errbuf, errlen, "path too long: %s/%s", dir, name);
     return APNS_EINVAL;
   }
   /* O_EXCL-free but mode-safe: unlink first so an existing file's wider mode is not kept. */
@@ -416,7 +409,7 @@ static int write_file(const char *dir, const char *name, const char *text, int m
   return 0;
 fail:;
   int e = errno;
-  if (errbuf && errlen) snprintf(errbuf, errlen, "cannot write %s: %s", path, strerror(e));
+  apns__errbuf(errbuf, errlen, "cannot write %s: %s", path, strerror(e));
   return -e;
 }
 

@@ -7,6 +7,7 @@
 #include <apns.h>
 
 #include "alloc.h"
+#include "errbuf.h"
 #include "jwt.h"
 #include "pool.h"
 
@@ -27,9 +28,7 @@ struct apns_client {
 
 #define APNS__BEARER "bearer "
 
-static void set_err(char *errbuf, size_t errlen, const char *msg) {
-  if (errbuf && errlen) snprintf(errbuf, errlen, "%s", msg);
-}
+#define set_err(errbuf, errlen, msg) apns__errbuf(errbuf, errlen, "%s", msg)
 
 static int client_token(void *ctx, int64_t now_s, char **value) {
   apns_client *c = ctx;

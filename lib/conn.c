@@ -18,6 +18,7 @@
 #include "conn.h"
 
 #include "alloc.h"
+#include "errbuf.h"
 #include "h2.h"
 #include "tls.h"
 
@@ -580,12 +581,12 @@ static int conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *
   apns_conn *c;
   *out = NULL;
   if (loop == NULL || o == NULL || o->host == NULL || o->host[0] == '\0' || strlen(o->host) > 253) {
-    if (errbuf && errlen) snprintf(errbuf, errlen, "a host name is required (at most 253 bytes)");
+    apns__errbuf(errbuf, errlen, "a host name is required (at most 253 bytes)");
     return APNS_EINVAL;
   }
   if ((o->authority && !apns__header_value_valid(o->authority, strlen(o->authority))) ||
       (o->tls.verify_name && !apns__header_value_valid(o->tls.verify_name, strlen(o->tls.verify_name)))) {
-    if (errbuf && errlen) snprintf(errbuf, errlen, "authority or verify_name has CR, LF or NUL");
+    apns__errbuf(errbuf, errlen, "authority or verify_name has CR, LF or NUL");
     return APNS_EBADHEADER;
   }
   c = apns__calloc(1, sizeof *c);
@@ -646,7 +647,7 @@ fail:
     apns__free(c->authority);
     apns__free(c);
   }
-  if (rv == APNS_ENOMEM && errbuf && errlen) snprintf(errbuf, errlen, "out of memory");
+  if (rv == APNS_ENOMEM) apns__errbuf(errbuf, errlen, "out of memory");
   return rv;
 }
 

@@ -2,7 +2,11 @@
  *
  * libuv's codes pass through our int unchanged, so their names and messages come from libuv's own tables: that is
  * the one reason this file includes uv.h (it calls no I/O). */
+#include "errbuf.h"
+
 #include <apns.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <uv.h>
 
@@ -101,4 +105,12 @@ int apns_reason_is_retryable(apns_reason reason) {
   default:
     return 0;
   }
+}
+
+void apns__errbuf(char *buf, size_t len, const char *fmt, ...) {
+  if (buf == NULL || len == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, len, fmt, ap);
+  va_end(ap);
 }

@@ -8,11 +8,11 @@
 
 #include "alloc.h"
 #include "base64.h"
+#include "errbuf.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -59,15 +59,6 @@ struct apns__jwt_verifier {
   size_t count, cap;
 };
 
-static void apns__jwt_err(char *errbuf, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void apns__jwt_err(char *errbuf, size_t errlen, const char *fmt, ...) {
-  if (errbuf == NULL || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(errbuf, errlen, fmt, ap);
-  va_end(ap);
-}
-
 int apns__jwt_id_valid(const char *s) {
   if (s == NULL) return 0;
   for (size_t i = 0; i < APNS__JWT_ID_LEN; i++) {
@@ -87,12 +78,12 @@ static int apns__jwt_key_text(const char *path, const char *pem, size_t pem_len,
   *len = 0;
   if (path == NULL) {
     if (pem == NULL) {
-      apns__jwt_err(errbuf, errlen, "no %s given: pass a file name or PEM text", what);
+      apns__errbuf(errbuf, errlen, "no %s given: pass a file name or PEM text", what);
       return APNS_EINVAL;
     }
     while (pem_len > 0 && pem[pem_len - 1] == '\0') pem_len--;
     if (pem_len == 0) {
-      apns__jwt_err(errbuf, errlen, "%s PEM text is empty", what);
+      apns__errbuf(errbuf, errlen, "%s PEM text is empty", what);
       return APNS_EBADKEY;
     }
     if ((*buf = apns__strndup(pem, pem_len)) == NULL) return APNS_ENOMEM;
@@ -102,22 +93,22 @@ static int apns__jwt_key_text(const char *path, const char *pem, size_t pem_len,
 
   FILE *f = fopen(path, "rb");
   if (f == NULL) {
-    apns__jwt_err(errbuf, errlen, "cannot read %s file '%s': %s", what, path, strerror(errno));
+    apns__errbuf(errbuf, errlen, "cannot read %s file '%s': %s", what, path, strerror(errno));
     return APNS_EBADKEY;
   }
   int err = APNS_EBADKEY;
   struct stat st;
   if (fstat(fileno(f), &st) != 0) {
-    apns__jwt_err(errbuf, errlen, "cannot read %s file '%s': %s", what, path, strerror(errno));
+    apns__errbuf(errbuf, errlen, "cannot read %s file '%s': %s", what, path, strerror(errno));
     goto out;
   }
   if (!S_ISREG(st.st_mode)) {
-    apns__jwt_err(errbuf, errlen, "cannot read %s file '%s': not a regular file", what, path);
+    apns__errbuf(errbuf, errlen, "cannot read %s file '%s': not a regular file", what, path);
     goto out;
   }
   if (st.st_size == 0 || st.st_size > APNS__JWT_MAX_KEY_FILE) {
-    apns__jwt_err(errbuf, errlen, "%s file '%s' is %s (%jd bytes)", what, path, st.st_size ? "too large" : "empty",
-                  (intmax_t)st.st_size);
+    apns__errbuf(errbuf, errlen, "%s file '%s' is %s (%jd bytes)", what, path, st.st_size ? "too large" : "empty",
+                 (intmax_t)st.st_size);
     goto out;
   }
   size_t size = (size_t)st.st_size;
@@ -126,7 +117,7 @@ static int apns__jwt_key_text(const char *path, const char *pem, size_t pem_len,
     goto out;
   }
   if (fread(*buf, 1, size, f) != size) {
-    apns__jwt_err(errbuf, errlen, "cannot read %s file '%s': short read", what, path);
+    apns__errbuf(errbuf, errlen, "cannot read %s file '%s': short read", what, path);
     apns__zero(*buf, size + 1);
     apns__free(*buf);
     *buf = NULL;
@@ -156,22 +147,22 @@ static int apns__jwt_parse_error(int ret, const char *src, const char *what, cha
   char words[160];
   if (ret == MBEDTLS_ERR_PK_ALLOC_FAILED) return APNS_ENOMEM;
   mbedtls_strerror(ret, words, sizeof words);
-  apns__jwt_err(errbuf, errlen, "cannot parse %s in %s: %s (mbedTLS -0x%04X)", what, src, words, (unsigned)-ret);
+  apns__errbuf(errbuf, errlen, "cannot parse %s in %s: %s (mbedTLS -0x%04X)", what, src, words, (unsigned)-ret);
   return APNS_EBADKEY;
 }
 
 /* APNs tokens are ES256: the key must be EC on P-256. */
 static int apns__jwt_check_p256(const mbedtls_pk_context *pk, const char *src, char *errbuf, size_t errlen) {
   if (mbedtls_pk_get_type(pk) != MBEDTLS_PK_ECKEY) {
-    apns__jwt_err(errbuf, errlen, "%s holds an %s key; APNs tokens (ES256) need an EC key on P-256 (secp256r1)", src,
-                  mbedtls_pk_get_name(pk));
+    apns__errbuf(errbuf, errlen, "%s holds an %s key; APNs tokens (ES256) need an EC key on P-256 (secp256r1)", src,
+                 mbedtls_pk_get_name(pk));
     return APNS_EBADKEY;
   }
   mbedtls_ecp_group_id id = APNS__EC(mbedtls_pk_ec(*pk), grp).id;
   if (id != MBEDTLS_ECP_DP_SECP256R1) {
     const mbedtls_ecp_curve_info *info = mbedtls_ecp_curve_info_from_grp_id(id);
-    apns__jwt_err(errbuf, errlen, "%s holds an EC key on %s; APNs tokens (ES256) need P-256 (secp256r1)", src,
-                  info != NULL ? info->name : "an unknown curve");
+    apns__errbuf(errbuf, errlen, "%s holds an EC key on %s; APNs tokens (ES256) need P-256 (secp256r1)", src,
+                 info != NULL ? info->name : "an unknown curve");
     return APNS_EBADKEY;
   }
   return 0;
@@ -201,11 +192,11 @@ int apns__jwt_signer_new(apns__jwt_signer **out, const char *p8_path, const char
   if (out == NULL) return APNS_EINVAL;
   *out = NULL;
   if (!apns__jwt_id_valid(key_id)) {
-    apns__jwt_err(errbuf, errlen, "key id must be exactly %d ASCII letters or digits", APNS__JWT_ID_LEN);
+    apns__errbuf(errbuf, errlen, "key id must be exactly %d ASCII letters or digits", APNS__JWT_ID_LEN);
     return APNS_EINVAL;
   }
   if (!apns__jwt_id_valid(team_id)) {
-    apns__jwt_err(errbuf, errlen, "team id must be exactly %d ASCII letters or digits", APNS__JWT_ID_LEN);
+    apns__errbuf(errbuf, errlen, "team id must be exactly %d ASCII letters or digits", APNS__JWT_ID_LEN);
     return APNS_EINVAL;
   }
 
@@ -224,7 +215,7 @@ int apns__jwt_signer_new(apns__jwt_signer **out, const char *p8_path, const char
   if (ret != 0) {
     char words[160];
     mbedtls_strerror(ret, words, sizeof words);
-    apns__jwt_err(errbuf, errlen, "cannot seed the random generator: %s", words);
+    apns__errbuf(errbuf, errlen, "cannot seed the random generator: %s", words);
     err = APNS_ETLS;
     goto fail;
   }
@@ -356,11 +347,11 @@ int apns__jwt_verifier_add(apns__jwt_verifier *v, const char *key_id, const char
   if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
   if (v == NULL) return APNS_EINVAL;
   if (!apns__jwt_id_valid(key_id)) {
-    apns__jwt_err(errbuf, errlen, "key id must be exactly %d ASCII letters or digits", APNS__JWT_ID_LEN);
+    apns__errbuf(errbuf, errlen, "key id must be exactly %d ASCII letters or digits", APNS__JWT_ID_LEN);
     return APNS_EINVAL;
   }
   if (apns__jwt_find(v, key_id) != NULL) {
-    apns__jwt_err(errbuf, errlen, "key id %s is already registered", key_id);
+    apns__errbuf(errbuf, errlen, "key id %s is already registered", key_id);
     return APNS_EINVAL;
   }
   mbedtls_pk_init(&pk);

@@ -15,6 +15,7 @@
 
 #include "alloc.h"
 #include "conn.h"
+#include "errbuf.h"
 #include "request.h"
 #include "tls.h"
 
@@ -587,11 +588,11 @@ int apns_pool_open(uv_loop_t *loop, apns_pool **out, const apns_pool_options *op
   if (out == NULL) return APNS_EINVAL;
   *out = NULL;
   if (loop == NULL || opts == NULL || opts->host == NULL || opts->host[0] == '\0') {
-    if (errbuf && errlen) snprintf(errbuf, errlen, "a host name is required");
+    apns__errbuf(errbuf, errlen, "a host name is required");
     return APNS_EINVAL;
   }
   if (opts->size > 1000) {
-    if (errbuf && errlen) snprintf(errbuf, errlen, "pool size %u is more than 1000", opts->size);
+    apns__errbuf(errbuf, errlen, "pool size %u is more than 1000", opts->size);
     return APNS_EINVAL;
   }
   p = apns__calloc(1, sizeof *p);
@@ -643,7 +644,7 @@ fail:
     apns__free(p->slots);
     apns__free(p);
   }
-  if (rv == APNS_ENOMEM && errbuf && errlen) snprintf(errbuf, errlen, "out of memory");
+  if (rv == APNS_ENOMEM) apns__errbuf(errbuf, errlen, "out of memory");
   return rv;
 }
 

@@ -7,6 +7,7 @@
 #include "tls.h"
 
 #include "alloc.h"
+#include "errbuf.h"
 
 #include <apns.h>
 #include <errno.h>
@@ -19,7 +20,6 @@
 #include <mbedtls/ssl.h>
 #include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -68,15 +68,6 @@ struct apns__tls {
 
 /* ---- messages ---- */
 
-static void msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void msg(char *buf, size_t len, const char *fmt, ...) {
-  if (buf == NULL || len == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, len, fmt, ap);
-  va_end(ap);
-}
-
 static void mbed_words(int ret, char *out, size_t len) {
   mbedtls_strerror(ret, out, len);
 }
@@ -94,7 +85,7 @@ static int check_file(const char *path, const char *what, int err, char *errbuf,
   else if (st.st_size > MAX_FILE_SIZE)
     problem = "larger than 16 MiB";
   if (problem == NULL) return 0;
-  msg(errbuf, errlen, "cannot load %s %s: %s", what, path, problem);
+  apns__errbuf(errbuf, errlen, "cannot load %s %s: %s", what, path, problem);
   return err;
 }
 
@@ -108,7 +99,7 @@ static int load_ca(apns__tls_config *cfg, const apns__tls_options *opts, char *e
     ret = mbedtls_x509_crt_parse(&cfg->ca, (const unsigned char *)opts->ca_pem, strlen(opts->ca_pem) + 1);
     if (ret < 0 || cfg->ca.version == 0) {
       mbed_words(ret, words, sizeof words);
-      msg(errbuf, errlen, "cannot load CA certificates from ca_pem: %s (-0x%04x)", words, (unsigned)-ret);
+      apns__errbuf(errbuf, errlen, "cannot load CA certificates from ca_pem: %s (-0x%04x)", words, (unsigned)-ret);
       return APNS_EBADCERT;
     }
     return 0;
@@ -120,8 +111,8 @@ static int load_ca(apns__tls_config *cfg, const apns__tls_options *opts, char *e
   ret = mbedtls_x509_crt_parse_file(&cfg->ca, file);
   if (ret < 0 || cfg->ca.version == 0) {
     mbed_words(ret, words, sizeof words);
-    msg(errbuf, errlen, "cannot load CA file %s: %s (-0x%04x)", file,
-        ret < 0 ? words : "no certificate could be parsed", (unsigned)(ret < 0 ? -ret : ret));
+    apns__errbuf(errbuf, errlen, "cannot load CA file %s: %s (-0x%04x)", file,
+                 ret < 0 ? words : "no certificate could be parsed", (unsigned)(ret < 0 ? -ret : ret));
     return APNS_EBADCERT;
   }
   return 0;
@@ -135,16 +126,16 @@ static int load_own_cert(apns__tls_config *cfg, const apns__tls_options *opts, c
     ret = mbedtls_x509_crt_parse_file(&cfg->own_cert, opts->cert_file);
     if (ret != 0) {
       mbed_words(ret, words, sizeof words);
-      msg(errbuf, errlen, "cannot load certificate file %s: %s (-0x%04x)", opts->cert_file,
-          ret < 0 ? words : "a certificate could not be parsed", (unsigned)(ret < 0 ? -ret : ret));
+      apns__errbuf(errbuf, errlen, "cannot load certificate file %s: %s (-0x%04x)", opts->cert_file,
+                   ret < 0 ? words : "a certificate could not be parsed", (unsigned)(ret < 0 ? -ret : ret));
       return APNS_EBADCERT;
     }
   } else {
     ret = mbedtls_x509_crt_parse(&cfg->own_cert, (const unsigned char *)opts->cert_pem, strlen(opts->cert_pem) + 1);
     if (ret != 0) {
       mbed_words(ret, words, sizeof words);
-      msg(errbuf, errlen, "cannot load certificate from cert_pem: %s (-0x%04x)",
-          ret < 0 ? words : "a certificate could not be parsed", (unsigned)(ret < 0 ? -ret : ret));
+      apns__errbuf(errbuf, errlen, "cannot load certificate from cert_pem: %s (-0x%04x)",
+                   ret < 0 ? words : "a certificate could not be parsed", (unsigned)(ret < 0 ? -ret : ret));
       return APNS_EBADCERT;
     }
   }
@@ -178,21 +169,21 @@ static int load_own_key(apns__tls_config *cfg, const apns__tls_options *opts, ch
   if (ret == 0) return 0;
   mbed_words(ret, words, sizeof words);
   if (ret == MBEDTLS_ERR_PK_PASSWORD_REQUIRED) {
-    msg(errbuf, errlen, "cannot load %s: the key is encrypted and no passphrase was given (-0x%04x)", where,
-        (unsigned)-ret);
+    apns__errbuf(errbuf, errlen, "cannot load %s: the key is encrypted and no passphrase was given (-0x%04x)", where,
+                 (unsigned)-ret);
   } else if (ret == MBEDTLS_ERR_PK_PASSWORD_MISMATCH) {
-    msg(errbuf, errlen, "cannot load %s: wrong passphrase (-0x%04x)", where, (unsigned)-ret);
+    apns__errbuf(errbuf, errlen, "cannot load %s: wrong passphrase (-0x%04x)", where, (unsigned)-ret);
   } else if (ret == MBEDTLS_ERR_PKCS5_FEATURE_UNAVAILABLE) {
     /* mbedTLS 2.28 decrypts PKCS#8 PBES2 only with DES or 3DES, not with openssl's default AES-256-CBC. */
-    msg(errbuf, errlen,
-        "cannot load %s: its encryption is not supported by this mbedTLS (%s); re-encrypt it with "
-        "`openssl ec -aes128` or `openssl pkcs8 -topk8 -v2 des3`, or leave it unencrypted",
-        where, words);
+    apns__errbuf(errbuf, errlen,
+                 "cannot load %s: its encryption is not supported by this mbedTLS (%s); re-encrypt it with "
+                 "`openssl ec -aes128` or `openssl pkcs8 -topk8 -v2 des3`, or leave it unencrypted",
+                 where, words);
   } else {
     /* A wrong passphrase does not always show as a mismatch: legacy PEM decryption with the wrong key yields
      * garbage that may fail later as bad ASN.1. */
-    msg(errbuf, errlen, "cannot load %s: %s (-0x%04x)%s", where, words, (unsigned)-ret,
-        pass ? " (was the passphrase right?)" : "");
+    apns__errbuf(errbuf, errlen, "cannot load %s: %s (-0x%04x)%s", where, words, (unsigned)-ret,
+                 pass ? " (was the passphrase right?)" : "");
   }
   return APNS_EBADKEY;
 }
@@ -224,32 +215,32 @@ int apns__tls_config_new(apns__tls_config **out, const apns__tls_options *opts, 
 
   if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
   if (out == NULL || opts == NULL) {
-    msg(errbuf, errlen, "out and opts must not be NULL");
+    apns__errbuf(errbuf, errlen, "out and opts must not be NULL");
     return APNS_EINVAL;
   }
   *out = NULL;
   int has_cert = opts->cert_file != NULL || opts->cert_pem != NULL;
   int has_key = opts->key_file != NULL || opts->key_pem != NULL;
   if (has_cert != has_key) {
-    msg(errbuf, errlen, "a certificate needs its private key and a key its certificate");
+    apns__errbuf(errbuf, errlen, "a certificate needs its private key and a key its certificate");
     return APNS_EINVAL;
   }
   if (opts->server && !has_cert) {
-    msg(errbuf, errlen, "a server needs a certificate and a private key");
+    apns__errbuf(errbuf, errlen, "a server needs a certificate and a private key");
     return APNS_EINVAL;
   }
   if (opts->server && opts->insecure_skip_verify) {
-    msg(errbuf, errlen, "insecure_skip_verify is for clients only");
+    apns__errbuf(errbuf, errlen, "insecure_skip_verify is for clients only");
     return APNS_EINVAL;
   }
   if (opts->alpn != NULL && strlen(opts->alpn) > 255) {
-    msg(errbuf, errlen, "an ALPN protocol name is at most 255 bytes");
+    apns__errbuf(errbuf, errlen, "an ALPN protocol name is at most 255 bytes");
     return APNS_EINVAL;
   }
 
   apns__tls_config *cfg = apns__calloc(1, sizeof *cfg);
   if (cfg == NULL) {
-    msg(errbuf, errlen, "out of memory");
+    apns__errbuf(errbuf, errlen, "out of memory");
     return APNS_ENOMEM;
   }
   atomic_init(&cfg->refs, 1);
@@ -264,7 +255,7 @@ int apns__tls_config_new(apns__tls_config **out, const apns__tls_options *opts, 
   if (opts->alpn != NULL) {
     cfg->alpn_copy = apns__strdup(opts->alpn);
     if (cfg->alpn_copy == NULL) {
-      msg(errbuf, errlen, "out of memory");
+      apns__errbuf(errbuf, errlen, "out of memory");
       ret = APNS_ENOMEM;
       goto fail;
     }
@@ -274,7 +265,7 @@ int apns__tls_config_new(apns__tls_config **out, const apns__tls_options *opts, 
                               sizeof pers - 1);
   if (ret) {
     mbed_words(ret, words, sizeof words);
-    msg(errbuf, errlen, "cannot seed the random generator: %s (-0x%04x)", words, (unsigned)-ret);
+    apns__errbuf(errbuf, errlen, "cannot seed the random generator: %s (-0x%04x)", words, (unsigned)-ret);
     ret = APNS_ETLS;
     goto fail;
   }
@@ -282,7 +273,7 @@ int apns__tls_config_new(apns__tls_config **out, const apns__tls_options *opts, 
                                     MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
   if (ret) {
     mbed_words(ret, words, sizeof words);
-    msg(errbuf, errlen, "mbedtls_ssl_config_defaults: %s (-0x%04x)", words, (unsigned)-ret);
+    apns__errbuf(errbuf, errlen, "mbedtls_ssl_config_defaults: %s (-0x%04x)", words, (unsigned)-ret);
     ret = APNS_ETLS;
     goto fail;
   }
@@ -297,15 +288,16 @@ int apns__tls_config_new(apns__tls_config **out, const apns__tls_options *opts, 
     if ((ret = load_own_key(cfg, opts, errbuf, errlen))) goto fail;
     if ((ret = check_pair(cfg)) != 0) {
       mbed_words(ret, words, sizeof words);
-      msg(errbuf, errlen, "the private key %s%s does not match the certificate %s%s: %s (-0x%04x)",
-          opts->key_file ? "in " : "from key_pem", opts->key_file ? opts->key_file : "",
-          opts->cert_file ? "in " : "from cert_pem", opts->cert_file ? opts->cert_file : "", words, (unsigned)-ret);
+      apns__errbuf(errbuf, errlen, "the private key %s%s does not match the certificate %s%s: %s (-0x%04x)",
+                   opts->key_file ? "in " : "from key_pem", opts->key_file ? opts->key_file : "",
+                   opts->cert_file ? "in " : "from cert_pem", opts->cert_file ? opts->cert_file : "", words,
+                   (unsigned)-ret);
       ret = APNS_EBADKEY;
       goto fail;
     }
     if ((ret = mbedtls_ssl_conf_own_cert(&cfg->conf, &cfg->own_cert, &cfg->own_key)) != 0) {
       mbed_words(ret, words, sizeof words);
-      msg(errbuf, errlen, "mbedtls_ssl_conf_own_cert: %s (-0x%04x)", words, (unsigned)-ret);
+      apns__errbuf(errbuf, errlen, "mbedtls_ssl_conf_own_cert: %s (-0x%04x)", words, (unsigned)-ret);
       ret = APNS_ETLS;
       goto fail;
     }
@@ -326,7 +318,7 @@ int apns__tls_config_new(apns__tls_config **out, const apns__tls_options *opts, 
   cfg->alpn[1] = NULL;
   if (cfg->alpn[0][0] != '\0' && (ret = mbedtls_ssl_conf_alpn_protocols(&cfg->conf, cfg->alpn)) != 0) {
     mbed_words(ret, words, sizeof words);
-    msg(errbuf, errlen, "mbedtls_ssl_conf_alpn_protocols: %s (-0x%04x)", words, (unsigned)-ret);
+    apns__errbuf(errbuf, errlen, "mbedtls_ssl_conf_alpn_protocols: %s (-0x%04x)", words, (unsigned)-ret);
     ret = APNS_ETLS;
     goto fail;
   }
@@ -519,8 +511,8 @@ static int verify_failed(apns__tls *tls) {
              tls->hostname ? tls->hostname : "");
   else if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
     snprintf(extra, sizeof extra, " (not issued by a trusted CA)");
-  msg(tls->err, sizeof tls->err, "%s certificate verification failed: %s%s", tls->cfg->server ? "client" : "server",
-      info, extra);
+  apns__errbuf(tls->err, sizeof tls->err, "%s certificate verification failed: %s%s",
+               tls->cfg->server ? "client" : "server", info, extra);
   tls->fatal = APNS_ECERTVERIFY;
   return APNS_ECERTVERIFY;
 }
