@@ -268,7 +268,6 @@ static void h2_on_response(void *ctx, apns__req *req, const apns_response *res) 
   apns_conn *c = ctx;
   dl_remove(c, req);
   c->stats.requests_completed++;
-  req->link.conn = NULL;
   req->link.done(req, 0, res);
 }
 
@@ -279,7 +278,6 @@ static void h2_on_stream_error(void *ctx, apns__req *req, int err, apns_delivery
   memset(&res, 0, sizeof res);
   res.delivery = delivery;
   res.attempts = 1;
-  req->link.conn = NULL;
   req->link.done(req, err, &res);
 }
 
@@ -670,7 +668,6 @@ int apns__conn_submit(apns_conn *c, apns__req *req) {
   int32_t sid = apns__h2_submit(c->h2, req, c->auth_value ? &c->auth_nv : NULL, c->auth_value ? 1 : 0);
   if (sid < 0) return sid;
   req->link.stream_id = sid;
-  req->link.conn = c;
   dl_insert(c, req);
   c->stats.requests_sent++;
   conn_dirty(c);

@@ -38,7 +38,6 @@ typedef struct apns__req {
     int32_t stream_id;
     struct apns__req *prev, *next; /* the connection's deadline list */
     void (*done)(struct apns__req *req, int err, const apns_response *res);
-    void *conn;
   } link;
   /* the rest of the allocation: `extra` bytes for the owner (apns__req_extra), the header table, the body, then
    * the strings (path, then each header's name unless it is a known one, and value, all NUL-terminated) */

@@ -72,7 +72,8 @@ TEST(request_layout_and_flags) {
   ASSERT_UEQ(req->timeout_ms, APNS_DEFAULT_TIMEOUT_MS);
   ASSERT_EQ(req->link.stream_id, 0);
   ASSERT_NULL(req->link.prev);
-  ASSERT_NULL(req->link.conn);
+  ASSERT_NULL(req->link.next);
+  ASSERT_TRUE(req->link.done == NULL);
   apns__req_free(req);
 }
 
