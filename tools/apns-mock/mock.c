@@ -11,6 +11,7 @@
 
 #include "alloc.h"
 #include "jwt.h"
+#include "mock_channels.h"
 #include "mock_server.h"
 #include "tls.h"
 
@@ -42,6 +43,7 @@ struct apns_mock {
   apns_mock_options opts; /* strings are our copies; TLS material is dropped once loaded */
   apns__tls_config *tls;
   apns__jwt_verifier *jwt; /* NULL: no token auth */
+  apns__mock_channels *channels;
   apns_mock_stats stats;
   mock_conn *conns;
   mock_conn *dirty;
@@ -213,6 +215,7 @@ static void on_connection(uv_stream_t *listener, int status) {
     conn_close(conn);
     return;
   }
+  apns__mock_conn_set_channels(conn->mc, m->channels);
   uv_tcp_nodelay(&conn->tcp, 1);
   if (uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read) != 0) {
     conn_close(conn);
@@ -253,6 +256,7 @@ static void server_maybe_free(apns_mock *m) {
   if (m->stop_cb) m->stop_cb(m, m->stop_data);
   apns__tls_config_unref(m->tls);
   apns__jwt_verifier_free(m->jwt);
+  apns__mock_channels_free(m->channels);
   apns__free((char *)m->opts.host);
   apns__free((char *)m->opts.bad_prefix);
   apns__free((char *)m->opts.unregistered_prefix);
@@ -345,6 +349,9 @@ int apns_mock_start(apns_mock **out, uv_loop_t *loop, const apns_mock_options *o
     }
   }
   uv_random(NULL, NULL, &m->seed, sizeof m->seed, 0, NULL);
+  m->opts.broadcast_disabled = NULL; /* the store keeps its copy */
+  rv = apns__mock_channels_new(&m->channels, opts, m->seed ^ 0x5bd1e995u);
+  if (rv != 0) goto fail;
 
   /* From here on handles exist: failures close them on the loop. */
   uv_tcp_init(loop, &m->listener);
@@ -390,6 +397,10 @@ void apns_mock_set_paused(apns_mock *m, int paused) {
 
 void apns_mock_drop_connections(apns_mock *m) {
   while (m->conns != NULL) conn_close(m->conns);
+}
+
+void apns_mock_foreach_channel(const apns_mock *m, apns_mock_channel_cb cb, void *data) {
+  apns__mock_channels_foreach(m->channels, cb, data);
 }
 
 void apns_mock_get_stats(const apns_mock *m, apns_mock_stats *out) {
