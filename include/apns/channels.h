@@ -43,8 +43,8 @@
  *     MissingChannelId, BadChannelId (not base64, or too long), ChannelNotRegistered (no such channel, or deleted),
  *     BadRequestParams (unknown key in the create body), BadRequestPayload (body not JSON), MissingPushType,
  *     InvalidPushType, CannotCreateChannelConfig (the 10 000 limit), BadExpirationDate, TopicDisallowed, BadPriority,
- *     BadMessageId; 403 TopicMismatch (Apple's error table gives 403, while the reason table in common.h lists it
- *     under 400: apns_reason_status reports 400), and the usual 403, 404, 405, 413, 429, 500, 503 answers.
+ *     BadMessageId; 403 TopicMismatch (the bundle id in the path is not one the certificate or token covers), and
+ *     the usual 403, 404, 405, 413, 429, 500, 503 answers.
  *
  * Every request ends exactly once in its callback, never inside the call that made it; argument errors come back
  * from that call and nothing is sent. Call everything on the loop's thread. Include <apns.h>.

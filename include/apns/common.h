@@ -134,7 +134,7 @@ APNS_EXTERN const char *apns_err_name(int err);
   XX(BadRequestPayload, 400)                                                                                          \
   XX(MissingPushType, 400)                                                                                            \
   XX(CannotCreateChannelConfig, 400)                                                                                  \
-  XX(TopicMismatch, 400)
+  XX(TopicMismatch, 403)
 
 typedef enum {
   APNS_REASON_NONE = 0,
