@@ -1181,6 +1181,56 @@ TEST(channels_mock_command_counts) {
   ASSERT_EQ(test_alloc_live(), f.live_before);
 }
 
+/* Split as Apple does: management on its own listener, broadcasts and pushes on the main one, one store. */
+TEST(channels_split_listeners) {
+  fx f;
+  setup_base(&f);
+  f.mo.split_management = 1;
+  start_mock(&f);
+  int mport = apns_mock_manage_port(f.mock);
+  ASSERT_GT(mport, 0);
+  ASSERT_NE(mport, apns_mock_port(f.mock));
+  char err[256] = "";
+  apns_client_options *o = &f.co;
+  o->endpoint = APNS_ENDPOINT_CUSTOM;
+  o->host = "127.0.0.1";
+  o->port = (uint16_t)apns_mock_port(f.mock);
+  fx_tls_client(&o->tls, &f.certs);
+  o->topic = BUNDLE;
+  o->data = &f;
+  ASSERT_OK(apns_client_open(&f.loop, &f.client, o, err, sizeof err));
+  apns_channels_options cho = {0};
+  cho.client_options = o;
+  cho.host = "127.0.0.1";
+  cho.port = (uint16_t)mport;
+  cho.data = &f;
+  ASSERT_OK(apns_channels_open(&f.loop, &f.ch, &cho, err, sizeof err));
+  crec c = {0};
+  create(&f, APNS_CHANNEL_STORAGE_NONE, NULL, &c);
+  ASSERT_EQ(c.ok, 1);
+  apns_notification *n = la_update();
+  fx_rec b = {0};
+  broadcast_wait(&f, c.channel_id, n, NULL, &b);
+  ASSERT_EQ(b.status, 200);
+  apns_notification_free(n);
+  /* Each listener refuses the other's paths. */
+  fx_rec wrong1 = {0}, wrong2 = {0}, wrong3 = {0};
+  raw(&f, apns_client_pool(f.client), "GET", "/1/apps/" BUNDLE "/all-channels", NULL, 0, NULL, &wrong1);
+  ASSERT_EQ(wrong1.status, 404);
+  ASSERT_EQ(wrong1.reason, APNS_REASON_BadPath);
+  const apns_header bh[] = {{"apns-channel-id", c.channel_id},
+                            {"apns-push-type", "liveactivity"},
+                            {"apns-priority", "10"},
+                            {"apns-expiration", "0"}};
+  apns_pool *mp = apns_client_pool(apns_channels_client(f.ch));
+  raw(&f, mp, "POST", "/4/broadcasts/apps/" BUNDLE, bh, 4, "{\"aps\":{}}", &wrong2);
+  ASSERT_EQ(wrong2.reason, APNS_REASON_BadPath);
+  const apns_header ph[] = {{"apns-push-type", "alert"}, {"apns-topic", BUNDLE}};
+  raw(&f, mp, "POST", "/3/device/" TOKEN, ph, 2, "{\"aps\":{\"alert\":\"x\"}}", &wrong3);
+  ASSERT_EQ(wrong3.reason, APNS_REASON_BadPath);
+  teardown(&f);
+}
+
 TEST_SUITE(channels){
     TEST_ENTRY(channels_validate),
     TEST_ENTRY(channels_build_requests),
@@ -1197,5 +1247,6 @@ TEST_SUITE(channels){
     TEST_ENTRY(channels_open_errors),
     TEST_ENTRY(channels_example_command),
     TEST_ENTRY(channels_mock_command_counts),
+    TEST_ENTRY(channels_split_listeners),
     TEST_SUITE_END,
 };

@@ -62,8 +62,9 @@
  * DeviceTokenNotForTopic, which is what APNs answers to the common mistake of a voip push without ".voip".
  * libapns treats DeviceTokenNotForTopic as "stop sending to this token"; BadTopic it does not.
  *
- * Broadcast channels (mock_channels.c), as Apple keeps them, on the same listener as pushes (Apple splits them
- * over api-manage-broadcast...:2195/2196 and the push hosts; one listener lets one mock serve a whole test). One
+ * Broadcast channels (mock_channels.c), as Apple keeps them, on the same listener as pushes by default (Apple
+ * splits them over api-manage-broadcast...:2195/2196 and the push hosts; one listener lets one mock serve a whole
+ * test; split_management splits them). One
  * store per mock, shared by its connections, one environment. Every answer carries apns-request-id (the
  * request's, or a generated UUID v4) and no apns-id. Checks, after 1 (path), 3 (duplicates) and 4 (token) above:
  *    apns-channel-id or apns-request-id given twice           400 DuplicateHeaders
@@ -179,6 +180,12 @@ typedef struct apns_mock_options {
   uint32_t max_channels;
   /* Requests on channel paths for this bundle id get 400 FeatureNotEnabled. Default NULL: none. */
   const char *broadcast_disabled;
+  /* Non-zero: split as Apple does. A second listener (same host, port manage_port, 0 for any free one; see
+   * apns_mock_manage_port) serves only channel management (/1/apps/...), and the main one only pushes and
+   * broadcasts; each answers the other's paths with 404 BadPath. One channel store serves both. Default 0: one
+   * listener for everything. */
+  int split_management;
+  int manage_port;
 } apns_mock_options;
 
 /* Counters, since apns_mock_start. */
@@ -219,6 +226,8 @@ int apns_mock_start(apns_mock **out, uv_loop_t *loop, const apns_mock_options *o
 
 /* The bound port (useful with port 0). */
 int apns_mock_port(const apns_mock *mock);
+/* The management listener's port with split_management; 0 without. */
+int apns_mock_manage_port(const apns_mock *mock);
 
 /* Non-zero: requests are taken but responses are held (they stay queued, delay included); zero: held responses
  * whose delay has passed go out on this loop turn. Applies to open and future connections. */

@@ -205,6 +205,10 @@ void apns__mock_chan_req_free(apns__mock_chan_req *r) {
   apns__free(r);
 }
 
+int apns__mock_chan_is_management(const apns__mock_chan_req *r) {
+  return r->kind != KIND_BROADCAST;
+}
+
 #define NAME_IS(lit) (namelen == sizeof(lit) - 1 && memcmp(name, lit, sizeof(lit) - 1) == 0)
 
 void apns__mock_chan_header(apns__mock_chan_req *r, const uint8_t *name, size_t namelen, const uint8_t *value,

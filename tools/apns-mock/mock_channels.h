@@ -26,6 +26,8 @@ void apns__mock_channels_foreach(const apns__mock_channels *st, apns_mock_channe
  * /4/broadcasts/apps/<b>; 0 when it is none of them; APNS_ENOMEM. */
 int apns__mock_chan_match(const uint8_t *path, size_t len, apns__mock_chan_req **out);
 void apns__mock_chan_req_free(apns__mock_chan_req *r); /* NULL is fine */
+/* Non-zero for the management paths (/1/apps/...), zero for broadcasts. */
+int apns__mock_chan_is_management(const apns__mock_chan_req *r);
 /* A regular request header and a body chunk. */
 void apns__mock_chan_header(apns__mock_chan_req *r, const uint8_t *name, size_t namelen, const uint8_t *value,
                             size_t valuelen);

@@ -48,6 +48,9 @@ static const char usage[] =
     "  --pause                   start with responses held; SIGUSR1 releases them, SIGUSR2 holds them again\n"
     "  --max-channels N          live broadcast channels an app may have (default 10000, Apple's limit)\n"
     "  --broadcast-disabled B    channel and broadcast requests for bundle id B get 400 FeatureNotEnabled\n"
+    "  --split-management PORT   serve channel management (/1/apps/...) on a second listener on PORT (0: any;\n"
+    "                            its port is printed on the second line of stdout), as Apple's\n"
+    "                            api-manage-broadcast hosts; pushes and broadcasts stay on --listen\n"
     "  --help                    this text\n";
 
 enum {
@@ -73,6 +76,7 @@ enum {
   OPT_NO_TOKEN_AUTH,
   OPT_MAX_CHANNELS,
   OPT_BROADCAST_DISABLED,
+  OPT_SPLIT_MANAGEMENT,
   OPT_HELP,
 };
 
@@ -99,6 +103,7 @@ static const struct option longopts[] = {
     {"no-token-auth", no_argument, NULL, OPT_NO_TOKEN_AUTH},
     {"max-channels", required_argument, NULL, OPT_MAX_CHANNELS},
     {"broadcast-disabled", required_argument, NULL, OPT_BROADCAST_DISABLED},
+    {"split-management", required_argument, NULL, OPT_SPLIT_MANAGEMENT},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -296,6 +301,13 @@ int main(int argc, char **argv) {
     case OPT_BROADCAST_DISABLED:
       o.broadcast_disabled = optarg;
       break;
+    case OPT_SPLIT_MANAGEMENT: {
+      uint32_t p;
+      if (parse_u32(optarg, &p, "--split-management") != 0 || p > 65535) return 2;
+      o.split_management = 1;
+      o.manage_port = (int)p;
+      break;
+    }
     case 'h':
     case OPT_HELP:
       fputs(usage, stdout);
@@ -357,6 +369,7 @@ int main(int argc, char **argv) {
     uv_signal_start(&a.sig[i], on_signal, signums[i]);
   }
   printf("%d\n", apns_mock_port(a.mock));
+  if (o.split_management) printf("%d\n", apns_mock_manage_port(a.mock));
   fflush(stdout);
 
   uv_run(&loop, UV_RUN_DEFAULT);

@@ -104,6 +104,7 @@ struct apns__mock_conn {
   const apns__jwt_verifier *jwt;
   apns_mock_stats *stats;
   apns__mock_channels *channels; /* the server's; NULL: channel paths are BadPath */
+  int serve;                     /* APNS__MOCK_SERVE_*: which paths this listener serves */
   apns__tls *tls;
   nghttp2_session *h2;
   uint64_t rng;
@@ -623,10 +624,17 @@ static int classify_path(apns__mock_conn *c, mock_stream *s, const uint8_t *v, s
     int rv = apns__mock_chan_match(v, len, &s->chan);
     if (rv < 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (rv == 1) {
+      int manage = apns__mock_chan_is_management(s->chan);
+      if ((c->serve == APNS__MOCK_SERVE_PUSH && manage) || (c->serve == APNS__MOCK_SERVE_MANAGE && !manage)) {
+        apns__mock_chan_req_free(s->chan); /* the other listener's path: BadPath here */
+        s->chan = NULL;
+        return 0;
+      }
       s->path_ok = 1;
       return 0;
     }
   }
+  if (c->serve == APNS__MOCK_SERVE_MANAGE) return 0;
   if (len < plen || memcmp(v, prefix, plen) != 0) return 0;
   const char *tok = (const char *)v + plen;
   size_t tlen = len - plen;
@@ -1020,8 +1028,9 @@ uint64_t apns__mock_conn_next_due(const apns__mock_conn *c) {
   return c->held_head->due;
 }
 
-void apns__mock_conn_set_channels(apns__mock_conn *c, apns__mock_channels *channels) {
+void apns__mock_conn_set_channels(apns__mock_conn *c, apns__mock_channels *channels, int serve) {
   c->channels = channels;
+  c->serve = serve;
 }
 
 void apns__mock_conn_set_paused(apns__mock_conn *c, int paused) {
