@@ -11,6 +11,7 @@
 #include "alloc.h"
 #include "client_internal.h"
 #include "errbuf.h"
+#include "validate.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -133,7 +134,11 @@ static int parse_object(const apns_response *res, json_t **json) {
   *json = NULL;
   if (res->body == NULL || res->body_len == 0) return APNS_EBADJSON;
   json_t *j = json_loadb(res->body, res->body_len, JSON_REJECT_DUPLICATES, &jerr);
-  if (j == NULL) return json_error_code(&jerr) == json_error_out_of_memory ? APNS_ENOMEM : APNS_EBADJSON;
+  /* jansson reports running out of memory as a syntax error at times: text that is valid JSON tells them apart. */
+  if (j == NULL)
+    return json_error_code(&jerr) == json_error_out_of_memory || apns__json_valid(res->body, res->body_len, 1)
+               ? APNS_ENOMEM
+               : APNS_EBADJSON;
   if (!json_is_object(j)) {
     json_decref(j);
     return APNS_EBADJSON;

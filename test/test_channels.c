@@ -1231,6 +1231,85 @@ TEST(channels_split_listeners) {
   teardown(&f);
 }
 
+/* Allocation failures anywhere (open, the requests, the connection, the parsing of answers): every accepted request
+ * ends once, nothing leaks. The mock runs in a child process, out of reach of the starvation. */
+TEST(channels_allocation_failures) {
+  apns__certgen_result certs;
+  apns_mock_options mo;
+  pid_t pid;
+  fx_certs(&certs, 0);
+  fx_mock_options(&mo, &certs, 0);
+  int port = fx_mock_fork(&mo, &pid);
+  long base = test_alloc_live();
+  int full_runs = 0, parse_oom = 0;
+  /* budget -1: no limit (the first run measures a whole run's allocations); then every budget up to that. */
+  long total = 0;
+  for (long budget = -1; budget < total; budget++) {
+    uv_loop_t loop;
+    fx f; /* only loop-free parts are used: closed and the records */
+    crec recs[3];
+    int done = 0, accepted = 0;
+    memset(&f, 0, sizeof f);
+    memset(recs, 0, sizeof recs);
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+    apns_client_options co = {0};
+    co.endpoint = APNS_ENDPOINT_CUSTOM;
+    co.host = "127.0.0.1";
+    fx_tls_client(&co.tls, &certs);
+    co.topic = BUNDLE;
+    apns_channels_options cho = {0};
+    cho.client_options = &co;
+    cho.host = "127.0.0.1";
+    cho.port = (uint16_t)port;
+    cho.data = &f;
+    cho.timeout_ms = budget < 0 ? 10000 : 60 * (uint64_t)test_time_factor();
+    apns_channels *ch = NULL;
+    test_alloc_fail_after(budget < 0 ? 1L << 40 : budget);
+    int rv = apns_channels_open(&loop, &ch, &cho, NULL, 0);
+    if (rv == 0) {
+      for (int i = 0; i < 3; i++) {
+        recs[i].counter = &done;
+        rv = i == 0   ? apns_channels_create(ch, APNS_CHANNEL_STORAGE_LATEST, NULL, on_chan, &recs[i])
+             : i == 1 ? apns_channels_list(ch, NULL, on_chan, &recs[i])
+                      : apns_channels_read(ch, "dHN0LXNyY2gtY2hubA==", NULL, on_chan, &recs[i]);
+        if (rv == 0)
+          accepted++;
+        else
+          ASSERT_ERR(rv, APNS_ENOMEM);
+      }
+      fx_run_until_count(&loop, &done, accepted);
+      ASSERT_OK(apns_channels_close(ch, 0, on_channels_closed));
+      fx_run_until(&loop, &f.closed);
+    } else {
+      ASSERT_ERR(rv, APNS_ENOMEM);
+    }
+    long attempted = test_alloc_count();
+    test_alloc_reset();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(uv_loop_close(&loop), 0);
+    int ok = 0;
+    for (int i = 0; i < 3; i++) {
+      ASSERT_TRUE(recs[i].calls <= 1);
+      ok += recs[i].calls == 1 && recs[i].err == 0 &&
+            (recs[i].ok || recs[i].reason == APNS_REASON_ChannelNotRegistered);
+      parse_oom += recs[i].calls == 1 && recs[i].err == APNS_ENOMEM && recs[i].status != 0;
+      free(recs[i].ids);
+    }
+    ASSERT_EQ(test_alloc_live(), base);
+    if (ok == 3) full_runs++;
+    if (budget < 0) {
+      ASSERT_EQ(ok, 3); /* without a limit, everything goes through */
+      total = attempted;
+      ASSERT_GT(total, 20);
+    }
+  }
+  ASSERT_GE(full_runs, 1);
+  /* Some budgets fall on the parsing of an answer: that is APNS_ENOMEM with the status, not APNS_EBADJSON. */
+  ASSERT_GT(parse_oom, 0);
+  fx_mock_kill(pid);
+  apns__certgen_free(&certs);
+}
+
 TEST_SUITE(channels){
     TEST_ENTRY(channels_validate),
     TEST_ENTRY(channels_build_requests),
@@ -1248,5 +1327,6 @@ TEST_SUITE(channels){
     TEST_ENTRY(channels_example_command),
     TEST_ENTRY(channels_mock_command_counts),
     TEST_ENTRY(channels_split_listeners),
+    TEST_ENTRY(channels_allocation_failures),
     TEST_SUITE_END,
 };

@@ -112,8 +112,10 @@ typedef struct apns_channels_options {
    * verify_name), clock, on_event, timeout_ms, topic (the default bundle id) and endpoint, which picks the
    * management host of the same environment: PRODUCTION gives APNS_MANAGE_HOST_PRODUCTION:2196, DEVELOPMENT
    * APNS_MANAGE_HOST_DEVELOPMENT:2195, and CUSTOM needs host below. Its host, port, connections, queue limits,
-   * never_resend_unknown and data are not used. The channels object opens its own connections and signs its own
-   * provider tokens with the key (a connection keeps its token at least 20 minutes, as for the client). */
+   * never_resend_unknown and data are not used (clock still gets data). The channels object opens its own
+   * connections and signs its own provider tokens with the key (a connection keeps its token at least 20
+   * minutes, as for the client). on_event runs for the management connections too: there apns_pool_data gives
+   * the management client (apns_channels_client), not yours. */
   const apns_client_options *client_options;
   /* The management server, when not Apple's for the environment: a mock, a proxy. Default NULL. */
   const char *host;

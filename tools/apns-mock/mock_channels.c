@@ -8,6 +8,7 @@
 
 #include "alloc.h"
 #include "mock_server.h"
+#include "validate.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -267,7 +268,8 @@ static const char *parse_create(const apns__mock_chan_req *r, int *storage, int 
   if (r->body_total == 0) return "BadRequestPayload";
   json_t *j = json_loadb((const char *)r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
   if (j == NULL) {
-    *oom = json_error_code(&jerr) == json_error_out_of_memory;
+    *oom =
+        json_error_code(&jerr) == json_error_out_of_memory || apns__json_valid((const char *)r->body, r->body_len, 1);
     return "BadRequestPayload";
   }
   if (!json_is_object(j)) {
