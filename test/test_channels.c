@@ -193,6 +193,7 @@ static void open_both(fx *f, int token) {
   o->topic = BUNDLE;
   o->data = f;
   o->connections = 1;
+  o->timeout_ms = 10000 * (uint64_t)test_time_factor(); /* the channels inherit it */
   if (token) {
     o->tls.cert_pem = o->tls.key_pem = NULL;
     o->token_key_pem = f->key_pem;
@@ -261,7 +262,7 @@ static void broadcast_wait(fx *f, const char *id, apns_notification *n, const ap
 /* A raw request on the management connections (for what the API refuses to send). */
 static void raw(fx *f, apns_pool *pool, const char *method, const char *path, const apns_header *h, size_t nh,
                 const char *body, fx_rec *rec) {
-  apns_request req = {method, path, h, nh, body, body ? strlen(body) : 0, 0};
+  apns_request req = {method, path, h, nh, body, body ? strlen(body) : 0, 10000 * (uint64_t)test_time_factor()};
   rec->counter = &f->done;
   int target = f->done + 1;
   ASSERT_OK(apns_pool_post(pool, &req, fx_record, rec));
@@ -1134,6 +1135,7 @@ TEST(channels_mock_command_counts) {
   o->tls.verify_name = "localhost";
   o->topic = BUNDLE;
   o->data = &f;
+  o->timeout_ms = 10000 * (uint64_t)test_time_factor();
   char err[256] = "";
   ASSERT_OK(apns_client_open(&f.loop, &f.client, o, err, sizeof err));
   apns_channels_options cho = {0};
@@ -1198,6 +1200,7 @@ TEST(channels_split_listeners) {
   fx_tls_client(&o->tls, &f.certs);
   o->topic = BUNDLE;
   o->data = &f;
+  o->timeout_ms = 10000 * (uint64_t)test_time_factor();
   ASSERT_OK(apns_client_open(&f.loop, &f.client, o, err, sizeof err));
   apns_channels_options cho = {0};
   cho.client_options = o;
@@ -1286,14 +1289,16 @@ TEST(channels_allocation_failures) {
     int done = 0, accepted = 0;
     memset(recs, 0, sizeof recs);
     ASSERT_EQ(uv_loop_init(&loop), 0);
-    cho.timeout_ms = 10000;
+    cho.timeout_ms = 10000 * (uint64_t)test_time_factor();
     ASSERT_OK(apns_channels_open(&loop, &ch, &cho, NULL, 0));
     ASSERT_OK(apns_channels_list(ch, NULL, on_chan, &warm)); /* connected before the starvation starts */
     fx_run_until(&loop, &warm.calls);
     ASSERT_EQ(warm.ok, 1);
     free(warm.ids);
     apns_channel_request_options ro = {0};
-    ro.timeout_ms = budget < 0 ? 10000 : 100 * (uint64_t)test_time_factor();
+    /* A starved request may end only at its deadline: short, so that the sweep stays short, yet long enough for
+     * an answer on the connected connection. */
+    ro.timeout_ms = budget < 0 ? 10000 * (uint64_t)test_time_factor() : test_time_factor() > 1 ? 300 : 100;
     test_alloc_fail_after(budget < 0 ? 1L << 40 : budget);
     for (int i = 0; i < 3; i++) {
       recs[i].counter = &done;
