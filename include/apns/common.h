@@ -69,7 +69,8 @@ APNS_EXTERN const char *apns_version_string(void);
   XX(EBADKEY, "private key could not be loaded")                                                                      \
   XX(EBADCERT, "certificate could not be loaded")                                                                     \
   XX(EBUSY, "call not allowed from here (re-entrant or wrong state)")                                                 \
-  XX(ESTOPPED, "pool or client stopped after a fatal answer")
+  XX(ESTOPPED, "pool or client stopped after a fatal answer")                                                         \
+  XX(EBADCHANNELID, "broadcast channel id is missing, too long or not base64")
 
 typedef enum {
   APNS__ERR_FIRST = APNS__ERRNO_BASE,
@@ -133,7 +134,7 @@ APNS_EXTERN const char *apns_err_name(int err);
   XX(BadRequestPayload, 400)                                                                                          \
   XX(MissingPushType, 400)                                                                                            \
   XX(CannotCreateChannelConfig, 400)                                                                                  \
-  XX(TopicMismatch, 400)
+  XX(TopicMismatch, 403)
 
 typedef enum {
   APNS_REASON_NONE = 0,

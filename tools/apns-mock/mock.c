@@ -11,6 +11,7 @@
 
 #include "alloc.h"
 #include "jwt.h"
+#include "mock_channels.h"
 #include "mock_server.h"
 #include "tls.h"
 
@@ -37,11 +38,14 @@ struct mock_conn {
 struct apns_mock {
   uv_loop_t *loop;
   uv_tcp_t listener;
+  uv_tcp_t manage_listener; /* split_management only */
+  int split, manage_port;
   uv_check_t check;
   uv_idle_t idle;
   apns_mock_options opts; /* strings are our copies; TLS material is dropped once loaded */
   apns__tls_config *tls;
   apns__jwt_verifier *jwt; /* NULL: no token auth */
+  apns__mock_channels *channels;
   apns_mock_stats stats;
   mock_conn *conns;
   mock_conn *dirty;
@@ -213,6 +217,10 @@ static void on_connection(uv_stream_t *listener, int status) {
     conn_close(conn);
     return;
   }
+  apns__mock_conn_set_channels(conn->mc, m->channels,
+                               !m->split                                        ? APNS__MOCK_SERVE_ALL
+                               : listener == (uv_stream_t *)&m->manage_listener ? APNS__MOCK_SERVE_MANAGE
+                                                                                : APNS__MOCK_SERVE_PUSH);
   uv_tcp_nodelay(&conn->tcp, 1);
   if (uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read) != 0) {
     conn_close(conn);
@@ -253,6 +261,7 @@ static void server_maybe_free(apns_mock *m) {
   if (m->stop_cb) m->stop_cb(m, m->stop_data);
   apns__tls_config_unref(m->tls);
   apns__jwt_verifier_free(m->jwt);
+  apns__mock_channels_free(m->channels);
   apns__free((char *)m->opts.host);
   apns__free((char *)m->opts.bad_prefix);
   apns__free((char *)m->opts.unregistered_prefix);
@@ -345,6 +354,9 @@ int apns_mock_start(apns_mock **out, uv_loop_t *loop, const apns_mock_options *o
     }
   }
   uv_random(NULL, NULL, &m->seed, sizeof m->seed, 0, NULL);
+  m->opts.broadcast_disabled = NULL; /* the store keeps its copy */
+  rv = apns__mock_channels_new(&m->channels, opts, m->seed ^ 0x5bd1e995u);
+  if (rv != 0) goto fail;
 
   /* From here on handles exist: failures close them on the loop. */
   uv_tcp_init(loop, &m->listener);
@@ -367,6 +379,31 @@ int apns_mock_start(apns_mock **out, uv_loop_t *loop, const apns_mock_options *o
   }
   m->port = addr.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&addr)->sin6_port)
                                        : ntohs(((struct sockaddr_in *)&addr)->sin_port);
+  if (opts->split_management) {
+    /* Channel management on a listener of its own, as Apple's api-manage-broadcast hosts. */
+    uint16_t want = (uint16_t)opts->manage_port;
+    if (addr.ss_family == AF_INET6)
+      ((struct sockaddr_in6 *)&addr)->sin6_port = htons(want);
+    else
+      ((struct sockaddr_in *)&addr)->sin_port = htons(want);
+    uv_tcp_init(loop, &m->manage_listener);
+    m->manage_listener.data = m;
+    m->split = 1;
+    m->handles++;
+    rv = uv_tcp_bind(&m->manage_listener, (const struct sockaddr *)&addr, 0);
+    if (rv == 0) rv = uv_listen((uv_stream_t *)&m->manage_listener, 511, on_connection);
+    if (rv == 0) {
+      int alen = sizeof addr;
+      rv = uv_tcp_getsockname(&m->manage_listener, (struct sockaddr *)&addr, &alen);
+    }
+    if (rv != 0) {
+      errmsg(errbuf, errlen, "listen (management): %s", uv_strerror(rv));
+      apns_mock_stop(m, NULL, NULL);
+      return rv;
+    }
+    m->manage_port = addr.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&addr)->sin6_port)
+                                                : ntohs(((struct sockaddr_in *)&addr)->sin_port);
+  }
   *out = m;
   return 0;
 
@@ -380,6 +417,10 @@ int apns_mock_port(const apns_mock *m) {
   return m->port;
 }
 
+int apns_mock_manage_port(const apns_mock *m) {
+  return m->manage_port;
+}
+
 void apns_mock_set_paused(apns_mock *m, int paused) {
   m->opts.paused = paused != 0;
   for (mock_conn *c = m->conns; c != NULL; c = c->next) {
@@ -390,6 +431,10 @@ void apns_mock_set_paused(apns_mock *m, int paused) {
 
 void apns_mock_drop_connections(apns_mock *m) {
   while (m->conns != NULL) conn_close(m->conns);
+}
+
+void apns_mock_foreach_channel(const apns_mock *m, apns_mock_channel_cb cb, void *data) {
+  apns__mock_channels_foreach(m->channels, cb, data);
 }
 
 void apns_mock_get_stats(const apns_mock *m, apns_mock_stats *out) {
@@ -418,6 +463,7 @@ void apns_mock_stop(apns_mock *m, apns_mock_stop_cb cb, void *data) {
   apns_mock_drop_connections(m);
   m->dirty = NULL;
   uv_close((uv_handle_t *)&m->listener, server_handle_closed);
+  if (m->split) uv_close((uv_handle_t *)&m->manage_listener, server_handle_closed);
   uv_close((uv_handle_t *)&m->check, server_handle_closed);
   uv_close((uv_handle_t *)&m->idle, server_handle_closed);
 }

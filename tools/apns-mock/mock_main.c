@@ -1,5 +1,5 @@
 /* apns-mock: the command. Parses options, makes throwaway certificates when asked, runs the mock server (mock.h)
- * until SIGINT or SIGTERM, then prints its counters on one line of stderr. */
+ * until SIGINT or SIGTERM, then prints its counters on one line of stderr, and a line per broadcast channel. */
 #include "mock.h"
 
 #include "alloc.h"
@@ -46,6 +46,11 @@ static const char usage[] =
     "  --goaway-reason TEXT      its debug data's reason (default Shutdown)\n"
     "  --drop-after N            close a connection without GOAWAY after answering N requests\n"
     "  --pause                   start with responses held; SIGUSR1 releases them, SIGUSR2 holds them again\n"
+    "  --max-channels N          live broadcast channels an app may have (default 10000, Apple's limit)\n"
+    "  --broadcast-disabled B    channel and broadcast requests for bundle id B get 400 FeatureNotEnabled\n"
+    "  --split-management PORT   serve channel management (/1/apps/...) on a second listener on PORT (0: any;\n"
+    "                            its port is printed on the second line of stdout), as Apple's\n"
+    "                            api-manage-broadcast hosts; pushes and broadcasts stay on --listen\n"
     "  --help                    this text\n";
 
 enum {
@@ -69,6 +74,9 @@ enum {
   OPT_TOKEN_KEY,
   OPT_TOKEN_KEY_ID,
   OPT_NO_TOKEN_AUTH,
+  OPT_MAX_CHANNELS,
+  OPT_BROADCAST_DISABLED,
+  OPT_SPLIT_MANAGEMENT,
   OPT_HELP,
 };
 
@@ -93,6 +101,9 @@ static const struct option longopts[] = {
     {"token-key", required_argument, NULL, OPT_TOKEN_KEY},
     {"token-key-id", required_argument, NULL, OPT_TOKEN_KEY_ID},
     {"no-token-auth", no_argument, NULL, OPT_NO_TOKEN_AUTH},
+    {"max-channels", required_argument, NULL, OPT_MAX_CHANNELS},
+    {"broadcast-disabled", required_argument, NULL, OPT_BROADCAST_DISABLED},
+    {"split-management", required_argument, NULL, OPT_SPLIT_MANAGEMENT},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -140,6 +151,13 @@ static int parse_listen(char *spec, apns_mock_options *o) {
   return 0;
 }
 
+static void print_channel(void *data, const apns_mock_channel *ch) {
+  (void)data;
+  fprintf(stderr, "apns-mock: channel %s bundle=%s storage=%d broadcasts=%llu rejected=%llu%s\n", ch->id,
+          ch->bundle_id, ch->storage, (unsigned long long)ch->broadcasts, (unsigned long long)ch->rejected,
+          ch->deleted ? " deleted" : "");
+}
+
 static void on_stopped(apns_mock *m, void *data) {
   (void)data;
   apns_mock_stats st;
@@ -147,6 +165,7 @@ static void on_stopped(apns_mock *m, void *data) {
   apns_mock_get_stats(m, &st);
   apns_mock_format_stats(&st, line, sizeof line);
   fprintf(stderr, "apns-mock: %s\n", line);
+  apns_mock_foreach_channel(m, print_channel, NULL);
   fflush(stderr);
 }
 
@@ -276,6 +295,19 @@ int main(int argc, char **argv) {
     case OPT_NO_TOKEN_AUTH:
       no_token_auth = 1;
       break;
+    case OPT_MAX_CHANNELS:
+      if (parse_u32(optarg, &o.max_channels, "--max-channels") != 0 || o.max_channels == 0) return 2;
+      break;
+    case OPT_BROADCAST_DISABLED:
+      o.broadcast_disabled = optarg;
+      break;
+    case OPT_SPLIT_MANAGEMENT: {
+      uint32_t p;
+      if (parse_u32(optarg, &p, "--split-management") != 0 || p > 65535) return 2;
+      o.split_management = 1;
+      o.manage_port = (int)p;
+      break;
+    }
     case 'h':
     case OPT_HELP:
       fputs(usage, stdout);
@@ -337,6 +369,7 @@ int main(int argc, char **argv) {
     uv_signal_start(&a.sig[i], on_signal, signums[i]);
   }
   printf("%d\n", apns_mock_port(a.mock));
+  if (o.split_management) printf("%d\n", apns_mock_manage_port(a.mock));
   fflush(stdout);
 
   uv_run(&loop, UV_RUN_DEFAULT);
