@@ -3,10 +3,18 @@
  *
  * Output is coalesced: anything that makes frames pending (a post, a response that needs a WINDOW_UPDATE, a reset)
  * only marks the connection dirty and starts a uv_prepare handle; right before the loop next blocks, one flush
- * takes every pending frame from nghttp2, encrypts them in one go and hands them to one uv_write. A burst of a
- * thousand posts thus costs one write, not a thousand. The one exception is the end of a read: what the responses
- * just read made pending (the next requests, most often) goes out at once, so that client and server overlap
- * instead of taking turns over a whole loop turn's worth of reads (libuv reads a busy socket up to 32 times).
+ * takes every pending frame from nghttp2, encrypts them in one go and hands them to the socket in one write. A burst
+ * of a thousand posts thus costs one write, not a thousand. The one exception is the end of a read: what the
+ * responses just read made pending (the next requests, most often) goes out at once, so that client and server
+ * overlap instead of taking turns over a whole loop turn's worth of reads (libuv reads a busy socket up to 32 times).
+ *
+ * No write of ours raises SIGPIPE, so an embedder need not ignore it (a peer that resets the connection while we
+ * write must cost an error, not the process). libuv writes streams with writev(), which raises it on Linux, and
+ * SO_NOSIGPIPE exists only on BSD and macOS; blocking the signal around each write would not cover the writes libuv
+ * makes later from its own poll callback when the socket was full. So the bytes never go through uv_write at all:
+ * sockout.c sends them with send(MSG_NOSIGNAL) and, when the socket is full, keeps the rest and waits for
+ * writability with a uv_poll_t of its own on a dup() of the descriptor. libuv then holds no bytes of ours and
+ * never writes the socket; it still reads it, connects it and closes it.
  *
  * Deadlines are kept without a timer per request: in-flight requests sit on one list sorted by deadline, served by
  * one uv_timer. Requests share one timeout almost always, so a new request goes at the tail and insertion is O(1);
@@ -20,6 +28,7 @@
 #include "alloc.h"
 #include "errbuf.h"
 #include "h2.h"
+#include "sockout.h"
 #include "tls.h"
 
 #include <stdarg.h>
@@ -47,6 +56,8 @@ struct apns_conn {
   int gai_pending;
   uv_connect_t connect_req;
   struct addrinfo *addrs, *next_addr;
+  apns__sockout out; /* every write to the socket (never uv_write: see the file comment) */
+  int out_ready;     /* out is initialized (TCP connected) */
 
   apns__tls_config *tls_cfg;
   apns__tls *tls;
@@ -80,12 +91,6 @@ struct apns_conn {
   char errmsg[256];
   uint8_t readbuf[APNS__READ_BUF];
 };
-
-/* A uv_write in flight owns the ciphertext it writes. */
-typedef struct {
-  uv_write_t req;
-  uint8_t *buf;
-} apns__write;
 
 static void conn_handle_closed(apns_conn *c);
 
@@ -157,18 +162,15 @@ static void dl_insert(apns_conn *c, apns__req *r) {
 static void conn_lost(apns_conn *c, int err, const char *reason);
 static void on_ping_timer(uv_timer_t *t);
 
-static void on_write(uv_write_t *w, int status) {
-  apns__write *wr = (apns__write *)w;
-  apns_conn *c = w->data;
-  apns__free(wr->buf);
-  apns__free(wr);
-  if (status < 0 && status != UV_ECANCELED && c->state != APNS_CONN_CLOSING) {
+static void on_out(apns__sockout *o, int status) {
+  apns_conn *c = o->data;
+  if (status < 0 && c->state != APNS_CONN_CLOSING) {
     conn_set_error(c, "write failed: %s", uv_strerror(status));
     conn_lost(c, status, NULL);
   }
 }
 
-/* Moves everything pending through TLS into one uv_write. */
+/* Moves everything pending through TLS to the socket in one write. */
 static void conn_flush(apns_conn *c) {
   uint8_t *buf = NULL;
   size_t len = 0;
@@ -192,26 +194,16 @@ static void conn_flush(apns_conn *c) {
   }
   apns__tls_take_output(c->tls, &buf, &len);
   if (len == 0) return;
-  apns__write *wr = apns__malloc(sizeof *wr);
-  if (wr == NULL) {
-    apns__free(buf);
-    conn_set_error(c, "out of memory writing");
-    conn_lost(c, APNS_ENOMEM, NULL);
-    return;
-  }
-  wr->buf = buf;
-  wr->req.data = c;
-  uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-  int rv = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-  if (rv < 0) {
-    apns__free(buf);
-    apns__free(wr);
-    conn_set_error(c, "write failed: %s", uv_strerror(rv));
-    conn_lost(c, rv, NULL);
-    return;
-  }
   c->stats.writes++;
   c->stats.bytes_out += len;
+  int rv = apns__sockout_write(&c->out, buf, len);
+  if (rv < 0) {
+    if (rv == APNS_ENOMEM)
+      conn_set_error(c, "out of memory writing");
+    else
+      conn_set_error(c, "write failed: %s", uv_strerror(rv));
+    conn_lost(c, rv, NULL);
+  }
 }
 
 static void on_prepare(uv_prepare_t *p) {
@@ -472,7 +464,14 @@ static void on_connect(uv_connect_t *req, int status) {
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
-  int rv = apns__tls_new(&c->tls, c->tls_cfg, c->verify_name);
+  int rv = apns__sockout_init(&c->out, (uv_stream_t *)&c->tcp, on_out, c);
+  if (rv < 0) {
+    conn_set_error(c, "cannot write: %s", uv_strerror(rv));
+    conn_connect_failed(c, rv);
+    return;
+  }
+  c->out_ready = 1;
+  rv = apns__tls_new(&c->tls, c->tls_cfg, c->verify_name);
   if (rv < 0) {
     conn_set_error(c, "cannot start TLS: %s", apns_strerror(rv));
     conn_connect_failed(c, rv);
@@ -756,6 +755,10 @@ static void on_handle_closed(uv_handle_t *h) {
   conn_handle_closed(h->data);
 }
 
+static void on_out_closed(uv_handle_t *h) {
+  conn_handle_closed(((apns__sockout *)h->data)->data);
+}
+
 int apns_conn_close(apns_conn *c, apns_conn_close_cb cb) {
   if (c == NULL) return APNS_EINVAL;
   if (c->state == APNS_CONN_CLOSING) return APNS_EBUSY;
@@ -770,21 +773,12 @@ int apns_conn_close(apns_conn *c, apns_conn_close_cb cb) {
     apns__free(buf);
     apns__tls_close_notify(c->tls);
     apns__tls_take_output(c->tls, &buf, &len);
-    if (len > 0) {
-      apns__write *wr = apns__malloc(sizeof *wr);
-      uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-      if (wr) {
-        wr->buf = buf;
-        wr->req.data = c;
-        if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
-          apns__free(wr);
-          apns__free(buf);
-        }
-      } else {
-        apns__free(buf);
-      }
-    }
+    if (len > 0 && c->out_ready)
+      (void)apns__sockout_write(&c->out, buf, len); /* what the socket does not take at once is dropped below */
+    else
+      apns__free(buf);
   }
+  if (c->out_ready && apns__sockout_close(&c->out, on_out_closed)) c->handles_open++;
   if (c->gai_pending) {
     c->handles_open++;
     uv_cancel((uv_req_t *)&c->gai); /* on_resolved still runs, with UV_EAI_CANCELED */

@@ -577,6 +577,52 @@ TEST(conn_ping_timeout_on_silent_peer) {
   teardown(&f);
 }
 
+/* A server (here the relay in front of it) that resets the connection while we write, with a thousand streams in
+ * flight and far more bytes than the socket takes: no SIGPIPE (the test runs with it at its default, so one would
+ * kill it), every request ends once, the connection is lost once, and nothing is left on the loop. */
+TEST(conn_reset_mid_write_no_sigpipe) {
+  fx f;
+  apns_conn_options o;
+  static fx_rec recs[1000];
+  static char pad[16 * 1024];
+  setup(&f, 0);
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  fx_proxy *proxy = fx_proxy_start(&f.loop, apns_mock_port(f.mock));
+  memset(&o, 0, sizeof o);
+  o.port = (uint16_t)fx_proxy_port(proxy);
+  open_conn(&f, &o);
+  ASSERT_OK(f.connect_status);
+  fx_rec first = {0};
+  ASSERT_OK(post(&f, &first, TOKEN, 5000));
+  fx_run_until(&f.loop, &f.done);
+  ASSERT_EQ(first.status, 200);
+  /* 16 KiB of header per request, too large for the HPACK table: 16 MiB of HEADERS that flow control does not
+   * hold back, and that a relay which stops reading leaves mostly in our own buffers. */
+  memset(pad, 'p', sizeof pad - 1);
+  apns_header headers[] = {{"apns-push-type", "alert"}, {"apns-topic", "com.example.app"}, {"x-pad", pad}};
+  fx_proxy_hold(proxy, 1);
+  for (int i = 0; i < 1000; i++) {
+    apns_request r;
+    fx_request(&r, TOKEN, 10000);
+    r.headers = headers;
+    r.num_headers = 3;
+    recs[i].counter = &f.done;
+    ASSERT_OK(apns_conn_post(f.conn, &r, fx_record, &recs[i]));
+  }
+  for (int i = 0; i < 5; i++) uv_run(&f.loop, UV_RUN_NOWAIT);
+  fx_proxy_reset(proxy);
+  fx_run_until_count(&f.loop, &f.done, 1001);
+  fx_run_until(&f.loop, &f.lost);
+  for (int i = 0; i < 1000; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_ERR(recs[i].err, APNS_ECLOSED);
+  }
+  ASSERT_EQ(f.lost, 1);
+  ASSERT_TRUE(f.lost_err == UV_ECONNRESET || f.lost_err == UV_EPIPE || f.lost_err == APNS_ECLOSED);
+  fx_proxy_stop(proxy);
+  teardown(&f);
+}
+
 TEST_SUITE(conn){
     TEST_ENTRY(conn_round_trip_client_cert),
     TEST_ENTRY(conn_reasons_and_timestamp),
@@ -598,5 +644,6 @@ TEST_SUITE(conn){
     TEST_ENTRY(conn_close_inside_callback),
     TEST_ENTRY(conn_ping_keeps_idle_connection),
     TEST_ENTRY(conn_ping_timeout_on_silent_peer),
+    TEST_ENTRY(conn_reset_mid_write_no_sigpipe),
     TEST_SUITE_END,
 };

@@ -16,6 +16,11 @@
  * connection from inside any of its callbacks is safe.
  *
  * All functions must be called on the loop's thread.
+ *
+ * Signals: no write of the library raises SIGPIPE (it sends with MSG_NOSIGNAL, or SO_NOSIGPIPE where that is what
+ * the platform has), so the embedder need not ignore SIGPIPE for our sake; a peer that resets the connection ends
+ * its requests with APNS_ECLOSED (or the libuv code in on_lost), never the process. Writes of your own to sockets
+ * or pipes are yours to guard as before.
  */
 #ifndef APNS_CONN_H
 #define APNS_CONN_H
@@ -113,7 +118,7 @@ typedef struct apns_conn_stats {
   uint64_t requests_completed; /* ended with a response */
   uint64_t bytes_in;           /* TLS bytes read from the socket */
   uint64_t bytes_out;          /* TLS bytes written */
-  uint64_t writes;             /* uv_write calls (coalescing: far fewer than requests) */
+  uint64_t writes;             /* flushes handed to the socket (coalescing: far fewer than requests) */
 } apns_conn_stats;
 
 APNS_EXTERN void apns_conn_get_stats(const apns_conn *conn, apns_conn_stats *out);
