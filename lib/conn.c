@@ -68,7 +68,11 @@ struct apns_conn {
   nghttp2_nv auth_nv;
 
   apns__req *dl_head, *dl_tail; /* in-flight requests sorted by deadline */
-  uint64_t timer_due;           /* when the timer is armed for; 0 when not */
+  /* Requests dropped unsent at close, to end (APNS_ECANCELED, NOT_PROCESSED) once the handles are closed: no
+   * callback runs inside apns_conn_close. Linked through link.next, oldest first. */
+  apns__req *unsent_head, *unsent_tail;
+  int collecting_unsent;
+  uint64_t timer_due; /* when the timer is armed for; 0 when not */
 
   uint64_t connect_timeout, ping_idle, ping_timeout;
   uint64_t last_read;
@@ -267,6 +271,13 @@ static void h2_on_stream_error(void *ctx, apns__req *req, int err, apns_delivery
   apns_conn *c = ctx;
   apns_response res;
   dl_remove(c, req);
+  if (c->collecting_unsent) {
+    /* h2 hands them newest first: prepend, so the list runs oldest first. */
+    req->link.next = c->unsent_head;
+    c->unsent_head = req;
+    if (c->unsent_tail == NULL) c->unsent_tail = req;
+    return;
+  }
   memset(&res, 0, sizeof res);
   res.delivery = delivery;
   res.attempts = 1;
@@ -745,8 +756,19 @@ static void conn_free(apns_conn *c) {
 
 static void conn_handle_closed(apns_conn *c) {
   if (--c->handles_open > 0) return;
-  /* Every handle is closed: no callback of libuv's can reach us any more. End what is still open, then tell. */
+  /* Every handle is closed: no callback of libuv's can reach us any more. End what is still open (what was written
+   * may have reached the server), then what close kept from being written, then tell. */
   if (c->h2) apns__h2_fail_all(c->h2, APNS_ECANCELED, APNS_DELIVERY_UNKNOWN);
+  while (c->unsent_head) {
+    apns__req *r = c->unsent_head;
+    apns_response res;
+    c->unsent_head = r->link.next;
+    r->link.next = NULL;
+    memset(&res, 0, sizeof res);
+    res.delivery = APNS_DELIVERY_NOT_PROCESSED;
+    res.attempts = 1;
+    r->link.done(r, APNS_ECANCELED, &res);
+  }
   if (c->on_close) c->on_close(c);
   conn_free(c);
 }
@@ -764,6 +786,13 @@ int apns_conn_close(apns_conn *c, apns_conn_close_cb cb) {
   if (c->state == APNS_CONN_CLOSING) return APNS_EBUSY;
   c->state = APNS_CONN_CLOSING;
   c->on_close = cb;
+  /* What is not yet written never will be: take it out before the goodbye below serializes it, so that a request
+   * the server may have is never reported as dropped, and one reported NOT_PROCESSED never reached it. */
+  if (c->h2) {
+    c->collecting_unsent = 1;
+    apns__h2_cancel_unsent(c->h2, APNS_ECANCELED, APNS_DELIVERY_NOT_PROCESSED);
+    c->collecting_unsent = 0;
+  }
   /* Say goodbye when we can: GOAWAY and close_notify go out with the last write, best effort. */
   if (c->h2 && c->tls && !c->in_h2) {
     uint8_t *buf = NULL;

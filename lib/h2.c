@@ -864,6 +864,16 @@ int apns__h2_cancel(apns__h2 *h2, int32_t stream_id, int err, apns_delivery deli
   return 0;
 }
 
+void apns__h2_cancel_unsent(apns__h2 *h2, int err, apns_delivery delivery) {
+  h2_stream *st;
+  if (h2 == NULL) return;
+  enter(h2);
+  /* nghttp2 serializes HEADERS in the order they were submitted, which is id order: the unsent streams are the tail
+   * of the open list. Their queued HEADERS are dropped by the reset, unsent. */
+  while ((st = h2->open.tail) != NULL && !st->headers_sent) stream_fail(h2, st, err, delivery, 1);
+  leave(h2);
+}
+
 void apns__h2_fail_all(apns__h2 *h2, int err, apns_delivery delivery) {
   h2_stream *st;
   if (h2 == NULL) return;

@@ -623,6 +623,40 @@ TEST(conn_reset_mid_write_no_sigpipe) {
   teardown(&f);
 }
 
+/* Close ends each request by what the server can have seen: an answered one has its response, one written but not
+ * answered ends UNKNOWN, and one posted in the same loop turn as the close is never written (the server does not
+ * get it) and ends NOT_PROCESSED. */
+TEST(conn_close_drops_unsent_not_processed) {
+  fx f;
+  fx_rec answered = {0}, written = {0}, unsent = {0};
+  apns_mock_stats ms;
+  setup(&f, 0);
+  open_conn(&f, NULL);
+  ASSERT_OK(post(&f, &answered, TOKEN, 5000));
+  fx_run_until(&f.loop, &f.done);
+  ASSERT_EQ(answered.status, 200);
+  apns_mock_set_paused(f.mock, 1);
+  ASSERT_OK(post(&f, &written, TOKEN, 5000));
+  do {
+    ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+    apns_mock_get_stats(f.mock, &ms);
+  } while (ms.requests < 2);
+  ASSERT_OK(post(&f, &unsent, TOKEN, 5000));
+  ASSERT_OK(apns_conn_close(f.conn, on_closed));
+  ASSERT_EQ(written.calls + unsent.calls, 0); /* nothing ends inside close */
+  fx_run_until(&f.loop, &f.closed);
+  ASSERT_EQ(f.done_at_close, 3);
+  ASSERT_ERR(written.err, APNS_ECANCELED);
+  ASSERT_EQ(written.delivery, APNS_DELIVERY_UNKNOWN);
+  ASSERT_ERR(unsent.err, APNS_ECANCELED);
+  ASSERT_EQ(unsent.delivery, APNS_DELIVERY_NOT_PROCESSED);
+  /* The server read all there was (the connection is gone on its side too) and got two requests, not three. */
+  for (apns_mock_get_stats(f.mock, &ms); ms.connections_open > 0; apns_mock_get_stats(f.mock, &ms))
+    ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  ASSERT_EQ(ms.requests, 2);
+  teardown(&f);
+}
+
 TEST_SUITE(conn){
     TEST_ENTRY(conn_round_trip_client_cert),
     TEST_ENTRY(conn_reasons_and_timestamp),
@@ -645,5 +679,6 @@ TEST_SUITE(conn){
     TEST_ENTRY(conn_ping_keeps_idle_connection),
     TEST_ENTRY(conn_ping_timeout_on_silent_peer),
     TEST_ENTRY(conn_reset_mid_write_no_sigpipe),
+    TEST_ENTRY(conn_close_drops_unsent_not_processed),
     TEST_SUITE_END,
 };

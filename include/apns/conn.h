@@ -98,8 +98,10 @@ APNS_EXTERN int apns_conn_post(apns_conn *conn, const apns_request *req, apns_re
 APNS_EXTERN int apns_conn_set_authorization(apns_conn *conn, const char *value);
 
 /* Closes the connection: every request still open ends with APNS_ECANCELED (on a later loop turn), then cb runs
- * and the connection is freed. Safe from inside any callback of this connection; calling it twice is an error
- * (APNS_EBUSY). cb may be NULL. */
+ * and the connection is freed. A request not yet handed to the socket is dropped unsent and says so
+ * (res->delivery APNS_DELIVERY_NOT_PROCESSED: safe to send elsewhere); one already written ends
+ * APNS_DELIVERY_UNKNOWN (the server may have acted on it). Safe from inside any callback of this connection; calling
+ * it twice is an error (APNS_EBUSY). cb may be NULL. */
 APNS_EXTERN int apns_conn_close(apns_conn *conn, apns_conn_close_cb cb);
 
 typedef enum {
