@@ -28,6 +28,7 @@
 #include "alloc.h"
 #include "errbuf.h"
 #include "h2.h"
+#include "sat.h"
 #include "sockout.h"
 #include "tls.h"
 
@@ -142,6 +143,10 @@ static void on_timer(uv_timer_t *t);
 static void timer_arm(apns_conn *c, uint64_t due) {
   uint64_t now = uv_now(c->loop);
   c->timer_due = due;
+  if (due == UINT64_MAX) {
+    uv_timer_stop(&c->timer); /* never: nothing to wait for */
+    return;
+  }
   uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
 }
 
@@ -642,7 +647,7 @@ static int conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *
     uv_timer_start(&c->timer, on_early_failure, 0, 0);
   } else {
     c->gai_pending = 1;
-    timer_arm(c, uv_now(loop) + c->connect_timeout);
+    timer_arm(c, apns__add_sat(uv_now(loop), c->connect_timeout));
   }
   *out = c;
   return 0;
@@ -707,7 +712,7 @@ int apns_conn_post(apns_conn *c, const apns_request *desc, apns_response_cb cb, 
   u->cb = cb;
   u->data = data;
   req->link.done = conn_user_done;
-  req->link.deadline = uv_now(c->loop) + req->timeout_ms;
+  req->link.deadline = apns__add_sat(uv_now(c->loop), req->timeout_ms);
   rv = apns__conn_submit(c, req);
   if (rv < 0) apns__req_free(req);
   return rv;

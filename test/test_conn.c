@@ -657,6 +657,39 @@ TEST(conn_close_drops_unsent_not_processed) {
   teardown(&f);
 }
 
+/* UINT64_MAX is "no timeout" everywhere: connect, PING ACK and request deadlines must not wrap into the past. The
+ * mock answers after 50 ms, so a deadline that wrapped would end the request first. */
+TEST(conn_timeouts_off_saturate) {
+  fx f;
+  apns_conn_options o;
+  fx_rec rec = {0}, second = {0};
+  setup(&f, 0);
+  f.mo.delay_ms = 50;
+  memset(&o, 0, sizeof o);
+  o.connect_timeout_ms = UINT64_MAX;
+  o.ping_idle_ms = 20;
+  o.ping_timeout_ms = UINT64_MAX;
+  open_conn(&f, &o);
+  ASSERT_OK(f.connect_status);
+  ASSERT_OK(post(&f, &rec, TOKEN, UINT64_MAX));
+  fx_run_until(&f.loop, &f.done);
+  ASSERT_OK(rec.err);
+  ASSERT_EQ(rec.status, 200);
+  /* Idle long enough for a PING with no timeout to go out; the connection stays ready and serves again. */
+  apns_conn_stats a, b;
+  apns_conn_get_stats(f.conn, &a);
+  do {
+    ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+    apns_conn_get_stats(f.conn, &b);
+  } while (b.writes < a.writes + 2);
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_READY);
+  ASSERT_OK(post(&f, &second, TOKEN, UINT64_MAX));
+  fx_run_until_count(&f.loop, &f.done, 2);
+  ASSERT_EQ(second.status, 200);
+  ASSERT_EQ(f.lost, 0);
+  teardown(&f);
+}
+
 TEST_SUITE(conn){
     TEST_ENTRY(conn_round_trip_client_cert),
     TEST_ENTRY(conn_reasons_and_timestamp),
@@ -680,5 +713,6 @@ TEST_SUITE(conn){
     TEST_ENTRY(conn_ping_timeout_on_silent_peer),
     TEST_ENTRY(conn_reset_mid_write_no_sigpipe),
     TEST_ENTRY(conn_close_drops_unsent_not_processed),
+    TEST_ENTRY(conn_timeouts_off_saturate),
     TEST_SUITE_END,
 };

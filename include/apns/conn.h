@@ -71,11 +71,12 @@ typedef struct apns_conn_options {
   apns_tls_options tls;
   /* Authority sent with every request; default: host, or host:port when port is not 443. */
   const char *authority;
-  uint64_t connect_timeout_ms; /* DNS, TCP and TLS together; default 10 000 */
+  uint64_t connect_timeout_ms; /* DNS, TCP and TLS together; default 10 000; UINT64_MAX: no limit */
   /* After this long without reading anything, send a PING (Go's apns2 checks after 15 s; Apple suggests at
    * least once an hour). Default 15 000; UINT64_MAX turns health checks off. */
   uint64_t ping_idle_ms;
-  uint64_t ping_timeout_ms;        /* no PING ACK by then: the connection is lost (APNS_ETIMEDOUT). Default 5 000 */
+  /* No PING ACK by then: the connection is lost (APNS_ETIMEDOUT). Default 5 000; UINT64_MAX: wait for ever. */
+  uint64_t ping_timeout_ms;
   apns_conn_connect_cb on_connect; /* optional */
   apns_conn_lost_cb on_lost;       /* optional */
   void *data;                      /* yours: apns_conn_data() */
@@ -88,9 +89,10 @@ APNS_EXTERN int apns_conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn
                                size_t errlen);
 
 /* Sends a request. The request is copied: its buffers are yours again when this returns. The deadline is now plus
- * req->timeout_ms (default 10 s). Returns 0 (cb will run exactly once, later), APNS_EBLOCKED (not ready yet, or as
- * many streams in flight as the server allows: try again after a callback), APNS_ECLOSED (closing, closed, lost
- * or after GOAWAY), APNS_EINVAL / APNS_EBADHEADER (bad request) or APNS_ENOMEM. */
+ * req->timeout_ms (default 10 s; UINT64_MAX: none, the sum saturates). Returns 0 (cb will run exactly once, later),
+ * APNS_EBLOCKED (not ready yet, or as many streams in flight as the server allows: try again after a callback),
+ * APNS_ECLOSED (closing, closed, lost or after GOAWAY), APNS_EINVAL / APNS_EBADHEADER (bad request) or APNS_ENOMEM.
+ */
 APNS_EXTERN int apns_conn_post(apns_conn *conn, const apns_request *req, apns_response_cb cb, void *data);
 
 /* Sets the authorization header sent with every later request ("bearer <JWT>" for token auth; NULL for none).
