@@ -81,9 +81,10 @@ struct apns_conn {
   uint64_t ping_sent;
 
   int flush_scheduled;
-  int in_h2;         /* inside apns__h2_feed: nghttp2 must not be re-entered for output */
-  int tcp_resetting; /* the TCP handle is being closed to try the next address */
-  int early_err;     /* a failure found inside apns_conn_open, reported on a later turn */
+  int capacity_pending; /* on_capacity to call from the next flush (a drain begun inside a submit) */
+  int in_h2;            /* inside apns__h2_feed: nghttp2 must not be re-entered for output */
+  int tcp_resetting;    /* the TCP handle is being closed to try the next address */
+  int early_err;        /* a failure found inside apns_conn_open, reported on a later turn */
   int lost_reported;
   apns_conn_connect_cb on_connect;
   apns_conn_lost_cb on_lost;
@@ -219,6 +220,11 @@ static void on_prepare(uv_prepare_t *p) {
   apns_conn *c = p->data;
   uv_prepare_stop(p);
   c->flush_scheduled = 0;
+  if (c->capacity_pending) {
+    c->capacity_pending = 0;
+    if (c->on_capacity) c->on_capacity(c);
+    if (c->state == APNS_CONN_CLOSING) return;
+  }
   conn_flush(c);
 }
 
@@ -452,9 +458,16 @@ static void on_timer(uv_timer_t *t) {
 
 /* ---- connecting ------------------------------------------------------------------------------------------------ */
 
+static int32_t test_first_stream_id;
+
+void apns__conn_test_first_stream_id(int32_t id) {
+  test_first_stream_id = id;
+}
+
 static void conn_ready(apns_conn *c) {
   int rv = apns__h2_new(&c->h2, c->authority, &h2_callbacks, c);
   c->handshaking = 0;
+  if (rv == 0 && test_first_stream_id > 0) rv = apns__h2_test_set_next_stream_id(c->h2, test_first_stream_id);
   if (rv < 0) {
     conn_set_error(c, "cannot start HTTP/2: %s", apns_strerror(rv));
     conn_connect_failed(c, rv);
@@ -686,6 +699,13 @@ int apns__conn_submit(apns_conn *c, apns__req *req) {
   dl_insert(c, req);
   c->stats.requests_sent++;
   conn_dirty(c);
+  if (apns__h2_ids_low(c->h2)) {
+    /* Drain as after a GOAWAY while the last ids are still ours; the owner hears of it on this loop turn, from
+     * the flush, not inside this call. */
+    conn_set_error(c, "stream ids nearly spent (next id %u): draining", (unsigned)(sid + 2));
+    c->state = APNS_CONN_DRAINING;
+    c->capacity_pending = 1;
+  }
   return 0;
 }
 

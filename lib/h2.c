@@ -809,7 +809,7 @@ int32_t apns__h2_submit(apns__h2 *h2, apns__req *req, const nghttp2_nv *extra_he
   int32_t id;
 
   if (h2 == NULL || req == NULL || (num_extra > 0 && extra_headers == NULL)) return APNS_EINVAL;
-  if (h2->dead || h2->closed || h2->goaway_recv || h2->shutdown) return APNS_ECLOSED;
+  if (h2->dead || h2->closed || h2->goaway_recv || h2->shutdown || apns__h2_ids_low(h2)) return APNS_ECLOSED;
   if (h2->in_flight >= h2->max_streams) return APNS_EBLOCKED;
   nreq = apns__req_nv(req, NULL, 0, NULL, 0);
   n = nreq + num_extra;
@@ -919,4 +919,13 @@ int apns__h2_want_io(const apns__h2 *h2) {
 
 int apns__h2_goaway_received(const apns__h2 *h2) {
   return h2->goaway_recv;
+}
+
+int apns__h2_ids_low(const apns__h2 *h2) {
+  return nghttp2_session_get_next_stream_id(h2->session) > (uint32_t)INT32_MAX - APNS__H2_ID_MARGIN;
+}
+
+int apns__h2_test_set_next_stream_id(apns__h2 *h2, int32_t id) {
+  if (h2 == NULL || id <= 0 || (id & 1) == 0) return APNS_EINVAL;
+  return nghttp2_session_set_next_stream_id(h2->session, id) == 0 ? 0 : APNS_EINVAL;
 }

@@ -98,4 +98,13 @@ uint32_t apns__h2_in_flight(const apns__h2 *h2);   /* open streams */
 int apns__h2_want_io(const apns__h2 *h2);          /* 0 when the session is finished with (nghttp2 want_read/write) */
 int apns__h2_goaway_received(const apns__h2 *h2);
 
+/* Client stream ids end at 2^31 - 1, after which nghttp2 refuses new streams. A session stops taking streams this
+ * many ids before that (apns__h2_submit returns APNS_ECLOSED), so its owner can drain it and move on in time. */
+#define APNS__H2_ID_MARGIN 2048
+/* Non-zero once the next stream id is within APNS__H2_ID_MARGIN of the end. */
+int apns__h2_ids_low(const apns__h2 *h2);
+/* Test hook: makes the next stream id `id` (odd, not below the current one), so a test reaches the end of the id
+ * space without 2^30 requests. Returns 0 or APNS_EINVAL. */
+int apns__h2_test_set_next_stream_id(apns__h2 *h2, int32_t id);
+
 #endif

@@ -3,6 +3,7 @@
 
 #include "alloc.h"
 #include "conn.h"
+#include "h2.h"
 
 #include <stdlib.h>
 
@@ -690,6 +691,48 @@ TEST(conn_timeouts_off_saturate) {
   teardown(&f);
 }
 
+static int capacity_calls;
+static void count_capacity(apns_conn *c) {
+  (void)c;
+  capacity_calls++;
+}
+
+/* After about 2^31 stream ids nghttp2 refuses new streams: the connection stops taking requests some ids before,
+ * drains as after a GOAWAY (the pool hears of it through the capacity callback, never inside post), lets its open
+ * streams finish, then ends. The test starts the ids three requests before the margin. */
+TEST(conn_stream_ids_run_out_drains) {
+  fx f;
+  fx_rec recs[3] = {{0}}, late = {0};
+  setup(&f, 0);
+  apns__conn_test_first_stream_id(INT32_MAX - APNS__H2_ID_MARGIN - 4);
+  open_conn(&f, NULL);
+  capacity_calls = 0;
+  apns__conn_set_capacity_cb(f.conn, count_capacity);
+  ASSERT_OK(post(&f, &recs[0], TOKEN, 5000));
+  fx_run_until(&f.loop, &f.done);
+  while (max_streams(f.conn) < 1000) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  int before = capacity_calls;
+  ASSERT_OK(post(&f, &recs[1], TOKEN, 5000));
+  ASSERT_EQ(apns_conn_writable(f.conn), 1);
+  ASSERT_OK(post(&f, &recs[2], TOKEN, 5000));
+  /* That was the last: no more requests, and the state says why. */
+  ASSERT_EQ(apns_conn_writable(f.conn), 0);
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_DRAINING);
+  ASSERT_ERR(post(&f, &late, TOKEN, 5000), APNS_ECLOSED);
+  ASSERT_EQ(capacity_calls, before); /* not inside post */
+  fx_run_until_count(&f.loop, &f.done, 3);
+  ASSERT_EQ(capacity_calls, before + 1);
+  for (int i = 0; i < 3; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_EQ(recs[i].status, 200);
+  }
+  fx_run_until(&f.loop, &f.lost);
+  ASSERT_ERR(f.lost_err, APNS_ECLOSED);
+  ASSERT_EQ(late.calls, 0);
+  ASSERT_TRUE(strstr(apns_conn_last_error(f.conn), "stream ids") != NULL);
+  teardown(&f);
+}
+
 TEST_SUITE(conn){
     TEST_ENTRY(conn_round_trip_client_cert),
     TEST_ENTRY(conn_reasons_and_timestamp),
@@ -714,5 +757,6 @@ TEST_SUITE(conn){
     TEST_ENTRY(conn_reset_mid_write_no_sigpipe),
     TEST_ENTRY(conn_close_drops_unsent_not_processed),
     TEST_ENTRY(conn_timeouts_off_saturate),
+    TEST_ENTRY(conn_stream_ids_run_out_drains),
     TEST_SUITE_END,
 };

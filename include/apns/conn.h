@@ -91,7 +91,8 @@ APNS_EXTERN int apns_conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn
 /* Sends a request. The request is copied: its buffers are yours again when this returns. The deadline is now plus
  * req->timeout_ms (default 10 s; UINT64_MAX: none, the sum saturates). Returns 0 (cb will run exactly once, later),
  * APNS_EBLOCKED (not ready yet, or as many streams in flight as the server allows: try again after a callback),
- * APNS_ECLOSED (closing, closed, lost or after GOAWAY), APNS_EINVAL / APNS_EBADHEADER (bad request) or APNS_ENOMEM.
+ * APNS_ECLOSED (closing, closed, lost, after GOAWAY or with stream ids nearly spent), APNS_EINVAL / APNS_EBADHEADER
+ * (bad request) or APNS_ENOMEM.
  */
 APNS_EXTERN int apns_conn_post(apns_conn *conn, const apns_request *req, apns_response_cb cb, void *data);
 
@@ -109,7 +110,9 @@ APNS_EXTERN int apns_conn_close(apns_conn *conn, apns_conn_close_cb cb);
 typedef enum {
   APNS_CONN_CONNECTING = 0,
   APNS_CONN_READY = 1,
-  APNS_CONN_DRAINING = 2, /* GOAWAY received: open streams may complete, no new ones */
+  /* GOAWAY received, or stream ids nearly spent (2^31 per connection): open streams may complete, no new ones;
+   * once the last has ended the connection is lost (on_lost, APNS_ECLOSED). */
+  APNS_CONN_DRAINING = 2,
   APNS_CONN_LOST = 3,
   APNS_CONN_CLOSING = 4
 } apns_conn_state;
