@@ -243,30 +243,79 @@ static void conn_stop_io(apns_conn *c) {
   c->timer_due = 0;
 }
 
-/* The connection failed before it was ready. */
-static void conn_connect_failed(apns_conn *c, int err) {
-  if (c->state != APNS_CONN_CONNECTING) return;
-  c->state = APNS_CONN_LOST;
-  conn_stop_io(c);
-  if (c->errmsg[0] == '\0') conn_set_error(c, "connect failed: %s", apns_strerror(err));
-  if (c->on_connect) c->on_connect(c, err);
-}
+/* The one state machine. Every event that can change the state comes here, and only here is c->state written
+ * (after open):
+ *
+ *   CONNECTING --READY--> READY --GOAWAY, IDS_LOW--> DRAINING --STREAM_END, none left--> LOST
+ *   CONNECTING --FAILED--> LOST (on_connect with the error)
+ *   READY, DRAINING --FAILED--> LOST (open requests end APNS_ECLOSED, then on_lost once)
+ *   any --CLOSE--> CLOSING (apns_conn_close does the rest)
+ *
+ * FAILED covers every fatal cause: DNS, TCP, TLS, a read or write error, EOF, a protocol error, an unanswered PING,
+ * the connect timeout. STREAM_END comes after every stream's end, however it ended (response, reset, deadline,
+ * GOAWAY above it), so a draining connection ends as soon as its last stream does, whatever woke us. LOST and
+ * CLOSING take no event but CLOSE. Callbacks run last: each may close the connection. */
+typedef enum { EV_READY, EV_FAILED, EV_GOAWAY, EV_IDS_LOW, EV_STREAM_END, EV_CLOSE } conn_event;
 
-/* A ready connection stopped being usable: end every open request, then tell the user once. */
-static void conn_lost(apns_conn *c, int err, const char *reason) {
-  if (c->state == APNS_CONN_CONNECTING) {
-    conn_connect_failed(c, err);
+static void conn_step(apns_conn *c, conn_event ev, int err, const char *reason) {
+  switch (c->state) {
+  case APNS_CONN_CONNECTING:
+    if (ev == EV_READY) {
+      c->state = APNS_CONN_READY;
+      if (c->on_connect) c->on_connect(c, 0);
+    } else if (ev == EV_FAILED) {
+      c->state = APNS_CONN_LOST;
+      conn_stop_io(c);
+      if (c->errmsg[0] == '\0') conn_set_error(c, "connect failed: %s", apns_strerror(err));
+      if (c->on_connect) c->on_connect(c, err);
+    } else if (ev == EV_CLOSE) {
+      c->state = APNS_CONN_CLOSING;
+    }
+    return;
+  case APNS_CONN_READY:
+  case APNS_CONN_DRAINING:
+    if (ev == EV_CLOSE) {
+      c->state = APNS_CONN_CLOSING;
+      return;
+    }
+    if ((ev == EV_GOAWAY || ev == EV_IDS_LOW) && c->state == APNS_CONN_READY) {
+      c->state = APNS_CONN_DRAINING;
+      if (ev == EV_IDS_LOW) {
+        /* Raised inside a submit: the owner hears of it from this turn's flush, never inside its own call. */
+        c->capacity_pending = 1;
+        conn_dirty(c);
+        return;
+      }
+      if (c->on_capacity) c->on_capacity(c);
+      if (c->state != APNS_CONN_DRAINING) return;
+      ev = EV_STREAM_END; /* nothing may be left open: then it ends now */
+    }
+    if (ev == EV_STREAM_END) {
+      if (c->state != APNS_CONN_DRAINING || apns__h2_in_flight(c->h2) > 0) return;
+      ev = EV_FAILED;
+      err = APNS_ECLOSED;
+      reason = c->goaway_reason[0] ? c->goaway_reason : NULL;
+    }
+    if (ev != EV_FAILED) return;
+    c->state = APNS_CONN_LOST;
+    conn_stop_io(c);
+    if (c->h2) apns__h2_fail_all(c->h2, APNS_ECLOSED, APNS_DELIVERY_UNKNOWN);
+    if (c->state != APNS_CONN_LOST) return; /* closed from a request callback */
+    if (!c->lost_reported) {
+      c->lost_reported = 1;
+      if (c->on_lost) c->on_lost(c, err, reason);
+    }
+    return;
+  case APNS_CONN_LOST:
+    if (ev == EV_CLOSE) c->state = APNS_CONN_CLOSING;
+    return;
+  case APNS_CONN_CLOSING:
     return;
   }
-  if (c->state == APNS_CONN_LOST || c->state == APNS_CONN_CLOSING) return;
-  c->state = APNS_CONN_LOST;
-  conn_stop_io(c);
-  if (c->h2) apns__h2_fail_all(c->h2, APNS_ECLOSED, APNS_DELIVERY_UNKNOWN);
-  if (c->state != APNS_CONN_LOST) return; /* closed from a request callback */
-  if (!c->lost_reported) {
-    c->lost_reported = 1;
-    if (c->on_lost) c->on_lost(c, err, reason);
-  }
+}
+
+static void conn_lost(apns_conn *c, int err, const char *reason) {
+  conn_step(c, EV_FAILED, err, reason);
 }
 
 /* ---- HTTP/2 callbacks ------------------------------------------------------------------------------------------ */
@@ -276,6 +325,7 @@ static void h2_on_response(void *ctx, apns__req *req, const apns_response *res) 
   dl_remove(c, req);
   c->stats.requests_completed++;
   req->link.done(req, 0, res);
+  conn_step(c, EV_STREAM_END, 0, NULL);
 }
 
 static void h2_on_stream_error(void *ctx, apns__req *req, int err, apns_delivery delivery) {
@@ -293,6 +343,7 @@ static void h2_on_stream_error(void *ctx, apns__req *req, int err, apns_delivery
   res.delivery = delivery;
   res.attempts = 1;
   req->link.done(req, err, &res);
+  conn_step(c, EV_STREAM_END, 0, NULL);
 }
 
 static void h2_on_goaway(void *ctx, uint32_t error_code, int32_t last_stream_id, const char *reason) {
@@ -300,8 +351,7 @@ static void h2_on_goaway(void *ctx, uint32_t error_code, int32_t last_stream_id,
   conn_set_error(c, "server sent GOAWAY (error %u, last stream %d%s%s)", error_code, (int)last_stream_id,
                  reason ? ", reason " : "", reason ? reason : "");
   snprintf(c->goaway_reason, sizeof c->goaway_reason, "%s", reason ? reason : "");
-  if (c->state == APNS_CONN_READY) c->state = APNS_CONN_DRAINING;
-  if (c->on_capacity) c->on_capacity(c);
+  conn_step(c, EV_GOAWAY, APNS_ECLOSED, NULL);
 }
 
 static void h2_on_max_streams(void *ctx, uint32_t max_streams) {
@@ -380,7 +430,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (rv < 0) {
       conn_set_error(c, "%s", apns__tls_error(c->tls));
       conn_flush(c); /* let the alert go out */
-      conn_connect_failed(c, rv);
+      conn_lost(c, rv, NULL);
       return;
     }
     conn_ready(c);
@@ -396,9 +446,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
      * holding the new requests until then makes client and server take turns in large batches instead of
      * working side by side. */
     conn_flush(c);
-    /* A drained connection after GOAWAY has nothing more to give. */
-    if (c->state == APNS_CONN_DRAINING && apns__h2_in_flight(c->h2) == 0)
-      conn_lost(c, APNS_ECLOSED, c->goaway_reason[0] ? c->goaway_reason : NULL);
   }
 }
 
@@ -440,7 +487,7 @@ static void on_timer(uv_timer_t *t) {
   c->timer_due = 0;
   if (c->state == APNS_CONN_CONNECTING) {
     conn_set_error(c, "connect timed out after %llu ms", (unsigned long long)c->connect_timeout);
-    conn_connect_failed(c, APNS_ETIMEDOUT);
+    conn_lost(c, APNS_ETIMEDOUT, NULL);
     return;
   }
   while (c->dl_head && c->dl_head->link.deadline <= now) {
@@ -470,17 +517,16 @@ static void conn_ready(apns_conn *c) {
   if (rv == 0 && test_first_stream_id > 0) rv = apns__h2_test_set_next_stream_id(c->h2, test_first_stream_id);
   if (rv < 0) {
     conn_set_error(c, "cannot start HTTP/2: %s", apns_strerror(rv));
-    conn_connect_failed(c, rv);
+    conn_lost(c, rv, NULL);
     return;
   }
-  c->state = APNS_CONN_READY;
   c->stats.max_streams = apns__h2_max_streams(c->h2);
   uv_timer_stop(&c->timer);
   c->timer_due = 0;
   c->last_read = uv_now(c->loop);
   if (c->ping_idle != UINT64_MAX) uv_timer_start(&c->ping_timer, on_ping_timer, c->ping_idle, 0);
   conn_dirty(c);
-  if (c->on_connect) c->on_connect(c, 0);
+  conn_step(c, EV_READY, 0, NULL);
 }
 
 static void conn_try_next_addr(apns_conn *c, int last_err);
@@ -496,27 +542,27 @@ static void on_connect(uv_connect_t *req, int status) {
   int rv = apns__sockout_init(&c->out, (uv_stream_t *)&c->tcp, on_out, c);
   if (rv < 0) {
     conn_set_error(c, "cannot write: %s", uv_strerror(rv));
-    conn_connect_failed(c, rv);
+    conn_lost(c, rv, NULL);
     return;
   }
   c->out_ready = 1;
   rv = apns__tls_new(&c->tls, c->tls_cfg, c->verify_name);
   if (rv < 0) {
     conn_set_error(c, "cannot start TLS: %s", apns_strerror(rv));
-    conn_connect_failed(c, rv);
+    conn_lost(c, rv, NULL);
     return;
   }
   c->handshaking = 1;
   rv = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (rv < 0) {
     conn_set_error(c, "cannot read: %s", uv_strerror(rv));
-    conn_connect_failed(c, rv);
+    conn_lost(c, rv, NULL);
     return;
   }
   rv = apns__tls_handshake(c->tls);
   if (rv < 0) {
     conn_set_error(c, "%s", apns__tls_error(c->tls));
-    conn_connect_failed(c, rv);
+    conn_lost(c, rv, NULL);
     return;
   }
   conn_dirty(c);
@@ -562,7 +608,7 @@ static void conn_try_next_addr(apns_conn *c, int last_err) {
     last_err = rv;
   }
   conn_set_error(c, "cannot connect to %s:%u: %s", c->host, c->port, uv_strerror(last_err));
-  conn_connect_failed(c, last_err);
+  conn_lost(c, last_err, NULL);
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
@@ -579,7 +625,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
   }
   if (status < 0) {
     conn_set_error(c, "cannot resolve %s: %s", c->host, uv_strerror(status));
-    conn_connect_failed(c, status);
+    conn_lost(c, status, NULL);
     return;
   }
   c->addrs = c->next_addr = res;
@@ -589,7 +635,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 /* A failure found inside apns_conn_open is reported on a later loop turn, never inside the call. */
 static void on_early_failure(uv_timer_t *t) {
   apns_conn *c = t->data;
-  conn_connect_failed(c, c->early_err);
+  conn_lost(c, c->early_err, NULL);
 }
 
 static char *default_authority(const char *host, uint16_t port) {
@@ -703,8 +749,7 @@ int apns__conn_submit(apns_conn *c, apns__req *req) {
     /* Drain as after a GOAWAY while the last ids are still ours; the owner hears of it on this loop turn, from
      * the flush, not inside this call. */
     conn_set_error(c, "stream ids nearly spent (next id %u): draining", (unsigned)(sid + 2));
-    c->state = APNS_CONN_DRAINING;
-    c->capacity_pending = 1;
+    conn_step(c, EV_IDS_LOW, 0, NULL);
   }
   return 0;
 }
@@ -809,7 +854,7 @@ static void on_out_closed(uv_handle_t *h) {
 int apns_conn_close(apns_conn *c, apns_conn_close_cb cb) {
   if (c == NULL) return APNS_EINVAL;
   if (c->state == APNS_CONN_CLOSING) return APNS_EBUSY;
-  c->state = APNS_CONN_CLOSING;
+  conn_step(c, EV_CLOSE, 0, NULL);
   c->on_close = cb;
   /* What is not yet written never will be: take it out before the goodbye below serializes it, so that a request
    * the server may have is never reported as dropped, and one reported NOT_PROCESSED never reached it. */

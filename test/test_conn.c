@@ -733,6 +733,137 @@ TEST(conn_stream_ids_run_out_drains) {
   teardown(&f);
 }
 
+/* ---- the state machine: each transition, and each outcome of a request under each way a connection ends ---- */
+
+/* A connection drained by GOAWAY (last-stream-id 1, so stream 1 is below it) whose one stream is held by the
+ * server. Returns with the state DRAINING and the request still open. */
+static void drain_with_held_stream(fx *f, fx_rec *rec, uint64_t timeout_ms) {
+  f->mo.goaway_after = 1;
+  f->mo.goaway_reason = "Shutdown";
+  f->mo.paused = 1;
+  open_conn(f, NULL);
+  ASSERT_EQ(apns_conn_get_state(f->conn), APNS_CONN_READY);
+  ASSERT_OK(post(f, rec, TOKEN, timeout_ms));
+  while (apns_conn_get_state(f->conn) == APNS_CONN_READY) ASSERT_NE(uv_run(&f->loop, UV_RUN_ONCE), 0);
+  ASSERT_EQ(apns_conn_get_state(f->conn), APNS_CONN_DRAINING);
+  ASSERT_EQ(apns_conn_writable(f->conn), 0);
+  ASSERT_EQ(rec->calls, 0);
+  fx_rec late = {0};
+  ASSERT_ERR(post(f, &late, TOKEN, 1000), APNS_ECLOSED);
+}
+
+/* DRAINING -> LOST when the last stream times out: at once, not at the next read (a PING 15 s later). */
+TEST(conn_draining_last_stream_timeout_ends_at_once) {
+  fx f;
+  fx_rec rec = {0};
+  setup(&f, 0);
+  drain_with_held_stream(&f, &rec, 100);
+  fx_run_until(&f.loop, &f.done);
+  ASSERT_ERR(rec.err, APNS_ETIMEDOUT);
+  ASSERT_EQ(rec.delivery, APNS_DELIVERY_UNKNOWN); /* written, below the GOAWAY: the server may act on it */
+  ASSERT_EQ(f.lost, 1);                           /* in the same turn as the stream's end */
+  ASSERT_ERR(f.lost_err, APNS_ECLOSED);
+  ASSERT_STREQ(f.lost_reason, "Shutdown");
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_LOST);
+  teardown(&f);
+}
+
+/* DRAINING -> LOST when the last stream is answered: a stream below GOAWAY's last-stream-id is still served. */
+TEST(conn_draining_last_stream_answered_then_lost) {
+  fx f;
+  fx_rec rec = {0};
+  setup(&f, 0);
+  drain_with_held_stream(&f, &rec, 5000);
+  apns_mock_set_paused(f.mock, 0);
+  fx_run_until(&f.loop, &f.done);
+  ASSERT_OK(rec.err);
+  ASSERT_EQ(rec.status, 200);
+  ASSERT_EQ(rec.delivery, APNS_DELIVERY_RESPONDED);
+  ASSERT_EQ(f.lost, 1);
+  ASSERT_STREQ(f.lost_reason, "Shutdown");
+  teardown(&f);
+}
+
+/* DRAINING -> CLOSING: the open stream ends APNS_ECANCELED, UNKNOWN (it was written), and on_lost never runs. */
+TEST(conn_close_while_draining) {
+  fx f;
+  fx_rec rec = {0};
+  setup(&f, 0);
+  drain_with_held_stream(&f, &rec, 5000);
+  ASSERT_OK(apns_conn_close(f.conn, on_closed));
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_CLOSING);
+  fx_run_until(&f.loop, &f.closed);
+  ASSERT_EQ(f.done_at_close, 1);
+  ASSERT_ERR(rec.err, APNS_ECANCELED);
+  ASSERT_EQ(rec.delivery, APNS_DELIVERY_UNKNOWN);
+  ASSERT_EQ(f.lost, 0);
+  teardown(&f);
+}
+
+/* DRAINING (ids spent) -> LOST when the last stream is reset by its deadline. */
+TEST(conn_ids_spent_last_stream_timeout_ends_at_once) {
+  fx f;
+  fx_rec first = {0}, rec = {0};
+  setup(&f, 0);
+  apns__conn_test_first_stream_id(INT32_MAX - APNS__H2_ID_MARGIN - 2);
+  open_conn(&f, NULL);
+  ASSERT_OK(post(&f, &first, TOKEN, 5000));
+  fx_run_until(&f.loop, &f.done);
+  apns_mock_set_paused(f.mock, 1);
+  ASSERT_OK(post(&f, &rec, TOKEN, 100));
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_DRAINING);
+  fx_run_until_count(&f.loop, &f.done, 2);
+  ASSERT_ERR(rec.err, APNS_ETIMEDOUT);
+  ASSERT_EQ(f.lost, 1);
+  ASSERT_ERR(f.lost_err, APNS_ECLOSED);
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_LOST);
+  teardown(&f);
+}
+
+/* CONNECTING -> CLOSING: on_connect never runs, the close callback does, nothing is left on the loop. */
+TEST(conn_close_while_connecting) {
+  fx f;
+  apns_conn_options o;
+  char err[128];
+  setup(&f, 0);
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  memset(&o, 0, sizeof o);
+  fx_tls_client(&o.tls, &f.certs);
+  o.host = "127.0.0.1";
+  o.port = (uint16_t)apns_mock_port(f.mock);
+  o.on_connect = on_connect;
+  o.data = &f;
+  ASSERT_OK(apns_conn_open(&f.loop, &f.conn, &o, err, sizeof err));
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_CONNECTING);
+  fx_rec rec = {0};
+  ASSERT_ERR(post(&f, &rec, TOKEN, 1000), APNS_EBLOCKED);
+  ASSERT_OK(apns_conn_close(f.conn, on_closed));
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_CLOSING);
+  fx_run_until(&f.loop, &f.closed);
+  ASSERT_EQ(f.connected, 0);
+  ASSERT_EQ(rec.calls, 0);
+  teardown(&f);
+}
+
+/* LOST -> CLOSING: after the server dropped the connection, close still ends it cleanly, once. */
+TEST(conn_close_after_lost) {
+  fx f;
+  fx_rec rec = {0};
+  setup(&f, 0);
+  open_conn(&f, NULL);
+  ASSERT_OK(post(&f, &rec, TOKEN, 5000));
+  fx_run_until(&f.loop, &f.done);
+  apns_mock_drop_connections(f.mock);
+  fx_run_until(&f.loop, &f.lost);
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_LOST);
+  ASSERT_ERR(post(&f, &rec, TOKEN, 1000), APNS_ECLOSED);
+  ASSERT_OK(apns_conn_close(f.conn, on_closed));
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_CLOSING);
+  fx_run_until(&f.loop, &f.closed);
+  ASSERT_EQ(f.lost, 1);
+  teardown(&f);
+}
+
 TEST_SUITE(conn){
     TEST_ENTRY(conn_round_trip_client_cert),
     TEST_ENTRY(conn_reasons_and_timestamp),
@@ -758,5 +889,11 @@ TEST_SUITE(conn){
     TEST_ENTRY(conn_close_drops_unsent_not_processed),
     TEST_ENTRY(conn_timeouts_off_saturate),
     TEST_ENTRY(conn_stream_ids_run_out_drains),
+    TEST_ENTRY(conn_draining_last_stream_timeout_ends_at_once),
+    TEST_ENTRY(conn_draining_last_stream_answered_then_lost),
+    TEST_ENTRY(conn_close_while_draining),
+    TEST_ENTRY(conn_ids_spent_last_stream_timeout_ends_at_once),
+    TEST_ENTRY(conn_close_while_connecting),
+    TEST_ENTRY(conn_close_after_lost),
     TEST_SUITE_END,
 };
