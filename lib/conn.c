@@ -56,9 +56,12 @@ struct apns_conn {
   uv_getaddrinfo_t gai;
   int gai_pending;
   uv_connect_t connect_req;
-  struct addrinfo *addrs, *next_addr;
-  apns__sockout out; /* every write to the socket (never uv_write: see the file comment) */
-  int out_ready;     /* out is initialized (TCP connected) */
+  struct sockaddr_storage *addrs; /* what DNS gave (IPv4 and IPv6 only), ports set */
+  size_t naddrs, next_addr;
+  int last_err;              /* of the last address tried */
+  uint64_t connect_deadline; /* for DNS, TCP and TLS together */
+  apns__sockout out;         /* every write to the socket (never uv_write: see the file comment) */
+  int out_ready;             /* out is initialized (TCP connected) */
 
   apns__tls_config *tls_cfg;
   apns__tls *tls;
@@ -481,11 +484,25 @@ static void on_ping_timer(uv_timer_t *t) {
 
 /* ---- request deadlines and connect timeout --------------------------------------------------------------------- */
 
+static void on_tcp_reset(uv_handle_t *h);
+
 static void on_timer(uv_timer_t *t) {
   apns_conn *c = t->data;
   uint64_t now = uv_now(c->loop);
   c->timer_due = 0;
   if (c->state == APNS_CONN_CONNECTING) {
+    if (now < c->connect_deadline) {
+      if (c->tcp_resetting) return; /* the next attempt arms its own share */
+      if (c->next_addr < c->naddrs && !c->out_ready) {
+        /* This address had its share of the time: give up on it and try the next one. */
+        c->last_err = UV_ETIMEDOUT;
+        c->tcp_resetting = 1;
+        uv_close((uv_handle_t *)&c->tcp, on_tcp_reset);
+      } else {
+        timer_arm(c, c->connect_deadline);
+      }
+      return;
+    }
     conn_set_error(c, "connect timed out after %llu ms", (unsigned long long)c->connect_timeout);
     conn_lost(c, APNS_ETIMEDOUT, NULL);
     return;
@@ -533,12 +550,14 @@ static void conn_try_next_addr(apns_conn *c, int last_err);
 
 static void on_connect(uv_connect_t *req, int status) {
   apns_conn *c = req->data;
-  if (c->state != APNS_CONN_CONNECTING) return;
+  /* While the handle is being replaced, this is the end of an attempt given up on (UV_ECANCELED). */
+  if (c->state != APNS_CONN_CONNECTING || c->tcp_resetting) return;
   if (status < 0) {
     conn_try_next_addr(c, status);
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
+  timer_arm(c, c->connect_deadline); /* the TLS handshake has what is left */
   int rv = apns__sockout_init(&c->out, (uv_stream_t *)&c->tcp, on_out, c);
   if (rv < 0) {
     conn_set_error(c, "cannot write: %s", uv_strerror(rv));
@@ -579,36 +598,71 @@ static void on_tcp_reset(uv_handle_t *h) {
    * state it only has to exist so that apns_conn_close can close it. */
   uv_tcp_init(c->loop, &c->tcp);
   c->tcp.data = c;
-  if (c->state == APNS_CONN_CONNECTING) conn_try_next_addr(c, UV_ECONNREFUSED);
+  if (c->state == APNS_CONN_CONNECTING) conn_try_next_addr(c, c->last_err);
 }
 
 static void conn_try_next_addr(apns_conn *c, int last_err) {
-  while (c->next_addr) {
-    struct addrinfo *ai = c->next_addr;
-    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) {
-      c->next_addr = ai->ai_next;
-      continue;
-    }
+  c->last_err = last_err;
+  while (c->next_addr < c->naddrs) {
     if (uv_fileno((uv_handle_t *)&c->tcp, &(uv_os_fd_t){0}) == 0) {
       /* The handle holds the socket of a failed attempt: replace it, then come back here. */
       c->tcp_resetting = 1;
       uv_close((uv_handle_t *)&c->tcp, on_tcp_reset);
       return;
     }
-    c->next_addr = ai->ai_next;
-    struct sockaddr_storage ss;
-    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-    if (ai->ai_family == AF_INET)
-      ((struct sockaddr_in *)&ss)->sin_port = htons(c->port);
-    else
-      ((struct sockaddr_in6 *)&ss)->sin6_port = htons(c->port);
+    const struct sockaddr *sa = (const struct sockaddr *)&c->addrs[c->next_addr++];
     c->connect_req.data = c;
-    int rv = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&ss, on_connect);
-    if (rv == 0) return;
-    last_err = rv;
+    int rv = uv_tcp_connect(&c->connect_req, &c->tcp, sa, on_connect);
+    if (rv == 0) {
+      /* Each address gets an equal share of the time left (the last one all of it), as curl does: one that drops
+       * SYNs cannot eat the whole connect timeout. */
+      uint64_t now = uv_now(c->loop), left = c->connect_deadline > now ? c->connect_deadline - now : 0;
+      size_t addrs_left = c->naddrs - c->next_addr + 1;
+      if (c->connect_deadline != UINT64_MAX) timer_arm(c, now + left / addrs_left);
+      return;
+    }
+    c->last_err = rv;
   }
-  conn_set_error(c, "cannot connect to %s:%u: %s", c->host, c->port, uv_strerror(last_err));
-  conn_lost(c, last_err, NULL);
+  conn_set_error(c, "cannot connect to %s:%u: %s", c->host, c->port, uv_strerror(c->last_err));
+  conn_lost(c, c->last_err, NULL);
+}
+
+static struct sockaddr_storage test_addrs[8];
+static size_t test_naddrs;
+
+void apns__conn_test_addresses(const struct sockaddr_storage *addrs, size_t n) {
+  test_naddrs = n < 8 ? n : 8;
+  if (test_naddrs) memcpy(test_addrs, addrs, test_naddrs * sizeof *addrs);
+}
+
+/* Keeps the usable addresses, with our port, and lets the list go. Returns 0 or APNS_ENOMEM. */
+static int conn_take_addrs(apns_conn *c, struct addrinfo *res) {
+  size_t n = 0;
+  for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+    if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) n++;
+  if (test_naddrs) n = test_naddrs;
+  c->addrs = apns__calloc(n ? n : 1, sizeof *c->addrs);
+  if (c->addrs == NULL) {
+    uv_freeaddrinfo(res);
+    return APNS_ENOMEM;
+  }
+  if (test_naddrs) {
+    memcpy(c->addrs, test_addrs, n * sizeof *c->addrs);
+  } else {
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+      struct sockaddr_storage *ss = &c->addrs[c->naddrs];
+      if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+      memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+      if (ai->ai_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons(c->port);
+      else
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(c->port);
+      c->naddrs++;
+    }
+  }
+  c->naddrs = n;
+  uv_freeaddrinfo(res);
+  return 0;
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
@@ -628,7 +682,11 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     conn_lost(c, status, NULL);
     return;
   }
-  c->addrs = c->next_addr = res;
+  if (conn_take_addrs(c, res) < 0) {
+    conn_set_error(c, "out of memory resolving %s", c->host);
+    conn_lost(c, APNS_ENOMEM, NULL);
+    return;
+  }
   conn_try_next_addr(c, UV_EAI_NONAME);
 }
 
@@ -706,7 +764,8 @@ static int conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *
     uv_timer_start(&c->timer, on_early_failure, 0, 0);
   } else {
     c->gai_pending = 1;
-    timer_arm(c, apns__add_sat(uv_now(loop), c->connect_timeout));
+    c->connect_deadline = apns__add_sat(uv_now(loop), c->connect_timeout);
+    timer_arm(c, c->connect_deadline);
   }
   *out = c;
   return 0;
@@ -810,7 +869,7 @@ int apns_conn_set_authorization(apns_conn *c, const char *value) {
 /* ---- close ----------------------------------------------------------------------------------------------------- */
 
 static void conn_free(apns_conn *c) {
-  if (c->addrs) uv_freeaddrinfo(c->addrs);
+  apns__free(c->addrs);
   apns__h2_free(c->h2);
   apns__tls_free(c->tls);
   apns__tls_config_unref(c->tls_cfg);

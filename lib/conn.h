@@ -29,5 +29,9 @@ int apns__tls_config_from_options(const apns_tls_options *o, struct apns__tls_co
 /* Test hook: every connection that becomes ready from now on starts its stream ids at `id` (odd; 0: normal), to
  * reach the end of the id space quickly. Process-wide; for tests only. */
 void apns__conn_test_first_stream_id(int32_t id);
+/* Test hook: every connection that resolves its host from now on tries these addresses (ports included, at most
+ * 8) instead of what DNS gave, in this order; n = 0 turns it off. Process-wide; for tests only. */
+struct sockaddr_storage;
+void apns__conn_test_addresses(const struct sockaddr_storage *addrs, size_t n);
 
 #endif

@@ -5,7 +5,10 @@
 #include "conn.h"
 #include "h2.h"
 
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
@@ -864,6 +867,86 @@ TEST(conn_close_after_lost) {
   teardown(&f);
 }
 
+/* A 127.0.0.1 address that drops SYNs: a listener with a backlog of 0 whose accept queue is already full (the
+ * kernel then drops new SYNs, and the connect hangs in SYN_SENT). fds[0] is the listener, the rest fill it. */
+static void black_hole(int fds[3], struct sockaddr_storage *out) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  fds[0] = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fds[0], 0);
+  ASSERT_EQ(bind(fds[0], (struct sockaddr *)&a, sizeof a), 0);
+  ASSERT_EQ(listen(fds[0], 0), 0);
+  ASSERT_EQ(getsockname(fds[0], (struct sockaddr *)&a, &len), 0);
+  for (int i = 1; i < 3; i++) {
+    fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ASSERT_GE(fds[i], 0);
+    (void)connect(fds[i], (struct sockaddr *)&a, sizeof a); /* the first gets in, the next one hangs */
+  }
+  memset(out, 0, sizeof *out);
+  memcpy(out, &a, sizeof a);
+}
+
+/* The first address black-holes SYNs, the second is the server: the first attempt gets only its share of the
+ * connect timeout, so the connection is up long before the whole timeout has passed. */
+TEST(conn_black_holed_first_address_does_not_eat_the_timeout) {
+  fx f;
+  apns_conn_options o;
+  struct sockaddr_storage addrs[2];
+  int hole[3];
+  fx_rec rec = {0};
+  uint64_t timeout = 2000 * (uint64_t)test_time_factor();
+  setup(&f, 0);
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  black_hole(hole, &addrs[0]);
+  uv_ip4_addr("127.0.0.1", apns_mock_port(f.mock), (struct sockaddr_in *)&addrs[1]);
+  apns__conn_test_addresses(addrs, 2);
+  memset(&o, 0, sizeof o);
+  o.connect_timeout_ms = timeout;
+  uv_update_time(&f.loop);
+  uint64_t t0 = uv_now(&f.loop);
+  open_conn(&f, &o);
+  uint64_t elapsed = uv_now(&f.loop) - t0;
+  ASSERT_OK(f.connect_status);
+  ASSERT_GE(elapsed, timeout / 2); /* the black hole was tried first, for its half */
+  ASSERT_LT(elapsed, timeout);     /* and did not take it all */
+  ASSERT_OK(post(&f, &rec, TOKEN, 5000));
+  fx_run_until(&f.loop, &f.done);
+  ASSERT_EQ(rec.status, 200);
+  apns__conn_test_addresses(NULL, 0);
+  for (int i = 0; i < 3; i++) close(hole[i]);
+  teardown(&f);
+}
+
+/* CONNECTING -> LOST by the connect timer: the only address drops SYNs. */
+TEST(conn_connect_timeout_on_black_hole) {
+  fx f;
+  apns_conn_options o;
+  struct sockaddr_storage addr;
+  int hole[3];
+  setup(&f, 0);
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  black_hole(hole, &addr);
+  apns__conn_test_addresses(&addr, 1);
+  memset(&o, 0, sizeof o);
+  o.connect_timeout_ms = 200;
+  uv_update_time(&f.loop);
+  uint64_t t0 = uv_now(&f.loop);
+  open_conn(&f, &o);
+  uint64_t elapsed = uv_now(&f.loop) - t0;
+  ASSERT_ERR(f.connect_status, APNS_ETIMEDOUT);
+  ASSERT_GE(elapsed, 200);
+  ASSERT_LT(elapsed, 2000 * test_time_factor());
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_LOST);
+  ASSERT_TRUE(strstr(apns_conn_last_error(f.conn), "timed out") != NULL);
+  ASSERT_EQ(f.lost, 0);
+  apns__conn_test_addresses(NULL, 0);
+  for (int i = 0; i < 3; i++) close(hole[i]);
+  teardown(&f);
+}
+
 TEST_SUITE(conn){
     TEST_ENTRY(conn_round_trip_client_cert),
     TEST_ENTRY(conn_reasons_and_timestamp),
@@ -895,5 +978,7 @@ TEST_SUITE(conn){
     TEST_ENTRY(conn_ids_spent_last_stream_timeout_ends_at_once),
     TEST_ENTRY(conn_close_while_connecting),
     TEST_ENTRY(conn_close_after_lost),
+    TEST_ENTRY(conn_black_holed_first_address_does_not_eat_the_timeout),
+    TEST_ENTRY(conn_connect_timeout_on_black_hole),
     TEST_SUITE_END,
 };

@@ -71,7 +71,10 @@ typedef struct apns_conn_options {
   apns_tls_options tls;
   /* Authority sent with every request; default: host, or host:port when port is not 443. */
   const char *authority;
-  uint64_t connect_timeout_ms; /* DNS, TCP and TLS together; default 10 000; UINT64_MAX: no limit */
+  /* DNS, TCP and TLS together; default 10 000; UINT64_MAX: no limit. The host's addresses are tried one after
+   * another, each with an equal share of the time then left (the last one with all of it), so an address that
+   * drops packets costs its share, not the whole timeout. */
+  uint64_t connect_timeout_ms;
   /* After this long without reading anything, send a PING (Go's apns2 checks after 15 s; Apple suggests at
    * least once an hour). Default 15 000; UINT64_MAX turns health checks off. */
   uint64_t ping_idle_ms;
