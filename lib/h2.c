@@ -392,8 +392,12 @@ static void deliver_response(apns__h2 *h2, h2_stream *st) {
       }
       if (json_is_integer(ts))
         res.timestamp_ms = (int64_t)json_integer_value(ts);
-      else if (json_is_real(ts))
-        res.timestamp_ms = (int64_t)json_real_value(ts);
+      else if (json_is_real(ts)) {
+        /* Only what an int64_t holds converts (-2^63 and 2^63 are exact doubles); the cast of anything else, a
+         * 1e300 say, is undefined behaviour. Such a timestamp is dropped, as if absent. */
+        double v = json_real_value(ts);
+        if (v >= -9223372036854775808.0 && v < 9223372036854775808.0) res.timestamp_ms = (int64_t)v;
+      }
     }
   }
   for (size_t i = 0; i < st->nhdrs; i++) {

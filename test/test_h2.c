@@ -145,6 +145,9 @@ static void srv_answer(server *srv, srv_stream *st) {
   } else if (strcmp(p, "/gone-real") == 0) {
     snprintf(json, sizeof json, "{\"reason\":\"ExpiredToken\",\"timestamp\":1700000000456.0}");
     srv_reply(srv, st, "410", json, strlen(json), NULL);
+  } else if (strncmp(p, "/ts/", 4) == 0) {
+    snprintf(json, sizeof json, "{\"reason\":\"Unregistered\",\"timestamp\":%s}", p + 4);
+    srv_reply(srv, st, "410", json, strlen(json), NULL);
   } else if (strcmp(p, "/many") == 0) {
     static char names[12][16], values[12][16];
     nghttp2_nv more[12];
@@ -1681,6 +1684,47 @@ TEST(h2_few_allocations_per_request) {
   srv_free(&srv);
 }
 
+/* A "timestamp" that no int64_t holds (1e300 and friends) is not converted (that would be undefined behaviour,
+ * which the float-cast-overflow sanitizer of scripts/test --sanitize reports): it is dropped, as if absent. Real
+ * values in range are truncated to whole milliseconds. */
+TEST(h2_timestamp_out_of_range_dropped) {
+  server srv;
+  static const struct {
+    const char *text;
+    int64_t want;
+  } cases[] = {
+      {"1e300", 0},
+      {"-1e300", 0},
+      {"9.3e18", 0},
+      {"-9.3e18", 0},
+      {"9223372036854775807.0", 0}, /* rounds to 2^63, one past the largest int64_t */
+      {"1700000000999.75", 1700000000999LL},
+      {"-1.5", -1},
+      {"9000000000000000000.0", 9000000000000000000LL},
+  };
+  enum { N = sizeof cases / sizeof cases[0] };
+  apns__req *reqs[N];
+  char path[64];
+  connect_pair(&srv, 100);
+  for (size_t i = 0; i < N; i++) {
+    snprintf(path, sizeof path, "/ts/%s", cases[i].text);
+    reqs[i] = mkreq(path);
+    ASSERT_GT(apns__h2_submit(T.h2, reqs[i], NULL, 0), 0);
+  }
+  pump(T.h2, &srv);
+  for (size_t i = 0; i < N; i++) {
+    rec *r = rec_of(reqs[i]);
+    ASSERT_EQ(r->calls, 1);
+    ASSERT_EQ(r->status, 410);
+    ASSERT_EQ(r->reason, APNS_REASON_Unregistered);
+    if (r->timestamp != cases[i].want)
+      test__fail(__FILE__, __LINE__, "timestamp %s gave %" PRId64, cases[i].text, r->timestamp);
+  }
+  apns__h2_free(T.h2);
+  for (size_t i = 0; i < N; i++) apns__req_free(reqs[i]);
+  srv_free(&srv);
+}
+
 TEST_SUITE(h2){
     TEST_ENTRY(h2_request_arrives_intact),
     TEST_ENTRY(h2_error_responses),
@@ -1715,5 +1759,6 @@ TEST_SUITE(h2){
     TEST_ENTRY(h2_alloc_failure_submit),
     TEST_ENTRY(h2_alloc_failure_exchange),
     TEST_ENTRY(h2_few_allocations_per_request),
+    TEST_ENTRY(h2_timestamp_out_of_range_dropped),
     TEST_SUITE_END,
 };
