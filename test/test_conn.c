@@ -4,6 +4,7 @@
 #include "alloc.h"
 #include "conn.h"
 #include "h2.h"
+#include "sockout.h"
 
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -947,6 +948,74 @@ TEST(conn_connect_timeout_on_black_hole) {
   teardown(&f);
 }
 
+/* The writer under the connection, the mock and the relay: bytes the socket does not take wait for writability,
+ * and a peer that resets the connection meanwhile costs an error through the callback and for every later write,
+ * never SIGPIPE (the test runs with SIGPIPE at its default). */
+typedef struct {
+  int calls, status, closed;
+} so_rec;
+
+static void so_cb(apns__sockout *o, int status) {
+  so_rec *r = o->data;
+  r->calls++;
+  r->status = status;
+}
+
+static void so_closed(uv_handle_t *h) {
+  so_rec *r = ((apns__sockout *)h->data)->data;
+  r->closed++;
+}
+
+TEST(sockout_peer_reset_no_sigpipe) {
+  uv_loop_t loop;
+  uv_tcp_t tcp;
+  apns__sockout out;
+  so_rec r = {0, 0, 0};
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  long live = test_alloc_live();
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+  ASSERT_EQ(listen(lfd, 1), 0);
+  ASSERT_EQ(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+  int cfd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(connect(cfd, (struct sockaddr *)&a, sizeof a), 0);
+  int pfd = accept(lfd, NULL, NULL);
+  ASSERT_GE(pfd, 0);
+  ASSERT_EQ(uv_tcp_init(&loop, &tcp), 0);
+  ASSERT_EQ(uv_tcp_open(&tcp, cfd), 0);
+  ASSERT_OK(apns__sockout_init(&out, (uv_stream_t *)&tcp, so_cb, &r));
+  /* 16 MiB to a peer that does not read: most of it waits here. */
+  for (int i = 0; i < 16; i++) {
+    uint8_t *buf = apns__malloc(1 << 20);
+    memset(buf, 'x', 1 << 20);
+    ASSERT_OK(apns__sockout_write(&out, buf, 1 << 20));
+  }
+  ASSERT_GT(apns__sockout_pending(&out), 0);
+  ASSERT_EQ(r.calls, 0); /* never inside write */
+  struct linger lg = {1, 0};
+  ASSERT_EQ(setsockopt(pfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+  close(pfd);
+  uv_run(&loop, UV_RUN_DEFAULT); /* the wait is the only handle: this returns once it has ended */
+  ASSERT_EQ(r.calls, 1);
+  ASSERT_TRUE(r.status == UV_ECONNRESET || r.status == UV_EPIPE);
+  ASSERT_EQ(apns__sockout_pending(&out), 0); /* dropped */
+  uint8_t *more = apns__malloc(100);
+  memset(more, 'y', 100);
+  ASSERT_ERR(apns__sockout_write(&out, more, 100), r.status);
+  ASSERT_EQ(apns__sockout_close(&out, so_closed), 1);
+  uv_close((uv_handle_t *)&tcp, NULL);
+  ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ASSERT_EQ(r.closed, 1);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+  close(lfd);
+  ASSERT_EQ(test_alloc_live(), live);
+}
+
 TEST_SUITE(conn){
     TEST_ENTRY(conn_round_trip_client_cert),
     TEST_ENTRY(conn_reasons_and_timestamp),
@@ -980,5 +1049,6 @@ TEST_SUITE(conn){
     TEST_ENTRY(conn_close_after_lost),
     TEST_ENTRY(conn_black_holed_first_address_does_not_eat_the_timeout),
     TEST_ENTRY(conn_connect_timeout_on_black_hole),
+    TEST_ENTRY(sockout_peer_reset_no_sigpipe),
     TEST_SUITE_END,
 };

@@ -1725,6 +1725,64 @@ TEST(h2_timestamp_out_of_range_dropped) {
   srv_free(&srv);
 }
 
+/* apns__h2_cancel_unsent ends exactly the streams whose HEADERS were never serialized, NOT_PROCESSED, newest
+ * first, and their HEADERS never reach the server; the written ones stay open and are answered. */
+TEST(h2_cancel_unsent_only_unwritten) {
+  server srv;
+  apns__req *reqs[5];
+  connect_pair(&srv, 100);
+  for (int i = 0; i < 5; i++) reqs[i] = mkreq(i < 2 ? "/hold" : "/ok");
+  ASSERT_GT(apns__h2_submit(T.h2, reqs[0], NULL, 0), 0);
+  ASSERT_GT(apns__h2_submit(T.h2, reqs[1], NULL, 0), 0);
+  pump(T.h2, &srv); /* the two /hold requests are on the server now */
+  for (int i = 2; i < 5; i++) ASSERT_GT(apns__h2_submit(T.h2, reqs[i], NULL, 0), 0);
+  apns__h2_cancel_unsent(T.h2, APNS_ECANCELED, APNS_DELIVERY_NOT_PROCESSED);
+  ASSERT_EQ(T.errors, 3);
+  ASSERT_EQ(apns__h2_in_flight(T.h2), 2);
+  for (int i = 2; i < 5; i++) {
+    ASSERT_EQ(rec_of(reqs[i])->calls, 1);
+    ASSERT_ERR(rec_of(reqs[i])->err, APNS_ECANCELED);
+    ASSERT_EQ(rec_of(reqs[i])->delivery, APNS_DELIVERY_NOT_PROCESSED);
+  }
+  ASSERT_GT(rec_of(reqs[2])->seq, rec_of(reqs[3])->seq); /* newest first */
+  pump(T.h2, &srv);
+  ASSERT_EQ(srv.headers_seen, 2); /* the three never left */
+  ASSERT_EQ(rec_of(reqs[0])->calls, 0);
+  srv_answer(&srv, srv_find(&srv, 1));
+  srv_answer(&srv, srv_find(&srv, 3));
+  pump(T.h2, &srv);
+  ASSERT_EQ(rec_of(reqs[0])->status, 200);
+  ASSERT_EQ(rec_of(reqs[1])->status, 200);
+  apns__h2_free(T.h2);
+  for (int i = 0; i < 5; i++) {
+    ASSERT_EQ(rec_of(reqs[i])->calls, 1);
+    apns__req_free(reqs[i]);
+  }
+  srv_free(&srv);
+}
+
+/* The session stops taking streams APNS__H2_ID_MARGIN ids before 2^31: the last id below the margin is used,
+ * then submits fail APNS_ECLOSED (nothing queued), and the open stream is still answered. */
+TEST(h2_stream_ids_margin) {
+  server srv;
+  apns__req *a = mkreq("/ok"), *b = mkreq("/ok");
+  connect_pair(&srv, 100);
+  ASSERT_ERR(apns__h2_test_set_next_stream_id(T.h2, 2), APNS_EINVAL); /* client ids are odd */
+  ASSERT_OK(apns__h2_test_set_next_stream_id(T.h2, INT32_MAX - APNS__H2_ID_MARGIN));
+  ASSERT_EQ(apns__h2_ids_low(T.h2), 0);
+  ASSERT_EQ(apns__h2_submit(T.h2, a, NULL, 0), INT32_MAX - APNS__H2_ID_MARGIN);
+  ASSERT_EQ(apns__h2_ids_low(T.h2), 1);
+  ASSERT_ERR(apns__h2_submit(T.h2, b, NULL, 0), APNS_ECLOSED);
+  ASSERT_EQ(apns__h2_in_flight(T.h2), 1);
+  pump(T.h2, &srv);
+  ASSERT_EQ(rec_of(a)->status, 200);
+  ASSERT_EQ(rec_of(b)->calls, 0);
+  apns__h2_free(T.h2);
+  apns__req_free(a);
+  apns__req_free(b);
+  srv_free(&srv);
+}
+
 TEST_SUITE(h2){
     TEST_ENTRY(h2_request_arrives_intact),
     TEST_ENTRY(h2_error_responses),
@@ -1760,5 +1818,7 @@ TEST_SUITE(h2){
     TEST_ENTRY(h2_alloc_failure_exchange),
     TEST_ENTRY(h2_few_allocations_per_request),
     TEST_ENTRY(h2_timestamp_out_of_range_dropped),
+    TEST_ENTRY(h2_cancel_unsent_only_unwritten),
+    TEST_ENTRY(h2_stream_ids_margin),
     TEST_SUITE_END,
 };
