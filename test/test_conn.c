@@ -761,7 +761,7 @@ TEST(conn_draining_last_stream_timeout_ends_at_once) {
   fx f;
   fx_rec rec = {0};
   setup(&f, 0);
-  drain_with_held_stream(&f, &rec, 100);
+  drain_with_held_stream(&f, &rec, 300 * (uint64_t)test_time_factor());
   fx_run_until(&f.loop, &f.done);
   ASSERT_ERR(rec.err, APNS_ETIMEDOUT);
   ASSERT_EQ(rec.delivery, APNS_DELIVERY_UNKNOWN); /* written, below the GOAWAY: the server may act on it */
