@@ -241,6 +241,8 @@ static void conn_dirty(apns_conn *c) {
 
 static void conn_stop_io(apns_conn *c) {
   uv_read_stop((uv_stream_t *)&c->tcp);
+  /* Bytes still waiting for the socket would only keep the loop alive: the peer is gone or given up on. */
+  if (c->out_ready) apns__sockout_stop(&c->out);
   uv_timer_stop(&c->timer);
   uv_timer_stop(&c->ping_timer);
   c->timer_due = 0;

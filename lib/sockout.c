@@ -140,6 +140,13 @@ int apns__sockout_write(apns__sockout *o, uint8_t *buf, size_t len) {
   return rv;
 }
 
+void apns__sockout_stop(apns__sockout *o) {
+  wait_stop(o);
+  apns__free(o->buf);
+  o->buf = NULL;
+  o->off = o->len = o->cap = 0;
+}
+
 size_t apns__sockout_pending(const apns__sockout *o) {
   return o->len - o->off;
 }

@@ -46,6 +46,10 @@ int apns__sockout_write(apns__sockout *out, uint8_t *buf, size_t len);
 /* Bytes kept, not yet taken by the socket. */
 size_t apns__sockout_pending(const apns__sockout *out);
 
+/* Drops what is kept and stops waiting (a connection given up on has nothing more to say; the wait would only keep
+ * the loop alive). The callback does not run; later writes start afresh. */
+void apns__sockout_stop(apns__sockout *out);
+
 /* Drops what is kept and stops waiting. Returns 1 when close_cb will run for out->poll (handle->data is out), 0
  * when there is no handle to close. */
 int apns__sockout_close(apns__sockout *out, uv_close_cb close_cb);

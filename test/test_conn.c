@@ -1016,6 +1016,55 @@ TEST(sockout_peer_reset_no_sigpipe) {
   ASSERT_EQ(test_alloc_live(), live);
 }
 
+static void count_active_polls(uv_handle_t *h, void *arg) {
+  if (h->type == UV_POLL && uv_is_active(h)) (*(int *)arg)++;
+}
+
+/* A connection lost while its writes wait for a full socket drops them: nothing of it stays active on the loop
+ * (the wait would keep the loop alive for a peer that is gone). */
+TEST(conn_lost_drops_waiting_output) {
+  fx f;
+  apns_conn_options o;
+  static fx_rec recs[900];
+  static char pad[16 * 1024];
+  setup(&f, 0);
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  fx_proxy *proxy = fx_proxy_start(&f.loop, apns_mock_port(f.mock));
+  memset(&o, 0, sizeof o);
+  o.port = (uint16_t)fx_proxy_port(proxy);
+  o.ping_idle_ms = 50;
+  o.ping_timeout_ms = 200;
+  open_conn(&f, &o);
+  fx_rec first = {0};
+  ASSERT_OK(post(&f, &first, TOKEN, 5000));
+  fx_run_until(&f.loop, &f.done);
+  memset(pad, 'p', sizeof pad - 1);
+  apns_header headers[] = {{"apns-topic", "com.example.app"}, {"x-pad", pad}};
+  fx_proxy_hold(proxy, 1);
+  fx_proxy_freeze(proxy, 1);
+  for (int i = 0; i < 900; i++) {
+    apns_request r;
+    fx_request(&r, TOKEN, 30000);
+    r.headers = headers;
+    r.num_headers = 2;
+    recs[i].counter = &f.done;
+    ASSERT_OK(apns_conn_post(f.conn, &r, fx_record, &recs[i]));
+  }
+  int polls = 0;
+  while (polls == 0) {
+    ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+    uv_walk(&f.loop, count_active_polls, &polls);
+  }
+  fx_run_until(&f.loop, &f.lost); /* the PING goes unanswered */
+  ASSERT_ERR(f.lost_err, APNS_ETIMEDOUT);
+  ASSERT_EQ(f.done, 901);
+  polls = 0;
+  uv_walk(&f.loop, count_active_polls, &polls);
+  ASSERT_EQ(polls, 0);
+  fx_proxy_stop(proxy);
+  teardown(&f);
+}
+
 TEST_SUITE(conn){
     TEST_ENTRY(conn_round_trip_client_cert),
     TEST_ENTRY(conn_reasons_and_timestamp),
@@ -1050,5 +1099,6 @@ TEST_SUITE(conn){
     TEST_ENTRY(conn_black_holed_first_address_does_not_eat_the_timeout),
     TEST_ENTRY(conn_connect_timeout_on_black_hole),
     TEST_ENTRY(sockout_peer_reset_no_sigpipe),
+    TEST_ENTRY(conn_lost_drops_waiting_output),
     TEST_SUITE_END,
 };
