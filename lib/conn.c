@@ -16,12 +16,22 @@
  * writability with a uv_poll_t of its own on a dup() of the descriptor. libuv then holds no bytes of ours and
  * never writes the socket; it still reads it, connects it and closes it.
  *
+ * One state machine (conn_step) takes every event that can change the state: ready, any failure, GOAWAY, stream
+ * ids running low, the end of any stream, close. Because a stream's end is an event, a draining connection ends
+ * when its last stream does, however that stream ended.
+ *
+ * Connecting: the connect timeout bounds DNS, TCP and TLS together, and each of the host's addresses gets an equal
+ * share of the time left (the last one all of it), so an address that drops SYNs cannot eat the whole timeout.
+ * Happy Eyeballs (RFC 8305) would race two at once; APNs hosts answer on the first address almost always, and one
+ * socket at a time keeps the teardown simple.
+ *
  * Deadlines are kept without a timer per request: in-flight requests sit on one list sorted by deadline, served by
  * one uv_timer. Requests share one timeout almost always, so a new request goes at the tail and insertion is O(1);
  * the timer is re-armed only when it fires, or when a new request's deadline is earlier than the one armed.
  *
- * Teardown is asynchronous. apns_conn_close() closes the four handles; when the last close callback has run, open
- * requests end with APNS_ECANCELED, the user's close callback runs, and the memory goes. Nothing is freed inside
+ * Teardown is asynchronous. apns_conn_close() first takes out the requests whose HEADERS were never serialized (they
+ * end NOT_PROCESSED: the server cannot have them), then closes the handles; when the last close callback has run,
+ * open requests end with APNS_ECANCELED, the user's close callback runs, and the memory goes. Nothing is freed inside
  * a callback of ours, so any callback may close the connection. */
 #include "conn.h"
 
