@@ -84,7 +84,7 @@ struct apns_conn {
   apns__req *dl_head, *dl_tail; /* in-flight requests sorted by deadline */
   /* Requests dropped unsent at close, to end (APNS_ECANCELED, NOT_PROCESSED) once the handles are closed: no
    * callback runs inside apns_conn_close. Linked through link.next, oldest first. */
-  apns__req *unsent_head, *unsent_tail;
+  apns__req *unsent_head;
   int collecting_unsent;
   uint64_t timer_due; /* when the timer is armed for; 0 when not */
 
@@ -199,6 +199,9 @@ static void conn_flush(apns_conn *c) {
   size_t len = 0;
   if (c->state == APNS_CONN_CLOSING || c->state == APNS_CONN_LOST || c->tls == NULL) return;
   if (c->h2 != NULL) {
+    /* Streams serialized now start behind everything queued so far: what close or a loss needs to tell the ones
+     * the socket took from those it never did. */
+    apns__h2_set_out_mark(c->h2, apns__sockout_queued(&c->out));
     int rv = apns__h2_take_output(c->h2, &buf, &len);
     if (rv < 0) {
       conn_set_error(c, "HTTP/2 output failed: %s", apns_strerror(rv));
@@ -258,6 +261,29 @@ static void conn_stop_io(apns_conn *c) {
   c->timer_due = 0;
 }
 
+/* Takes out, without calling back, every open request the server cannot have: HEADERS never serialized, or
+ * serialized into bytes the socket never took (they are dropped with the connection). They wait on unsent_head,
+ * oldest first, for conn_end_unsent. */
+static void conn_collect_unsent(apns_conn *c, int err) {
+  if (c->h2 == NULL) return;
+  c->collecting_unsent = 1;
+  apns__h2_cancel_unsent(c->h2, err, APNS_DELIVERY_NOT_PROCESSED, c->out_ready ? apns__sockout_sent(&c->out) : 0);
+  c->collecting_unsent = 0;
+}
+
+static void conn_end_unsent(apns_conn *c, int err) {
+  while (c->unsent_head) {
+    apns__req *r = c->unsent_head;
+    apns_response res;
+    c->unsent_head = r->link.next;
+    r->link.next = NULL;
+    memset(&res, 0, sizeof res);
+    res.delivery = APNS_DELIVERY_NOT_PROCESSED;
+    res.attempts = 1;
+    r->link.done(r, err, &res);
+  }
+}
+
 /* The one state machine. Every event that can change the state comes here, and only here is c->state written
  * (after open):
  *
@@ -313,8 +339,11 @@ static void conn_step(apns_conn *c, conn_event ev, int err, const char *reason) 
     }
     if (ev != EV_FAILED) return;
     c->state = APNS_CONN_LOST;
+    /* What never reached the socket is safe to send elsewhere: it ends NOT_PROCESSED, after the rest. */
+    conn_collect_unsent(c, APNS_ECLOSED);
     conn_stop_io(c);
     if (c->h2) apns__h2_fail_all(c->h2, APNS_ECLOSED, APNS_DELIVERY_UNKNOWN);
+    conn_end_unsent(c, APNS_ECLOSED);
     if (c->state != APNS_CONN_LOST) return; /* closed from a request callback */
     if (!c->lost_reported) {
       c->lost_reported = 1;
@@ -351,7 +380,6 @@ static void h2_on_stream_error(void *ctx, apns__req *req, int err, apns_delivery
     /* h2 hands them newest first: prepend, so the list runs oldest first. */
     req->link.next = c->unsent_head;
     c->unsent_head = req;
-    if (c->unsent_tail == NULL) c->unsent_tail = req;
     return;
   }
   memset(&res, 0, sizeof res);
@@ -900,16 +928,7 @@ static void conn_handle_closed(apns_conn *c) {
   /* Every handle is closed: no callback of libuv's can reach us any more. End what is still open (what was written
    * may have reached the server), then what close kept from being written, then tell. */
   if (c->h2) apns__h2_fail_all(c->h2, APNS_ECANCELED, APNS_DELIVERY_UNKNOWN);
-  while (c->unsent_head) {
-    apns__req *r = c->unsent_head;
-    apns_response res;
-    c->unsent_head = r->link.next;
-    r->link.next = NULL;
-    memset(&res, 0, sizeof res);
-    res.delivery = APNS_DELIVERY_NOT_PROCESSED;
-    res.attempts = 1;
-    r->link.done(r, APNS_ECANCELED, &res);
-  }
+  conn_end_unsent(c, APNS_ECANCELED);
   if (c->on_close) c->on_close(c);
   conn_free(c);
 }
@@ -929,13 +948,10 @@ int apns_conn_close(apns_conn *c, apns_conn_close_cb cb) {
   c->on_close = cb;
   /* What is not yet written never will be: take it out before the goodbye below serializes it, so that a request
    * the server may have is never reported as dropped, and one reported NOT_PROCESSED never reached it. */
-  if (c->h2) {
-    c->collecting_unsent = 1;
-    apns__h2_cancel_unsent(c->h2, APNS_ECANCELED, APNS_DELIVERY_NOT_PROCESSED);
-    c->collecting_unsent = 0;
-  }
-  /* Say goodbye when we can: GOAWAY and close_notify go out with the last write, best effort. */
-  if (c->h2 && c->tls && !c->in_h2) {
+  conn_collect_unsent(c, APNS_ECANCELED);
+  /* Say goodbye when we can: GOAWAY and close_notify go out with the last write, best effort. Not behind bytes
+   * the socket has not taken: those are dropped (requests in them were just reported NOT_PROCESSED). */
+  if (c->h2 && c->tls && !c->in_h2 && apns__sockout_pending(&c->out) == 0) {
     uint8_t *buf = NULL;
     size_t len = 0;
     apns__h2_shutdown(c->h2);

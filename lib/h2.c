@@ -13,6 +13,7 @@
 #include "h2.h"
 
 #include "alloc.h"
+#include "sat.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -44,6 +45,7 @@ struct h2_stream {
   unsigned trailers : 1;     /* the current header block is a trailer block: ignored */
   unsigned headers_sent : 1; /* nghttp2 has serialized its HEADERS: from then on the server may have it */
   int status;
+  uint64_t out_mark; /* the owner's output mark when its HEADERS were serialized (apns__h2_set_out_mark) */
   size_t body_sent;
   h2_stream *prev, *next; /* open list (id order), zombie list or free list */
   char *arena;            /* header strings, then the body */
@@ -72,6 +74,8 @@ struct apns__h2 {
   h2_list zombies; /* ended, still known to nghttp2 */
   h2_stream *free_streams;
   uint32_t in_flight, max_streams;
+  uint64_t out_mark; /* see apns__h2_set_out_mark */
+  size_t out_used;   /* bytes of the take_output in progress before the frame being serialized */
 
   /* id -> open record, open addressing with linear probing; keys 0 are empty (client ids are odd). */
   int32_t *map_keys;
@@ -587,7 +591,11 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
   apns__h2 *h2 = user_data;
   if (frame->hd.type == NGHTTP2_HEADERS) {
     h2_stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    if (st != NULL) st->headers_sent = 1;
+    if (st != NULL) {
+      st->headers_sent = 1;
+      /* A lower bound of where its bytes start in the owner's output: TLS only adds to the offset. */
+      st->out_mark = apns__add_sat(h2->out_mark, h2->out_used);
+    }
   }
   /* nghttp2 terminates a session it found broken with GOAWAY(error); ours (apns__h2_shutdown) is NO_ERROR. */
   if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR && !h2->dead)
@@ -763,6 +771,7 @@ int apns__h2_take_output(apns__h2 *h2, uint8_t **buf, size_t *len) {
       chunk = h2->stash;
       n = (ssize_t)h2->stash_len;
     } else {
+      h2->out_used = used; /* where the frame nghttp2 serializes now begins, for on_frame_send */
       n = nghttp2_session_mem_send(h2->session, &chunk);
       if (n < 0) {
         h2->fatal = 1;
@@ -868,13 +877,21 @@ int apns__h2_cancel(apns__h2 *h2, int32_t stream_id, int err, apns_delivery deli
   return 0;
 }
 
-void apns__h2_cancel_unsent(apns__h2 *h2, int err, apns_delivery delivery) {
+void apns__h2_set_out_mark(apns__h2 *h2, uint64_t mark) {
+  if (h2 != NULL) h2->out_mark = mark;
+}
+
+void apns__h2_cancel_unsent(apns__h2 *h2, int err, apns_delivery delivery, uint64_t written) {
   h2_stream *st;
   if (h2 == NULL) return;
   enter(h2);
-  /* nghttp2 serializes HEADERS in the order they were submitted, which is id order: the unsent streams are the tail
-   * of the open list. Their queued HEADERS are dropped by the reset, unsent. */
-  while ((st = h2->open.tail) != NULL && !st->headers_sent) stream_fail(h2, st, err, delivery, 1);
+  /* nghttp2 serializes HEADERS in the order they were submitted, which is id order, and marks only grow: the unsent
+   * streams are the tail of the open list. Queued HEADERS are dropped by the reset, unsent; serialized ones are
+   * the owner's to drop. */
+  while ((st = h2->open.tail) != NULL && (!st->headers_sent || st->out_mark >= written)) {
+    st->headers_sent = 0; /* never reached the server, whatever was serialized: stream_fail says NOT_PROCESSED */
+    stream_fail(h2, st, err, delivery, 1);
+  }
   leave(h2);
 }
 

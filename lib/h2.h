@@ -77,10 +77,16 @@ int32_t apns__h2_submit(apns__h2 *h2, apns__req *req, const nghttp2_nv *extra_he
  * on_stream_error with err and delivery; its slot is free at once. Returns 0, or APNS_EINVAL when stream_id is not
  * an open stream of ours (already ended, say). */
 int apns__h2_cancel(apns__h2 *h2, int32_t stream_id, int err, apns_delivery delivery);
-/* Ends every open stream whose HEADERS nghttp2 has not yet serialized (so the server cannot have it) through
- * on_stream_error with err and delivery, newest first; their HEADERS will never be sent. Streams already
- * serialized stay open. */
-void apns__h2_cancel_unsent(apns__h2 *h2, int err, apns_delivery delivery);
+/* Where the owner's output stands: the bytes it has queued for the socket before what the next
+ * apns__h2_take_output serializes. Each stream remembers where its HEADERS begin: the mark plus their offset in
+ * that output (a lower bound of their place in the owner's stream when TLS or anything else only adds bytes).
+ * Default 0. */
+void apns__h2_set_out_mark(apns__h2 *h2, uint64_t mark);
+/* Ends every open stream the server cannot have through on_stream_error with err and delivery, newest first: those
+ * whose HEADERS nghttp2 has not yet serialized (they will never be sent), and those whose HEADERS begin at or
+ * beyond `written`, the owner's bytes that reached the socket (the owner drops the rest unsent); UINT64_MAX counts
+ * serialization only. The other streams stay open. */
+void apns__h2_cancel_unsent(apns__h2 *h2, int err, apns_delivery delivery, uint64_t written);
 /* Ends every open stream through on_stream_error with err and delivery (connection lost, close), resetting each.
  * Afterwards apns__h2_submit returns APNS_ECLOSED. */
 void apns__h2_fail_all(apns__h2 *h2, int err, apns_delivery delivery);

@@ -39,6 +39,7 @@ static int send_some(apns__sockout *o) {
     ssize_t n = send(o->fd, o->buf + o->off, o->len - o->off, APNS__SEND_FLAGS);
     if (n >= 0) {
       o->off += (size_t)n;
+      o->sent += (uint64_t)n;
       continue;
     }
     if (errno == EINTR) continue;
@@ -107,6 +108,7 @@ int apns__sockout_write(apns__sockout *o, uint8_t *buf, size_t len) {
     apns__free(buf);
     return 0;
   }
+  o->queued += len;
   if (o->buf == NULL) {
     o->buf = buf;
     o->off = 0;
@@ -124,6 +126,7 @@ int apns__sockout_write(apns__sockout *o, uint8_t *buf, size_t len) {
       uint8_t *p = apns__realloc(o->buf, cap);
       if (p == NULL) {
         apns__free(buf);
+        o->queued -= len;
         return APNS_ENOMEM;
       }
       o->buf = p;
@@ -149,6 +152,14 @@ void apns__sockout_stop(apns__sockout *o) {
 
 size_t apns__sockout_pending(const apns__sockout *o) {
   return o->len - o->off;
+}
+
+uint64_t apns__sockout_queued(const apns__sockout *o) {
+  return o->queued;
+}
+
+uint64_t apns__sockout_sent(const apns__sockout *o) {
+  return o->sent;
 }
 
 int apns__sockout_close(apns__sockout *o, uv_close_cb close_cb) {

@@ -29,7 +29,9 @@ struct apns__sockout {
   int dupfd;    /* ours, -1 until the first wait */
   uint8_t *buf; /* bytes not yet taken by the socket: buf[off, len) */
   size_t off, len, cap;
-  int err; /* the write error, once there was one */
+  uint64_t queued; /* bytes ever given to apns__sockout_write */
+  uint64_t sent;   /* bytes the socket took */
+  int err;         /* the write error, once there was one */
   int waiting;
   apns__sockout_cb cb;
   void *data; /* the owner's */
@@ -45,6 +47,9 @@ int apns__sockout_write(apns__sockout *out, uint8_t *buf, size_t len);
 
 /* Bytes kept, not yet taken by the socket. */
 size_t apns__sockout_pending(const apns__sockout *out);
+/* Bytes ever given to apns__sockout_write, and those the socket took (a byte at offset >= sent never left). */
+uint64_t apns__sockout_queued(const apns__sockout *out);
+uint64_t apns__sockout_sent(const apns__sockout *out);
 
 /* Drops what is kept and stops waiting (a connection given up on has nothing more to say; the wait would only keep
  * the loop alive). The callback does not run; later writes start afresh. */

@@ -618,12 +618,22 @@ TEST(conn_reset_mid_write_no_sigpipe) {
   fx_proxy_reset(proxy);
   fx_run_until_count(&f.loop, &f.done, 1001);
   fx_run_until(&f.loop, &f.lost);
+  /* Those whose bytes the socket took may have reached the server; those still in our buffer cannot have: most of
+   * the 16 MiB never left. */
+  int unknown = 0, not_processed = 0;
   for (int i = 0; i < 1000; i++) {
     ASSERT_EQ(recs[i].calls, 1);
     ASSERT_ERR(recs[i].err, APNS_ECLOSED);
-    /* All were handed to the socket (one flush serialized them): the server may have some of them. */
-    ASSERT_EQ(recs[i].delivery, APNS_DELIVERY_UNKNOWN);
+    if (recs[i].delivery == APNS_DELIVERY_UNKNOWN) {
+      ASSERT_EQ(not_processed, 0); /* in id order: the unwritten are the newest */
+      unknown++;
+    } else {
+      ASSERT_EQ(recs[i].delivery, APNS_DELIVERY_NOT_PROCESSED);
+      not_processed++;
+    }
   }
+  ASSERT_GT(unknown, 0);
+  ASSERT_GT(not_processed, 500);
   ASSERT_EQ(f.lost, 1);
   ASSERT_TRUE(f.lost_err == UV_ECONNRESET || f.lost_err == UV_EPIPE || f.lost_err == APNS_ECLOSED);
   fx_proxy_stop(proxy);
@@ -1067,6 +1077,59 @@ TEST(conn_lost_drops_waiting_output) {
   teardown(&f);
 }
 
+/* Close with the socket full: requests serialized into bytes the socket never took are dropped with them and end
+ * NOT_PROCESSED; only those the socket took may have reached the server, and the server never sees more. */
+TEST(conn_close_with_full_socket_drops_what_never_left) {
+  fx f;
+  apns_conn_options o;
+  static fx_rec recs[1000];
+  static char pad[16 * 1024];
+  setup(&f, 0);
+  f.mo.paused = 1;
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  fx_proxy *proxy = fx_proxy_start(&f.loop, apns_mock_port(f.mock));
+  memset(&o, 0, sizeof o);
+  o.port = (uint16_t)fx_proxy_port(proxy);
+  open_conn(&f, &o);
+  while (max_streams(f.conn) < 1000) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  memset(pad, 'p', sizeof pad - 1);
+  apns_header headers[] = {{"apns-topic", "com.example.app"}, {"x-pad", pad}};
+  fx_proxy_hold(proxy, 1);
+  for (int i = 0; i < 1000; i++) {
+    apns_request r;
+    fx_request(&r, TOKEN, 30000);
+    r.headers = headers;
+    r.num_headers = 2;
+    recs[i].counter = &f.done;
+    ASSERT_OK(apns_conn_post(f.conn, &r, fx_record, &recs[i]));
+  }
+  for (int i = 0; i < 5; i++) uv_run(&f.loop, UV_RUN_NOWAIT);
+  ASSERT_OK(apns_conn_close(f.conn, on_closed));
+  fx_run_until(&f.loop, &f.closed);
+  ASSERT_EQ(f.done_at_close, 1000);
+  int unknown = 0, not_processed = 0;
+  for (int i = 0; i < 1000; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_ERR(recs[i].err, APNS_ECANCELED);
+    if (recs[i].delivery == APNS_DELIVERY_UNKNOWN) {
+      ASSERT_EQ(not_processed, 0);
+      unknown++;
+    } else {
+      ASSERT_EQ(recs[i].delivery, APNS_DELIVERY_NOT_PROCESSED);
+      not_processed++;
+    }
+  }
+  ASSERT_GT(not_processed, 500);
+  /* Let the relay pass on what it holds: the server gets no request we called NOT_PROCESSED. */
+  apns_mock_stats ms;
+  fx_proxy_hold(proxy, 0);
+  for (apns_mock_get_stats(f.mock, &ms); ms.connections_open > 0; apns_mock_get_stats(f.mock, &ms))
+    ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  ASSERT_LE(ms.requests, (uint64_t)unknown);
+  fx_proxy_stop(proxy);
+  teardown(&f);
+}
+
 TEST_SUITE(conn){
     TEST_ENTRY(conn_round_trip_client_cert),
     TEST_ENTRY(conn_reasons_and_timestamp),
@@ -1090,6 +1153,7 @@ TEST_SUITE(conn){
     TEST_ENTRY(conn_ping_timeout_on_silent_peer),
     TEST_ENTRY(conn_reset_mid_write_no_sigpipe),
     TEST_ENTRY(conn_close_drops_unsent_not_processed),
+    TEST_ENTRY(conn_close_with_full_socket_drops_what_never_left),
     TEST_ENTRY(conn_timeouts_off_saturate),
     TEST_ENTRY(conn_stream_ids_run_out_drains),
     TEST_ENTRY(conn_draining_last_stream_timeout_ends_at_once),

@@ -1736,7 +1736,7 @@ TEST(h2_cancel_unsent_only_unwritten) {
   ASSERT_GT(apns__h2_submit(T.h2, reqs[1], NULL, 0), 0);
   pump(T.h2, &srv); /* the two /hold requests are on the server now */
   for (int i = 2; i < 5; i++) ASSERT_GT(apns__h2_submit(T.h2, reqs[i], NULL, 0), 0);
-  apns__h2_cancel_unsent(T.h2, APNS_ECANCELED, APNS_DELIVERY_NOT_PROCESSED);
+  apns__h2_cancel_unsent(T.h2, APNS_ECANCELED, APNS_DELIVERY_NOT_PROCESSED, UINT64_MAX);
   ASSERT_EQ(T.errors, 3);
   ASSERT_EQ(apns__h2_in_flight(T.h2), 2);
   for (int i = 2; i < 5; i++) {
@@ -1783,6 +1783,42 @@ TEST(h2_stream_ids_margin) {
   srv_free(&srv);
 }
 
+/* With output marks: streams serialized into bytes the owner says never reached the socket are taken out too,
+ * while those behind the mark the socket passed stay open. */
+TEST(h2_cancel_unsent_by_output_mark) {
+  server srv;
+  apns__req *reqs[5];
+  uint8_t *buf;
+  size_t len;
+  connect_pair(&srv, 100);
+  for (int i = 0; i < 5; i++) reqs[i] = mkreq("/hold");
+  ASSERT_GT(apns__h2_submit(T.h2, reqs[0], NULL, 0), 0);
+  ASSERT_GT(apns__h2_submit(T.h2, reqs[1], NULL, 0), 0);
+  apns__h2_set_out_mark(T.h2, 500);
+  pump(T.h2, &srv); /* serialized at mark 500, and delivered */
+  ASSERT_GT(apns__h2_submit(T.h2, reqs[2], NULL, 0), 0);
+  ASSERT_GT(apns__h2_submit(T.h2, reqs[3], NULL, 0), 0);
+  apns__h2_set_out_mark(T.h2, 1000);
+  ASSERT_OK(apns__h2_take_output(T.h2, &buf, &len)); /* serialized at mark 1000: the owner's socket never takes it */
+  ASSERT_GT(len, 0);
+  apns__free(buf);
+  ASSERT_GT(apns__h2_submit(T.h2, reqs[4], NULL, 0), 0); /* not serialized at all */
+  apns__h2_cancel_unsent(T.h2, APNS_ECLOSED, APNS_DELIVERY_NOT_PROCESSED, 1000);
+  ASSERT_EQ(T.errors, 3);
+  ASSERT_EQ(apns__h2_in_flight(T.h2), 2);
+  for (int i = 0; i < 5; i++) {
+    ASSERT_EQ(rec_of(reqs[i])->calls, i >= 2);
+    if (i >= 2) ASSERT_EQ(rec_of(reqs[i])->delivery, APNS_DELIVERY_NOT_PROCESSED);
+  }
+  apns__h2_free(T.h2); /* the two on the server end UNKNOWN: they were written */
+  for (int i = 0; i < 5; i++) {
+    ASSERT_EQ(rec_of(reqs[i])->calls, 1);
+    if (i < 2) ASSERT_EQ(rec_of(reqs[i])->delivery, APNS_DELIVERY_UNKNOWN);
+    apns__req_free(reqs[i]);
+  }
+  srv_free(&srv);
+}
+
 TEST_SUITE(h2){
     TEST_ENTRY(h2_request_arrives_intact),
     TEST_ENTRY(h2_error_responses),
@@ -1819,6 +1855,7 @@ TEST_SUITE(h2){
     TEST_ENTRY(h2_few_allocations_per_request),
     TEST_ENTRY(h2_timestamp_out_of_range_dropped),
     TEST_ENTRY(h2_cancel_unsent_only_unwritten),
+    TEST_ENTRY(h2_cancel_unsent_by_output_mark),
     TEST_ENTRY(h2_stream_ids_margin),
     TEST_SUITE_END,
 };
