@@ -560,7 +560,7 @@ TEST(conn_ping_timeout_on_silent_peer) {
   memset(&o, 0, sizeof o);
   o.port = (uint16_t)fx_proxy_port(proxy);
   o.ping_idle_ms = 50;
-  o.ping_timeout_ms = 200;
+  o.ping_timeout_ms = 200 * (uint64_t)test_time_factor(); /* an ACK may take that long under valgrind */
   open_conn(&f, &o);
   ASSERT_OK(f.connect_status);
   fx_rec first = {0};
@@ -1044,8 +1044,9 @@ TEST(conn_lost_drops_waiting_output) {
   fx_proxy *proxy = fx_proxy_start(&f.loop, apns_mock_port(f.mock));
   memset(&o, 0, sizeof o);
   o.port = (uint16_t)fx_proxy_port(proxy);
-  o.ping_idle_ms = 50;
-  o.ping_timeout_ms = 200;
+  /* Long enough that no PING is outstanding when the relay freezes, whatever the slowdown. */
+  o.ping_idle_ms = 100 * (uint64_t)test_time_factor();
+  o.ping_timeout_ms = 200 * (uint64_t)test_time_factor();
   open_conn(&f, &o);
   fx_rec first = {0};
   ASSERT_OK(post(&f, &first, TOKEN, 5000));
@@ -1063,10 +1064,11 @@ TEST(conn_lost_drops_waiting_output) {
     ASSERT_OK(apns_conn_post(f.conn, &r, fx_record, &recs[i]));
   }
   int polls = 0;
-  while (polls == 0) {
+  while (polls == 0 && !f.lost) {
     ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
     uv_walk(&f.loop, count_active_polls, &polls);
   }
+  ASSERT_GT(polls, 0);
   fx_run_until(&f.loop, &f.lost); /* the PING goes unanswered */
   ASSERT_ERR(f.lost_err, APNS_ETIMEDOUT);
   ASSERT_EQ(f.done, 901);
