@@ -98,8 +98,9 @@
  * Everything runs on the loop's thread; no call may come from another thread. The work per request is O(1): no
  * timer, no syscall and no allocation of its own per request (responses of a connection are coalesced into one
  * uv_write per loop turn); a provider token is verified and copied only when it differs from the connection's
- * current one. Ignore SIGPIPE in the process (as the apns-mock command does): a client that goes away
- * mid-write must cost an EPIPE, not the process. */
+ * current one. No write of the mock raises SIGPIPE (it sends with MSG_NOSIGNAL, as libapns does): a client that
+ * resets the connection mid-write costs that connection, not the process, and the embedder need not ignore the
+ * signal. */
 #ifndef APNS_MOCK_H
 #define APNS_MOCK_H
 
