@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <apns.h>
+#include <apns/common.h>
 
 /* Key ids and team ids are exactly this many ASCII letters or digits. */
 #define APNS__JWT_ID_LEN 10

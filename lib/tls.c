@@ -9,7 +9,7 @@
 #include "alloc.h"
 #include "errbuf.h"
 
-#include <apns.h>
+#include <apns/common.h>
 #include <errno.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
