@@ -9,6 +9,7 @@
 #include "../lib/alloc.h"
 #include "../lib/base64.h"
 #include "../lib/jwt.h"
+#include "jwt_verify.h"
 #include <apns.h>
 #include <jansson.h>
 

@@ -4,7 +4,7 @@
 
 #include "alloc.h"
 #include "certgen.h"
-#include "jwt.h"
+#include "jwt_verify.h"
 #include "mock.h"
 #include "mock_server.h"
 #include "tls.h"

@@ -97,10 +97,41 @@ TEST(structure_layers_catch_tls_headers_and_uv_in_sans_io) {
   ASSERT_TRUE(strstr(out, "(tls, sans-I/O layer) sees ") != NULL);
 }
 
+static int check_exports(const char *extra_args) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "'%s' '%s/test/check_exports.py' '%s' '%s/include' %s", APNS_PYTHON, APNS_SOURCE_DIR,
+           APNS_SHARED_LIB, APNS_SOURCE_DIR, extra_args);
+  return run_capture(cmd, out, sizeof out);
+}
+
+/* libapns.so exports exactly the APNS_EXTERN functions of include/, and holds no certgen or verifier code. */
+TEST(structure_exports_match_the_headers) {
+  ASSERT_EQ(check_exports(""), 0);
+  ASSERT_TRUE(strstr(out, "FAIL") == NULL);
+  /* A few from each header, so that a parser that found nothing could not pass. */
+  int n = 0;
+  ASSERT_EQ(sscanf(out, "ok   %d exported functions", &n), 1);
+  ASSERT_GE(n, 80);
+}
+
+/* A function a header declares but the library lacks fails the check, and so would one exported undeclared. */
+TEST(structure_exports_catch_a_missing_function) {
+  char h[512], args[1024];
+  snprintf(h, sizeof h, "%s/extra.h", test_tmpdir());
+  write_file(h, "/* APNS_EXTERN in a comment is not a declaration */\n"
+                "APNS_EXTERN int apns_not_in_the_library(const char *s,\n    int n);\n");
+  snprintf(args, sizeof args, "--extra-header '%s'", h);
+  ASSERT_EQ(check_exports(args), 1);
+  ASSERT_TRUE(strstr(out, "not exported: apns_not_in_the_library\n") != NULL);
+  ASSERT_TRUE(strstr(out, "declared APNS_EXTERN in no header") == NULL);
+}
+
 TEST_SUITE(structure){
     TEST_ENTRY(structure_layers_hold),
     TEST_ENTRY(structure_layers_catch_uv_in_a_pure_module),
     TEST_ENTRY(structure_layers_catch_nghttp2_in_a_pure_module),
     TEST_ENTRY(structure_layers_catch_tls_headers_and_uv_in_sans_io),
+    TEST_ENTRY(structure_exports_match_the_headers),
+    TEST_ENTRY(structure_exports_catch_a_missing_function),
     TEST_SUITE_END,
 };

@@ -10,7 +10,7 @@
 #include "mock.h"
 
 #include "alloc.h"
-#include "jwt.h"
+#include "jwt_verify.h"
 #include "mock_server.h"
 #include "tls.h"
 

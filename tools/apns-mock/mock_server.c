@@ -13,7 +13,7 @@
 
 #include "alloc.h"
 #include "h2.h"
-#include "jwt.h"
+#include "jwt_verify.h"
 #include "tls.h"
 
 #include <nghttp2/nghttp2.h>

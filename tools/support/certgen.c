@@ -1,4 +1,4 @@
-/* Throwaway certificates at run time (see certgen.h). Layer 2: no uv.h.
+/* Throwaway certificates at run time (see certgen.h). Test and mock support, outside libapns.so; no uv.h.
  *
  * Names are built attribute by attribute (mbedtls_asn1_store_named_data) rather than from "CN=...,O=..." strings:
  * mbedTLS 2.28's string parser knows no UID attribute and escapes nothing but commas, and a topic is caller data.
@@ -8,7 +8,7 @@
 #include "alloc.h"
 #include "errbuf.h"
 
-#include <apns.h>
+#include <apns/common.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
