@@ -8,6 +8,7 @@
 #include "alloc.h"
 #include "base64.h"
 #include "errbuf.h"
+#include "mbedtls_compat.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -24,13 +25,6 @@
 #include <mbedtls/md.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/version.h>
-
-/* mbedTLS 3 made the key pair's fields private; the accessors it added instead do not exist in 2.28. */
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-#define APNS__EC(kp, field) ((kp)->MBEDTLS_PRIVATE(field))
-#else
-#define APNS__EC(kp, field) ((kp)->field)
-#endif
 
 #define APNS__JWT_SIG_LEN 64
 /* A .p8 is about 250 bytes; anything this large is not a key, and we will not read it whole. */
@@ -166,20 +160,20 @@ static int apns__jwt_check_p256(const mbedtls_pk_context *pk, const char *src, c
 /* mbedTLS 3 wants an RNG to blind the public-key computation when a private key file lacks the public point; 2.28
  * takes none. A DRBG of its own, for the length of one parse at setup. */
 static int apns__jwt_parse_private(mbedtls_pk_context *pk, const char *buf, size_t len) {
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#if APNS__MBEDTLS3
   mbedtls_entropy_context entropy;
   mbedtls_ctr_drbg_context drbg;
   mbedtls_entropy_init(&entropy);
   mbedtls_ctr_drbg_init(&drbg);
   int ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, NULL, 0);
   if (ret == 0)
-    ret = mbedtls_pk_parse_key(pk, (const unsigned char *)buf, apns__jwt_mbed_len(buf, len), NULL, 0,
-                               mbedtls_ctr_drbg_random, &drbg);
+    ret = apns__mbed_pk_parse_key(pk, (const unsigned char *)buf, apns__jwt_mbed_len(buf, len), NULL, 0,
+                                  mbedtls_ctr_drbg_random, &drbg);
   mbedtls_ctr_drbg_free(&drbg);
   mbedtls_entropy_free(&entropy);
   return ret;
 #else
-  return mbedtls_pk_parse_key(pk, (const unsigned char *)buf, apns__jwt_mbed_len(buf, len), NULL, 0);
+  return apns__mbed_pk_parse_key(pk, (const unsigned char *)buf, apns__jwt_mbed_len(buf, len), NULL, 0, NULL, NULL);
 #endif
 }
 

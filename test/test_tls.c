@@ -3,6 +3,7 @@
 
 #include "alloc.h"
 #include "certgen.h"
+#include "mbedtls_compat.h"
 #include "tls.h"
 
 #include <apns.h>
@@ -64,20 +65,44 @@ static void open_conn(conn *k, const apns__tls_options *co, const apns__tls_opti
   ASSERT_OK(apns__tls_new(&k->s, k->scfg, NULL));
 }
 
+/* The server's first byte once its handshake is done, as an HTTP/2 server sends its SETTINGS at once: a TLS 1.3
+ * client counts as connected only when the server's first record is in (see tls.c, confirm). */
+#define SERVER_HELLO_BYTE 'S'
+
+/* Once both handshakes ended well, the client reads the server's first byte, so that what follows starts clean. */
+static void shake_done(conn *k) {
+  if (k->crc != 0 || k->src != 0) return;
+  uint8_t b = 0;
+  ASSERT_EQ(apns__tls_read(k->c, &b, 1), 1);
+  ASSERT_EQ(b, SERVER_HELLO_BYTE);
+}
+
 /* Runs both handshakes until neither wants more; chunk as for pump. */
 static void shake(conn *k, size_t chunk) {
+  int hello_sent = 0;
   k->crc = k->src = 1;
   for (int round = 0; round < 100; round++) {
     if (k->crc == 1) k->crc = apns__tls_handshake(k->c);
     size_t moved = pump(k->c, k->s, chunk);
     if (k->src == 1) k->src = apns__tls_handshake(k->s);
+    if (k->src == 0 && !hello_sent) {
+      static const uint8_t hello = SERVER_HELLO_BYTE;
+      ASSERT_OK(apns__tls_write(k->s, &hello, 1));
+      hello_sent = 1;
+    }
     moved += pump(k->s, k->c, chunk);
-    if (k->crc != 1 && k->src != 1) return;
+    if (k->crc != 1 && k->src != 1) {
+      shake_done(k);
+      return;
+    }
     if (moved == 0 && round > 0) {
       /* One more turn for the side that has input waiting, then stop: no progress. */
       if (k->crc == 1) k->crc = apns__tls_handshake(k->c);
       if (k->src == 1) k->src = apns__tls_handshake(k->s);
-      if (apns__tls_output_size(k->c) == 0 && apns__tls_output_size(k->s) == 0) return;
+      if (apns__tls_output_size(k->c) == 0 && apns__tls_output_size(k->s) == 0) {
+        shake_done(k);
+        return;
+      }
     }
   }
   test__fail(__FILE__, __LINE__, "handshake did not settle");
@@ -218,6 +243,21 @@ TEST(tls_client_certificate_uid) {
   close_conn(&k);
 }
 
+/* The client's view of a server that refused its certificate. TLS 1.2: the alert ends the handshake. TLS 1.3
+ * (mbedTLS 3.x): the client's handshake is over when it sends its Finished, and the refusal comes where the server's
+ * first record would be; the client is not connected until that record is in, so the handshake still fails. An
+ * mbedTLS 3.6 server sends that alert under keys the client has already left, so the client reads a bad record
+ * rather than the alert: the message says where it happened. */
+static void client_refused_after_finished(conn *k, const char *tls12_words) {
+#if APNS__MBEDTLS3
+  (void)tls12_words;
+  ASSERT_NOT_NULL(strstr(apns__tls_error(k->c), "after our Finished (TLS 1.3"));
+#else
+  ASSERT_NOT_NULL(strstr(apns__tls_error(k->c), tls12_words));
+#endif
+  ASSERT_EQ(apns__tls_handshake_done(k->c), 0);
+}
+
 TEST(tls_server_requires_client_certificate) {
   gen(NULL);
   apns__tls_options co = client_opts(), so = server_opts();
@@ -229,7 +269,7 @@ TEST(tls_server_requires_client_certificate) {
   ASSERT_NOT_NULL(strstr(apns__tls_error(k.s), "client certificate verification failed"));
   ASSERT_NOT_NULL(strstr(apns__tls_error(k.s), "no certificate"));
   ASSERT_ERR(k.crc, APNS_ETLS); /* we send the alert mbedTLS 2.28 does not */
-  ASSERT_STREQ(apns__tls_error(k.c), "TLS handshake failed: the peer sent a fatal handshake_failure alert (40)");
+  client_refused_after_finished(&k, "TLS handshake failed: the peer sent a fatal handshake_failure alert (40)");
   ASSERT_ERR(apns__tls_handshake(k.s), APNS_ECERTVERIFY); /* sticky */
   close_conn(&k);
 }
@@ -248,7 +288,7 @@ TEST(tls_server_refuses_client_from_other_ca) {
   ASSERT_NOT_NULL(strstr(apns__tls_error(k.s), "client certificate verification failed: "));
   ASSERT_NOT_NULL(strstr(apns__tls_error(k.s), "not issued by a trusted CA"));
   ASSERT_ERR(k.crc, APNS_ETLS);
-  ASSERT_NOT_NULL(strstr(apns__tls_error(k.c), "did not accept our certificate"));
+  client_refused_after_finished(&k, "did not accept our certificate");
   close_conn(&k);
 }
 
@@ -314,13 +354,23 @@ TEST(tls_host_name_mismatch) {
 }
 
 /* mbedTLS 2.28 never matches a host name against an iPAddress entry: a certificate for DNS:localhost and
- * IP:127.0.0.1 fails for "127.0.0.1". Connecting to 127.0.0.1 means verifying with "localhost". */
-TEST(tls_ip_literal_host_name_refused) {
+ * IP:127.0.0.1 fails for "127.0.0.1", and connecting to 127.0.0.1 means verifying with "localhost". 3.x matches
+ * the iPAddress entry (and still refuses another address). */
+TEST(tls_ip_literal_host_name) {
   gen(NULL);
   apns__tls_options co = client_opts(), so = server_opts();
   conn k;
   open_conn(&k, &co, &so, "127.0.0.1");
   shake(&k, 0);
+#if APNS__MBEDTLS3
+  ASSERT_OK(k.crc);
+  close_conn(&k);
+  gen(NULL);
+  co = client_opts();
+  so = server_opts();
+  open_conn(&k, &co, &so, "127.0.0.2");
+  shake(&k, 0);
+#endif
   ASSERT_ERR(k.crc, APNS_ECERTVERIFY);
   ASSERT_NOT_NULL(strstr(apns__tls_error(k.c), "host name mismatch"));
   close_conn(&k);
@@ -550,8 +600,16 @@ TEST(tls_openssl_pkcs8_key) {
   apns__tls_config *cfg = config(&co);
   apns__tls_config_unref(cfg);
   co.key_file = p8;
+#if APNS__MBEDTLS3
+  /* 3.x reads openssl's default PKCS#8 (PBES2 with AES-256-CBC). */
+  cfg = config(&co);
+  apns__tls_config_unref(cfg);
+  co.key_passphrase = "wrong";
+  expect_config_error(&co, APNS_EBADKEY, p8, NULL);
+#else
   /* Pinned: mbedTLS 2.28 reads PBES2 only with DES/3DES, so openssl's default AES-256-CBC PKCS#8 fails. */
   expect_config_error(&co, APNS_EBADKEY, p8, "not supported by this mbedTLS");
+#endif
   apns__certgen_free(&certs);
 }
 
@@ -712,7 +770,7 @@ TEST_SUITE(tls){
     TEST_ENTRY(tls_wrong_ca),
     TEST_ENTRY(tls_insecure_allows_wrong_ca),
     TEST_ENTRY(tls_host_name_mismatch),
-    TEST_ENTRY(tls_ip_literal_host_name_refused),
+    TEST_ENTRY(tls_ip_literal_host_name),
     TEST_ENTRY(tls_expired_server_certificate),
     TEST_ENTRY(tls_server_without_alpn),
     TEST_ENTRY(tls_server_http11_only),

@@ -8,6 +8,7 @@
 #include "alloc.h"
 #include "base64.h"
 #include "errbuf.h"
+#include "mbedtls_compat.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -19,13 +20,6 @@
 #include <mbedtls/md.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/version.h>
-
-/* mbedTLS 3 made the key pair's fields private; the accessors it added instead do not exist in 2.28. */
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-#define APNS__EC(kp, field) ((kp)->MBEDTLS_PRIVATE(field))
-#else
-#define APNS__EC(kp, field) ((kp)->field)
-#endif
 
 #define APNS__JWT_SIG_LEN 64
 
