@@ -18,8 +18,8 @@ typedef struct apns__tls apns__tls;
 
 typedef struct apns__tls_options {
   int server; /* 0: client (default), 1: server */
-  /* Trust anchors. Client: verify the server against these; NULL file and pem mean the system bundle
-   * /etc/ssl/certs/ca-certificates.crt. Server: when set, client certificates are required and verified. */
+  /* Trust anchors. Client: verify the server against these; NULL file and pem mean the system's trust (see
+   * apns_tls_options.ca_file). Server: when set, client certificates are required and verified. */
   const char *ca_file;
   const char *ca_pem; /* PEM text, NUL-terminated; used when ca_file is NULL */
   /* Own certificate chain and private key (the client's for certificate auth; the server's always). */
@@ -36,6 +36,18 @@ typedef struct apns__tls_options {
    * to make a peer that does not speak HTTP/2. */
   const char *alpn;
 } apns__tls_options;
+
+/* The cipher suites a config offers (client) or accepts (server), best first, 0-terminated: ECDHE with AES-GCM or
+ * ChaCha20-Poly1305 for TLS 1.2 and the TLS 1.3 suites, as HTTP/2 requires (RFC 9113 9.2.2). */
+const int *apns__tls_config_ciphersuites(const apns__tls_config *cfg);
+/* The name of the suite the handshake agreed on ("TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256"); NULL before the
+ * handshake is done. */
+const char *apns__tls_ciphersuite(const apns__tls *tls);
+
+/* The CA bundle paths a client tries, in order, when neither the options nor SSL_CERT_FILE / SSL_CERT_DIR say
+ * (NULL-terminated), and the first of a list that is a readable regular file (NULL when none is). */
+const char *const *apns__tls_ca_bundle_paths(void);
+const char *apns__tls_find_ca_bundle(const char *const *paths);
 
 /* Creates a config. On failure returns APNS_EBADCERT, APNS_EBADKEY, APNS_ETLS, APNS_EINVAL or APNS_ENOMEM and
  * writes a message naming the file and mbedTLS's words into errbuf (when errbuf is not NULL). The refcount is 1. */

@@ -7,6 +7,11 @@
 #include "tls.h"
 
 #include <apns.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/ssl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static apns__certgen_result certs;
@@ -533,6 +538,8 @@ TEST(tls_bad_options) {
 
 /* The system bundle is the default trust: it loads, and it does not trust our throwaway CA. */
 TEST(tls_system_bundle) {
+  unsetenv("SSL_CERT_FILE");
+  unsetenv("SSL_CERT_DIR");
   gen(NULL);
   apns__tls_options co = {0}, so = server_opts();
   if (access("/etc/ssl/certs/ca-certificates.crt", R_OK) != 0) {
@@ -546,6 +553,292 @@ TEST(tls_system_bundle) {
   shake(&k, 0);
   ASSERT_ERR(k.crc, APNS_ECERTVERIFY);
   close_conn(&k);
+}
+
+/* The usual bundle paths, in the order tried: Debian's first, then one for each family of systems. */
+TEST(tls_ca_bundle_paths) {
+  const char *const *p = apns__tls_ca_bundle_paths();
+  ASSERT_STREQ(p[0], "/etc/ssl/certs/ca-certificates.crt");
+  static const char *const want[] = {"/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem",
+                                     "/etc/ssl/cert.pem", "/usr/local/share/certs/ca-root-nss.crt",
+                                     "/opt/homebrew/etc/ca-certificates/cert.pem"};
+  size_t at = 0;
+  for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
+    size_t i = at;
+    while (p[i] != NULL && strcmp(p[i], want[w]) != 0) i++;
+    if (p[i] == NULL) test__fail(__FILE__, __LINE__, "%s missing or out of order", want[w]);
+    at = i;
+  }
+  /* The first readable regular file wins: a missing path and a directory are passed over. */
+  const char *missing = path_in_tmp("missing.pem"), *a = path_in_tmp("a.pem"), *b = path_in_tmp("b.pem");
+  write_text(a, "a");
+  write_text(b, "b");
+  const char *list[] = {missing, test_tmpdir(), a, b, NULL};
+  ASSERT_STREQ(apns__tls_find_ca_bundle(list), a);
+  const char *none[] = {missing, test_tmpdir(), NULL};
+  ASSERT_NULL(apns__tls_find_ca_bundle(none));
+  /* On this machine (scripts/deps installs ca-certificates) the search ends at Debian's bundle. */
+  ASSERT_STREQ(apns__tls_find_ca_bundle(p), "/etc/ssl/certs/ca-certificates.crt");
+}
+
+/* SSL_CERT_FILE replaces the system bundle when the options name no CA; explicit options still win. */
+TEST(tls_ssl_cert_file) {
+  apns__certgen_options g = {.other_ca = 1};
+  gen(&g);
+  const char *ca = path_in_tmp("env-ca.pem");
+  write_text(ca, certs.ca_cert);
+  unsetenv("SSL_CERT_DIR");
+  ASSERT_EQ(setenv("SSL_CERT_FILE", ca, 1), 0);
+  apns__tls_options co = {0}, so = server_opts();
+  conn k;
+  open_conn(&k, &co, &so, "localhost");
+  shake(&k, 0);
+  ASSERT_OK(k.crc);
+  apns__tls_free(k.c);
+  apns__tls_free(k.s);
+  apns__tls_config_unref(k.ccfg);
+  apns__tls_config_unref(k.scfg);
+
+  co.ca_pem = certs.other_ca_cert; /* the options say otherwise: the variable is not looked at */
+  open_conn(&k, &co, &so, "localhost");
+  shake(&k, 0);
+  ASSERT_ERR(k.crc, APNS_ECERTVERIFY);
+
+  const char *missing = path_in_tmp("no-such-ca.pem");
+  ASSERT_EQ(setenv("SSL_CERT_FILE", missing, 1), 0);
+  apns__tls_options bare = {0};
+  expect_config_error(&bare, APNS_EBADCERT, "SSL_CERT_FILE", missing);
+  /* Empty is unset. */
+  ASSERT_EQ(setenv("SSL_CERT_FILE", "", 1), 0);
+  apns__tls_config *cfg = config(&bare);
+  apns__tls_config_unref(cfg);
+  close_conn(&k);
+}
+
+/* SSL_CERT_DIR: ':'-separated directories of CA files; one that does not exist is skipped, as OpenSSL does. */
+TEST(tls_ssl_cert_dir) {
+  gen(NULL);
+  char dir[1024], empty[1024], dirs[2100];
+  snprintf(dir, sizeof dir, "%s/certs", test_tmpdir());
+  snprintf(empty, sizeof empty, "%s/empty", test_tmpdir());
+  ASSERT_EQ(mkdir(dir, 0700), 0);
+  ASSERT_EQ(mkdir(empty, 0700), 0);
+  char ca[1100];
+  snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+  write_text(ca, certs.ca_cert);
+  unsetenv("SSL_CERT_FILE");
+  snprintf(dirs, sizeof dirs, "%s/absent:%s", test_tmpdir(), dir);
+  ASSERT_EQ(setenv("SSL_CERT_DIR", dirs, 1), 0);
+  apns__tls_options co = {0}, so = server_opts();
+  conn k;
+  open_conn(&k, &co, &so, "localhost");
+  shake(&k, 0);
+  ASSERT_OK(k.crc);
+
+  ASSERT_EQ(setenv("SSL_CERT_DIR", empty, 1), 0);
+  expect_config_error(&co, APNS_EBADCERT, "no CA certificate found in SSL_CERT_DIR", empty);
+  ASSERT_EQ(setenv("SSL_CERT_DIR", ca, 1), 0);
+  expect_config_error(&co, APNS_EBADCERT, ca, "not a directory");
+  close_conn(&k);
+}
+
+/* ---- cipher suites ---- */
+
+/* A bare mbedTLS endpoint with a suite of the test's choosing (one our configs never offer), TLS 1.2 at most,
+ * talking to an apns__tls through memory. */
+typedef struct {
+  mbedtls_ssl_config conf;
+  mbedtls_ssl_context ssl;
+  mbedtls_entropy_context entropy;
+  mbedtls_ctr_drbg_context drbg;
+  mbedtls_x509_crt cert;
+  mbedtls_pk_context key;
+  uint8_t in[65536], out[65536];
+  size_t in_len, in_off, out_len;
+  int suites[2];
+  const char *alpn[2];
+} raw_peer;
+
+static int raw_send(void *ctx, const unsigned char *buf, size_t len) {
+  raw_peer *r = ctx;
+  ASSERT_LE(r->out_len + len, sizeof r->out);
+  memcpy(r->out + r->out_len, buf, len);
+  r->out_len += len;
+  return (int)len;
+}
+
+static int raw_recv(void *ctx, unsigned char *buf, size_t len) {
+  raw_peer *r = ctx;
+  if (r->in_off == r->in_len) return MBEDTLS_ERR_SSL_WANT_READ;
+  if (len > r->in_len - r->in_off) len = r->in_len - r->in_off;
+  memcpy(buf, r->in + r->in_off, len);
+  r->in_off += len;
+  return (int)len;
+}
+
+static void raw_open(raw_peer *r, int server, int suite) {
+  memset(r, 0, sizeof *r);
+  ASSERT_NOT_NULL(mbedtls_ssl_ciphersuite_from_id(suite)); /* the test means something only if mbedTLS has it */
+  mbedtls_ssl_config_init(&r->conf);
+  mbedtls_ssl_init(&r->ssl);
+  mbedtls_entropy_init(&r->entropy);
+  mbedtls_ctr_drbg_init(&r->drbg);
+  mbedtls_x509_crt_init(&r->cert);
+  mbedtls_pk_init(&r->key);
+  ASSERT_EQ(mbedtls_ctr_drbg_seed(&r->drbg, mbedtls_entropy_func, &r->entropy, NULL, 0), 0);
+  ASSERT_EQ(mbedtls_ssl_config_defaults(&r->conf, server ? MBEDTLS_SSL_IS_SERVER : MBEDTLS_SSL_IS_CLIENT,
+                                        MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT),
+            0);
+  mbedtls_ssl_conf_rng(&r->conf, mbedtls_ctr_drbg_random, &r->drbg);
+  mbedtls_ssl_conf_authmode(&r->conf, MBEDTLS_SSL_VERIFY_NONE);
+#if APNS__MBEDTLS3
+  mbedtls_ssl_conf_max_tls_version(&r->conf, MBEDTLS_SSL_VERSION_TLS1_2);
+#else
+  mbedtls_ssl_conf_max_version(&r->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+#endif
+  r->suites[0] = suite;
+  mbedtls_ssl_conf_ciphersuites(&r->conf, r->suites);
+  r->alpn[0] = "h2";
+  ASSERT_EQ(mbedtls_ssl_conf_alpn_protocols(&r->conf, r->alpn), 0);
+  if (server) {
+    ASSERT_EQ(
+        mbedtls_x509_crt_parse(&r->cert, (const unsigned char *)certs.server_cert, strlen(certs.server_cert) + 1), 0);
+    ASSERT_EQ(apns__mbed_pk_parse_key(&r->key, (const unsigned char *)certs.server_key, strlen(certs.server_key) + 1,
+                                      NULL, 0, mbedtls_ctr_drbg_random, &r->drbg),
+              0);
+    ASSERT_EQ(mbedtls_ssl_conf_own_cert(&r->conf, &r->cert, &r->key), 0);
+  }
+  ASSERT_EQ(mbedtls_ssl_setup(&r->ssl, &r->conf), 0);
+  if (!server) ASSERT_EQ(mbedtls_ssl_set_hostname(&r->ssl, "localhost"), 0);
+  mbedtls_ssl_set_bio(&r->ssl, r, raw_send, raw_recv, NULL);
+}
+
+static void raw_free(raw_peer *r) {
+  mbedtls_ssl_free(&r->ssl);
+  mbedtls_ssl_config_free(&r->conf);
+  mbedtls_x509_crt_free(&r->cert);
+  mbedtls_pk_free(&r->key);
+  mbedtls_ctr_drbg_free(&r->drbg);
+  mbedtls_entropy_free(&r->entropy);
+}
+
+/* Runs both handshakes until neither moves. *trc gets ours (apns__tls_handshake), the return the raw peer's. */
+static int raw_shake(apns__tls *t, raw_peer *r, int *trc) {
+  int rrc = MBEDTLS_ERR_SSL_WANT_READ;
+  *trc = 1;
+  for (int round = 0; round < 100; round++) {
+    if (*trc == 1) *trc = apns__tls_handshake(t);
+    uint8_t *buf;
+    size_t len;
+    apns__tls_take_output(t, &buf, &len);
+    ASSERT_LE(r->in_len + len, sizeof r->in);
+    if (len > 0) memcpy(r->in + r->in_len, buf, len);
+    r->in_len += len;
+    apns__free(buf);
+    if (rrc == MBEDTLS_ERR_SSL_WANT_READ || rrc == MBEDTLS_ERR_SSL_WANT_WRITE) rrc = mbedtls_ssl_handshake(&r->ssl);
+    size_t back = r->out_len;
+    if (back > 0) ASSERT_OK(apns__tls_feed(t, r->out, back));
+    r->out_len = 0;
+    if (len == 0 && back == 0 && round > 0) break;
+  }
+  return rrc;
+}
+
+static int is_http2_suite(const char *name) {
+  if (strncmp(name, "TLS1-3-", 7) == 0) return 1;
+  return strstr(name, "ECDHE") != NULL && strstr(name, "CBC") == NULL &&
+         (strstr(name, "-GCM-") != NULL || strstr(name, "CHACHA20-POLY1305") != NULL);
+}
+
+/* Client and server offer only what HTTP/2 allows, ChaCha20-Poly1305 first, and agree on it. */
+TEST(tls_only_aead_suites) {
+  gen(NULL);
+  apns__tls_options co = client_opts(), so = server_opts();
+  conn k;
+  open_conn(&k, &co, &so, "localhost");
+  const apns__tls_config *cfgs[] = {k.ccfg, k.scfg};
+  for (size_t c = 0; c < 2; c++) {
+    const int *s = apns__tls_config_ciphersuites(cfgs[c]);
+    ASSERT_NE(s[0], 0);
+    ASSERT_NOT_NULL(strstr(mbedtls_ssl_get_ciphersuite_name(s[0]), "CHACHA20-POLY1305"));
+    size_t n = 0;
+    for (; s[n] != 0; n++) {
+      const char *name = mbedtls_ssl_get_ciphersuite_name(s[n]);
+      if (!is_http2_suite(name)) test__fail(__FILE__, __LINE__, "suite %s is not ECDHE with AEAD", name);
+    }
+    ASSERT_GE(n, 6); /* ECDSA and RSA, each with ChaCha20, AES-128-GCM and AES-256-GCM */
+  }
+  ASSERT_NULL(apns__tls_ciphersuite(k.c));
+  shake(&k, 0);
+  ASSERT_OK(k.crc);
+  ASSERT_NOT_NULL(strstr(apns__tls_ciphersuite(k.c), "CHACHA20-POLY1305"));
+  ASSERT_STREQ(apns__tls_ciphersuite(k.c), apns__tls_ciphersuite(k.s));
+  close_conn(&k);
+}
+
+/* A server that offers only CBC suites (HTTP/2's block list) gets no handshake with our client; the same server
+ * with an AEAD suite does, so it is the suite that was refused. */
+TEST(tls_cbc_only_server_refused) {
+  gen(NULL);
+  apns__tls_options co = client_opts();
+  apns__tls_config *cfg = config(&co);
+  static const int suites[] = {MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
+                               MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256};
+  for (int i = 0; i < 2; i++) {
+    raw_peer *r = apns__malloc(sizeof *r);
+    apns__tls *t;
+    int trc;
+    raw_open(r, 1, suites[i]);
+    ASSERT_OK(apns__tls_new(&t, cfg, "localhost"));
+    int rrc = raw_shake(t, r, &trc);
+    if (i == 0) {
+      ASSERT_ERR(trc, APNS_ETLS);
+      ASSERT_NOT_NULL(strstr(apns__tls_error(t), "handshake_failure"));
+      ASSERT_NE(rrc, 0);
+    } else {
+      ASSERT_OK(trc);
+      ASSERT_EQ(rrc, 0);
+      ASSERT_STREQ(apns__tls_ciphersuite(t), "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256");
+    }
+    apns__tls_free(t);
+    raw_free(r);
+    apns__free(r);
+  }
+  apns__tls_config_unref(cfg);
+  apns__certgen_free(&certs);
+}
+
+/* The same from the other side: our server (the mock's) refuses a client that offers only CBC. */
+TEST(tls_cbc_only_client_refused) {
+  gen(NULL);
+  apns__tls_options so = server_opts();
+  apns__tls_config *cfg = config(&so);
+  static const int suites[] = {MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
+                               MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256};
+  for (int i = 0; i < 2; i++) {
+    raw_peer *r = apns__malloc(sizeof *r);
+    apns__tls *t;
+    int trc;
+    raw_open(r, 0, suites[i]);
+    ASSERT_OK(apns__tls_new(&t, cfg, NULL));
+    /* The client speaks first: start it before the pump. */
+    ASSERT_EQ(mbedtls_ssl_handshake(&r->ssl), MBEDTLS_ERR_SSL_WANT_READ);
+    ASSERT_OK(apns__tls_feed(t, r->out, r->out_len));
+    r->out_len = 0;
+    int rrc = raw_shake(t, r, &trc);
+    if (i == 0) {
+      ASSERT_ERR(trc, APNS_ETLS);
+      ASSERT_NE(rrc, 0);
+    } else {
+      ASSERT_OK(trc);
+      ASSERT_EQ(rrc, 0);
+    }
+    apns__tls_free(t);
+    raw_free(r);
+    apns__free(r);
+  }
+  apns__tls_config_unref(cfg);
+  apns__certgen_free(&certs);
 }
 
 TEST(tls_encrypted_key) {
@@ -778,6 +1071,12 @@ TEST_SUITE(tls){
     TEST_ENTRY(tls_bad_files),
     TEST_ENTRY(tls_bad_options),
     TEST_ENTRY(tls_system_bundle),
+    TEST_ENTRY(tls_only_aead_suites),
+    TEST_ENTRY(tls_cbc_only_server_refused),
+    TEST_ENTRY(tls_cbc_only_client_refused),
+    TEST_ENTRY(tls_ca_bundle_paths),
+    TEST_ENTRY(tls_ssl_cert_file),
+    TEST_ENTRY(tls_ssl_cert_dir),
     TEST_ENTRY(tls_encrypted_key),
     TEST_ENTRY(tls_openssl_pkcs8_key),
     TEST_ENTRY(tls_garbage_after_handshake),
