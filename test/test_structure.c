@@ -1,8 +1,10 @@
 /* The structure the README promises, checked over the build itself: the layers of lib/ over the compiler's own
  * dependency output (test/check_layers.py runs each module's compile command with -M), and what libapns.so exports
- * over nm (test/check_exports.py). Each check also gets a case that must fail, so a check that can no longer see
- * anything would not pass quietly. */
+ * over nm (test/check_exports.py), and libapns as a meson subproject (test/check_subproject.sh). Each check also gets
+ * a case that must fail, so a check that can no longer see anything would not pass quietly. */
 #include "harness.h"
+
+#include <apns.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +128,28 @@ TEST(structure_exports_catch_a_missing_function) {
   ASSERT_TRUE(strstr(out, "declared APNS_EXTERN in no header") == NULL);
 }
 
+static int check_subproject(const char *layout, const char *args) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "'%s/test/check_subproject.sh' '%s' '%s' '%s' '%s' %s %s", APNS_SOURCE_DIR,
+           APNS_SOURCE_DIR, test_tmpdir(), APNS_MESON, APNS_NINJA, layout, args);
+  return run_capture(cmd, out, sizeof out);
+}
+
+/* A project with libapns in subprojects/apns gets it with dependency('apns'); the subproject configures whole with
+ * its default options (tests, tools, bench, examples), and the app builds and runs against it. */
+TEST(structure_subproject_default_options) {
+  ASSERT_EQ(check_subproject("dir", "--only-app"), 0);
+  ASSERT_TRUE(strstr(out, "app: libapns " APNS_VERSION_STRING ", uv ") != NULL);
+  ASSERT_TRUE(strstr(out, ": APNS_EINVAL\n") != NULL);
+}
+
+/* The same through a wrap file's [provide] (subprojects/libapns), building only the library: no tests, no tools. */
+TEST(structure_subproject_library_only) {
+  ASSERT_EQ(check_subproject("wrap", "-Dlibapns:tests=false -Dlibapns:tools=false"), 0);
+  ASSERT_TRUE(strstr(out, "app: libapns " APNS_VERSION_STRING) != NULL);
+  ASSERT_TRUE(strstr(out, "apns-mock built: no") != NULL);
+}
+
 TEST_SUITE(structure){
     TEST_ENTRY(structure_layers_hold),
     TEST_ENTRY(structure_layers_catch_uv_in_a_pure_module),
@@ -133,5 +157,7 @@ TEST_SUITE(structure){
     TEST_ENTRY(structure_layers_catch_tls_headers_and_uv_in_sans_io),
     TEST_ENTRY(structure_exports_match_the_headers),
     TEST_ENTRY(structure_exports_catch_a_missing_function),
+    TEST_ENTRY(structure_subproject_default_options),
+    TEST_ENTRY(structure_subproject_library_only),
     TEST_SUITE_END,
 };
