@@ -143,10 +143,18 @@ TEST(structure_subproject_default_options) {
   ASSERT_TRUE(strstr(out, ": APNS_EINVAL\n") != NULL);
 }
 
-/* The same through a wrap file's [provide] (subprojects/libapns), building only the library: no tests, no tools. */
+/* The same through a wrap file's [provide] (subprojects/libapns), building only the library: no tests, no tools.
+ * Its CA bundle is set at build time (-Dca_bundle), and the app's connection with the default trust reads that
+ * one and no other. */
 TEST(structure_subproject_library_only) {
-  ASSERT_EQ(check_subproject("wrap", "-Dlibapns:tests=false -Dlibapns:tools=false"), 0);
+  char args[1024];
+  snprintf(args, sizeof args,
+           "-Dlibapns:tests=false -Dlibapns:tools=false -Dlibapns:ca_bundle=%s/no-such-bundle.pem "
+           "--expect-ca=%s/no-such-bundle.pem",
+           test_tmpdir(), test_tmpdir());
+  ASSERT_EQ(check_subproject("wrap", args), 0);
   ASSERT_TRUE(strstr(out, "app: libapns " APNS_VERSION_STRING) != NULL);
+  ASSERT_TRUE(strstr(out, "open: APNS_EBADCERT: cannot load CA file ") != NULL);
   ASSERT_TRUE(strstr(out, "apns-mock built: no") != NULL);
 }
 
