@@ -68,7 +68,11 @@ void apns__tls_free(apns__tls *tls); /* NULL is fine */
 int apns__tls_feed(apns__tls *tls, const uint8_t *data, size_t len);
 /* Advances the handshake: 0 when complete (and ALPN gave h2), 1 while it needs more input (check
  * apns__tls_take_output for bytes to send first), or APNS_ECERTVERIFY (message says why: which check failed),
- * APNS_EALPN (the peer did not agree on h2), APNS_ETLS (any other failure; message has mbedTLS's words). */
+ * APNS_EALPN (the peer did not agree on h2), APNS_ETLS (any other failure; message has mbedTLS's words).
+ * A TLS 1.3 client (mbedTLS 3) is complete only once the server's first record is in: the server refuses a client
+ * certificate after the client's Finished, so until then the handshake may still fail (APNS_ETLS). The first
+ * plaintext byte read then is returned by the first apns__tls_read. A server must therefore send first, as an
+ * HTTP/2 server does (SETTINGS). */
 int apns__tls_handshake(apns__tls *tls);
 int apns__tls_handshake_done(const apns__tls *tls);
 /* Plaintext from the peer into buf: the number of bytes (> 0), 0 when nothing more is available now, APNS_ECLOSED
