@@ -18,7 +18,7 @@
 
 #include "request.h"
 
-#include <apns.h>
+#include <apns/common.h>
 #include <stdint.h>
 
 typedef struct apns__h2 apns__h2;

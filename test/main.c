@@ -6,6 +6,8 @@
  * at most N at once (default 2), each with a time limit (APNS_TEST_TIMEOUT seconds, default 120). A failing test's
  * output is printed; with -v every test's. The last line is "N passed, N failed"; the exit status is 1 when any
  * failed. */
+/* nftw (removing each test's temporary directory) is XSI. */
+#define _XOPEN_SOURCE 700
 #include "harness.h"
 
 #include <apns.h>

@@ -4,7 +4,8 @@
 
 #include "alloc.h"
 #include "certgen.h"
-#include "jwt.h"
+#include "jwt_verify.h"
+#include "mbedtls_compat.h"
 #include "mock.h"
 #include "mock_server.h"
 #include "tls.h"
@@ -697,11 +698,7 @@ static void keys_make(keys *k) {
   /* Key B is registered by its public half only. */
   mbedtls_pk_context pk;
   mbedtls_pk_init(&pk);
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-  ASSERT_EQ(mbedtls_pk_parse_key(&pk, (const unsigned char *)k->p8_b, lb + 1, NULL, 0, NULL, NULL), 0);
-#else
-  ASSERT_EQ(mbedtls_pk_parse_key(&pk, (const unsigned char *)k->p8_b, lb + 1, NULL, 0), 0);
-#endif
+  ASSERT_EQ(apns__mbed_pk_parse_key(&pk, (const unsigned char *)k->p8_b, lb + 1, NULL, 0, NULL, NULL), 0);
   ASSERT_EQ(mbedtls_pk_write_pubkey_pem(&pk, (unsigned char *)k->pub_b, sizeof k->pub_b), 0);
   mbedtls_pk_free(&pk);
 }
@@ -756,9 +753,9 @@ TEST(mock_p8_key) {
   ASSERT_EQ(mbedtls_pem_read_buffer(&ctx, "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----",
                                     (const unsigned char *)pem, NULL, 0, &der_len),
             0);
-  ASSERT_LT(ctx.buflen, sizeof der);
-  memcpy(der, ctx.buf, ctx.buflen);
-  der_len = ctx.buflen;
+  ASSERT_LT(ctx.APNS__MBED_PRIV(buflen), sizeof der);
+  memcpy(der, ctx.APNS__MBED_PRIV(buf), ctx.APNS__MBED_PRIV(buflen));
+  der_len = ctx.APNS__MBED_PRIV(buflen);
   mbedtls_pem_free(&ctx);
   static const unsigned char head[] = {0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
                                        0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};

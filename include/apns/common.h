@@ -13,12 +13,21 @@
 extern "C" {
 #endif
 
+/* Marks the public functions, as libuv's UV_EXTERN does. The library is compiled with BUILDING_APNS_SHARED and
+ * hidden visibility, so these and nothing else leave libapns.so. A program using the library defines nothing (on
+ * Windows, USING_APNS_SHARED when it links the DLL rather than the static library). */
 #if defined(_WIN32)
+#if defined(BUILDING_APNS_SHARED)
 #define APNS_EXTERN __declspec(dllexport)
-#elif defined(__GNUC__)
+#elif defined(USING_APNS_SHARED)
+#define APNS_EXTERN __declspec(dllimport)
+#else
+#define APNS_EXTERN /* nothing */
+#endif
+#elif defined(BUILDING_APNS_SHARED) && defined(__GNUC__) && __GNUC__ >= 4
 #define APNS_EXTERN __attribute__((visibility("default")))
 #else
-#define APNS_EXTERN
+#define APNS_EXTERN /* nothing */
 #endif
 
 #define APNS_VERSION_MAJOR 0

@@ -35,8 +35,13 @@ extern "C" {
 /* TLS settings, shared by connections, pools and clients. Strings are read during the call that takes the
  * options (files are read then too); they need not outlive it. */
 typedef struct apns_tls_options {
-  /* Trust anchors for the server's chain. Default (both NULL): the system bundle
-   * /etc/ssl/certs/ca-certificates.crt, which holds Apple's roots. */
+  /* Trust anchors for the server's chain: a PEM file, or PEM text. Default (both NULL): the system's, which hold
+   * Apple's roots: SSL_CERT_FILE and SSL_CERT_DIR (':'-separated) when either variable is set, else the bundle
+   * libapns was built with (meson -Dca_bundle), else the first that exists of /etc/ssl/certs/ca-certificates.crt
+   * (Debian, Ubuntu, Arch), /etc/pki/tls/certs/ca-bundle.crt and /etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem
+   * (Fedora, RHEL), /etc/ssl/ca-bundle.pem (openSUSE), /etc/ssl/cert.pem (Alpine, macOS, FreeBSD, OpenBSD),
+   * /usr/local/share/certs/ca-root-nss.crt (FreeBSD) and Homebrew's cert.pem. The variables are read when the
+   * options are taken. */
   const char *ca_file;
   const char *ca_pem;
   /* Client certificate and its private key, for certificate auth (PEM files, or PEM text). */

@@ -11,7 +11,7 @@
 #include "mock.h"
 
 #include "alloc.h"
-#include "jwt.h"
+#include "jwt_verify.h"
 #include "mock_channels.h"
 #include "mock_server.h"
 #include "sockout.h"

@@ -16,7 +16,7 @@
 
 #include "alloc.h"
 #include "h2.h"
-#include "jwt.h"
+#include "jwt_verify.h"
 #include "mock_channels.h"
 #include "tls.h"
 
