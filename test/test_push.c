@@ -40,8 +40,9 @@ typedef struct {
   int exited;
   int64_t status;
   int term_signal;
-  const char *input; /* written to the child's stdin pipe when set */
-  long hwm_kb;       /* the largest VmHWM read from /proc while the child ran (see sample_hwm) */
+  const char *input;  /* written to the child's stdin pipe when set */
+  int hang_up_stdout; /* close our end of the child's stdout after its first bytes (a reader that goes away) */
+  long hwm_kb;        /* the largest VmHWM read from /proc while the child ran (see sample_hwm) */
   int hwm_samples;
   uv_write_t wreq;
   uv_shutdown_t sreq;
@@ -102,7 +103,8 @@ static void child_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   child *c = s->data;
   if (n > 0 && s == (uv_stream_t *)&c->err) sample_hwm(c); /* the summary comes just before exit */
   if (n > 0) buf_add(s == (uv_stream_t *)&c->out ? &c->o : &c->e, b->base, (size_t)n);
-  if (n < 0) uv_close((uv_handle_t *)s, child_closed);
+  if (n < 0 || (n > 0 && c->hang_up_stdout && s == (uv_stream_t *)&c->out && !uv_is_closing((uv_handle_t *)s)))
+    uv_close((uv_handle_t *)s, child_closed);
 }
 
 static void child_shut(uv_shutdown_t *r, int status) {
@@ -567,7 +569,8 @@ static void record_hook(void *data, apns_mock_request *req) {
   }
 }
 
-static void srv_start(srv *s, int client_auth, int hook) {
+/* tweak, when set, changes the mock's options before it starts (faults, hostile answers). */
+static void srv_start_with(srv *s, int client_auth, int hook, void (*tweak)(apns_mock_options *)) {
   memset(s, 0, sizeof *s);
   ASSERT_EQ(uv_loop_init(&s->loop), 0);
   s->dir = cert_dir(&s->certs);
@@ -579,8 +582,13 @@ static void srv_start(srv *s, int client_auth, int hook) {
     o.on_request = record_hook;
     o.data = s;
   }
+  if (tweak) tweak(&o);
   s->mock = fx_mock_start(&s->loop, &o);
   snprintf(s->hostport, sizeof s->hostport, "127.0.0.1:%d", apns_mock_port(s->mock));
+}
+
+static void srv_start(srv *s, int client_auth, int hook) {
+  srv_start_with(s, client_auth, hook, NULL);
 }
 
 /* Runs apns-push against the mock until it exits. */
@@ -931,6 +939,80 @@ TEST(push_unreachable_server_gives_up) {
   child_free(&c);
 }
 
+/* ---- a server that resets the connection mid-run ---- */
+
+static void drop_early(apns_mock_options *o) {
+  o->drop_after = 1500;
+  o->bad_prefix = "bad";
+}
+
+/* The mock closes each connection after 1500 requests while thousands more are being written: the client's next
+ * writes meet a reset socket (the mock closes with unread bytes: the kernel answers them with RST). apns-push must
+ * not die of SIGPIPE (the child starts with the default disposition: uv_spawn resets every signal in the child),
+ * every line still gets its result line and the summary is written. One line in 100 has a token the mock refuses,
+ * so the run ends with status 1 whatever the pool's resends of the dropped streams bring. */
+TEST(push_reset_mid_write_no_sigpipe) {
+  srv s;
+  srv_start_with(&s, 1, 0, drop_early);
+  char path[600];
+  snprintf(path, sizeof path, "%s/reset.jsonl", test_tmpdir());
+  FILE *f = fopen(path, "w");
+  ASSERT_NOT_NULL(f);
+  const unsigned lines = 8000;
+  for (unsigned i = 0; i < lines; i++)
+    fprintf(f, "{\"token\":\"%s%061x\",\"payload\":{\"aps\":{}}}\n", i % 100 ? "abc" : "bad", i);
+  ASSERT_EQ(fclose(f), 0);
+  const char *const args[] = {CONN(&s), CERT(&s), "--bulk", path, "--no-progress", NULL};
+  child c;
+  memset(&c, 0, sizeof c);
+  child_start(&c, &s.loop, args, NULL, NULL);
+  fx_run_until(&s.loop, &c.done);
+  if (c.term_signal) test__fail(__FILE__, __LINE__, "apns-push died of signal %d:\n%s", c.term_signal, err_of(&c));
+  if (c.status != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", (int)c.status, err_of(&c));
+  ASSERT_EQ(count_lines(out_of(&c)), (int)lines);
+  char want[64];
+  snprintf(want, sizeof want, "apns-push: %u notifications in ", lines);
+  ASSERT_TRUE(strstr(err_of(&c), want) != NULL);
+  ASSERT_TRUE(strstr(out_of(&c), "\"reason\":\"BadDeviceToken\"") != NULL);
+  apns_mock_stats st;
+  srv_stop(&s, &st);
+  ASSERT_GT(st.drops, 0);
+  child_free(&c);
+}
+
+/* The reader of stdout goes away (| head -1): apns-push's next write fails with EPIPE. It stops cleanly (no
+ * signal), says why on stderr, and exits 1; with a server, what was sent is canceled and the summary written. */
+TEST(push_stdout_closed_stops_cleanly) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/many.jsonl", test_tmpdir());
+  FILE *f = fopen(path, "w");
+  ASSERT_NOT_NULL(f);
+  for (unsigned i = 0; i < 100000; i++) fprintf(f, "{\"token\":\"%064x\",\"payload\":{\"aps\":{}}}\n", i);
+  ASSERT_EQ(fclose(f), 0);
+  child c;
+  memset(&c, 0, sizeof c);
+  c.hang_up_stdout = 1;
+  int rc = run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--bulk", path), NULL);
+  if (rc != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", rc, err_of(&c));
+  ASSERT_TRUE(strstr(err_of(&c), "apns-push: writing the results: Broken pipe: stopping") != NULL);
+  child_free(&c);
+
+  srv s;
+  srv_start(&s, 1, 0);
+  const char *const args[] = {CONN(&s), CERT(&s), "--bulk", path, "--no-progress", NULL};
+  memset(&c, 0, sizeof c);
+  c.hang_up_stdout = 1;
+  rc = srv_push(&s, &c, args, NULL, NULL);
+  if (rc != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", rc, err_of(&c));
+  ASSERT_TRUE(strstr(err_of(&c), "apns-push: writing the results: Broken pipe: stopping") != NULL);
+  ASSERT_TRUE(strstr(err_of(&c), "stopped: the output could not be written (Broken pipe)") != NULL);
+  ASSERT_TRUE(strstr(err_of(&c), " notifications in ") != NULL);
+  apns_mock_stats st;
+  srv_stop(&s, &st);
+  ASSERT_LT(st.requests, 100000); /* it stopped reading */
+  child_free(&c);
+}
+
 TEST_SUITE(push){
     TEST_ENTRY(push_help_and_version),
     TEST_ENTRY(push_usage_errors_exit_2),
@@ -949,5 +1031,7 @@ TEST_SUITE(push){
     TEST_ENTRY(push_bulk_million_bounded_memory),
     TEST_ENTRY(push_sigint_finishes_what_was_sent),
     TEST_ENTRY(push_unreachable_server_gives_up),
+    TEST_ENTRY(push_reset_mid_write_no_sigpipe),
+    TEST_ENTRY(push_stdout_closed_stops_cleanly),
     TEST_SUITE_END,
 };

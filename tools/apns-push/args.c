@@ -2,6 +2,8 @@
  * mistake ends the run with status 2 and a message naming the flag (or file) before anything is sent. */
 #include "push.h"
 
+#include "bulk.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -142,12 +144,26 @@ static const struct option longopts[] = {
 };
 
 void push_err(const char *fmt, ...) {
+  char text[2048], safe[4096];
   va_list ap;
-  fputs("apns-push: ", stderr);
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  int n = vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
-  fputc('\n', stderr);
+  if (n < 0) return;
+  /* Flags, file names and file contents are outside bytes too: no control character reaches the terminal. */
+  bulk_escape_text(safe, sizeof safe, text, (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
+  fprintf(stderr, "apns-push: %s\n", safe);
+}
+
+/* A host name to verify the certificate against: printable ASCII without spaces, as DNS names and IP literals
+ * are. CR, LF or any other control byte would never match a certificate and once made the run wait out its whole
+ * deadline. */
+static int valid_verify_name(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 253) return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f) return 0;
+  return 1;
 }
 
 static int parse_uint(const char *flag, const char *s, unsigned long long min, unsigned long long max,
@@ -266,6 +282,10 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
       o->ca_file = optarg;
       break;
     case OPT_VERIFY_NAME:
+      if (!valid_verify_name(optarg)) {
+        push_err("--verify-name \"%s\": not a host name (1 to 253 printable ASCII characters, no spaces)", optarg);
+        goto usage;
+      }
       o->verify_name = optarg;
       break;
     case OPT_INSECURE:

@@ -5,7 +5,10 @@
  * non-blank input line ends in exactly one result line: a response, a failure, or the reason it was not sent. */
 #include "push.h"
 
+#include "bulk.h"
+
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +29,7 @@ typedef struct pending {
 struct app {
   uv_loop_t loop;
   push_opts o;
-  FILE *out;
+  int out_fd; /* stdout or --results */
   FILE *dead;
   push_report *rep;
   apns_notification *n; /* the payload of the command line (flags or PAYLOAD_JSON), or NULL */
@@ -49,8 +52,28 @@ struct app {
   int closing;
   int read_error;
   int stopped;
+  int output_broken; /* a write of the results (or of stderr) failed: the run stops */
+  int output_errno;
   size_t low_water;
+  char *scratch; /* bulk_line_parse's, for the longest line */
+  size_t scratch_cap;
 };
+
+static void give_up(app *a);
+
+/* After anything was written: a failed write (EPIPE: the reader of stdout went away) stops the run cleanly, once.
+ * Returns 1 when the output is broken. */
+static int output_broken(app *a) {
+  int on_stderr, e = push_report_write_error(a->rep, &on_stderr);
+  if (e == 0) return 0;
+  if (!a->output_broken) {
+    a->output_broken = 1;
+    a->output_errno = e;
+    push_report_stderr(a->rep, "%s: %s: stopping; what was sent is canceled",
+                       on_stderr ? "writing to stderr" : "writing the results", strerror(e));
+  }
+  return 1;
+}
 
 static void maybe_finish(app *a);
 
@@ -87,33 +110,44 @@ static void on_response(int err, const apns_response *res, void *data) {
   push_report_result(a->rep, &r);
   free(p);
   a->outstanding--;
+  if (output_broken(a) && !a->closing) give_up(a);
   maybe_finish(a);
 }
 
 /* ---- one request ---- */
 
-/* Why a send was refused, for a line or a flag. */
-static const char *send_err_text(int rv, char *buf, size_t len) {
-  snprintf(buf, len, "%s", apns_strerror(rv));
-  return buf;
+static int payload_err(int rv) {
+  return rv == APNS_EBADJSON || rv == APNS_EBADUTF8 || rv == APNS_EPAYLOADEMPTY || rv == APNS_EPAYLOADTOOLARGE;
 }
 
-/* Sends (or, with --dry-run, prints) one notification. Returns PUSH_LINE_*. */
-static int submit(app *a, uint64_t lineno, const char *token, apns_notification *n, const apns_send_options *so) {
+/* Sends (or, with --dry-run, prints) one notification: n, or the JSON bytes json (a line's payload, validated by
+ * the send). Returns PUSH_LINE_*. */
+static int submit(app *a, uint64_t lineno, const char *token, apns_notification *n, const char *json, size_t jlen,
+                  const apns_send_options *so) {
   char why[256];
   if (a->o.dry_run) {
     apns_send_request sr;
-    const char *json;
+    apns_notification *raw = NULL;
+    const char *body;
     size_t len;
-    int rv = apns_build_send_request(a->o.send.topic, token, so, apns_notification_is_background(n), &sr);
-    if (rv == 0) rv = apns_notification_serialize(n, apns_payload_limit(sr.push_type), &json, &len);
+    int rv = json ? apns_notification_new_raw(&raw, json, jlen) : 0;
+    if (raw) n = raw;
+    if (rv == 0) rv = apns_build_send_request(a->o.send.topic, token, so, apns_notification_is_background(n), &sr);
+    if (rv == 0) rv = apns_notification_serialize(n, apns_payload_limit(sr.push_type), &body, &len);
     if (rv < 0) {
-      bad_line(a, lineno, token, rv, send_err_text(rv, why, sizeof why));
+      snprintf(why, sizeof why, "%s%s", json && payload_err(rv) ? "payload: " : "", apns_strerror(rv));
+      bad_line(a, lineno, token, rv, why);
+      apns_notification_free(raw);
       return PUSH_LINE_DONE;
     }
-    push_dry_run_line(a->out, &sr, json, len);
+    char line[16384], *big = NULL, *p = line;
+    size_t k = push_dry_run_line(line, sizeof line, &sr, body, len);
+    if (k >= sizeof line && (p = big = malloc(k + 1)) != NULL) push_dry_run_line(big, k + 1, &sr, body, len);
+    if (p) push_report_write(a->rep, p, k);
+    free(big);
+    apns_notification_free(raw);
     a->requests++;
-    return PUSH_LINE_DONE;
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
   }
   size_t tlen = strlen(token);
   pending *p = malloc(sizeof *p + tlen + 1);
@@ -125,7 +159,8 @@ static int submit(app *a, uint64_t lineno, const char *token, apns_notification 
   p->line = lineno;
   p->t0_ns = uv_hrtime();
   memcpy(p->token, token, tlen + 1);
-  int rv = apns_client_send(a->client, token, n, so, on_response, p);
+  int rv = json ? apns_client_send_json(a->client, token, json, jlen, so, on_response, p)
+                : apns_client_send(a->client, token, n, so, on_response, p);
   if (rv == 0) {
     a->outstanding++;
     return PUSH_LINE_DONE;
@@ -144,8 +179,9 @@ static int submit(app *a, uint64_t lineno, const char *token, apns_notification 
     a->stopped = 1;
     return PUSH_LINE_STOP;
   }
-  bad_line(a, lineno, token, rv, send_err_text(rv, why, sizeof why));
-  return PUSH_LINE_DONE;
+  snprintf(why, sizeof why, "%s%s", json && payload_err(rv) ? "payload: " : "", apns_strerror(rv));
+  bad_line(a, lineno, token, rv, why);
+  return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
 }
 
 /* ---- bulk input ---- */
@@ -153,30 +189,35 @@ static int submit(app *a, uint64_t lineno, const char *token, apns_notification 
 static int on_line(void *ctx, const char *text, size_t len, uint64_t lineno, int too_long) {
   app *a = ctx;
   char why[320];
-  push_line line;
+  bulk_line bl;
   if (too_long) {
     a->lines++;
     snprintf(why, sizeof why, "longer than %d bytes: skipped", PUSH_MAX_LINE);
     bad_line(a, lineno, NULL, APNS_EINVAL, why);
-    return PUSH_LINE_DONE;
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
   }
-  int rv = push_parse_line(text, len, &a->o.send, &line, why, sizeof why);
+  int rv = bulk_line_parse(text, len, &bl, a->scratch, a->scratch_cap, why, sizeof why);
   if (rv < 0) {
     a->lines++;
     bad_line(a, lineno, NULL, rv, why);
-    return PUSH_LINE_DONE;
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
   }
-  apns_notification *n = line.n ? line.n : a->n;
-  if (n == NULL) {
+  if (bl.payload == NULL && a->n == NULL) {
     a->lines++;
-    bad_line(a, lineno, line.token, APNS_EPAYLOADEMPTY,
+    bad_line(a, lineno, bl.token, APNS_EPAYLOADEMPTY,
              "no \"payload\" in the line, and no payload flags (--alert, ...) on the command line");
-    push_line_free(&line);
-    return PUSH_LINE_DONE;
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
   }
-  int r = submit(a, lineno, line.token, n, &line.so);
+  /* The command line's defaults with the line's own fields over them. */
+  apns_send_options so = a->o.send;
+  if (bl.topic) so.topic = bl.topic;
+  if (bl.collapse_id) so.collapse_id = bl.collapse_id;
+  if (bl.apns_id) so.apns_id = bl.apns_id;
+  if (bl.has_push_type) so.push_type = bl.push_type;
+  if (bl.priority) so.priority = bl.priority;
+  if (bl.has_expiration) so.has_expiration = 1, so.expiration = bl.expiration;
+  int r = submit(a, lineno, bl.token, a->n, bl.payload, bl.payload_len, &so);
   if (r != PUSH_LINE_PAUSE) a->lines++;
-  push_line_free(&line);
   if (r == PUSH_LINE_PAUSE) a->input_paused = 1;
   return r;
 }
@@ -247,6 +288,12 @@ static void progress(app *a, int final) {
 static void on_tick(uv_timer_t *t) {
   app *a = t->data;
   progress(a, 0);
+  /* Results reach a file or a pipe at least this often, not only when the buffer fills. */
+  push_report_flush(a->rep);
+  if (output_broken(a) && !a->closing) {
+    give_up(a);
+    return;
+  }
   /* The safety net of back-pressure: if the low-water signal was missed (requests that expired in the queue
    * without a dispatch), read on once the queue is low. */
   if (a->input_paused && a->client && !a->closing) {
@@ -444,24 +491,30 @@ static int run(app *a) {
     push_input_resume(a->in);
   } else {
     a->lines = 1;
-    submit(a, 1, a->o.token, a->n, &a->o.send);
+    submit(a, 1, a->o.token, a->n, NULL, 0, &a->o.send);
     a->input_done = 1;
     maybe_finish(a);
   }
   uv_run(&a->loop, UV_RUN_DEFAULT);
+  push_report_flush(a->rep);
+  output_broken(a);
   if (a->o.dry_run) {
     if (a->o.bulk) {
       uint64_t bad = a->lines - a->requests;
       fprintf(stderr, "apns-push: dry run: %llu requests, %llu bad lines\n", (unsigned long long)a->requests,
               (unsigned long long)bad);
-      return bad || a->read_error ? PUSH_EXIT_FAILED : PUSH_EXIT_OK;
+      return bad || a->read_error || a->output_broken ? PUSH_EXIT_FAILED : PUSH_EXIT_OK;
     }
-    return a->requests == 1 ? PUSH_EXIT_OK : PUSH_EXIT_FAILED;
+    return a->requests == 1 && !a->output_broken ? PUSH_EXIT_OK : PUSH_EXIT_FAILED;
   }
   progress(a, 1);
   const char *note = NULL;
   char buf[160];
-  if (a->stopped) {
+  if (a->output_broken) {
+    snprintf(buf, sizeof buf, "stopped: the output could not be written (%s); %llu lines read",
+             strerror(a->output_errno), (unsigned long long)a->lines);
+    note = buf;
+  } else if (a->stopped) {
     snprintf(buf, sizeof buf, "stopped after a fatal answer: %llu lines read, the rest not sent",
              (unsigned long long)a->lines);
     note = buf;
@@ -475,23 +528,36 @@ static int run(app *a) {
     note = buf;
   }
   push_report_summary(a->rep, uv_hrtime(), note);
-  if (a->stopped || a->read_error || a->interrupted || a->unreachable) return PUSH_EXIT_FAILED;
+  if (a->stopped || a->read_error || a->interrupted || a->unreachable || a->output_broken) return PUSH_EXIT_FAILED;
   return push_report_exit_code(a->rep);
 }
 
 int main(int argc, char **argv) {
   app a;
   int rc;
+  /* A peer that resets the connection mid-write, or a reader of stdout that goes away, must cost an EPIPE (each
+   * result still accounted for, the run stopped cleanly) and never the process with every buffered line. */
+  signal(SIGPIPE, SIG_IGN);
   memset(&a, 0, sizeof a);
+  a.out_fd = -1;
   rc = push_parse_args(argc, argv, &a.o);
   if (rc == 1) return PUSH_EXIT_OK;
   if (rc != 0) return rc;
   rc = PUSH_EXIT_USAGE;
-  a.out = stdout;
-  if (a.o.results && strcmp(a.o.results, "-") != 0 && (a.out = open_out("--results", a.o.results)) == NULL) goto done;
+  if (a.o.results && strcmp(a.o.results, "-") != 0) {
+    if ((a.out_fd = open(a.o.results, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666)) < 0) {
+      push_err("--results %s: %s", a.o.results, strerror(errno));
+      goto done;
+    }
+  } else {
+    a.out_fd = 1;
+  }
   if (a.o.dead_file && (a.dead = open_out("--dead-tokens", a.o.dead_file)) == NULL) goto done;
-  static char outbuf[1 << 16];
-  setvbuf(a.out, outbuf, _IOFBF, sizeof outbuf);
+  a.scratch_cap = BULK_SCRATCH(PUSH_MAX_LINE);
+  if ((a.scratch = malloc(a.scratch_cap)) == NULL) {
+    push_err("out of memory");
+    goto done;
+  }
 
   if (a.o.payload_json) {
     char *mini;
@@ -511,7 +577,7 @@ int main(int argc, char **argv) {
   if (!a.o.bulk && check_single(&a) != 0) goto done;
 
   int show = a.o.progress >= 0 ? a.o.progress : isatty(2);
-  a.rep = push_report_new(a.o.dry_run ? NULL : a.out, show && !a.o.dry_run, a.o.list_dead, a.dead, uv_hrtime());
+  a.rep = push_report_new(a.out_fd, !a.o.dry_run, show && !a.o.dry_run, a.o.list_dead, a.dead, uv_hrtime());
   if (a.rep == NULL || uv_loop_init(&a.loop) != 0) {
     push_err("out of memory");
     goto done;
@@ -522,13 +588,14 @@ int main(int argc, char **argv) {
   if (uv_loop_close(&a.loop) != 0) push_err("internal: handles left open at exit");
 
 done:
-  if (a.out && fflush(a.out) != 0) {
-    push_err("writing results: %s", strerror(errno));
+  if (a.rep && push_report_flush(a.rep) < 0 && !a.output_broken) {
+    push_err("writing the results: %s", strerror(-push_report_flush(a.rep)));
     if (rc == PUSH_EXIT_OK) rc = PUSH_EXIT_FAILED;
   }
-  if (a.out && a.out != stdout) fclose(a.out);
+  if (a.out_fd > 2 && close(a.out_fd) != 0 && rc == PUSH_EXIT_OK) rc = PUSH_EXIT_FAILED;
   if (a.dead && fclose(a.dead) != 0 && rc == PUSH_EXIT_OK) rc = PUSH_EXIT_FAILED;
   push_report_free(a.rep);
+  free(a.scratch);
   apns_notification_free(a.n);
   push_opts_free(&a.o);
   return rc;
