@@ -92,6 +92,9 @@ typedef struct apns_mock_request {
    * bytes; NULL for none) is copied when the hook returns. The apns-id header is always set. */
   int status;
   const char *reason;
+  /* The response's apns-id header: 36 bytes (NUL-terminated) the hook may overwrite with any bytes but NUL, to
+   * play a hostile server. */
+  char *apns_id;
 } apns_mock_request;
 
 /* A key that verifies provider tokens: the P-256 key of a .p8 (PKCS#8 or SEC1 private key PEM: only its public

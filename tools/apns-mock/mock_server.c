@@ -526,6 +526,7 @@ static int on_request_done(apns__mock_conn *c, mock_stream *s) {
     req.headers = hdrs;
     req.status = status;
     req.reason = reason;
+    req.apns_id = s->apns_id;
     o->on_request(o->data, &req);
     status = req.status;
     set_answer(s, status, req.reason, status == 410 ? wall_ms(c) : 0);

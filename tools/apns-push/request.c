@@ -91,6 +91,10 @@ static int json_ws(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+static int word_byte(char c) {
+  return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '.' || c == '+' || c == '-';
+}
+
 int push_json_minify(const char *json, size_t len, char **out, size_t *out_len) {
   char *buf = malloc(len + 1);
   size_t j = 0;
@@ -108,6 +112,12 @@ int push_json_minify(const char *json, size_t len, char **out, size_t *out_len) 
     } else if (!json_ws(c)) {
       buf[j++] = c;
       if (c == '"') in_str = 1;
+    } else if (j > 0 && word_byte(buf[j - 1])) {
+      /* Whitespace between two words stays (one space): "[1 2]" must not become "[12]", valid JSON it was not. */
+      size_t k = i + 1;
+      while (k < len && json_ws(json[k])) k++;
+      if (k < len && word_byte(json[k])) buf[j++] = ' ';
+      i = k - 1;
     }
   }
   buf[j] = '\0';

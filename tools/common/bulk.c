@@ -475,7 +475,13 @@ static char *scratch_take(scan *sc, size_t n) {
   return p;
 }
 
-/* The payload's bytes without the whitespace outside its strings (already known to have closed strings). */
+static int word_byte(unsigned c) {
+  return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '.' || c == '+' || c == '-';
+}
+
+/* The payload's bytes without the whitespace outside its strings (already known to have closed strings). Where
+ * whitespace parts two words ("1 2", "tr ue") one space stays: dropping it would turn a payload that is not JSON
+ * into one that is ("12", "true"), and the send's check must see what was written. */
 static size_t minify(const unsigned char *s, size_t n, char *d) {
   size_t j = 0;
   for (size_t i = 0; i < n; i++) {
@@ -489,6 +495,11 @@ static size_t minify(const unsigned char *s, size_t n, char *d) {
       d[j++] = '"';
     } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
       d[j++] = (char)c;
+    } else if (j > 0 && word_byte((unsigned char)d[j - 1]) && i + 1 < n) {
+      size_t k = i + 1;
+      while (k < n && (s[k] == ' ' || s[k] == '\t' || s[k] == '\n' || s[k] == '\r')) k++;
+      if (k < n && word_byte(s[k])) d[j++] = ' ';
+      i = k - 1;
     }
   }
   return j;
