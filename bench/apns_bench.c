@@ -37,7 +37,8 @@
 
 extern char **environ;
 
-#define TOKEN "4f6d1e6cbb3a4c2b9a8e0d7c6b5a4938271605f4e3d2c1b0a99887766554433"
+/* 64 hex digits (32 bytes), as Apple issues them: the mock refuses an odd length with BadDeviceToken. */
+#define TOKEN "4f6d1e6cbb3a4c2b9a8e0d7c6b5a4938271605f4e3d2c1b0a998877665544332"
 #define TOPIC "com.example.app"
 #define DEFAULT_PAYLOAD                                                                                              \
   "{\"aps\":{\"alert\":{\"title\":\"apns-bench\",\"body\":\"Hello from "                                             \

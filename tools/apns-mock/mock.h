@@ -41,7 +41,7 @@
  *       a different token less than 1200 s after the current
  *       one was accepted (or an older token once replaced)    429 TooManyProviderTokenUpdates
  *    5. empty device token                                    400 MissingDeviceToken
- *       not hex, or starts with bad_prefix                    400 BadDeviceToken
+ *       not hex, odd length, or starts with bad_prefix        400 BadDeviceToken
  *    6. apns-id not a UUID                                    400 BadMessageId
  *    7. apns-push-type not one of Apple's (alert, ...)        400 InvalidPushType   (absent: alert)
  *    8. apns-priority not 1, 5 or 10, or 10 for background    400 BadPriority       (absent: fine)

@@ -600,6 +600,10 @@ static void classify_path(apns__mock_conn *c, mock_stream *s, const uint8_t *v, 
     s->token = TOKEN_MISSING;
     return;
   }
+  if (tlen % 2 != 0) { /* hex bytes come in pairs: Apple refuses an odd length */
+    s->token = TOKEN_BAD;
+    return;
+  }
   for (size_t i = 0; i < tlen; i++) {
     if (!is_hex(tok[i])) {
       s->token = TOKEN_BAD;
