@@ -52,7 +52,8 @@ static const char usage_text[] =
     "  --progress, --no-progress progress on stderr (default: when stderr is a terminal)\n"
     "  --list-dead N             tokens to delete listed in the summary (default 10)\n"
     "  --dead-tokens FILE        write every token to delete to FILE, one a line\n"
-    "  --max-queued N            notifications queued at most before reading pauses (default 4096)\n"
+    "  --max-queued N            notifications queued at most before reading pauses (default: 2000 per\n"
+    "                            connection)\n"
     "  --help, --version\n"
     "Exit status: 0 all accepted, 1 any rejected or failed (or a bad line), 2 usage or configuration error.\n";
 
@@ -258,7 +259,7 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
   o->badge = -1;
   o->progress = -1;
   o->list_dead = 10;
-  o->max_queued = 4096;
+  o->max_queued = 0; /* set after the flags: it depends on --connections */
   opterr = 0;
   optind = 1;
   while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -533,6 +534,11 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
     goto usage;
   }
   if (o->cert_file && !o->key_file) o->key_file = o->cert_file;
+  /* The queue refills the connections' free streams: at half of it (the low-water mark, where reading resumes)
+   * there must still be as many queued as every connection can take at once (APNs allows 1000 streams a
+   * connection), or the pool would wait on the input. Not much more: a deeper queue costs memory and cache (every
+   * queued notification is a request block of its own) and measured slower. */
+  if (o->max_queued == 0) o->max_queued = (size_t)o->connections * 2000u;
   static const struct {
     const char *flag;
     size_t off;

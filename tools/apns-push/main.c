@@ -19,11 +19,14 @@
 
 typedef struct app app;
 
+/* A notification handed to the pool, until its answer. Records are reused from a free list: a bulk run makes
+ * no allocation of its own per line. */
 typedef struct pending {
   app *a;
+  struct pending *next_free;
   uint64_t line;
   uint64_t t0_ns;
-  char token[];
+  char token[APNS_DEVICE_TOKEN_MAX + 1];
 } pending;
 
 struct app {
@@ -57,7 +60,24 @@ struct app {
   size_t low_water;
   char *scratch; /* bulk_line_parse's, for the longest line */
   size_t scratch_cap;
+  pending *free_pending;
+  apns_send_request sr_cache; /* the headers of the last line without options of its own */
+  int sr_cached, sr_background;
 };
+
+static pending *pending_get(app *a) {
+  pending *p = a->free_pending;
+  if (p) {
+    a->free_pending = p->next_free;
+    return p;
+  }
+  return malloc(sizeof *p);
+}
+
+static void pending_put(app *a, pending *p) {
+  p->next_free = a->free_pending;
+  a->free_pending = p;
+}
 
 static void give_up(app *a);
 
@@ -108,7 +128,7 @@ static void on_response(int err, const apns_response *res, void *data) {
   r.res = res;
   r.latency_ms = (double)(uv_hrtime() - p->t0_ns) / 1e6;
   push_report_result(a->rep, &r);
-  free(p);
+  pending_put(a, p);
   a->outstanding--;
   if (output_broken(a) && !a->closing) give_up(a);
   maybe_finish(a);
@@ -120,52 +140,78 @@ static int payload_err(int rv) {
   return rv == APNS_EBADJSON || rv == APNS_EBADUTF8 || rv == APNS_EPAYLOADEMPTY || rv == APNS_EPAYLOADTOOLARGE;
 }
 
-/* Sends (or, with --dry-run, prints) one notification: n, or the JSON bytes json (a line's payload, validated by
- * the send). Returns PUSH_LINE_*. */
-static int submit(app *a, uint64_t lineno, const char *token, apns_notification *n, const char *json, size_t jlen,
+/* Sends (or, with --dry-run, prints) one notification: the payload of line bl when it has one, else n. What the
+ * client's send does, through the pool: the same checks and headers (apns_build_send_request), the payload's
+ * bytes as the line has them, already checked by the scan. Returns PUSH_LINE_*. */
+static int submit(app *a, uint64_t lineno, const char *token, apns_notification *n, const bulk_line *bl,
                   const apns_send_options *so) {
   char why[256];
-  if (a->o.dry_run) {
-    apns_send_request sr;
-    apns_notification *raw = NULL;
-    const char *body;
-    size_t len;
-    int rv = json ? apns_notification_new_raw(&raw, json, jlen) : 0;
-    if (raw) n = raw;
-    if (rv == 0) rv = apns_build_send_request(a->o.send.topic, token, so, apns_notification_is_background(n), &sr);
-    if (rv == 0) rv = apns_notification_serialize(n, apns_payload_limit(sr.push_type), &body, &len);
-    if (rv < 0) {
-      snprintf(why, sizeof why, "%s%s", json && payload_err(rv) ? "payload: " : "", apns_strerror(rv));
-      bad_line(a, lineno, token, rv, why);
-      apns_notification_free(raw);
-      return PUSH_LINE_DONE;
+  apns_send_request local, *sr = &local;
+  const char *body = NULL;
+  size_t len = 0, tlen = strlen(token);
+  int rv = 0, from_line = bl && bl->payload;
+  int background = from_line ? bl->payload_background : apns_notification_is_background(n);
+  if (from_line) {
+    body = bl->payload;
+    len = bl->payload_len;
+    if (!bl->payload_checked) { /* a case the scan leaves to the library */
+      apns_notification *raw;
+      rv = apns_notification_new_raw(&raw, body, len);
+      if (rv == 0) background = apns_notification_is_background(raw);
+      if (rv == 0) apns_notification_free(raw);
     }
+  }
+  /* A line with none of its own options gets the headers of the previous such line: only the path differs (the
+   * token was checked by the scan with the rule the send uses). Building them is a good part of a line's cost. */
+  int plain = bl && !bl->topic && !bl->collapse_id && !bl->apns_id && !bl->has_push_type && !bl->priority &&
+              !bl->has_expiration && tlen <= APNS_DEVICE_TOKEN_MAX;
+  if (rv == 0 && plain && a->sr_cached && a->sr_background == background) {
+    sr = &a->sr_cache;
+    memcpy(sr->path + 10, token, tlen + 1); /* after "/3/device/" */
+  } else if (rv == 0) {
+    if (plain) sr = &a->sr_cache, a->sr_cached = 0;
+    rv = apns_build_send_request(a->o.send.topic, token, so, background, sr);
+    if (rv == 0 && plain) a->sr_cached = 1, a->sr_background = background;
+  }
+  if (rv == 0 && from_line && len > apns_payload_limit(sr->push_type)) rv = APNS_EPAYLOADTOOLARGE;
+  if (rv == 0 && !from_line) rv = apns_notification_serialize(n, apns_payload_limit(sr->push_type), &body, &len);
+  if (rv < 0) {
+    snprintf(why, sizeof why, "%s%s", from_line && payload_err(rv) ? "payload: " : "", apns_strerror(rv));
+    bad_line(a, lineno, token, rv, why);
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
+  }
+  if (a->o.dry_run) {
     char line[16384], *big = NULL, *p = line;
-    size_t k = push_dry_run_line(line, sizeof line, &sr, body, len);
-    if (k >= sizeof line && (p = big = malloc(k + 1)) != NULL) push_dry_run_line(big, k + 1, &sr, body, len);
+    size_t k = push_dry_run_line(line, sizeof line, sr, body, len);
+    if (k >= sizeof line && (p = big = malloc(k + 1)) != NULL) push_dry_run_line(big, k + 1, sr, body, len);
     if (p) push_report_write(a->rep, p, k);
     free(big);
-    apns_notification_free(raw);
     a->requests++;
     return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
   }
-  size_t tlen = strlen(token);
-  pending *p = malloc(sizeof *p + tlen + 1);
+  pending *p = tlen <= APNS_DEVICE_TOKEN_MAX ? pending_get(a) : NULL;
   if (p == NULL) {
     bad_line(a, lineno, token, APNS_ENOMEM, "out of memory");
-    return PUSH_LINE_DONE;
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
   }
   p->a = a;
   p->line = lineno;
   p->t0_ns = uv_hrtime();
   memcpy(p->token, token, tlen + 1);
-  int rv = json ? apns_client_send_json(a->client, token, json, jlen, so, on_response, p)
-                : apns_client_send(a->client, token, n, so, on_response, p);
+  apns_request req;
+  memset(&req, 0, sizeof req);
+  req.path = sr->path;
+  req.headers = sr->headers;
+  req.num_headers = sr->num_headers;
+  req.body = body;
+  req.body_len = len;
+  req.timeout_ms = so->timeout_ms ? so->timeout_ms : a->o.timeout_ms;
+  rv = apns_pool_post(apns_client_pool(a->client), &req, on_response, p);
   if (rv == 0) {
     a->outstanding++;
     return PUSH_LINE_DONE;
   }
-  free(p);
+  pending_put(a, p);
   if (rv == APNS_EQUEUEFULL) return PUSH_LINE_PAUSE;
   if (rv == APNS_ESTOPPED || rv == APNS_ECLOSED) {
     /* The client stopped (a fatal answer such as BadCertificate): nothing more can be sent. */
@@ -179,7 +225,7 @@ static int submit(app *a, uint64_t lineno, const char *token, apns_notification 
     a->stopped = 1;
     return PUSH_LINE_STOP;
   }
-  snprintf(why, sizeof why, "%s%s", json && payload_err(rv) ? "payload: " : "", apns_strerror(rv));
+  snprintf(why, sizeof why, "%s", apns_strerror(rv));
   bad_line(a, lineno, token, rv, why);
   return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
 }
@@ -216,7 +262,7 @@ static int on_line(void *ctx, const char *text, size_t len, uint64_t lineno, int
   if (bl.has_push_type) so.push_type = bl.push_type;
   if (bl.priority) so.priority = bl.priority;
   if (bl.has_expiration) so.has_expiration = 1, so.expiration = bl.expiration;
-  int r = submit(a, lineno, bl.token, a->n, bl.payload, bl.payload_len, &so);
+  int r = submit(a, lineno, bl.token, a->n, &bl, &so);
   if (r != PUSH_LINE_PAUSE) a->lines++;
   if (r == PUSH_LINE_PAUSE) a->input_paused = 1;
   return r;
@@ -491,7 +537,7 @@ static int run(app *a) {
     push_input_resume(a->in);
   } else {
     a->lines = 1;
-    submit(a, 1, a->o.token, a->n, NULL, 0, &a->o.send);
+    submit(a, 1, a->o.token, a->n, NULL, &a->o.send);
     a->input_done = 1;
     maybe_finish(a);
   }
@@ -596,6 +642,11 @@ done:
   if (a.dead && fclose(a.dead) != 0 && rc == PUSH_EXIT_OK) rc = PUSH_EXIT_FAILED;
   push_report_free(a.rep);
   free(a.scratch);
+  while (a.free_pending) {
+    pending *p = a.free_pending;
+    a.free_pending = p->next_free;
+    free(p);
+  }
   apns_notification_free(a.n);
   push_opts_free(&a.o);
   return rc;

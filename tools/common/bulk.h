@@ -3,8 +3,9 @@
  *
  * A bulk line is one JSON object: {"token":"<hex>","payload":{...}} with optional "topic", "push_type",
  * "priority" (10, 5 or 1), "expiration" (UNIX seconds), "collapse_id" and "apns_id". It is scanned once, without a
- * tree: the members' strings are unescaped into the caller's scratch buffer, the payload's bytes are kept as
- * written (only the whitespace outside its strings is dropped) for the library to validate once, at the send.
+ * tree: the members' strings are unescaped into the caller's scratch buffer; the payload is checked as the
+ * library checks a raw payload (so it is validated once, here) and its bytes are kept as written (only the
+ * whitespace outside its strings is dropped), to be posted as they are.
  *
  * A result line is one JSON object per notification. Every string in it is escaped so that the line is valid
  * JSON (RFC 8259) and valid UTF-8 whatever bytes a server sent: '"' and '\' as \" and \\, control characters
@@ -32,6 +33,12 @@ typedef struct bulk_line {
   int64_t expiration;
   const char *payload; /* the JSON object's bytes, not NUL-terminated; NULL when absent */
   size_t payload_len;
+  /* With a payload: 1 when the scan made every check apns_notification_new_raw makes (grammar, UTF-8, no
+   * duplicate keys, integers that fit, not empty, "aps" an object), so the bytes can be posted as they are; 0
+   * when a rare case is left to the library (an escaped key, more than 256 keys open, a real with a 3-digit
+   * exponent): then check with apns_notification_new_raw. The size against the push type's limit is the caller's. */
+  int payload_checked;
+  int payload_background; /* only content-available: 1 in aps (apns_notification_is_background) */
 } bulk_line;
 
 /* The scratch a line of len bytes needs at most. */
@@ -40,11 +47,11 @@ typedef struct bulk_line {
 /* Parses one line (without its newline) of len bytes. scratch must hold BULK_SCRATCH(len) bytes and stay as it is
  * while out is used. Returns 0, or an error with a sentence in why (NUL-terminated, truncated to whylen; the
  * line's own bytes in it are escaped as bulk_escape_text does):
- *   APNS_EBADJSON   the line is not one JSON value (a member given twice counts as not JSON)
+ *   APNS_EBADJSON   the line is not one JSON value (a key given twice in an object, an integer that does not fit
+ *                   64 bits, bytes that are not UTF-8 count as not JSON, as jansson has it); "aps" not an object
  *   APNS_EINVAL     not an object, an unknown member, a member of the wrong type, an unknown push type
- *   APNS_EBADPRIORITY, APNS_EBADTOKEN (no token, or not a hex token: apns_validate_device_token)
- * The payload is checked only for its shape here (an object, brackets and strings closed): the send validates it
- * (grammar, UTF-8, size) with the library's own checks, so that it is validated once. */
+ *   APNS_EBADPRIORITY, APNS_EBADTOKEN (no token, or not a hex token: apns_validate_device_token),
+ *   APNS_EPAYLOADEMPTY ("payload":{}) */
 int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch, size_t scratch_cap, char *why,
                     size_t whylen);
 
