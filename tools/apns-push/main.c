@@ -16,17 +16,23 @@
 
 #define PUSH_MAX_BAD_SHOWN 1000 /* bad lines told on stderr one by one; the result lines have them all */
 #define PUSH_TICK_MS 250        /* progress redraw, and the back-pressure safety net */
+/* Lines taken in one go before the loop gets a turn: it then writes what was posted and reads the answers. Without
+ * it, a refill of thousands of lines held the loop for tens of milliseconds with streams left idle. */
+#define PUSH_BURST 256
 
 typedef struct app app;
 
-/* A notification handed to the pool, until its answer. Records are reused from a free list: a bulk run makes
- * no allocation of its own per line. */
+/* A notification handed to the pool, until its answer. Records are reused from free lists (one for the usual
+ * 64-digit tokens, one for longer ones): a bulk run makes no allocation of its own per line, and the tens of
+ * thousands in flight stay small (they are touched again at each answer, long after: cache misses). */
+#define PENDING_SMALL 64
 typedef struct pending {
   app *a;
   struct pending *next_free;
   uint64_t line;
   uint64_t t0_ns;
-  char token[APNS_DEVICE_TOKEN_MAX + 1];
+  int big;
+  char token[]; /* PENDING_SMALL + 1 bytes, or APNS_DEVICE_TOKEN_MAX + 1 when big */
 } pending;
 
 struct app {
@@ -50,6 +56,7 @@ struct app {
   uint64_t requests; /* --dry-run: requests printed */
   uint64_t outstanding;
   uint64_t bad_shown;
+  unsigned burst; /* lines taken since the loop last had a turn */
   int input_done;
   int input_paused;
   int closing;
@@ -60,23 +67,26 @@ struct app {
   size_t low_water;
   char *scratch; /* bulk_line_parse's, for the longest line */
   size_t scratch_cap;
-  pending *free_pending;
+  pending *free_pending[2];   /* small, big */
   apns_send_request sr_cache; /* the headers of the last line without options of its own */
   int sr_cached, sr_background;
 };
 
-static pending *pending_get(app *a) {
-  pending *p = a->free_pending;
+static pending *pending_get(app *a, size_t tlen) {
+  int big = tlen > PENDING_SMALL;
+  pending *p = a->free_pending[big];
   if (p) {
-    a->free_pending = p->next_free;
+    a->free_pending[big] = p->next_free;
     return p;
   }
-  return malloc(sizeof *p);
+  p = malloc(sizeof *p + (big ? APNS_DEVICE_TOKEN_MAX : PENDING_SMALL) + 1);
+  if (p) p->big = big;
+  return p;
 }
 
 static void pending_put(app *a, pending *p) {
-  p->next_free = a->free_pending;
-  a->free_pending = p;
+  p->next_free = a->free_pending[p->big];
+  a->free_pending[p->big] = p;
 }
 
 static void give_up(app *a);
@@ -189,7 +199,7 @@ static int submit(app *a, uint64_t lineno, const char *token, apns_notification 
     a->requests++;
     return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
   }
-  pending *p = tlen <= APNS_DEVICE_TOKEN_MAX ? pending_get(a) : NULL;
+  pending *p = tlen <= APNS_DEVICE_TOKEN_MAX ? pending_get(a, tlen) : NULL;
   if (p == NULL) {
     bad_line(a, lineno, token, APNS_ENOMEM, "out of memory");
     return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
@@ -232,10 +242,17 @@ static int submit(app *a, uint64_t lineno, const char *token, apns_notification 
 
 /* ---- bulk input ---- */
 
+static void on_resume(uv_timer_t *t);
+
 static int on_line(void *ctx, const char *text, size_t len, uint64_t lineno, int too_long) {
   app *a = ctx;
   char why[320];
   bulk_line bl;
+  if (++a->burst > PUSH_BURST && !a->closing) {
+    a->input_paused = 1;
+    uv_timer_start(&a->resume, on_resume, 0, 0);
+    return PUSH_LINE_PAUSE;
+  }
   if (too_long) {
     a->lines++;
     snprintf(why, sizeof why, "longer than %d bytes: skipped", PUSH_MAX_LINE);
@@ -280,6 +297,7 @@ static void on_input_end(void *ctx, int err) {
 
 static void on_resume(uv_timer_t *t) {
   app *a = t->data;
+  a->burst = 0;
   if (a->input_paused && !a->input_done && !a->closing) {
     a->input_paused = 0;
     push_input_resume(a->in);
@@ -642,10 +660,12 @@ done:
   if (a.dead && fclose(a.dead) != 0 && rc == PUSH_EXIT_OK) rc = PUSH_EXIT_FAILED;
   push_report_free(a.rep);
   free(a.scratch);
-  while (a.free_pending) {
-    pending *p = a.free_pending;
-    a.free_pending = p->next_free;
-    free(p);
+  for (int k = 0; k < 2; k++) {
+    while (a.free_pending[k]) {
+      pending *p = a.free_pending[k];
+      a.free_pending[k] = p->next_free;
+      free(p);
+    }
   }
   apns_notification_free(a.n);
   push_opts_free(&a.o);
