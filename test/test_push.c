@@ -45,6 +45,7 @@ typedef struct {
   int term_signal;
   const char *input;  /* written to the child's stdin pipe when set */
   int hang_up_stdout; /* close our end of the child's stdout after its first bytes (a reader that goes away) */
+  int hang_up_stderr; /* the same for stderr */
   long hwm_kb;        /* the largest VmHWM read from /proc while the child ran (see sample_hwm) */
   int hwm_samples;
   uv_write_t wreq;
@@ -106,8 +107,8 @@ static void child_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   child *c = s->data;
   if (n > 0 && s == (uv_stream_t *)&c->err) sample_hwm(c); /* the summary comes just before exit */
   if (n > 0) buf_add(s == (uv_stream_t *)&c->out ? &c->o : &c->e, b->base, (size_t)n);
-  if (n < 0 || (n > 0 && c->hang_up_stdout && s == (uv_stream_t *)&c->out && !uv_is_closing((uv_handle_t *)s)))
-    uv_close((uv_handle_t *)s, child_closed);
+  int hang_up = s == (uv_stream_t *)&c->out ? c->hang_up_stdout : c->hang_up_stderr;
+  if (n < 0 || (n > 0 && hang_up && !uv_is_closing((uv_handle_t *)s))) uv_close((uv_handle_t *)s, child_closed);
 }
 
 static void child_shut(uv_shutdown_t *r, int status) {
@@ -1020,6 +1021,17 @@ TEST(push_stdout_closed_stops_cleanly) {
   apns_mock_stats st;
   srv_stop(&s, &st);
   ASSERT_LT(st.requests, 100000); /* it stopped reading */
+  child_free(&c);
+
+  /* stderr's reader goes away while bad lines are being told there: the same clean stop, exit 1. */
+  f = fopen(path, "w");
+  ASSERT_NOT_NULL(f);
+  for (unsigned i = 0; i < 100000; i++) fputs("not json\n", f);
+  ASSERT_EQ(fclose(f), 0);
+  memset(&c, 0, sizeof c);
+  c.hang_up_stderr = 1;
+  rc = run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--alert", "x", "--bulk", path), NULL);
+  ASSERT_EQ(rc, 1);
   child_free(&c);
 }
 
