@@ -1146,6 +1146,10 @@ TEST(push_bulk_escape_text_for_terminals) {
     /* Cut on a whole escape: never a dangling backslash sequence like "\u00". */
     const char *u = strrchr(out, '\\');
     if (u && u[1] == 'u') ASSERT_GE(strlen(u), 6);
+    /* Escaping what was escaped changes nothing: a message that quotes an escaped name stays readable. */
+    char again[64];
+    ASSERT_UEQ(bulk_escape_text(again, sizeof again, out, k), k);
+    ASSERT_STREQ(again, out);
   }
   ASSERT_UEQ(bulk_escape_text(out, sizeof out, "a\x1b[2J\r\n\xff\"", 9), strlen("a\\u001b[2J\\r\\n\\ufffd\""));
   ASSERT_STREQ(out, "a\\u001b[2J\\r\\n\\ufffd\"");

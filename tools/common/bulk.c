@@ -63,8 +63,8 @@ static void finish(out *o) {
 
 /* ---- byte classes ---- */
 
-/* Bit 1: printable ASCII but '"' and '\\' (nothing to do in a JSON string); bit 2: printable ASCII but '\\' (nothing
- * to do in text for a terminal). */
+/* Bit 1: printable ASCII but '"' and '\\' (nothing to do in a JSON string); bit 2: printable ASCII (nothing to do
+ * in text for a terminal, where '"' and '\\' stay as they are, so that escaping twice changes nothing). */
 static const unsigned char plain_class[256] = {
 #define P4(x) x, x, x, x
 #define P16(x) P4(x), P4(x), P4(x), P4(x)
@@ -72,7 +72,7 @@ static const unsigned char plain_class[256] = {
     3,      3,      2,      3,      P4(3),  P4(3),  P4(3), /* 0x20-0x2f: '"' is 0x22 */
     P16(3),                                                /* 0x30-0x3f */
     P16(3),                                                /* 0x40-0x4f */
-    P4(3),  P4(3),  P4(3),  0,      3,      3,      3,     /* 0x50-0x5f: '\\' is 0x5c */
+    P4(3),  P4(3),  P4(3),  2,      3,      3,      3,     /* 0x50-0x5f: '\\' is 0x5c */
     P16(3),                                                /* 0x60-0x6f */
     P4(3),  P4(3),  P4(3),  3,      3,      3,      0,     /* 0x70-0x7f: DEL */
     P16(0), P16(0), P16(0), P16(0), P16(0), P16(0), P16(0), P16(0),
@@ -95,13 +95,13 @@ static int plain(unsigned c, int json) {
 #define HAS_BYTE(x, b) ((((x) ^ (ONES * (b))) - ONES) & ~((x) ^ (ONES * (b))) & HIGHS)
 
 /* The end of the run of plain bytes from i: 8 at a time while none of them needs a look (below 0x20, DEL, 0x80 and
- * up, '\\', and '"' for JSON), then byte by byte. Strings are scanned on every line, twice for the result. */
+ * up, and '"' and '\\' for JSON), then byte by byte. Strings are scanned on every line, twice for the result. */
 static size_t plain_run(const unsigned char *s, size_t i, size_t n, int json) {
   while (i + 8 <= n) {
     uint64_t x;
     memcpy(&x, s + i, 8);
-    uint64_t stop = (x & HIGHS) | ((x - ONES * 0x20) & ~x & HIGHS) | HAS_BYTE(x, 0x5c) | HAS_BYTE(x, 0x7f);
-    if (json) stop |= HAS_BYTE(x, 0x22);
+    uint64_t stop = (x & HIGHS) | ((x - ONES * 0x20) & ~x & HIGHS) | HAS_BYTE(x, 0x7f);
+    if (json) stop |= HAS_BYTE(x, 0x22) | HAS_BYTE(x, 0x5c);
     if (stop) break;
     i += 8;
   }

@@ -77,9 +77,10 @@ size_t bulk_result_format(const bulk_result *r, char *buf, size_t cap);
  * does (writes nothing past cap; NUL-terminates when it fits). s NULL writes null. */
 size_t bulk_json_string(char *dst, size_t cap, const char *s, size_t len);
 
-/* s (len bytes) made safe for a terminal or a log line: the escapes of a JSON string without the quotes ('"' is
- * kept as it is). Always NUL-terminated when cap > 0; truncated at cap - 1 bytes on a whole escape. Returns the
- * length written. */
+/* s (len bytes) made safe for a terminal or a log line: the escapes of a JSON string for controls and bad bytes,
+ * without the quotes, '"' and '\' kept as they are (so that text escaped twice, a message that quotes an escaped
+ * name, reads the same). Always NUL-terminated when cap > 0; truncated at cap - 1 bytes on a whole escape.
+ * Returns the length written. */
 size_t bulk_escape_text(char *dst, size_t cap, const char *s, size_t len);
 
 #endif
