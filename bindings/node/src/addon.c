@@ -336,6 +336,7 @@ static void flush(client *cl) {
   cl->nrec = 0;
   cl->nbytes = 0;
   cl->nev = 0;
+  cl->outstanding -= nrec; /* before JS runs: stats() in a continuation sees these settled */
   napi_status st = napi_make_callback(env, cl->actx, self, fn, 4, argv, &result);
   if (st == napi_pending_exception) {
     napi_value exc;
@@ -343,7 +344,6 @@ static void flush(client *cl) {
   }
   /* Slots are reused only now: JS has moved every settled send out of them. */
   for (size_t i = 0; i < nrec; i++) slot_free(cl, (uint32_t)cl->rec[i * R_FIELDS + R_SLOT]);
-  cl->outstanding -= nrec;
   napi_close_handle_scope(env, scope);
   if (closed) finish(cl);
   return;
@@ -374,9 +374,7 @@ static void on_env_cleanup(napi_async_cleanup_hook_handle handle, void *arg) {
   cl->teardown = 1;
   if (cl->state == ST_OPEN) {
     cl->state = ST_CLOSING;
-    if (apns_client_close(cl->c, 0, on_client_closed) != 0) {
-      /* Already closing on the C side: its callback comes. */
-    }
+    apns_client_close(cl->c, 0, on_client_closed); /* cannot be closing already: the state says so */
   } else if (cl->state == ST_CLOSED && cl->handles == 2) {
     /* Closed, but JS was not told yet: it never will be. */
     cl->close_rep = 0;
@@ -417,6 +415,7 @@ static int get_str(napi_env env, napi_value v, char *buf, size_t cap, const char
 static int get_num(napi_env env, napi_value v, int64_t *out, int *present) {
   napi_valuetype t;
   *present = 0;
+  *out = 0;
   if (napi_typeof(env, v, &t) != napi_ok) return APNS_EINVAL;
   if (t == napi_undefined || t == napi_null) return 0;
   if (t != napi_number) return APNS_EINVAL;
@@ -665,11 +664,11 @@ static napi_value native_close(napi_env env, napi_callback_info info) {
   if (cl->state != ST_OPEN) return ret_int(env, APNS_EBUSY);
   if (argc >= 1 && get_num(env, argv[0], &drain, &present) != 0) return ret_int(env, APNS_EINVAL);
   if (drain < 0) drain = 0;
+  /* The close callback may run inside apns_client_close when nothing is pending: set the state first. */
+  cl->state = ST_CLOSING;
   int rv = apns_client_close(cl->c, (uint64_t)drain, on_client_closed);
-  if (rv == 0) {
-    cl->state = ST_CLOSING;
-    update_ref(cl);
-  }
+  if (rv != 0 && cl->state == ST_CLOSING) cl->state = ST_OPEN;
+  update_ref(cl);
   return ret_int(env, rv);
 }
 
