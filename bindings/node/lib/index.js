@@ -68,11 +68,12 @@ function argError(Ctor, message, code) {
   return e;
 }
 
-// A negative code from send(): throws for bad input, else an ApnsError to reject with.
+// The error for a negative code from the native send(): a TypeError or RangeError for bad input (to throw),
+// else an ApnsError (to reject with).
 function refusal(errno, what) {
   const [code, message] = errInfo(errno);
-  if (RANGE_CODES.has(code)) throw argError(RangeError, `${what}: ${message}`, code);
-  if (TYPE_CODES.has(code)) throw argError(TypeError, `${what}: ${message}`, code);
+  if (RANGE_CODES.has(code)) return argError(RangeError, `${what}: ${message}`, code);
+  if (TYPE_CODES.has(code)) return argError(TypeError, `${what}: ${message}`, code);
   return new ApnsError(message, { code, errno, delivery: 'not-processed' });
 }
 
@@ -198,7 +199,11 @@ class Client extends EventEmitter {
 
   send(token, notification, options) {
     const slot = this._post(token, notification, options);
-    if (slot < 0) return Promise.reject(refusal(slot, 'send'));
+    if (slot < 0) {
+      const e = refusal(slot, 'send');
+      if (e instanceof ApnsError) return Promise.reject(e);
+      throw e;
+    }
     return new Promise((resolve, reject) => {
       this._res[slot] = resolve;
       this._rej[slot] = reject;
@@ -221,10 +226,7 @@ class Client extends EventEmitter {
     }
     this._closing = new Promise((resolve) => { this._closeResolve = resolve; });
     const rv = this._native.close(drain);
-    if (rv < 0) {
-      const e = refusal(rv, 'close');
-      this._closing = Promise.reject(e);
-    }
+    if (rv < 0) this._closing = Promise.reject(refusal(rv, 'close'));
     return this._closing;
   }
 
