@@ -16,10 +16,16 @@ function nodedir() {
     '/usr/local');
   for (const d of candidates) {
     const inc = path.join(d, 'include', 'node');
-    if (fs.existsSync(path.join(inc, 'node_api.h')) && fs.existsSync(path.join(inc, 'uv.h')) &&
-        fs.existsSync(path.join(inc, 'common.gypi'))) return d;
+    if (!fs.existsSync(path.join(inc, 'node_api.h')) || !fs.existsSync(path.join(inc, 'common.gypi'))) continue;
+    // A Node that bundles libuv ships its uv.h beside node_api.h; Debian's, which runs the system's libuv, relies
+    // on libuv1-dev's /usr/include/uv.h. Either way the header is that of the libuv the process runs.
+    if (!fs.existsSync(path.join(inc, 'uv.h')) && !fs.existsSync('/usr/include/uv.h')) {
+      console.error(`libapns addon: ${inc} has no uv.h and neither has /usr/include (Debian: apt-get install libuv1-dev)`);
+      process.exit(1);
+    }
+    return d;
   }
-  console.error(`libapns addon: Node's headers (include/node/node_api.h, uv.h, common.gypi) not found under ` +
+  console.error(`libapns addon: Node's headers (include/node/node_api.h, common.gypi) not found under ` +
     `${candidates.join(', ')}. Debian's nodejs: apt-get install libnode-dev; or set APNS_NODEDIR.`);
   process.exit(1);
 }

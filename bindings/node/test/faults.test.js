@@ -29,7 +29,9 @@ test('connections dropped without GOAWAY: every send is accepted, connectionDown
     assert.strictEqual(bad.length, 0, bad.length ? String(bad[0].reason) : '');
     assert.ok(ev.connectionDown.length >= 2, `connectionDown ${ev.connectionDown.length}`);
     const d = ev.connectionDown[0];
-    assert.strictEqual(d.code, 'APNS_ECLOSED');
+    // The cause: the library's APNS_ECLOSED, or the socket's own error when the reset wins the race.
+    assert.ok(['APNS_ECLOSED', 'ECONNRESET', 'EPIPE', 'EOF'].includes(d.code), d.code);
+    assert.ok(d.errno < 0);
     assert.strictEqual(typeof d.reason, 'string');
     assert.ok(d.connection === 0 || d.connection === 1);
     assert.ok(ev.connectionUp.length > ev.connectionDown.length - 2);
