@@ -193,6 +193,7 @@ class Client extends EventEmitter {
   _post(token, notification, opts) {
     if (typeof token !== 'string') throw argError(TypeError, 'token must be a string of hex', 'ERR_INVALID_ARG_TYPE');
     const json = payloadOf(notification);
+    if (opts === undefined || opts === null) return this._native.send(token, json);
     const a = sendArgs(opts, this._args);
     return this._native.send(token, json, a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
   }
