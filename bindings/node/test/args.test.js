@@ -99,3 +99,25 @@ test('sendMany: a bad item yields its error, the others go through', async () =>
     await m.stop();
   }
 });
+
+test('a repeated payload gets the same checks each time (size by push type, then a different payload)', async () => {
+  const m = await startMock();
+  const c = new Client(m.certOptions());
+  try {
+    const big = JSON.stringify({ aps: { alert: 'v'.repeat(4500) } });
+    const voip = { pushType: 'voip', topic: 'com.example.app.voip' };
+    assert.strictEqual((await c.send(token(1), big, voip)).status, 200);
+    assert.strictEqual((await c.send(token(2), big, voip)).status, 200); // the same bytes again
+    assert.throws(() => c.send(token(3), big), (e) => e instanceof RangeError && e.code === 'APNS_EPAYLOADTOOLARGE');
+    const bad = big.slice(0, -2) + '!}'; // same length, not JSON
+    assert.throws(() => c.send(token(4), bad, voip), (e) => e.code === 'APNS_EBADJSON');
+    const background = '{"aps":{"content-available":1}}';
+    await c.send(token(5), background);
+    // The cached notification still knows it is a background one: priority 10 is refused for it.
+    assert.throws(() => c.send(token(6), background, { priority: 10 }), (e) => e.code === 'APNS_EBADPRIORITY');
+    assert.strictEqual(c.stats().posted, 3);
+  } finally {
+    await c.close();
+    await m.stop();
+  }
+});
