@@ -95,7 +95,8 @@ struct client {
   apns_client *c;
   int state;
   int teardown;  /* the environment is ending: never call into JS again */
-  int js_alive;  /* the JS object exists (its finalizer has not run) */
+  int refs;      /* the JS object (until its finalizer) and the handles (until closed): freed at 0 */
+  int finished;  /* finish() ran: our handles are closing */
   int close_rep; /* the C client closed; JS not told yet */
   int low_water; /* the queue drained to low water; JS not told yet */
   int handles;   /* our uv handles not yet closed */
@@ -264,11 +265,9 @@ static void handle_closed(uv_handle_t *h) {
   cl->state = ST_DONE;
   napi_async_cleanup_hook_handle hook = cl->cleanup;
   cl->cleanup = NULL;
-  if (!cl->js_alive || cl->teardown) {
-    /* In teardown the environment's own finalization deletes our references; the JS object's finalizer may or
-     * may not run, so it frees nothing once teardown is set. */
-    client_free(cl);
-  }
+  /* In teardown the environment runs the JS object's finalizer after this hook is removed (or never): whichever
+   * of the two comes last frees. Nothing here touches cl after the removal. */
+  if (--cl->refs == 0) client_free(cl);
   if (hook) napi_remove_async_cleanup_hook(hook);
 }
 
@@ -279,6 +278,8 @@ static void close_handles(client *cl) {
 
 /* JS learnt everything, or cannot learn anything any more: release what keeps the object alive. */
 static void finish(client *cl) {
+  if (cl->finished) return;
+  cl->finished = 1;
   if (!cl->teardown) {
     napi_delete_reference(cl->env, cl->on_batch);
     napi_reference_unref(cl->env, cl->self, NULL);
@@ -382,8 +383,8 @@ static void on_env_cleanup(napi_async_cleanup_hook_handle handle, void *arg) {
   if (cl->state == ST_OPEN) {
     cl->state = ST_CLOSING;
     apns_client_close(cl->c, 0, on_client_closed); /* cannot be closing already: the state says so */
-  } else if (cl->state == ST_CLOSED && cl->handles == 2) {
-    /* Closed, but JS was not told yet: it never will be. */
+  } else if (cl->state == ST_CLOSED) {
+    /* Closed, but JS was not told yet: it never will be. (finish() does nothing when it already ran.) */
     cl->close_rep = 0;
     finish(cl);
   }
@@ -394,8 +395,7 @@ static void finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   client *cl = data;
-  cl->js_alive = 0;
-  if (cl->state == ST_DONE && !cl->teardown) client_free(cl);
+  if (--cl->refs == 0) client_free(cl);
 }
 
 /* ---- helpers for arguments ---- */
@@ -593,7 +593,7 @@ static napi_value native_new(napi_env env, napi_callback_info info) {
   uv_unref((uv_handle_t *)&cl->check);
   uv_unref((uv_handle_t *)&cl->idle);
   uv_check_start(&cl->check, on_check);
-  cl->js_alive = 1;
+  cl->refs = 2;
   napi_value name;
   if (napi_wrap(env, self, cl, finalize, NULL, NULL) != napi_ok ||
       napi_create_reference(env, self, 1, &cl->self) != napi_ok ||
