@@ -14,6 +14,18 @@
       "cflags": ["-fvisibility=hidden", "-ffunction-sections", "-fdata-sections"],
       "cflags_c": ["-std=c11", "-Wall", "-Wextra"],
       "cflags!": ["-fno-exceptions"],
+      "conditions": [
+        # APNS_SANITIZE=1 npm install: the addon's own code (glue and libapns) under ASan and UBSan, for
+        # scripts/node-test --sanitize (run with libasan and libubsan preloaded into node).
+        # APNS_WERROR=1: warnings are errors (CI; not for users, whose compiler or Node headers may differ).
+        ["<!(node -p \"process.env.APNS_WERROR ? 1 : 0\")==1", {
+          "cflags": ["-Werror"]
+        }],
+        ["<!(node -p \"process.env.APNS_SANITIZE ? 1 : 0\")==1", {
+          "cflags": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g"],
+          "ldflags": ["-fsanitize=address,undefined"]
+        }]
+      ],
       "libraries": [
         "<!@(node scripts/static-libs.js libs)",
         "-lm",
