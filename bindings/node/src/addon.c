@@ -419,6 +419,19 @@ static int get_str(napi_env env, napi_value v, char *buf, size_t cap, const char
   return 0;
 }
 
+/* A string argument that JS always passes as a string (the token, the payload): no type check of its own, the
+ * copy fails on anything else. Same returns as get_str, never *out NULL on success. */
+static int get_req_str(napi_env env, napi_value v, char *buf, size_t cap, const char **out, size_t *lenp,
+                       int too_long) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, buf, cap, &len) != napi_ok) return APNS_EINVAL;
+  if (len + 4 >= cap) return too_long;
+  if (strlen(buf) != len) return APNS_EINVAL;
+  *out = buf;
+  if (lenp) *lenp = len;
+  return 0;
+}
+
 static int get_num(napi_env env, napi_value v, int64_t *out, int *present) {
   napi_valuetype t;
   *present = 0;
@@ -649,31 +662,32 @@ static napi_value native_send(napi_env env, napi_callback_info info) {
   int present, rv;
   apns_send_options so;
   if (cl == NULL || argc < 2) return ret_int(env, APNS_EINVAL);
-  for (size_t i = argc; i < 9; i++) napi_get_undefined(env, &argv[i]);
-  if (cl->state != ST_OPEN) return ret_int(env, cl->state == ST_CLOSING ? APNS_ECLOSED : APNS_ECLOSED);
+  if (cl->state != ST_OPEN) return ret_int(env, APNS_ECLOSED);
   memset(&so, 0, sizeof so);
-  if ((rv = get_str(env, argv[0], token, sizeof token, &tok, NULL, APNS_EBADTOKEN)) != 0) return ret_int(env, rv);
-  if (tok == NULL) return ret_int(env, APNS_EBADTOKEN);
-  if ((rv = get_str(env, argv[1], json, sizeof json, &js, &json_len, APNS_EPAYLOADTOOLARGE)) != 0)
+  if ((rv = get_req_str(env, argv[0], token, sizeof token, &tok, NULL, APNS_EBADTOKEN)) != 0) return ret_int(env, rv);
+  if ((rv = get_req_str(env, argv[1], json, sizeof json, &js, &json_len, APNS_EPAYLOADTOOLARGE)) != 0)
     return ret_int(env, rv);
-  if (js == NULL) return ret_int(env, APNS_EPAYLOADEMPTY);
-  if ((rv = get_num(env, argv[2], &n, &present)) != 0) return ret_int(env, rv);
-  so.push_type = (apns_push_type)n;
-  if ((rv = get_num(env, argv[3], &n, &present)) != 0) return ret_int(env, rv);
-  so.priority = (int)n;
-  if ((rv = get_num(env, argv[4], &n, &present)) != 0) return ret_int(env, rv);
-  so.has_expiration = present;
-  so.expiration = n;
-  if ((rv = get_str(env, argv[5], collapse, sizeof collapse, &cid, NULL, APNS_EBADCOLLAPSEID)) != 0)
-    return ret_int(env, rv);
-  so.collapse_id = cid;
-  if ((rv = get_str(env, argv[6], apns_id, sizeof apns_id, &aid, NULL, APNS_EBADAPNSID)) != 0)
-    return ret_int(env, rv);
-  so.apns_id = aid;
-  if ((rv = get_str(env, argv[7], topic, sizeof topic, &top, NULL, APNS_EBADTOPIC)) != 0) return ret_int(env, rv);
-  so.topic = top;
-  if ((rv = get_num(env, argv[8], &n, &present)) != 0) return ret_int(env, rv);
-  so.timeout_ms = (uint64_t)n;
+  /* The common bulk call has no options: two arguments, nothing more to look at. */
+  if (argc > 2) {
+    for (size_t i = argc; i < 9; i++) napi_get_undefined(env, &argv[i]);
+    if ((rv = get_num(env, argv[2], &n, &present)) != 0) return ret_int(env, rv);
+    so.push_type = (apns_push_type)n;
+    if ((rv = get_num(env, argv[3], &n, &present)) != 0) return ret_int(env, rv);
+    so.priority = (int)n;
+    if ((rv = get_num(env, argv[4], &n, &present)) != 0) return ret_int(env, rv);
+    so.has_expiration = present;
+    so.expiration = n;
+    if ((rv = get_str(env, argv[5], collapse, sizeof collapse, &cid, NULL, APNS_EBADCOLLAPSEID)) != 0)
+      return ret_int(env, rv);
+    so.collapse_id = cid;
+    if ((rv = get_str(env, argv[6], apns_id, sizeof apns_id, &aid, NULL, APNS_EBADAPNSID)) != 0)
+      return ret_int(env, rv);
+    so.apns_id = aid;
+    if ((rv = get_str(env, argv[7], topic, sizeof topic, &top, NULL, APNS_EBADTOPIC)) != 0) return ret_int(env, rv);
+    so.topic = top;
+    if ((rv = get_num(env, argv[8], &n, &present)) != 0) return ret_int(env, rv);
+    so.timeout_ms = (uint64_t)n;
+  }
   slot *s = slot_alloc(cl);
   if (s == NULL) return ret_int(env, APNS_ENOMEM);
   rv = send_payload(cl, tok, js, json_len, &so, s);
