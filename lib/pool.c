@@ -17,6 +17,7 @@
 #include "conn.h"
 #include "errbuf.h"
 #include "request.h"
+#include "sat.h"
 #include "tls.h"
 
 #include <math.h>
@@ -125,7 +126,7 @@ static uint64_t pool_rand(apns_pool *p) {
 /* delay +- 20% */
 static uint64_t pool_jitter(apns_pool *p, uint64_t delay) {
   if (delay < 5) return delay + (pool_rand(p) % 2);
-  uint64_t span = delay * 2 / 5;
+  uint64_t span = delay / 5 * 2; /* not delay * 2: a cap of UINT64_MAX must not wrap */
   return delay - delay / 5 + pool_rand(p) % (span + 1);
 }
 
@@ -277,7 +278,7 @@ static void slot_schedule_reconnect(pool_slot *s) {
   if (p->state != POOL_OPEN && p->state != POOL_DRAINING) return;
   if (p->closing && p->queued == 0) return; /* nothing left to carry */
   uint64_t min = p->opts.reconnect_min_delay_ms, max = p->opts.reconnect_max_delay_ms;
-  s->backoff_ms = s->backoff_ms == 0 ? min : s->backoff_ms * 2;
+  s->backoff_ms = s->backoff_ms == 0 ? min : apns__add_sat(s->backoff_ms, s->backoff_ms);
   if (s->backoff_ms > max) s->backoff_ms = max;
   uv_timer_start(&s->reconnect, on_reconnect_timer, pool_jitter(p, s->backoff_ms), 0);
 }
@@ -529,7 +530,7 @@ static void item_attempt_done(apns__req *req, int err, const apns_response *res)
     item_finish(it, APNS_ESTOPPED, res);
   } else if (retry && (p->state == POOL_OPEN || p->state == POOL_DRAINING)) {
     uint64_t now = uv_now(p->loop), delay = backoff ? retry_delay(p, it->attempts) : 0;
-    if (now + delay < req->link.deadline) {
+    if (apns__add_sat(now, delay) < req->link.deadline) {
       it->not_before = now + delay;
       q_push_head(p, it);
       p->stats.retried++;
@@ -672,7 +673,7 @@ int apns_pool_post(apns_pool *p, const apns_request *desc, apns_response_cb cb, 
   it->pool = p;
   it->cb = cb;
   it->data = data;
-  req->link.deadline = uv_now(p->loop) + req->timeout_ms;
+  req->link.deadline = apns__add_sat(uv_now(p->loop), req->timeout_ms); /* UINT64_MAX: no deadline */
   it->delivery = APNS_DELIVERY_NOT_PROCESSED;
   q_push_tail(p, it);
   p->stats.posted++;

@@ -544,6 +544,24 @@ TEST(client_token_two_hours) {
   teardown(&f);
 }
 
+/* A send with timeout UINT64_MAX ("no deadline") is answered, not timed out at once. */
+TEST(client_timeout_max_answered) {
+  fx f;
+  fx_rec rec = {0};
+  apns_notification *n;
+  setup(&f);
+  open_cert_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  apns_send_options so = {0};
+  so.timeout_ms = UINT64_MAX;
+  send_and_wait(&f, n, &so, &rec);
+  ASSERT_OK(rec.err);
+  ASSERT_EQ(rec.status, 200);
+  apns_notification_free(n);
+  teardown(&f);
+}
+
 TEST_SUITE(client){
     TEST_ENTRY(client_quickstart_on_the_wire),
     TEST_ENTRY(client_options_reach_headers),
@@ -557,5 +575,6 @@ TEST_SUITE(client){
     TEST_ENTRY(client_token_verified_by_mock),
     TEST_ENTRY(client_token_wrong_key_refused),
     TEST_ENTRY(client_token_two_hours),
+    TEST_ENTRY(client_timeout_max_answered),
     TEST_SUITE_END,
 };

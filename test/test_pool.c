@@ -78,6 +78,10 @@ static void teardown(fx *f) {
   ASSERT_EQ(test_alloc_live(), f->live_before);
 }
 
+static void set_flag(uv_timer_t *t) {
+  *(int *)t->data = 1;
+}
+
 static int post(fx *f, fx_rec *rec, const char *token, uint64_t timeout_ms) {
   apns_request r;
   fx_request(&r, token, timeout_ms);
@@ -523,6 +527,36 @@ TEST(pool_retry_on_another_connection) {
   teardown(&f);
 }
 
+/* UINT64_MAX is "no deadline": the request waits for its answer instead of ending at once (now + UINT64_MAX must
+ * not wrap into the past). */
+TEST(pool_timeout_max_answered) {
+  fx f;
+  fx_rec rec = {0}, late = {0};
+  setup(&f);
+  f.mo.delay_ms = 50;
+  open_pool(&f, NULL);
+  ASSERT_OK(post(&f, &rec, TOKEN, UINT64_MAX));
+  fx_run_until(&f.loop, &f.done);
+  ASSERT_OK(rec.err);
+  ASSERT_EQ(rec.status, 200);
+  /* Queued behind a stalled server, it is still there long after the default deadline would have passed. */
+  apns_mock_set_paused(f.mock, 1);
+  ASSERT_OK(post(&f, &late, TOKEN, UINT64_MAX));
+  uv_timer_t t;
+  int fired = 0;
+  uv_timer_init(&f.loop, &t);
+  t.data = &fired;
+  uv_timer_start(&t, set_flag, 300, 0);
+  fx_run_until(&f.loop, &fired);
+  ASSERT_EQ(late.calls, 0);
+  apns_mock_set_paused(f.mock, 0);
+  fx_run_until_count(&f.loop, &f.done, 2);
+  ASSERT_OK(late.err);
+  ASSERT_EQ(late.status, 200);
+  uv_close((uv_handle_t *)&t, NULL);
+  teardown(&f);
+}
+
 TEST_SUITE(pool){
     TEST_ENTRY(pool_hundred_thousand),
     TEST_ENTRY(pool_drops_retried_and_accepted),
@@ -537,5 +571,6 @@ TEST_SUITE(pool){
     TEST_ENTRY(pool_bad_certificate_stops),
     TEST_ENTRY(pool_reconnects_with_backoff),
     TEST_ENTRY(pool_allocation_failures),
+    TEST_ENTRY(pool_timeout_max_answered),
     TEST_SUITE_END,
 };
