@@ -47,11 +47,23 @@ struct pool_item {
   pool_item *q_prev, *q_next; /* the FIFO queue */
   pool_item *d_prev, *d_next; /* queued requests by deadline */
   unsigned attempts;
-  uint16_t slot;         /* index of the connection of the current try */
-  uint8_t token_retried; /* retried once after ExpiredProviderToken */
-  uint8_t delivery;      /* apns_delivery, the worst of its tries so far: NOT_PROCESSED, or UNKNOWN once it may
-                            have arrived */
+  uint16_t slot;     /* index of the connection of the current try */
+  uint8_t token_gen; /* the slot's token generation the current try was sent under */
+  uint8_t flags;     /* ITEM_* */
 };
+
+/* The worst delivery of its tries so far (apns_delivery: NOT_PROCESSED, or UNKNOWN once it may have arrived) in the
+ * low bits, and whether it was already retried after ExpiredProviderToken. */
+#define ITEM_DELIVERY_MASK 0x3u
+#define ITEM_TOKEN_RETRIED 0x4u
+
+static apns_delivery item_delivery(const pool_item *it) {
+  return (apns_delivery)(it->flags & ITEM_DELIVERY_MASK);
+}
+
+static void item_set_delivery(pool_item *it, apns_delivery d) {
+  it->flags = (uint8_t)((it->flags & ~ITEM_DELIVERY_MASK) | (unsigned)d);
+}
 
 static apns__req *item_req(pool_item *it) {
   return apns__req_of_extra(it);
@@ -67,10 +79,13 @@ struct pool_slot {
   apns_conn *conn; /* the current connection (connecting or up), or NULL */
   uv_timer_t reconnect;
   uint64_t backoff_ms;
+  /* Provider token. Its age is measured on the monotonic clock: the wall clock only gives the iat it carries, and
+   * a wall clock stepped back must not hold a refresh off. */
   char *token;           /* authorization value of the current token */
-  int64_t token_iat;     /* when it was issued (wall seconds) */
-  int token_stale;       /* the server said it expired */
-  apns_conn *token_conn; /* the connection that has it set */
+  uint64_t token_born;   /* when it was made (monotonic ms) */
+  uint8_t token_gen;     /* counts the tokens made; each try remembers the one it was sent under */
+  int token_stale;       /* the server said the current generation expired */
+  apns_conn *token_conn; /* the connection that has it set (reset whenever the slot's connection changes) */
 };
 
 struct apns_pool {
@@ -109,6 +124,8 @@ struct apns_pool {
   apns__pool_clock_cb clock_cb;
   void *token_ctx;
   int64_t token_refresh_s;
+  apns__pool_mono_cb mono_cb; /* tests: the monotonic clock; NULL means uv_now */
+  void *mono_ctx;
 
   apns_pool_stats stats;
 };
@@ -139,6 +156,10 @@ static void pool_event(apns_pool *p, apns_pool_event_type type, pool_slot *s, in
 
 static int64_t pool_clock(apns_pool *p) {
   return p->clock_cb ? p->clock_cb(p->token_ctx) : (int64_t)time(NULL);
+}
+
+static uint64_t pool_mono(apns_pool *p) {
+  return p->mono_cb ? p->mono_cb(p->mono_ctx) : uv_now(p->loop);
 }
 
 /* ---- queue and deadline lists ---------------------------------------------------------------------------------- */
@@ -216,8 +237,8 @@ static void item_finish(pool_item *it, int err, const apns_response *res) {
     r = *res;
   else
     memset(&r, 0, sizeof r);
-  if (err != 0 && r.delivery == APNS_DELIVERY_RESPONDED) r.delivery = (apns_delivery)it->delivery;
-  if (err != 0 && it->delivery == APNS_DELIVERY_UNKNOWN) r.delivery = APNS_DELIVERY_UNKNOWN;
+  if (err != 0 && r.delivery == APNS_DELIVERY_RESPONDED) r.delivery = item_delivery(it);
+  if (err != 0 && item_delivery(it) == APNS_DELIVERY_UNKNOWN) r.delivery = APNS_DELIVERY_UNKNOWN;
   r.attempts = it->attempts;
   if (err == 0) {
     int st = r.status;
@@ -266,6 +287,7 @@ static void on_conn_closed(apns_conn *c) {
 static void slot_drop_conn(pool_slot *s) {
   apns_conn *c = s->conn;
   s->conn = NULL;
+  s->token_conn = NULL;
   if (c && apns_conn_get_state(c) != APNS_CONN_CLOSING) apns_conn_close(c, on_conn_closed);
 }
 
@@ -326,6 +348,7 @@ static void on_conn_capacity(apns_conn *c) {
     else
       apns_conn_close(c, on_conn_closed);
     s->conn = NULL;
+    s->token_conn = NULL;
     if (!p->closing) slot_connect(s);
   }
   pool_dispatch(p, 0);
@@ -376,16 +399,29 @@ static void slot_connect(pool_slot *s) {
   apns__conn_set_capacity_cb(s->conn, on_conn_capacity);
 }
 
+/* Age of the slot's token in monotonic milliseconds. */
+static uint64_t slot_token_age(apns_pool *p, const pool_slot *s) {
+  uint64_t now = pool_mono(p);
+  return now > s->token_born ? now - s->token_born : 0;
+}
+
 /* Gives the slot's connection a provider token when it needs one. Returns 0 or an error (the token could not be
- * made: the request then fails with it rather than go out unauthorized). */
+ * made: the request then fails with it rather than go out unauthorized).
+ *
+ * Apple throttles a connection whose token changes less than 20 minutes after the last (429
+ * TooManyProviderTokenUpdates), so a connection's token changes only when it is refresh_s old, or when the server
+ * said it expired and it is at least 20 minutes old. A new connection takes the slot's token only if that token
+ * will not be due for refresh within its first 20 minutes; otherwise it gets a fresh one (any token is fine as a
+ * connection's first). */
 static int slot_authorize(apns_pool *p, pool_slot *s) {
   if (p->token_cb == NULL) return 0;
-  int64_t now = pool_clock(p);
-  int64_t age = now - s->token_iat;
-  int need = s->token == NULL || age >= p->token_refresh_s || (s->token_stale && age >= 0);
+  uint64_t age = slot_token_age(p, s), refresh = (uint64_t)p->token_refresh_s * 1000,
+           min_age = (uint64_t)APNS__TOKEN_MIN_AGE_S * 1000;
+  int need = s->token == NULL || age >= refresh || (s->token_stale && age >= min_age) ||
+             (s->token_conn != s->conn && age + min_age > refresh);
   if (need) {
     char *value = NULL;
-    int rv = p->token_cb(p->token_ctx, now, &value);
+    int rv = p->token_cb(p->token_ctx, pool_clock(p), &value);
     if (rv < 0) return rv;
     if (s->token) {
       apns__zero(s->token, strlen(s->token));
@@ -393,7 +429,8 @@ static int slot_authorize(apns_pool *p, pool_slot *s) {
     }
     int fresh = s->token != NULL;
     s->token = value;
-    s->token_iat = now;
+    s->token_born = pool_mono(p);
+    s->token_gen++;
     s->token_stale = 0;
     s->token_conn = NULL;
     if (fresh) pool_event(p, APNS_POOL_EVENT_TOKEN, s, 0, 0, NULL, 0);
@@ -457,6 +494,7 @@ static void pool_dispatch(apns_pool *p, int from_post) {
       q_remove(p, it);
       it->attempts++;
       it->slot = (uint16_t)(s - p->slots);
+      it->token_gen = s->token_gen;
       item_req(it)->link.done = item_attempt_done;
       rv = apns__conn_submit(s->conn, item_req(it));
       if (rv < 0) {
@@ -498,11 +536,17 @@ static void item_attempt_done(apns__req *req, int err, const apns_response *res)
   if (err == 0) {
     if (res->status >= 200 && res->status < 300) {
       s->backoff_ms = 0; /* this connection works: forget its reconnect back-off */
-    } else if (res->reason == APNS_REASON_ExpiredProviderToken && p->token_cb && !it->token_retried) {
-      it->token_retried = 1;
-      s->token_stale = 1;
-      retry = 1;
-      backoff = 0;
+    } else if (res->reason == APNS_REASON_ExpiredProviderToken && p->token_cb && !(it->flags & ITEM_TOKEN_RETRIED)) {
+      /* Only an answer to the current token makes a new one: the answers to every other request sent under it
+       * (hundreds may be in flight) are retried under its successor. A token younger than 20 minutes cannot be
+       * replaced without a 429 (the wall clock that gave its iat was wrong): the request then ends with its 403. */
+      int current = it->token_gen == s->token_gen;
+      if (current && slot_token_age(p, s) >= (uint64_t)APNS__TOKEN_MIN_AGE_S * 1000) s->token_stale = 1;
+      if (!current || s->token_stale) {
+        it->flags |= ITEM_TOKEN_RETRIED;
+        retry = 1;
+        backoff = 0;
+      }
     } else if (res->status == 500 || res->status == 503 || res->reason == APNS_REASON_Shutdown ||
                res->reason == APNS_REASON_ServiceUnavailable || res->reason == APNS_REASON_InternalServerError) {
       retry = 1;
@@ -519,11 +563,11 @@ static void item_attempt_done(apns__req *req, int err, const apns_response *res)
       retry = 1;
       backoff = it->attempts > APNS__POOL_FREE_REFUSALS;
     } else {
-      it->delivery = APNS_DELIVERY_UNKNOWN;
+      item_set_delivery(it, APNS_DELIVERY_UNKNOWN);
       retry = !p->opts.never_resend_unknown;
     }
   } else if (err != APNS_ECANCELED && res->delivery == APNS_DELIVERY_UNKNOWN) {
-    it->delivery = APNS_DELIVERY_UNKNOWN;
+    item_set_delivery(it, APNS_DELIVERY_UNKNOWN);
   }
 
   if (p->state == POOL_STOPPED) {
@@ -557,7 +601,7 @@ static void on_pool_timer(uv_timer_t *t) {
     q_remove(p, it);
     apns_response r;
     memset(&r, 0, sizeof r);
-    r.delivery = it->delivery == APNS_DELIVERY_UNKNOWN ? APNS_DELIVERY_UNKNOWN : APNS_DELIVERY_NOT_PROCESSED;
+    r.delivery = item_delivery(it) == APNS_DELIVERY_UNKNOWN ? APNS_DELIVERY_UNKNOWN : APNS_DELIVERY_NOT_PROCESSED;
     item_finish(it, APNS_ETIMEDOUT, &r);
   }
   pool_dispatch(p, 0);
@@ -658,6 +702,11 @@ void apns__pool_set_token_source(apns_pool *p, apns__pool_token_cb token, apns__
   p->token_refresh_s = refresh_s;
 }
 
+void apns__pool_set_mono_clock(apns_pool *p, apns__pool_mono_cb now_ms, void *ctx) {
+  p->mono_cb = now_ms;
+  p->mono_ctx = ctx;
+}
+
 int apns_pool_post(apns_pool *p, const apns_request *desc, apns_response_cb cb, void *data) {
   apns__req *req;
   if (p == NULL || desc == NULL || cb == NULL) return APNS_EINVAL;
@@ -674,7 +723,7 @@ int apns_pool_post(apns_pool *p, const apns_request *desc, apns_response_cb cb, 
   it->cb = cb;
   it->data = data;
   req->link.deadline = apns__add_sat(uv_now(p->loop), req->timeout_ms); /* UINT64_MAX: no deadline */
-  it->delivery = APNS_DELIVERY_NOT_PROCESSED;
+  item_set_delivery(it, APNS_DELIVERY_NOT_PROCESSED);
   q_push_tail(p, it);
   p->stats.posted++;
   if (p->opts.max_queued && p->queued >= p->opts.max_queued) p->low_armed = 1;

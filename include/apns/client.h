@@ -14,8 +14,15 @@
  * Authentication is either a client certificate (o.tls.cert_file and o.tls.key_file) or a provider token (a .p8
  * key with its key id and team id). With a token, each connection signs its own JWT (ES256), keeps it at least 20
  * minutes and replaces it at 50 (Apple answers TooManyProviderTokenUpdates to a connection whose token changes
- * sooner, and ExpiredProviderToken to one older than an hour); after a 403 ExpiredProviderToken the connection takes
- * a new token and the request is retried once.
+ * sooner, and ExpiredProviderToken to one older than an hour). Ages are measured on the monotonic clock; the wall
+ * clock (o.clock) only gives the token's iat, so a wall clock stepped back or forward moves no refresh.
+ *   - 403 ExpiredProviderToken: the connection takes one new token (one, however many requests were in flight
+ *     under the old one) and each such request is retried once under it. When the token is younger than 20
+ *     minutes the wall clock that dated it was wrong and a new one would draw a 429: no token is made and the
+ *     request ends with its 403.
+ *   - 429 TooManyProviderTokenUpdates: not expected (the library never changes a connection's token sooner than
+ *     20 minutes); the request ends with that response and is not retried, since the same connection would answer
+ *     the same until its 20 minutes pass. Apple did not deliver it: it is safe to send again.
  *
  * Call everything on the loop's thread.
  */
