@@ -22,6 +22,8 @@ struct apns_client {
   uint64_t timeout_ms;
   apns_client_cb on_low_water;
   apns_client_cb on_close;
+  apns_client_cb on_stopped;
+  apns_client_cb on_connected;
   int64_t (*clock)(void *data);
   void *data;
 };
@@ -58,6 +60,16 @@ static int64_t client_clock(void *ctx) {
 static void client_low_water(apns_pool *pool) {
   apns_client *c = apns_pool_data(pool);
   if (c->on_low_water) c->on_low_water(c);
+}
+
+static void client_stopped(apns_pool *pool) {
+  apns_client *c = apns_pool_data(pool);
+  if (c->on_stopped) c->on_stopped(c);
+}
+
+static void client_connected(apns_pool *pool) {
+  apns_client *c = apns_pool_data(pool);
+  if (c->on_connected) c->on_connected(c);
 }
 
 static void client_free(apns_client *c) {
@@ -101,6 +113,8 @@ int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_optio
   }
   c->timeout_ms = o->timeout_ms ? o->timeout_ms : APNS_DEFAULT_TIMEOUT_MS;
   c->on_low_water = o->on_low_water;
+  c->on_stopped = o->on_stopped;
+  c->on_connected = o->on_connected;
   c->clock = o->clock;
   c->data = o->data;
   if (o->topic && (c->topic = apns__strdup(o->topic)) == NULL) {
@@ -130,6 +144,8 @@ int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_optio
   po.on_low_water = o->on_low_water ? client_low_water : NULL;
   po.never_resend_unknown = o->never_resend_unknown;
   po.on_event = o->on_event;
+  po.on_stopped = o->on_stopped ? client_stopped : NULL;
+  po.on_connected = o->on_connected ? client_connected : NULL;
   po.data = c;
   rv = apns_pool_open(loop, &c->pool, &po, errbuf, errlen);
   if (rv < 0) {
@@ -238,6 +254,14 @@ int apns_client_close(apns_client *c, uint64_t drain_timeout_ms, apns_client_cb 
 
 void apns_client_get_stats(const apns_client *c, apns_pool_stats *out) {
   apns_pool_get_stats(c->pool, out);
+}
+
+int apns_client_stop_cause(const apns_client *c, const char **text) {
+  if (c == NULL) {
+    if (text) *text = NULL;
+    return APNS_EINVAL;
+  }
+  return apns_pool_stop_cause(c->pool, text);
 }
 
 apns_pool *apns_client_pool(apns_client *c) {

@@ -21,6 +21,7 @@
 #include "tls.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -30,6 +31,10 @@
 #define APNS__POOL_RECONNECT_MAX_MS 30000
 #define APNS__POOL_CONNECTS_PER_SEC 4
 #define APNS__POOL_FREE_REFUSALS 8 /* unprocessed tries retried without back-off */
+/* Connection attempts in a row that fail for a cause that cannot go away by itself (the server's certificate does
+ * not verify, no HTTP/2, our certificate refused), and 403 InvalidProviderToken answers in a row, before the pool
+ * stops: a few, so that one bad server behind a balancer does not stop it, yet far sooner than any deadline. */
+#define APNS__POOL_PERMANENT_TRIES 3
 
 typedef enum { POOL_OPEN, POOL_DRAINING, POOL_CANCELING, POOL_STOPPED } pool_state;
 
@@ -126,6 +131,15 @@ struct apns_pool {
   int64_t token_refresh_s;
   apns__pool_mono_cb mono_cb; /* tests: the monotonic clock; NULL means uv_now */
   void *mono_ctx;
+
+  /* Why requests cannot be written: the last connection failure (cleared when a connection comes up), the count
+   * of permanent ones in a row, and, once stopped, the cause. */
+  int conn_err;
+  char conn_err_text[256];
+  unsigned permanent_fails;
+  unsigned invalid_tokens; /* 403 InvalidProviderToken answers since the last 2xx */
+  int stop_err;
+  char stop_text[256];
 
   apns_pool_stats stats;
 };
@@ -230,13 +244,15 @@ static void q_push_head(apns_pool *p, pool_item *it) {
 
 static void pool_maybe_finish(apns_pool *p);
 
-static void item_finish(pool_item *it, int err, const apns_response *res) {
+/* Ends a request. text says why when err is not 0 (NULL: the response's own, else apns_strerror(err)). */
+static void item_finish(pool_item *it, int err, const apns_response *res, const char *text) {
   apns_pool *p = it->pool;
   apns_response r;
   if (res)
     r = *res;
   else
     memset(&r, 0, sizeof r);
+  if (err != 0 && (text || r.error_text == NULL)) r.error_text = text ? text : apns_strerror(err);
   if (err != 0 && r.delivery == APNS_DELIVERY_RESPONDED) r.delivery = item_delivery(it);
   if (err != 0 && item_delivery(it) == APNS_DELIVERY_UNKNOWN) r.delivery = APNS_DELIVERY_UNKNOWN;
   r.attempts = it->attempts;
@@ -260,12 +276,35 @@ static void pool_arm(apns_pool *p);
 static void pool_dispatch(apns_pool *p, int from_post);
 
 /* Ends every queued request with err. */
-static void pool_flush_queue(apns_pool *p, int err) {
+static void pool_flush_queue(apns_pool *p, int err, const char *text) {
   while (p->q_head) {
     pool_item *it = p->q_head;
     q_remove(p, it);
-    item_finish(it, err, NULL);
+    item_finish(it, err, NULL, text);
   }
+}
+
+/* The error a request that never reached the server ends with when its deadline passes: the last connection
+ * failure while no connection is up (the real reason it was not written), else APNS_ETIMEDOUT (the connections
+ * were busy). */
+static int pool_unwritten_cause(apns_pool *p, const char **text) {
+  *text = NULL;
+  if (p->conn_err == 0) return APNS_ETIMEDOUT;
+  for (unsigned i = 0; i < p->size; i++) {
+    apns_conn *c = p->slots[i].conn;
+    if (c && (apns_conn_get_state(c) == APNS_CONN_READY || apns_conn_get_state(c) == APNS_CONN_DRAINING))
+      return APNS_ETIMEDOUT;
+  }
+  *text = p->conn_err_text;
+  return p->conn_err;
+}
+
+/* A cause that another try cannot cure: the server's certificate does not verify (wrong CA, wrong name), the
+ * server does not speak HTTP/2, or it refused our certificate in the handshake (the TLS layer says so in its
+ * message: the alert is bad_certificate, certificate_unknown, unknown_ca or certificate_required). */
+static int conn_err_permanent(int err, const char *text) {
+  return err == APNS_ECERTVERIFY || err == APNS_EALPN ||
+         (err == APNS_ETLS && text && strstr(text, "did not accept our certificate") != NULL);
 }
 
 /* ---- connections ----------------------------------------------------------------------------------------------- */
@@ -305,17 +344,34 @@ static void slot_schedule_reconnect(pool_slot *s) {
   uv_timer_start(&s->reconnect, on_reconnect_timer, pool_jitter(p, s->backoff_ms), 0);
 }
 
+static void pool_stop(apns_pool *p, int err, const char *text);
+
+/* A connection failed or was lost: remember why, for the requests it leaves unwritten. */
+static void pool_conn_failed(apns_pool *p, int err, const char *text) {
+  p->conn_err = err;
+  snprintf(p->conn_err_text, sizeof p->conn_err_text, "%s", text && text[0] ? text : apns_strerror(err));
+}
+
 static void on_conn_connect(apns_conn *c, int status) {
   pool_slot *s = apns_conn_data(c);
   apns_pool *p = s->pool;
   if (s->conn != c) return;
   if (status < 0) {
-    pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, status, 0, apns_conn_last_error(c), 0);
+    const char *text = apns_conn_last_error(c);
+    pool_conn_failed(p, status, text);
+    pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, status, 0, text, 0);
     slot_drop_conn(s);
+    if (conn_err_permanent(status, text) && ++p->permanent_fails >= APNS__POOL_PERMANENT_TRIES) {
+      pool_stop(p, p->conn_err, p->conn_err_text);
+      return;
+    }
     slot_schedule_reconnect(s);
     return;
   }
+  p->conn_err = 0;
+  p->permanent_fails = 0;
   pool_event(p, APNS_POOL_EVENT_CONN_UP, s, 0, 0, NULL, 0);
+  if (p->opts.on_connected) p->opts.on_connected(p);
   pool_dispatch(p, 0);
 }
 
@@ -323,6 +379,7 @@ static void on_conn_lost(apns_conn *c, int err, const char *reason) {
   pool_slot *s = apns_conn_data(c);
   apns_pool *p = s->pool;
   if (s->conn == c) {
+    pool_conn_failed(p, err, apns_conn_last_error(c));
     pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, err, 0, reason ? reason : apns_conn_last_error(c), 0);
     slot_drop_conn(s);
     slot_schedule_reconnect(s);
@@ -391,6 +448,7 @@ static void slot_connect(pool_slot *s) {
   int rv = apns__conn_open_shared(p->loop, &s->conn, &o, p->tls_cfg);
   if (rv < 0) {
     s->conn = NULL;
+    pool_conn_failed(p, rv, NULL);
     pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, rv, 0, apns_strerror(rv), 0);
     slot_schedule_reconnect(s);
     return;
@@ -488,7 +546,7 @@ static void pool_dispatch(apns_pool *p, int from_post) {
           break;
         }
         q_remove(p, it);
-        item_finish(it, rv, NULL);
+        item_finish(it, rv, NULL, NULL);
         continue;
       }
       q_remove(p, it);
@@ -517,8 +575,6 @@ static void pool_dispatch(apns_pool *p, int from_post) {
 
 /* ---- one try ended --------------------------------------------------------------------------------------------- */
 
-static void pool_stop(apns_pool *p, const char *reason);
-
 static uint64_t retry_delay(apns_pool *p, unsigned attempts) {
   /* 1 ms, then x sqrt(10) per try, as aapns; capped. */
   double d = pow(sqrt(10.0), (double)(attempts > 0 ? attempts - 1 : 0));
@@ -536,6 +592,7 @@ static void item_attempt_done(apns__req *req, int err, const apns_response *res)
   if (err == 0) {
     if (res->status >= 200 && res->status < 300) {
       s->backoff_ms = 0; /* this connection works: forget its reconnect back-off */
+      p->invalid_tokens = 0;
     } else if (res->reason == APNS_REASON_ExpiredProviderToken && p->token_cb && !(it->flags & ITEM_TOKEN_RETRIED)) {
       /* Only an answer to the current token makes a new one: the answers to every other request sent under it
        * (hundreds may be in flight) are retried under its successor. A token younger than 20 minutes cannot be
@@ -551,8 +608,20 @@ static void item_attempt_done(apns__req *req, int err, const apns_response *res)
                res->reason == APNS_REASON_ServiceUnavailable || res->reason == APNS_REASON_InternalServerError) {
       retry = 1;
     } else if (res->reason == APNS_REASON_BadCertificate || res->reason == APNS_REASON_BadCertificateEnvironment) {
-      item_finish(it, 0, res);
-      pool_stop(p, res->reason_text);
+      char text[200];
+      snprintf(text, sizeof text, "the server answered %d %s: nothing can succeed with this certificate", res->status,
+               res->reason_text ? res->reason_text : "");
+      item_finish(it, 0, res, NULL);
+      pool_stop(p, APNS_ESTOPPED, text);
+      return;
+    } else if (res->reason == APNS_REASON_InvalidProviderToken && ++p->invalid_tokens >= APNS__POOL_PERMANENT_TRIES) {
+      char text[200];
+      snprintf(text, sizeof text,
+               "the server answered %u requests in a row 403 InvalidProviderToken: the token key, key id or team id "
+               "is wrong",
+               p->invalid_tokens);
+      item_finish(it, 0, res, NULL);
+      pool_stop(p, APNS_ESTOPPED, text);
       return;
     }
   } else if (err == APNS_ECLOSED) {
@@ -570,8 +639,8 @@ static void item_attempt_done(apns__req *req, int err, const apns_response *res)
     item_set_delivery(it, APNS_DELIVERY_UNKNOWN);
   }
 
-  if (p->state == POOL_STOPPED) {
-    item_finish(it, APNS_ESTOPPED, res);
+  if (p->state == POOL_STOPPED && (retry || err != 0)) {
+    item_finish(it, APNS_ESTOPPED, res, p->stop_text); /* an answer that came after the stop still stands */
   } else if (retry && (p->state == POOL_OPEN || p->state == POOL_DRAINING)) {
     uint64_t now = uv_now(p->loop), delay = backoff ? retry_delay(p, it->attempts) : 0;
     if (apns__add_sat(now, delay) < req->link.deadline) {
@@ -581,10 +650,10 @@ static void item_attempt_done(apns__req *req, int err, const apns_response *res)
       pool_event(p, APNS_POOL_EVENT_RETRY, s, err, err == 0 ? res->status : 0,
                  err == 0 ? res->reason_text : apns_strerror(err), it->attempts);
     } else {
-      item_finish(it, err, res); /* no time left for another try: the last outcome stands */
+      item_finish(it, err, res, NULL); /* no time left for another try: the last outcome stands */
     }
   } else {
-    item_finish(it, err, res);
+    item_finish(it, err, res, NULL);
   }
   pool_dispatch(p, 0);
   pool_maybe_finish(p);
@@ -595,14 +664,18 @@ static void item_attempt_done(apns__req *req, int err, const apns_response *res)
 static void on_pool_timer(uv_timer_t *t) {
   apns_pool *p = t->data;
   uint64_t now = uv_now(p->loop);
+  const char *text = NULL;
+  int cause = p->d_head && item_deadline(p->d_head) <= now ? pool_unwritten_cause(p, &text) : APNS_ETIMEDOUT;
   p->timer_due = 0;
   while (p->d_head && item_deadline(p->d_head) <= now) {
     pool_item *it = p->d_head;
     q_remove(p, it);
     apns_response r;
     memset(&r, 0, sizeof r);
-    r.delivery = item_delivery(it) == APNS_DELIVERY_UNKNOWN ? APNS_DELIVERY_UNKNOWN : APNS_DELIVERY_NOT_PROCESSED;
-    item_finish(it, APNS_ETIMEDOUT, &r);
+    /* Never on the wire: it carries why it could not be written rather than a bare timeout. */
+    int unwritten = item_delivery(it) != APNS_DELIVERY_UNKNOWN;
+    r.delivery = unwritten ? APNS_DELIVERY_NOT_PROCESSED : APNS_DELIVERY_UNKNOWN;
+    item_finish(it, unwritten ? cause : APNS_ETIMEDOUT, &r, unwritten ? text : NULL);
   }
   pool_dispatch(p, 0);
   pool_maybe_finish(p);
@@ -743,13 +816,18 @@ static void pool_close_conns(apns_pool *p) {
     if (apns_conn_get_state(p->retired[i]) != APNS_CONN_CLOSING) apns_conn_close(p->retired[i], on_conn_closed);
 }
 
-static void pool_stop(apns_pool *p, const char *reason) {
+/* Nothing more can succeed: err is the connection's permanent error (the queued requests, never written, end with
+ * it), or APNS_ESTOPPED after a fatal answer. */
+static void pool_stop(apns_pool *p, int err, const char *text) {
   if (p->state == POOL_STOPPED || p->state == POOL_CANCELING) return;
   p->state = POOL_STOPPED;
-  pool_event(p, APNS_POOL_EVENT_STOPPED, NULL, APNS_ESTOPPED, 403, reason, 0);
-  pool_flush_queue(p, APNS_ESTOPPED);
+  p->stop_err = err;
+  snprintf(p->stop_text, sizeof p->stop_text, "%s", text);
+  pool_event(p, APNS_POOL_EVENT_STOPPED, NULL, err, err == APNS_ESTOPPED ? 403 : 0, p->stop_text, 0);
+  pool_flush_queue(p, err, p->stop_text);
   pool_close_conns(p); /* their open requests end now, as ESTOPPED (see item_attempt_done) */
   if (p->opts.on_stopped) p->opts.on_stopped(p);
+  pool_maybe_finish(p); /* when closing, the end may have come */
 }
 
 static void pool_handle_closed(apns_pool *p) {
@@ -793,7 +871,7 @@ static void pool_maybe_finish(apns_pool *p) {
 
 static void pool_cancel_all(apns_pool *p) {
   if (p->state != POOL_STOPPED) p->state = POOL_CANCELING;
-  pool_flush_queue(p, APNS_ECANCELED);
+  pool_flush_queue(p, APNS_ECANCELED, NULL);
   pool_close_conns(p); /* in-flight requests end with APNS_ECANCELED from their connections */
   pool_maybe_finish(p);
 }
@@ -835,4 +913,10 @@ void *apns_pool_data(const apns_pool *p) {
 
 uv_loop_t *apns_pool_loop(const apns_pool *p) {
   return p->loop;
+}
+
+int apns_pool_stop_cause(const apns_pool *p, const char **text) {
+  if (text) *text = p && p->state == POOL_STOPPED ? p->stop_text : NULL;
+  if (p == NULL) return APNS_EINVAL;
+  return p->state == POOL_STOPPED ? p->stop_err : 0;
 }

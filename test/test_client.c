@@ -39,6 +39,8 @@ typedef struct {
   int64_t mock_now_s; /* the mock's wall clock when not 0 (else now_s) */
   uint64_t mono_ms;   /* the injected monotonic clock */
   int tokens;         /* TOKEN events */
+  int stopped;        /* on_stopped calls */
+  int connected;      /* on_connected calls */
   long live_before;
   char key_pem[1024];
 } fx;
@@ -95,6 +97,14 @@ static void on_event(apns_pool *p, const apns_pool_event *ev) {
   if (ev->type == APNS_POOL_EVENT_TOKEN) current->tokens++;
 }
 
+static void on_stopped(apns_client *c) {
+  ((fx *)apns_client_data(c))->stopped++;
+}
+
+static void on_connected(apns_client *c) {
+  ((fx *)apns_client_data(c))->connected++;
+}
+
 static void on_closed(apns_client *c) {
   ((fx *)apns_client_data(c))->closed++;
 }
@@ -144,6 +154,8 @@ static void base_options(fx *f, apns_client_options *o) {
   o->topic = "com.example.app";
   o->data = f;
   o->on_event = on_event;
+  o->on_stopped = on_stopped;
+  o->on_connected = on_connected;
 }
 
 static void open_cert_client(fx *f) {
@@ -699,6 +711,89 @@ TEST(client_token_refresh_after_clock_step_back) {
   teardown(&f);
 }
 
+/* 403 InvalidProviderToken to every try: the client stops after three in a row, with the cause, instead of
+ * sending every notification to be refused. */
+TEST(client_invalid_token_stops) {
+  fx f;
+  apns_notification *n;
+  enum { N = 6 };
+  fx_rec recs[N];
+  memset(recs, 0, sizeof recs);
+  setup_token_mock(&f, 1);
+  open_token_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  for (int i = 0; i < N; i++) {
+    recs[i].counter = &f.done;
+    ASSERT_OK(apns_client_send(f.client, TOKEN, n, NULL, fx_record, &recs[i]));
+  }
+  fx_run_until_count(&f.loop, &f.done, N);
+  for (int i = 0; i < 3; i++) {
+    ASSERT_OK(recs[i].err);
+    ASSERT_EQ(recs[i].status, 403);
+    ASSERT_EQ(recs[i].reason, APNS_REASON_InvalidProviderToken);
+  }
+  for (int i = 3; i < N; i++) {
+    ASSERT_ERR(recs[i].err, APNS_ESTOPPED);
+    ASSERT_EQ(recs[i].delivery, APNS_DELIVERY_NOT_PROCESSED);
+    ASSERT_TRUE(strstr(recs[i].error_text, "InvalidProviderToken") != NULL);
+  }
+  ASSERT_EQ(f.stopped, 1);
+  const char *text = NULL;
+  ASSERT_ERR(apns_client_stop_cause(f.client, &text), APNS_ESTOPPED);
+  ASSERT_TRUE(text != NULL && strstr(text, "InvalidProviderToken") != NULL);
+  fx_rec late = {0};
+  ASSERT_ERR(apns_client_send(f.client, TOKEN, n, NULL, fx_record, &late), APNS_ESTOPPED);
+  apns_mock_stats st;
+  mock_stats(&f, &st);
+  ASSERT_EQ(st.requests, 3);
+  apns_notification_free(n);
+  teardown(&f);
+}
+
+/* The client says when it can send (on_connected), and a client that is running has no stop cause. */
+TEST(client_on_connected) {
+  fx f;
+  setup(&f);
+  open_cert_client(&f);
+  ASSERT_EQ(f.connected, 0); /* never inside open */
+  fx_run_until(&f.loop, &f.connected);
+  apns_pool_stats st;
+  apns_client_get_stats(f.client, &st);
+  ASSERT_GE(st.connections_up, 1);
+  const char *text = "x";
+  ASSERT_EQ(apns_client_stop_cause(f.client, &text), 0);
+  ASSERT_NULL(text);
+  ASSERT_EQ(f.stopped, 0);
+  teardown(&f);
+}
+
+/* A client whose server's certificate does not verify stops, and the send ends with the cause, not a timeout. */
+TEST(client_wrong_ca_stops_with_cause) {
+  fx f;
+  fx_rec rec = {0};
+  apns_notification *n;
+  apns_client_options o;
+  char err[256] = "";
+  setup(&f);
+  base_options(&f, &o);
+  o.tls.verify_name = "wrong.example";
+  ASSERT_OK(apns_client_open(&f.loop, &f.client, &o, err, sizeof err));
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  rec.loop = &f.loop;
+  uint64_t t0 = uv_now(&f.loop);
+  send_and_wait(&f, n, NULL, &rec);
+  ASSERT_ERR(rec.err, APNS_ECERTVERIFY);
+  ASSERT_EQ(rec.attempts, 0);
+  ASSERT_EQ(rec.delivery, APNS_DELIVERY_NOT_PROCESSED);
+  ASSERT_LT(rec.t_end - t0, 5000 * test_time_factor());
+  ASSERT_EQ(f.stopped, 1);
+  ASSERT_ERR(apns_client_stop_cause(f.client, NULL), APNS_ECERTVERIFY);
+  apns_notification_free(n);
+  teardown(&f);
+}
+
 /* A send with timeout UINT64_MAX ("no deadline") is answered, not timed out at once. */
 TEST(client_timeout_max_answered) {
   fx f;
@@ -731,6 +826,9 @@ TEST_SUITE(client){
     TEST_ENTRY(client_token_wrong_key_refused),
     TEST_ENTRY(client_token_two_hours),
     TEST_ENTRY(client_timeout_max_answered),
+    TEST_ENTRY(client_invalid_token_stops),
+    TEST_ENTRY(client_on_connected),
+    TEST_ENTRY(client_wrong_ca_stops_with_cause),
     TEST_ENTRY(client_expired_young_token_kept),
     TEST_ENTRY(client_too_many_token_updates_not_retried),
     TEST_ENTRY(client_token_expiry_in_flight_one_new_token),

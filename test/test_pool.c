@@ -2,6 +2,7 @@
 #include "fixture.h"
 
 #include "alloc.h"
+#include "tls.h"
 
 #include <stdlib.h>
 
@@ -557,6 +558,257 @@ TEST(pool_timeout_max_answered) {
   teardown(&f);
 }
 
+/* ---- failures that name their cause ---- */
+
+/* A port the kernel gave us and we closed at once: nothing listens there. */
+static uint16_t dead_port(uv_loop_t *loop) {
+  uv_tcp_t t;
+  struct sockaddr_in a;
+  int len = sizeof a;
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  ASSERT_EQ(uv_tcp_init(loop, &t), 0);
+  ASSERT_EQ(uv_tcp_bind(&t, (const struct sockaddr *)&a, 0), 0);
+  ASSERT_EQ(uv_tcp_getsockname(&t, (struct sockaddr *)&a, &len), 0);
+  uv_close((uv_handle_t *)&t, NULL);
+  return ntohs(a.sin_port);
+}
+
+/* A TLS server on 127.0.0.1 that offers only http/1.1 in ALPN, as a web server without HTTP/2 would: the
+ * handshake fails, and the connection closes. */
+typedef struct {
+  uv_tcp_t listener;
+  apns__tls_config *cfg;
+  int open; /* handles not yet closed */
+  int handshakes;
+} h1_server;
+
+typedef struct {
+  uv_tcp_t tcp;
+  apns__tls *tls;
+  h1_server *srv;
+  uint8_t buf[16384];
+} h1_conn;
+
+static void h1_conn_closed(uv_handle_t *h) {
+  h1_conn *c = h->data;
+  c->srv->open--;
+  apns__tls_free(c->tls);
+  free(c);
+}
+
+static void h1_alloc(uv_handle_t *h, size_t n, uv_buf_t *b) {
+  (void)n;
+  h1_conn *c = h->data;
+  *b = uv_buf_init((char *)c->buf, sizeof c->buf);
+}
+
+static void h1_written(uv_write_t *w, int status) {
+  (void)status;
+  free(w->data);
+  free(w);
+}
+
+static void h1_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
+  h1_conn *c = st->data;
+  (void)b;
+  if (n == 0) return;
+  int rv = -1;
+  if (n > 0) {
+    ASSERT_OK(apns__tls_feed(c->tls, c->buf, (size_t)n));
+    rv = apns__tls_handshake(c->tls);
+  }
+  uint8_t *out = NULL;
+  size_t len = 0;
+  apns__tls_take_output(c->tls, &out, &len);
+  if (len > 0) {
+    /* The test allocator counts live blocks: copy into malloc's own so the write owns plain memory. */
+    uv_write_t *w = malloc(sizeof *w);
+    char *copy = malloc(len);
+    memcpy(copy, out, len);
+    w->data = copy;
+    uv_buf_t wb = uv_buf_init(copy, (unsigned)len);
+    if (uv_write(w, st, &wb, 1, h1_written) < 0) h1_written(w, 0);
+  }
+  apns__free(out);
+  if (rv != 1) {
+    c->srv->handshakes++;
+    uv_read_stop(st);
+    if (!uv_is_closing((uv_handle_t *)st)) uv_close((uv_handle_t *)st, h1_conn_closed);
+  }
+}
+
+static void h1_accept(uv_stream_t *l, int status) {
+  h1_server *srv = l->data;
+  ASSERT_OK(status);
+  h1_conn *c = calloc(1, sizeof *c);
+  c->srv = srv;
+  uv_tcp_init(l->loop, &c->tcp);
+  c->tcp.data = c;
+  srv->open++;
+  ASSERT_OK(uv_accept(l, (uv_stream_t *)&c->tcp));
+  ASSERT_OK(apns__tls_new(&c->tls, srv->cfg, NULL));
+  uv_read_start((uv_stream_t *)&c->tcp, h1_alloc, h1_read);
+}
+
+static uint16_t h1_start(h1_server *srv, uv_loop_t *loop, const apns__certgen_result *certs) {
+  apns__tls_options to;
+  struct sockaddr_in a;
+  int len = sizeof a;
+  char err[256] = "";
+  memset(srv, 0, sizeof *srv);
+  memset(&to, 0, sizeof to);
+  to.server = 1;
+  to.cert_pem = certs->server_cert;
+  to.key_pem = certs->server_key;
+  to.alpn = "http/1.1";
+  if (apns__tls_config_new(&srv->cfg, &to, err, sizeof err) != 0) test__fail(__FILE__, __LINE__, "%s", err);
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  ASSERT_OK(uv_tcp_init(loop, &srv->listener));
+  srv->listener.data = srv;
+  srv->open = 1;
+  ASSERT_OK(uv_tcp_bind(&srv->listener, (const struct sockaddr *)&a, 0));
+  ASSERT_OK(uv_listen((uv_stream_t *)&srv->listener, 16, h1_accept));
+  ASSERT_OK(uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&a, &len));
+  return ntohs(a.sin_port);
+}
+
+static void h1_listener_closed(uv_handle_t *h) {
+  ((h1_server *)h->data)->open--;
+}
+
+static void h1_stop(h1_server *srv) {
+  uv_close((uv_handle_t *)&srv->listener, h1_listener_closed);
+  apns__tls_config_unref(srv->cfg);
+}
+
+typedef enum { CAUSE_WRONG_CA, CAUSE_WRONG_NAME, CAUSE_CERT_REFUSED, CAUSE_NO_H2 } permanent_cause;
+
+/* A permanent cause stops the pool after a few connection attempts: every queued request ends with the cause
+ * itself, long before its deadline, never written; on_stopped runs once and the cause is kept. */
+static void check_permanent(permanent_cause cause, int want_err, const char *want_text) {
+  fx f;
+  apns_pool_options o;
+  enum { N = 10 };
+  static fx_rec recs[N];
+  h1_server h1;
+  memset(recs, 0, sizeof recs);
+  stopped = 0;
+  memset(&f, 0, sizeof f);
+  f.live_before = test_alloc_live();
+  ASSERT_EQ(uv_loop_init(&f.loop), 0);
+  fx_certs(&f.certs, 1);
+  fx_mock_options(&f.mo, &f.certs, 1);
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  memset(&o, 0, sizeof o);
+  o.on_stopped = on_stopped;
+  o.host = "127.0.0.1";
+  o.port = (uint16_t)apns_mock_port(f.mock);
+  fx_tls_client(&o.tls, &f.certs);
+  o.on_event = on_event;
+  o.data = &f;
+  if (cause == CAUSE_WRONG_CA) o.tls.ca_pem = f.certs.other_ca_cert;
+  if (cause == CAUSE_WRONG_NAME) o.tls.verify_name = "api.push.apple.com";
+  apns__certgen_result stranger; /* a client certificate from another CA than the one the server trusts */
+  fx_certs(&stranger, 0);
+  if (cause == CAUSE_CERT_REFUSED) o.tls.cert_pem = stranger.client_cert, o.tls.key_pem = stranger.client_key;
+  if (cause == CAUSE_NO_H2) o.port = h1_start(&h1, &f.loop, &f.certs);
+  char err[256] = "";
+  int rv = apns_pool_open(&f.loop, &f.pool, &o, err, sizeof err);
+  if (rv != 0) test__fail(__FILE__, __LINE__, "apns_pool_open: %s (%s)", apns_strerror(rv), err);
+  apns__certgen_free(&stranger);
+  uint64_t t0 = uv_now(&f.loop);
+  for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 30000));
+  fx_run_until_count(&f.loop, &f.done, N);
+  for (int i = 0; i < N; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    if (recs[i].err != want_err) printf("error_text: %s\n", recs[i].error_text);
+    ASSERT_ERR(recs[i].err, want_err);
+    ASSERT_EQ(recs[i].delivery, APNS_DELIVERY_NOT_PROCESSED);
+    ASSERT_EQ(recs[i].attempts, 0);
+    if (strstr(recs[i].error_text, want_text) == NULL)
+      test__fail(__FILE__, __LINE__, "error_text: %s", recs[i].error_text);
+    ASSERT_LT(recs[i].t_end - t0, 5000 * test_time_factor()); /* the deadline was 30 s */
+  }
+  ASSERT_EQ(stopped, 1);
+  const char *text = NULL;
+  ASSERT_ERR(apns_pool_stop_cause(f.pool, &text), want_err);
+  ASSERT_NOT_NULL(text);
+  ASSERT_TRUE(strstr(text, want_text) != NULL);
+  fx_rec late = {0};
+  ASSERT_ERR(post(&f, &late, TOKEN, 1000), APNS_ESTOPPED);
+  ASSERT_LE(f.downs, 4); /* a bounded number of tries: 3, give or take the one already under way */
+  if (cause == CAUSE_NO_H2) {
+    h1_stop(&h1);
+    ASSERT_LE(h1.handshakes, 4);
+  }
+  teardown(&f);
+}
+
+TEST(pool_wrong_ca_stops) {
+  check_permanent(CAUSE_WRONG_CA, APNS_ECERTVERIFY, "verif");
+}
+
+TEST(pool_wrong_name_stops) {
+  check_permanent(CAUSE_WRONG_NAME, APNS_ECERTVERIFY, "verif");
+}
+
+TEST(pool_client_cert_refused_stops) {
+  check_permanent(CAUSE_CERT_REFUSED, APNS_ETLS, "did not accept our certificate");
+}
+
+TEST(pool_no_http2_stops) {
+  check_permanent(CAUSE_NO_H2, APNS_EALPN, "ALPN");
+}
+
+/* A cause that may pass (nothing listening, a name that does not resolve) does not stop the pool, but the request
+ * that was never written ends at its deadline with it, not with a bare APNS_ETIMEDOUT. */
+static void check_transient(const char *host, uint16_t port, fx *f, fx_rec *rec) {
+  apns_pool_options o;
+  char err[256] = "";
+  memset(&o, 0, sizeof o);
+  o.host = host;
+  o.port = port;
+  o.size = 1;
+  o.reconnect_min_delay_ms = 20;
+  o.on_stopped = on_stopped;
+  o.on_event = on_event;
+  o.data = f;
+  fx_tls_client(&o.tls, &f->certs);
+  stopped = 0;
+  ASSERT_OK(apns_pool_open(&f->loop, &f->pool, &o, err, sizeof err));
+  uint64_t t0 = uv_now(&f->loop);
+  ASSERT_OK(post(f, rec, TOKEN, 600));
+  fx_run_until(&f->loop, &f->done);
+  ASSERT_GE(rec->t_end - t0, 600); /* the pool kept trying until the deadline */
+  ASSERT_EQ(rec->delivery, APNS_DELIVERY_NOT_PROCESSED);
+  ASSERT_EQ(rec->attempts, 0);
+  ASSERT_EQ(stopped, 0);
+  ASSERT_EQ(apns_pool_stop_cause(f->pool, NULL), 0);
+  ASSERT_GT(f->downs, 1);
+}
+
+TEST(pool_refused_carries_cause) {
+  fx f;
+  fx_rec rec = {0};
+  setup(&f);
+  check_transient("127.0.0.1", dead_port(&f.loop), &f, &rec);
+  ASSERT_ERR(rec.err, UV_ECONNREFUSED);
+  ASSERT_TRUE(strstr(rec.error_text, "cannot connect") != NULL);
+  teardown(&f);
+}
+
+TEST(pool_unknown_host_carries_cause) {
+  fx f;
+  fx_rec rec = {0};
+  setup(&f);
+  check_transient("no-such-host.invalid", 443, &f, &rec);
+  /* NONAME from a resolver that answers; AGAIN when none can be reached: either way the resolver's code. */
+  if (rec.err != UV_EAI_NONAME && rec.err != UV_EAI_AGAIN)
+    test__fail(__FILE__, __LINE__, "err %s (%s)", apns_err_name(rec.err), rec.error_text);
+  ASSERT_TRUE(strstr(rec.error_text, "no-such-host.invalid") != NULL);
+  teardown(&f);
+}
+
 TEST_SUITE(pool){
     TEST_ENTRY(pool_hundred_thousand),
     TEST_ENTRY(pool_drops_retried_and_accepted),
@@ -572,5 +824,11 @@ TEST_SUITE(pool){
     TEST_ENTRY(pool_reconnects_with_backoff),
     TEST_ENTRY(pool_allocation_failures),
     TEST_ENTRY(pool_timeout_max_answered),
+    TEST_ENTRY(pool_wrong_ca_stops),
+    TEST_ENTRY(pool_wrong_name_stops),
+    TEST_ENTRY(pool_client_cert_refused_stops),
+    TEST_ENTRY(pool_no_http2_stops),
+    TEST_ENTRY(pool_refused_carries_cause),
+    TEST_ENTRY(pool_unknown_host_carries_cause),
     TEST_SUITE_END,
 };

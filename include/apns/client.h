@@ -69,10 +69,19 @@ typedef struct apns_client_options {
   size_t low_water;            /* default max_queued / 2 */
   apns_client_cb on_low_water; /* optional back-pressure signal */
   int never_resend_unknown;    /* see apns_pool_options; default 0, as aapns */
-  apns_pool_event_cb on_event; /* optional metrics hook (connections, retries, token refreshes) */
+  /* Optional metrics and logging hook (connections, retries, token refreshes; see apns_pool_event_type): not where
+   * errors are delivered. Its pool argument is the client's (apns_client_pool); apns_pool_data() of it gives your
+   * data below. Default NULL. */
+  apns_pool_event_cb on_event;
   /* The wall clock for token issue times, in UNIX seconds; NULL: time(). For tests. */
   int64_t (*clock)(void *data);
   void *data; /* yours: apns_client_data(); also passed to clock */
+  /* Optional: the client stopped, as a pool does (apns/pool.h): a permanent connection error (wrong CA or host
+   * name, no HTTP/2, our certificate refused), 403 BadCertificate, or 403 InvalidProviderToken three times in a
+   * row. apns_client_stop_cause() says why; later sends return APNS_ESTOPPED. Default NULL. */
+  apns_client_cb on_stopped;
+  /* Optional: a connection is ready to carry notifications; runs each time one becomes so. Default NULL. */
+  apns_client_cb on_connected;
 } apns_client_options;
 
 /* Per-send options; NULL means all defaults. */
@@ -138,6 +147,8 @@ APNS_EXTERN int apns_build_send_request(const char *default_topic, const char *d
 APNS_EXTERN int apns_client_close(apns_client *client, uint64_t drain_timeout_ms, apns_client_cb cb);
 
 APNS_EXTERN void apns_client_get_stats(const apns_client *client, apns_pool_stats *out);
+/* As apns_pool_stop_cause: 0 while running, else why the client stopped (*text: a message, or NULL). */
+APNS_EXTERN int apns_client_stop_cause(const apns_client *client, const char **text);
 APNS_EXTERN apns_pool *apns_client_pool(apns_client *client);
 APNS_EXTERN void *apns_client_data(const apns_client *client);
 
