@@ -9,8 +9,9 @@
  * Dispatch takes the head of the queue for any connection with a free stream, round robin. Finding one looks at
  * each of the `size` connections at most: constant in the number of requests.
  *
- * Connections that fail or are lost are closed and replaced after a back-off; a token bucket (burst = size, refill
- * max_connects_per_sec) bounds how fast the pool connects, whatever the cause. */
+ * Connections that fail, are lost or are sent away (GOAWAY) are replaced after a back-off that doubles each time
+ * and is forgotten when a connection answers 2xx; a token bucket (burst = size, refill max_connects_per_sec)
+ * bounds how fast the pool connects, whatever the cause. */
 #include "pool.h"
 
 #include "alloc.h"
@@ -406,7 +407,10 @@ static void on_conn_capacity(apns_conn *c) {
       apns_conn_close(c, on_conn_closed);
     s->conn = NULL;
     s->token_conn = NULL;
-    if (!p->closing) slot_connect(s);
+    /* The replacement waits out the slot's back-off, as after a failure: a server that sends every connection
+     * away must not get a connect at every turn. The back-off is forgotten only once a connection proved itself
+     * with a 2xx (item_attempt_done). */
+    slot_schedule_reconnect(s);
   }
   pool_dispatch(p, 0);
 }

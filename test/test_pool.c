@@ -809,6 +809,37 @@ TEST(pool_unknown_host_carries_cause) {
   teardown(&f);
 }
 
+/* A server that sends every connection away after one request: each replacement waits out the back-off, so the
+ * connects per second stay bounded (they were as fast as handshakes go). */
+TEST(pool_goaway_backs_off) {
+  fx f;
+  apns_pool_options o;
+  enum { N = 20 };
+  static fx_rec recs[N];
+  setup(&f);
+  f.mo.goaway_after = 1;
+  f.mo.max_streams = 1; /* one request a connection: none refused, so no retry back-off slows the run */
+  memset(&o, 0, sizeof o);
+  o.size = 2;
+  o.max_connects_per_sec = 1000;
+  o.reconnect_min_delay_ms = 100;
+  o.reconnect_max_delay_ms = 100;
+  open_pool(&f, &o);
+  uint64_t t0 = uv_now(&f.loop);
+  for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 60000));
+  fx_run_until_count(&f.loop, &f.done, N);
+  uint64_t elapsed = uv_now(&f.loop) - t0;
+  for (int i = 0; i < N; i++) ASSERT_EQ(recs[i].status, 200);
+  apns_mock_stats ms;
+  apns_mock_get_stats(f.mock, &ms);
+  ASSERT_GE(ms.goaways, N - 2);
+  /* Each slot waits at least 80 ms (100 ms less the jitter) before each replacement. */
+  if (ms.connections > 4 + 2 * elapsed / 80)
+    test__fail(__FILE__, __LINE__, "%llu connections in %llu ms", (unsigned long long)ms.connections,
+               (unsigned long long)elapsed);
+  teardown(&f);
+}
+
 TEST_SUITE(pool){
     TEST_ENTRY(pool_hundred_thousand),
     TEST_ENTRY(pool_drops_retried_and_accepted),
@@ -824,6 +855,7 @@ TEST_SUITE(pool){
     TEST_ENTRY(pool_reconnects_with_backoff),
     TEST_ENTRY(pool_allocation_failures),
     TEST_ENTRY(pool_timeout_max_answered),
+    TEST_ENTRY(pool_goaway_backs_off),
     TEST_ENTRY(pool_wrong_ca_stops),
     TEST_ENTRY(pool_wrong_name_stops),
     TEST_ENTRY(pool_client_cert_refused_stops),

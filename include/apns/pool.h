@@ -2,8 +2,10 @@
  *
  * The pool opens `size` connections up front and keeps them up: a lost connection is replaced after a capped,
  * jittered exponential back-off, and the whole pool never opens connections faster than a few a second (Apple
- * treats rapid reconnects as an attack). A connection that received GOAWAY is replaced at once while its open
- * streams finish.
+ * treats rapid reconnects as an attack). A connection that received GOAWAY, or that runs out of stream ids, lets
+ * its open streams finish while a replacement is opened after the same back-off as a failure (reconnect_min_delay_ms,
+ * doubling up to reconnect_max_delay_ms; the back-off is forgotten once a connection has answered 2xx), so a server
+ * that sends every connection away is not reconnected to in a loop.
  *
  * apns_pool_post() is never blocked: a request that finds no free stream waits in a FIFO queue. Any free stream on
  * any live connection takes the head of the queue; a request being retried goes back to the head, so order is
