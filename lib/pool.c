@@ -1,10 +1,11 @@
 /* The pool: a fixed number of connections kept up, a FIFO queue of pending requests, retries with back-off.
  *
  * Each request is built once (apns__req, one allocation with the pool's bookkeeping in its extra bytes) and kept
- * across tries on different connections. Queued requests sit on two intrusive lists: the FIFO queue, and a list
- * sorted by deadline that one pool timer serves (insertion from the tail, so O(1) when timeouts are equal). A retry
- * goes back to the head of the queue with a "not before" time: the queue waits for it rather than overtaking it,
- * so order is kept.
+ * across tries on different connections. Queued requests sit in two intrusive structures: the FIFO queue, and a
+ * min-heap of deadlines (heap.h) that one pool timer serves. Both take O(1) or O(log n) per operation whatever the
+ * timeouts, so a retry, which goes back to the head of the queue with an early deadline, costs the same with a
+ * million queued as with ten. A retry carries a "not before" time: the queue waits for it rather than overtaking
+ * it, so order is kept.
  *
  * Dispatch takes the head of the queue for any connection with a free stream, round robin. Finding one looks at
  * each of the `size` connections at most: constant in the number of requests.
@@ -17,11 +18,13 @@
 #include "alloc.h"
 #include "conn.h"
 #include "errbuf.h"
+#include "heap.h"
 #include "request.h"
 #include "sat.h"
 #include "tls.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -51,7 +54,7 @@ struct pool_item {
   void *data;
   uint64_t not_before;        /* back-off: not to be sent before this */
   pool_item *q_prev, *q_next; /* the FIFO queue */
-  pool_item *d_prev, *d_next; /* queued requests by deadline */
+  apns__heap_node d_node;     /* queued requests by deadline */
   unsigned attempts;
   uint16_t slot;     /* index of the connection of the current try */
   uint8_t token_gen; /* the slot's token generation the current try was sent under */
@@ -106,7 +109,7 @@ struct apns_pool {
 
   pool_item *q_head, *q_tail;
   size_t queued;
-  pool_item *d_head, *d_tail;
+  apns__heap deadlines; /* of the queued requests */
   size_t in_flight;
 
   uv_timer_t timer; /* queued deadlines and back-off */
@@ -189,32 +192,25 @@ static void q_remove(apns_pool *p, pool_item *it) {
   else
     p->q_tail = it->q_prev;
   it->q_prev = it->q_next = NULL;
-  if (it->d_prev)
-    it->d_prev->d_next = it->d_next;
-  else
-    p->d_head = it->d_next;
-  if (it->d_next)
-    it->d_next->d_prev = it->d_prev;
-  else
-    p->d_tail = it->d_prev;
-  it->d_prev = it->d_next = NULL;
+  apns__heap_remove(&p->deadlines, &it->d_node);
   p->queued--;
 }
 
+static pool_item *item_of_node(apns__heap_node *n) {
+  return n ? (pool_item *)(void *)((char *)n - offsetof(pool_item, d_node)) : NULL;
+}
+
+static int deadline_less(const apns__heap_node *a, const apns__heap_node *b) {
+  return item_deadline(item_of_node((apns__heap_node *)a)) < item_deadline(item_of_node((apns__heap_node *)b));
+}
+
+/* The queued request whose deadline comes first, or NULL. */
+static pool_item *d_first(apns_pool *p) {
+  return item_of_node(apns__heap_min(&p->deadlines));
+}
+
 static void d_insert(apns_pool *p, pool_item *it) {
-  pool_item *after = p->d_tail;
-  uint64_t deadline = item_deadline(it);
-  while (after && item_deadline(after) > deadline) after = after->d_prev;
-  it->d_prev = after;
-  it->d_next = after ? after->d_next : p->d_head;
-  if (it->d_next)
-    it->d_next->d_prev = it;
-  else
-    p->d_tail = it;
-  if (after)
-    after->d_next = it;
-  else
-    p->d_head = it;
+  apns__heap_insert(&p->deadlines, &it->d_node);
 }
 
 static void q_push_tail(apns_pool *p, pool_item *it) {
@@ -669,10 +665,10 @@ static void on_pool_timer(uv_timer_t *t) {
   apns_pool *p = t->data;
   uint64_t now = uv_now(p->loop);
   const char *text = NULL;
-  int cause = p->d_head && item_deadline(p->d_head) <= now ? pool_unwritten_cause(p, &text) : APNS_ETIMEDOUT;
+  int cause = d_first(p) && item_deadline(d_first(p)) <= now ? pool_unwritten_cause(p, &text) : APNS_ETIMEDOUT;
   p->timer_due = 0;
-  while (p->d_head && item_deadline(p->d_head) <= now) {
-    pool_item *it = p->d_head;
+  while (d_first(p) && item_deadline(d_first(p)) <= now) {
+    pool_item *it = d_first(p);
     q_remove(p, it);
     apns_response r;
     memset(&r, 0, sizeof r);
@@ -689,7 +685,7 @@ static void on_pool_timer(uv_timer_t *t) {
 static void pool_arm(apns_pool *p) {
   uint64_t due = 0;
   if (p->finishing) return;
-  if (p->d_head) due = item_deadline(p->d_head);
+  if (d_first(p)) due = item_deadline(d_first(p));
   if (p->q_head && p->q_head->not_before > uv_now(p->loop) && (due == 0 || p->q_head->not_before < due))
     due = p->q_head->not_before;
   if (due == p->timer_due) return;
@@ -740,6 +736,7 @@ int apns_pool_open(uv_loop_t *loop, apns_pool **out, const apns_pool_options *op
   if (rv < 0) goto fail;
 
   p->rng = uv_hrtime() | 1;
+  apns__heap_init(&p->deadlines, deadline_less);
   p->tokens = (double)p->size;
   p->tokens_at = uv_now(loop);
   uv_timer_init(loop, &p->timer);
@@ -917,6 +914,10 @@ void *apns_pool_data(const apns_pool *p) {
 
 uv_loop_t *apns_pool_loop(const apns_pool *p) {
   return p->loop;
+}
+
+uint64_t apns__pool_queue_steps(const apns_pool *p) {
+  return p->deadlines.steps;
 }
 
 int apns_pool_stop_cause(const apns_pool *p, const char **text) {

@@ -25,6 +25,10 @@ void apns__pool_set_token_source(apns_pool *pool, apns__pool_token_cb token, apn
 typedef uint64_t (*apns__pool_mono_cb)(void *ctx);
 void apns__pool_set_mono_clock(apns_pool *pool, apns__pool_mono_cb now_ms, void *ctx);
 
+/* Tests: the steps the queue's deadline heap has taken so far (links followed and swaps), to check that an
+ * operation costs O(log n) rather than O(n). */
+uint64_t apns__pool_queue_steps(const apns_pool *pool);
+
 #define APNS__TOKEN_REFRESH_S (50 * 60)
 #define APNS__TOKEN_MIN_AGE_S (20 * 60)
 

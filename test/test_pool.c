@@ -2,6 +2,7 @@
 #include "fixture.h"
 
 #include "alloc.h"
+#include "pool.h"
 #include "tls.h"
 
 #include <stdlib.h>
@@ -840,6 +841,57 @@ TEST(pool_goaway_backs_off) {
   teardown(&f);
 }
 
+/* A million queued behind a connection whose first tries are answered 500: every retry goes back to the head of
+ * the queue with an early deadline. The queue's deadline structure pays O(log n) steps for it, not a walk over the
+ * million (which made each retry cost a million steps). */
+static int million_answered, million_ok, million_canceled;
+static void million_500_first(void *data, apns_mock_request *req) {
+  (void)data;
+  if (++million_answered <= 2000) req->status = 500;
+}
+
+static void million_done(int err, const apns_response *res, void *data) {
+  (void)res;
+  (void)data;
+  if (err == 0) million_ok++;
+  if (err == APNS_ECANCELED) million_canceled++;
+}
+
+TEST(pool_million_queued_retries_cost_log_n) {
+  fx f;
+  apns_pool_options o;
+  enum { N = 1000000 };
+  setup(&f);
+  f.mo.on_request = million_500_first;
+  f.mo.max_streams = 20;
+  memset(&o, 0, sizeof o);
+  o.size = 1;
+  o.retry_max_delay_ms = 1;
+  open_pool(&f, &o);
+  apns_request r;
+  /* The first thousand, those that will be retried, have the earliest deadlines, as when they were posted first. */
+  for (int i = 0; i < N; i++) {
+    fx_request(&r, TOKEN, i < 1000 ? 500000 : 600000);
+    ASSERT_OK(apns_pool_post(f.pool, &r, million_done, NULL));
+  }
+  uint64_t s0 = apns__pool_queue_steps(f.pool);
+  ASSERT_LE(s0, (uint64_t)N * 25); /* posting: O(log n) each */
+  apns_pool_stats st;
+  do {
+    ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+    apns_pool_get_stats(f.pool, &st);
+  } while (st.retried < 2000 || million_ok < 100);
+  uint64_t steps = apns__pool_queue_steps(f.pool) - s0;
+  /* Each try leaves the heap and each retry goes back in: at most 4 log2(n) steps apiece. */
+  if (steps > (st.sent + st.retried) * 4 * 21)
+    test__fail(__FILE__, __LINE__, "%llu steps for %llu tries and %llu retries", (unsigned long long)steps,
+               (unsigned long long)st.sent, (unsigned long long)st.retried);
+  ASSERT_GT(st.queued, N - 10000);
+  close_pool(&f, 0);
+  ASSERT_EQ(million_ok + million_canceled, N);
+  teardown(&f);
+}
+
 TEST_SUITE(pool){
     TEST_ENTRY(pool_hundred_thousand),
     TEST_ENTRY(pool_drops_retried_and_accepted),
@@ -856,6 +908,7 @@ TEST_SUITE(pool){
     TEST_ENTRY(pool_allocation_failures),
     TEST_ENTRY(pool_timeout_max_answered),
     TEST_ENTRY(pool_goaway_backs_off),
+    TEST_ENTRY(pool_million_queued_retries_cost_log_n),
     TEST_ENTRY(pool_wrong_ca_stops),
     TEST_ENTRY(pool_wrong_name_stops),
     TEST_ENTRY(pool_client_cert_refused_stops),
