@@ -259,7 +259,10 @@ static void item_finish(pool_item *it, int err, const apns_response *res, const 
       p->stats.accepted++, p->stats.by_status[0]++;
     else {
       p->stats.rejected++;
-      p->stats.by_status[st == 400 ? 1 : st == 403 ? 2 : st == 410 ? 3 : st < 500 ? 4 : 5]++;
+      if (st >= 400 && st < 600)
+        p->stats.by_status[st == 400 ? 1 : st == 403 ? 2 : st == 410 ? 3 : st < 500 ? 4 : 5]++;
+      else
+        p->stats.other_status++; /* 1xx, 3xx (a proxy's), or out of range: not a 4xx */
     }
   } else {
     p->stats.failed++;

@@ -892,6 +892,36 @@ TEST(pool_million_queued_retries_cost_log_n) {
   teardown(&f);
 }
 
+/* Statuses APNs never sends (a proxy's 3xx) are counted apart, not as "other 4xx". */
+static void answer_3xx(void *data, apns_mock_request *req) {
+  (void)data;
+  req->status = req->seq == 1 ? 302 : req->seq == 2 ? 304 : req->seq == 3 ? 404 : 200;
+}
+
+TEST(pool_stats_by_status) {
+  fx f;
+  apns_pool_options o;
+  static fx_rec recs[4];
+  setup(&f);
+  f.mo.on_request = answer_3xx;
+  f.mo.max_streams = 1; /* one at a time: seq follows the order of posting */
+  memset(&o, 0, sizeof o);
+  o.size = 1;
+  open_pool(&f, &o);
+  for (int i = 0; i < 4; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 30000));
+  fx_run_until_count(&f.loop, &f.done, 4);
+  ASSERT_EQ(recs[0].status, 302);
+  ASSERT_EQ(recs[1].status, 304);
+  apns_pool_stats st;
+  apns_pool_get_stats(f.pool, &st);
+  ASSERT_UEQ(st.by_status[0], 1);
+  ASSERT_UEQ(st.by_status[4], 1); /* the 404 only */
+  ASSERT_UEQ(st.other_status, 2);
+  ASSERT_UEQ(st.rejected, 3);
+  ASSERT_UEQ(st.accepted, 1);
+  teardown(&f);
+}
+
 TEST_SUITE(pool){
     TEST_ENTRY(pool_hundred_thousand),
     TEST_ENTRY(pool_drops_retried_and_accepted),
@@ -908,6 +938,7 @@ TEST_SUITE(pool){
     TEST_ENTRY(pool_allocation_failures),
     TEST_ENTRY(pool_timeout_max_answered),
     TEST_ENTRY(pool_goaway_backs_off),
+    TEST_ENTRY(pool_stats_by_status),
     TEST_ENTRY(pool_million_queued_retries_cost_log_n),
     TEST_ENTRY(pool_wrong_ca_stops),
     TEST_ENTRY(pool_wrong_name_stops),

@@ -132,6 +132,7 @@ typedef struct apns_pool_stats {
   uint64_t retried;      /* tries after the first */
   uint64_t timed_out;    /* ended with APNS_ETIMEDOUT */
   uint64_t by_status[6]; /* final responses: [0] 2xx, [1] 400, [2] 403, [3] 410, [4] other 4xx, [5] 5xx */
+  uint64_t other_status; /* final responses with any other status (1xx, 3xx from a proxy, ...); counted rejected */
 } apns_pool_stats;
 
 APNS_EXTERN void apns_pool_get_stats(const apns_pool *pool, apns_pool_stats *out);
