@@ -44,6 +44,7 @@ typedef enum { POOL_OPEN, POOL_DRAINING, POOL_CANCELING, POOL_STOPPED } pool_sta
 
 typedef struct pool_item pool_item;
 typedef struct pool_slot pool_slot;
+typedef struct pool_conn pool_conn;
 
 /* Every queued request carries one, so it is kept small: the request is found from it (apns__req_of_extra), the
  * deadline is the request's link.deadline (absolute, uv_now milliseconds; set once at post, read by the
@@ -97,6 +98,15 @@ struct pool_slot {
   apns_conn *token_conn; /* the connection that has it set (reset whenever the slot's connection changes) */
 };
 
+/* Every connection the pool opened and whose close callback has not run: in a slot, or retired (draining after
+ * GOAWAY while a replacement takes its slot). Made with the connection, so retiring one never allocates, never
+ * fails, and never has to close a connection early. The connection's data points here. */
+struct pool_conn {
+  apns_conn *conn;
+  pool_slot *slot;
+  pool_conn *prev, *next;
+};
+
 struct apns_pool {
   uv_loop_t *loop;
   pool_state state;
@@ -116,11 +126,9 @@ struct apns_pool {
   uint64_t timer_due;
   uv_timer_t drain_timer;
   int handles_open;
-  int conns_open;      /* apns_conn objects whose close callback has not run */
-  apns_conn **retired; /* connections draining after GOAWAY, replaced in their slots */
-  size_t nretired, cap_retired;
-  int closing;   /* apns_pool_close was called */
-  int finishing; /* handles are being closed: the end */
+  pool_conn *conns; /* every connection whose close callback has not run */
+  int closing;      /* apns_pool_close was called */
+  int finishing;    /* handles are being closed: the end */
   apns_pool_cb on_close;
 
   double tokens; /* connect token bucket */
@@ -311,15 +319,19 @@ static int conn_err_permanent(int err, const char *text) {
 
 static void slot_connect(pool_slot *s);
 
+static pool_slot *conn_slot(const apns_conn *c) {
+  return ((pool_conn *)apns_conn_data(c))->slot;
+}
+
 static void on_conn_closed(apns_conn *c) {
-  apns_pool *p = ((pool_slot *)apns_conn_data(c))->pool;
-  for (size_t i = 0; i < p->nretired; i++) {
-    if (p->retired[i] == c) {
-      p->retired[i] = p->retired[--p->nretired];
-      break;
-    }
-  }
-  p->conns_open--;
+  pool_conn *pc = apns_conn_data(c);
+  apns_pool *p = pc->slot->pool;
+  if (pc->prev)
+    pc->prev->next = pc->next;
+  else
+    p->conns = pc->next;
+  if (pc->next) pc->next->prev = pc->prev;
+  apns__free(pc);
   pool_maybe_finish(p);
 }
 
@@ -353,7 +365,7 @@ static void pool_conn_failed(apns_pool *p, int err, const char *text) {
 }
 
 static void on_conn_connect(apns_conn *c, int status) {
-  pool_slot *s = apns_conn_data(c);
+  pool_slot *s = conn_slot(c);
   apns_pool *p = s->pool;
   if (s->conn != c) return;
   if (status < 0) {
@@ -376,7 +388,7 @@ static void on_conn_connect(apns_conn *c, int status) {
 }
 
 static void on_conn_lost(apns_conn *c, int err, const char *reason) {
-  pool_slot *s = apns_conn_data(c);
+  pool_slot *s = conn_slot(c);
   apns_pool *p = s->pool;
   if (s->conn == c) {
     pool_conn_failed(p, err, apns_conn_last_error(c));
@@ -389,21 +401,12 @@ static void on_conn_lost(apns_conn *c, int err, const char *reason) {
 }
 
 static void on_conn_capacity(apns_conn *c) {
-  pool_slot *s = apns_conn_data(c);
+  pool_slot *s = conn_slot(c);
   apns_pool *p = s->pool;
   if (s->conn == c && apns_conn_get_state(c) == APNS_CONN_DRAINING) {
-    /* GOAWAY: let it finish its streams, and put a fresh connection in its place now. Without room to remember
-     * it, close it: its open requests then end as lost and are retried. */
+    /* GOAWAY, or stream ids running out: it leaves its slot (it stays on p->conns, and is closed once it has
+     * drained: on_conn_lost) and lets its open streams finish; a replacement takes the slot. */
     pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, APNS_ECLOSED, 0, apns_conn_last_error(c), 0);
-    if (p->nretired == p->cap_retired) {
-      size_t cap = p->cap_retired ? p->cap_retired * 2 : 4;
-      apns_conn **grown = apns__realloc(p->retired, cap * sizeof *grown);
-      if (grown) p->retired = grown, p->cap_retired = cap;
-    }
-    if (p->nretired < p->cap_retired)
-      p->retired[p->nretired++] = c;
-    else
-      apns_conn_close(c, on_conn_closed);
     s->conn = NULL;
     s->token_conn = NULL;
     /* The replacement waits out the slot's back-off, as after a failure: a server that sends every connection
@@ -436,6 +439,13 @@ static void slot_connect(pool_slot *s) {
     uv_timer_start(&s->reconnect, on_reconnect_timer, wait, 0);
     return;
   }
+  pool_conn *pc = apns__calloc(1, sizeof *pc);
+  if (pc == NULL) {
+    pool_conn_failed(p, APNS_ENOMEM, NULL);
+    pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, APNS_ENOMEM, 0, apns_strerror(APNS_ENOMEM), 0);
+    slot_schedule_reconnect(s);
+    return;
+  }
   apns_conn_options o;
   memset(&o, 0, sizeof o);
   o.host = p->host;
@@ -447,16 +457,21 @@ static void slot_connect(pool_slot *s) {
   o.ping_timeout_ms = p->opts.ping_timeout_ms;
   o.on_connect = on_conn_connect;
   o.on_lost = on_conn_lost;
-  o.data = s;
+  o.data = pc;
   int rv = apns__conn_open_shared(p->loop, &s->conn, &o, p->tls_cfg);
   if (rv < 0) {
+    apns__free(pc);
     s->conn = NULL;
     pool_conn_failed(p, rv, NULL);
     pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, rv, 0, apns_strerror(rv), 0);
     slot_schedule_reconnect(s);
     return;
   }
-  p->conns_open++;
+  pc->conn = s->conn;
+  pc->slot = s;
+  pc->next = p->conns;
+  if (p->conns) p->conns->prev = pc;
+  p->conns = pc;
   apns__conn_set_capacity_cb(s->conn, on_conn_capacity);
 }
 
@@ -816,8 +831,8 @@ static void pool_close_conns(apns_pool *p) {
     uv_timer_stop(&p->slots[i].reconnect);
     slot_drop_conn(&p->slots[i]);
   }
-  for (size_t i = 0; i < p->nretired; i++)
-    if (apns_conn_get_state(p->retired[i]) != APNS_CONN_CLOSING) apns_conn_close(p->retired[i], on_conn_closed);
+  for (pool_conn *pc = p->conns; pc; pc = pc->next) /* the retired ones; closing unlinks nothing until later */
+    if (apns_conn_get_state(pc->conn) != APNS_CONN_CLOSING) apns_conn_close(pc->conn, on_conn_closed);
 }
 
 /* Nothing more can succeed: err is the connection's permanent error (the queued requests, never written, end with
@@ -849,7 +864,6 @@ static void pool_handle_closed(apns_pool *p) {
   apns__free(p->authority);
   apns__free(p->verify_name);
   apns__free(p->slots);
-  apns__free(p->retired);
   apns__free(p);
 }
 
@@ -866,7 +880,7 @@ static void pool_maybe_finish(apns_pool *p) {
   if (!p->closing || p->finishing) return;
   if (p->queued > 0 || p->in_flight > 0) return;
   pool_close_conns(p);
-  if (p->conns_open > 0) return;
+  if (p->conns != NULL) return;
   p->finishing = 1;
   uv_close((uv_handle_t *)&p->timer, on_pool_timer_closed);
   uv_close((uv_handle_t *)&p->drain_timer, on_pool_timer_closed);

@@ -922,6 +922,51 @@ TEST(pool_stats_by_status) {
   teardown(&f);
 }
 
+/* A connection sent away with streams open leaves its slot and finishes them: retiring it must not allocate, or
+ * an allocation failing right then closed it and canceled its open requests (APNS_ECANCELED, with the pool open).
+ * The allocation that follows the GOAWAY event fails here; every request still ends answered. */
+static int fail_next_alloc_on_goaway;
+static void on_event_fail_alloc(apns_pool *p, const apns_pool_event *ev) {
+  on_event(p, ev);
+  if (ev->type == APNS_POOL_EVENT_CONN_DOWN && ev->err == APNS_ECLOSED && fail_next_alloc_on_goaway) {
+    fail_next_alloc_on_goaway = 0;
+    test_alloc_fail_nth(1);
+  }
+}
+
+TEST(pool_goaway_retires_without_canceling) {
+  fx f;
+  apns_pool_options o;
+  enum { N = 40 };
+  static fx_rec recs[N];
+  char err[256] = "";
+  setup(&f);
+  f.mo.goaway_after = 20;
+  f.mo.delay_ms = 100; /* the GOAWAY goes out at once, the answers below it later: they are open when it comes */
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  memset(&o, 0, sizeof o);
+  o.host = "127.0.0.1";
+  o.port = (uint16_t)apns_mock_port(f.mock);
+  o.size = 1;
+  o.reconnect_min_delay_ms = 10;
+  fx_tls_client(&o.tls, &f.certs);
+  o.on_event = on_event_fail_alloc;
+  o.data = &f;
+  ASSERT_OK(apns_pool_open(&f.loop, &f.pool, &o, err, sizeof err));
+  while (f.ups == 0) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  fail_next_alloc_on_goaway = 1;
+  for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 30000));
+  fx_run_until_count(&f.loop, &f.done, N);
+  test_alloc_reset();
+  ASSERT_EQ(fail_next_alloc_on_goaway, 0);
+  for (int i = 0; i < N; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_OK(recs[i].err);
+    ASSERT_EQ(recs[i].status, 200);
+  }
+  teardown(&f);
+}
+
 TEST_SUITE(pool){
     TEST_ENTRY(pool_hundred_thousand),
     TEST_ENTRY(pool_drops_retried_and_accepted),
@@ -938,6 +983,7 @@ TEST_SUITE(pool){
     TEST_ENTRY(pool_allocation_failures),
     TEST_ENTRY(pool_timeout_max_answered),
     TEST_ENTRY(pool_goaway_backs_off),
+    TEST_ENTRY(pool_goaway_retires_without_canceling),
     TEST_ENTRY(pool_stats_by_status),
     TEST_ENTRY(pool_million_queued_retries_cost_log_n),
     TEST_ENTRY(pool_wrong_ca_stops),
