@@ -253,7 +253,7 @@ int apns_client_close(apns_client *c, uint64_t drain_timeout_ms, apns_client_cb 
 }
 
 void apns_client_get_stats(const apns_client *c, apns_pool_stats *out) {
-  apns_pool_get_stats(c->pool, out);
+  apns_pool_get_stats(c ? c->pool : NULL, out);
 }
 
 int apns_client_stop_cause(const apns_client *c, const char **text) {
@@ -265,9 +265,9 @@ int apns_client_stop_cause(const apns_client *c, const char **text) {
 }
 
 apns_pool *apns_client_pool(apns_client *c) {
-  return c->pool;
+  return c ? c->pool : NULL;
 }
 
 void *apns_client_data(const apns_client *c) {
-  return c->data;
+  return c ? c->data : NULL;
 }

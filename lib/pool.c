@@ -915,6 +915,11 @@ int apns_pool_close(apns_pool *p, uint64_t drain_timeout_ms, apns_pool_cb cb) {
 /* ---- accessors ------------------------------------------------------------------------------------------------- */
 
 void apns_pool_get_stats(const apns_pool *p, apns_pool_stats *out) {
+  if (out == NULL) return;
+  if (p == NULL) {
+    memset(out, 0, sizeof *out);
+    return;
+  }
   *out = p->stats;
   out->queued = p->queued;
   out->in_flight = p->in_flight;
@@ -926,11 +931,11 @@ void apns_pool_get_stats(const apns_pool *p, apns_pool_stats *out) {
 }
 
 void *apns_pool_data(const apns_pool *p) {
-  return p->opts.data;
+  return p ? p->opts.data : NULL;
 }
 
 uv_loop_t *apns_pool_loop(const apns_pool *p) {
-  return p->loop;
+  return p ? p->loop : NULL;
 }
 
 uint64_t apns__pool_queue_steps(const apns_pool *p) {

@@ -93,7 +93,9 @@ static void advance(fx *f, int64_t s) {
 static fx *current;
 
 static void on_event(apns_pool *p, const apns_pool_event *ev) {
-  (void)p;
+  /* The event's pool is the client's: the user's data is reachable from it (client.h). */
+  ASSERT_TRUE(apns_client_data(apns_pool_data(p)) == current);
+  ASSERT_TRUE(apns_client_pool(apns_pool_data(p)) == p);
   if (ev->type == APNS_POOL_EVENT_TOKEN) current->tokens++;
 }
 
@@ -812,6 +814,19 @@ TEST(client_timeout_max_answered) {
   teardown(&f);
 }
 
+/* Accessors take NULL (NULL or zeros back); int-returning calls say APNS_EINVAL. */
+TEST(client_accessors_take_null) {
+  apns_pool_stats st;
+  memset(&st, 0xab, sizeof st);
+  apns_client_get_stats(NULL, &st);
+  ASSERT_UEQ(st.posted, 0);
+  ASSERT_NULL(apns_client_data(NULL));
+  ASSERT_NULL(apns_client_pool(NULL));
+  ASSERT_ERR(apns_client_stop_cause(NULL, NULL), APNS_EINVAL);
+  ASSERT_ERR(apns_client_close(NULL, 0, NULL), APNS_EINVAL);
+  ASSERT_ERR(apns_client_send_json(NULL, TOKEN, "{}", 2, NULL, fx_record, NULL), APNS_EINVAL);
+}
+
 TEST_SUITE(client){
     TEST_ENTRY(client_quickstart_on_the_wire),
     TEST_ENTRY(client_options_reach_headers),
@@ -826,6 +841,7 @@ TEST_SUITE(client){
     TEST_ENTRY(client_token_wrong_key_refused),
     TEST_ENTRY(client_token_two_hours),
     TEST_ENTRY(client_timeout_max_answered),
+    TEST_ENTRY(client_accessors_take_null),
     TEST_ENTRY(client_invalid_token_stops),
     TEST_ENTRY(client_on_connected),
     TEST_ENTRY(client_wrong_ca_stops_with_cause),

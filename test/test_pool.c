@@ -967,6 +967,26 @@ TEST(pool_goaway_retires_without_canceling) {
   teardown(&f);
 }
 
+/* Accessors take NULL as free() does (NULL or zeros back); int-returning calls say APNS_EINVAL. */
+TEST(pool_accessors_take_null) {
+  apns_pool_stats st;
+  memset(&st, 0xab, sizeof st);
+  apns_pool_get_stats(NULL, &st);
+  ASSERT_UEQ(st.posted, 0);
+  ASSERT_UEQ(st.queued, 0);
+  ASSERT_EQ(st.connections_up, 0);
+  apns_pool_get_stats(NULL, NULL);
+  ASSERT_NULL(apns_pool_data(NULL));
+  ASSERT_NULL(apns_pool_loop(NULL));
+  const char *text = "x";
+  ASSERT_ERR(apns_pool_stop_cause(NULL, &text), APNS_EINVAL);
+  ASSERT_NULL(text);
+  ASSERT_ERR(apns_pool_close(NULL, 0, NULL), APNS_EINVAL);
+  apns_request r;
+  fx_request(&r, TOKEN, 1000);
+  ASSERT_ERR(apns_pool_post(NULL, &r, fx_record, NULL), APNS_EINVAL);
+}
+
 TEST_SUITE(pool){
     TEST_ENTRY(pool_hundred_thousand),
     TEST_ENTRY(pool_drops_retried_and_accepted),
@@ -983,6 +1003,7 @@ TEST_SUITE(pool){
     TEST_ENTRY(pool_allocation_failures),
     TEST_ENTRY(pool_timeout_max_answered),
     TEST_ENTRY(pool_goaway_backs_off),
+    TEST_ENTRY(pool_accessors_take_null),
     TEST_ENTRY(pool_goaway_retires_without_canceling),
     TEST_ENTRY(pool_stats_by_status),
     TEST_ENTRY(pool_million_queued_retries_cost_log_n),

@@ -70,8 +70,8 @@ typedef struct apns_client_options {
   apns_client_cb on_low_water; /* optional back-pressure signal */
   int never_resend_unknown;    /* see apns_pool_options; default 0, as aapns */
   /* Optional metrics and logging hook (connections, retries, token refreshes; see apns_pool_event_type): not where
-   * errors are delivered. Its pool argument is the client's (apns_client_pool); apns_pool_data() of it gives your
-   * data below. Default NULL. */
+   * errors are delivered. Its pool argument is the client's (apns_client_pool): apns_pool_data(pool) is this
+   * apns_client, so your data is apns_client_data(apns_pool_data(pool)). Default NULL. */
   apns_pool_event_cb on_event;
   /* The wall clock for token issue times, in UNIX seconds; NULL: time(). For tests. */
   int64_t (*clock)(void *data);
@@ -146,6 +146,8 @@ APNS_EXTERN int apns_build_send_request(const char *default_topic, const char *d
  * APNS_ECANCELED; then cb runs and the client is freed. */
 APNS_EXTERN int apns_client_close(apns_client *client, uint64_t drain_timeout_ms, apns_client_cb cb);
 
+/* Accessors take a NULL client and then return NULL or fill *out with zeros (as the pool's do); functions that
+ * return an int return APNS_EINVAL for it. */
 APNS_EXTERN void apns_client_get_stats(const apns_client *client, apns_pool_stats *out);
 /* As apns_pool_stop_cause: 0 while running, else why the client stopped (*text: a message, or NULL). */
 APNS_EXTERN int apns_client_stop_cause(const apns_client *client, const char **text);

@@ -135,7 +135,11 @@ typedef struct apns_pool_stats {
   uint64_t other_status; /* final responses with any other status (1xx, 3xx from a proxy, ...); counted rejected */
 } apns_pool_stats;
 
+/* Accessors take a NULL pool, as free(NULL) does: they then return NULL, or fill *out with zeros, so that code
+ * tearing down need not check. Every function that returns an int returns APNS_EINVAL for a NULL pool instead. */
 APNS_EXTERN void apns_pool_get_stats(const apns_pool *pool, apns_pool_stats *out);
+/* The data of apns_pool_options. For a client's pool (apns_client_pool, and the pool a client's on_event gets)
+ * it is the apns_client: apns_client_data() of it gives the client's data. */
 APNS_EXTERN void *apns_pool_data(const apns_pool *pool);
 APNS_EXTERN uv_loop_t *apns_pool_loop(const apns_pool *pool);
 
