@@ -291,12 +291,41 @@ TEST(pool_graceful_close_cancels_queue) {
   fx_run_until(&f.loop, &f.closed);
   ASSERT_GE(uv_now(&f.loop) - t0, 100); /* it waited for the drain time */
   ASSERT_EQ(f.done_at_close, N);
+  int unwritten = 0;
   for (int i = 0; i < N; i++) {
     ASSERT_EQ(recs[i].calls, 1);
     ASSERT_ERR(recs[i].err, APNS_ECANCELED);
+    if (recs[i].delivery == APNS_DELIVERY_NOT_PROCESSED) {
+      ASSERT_EQ(recs[i].attempts, 0);
+      unwritten++;
+    } else {
+      ASSERT_EQ(recs[i].delivery, APNS_DELIVERY_UNKNOWN); /* on the wire to a stalled server */
+    }
   }
+  ASSERT_GE(unwritten, N - 200); /* the queued ones were never written: safe to send again */
   teardown(&f);
   free(recs);
+}
+
+/* Close with no drain time before any connection is up: every request ends APNS_ECANCELED, never written
+ * (NOT_PROCESSED), on a later loop turn. */
+TEST(pool_close_cancels_unwritten_not_processed) {
+  fx f;
+  enum { N = 10 };
+  static fx_rec recs[N];
+  setup(&f);
+  open_pool(&f, NULL);
+  for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 30000));
+  ASSERT_OK(apns_pool_close(f.pool, 0, on_closed));
+  ASSERT_EQ(f.done, 0);
+  fx_run_until(&f.loop, &f.closed);
+  for (int i = 0; i < N; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_ERR(recs[i].err, APNS_ECANCELED);
+    ASSERT_EQ(recs[i].delivery, APNS_DELIVERY_NOT_PROCESSED);
+    ASSERT_EQ(recs[i].attempts, 0);
+  }
+  teardown(&f);
 }
 
 TEST(pool_graceful_close_lets_work_finish) {
@@ -998,6 +1027,7 @@ TEST_SUITE(pool){
     TEST_ENTRY(pool_queue_full_and_low_water),
     TEST_ENTRY(pool_graceful_close_cancels_queue),
     TEST_ENTRY(pool_graceful_close_lets_work_finish),
+    TEST_ENTRY(pool_close_cancels_unwritten_not_processed),
     TEST_ENTRY(pool_bad_certificate_stops),
     TEST_ENTRY(pool_reconnects_with_backoff),
     TEST_ENTRY(pool_allocation_failures),
