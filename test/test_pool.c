@@ -767,10 +767,12 @@ static void check_permanent(permanent_cause cause, int want_err, const char *wan
   ASSERT_TRUE(strstr(text, want_text) != NULL);
   fx_rec late = {0};
   ASSERT_ERR(post(&f, &late, TOKEN, 1000), APNS_ESTOPPED);
-  ASSERT_LE(f.downs, 4); /* a bounded number of tries: 3, give or take the one already under way */
+  /* A bounded number of tries: 3 that failed for the cause, give or take the one under way and a peer that reset
+   * the connection before its alert could be read. */
+  ASSERT_LE(f.downs, 6);
   if (cause == CAUSE_NO_H2) {
     h1_stop(&h1);
-    ASSERT_LE(h1.handshakes, 4);
+    ASSERT_LE(h1.handshakes, 6);
   }
   teardown(&f);
 }

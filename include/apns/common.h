@@ -70,7 +70,7 @@ APNS_EXTERN const char *apns_version_string(void);
   XX(EBADKEY, "private key could not be loaded")                                                                      \
   XX(EBADCERT, "certificate could not be loaded")                                                                     \
   XX(EBUSY, "call not allowed from here (re-entrant or wrong state)")                                                 \
-  XX(ESTOPPED, "pool or client stopped: nothing more can succeed")
+  XX(ESTOPPED, "pool or client stopped after a fatal answer")
 
 typedef enum {
   APNS__ERR_FIRST = APNS__ERRNO_BASE,
