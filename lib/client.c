@@ -22,6 +22,8 @@ struct apns_client {
   uint64_t timeout_ms;
   apns_client_cb on_low_water;
   apns_client_cb on_close;
+  apns_client_cb on_stopped;
+  apns_client_cb on_connected;
   int64_t (*clock)(void *data);
   void *data;
 };
@@ -56,8 +58,18 @@ static int64_t client_clock(void *ctx) {
 }
 
 static void client_low_water(apns_pool *pool) {
-  apns_client *c = apns_pool_data(pool);
+  apns_client *c = apns__pool_owner(pool);
   if (c->on_low_water) c->on_low_water(c);
+}
+
+static void client_stopped(apns_pool *pool) {
+  apns_client *c = apns__pool_owner(pool);
+  if (c->on_stopped) c->on_stopped(c);
+}
+
+static void client_connected(apns_pool *pool) {
+  apns_client *c = apns__pool_owner(pool);
+  if (c->on_connected) c->on_connected(c);
 }
 
 static void client_free(apns_client *c) {
@@ -101,6 +113,8 @@ int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_optio
   }
   c->timeout_ms = o->timeout_ms ? o->timeout_ms : APNS_DEFAULT_TIMEOUT_MS;
   c->on_low_water = o->on_low_water;
+  c->on_stopped = o->on_stopped;
+  c->on_connected = o->on_connected;
   c->clock = o->clock;
   c->data = o->data;
   if (o->topic && (c->topic = apns__strdup(o->topic)) == NULL) {
@@ -130,12 +144,15 @@ int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_optio
   po.on_low_water = o->on_low_water ? client_low_water : NULL;
   po.never_resend_unknown = o->never_resend_unknown;
   po.on_event = o->on_event;
-  po.data = c;
+  po.on_stopped = o->on_stopped ? client_stopped : NULL;
+  po.on_connected = o->on_connected ? client_connected : NULL;
+  po.data = o->data; /* the user's: apns_pool_data() in on_event gives it; the client is the pool's owner */
   rv = apns_pool_open(loop, &c->pool, &po, errbuf, errlen);
   if (rv < 0) {
     client_free(c);
     return rv;
   }
+  apns__pool_set_owner(c->pool, c);
   if (c->signer) apns__pool_set_token_source(c->pool, client_token, client_clock, c, APNS__TOKEN_REFRESH_S);
   *out = c;
   return 0;
@@ -224,7 +241,7 @@ int apns_client_send_json(apns_client *c, const char *token, const char *json, s
 }
 
 static void client_pool_closed(apns_pool *pool) {
-  apns_client *c = apns_pool_data(pool);
+  apns_client *c = apns__pool_owner(pool);
   if (c->on_close) c->on_close(c);
   client_free(c);
 }
@@ -237,15 +254,23 @@ int apns_client_close(apns_client *c, uint64_t drain_timeout_ms, apns_client_cb 
 }
 
 void apns_client_get_stats(const apns_client *c, apns_pool_stats *out) {
-  apns_pool_get_stats(c->pool, out);
+  apns_pool_get_stats(c ? c->pool : NULL, out);
+}
+
+int apns_client_stop_cause(const apns_client *c, const char **text) {
+  if (c == NULL) {
+    if (text) *text = NULL;
+    return APNS_EINVAL;
+  }
+  return apns_pool_stop_cause(c->pool, text);
 }
 
 apns_pool *apns_client_pool(apns_client *c) {
-  return c->pool;
+  return c ? c->pool : NULL;
 }
 
 void *apns_client_data(const apns_client *c) {
-  return c->data;
+  return c ? c->data : NULL;
 }
 
 /* For channels.c (client_internal.h): what a broadcast needs of the client. */

@@ -1,25 +1,31 @@
 /* The pool: a fixed number of connections kept up, a FIFO queue of pending requests, retries with back-off.
  *
  * Each request is built once (apns__req, one allocation with the pool's bookkeeping in its extra bytes) and kept
- * across tries on different connections. Queued requests sit on two intrusive lists: the FIFO queue, and a list
- * sorted by deadline that one pool timer serves (insertion from the tail, so O(1) when timeouts are equal). A retry
- * goes back to the head of the queue with a "not before" time: the queue waits for it rather than overtaking it,
- * so order is kept.
+ * across tries on different connections. Queued requests sit in two intrusive structures: the FIFO queue, and a
+ * min-heap of deadlines (heap.h) that one pool timer serves. Both take O(1) or O(log n) per operation whatever the
+ * timeouts, so a retry, which goes back to the head of the queue with an early deadline, costs the same with a
+ * million queued as with ten. A retry carries a "not before" time: the queue waits for it rather than overtaking
+ * it, so order is kept.
  *
  * Dispatch takes the head of the queue for any connection with a free stream, round robin. Finding one looks at
  * each of the `size` connections at most: constant in the number of requests.
  *
- * Connections that fail or are lost are closed and replaced after a back-off; a token bucket (burst = size, refill
- * max_connects_per_sec) bounds how fast the pool connects, whatever the cause. */
+ * Connections that fail, are lost or are sent away (GOAWAY) are replaced after a back-off that doubles each time
+ * and is forgotten when a connection answers 2xx; a token bucket (burst = size, refill max_connects_per_sec)
+ * bounds how fast the pool connects, whatever the cause. */
 #include "pool.h"
 
 #include "alloc.h"
 #include "conn.h"
 #include "errbuf.h"
+#include "heap.h"
 #include "request.h"
+#include "sat.h"
 #include "tls.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -29,11 +35,16 @@
 #define APNS__POOL_RECONNECT_MAX_MS 30000
 #define APNS__POOL_CONNECTS_PER_SEC 4
 #define APNS__POOL_FREE_REFUSALS 8 /* unprocessed tries retried without back-off */
+/* Connection attempts in a row that fail for a cause that cannot go away by itself (the server's certificate does
+ * not verify, no HTTP/2, our certificate refused), and 403 InvalidProviderToken answers in a row, before the pool
+ * stops: a few, so that one bad server behind a balancer does not stop it, yet far sooner than any deadline. */
+#define APNS__POOL_PERMANENT_TRIES 3
 
 typedef enum { POOL_OPEN, POOL_DRAINING, POOL_CANCELING, POOL_STOPPED } pool_state;
 
 typedef struct pool_item pool_item;
 typedef struct pool_slot pool_slot;
+typedef struct pool_conn pool_conn;
 
 /* Every queued request carries one, so it is kept small: the request is found from it (apns__req_of_extra), the
  * deadline is the request's link.deadline (absolute, uv_now milliseconds; set once at post, read by the
@@ -44,13 +55,25 @@ struct pool_item {
   void *data;
   uint64_t not_before;        /* back-off: not to be sent before this */
   pool_item *q_prev, *q_next; /* the FIFO queue */
-  pool_item *d_prev, *d_next; /* queued requests by deadline */
+  apns__heap_node d_node;     /* queued requests by deadline */
   unsigned attempts;
-  uint16_t slot;         /* index of the connection of the current try */
-  uint8_t token_retried; /* retried once after ExpiredProviderToken */
-  uint8_t delivery;      /* apns_delivery, the worst of its tries so far: NOT_PROCESSED, or UNKNOWN once it may
-                            have arrived */
+  uint16_t slot;     /* index of the connection of the current try */
+  uint8_t token_gen; /* the slot's token generation the current try was sent under */
+  uint8_t flags;     /* ITEM_* */
 };
+
+/* The worst delivery of its tries so far (apns_delivery: NOT_PROCESSED, or UNKNOWN once it may have arrived) in the
+ * low bits, and whether it was already retried after ExpiredProviderToken. */
+#define ITEM_DELIVERY_MASK 0x3u
+#define ITEM_TOKEN_RETRIED 0x4u
+
+static apns_delivery item_delivery(const pool_item *it) {
+  return (apns_delivery)(it->flags & ITEM_DELIVERY_MASK);
+}
+
+static void item_set_delivery(pool_item *it, apns_delivery d) {
+  it->flags = (uint8_t)((it->flags & ~ITEM_DELIVERY_MASK) | (unsigned)d);
+}
 
 static apns__req *item_req(pool_item *it) {
   return apns__req_of_extra(it);
@@ -66,10 +89,22 @@ struct pool_slot {
   apns_conn *conn; /* the current connection (connecting or up), or NULL */
   uv_timer_t reconnect;
   uint64_t backoff_ms;
+  /* Provider token. Its age is measured on the monotonic clock: the wall clock only gives the iat it carries, and
+   * a wall clock stepped back must not hold a refresh off. */
   char *token;           /* authorization value of the current token */
-  int64_t token_iat;     /* when it was issued (wall seconds) */
-  int token_stale;       /* the server said it expired */
-  apns_conn *token_conn; /* the connection that has it set */
+  uint64_t token_born;   /* when it was made (monotonic ms) */
+  uint8_t token_gen;     /* counts the tokens made; each try remembers the one it was sent under */
+  int token_stale;       /* the server said the current generation expired */
+  apns_conn *token_conn; /* the connection that has it set (reset whenever the slot's connection changes) */
+};
+
+/* Every connection the pool opened and whose close callback has not run: in a slot, or retired (draining after
+ * GOAWAY while a replacement takes its slot). Made with the connection, so retiring one never allocates, never
+ * fails, and never has to close a connection early. The connection's data points here. */
+struct pool_conn {
+  apns_conn *conn;
+  pool_slot *slot;
+  pool_conn *prev, *next;
 };
 
 struct apns_pool {
@@ -84,18 +119,16 @@ struct apns_pool {
 
   pool_item *q_head, *q_tail;
   size_t queued;
-  pool_item *d_head, *d_tail;
+  apns__heap deadlines; /* of the queued requests */
   size_t in_flight;
 
   uv_timer_t timer; /* queued deadlines and back-off */
   uint64_t timer_due;
   uv_timer_t drain_timer;
   int handles_open;
-  int conns_open;      /* apns_conn objects whose close callback has not run */
-  apns_conn **retired; /* connections draining after GOAWAY, replaced in their slots */
-  size_t nretired, cap_retired;
-  int closing;   /* apns_pool_close was called */
-  int finishing; /* handles are being closed: the end */
+  pool_conn *conns; /* every connection whose close callback has not run */
+  int closing;      /* apns_pool_close was called */
+  int finishing;    /* handles are being closed: the end */
   apns_pool_cb on_close;
 
   double tokens; /* connect token bucket */
@@ -104,10 +137,22 @@ struct apns_pool {
   int low_armed;
   uint64_t rng;
 
+  void *owner; /* apns__pool_set_owner */
   apns__pool_token_cb token_cb;
   apns__pool_clock_cb clock_cb;
   void *token_ctx;
   int64_t token_refresh_s;
+  apns__pool_mono_cb mono_cb; /* tests: the monotonic clock; NULL means uv_now */
+  void *mono_ctx;
+
+  /* Why requests cannot be written: the last connection failure (cleared when a connection comes up), the count
+   * of permanent ones in a row, and, once stopped, the cause. */
+  int conn_err;
+  char conn_err_text[256];
+  unsigned permanent_fails;
+  unsigned invalid_tokens; /* 403 InvalidProviderToken answers since the last 2xx */
+  int stop_err;
+  char stop_text[256];
 
   apns_pool_stats stats;
 };
@@ -125,7 +170,7 @@ static uint64_t pool_rand(apns_pool *p) {
 /* delay +- 20% */
 static uint64_t pool_jitter(apns_pool *p, uint64_t delay) {
   if (delay < 5) return delay + (pool_rand(p) % 2);
-  uint64_t span = delay * 2 / 5;
+  uint64_t span = delay / 5 * 2; /* not delay * 2: a cap of UINT64_MAX must not wrap */
   return delay - delay / 5 + pool_rand(p) % (span + 1);
 }
 
@@ -140,6 +185,10 @@ static int64_t pool_clock(apns_pool *p) {
   return p->clock_cb ? p->clock_cb(p->token_ctx) : (int64_t)time(NULL);
 }
 
+static uint64_t pool_mono(apns_pool *p) {
+  return p->mono_cb ? p->mono_cb(p->mono_ctx) : uv_now(p->loop);
+}
+
 /* ---- queue and deadline lists ---------------------------------------------------------------------------------- */
 
 static void q_remove(apns_pool *p, pool_item *it) {
@@ -152,32 +201,25 @@ static void q_remove(apns_pool *p, pool_item *it) {
   else
     p->q_tail = it->q_prev;
   it->q_prev = it->q_next = NULL;
-  if (it->d_prev)
-    it->d_prev->d_next = it->d_next;
-  else
-    p->d_head = it->d_next;
-  if (it->d_next)
-    it->d_next->d_prev = it->d_prev;
-  else
-    p->d_tail = it->d_prev;
-  it->d_prev = it->d_next = NULL;
+  apns__heap_remove(&p->deadlines, &it->d_node);
   p->queued--;
 }
 
+static pool_item *item_of_node(apns__heap_node *n) {
+  return n ? (pool_item *)(void *)((char *)n - offsetof(pool_item, d_node)) : NULL;
+}
+
+static int deadline_less(const apns__heap_node *a, const apns__heap_node *b) {
+  return item_deadline(item_of_node((apns__heap_node *)a)) < item_deadline(item_of_node((apns__heap_node *)b));
+}
+
+/* The queued request whose deadline comes first, or NULL. */
+static pool_item *d_first(apns_pool *p) {
+  return item_of_node(apns__heap_min(&p->deadlines));
+}
+
 static void d_insert(apns_pool *p, pool_item *it) {
-  pool_item *after = p->d_tail;
-  uint64_t deadline = item_deadline(it);
-  while (after && item_deadline(after) > deadline) after = after->d_prev;
-  it->d_prev = after;
-  it->d_next = after ? after->d_next : p->d_head;
-  if (it->d_next)
-    it->d_next->d_prev = it;
-  else
-    p->d_tail = it;
-  if (after)
-    after->d_next = it;
-  else
-    p->d_head = it;
+  apns__heap_insert(&p->deadlines, &it->d_node);
 }
 
 static void q_push_tail(apns_pool *p, pool_item *it) {
@@ -208,15 +250,17 @@ static void q_push_head(apns_pool *p, pool_item *it) {
 
 static void pool_maybe_finish(apns_pool *p);
 
-static void item_finish(pool_item *it, int err, const apns_response *res) {
+/* Ends a request. text says why when err is not 0 (NULL: the response's own, else apns_strerror(err)). */
+static void item_finish(pool_item *it, int err, const apns_response *res, const char *text) {
   apns_pool *p = it->pool;
   apns_response r;
   if (res)
     r = *res;
   else
     memset(&r, 0, sizeof r);
-  if (err != 0 && r.delivery == APNS_DELIVERY_RESPONDED) r.delivery = (apns_delivery)it->delivery;
-  if (err != 0 && it->delivery == APNS_DELIVERY_UNKNOWN) r.delivery = APNS_DELIVERY_UNKNOWN;
+  if (err != 0 && (text || r.error_text == NULL)) r.error_text = text ? text : apns_strerror(err);
+  if (err != 0 && r.delivery == APNS_DELIVERY_RESPONDED) r.delivery = item_delivery(it);
+  if (err != 0 && item_delivery(it) == APNS_DELIVERY_UNKNOWN) r.delivery = APNS_DELIVERY_UNKNOWN;
   r.attempts = it->attempts;
   if (err == 0) {
     int st = r.status;
@@ -224,7 +268,10 @@ static void item_finish(pool_item *it, int err, const apns_response *res) {
       p->stats.accepted++, p->stats.by_status[0]++;
     else {
       p->stats.rejected++;
-      p->stats.by_status[st == 400 ? 1 : st == 403 ? 2 : st == 410 ? 3 : st < 500 ? 4 : 5]++;
+      if (st >= 400 && st < 600)
+        p->stats.by_status[st == 400 ? 1 : st == 403 ? 2 : st == 410 ? 3 : st < 500 ? 4 : 5]++;
+      else
+        p->stats.other_status++; /* 1xx, 3xx (a proxy's), or out of range: not a 4xx */
     }
   } else {
     p->stats.failed++;
@@ -238,33 +285,61 @@ static void pool_arm(apns_pool *p);
 static void pool_dispatch(apns_pool *p, int from_post);
 
 /* Ends every queued request with err. */
-static void pool_flush_queue(apns_pool *p, int err) {
+static void pool_flush_queue(apns_pool *p, int err, const char *text) {
   while (p->q_head) {
     pool_item *it = p->q_head;
     q_remove(p, it);
-    item_finish(it, err, NULL);
+    item_finish(it, err, NULL, text);
   }
+}
+
+/* The error a request that never reached the server ends with when its deadline passes: the last connection
+ * failure while no connection is up (the real reason it was not written), else APNS_ETIMEDOUT (the connections
+ * were busy). */
+static int pool_unwritten_cause(apns_pool *p, const char **text) {
+  *text = NULL;
+  if (p->conn_err == 0) return APNS_ETIMEDOUT;
+  for (unsigned i = 0; i < p->size; i++) {
+    apns_conn *c = p->slots[i].conn;
+    if (c && (apns_conn_get_state(c) == APNS_CONN_READY || apns_conn_get_state(c) == APNS_CONN_DRAINING))
+      return APNS_ETIMEDOUT;
+  }
+  *text = p->conn_err_text;
+  return p->conn_err;
+}
+
+/* A cause that another try cannot cure: the server's certificate does not verify (wrong CA, wrong name), the
+ * server does not speak HTTP/2, or it refused our certificate in the handshake (the TLS layer says so in its
+ * message: the alert is bad_certificate, certificate_unknown, unknown_ca or certificate_required). */
+static int conn_err_permanent(int err, const char *text) {
+  return err == APNS_ECERTVERIFY || err == APNS_EALPN ||
+         (err == APNS_ETLS && text && strstr(text, "did not accept our certificate") != NULL);
 }
 
 /* ---- connections ----------------------------------------------------------------------------------------------- */
 
 static void slot_connect(pool_slot *s);
 
+static pool_slot *conn_slot(const apns_conn *c) {
+  return ((pool_conn *)apns_conn_data(c))->slot;
+}
+
 static void on_conn_closed(apns_conn *c) {
-  apns_pool *p = ((pool_slot *)apns_conn_data(c))->pool;
-  for (size_t i = 0; i < p->nretired; i++) {
-    if (p->retired[i] == c) {
-      p->retired[i] = p->retired[--p->nretired];
-      break;
-    }
-  }
-  p->conns_open--;
+  pool_conn *pc = apns_conn_data(c);
+  apns_pool *p = pc->slot->pool;
+  if (pc->prev)
+    pc->prev->next = pc->next;
+  else
+    p->conns = pc->next;
+  if (pc->next) pc->next->prev = pc->prev;
+  apns__free(pc);
   pool_maybe_finish(p);
 }
 
 static void slot_drop_conn(pool_slot *s) {
   apns_conn *c = s->conn;
   s->conn = NULL;
+  s->token_conn = NULL;
   if (c && apns_conn_get_state(c) != APNS_CONN_CLOSING) apns_conn_close(c, on_conn_closed);
 }
 
@@ -277,29 +352,47 @@ static void slot_schedule_reconnect(pool_slot *s) {
   if (p->state != POOL_OPEN && p->state != POOL_DRAINING) return;
   if (p->closing && p->queued == 0) return; /* nothing left to carry */
   uint64_t min = p->opts.reconnect_min_delay_ms, max = p->opts.reconnect_max_delay_ms;
-  s->backoff_ms = s->backoff_ms == 0 ? min : s->backoff_ms * 2;
+  s->backoff_ms = s->backoff_ms == 0 ? min : apns__add_sat(s->backoff_ms, s->backoff_ms);
   if (s->backoff_ms > max) s->backoff_ms = max;
   uv_timer_start(&s->reconnect, on_reconnect_timer, pool_jitter(p, s->backoff_ms), 0);
 }
 
+static void pool_stop(apns_pool *p, int err, const char *text);
+
+/* A connection failed or was lost: remember why, for the requests it leaves unwritten. */
+static void pool_conn_failed(apns_pool *p, int err, const char *text) {
+  p->conn_err = err;
+  snprintf(p->conn_err_text, sizeof p->conn_err_text, "%s", text && text[0] ? text : apns_strerror(err));
+}
+
 static void on_conn_connect(apns_conn *c, int status) {
-  pool_slot *s = apns_conn_data(c);
+  pool_slot *s = conn_slot(c);
   apns_pool *p = s->pool;
   if (s->conn != c) return;
   if (status < 0) {
-    pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, status, 0, apns_conn_last_error(c), 0);
+    const char *text = apns_conn_last_error(c);
+    pool_conn_failed(p, status, text);
+    pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, status, 0, text, 0);
     slot_drop_conn(s);
+    if (conn_err_permanent(status, text) && ++p->permanent_fails >= APNS__POOL_PERMANENT_TRIES) {
+      pool_stop(p, p->conn_err, p->conn_err_text);
+      return;
+    }
     slot_schedule_reconnect(s);
     return;
   }
+  p->conn_err = 0;
+  p->permanent_fails = 0;
   pool_event(p, APNS_POOL_EVENT_CONN_UP, s, 0, 0, NULL, 0);
+  if (p->opts.on_connected) p->opts.on_connected(p);
   pool_dispatch(p, 0);
 }
 
 static void on_conn_lost(apns_conn *c, int err, const char *reason) {
-  pool_slot *s = apns_conn_data(c);
+  pool_slot *s = conn_slot(c);
   apns_pool *p = s->pool;
   if (s->conn == c) {
+    pool_conn_failed(p, err, apns_conn_last_error(c));
     pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, err, 0, reason ? reason : apns_conn_last_error(c), 0);
     slot_drop_conn(s);
     slot_schedule_reconnect(s);
@@ -309,23 +402,18 @@ static void on_conn_lost(apns_conn *c, int err, const char *reason) {
 }
 
 static void on_conn_capacity(apns_conn *c) {
-  pool_slot *s = apns_conn_data(c);
+  pool_slot *s = conn_slot(c);
   apns_pool *p = s->pool;
   if (s->conn == c && apns_conn_get_state(c) == APNS_CONN_DRAINING) {
-    /* GOAWAY: let it finish its streams, and put a fresh connection in its place now. Without room to remember
-     * it, close it: its open requests then end as lost and are retried. */
+    /* GOAWAY, or stream ids running out: it leaves its slot (it stays on p->conns, and is closed once it has
+     * drained: on_conn_lost) and lets its open streams finish; a replacement takes the slot. */
     pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, APNS_ECLOSED, 0, apns_conn_last_error(c), 0);
-    if (p->nretired == p->cap_retired) {
-      size_t cap = p->cap_retired ? p->cap_retired * 2 : 4;
-      apns_conn **grown = apns__realloc(p->retired, cap * sizeof *grown);
-      if (grown) p->retired = grown, p->cap_retired = cap;
-    }
-    if (p->nretired < p->cap_retired)
-      p->retired[p->nretired++] = c;
-    else
-      apns_conn_close(c, on_conn_closed);
     s->conn = NULL;
-    if (!p->closing) slot_connect(s);
+    s->token_conn = NULL;
+    /* The replacement waits out the slot's back-off, as after a failure: a server that sends every connection
+     * away must not get a connect at every turn. The back-off is forgotten only once a connection proved itself
+     * with a 2xx (item_attempt_done). */
+    slot_schedule_reconnect(s);
   }
   pool_dispatch(p, 0);
 }
@@ -352,6 +440,13 @@ static void slot_connect(pool_slot *s) {
     uv_timer_start(&s->reconnect, on_reconnect_timer, wait, 0);
     return;
   }
+  pool_conn *pc = apns__calloc(1, sizeof *pc);
+  if (pc == NULL) {
+    pool_conn_failed(p, APNS_ENOMEM, NULL);
+    pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, APNS_ENOMEM, 0, apns_strerror(APNS_ENOMEM), 0);
+    slot_schedule_reconnect(s);
+    return;
+  }
   apns_conn_options o;
   memset(&o, 0, sizeof o);
   o.host = p->host;
@@ -363,28 +458,47 @@ static void slot_connect(pool_slot *s) {
   o.ping_timeout_ms = p->opts.ping_timeout_ms;
   o.on_connect = on_conn_connect;
   o.on_lost = on_conn_lost;
-  o.data = s;
+  o.data = pc;
   int rv = apns__conn_open_shared(p->loop, &s->conn, &o, p->tls_cfg);
   if (rv < 0) {
+    apns__free(pc);
     s->conn = NULL;
+    pool_conn_failed(p, rv, NULL);
     pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, rv, 0, apns_strerror(rv), 0);
     slot_schedule_reconnect(s);
     return;
   }
-  p->conns_open++;
+  pc->conn = s->conn;
+  pc->slot = s;
+  pc->next = p->conns;
+  if (p->conns) p->conns->prev = pc;
+  p->conns = pc;
   apns__conn_set_capacity_cb(s->conn, on_conn_capacity);
 }
 
+/* Age of the slot's token in monotonic milliseconds. */
+static uint64_t slot_token_age(apns_pool *p, const pool_slot *s) {
+  uint64_t now = pool_mono(p);
+  return now > s->token_born ? now - s->token_born : 0;
+}
+
 /* Gives the slot's connection a provider token when it needs one. Returns 0 or an error (the token could not be
- * made: the request then fails with it rather than go out unauthorized). */
+ * made: the request then fails with it rather than go out unauthorized).
+ *
+ * Apple throttles a connection whose token changes less than 20 minutes after the last (429
+ * TooManyProviderTokenUpdates), so a connection's token changes only when it is refresh_s old, or when the server
+ * said it expired and it is at least 20 minutes old. A new connection takes the slot's token only if that token
+ * will not be due for refresh within its first 20 minutes; otherwise it gets a fresh one (any token is fine as a
+ * connection's first). */
 static int slot_authorize(apns_pool *p, pool_slot *s) {
   if (p->token_cb == NULL) return 0;
-  int64_t now = pool_clock(p);
-  int64_t age = now - s->token_iat;
-  int need = s->token == NULL || age >= p->token_refresh_s || (s->token_stale && age >= 0);
+  uint64_t age = slot_token_age(p, s), refresh = (uint64_t)p->token_refresh_s * 1000,
+           min_age = (uint64_t)APNS__TOKEN_MIN_AGE_S * 1000;
+  int need = s->token == NULL || age >= refresh || (s->token_stale && age >= min_age) ||
+             (s->token_conn != s->conn && age + min_age > refresh);
   if (need) {
     char *value = NULL;
-    int rv = p->token_cb(p->token_ctx, now, &value);
+    int rv = p->token_cb(p->token_ctx, pool_clock(p), &value);
     if (rv < 0) return rv;
     if (s->token) {
       apns__zero(s->token, strlen(s->token));
@@ -392,7 +506,8 @@ static int slot_authorize(apns_pool *p, pool_slot *s) {
     }
     int fresh = s->token != NULL;
     s->token = value;
-    s->token_iat = now;
+    s->token_born = pool_mono(p);
+    s->token_gen++;
     s->token_stale = 0;
     s->token_conn = NULL;
     if (fresh) pool_event(p, APNS_POOL_EVENT_TOKEN, s, 0, 0, NULL, 0);
@@ -450,12 +565,13 @@ static void pool_dispatch(apns_pool *p, int from_post) {
           break;
         }
         q_remove(p, it);
-        item_finish(it, rv, NULL);
+        item_finish(it, rv, NULL, NULL);
         continue;
       }
       q_remove(p, it);
       it->attempts++;
       it->slot = (uint16_t)(s - p->slots);
+      it->token_gen = s->token_gen;
       item_req(it)->link.done = item_attempt_done;
       rv = apns__conn_submit(s->conn, item_req(it));
       if (rv < 0) {
@@ -478,8 +594,6 @@ static void pool_dispatch(apns_pool *p, int from_post) {
 
 /* ---- one try ended --------------------------------------------------------------------------------------------- */
 
-static void pool_stop(apns_pool *p, const char *reason);
-
 static uint64_t retry_delay(apns_pool *p, unsigned attempts) {
   /* 1 ms, then x sqrt(10) per try, as aapns; capped. */
   double d = pow(sqrt(10.0), (double)(attempts > 0 ? attempts - 1 : 0));
@@ -497,17 +611,36 @@ static void item_attempt_done(apns__req *req, int err, const apns_response *res)
   if (err == 0) {
     if (res->status >= 200 && res->status < 300) {
       s->backoff_ms = 0; /* this connection works: forget its reconnect back-off */
-    } else if (res->reason == APNS_REASON_ExpiredProviderToken && p->token_cb && !it->token_retried) {
-      it->token_retried = 1;
-      s->token_stale = 1;
-      retry = 1;
-      backoff = 0;
+      p->invalid_tokens = 0;
+    } else if (res->reason == APNS_REASON_ExpiredProviderToken && p->token_cb && !(it->flags & ITEM_TOKEN_RETRIED)) {
+      /* Only an answer to the current token makes a new one: the answers to every other request sent under it
+       * (hundreds may be in flight) are retried under its successor. A token younger than 20 minutes cannot be
+       * replaced without a 429 (the wall clock that gave its iat was wrong): the request then ends with its 403. */
+      int current = it->token_gen == s->token_gen;
+      if (current && slot_token_age(p, s) >= (uint64_t)APNS__TOKEN_MIN_AGE_S * 1000) s->token_stale = 1;
+      if (!current || s->token_stale) {
+        it->flags |= ITEM_TOKEN_RETRIED;
+        retry = 1;
+        backoff = 0;
+      }
     } else if (res->status == 500 || res->status == 503 || res->reason == APNS_REASON_Shutdown ||
                res->reason == APNS_REASON_ServiceUnavailable || res->reason == APNS_REASON_InternalServerError) {
       retry = 1;
     } else if (res->reason == APNS_REASON_BadCertificate || res->reason == APNS_REASON_BadCertificateEnvironment) {
-      item_finish(it, 0, res);
-      pool_stop(p, res->reason_text);
+      char text[200];
+      snprintf(text, sizeof text, "the server answered %d %s: nothing can succeed with this certificate", res->status,
+               res->reason_text ? res->reason_text : "");
+      item_finish(it, 0, res, NULL);
+      pool_stop(p, APNS_ESTOPPED, text);
+      return;
+    } else if (res->reason == APNS_REASON_InvalidProviderToken && ++p->invalid_tokens >= APNS__POOL_PERMANENT_TRIES) {
+      char text[200];
+      snprintf(text, sizeof text,
+               "the server answered %u requests in a row 403 InvalidProviderToken: the token key, key id or team id "
+               "is wrong",
+               p->invalid_tokens);
+      item_finish(it, 0, res, NULL);
+      pool_stop(p, APNS_ESTOPPED, text);
       return;
     }
   } else if (err == APNS_ECLOSED) {
@@ -518,28 +651,28 @@ static void item_attempt_done(apns__req *req, int err, const apns_response *res)
       retry = 1;
       backoff = it->attempts > APNS__POOL_FREE_REFUSALS;
     } else {
-      it->delivery = APNS_DELIVERY_UNKNOWN;
+      item_set_delivery(it, APNS_DELIVERY_UNKNOWN);
       retry = !p->opts.never_resend_unknown;
     }
   } else if (err != APNS_ECANCELED && res->delivery == APNS_DELIVERY_UNKNOWN) {
-    it->delivery = APNS_DELIVERY_UNKNOWN;
+    item_set_delivery(it, APNS_DELIVERY_UNKNOWN);
   }
 
-  if (p->state == POOL_STOPPED) {
-    item_finish(it, APNS_ESTOPPED, res);
+  if (p->state == POOL_STOPPED && (retry || err != 0)) {
+    item_finish(it, APNS_ESTOPPED, res, p->stop_text); /* an answer that came after the stop still stands */
   } else if (retry && (p->state == POOL_OPEN || p->state == POOL_DRAINING)) {
     uint64_t now = uv_now(p->loop), delay = backoff ? retry_delay(p, it->attempts) : 0;
-    if (now + delay < req->link.deadline) {
+    if (apns__add_sat(now, delay) < req->link.deadline) {
       it->not_before = now + delay;
       q_push_head(p, it);
       p->stats.retried++;
       pool_event(p, APNS_POOL_EVENT_RETRY, s, err, err == 0 ? res->status : 0,
                  err == 0 ? res->reason_text : apns_strerror(err), it->attempts);
     } else {
-      item_finish(it, err, res); /* no time left for another try: the last outcome stands */
+      item_finish(it, err, res, NULL); /* no time left for another try: the last outcome stands */
     }
   } else {
-    item_finish(it, err, res);
+    item_finish(it, err, res, NULL);
   }
   pool_dispatch(p, 0);
   pool_maybe_finish(p);
@@ -550,14 +683,18 @@ static void item_attempt_done(apns__req *req, int err, const apns_response *res)
 static void on_pool_timer(uv_timer_t *t) {
   apns_pool *p = t->data;
   uint64_t now = uv_now(p->loop);
+  const char *text = NULL;
+  int cause = d_first(p) && item_deadline(d_first(p)) <= now ? pool_unwritten_cause(p, &text) : APNS_ETIMEDOUT;
   p->timer_due = 0;
-  while (p->d_head && item_deadline(p->d_head) <= now) {
-    pool_item *it = p->d_head;
+  while (d_first(p) && item_deadline(d_first(p)) <= now) {
+    pool_item *it = d_first(p);
     q_remove(p, it);
     apns_response r;
     memset(&r, 0, sizeof r);
-    r.delivery = it->delivery == APNS_DELIVERY_UNKNOWN ? APNS_DELIVERY_UNKNOWN : APNS_DELIVERY_NOT_PROCESSED;
-    item_finish(it, APNS_ETIMEDOUT, &r);
+    /* Never on the wire: it carries why it could not be written rather than a bare timeout. */
+    int unwritten = item_delivery(it) != APNS_DELIVERY_UNKNOWN;
+    r.delivery = unwritten ? APNS_DELIVERY_NOT_PROCESSED : APNS_DELIVERY_UNKNOWN;
+    item_finish(it, unwritten ? cause : APNS_ETIMEDOUT, &r, unwritten ? text : NULL);
   }
   pool_dispatch(p, 0);
   pool_maybe_finish(p);
@@ -567,7 +704,7 @@ static void on_pool_timer(uv_timer_t *t) {
 static void pool_arm(apns_pool *p) {
   uint64_t due = 0;
   if (p->finishing) return;
-  if (p->d_head) due = item_deadline(p->d_head);
+  if (d_first(p)) due = item_deadline(d_first(p));
   if (p->q_head && p->q_head->not_before > uv_now(p->loop) && (due == 0 || p->q_head->not_before < due))
     due = p->q_head->not_before;
   if (due == p->timer_due) return;
@@ -618,6 +755,7 @@ int apns_pool_open(uv_loop_t *loop, apns_pool **out, const apns_pool_options *op
   if (rv < 0) goto fail;
 
   p->rng = uv_hrtime() | 1;
+  apns__heap_init(&p->deadlines, deadline_less);
   p->tokens = (double)p->size;
   p->tokens_at = uv_now(loop);
   uv_timer_init(loop, &p->timer);
@@ -657,6 +795,11 @@ void apns__pool_set_token_source(apns_pool *p, apns__pool_token_cb token, apns__
   p->token_refresh_s = refresh_s;
 }
 
+void apns__pool_set_mono_clock(apns_pool *p, apns__pool_mono_cb now_ms, void *ctx) {
+  p->mono_cb = now_ms;
+  p->mono_ctx = ctx;
+}
+
 int apns_pool_post(apns_pool *p, const apns_request *desc, apns_response_cb cb, void *data) {
   apns__req *req;
   if (p == NULL || desc == NULL || cb == NULL) return APNS_EINVAL;
@@ -672,8 +815,8 @@ int apns_pool_post(apns_pool *p, const apns_request *desc, apns_response_cb cb, 
   it->pool = p;
   it->cb = cb;
   it->data = data;
-  req->link.deadline = uv_now(p->loop) + req->timeout_ms;
-  it->delivery = APNS_DELIVERY_NOT_PROCESSED;
+  req->link.deadline = apns__add_sat(uv_now(p->loop), req->timeout_ms); /* UINT64_MAX: no deadline */
+  item_set_delivery(it, APNS_DELIVERY_NOT_PROCESSED);
   q_push_tail(p, it);
   p->stats.posted++;
   if (p->opts.max_queued && p->queued >= p->opts.max_queued) p->low_armed = 1;
@@ -689,17 +832,22 @@ static void pool_close_conns(apns_pool *p) {
     uv_timer_stop(&p->slots[i].reconnect);
     slot_drop_conn(&p->slots[i]);
   }
-  for (size_t i = 0; i < p->nretired; i++)
-    if (apns_conn_get_state(p->retired[i]) != APNS_CONN_CLOSING) apns_conn_close(p->retired[i], on_conn_closed);
+  for (pool_conn *pc = p->conns; pc; pc = pc->next) /* the retired ones; closing unlinks nothing until later */
+    if (apns_conn_get_state(pc->conn) != APNS_CONN_CLOSING) apns_conn_close(pc->conn, on_conn_closed);
 }
 
-static void pool_stop(apns_pool *p, const char *reason) {
+/* Nothing more can succeed: err is the connection's permanent error (the queued requests, never written, end with
+ * it), or APNS_ESTOPPED after a fatal answer. */
+static void pool_stop(apns_pool *p, int err, const char *text) {
   if (p->state == POOL_STOPPED || p->state == POOL_CANCELING) return;
   p->state = POOL_STOPPED;
-  pool_event(p, APNS_POOL_EVENT_STOPPED, NULL, APNS_ESTOPPED, 403, reason, 0);
-  pool_flush_queue(p, APNS_ESTOPPED);
+  p->stop_err = err;
+  snprintf(p->stop_text, sizeof p->stop_text, "%s", text);
+  pool_event(p, APNS_POOL_EVENT_STOPPED, NULL, err, err == APNS_ESTOPPED ? 403 : 0, p->stop_text, 0);
+  pool_flush_queue(p, err, p->stop_text);
   pool_close_conns(p); /* their open requests end now, as ESTOPPED (see item_attempt_done) */
   if (p->opts.on_stopped) p->opts.on_stopped(p);
+  pool_maybe_finish(p); /* when closing, the end may have come */
 }
 
 static void pool_handle_closed(apns_pool *p) {
@@ -717,7 +865,6 @@ static void pool_handle_closed(apns_pool *p) {
   apns__free(p->authority);
   apns__free(p->verify_name);
   apns__free(p->slots);
-  apns__free(p->retired);
   apns__free(p);
 }
 
@@ -734,7 +881,7 @@ static void pool_maybe_finish(apns_pool *p) {
   if (!p->closing || p->finishing) return;
   if (p->queued > 0 || p->in_flight > 0) return;
   pool_close_conns(p);
-  if (p->conns_open > 0) return;
+  if (p->conns != NULL) return;
   p->finishing = 1;
   uv_close((uv_handle_t *)&p->timer, on_pool_timer_closed);
   uv_close((uv_handle_t *)&p->drain_timer, on_pool_timer_closed);
@@ -743,7 +890,7 @@ static void pool_maybe_finish(apns_pool *p) {
 
 static void pool_cancel_all(apns_pool *p) {
   if (p->state != POOL_STOPPED) p->state = POOL_CANCELING;
-  pool_flush_queue(p, APNS_ECANCELED);
+  pool_flush_queue(p, APNS_ECANCELED, NULL);
   pool_close_conns(p); /* in-flight requests end with APNS_ECANCELED from their connections */
   pool_maybe_finish(p);
 }
@@ -769,6 +916,11 @@ int apns_pool_close(apns_pool *p, uint64_t drain_timeout_ms, apns_pool_cb cb) {
 /* ---- accessors ------------------------------------------------------------------------------------------------- */
 
 void apns_pool_get_stats(const apns_pool *p, apns_pool_stats *out) {
+  if (out == NULL) return;
+  if (p == NULL) {
+    memset(out, 0, sizeof *out);
+    return;
+  }
   *out = p->stats;
   out->queued = p->queued;
   out->in_flight = p->in_flight;
@@ -779,10 +931,28 @@ void apns_pool_get_stats(const apns_pool *p, apns_pool_stats *out) {
   }
 }
 
+void apns__pool_set_owner(apns_pool *p, void *owner) {
+  p->owner = owner;
+}
+
+void *apns__pool_owner(const apns_pool *p) {
+  return p->owner;
+}
+
 void *apns_pool_data(const apns_pool *p) {
-  return p->opts.data;
+  return p ? p->opts.data : NULL;
 }
 
 uv_loop_t *apns_pool_loop(const apns_pool *p) {
-  return p->loop;
+  return p ? p->loop : NULL;
+}
+
+uint64_t apns__pool_queue_steps(const apns_pool *p) {
+  return p->deadlines.steps;
+}
+
+int apns_pool_stop_cause(const apns_pool *p, const char **text) {
+  if (text) *text = p && p->state == POOL_STOPPED ? p->stop_text : NULL;
+  if (p == NULL) return APNS_EINVAL;
+  return p->state == POOL_STOPPED ? p->stop_err : 0;
 }

@@ -23,6 +23,7 @@ void fx_record(int err, const apns_response *res, void *data) {
   r->attempts = res->attempts;
   r->timestamp_ms = res->timestamp_ms;
   if (res->apns_id) snprintf(r->apns_id, sizeof r->apns_id, "%s", res->apns_id);
+  snprintf(r->error_text, sizeof r->error_text, "%s", res->error_text ? res->error_text : "");
   if (r->loop) r->t_end = uv_now(r->loop);
   if (r->counter) (*r->counter)++;
 }

@@ -21,8 +21,9 @@ typedef struct {
   unsigned attempts;
   int64_t timestamp_ms;
   char apns_id[40];
-  uint64_t t_end; /* uv_now of the callback */
-  int *counter;   /* when set, incremented on each call */
+  char error_text[256]; /* res->error_text, or "" when NULL */
+  uint64_t t_end;       /* uv_now of the callback */
+  int *counter;         /* when set, incremented on each call */
   uv_loop_t *loop;
 } fx_rec;
 

@@ -82,6 +82,8 @@ void test__fail(const char *file, int line, const char *fmt, ...) __attribute__(
  * allocations succeed and every later one fails until test_alloc_reset(). test_alloc_count() tells how many were
  * attempted since the last reset; test_alloc_live() how many are not yet freed (a leak check). */
 void test_alloc_fail_after(long n);
+/* Only the n-th allocation from now fails (n >= 1); the others succeed. */
+void test_alloc_fail_nth(long n);
 void test_alloc_reset(void);
 long test_alloc_count(void);
 long test_alloc_live(void);

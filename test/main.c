@@ -50,9 +50,11 @@ void test__fail(const char *file, int line, const char *fmt, ...) {
 /* ---- allocation counting and failure injection ---- */
 static long alloc_budget = -1; /* -1: never fail */
 static long alloc_count, alloc_live;
+static long alloc_fail_nth; /* > 0: that many allocations from now, the last one fails */
 
 static int alloc_allowed(void) {
   alloc_count++;
+  if (alloc_fail_nth > 0 && --alloc_fail_nth == 0) return 0;
   if (alloc_budget < 0) return 1;
   if (alloc_budget == 0) return 0;
   alloc_budget--;
@@ -85,7 +87,11 @@ void test_alloc_fail_after(long n) {
   alloc_budget = n;
   alloc_count = 0;
 }
+void test_alloc_fail_nth(long n) {
+  alloc_fail_nth = n;
+}
 void test_alloc_reset(void) {
+  alloc_fail_nth = 0;
   alloc_budget = -1;
   alloc_count = 0;
 }

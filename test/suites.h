@@ -1,6 +1,7 @@
 /* Every suite, in the order they run. One line per test/test_*.c. */
 SUITE(error)
 SUITE(alloc)
+SUITE(heap)
 SUITE(payload)
 SUITE(validate)
 SUITE(certgen)

@@ -3,6 +3,7 @@
 
 #include "alloc.h"
 #include "jwt_verify.h"
+#include "pool.h"
 
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecp.h>
@@ -34,8 +35,12 @@ typedef struct {
   seen seen;
   int done;
   int closed;
-  int64_t now_s; /* the injected wall clock */
-  int tokens;    /* TOKEN events */
+  int64_t now_s;      /* the injected wall clock */
+  int64_t mock_now_s; /* the mock's wall clock when not 0 (else now_s) */
+  uint64_t mono_ms;   /* the injected monotonic clock */
+  int tokens;         /* TOKEN events */
+  int stopped;        /* on_stopped calls */
+  int connected;      /* on_connected calls */
   long live_before;
   char key_pem[1024];
 } fx;
@@ -69,11 +74,37 @@ static int64_t test_clock(void *data) {
   return ((fx *)data)->now_s;
 }
 
+static int64_t mock_clock(void *data) {
+  fx *f = data;
+  return f->mock_now_s ? f->mock_now_s : f->now_s;
+}
+
+static uint64_t test_mono(void *data) {
+  return ((fx *)data)->mono_ms;
+}
+
+/* Time passes: both clocks (and the mock's, when it has its own) move on. */
+static void advance(fx *f, int64_t s) {
+  f->now_s += s;
+  if (f->mock_now_s) f->mock_now_s += s;
+  f->mono_ms += (uint64_t)s * 1000;
+}
+
 static fx *current;
 
 static void on_event(apns_pool *p, const apns_pool_event *ev) {
-  (void)p;
+  /* The event's pool is the client's, and its data is the user's data (client.h), not the client. */
+  ASSERT_TRUE(apns_pool_data(p) == current);
+  ASSERT_TRUE(apns_client_pool(current->client) == p);
   if (ev->type == APNS_POOL_EVENT_TOKEN) current->tokens++;
+}
+
+static void on_stopped(apns_client *c) {
+  ((fx *)apns_client_data(c))->stopped++;
+}
+
+static void on_connected(apns_client *c) {
+  ((fx *)apns_client_data(c))->connected++;
 }
 
 static void on_closed(apns_client *c) {
@@ -103,6 +134,7 @@ static void setup_base(fx *f) {
   current = f;
   f->live_before = test_alloc_live();
   f->now_s = 1700000000;
+  f->mono_ms = 5000;
   ASSERT_EQ(uv_loop_init(&f->loop), 0);
   fx_certs(&f->certs, 0);
   fx_mock_options(&f->mo, &f->certs, 0);
@@ -124,6 +156,8 @@ static void base_options(fx *f, apns_client_options *o) {
   o->topic = "com.example.app";
   o->data = f;
   o->on_event = on_event;
+  o->on_stopped = on_stopped;
+  o->on_connected = on_connected;
 }
 
 static void open_cert_client(fx *f) {
@@ -147,6 +181,7 @@ static void open_token_client(fx *f) {
   o.connections = 1;
   int rv = apns_client_open(&f->loop, &f->client, &o, err, sizeof err);
   if (rv) test__fail(__FILE__, __LINE__, "apns_client_open: %s (%s)", apns_strerror(rv), err);
+  apns__pool_set_mono_clock(apns_client_pool(f->client), test_mono, f);
 }
 
 static void teardown(fx *f) {
@@ -389,14 +424,14 @@ TEST(client_token_refresh_schedule) {
   ASSERT_OK(apns_notification_new(&n));
   ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
   send_and_wait(&f, n, NULL, &r1);
-  f.now_s += 19 * 60;
+  advance(&f, 19 * 60);
   send_and_wait(&f, n, NULL, &r2);
   ASSERT_STREQ(f.seen.auth[1], f.seen.auth[0]);
-  f.now_s += 30 * 60 + 59; /* 49:59 */
+  advance(&f, 30 * 60 + 59); /* 49:59 */
   send_and_wait(&f, n, NULL, &r3);
   ASSERT_STREQ(f.seen.auth[2], f.seen.auth[0]);
   ASSERT_EQ(f.tokens, 0);
-  f.now_s += 1; /* 50:00 */
+  advance(&f, 1); /* 50:00 */
   send_and_wait(&f, n, NULL, &r4);
   ASSERT_NE(strcmp(f.seen.auth[3], f.seen.auth[0]), 0);
   ASSERT_EQ(f.tokens, 1);
@@ -405,11 +440,13 @@ TEST(client_token_refresh_schedule) {
   teardown(&f);
 }
 
-/* 403 ExpiredProviderToken: the connection takes a new token and the request is retried once. */
-static void expire_first(void *data, apns_mock_request *req) {
+/* 403 ExpiredProviderToken to the request number expire_at: the connection takes a new token and the request is
+ * retried once. */
+static int expire_at;
+static void expire_nth(void *data, apns_mock_request *req) {
   fx *f = data;
   capture(data, req);
-  if (f->seen.count == 1) {
+  if (f->seen.count == expire_at) {
     req->status = 403;
     req->reason = "ExpiredProviderToken";
     f->now_s += 1; /* so that the new token differs (signatures are deterministic) */
@@ -418,21 +455,83 @@ static void expire_first(void *data, apns_mock_request *req) {
 
 TEST(client_expired_token_retried_once) {
   fx f;
-  fx_rec rec = {0};
+  fx_rec r1 = {0}, rec = {0};
   apns_notification *n;
   setup(&f);
   apns_mock_stop(f.mock, NULL, NULL);
-  f.mo.on_request = expire_first;
+  expire_at = 2;
+  f.mo.on_request = expire_nth;
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  open_token_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  send_and_wait(&f, n, NULL, &r1);
+  advance(&f, 25 * 60);
+  send_and_wait(&f, n, NULL, &rec);
+  ASSERT_EQ(rec.status, 200);
+  ASSERT_EQ(rec.attempts, 2);
+  ASSERT_EQ(f.seen.count, 3);
+  ASSERT_EQ(f.tokens, 1);
+  ASSERT_STREQ(f.seen.auth[1], f.seen.auth[0]);
+  ASSERT_NE(strcmp(f.seen.auth[1], f.seen.auth[2]), 0);
+  apns_notification_free(n);
+  teardown(&f);
+}
+
+/* The server calls a token expired that is younger than 20 minutes by the monotonic clock (the wall clock that
+ * gave its iat was wrong): a new token would draw 429 TooManyProviderTokenUpdates, so none is made and the request
+ * ends with its 403. */
+TEST(client_expired_young_token_kept) {
+  fx f;
+  fx_rec rec = {0}, r2 = {0};
+  apns_notification *n;
+  setup(&f);
+  apns_mock_stop(f.mock, NULL, NULL);
+  expire_at = 1;
+  f.mo.on_request = expire_nth;
   f.mock = fx_mock_start(&f.loop, &f.mo);
   open_token_client(&f);
   ASSERT_OK(apns_notification_new(&n));
   ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
   send_and_wait(&f, n, NULL, &rec);
-  ASSERT_EQ(rec.status, 200);
-  ASSERT_EQ(rec.attempts, 2);
-  ASSERT_EQ(f.seen.count, 2);
-  ASSERT_EQ(f.tokens, 1);
-  ASSERT_NE(strcmp(f.seen.auth[0], f.seen.auth[1]), 0);
+  ASSERT_OK(rec.err);
+  ASSERT_EQ(rec.status, 403);
+  ASSERT_EQ(rec.reason, APNS_REASON_ExpiredProviderToken);
+  ASSERT_EQ(rec.attempts, 1);
+  ASSERT_EQ(f.tokens, 0);
+  send_and_wait(&f, n, NULL, &r2);
+  ASSERT_EQ(r2.status, 200);
+  ASSERT_STREQ(f.seen.auth[1], f.seen.auth[0]);
+  apns_notification_free(n);
+  teardown(&f);
+}
+
+/* 429 TooManyProviderTokenUpdates ends the request with that answer: it is not retried (the same connection would
+ * answer the same until its 20 minutes pass). */
+static void too_many_updates(void *data, apns_mock_request *req) {
+  capture(data, req);
+  req->status = 429;
+  req->reason = "TooManyProviderTokenUpdates";
+}
+
+TEST(client_too_many_token_updates_not_retried) {
+  fx f;
+  fx_rec rec = {0};
+  apns_notification *n;
+  setup(&f);
+  apns_mock_stop(f.mock, NULL, NULL);
+  f.mo.on_request = too_many_updates;
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  open_token_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  send_and_wait(&f, n, NULL, &rec);
+  ASSERT_OK(rec.err);
+  ASSERT_EQ(rec.status, 429);
+  ASSERT_EQ(rec.reason, APNS_REASON_TooManyProviderTokenUpdates);
+  ASSERT_EQ(rec.attempts, 1);
+  ASSERT_EQ(f.seen.count, 1);
+  ASSERT_EQ(f.tokens, 0);
   apns_notification_free(n);
   teardown(&f);
 }
@@ -444,7 +543,7 @@ TEST(client_expired_token_retried_once) {
 static void setup_token_mock(fx *f, int mock_has_other_key) {
   char other[1024];
   setup_base(f);
-  f->mo.clock = test_clock;
+  f->mo.clock = mock_clock;
   make_key(f->key_pem, sizeof f->key_pem);
   if (mock_has_other_key) make_key(other, sizeof other);
   apns_mock_token_key tk = {.key_id = KEY_ID, .pem = mock_has_other_key ? other : f->key_pem};
@@ -530,7 +629,7 @@ TEST(client_token_two_hours) {
     ASSERT_OK(rec.err);
     if (rec.status != 200) printf("minute %d: %d %s\n", minute, rec.status, apns_reason_string(rec.reason));
     ASSERT_EQ(rec.status, 200);
-    f.now_s += 5 * 60;
+    advance(&f, 5 * 60);
   }
   apns_mock_stats st;
   mock_stats(&f, &st);
@@ -542,6 +641,190 @@ TEST(client_token_two_hours) {
   ASSERT_EQ(f.tokens, 2);
   apns_notification_free(n);
   teardown(&f);
+}
+
+/* 500 requests in flight under a token the server holds expired (its clock is past the hour, ours not yet at 50
+ * minutes): every one gets 403 ExpiredProviderToken, and the connection takes exactly one new token for them all,
+ * with no 429 TooManyProviderTokenUpdates. */
+TEST(client_token_expiry_in_flight_one_new_token) {
+  fx f;
+  fx_rec first = {0};
+  apns_notification *n;
+  enum { N = 500 };
+  setup_token_mock(&f, 0);
+  f.mock_now_s = f.now_s;
+  open_token_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  send_and_wait(&f, n, NULL, &first); /* the first 200 raises the connection to 1000 streams */
+  ASSERT_EQ(first.status, 200);
+  advance(&f, 30 * 60);
+  f.mock_now_s += 31 * 60; /* the server's clock: 61 minutes after the token's iat */
+  fx_rec *recs = calloc(N, sizeof *recs);
+  ASSERT_NOT_NULL(recs);
+  for (int i = 0; i < N; i++) {
+    recs[i].counter = &f.done;
+    ASSERT_OK(apns_client_send(f.client, TOKEN, n, NULL, fx_record, &recs[i]));
+  }
+  fx_run_until_count(&f.loop, &f.done, N + 1);
+  for (int i = 0; i < N; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_OK(recs[i].err);
+    ASSERT_EQ(recs[i].status, 200);
+    ASSERT_EQ(recs[i].attempts, 2);
+  }
+  apns_mock_stats st;
+  mock_stats(&f, &st);
+  ASSERT_EQ(st.connections, 1);
+  ASSERT_EQ(st.status[403], N);
+  ASSERT_EQ(st.status[429], 0);
+  ASSERT_EQ(st.tokens_accepted, 2);
+  ASSERT_EQ(f.tokens, 1);
+  free(recs);
+  apns_notification_free(n);
+  teardown(&f);
+}
+
+/* The wall clock was a day ahead when the first token was made, then is stepped back to the right time: the token's
+ * age is measured on the monotonic clock, so it is still replaced at 50 minutes. */
+TEST(client_token_refresh_after_clock_step_back) {
+  fx f;
+  apns_notification *n;
+  setup_token_mock(&f, 0);
+  f.mock_now_s = f.now_s;
+  f.now_s += 86400;
+  open_token_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  for (int minute = 0; minute <= 55; minute += 5) {
+    fx_rec rec = {0};
+    send_and_wait(&f, n, NULL, &rec);
+    ASSERT_OK(rec.err);
+    ASSERT_EQ(rec.status, 200);
+    ASSERT_EQ(f.tokens, minute < 50 ? 0 : 1);
+    if (minute == 0) f.now_s -= 86400; /* the step back */
+    advance(&f, 5 * 60);
+  }
+  apns_mock_stats st;
+  mock_stats(&f, &st);
+  ASSERT_EQ(st.tokens_accepted, 2);
+  ASSERT_EQ(st.status[403] + st.status[429], 0);
+  apns_notification_free(n);
+  teardown(&f);
+}
+
+/* 403 InvalidProviderToken to every try: the client stops after three in a row, with the cause, instead of
+ * sending every notification to be refused. */
+TEST(client_invalid_token_stops) {
+  fx f;
+  apns_notification *n;
+  enum { N = 6 };
+  fx_rec recs[N];
+  memset(recs, 0, sizeof recs);
+  setup_token_mock(&f, 1);
+  open_token_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  for (int i = 0; i < N; i++) {
+    recs[i].counter = &f.done;
+    ASSERT_OK(apns_client_send(f.client, TOKEN, n, NULL, fx_record, &recs[i]));
+  }
+  fx_run_until_count(&f.loop, &f.done, N);
+  for (int i = 0; i < 3; i++) {
+    ASSERT_OK(recs[i].err);
+    ASSERT_EQ(recs[i].status, 403);
+    ASSERT_EQ(recs[i].reason, APNS_REASON_InvalidProviderToken);
+  }
+  for (int i = 3; i < N; i++) {
+    ASSERT_ERR(recs[i].err, APNS_ESTOPPED);
+    ASSERT_EQ(recs[i].delivery, APNS_DELIVERY_NOT_PROCESSED);
+    ASSERT_TRUE(strstr(recs[i].error_text, "InvalidProviderToken") != NULL);
+  }
+  ASSERT_EQ(f.stopped, 1);
+  const char *text = NULL;
+  ASSERT_ERR(apns_client_stop_cause(f.client, &text), APNS_ESTOPPED);
+  ASSERT_TRUE(text != NULL && strstr(text, "InvalidProviderToken") != NULL);
+  fx_rec late = {0};
+  ASSERT_ERR(apns_client_send(f.client, TOKEN, n, NULL, fx_record, &late), APNS_ESTOPPED);
+  apns_mock_stats st;
+  mock_stats(&f, &st);
+  ASSERT_EQ(st.requests, 3);
+  apns_notification_free(n);
+  teardown(&f);
+}
+
+/* The client says when it can send (on_connected), and a client that is running has no stop cause. */
+TEST(client_on_connected) {
+  fx f;
+  setup(&f);
+  open_cert_client(&f);
+  ASSERT_EQ(f.connected, 0); /* never inside open */
+  fx_run_until(&f.loop, &f.connected);
+  apns_pool_stats st;
+  apns_client_get_stats(f.client, &st);
+  ASSERT_GE(st.connections_up, 1);
+  const char *text = "x";
+  ASSERT_EQ(apns_client_stop_cause(f.client, &text), 0);
+  ASSERT_NULL(text);
+  ASSERT_EQ(f.stopped, 0);
+  teardown(&f);
+}
+
+/* A client whose server's certificate does not verify stops, and the send ends with the cause, not a timeout. */
+TEST(client_wrong_ca_stops_with_cause) {
+  fx f;
+  fx_rec rec = {0};
+  apns_notification *n;
+  apns_client_options o;
+  char err[256] = "";
+  setup(&f);
+  base_options(&f, &o);
+  o.tls.verify_name = "wrong.example";
+  ASSERT_OK(apns_client_open(&f.loop, &f.client, &o, err, sizeof err));
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  rec.loop = &f.loop;
+  uint64_t t0 = uv_now(&f.loop);
+  send_and_wait(&f, n, NULL, &rec);
+  ASSERT_ERR(rec.err, APNS_ECERTVERIFY);
+  ASSERT_EQ(rec.attempts, 0);
+  ASSERT_EQ(rec.delivery, APNS_DELIVERY_NOT_PROCESSED);
+  ASSERT_LT(rec.t_end - t0, 5000 * test_time_factor());
+  ASSERT_EQ(f.stopped, 1);
+  ASSERT_ERR(apns_client_stop_cause(f.client, NULL), APNS_ECERTVERIFY);
+  apns_notification_free(n);
+  teardown(&f);
+}
+
+/* A send with timeout UINT64_MAX ("no deadline") is answered, not timed out at once. */
+TEST(client_timeout_max_answered) {
+  fx f;
+  fx_rec rec = {0};
+  apns_notification *n;
+  setup(&f);
+  open_cert_client(&f);
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
+  apns_send_options so = {0};
+  so.timeout_ms = UINT64_MAX;
+  send_and_wait(&f, n, &so, &rec);
+  ASSERT_OK(rec.err);
+  ASSERT_EQ(rec.status, 200);
+  apns_notification_free(n);
+  teardown(&f);
+}
+
+/* Accessors take NULL (NULL or zeros back); int-returning calls say APNS_EINVAL. */
+TEST(client_accessors_take_null) {
+  apns_pool_stats st;
+  memset(&st, 0xab, sizeof st);
+  apns_client_get_stats(NULL, &st);
+  ASSERT_UEQ(st.posted, 0);
+  ASSERT_NULL(apns_client_data(NULL));
+  ASSERT_NULL(apns_client_pool(NULL));
+  ASSERT_ERR(apns_client_stop_cause(NULL, NULL), APNS_EINVAL);
+  ASSERT_ERR(apns_client_close(NULL, 0, NULL), APNS_EINVAL);
+  ASSERT_ERR(apns_client_send_json(NULL, TOKEN, "{}", 2, NULL, fx_record, NULL), APNS_EINVAL);
 }
 
 TEST_SUITE(client){
@@ -557,5 +840,14 @@ TEST_SUITE(client){
     TEST_ENTRY(client_token_verified_by_mock),
     TEST_ENTRY(client_token_wrong_key_refused),
     TEST_ENTRY(client_token_two_hours),
+    TEST_ENTRY(client_timeout_max_answered),
+    TEST_ENTRY(client_accessors_take_null),
+    TEST_ENTRY(client_invalid_token_stops),
+    TEST_ENTRY(client_on_connected),
+    TEST_ENTRY(client_wrong_ca_stops_with_cause),
+    TEST_ENTRY(client_expired_young_token_kept),
+    TEST_ENTRY(client_too_many_token_updates_not_retried),
+    TEST_ENTRY(client_token_expiry_in_flight_one_new_token),
+    TEST_ENTRY(client_token_refresh_after_clock_step_back),
     TEST_SUITE_END,
 };

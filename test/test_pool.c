@@ -4,6 +4,8 @@
 #include "alloc.h"
 #include "conn.h"
 #include "h2.h"
+#include "pool.h"
+#include "tls.h"
 
 #include <stdlib.h>
 
@@ -78,6 +80,10 @@ static void teardown(fx *f) {
   fx_mock_stop_and_close_loop(&f->loop, f->mock);
   apns__certgen_free(&f->certs);
   ASSERT_EQ(test_alloc_live(), f->live_before);
+}
+
+static void set_flag(uv_timer_t *t) {
+  *(int *)t->data = 1;
 }
 
 static int post(fx *f, fx_rec *rec, const char *token, uint64_t timeout_ms) {
@@ -287,12 +293,41 @@ TEST(pool_graceful_close_cancels_queue) {
   fx_run_until(&f.loop, &f.closed);
   ASSERT_GE(uv_now(&f.loop) - t0, 100); /* it waited for the drain time */
   ASSERT_EQ(f.done_at_close, N);
+  int unwritten = 0;
   for (int i = 0; i < N; i++) {
     ASSERT_EQ(recs[i].calls, 1);
     ASSERT_ERR(recs[i].err, APNS_ECANCELED);
+    if (recs[i].delivery == APNS_DELIVERY_NOT_PROCESSED) {
+      ASSERT_EQ(recs[i].attempts, 0);
+      unwritten++;
+    } else {
+      ASSERT_EQ(recs[i].delivery, APNS_DELIVERY_UNKNOWN); /* on the wire to a stalled server */
+    }
   }
+  ASSERT_GE(unwritten, N - 200); /* the queued ones were never written: safe to send again */
   teardown(&f);
   free(recs);
+}
+
+/* Close with no drain time before any connection is up: every request ends APNS_ECANCELED, never written
+ * (NOT_PROCESSED), on a later loop turn. */
+TEST(pool_close_cancels_unwritten_not_processed) {
+  fx f;
+  enum { N = 10 };
+  static fx_rec recs[N];
+  setup(&f);
+  open_pool(&f, NULL);
+  for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 30000));
+  ASSERT_OK(apns_pool_close(f.pool, 0, on_closed));
+  ASSERT_EQ(f.done, 0);
+  fx_run_until(&f.loop, &f.closed);
+  for (int i = 0; i < N; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_ERR(recs[i].err, APNS_ECANCELED);
+    ASSERT_EQ(recs[i].delivery, APNS_DELIVERY_NOT_PROCESSED);
+    ASSERT_EQ(recs[i].attempts, 0);
+  }
+  teardown(&f);
 }
 
 TEST(pool_graceful_close_lets_work_finish) {
@@ -550,6 +585,472 @@ TEST(pool_moves_on_when_stream_ids_run_out) {
   teardown(&f);
 }
 
+/* UINT64_MAX is "no deadline": the request waits for its answer instead of ending at once (now + UINT64_MAX must
+ * not wrap into the past). */
+TEST(pool_timeout_max_answered) {
+  fx f;
+  fx_rec rec = {0}, late = {0};
+  setup(&f);
+  f.mo.delay_ms = 50;
+  open_pool(&f, NULL);
+  ASSERT_OK(post(&f, &rec, TOKEN, UINT64_MAX));
+  fx_run_until(&f.loop, &f.done);
+  ASSERT_OK(rec.err);
+  ASSERT_EQ(rec.status, 200);
+  /* Queued behind a stalled server, it is still there long after the default deadline would have passed. */
+  apns_mock_set_paused(f.mock, 1);
+  ASSERT_OK(post(&f, &late, TOKEN, UINT64_MAX));
+  uv_timer_t t;
+  int fired = 0;
+  uv_timer_init(&f.loop, &t);
+  t.data = &fired;
+  uv_timer_start(&t, set_flag, 300, 0);
+  fx_run_until(&f.loop, &fired);
+  ASSERT_EQ(late.calls, 0);
+  apns_mock_set_paused(f.mock, 0);
+  fx_run_until_count(&f.loop, &f.done, 2);
+  ASSERT_OK(late.err);
+  ASSERT_EQ(late.status, 200);
+  uv_close((uv_handle_t *)&t, NULL);
+  teardown(&f);
+}
+
+/* ---- failures that name their cause ---- */
+
+/* A port the kernel gave us and we closed at once: nothing listens there. */
+static uint16_t dead_port(uv_loop_t *loop) {
+  uv_tcp_t t;
+  struct sockaddr_in a;
+  int len = sizeof a;
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  ASSERT_EQ(uv_tcp_init(loop, &t), 0);
+  ASSERT_EQ(uv_tcp_bind(&t, (const struct sockaddr *)&a, 0), 0);
+  ASSERT_EQ(uv_tcp_getsockname(&t, (struct sockaddr *)&a, &len), 0);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(loop, UV_RUN_NOWAIT); /* the handle lives on this stack: let its close finish here */
+  return ntohs(a.sin_port);
+}
+
+/* A TLS server on 127.0.0.1 that offers only http/1.1 in ALPN, as a web server without HTTP/2 would: the
+ * handshake fails, and the connection closes. */
+typedef struct {
+  uv_tcp_t listener;
+  apns__tls_config *cfg;
+  int open; /* handles not yet closed */
+  int handshakes;
+} h1_server;
+
+typedef struct {
+  uv_tcp_t tcp;
+  apns__tls *tls;
+  h1_server *srv;
+  uint8_t buf[16384];
+} h1_conn;
+
+static void h1_conn_closed(uv_handle_t *h) {
+  h1_conn *c = h->data;
+  c->srv->open--;
+  apns__tls_free(c->tls);
+  free(c);
+}
+
+static void h1_alloc(uv_handle_t *h, size_t n, uv_buf_t *b) {
+  (void)n;
+  h1_conn *c = h->data;
+  *b = uv_buf_init((char *)c->buf, sizeof c->buf);
+}
+
+static void h1_written(uv_write_t *w, int status) {
+  (void)status;
+  free(w->data);
+  free(w);
+}
+
+static void h1_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
+  h1_conn *c = st->data;
+  (void)b;
+  if (n == 0) return;
+  int rv = -1;
+  if (n > 0) {
+    ASSERT_OK(apns__tls_feed(c->tls, c->buf, (size_t)n));
+    rv = apns__tls_handshake(c->tls);
+  }
+  uint8_t *out = NULL;
+  size_t len = 0;
+  apns__tls_take_output(c->tls, &out, &len);
+  if (len > 0) {
+    /* The test allocator counts live blocks: copy into malloc's own so the write owns plain memory. */
+    uv_write_t *w = malloc(sizeof *w);
+    char *copy = malloc(len);
+    memcpy(copy, out, len);
+    w->data = copy;
+    uv_buf_t wb = uv_buf_init(copy, (unsigned)len);
+    if (uv_write(w, st, &wb, 1, h1_written) < 0) h1_written(w, 0);
+  }
+  apns__free(out);
+  if (rv != 1) {
+    c->srv->handshakes++;
+    uv_read_stop(st);
+    if (!uv_is_closing((uv_handle_t *)st)) uv_close((uv_handle_t *)st, h1_conn_closed);
+  }
+}
+
+static void h1_accept(uv_stream_t *l, int status) {
+  h1_server *srv = l->data;
+  ASSERT_OK(status);
+  h1_conn *c = calloc(1, sizeof *c);
+  c->srv = srv;
+  uv_tcp_init(l->loop, &c->tcp);
+  c->tcp.data = c;
+  srv->open++;
+  ASSERT_OK(uv_accept(l, (uv_stream_t *)&c->tcp));
+  ASSERT_OK(apns__tls_new(&c->tls, srv->cfg, NULL));
+  uv_read_start((uv_stream_t *)&c->tcp, h1_alloc, h1_read);
+}
+
+static uint16_t h1_start(h1_server *srv, uv_loop_t *loop, const apns__certgen_result *certs) {
+  apns__tls_options to;
+  struct sockaddr_in a;
+  int len = sizeof a;
+  char err[256] = "";
+  memset(srv, 0, sizeof *srv);
+  memset(&to, 0, sizeof to);
+  to.server = 1;
+  to.cert_pem = certs->server_cert;
+  to.key_pem = certs->server_key;
+  to.alpn = "http/1.1";
+  if (apns__tls_config_new(&srv->cfg, &to, err, sizeof err) != 0) test__fail(__FILE__, __LINE__, "%s", err);
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  ASSERT_OK(uv_tcp_init(loop, &srv->listener));
+  srv->listener.data = srv;
+  srv->open = 1;
+  ASSERT_OK(uv_tcp_bind(&srv->listener, (const struct sockaddr *)&a, 0));
+  ASSERT_OK(uv_listen((uv_stream_t *)&srv->listener, 16, h1_accept));
+  ASSERT_OK(uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&a, &len));
+  return ntohs(a.sin_port);
+}
+
+static void h1_listener_closed(uv_handle_t *h) {
+  ((h1_server *)h->data)->open--;
+}
+
+static void h1_stop(h1_server *srv) {
+  uv_close((uv_handle_t *)&srv->listener, h1_listener_closed);
+  apns__tls_config_unref(srv->cfg);
+}
+
+typedef enum { CAUSE_WRONG_CA, CAUSE_WRONG_NAME, CAUSE_CERT_REFUSED, CAUSE_NO_H2 } permanent_cause;
+
+/* A permanent cause stops the pool after a few connection attempts: every queued request ends with the cause
+ * itself, long before its deadline, never written; on_stopped runs once and the cause is kept. */
+static void check_permanent(permanent_cause cause, int want_err, const char *want_text) {
+  fx f;
+  apns_pool_options o;
+  enum { N = 10 };
+  static fx_rec recs[N];
+  h1_server h1;
+  memset(recs, 0, sizeof recs);
+  stopped = 0;
+  memset(&f, 0, sizeof f);
+  f.live_before = test_alloc_live();
+  ASSERT_EQ(uv_loop_init(&f.loop), 0);
+  fx_certs(&f.certs, 1);
+  fx_mock_options(&f.mo, &f.certs, 1);
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  memset(&o, 0, sizeof o);
+  o.on_stopped = on_stopped;
+  o.host = "127.0.0.1";
+  o.port = (uint16_t)apns_mock_port(f.mock);
+  fx_tls_client(&o.tls, &f.certs);
+  o.on_event = on_event;
+  o.data = &f;
+  if (cause == CAUSE_WRONG_CA) o.tls.ca_pem = f.certs.other_ca_cert;
+  if (cause == CAUSE_WRONG_NAME) o.tls.verify_name = "api.push.apple.com";
+  apns__certgen_result stranger; /* a client certificate from another CA than the one the server trusts */
+  fx_certs(&stranger, 0);
+  if (cause == CAUSE_CERT_REFUSED) o.tls.cert_pem = stranger.client_cert, o.tls.key_pem = stranger.client_key;
+  if (cause == CAUSE_NO_H2) o.port = h1_start(&h1, &f.loop, &f.certs);
+  char err[256] = "";
+  int rv = apns_pool_open(&f.loop, &f.pool, &o, err, sizeof err);
+  if (rv != 0) test__fail(__FILE__, __LINE__, "apns_pool_open: %s (%s)", apns_strerror(rv), err);
+  apns__certgen_free(&stranger);
+  uint64_t t0 = uv_now(&f.loop);
+  for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 30000));
+  fx_run_until_count(&f.loop, &f.done, N);
+  for (int i = 0; i < N; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    if (recs[i].err != want_err) printf("error_text: %s\n", recs[i].error_text);
+    ASSERT_ERR(recs[i].err, want_err);
+    ASSERT_EQ(recs[i].delivery, APNS_DELIVERY_NOT_PROCESSED);
+    ASSERT_EQ(recs[i].attempts, 0);
+    if (strstr(recs[i].error_text, want_text) == NULL)
+      test__fail(__FILE__, __LINE__, "error_text: %s", recs[i].error_text);
+    ASSERT_LT(recs[i].t_end - t0, 5000 * test_time_factor()); /* the deadline was 30 s */
+  }
+  ASSERT_EQ(stopped, 1);
+  const char *text = NULL;
+  ASSERT_ERR(apns_pool_stop_cause(f.pool, &text), want_err);
+  ASSERT_NOT_NULL(text);
+  ASSERT_TRUE(strstr(text, want_text) != NULL);
+  fx_rec late = {0};
+  ASSERT_ERR(post(&f, &late, TOKEN, 1000), APNS_ESTOPPED);
+  /* A bounded number of tries: 3 that failed for the cause, give or take the one under way and a peer that reset
+   * the connection before its alert could be read. */
+  ASSERT_LE(f.downs, 6);
+  if (cause == CAUSE_NO_H2) {
+    h1_stop(&h1);
+    ASSERT_LE(h1.handshakes, 6);
+  }
+  teardown(&f);
+}
+
+TEST(pool_wrong_ca_stops) {
+  check_permanent(CAUSE_WRONG_CA, APNS_ECERTVERIFY, "verif");
+}
+
+TEST(pool_wrong_name_stops) {
+  check_permanent(CAUSE_WRONG_NAME, APNS_ECERTVERIFY, "verif");
+}
+
+TEST(pool_client_cert_refused_stops) {
+  check_permanent(CAUSE_CERT_REFUSED, APNS_ETLS, "did not accept our certificate");
+}
+
+TEST(pool_no_http2_stops) {
+  check_permanent(CAUSE_NO_H2, APNS_EALPN, "ALPN");
+}
+
+/* A cause that may pass (nothing listening, a name that does not resolve) does not stop the pool, but the request
+ * that was never written ends at its deadline with it, not with a bare APNS_ETIMEDOUT. */
+static void check_transient(const char *host, uint16_t port, fx *f, fx_rec *rec) {
+  apns_pool_options o;
+  char err[256] = "";
+  memset(&o, 0, sizeof o);
+  o.host = host;
+  o.port = port;
+  o.size = 1;
+  o.reconnect_min_delay_ms = 20;
+  o.on_stopped = on_stopped;
+  o.on_event = on_event;
+  o.data = f;
+  fx_tls_client(&o.tls, &f->certs);
+  stopped = 0;
+  ASSERT_OK(apns_pool_open(&f->loop, &f->pool, &o, err, sizeof err));
+  uint64_t t0 = uv_now(&f->loop);
+  uint64_t deadline = 600 * (uint64_t)test_time_factor();
+  ASSERT_OK(post(f, rec, TOKEN, deadline));
+  fx_run_until(&f->loop, &f->done);
+  ASSERT_GE(rec->t_end - t0, deadline); /* the pool kept trying until the deadline */
+  ASSERT_EQ(rec->delivery, APNS_DELIVERY_NOT_PROCESSED);
+  ASSERT_EQ(rec->attempts, 0);
+  ASSERT_EQ(stopped, 0);
+  ASSERT_EQ(apns_pool_stop_cause(f->pool, NULL), 0);
+  ASSERT_GT(f->downs, 1);
+}
+
+TEST(pool_refused_carries_cause) {
+  fx f;
+  fx_rec rec = {0};
+  setup(&f);
+  check_transient("127.0.0.1", dead_port(&f.loop), &f, &rec);
+  ASSERT_ERR(rec.err, UV_ECONNREFUSED);
+  ASSERT_TRUE(strstr(rec.error_text, "cannot connect") != NULL);
+  teardown(&f);
+}
+
+TEST(pool_unknown_host_carries_cause) {
+  fx f;
+  fx_rec rec = {0};
+  setup(&f);
+  check_transient("no-such-host.invalid", 443, &f, &rec);
+  /* NONAME from a resolver that answers; AGAIN when none can be reached: either way the resolver's code. */
+  if (rec.err != UV_EAI_NONAME && rec.err != UV_EAI_AGAIN)
+    test__fail(__FILE__, __LINE__, "err %s (%s)", apns_err_name(rec.err), rec.error_text);
+  ASSERT_TRUE(strstr(rec.error_text, "no-such-host.invalid") != NULL);
+  teardown(&f);
+}
+
+/* A server that sends every connection away after one request: each replacement waits out the back-off, so the
+ * connects per second stay bounded (they were as fast as handshakes go). */
+TEST(pool_goaway_backs_off) {
+  fx f;
+  apns_pool_options o;
+  enum { N = 20 };
+  static fx_rec recs[N];
+  setup(&f);
+  f.mo.goaway_after = 1;
+  f.mo.max_streams = 1; /* one request a connection: none refused, so no retry back-off slows the run */
+  memset(&o, 0, sizeof o);
+  o.size = 2;
+  o.max_connects_per_sec = 1000;
+  o.reconnect_min_delay_ms = 100;
+  o.reconnect_max_delay_ms = 100;
+  open_pool(&f, &o);
+  uint64_t t0 = uv_now(&f.loop);
+  for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 60000));
+  fx_run_until_count(&f.loop, &f.done, N);
+  uint64_t elapsed = uv_now(&f.loop) - t0;
+  for (int i = 0; i < N; i++)
+    if (recs[i].status != 200)
+      test__fail(__FILE__, __LINE__, "request %d: %s (%s) after %u tries", i, apns_err_name(recs[i].err),
+                 recs[i].error_text, recs[i].attempts);
+  apns_mock_stats ms;
+  apns_mock_get_stats(f.mock, &ms);
+  ASSERT_GE(ms.goaways, N - 2);
+  /* Each slot waits at least 80 ms (100 ms less the jitter) before each replacement. */
+  if (ms.connections > 4 + 2 * elapsed / 80)
+    test__fail(__FILE__, __LINE__, "%llu connections in %llu ms", (unsigned long long)ms.connections,
+               (unsigned long long)elapsed);
+  teardown(&f);
+}
+
+/* A million queued behind a connection whose first tries are answered 500: every retry goes back to the head of
+ * the queue with an early deadline. The queue's deadline structure pays O(log n) steps for it, not a walk over the
+ * million (which made each retry cost a million steps). */
+static int million_answered, million_ok, million_canceled;
+static void million_500_first(void *data, apns_mock_request *req) {
+  (void)data;
+  if (++million_answered <= 2000) req->status = 500;
+}
+
+static void million_done(int err, const apns_response *res, void *data) {
+  (void)res;
+  (void)data;
+  if (err == 0) million_ok++;
+  if (err == APNS_ECANCELED) million_canceled++;
+}
+
+TEST(pool_million_queued_retries_cost_log_n) {
+  fx f;
+  apns_pool_options o;
+  /* A million; a tenth of that under valgrind, where each request costs twenty times as much. */
+  const int N = test_time_factor() > 1 ? 100000 : 1000000;
+  setup(&f);
+  f.mo.on_request = million_500_first;
+  f.mo.max_streams = 20;
+  memset(&o, 0, sizeof o);
+  o.size = 1;
+  o.retry_max_delay_ms = 1;
+  open_pool(&f, &o);
+  apns_request r;
+  /* The first thousand, those that will be retried, have the earliest deadlines, as when they were posted first. */
+  for (int i = 0; i < N; i++) {
+    fx_request(&r, TOKEN, i < 1000 ? 500000 : 600000);
+    ASSERT_OK(apns_pool_post(f.pool, &r, million_done, NULL));
+  }
+  uint64_t s0 = apns__pool_queue_steps(f.pool);
+  ASSERT_LE(s0, (uint64_t)N * 25); /* posting: O(log n) each */
+  apns_pool_stats st;
+  do {
+    ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+    apns_pool_get_stats(f.pool, &st);
+  } while (st.retried < 2000 || million_ok < 100);
+  uint64_t steps = apns__pool_queue_steps(f.pool) - s0;
+  /* Each try leaves the heap and each retry goes back in: at most 4 log2(n) steps apiece. */
+  if (steps > (st.sent + st.retried) * 4 * 21)
+    test__fail(__FILE__, __LINE__, "%llu steps for %llu tries and %llu retries", (unsigned long long)steps,
+               (unsigned long long)st.sent, (unsigned long long)st.retried);
+  ASSERT_GT(st.queued, N - 10000);
+  close_pool(&f, 0);
+  ASSERT_EQ(million_ok + million_canceled, N);
+  teardown(&f);
+}
+
+/* Statuses APNs never sends (a proxy's 3xx) are counted apart, not as "other 4xx". */
+static void answer_3xx(void *data, apns_mock_request *req) {
+  (void)data;
+  req->status = req->seq == 1 ? 302 : req->seq == 2 ? 304 : req->seq == 3 ? 404 : 200;
+}
+
+TEST(pool_stats_by_status) {
+  fx f;
+  apns_pool_options o;
+  static fx_rec recs[4];
+  setup(&f);
+  f.mo.on_request = answer_3xx;
+  f.mo.max_streams = 1; /* one at a time: seq follows the order of posting */
+  memset(&o, 0, sizeof o);
+  o.size = 1;
+  open_pool(&f, &o);
+  for (int i = 0; i < 4; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 30000));
+  fx_run_until_count(&f.loop, &f.done, 4);
+  ASSERT_EQ(recs[0].status, 302);
+  ASSERT_EQ(recs[1].status, 304);
+  apns_pool_stats st;
+  apns_pool_get_stats(f.pool, &st);
+  ASSERT_UEQ(st.by_status[0], 1);
+  ASSERT_UEQ(st.by_status[4], 1); /* the 404 only */
+  ASSERT_UEQ(st.other_status, 2);
+  ASSERT_UEQ(st.rejected, 3);
+  ASSERT_UEQ(st.accepted, 1);
+  teardown(&f);
+}
+
+/* A connection sent away with streams open leaves its slot and finishes them: retiring it must not allocate, or
+ * an allocation failing right then closed it and canceled its open requests (APNS_ECANCELED, with the pool open).
+ * The allocation that follows the GOAWAY event fails here; every request still ends answered. */
+static int fail_next_alloc_on_goaway;
+static void on_event_fail_alloc(apns_pool *p, const apns_pool_event *ev) {
+  on_event(p, ev);
+  if (ev->type == APNS_POOL_EVENT_CONN_DOWN && ev->err == APNS_ECLOSED && fail_next_alloc_on_goaway) {
+    fail_next_alloc_on_goaway = 0;
+    test_alloc_fail_nth(1);
+  }
+}
+
+TEST(pool_goaway_retires_without_canceling) {
+  fx f;
+  apns_pool_options o;
+  enum { N = 40 };
+  static fx_rec recs[N];
+  char err[256] = "";
+  setup(&f);
+  f.mo.goaway_after = 20;
+  f.mo.delay_ms = 100; /* the GOAWAY goes out at once, the answers below it later: they are open when it comes */
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  memset(&o, 0, sizeof o);
+  o.host = "127.0.0.1";
+  o.port = (uint16_t)apns_mock_port(f.mock);
+  o.size = 1;
+  o.reconnect_min_delay_ms = 10;
+  fx_tls_client(&o.tls, &f.certs);
+  o.on_event = on_event_fail_alloc;
+  o.data = &f;
+  ASSERT_OK(apns_pool_open(&f.loop, &f.pool, &o, err, sizeof err));
+  while (f.ups == 0) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  fail_next_alloc_on_goaway = 1;
+  for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 30000));
+  fx_run_until_count(&f.loop, &f.done, N);
+  test_alloc_reset();
+  ASSERT_EQ(fail_next_alloc_on_goaway, 0);
+  for (int i = 0; i < N; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_OK(recs[i].err);
+    ASSERT_EQ(recs[i].status, 200);
+  }
+  teardown(&f);
+}
+
+/* Accessors take NULL as free() does (NULL or zeros back); int-returning calls say APNS_EINVAL. */
+TEST(pool_accessors_take_null) {
+  apns_pool_stats st;
+  memset(&st, 0xab, sizeof st);
+  apns_pool_get_stats(NULL, &st);
+  ASSERT_UEQ(st.posted, 0);
+  ASSERT_UEQ(st.queued, 0);
+  ASSERT_EQ(st.connections_up, 0);
+  apns_pool_get_stats(NULL, NULL);
+  ASSERT_NULL(apns_pool_data(NULL));
+  ASSERT_NULL(apns_pool_loop(NULL));
+  const char *text = "x";
+  ASSERT_ERR(apns_pool_stop_cause(NULL, &text), APNS_EINVAL);
+  ASSERT_NULL(text);
+  ASSERT_ERR(apns_pool_close(NULL, 0, NULL), APNS_EINVAL);
+  apns_request r;
+  fx_request(&r, TOKEN, 1000);
+  ASSERT_ERR(apns_pool_post(NULL, &r, fx_record, NULL), APNS_EINVAL);
+}
+
 TEST_SUITE(pool){
     TEST_ENTRY(pool_moves_on_when_stream_ids_run_out),
     TEST_ENTRY(pool_hundred_thousand),
@@ -562,8 +1063,21 @@ TEST_SUITE(pool){
     TEST_ENTRY(pool_queue_full_and_low_water),
     TEST_ENTRY(pool_graceful_close_cancels_queue),
     TEST_ENTRY(pool_graceful_close_lets_work_finish),
+    TEST_ENTRY(pool_close_cancels_unwritten_not_processed),
     TEST_ENTRY(pool_bad_certificate_stops),
     TEST_ENTRY(pool_reconnects_with_backoff),
     TEST_ENTRY(pool_allocation_failures),
+    TEST_ENTRY(pool_timeout_max_answered),
+    TEST_ENTRY(pool_goaway_backs_off),
+    TEST_ENTRY(pool_accessors_take_null),
+    TEST_ENTRY(pool_goaway_retires_without_canceling),
+    TEST_ENTRY(pool_stats_by_status),
+    TEST_ENTRY(pool_million_queued_retries_cost_log_n),
+    TEST_ENTRY(pool_wrong_ca_stops),
+    TEST_ENTRY(pool_wrong_name_stops),
+    TEST_ENTRY(pool_client_cert_refused_stops),
+    TEST_ENTRY(pool_no_http2_stops),
+    TEST_ENTRY(pool_refused_carries_cause),
+    TEST_ENTRY(pool_unknown_host_carries_cause),
     TEST_SUITE_END,
 };

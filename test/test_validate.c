@@ -100,6 +100,10 @@ TEST(validate_collapse_id) {
   ASSERT_ERR(apns_validate_collapse_id("a\rb"), APNS_EBADCOLLAPSEID);
   ASSERT_ERR(apns_validate_collapse_id("a\nb"), APNS_EBADCOLLAPSEID);
   ASSERT_ERR(apns_validate_collapse_id(" a"), APNS_EBADCOLLAPSEID);
+  /* The message names every way the id can be wrong, not only its length (CR/LF used to read "longer than 64"). */
+  ASSERT_TRUE(strstr(apns_strerror(APNS_EBADCOLLAPSEID), "64 bytes") != NULL);
+  ASSERT_TRUE(strstr(apns_strerror(APNS_EBADCOLLAPSEID), "CR, LF") != NULL);
+  ASSERT_TRUE(strstr(apns_strerror(APNS_EBADCOLLAPSEID), "empty") != NULL);
   ASSERT_ERR(apns_validate_collapse_id("a\t"), APNS_EBADCOLLAPSEID);
 }
 

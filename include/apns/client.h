@@ -14,8 +14,15 @@
  * Authentication is either a client certificate (o.tls.cert_file and o.tls.key_file) or a provider token (a .p8
  * key with its key id and team id). With a token, each connection signs its own JWT (ES256), keeps it at least 20
  * minutes and replaces it at 50 (Apple answers TooManyProviderTokenUpdates to a connection whose token changes
- * sooner, and ExpiredProviderToken to one older than an hour); after a 403 ExpiredProviderToken the connection takes
- * a new token and the request is retried once.
+ * sooner, and ExpiredProviderToken to one older than an hour). Ages are measured on the monotonic clock; the wall
+ * clock (o.clock) only gives the token's iat, so a wall clock stepped back or forward moves no refresh.
+ *   - 403 ExpiredProviderToken: the connection takes one new token (one, however many requests were in flight
+ *     under the old one) and each such request is retried once under it. When the token is younger than 20
+ *     minutes the wall clock that dated it was wrong and a new one would draw a 429: no token is made and the
+ *     request ends with its 403.
+ *   - 429 TooManyProviderTokenUpdates: not expected (the library never changes a connection's token sooner than
+ *     20 minutes); the request ends with that response and is not retried, since the same connection would answer
+ *     the same until its 20 minutes pass. Apple did not deliver it: it is safe to send again.
  *
  * Call everything on the loop's thread.
  */
@@ -62,10 +69,19 @@ typedef struct apns_client_options {
   size_t low_water;            /* default max_queued / 2 */
   apns_client_cb on_low_water; /* optional back-pressure signal */
   int never_resend_unknown;    /* see apns_pool_options; default 0, as aapns */
-  apns_pool_event_cb on_event; /* optional metrics hook (connections, retries, token refreshes) */
+  /* Optional metrics and logging hook (connections, retries, token refreshes; see apns_pool_event_type): not where
+   * errors are delivered. Its pool argument is the client's (apns_client_pool), and apns_pool_data(pool) is your
+   * data below, as apns_client_data() is. Default NULL. */
+  apns_pool_event_cb on_event;
   /* The wall clock for token issue times, in UNIX seconds; NULL: time(). For tests. */
   int64_t (*clock)(void *data);
   void *data; /* yours: apns_client_data(); also passed to clock */
+  /* Optional: the client stopped, as a pool does (apns/pool.h): a permanent connection error (wrong CA or host
+   * name, no HTTP/2, our certificate refused), 403 BadCertificate, or 403 InvalidProviderToken three times in a
+   * row. apns_client_stop_cause() says why; later sends return APNS_ESTOPPED. Default NULL. */
+  apns_client_cb on_stopped;
+  /* Optional: a connection is ready to carry notifications; runs each time one becomes so. Default NULL. */
+  apns_client_cb on_connected;
 } apns_client_options;
 
 /* Per-send options; NULL means all defaults. */
@@ -130,7 +146,11 @@ APNS_EXTERN int apns_build_send_request(const char *default_topic, const char *d
  * APNS_ECANCELED; then cb runs and the client is freed. */
 APNS_EXTERN int apns_client_close(apns_client *client, uint64_t drain_timeout_ms, apns_client_cb cb);
 
+/* Accessors take a NULL client and then return NULL or fill *out with zeros (as the pool's do); functions that
+ * return an int return APNS_EINVAL for it. */
 APNS_EXTERN void apns_client_get_stats(const apns_client *client, apns_pool_stats *out);
+/* As apns_pool_stop_cause: 0 while running, else why the client stopped (*text: a message, or NULL). */
+APNS_EXTERN int apns_client_stop_cause(const apns_client *client, const char **text);
 APNS_EXTERN apns_pool *apns_client_pool(apns_client *client);
 APNS_EXTERN void *apns_client_data(const apns_client *client);
 

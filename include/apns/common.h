@@ -42,8 +42,9 @@ APNS_EXTERN const char *apns_version_string(void);
  * Errors
  *
  * Every function that can fail returns an int: 0 on success, a negative code on failure. Our codes live in a range
- * of their own (below APNS__ERRNO_BASE) so that libuv's UV_* codes (negative errno values, DNS errors) can travel
- * through the same int unchanged. apns_strerror() and apns_err_name() understand both.
+ * of their own (just above APNS__ERRNO_BASE, -100000, and far below every errno) so that libuv's UV_* codes
+ * (negative errno values, DNS errors) can travel through the same int unchanged. apns_strerror() and
+ * apns_err_name() understand both.
  *
  * An HTTP status or an APNs reason is not an error: a request that got any response ends with err == 0 and the
  * status and reason in the apns_response.
@@ -71,7 +72,7 @@ APNS_EXTERN const char *apns_version_string(void);
   XX(EBADTOKEN, "device token is not an even-length hex string")                                                      \
   XX(EBADTOPIC, "topic is empty or has spaces or control characters")                                                 \
   XX(EBADAPNSID, "apns-id is not a canonical UUID")                                                                   \
-  XX(EBADCOLLAPSEID, "collapse-id is longer than 64 bytes")                                                           \
+  XX(EBADCOLLAPSEID, "collapse-id is empty, over 64 bytes, or has CR, LF, NUL or a space at either end")              \
   XX(EBADPRIORITY, "priority must be 1, 5 or 10")                                                                     \
   XX(EBADPUSHTYPE, "unknown push type")                                                                               \
   XX(EBADHEADER, "header name or value has CR, LF, NUL or an invalid character")                                      \
@@ -240,11 +241,19 @@ typedef struct apns_response {
   size_t body_len;
   apns_delivery delivery; /* for err != 0: whether it is safe to send again */
   unsigned attempts;      /* tries made (1 at the low level; the pool counts its retries) */
+  /* For err != 0 at the pool and client levels: what went wrong, in words (the connection's message when the
+   * cause was a connection's: "certificate verification failed: ...", "cannot connect to ...: connection
+   * refused"; else apns_strerror(err)). NULL when err == 0, and may be NULL at the connection level. Valid only
+   * during the callback. (Appended last: the struct only grows at its end.) */
+  const char *error_text;
 } apns_response;
 
 /* The callback for every request at every level. err is 0 when a response arrived (whatever its status), or a
  * negative code: APNS_ETIMEDOUT, APNS_ECLOSED, APNS_ECANCELED, ... res is never NULL. It is called exactly once per
- * accepted request, never from inside the call that submitted it. */
+ * accepted request, never from inside the call that submitted it.
+ * At the pool and client levels, a request that never reached the server (res->delivery NOT_PROCESSED) because no
+ * connection could be made ends with the connection's error itself, not a bare timeout: APNS_ECERTVERIFY,
+ * APNS_EALPN, APNS_ETLS, UV_ECONNREFUSED, UV_EAI_NONAME, ... with res->error_text saying more. */
 typedef void (*apns_response_cb)(int err, const apns_response *res, void *data);
 
 #ifdef __cplusplus

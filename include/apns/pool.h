@@ -2,8 +2,10 @@
  *
  * The pool opens `size` connections up front and keeps them up: a lost connection is replaced after a capped,
  * jittered exponential back-off, and the whole pool never opens connections faster than a few a second (Apple
- * treats rapid reconnects as an attack). A connection that received GOAWAY is replaced at once while its open
- * streams finish.
+ * treats rapid reconnects as an attack). A connection that received GOAWAY, or that runs out of stream ids, lets
+ * its open streams finish while a replacement is opened after the same back-off as a failure (reconnect_min_delay_ms,
+ * doubling up to reconnect_max_delay_ms; the back-off is forgotten once a connection has answered 2xx), so a server
+ * that sends every connection away is not reconnected to in a loop.
  *
  * apns_pool_post() is never blocked: a request that finds no free stream waits in a FIFO queue. Any free stream on
  * any live connection takes the head of the queue; a request being retried goes back to the head, so order is
@@ -20,9 +22,22 @@
  * retry_max_delay_ms, each delay jittered by +-20%. A retry never outlives the deadline. res->attempts counts the
  * tries.
  *
- * An answer of 403 BadCertificate or BadCertificateEnvironment stops the pool: nothing more can succeed with that
- * certificate. That request ends with its response; every other open and queued request ends with APNS_ESTOPPED,
- * later posts are refused with APNS_ESTOPPED, and on_stopped runs.
+ * Failures carry their cause. A request that never reached the server because no connection could be made ends
+ * at its deadline with the last connection error (UV_ECONNREFUSED, UV_EAI_NONAME, APNS_ETIMEDOUT of a connect,
+ * APNS_ECLOSED, ...) rather than a bare APNS_ETIMEDOUT, res->delivery APNS_DELIVERY_NOT_PROCESSED, and
+ * res->error_text the connection's message; APNS_ETIMEDOUT means a connection was up and the request did not get
+ * its turn or its answer in time.
+ *
+ * The pool stops when nothing more can succeed, instead of retrying until every deadline:
+ *   - 3 connection attempts in a row fail for a cause another try cannot cure: the server's certificate does not
+ *     verify (APNS_ECERTVERIFY: wrong CA, wrong name), the server does not speak HTTP/2 (APNS_EALPN), or it
+ *     refused our client certificate in the handshake (APNS_ETLS). Queued requests end with that code;
+ *   - an answer of 403 BadCertificate or BadCertificateEnvironment (nothing more can succeed with that
+ *     certificate), or 3 answers in a row of 403 InvalidProviderToken (no 2xx between). Those requests end with
+ *     their responses; the others end with APNS_ESTOPPED.
+ * Open requests end with APNS_ESTOPPED, later posts are refused with APNS_ESTOPPED, on_stopped runs, and
+ * apns_pool_stop_cause() says why. Connection errors that may pass (refused, DNS, timeouts, lost connections) never
+ * stop the pool: it keeps reconnecting with back-off.
  *
  * Every accepted request ends exactly once; no callback runs inside apns_pool_post(); closing from any callback is
  * safe. Call everything on the loop's thread.
@@ -40,12 +55,15 @@ extern "C" {
 
 typedef struct apns_pool apns_pool;
 
+/* Events are for metrics and logs: they tell what happens inside (connections, retries, tokens) as it happens.
+ * They are not where errors are delivered: every request's outcome reaches its own callback, and a stop reaches
+ * on_stopped. An event callback must not close the pool. */
 typedef enum {
   APNS_POOL_EVENT_CONN_UP = 1,   /* a connection is ready */
   APNS_POOL_EVENT_CONN_DOWN = 2, /* a connection failed or was lost (err, reason) */
   APNS_POOL_EVENT_RETRY = 3,     /* a request is retried (err or status of the failed try, attempt number) */
   APNS_POOL_EVENT_TOKEN = 4,     /* a connection took a new provider token */
-  APNS_POOL_EVENT_STOPPED = 5    /* the pool stopped after a fatal answer (reason) */
+  APNS_POOL_EVENT_STOPPED = 5    /* the pool stopped (err: the cause, as apns_pool_stop_cause; reason: its text) */
 } apns_pool_event_type;
 
 typedef struct apns_pool_event {
@@ -77,9 +95,14 @@ typedef struct apns_pool_options {
   uint64_t reconnect_min_delay_ms; /* first reconnect delay after a failure; default 250 */
   uint64_t reconnect_max_delay_ms; /* cap of the reconnect back-off; default 30 000 */
   unsigned max_connects_per_sec;   /* pool-wide connect rate limit; default 4 */
-  apns_pool_event_cb on_event;     /* optional metrics hook */
-  apns_pool_cb on_stopped;         /* optional: the pool stopped after a fatal answer */
-  void *data;                      /* yours: apns_pool_data() */
+  apns_pool_event_cb on_event;     /* optional metrics and logging hook (see apns_pool_event_type); default NULL */
+  /* Optional: the pool stopped (see above; apns_pool_stop_cause says why). Runs once, after the queued requests
+   * have ended (those in flight end on a later loop turn); closing the pool from it is safe. Default NULL. */
+  apns_pool_cb on_stopped;
+  void *data; /* yours: apns_pool_data() */
+  /* Optional: a connection became ready to carry requests; runs each time one does (the first time is when the
+   * pool can first send). Default NULL. */
+  apns_pool_cb on_connected;
 } apns_pool_options;
 
 /* Creates the pool and starts connecting its connections. Returns 0, APNS_EINVAL, APNS_EBADCERT, APNS_EBADKEY
@@ -109,11 +132,22 @@ typedef struct apns_pool_stats {
   uint64_t retried;      /* tries after the first */
   uint64_t timed_out;    /* ended with APNS_ETIMEDOUT */
   uint64_t by_status[6]; /* final responses: [0] 2xx, [1] 400, [2] 403, [3] 410, [4] other 4xx, [5] 5xx */
+  uint64_t other_status; /* final responses with any other status (1xx, 3xx from a proxy, ...); counted rejected */
 } apns_pool_stats;
 
+/* Accessors take a NULL pool, as free(NULL) does: they then return NULL, or fill *out with zeros, so that code
+ * tearing down need not check. Every function that returns an int returns APNS_EINVAL for a NULL pool instead. */
 APNS_EXTERN void apns_pool_get_stats(const apns_pool *pool, apns_pool_stats *out);
+/* The data of apns_pool_options. For a client's pool (apns_client_pool, and the pool a client's on_event gets)
+ * it is the client's data (apns_client_options.data), the same as apns_client_data() gives. */
 APNS_EXTERN void *apns_pool_data(const apns_pool *pool);
 APNS_EXTERN uv_loop_t *apns_pool_loop(const apns_pool *pool);
+
+/* Why the pool stopped: 0 while it has not; else the connection's permanent error (APNS_ECERTVERIFY, APNS_EALPN,
+ * APNS_ETLS) or APNS_ESTOPPED after a fatal answer. *text (when text is not NULL) gets a message naming the cause
+ * ("certificate verification failed: ...", "the server answered 403 BadCertificate ..."), owned by the pool and
+ * valid until it is freed; NULL while not stopped. APNS_EINVAL for a NULL pool. */
+APNS_EXTERN int apns_pool_stop_cause(const apns_pool *pool, const char **text);
 
 #ifdef __cplusplus
 }

@@ -321,7 +321,7 @@ static int fatal_connect_error(int err) {
 }
 
 static void on_event(apns_pool *pool, const apns_pool_event *ev) {
-  app *a = apns_client_data(apns_pool_data(pool));
+  app *a = apns_pool_data(pool);
   if (ev->type == APNS_POOL_EVENT_CONN_UP) a->ever_up = 1;
   if (ev->type == APNS_POOL_EVENT_CONN_DOWN && !a->ever_up && !a->unreachable &&
       (fatal_connect_error(ev->err) || uv_hrtime() - a->start_ns >= a->o.timeout_ms * 1000000ULL)) {

@@ -234,7 +234,7 @@ static void on_response(int err, const apns_response *res, void *data) {
 }
 
 static void on_event(apns_pool *pool, const apns_pool_event *e) {
-  client *cl = apns_client_data(apns_pool_data(pool));
+  client *cl = apns_pool_data(pool);
   cl->ev = grow(cl->ev, &cl->capev, cl->nev + 1, sizeof *cl->ev);
   event_rec *r = &cl->ev[cl->nev++];
   r->type = e->type;
