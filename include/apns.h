@@ -6,6 +6,7 @@
  *   apns/client.h   high level: send(token, notification) with certificate or token auth
  *   apns/pool.h     mid level: a fixed pool of connections, a queue, retries with back-off, generic POST
  *   apns/conn.h     low level: one HTTP/2 connection; blocked when full
+ *   apns/proxy.h    HTTP CONNECT and SOCKS5 proxies for all three levels, proxy URLs and the environment
  * All functions are to be called from the thread that runs the loop they belong to.
  */
 #ifndef APNS_H
@@ -13,6 +14,7 @@
 
 #include <apns/common.h>
 #include <apns/payload.h>
+#include <apns/proxy.h>
 #include <apns/conn.h>
 #include <apns/pool.h>
 #include <apns/client.h>
