@@ -4,8 +4,14 @@
 
 #include "alloc.h"
 #include "proxy.h"
+#include "proxy_fixture.h"
 
 #include <apns.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 /* A handshake to target:port through a proxy at 127.0.0.1:3128 (type, optional credentials). */
 static apns__proxy *start(apns_proxy_type type, const char *user, const char *pass, const char *target,
@@ -197,6 +203,13 @@ TEST(proxy_http_407_is_auth_error) {
   ASSERT_TRUE(contains(apns__proxy_error(p), "rejected the credentials"));
   ASSERT_TRUE(!contains(apns__proxy_error(p), "hunter2"));
   ASSERT_TRUE(!contains(apns__proxy_error(p), "alice"));
+  apns__proxy_free(p);
+
+  /* 401 is about the proxy's credentials too: no origin has answered yet. */
+  p = start(APNS_PROXY_HTTP, "alice", "pw", "api.push.apple.com", 443);
+  ASSERT_ERR(feed_all(p, "HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"T\"\r\n\r\n", &used),
+             APNS_EPROXYAUTH);
+  ASSERT_EQ(apns__proxy_status(p), 401);
   apns__proxy_free(p);
 }
 
@@ -773,6 +786,197 @@ TEST(proxy_error_codes) {
   ASSERT_EQ(APNS_EPROXY, APNS_ESTOPPED + 1);
 }
 
+/* ---- the handshake against the real daemons, over blocking sockets --------------------------------------------- */
+
+static int tcp_listen(int *port) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+  ASSERT_EQ(listen(s, 8), 0);
+  ASSERT_EQ(getsockname(s, (struct sockaddr *)&a, &len), 0);
+  *port = ntohs(a.sin_port);
+  return s;
+}
+
+static int tcp_connect(int port) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a;
+  struct timeval tv = {10 * test_time_factor(), 0};
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons((uint16_t)port);
+  ASSERT_EQ(connect(s, (struct sockaddr *)&a, sizeof a), 0);
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return s;
+}
+
+/* Runs the handshake over a socket to the daemon: the result (1, or an error) and the surplus count. */
+static int raw_handshake(fx_daemon *d, apns_proxy_type type, const char *user, const char *pass, const char *target,
+                         int target_port, int *sock, char *msg, size_t msglen) {
+  apns_proxy_options o = {type, "127.0.0.1", (uint16_t)fx_daemon_port(d), user, pass};
+  apns__proxy_cfg *cfg;
+  apns__proxy *p;
+  ASSERT_OK(apns__proxy_cfg_new(&cfg, &o, NULL, 0));
+  ASSERT_OK(apns__proxy_new(&p, cfg, target, (uint16_t)target_port));
+  apns__proxy_cfg_free(cfg);
+  int s = tcp_connect(fx_daemon_port(d)), rv = 0;
+  while (rv == 0) {
+    uint8_t *out, in[4096];
+    size_t olen, used;
+    apns__proxy_take_output(p, &out, &olen);
+    if (olen) ASSERT_EQ(write(s, out, olen), (ssize_t)olen);
+    apns__free(out);
+    ssize_t n = read(s, in, sizeof in);
+    if (n <= 0) {
+      ASSERT_EQ(n, 0); /* not a timeout: every answer must come at once */
+      rv = apns__proxy_eof(p);
+      break;
+    }
+    rv = apns__proxy_feed(p, in, (size_t)n, &used);
+    if (rv == 1) ASSERT_EQ(used, (size_t)n); /* these daemons send nothing after their reply */
+  }
+  snprintf(msg, msglen, "%s", apns__proxy_error(p));
+  apns__proxy_free(p);
+  *sock = s;
+  return rv;
+}
+
+/* The tunnel carries bytes both ways, unchanged. */
+static void check_tunnel(int client, int listener) {
+  int server = accept(listener, NULL, NULL);
+  char buf[16];
+  ASSERT_GE(server, 0);
+  ASSERT_EQ(write(client, "\x16\x03\x01ping", 7), 7);
+  ASSERT_EQ(read(server, buf, sizeof buf), 7);
+  ASSERT_MEMEQ(buf, "\x16\x03\x01ping", 7);
+  ASSERT_EQ(write(server, "pong", 4), 4);
+  ASSERT_EQ(read(client, buf, sizeof buf), 4);
+  ASSERT_MEMEQ(buf, "pong", 4);
+  close(server);
+}
+
+TEST(proxy_raw_tinyproxy) {
+  int port, sock;
+  char msg[512];
+  int l = tcp_listen(&port);
+  fx_daemon *d = fx_tinyproxy_start(NULL, NULL, 0);
+  ASSERT_EQ(raw_handshake(d, APNS_PROXY_HTTP, NULL, NULL, "localhost", port, &sock, msg, sizeof msg), 1);
+  check_tunnel(sock, l);
+  close(sock);
+  /* Nothing listens there: tinyproxy answers 500. */
+  int dead;
+  close(tcp_listen(&dead));
+  ASSERT_ERR(raw_handshake(d, APNS_PROXY_HTTP, NULL, NULL, "127.0.0.1", dead, &sock, msg, sizeof msg), APNS_EPROXY);
+  ASSERT_TRUE(contains(msg, "500"));
+  close(sock);
+  fx_daemon_stop(d);
+
+  /* ConnectPort allows one port only: any other is refused with 403. */
+  d = fx_tinyproxy_start(NULL, NULL, port + 1 == 65536 ? 1 : port + 1);
+  ASSERT_ERR(raw_handshake(d, APNS_PROXY_HTTP, NULL, NULL, "localhost", port, &sock, msg, sizeof msg), APNS_EPROXY);
+  ASSERT_TRUE(contains(msg, "403"));
+  close(sock);
+  fx_daemon_stop(d);
+  close(l);
+}
+
+TEST(proxy_raw_tinyproxy_basic_auth) {
+  int port, sock;
+  char msg[512];
+  int l = tcp_listen(&port);
+  fx_daemon *d = fx_tinyproxy_start("alice", "s3cret", port);
+  ASSERT_EQ(raw_handshake(d, APNS_PROXY_HTTP, "alice", "s3cret", "localhost", port, &sock, msg, sizeof msg), 1);
+  check_tunnel(sock, l);
+  close(sock);
+  ASSERT_ERR(raw_handshake(d, APNS_PROXY_HTTP, "alice", "wrong", "localhost", port, &sock, msg, sizeof msg),
+             APNS_EPROXYAUTH);
+  ASSERT_TRUE(contains(msg, "rejected the credentials"));
+  ASSERT_TRUE(contains(msg, "401 Unauthorized")); /* tinyproxy's answer to wrong credentials */
+  close(sock);
+  ASSERT_ERR(raw_handshake(d, APNS_PROXY_HTTP, NULL, NULL, "localhost", port, &sock, msg, sizeof msg),
+             APNS_EPROXYAUTH);
+  ASSERT_TRUE(contains(msg, "requires authentication"));
+  close(sock);
+  fx_daemon_stop(d);
+  close(l);
+}
+
+TEST(proxy_raw_danted) {
+  int port, sock;
+  char msg[512];
+  int l = tcp_listen(&port);
+  fx_daemon *d = fx_danted_start(NULL, NULL);
+  /* A name: resolved by danted (address type 3). */
+  ASSERT_EQ(raw_handshake(d, APNS_PROXY_SOCKS5, NULL, NULL, "localhost", port, &sock, msg, sizeof msg), 1);
+  check_tunnel(sock, l);
+  close(sock);
+  ASSERT_EQ(raw_handshake(d, APNS_PROXY_SOCKS5, NULL, NULL, "127.0.0.1", port, &sock, msg, sizeof msg), 1);
+  check_tunnel(sock, l);
+  close(sock);
+  int dead;
+  close(tcp_listen(&dead));
+  ASSERT_ERR(raw_handshake(d, APNS_PROXY_SOCKS5, NULL, NULL, "localhost", dead, &sock, msg, sizeof msg), APNS_EPROXY);
+  ASSERT_TRUE(contains(msg, "connection refused (reply 5)"));
+  close(sock);
+  /* Credentials offered to a proxy that needs none: it picks no-auth. */
+  ASSERT_EQ(raw_handshake(d, APNS_PROXY_SOCKS5, "u", "p", "localhost", port, &sock, msg, sizeof msg), 1);
+  check_tunnel(sock, l);
+  close(sock);
+  fx_daemon_stop(d);
+  close(l);
+}
+
+TEST(proxy_raw_danted_username) {
+  int port, sock;
+  char msg[512];
+  int l = tcp_listen(&port);
+  fx_daemon *d = fx_danted_start("apnsproxy", "s3cret");
+  ASSERT_EQ(raw_handshake(d, APNS_PROXY_SOCKS5, "apnsproxy", "s3cret", "localhost", port, &sock, msg, sizeof msg), 1);
+  check_tunnel(sock, l);
+  close(sock);
+  ASSERT_ERR(raw_handshake(d, APNS_PROXY_SOCKS5, "apnsproxy", "wrong", "localhost", port, &sock, msg, sizeof msg),
+             APNS_EPROXYAUTH);
+  ASSERT_TRUE(contains(msg, "rejected the credentials"));
+  close(sock);
+  ASSERT_ERR(raw_handshake(d, APNS_PROXY_SOCKS5, NULL, NULL, "localhost", port, &sock, msg, sizeof msg),
+             APNS_EPROXYAUTH);
+  ASSERT_TRUE(contains(msg, "accepts none of the authentication methods"));
+  close(sock);
+  fx_daemon_stop(d);
+  close(l);
+}
+
+TEST(proxy_raw_daemon_restart) {
+  /* The fixture itself: killed, the port refuses; restarted, the same port serves again. */
+  int port, sock;
+  char msg[512];
+  int l = tcp_listen(&port);
+  fx_daemon *d = fx_danted_start(NULL, NULL);
+  int pport = fx_daemon_port(d);
+  fx_daemon_kill(d);
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons((uint16_t)pport);
+  ASSERT_NE(connect(s, (struct sockaddr *)&a, sizeof a), 0);
+  close(s);
+  fx_daemon_restart(d);
+  ASSERT_EQ(fx_daemon_port(d), pport);
+  ASSERT_EQ(raw_handshake(d, APNS_PROXY_SOCKS5, NULL, NULL, "localhost", port, &sock, msg, sizeof msg), 1);
+  check_tunnel(sock, l);
+  close(sock);
+  ASSERT_TRUE(contains(fx_daemon_output(d), "running"));
+  fx_daemon_stop(d);
+  close(l);
+}
+
 TEST_SUITE(proxy){TEST_ENTRY(proxy_http_request_bytes),
                   TEST_ENTRY(proxy_http_200_opens_tunnel),
                   TEST_ENTRY(proxy_http_tls_bytes_in_same_read),
@@ -796,4 +1000,9 @@ TEST_SUITE(proxy){TEST_ENTRY(proxy_http_request_bytes),
                   TEST_ENTRY(proxy_from_env_precedence),
                   TEST_ENTRY(proxy_from_env_no_proxy),
                   TEST_ENTRY(proxy_error_codes),
+                  TEST_ENTRY(proxy_raw_tinyproxy),
+                  TEST_ENTRY(proxy_raw_tinyproxy_basic_auth),
+                  TEST_ENTRY(proxy_raw_danted),
+                  TEST_ENTRY(proxy_raw_danted_username),
+                  TEST_ENTRY(proxy_raw_daemon_restart),
                   TEST_SUITE_END};
