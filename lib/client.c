@@ -130,6 +130,7 @@ int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_optio
   po.on_low_water = o->on_low_water ? client_low_water : NULL;
   po.never_resend_unknown = o->never_resend_unknown;
   po.on_event = o->on_event;
+  po.proxy = o->proxy;
   po.data = c;
   rv = apns_pool_open(loop, &c->pool, &po, errbuf, errlen);
   if (rv < 0) {

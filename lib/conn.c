@@ -20,6 +20,7 @@
 #include "alloc.h"
 #include "errbuf.h"
 #include "h2.h"
+#include "proxy.h"
 #include "tls.h"
 
 #include <stdarg.h>
@@ -78,6 +79,12 @@ struct apns_conn {
   apns_conn_stats stats;
   char goaway_reason[128]; /* the JSON "reason" of the server's GOAWAY, or "" */
   char errmsg[256];
+  /* Through a proxy: host and port above are the proxy's, these the server's (see the proxy stage below). */
+  apns__proxy_cfg *proxy_cfg;
+  apns__proxy *proxy; /* the handshake, while it runs */
+  int tunnel_up;
+  char *target_host;
+  uint16_t target_port;
   uint8_t readbuf[APNS__READ_BUF];
 };
 
@@ -342,11 +349,14 @@ static int conn_pump_plaintext(apns_conn *c) {
   }
 }
 
+static int conn_proxy_read(apns_conn *c, ssize_t nread);
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   apns_conn *c = s->data;
   (void)buf;
   if (nread == 0) return;
   if (c->state == APNS_CONN_CLOSING || c->state == APNS_CONN_LOST) return;
+  if (c->proxy && (nread = conn_proxy_read(c, nread)) == 0) return;
   if (nread < 0) {
     conn_set_error(c, "%s", nread == UV_EOF ? "server closed the connection" : uv_strerror((int)nread));
     conn_lost(c, nread == UV_EOF ? APNS_ECLOSED : (int)nread, NULL);
@@ -425,7 +435,8 @@ static void on_timer(uv_timer_t *t) {
   uint64_t now = uv_now(c->loop);
   c->timer_due = 0;
   if (c->state == APNS_CONN_CONNECTING) {
-    conn_set_error(c, "connect timed out after %llu ms", (unsigned long long)c->connect_timeout);
+    conn_set_error(c, "connect timed out after %llu ms%s", (unsigned long long)c->connect_timeout,
+                   c->proxy ? " in the proxy handshake" : "");
     conn_connect_failed(c, APNS_ETIMEDOUT);
     return;
   }
@@ -463,6 +474,7 @@ static void conn_ready(apns_conn *c) {
 }
 
 static void conn_try_next_addr(apns_conn *c, int last_err);
+static void conn_proxy_start(apns_conn *c);
 
 static void on_connect(uv_connect_t *req, int status) {
   apns_conn *c = req->data;
@@ -472,6 +484,10 @@ static void on_connect(uv_connect_t *req, int status) {
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
+  if (c->proxy_cfg && !c->tunnel_up) {
+    conn_proxy_start(c);
+    return;
+  }
   int rv = apns__tls_new(&c->tls, c->tls_cfg, c->verify_name);
   if (rv < 0) {
     conn_set_error(c, "cannot start TLS: %s", apns_strerror(rv));
@@ -573,6 +589,8 @@ static char *default_authority(const char *host, uint16_t port) {
   return apns__strdup(buf);
 }
 
+static int conn_proxy_open(apns_conn *c, const apns_proxy_options *o, char *errbuf, size_t errlen);
+
 static int conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *o, apns__tls_config *cfg,
                      char *errbuf, size_t errlen) {
   int rv = APNS_ENOMEM;
@@ -595,6 +613,9 @@ static int conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *
   c->verify_name = apns__strdup(o->tls.verify_name ? o->tls.verify_name : o->host);
   c->authority = o->authority ? apns__strdup(o->authority) : default_authority(o->host, c->port);
   if (c->host == NULL || c->verify_name == NULL || c->authority == NULL) goto fail;
+  rv = conn_proxy_open(c, &o->proxy, errbuf, errlen);
+  if (rv < 0) goto fail;
+  rv = APNS_ENOMEM;
   if (cfg) {
     c->tls_cfg = apns__tls_config_ref(cfg);
   } else {
@@ -639,6 +660,8 @@ static int conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *
 
 fail:
   if (c) {
+    apns__proxy_cfg_free(c->proxy_cfg);
+    apns__free(c->target_host);
     apns__tls_config_unref(c->tls_cfg);
     apns__free(c->host);
     apns__free(c->verify_name);
@@ -731,6 +754,9 @@ int apns_conn_set_authorization(apns_conn *c, const char *value) {
 
 static void conn_free(apns_conn *c) {
   if (c->addrs) uv_freeaddrinfo(c->addrs);
+  apns__proxy_free(c->proxy);
+  apns__proxy_cfg_free(c->proxy_cfg);
+  apns__free(c->target_host);
   apns__h2_free(c->h2);
   apns__tls_free(c->tls);
   apns__tls_config_unref(c->tls_cfg);
@@ -795,6 +821,115 @@ int apns_conn_close(apns_conn *c, apns_conn_close_cb cb) {
   uv_close((uv_handle_t *)&c->ping_timer, on_handle_closed);
   uv_close((uv_handle_t *)&c->flusher, on_handle_closed);
   return 0;
+}
+
+/* ---- the proxy stage ------------------------------------------------------------------------------------------
+ *
+ * Between TCP connected and TLS, still CONNECTING (so the connect timeout covers it): host and port are the
+ * proxy's from open on (DNS, connect and their errors are about the proxy), the handshake of proxy.c runs over the
+ * socket, and when the tunnel is up on_connect runs again to start TLS for the server's name, exactly as on a
+ * direct connection. Bytes that came after the proxy's reply are handed to TLS as a read of their own. */
+
+static int conn_proxy_open(apns_conn *c, const apns_proxy_options *o, char *errbuf, size_t errlen) {
+  int rv = apns__proxy_cfg_new(&c->proxy_cfg, o, errbuf, errlen);
+  if (rv < 0 || c->proxy_cfg == NULL) return rv;
+  char *proxy_host = apns__strdup(c->proxy_cfg->host);
+  if (proxy_host == NULL) return APNS_ENOMEM;
+  c->target_host = c->host;
+  c->target_port = c->port;
+  c->host = proxy_host;
+  c->port = c->proxy_cfg->port;
+  return 0;
+}
+
+/* A write of the handshake: its bytes may hold the credentials, zeroed once written. */
+typedef struct {
+  uv_write_t req;
+  uint8_t *buf;
+  size_t len;
+} apns__proxy_write;
+
+static void on_proxy_write(uv_write_t *w, int status) {
+  apns__proxy_write *wr = (apns__proxy_write *)w;
+  apns_conn *c = w->data;
+  apns__zero(wr->buf, wr->len);
+  apns__free(wr->buf);
+  apns__free(wr);
+  if (status < 0 && status != UV_ECANCELED && c->state == APNS_CONN_CONNECTING) {
+    conn_set_error(c, "write to the proxy %s:%u failed: %s", c->host, c->port, uv_strerror(status));
+    conn_connect_failed(c, status);
+  }
+}
+
+/* Sends what the handshake has to say. Returns 0 or an error (the attempt has failed). */
+static int conn_proxy_send(apns_conn *c) {
+  uint8_t *buf;
+  size_t len;
+  apns__proxy_take_output(c->proxy, &buf, &len);
+  if (len == 0) return 0;
+  apns__proxy_write *wr = apns__malloc(sizeof *wr);
+  if (wr == NULL) {
+    apns__zero(buf, len);
+    apns__free(buf);
+    conn_set_error(c, "out of memory writing to the proxy");
+    conn_connect_failed(c, APNS_ENOMEM);
+    return APNS_ENOMEM;
+  }
+  wr->buf = buf;
+  wr->len = len;
+  wr->req.data = c;
+  uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+  int rv = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_proxy_write);
+  if (rv < 0) {
+    apns__zero(buf, len);
+    apns__free(buf);
+    apns__free(wr);
+    conn_set_error(c, "write to the proxy %s:%u failed: %s", c->host, c->port, uv_strerror(rv));
+    conn_connect_failed(c, rv);
+  }
+  return rv;
+}
+
+static void conn_proxy_start(apns_conn *c) {
+  int rv = apns__proxy_new(&c->proxy, c->proxy_cfg, c->target_host, c->target_port);
+  if (rv == 0) rv = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (rv < 0) {
+    conn_set_error(c, "cannot start the proxy handshake with %s:%u: %s", c->host, c->port, apns_strerror(rv));
+    conn_connect_failed(c, rv);
+    return;
+  }
+  conn_proxy_send(c);
+}
+
+/* A read while the handshake runs. Returns how many bytes of readbuf (moved to its start) belong to TLS, to be
+ * read on as usual; 0 when the read is finished with. */
+static int conn_proxy_read(apns_conn *c, ssize_t nread) {
+  size_t used = 0;
+  int rv;
+  if (nread < 0)
+    rv = nread == UV_EOF ? apns__proxy_eof(c->proxy) : (int)nread;
+  else
+    rv = apns__proxy_feed(c->proxy, c->readbuf, (size_t)nread, &used);
+  if (rv < 0) {
+    if (nread < 0 && nread != UV_EOF)
+      conn_set_error(c, "reading from the proxy %s:%u failed: %s", c->host, c->port, uv_strerror((int)nread));
+    else
+      conn_set_error(c, "%s", apns__proxy_error(c->proxy));
+    conn_connect_failed(c, rv);
+    return 0;
+  }
+  if (rv == 0) {
+    conn_proxy_send(c);
+    return 0;
+  }
+  apns__proxy_free(c->proxy);
+  c->proxy = NULL;
+  c->tunnel_up = 1;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  on_connect(&c->connect_req, 0); /* TLS now, as on a direct connection */
+  if (c->state != APNS_CONN_CONNECTING || (size_t)nread == used) return 0;
+  memmove(c->readbuf, c->readbuf + used, (size_t)nread - used);
+  return (int)((size_t)nread - used);
 }
 
 /* ---- accessors ------------------------------------------------------------------------------------------------- */

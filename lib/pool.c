@@ -16,6 +16,7 @@
 #include "alloc.h"
 #include "conn.h"
 #include "errbuf.h"
+#include "proxy.h"
 #include "request.h"
 #include "tls.h"
 
@@ -78,6 +79,7 @@ struct apns_pool {
   apns_pool_options opts; /* strings below are our copies */
   char *host, *authority, *verify_name;
   apns__tls_config *tls_cfg;
+  apns__proxy_cfg *proxy_cfg; /* our copy of opts.proxy, or NULL */
   pool_slot *slots;
   unsigned size;
   unsigned rr; /* round-robin cursor */
@@ -364,6 +366,13 @@ static void slot_connect(pool_slot *s) {
   o.on_connect = on_conn_connect;
   o.on_lost = on_conn_lost;
   o.data = s;
+  if (p->proxy_cfg) {
+    o.proxy.type = p->proxy_cfg->type;
+    o.proxy.host = p->proxy_cfg->host;
+    o.proxy.port = p->proxy_cfg->port;
+    o.proxy.user = p->proxy_cfg->user;
+    o.proxy.password = p->proxy_cfg->password;
+  }
   int rv = apns__conn_open_shared(p->loop, &s->conn, &o, p->tls_cfg);
   if (rv < 0) {
     s->conn = NULL;
@@ -616,6 +625,9 @@ int apns_pool_open(uv_loop_t *loop, apns_pool **out, const apns_pool_options *op
     goto fail;
   rv = apns__tls_config_from_options(&opts->tls, &p->tls_cfg, errbuf, errlen);
   if (rv < 0) goto fail;
+  memset(&p->opts.proxy, 0, sizeof p->opts.proxy); /* the caller's strings: proxy_cfg holds copies */
+  rv = apns__proxy_cfg_new(&p->proxy_cfg, &opts->proxy, errbuf, errlen);
+  if (rv < 0) goto fail;
 
   p->rng = uv_hrtime() | 1;
   p->tokens = (double)p->size;
@@ -638,6 +650,7 @@ int apns_pool_open(uv_loop_t *loop, apns_pool **out, const apns_pool_options *op
 
 fail:
   if (p) {
+    apns__tls_config_unref(p->tls_cfg);
     apns__free(p->host);
     apns__free(p->authority);
     apns__free(p->verify_name);
@@ -713,6 +726,7 @@ static void pool_handle_closed(apns_pool *p) {
   }
   if (cb) cb(p);
   apns__tls_config_unref(p->tls_cfg);
+  apns__proxy_cfg_free(p->proxy_cfg);
   apns__free(p->host);
   apns__free(p->authority);
   apns__free(p->verify_name);

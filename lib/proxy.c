@@ -396,7 +396,9 @@ static int http_end_of_reply(apns__proxy *p) {
     p->status = -1;
     return 0;
   }
-  if (st == 407)
+  /* 401 too: the origin cannot have answered (there is no tunnel yet), and tinyproxy answers wrong credentials with
+   * 401 rather than 407. */
+  if (st == 407 || st == 401)
     return fail(p, APNS_EPROXYAUTH, "%s %s for CONNECT %s (%s)", p->where,
                 p->have_creds ? "rejected the credentials" : "requires authentication", p->target, shown);
   return fail(p, APNS_EPROXY, "%s refused CONNECT %s: %s", p->where, p->target, shown);

@@ -121,7 +121,7 @@ static void write_config(fx_daemon *d, const char *user, const char *password, i
              "user.privileged: root\n"
              "user.unprivileged: nobody\n"
              "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }\n"
-             "socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }\n",
+             "socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 log: connect }\n",
              d->port, user ? "username" : "none");
   }
   write_file(d->conf, text, 0600);

@@ -66,6 +66,9 @@ typedef struct apns_client_options {
   /* The wall clock for token issue times, in UNIX seconds; NULL: time(). For tests. */
   int64_t (*clock)(void *data);
   void *data; /* yours: apns_client_data(); also passed to clock */
+  /* Reach APNs through this proxy (see apns/proxy.h); copied at open. apns_proxy_from_env() gives the one the
+   * environment names, as curl reads it. Default: all zero, no proxy. */
+  apns_proxy_options proxy;
 } apns_client_options;
 
 /* Per-send options; NULL means all defaults. */

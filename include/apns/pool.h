@@ -80,6 +80,10 @@ typedef struct apns_pool_options {
   apns_pool_event_cb on_event;     /* optional metrics hook */
   apns_pool_cb on_stopped;         /* optional: the pool stopped after a fatal answer */
   void *data;                      /* yours: apns_pool_data() */
+  /* Every connection goes through this proxy (see apns/proxy.h and apns_conn_options.proxy); copied at open.
+   * A proxy that is down or refuses is a connection failure (APNS_POOL_EVENT_CONN_DOWN with its cause), retried
+   * with the usual reconnect back-off. Default: all zero, no proxy. */
+  apns_proxy_options proxy;
 } apns_pool_options;
 
 /* Creates the pool and starts connecting its connections. Returns 0, APNS_EINVAL, APNS_EBADCERT, APNS_EBADKEY

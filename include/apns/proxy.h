@@ -7,7 +7,8 @@
  * connection covers the proxy stage too.
  *
  *   HTTP CONNECT   "CONNECT host:port HTTP/1.1" with Host and, when a user is set, Proxy-Authorization: Basic.
- *                  Any 2xx opens the tunnel. 407 ends the attempt with APNS_EPROXYAUTH; any other status with
+ *                  Any 2xx opens the tunnel. 407 (or 401, which tinyproxy sends for wrong credentials) ends the
+ *                  attempt with APNS_EPROXYAUTH; any other status with
  *                  APNS_EPROXY; a reply that is not well-formed HTTP/1.x (bare LF, no status, more than 8 KiB of
  *                  status line and headers) with APNS_EPROXYPROTO.
  *   SOCKS5         RFC 1928, with no authentication or, when a user is set, RFC 1929 user/password. The APNs host
