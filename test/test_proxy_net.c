@@ -341,7 +341,7 @@ static void fake_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   if (n <= 0) return;
   fp->len += (size_t)n;
   fp->req[fp->len] = '\0';
-  if (strstr(fp->req, "\r\n\r\n")) {
+  if (strstr(fp->req, "\r\n\r\n") && fp->reply) {
     uv_buf_t out = uv_buf_init((char *)fp->reply, (unsigned)fp->reply_len);
     uv_read_stop(s);
     ASSERT_EQ(uv_write(&fp->w, s, &out, 1, fake_written), 0);
@@ -404,6 +404,69 @@ TEST(proxy_conn_bytes_after_reply_go_to_tls) {
   close_conn(&f);
   fake_proxy_stop(&fp);
   teardown(&f);
+}
+
+TEST(proxy_conn_closed_during_handshake) {
+  /* Closed while the proxy has the request and has not answered: the close completes, nothing leaks, and no
+   * connect callback comes after it. */
+  pfx f;
+  fake_proxy fp;
+  apns_conn_options o;
+  setup(&f, NULL);
+  int port = fake_proxy_start(&f.loop, &fp, NULL, 0);
+  memset(&o, 0, sizeof o);
+  o.host = "localhost";
+  o.port = 443;
+  fx_tls_client(&o.tls, &f.certs);
+  o.on_connect = on_connect;
+  o.data = &f;
+  o.proxy = proxy_opts(APNS_PROXY_SOCKS5, port, "user", "pw");
+  ASSERT_OK(apns_conn_open(&f.loop, &f.conn, &o, NULL, 0));
+  int got = 0;
+  while (!got) {
+    ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+    got = fp.len == 4; /* the SOCKS5 greeting offering none and user/password */
+  }
+  ASSERT_MEMEQ(fp.req, "\x05\x02\x00\x02", 4);
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_CONNECTING);
+  close_conn(&f);
+  ASSERT_EQ(f.connected, 0);
+  fake_proxy_stop(&fp);
+  teardown(&f);
+}
+
+TEST(proxy_pool_and_client_options_checked) {
+  uv_loop_t loop;
+  char err[200] = "";
+  long live = test_alloc_live();
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  apns_pool_options po;
+  apns_pool *pool = NULL;
+  memset(&po, 0, sizeof po);
+  po.host = "localhost";
+  po.tls.insecure_skip_verify = 1;
+  po.proxy.type = APNS_PROXY_SOCKS5;
+  ASSERT_ERR(apns_pool_open(&loop, &pool, &po, err, sizeof err), APNS_EINVAL);
+  ASSERT_TRUE(contains(err, "proxy: a host is required"));
+  ASSERT_NULL(pool);
+  apns_client_options co;
+  apns_client *client = NULL;
+  memset(&co, 0, sizeof co);
+  co.endpoint = APNS_ENDPOINT_CUSTOM;
+  co.host = "localhost";
+  apns__certgen_result certs;
+  fx_certs(&certs, 0);
+  fx_tls_client(&co.tls, &certs);
+  co.topic = "com.example.app";
+  co.proxy.type = APNS_PROXY_HTTP;
+  co.proxy.host = "proxy";
+  co.proxy.user = "a:b";
+  ASSERT_ERR(apns_client_open(&loop, &client, &co, err, sizeof err), APNS_EINVAL);
+  ASSERT_TRUE(contains(err, "may not contain ':'"));
+  ASSERT_NULL(client);
+  apns__certgen_free(&certs);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+  ASSERT_EQ(test_alloc_live(), live);
 }
 
 TEST(proxy_conn_bad_options) {
@@ -637,6 +700,8 @@ TEST_SUITE(proxy_net){TEST_ENTRY(proxy_conn_through_tinyproxy),
                       TEST_ENTRY(proxy_conn_proxy_down),
                       TEST_ENTRY(proxy_conn_timeout_covers_proxy_stage),
                       TEST_ENTRY(proxy_conn_bytes_after_reply_go_to_tls),
+                      TEST_ENTRY(proxy_conn_closed_during_handshake),
+                      TEST_ENTRY(proxy_pool_and_client_options_checked),
                       TEST_ENTRY(proxy_conn_bad_options),
                       TEST_ENTRY(proxy_client_10000_through_tinyproxy),
                       TEST_ENTRY(proxy_client_10000_through_danted),
