@@ -509,7 +509,7 @@ TEST(proxy_conn_bad_options) {
 
 typedef struct {
   int done, ok;
-  int down, up, auth_errors;
+  int down, up, auth_errors, slow_handshakes;
   int kill_at; /* kill the proxy when done reaches this (0: never) */
   int killed, restarted;
   fx_daemon *daemon;
@@ -524,6 +524,8 @@ static void load_event(apns_pool *p, const apns_pool_event *ev) {
   if (ev->type != APNS_POOL_EVENT_CONN_DOWN) return;
   L->down++;
   if (ev->err == APNS_EPROXYAUTH) L->auth_errors++;
+  if (ev->err == APNS_ETIMEDOUT && ev->reason && strncmp(ev->reason, "connect timed out", 17) == 0)
+    L->slow_handshakes++;
   snprintf(L->down_reason, sizeof L->down_reason, "%s", ev->reason ? ev->reason : "");
   if (L->killed && !L->restarted) {
     /* The pool has seen the proxy go: bring it back, and the pool's reconnects find it. */
@@ -590,7 +592,10 @@ static void send_many(pfx *f, const apns_proxy_options *proxy, int n) {
   apns_mock_get_stats(f->mock, &ms_);
   ASSERT_EQ(ms_.status[200], (uint64_t)n);
   ASSERT_EQ(ms_.handshake_failures, 0);
-  ASSERT_EQ(l.down, 0);
+  /* No connection lost. Under valgrind a TLS handshake competing with the flood of responses on the other
+   * connection can outlast the 10 s connect timeout: that one cause is let pass there (the pool reconnects). */
+  if (l.down != 0 && !(test_time_factor() > 1 && l.down == l.slow_handshakes))
+    test__fail(__FILE__, __LINE__, "%d connections went down, the last: %s", l.down, l.down_reason);
   went_through(f);
   apns_notification_free(note);
   ASSERT_OK(apns_client_close(c, 0, client_closed));
