@@ -1,11 +1,11 @@
 /* Real proxy daemons for the proxy tests (see proxy_fixture.h).
  *
  * Each daemon runs in the foreground as a child of the test, in a process group of its own (danted forks helpers:
- * one kill reaches them all), with stdout and stderr on a pipe. A thread drains that pipe for as long as the
- * daemon lives, so that its logging never blocks it, keeps the output for failure messages, and says when the
- * daemon's "listening" line has appeared: readiness is an event, not a guess. A port is picked by binding port 0
- * and releasing it; if the daemon then cannot bind it (someone else took it meanwhile), it is tried again on
- * another. */
+ * one kill reaches them all) that dies with the test's process (see supervise), with stdout and stderr on a pipe. A
+ * thread drains that pipe for as long as the daemon lives, so that its logging never blocks it, keeps the output for
+ * failure messages, and says when the daemon's "listening" line has appeared: readiness is an event, not a guess. A
+ * port is picked by binding port 0 and releasing it; if the daemon then cannot bind it (someone else took it
+ * meanwhile), it is tried again on another. */
 
 #include "proxy_fixture.h"
 
@@ -39,6 +39,7 @@ struct fx_daemon {
   pthread_t drainer;
   int drainer_running;
   int fd;
+  int life; /* the test's end of the supervisor's lifeline */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int ready, eof;
@@ -153,14 +154,13 @@ static void write_user_db(fx_daemon *d, const char *user, const char *password) 
   write_file(d->shadow, text, 0600);
 }
 
-static void child(fx_daemon *d, int wfd) {
-  setpgid(0, 0);
+static void exec_daemon(fx_daemon *d, int wfd) {
   dup2(wfd, 1);
   dup2(wfd, 2);
   if (wfd > 2) close(wfd);
   if (d->with_user) {
-    /* A mount namespace of its own: the bind mounts below are seen by danted only, and vanish with it. */
-    /* ("none": the kernel ignores source and type here, and valgrind wants no NULL.) */
+    /* A mount namespace of its own: the bind mounts below are seen by danted only, and vanish with it.
+     * ("none": the kernel ignores source and type here, and valgrind wants no NULL.) */
     if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
         mount(d->passwd, "/etc/passwd", "none", MS_BIND, NULL) != 0 ||
         mount(d->shadow, "/etc/shadow", "none", MS_BIND, NULL) != 0) {
@@ -183,6 +183,28 @@ static void child(fx_daemon *d, int wfd) {
   _exit(127);
 }
 
+/* The forked child: a supervisor that starts the daemon in its process group and waits on the lifeline, a pipe
+ * whose other end only the test holds. When the test ends, however it ends (an assertion's abort, the runner's
+ * kill), the lifeline reads EOF and the supervisor kills the group. (PR_SET_PDEATHSIG alone would not do: danted
+ * changes its user ids, which clears it.) */
+static void supervise(fx_daemon *d, int wfd, int life) {
+  setpgid(0, 0);
+  /* Only the pipes of this daemon: a lifeline of another daemon held here would keep that one alive. */
+  for (int fd = 3; fd < 1024; fd++)
+    if (fd != wfd && fd != life) close(fd);
+  pid_t daemon = fork();
+  if (daemon < 0) _exit(127);
+  if (daemon == 0) {
+    close(life);
+    exec_daemon(d, wfd);
+  }
+  close(wfd);
+  char b;
+  while (read(life, &b, 1) < 0 && errno == EINTR) continue;
+  kill(0, SIGKILL);
+  _exit(0);
+}
+
 /* One try: 1 when the daemon listens, 0 when it exited first (its output says why). */
 static int spawn(fx_daemon *d) {
   int fds[2];
@@ -192,12 +214,17 @@ static int spawn(fx_daemon *d) {
   d->out[0] = '\0';
   fflush(stdout);
   fflush(stderr);
+  int life[2];
+  ASSERT_EQ(pipe(life), 0);
   d->pid = fork();
   ASSERT_GE(d->pid, 0);
   if (d->pid == 0) {
     close(fds[0]);
-    child(d, fds[1]);
+    close(life[1]);
+    supervise(d, fds[1], life[0]);
   }
+  close(life[0]);
+  d->life = life[1];
   setpgid(d->pid, d->pid); /* also here, so a kill right after fork reaches the group */
   close(fds[1]);
   d->fd = fds[0];
@@ -261,6 +288,7 @@ void fx_daemon_kill(fx_daemon *d) {
     kill(-d->pid, SIGKILL);
     ASSERT_EQ(waitpid(d->pid, &status, 0), d->pid);
     d->pid = -1;
+    close(d->life);
   }
   if (d->drainer_running) {
     /* EOF comes once every process of the group is gone. */
