@@ -492,6 +492,54 @@ TEST(proxy_socks5_eof) {
   apns__proxy_free(p);
 }
 
+TEST(proxy_random_replies_stay_bounded) {
+  /* Random bytes after plausible starts, cut at random: whatever a proxy sends, the handshake ends (open, error)
+   * or waits, never takes more than it was given, never more than its bound, and frees cleanly. */
+  static const char *starts[] = {"HTTP/1.1 200", "HTTP/1.0 407 x\r\n",          "HTTP/1.1 200 OK\r\nA: b\r\n", "",
+                                 "\x05\x00",     "\x05\x02\x01\x00\x05\x00\x00"};
+  uint32_t seed = 12345;
+  int outcomes[3] = {0}; /* waiting, open, refused */
+  for (int round = 0; round < 3000; round++) {
+    uint8_t buf[600];
+    size_t si = (size_t)round % (sizeof starts / sizeof starts[0]), sl = strlen(starts[si]);
+    memcpy(buf, starts[si], sl);
+    for (size_t i = sl; i < sizeof buf; i++) {
+      seed = seed * 1103515245u + 12345u;
+      buf[i] = (uint8_t)(seed >> 16);
+      /* Mostly printable with CRLFs, so that the parser gets past the first line often enough. */
+      if ((seed >> 8) % 4 != 0) buf[i] = (uint8_t)(0x20 + buf[i] % 0x5f);
+      if ((seed >> 4) % 13 == 0) buf[i] = '\r';
+      if (i > 0 && buf[i - 1] == '\r' && (seed >> 2) % 3 != 0) buf[i] = '\n';
+    }
+    apns_proxy_type type = si >= 4 ? APNS_PROXY_SOCKS5 : APNS_PROXY_HTTP;
+    apns__proxy *p = start(type, si == 5 ? "u" : NULL, si == 5 ? "p" : NULL, "localhost", 443);
+    size_t at = 0, total = 0;
+    int rv = 0;
+    while (rv == 0 && at < sizeof buf) {
+      seed = seed * 1103515245u + 12345u;
+      size_t n = 1 + (seed >> 16) % 64, used = 0;
+      if (n > sizeof buf - at) n = sizeof buf - at;
+      rv = apns__proxy_feed(p, buf + at, n, &used);
+      ASSERT_LE(used, n);
+      if (rv == 0) ASSERT_EQ(used, n);
+      at += n;
+      total += used;
+      uint8_t *o;
+      size_t ol;
+      apns__proxy_take_output(p, &o, &ol);
+      apns__free(o);
+    }
+    ASSERT_TRUE(rv == 0 || rv == 1 || rv == APNS_EPROXY || rv == APNS_EPROXYAUTH || rv == APNS_EPROXYPROTO);
+    ASSERT_LE(total, type == APNS_PROXY_HTTP ? (size_t)APNS__PROXY_MAX_REPLY + 1 : 2 + 2 + 5 + 255 + 2);
+    if (rv != 0) ASSERT_TRUE(rv == 1 ? apns__proxy_done(p) : apns__proxy_error(p)[0] != '\0');
+    outcomes[rv == 0 ? 0 : rv == 1 ? 1 : 2]++;
+    apns__proxy_free(p);
+  }
+  printf("waiting %d, open %d, refused %d\n", outcomes[0], outcomes[1], outcomes[2]);
+  ASSERT_GT(outcomes[1], 0);
+  ASSERT_GT(outcomes[2], 0);
+}
+
 /* ---- configuration --------------------------------------------------------------------------------------------- */
 
 TEST(proxy_cfg_validation) {
@@ -993,6 +1041,7 @@ TEST_SUITE(proxy){TEST_ENTRY(proxy_http_request_bytes),
                   TEST_ENTRY(proxy_socks5_wrong_versions_and_methods),
                   TEST_ENTRY(proxy_socks5_split_at_every_byte),
                   TEST_ENTRY(proxy_socks5_eof),
+                  TEST_ENTRY(proxy_random_replies_stay_bounded),
                   TEST_ENTRY(proxy_cfg_validation),
                   TEST_ENTRY(proxy_alloc_failures),
                   TEST_ENTRY(proxy_parse_url_good),
