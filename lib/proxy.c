@@ -117,7 +117,7 @@ struct apns__proxy {
   int have_creds;
   int status;       /* HTTP status or SOCKS5 REP; -1 before */
   int err;          /* the error reported, once failed */
-  char where[300];  /* "proxy 127.0.0.1:3128" */
+  char where[300];  /* "HTTP proxy 127.0.0.1:3128", for messages */
   char target[300]; /* "api.push.apple.com:443" */
   char *user, *password;
   char *host;
