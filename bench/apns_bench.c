@@ -8,6 +8,8 @@
  * --sweep, how the cost per notification moves with connections (1..8) and with N (10^3..10^6).
  *
  * Everything this program starts is reaped; every loop is bounded by a count and a deadline. */
+/* wait4 (the child's rusage, not the sum of all children) and usleep are GNU/BSD, not POSIX. */
+#define _GNU_SOURCE
 #include <apns.h>
 
 #include <errno.h>

@@ -4,7 +4,7 @@
  * allocator would have to be threaded through jansson (whose hooks are process-wide anyway) and every module. */
 #include "alloc.h"
 
-#include <apns.h>
+#include <apns/common.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * would cost a copy and still leave the canonical-form checks to us. */
 #include "base64.h"
 
-#include <apns.h>
+#include <apns/common.h>
 
 static const char apns__b64url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

@@ -248,3 +248,12 @@ apns_pool *apns_client_pool(apns_client *c) {
 void *apns_client_data(const apns_client *c) {
   return c->data;
 }
+
+/* For channels.c (client_internal.h): what a broadcast needs of the client. */
+const char *apns__client_topic(const apns_client *c) {
+  return c->topic;
+}
+
+uint64_t apns__client_timeout_ms(const apns_client *c) {
+  return c->timeout_ms;
+}

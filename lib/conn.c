@@ -3,17 +3,35 @@
  *
  * Output is coalesced: anything that makes frames pending (a post, a response that needs a WINDOW_UPDATE, a reset)
  * only marks the connection dirty and starts a uv_prepare handle; right before the loop next blocks, one flush
- * takes every pending frame from nghttp2, encrypts them in one go and hands them to one uv_write. A burst of a
- * thousand posts thus costs one write, not a thousand. The one exception is the end of a read: what the responses
- * just read made pending (the next requests, most often) goes out at once, so that client and server overlap
- * instead of taking turns over a whole loop turn's worth of reads (libuv reads a busy socket up to 32 times).
+ * takes every pending frame from nghttp2, encrypts them in one go and hands them to the socket in one write. A burst
+ * of a thousand posts thus costs one write, not a thousand. The one exception is the end of a read: what the
+ * responses just read made pending (the next requests, most often) goes out at once, so that client and server
+ * overlap instead of taking turns over a whole loop turn's worth of reads (libuv reads a busy socket up to 32 times).
+ *
+ * No write of ours raises SIGPIPE, so an embedder need not ignore it (a peer that resets the connection while we
+ * write must cost an error, not the process). libuv writes streams with writev(), which raises it on Linux, and
+ * SO_NOSIGPIPE exists only on BSD and macOS; blocking the signal around each write would not cover the writes libuv
+ * makes later from its own poll callback when the socket was full. So the bytes never go through uv_write at all:
+ * sockout.c sends them with send(MSG_NOSIGNAL) and, when the socket is full, keeps the rest and waits for
+ * writability with a uv_poll_t of its own on a dup() of the descriptor. libuv then holds no bytes of ours and
+ * never writes the socket; it still reads it, connects it and closes it.
+ *
+ * One state machine (conn_step) takes every event that can change the state: ready, any failure, GOAWAY, stream
+ * ids running low, the end of any stream, close. Because a stream's end is an event, a draining connection ends
+ * when its last stream does, however that stream ended.
+ *
+ * Connecting: the connect timeout bounds DNS, TCP and TLS together, and each of the host's addresses gets an equal
+ * share of the time left (the last one all of it), so an address that drops SYNs cannot eat the whole timeout.
+ * Happy Eyeballs (RFC 8305) would race two at once; APNs hosts answer on the first address almost always, and one
+ * socket at a time keeps the teardown simple.
  *
  * Deadlines are kept without a timer per request: in-flight requests sit on one list sorted by deadline, served by
  * one uv_timer. Requests share one timeout almost always, so a new request goes at the tail and insertion is O(1);
  * the timer is re-armed only when it fires, or when a new request's deadline is earlier than the one armed.
  *
- * Teardown is asynchronous. apns_conn_close() closes the four handles; when the last close callback has run, open
- * requests end with APNS_ECANCELED, the user's close callback runs, and the memory goes. Nothing is freed inside
+ * Teardown is asynchronous. apns_conn_close() first takes out the requests whose HEADERS were never serialized (they
+ * end NOT_PROCESSED: the server cannot have them), then closes the handles; when the last close callback has run,
+ * open requests end with APNS_ECANCELED, the user's close callback runs, and the memory goes. Nothing is freed inside
  * a callback of ours, so any callback may close the connection. */
 #include "conn.h"
 
@@ -21,6 +39,8 @@
 #include "errbuf.h"
 #include "h2.h"
 #include "proxy.h"
+#include "sat.h"
+#include "sockout.h"
 #include "tls.h"
 
 #include <stdarg.h>
@@ -47,7 +67,12 @@ struct apns_conn {
   uv_getaddrinfo_t gai;
   int gai_pending;
   uv_connect_t connect_req;
-  struct addrinfo *addrs, *next_addr;
+  struct sockaddr_storage *addrs; /* what DNS gave (IPv4 and IPv6 only), ports set */
+  size_t naddrs, next_addr;
+  int last_err;              /* of the last address tried */
+  uint64_t connect_deadline; /* for DNS, TCP and TLS together */
+  apns__sockout out;         /* every write to the socket (never uv_write: see the file comment) */
+  int out_ready;             /* out is initialized (TCP connected) */
 
   apns__tls_config *tls_cfg;
   apns__tls *tls;
@@ -58,7 +83,11 @@ struct apns_conn {
   nghttp2_nv auth_nv;
 
   apns__req *dl_head, *dl_tail; /* in-flight requests sorted by deadline */
-  uint64_t timer_due;           /* when the timer is armed for; 0 when not */
+  /* Requests dropped unsent at close, to end (APNS_ECANCELED, NOT_PROCESSED) once the handles are closed: no
+   * callback runs inside apns_conn_close. Linked through link.next, oldest first. */
+  apns__req *unsent_head;
+  int collecting_unsent;
+  uint64_t timer_due; /* when the timer is armed for; 0 when not */
 
   uint64_t connect_timeout, ping_idle, ping_timeout;
   uint64_t last_read;
@@ -66,9 +95,10 @@ struct apns_conn {
   uint64_t ping_sent;
 
   int flush_scheduled;
-  int in_h2;         /* inside apns__h2_feed: nghttp2 must not be re-entered for output */
-  int tcp_resetting; /* the TCP handle is being closed to try the next address */
-  int early_err;     /* a failure found inside apns_conn_open, reported on a later turn */
+  int capacity_pending; /* on_capacity to call from the next flush (a drain begun inside a submit) */
+  int in_h2;            /* inside apns__h2_feed: nghttp2 must not be re-entered for output */
+  int tcp_resetting;    /* the TCP handle is being closed to try the next address */
+  int early_err;        /* a failure found inside apns_conn_open, reported on a later turn */
   int lost_reported;
   apns_conn_connect_cb on_connect;
   apns_conn_lost_cb on_lost;
@@ -87,12 +117,6 @@ struct apns_conn {
   uint16_t target_port;
   uint8_t readbuf[APNS__READ_BUF];
 };
-
-/* A uv_write in flight owns the ciphertext it writes. */
-typedef struct {
-  uv_write_t req;
-  uint8_t *buf;
-} apns__write;
 
 static void conn_handle_closed(apns_conn *c);
 
@@ -140,6 +164,10 @@ static void on_timer(uv_timer_t *t);
 static void timer_arm(apns_conn *c, uint64_t due) {
   uint64_t now = uv_now(c->loop);
   c->timer_due = due;
+  if (due == UINT64_MAX) {
+    uv_timer_stop(&c->timer); /* never: nothing to wait for */
+    return;
+  }
   uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
 }
 
@@ -164,23 +192,23 @@ static void dl_insert(apns_conn *c, apns__req *r) {
 static void conn_lost(apns_conn *c, int err, const char *reason);
 static void on_ping_timer(uv_timer_t *t);
 
-static void on_write(uv_write_t *w, int status) {
-  apns__write *wr = (apns__write *)w;
-  apns_conn *c = w->data;
-  apns__free(wr->buf);
-  apns__free(wr);
-  if (status < 0 && status != UV_ECANCELED && c->state != APNS_CONN_CLOSING) {
+static void on_out(apns__sockout *o, int status) {
+  apns_conn *c = o->data;
+  if (status < 0 && c->state != APNS_CONN_CLOSING) {
     conn_set_error(c, "write failed: %s", uv_strerror(status));
     conn_lost(c, status, NULL);
   }
 }
 
-/* Moves everything pending through TLS into one uv_write. */
+/* Moves everything pending through TLS to the socket in one write. */
 static void conn_flush(apns_conn *c) {
   uint8_t *buf = NULL;
   size_t len = 0;
   if (c->state == APNS_CONN_CLOSING || c->state == APNS_CONN_LOST || c->tls == NULL) return;
   if (c->h2 != NULL) {
+    /* Streams serialized now start behind everything queued so far: what close or a loss needs to tell the ones
+     * the socket took from those it never did. */
+    apns__h2_set_out_mark(c->h2, apns__sockout_queued(&c->out));
     int rv = apns__h2_take_output(c->h2, &buf, &len);
     if (rv < 0) {
       conn_set_error(c, "HTTP/2 output failed: %s", apns_strerror(rv));
@@ -199,32 +227,27 @@ static void conn_flush(apns_conn *c) {
   }
   apns__tls_take_output(c->tls, &buf, &len);
   if (len == 0) return;
-  apns__write *wr = apns__malloc(sizeof *wr);
-  if (wr == NULL) {
-    apns__free(buf);
-    conn_set_error(c, "out of memory writing");
-    conn_lost(c, APNS_ENOMEM, NULL);
-    return;
-  }
-  wr->buf = buf;
-  wr->req.data = c;
-  uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-  int rv = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-  if (rv < 0) {
-    apns__free(buf);
-    apns__free(wr);
-    conn_set_error(c, "write failed: %s", uv_strerror(rv));
-    conn_lost(c, rv, NULL);
-    return;
-  }
   c->stats.writes++;
   c->stats.bytes_out += len;
+  int rv = apns__sockout_write(&c->out, buf, len);
+  if (rv < 0) {
+    if (rv == APNS_ENOMEM)
+      conn_set_error(c, "out of memory writing");
+    else
+      conn_set_error(c, "write failed: %s", uv_strerror(rv));
+    conn_lost(c, rv, NULL);
+  }
 }
 
 static void on_prepare(uv_prepare_t *p) {
   apns_conn *c = p->data;
   uv_prepare_stop(p);
   c->flush_scheduled = 0;
+  if (c->capacity_pending) {
+    c->capacity_pending = 0;
+    if (c->on_capacity) c->on_capacity(c);
+    if (c->state == APNS_CONN_CLOSING) return;
+  }
   conn_flush(c);
 }
 
@@ -238,35 +261,112 @@ static void conn_dirty(apns_conn *c) {
 
 static void conn_stop_io(apns_conn *c) {
   uv_read_stop((uv_stream_t *)&c->tcp);
+  /* Bytes still waiting for the socket would only keep the loop alive: the peer is gone or given up on. */
+  if (c->out_ready) apns__sockout_stop(&c->out);
   uv_timer_stop(&c->timer);
   uv_timer_stop(&c->ping_timer);
   c->timer_due = 0;
 }
 
-/* The connection failed before it was ready. */
-static void conn_connect_failed(apns_conn *c, int err) {
-  if (c->state != APNS_CONN_CONNECTING) return;
-  c->state = APNS_CONN_LOST;
-  conn_stop_io(c);
-  if (c->errmsg[0] == '\0') conn_set_error(c, "connect failed: %s", apns_strerror(err));
-  if (c->on_connect) c->on_connect(c, err);
+/* Takes out, without calling back, every open request the server cannot have: HEADERS never serialized, or
+ * serialized into bytes the socket never took (they are dropped with the connection). They wait on unsent_head,
+ * oldest first, for conn_end_unsent. */
+static void conn_collect_unsent(apns_conn *c, int err) {
+  if (c->h2 == NULL) return;
+  c->collecting_unsent = 1;
+  apns__h2_cancel_unsent(c->h2, err, APNS_DELIVERY_NOT_PROCESSED, c->out_ready ? apns__sockout_sent(&c->out) : 0);
+  c->collecting_unsent = 0;
 }
 
-/* A ready connection stopped being usable: end every open request, then tell the user once. */
-static void conn_lost(apns_conn *c, int err, const char *reason) {
-  if (c->state == APNS_CONN_CONNECTING) {
-    conn_connect_failed(c, err);
+static void conn_end_unsent(apns_conn *c, int err) {
+  while (c->unsent_head) {
+    apns__req *r = c->unsent_head;
+    apns_response res;
+    c->unsent_head = r->link.next;
+    r->link.next = NULL;
+    memset(&res, 0, sizeof res);
+    res.delivery = APNS_DELIVERY_NOT_PROCESSED;
+    res.attempts = 1;
+    r->link.done(r, err, &res);
+  }
+}
+
+/* The one state machine. Every event that can change the state comes here, and only here is c->state written
+ * (after open):
+ *
+ *   CONNECTING --READY--> READY --GOAWAY, IDS_LOW--> DRAINING --STREAM_END, none left--> LOST
+ *   CONNECTING --FAILED--> LOST (on_connect with the error)
+ *   READY, DRAINING --FAILED--> LOST (open requests end APNS_ECLOSED, then on_lost once)
+ *   any --CLOSE--> CLOSING (apns_conn_close does the rest)
+ *
+ * FAILED covers every fatal cause: DNS, TCP, TLS, a read or write error, EOF, a protocol error, an unanswered PING,
+ * the connect timeout. STREAM_END comes after every stream's end, however it ended (response, reset, deadline,
+ * GOAWAY above it), so a draining connection ends as soon as its last stream does, whatever woke us. LOST and
+ * CLOSING take no event but CLOSE. Callbacks run last: each may close the connection. */
+typedef enum { EV_READY, EV_FAILED, EV_GOAWAY, EV_IDS_LOW, EV_STREAM_END, EV_CLOSE } conn_event;
+
+static void conn_step(apns_conn *c, conn_event ev, int err, const char *reason) {
+  switch (c->state) {
+  case APNS_CONN_CONNECTING:
+    if (ev == EV_READY) {
+      c->state = APNS_CONN_READY;
+      if (c->on_connect) c->on_connect(c, 0);
+    } else if (ev == EV_FAILED) {
+      c->state = APNS_CONN_LOST;
+      conn_stop_io(c);
+      if (c->errmsg[0] == '\0') conn_set_error(c, "connect failed: %s", apns_strerror(err));
+      if (c->on_connect) c->on_connect(c, err);
+    } else if (ev == EV_CLOSE) {
+      c->state = APNS_CONN_CLOSING;
+    }
+    return;
+  case APNS_CONN_READY:
+  case APNS_CONN_DRAINING:
+    if (ev == EV_CLOSE) {
+      c->state = APNS_CONN_CLOSING;
+      return;
+    }
+    if ((ev == EV_GOAWAY || ev == EV_IDS_LOW) && c->state == APNS_CONN_READY) {
+      c->state = APNS_CONN_DRAINING;
+      if (ev == EV_IDS_LOW) {
+        /* Raised inside a submit: the owner hears of it from this turn's flush, never inside its own call. */
+        c->capacity_pending = 1;
+        conn_dirty(c);
+        return;
+      }
+      if (c->on_capacity) c->on_capacity(c);
+      if (c->state != APNS_CONN_DRAINING) return;
+      ev = EV_STREAM_END; /* nothing may be left open: then it ends now */
+    }
+    if (ev == EV_STREAM_END) {
+      if (c->state != APNS_CONN_DRAINING || apns__h2_in_flight(c->h2) > 0) return;
+      ev = EV_FAILED;
+      err = APNS_ECLOSED;
+      reason = c->goaway_reason[0] ? c->goaway_reason : NULL;
+    }
+    if (ev != EV_FAILED) return;
+    c->state = APNS_CONN_LOST;
+    /* What never reached the socket is safe to send elsewhere: it ends NOT_PROCESSED, after the rest. */
+    conn_collect_unsent(c, APNS_ECLOSED);
+    conn_stop_io(c);
+    if (c->h2) apns__h2_fail_all(c->h2, APNS_ECLOSED, APNS_DELIVERY_UNKNOWN);
+    conn_end_unsent(c, APNS_ECLOSED);
+    if (c->state != APNS_CONN_LOST) return; /* closed from a request callback */
+    if (!c->lost_reported) {
+      c->lost_reported = 1;
+      if (c->on_lost) c->on_lost(c, err, reason);
+    }
+    return;
+  case APNS_CONN_LOST:
+    if (ev == EV_CLOSE) c->state = APNS_CONN_CLOSING;
+    return;
+  case APNS_CONN_CLOSING:
     return;
   }
-  if (c->state == APNS_CONN_LOST || c->state == APNS_CONN_CLOSING) return;
-  c->state = APNS_CONN_LOST;
-  conn_stop_io(c);
-  if (c->h2) apns__h2_fail_all(c->h2, APNS_ECLOSED, APNS_DELIVERY_UNKNOWN);
-  if (c->state != APNS_CONN_LOST) return; /* closed from a request callback */
-  if (!c->lost_reported) {
-    c->lost_reported = 1;
-    if (c->on_lost) c->on_lost(c, err, reason);
-  }
+}
+
+static void conn_lost(apns_conn *c, int err, const char *reason) {
+  conn_step(c, EV_FAILED, err, reason);
 }
 
 /* ---- HTTP/2 callbacks ------------------------------------------------------------------------------------------ */
@@ -276,16 +376,24 @@ static void h2_on_response(void *ctx, apns__req *req, const apns_response *res) 
   dl_remove(c, req);
   c->stats.requests_completed++;
   req->link.done(req, 0, res);
+  conn_step(c, EV_STREAM_END, 0, NULL);
 }
 
 static void h2_on_stream_error(void *ctx, apns__req *req, int err, apns_delivery delivery) {
   apns_conn *c = ctx;
   apns_response res;
   dl_remove(c, req);
+  if (c->collecting_unsent) {
+    /* h2 hands them newest first: prepend, so the list runs oldest first. */
+    req->link.next = c->unsent_head;
+    c->unsent_head = req;
+    return;
+  }
   memset(&res, 0, sizeof res);
   res.delivery = delivery;
   res.attempts = 1;
   req->link.done(req, err, &res);
+  conn_step(c, EV_STREAM_END, 0, NULL);
 }
 
 static void h2_on_goaway(void *ctx, uint32_t error_code, int32_t last_stream_id, const char *reason) {
@@ -293,8 +401,7 @@ static void h2_on_goaway(void *ctx, uint32_t error_code, int32_t last_stream_id,
   conn_set_error(c, "server sent GOAWAY (error %u, last stream %d%s%s)", error_code, (int)last_stream_id,
                  reason ? ", reason " : "", reason ? reason : "");
   snprintf(c->goaway_reason, sizeof c->goaway_reason, "%s", reason ? reason : "");
-  if (c->state == APNS_CONN_READY) c->state = APNS_CONN_DRAINING;
-  if (c->on_capacity) c->on_capacity(c);
+  conn_step(c, EV_GOAWAY, APNS_ECLOSED, NULL);
 }
 
 static void h2_on_max_streams(void *ctx, uint32_t max_streams) {
@@ -376,7 +483,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (rv < 0) {
       conn_set_error(c, "%s", apns__tls_error(c->tls));
       conn_flush(c); /* let the alert go out */
-      conn_connect_failed(c, rv);
+      conn_lost(c, rv, NULL);
       return;
     }
     conn_ready(c);
@@ -392,9 +499,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
      * holding the new requests until then makes client and server take turns in large batches instead of
      * working side by side. */
     conn_flush(c);
-    /* A drained connection after GOAWAY has nothing more to give. */
-    if (c->state == APNS_CONN_DRAINING && apns__h2_in_flight(c->h2) == 0)
-      conn_lost(c, APNS_ECLOSED, c->goaway_reason[0] ? c->goaway_reason : NULL);
   }
 }
 
@@ -430,14 +534,28 @@ static void on_ping_timer(uv_timer_t *t) {
 
 /* ---- request deadlines and connect timeout --------------------------------------------------------------------- */
 
+static void on_tcp_reset(uv_handle_t *h);
+
 static void on_timer(uv_timer_t *t) {
   apns_conn *c = t->data;
   uint64_t now = uv_now(c->loop);
   c->timer_due = 0;
   if (c->state == APNS_CONN_CONNECTING) {
+    if (now < c->connect_deadline) {
+      if (c->tcp_resetting) return; /* the next attempt arms its own share */
+      if (c->next_addr < c->naddrs && !c->out_ready) {
+        /* This address had its share of the time: give up on it and try the next one. */
+        c->last_err = UV_ETIMEDOUT;
+        c->tcp_resetting = 1;
+        uv_close((uv_handle_t *)&c->tcp, on_tcp_reset);
+      } else {
+        timer_arm(c, c->connect_deadline);
+      }
+      return;
+    }
     conn_set_error(c, "connect timed out after %llu ms%s", (unsigned long long)c->connect_timeout,
                    c->proxy ? " in the proxy handshake" : "");
-    conn_connect_failed(c, APNS_ETIMEDOUT);
+    conn_lost(c, APNS_ETIMEDOUT, NULL);
     return;
   }
   while (c->dl_head && c->dl_head->link.deadline <= now) {
@@ -455,22 +573,28 @@ static void on_timer(uv_timer_t *t) {
 
 /* ---- connecting ------------------------------------------------------------------------------------------------ */
 
+static int32_t test_first_stream_id;
+
+void apns__conn_test_first_stream_id(int32_t id) {
+  test_first_stream_id = id;
+}
+
 static void conn_ready(apns_conn *c) {
   int rv = apns__h2_new(&c->h2, c->authority, &h2_callbacks, c);
   c->handshaking = 0;
+  if (rv == 0 && test_first_stream_id > 0) rv = apns__h2_test_set_next_stream_id(c->h2, test_first_stream_id);
   if (rv < 0) {
     conn_set_error(c, "cannot start HTTP/2: %s", apns_strerror(rv));
-    conn_connect_failed(c, rv);
+    conn_lost(c, rv, NULL);
     return;
   }
-  c->state = APNS_CONN_READY;
   c->stats.max_streams = apns__h2_max_streams(c->h2);
   uv_timer_stop(&c->timer);
   c->timer_due = 0;
   c->last_read = uv_now(c->loop);
   if (c->ping_idle != UINT64_MAX) uv_timer_start(&c->ping_timer, on_ping_timer, c->ping_idle, 0);
   conn_dirty(c);
-  if (c->on_connect) c->on_connect(c, 0);
+  conn_step(c, EV_READY, 0, NULL);
 }
 
 static void conn_try_next_addr(apns_conn *c, int last_err);
@@ -478,33 +602,45 @@ static void conn_proxy_start(apns_conn *c);
 
 static void on_connect(uv_connect_t *req, int status) {
   apns_conn *c = req->data;
-  if (c->state != APNS_CONN_CONNECTING) return;
+  /* While the handle is being replaced, this is the end of an attempt given up on (UV_ECANCELED). */
+  if (c->state != APNS_CONN_CONNECTING || c->tcp_resetting) return;
   if (status < 0) {
     conn_try_next_addr(c, status);
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
+  int rv;
+  if (!c->out_ready) {                 /* not again when the proxy's tunnel is up */
+    timer_arm(c, c->connect_deadline); /* the proxy stage and the TLS handshake have what is left */
+    rv = apns__sockout_init(&c->out, (uv_stream_t *)&c->tcp, on_out, c);
+    if (rv < 0) {
+      conn_set_error(c, "cannot write: %s", uv_strerror(rv));
+      conn_lost(c, rv, NULL);
+      return;
+    }
+    c->out_ready = 1;
+  }
   if (c->proxy_cfg && !c->tunnel_up) {
     conn_proxy_start(c);
     return;
   }
-  int rv = apns__tls_new(&c->tls, c->tls_cfg, c->verify_name);
+  rv = apns__tls_new(&c->tls, c->tls_cfg, c->verify_name);
   if (rv < 0) {
     conn_set_error(c, "cannot start TLS: %s", apns_strerror(rv));
-    conn_connect_failed(c, rv);
+    conn_lost(c, rv, NULL);
     return;
   }
   c->handshaking = 1;
   rv = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (rv < 0) {
     conn_set_error(c, "cannot read: %s", uv_strerror(rv));
-    conn_connect_failed(c, rv);
+    conn_lost(c, rv, NULL);
     return;
   }
   rv = apns__tls_handshake(c->tls);
   if (rv < 0) {
     conn_set_error(c, "%s", apns__tls_error(c->tls));
-    conn_connect_failed(c, rv);
+    conn_lost(c, rv, NULL);
     return;
   }
   conn_dirty(c);
@@ -521,36 +657,71 @@ static void on_tcp_reset(uv_handle_t *h) {
    * state it only has to exist so that apns_conn_close can close it. */
   uv_tcp_init(c->loop, &c->tcp);
   c->tcp.data = c;
-  if (c->state == APNS_CONN_CONNECTING) conn_try_next_addr(c, UV_ECONNREFUSED);
+  if (c->state == APNS_CONN_CONNECTING) conn_try_next_addr(c, c->last_err);
 }
 
 static void conn_try_next_addr(apns_conn *c, int last_err) {
-  while (c->next_addr) {
-    struct addrinfo *ai = c->next_addr;
-    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) {
-      c->next_addr = ai->ai_next;
-      continue;
-    }
+  c->last_err = last_err;
+  while (c->next_addr < c->naddrs) {
     if (uv_fileno((uv_handle_t *)&c->tcp, &(uv_os_fd_t){0}) == 0) {
       /* The handle holds the socket of a failed attempt: replace it, then come back here. */
       c->tcp_resetting = 1;
       uv_close((uv_handle_t *)&c->tcp, on_tcp_reset);
       return;
     }
-    c->next_addr = ai->ai_next;
-    struct sockaddr_storage ss;
-    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-    if (ai->ai_family == AF_INET)
-      ((struct sockaddr_in *)&ss)->sin_port = htons(c->port);
-    else
-      ((struct sockaddr_in6 *)&ss)->sin6_port = htons(c->port);
+    const struct sockaddr *sa = (const struct sockaddr *)&c->addrs[c->next_addr++];
     c->connect_req.data = c;
-    int rv = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&ss, on_connect);
-    if (rv == 0) return;
-    last_err = rv;
+    int rv = uv_tcp_connect(&c->connect_req, &c->tcp, sa, on_connect);
+    if (rv == 0) {
+      /* Each address gets an equal share of the time left (the last one all of it), as curl does: one that drops
+       * SYNs cannot eat the whole connect timeout. */
+      uint64_t now = uv_now(c->loop), left = c->connect_deadline > now ? c->connect_deadline - now : 0;
+      size_t addrs_left = c->naddrs - c->next_addr + 1;
+      if (c->connect_deadline != UINT64_MAX) timer_arm(c, now + left / addrs_left);
+      return;
+    }
+    c->last_err = rv;
   }
-  conn_set_error(c, "cannot connect to %s:%u: %s", c->host, c->port, uv_strerror(last_err));
-  conn_connect_failed(c, last_err);
+  conn_set_error(c, "cannot connect to %s:%u: %s", c->host, c->port, uv_strerror(c->last_err));
+  conn_lost(c, c->last_err, NULL);
+}
+
+static struct sockaddr_storage test_addrs[8];
+static size_t test_naddrs;
+
+void apns__conn_test_addresses(const struct sockaddr_storage *addrs, size_t n) {
+  test_naddrs = n < 8 ? n : 8;
+  if (test_naddrs) memcpy(test_addrs, addrs, test_naddrs * sizeof *addrs);
+}
+
+/* Keeps the usable addresses, with our port, and lets the list go. Returns 0 or APNS_ENOMEM. */
+static int conn_take_addrs(apns_conn *c, struct addrinfo *res) {
+  size_t n = 0;
+  for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+    if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) n++;
+  if (test_naddrs) n = test_naddrs;
+  c->addrs = apns__calloc(n ? n : 1, sizeof *c->addrs);
+  if (c->addrs == NULL) {
+    uv_freeaddrinfo(res);
+    return APNS_ENOMEM;
+  }
+  if (test_naddrs) {
+    memcpy(c->addrs, test_addrs, n * sizeof *c->addrs);
+  } else {
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+      struct sockaddr_storage *ss = &c->addrs[c->naddrs];
+      if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+      memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+      if (ai->ai_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons(c->port);
+      else
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(c->port);
+      c->naddrs++;
+    }
+  }
+  c->naddrs = n;
+  uv_freeaddrinfo(res);
+  return 0;
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
@@ -567,17 +738,21 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
   }
   if (status < 0) {
     conn_set_error(c, "cannot resolve %s: %s", c->host, uv_strerror(status));
-    conn_connect_failed(c, status);
+    conn_lost(c, status, NULL);
     return;
   }
-  c->addrs = c->next_addr = res;
+  if (conn_take_addrs(c, res) < 0) {
+    conn_set_error(c, "out of memory resolving %s", c->host);
+    conn_lost(c, APNS_ENOMEM, NULL);
+    return;
+  }
   conn_try_next_addr(c, UV_EAI_NONAME);
 }
 
 /* A failure found inside apns_conn_open is reported on a later loop turn, never inside the call. */
 static void on_early_failure(uv_timer_t *t) {
   apns_conn *c = t->data;
-  conn_connect_failed(c, c->early_err);
+  conn_lost(c, c->early_err, NULL);
 }
 
 static char *default_authority(const char *host, uint16_t port) {
@@ -653,7 +828,8 @@ static int conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *
     uv_timer_start(&c->timer, on_early_failure, 0, 0);
   } else {
     c->gai_pending = 1;
-    timer_arm(c, uv_now(loop) + c->connect_timeout);
+    c->connect_deadline = apns__add_sat(uv_now(loop), c->connect_timeout);
+    timer_arm(c, c->connect_deadline);
   }
   *out = c;
   return 0;
@@ -694,6 +870,12 @@ int apns__conn_submit(apns_conn *c, apns__req *req) {
   dl_insert(c, req);
   c->stats.requests_sent++;
   conn_dirty(c);
+  if (apns__h2_ids_low(c->h2)) {
+    /* Drain as after a GOAWAY while the last ids are still ours; the owner hears of it on this loop turn, from
+     * the flush, not inside this call. */
+    conn_set_error(c, "stream ids nearly spent (next id %u): draining", (unsigned)(sid + 2));
+    conn_step(c, EV_IDS_LOW, 0, NULL);
+  }
   return 0;
 }
 
@@ -720,7 +902,7 @@ int apns_conn_post(apns_conn *c, const apns_request *desc, apns_response_cb cb, 
   u->cb = cb;
   u->data = data;
   req->link.done = conn_user_done;
-  req->link.deadline = uv_now(c->loop) + req->timeout_ms;
+  req->link.deadline = apns__add_sat(uv_now(c->loop), req->timeout_ms);
   rv = apns__conn_submit(c, req);
   if (rv < 0) apns__req_free(req);
   return rv;
@@ -753,7 +935,7 @@ int apns_conn_set_authorization(apns_conn *c, const char *value) {
 /* ---- close ----------------------------------------------------------------------------------------------------- */
 
 static void conn_free(apns_conn *c) {
-  if (c->addrs) uv_freeaddrinfo(c->addrs);
+  apns__free(c->addrs);
   apns__proxy_free(c->proxy);
   apns__proxy_cfg_free(c->proxy_cfg);
   apns__free(c->target_host);
@@ -772,8 +954,10 @@ static void conn_free(apns_conn *c) {
 
 static void conn_handle_closed(apns_conn *c) {
   if (--c->handles_open > 0) return;
-  /* Every handle is closed: no callback of libuv's can reach us any more. End what is still open, then tell. */
+  /* Every handle is closed: no callback of libuv's can reach us any more. End what is still open (what was written
+   * may have reached the server), then what close kept from being written, then tell. */
   if (c->h2) apns__h2_fail_all(c->h2, APNS_ECANCELED, APNS_DELIVERY_UNKNOWN);
+  conn_end_unsent(c, APNS_ECANCELED);
   if (c->on_close) c->on_close(c);
   conn_free(c);
 }
@@ -782,13 +966,21 @@ static void on_handle_closed(uv_handle_t *h) {
   conn_handle_closed(h->data);
 }
 
+static void on_out_closed(uv_handle_t *h) {
+  conn_handle_closed(((apns__sockout *)h->data)->data);
+}
+
 int apns_conn_close(apns_conn *c, apns_conn_close_cb cb) {
   if (c == NULL) return APNS_EINVAL;
   if (c->state == APNS_CONN_CLOSING) return APNS_EBUSY;
-  c->state = APNS_CONN_CLOSING;
+  conn_step(c, EV_CLOSE, 0, NULL);
   c->on_close = cb;
-  /* Say goodbye when we can: GOAWAY and close_notify go out with the last write, best effort. */
-  if (c->h2 && c->tls && !c->in_h2) {
+  /* What is not yet written never will be: take it out before the goodbye below serializes it, so that a request
+   * the server may have is never reported as dropped, and one reported NOT_PROCESSED never reached it. */
+  conn_collect_unsent(c, APNS_ECANCELED);
+  /* Say goodbye when we can: GOAWAY and close_notify go out with the last write, best effort. Not behind bytes
+   * the socket has not taken: those are dropped (requests in them were just reported NOT_PROCESSED). */
+  if (c->h2 && c->tls && !c->in_h2 && apns__sockout_pending(&c->out) == 0) {
     uint8_t *buf = NULL;
     size_t len = 0;
     apns__h2_shutdown(c->h2);
@@ -796,21 +988,12 @@ int apns_conn_close(apns_conn *c, apns_conn_close_cb cb) {
     apns__free(buf);
     apns__tls_close_notify(c->tls);
     apns__tls_take_output(c->tls, &buf, &len);
-    if (len > 0) {
-      apns__write *wr = apns__malloc(sizeof *wr);
-      uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-      if (wr) {
-        wr->buf = buf;
-        wr->req.data = c;
-        if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
-          apns__free(wr);
-          apns__free(buf);
-        }
-      } else {
-        apns__free(buf);
-      }
-    }
+    if (len > 0 && c->out_ready)
+      (void)apns__sockout_write(&c->out, buf, len); /* what the socket does not take at once is dropped below */
+    else
+      apns__free(buf);
   }
+  if (c->out_ready && apns__sockout_close(&c->out, on_out_closed)) c->handles_open++;
   if (c->gai_pending) {
     c->handles_open++;
     uv_cancel((uv_req_t *)&c->gai); /* on_resolved still runs, with UV_EAI_CANCELED */
@@ -842,50 +1025,21 @@ static int conn_proxy_open(apns_conn *c, const apns_proxy_options *o, char *errb
   return 0;
 }
 
-/* A write of the handshake: its bytes may hold the credentials, zeroed once written. */
-typedef struct {
-  uv_write_t req;
-  uint8_t *buf;
-  size_t len;
-} apns__proxy_write;
-
-static void on_proxy_write(uv_write_t *w, int status) {
-  apns__proxy_write *wr = (apns__proxy_write *)w;
-  apns_conn *c = w->data;
-  apns__zero(wr->buf, wr->len);
-  apns__free(wr->buf);
-  apns__free(wr);
-  if (status < 0 && status != UV_ECANCELED && c->state == APNS_CONN_CONNECTING) {
-    conn_set_error(c, "write to the proxy %s:%u failed: %s", c->host, c->port, uv_strerror(status));
-    conn_connect_failed(c, status);
-  }
-}
-
-/* Sends what the handshake has to say. Returns 0 or an error (the attempt has failed). */
+/* Sends what the handshake has to say, through the connection's own writer (its bytes may hold credentials:
+ * zeroed when freed). Returns 0 or an error (the attempt has failed). */
 static int conn_proxy_send(apns_conn *c) {
   uint8_t *buf;
   size_t len;
   apns__proxy_take_output(c->proxy, &buf, &len);
   if (len == 0) return 0;
-  apns__proxy_write *wr = apns__malloc(sizeof *wr);
-  if (wr == NULL) {
-    apns__zero(buf, len);
-    apns__free(buf);
-    conn_set_error(c, "out of memory writing to the proxy");
-    conn_connect_failed(c, APNS_ENOMEM);
-    return APNS_ENOMEM;
-  }
-  wr->buf = buf;
-  wr->len = len;
-  wr->req.data = c;
-  uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-  int rv = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_proxy_write);
+  c->out.secret = 1;
+  int rv = apns__sockout_write(&c->out, buf, len);
   if (rv < 0) {
-    apns__zero(buf, len);
-    apns__free(buf);
-    apns__free(wr);
-    conn_set_error(c, "write to the proxy %s:%u failed: %s", c->host, c->port, uv_strerror(rv));
-    conn_connect_failed(c, rv);
+    if (rv == APNS_ENOMEM)
+      conn_set_error(c, "out of memory writing to the proxy %s:%u", c->host, c->port);
+    else
+      conn_set_error(c, "write to the proxy %s:%u failed: %s", c->host, c->port, uv_strerror(rv));
+    conn_lost(c, rv, NULL);
   }
   return rv;
 }
@@ -895,7 +1049,7 @@ static void conn_proxy_start(apns_conn *c) {
   if (rv == 0) rv = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (rv < 0) {
     conn_set_error(c, "cannot start the proxy handshake with %s:%u: %s", c->host, c->port, apns_strerror(rv));
-    conn_connect_failed(c, rv);
+    conn_lost(c, rv, NULL);
     return;
   }
   conn_proxy_send(c);
@@ -915,7 +1069,7 @@ static int conn_proxy_read(apns_conn *c, ssize_t nread) {
       conn_set_error(c, "reading from the proxy %s:%u failed: %s", c->host, c->port, uv_strerror((int)nread));
     else
       conn_set_error(c, "%s", apns__proxy_error(c->proxy));
-    conn_connect_failed(c, rv);
+    conn_lost(c, rv, NULL);
     return 0;
   }
   if (rv == 0) {
@@ -925,6 +1079,7 @@ static int conn_proxy_read(apns_conn *c, ssize_t nread) {
   apns__proxy_free(c->proxy);
   c->proxy = NULL;
   c->tunnel_up = 1;
+  c->out.secret = 0; /* the proxy has answered: it had all our bytes, and they are gone */
   uv_read_stop((uv_stream_t *)&c->tcp);
   on_connect(&c->connect_req, 0); /* TLS now, as on a direct connection */
   if (c->state != APNS_CONN_CONNECTING || (size_t)nread == used) return 0;

@@ -12,7 +12,8 @@
 int apns__conn_submit(apns_conn *conn, apns__req *req);
 
 /* Called when the connection may take more streams than before (its limit rose) or will take none any more
- * (GOAWAY received): the pool then dispatches its queue or opens a replacement. */
+ * (GOAWAY received, or stream ids nearly spent: the state is APNS_CONN_DRAINING then): the pool then dispatches
+ * its queue or opens a replacement. Never called inside apns__conn_submit or apns_conn_post. */
 typedef void (*apns__conn_capacity_cb)(apns_conn *conn);
 void apns__conn_set_capacity_cb(apns_conn *conn, apns__conn_capacity_cb cb);
 
@@ -24,5 +25,13 @@ int apns__conn_open_shared(uv_loop_t *loop, apns_conn **out, const apns_conn_opt
 /* Builds a client TLS config from the public options (files are read here). */
 int apns__tls_config_from_options(const apns_tls_options *o, struct apns__tls_config **out, char *errbuf,
                                   size_t errlen);
+
+/* Test hook: every connection that becomes ready from now on starts its stream ids at `id` (odd; 0: normal), to
+ * reach the end of the id space quickly. Process-wide; for tests only. */
+void apns__conn_test_first_stream_id(int32_t id);
+/* Test hook: every connection that resolves its host from now on tries these addresses (ports included, at most
+ * 8) instead of what DNS gave, in this order; n = 0 turns it off. Process-wide; for tests only. */
+struct sockaddr_storage;
+void apns__conn_test_addresses(const struct sockaddr_storage *addrs, size_t n);
 
 #endif

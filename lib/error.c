@@ -1,26 +1,24 @@
-/* Error codes and APNs reasons: names, messages, lookups. Layer 1: no I/O.
- *
- * libuv's codes pass through our int unchanged, so their names and messages come from libuv's own tables: that is
- * the one reason this file includes uv.h (it calls no I/O). */
+/* Error codes and APNs reasons: names, messages, lookups. Layer 1: no I/O, and no libuv: the codes of libuv's that
+ * pass through our int get their words from libuv in uverror.c, which wraps this table into apns_strerror and
+ * apns_err_name. */
+#include "error.h"
+
 #include "errbuf.h"
 
-#include <apns.h>
+#include <apns/common.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <uv.h>
 
 const char *apns_version_string(void) {
   return APNS_VERSION_STRING;
 }
 
-/* libuv's codes are negated errno values and its own (UV_EOF is -4095, UV_EAI_* near -3000). Anything else is not
- * handed to libuv: its tables allocate a string for a code they do not know. */
-static int apns__is_libuv(int err) {
+int apns__error_is_libuv(int err) {
   return err < 0 && err > -8192;
 }
 
-const char *apns_strerror(int err) {
+const char *apns__error_message(int err) {
   if (err == 0) return "success";
   switch (err) {
 #define APNS__ERR_MSG(name, msg)                                                                                     \
@@ -29,13 +27,11 @@ const char *apns_strerror(int err) {
     APNS_ERRNO_MAP(APNS__ERR_MSG)
 #undef APNS__ERR_MSG
   default:
-    break;
+    return NULL;
   }
-  if (apns__is_libuv(err)) return uv_strerror(err);
-  return "unknown error";
 }
 
-const char *apns_err_name(int err) {
+const char *apns__error_name(int err) {
   if (err == 0) return "OK";
   switch (err) {
 #define APNS__ERR_NAME(name, msg)                                                                                    \
@@ -44,10 +40,8 @@ const char *apns_err_name(int err) {
     APNS_ERRNO_MAP(APNS__ERR_NAME)
 #undef APNS__ERR_NAME
   default:
-    break;
+    return NULL;
   }
-  if (apns__is_libuv(err)) return uv_err_name(err);
-  return "UNKNOWN";
 }
 
 static const struct {

@@ -13,6 +13,7 @@
 #include "h2.h"
 
 #include "alloc.h"
+#include "sat.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -44,6 +45,7 @@ struct h2_stream {
   unsigned trailers : 1;     /* the current header block is a trailer block: ignored */
   unsigned headers_sent : 1; /* nghttp2 has serialized its HEADERS: from then on the server may have it */
   int status;
+  uint64_t out_mark; /* the owner's output mark when its HEADERS were serialized (apns__h2_set_out_mark) */
   size_t body_sent;
   h2_stream *prev, *next; /* open list (id order), zombie list or free list */
   char *arena;            /* header strings, then the body */
@@ -72,6 +74,8 @@ struct apns__h2 {
   h2_list zombies; /* ended, still known to nghttp2 */
   h2_stream *free_streams;
   uint32_t in_flight, max_streams;
+  uint64_t out_mark; /* see apns__h2_set_out_mark */
+  size_t out_used;   /* bytes of the take_output in progress before the frame being serialized */
 
   /* id -> open record, open addressing with linear probing; keys 0 are empty (client ids are odd). */
   int32_t *map_keys;
@@ -392,8 +396,12 @@ static void deliver_response(apns__h2 *h2, h2_stream *st) {
       }
       if (json_is_integer(ts))
         res.timestamp_ms = (int64_t)json_integer_value(ts);
-      else if (json_is_real(ts))
-        res.timestamp_ms = (int64_t)json_real_value(ts);
+      else if (json_is_real(ts)) {
+        /* Only what an int64_t holds converts (-2^63 and 2^63 are exact doubles); the cast of anything else, a
+         * 1e300 say, is undefined behaviour. Such a timestamp is dropped, as if absent. */
+        double v = json_real_value(ts);
+        if (v >= -9223372036854775808.0 && v < 9223372036854775808.0) res.timestamp_ms = (int64_t)v;
+      }
     }
   }
   for (size_t i = 0; i < st->nhdrs; i++) {
@@ -583,7 +591,11 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
   apns__h2 *h2 = user_data;
   if (frame->hd.type == NGHTTP2_HEADERS) {
     h2_stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    if (st != NULL) st->headers_sent = 1;
+    if (st != NULL) {
+      st->headers_sent = 1;
+      /* A lower bound of where its bytes start in the owner's output: TLS only adds to the offset. */
+      st->out_mark = apns__add_sat(h2->out_mark, h2->out_used);
+    }
   }
   /* nghttp2 terminates a session it found broken with GOAWAY(error); ours (apns__h2_shutdown) is NO_ERROR. */
   if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR && !h2->dead)
@@ -759,6 +771,7 @@ int apns__h2_take_output(apns__h2 *h2, uint8_t **buf, size_t *len) {
       chunk = h2->stash;
       n = (ssize_t)h2->stash_len;
     } else {
+      h2->out_used = used; /* where the frame nghttp2 serializes now begins, for on_frame_send */
       n = nghttp2_session_mem_send(h2->session, &chunk);
       if (n < 0) {
         h2->fatal = 1;
@@ -809,7 +822,7 @@ int32_t apns__h2_submit(apns__h2 *h2, apns__req *req, const nghttp2_nv *extra_he
   int32_t id;
 
   if (h2 == NULL || req == NULL || (num_extra > 0 && extra_headers == NULL)) return APNS_EINVAL;
-  if (h2->dead || h2->closed || h2->goaway_recv || h2->shutdown) return APNS_ECLOSED;
+  if (h2->dead || h2->closed || h2->goaway_recv || h2->shutdown || apns__h2_ids_low(h2)) return APNS_ECLOSED;
   if (h2->in_flight >= h2->max_streams) return APNS_EBLOCKED;
   nreq = apns__req_nv(req, NULL, 0, NULL, 0);
   n = nreq + num_extra;
@@ -864,6 +877,24 @@ int apns__h2_cancel(apns__h2 *h2, int32_t stream_id, int err, apns_delivery deli
   return 0;
 }
 
+void apns__h2_set_out_mark(apns__h2 *h2, uint64_t mark) {
+  if (h2 != NULL) h2->out_mark = mark;
+}
+
+void apns__h2_cancel_unsent(apns__h2 *h2, int err, apns_delivery delivery, uint64_t written) {
+  h2_stream *st;
+  if (h2 == NULL) return;
+  enter(h2);
+  /* nghttp2 serializes HEADERS in the order they were submitted, which is id order, and marks only grow: the unsent
+   * streams are the tail of the open list. Queued HEADERS are dropped by the reset, unsent; serialized ones are
+   * the owner's to drop. */
+  while ((st = h2->open.tail) != NULL && (!st->headers_sent || st->out_mark >= written)) {
+    st->headers_sent = 0; /* never reached the server, whatever was serialized: stream_fail says NOT_PROCESSED */
+    stream_fail(h2, st, err, delivery, 1);
+  }
+  leave(h2);
+}
+
 void apns__h2_fail_all(apns__h2 *h2, int err, apns_delivery delivery) {
   h2_stream *st;
   if (h2 == NULL) return;
@@ -909,4 +940,13 @@ int apns__h2_want_io(const apns__h2 *h2) {
 
 int apns__h2_goaway_received(const apns__h2 *h2) {
   return h2->goaway_recv;
+}
+
+int apns__h2_ids_low(const apns__h2 *h2) {
+  return nghttp2_session_get_next_stream_id(h2->session) > (uint32_t)INT32_MAX - APNS__H2_ID_MARGIN;
+}
+
+int apns__h2_test_set_next_stream_id(apns__h2 *h2, int32_t id) {
+  if (h2 == NULL || id <= 0 || (id & 1) == 0) return APNS_EINVAL;
+  return nghttp2_session_set_next_stream_id(h2->session, id) == 0 ? 0 : APNS_EINVAL;
 }

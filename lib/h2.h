@@ -18,13 +18,14 @@
 
 #include "request.h"
 
-#include <apns.h>
+#include <apns/common.h>
 #include <stdint.h>
 
 typedef struct apns__h2 apns__h2;
 
-/* Response bodies larger than this end the stream with APNS_ERESPONSETOOLARGE. */
-#define APNS__H2_MAX_BODY (64 * 1024)
+/* Response bodies larger than this end the stream with APNS_ERESPONSETOOLARGE. Push answers are tiny; the list of
+ * an app's broadcast channels (up to 10 000 base64 ids) is about 300 KB. */
+#define APNS__H2_MAX_BODY (1024 * 1024)
 
 typedef struct apns__h2_callbacks {
   /* A response arrived (any status), delivered as soon as its END_STREAM is in (if our upload is still going, it
@@ -77,6 +78,16 @@ int32_t apns__h2_submit(apns__h2 *h2, apns__req *req, const nghttp2_nv *extra_he
  * on_stream_error with err and delivery; its slot is free at once. Returns 0, or APNS_EINVAL when stream_id is not
  * an open stream of ours (already ended, say). */
 int apns__h2_cancel(apns__h2 *h2, int32_t stream_id, int err, apns_delivery delivery);
+/* Where the owner's output stands: the bytes it has queued for the socket before what the next
+ * apns__h2_take_output serializes. Each stream remembers where its HEADERS begin: the mark plus their offset in
+ * that output (a lower bound of their place in the owner's stream when TLS or anything else only adds bytes).
+ * Default 0. */
+void apns__h2_set_out_mark(apns__h2 *h2, uint64_t mark);
+/* Ends every open stream the server cannot have through on_stream_error with err and delivery, newest first: those
+ * whose HEADERS nghttp2 has not yet serialized (they will never be sent), and those whose HEADERS begin at or
+ * beyond `written`, the owner's bytes that reached the socket (the owner drops the rest unsent); UINT64_MAX counts
+ * serialization only. The other streams stay open. */
+void apns__h2_cancel_unsent(apns__h2 *h2, int err, apns_delivery delivery, uint64_t written);
 /* Ends every open stream through on_stream_error with err and delivery (connection lost, close), resetting each.
  * Afterwards apns__h2_submit returns APNS_ECLOSED. */
 void apns__h2_fail_all(apns__h2 *h2, int err, apns_delivery delivery);
@@ -93,5 +104,14 @@ uint32_t apns__h2_max_streams(const apns__h2 *h2); /* the server's current limit
 uint32_t apns__h2_in_flight(const apns__h2 *h2);   /* open streams */
 int apns__h2_want_io(const apns__h2 *h2);          /* 0 when the session is finished with (nghttp2 want_read/write) */
 int apns__h2_goaway_received(const apns__h2 *h2);
+
+/* Client stream ids end at 2^31 - 1, after which nghttp2 refuses new streams. A session stops taking streams this
+ * many ids before that (apns__h2_submit returns APNS_ECLOSED), so its owner can drain it and move on in time. */
+#define APNS__H2_ID_MARGIN 2048
+/* Non-zero once the next stream id is within APNS__H2_ID_MARGIN of the end. */
+int apns__h2_ids_low(const apns__h2 *h2);
+/* Test hook: makes the next stream id `id` (odd, not below the current one), so a test reaches the end of the id
+ * space without 2^30 requests. Returns 0 or APNS_EINVAL. */
+int apns__h2_test_set_next_stream_id(apns__h2 *h2, int32_t id);
 
 #endif

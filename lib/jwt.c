@@ -1,18 +1,17 @@
-/* APNs provider tokens: ES256 JWT signing and verification over mbedTLS. Layer 1: no I/O except reading the key
- * file at setup.
+/* APNs provider tokens: ES256 JWT signing over mbedTLS, and the key loader the signer and the mock's verifier
+ * (tools/support/jwt_verify.c, outside the library) share. Layer 1: no I/O except reading the key file at setup.
  *
  * The JSON is written by hand rather than by jansson: the ids are checked to be letters and digits, so nothing
- * needs escaping, and a fixed key order makes tokens reproducible and testable byte for byte. The verifier parses
- * with jansson, because it must take whatever a client sends (extra fields, any key order). */
+ * needs escaping, and a fixed key order makes tokens reproducible and testable byte for byte. */
 #include "jwt.h"
 
 #include "alloc.h"
 #include "base64.h"
 #include "errbuf.h"
+#include "mbedtls_compat.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,13 +26,6 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/version.h>
 
-/* mbedTLS 3 made the key pair's fields private; the accessors it added instead do not exist in 2.28. */
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-#define APNS__EC(kp, field) ((kp)->MBEDTLS_PRIVATE(field))
-#else
-#define APNS__EC(kp, field) ((kp)->field)
-#endif
-
 #define APNS__JWT_SIG_LEN 64
 /* A .p8 is about 250 bytes; anything this large is not a key, and we will not read it whole. */
 #define APNS__JWT_MAX_KEY_FILE (64 * 1024)
@@ -46,17 +38,6 @@ struct apns__jwt_signer {
   char team_id[APNS__JWT_ID_LEN + 1];
   char header[64]; /* base64url of the header JSON, the same for every token */
   size_t header_len;
-};
-
-typedef struct apns__jwt_key {
-  char kid[APNS__JWT_ID_LEN + 1];
-  mbedtls_ecp_group grp;
-  mbedtls_ecp_point Q;
-} apns__jwt_key;
-
-struct apns__jwt_verifier {
-  apns__jwt_key **keys; /* pointers, so that growing the array never moves an mbedTLS context */
-  size_t count, cap;
 };
 
 int apns__jwt_id_valid(const char *s) {
@@ -131,9 +112,17 @@ out:
   return err;
 }
 
+/* Whether the len bytes at buf hold needle (memmem is a GNU and BSD extension, not POSIX). */
+static int apns__jwt_has(const char *buf, size_t len, const char *needle) {
+  size_t n = strlen(needle);
+  for (size_t i = 0; i + n <= len; i++)
+    if (buf[i] == needle[0] && memcmp(buf + i, needle, n) == 0) return 1;
+  return 0;
+}
+
 /* How mbedTLS must be told the length: PEM with its NUL counted, DER as it is. */
 static size_t apns__jwt_mbed_len(const char *buf, size_t len) {
-  return memmem(buf, len, "-----BEGIN", 10) != NULL ? len + 1 : len;
+  return apns__jwt_has(buf, len, "-----BEGIN") ? len + 1 : len;
 }
 
 static void apns__jwt_source(char *dst, size_t n, const char *path) {
@@ -168,15 +157,54 @@ static int apns__jwt_check_p256(const mbedtls_pk_context *pk, const char *src, c
   return 0;
 }
 
-static int apns__jwt_parse_private(mbedtls_pk_context *pk, const char *buf, size_t len,
-                                   mbedtls_ctr_drbg_context *drbg) {
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-  return mbedtls_pk_parse_key(pk, (const unsigned char *)buf, apns__jwt_mbed_len(buf, len), NULL, 0,
-                              mbedtls_ctr_drbg_random, drbg);
+/* mbedTLS 3 wants an RNG to blind the public-key computation when a private key file lacks the public point; 2.28
+ * takes none. A DRBG of its own, for the length of one parse at setup. */
+static int apns__jwt_parse_private(mbedtls_pk_context *pk, const char *buf, size_t len) {
+#if APNS__MBEDTLS3
+  mbedtls_entropy_context entropy;
+  mbedtls_ctr_drbg_context drbg;
+  mbedtls_entropy_init(&entropy);
+  mbedtls_ctr_drbg_init(&drbg);
+  int ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, NULL, 0);
+  if (ret == 0)
+    ret = apns__mbed_pk_parse_key(pk, (const unsigned char *)buf, apns__jwt_mbed_len(buf, len), NULL, 0,
+                                  mbedtls_ctr_drbg_random, &drbg);
+  mbedtls_ctr_drbg_free(&drbg);
+  mbedtls_entropy_free(&entropy);
+  return ret;
 #else
-  (void)drbg;
-  return mbedtls_pk_parse_key(pk, (const unsigned char *)buf, apns__jwt_mbed_len(buf, len), NULL, 0);
+  return apns__mbed_pk_parse_key(pk, (const unsigned char *)buf, apns__jwt_mbed_len(buf, len), NULL, 0, NULL, NULL);
 #endif
+}
+
+int apns__jwt_key_load(struct mbedtls_pk_context *pk, const char *path, const char *pem, size_t pem_len,
+                       int public_ok, char *errbuf, size_t errlen) {
+  char src[320], *text = NULL;
+  size_t text_len = 0;
+  int err, ret;
+
+  if ((err = apns__jwt_key_text(path, pem, pem_len, &text, &text_len, "key", errbuf, errlen)) != 0) return err;
+  apns__jwt_source(src, sizeof src, path);
+  if ((ret = apns__jwt_parse_private(pk, text, text_len)) != 0) {
+    int ret_private = ret;
+    int is_public = public_ok && apns__jwt_has(text, text_len, "PUBLIC KEY-----");
+    if (public_ok) {
+      mbedtls_pk_free(pk);
+      mbedtls_pk_init(pk);
+      ret = mbedtls_pk_parse_public_key(pk, (const unsigned char *)text, apns__jwt_mbed_len(text, text_len));
+    }
+    if (ret != 0) {
+      /* Report the error of the kind of key the text claims to be. */
+      err = apns__jwt_parse_error(is_public ? ret : ret_private, src, is_public ? "public key" : "private key",
+                                  errbuf, errlen);
+      goto out;
+    }
+  }
+  err = apns__jwt_check_p256(pk, src, errbuf, errlen);
+out:
+  apns__zero(text, text_len + 1);
+  apns__free(text);
+  return err;
 }
 
 /* ---- signer ---- */
@@ -184,8 +212,6 @@ static int apns__jwt_parse_private(mbedtls_pk_context *pk, const char *buf, size
 int apns__jwt_signer_new(apns__jwt_signer **out, const char *p8_path, const char *p8_pem, size_t pem_len,
                          const char *key_id, const char *team_id, char *errbuf, size_t errlen) {
   static const char pers[] = "libapns jwt blinding";
-  char src[320], *text = NULL;
-  size_t text_len = 0;
   int err, ret;
 
   if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
@@ -208,8 +234,6 @@ int apns__jwt_signer_new(apns__jwt_signer **out, const char *p8_path, const char
   memcpy(s->key_id, key_id, APNS__JWT_ID_LEN + 1);
   memcpy(s->team_id, team_id, APNS__JWT_ID_LEN + 1);
 
-  if ((err = apns__jwt_key_text(p8_path, p8_pem, pem_len, &text, &text_len, "key", errbuf, errlen)) != 0) goto fail;
-
   ret = mbedtls_ctr_drbg_seed(&s->drbg, mbedtls_entropy_func, &s->entropy, (const unsigned char *)pers,
                               sizeof pers - 1);
   if (ret != 0) {
@@ -219,28 +243,16 @@ int apns__jwt_signer_new(apns__jwt_signer **out, const char *p8_path, const char
     err = APNS_ETLS;
     goto fail;
   }
-
-  apns__jwt_source(src, sizeof src, p8_path);
-  if ((ret = apns__jwt_parse_private(&s->pk, text, text_len, &s->drbg)) != 0) {
-    err = apns__jwt_parse_error(ret, src, "private key", errbuf, errlen);
-    goto fail;
-  }
-  if ((err = apns__jwt_check_p256(&s->pk, src, errbuf, errlen)) != 0) goto fail;
+  if ((err = apns__jwt_key_load(&s->pk, p8_path, p8_pem, pem_len, 0, errbuf, errlen)) != 0) goto fail;
 
   char header[64];
   int n = snprintf(header, sizeof header, "{\"alg\":\"ES256\",\"kid\":\"%s\"}", s->key_id);
   s->header_len = apns__base64url_encode(s->header, (const uint8_t *)header, (size_t)n);
 
-  apns__zero(text, text_len + 1);
-  apns__free(text);
   *out = s;
   return 0;
 
 fail:
-  if (text != NULL) {
-    apns__zero(text, text_len + 1);
-    apns__free(text);
-  }
   apns__jwt_signer_free(s);
   return err;
 }
@@ -306,264 +318,4 @@ int apns__jwt_sign(apns__jwt_signer *s, int64_t iat, char **out, size_t *len) {
   *out = tok;
   if (len != NULL) *len = total;
   return 0;
-}
-
-/* ---- verifier ---- */
-
-int apns__jwt_verifier_new(apns__jwt_verifier **out) {
-  if (out == NULL) return APNS_EINVAL;
-  *out = apns__calloc(1, sizeof **out);
-  return *out != NULL ? 0 : APNS_ENOMEM;
-}
-
-static void apns__jwt_key_free(apns__jwt_key *k) {
-  if (k == NULL) return;
-  mbedtls_ecp_point_free(&k->Q);
-  mbedtls_ecp_group_free(&k->grp);
-  apns__free(k);
-}
-
-void apns__jwt_verifier_free(apns__jwt_verifier *v) {
-  if (v == NULL) return;
-  for (size_t i = 0; i < v->count; i++) apns__jwt_key_free(v->keys[i]);
-  apns__free(v->keys);
-  apns__free(v);
-}
-
-static const apns__jwt_key *apns__jwt_find(const apns__jwt_verifier *v, const char *kid) {
-  for (size_t i = 0; i < v->count; i++)
-    if (strcmp(v->keys[i]->kid, kid) == 0) return v->keys[i];
-  return NULL;
-}
-
-int apns__jwt_verifier_add(apns__jwt_verifier *v, const char *key_id, const char *path, const char *pem,
-                           size_t pem_len, char *errbuf, size_t errlen) {
-  char src[320], *text = NULL;
-  size_t text_len = 0;
-  apns__jwt_key *k = NULL;
-  mbedtls_pk_context pk;
-  int err, ret;
-
-  if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
-  if (v == NULL) return APNS_EINVAL;
-  if (!apns__jwt_id_valid(key_id)) {
-    apns__errbuf(errbuf, errlen, "key id must be exactly %d ASCII letters or digits", APNS__JWT_ID_LEN);
-    return APNS_EINVAL;
-  }
-  if (apns__jwt_find(v, key_id) != NULL) {
-    apns__errbuf(errbuf, errlen, "key id %s is already registered", key_id);
-    return APNS_EINVAL;
-  }
-  mbedtls_pk_init(&pk);
-  if ((err = apns__jwt_key_text(path, pem, pem_len, &text, &text_len, "key", errbuf, errlen)) != 0) goto out;
-  apns__jwt_source(src, sizeof src, path);
-
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-  /* mbedTLS 3 wants an RNG to blind the public-key computation when a private key lacks one. */
-  mbedtls_entropy_context entropy;
-  mbedtls_ctr_drbg_context drbg;
-  mbedtls_entropy_init(&entropy);
-  mbedtls_ctr_drbg_init(&drbg);
-  ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, NULL, 0);
-  if (ret == 0) ret = apns__jwt_parse_private(&pk, text, text_len, &drbg);
-  mbedtls_ctr_drbg_free(&drbg);
-  mbedtls_entropy_free(&entropy);
-#else
-  ret = apns__jwt_parse_private(&pk, text, text_len, NULL);
-#endif
-  if (ret != 0) {
-    int ret_private = ret;
-    mbedtls_pk_free(&pk);
-    mbedtls_pk_init(&pk);
-    ret = mbedtls_pk_parse_public_key(&pk, (const unsigned char *)text, apns__jwt_mbed_len(text, text_len));
-    if (ret != 0) {
-      /* Report the error of the kind of key the text claims to be. */
-      int is_public = memmem(text, text_len, "PUBLIC KEY-----", 15) != NULL;
-      err = apns__jwt_parse_error(is_public ? ret : ret_private, src, is_public ? "public key" : "private key",
-                                  errbuf, errlen);
-      goto out;
-    }
-  }
-  if ((err = apns__jwt_check_p256(&pk, src, errbuf, errlen)) != 0) goto out;
-
-  if (v->count == v->cap) {
-    size_t cap = v->cap ? v->cap * 2 : 4;
-    apns__jwt_key **keys = apns__realloc(v->keys, cap * sizeof *keys);
-    if (keys == NULL) {
-      err = APNS_ENOMEM;
-      goto out;
-    }
-    v->keys = keys;
-    v->cap = cap;
-  }
-  if ((k = apns__calloc(1, sizeof *k)) == NULL) {
-    err = APNS_ENOMEM;
-    goto out;
-  }
-  memcpy(k->kid, key_id, APNS__JWT_ID_LEN + 1);
-  mbedtls_ecp_group_init(&k->grp);
-  mbedtls_ecp_point_init(&k->Q);
-  /* Only the public point is kept: a verifier loaded from a .p8 holds no private scalar. */
-  const mbedtls_ecp_keypair *kp = mbedtls_pk_ec(pk);
-  if (mbedtls_ecp_group_load(&k->grp, MBEDTLS_ECP_DP_SECP256R1) != 0 ||
-      mbedtls_ecp_copy(&k->Q, &APNS__EC(kp, Q)) != 0) {
-    err = APNS_ENOMEM;
-    goto out;
-  }
-  if ((ret = mbedtls_ecp_check_pubkey(&k->grp, &k->Q)) != 0) {
-    err = apns__jwt_parse_error(ret, src, "public key", errbuf, errlen);
-    goto out;
-  }
-  v->keys[v->count++] = k;
-  k = NULL;
-  err = 0;
-
-out:
-  apns__jwt_key_free(k);
-  mbedtls_pk_free(&pk);
-  if (text != NULL) {
-    apns__zero(text, text_len + 1);
-    apns__free(text);
-  }
-  return err;
-}
-
-/* Whether a failed json_loadb ran out of memory. jansson 2.14 reports a failed allocation as a syntax error, or
- * leaves the error unset (pinned in test_jwt.c), so when its code does not say so we ask its allocator for a little
- * memory: if that fails too, the parse failure was ours to report as APNS_ENOMEM, not the client's bad token. */
-static int apns__jwt_json_oom(const json_error_t *jerr) {
-  json_malloc_t m;
-  json_free_t f;
-  if (json_error_code(jerr) == json_error_out_of_memory) return 1;
-  json_get_alloc_funcs(&m, &f);
-  void *probe = m(64);
-  if (probe == NULL) return 1;
-  f(probe);
-  return 0;
-}
-
-/* Parses len bytes of JSON that must be an object. NULL with *err = APNS_ENOMEM or APNS__JWT_MALFORMED. */
-static json_t *apns__jwt_json(const uint8_t *buf, size_t len, int *err) {
-  json_error_t jerr;
-  /* jansson leaves jerr untouched when its very first allocation fails. */
-  memset(&jerr, 0, sizeof jerr);
-  json_t *j = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &jerr);
-  if (j == NULL) {
-    *err = apns__jwt_json_oom(&jerr) ? APNS_ENOMEM : APNS__JWT_MALFORMED;
-    return NULL;
-  }
-  if (!json_is_object(j)) {
-    json_decref(j);
-    *err = APNS__JWT_MALFORMED;
-    return NULL;
-  }
-  return j;
-}
-
-/* Copies the string member key of obj into dst (cap bytes). 0, or -1 when missing, not a string, or too long. */
-static int apns__jwt_copy_string(const json_t *obj, const char *key, char *dst, size_t cap) {
-  const json_t *j = json_object_get(obj, key);
-  if (!json_is_string(j) || json_string_length(j) >= cap) return -1;
-  memcpy(dst, json_string_value(j), json_string_length(j) + 1);
-  return 0;
-}
-
-int apns__jwt_verify(const apns__jwt_verifier *v, const char *token, size_t len, apns__jwt_claims *claims) {
-  /* Parts are decoded into the stack: the token length is capped, so they are too. */
-  uint8_t part[APNS__JWT_MAX_LEN / 4 * 3 + 3], hash[32];
-  apns__jwt_claims local;
-  size_t plen;
-  json_t *j = NULL;
-  int err = 0, ret;
-
-  if (claims == NULL) claims = &local;
-  memset(claims, 0, sizeof *claims);
-  if (v == NULL || token == NULL || len == 0 || len > APNS__JWT_MAX_LEN) return APNS__JWT_MALFORMED;
-  const char *dot1 = memchr(token, '.', len);
-  if (dot1 == NULL) return APNS__JWT_MALFORMED;
-  const char *claims_b64 = dot1 + 1;
-  const char *dot2 = memchr(claims_b64, '.', (size_t)(token + len - claims_b64));
-  if (dot2 == NULL) return APNS__JWT_MALFORMED;
-  const char *sig_b64 = dot2 + 1;
-  size_t header_n = (size_t)(dot1 - token), claims_n = (size_t)(dot2 - claims_b64),
-         sig_n = (size_t)(token + len - sig_b64);
-  if (header_n == 0 || claims_n == 0 || sig_n == 0) return APNS__JWT_MALFORMED;
-
-  /* Header: alg and kid decide which key checks the signature. */
-  if (apns__base64url_decode(part, sizeof part, &plen, token, header_n) != 0) return APNS__JWT_MALFORMED;
-  if ((j = apns__jwt_json(part, plen, &err)) == NULL) return err;
-  /* kid is taken first so that the caller can log it whatever else is wrong. */
-  int kid_ok = apns__jwt_copy_string(j, "kid", claims->kid, sizeof claims->kid) == 0;
-  const json_t *alg = json_object_get(j, "alg");
-  if (!json_is_string(alg)) {
-    err = APNS__JWT_MALFORMED;
-    goto out;
-  }
-  if (strcmp(json_string_value(alg), "ES256") != 0 || json_string_length(alg) != 5) {
-    err = APNS__JWT_BAD_ALG;
-    goto out;
-  }
-  if (!kid_ok) {
-    err = APNS__JWT_MALFORMED;
-    goto out;
-  }
-  json_decref(j);
-  j = NULL;
-  const apns__jwt_key *key = apns__jwt_find(v, claims->kid);
-  if (key == NULL) return APNS__JWT_UNKNOWN_KID;
-
-  /* Signature over the ASCII of header "." claims, before any claim is believed. */
-  if (apns__base64url_decode(part, sizeof part, &plen, sig_b64, sig_n) != 0) return APNS__JWT_MALFORMED;
-  if (plen != APNS__JWT_SIG_LEN) return APNS__JWT_BAD_SIGNATURE;
-  if (mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)token, (size_t)(dot2 - token),
-                 hash) != 0)
-    return APNS__JWT_BAD_SIGNATURE;
-  mbedtls_mpi r, s;
-  mbedtls_mpi_init(&r);
-  mbedtls_mpi_init(&s);
-  ret = mbedtls_mpi_read_binary(&r, part, 32);
-  if (ret == 0) ret = mbedtls_mpi_read_binary(&s, part + 32, 32);
-  /* mbedtls_ecdsa_verify takes a non-const group in 2.28 but does not change it. */
-  if (ret == 0) ret = mbedtls_ecdsa_verify((mbedtls_ecp_group *)&key->grp, hash, sizeof hash, &key->Q, &r, &s);
-  mbedtls_mpi_free(&r);
-  mbedtls_mpi_free(&s);
-  if (ret == MBEDTLS_ERR_MPI_ALLOC_FAILED || ret == MBEDTLS_ERR_ECP_ALLOC_FAILED) return APNS_ENOMEM;
-  if (ret != 0) return APNS__JWT_BAD_SIGNATURE;
-
-  /* Claims: iss and iat; whether they are acceptable is the caller's call. */
-  if (apns__base64url_decode(part, sizeof part, &plen, claims_b64, claims_n) != 0) return APNS__JWT_MALFORMED;
-  if ((j = apns__jwt_json(part, plen, &err)) == NULL) return err;
-  const json_t *iat = json_object_get(j, "iat");
-  if (apns__jwt_copy_string(j, "iss", claims->iss, sizeof claims->iss) != 0 || !json_is_integer(iat) ||
-      json_integer_value(iat) < 0) {
-    err = APNS__JWT_MALFORMED;
-    goto out;
-  }
-  claims->iat = (int64_t)json_integer_value(iat);
-  err = APNS__JWT_VALID;
-
-out:
-  json_decref(j);
-  return err;
-}
-
-const char *apns__jwt_status_name(int status) {
-  switch (status) {
-  case APNS__JWT_VALID:
-    return "valid";
-  case APNS__JWT_MALFORMED:
-    return "malformed";
-  case APNS__JWT_BAD_ALG:
-    return "bad alg";
-  case APNS__JWT_UNKNOWN_KID:
-    return "unknown kid";
-  case APNS__JWT_BAD_SIGNATURE:
-    return "bad signature";
-  default:
-    return "?";
-  }
-}
-
-apns_reason apns__jwt_status_reason(int status) {
-  return status == APNS__JWT_VALID ? APNS_REASON_NONE : APNS_REASON_InvalidProviderToken;
 }

@@ -9,7 +9,8 @@
  *
  * Every string is checked for UTF-8 here before jansson sees it, and built with the _nocheck constructors: jansson
  * answers NULL both for bad UTF-8 and for no memory, and the caller deserves to know which. */
-#include <apns.h>
+#include <apns/common.h>
+#include <apns/payload.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>

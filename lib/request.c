@@ -31,9 +31,9 @@ typedef struct {
 /* Methods are matched exactly (HTTP methods are case-sensitive). */
 static const static_str methods[] = {{"POST", 4, 0}, {"GET", 3, 0}, {"DELETE", 6, 0}, {"PUT", 3, 0}, {"HEAD", 4, 0}};
 
-/* The headers APNs requests carry, most frequent first. Values that change per request would only churn the HPACK
- * table, and authorization is a secret: those two are never indexed. Any other name is never either of them, so
- * the flags follow from this table alone. */
+/* The headers APNs requests carry, most frequent first. Values that change per request (apns-id, apns-request-id)
+ * would only churn the HPACK table, and authorization is a secret: those are never indexed. Any other name is
+ * never one of them, so the flags follow from this table alone. */
 static const static_str known_names[] = {
     {"apns-topic", 10, 0},
     {"apns-push-type", 14, 0},
@@ -43,7 +43,7 @@ static const static_str known_names[] = {
     {"apns-id", 7, NGHTTP2_NV_FLAG_NO_INDEX},
     {"authorization", 13, NGHTTP2_NV_FLAG_NO_INDEX},
     {"apns-channel-id", 15, 0},
-    {"apns-request-id", 15, 0},
+    {"apns-request-id", 15, NGHTTP2_NV_FLAG_NO_INDEX},
 };
 
 static size_t round_up(size_t n) {

@@ -10,7 +10,9 @@
 #ifndef APNS_LIB_REQUEST_H
 #define APNS_LIB_REQUEST_H
 
-#include <apns.h>
+#include "validate.h"
+
+#include <apns/common.h>
 #include <nghttp2/nghttp2.h>
 #include <stdalign.h>
 
@@ -51,7 +53,7 @@ typedef struct apns__req {
  * path, header value, header count or extra of 4 GiB or more, a header name of 2 GiB or more), APNS_EBADHEADER (a
  * NULL name or value, a name not a lowercase HTTP token, a pseudo-header, a value with CR/LF/NUL, or an
  * connection-specific header HTTP/2 forbids: connection, keep-alive, proxy-connection, transfer-encoding, upgrade,
- * te; see apns__header_name_valid in validate.c) or APNS_ENOMEM. */
+ * te; see apns__header_name_valid in validate.h) or APNS_ENOMEM. */
 int apns__req_new(apns__req **out, const apns_request *desc, size_t extra);
 void apns__req_free(apns__req *req);
 
@@ -76,9 +78,5 @@ const uint8_t *apns__req_body(const apns__req *req);
  * NO_COPY_NAME | NO_COPY_VALUE; :path, authorization and apns-id also NO_INDEX. Returns how many entries the
  * request has (4 + its headers) and fills out only when cap holds them all. */
 size_t apns__req_nv(const apns__req *req, nghttp2_nv *out, size_t cap, const char *authority, size_t authority_len);
-
-/* Header checks shared with validation: 1 when valid. */
-int apns__header_name_valid(const char *name, size_t len);
-int apns__header_value_valid(const char *value, size_t len);
 
 #endif

@@ -8,8 +8,9 @@
 
 #include "alloc.h"
 #include "errbuf.h"
+#include "mbedtls_compat.h"
 
-#include <apns.h>
+#include <apns/common.h>
 #include <errno.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
@@ -20,19 +21,18 @@
 #include <mbedtls/ssl.h>
 #include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-#define APNS__PRIV(f) MBEDTLS_PRIVATE(f)
-#else
-#define APNS__PRIV(f) f
+/* The CA bundle a client trusts by default when it was built with one (meson -Dca_bundle=PATH); empty: search. */
+#ifndef APNS_CA_BUNDLE
+#define APNS_CA_BUNDLE ""
 #endif
-
-#define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 /* 0.9.2342.19200300.100.1.1 (userId): Apple puts the topic there. */
 #define OID_UID "\x09\x92\x26\x89\x93\xF2\x2C\x64\x01\x01"
 #define ERR_LEN 512
@@ -49,6 +49,7 @@ struct apns__tls_config {
   mbedtls_pk_context own_key;
   char *alpn_copy;
   const char *alpn[2]; /* NULL-terminated list, as mbedtls_ssl_conf_alpn_protocols keeps it */
+  int suites[16];      /* 0-terminated, as mbedtls_ssl_conf_ciphersuites keeps it */
 };
 
 struct apns__tls {
@@ -59,7 +60,10 @@ struct apns__tls {
   size_t in_off, in_len, in_cap;
   uint8_t *out; /* ciphertext to send, lazily allocated, handed over whole */
   size_t out_len, out_cap;
-  int done;  /* handshake complete and h2 agreed */
+  int done;       /* handshake complete and h2 agreed (TLS 1.3 client: and the server's first record read) */
+  int confirming; /* TLS 1.3 client: our Finished is sent; waiting for the server's first record or its alert */
+  int early_len;  /* 1 when early holds the first plaintext byte, read while confirming */
+  uint8_t early;
   int fatal; /* sticky error, 0 while healthy */
   int nomem; /* the send callback could not grow the output buffer */
   char *peer_uid;
@@ -70,6 +74,28 @@ struct apns__tls {
 
 static void mbed_words(int ret, char *out, size_t len) {
   mbedtls_strerror(ret, out, len);
+}
+
+/* Writes "<what>: <mbedTLS's words> (-0x....)" into errbuf and returns err: the one shape of every message that
+ * carries an mbedTLS error. A positive ret is the count of certificates mbedTLS could not parse
+ * (mbedtls_x509_crt_parse*), 0 a parse that found none. */
+static int mbed_errbuf(char *errbuf, size_t errlen, int err, int ret, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int mbed_errbuf(char *errbuf, size_t errlen, int err, int ret, const char *fmt, ...) {
+  char what[320], words[160];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  if (ret > 0) {
+    apns__errbuf(errbuf, errlen, "%s: %d certificate%s could not be parsed", what, ret, ret == 1 ? "" : "s");
+  } else if (ret == 0) {
+    apns__errbuf(errbuf, errlen, "%s: no certificate in it", what);
+  } else {
+    mbed_words(ret, words, sizeof words);
+    apns__errbuf(errbuf, errlen, "%s: %s (-0x%04x)", what, words, (unsigned)-ret);
+  }
+  return err;
 }
 
 /* Checked before mbedTLS reads a file: it reports only "read/write of file failed", and on a directory or a huge
@@ -89,55 +115,166 @@ static int check_file(const char *path, const char *what, int err, char *errbuf,
   return err;
 }
 
-/* ---- config ---- */
+/* ---- trust anchors ---- */
 
-static int load_ca(apns__tls_config *cfg, const apns__tls_options *opts, char *errbuf, size_t errlen) {
-  char words[160];
-  const char *file = opts->ca_file;
-  int ret;
-  if (file == NULL && opts->ca_pem != NULL) {
-    ret = mbedtls_x509_crt_parse(&cfg->ca, (const unsigned char *)opts->ca_pem, strlen(opts->ca_pem) + 1);
-    if (ret < 0 || cfg->ca.version == 0) {
-      mbed_words(ret, words, sizeof words);
-      apns__errbuf(errbuf, errlen, "cannot load CA certificates from ca_pem: %s (-0x%04x)", words, (unsigned)-ret);
-      return APNS_EBADCERT;
-    }
-    return 0;
+/* Where systems keep their CA bundle (PEM), in the order tried. The first that is a readable file is the one. */
+static const char *const ca_bundle_paths[] = {
+    "/etc/ssl/certs/ca-certificates.crt",                /* Debian, Ubuntu, Arch, Gentoo; Alpine's package */
+    "/etc/pki/tls/certs/ca-bundle.crt",                  /* Fedora, RHEL, CentOS, Amazon Linux */
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", /* Fedora, RHEL 7+: where the above points */
+    "/etc/ssl/ca-bundle.pem",                            /* openSUSE, SLES */
+    "/etc/ssl/cert.pem",                                 /* Alpine, macOS (the system roots), FreeBSD, OpenBSD */
+    "/usr/local/share/certs/ca-root-nss.crt",            /* FreeBSD's ca_root_nss */
+    "/opt/homebrew/etc/ca-certificates/cert.pem",        /* macOS, Homebrew on Apple silicon */
+    "/usr/local/etc/ca-certificates/cert.pem",           /* macOS, Homebrew on Intel */
+    NULL,
+};
+
+const char *const *apns__tls_ca_bundle_paths(void) {
+  return ca_bundle_paths;
+}
+
+const char *apns__tls_find_ca_bundle(const char *const *paths) {
+  for (; *paths != NULL; paths++) {
+    struct stat st;
+    if (stat(*paths, &st) == 0 && S_ISREG(st.st_mode) && access(*paths, R_OK) == 0) return *paths;
   }
-  if (file == NULL) file = SYSTEM_CA_BUNDLE;
-  if ((ret = check_file(file, "CA file", APNS_EBADCERT, errbuf, errlen))) return ret;
-  /* A positive return counts certificates that failed to parse; the system bundle may hold a few mbedTLS cannot
-   * read, so that is fine as long as some loaded. */
+  return NULL;
+}
+
+/* A PEM or DER file of CA certificates. A positive return of mbedTLS counts certificates that failed to parse; a
+ * system bundle may hold a few that mbedTLS cannot read, which is fine as long as some loaded. */
+static int load_ca_file(apns__tls_config *cfg, const char *file, const char *what, char *errbuf, size_t errlen) {
+  int ret;
+  if ((ret = check_file(file, what, APNS_EBADCERT, errbuf, errlen))) return ret;
   ret = mbedtls_x509_crt_parse_file(&cfg->ca, file);
-  if (ret < 0 || cfg->ca.version == 0) {
-    mbed_words(ret, words, sizeof words);
-    apns__errbuf(errbuf, errlen, "cannot load CA file %s: %s (-0x%04x)", file,
-                 ret < 0 ? words : "no certificate could be parsed", (unsigned)(ret < 0 ? -ret : ret));
-    return APNS_EBADCERT;
+  if (ret < 0 || cfg->ca.version == 0)
+    return mbed_errbuf(errbuf, errlen, APNS_EBADCERT, ret, "cannot load %s %s", what, file);
+  return 0;
+}
+
+/* SSL_CERT_DIR: directories separated by ':', as OpenSSL reads it; one that does not exist is skipped. */
+static int load_ca_dirs(apns__tls_config *cfg, const char *dirs, char *errbuf, size_t errlen) {
+  char dir[1024];
+  for (const char *p = dirs; *p != '\0';) {
+    size_t n = strcspn(p, ":");
+    if (n > 0 && n < sizeof dir) {
+      memcpy(dir, p, n);
+      dir[n] = '\0';
+      struct stat st;
+      if (stat(dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) {
+          apns__errbuf(errbuf, errlen, "cannot load CA directory %s (SSL_CERT_DIR): not a directory", dir);
+          return APNS_EBADCERT;
+        }
+        int ret = mbedtls_x509_crt_parse_path(&cfg->ca, dir);
+        if (ret < 0)
+          return mbed_errbuf(errbuf, errlen, APNS_EBADCERT, ret, "cannot load CA directory %s (SSL_CERT_DIR)", dir);
+      }
+    }
+    p += n;
+    if (*p == ':') p++;
   }
   return 0;
 }
 
+/* A client's default trust: SSL_CERT_FILE and SSL_CERT_DIR when either is set (as OpenSSL, curl and Go read them),
+ * else the bundle the library was built with, else the first of ca_bundle_paths. */
+static int load_system_ca(apns__tls_config *cfg, char *errbuf, size_t errlen) {
+  const char *env_file = getenv("SSL_CERT_FILE"), *env_dir = getenv("SSL_CERT_DIR");
+  int ret;
+  if (env_file != NULL && *env_file == '\0') env_file = NULL;
+  if (env_dir != NULL && *env_dir == '\0') env_dir = NULL;
+  if (env_file != NULL || env_dir != NULL) {
+    if (env_file != NULL && (ret = load_ca_file(cfg, env_file, "CA file (SSL_CERT_FILE)", errbuf, errlen)))
+      return ret;
+    if (env_dir != NULL && (ret = load_ca_dirs(cfg, env_dir, errbuf, errlen))) return ret;
+    if (cfg->ca.version == 0) {
+      apns__errbuf(errbuf, errlen, "no CA certificate found in SSL_CERT_DIR %s", env_dir);
+      return APNS_EBADCERT;
+    }
+    return 0;
+  }
+  if (APNS_CA_BUNDLE[0] != '\0') return load_ca_file(cfg, APNS_CA_BUNDLE, "CA file", errbuf, errlen);
+  const char *file = apns__tls_find_ca_bundle(ca_bundle_paths);
+  if (file == NULL) {
+    char tried[1024] = "";
+    for (const char *const *p = ca_bundle_paths; *p != NULL; p++)
+      snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s", p == ca_bundle_paths ? "" : ", ", *p);
+    apns__errbuf(errbuf, errlen,
+                 "no system CA bundle found (tried %s): name one with ca_file or the SSL_CERT_FILE variable", tried);
+    return APNS_EBADCERT;
+  }
+  return load_ca_file(cfg, file, "CA file", errbuf, errlen);
+}
+
+static int load_ca(apns__tls_config *cfg, const apns__tls_options *opts, char *errbuf, size_t errlen) {
+  int ret;
+  if (opts->ca_file != NULL) return load_ca_file(cfg, opts->ca_file, "CA file", errbuf, errlen);
+  if (opts->ca_pem != NULL) {
+    ret = mbedtls_x509_crt_parse(&cfg->ca, (const unsigned char *)opts->ca_pem, strlen(opts->ca_pem) + 1);
+    if (ret < 0 || cfg->ca.version == 0)
+      return mbed_errbuf(errbuf, errlen, APNS_EBADCERT, ret, "cannot load CA certificates from ca_pem");
+    return 0;
+  }
+  return load_system_ca(cfg, errbuf, errlen);
+}
+
+/* ---- cipher suites ---- */
+
+/* HTTP/2 over TLS 1.2 must use an ephemeral key exchange and an AEAD cipher (RFC 9113 9.2.2: the rest are on its
+ * block list, and a peer may refuse the connection with INADEQUATE_SECURITY); every TLS 1.3 suite qualifies.
+ * ChaCha20-Poly1305 comes first: measured with mbedTLS 2.28.3 and 3.6.6 on x86-64 with AES-NI, it encrypted
+ * 512-byte and 16 KiB records 1.15-1.35x as fast as AES-128-GCM (mbedTLS's GHASH is the slow half), and AES-128
+ * before AES-256. Both ends use this list, and a TLS 1.2 server picks by its own order. Suites this mbedTLS does
+ * not have are left out. */
+static const int aead_suites[] = {
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
+    MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS1_3_AES_128_GCM_SHA256,
+    MBEDTLS_TLS1_3_AES_256_GCM_SHA384,
+#endif
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+};
+
+static int conf_suites(apns__tls_config *cfg, char *errbuf, size_t errlen) {
+  size_t n = 0;
+  for (size_t i = 0; i < sizeof aead_suites / sizeof aead_suites[0]; i++)
+    if (mbedtls_ssl_ciphersuite_from_id(aead_suites[i]) != NULL) cfg->suites[n++] = aead_suites[i];
+  cfg->suites[n] = 0;
+  if (n == 0) {
+    apns__errbuf(errbuf, errlen, "this mbedTLS has none of the cipher suites HTTP/2 allows (ECDHE with AES-GCM or "
+                                 "ChaCha20-Poly1305)");
+    return APNS_ETLS;
+  }
+  mbedtls_ssl_conf_ciphersuites(&cfg->conf, cfg->suites);
+  return 0;
+}
+
+const int *apns__tls_config_ciphersuites(const apns__tls_config *cfg) {
+  return cfg->suites;
+}
+
+const char *apns__tls_ciphersuite(const apns__tls *tls) {
+  return tls->done ? mbedtls_ssl_get_ciphersuite(&tls->ssl) : NULL;
+}
+
+/* ---- config ---- */
 static int load_own_cert(apns__tls_config *cfg, const apns__tls_options *opts, char *errbuf, size_t errlen) {
-  char words[160];
   int ret;
   if (opts->cert_file != NULL) {
     if ((ret = check_file(opts->cert_file, "certificate file", APNS_EBADCERT, errbuf, errlen))) return ret;
     ret = mbedtls_x509_crt_parse_file(&cfg->own_cert, opts->cert_file);
-    if (ret != 0) {
-      mbed_words(ret, words, sizeof words);
-      apns__errbuf(errbuf, errlen, "cannot load certificate file %s: %s (-0x%04x)", opts->cert_file,
-                   ret < 0 ? words : "a certificate could not be parsed", (unsigned)(ret < 0 ? -ret : ret));
-      return APNS_EBADCERT;
-    }
+    if (ret != 0)
+      return mbed_errbuf(errbuf, errlen, APNS_EBADCERT, ret, "cannot load certificate file %s", opts->cert_file);
   } else {
     ret = mbedtls_x509_crt_parse(&cfg->own_cert, (const unsigned char *)opts->cert_pem, strlen(opts->cert_pem) + 1);
-    if (ret != 0) {
-      mbed_words(ret, words, sizeof words);
-      apns__errbuf(errbuf, errlen, "cannot load certificate from cert_pem: %s (-0x%04x)",
-                   ret < 0 ? words : "a certificate could not be parsed", (unsigned)(ret < 0 ? -ret : ret));
-      return APNS_EBADCERT;
-    }
+    if (ret != 0) return mbed_errbuf(errbuf, errlen, APNS_EBADCERT, ret, "cannot load certificate from cert_pem");
   }
   return 0;
 }
@@ -149,21 +286,12 @@ static int load_own_key(apns__tls_config *cfg, const apns__tls_options *opts, ch
   int ret;
   if (opts->key_file != NULL) {
     if ((ret = check_file(opts->key_file, "key file", APNS_EBADKEY, errbuf, errlen))) return ret;
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-    ret = mbedtls_pk_parse_keyfile(&cfg->own_key, opts->key_file, pass, mbedtls_ctr_drbg_random, &cfg->drbg);
-#else
-    ret = mbedtls_pk_parse_keyfile(&cfg->own_key, opts->key_file, pass);
-#endif
+    ret = apns__mbed_pk_parse_keyfile(&cfg->own_key, opts->key_file, pass, mbedtls_ctr_drbg_random, &cfg->drbg);
     snprintf(where, sizeof where, "key file %s", opts->key_file);
   } else {
     /* mbedTLS copies and decodes the PEM; its copies are zeroed by mbedTLS, the caller's text stays the caller's. */
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-    ret = mbedtls_pk_parse_key(&cfg->own_key, (const unsigned char *)opts->key_pem, strlen(opts->key_pem) + 1,
-                               (const unsigned char *)pass, pass_len, mbedtls_ctr_drbg_random, &cfg->drbg);
-#else
-    ret = mbedtls_pk_parse_key(&cfg->own_key, (const unsigned char *)opts->key_pem, strlen(opts->key_pem) + 1,
-                               (const unsigned char *)pass, pass_len);
-#endif
+    ret = apns__mbed_pk_parse_key(&cfg->own_key, (const unsigned char *)opts->key_pem, strlen(opts->key_pem) + 1,
+                                  (const unsigned char *)pass, pass_len, mbedtls_ctr_drbg_random, &cfg->drbg);
     snprintf(where, sizeof where, "key_pem");
   }
   if (ret == 0) return 0;
@@ -189,11 +317,7 @@ static int load_own_key(apns__tls_config *cfg, const apns__tls_options *opts, ch
 }
 
 static int check_pair(apns__tls_config *cfg) {
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-  return mbedtls_pk_check_pair(&cfg->own_cert.pk, &cfg->own_key, mbedtls_ctr_drbg_random, &cfg->drbg);
-#else
-  return mbedtls_pk_check_pair(&cfg->own_cert.pk, &cfg->own_key);
-#endif
+  return apns__mbed_pk_check_pair(&cfg->own_cert.pk, &cfg->own_key, mbedtls_ctr_drbg_random, &cfg->drbg);
 }
 
 static void config_free(apns__tls_config *cfg) {
@@ -210,7 +334,6 @@ static void config_free(apns__tls_config *cfg) {
 
 int apns__tls_config_new(apns__tls_config **out, const apns__tls_options *opts, char *errbuf, size_t errlen) {
   static const char pers[] = "libapns tls";
-  char words[160];
   int ret;
 
   if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
@@ -236,6 +359,12 @@ int apns__tls_config_new(apns__tls_config **out, const apns__tls_options *opts, 
   if (opts->alpn != NULL && strlen(opts->alpn) > 255) {
     apns__errbuf(errbuf, errlen, "an ALPN protocol name is at most 255 bytes");
     return APNS_EINVAL;
+  }
+
+  /* mbedTLS 3: TLS 1.3's key schedule runs on PSA, which must be started first. */
+  if ((ret = apns__mbed_crypto_init()) != 0) {
+    apns__errbuf(errbuf, errlen, "cannot start mbedTLS's PSA crypto (psa_crypto_init: %d)", ret);
+    return APNS_ETLS;
   }
 
   apns__tls_config *cfg = apns__calloc(1, sizeof *cfg);
@@ -264,17 +393,13 @@ int apns__tls_config_new(apns__tls_config **out, const apns__tls_options *opts, 
   ret = mbedtls_ctr_drbg_seed(&cfg->drbg, mbedtls_entropy_func, &cfg->entropy, (const unsigned char *)pers,
                               sizeof pers - 1);
   if (ret) {
-    mbed_words(ret, words, sizeof words);
-    apns__errbuf(errbuf, errlen, "cannot seed the random generator: %s (-0x%04x)", words, (unsigned)-ret);
-    ret = APNS_ETLS;
+    ret = mbed_errbuf(errbuf, errlen, APNS_ETLS, ret, "cannot seed the random generator");
     goto fail;
   }
   ret = mbedtls_ssl_config_defaults(&cfg->conf, cfg->server ? MBEDTLS_SSL_IS_SERVER : MBEDTLS_SSL_IS_CLIENT,
                                     MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
   if (ret) {
-    mbed_words(ret, words, sizeof words);
-    apns__errbuf(errbuf, errlen, "mbedtls_ssl_config_defaults: %s (-0x%04x)", words, (unsigned)-ret);
-    ret = APNS_ETLS;
+    ret = mbed_errbuf(errbuf, errlen, APNS_ETLS, ret, "mbedtls_ssl_config_defaults");
     goto fail;
   }
 
@@ -287,29 +412,25 @@ int apns__tls_config_new(apns__tls_config **out, const apns__tls_options *opts, 
     if ((ret = load_own_cert(cfg, opts, errbuf, errlen))) goto fail;
     if ((ret = load_own_key(cfg, opts, errbuf, errlen))) goto fail;
     if ((ret = check_pair(cfg)) != 0) {
-      mbed_words(ret, words, sizeof words);
-      apns__errbuf(errbuf, errlen, "the private key %s%s does not match the certificate %s%s: %s (-0x%04x)",
-                   opts->key_file ? "in " : "from key_pem", opts->key_file ? opts->key_file : "",
-                   opts->cert_file ? "in " : "from cert_pem", opts->cert_file ? opts->cert_file : "", words,
-                   (unsigned)-ret);
-      ret = APNS_EBADKEY;
+      ret = mbed_errbuf(errbuf, errlen, APNS_EBADKEY, ret, "the private key %s%s does not match the certificate %s%s",
+                        opts->key_file ? "in " : "from key_pem", opts->key_file ? opts->key_file : "",
+                        opts->cert_file ? "in " : "from cert_pem", opts->cert_file ? opts->cert_file : "");
       goto fail;
     }
     if ((ret = mbedtls_ssl_conf_own_cert(&cfg->conf, &cfg->own_cert, &cfg->own_key)) != 0) {
-      mbed_words(ret, words, sizeof words);
-      apns__errbuf(errbuf, errlen, "mbedtls_ssl_conf_own_cert: %s (-0x%04x)", words, (unsigned)-ret);
-      ret = APNS_ETLS;
+      ret = mbed_errbuf(errbuf, errlen, APNS_ETLS, ret, "mbedtls_ssl_conf_own_cert");
       goto fail;
     }
   }
 
   mbedtls_ssl_conf_rng(&cfg->conf, mbedtls_ctr_drbg_random, &cfg->drbg);
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#if APNS__MBEDTLS3
   mbedtls_ssl_conf_min_tls_version(&cfg->conf, MBEDTLS_SSL_VERSION_TLS1_2);
 #else
   mbedtls_ssl_conf_min_version(&cfg->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
 #endif
   mbedtls_ssl_conf_renegotiation(&cfg->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+  if ((ret = conf_suites(cfg, errbuf, errlen)) != 0) goto fail;
   cfg->verify = cfg->server ? want_ca : !opts->insecure_skip_verify;
   mbedtls_ssl_conf_authmode(&cfg->conf, cfg->verify ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
   if (want_ca) mbedtls_ssl_conf_ca_chain(&cfg->conf, &cfg->ca, NULL);
@@ -317,9 +438,7 @@ int apns__tls_config_new(apns__tls_config **out, const apns__tls_options *opts, 
   cfg->alpn[0] = cfg->alpn_copy ? cfg->alpn_copy : "h2";
   cfg->alpn[1] = NULL;
   if (cfg->alpn[0][0] != '\0' && (ret = mbedtls_ssl_conf_alpn_protocols(&cfg->conf, cfg->alpn)) != 0) {
-    mbed_words(ret, words, sizeof words);
-    apns__errbuf(errbuf, errlen, "mbedtls_ssl_conf_alpn_protocols: %s (-0x%04x)", words, (unsigned)-ret);
-    ret = APNS_ETLS;
+    ret = mbed_errbuf(errbuf, errlen, APNS_ETLS, ret, "mbedtls_ssl_conf_alpn_protocols");
     goto fail;
   }
 
@@ -486,12 +605,65 @@ static int fail(apns__tls *tls, int err, const char *what, int ret) {
     err = APNS_ENOMEM;
     snprintf(tls->err, sizeof tls->err, "%s: out of memory", what);
   } else if (ret != 0) {
-    char words[160];
-    mbed_words(ret, words, sizeof words);
-    snprintf(tls->err, sizeof tls->err, "%s: %s (-0x%04x)", what, words, (unsigned)-ret);
+    mbed_errbuf(tls->err, sizeof tls->err, err, ret, "%s", what);
   }
   tls->fatal = err;
   return err;
+}
+
+/* A fatal alert from the peer during the handshake (or, for a TLS 1.3 client, in place of the server's first
+ * record: see confirm). */
+static int handshake_alert(apns__tls *tls) {
+  int alert = tls->ssl.APNS__MBED_PRIV(in_msg)[1];
+  if (alert == MBEDTLS_SSL_ALERT_MSG_NO_APPLICATION_PROTOCOL) {
+    snprintf(tls->err, sizeof tls->err,
+             "ALPN: the peer refused HTTP/2 (\"%s\" offered) with a no_application_protocol alert",
+             tls->cfg->alpn[0]);
+    tls->fatal = APNS_EALPN;
+    return APNS_EALPN;
+  }
+  snprintf(tls->err, sizeof tls->err, "TLS handshake failed: the peer sent a fatal %s alert (%d)%s",
+           alert_name(alert), alert,
+           alert == 42 || alert == 46 || alert == 48 || alert == 116 ? ": it did not accept our certificate" : "");
+  tls->fatal = APNS_ETLS;
+  return APNS_ETLS;
+}
+
+/* TLS 1.3 ends the client's handshake with the client's own Finished: the server checks our certificate after
+ * that, and a refusal arrives as an alert where its first record would be. So a TLS 1.3 client counts as connected
+ * only once the server's first record is in (an HTTP/2 server sends its SETTINGS at once); the first byte is kept
+ * for apns__tls_read. A refused certificate is then a failed handshake on either version, as the caller expects. */
+static int confirm(apns__tls *tls) {
+  for (;;) {
+    int ret = mbedtls_ssl_read(&tls->ssl, &tls->early, 1);
+    if (ret == 1) {
+      tls->early_len = 1;
+      tls->confirming = 0;
+      tls->done = 1;
+      return 0;
+    }
+    if (ret == 0 || ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) return 1;
+#ifdef MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET
+    if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) continue;
+#endif
+    if (ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) return handshake_alert(tls);
+    if (ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) ret = MBEDTLS_ERR_SSL_CONN_EOF;
+    /* mbedTLS 3.6 as a server sends its refusal under the handshake keys, which the client has left: the client
+     * reads a bad record. Either way the server did not take our certificate or our Finished. */
+    return fail(tls, APNS_ETLS,
+                "TLS handshake failed after our Finished (TLS 1.3, where a server refuses a client certificate): "
+                "the server's first record",
+                ret);
+  }
+}
+
+static int is_tls13(const apns__tls *tls) {
+#if APNS__MBEDTLS3 && defined(MBEDTLS_SSL_PROTO_TLS1_3)
+  return mbedtls_ssl_get_version_number(&tls->ssl) == MBEDTLS_SSL_VERSION_TLS1_3;
+#else
+  (void)tls;
+  return 0;
+#endif
 }
 
 static int verify_failed(apns__tls *tls) {
@@ -520,6 +692,7 @@ static int verify_failed(apns__tls *tls) {
 int apns__tls_handshake(apns__tls *tls) {
   if (tls->fatal) return tls->fatal;
   if (tls->done) return 0;
+  if (tls->confirming) return confirm(tls);
   int ret = mbedtls_ssl_handshake(&tls->ssl);
   if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) return 1;
   if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) return verify_failed(tls);
@@ -531,21 +704,7 @@ int apns__tls_handshake(apns__tls *tls) {
     tls->fatal = APNS_ECERTVERIFY;
     return APNS_ECERTVERIFY;
   }
-  if (ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) {
-    int alert = tls->ssl.APNS__PRIV(in_msg)[1];
-    if (alert == MBEDTLS_SSL_ALERT_MSG_NO_APPLICATION_PROTOCOL) {
-      snprintf(tls->err, sizeof tls->err,
-               "ALPN: the peer refused HTTP/2 (\"%s\" offered) with a no_application_protocol alert",
-               tls->cfg->alpn[0]);
-      tls->fatal = APNS_EALPN;
-      return APNS_EALPN;
-    }
-    snprintf(tls->err, sizeof tls->err, "TLS handshake failed: the peer sent a fatal %s alert (%d)%s",
-             alert_name(alert), alert,
-             alert == 42 || alert == 46 || alert == 48 || alert == 116 ? ": it did not accept our certificate" : "");
-    tls->fatal = APNS_ETLS;
-    return APNS_ETLS;
-  }
+  if (ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) return handshake_alert(tls);
   if (ret != 0) return fail(tls, APNS_ETLS, "TLS handshake failed", ret);
 
   const char *alpn = mbedtls_ssl_get_alpn_protocol(&tls->ssl);
@@ -554,6 +713,10 @@ int apns__tls_handshake(apns__tls *tls) {
              tls->cfg->server ? "client" : "server", alpn ? "\"" : "no protocol", alpn ? alpn : "", alpn ? "\"" : "");
     tls->fatal = APNS_EALPN;
     return APNS_EALPN;
+  }
+  if (!tls->cfg->server && is_tls13(tls)) {
+    tls->confirming = 1;
+    return confirm(tls);
   }
   tls->done = 1;
   return 0;
@@ -567,6 +730,11 @@ ssize_t apns__tls_read(apns__tls *tls, uint8_t *buf, size_t cap) {
   if (tls->fatal) return tls->fatal;
   if (!tls->done) return APNS_EINVAL;
   size_t total = 0;
+  if (tls->early_len > 0 && cap > 0) {
+    buf[0] = tls->early;
+    tls->early_len = 0;
+    total = 1;
+  }
   while (total < cap) {
     int ret = mbedtls_ssl_read(&tls->ssl, buf + total, cap - total);
     if (ret > 0) {
@@ -582,7 +750,7 @@ ssize_t apns__tls_read(apns__tls *tls, uint8_t *buf, size_t cap) {
       snprintf(tls->err, sizeof tls->err, "the peer closed the TLS connection (close_notify)");
       tls->fatal = APNS_ECLOSED;
     } else if (ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) {
-      int alert = tls->ssl.APNS__PRIV(in_msg)[1];
+      int alert = tls->ssl.APNS__MBED_PRIV(in_msg)[1];
       snprintf(tls->err, sizeof tls->err, "the peer sent a fatal %s alert (%d)", alert_name(alert), alert);
       tls->fatal = APNS_ETLS;
     } else {

@@ -18,8 +18,8 @@ typedef struct apns__tls apns__tls;
 
 typedef struct apns__tls_options {
   int server; /* 0: client (default), 1: server */
-  /* Trust anchors. Client: verify the server against these; NULL file and pem mean the system bundle
-   * /etc/ssl/certs/ca-certificates.crt. Server: when set, client certificates are required and verified. */
+  /* Trust anchors. Client: verify the server against these; NULL file and pem mean the system's trust (see
+   * apns_tls_options.ca_file). Server: when set, client certificates are required and verified. */
   const char *ca_file;
   const char *ca_pem; /* PEM text, NUL-terminated; used when ca_file is NULL */
   /* Own certificate chain and private key (the client's for certificate auth; the server's always). */
@@ -36,6 +36,18 @@ typedef struct apns__tls_options {
    * to make a peer that does not speak HTTP/2. */
   const char *alpn;
 } apns__tls_options;
+
+/* The cipher suites a config offers (client) or accepts (server), best first, 0-terminated: ECDHE with AES-GCM or
+ * ChaCha20-Poly1305 for TLS 1.2 and the TLS 1.3 suites, as HTTP/2 requires (RFC 9113 9.2.2). */
+const int *apns__tls_config_ciphersuites(const apns__tls_config *cfg);
+/* The name of the suite the handshake agreed on ("TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256"); NULL before the
+ * handshake is done. */
+const char *apns__tls_ciphersuite(const apns__tls *tls);
+
+/* The CA bundle paths a client tries, in order, when neither the options nor SSL_CERT_FILE / SSL_CERT_DIR say
+ * (NULL-terminated), and the first of a list that is a readable regular file (NULL when none is). */
+const char *const *apns__tls_ca_bundle_paths(void);
+const char *apns__tls_find_ca_bundle(const char *const *paths);
 
 /* Creates a config. On failure returns APNS_EBADCERT, APNS_EBADKEY, APNS_ETLS, APNS_EINVAL or APNS_ENOMEM and
  * writes a message naming the file and mbedTLS's words into errbuf (when errbuf is not NULL). The refcount is 1. */
@@ -56,7 +68,11 @@ void apns__tls_free(apns__tls *tls); /* NULL is fine */
 int apns__tls_feed(apns__tls *tls, const uint8_t *data, size_t len);
 /* Advances the handshake: 0 when complete (and ALPN gave h2), 1 while it needs more input (check
  * apns__tls_take_output for bytes to send first), or APNS_ECERTVERIFY (message says why: which check failed),
- * APNS_EALPN (the peer did not agree on h2), APNS_ETLS (any other failure; message has mbedTLS's words). */
+ * APNS_EALPN (the peer did not agree on h2), APNS_ETLS (any other failure; message has mbedTLS's words).
+ * A TLS 1.3 client (mbedTLS 3) is complete only once the server's first record is in: the server refuses a client
+ * certificate after the client's Finished, so until then the handshake may still fail (APNS_ETLS). The first
+ * plaintext byte read then is returned by the first apns__tls_read. A server must therefore send first, as an
+ * HTTP/2 server does (SETTINGS). */
 int apns__tls_handshake(apns__tls *tls);
 int apns__tls_handshake_done(const apns__tls *tls);
 /* Plaintext from the peer into buf: the number of bytes (> 0), 0 when nothing more is available now, APNS_ECLOSED

@@ -5,10 +5,9 @@
  * valid one, and refuses NULL with the same code as a bad value. */
 #include "validate.h"
 
-#include <apns.h>
+#include <apns/common.h>
+#include <apns/payload.h>
 #include <string.h>
-
-#include "request.h"
 
 /* ---- push types ---- */
 

@@ -1,8 +1,8 @@
 /* libapns internal: checks shared by the payload builder and the request block. Layer 1: no I/O.
  *
- * The public validators are in include/apns/payload.h; the HTTP/2 header checks apns__header_name_valid and
- * apns__header_value_valid are declared in request.h (the request block is their main user) and live in validate.c.
- */
+ * The public validators are in include/apns/payload.h. The HTTP/2 header checks are here with the rest of the
+ * validation; request.h includes this file, so the request block and the modules above it (h2.c, conn.c) get them
+ * with it. */
 #ifndef APNS_LIB_VALIDATE_H
 #define APNS_LIB_VALIDATE_H
 
@@ -27,5 +27,12 @@ size_t apns__json_number_text(const char *printed, char *out);
  * reports those as syntax errors). Does not check UTF-8 (apns__utf8_valid does), duplicate keys or numeric
  * overflow (jansson's error codes for those two are reliable). */
 int apns__json_valid(const char *s, size_t len, int any_top);
+
+/* HTTP/2 header checks, 1 when valid. A name: a non-empty lowercase token (RFC 9110 tchar, no uppercase), not a
+ * pseudo-header, not one of the connection-specific headers HTTP/2 forbids (connection, keep-alive,
+ * proxy-connection, transfer-encoding, upgrade, te). A value: no CR, LF or NUL, no leading or trailing space or tab
+ * (NULL only with len 0). */
+int apns__header_name_valid(const char *name, size_t len);
+int apns__header_value_valid(const char *value, size_t len);
 
 #endif

@@ -1,9 +1,13 @@
 /* Shared pieces of the loop tests (see fixture.h). */
 #include "fixture.h"
 
+#include "alloc.h"
+#include "sockout.h"
+
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -130,22 +134,20 @@ typedef struct fx_pipe fx_pipe;
 struct fx_proxy {
   uv_loop_t *loop;
   uv_tcp_t server;
-  int target_port, port, frozen, stopping, open;
+  int target_port, port, frozen, held, stopping, open;
   fx_pipe *pipes;
 };
 
+/* Its writes go through sockout.c, as the library's do: the tests run with SIGPIPE at its default. */
 struct fx_pipe {
   fx_proxy *proxy;
   uv_tcp_t a, b; /* a: accepted from the client, b: to the server */
+  apns__sockout out_a, out_b;
+  int ready; /* both connected, both outs initialized */
   uv_connect_t connect;
   int closing, handles;
   fx_pipe *next;
 };
-
-typedef struct {
-  uv_write_t req;
-  char *buf;
-} fx_write;
 
 static void pipe_closed(uv_handle_t *h) {
   fx_pipe *pp = h->data;
@@ -160,45 +162,45 @@ static void pipe_closed(uv_handle_t *h) {
   if (--p->open == 0 && p->stopping) free(p);
 }
 
+static void pipe_out_closed(uv_handle_t *h) {
+  fx_pipe *pp = ((apns__sockout *)h->data)->data;
+  pipe_closed((uv_handle_t *)&pp->a);
+}
+
 static void pipe_close(fx_pipe *pp) {
   if (pp->closing) return;
   pp->closing = 1;
+  if (pp->ready) {
+    pp->handles += apns__sockout_close(&pp->out_a, pipe_out_closed);
+    pp->handles += apns__sockout_close(&pp->out_b, pipe_out_closed);
+  }
   uv_close((uv_handle_t *)&pp->a, pipe_closed);
   uv_close((uv_handle_t *)&pp->b, pipe_closed);
 }
 
-static void relay_written(uv_write_t *w, int status) {
-  (void)status;
-  free(((fx_write *)w)->buf);
-  free(w);
+static void relay_out(apns__sockout *o, int status) {
+  if (status < 0) pipe_close(o->data);
 }
 
 static void relay_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
   (void)h;
-  buf->base = malloc(size);
+  buf->base = apns__malloc(size);
   buf->len = buf->base ? size : 0;
 }
 
 static void relay_read(uv_stream_t *from, ssize_t n, const uv_buf_t *buf) {
   fx_pipe *pp = from->data;
-  uv_stream_t *to = from == (uv_stream_t *)&pp->a ? (uv_stream_t *)&pp->b : (uv_stream_t *)&pp->a;
+  apns__sockout *to = from == (uv_stream_t *)&pp->a ? &pp->out_b : &pp->out_a;
   if (n < 0) {
-    free(buf->base);
+    apns__free(buf->base);
     pipe_close(pp);
     return;
   }
   if (n == 0 || pp->proxy->frozen || pp->closing) {
-    free(buf->base); /* frozen: the bytes are lost, as if the peer never answered */
+    apns__free(buf->base); /* frozen: the bytes are lost, as if the peer never answered */
     return;
   }
-  fx_write *w = malloc(sizeof *w);
-  w->buf = buf->base;
-  uv_buf_t out = uv_buf_init(buf->base, (unsigned)n);
-  if (uv_write(&w->req, to, &out, 1, relay_written) != 0) {
-    free(w->buf);
-    free(w);
-    pipe_close(pp);
-  }
+  if (apns__sockout_write(to, (uint8_t *)buf->base, (size_t)n) != 0) pipe_close(pp);
 }
 
 static void relay_connected(uv_connect_t *c, int status) {
@@ -207,7 +209,13 @@ static void relay_connected(uv_connect_t *c, int status) {
     pipe_close(pp);
     return;
   }
-  uv_read_start((uv_stream_t *)&pp->a, relay_alloc, relay_read);
+  if (apns__sockout_init(&pp->out_a, (uv_stream_t *)&pp->a, relay_out, pp) != 0 ||
+      apns__sockout_init(&pp->out_b, (uv_stream_t *)&pp->b, relay_out, pp) != 0) {
+    pipe_close(pp);
+    return;
+  }
+  pp->ready = 1;
+  if (!pp->proxy->held) uv_read_start((uv_stream_t *)&pp->a, relay_alloc, relay_read);
   uv_read_start((uv_stream_t *)&pp->b, relay_alloc, relay_read);
 }
 
@@ -260,6 +268,29 @@ int fx_proxy_port(const fx_proxy *p) {
 
 void fx_proxy_freeze(fx_proxy *p, int frozen) {
   p->frozen = frozen;
+}
+
+void fx_proxy_hold(fx_proxy *p, int hold) {
+  p->held = hold;
+  for (fx_pipe *pp = p->pipes; pp; pp = pp->next) {
+    if (!pp->ready || pp->closing) continue;
+    if (hold)
+      uv_read_stop((uv_stream_t *)&pp->a);
+    else
+      uv_read_start((uv_stream_t *)&pp->a, relay_alloc, relay_read);
+  }
+}
+
+void fx_proxy_reset(fx_proxy *p) {
+  for (fx_pipe *pp = p->pipes; pp; pp = pp->next) {
+    uv_os_fd_t fd;
+    struct linger lg = {1, 0};
+    if (pp->closing) continue;
+    /* SO_LINGER 0: close() sends RST instead of FIN, and what the client still sends is answered with RST too. */
+    if (uv_fileno((uv_handle_t *)&pp->a, &fd) == 0)
+      ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    pipe_close(pp);
+  }
 }
 
 void fx_proxy_stop(fx_proxy *p) {

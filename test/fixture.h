@@ -44,12 +44,15 @@ int fx_mock_fork(const apns_mock_options *o, pid_t *pid);
 void fx_mock_kill(pid_t pid);
 
 /* A TCP relay on 127.0.0.1 between a client and a server, for faults the server would never make: frozen, it
- * stops forwarding in both directions (a peer that went silent without closing). */
+ * stops forwarding in both directions (a peer that went silent without closing); held, it stops reading from the
+ * client (whose writes then back up in its socket); reset, it closes the client's side with RST (SO_LINGER 0). */
 typedef struct fx_proxy fx_proxy;
 fx_proxy *fx_proxy_start(uv_loop_t *loop, int target_port);
 int fx_proxy_port(const fx_proxy *p);
 void fx_proxy_freeze(fx_proxy *p, int frozen);
-void fx_proxy_stop(fx_proxy *p); /* closes everything; freed once the loop has run the close callbacks */
+void fx_proxy_hold(fx_proxy *p, int hold);
+void fx_proxy_reset(fx_proxy *p); /* every relayed connection; the listener stays */
+void fx_proxy_stop(fx_proxy *p);  /* closes everything; freed once the loop has run the close callbacks */
 
 /* Client TLS options trusting the test CA, with the client certificate, verifying the name "localhost". The
  * strings point into c. */

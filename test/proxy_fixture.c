@@ -7,6 +7,9 @@
  * port is picked by binding port 0 and releasing it; if the daemon then cannot bind it (someone else took it
  * meanwhile), it is tried again on another. */
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* unshare(), CLONE_NEWNS */
+#endif
 #include "proxy_fixture.h"
 
 #include "harness.h"

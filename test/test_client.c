@@ -2,7 +2,7 @@
 #include "fixture.h"
 
 #include "alloc.h"
-#include "jwt.h"
+#include "jwt_verify.h"
 
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecp.h>

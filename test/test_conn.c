@@ -3,8 +3,13 @@
 
 #include "alloc.h"
 #include "conn.h"
+#include "h2.h"
+#include "sockout.h"
 
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
@@ -555,7 +560,7 @@ TEST(conn_ping_timeout_on_silent_peer) {
   memset(&o, 0, sizeof o);
   o.port = (uint16_t)fx_proxy_port(proxy);
   o.ping_idle_ms = 50;
-  o.ping_timeout_ms = 200;
+  o.ping_timeout_ms = 200 * (uint64_t)test_time_factor(); /* an ACK may take that long under valgrind */
   open_conn(&f, &o);
   ASSERT_OK(f.connect_status);
   fx_rec first = {0};
@@ -573,6 +578,556 @@ TEST(conn_ping_timeout_on_silent_peer) {
   ASSERT_ERR(rec.err, APNS_ECLOSED);
   ASSERT_EQ(rec.delivery, APNS_DELIVERY_UNKNOWN);
   ASSERT_TRUE(strstr(apns_conn_last_error(f.conn), "PING") != NULL);
+  fx_proxy_stop(proxy);
+  teardown(&f);
+}
+
+/* A server (here the relay in front of it) that resets the connection while we write, with a thousand streams in
+ * flight and far more bytes than the socket takes: no SIGPIPE (the test runs with it at its default, so one would
+ * kill it), every request ends once, the connection is lost once, and nothing is left on the loop. */
+TEST(conn_reset_mid_write_no_sigpipe) {
+  fx f;
+  apns_conn_options o;
+  static fx_rec recs[1000];
+  static char pad[16 * 1024];
+  setup(&f, 0);
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  fx_proxy *proxy = fx_proxy_start(&f.loop, apns_mock_port(f.mock));
+  memset(&o, 0, sizeof o);
+  o.port = (uint16_t)fx_proxy_port(proxy);
+  open_conn(&f, &o);
+  ASSERT_OK(f.connect_status);
+  fx_rec first = {0};
+  ASSERT_OK(post(&f, &first, TOKEN, 5000));
+  fx_run_until(&f.loop, &f.done);
+  ASSERT_EQ(first.status, 200);
+  /* 16 KiB of header per request, too large for the HPACK table: 16 MiB of HEADERS that flow control does not
+   * hold back, and that a relay which stops reading leaves mostly in our own buffers. */
+  memset(pad, 'p', sizeof pad - 1);
+  apns_header headers[] = {{"apns-push-type", "alert"}, {"apns-topic", "com.example.app"}, {"x-pad", pad}};
+  fx_proxy_hold(proxy, 1);
+  for (int i = 0; i < 1000; i++) {
+    apns_request r;
+    fx_request(&r, TOKEN, 10000);
+    r.headers = headers;
+    r.num_headers = 3;
+    recs[i].counter = &f.done;
+    ASSERT_OK(apns_conn_post(f.conn, &r, fx_record, &recs[i]));
+  }
+  for (int i = 0; i < 5; i++) uv_run(&f.loop, UV_RUN_NOWAIT);
+  fx_proxy_reset(proxy);
+  fx_run_until_count(&f.loop, &f.done, 1001);
+  fx_run_until(&f.loop, &f.lost);
+  /* Those whose bytes the socket took may have reached the server; those still in our buffer cannot have: most of
+   * the 16 MiB never left. */
+  int unknown = 0, not_processed = 0;
+  for (int i = 0; i < 1000; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_ERR(recs[i].err, APNS_ECLOSED);
+    if (recs[i].delivery == APNS_DELIVERY_UNKNOWN) {
+      ASSERT_EQ(not_processed, 0); /* in id order: the unwritten are the newest */
+      unknown++;
+    } else {
+      ASSERT_EQ(recs[i].delivery, APNS_DELIVERY_NOT_PROCESSED);
+      not_processed++;
+    }
+  }
+  ASSERT_GT(unknown, 0);
+  ASSERT_GT(not_processed, 500);
+  ASSERT_EQ(f.lost, 1);
+  ASSERT_TRUE(f.lost_err == UV_ECONNRESET || f.lost_err == UV_EPIPE || f.lost_err == APNS_ECLOSED);
+  fx_proxy_stop(proxy);
+  teardown(&f);
+}
+
+/* Close ends each request by what the server can have seen: an answered one has its response, one written but not
+ * answered ends UNKNOWN, and one posted in the same loop turn as the close is never written (the server does not
+ * get it) and ends NOT_PROCESSED. */
+TEST(conn_close_drops_unsent_not_processed) {
+  fx f;
+  fx_rec answered = {0}, written = {0}, unsent = {0};
+  apns_mock_stats ms;
+  setup(&f, 0);
+  open_conn(&f, NULL);
+  ASSERT_OK(post(&f, &answered, TOKEN, 5000));
+  fx_run_until(&f.loop, &f.done);
+  ASSERT_EQ(answered.status, 200);
+  apns_mock_set_paused(f.mock, 1);
+  ASSERT_OK(post(&f, &written, TOKEN, 5000));
+  do {
+    ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+    apns_mock_get_stats(f.mock, &ms);
+  } while (ms.requests < 2);
+  ASSERT_OK(post(&f, &unsent, TOKEN, 5000));
+  ASSERT_OK(apns_conn_close(f.conn, on_closed));
+  ASSERT_EQ(written.calls + unsent.calls, 0); /* nothing ends inside close */
+  fx_run_until(&f.loop, &f.closed);
+  ASSERT_EQ(f.done_at_close, 3);
+  ASSERT_ERR(written.err, APNS_ECANCELED);
+  ASSERT_EQ(written.delivery, APNS_DELIVERY_UNKNOWN);
+  ASSERT_ERR(unsent.err, APNS_ECANCELED);
+  ASSERT_EQ(unsent.delivery, APNS_DELIVERY_NOT_PROCESSED);
+  /* The server read all there was (the connection is gone on its side too) and got two requests, not three. */
+  for (apns_mock_get_stats(f.mock, &ms); ms.connections_open > 0; apns_mock_get_stats(f.mock, &ms))
+    ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  ASSERT_EQ(ms.requests, 2);
+  teardown(&f);
+}
+
+/* UINT64_MAX is "no timeout" everywhere: connect, PING ACK and request deadlines must not wrap into the past. The
+ * mock answers after 50 ms, so a deadline that wrapped would end the request first. */
+TEST(conn_timeouts_off_saturate) {
+  fx f;
+  apns_conn_options o;
+  fx_rec rec = {0}, second = {0};
+  setup(&f, 0);
+  f.mo.delay_ms = 50;
+  memset(&o, 0, sizeof o);
+  o.connect_timeout_ms = UINT64_MAX;
+  o.ping_idle_ms = 20;
+  o.ping_timeout_ms = UINT64_MAX;
+  open_conn(&f, &o);
+  ASSERT_OK(f.connect_status);
+  ASSERT_OK(post(&f, &rec, TOKEN, UINT64_MAX));
+  fx_run_until(&f.loop, &f.done);
+  ASSERT_OK(rec.err);
+  ASSERT_EQ(rec.status, 200);
+  /* Idle long enough for a PING with no timeout to go out; the connection stays ready and serves again. */
+  apns_conn_stats a, b;
+  apns_conn_get_stats(f.conn, &a);
+  do {
+    ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+    apns_conn_get_stats(f.conn, &b);
+  } while (b.writes < a.writes + 2);
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_READY);
+  ASSERT_OK(post(&f, &second, TOKEN, UINT64_MAX));
+  fx_run_until_count(&f.loop, &f.done, 2);
+  ASSERT_EQ(second.status, 200);
+  ASSERT_EQ(f.lost, 0);
+  teardown(&f);
+}
+
+static int capacity_calls;
+static void count_capacity(apns_conn *c) {
+  (void)c;
+  capacity_calls++;
+}
+
+/* After about 2^31 stream ids nghttp2 refuses new streams: the connection stops taking requests some ids before,
+ * drains as after a GOAWAY (the pool hears of it through the capacity callback, never inside post), lets its open
+ * streams finish, then ends. The test starts the ids three requests before the margin. */
+TEST(conn_stream_ids_run_out_drains) {
+  fx f;
+  fx_rec recs[3] = {{0}}, late = {0};
+  setup(&f, 0);
+  apns__conn_test_first_stream_id(INT32_MAX - APNS__H2_ID_MARGIN - 4);
+  open_conn(&f, NULL);
+  capacity_calls = 0;
+  apns__conn_set_capacity_cb(f.conn, count_capacity);
+  ASSERT_OK(post(&f, &recs[0], TOKEN, 5000));
+  fx_run_until(&f.loop, &f.done);
+  while (max_streams(f.conn) < 1000) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  int before = capacity_calls;
+  ASSERT_OK(post(&f, &recs[1], TOKEN, 5000));
+  ASSERT_EQ(apns_conn_writable(f.conn), 1);
+  ASSERT_OK(post(&f, &recs[2], TOKEN, 5000));
+  /* That was the last: no more requests, and the state says why. */
+  ASSERT_EQ(apns_conn_writable(f.conn), 0);
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_DRAINING);
+  ASSERT_ERR(post(&f, &late, TOKEN, 5000), APNS_ECLOSED);
+  ASSERT_EQ(capacity_calls, before); /* not inside post */
+  fx_run_until_count(&f.loop, &f.done, 3);
+  ASSERT_EQ(capacity_calls, before + 1);
+  for (int i = 0; i < 3; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_EQ(recs[i].status, 200);
+  }
+  fx_run_until(&f.loop, &f.lost);
+  ASSERT_ERR(f.lost_err, APNS_ECLOSED);
+  ASSERT_EQ(late.calls, 0);
+  ASSERT_TRUE(strstr(apns_conn_last_error(f.conn), "stream ids") != NULL);
+  teardown(&f);
+}
+
+/* ---- the state machine: each transition, and each outcome of a request under each way a connection ends ---- */
+
+/* A connection drained by GOAWAY (last-stream-id 1, so stream 1 is below it) whose one stream is held by the
+ * server. Returns with the state DRAINING and the request still open. */
+static void drain_with_held_stream(fx *f, fx_rec *rec, uint64_t timeout_ms) {
+  f->mo.goaway_after = 1;
+  f->mo.goaway_reason = "Shutdown";
+  f->mo.paused = 1;
+  open_conn(f, NULL);
+  ASSERT_EQ(apns_conn_get_state(f->conn), APNS_CONN_READY);
+  ASSERT_OK(post(f, rec, TOKEN, timeout_ms));
+  while (apns_conn_get_state(f->conn) == APNS_CONN_READY) ASSERT_NE(uv_run(&f->loop, UV_RUN_ONCE), 0);
+  ASSERT_EQ(apns_conn_get_state(f->conn), APNS_CONN_DRAINING);
+  ASSERT_EQ(apns_conn_writable(f->conn), 0);
+  ASSERT_EQ(rec->calls, 0);
+  fx_rec late = {0};
+  ASSERT_ERR(post(f, &late, TOKEN, 1000), APNS_ECLOSED);
+}
+
+/* DRAINING -> LOST when the last stream times out: at once, not at the next read (a PING 15 s later). */
+TEST(conn_draining_last_stream_timeout_ends_at_once) {
+  fx f;
+  fx_rec rec = {0};
+  setup(&f, 0);
+  drain_with_held_stream(&f, &rec, 300 * (uint64_t)test_time_factor());
+  fx_run_until(&f.loop, &f.done);
+  ASSERT_ERR(rec.err, APNS_ETIMEDOUT);
+  ASSERT_EQ(rec.delivery, APNS_DELIVERY_UNKNOWN); /* written, below the GOAWAY: the server may act on it */
+  ASSERT_EQ(f.lost, 1);                           /* in the same turn as the stream's end */
+  ASSERT_ERR(f.lost_err, APNS_ECLOSED);
+  ASSERT_STREQ(f.lost_reason, "Shutdown");
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_LOST);
+  teardown(&f);
+}
+
+/* DRAINING -> LOST when the last stream is answered: a stream below GOAWAY's last-stream-id is still served. */
+TEST(conn_draining_last_stream_answered_then_lost) {
+  fx f;
+  fx_rec rec = {0};
+  setup(&f, 0);
+  drain_with_held_stream(&f, &rec, 5000);
+  apns_mock_set_paused(f.mock, 0);
+  fx_run_until(&f.loop, &f.done);
+  ASSERT_OK(rec.err);
+  ASSERT_EQ(rec.status, 200);
+  ASSERT_EQ(rec.delivery, APNS_DELIVERY_RESPONDED);
+  ASSERT_EQ(f.lost, 1);
+  ASSERT_STREQ(f.lost_reason, "Shutdown");
+  teardown(&f);
+}
+
+/* DRAINING -> CLOSING: the open stream ends APNS_ECANCELED, UNKNOWN (it was written), and on_lost never runs. */
+TEST(conn_close_while_draining) {
+  fx f;
+  fx_rec rec = {0};
+  setup(&f, 0);
+  drain_with_held_stream(&f, &rec, 5000);
+  ASSERT_OK(apns_conn_close(f.conn, on_closed));
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_CLOSING);
+  fx_run_until(&f.loop, &f.closed);
+  ASSERT_EQ(f.done_at_close, 1);
+  ASSERT_ERR(rec.err, APNS_ECANCELED);
+  ASSERT_EQ(rec.delivery, APNS_DELIVERY_UNKNOWN);
+  ASSERT_EQ(f.lost, 0);
+  teardown(&f);
+}
+
+/* DRAINING (ids spent) -> LOST when the last stream is reset by its deadline. */
+TEST(conn_ids_spent_last_stream_timeout_ends_at_once) {
+  fx f;
+  fx_rec first = {0}, rec = {0};
+  setup(&f, 0);
+  apns__conn_test_first_stream_id(INT32_MAX - APNS__H2_ID_MARGIN - 2);
+  open_conn(&f, NULL);
+  ASSERT_OK(post(&f, &first, TOKEN, 5000));
+  fx_run_until(&f.loop, &f.done);
+  apns_mock_set_paused(f.mock, 1);
+  ASSERT_OK(post(&f, &rec, TOKEN, 100));
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_DRAINING);
+  fx_run_until_count(&f.loop, &f.done, 2);
+  ASSERT_ERR(rec.err, APNS_ETIMEDOUT);
+  ASSERT_EQ(f.lost, 1);
+  ASSERT_ERR(f.lost_err, APNS_ECLOSED);
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_LOST);
+  teardown(&f);
+}
+
+/* CONNECTING -> CLOSING: on_connect never runs, the close callback does, nothing is left on the loop. */
+TEST(conn_close_while_connecting) {
+  fx f;
+  apns_conn_options o;
+  char err[128];
+  setup(&f, 0);
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  memset(&o, 0, sizeof o);
+  fx_tls_client(&o.tls, &f.certs);
+  o.host = "127.0.0.1";
+  o.port = (uint16_t)apns_mock_port(f.mock);
+  o.on_connect = on_connect;
+  o.data = &f;
+  ASSERT_OK(apns_conn_open(&f.loop, &f.conn, &o, err, sizeof err));
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_CONNECTING);
+  fx_rec rec = {0};
+  ASSERT_ERR(post(&f, &rec, TOKEN, 1000), APNS_EBLOCKED);
+  ASSERT_OK(apns_conn_close(f.conn, on_closed));
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_CLOSING);
+  fx_run_until(&f.loop, &f.closed);
+  ASSERT_EQ(f.connected, 0);
+  ASSERT_EQ(rec.calls, 0);
+  teardown(&f);
+}
+
+/* LOST -> CLOSING: after the server dropped the connection, close still ends it cleanly, once. */
+TEST(conn_close_after_lost) {
+  fx f;
+  fx_rec rec = {0};
+  setup(&f, 0);
+  open_conn(&f, NULL);
+  ASSERT_OK(post(&f, &rec, TOKEN, 5000));
+  fx_run_until(&f.loop, &f.done);
+  apns_mock_drop_connections(f.mock);
+  fx_run_until(&f.loop, &f.lost);
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_LOST);
+  ASSERT_ERR(post(&f, &rec, TOKEN, 1000), APNS_ECLOSED);
+  ASSERT_OK(apns_conn_close(f.conn, on_closed));
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_CLOSING);
+  fx_run_until(&f.loop, &f.closed);
+  ASSERT_EQ(f.lost, 1);
+  teardown(&f);
+}
+
+/* A 127.0.0.1 address that drops SYNs: a listener with a backlog of 0 whose accept queue is already full (the
+ * kernel then drops new SYNs, and the connect hangs in SYN_SENT). fds[0] is the listener, the rest fill it. */
+static void black_hole(int fds[3], struct sockaddr_storage *out) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  fds[0] = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fds[0], 0);
+  ASSERT_EQ(bind(fds[0], (struct sockaddr *)&a, sizeof a), 0);
+  ASSERT_EQ(listen(fds[0], 0), 0);
+  ASSERT_EQ(getsockname(fds[0], (struct sockaddr *)&a, &len), 0);
+  for (int i = 1; i < 3; i++) {
+    fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ASSERT_GE(fds[i], 0);
+    (void)connect(fds[i], (struct sockaddr *)&a, sizeof a); /* the first gets in, the next one hangs */
+  }
+  memset(out, 0, sizeof *out);
+  memcpy(out, &a, sizeof a);
+}
+
+/* The first address black-holes SYNs, the second is the server: the first attempt gets only its share of the
+ * connect timeout, so the connection is up long before the whole timeout has passed. */
+TEST(conn_black_holed_first_address_does_not_eat_the_timeout) {
+  fx f;
+  apns_conn_options o;
+  struct sockaddr_storage addrs[2];
+  int hole[3];
+  fx_rec rec = {0};
+  uint64_t timeout = 2000 * (uint64_t)test_time_factor();
+  setup(&f, 0);
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  black_hole(hole, &addrs[0]);
+  uv_ip4_addr("127.0.0.1", apns_mock_port(f.mock), (struct sockaddr_in *)&addrs[1]);
+  apns__conn_test_addresses(addrs, 2);
+  memset(&o, 0, sizeof o);
+  o.connect_timeout_ms = timeout;
+  uv_update_time(&f.loop);
+  uint64_t t0 = uv_now(&f.loop);
+  open_conn(&f, &o);
+  uint64_t elapsed = uv_now(&f.loop) - t0;
+  ASSERT_OK(f.connect_status);
+  ASSERT_GE(elapsed, timeout / 2); /* the black hole was tried first, for its half */
+  ASSERT_LT(elapsed, timeout);     /* and did not take it all */
+  ASSERT_OK(post(&f, &rec, TOKEN, 5000));
+  fx_run_until(&f.loop, &f.done);
+  ASSERT_EQ(rec.status, 200);
+  apns__conn_test_addresses(NULL, 0);
+  for (int i = 0; i < 3; i++) close(hole[i]);
+  teardown(&f);
+}
+
+/* CONNECTING -> LOST by the connect timer: the only address drops SYNs. */
+TEST(conn_connect_timeout_on_black_hole) {
+  fx f;
+  apns_conn_options o;
+  struct sockaddr_storage addr;
+  int hole[3];
+  setup(&f, 0);
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  black_hole(hole, &addr);
+  apns__conn_test_addresses(&addr, 1);
+  memset(&o, 0, sizeof o);
+  o.connect_timeout_ms = 200;
+  uv_update_time(&f.loop);
+  uint64_t t0 = uv_now(&f.loop);
+  open_conn(&f, &o);
+  uint64_t elapsed = uv_now(&f.loop) - t0;
+  ASSERT_ERR(f.connect_status, APNS_ETIMEDOUT);
+  ASSERT_GE(elapsed, 200);
+  ASSERT_LT(elapsed, 2000 * test_time_factor());
+  ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_LOST);
+  ASSERT_TRUE(strstr(apns_conn_last_error(f.conn), "timed out") != NULL);
+  ASSERT_EQ(f.lost, 0);
+  apns__conn_test_addresses(NULL, 0);
+  for (int i = 0; i < 3; i++) close(hole[i]);
+  teardown(&f);
+}
+
+/* The writer under the connection, the mock and the relay: bytes the socket does not take wait for writability,
+ * and a peer that resets the connection meanwhile costs an error through the callback and for every later write,
+ * never SIGPIPE (the test runs with SIGPIPE at its default). */
+typedef struct {
+  int calls, status, closed;
+} so_rec;
+
+static void so_cb(apns__sockout *o, int status) {
+  so_rec *r = o->data;
+  r->calls++;
+  r->status = status;
+}
+
+static void so_closed(uv_handle_t *h) {
+  so_rec *r = ((apns__sockout *)h->data)->data;
+  r->closed++;
+}
+
+TEST(sockout_peer_reset_no_sigpipe) {
+  uv_loop_t loop;
+  uv_tcp_t tcp;
+  apns__sockout out;
+  so_rec r = {0, 0, 0};
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  long live = test_alloc_live();
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+  ASSERT_EQ(listen(lfd, 1), 0);
+  ASSERT_EQ(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+  int cfd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(connect(cfd, (struct sockaddr *)&a, sizeof a), 0);
+  int pfd = accept(lfd, NULL, NULL);
+  ASSERT_GE(pfd, 0);
+  ASSERT_EQ(uv_tcp_init(&loop, &tcp), 0);
+  ASSERT_EQ(uv_tcp_open(&tcp, cfd), 0);
+  ASSERT_OK(apns__sockout_init(&out, (uv_stream_t *)&tcp, so_cb, &r));
+  /* 16 MiB to a peer that does not read: most of it waits here. */
+  for (int i = 0; i < 16; i++) {
+    uint8_t *buf = apns__malloc(1 << 20);
+    memset(buf, 'x', 1 << 20);
+    ASSERT_OK(apns__sockout_write(&out, buf, 1 << 20));
+  }
+  ASSERT_GT(apns__sockout_pending(&out), 0);
+  ASSERT_EQ(r.calls, 0); /* never inside write */
+  struct linger lg = {1, 0};
+  ASSERT_EQ(setsockopt(pfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+  close(pfd);
+  uv_run(&loop, UV_RUN_DEFAULT); /* the wait is the only handle: this returns once it has ended */
+  ASSERT_EQ(r.calls, 1);
+  ASSERT_TRUE(r.status == UV_ECONNRESET || r.status == UV_EPIPE);
+  ASSERT_EQ(apns__sockout_pending(&out), 0); /* dropped */
+  uint8_t *more = apns__malloc(100);
+  memset(more, 'y', 100);
+  ASSERT_ERR(apns__sockout_write(&out, more, 100), r.status);
+  ASSERT_EQ(apns__sockout_close(&out, so_closed), 1);
+  uv_close((uv_handle_t *)&tcp, NULL);
+  ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ASSERT_EQ(r.closed, 1);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+  close(lfd);
+  ASSERT_EQ(test_alloc_live(), live);
+}
+
+static void count_active_polls(uv_handle_t *h, void *arg) {
+  if (h->type == UV_POLL && uv_is_active(h)) (*(int *)arg)++;
+}
+
+/* A connection lost while its writes wait for a full socket drops them: nothing of it stays active on the loop
+ * (the wait would keep the loop alive for a peer that is gone). */
+TEST(conn_lost_drops_waiting_output) {
+  fx f;
+  apns_conn_options o;
+  static fx_rec recs[900];
+  static char pad[16 * 1024];
+  setup(&f, 0);
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  fx_proxy *proxy = fx_proxy_start(&f.loop, apns_mock_port(f.mock));
+  memset(&o, 0, sizeof o);
+  o.port = (uint16_t)fx_proxy_port(proxy);
+  /* Long enough that no PING is outstanding when the relay freezes, whatever the slowdown. */
+  o.ping_idle_ms = 100 * (uint64_t)test_time_factor();
+  o.ping_timeout_ms = 200 * (uint64_t)test_time_factor();
+  open_conn(&f, &o);
+  fx_rec first = {0};
+  ASSERT_OK(post(&f, &first, TOKEN, 5000));
+  fx_run_until(&f.loop, &f.done);
+  memset(pad, 'p', sizeof pad - 1);
+  apns_header headers[] = {{"apns-topic", "com.example.app"}, {"x-pad", pad}};
+  fx_proxy_hold(proxy, 1);
+  fx_proxy_freeze(proxy, 1);
+  for (int i = 0; i < 900; i++) {
+    apns_request r;
+    fx_request(&r, TOKEN, 30000);
+    r.headers = headers;
+    r.num_headers = 2;
+    recs[i].counter = &f.done;
+    ASSERT_OK(apns_conn_post(f.conn, &r, fx_record, &recs[i]));
+  }
+  int polls = 0;
+  while (polls == 0 && !f.lost) {
+    ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+    uv_walk(&f.loop, count_active_polls, &polls);
+  }
+  ASSERT_GT(polls, 0);
+  fx_run_until(&f.loop, &f.lost); /* the PING goes unanswered */
+  ASSERT_ERR(f.lost_err, APNS_ETIMEDOUT);
+  ASSERT_EQ(f.done, 901);
+  polls = 0;
+  uv_walk(&f.loop, count_active_polls, &polls);
+  ASSERT_EQ(polls, 0);
+  fx_proxy_stop(proxy);
+  teardown(&f);
+}
+
+/* Close with the socket full: requests serialized into bytes the socket never took are dropped with them and end
+ * NOT_PROCESSED; only those the socket took may have reached the server, and the server never sees more. */
+TEST(conn_close_with_full_socket_drops_what_never_left) {
+  fx f;
+  apns_conn_options o;
+  static fx_rec recs[1000];
+  static char pad[16 * 1024];
+  setup(&f, 0);
+  f.mo.paused = 1;
+  f.mock = fx_mock_start(&f.loop, &f.mo);
+  fx_proxy *proxy = fx_proxy_start(&f.loop, apns_mock_port(f.mock));
+  memset(&o, 0, sizeof o);
+  o.port = (uint16_t)fx_proxy_port(proxy);
+  open_conn(&f, &o);
+  while (max_streams(f.conn) < 1000) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  memset(pad, 'p', sizeof pad - 1);
+  apns_header headers[] = {{"apns-topic", "com.example.app"}, {"x-pad", pad}};
+  fx_proxy_hold(proxy, 1);
+  for (int i = 0; i < 1000; i++) {
+    apns_request r;
+    fx_request(&r, TOKEN, 30000);
+    r.headers = headers;
+    r.num_headers = 2;
+    recs[i].counter = &f.done;
+    ASSERT_OK(apns_conn_post(f.conn, &r, fx_record, &recs[i]));
+  }
+  for (int i = 0; i < 5; i++) uv_run(&f.loop, UV_RUN_NOWAIT);
+  ASSERT_OK(apns_conn_close(f.conn, on_closed));
+  fx_run_until(&f.loop, &f.closed);
+  ASSERT_EQ(f.done_at_close, 1000);
+  int unknown = 0, not_processed = 0;
+  for (int i = 0; i < 1000; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_ERR(recs[i].err, APNS_ECANCELED);
+    if (recs[i].delivery == APNS_DELIVERY_UNKNOWN) {
+      ASSERT_EQ(not_processed, 0);
+      unknown++;
+    } else {
+      ASSERT_EQ(recs[i].delivery, APNS_DELIVERY_NOT_PROCESSED);
+      not_processed++;
+    }
+  }
+  ASSERT_GT(not_processed, 500);
+  /* Let the relay pass on what it holds: the server gets no request we called NOT_PROCESSED. */
+  apns_mock_stats ms;
+  fx_proxy_hold(proxy, 0);
+  for (apns_mock_get_stats(f.mock, &ms); ms.connections_open > 0; apns_mock_get_stats(f.mock, &ms))
+    ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  ASSERT_LE(ms.requests, (uint64_t)unknown);
   fx_proxy_stop(proxy);
   teardown(&f);
 }
@@ -598,5 +1153,20 @@ TEST_SUITE(conn){
     TEST_ENTRY(conn_close_inside_callback),
     TEST_ENTRY(conn_ping_keeps_idle_connection),
     TEST_ENTRY(conn_ping_timeout_on_silent_peer),
+    TEST_ENTRY(conn_reset_mid_write_no_sigpipe),
+    TEST_ENTRY(conn_close_drops_unsent_not_processed),
+    TEST_ENTRY(conn_close_with_full_socket_drops_what_never_left),
+    TEST_ENTRY(conn_timeouts_off_saturate),
+    TEST_ENTRY(conn_stream_ids_run_out_drains),
+    TEST_ENTRY(conn_draining_last_stream_timeout_ends_at_once),
+    TEST_ENTRY(conn_draining_last_stream_answered_then_lost),
+    TEST_ENTRY(conn_close_while_draining),
+    TEST_ENTRY(conn_ids_spent_last_stream_timeout_ends_at_once),
+    TEST_ENTRY(conn_close_while_connecting),
+    TEST_ENTRY(conn_close_after_lost),
+    TEST_ENTRY(conn_black_holed_first_address_does_not_eat_the_timeout),
+    TEST_ENTRY(conn_connect_timeout_on_black_hole),
+    TEST_ENTRY(sockout_peer_reset_no_sigpipe),
+    TEST_ENTRY(conn_lost_drops_waiting_output),
     TEST_SUITE_END,
 };

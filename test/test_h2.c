@@ -145,6 +145,9 @@ static void srv_answer(server *srv, srv_stream *st) {
   } else if (strcmp(p, "/gone-real") == 0) {
     snprintf(json, sizeof json, "{\"reason\":\"ExpiredToken\",\"timestamp\":1700000000456.0}");
     srv_reply(srv, st, "410", json, strlen(json), NULL);
+  } else if (strncmp(p, "/ts/", 4) == 0) {
+    snprintf(json, sizeof json, "{\"reason\":\"Unregistered\",\"timestamp\":%s}", p + 4);
+    srv_reply(srv, st, "410", json, strlen(json), NULL);
   } else if (strcmp(p, "/many") == 0) {
     static char names[12][16], values[12][16];
     nghttp2_nv more[12];
@@ -622,7 +625,8 @@ TEST(h2_response_body_limit) {
   apns__req *exact = mkreq(path);
   snprintf(path, sizeof path, "/big/%d", APNS__H2_MAX_BODY + 1);
   apns__req *over = mkreq(path);
-  apns__req *huge = mkreq("/big/300000");
+  snprintf(path, sizeof path, "/big/%d", 3 * APNS__H2_MAX_BODY);
+  apns__req *huge = mkreq(path);
   ASSERT_EQ(apns__h2_submit(T.h2, exact, NULL, 0), 1);
   ASSERT_EQ(apns__h2_submit(T.h2, over, NULL, 0), 3);
   ASSERT_EQ(apns__h2_submit(T.h2, huge, NULL, 0), 5);
@@ -1681,6 +1685,141 @@ TEST(h2_few_allocations_per_request) {
   srv_free(&srv);
 }
 
+/* A "timestamp" that no int64_t holds (1e300 and friends) is not converted (that would be undefined behaviour,
+ * which the float-cast-overflow sanitizer of scripts/test --sanitize reports): it is dropped, as if absent. Real
+ * values in range are truncated to whole milliseconds. */
+TEST(h2_timestamp_out_of_range_dropped) {
+  server srv;
+  static const struct {
+    const char *text;
+    int64_t want;
+  } cases[] = {
+      {"1e300", 0},
+      {"-1e300", 0},
+      {"9.3e18", 0},
+      {"-9.3e18", 0},
+      {"9223372036854775807.0", 0}, /* rounds to 2^63, one past the largest int64_t */
+      {"1700000000999.75", 1700000000999LL},
+      {"-1.5", -1},
+      {"9000000000000000000.0", 9000000000000000000LL},
+  };
+  enum { N = sizeof cases / sizeof cases[0] };
+  apns__req *reqs[N];
+  char path[64];
+  connect_pair(&srv, 100);
+  for (size_t i = 0; i < N; i++) {
+    snprintf(path, sizeof path, "/ts/%s", cases[i].text);
+    reqs[i] = mkreq(path);
+    ASSERT_GT(apns__h2_submit(T.h2, reqs[i], NULL, 0), 0);
+  }
+  pump(T.h2, &srv);
+  for (size_t i = 0; i < N; i++) {
+    rec *r = rec_of(reqs[i]);
+    ASSERT_EQ(r->calls, 1);
+    ASSERT_EQ(r->status, 410);
+    ASSERT_EQ(r->reason, APNS_REASON_Unregistered);
+    if (r->timestamp != cases[i].want)
+      test__fail(__FILE__, __LINE__, "timestamp %s gave %" PRId64, cases[i].text, r->timestamp);
+  }
+  apns__h2_free(T.h2);
+  for (size_t i = 0; i < N; i++) apns__req_free(reqs[i]);
+  srv_free(&srv);
+}
+
+/* apns__h2_cancel_unsent ends exactly the streams whose HEADERS were never serialized, NOT_PROCESSED, newest
+ * first, and their HEADERS never reach the server; the written ones stay open and are answered. */
+TEST(h2_cancel_unsent_only_unwritten) {
+  server srv;
+  apns__req *reqs[5];
+  connect_pair(&srv, 100);
+  for (int i = 0; i < 5; i++) reqs[i] = mkreq(i < 2 ? "/hold" : "/ok");
+  ASSERT_GT(apns__h2_submit(T.h2, reqs[0], NULL, 0), 0);
+  ASSERT_GT(apns__h2_submit(T.h2, reqs[1], NULL, 0), 0);
+  pump(T.h2, &srv); /* the two /hold requests are on the server now */
+  for (int i = 2; i < 5; i++) ASSERT_GT(apns__h2_submit(T.h2, reqs[i], NULL, 0), 0);
+  apns__h2_cancel_unsent(T.h2, APNS_ECANCELED, APNS_DELIVERY_NOT_PROCESSED, UINT64_MAX);
+  ASSERT_EQ(T.errors, 3);
+  ASSERT_EQ(apns__h2_in_flight(T.h2), 2);
+  for (int i = 2; i < 5; i++) {
+    ASSERT_EQ(rec_of(reqs[i])->calls, 1);
+    ASSERT_ERR(rec_of(reqs[i])->err, APNS_ECANCELED);
+    ASSERT_EQ(rec_of(reqs[i])->delivery, APNS_DELIVERY_NOT_PROCESSED);
+  }
+  ASSERT_GT(rec_of(reqs[2])->seq, rec_of(reqs[3])->seq); /* newest first */
+  pump(T.h2, &srv);
+  ASSERT_EQ(srv.headers_seen, 2); /* the three never left */
+  ASSERT_EQ(rec_of(reqs[0])->calls, 0);
+  srv_answer(&srv, srv_find(&srv, 1));
+  srv_answer(&srv, srv_find(&srv, 3));
+  pump(T.h2, &srv);
+  ASSERT_EQ(rec_of(reqs[0])->status, 200);
+  ASSERT_EQ(rec_of(reqs[1])->status, 200);
+  apns__h2_free(T.h2);
+  for (int i = 0; i < 5; i++) {
+    ASSERT_EQ(rec_of(reqs[i])->calls, 1);
+    apns__req_free(reqs[i]);
+  }
+  srv_free(&srv);
+}
+
+/* The session stops taking streams APNS__H2_ID_MARGIN ids before 2^31: the last id below the margin is used,
+ * then submits fail APNS_ECLOSED (nothing queued), and the open stream is still answered. */
+TEST(h2_stream_ids_margin) {
+  server srv;
+  apns__req *a = mkreq("/ok"), *b = mkreq("/ok");
+  connect_pair(&srv, 100);
+  ASSERT_ERR(apns__h2_test_set_next_stream_id(T.h2, 2), APNS_EINVAL); /* client ids are odd */
+  ASSERT_OK(apns__h2_test_set_next_stream_id(T.h2, INT32_MAX - APNS__H2_ID_MARGIN));
+  ASSERT_EQ(apns__h2_ids_low(T.h2), 0);
+  ASSERT_EQ(apns__h2_submit(T.h2, a, NULL, 0), INT32_MAX - APNS__H2_ID_MARGIN);
+  ASSERT_EQ(apns__h2_ids_low(T.h2), 1);
+  ASSERT_ERR(apns__h2_submit(T.h2, b, NULL, 0), APNS_ECLOSED);
+  ASSERT_EQ(apns__h2_in_flight(T.h2), 1);
+  pump(T.h2, &srv);
+  ASSERT_EQ(rec_of(a)->status, 200);
+  ASSERT_EQ(rec_of(b)->calls, 0);
+  apns__h2_free(T.h2);
+  apns__req_free(a);
+  apns__req_free(b);
+  srv_free(&srv);
+}
+
+/* With output marks: streams serialized into bytes the owner says never reached the socket are taken out too,
+ * while those behind the mark the socket passed stay open. */
+TEST(h2_cancel_unsent_by_output_mark) {
+  server srv;
+  apns__req *reqs[5];
+  uint8_t *buf;
+  size_t len;
+  connect_pair(&srv, 100);
+  for (int i = 0; i < 5; i++) reqs[i] = mkreq("/hold");
+  ASSERT_GT(apns__h2_submit(T.h2, reqs[0], NULL, 0), 0);
+  ASSERT_GT(apns__h2_submit(T.h2, reqs[1], NULL, 0), 0);
+  apns__h2_set_out_mark(T.h2, 500);
+  pump(T.h2, &srv); /* serialized at mark 500, and delivered */
+  ASSERT_GT(apns__h2_submit(T.h2, reqs[2], NULL, 0), 0);
+  ASSERT_GT(apns__h2_submit(T.h2, reqs[3], NULL, 0), 0);
+  apns__h2_set_out_mark(T.h2, 1000);
+  ASSERT_OK(apns__h2_take_output(T.h2, &buf, &len)); /* serialized at mark 1000: the owner's socket never takes it */
+  ASSERT_GT(len, 0);
+  apns__free(buf);
+  ASSERT_GT(apns__h2_submit(T.h2, reqs[4], NULL, 0), 0); /* not serialized at all */
+  apns__h2_cancel_unsent(T.h2, APNS_ECLOSED, APNS_DELIVERY_NOT_PROCESSED, 1000);
+  ASSERT_EQ(T.errors, 3);
+  ASSERT_EQ(apns__h2_in_flight(T.h2), 2);
+  for (int i = 0; i < 5; i++) {
+    ASSERT_EQ(rec_of(reqs[i])->calls, i >= 2);
+    if (i >= 2) ASSERT_EQ(rec_of(reqs[i])->delivery, APNS_DELIVERY_NOT_PROCESSED);
+  }
+  apns__h2_free(T.h2); /* the two on the server end UNKNOWN: they were written */
+  for (int i = 0; i < 5; i++) {
+    ASSERT_EQ(rec_of(reqs[i])->calls, 1);
+    if (i < 2) ASSERT_EQ(rec_of(reqs[i])->delivery, APNS_DELIVERY_UNKNOWN);
+    apns__req_free(reqs[i]);
+  }
+  srv_free(&srv);
+}
+
 TEST_SUITE(h2){
     TEST_ENTRY(h2_request_arrives_intact),
     TEST_ENTRY(h2_error_responses),
@@ -1715,5 +1854,9 @@ TEST_SUITE(h2){
     TEST_ENTRY(h2_alloc_failure_submit),
     TEST_ENTRY(h2_alloc_failure_exchange),
     TEST_ENTRY(h2_few_allocations_per_request),
+    TEST_ENTRY(h2_timestamp_out_of_range_dropped),
+    TEST_ENTRY(h2_cancel_unsent_only_unwritten),
+    TEST_ENTRY(h2_cancel_unsent_by_output_mark),
+    TEST_ENTRY(h2_stream_ids_margin),
     TEST_SUITE_END,
 };

@@ -9,6 +9,8 @@
 #include "../lib/alloc.h"
 #include "../lib/base64.h"
 #include "../lib/jwt.h"
+#include "../lib/mbedtls_compat.h"
+#include "jwt_verify.h"
 #include <apns.h>
 #include <jansson.h>
 
@@ -75,7 +77,7 @@ static size_t pkcs8_der(mbedtls_pk_context *pk, unsigned char *buf, size_t cap) 
   int len = 0, r;
   ASSERT_GT(r = mbedtls_asn1_write_octet_string(&p, buf, sec1 + sizeof sec1 - n, (size_t)n), 0);
   len += r;
-  ASSERT_EQ(mbedtls_oid_get_oid_by_ec_grp(mbedtls_pk_ec(*pk)->grp.id, &oid, &oid_len), 0);
+  ASSERT_EQ(mbedtls_oid_get_oid_by_ec_grp(APNS__EC(mbedtls_pk_ec(*pk), grp).id, &oid, &oid_len), 0);
   ASSERT_GT(r = mbedtls_asn1_write_oid(&p, buf, oid, oid_len), 0);
   alg_len += (size_t)r;
   ASSERT_GT(r = mbedtls_asn1_write_oid(&p, buf, MBEDTLS_OID_EC_ALG_UNRESTRICTED,
@@ -171,7 +173,7 @@ static const char *forge(mbedtls_pk_context *pk, const char *header, const char 
   tok[n++] = '.';
   n += apns__base64url_encode(tok + n, (const uint8_t *)claims, strlen(claims));
   ASSERT_EQ(mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)tok, n, hash), 0);
-  ASSERT_EQ(mbedtls_pk_sign(pk, MBEDTLS_MD_SHA256, hash, 32, der, &der_len, mbedtls_ctr_drbg_random, rng()), 0);
+  ASSERT_EQ(apns__mbed_pk_sign(pk, MBEDTLS_MD_SHA256, hash, 32, der, sizeof der, &der_len, mbedtls_ctr_drbg_random, rng()), 0);
   mbedtls_mpi r, s;
   mbedtls_mpi_init(&r);
   mbedtls_mpi_init(&s);
@@ -330,14 +332,14 @@ TEST(jwt_key_formats_pinned) {
   } forms[] = {{sec1, strlen(sec1) + 1}, {p8, strlen(p8) + 1}, {der_p, der_len}};
   for (size_t i = 0; i < 3; i++) {
     mbedtls_pk_init(&parsed);
-    ASSERT_EQ(mbedtls_pk_parse_key(&parsed, forms[i].data, forms[i].len, NULL, 0), 0);
+    ASSERT_EQ(apns__mbed_pk_parse_key(&parsed, forms[i].data, forms[i].len, NULL, 0, mbedtls_ctr_drbg_random, rng()), 0);
     ASSERT_EQ(mbedtls_pk_get_type(&parsed), MBEDTLS_PK_ECKEY);
-    ASSERT_EQ(mbedtls_pk_check_pair(&parsed, &pk), 0);
+    ASSERT_EQ(apns__mbed_pk_check_pair(&parsed, &pk, mbedtls_ctr_drbg_random, rng()), 0);
     mbedtls_pk_free(&parsed);
   }
   /* mbedTLS wants a PEM's terminating NUL counted in the length: without it the text is taken for DER. */
   mbedtls_pk_init(&parsed);
-  ASSERT_NE(mbedtls_pk_parse_key(&parsed, (const unsigned char *)p8, strlen(p8), NULL, 0), 0);
+  ASSERT_NE(apns__mbed_pk_parse_key(&parsed, (const unsigned char *)p8, strlen(p8), NULL, 0, mbedtls_ctr_drbg_random, rng()), 0);
   mbedtls_pk_free(&parsed);
 
   char tok_ref[512];

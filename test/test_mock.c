@@ -4,7 +4,8 @@
 
 #include "alloc.h"
 #include "certgen.h"
-#include "jwt.h"
+#include "jwt_verify.h"
+#include "mbedtls_compat.h"
 #include "mock.h"
 #include "mock_server.h"
 #include "tls.h"
@@ -697,11 +698,7 @@ static void keys_make(keys *k) {
   /* Key B is registered by its public half only. */
   mbedtls_pk_context pk;
   mbedtls_pk_init(&pk);
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-  ASSERT_EQ(mbedtls_pk_parse_key(&pk, (const unsigned char *)k->p8_b, lb + 1, NULL, 0, NULL, NULL), 0);
-#else
-  ASSERT_EQ(mbedtls_pk_parse_key(&pk, (const unsigned char *)k->p8_b, lb + 1, NULL, 0), 0);
-#endif
+  ASSERT_EQ(apns__mbed_pk_parse_key(&pk, (const unsigned char *)k->p8_b, lb + 1, NULL, 0, NULL, NULL), 0);
   ASSERT_EQ(mbedtls_pk_write_pubkey_pem(&pk, (unsigned char *)k->pub_b, sizeof k->pub_b), 0);
   mbedtls_pk_free(&pk);
 }
@@ -756,9 +753,9 @@ TEST(mock_p8_key) {
   ASSERT_EQ(mbedtls_pem_read_buffer(&ctx, "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----",
                                     (const unsigned char *)pem, NULL, 0, &der_len),
             0);
-  ASSERT_LT(ctx.buflen, sizeof der);
-  memcpy(der, ctx.buf, ctx.buflen);
-  der_len = ctx.buflen;
+  ASSERT_LT(ctx.APNS__MBED_PRIV(buflen), sizeof der);
+  memcpy(der, ctx.APNS__MBED_PRIV(buf), ctx.APNS__MBED_PRIV(buflen));
+  der_len = ctx.APNS__MBED_PRIV(buflen);
   mbedtls_pem_free(&ctx);
   static const unsigned char head[] = {0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
                                        0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
@@ -1943,6 +1940,140 @@ TEST(mock_cli_help_and_usage_errors) {
   }
 }
 
+/* --self-signed DIR never writes over an earlier run's certificates: a second mock on the same DIR serves with
+ * the first one's (the files stay byte for byte, and clients of either connect with them), and a set that is
+ * incomplete or made for another --topic is refused, naming the file. */
+typedef struct {
+  uv_loop_t *loop;
+  apns_conn *conn;
+  int done, closed, status, err;
+} reuse_cli;
+
+static void reuse_resp(int err, const apns_response *res, void *data) {
+  reuse_cli *r = data;
+  r->err = err;
+  r->status = res->status;
+  r->done = 1;
+}
+
+static void reuse_connected(apns_conn *c, int status) {
+  reuse_cli *r = apns_conn_data(c);
+  static const char body[] = "{\"aps\":{}}";
+  apns_request req;
+  if (status != 0) {
+    r->err = status;
+    r->done = 1;
+    return;
+  }
+  memset(&req, 0, sizeof req);
+  req.path = "/3/device/abcd";
+  req.body = body;
+  req.body_len = sizeof body - 1;
+  req.timeout_ms = 5000;
+  ASSERT_OK(apns_conn_post(c, &req, reuse_resp, r));
+}
+
+static void reuse_closed(apns_conn *c) {
+  ((reuse_cli *)apns_conn_data(c))->closed = 1;
+}
+
+static void reuse_request(uv_loop_t *loop, const char *dir, int port) {
+  char ca[600], cert[600], key[600], err[256] = "";
+  reuse_cli r;
+  apns_conn_options o;
+  memset(&r, 0, sizeof r);
+  memset(&o, 0, sizeof o);
+  snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+  snprintf(cert, sizeof cert, "%s/client.pem", dir);
+  snprintf(key, sizeof key, "%s/client-key.pem", dir);
+  o.host = "127.0.0.1";
+  o.port = (uint16_t)port;
+  o.tls.ca_file = ca;
+  o.tls.cert_file = cert;
+  o.tls.key_file = key;
+  o.tls.verify_name = "localhost";
+  o.on_connect = reuse_connected;
+  o.data = &r;
+  ASSERT_OK(apns_conn_open(loop, &r.conn, &o, err, sizeof err));
+  while (!r.done) ASSERT_NE(uv_run(loop, UV_RUN_ONCE), 0);
+  ASSERT_OK(r.err);
+  ASSERT_EQ(r.status, 200);
+  ASSERT_OK(apns_conn_close(r.conn, reuse_closed));
+  while (!r.closed) ASSERT_NE(uv_run(loop, UV_RUN_ONCE), 0);
+}
+
+static char *slurp(const char *dir, const char *name) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "rb");
+  ASSERT_NOT_NULL(f);
+  char *buf = calloc(1, 65536);
+  size_t n = fread(buf, 1, 65535, f);
+  ASSERT_GT(n, 0);
+  fclose(f);
+  return buf;
+}
+
+static void wait_port(uv_loop_t *loop, child *c) {
+  while (strchr(c->obuf, '\n') == NULL) {
+    ASSERT_EQ(c->exited, 0);
+    ASSERT_NE(uv_run(loop, UV_RUN_ONCE), 0);
+  }
+}
+
+static void run_refused(uv_loop_t *loop, char **argv, const char *want1, const char *want2) {
+  child c;
+  memset(&c, 0, sizeof c);
+  c.on_exit = help_exit;
+  ASSERT_EQ(child_spawn(&c, loop, argv), 0);
+  ASSERT_EQ(uv_run(loop, UV_RUN_DEFAULT), 0);
+  if (c.status != 1 || !strstr(c.ebuf, want1) || !strstr(c.ebuf, want2)) printf("stderr: %s\n", c.ebuf);
+  ASSERT_EQ(c.status, 1);
+  ASSERT_TRUE(strstr(c.ebuf, want1) != NULL);
+  ASSERT_TRUE(strstr(c.ebuf, want2) != NULL);
+}
+
+TEST(mock_cli_self_signed_reuses_dir) {
+  static const char *const names[] = {"ca.pem",     "server.pem",     "server-key.pem",
+                                      "client.pem", "client-key.pem", "token-key.p8"};
+  uv_loop_t loop;
+  child a, b;
+  char dir[512], *before[6];
+  memset(&a, 0, sizeof a);
+  memset(&b, 0, sizeof b);
+  a.on_exit = b.on_exit = help_exit;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  snprintf(dir, sizeof dir, "%s/certs", test_tmpdir());
+  char *argv[] = {(char *)mock_bin(), "--listen", "127.0.0.1:0", "--self-signed", dir, NULL};
+  ASSERT_EQ(child_spawn(&a, &loop, argv), 0);
+  wait_port(&loop, &a);
+  for (int i = 0; i < 6; i++) before[i] = slurp(dir, names[i]);
+  ASSERT_EQ(child_spawn(&b, &loop, argv), 0);
+  wait_port(&loop, &b);
+  for (int i = 0; i < 6; i++) {
+    char *now = slurp(dir, names[i]);
+    if (strcmp(now, before[i]) != 0) test__fail(__FILE__, __LINE__, "%s was replaced by the second mock", names[i]);
+    free(now);
+    free(before[i]);
+  }
+  /* Clients with DIR's files get through to both. */
+  reuse_request(&loop, dir, atoi(a.obuf));
+  reuse_request(&loop, dir, atoi(b.obuf));
+  ASSERT_EQ(uv_process_kill(&a.proc, SIGTERM), 0);
+  ASSERT_EQ(uv_process_kill(&b.proc, SIGTERM), 0);
+  ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ASSERT_EQ(a.status, 0);
+  ASSERT_EQ(b.status, 0);
+
+  char *other[] = {(char *)mock_bin(), "--listen", "127.0.0.1:0", "--self-signed", dir, "--topic", "com.other", NULL};
+  run_refused(&loop, other, "client.pem", "--topic");
+  char path[600];
+  snprintf(path, sizeof path, "%s/client.pem", dir);
+  ASSERT_EQ(unlink(path), 0);
+  run_refused(&loop, argv, "client.pem", "remove them");
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+}
+
 TEST_SUITE(mock){
     TEST_ENTRY(mock_uuid),
     TEST_ENTRY(mock_conn_echo_200),
@@ -1977,5 +2108,6 @@ TEST_SUITE(mock){
     TEST_ENTRY(mock_cli_h2load),
     TEST_ENTRY(mock_cli_token_curl),
     TEST_ENTRY(mock_cli_help_and_usage_errors),
+    TEST_ENTRY(mock_cli_self_signed_reuses_dir),
     TEST_SUITE_END,
 };

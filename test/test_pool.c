@@ -2,6 +2,8 @@
 #include "fixture.h"
 
 #include "alloc.h"
+#include "conn.h"
+#include "h2.h"
 
 #include <stdlib.h>
 
@@ -523,7 +525,33 @@ TEST(pool_retry_on_another_connection) {
   teardown(&f);
 }
 
+/* A connection whose stream ids run out drains like one sent away by GOAWAY: the pool moves on to a fresh
+ * connection and every request is answered. Each connection here has ids for five requests. */
+TEST(pool_moves_on_when_stream_ids_run_out) {
+  fx f;
+  apns_pool_options o;
+  static fx_rec recs[20];
+  setup(&f);
+  apns__conn_test_first_stream_id(INT32_MAX - APNS__H2_ID_MARGIN - 8);
+  memset(&o, 0, sizeof o);
+  o.size = 1;
+  open_pool(&f, &o);
+  for (int i = 0; i < 20; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 30000));
+  fx_run_until_count(&f.loop, &f.done, 20);
+  for (int i = 0; i < 20; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_OK(recs[i].err);
+    ASSERT_EQ(recs[i].status, 200);
+  }
+  apns_mock_stats ms;
+  apns_mock_get_stats(f.mock, &ms);
+  ASSERT_GE(ms.connections, 4);
+  ASSERT_EQ(ms.requests, 20);
+  teardown(&f);
+}
+
 TEST_SUITE(pool){
+    TEST_ENTRY(pool_moves_on_when_stream_ids_run_out),
     TEST_ENTRY(pool_hundred_thousand),
     TEST_ENTRY(pool_drops_retried_and_accepted),
     TEST_ENTRY(pool_never_resend_unknown),

@@ -8,7 +8,7 @@
  * everything waits on the child's exit and on EOF of its pipes, on the test's own libuv loop. */
 #include "alloc.h"
 #include "fixture.h"
-#include "jwt.h"
+#include "jwt_verify.h"
 
 #include <apns.h>
 #include <fcntl.h>

@@ -107,7 +107,8 @@ TEST(request_many_headers) {
   ASSERT_TRUE(nv_is(&nva[0], ":method", "PUT"));
   ASSERT_TRUE(nv_is(&nva[2], ":path", "/p?q=1"));
   for (size_t i = 0; i < nh; i++) {
-    int secret = strcmp(h[i].name, "apns-id") == 0 || strcmp(h[i].name, "authorization") == 0;
+    int secret = strcmp(h[i].name, "apns-id") == 0 || strcmp(h[i].name, "authorization") == 0 ||
+                 strcmp(h[i].name, "apns-request-id") == 0;
     ASSERT_TRUE(nv_is(&nva[4 + i], h[i].name, h[i].value));
     ASSERT_EQ(nva[4 + i].flags, NOCOPY | (secret ? NGHTTP2_NV_FLAG_NO_INDEX : 0));
     ASSERT_EQ(((const char *)nva[4 + i].name)[nva[4 + i].namelen], '\0');

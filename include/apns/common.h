@@ -13,12 +13,21 @@
 extern "C" {
 #endif
 
+/* Marks the public functions, as libuv's UV_EXTERN does. The library is compiled with BUILDING_APNS_SHARED and
+ * hidden visibility, so these and nothing else leave libapns.so. A program using the library defines nothing (on
+ * Windows, USING_APNS_SHARED when it links the DLL rather than the static library). */
 #if defined(_WIN32)
+#if defined(BUILDING_APNS_SHARED)
 #define APNS_EXTERN __declspec(dllexport)
-#elif defined(__GNUC__)
+#elif defined(USING_APNS_SHARED)
+#define APNS_EXTERN __declspec(dllimport)
+#else
+#define APNS_EXTERN /* nothing */
+#endif
+#elif defined(BUILDING_APNS_SHARED) && defined(__GNUC__) && __GNUC__ >= 4
 #define APNS_EXTERN __attribute__((visibility("default")))
 #else
-#define APNS_EXTERN
+#define APNS_EXTERN /* nothing */
 #endif
 
 #define APNS_VERSION_MAJOR 0
@@ -69,7 +78,8 @@ APNS_EXTERN const char *apns_version_string(void);
   XX(EBADKEY, "private key could not be loaded")                                                                      \
   XX(EBADCERT, "certificate could not be loaded")                                                                     \
   XX(EBUSY, "call not allowed from here (re-entrant or wrong state)")                                                 \
-  XX(ESTOPPED, "pool or client stopped after a fatal answer")                                                        \
+  XX(ESTOPPED, "pool or client stopped after a fatal answer")                                                         \
+  XX(EBADCHANNELID, "broadcast channel id is missing, too long or not base64")                                        \
   XX(EPROXY, "proxy refused or failed to open the tunnel")                                                            \
   XX(EPROXYAUTH, "proxy authentication required or refused")                                                          \
   XX(EPROXYPROTO, "proxy reply is malformed or too large")
@@ -136,7 +146,7 @@ APNS_EXTERN const char *apns_err_name(int err);
   XX(BadRequestPayload, 400)                                                                                          \
   XX(MissingPushType, 400)                                                                                            \
   XX(CannotCreateChannelConfig, 400)                                                                                  \
-  XX(TopicMismatch, 400)
+  XX(TopicMismatch, 403)
 
 typedef enum {
   APNS_REASON_NONE = 0,

@@ -16,6 +16,11 @@
  * connection from inside any of its callbacks is safe.
  *
  * All functions must be called on the loop's thread.
+ *
+ * Signals: no write of the library raises SIGPIPE (it sends with MSG_NOSIGNAL, or SO_NOSIGPIPE where that is what
+ * the platform has), so the embedder need not ignore SIGPIPE for our sake; a peer that resets the connection ends
+ * its requests with APNS_ECLOSED (or the libuv code in on_lost), never the process. Writes of your own to sockets
+ * or pipes are yours to guard as before.
  */
 #ifndef APNS_CONN_H
 #define APNS_CONN_H
@@ -31,8 +36,13 @@ extern "C" {
 /* TLS settings, shared by connections, pools and clients. Strings are read during the call that takes the
  * options (files are read then too); they need not outlive it. */
 typedef struct apns_tls_options {
-  /* Trust anchors for the server's chain. Default (both NULL): the system bundle
-   * /etc/ssl/certs/ca-certificates.crt, which holds Apple's roots. */
+  /* Trust anchors for the server's chain: a PEM file, or PEM text. Default (both NULL): the system's, which hold
+   * Apple's roots: SSL_CERT_FILE and SSL_CERT_DIR (':'-separated) when either variable is set, else the bundle
+   * libapns was built with (meson -Dca_bundle), else the first that exists of /etc/ssl/certs/ca-certificates.crt
+   * (Debian, Ubuntu, Arch), /etc/pki/tls/certs/ca-bundle.crt and /etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem
+   * (Fedora, RHEL), /etc/ssl/ca-bundle.pem (openSUSE), /etc/ssl/cert.pem (Alpine, macOS, FreeBSD, OpenBSD),
+   * /usr/local/share/certs/ca-root-nss.crt (FreeBSD) and Homebrew's cert.pem. The variables are read when the
+   * options are taken. */
   const char *ca_file;
   const char *ca_pem;
   /* Client certificate and its private key, for certificate auth (PEM files, or PEM text). */
@@ -67,11 +77,15 @@ typedef struct apns_conn_options {
   apns_tls_options tls;
   /* Authority sent with every request; default: host, or host:port when port is not 443. */
   const char *authority;
-  uint64_t connect_timeout_ms; /* DNS, TCP and TLS together; default 10 000 */
+  /* DNS, TCP and TLS together; default 10 000; UINT64_MAX: no limit. The host's addresses are tried one after
+   * another, each with an equal share of the time then left (the last one with all of it), so an address that
+   * drops packets costs its share, not the whole timeout. */
+  uint64_t connect_timeout_ms;
   /* After this long without reading anything, send a PING (Go's apns2 checks after 15 s; Apple suggests at
    * least once an hour). Default 15 000; UINT64_MAX turns health checks off. */
   uint64_t ping_idle_ms;
-  uint64_t ping_timeout_ms;        /* no PING ACK by then: the connection is lost (APNS_ETIMEDOUT). Default 5 000 */
+  /* No PING ACK by then: the connection is lost (APNS_ETIMEDOUT). Default 5 000; UINT64_MAX: wait for ever. */
+  uint64_t ping_timeout_ms;
   apns_conn_connect_cb on_connect; /* optional */
   apns_conn_lost_cb on_lost;       /* optional */
   void *data;                      /* yours: apns_conn_data() */
@@ -90,9 +104,11 @@ APNS_EXTERN int apns_conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn
                                size_t errlen);
 
 /* Sends a request. The request is copied: its buffers are yours again when this returns. The deadline is now plus
- * req->timeout_ms (default 10 s). Returns 0 (cb will run exactly once, later), APNS_EBLOCKED (not ready yet, or as
- * many streams in flight as the server allows: try again after a callback), APNS_ECLOSED (closing, closed, lost
- * or after GOAWAY), APNS_EINVAL / APNS_EBADHEADER (bad request) or APNS_ENOMEM. */
+ * req->timeout_ms (default 10 s; UINT64_MAX: none, the sum saturates). Returns 0 (cb will run exactly once, later),
+ * APNS_EBLOCKED (not ready yet, or as many streams in flight as the server allows: try again after a callback),
+ * APNS_ECLOSED (closing, closed, lost, after GOAWAY or with stream ids nearly spent), APNS_EINVAL / APNS_EBADHEADER
+ * (bad request) or APNS_ENOMEM.
+ */
 APNS_EXTERN int apns_conn_post(apns_conn *conn, const apns_request *req, apns_response_cb cb, void *data);
 
 /* Sets the authorization header sent with every later request ("bearer <JWT>" for token auth; NULL for none).
@@ -100,14 +116,18 @@ APNS_EXTERN int apns_conn_post(apns_conn *conn, const apns_request *req, apns_re
 APNS_EXTERN int apns_conn_set_authorization(apns_conn *conn, const char *value);
 
 /* Closes the connection: every request still open ends with APNS_ECANCELED (on a later loop turn), then cb runs
- * and the connection is freed. Safe from inside any callback of this connection; calling it twice is an error
- * (APNS_EBUSY). cb may be NULL. */
+ * and the connection is freed. A request not yet handed to the socket is dropped unsent and says so
+ * (res->delivery APNS_DELIVERY_NOT_PROCESSED: safe to send elsewhere); one already written ends
+ * APNS_DELIVERY_UNKNOWN (the server may have acted on it). Safe from inside any callback of this connection; calling
+ * it twice is an error (APNS_EBUSY). cb may be NULL. */
 APNS_EXTERN int apns_conn_close(apns_conn *conn, apns_conn_close_cb cb);
 
 typedef enum {
   APNS_CONN_CONNECTING = 0,
   APNS_CONN_READY = 1,
-  APNS_CONN_DRAINING = 2, /* GOAWAY received: open streams may complete, no new ones */
+  /* GOAWAY received, or stream ids nearly spent (2^31 per connection): open streams may complete, no new ones;
+   * once the last has ended the connection is lost (on_lost, APNS_ECLOSED). */
+  APNS_CONN_DRAINING = 2,
   APNS_CONN_LOST = 3,
   APNS_CONN_CLOSING = 4
 } apns_conn_state;
@@ -120,7 +140,7 @@ typedef struct apns_conn_stats {
   uint64_t requests_completed; /* ended with a response */
   uint64_t bytes_in;           /* TLS bytes read from the socket */
   uint64_t bytes_out;          /* TLS bytes written */
-  uint64_t writes;             /* uv_write calls (coalescing: far fewer than requests) */
+  uint64_t writes;             /* flushes handed to the socket (coalescing: far fewer than requests) */
 } apns_conn_stats;
 
 APNS_EXTERN void apns_conn_get_stats(const apns_conn *conn, apns_conn_stats *out);

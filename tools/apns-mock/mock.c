@@ -6,12 +6,15 @@
  * the requests read in one loop turn are answered by one uv_write. Work that becomes ready outside the poll phase
  * (a timer, a finished write, a call from the test) also starts an idle handle, so the loop does not block in poll
  * before the check phase gets to it. One write is in flight per connection; what comes meanwhile waits in nghttp2
- * and goes out in the next one. */
+ * and goes out in the next one. Writes go through sockout.c, never uv_write, so a client that resets the connection
+ * while we write raises no SIGPIPE in the process that embeds the mock. */
 #include "mock.h"
 
 #include "alloc.h"
-#include "jwt.h"
+#include "jwt_verify.h"
+#include "mock_channels.h"
 #include "mock_server.h"
+#include "sockout.h"
 #include "tls.h"
 
 #include <stdio.h>
@@ -24,12 +27,12 @@ typedef struct mock_conn mock_conn;
 struct mock_conn {
   uv_tcp_t tcp;
   uv_timer_t timer;
-  uv_write_t wreq;
+  apns__sockout out; /* never uv_write: a client that resets mid-write must not raise SIGPIPE here */
+  int out_ready;
   apns_mock *server;
   apns__mock_conn *mc;
   mock_conn *prev, *next; /* every open connection */
   mock_conn *dirty_next;
-  uint8_t *wbuf;
   uint64_t timer_due;
   int handles, dirty, writing, reading, closing, close_after_write;
 };
@@ -37,11 +40,14 @@ struct mock_conn {
 struct apns_mock {
   uv_loop_t *loop;
   uv_tcp_t listener;
+  uv_tcp_t manage_listener; /* split_management only */
+  int split, manage_port;
   uv_check_t check;
   uv_idle_t idle;
   apns_mock_options opts; /* strings are our copies; TLS material is dropped once loaded */
   apns__tls_config *tls;
   apns__jwt_verifier *jwt; /* NULL: no token auth */
+  apns__mock_channels *channels;
   apns_mock_stats stats;
   mock_conn *conns;
   mock_conn *dirty;
@@ -76,6 +82,11 @@ static void conn_closed(uv_handle_t *h) {
   server_maybe_free(m);
 }
 
+static void out_closed(uv_handle_t *h) {
+  mock_conn *conn = ((apns__sockout *)h->data)->data;
+  conn_closed((uv_handle_t *)&conn->tcp);
+}
+
 static void conn_close(mock_conn *conn) {
   if (conn->closing) return;
   conn->closing = 1;
@@ -87,6 +98,10 @@ static void conn_close(mock_conn *conn) {
   if (conn->next) conn->next->prev = conn->prev;
   m->stats.connections_open--;
   if (conn->mc != NULL && apns__mock_conn_dropped(conn->mc)) m->stats.drops++;
+  if (conn->out_ready && apns__sockout_close(&conn->out, out_closed)) {
+    conn->handles++;
+    m->handles++;
+  }
   uv_close((uv_handle_t *)&conn->tcp, conn_closed);
   uv_close((uv_handle_t *)&conn->timer, conn_closed);
 }
@@ -121,10 +136,8 @@ static void arm_timer(mock_conn *conn) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-static void on_written(uv_write_t *req, int status) {
-  mock_conn *conn = req->data;
-  apns__free(conn->wbuf);
-  conn->wbuf = NULL;
+/* The write in progress is done (or failed): read again if we had stopped, and send what came meanwhile. */
+static void write_done(mock_conn *conn, int status) {
   conn->writing = 0;
   if (conn->closing) return;
   if (status < 0 || conn->close_after_write) {
@@ -132,7 +145,12 @@ static void on_written(uv_write_t *req, int status) {
     return;
   }
   if (!conn->reading && uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read) == 0) conn->reading = 1;
-  mark_dirty(conn);
+}
+
+static void on_drained(apns__sockout *o, int status) {
+  mock_conn *conn = o->data;
+  write_done(conn, status);
+  if (!conn->closing) mark_dirty(conn);
 }
 
 static void conn_flush(mock_conn *conn) {
@@ -143,20 +161,19 @@ static void conn_flush(mock_conn *conn) {
   if (apns__mock_conn_flush(conn->mc, now, &out, &len) != 0 || apns__mock_conn_want_close(conn->mc))
     conn->close_after_write = 1;
   if (len > 0) {
-    uv_buf_t b = uv_buf_init((char *)out, (unsigned int)len);
-    conn->wbuf = out;
-    conn->wreq.data = conn;
-    int rv = uv_write(&conn->wreq, (uv_stream_t *)&conn->tcp, &b, 1, on_written);
-    if (rv != 0) {
-      apns__free(out);
-      conn->wbuf = NULL;
+    if (apns__sockout_write(&conn->out, out, len) != 0) {
       conn_close(conn);
       return;
     }
-    conn->writing = 1;
-    if (conn->reading && uv_stream_get_write_queue_size((uv_stream_t *)&conn->tcp) > MOCK_WRITE_HIGH_WATER) {
-      uv_read_stop((uv_stream_t *)&conn->tcp);
-      conn->reading = 0;
+    if (apns__sockout_pending(&conn->out) == 0) {
+      write_done(conn, 0); /* the socket took it all */
+      if (conn->closing) return;
+    } else {
+      conn->writing = 1;
+      if (conn->reading && apns__sockout_pending(&conn->out) > MOCK_WRITE_HIGH_WATER) {
+        uv_read_stop((uv_stream_t *)&conn->tcp);
+        conn->reading = 0;
+      }
     }
   } else if (conn->close_after_write) {
     conn_close(conn);
@@ -213,7 +230,16 @@ static void on_connection(uv_stream_t *listener, int status) {
     conn_close(conn);
     return;
   }
+  apns__mock_conn_set_channels(conn->mc, m->channels,
+                               !m->split                                        ? APNS__MOCK_SERVE_ALL
+                               : listener == (uv_stream_t *)&m->manage_listener ? APNS__MOCK_SERVE_MANAGE
+                                                                                : APNS__MOCK_SERVE_PUSH);
   uv_tcp_nodelay(&conn->tcp, 1);
+  if (apns__sockout_init(&conn->out, (uv_stream_t *)&conn->tcp, on_drained, conn) != 0) {
+    conn_close(conn);
+    return;
+  }
+  conn->out_ready = 1;
   if (uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read) != 0) {
     conn_close(conn);
     return;
@@ -253,6 +279,7 @@ static void server_maybe_free(apns_mock *m) {
   if (m->stop_cb) m->stop_cb(m, m->stop_data);
   apns__tls_config_unref(m->tls);
   apns__jwt_verifier_free(m->jwt);
+  apns__mock_channels_free(m->channels);
   apns__free((char *)m->opts.host);
   apns__free((char *)m->opts.bad_prefix);
   apns__free((char *)m->opts.unregistered_prefix);
@@ -345,6 +372,9 @@ int apns_mock_start(apns_mock **out, uv_loop_t *loop, const apns_mock_options *o
     }
   }
   uv_random(NULL, NULL, &m->seed, sizeof m->seed, 0, NULL);
+  m->opts.broadcast_disabled = NULL; /* the store keeps its copy */
+  rv = apns__mock_channels_new(&m->channels, opts, m->seed ^ 0x5bd1e995u);
+  if (rv != 0) goto fail;
 
   /* From here on handles exist: failures close them on the loop. */
   uv_tcp_init(loop, &m->listener);
@@ -367,6 +397,31 @@ int apns_mock_start(apns_mock **out, uv_loop_t *loop, const apns_mock_options *o
   }
   m->port = addr.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&addr)->sin6_port)
                                        : ntohs(((struct sockaddr_in *)&addr)->sin_port);
+  if (opts->split_management) {
+    /* Channel management on a listener of its own, as Apple's api-manage-broadcast hosts. */
+    uint16_t want = (uint16_t)opts->manage_port;
+    if (addr.ss_family == AF_INET6)
+      ((struct sockaddr_in6 *)&addr)->sin6_port = htons(want);
+    else
+      ((struct sockaddr_in *)&addr)->sin_port = htons(want);
+    uv_tcp_init(loop, &m->manage_listener);
+    m->manage_listener.data = m;
+    m->split = 1;
+    m->handles++;
+    rv = uv_tcp_bind(&m->manage_listener, (const struct sockaddr *)&addr, 0);
+    if (rv == 0) rv = uv_listen((uv_stream_t *)&m->manage_listener, 511, on_connection);
+    if (rv == 0) {
+      int alen = sizeof addr;
+      rv = uv_tcp_getsockname(&m->manage_listener, (struct sockaddr *)&addr, &alen);
+    }
+    if (rv != 0) {
+      errmsg(errbuf, errlen, "listen (management): %s", uv_strerror(rv));
+      apns_mock_stop(m, NULL, NULL);
+      return rv;
+    }
+    m->manage_port = addr.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&addr)->sin6_port)
+                                                : ntohs(((struct sockaddr_in *)&addr)->sin_port);
+  }
   *out = m;
   return 0;
 
@@ -380,6 +435,10 @@ int apns_mock_port(const apns_mock *m) {
   return m->port;
 }
 
+int apns_mock_manage_port(const apns_mock *m) {
+  return m->manage_port;
+}
+
 void apns_mock_set_paused(apns_mock *m, int paused) {
   m->opts.paused = paused != 0;
   for (mock_conn *c = m->conns; c != NULL; c = c->next) {
@@ -390,6 +449,10 @@ void apns_mock_set_paused(apns_mock *m, int paused) {
 
 void apns_mock_drop_connections(apns_mock *m) {
   while (m->conns != NULL) conn_close(m->conns);
+}
+
+void apns_mock_foreach_channel(const apns_mock *m, apns_mock_channel_cb cb, void *data) {
+  apns__mock_channels_foreach(m->channels, cb, data);
 }
 
 void apns_mock_get_stats(const apns_mock *m, apns_mock_stats *out) {
@@ -418,6 +481,7 @@ void apns_mock_stop(apns_mock *m, apns_mock_stop_cb cb, void *data) {
   apns_mock_drop_connections(m);
   m->dirty = NULL;
   uv_close((uv_handle_t *)&m->listener, server_handle_closed);
+  if (m->split) uv_close((uv_handle_t *)&m->manage_listener, server_handle_closed);
   uv_close((uv_handle_t *)&m->check, server_handle_closed);
   uv_close((uv_handle_t *)&m->idle, server_handle_closed);
 }

@@ -62,11 +62,45 @@
  * DeviceTokenNotForTopic, which is what APNs answers to the common mistake of a voip push without ".voip".
  * libapns treats DeviceTokenNotForTopic as "stop sending to this token"; BadTopic it does not.
  *
+ * Broadcast channels (mock_channels.c), as Apple keeps them, on the same listener as pushes by default (Apple
+ * splits them over api-manage-broadcast...:2195/2196 and the push hosts; one listener lets one mock serve a whole
+ * test; split_management splits them). One
+ * store per mock, shared by its connections, one environment. Every answer carries apns-request-id (the
+ * request's, or a generated UUID v4) and no apns-id. Checks, after 1 (path), 3 (duplicates) and 4 (token) above:
+ *    apns-channel-id or apns-request-id given twice           400 DuplicateHeaders
+ *    /1/apps/<b>/channels not POST, GET or DELETE;
+ *    /1/apps/<b>/all-channels not GET; /4/broadcasts/apps/<b> not POST   405 MethodNotAllowed
+ *    <b> not 1-155 letters, digits, - . _, or ending with a
+ *    push-type suffix (.push-type.liveactivity, .voip, ...)    400 TopicDisallowed
+ *    certificate connection: <b> is not the certificate's UID 403 TopicMismatch
+ *    <b> is broadcast_disabled                                400 FeatureNotEnabled
+ *    apns-request-id not a UUID                               400 BadMessageId
+ *  create (POST channels), body {"message-storage-policy":0|1,"push-type":"LiveActivity"}:
+ *    empty, not JSON, not an object                           400 BadRequestPayload
+ *    another key, or a policy other than 0 or 1 (or absent)   400 BadRequestParams
+ *    no push-type / another push-type                         400 MissingPushType / InvalidPushType
+ *    the app has max_channels live channels already           400 CannotCreateChannelConfig
+ *    else 201, apns-channel-id: 24 base64 characters (16 random bytes); the id is never made again.
+ *  read (GET channels), delete (DELETE channels), broadcast (POST /4/broadcasts/apps/<b>):
+ *    no apns-channel-id / not base64 or over 255 characters   400 MissingChannelId / BadChannelId
+ *    no such channel for <b>, or deleted                      400 ChannelNotRegistered
+ *    read: 200 {"message-storage-policy":N,"push-type":"LiveActivity"}; delete: 204, and the channel is gone.
+ *  broadcast, further:
+ *    no apns-push-type / not liveactivity (any case)          400 MissingPushType / InvalidPushType
+ *    apns-priority absent (Apple requires it), not 1, 5, 10   400 BadPriority
+ *    apns-expiration absent or not digits, or not 0 on a
+ *    channel with storage policy 0                            400 BadExpirationDate
+ *    empty body / over 5120 bytes                             400 PayloadEmpty / 413 PayloadTooLarge
+ *    else 200 with apns-unique-id; the channel counts it (a rejected broadcast to an existing channel counts as
+ *    rejected). apns_mock_foreach_channel reports every channel ever made; apns-mock prints them at exit.
+ *  list (GET all-channels): 200 {"channels":["<id>",...]}, the app's live channels in creation order.
+ *
  * Everything runs on the loop's thread; no call may come from another thread. The work per request is O(1): no
  * timer, no syscall and no allocation of its own per request (responses of a connection are coalesced into one
  * uv_write per loop turn); a provider token is verified and copied only when it differs from the connection's
- * current one. Ignore SIGPIPE in the process (as the apns-mock command does): a client that goes away
- * mid-write must cost an EPIPE, not the process. */
+ * current one. No write of the mock raises SIGPIPE (it sends with MSG_NOSIGNAL, as libapns does): a client that
+ * resets the connection mid-write costs that connection, not the process, and the embedder need not ignore the
+ * signal. */
 #ifndef APNS_MOCK_H
 #define APNS_MOCK_H
 
@@ -143,6 +177,16 @@ typedef struct apns_mock_options {
   /* Observer and override for each request. Default NULL: the request is not copied at all. */
   apns_mock_request_cb on_request;
   void *data; /* passed to on_request and clock */
+  /* Broadcast channels (see above): the most live channels one app may have. Default 0: 10 000, Apple's. */
+  uint32_t max_channels;
+  /* Requests on channel paths for this bundle id get 400 FeatureNotEnabled. Default NULL: none. */
+  const char *broadcast_disabled;
+  /* Non-zero: split as Apple does. A second listener (same host, port manage_port, 0 for any free one; see
+   * apns_mock_manage_port) serves only channel management (/1/apps/...), and the main one only pushes and
+   * broadcasts; each answers the other's paths with 404 BadPath. One channel store serves both. Default 0: one
+   * listener for everything. */
+  int split_management;
+  int manage_port;
 } apns_mock_options;
 
 /* Counters, since apns_mock_start. */
@@ -161,6 +205,17 @@ typedef struct apns_mock_stats {
   uint64_t status[600];        /* responses by HTTP status: status[200], status[410], ... */
 } apns_mock_stats;
 
+/* One broadcast channel, as apns_mock_foreach_channel shows it (valid during the callback). */
+typedef struct apns_mock_channel {
+  const char *bundle_id;
+  const char *id;
+  int storage; /* message-storage-policy: 0 none, 1 latest */
+  int deleted;
+  uint64_t broadcasts; /* accepted broadcasts to it */
+  uint64_t rejected;   /* broadcasts to it refused (priority, expiration, payload, push type) */
+} apns_mock_channel;
+typedef void (*apns_mock_channel_cb)(void *data, const apns_mock_channel *channel);
+
 /* The defaults above. */
 void apns_mock_options_init(apns_mock_options *opts);
 
@@ -172,6 +227,8 @@ int apns_mock_start(apns_mock **out, uv_loop_t *loop, const apns_mock_options *o
 
 /* The bound port (useful with port 0). */
 int apns_mock_port(const apns_mock *mock);
+/* The management listener's port with split_management; 0 without. */
+int apns_mock_manage_port(const apns_mock *mock);
 
 /* Non-zero: requests are taken but responses are held (they stay queued, delay included); zero: held responses
  * whose delay has passed go out on this loop turn. Applies to open and future connections. */
@@ -180,6 +237,9 @@ void apns_mock_set_paused(apns_mock *mock, int paused);
 /* Closes every open connection at once, without GOAWAY (a network failure, from the client's view). The
  * listener stays open. */
 void apns_mock_drop_connections(apns_mock *mock);
+
+/* Calls cb for every channel created since apns_mock_start, deleted ones included, in creation order. */
+void apns_mock_foreach_channel(const apns_mock *mock, apns_mock_channel_cb cb, void *data);
 
 /* A snapshot of the counters. */
 void apns_mock_get_stats(const apns_mock *mock, apns_mock_stats *out);

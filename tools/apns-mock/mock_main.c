@@ -1,5 +1,5 @@
 /* apns-mock: the command. Parses options, makes throwaway certificates when asked, runs the mock server (mock.h)
- * until SIGINT or SIGTERM, then prints its counters on one line of stderr. */
+ * until SIGINT or SIGTERM, then prints its counters on one line of stderr, and a line per broadcast channel. */
 #include "mock.h"
 
 #include "alloc.h"
@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/x509_crt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +27,9 @@ static const char usage[] =
     "                            server-key.pem, client.pem, client-key.pem) and a provider-token key\n"
     "                            (token-key.p8, PKCS#8 as Apple's .p8) in DIR and use them: client certificates\n"
     "                            are required unless --no-client-auth, and the token key is registered under\n"
-    "                            --token-key-id unless --no-token-auth\n"
+    "                            --token-key-id unless --no-token-auth. When DIR already holds them (an earlier\n"
+    "                            run's, for --topic) they are used as they are, never replaced, so mocks can\n"
+    "                            share DIR; an incomplete or unusable set is refused (exit 1, naming the file)\n"
     "  --topic TOPIC             client certificate's topic for --self-signed (default com.example.app)\n"
     "  --no-client-auth          with --self-signed: do not ask for client certificates\n"
     "  --token-key-id ID         key id of --self-signed's token-key.p8 (default ABC123DEFG)\n"
@@ -46,6 +50,11 @@ static const char usage[] =
     "  --goaway-reason TEXT      its debug data's reason (default Shutdown)\n"
     "  --drop-after N            close a connection without GOAWAY after answering N requests\n"
     "  --pause                   start with responses held; SIGUSR1 releases them, SIGUSR2 holds them again\n"
+    "  --max-channels N          live broadcast channels an app may have (default 10000, Apple's limit)\n"
+    "  --broadcast-disabled B    channel and broadcast requests for bundle id B get 400 FeatureNotEnabled\n"
+    "  --split-management PORT   serve channel management (/1/apps/...) on a second listener on PORT (0: any;\n"
+    "                            its port is printed on the second line of stdout), as Apple's\n"
+    "                            api-manage-broadcast hosts; pushes and broadcasts stay on --listen\n"
     "  --help                    this text\n";
 
 enum {
@@ -69,6 +78,9 @@ enum {
   OPT_TOKEN_KEY,
   OPT_TOKEN_KEY_ID,
   OPT_NO_TOKEN_AUTH,
+  OPT_MAX_CHANNELS,
+  OPT_BROADCAST_DISABLED,
+  OPT_SPLIT_MANAGEMENT,
   OPT_HELP,
 };
 
@@ -93,6 +105,9 @@ static const struct option longopts[] = {
     {"token-key", required_argument, NULL, OPT_TOKEN_KEY},
     {"token-key-id", required_argument, NULL, OPT_TOKEN_KEY_ID},
     {"no-token-auth", no_argument, NULL, OPT_NO_TOKEN_AUTH},
+    {"max-channels", required_argument, NULL, OPT_MAX_CHANNELS},
+    {"broadcast-disabled", required_argument, NULL, OPT_BROADCAST_DISABLED},
+    {"split-management", required_argument, NULL, OPT_SPLIT_MANAGEMENT},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -140,6 +155,13 @@ static int parse_listen(char *spec, apns_mock_options *o) {
   return 0;
 }
 
+static void print_channel(void *data, const apns_mock_channel *ch) {
+  (void)data;
+  fprintf(stderr, "apns-mock: channel %s bundle=%s storage=%d broadcasts=%llu rejected=%llu%s\n", ch->id,
+          ch->bundle_id, ch->storage, (unsigned long long)ch->broadcasts, (unsigned long long)ch->rejected,
+          ch->deleted ? " deleted" : "");
+}
+
 static void on_stopped(apns_mock *m, void *data) {
   (void)data;
   apns_mock_stats st;
@@ -147,6 +169,7 @@ static void on_stopped(apns_mock *m, void *data) {
   apns_mock_get_stats(m, &st);
   apns_mock_format_stats(&st, line, sizeof line);
   fprintf(stderr, "apns-mock: %s\n", line);
+  apns_mock_foreach_channel(m, print_channel, NULL);
   fflush(stderr);
 }
 
@@ -166,8 +189,119 @@ static void on_signal(uv_signal_t *s, int signum) {
   apns_mock_stop(a->mock, on_stopped, a);
 }
 
+/* --self-signed DIR: what it writes, in the order of apns__certgen_result. */
+static const char *const self_files[] = {"ca.pem",     "server.pem",     "server-key.pem",
+                                         "client.pem", "client-key.pem", "token-key.p8"};
+#define SELF_FILES (sizeof self_files / sizeof self_files[0])
+
+static char **self_field(apns__certgen_result *r, size_t i) {
+  char **fields[SELF_FILES] = {&r->ca_cert,     &r->server_cert, &r->server_key,
+                               &r->client_cert, &r->client_key,  &r->token_key};
+  return fields[i];
+}
+
+/* Reads a whole file as NUL-terminated text (apns__malloc'd), or NULL. */
+static char *read_text(const char *path) {
+  FILE *f = fopen(path, "rb");
+  char *buf = NULL;
+  size_t len = 0, cap = 0, n;
+  if (f == NULL) return NULL;
+  do {
+    if (cap - len < 4096) {
+      char *p = apns__realloc(buf, cap + 8192);
+      if (p == NULL) break;
+      buf = p;
+      cap += 8192;
+    }
+    n = fread(buf + len, 1, cap - len - 1, f);
+    len += n;
+  } while (n > 0);
+  int bad = ferror(f) || buf == NULL;
+  fclose(f);
+  if (bad) {
+    apns__free(buf);
+    return NULL;
+  }
+  buf[len] = '\0';
+  return buf;
+}
+
+/* Why a certificate and its key from a DIR of ours cannot serve: "" when they can. */
+static void check_pair(const char *cert_pem, const char *key_pem, mbedtls_x509_crt *ca, const char *cn,
+                       const char *topic, char *why, size_t len) {
+  mbedtls_x509_crt crt;
+  mbedtls_pk_context key;
+  uint32_t flags = 0;
+  mbedtls_x509_crt_init(&crt);
+  mbedtls_pk_init(&key);
+  if (mbedtls_x509_crt_parse(&crt, (const unsigned char *)cert_pem, strlen(cert_pem) + 1) != 0)
+    snprintf(why, len, "not a PEM certificate");
+  else if (mbedtls_x509_crt_verify(&crt, ca, NULL, cn, &flags, NULL, NULL) != 0)
+    snprintf(why, len, "does not verify against ca.pem (expired, another CA, or not for %s)", cn ? cn : "us");
+  else if (mbedtls_pk_parse_key(&key, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0) != 0 ||
+           mbedtls_pk_check_pair(&crt.pk, &key) != 0)
+    snprintf(why, len, "its key is missing, unreadable or another one's");
+  else if (topic != NULL) {
+    static const char uid_oid[] = "\x09\x92\x26\x89\x93\xF2\x2C\x64\x01\x01";
+    const mbedtls_x509_name *n;
+    for (n = &crt.subject; n != NULL; n = n->next)
+      if (n->oid.len == sizeof uid_oid - 1 && memcmp(n->oid.p, uid_oid, n->oid.len) == 0) break;
+    if (n == NULL || n->val.len != strlen(topic) || memcmp(n->val.p, topic, n->val.len) != 0)
+      snprintf(why, len, "was made for another --topic than %s", topic);
+  }
+  mbedtls_pk_free(&key);
+  mbedtls_x509_crt_free(&crt);
+}
+
+/* Takes what an earlier --self-signed left in dir when it is complete and still good, so that a second mock
+ * serves with the first one's certificates and neither's clients break. Returns 0, or -1 with the reason
+ * printed. */
+static int self_signed_reuse(const char *dir, const char *topic, apns__certgen_result *res) {
+  char path[4096], why[200] = "";
+  size_t i;
+  mbedtls_x509_crt ca;
+  mbedtls_pk_context tk;
+  for (i = 0; i < SELF_FILES; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, self_files[i]);
+    if ((*self_field(res, i) = read_text(path)) == NULL) break;
+  }
+  if (i == SELF_FILES) {
+    mbedtls_x509_crt_init(&ca);
+    mbedtls_pk_init(&tk);
+    if (mbedtls_x509_crt_parse(&ca, (const unsigned char *)res->ca_cert, strlen(res->ca_cert) + 1) != 0) {
+      i = 0;
+      snprintf(why, sizeof why, "not a PEM certificate");
+    }
+    if (why[0] == '\0') {
+      check_pair(res->server_cert, res->server_key, &ca, "localhost", NULL, why, sizeof why);
+      if (why[0]) i = 1;
+    }
+    if (why[0] == '\0') {
+      check_pair(res->client_cert, res->client_key, &ca, NULL, topic, why, sizeof why);
+      if (why[0]) i = 3;
+    }
+    if (why[0] == '\0' &&
+        mbedtls_pk_parse_key(&tk, (const unsigned char *)res->token_key, strlen(res->token_key) + 1, NULL, 0) != 0) {
+      i = 5;
+      snprintf(why, sizeof why, "not a private key");
+    }
+    mbedtls_pk_free(&tk);
+    mbedtls_x509_crt_free(&ca);
+    if (why[0] == '\0') return 0;
+  } else {
+    snprintf(why, sizeof why, "cannot be read: %s", strerror(errno));
+  }
+  fprintf(stderr,
+          "apns-mock: --self-signed %s holds certificates of an earlier run, but %s %s; remove them (or pick "
+          "another DIR) to make new ones\n",
+          dir, self_files[i], why);
+  apns__certgen_free(res);
+  return -1;
+}
+
 static int self_signed(const char *dir, const char *topic, apns__certgen_result *res) {
-  char err[256] = "";
+  char err[256] = "", path[4096];
+  size_t present = 0;
   apns__certgen_options co;
   memset(&co, 0, sizeof co);
   co.topic = topic;
@@ -176,6 +310,13 @@ static int self_signed(const char *dir, const char *topic, apns__certgen_result 
     fprintf(stderr, "apns-mock: mkdir %s: %s\n", dir, strerror(errno));
     return -1;
   }
+  for (size_t i = 0; i < SELF_FILES; i++) {
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, self_files[i]);
+    if (stat(path, &st) == 0) present++;
+  }
+  /* Never write over an earlier run's certificates: a mock still running with them would lose its clients. */
+  if (present > 0) return self_signed_reuse(dir, topic, res);
   int rv = apns__certgen(&co, res, err, sizeof err);
   if (rv == 0) rv = apns__certgen_write_dir(dir, res, err, sizeof err);
   if (rv != 0) {
@@ -276,6 +417,19 @@ int main(int argc, char **argv) {
     case OPT_NO_TOKEN_AUTH:
       no_token_auth = 1;
       break;
+    case OPT_MAX_CHANNELS:
+      if (parse_u32(optarg, &o.max_channels, "--max-channels") != 0 || o.max_channels == 0) return 2;
+      break;
+    case OPT_BROADCAST_DISABLED:
+      o.broadcast_disabled = optarg;
+      break;
+    case OPT_SPLIT_MANAGEMENT: {
+      uint32_t p;
+      if (parse_u32(optarg, &p, "--split-management") != 0 || p > 65535) return 2;
+      o.split_management = 1;
+      o.manage_port = (int)p;
+      break;
+    }
     case 'h':
     case OPT_HELP:
       fputs(usage, stdout);
@@ -337,6 +491,7 @@ int main(int argc, char **argv) {
     uv_signal_start(&a.sig[i], on_signal, signums[i]);
   }
   printf("%d\n", apns_mock_port(a.mock));
+  if (o.split_management) printf("%d\n", apns_mock_manage_port(a.mock));
   fflush(stdout);
 
   uv_run(&loop, UV_RUN_DEFAULT);

@@ -8,12 +8,16 @@
  *
  * Token auth costs one ECDSA verification per different token, not per request: a request whose authorization
  * equals the connection's current token (compared byte for byte when its header arrives) skips verification, as
- * APNs does. Only a different token is copied (with its claims) until its request completes. */
+ * APNs does. Only a different token is copied (with its claims) until its request completes.
+ *
+ * Broadcast and channel management paths are recognised when :path arrives and handed to mock_channels.c, which
+ * keeps a record per such request (they are rare next to pushes, and their answers may be large). */
 #include "mock_server.h"
 
 #include "alloc.h"
 #include "h2.h"
-#include "jwt.h"
+#include "jwt_verify.h"
+#include "mock_channels.h"
 #include "tls.h"
 
 #include <nghttp2/nghttp2.h>
@@ -77,7 +81,10 @@ struct mock_stream {
   uint64_t due;
   uint64_t token_gen; /* AUTH_SAME: the connection's token generation at the header */
   mock_capture *cap;
-  mock_token *tok; /* AUTH_NEW */
+  mock_token *tok;           /* AUTH_NEW */
+  uint8_t method;            /* APNS__MOCK_METHOD_* */
+  apns__mock_chan_req *chan; /* a management or broadcast path (mock_channels.c) */
+  const uint8_t *chan_body;  /* its success body, sent instead of resp */
   char status_text[4];
   char apns_id[37];
   size_t resp_len, resp_off;
@@ -96,6 +103,8 @@ struct apns__mock_conn {
   uint64_t id; /* which connection: the count of connections when it was made (1, 2, ...) */
   const apns__jwt_verifier *jwt;
   apns_mock_stats *stats;
+  apns__mock_channels *channels; /* the server's; NULL: channel paths are BadPath */
+  int serve;                     /* APNS__MOCK_SERVE_*: which paths this listener serves */
   apns__tls *tls;
   nghttp2_session *h2;
   uint64_t rng;
@@ -225,6 +234,7 @@ static mock_stream *stream_get(apns__mock_conn *c) {
     for (int i = MOCK_SLAB - 1; i >= 0; i--) {
       slab->streams[i].cap = NULL; /* apns__mock_conn_free looks at every record's capture and token */
       slab->streams[i].tok = NULL;
+      slab->streams[i].chan = NULL;
       slab->streams[i].next = c->free_streams;
       c->free_streams = &slab->streams[i];
     }
@@ -240,6 +250,8 @@ static void stream_put(apns__mock_conn *c, mock_stream *s) {
   s->cap = NULL;
   apns__free(s->tok);
   s->tok = NULL;
+  apns__mock_chan_req_free(s->chan);
+  s->chan = NULL;
   s->next = c->free_streams;
   c->free_streams = s;
 }
@@ -296,7 +308,7 @@ static ssize_t resp_read(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, s
   mock_stream *s = source->ptr;
   size_t n = s->resp_len - s->resp_off;
   if (n > length) n = length;
-  memcpy(buf, s->resp + s->resp_off, n);
+  memcpy(buf, (s->chan_body ? (const char *)s->chan_body : s->resp) + s->resp_off, n);
   s->resp_off += n;
   if (s->resp_off == s->resp_len) *flags |= NGHTTP2_DATA_FLAG_EOF;
   return (ssize_t)n;
@@ -314,7 +326,14 @@ static int submit_response(apns__mock_conn *c, mock_stream *s) {
   nghttp2_data_provider prd;
   prd.source.ptr = s;
   prd.read_callback = resp_read;
-  int rv = nghttp2_submit_response(c->h2, s->id, nva, s->resp_len ? 3 : 2, s->resp_len ? &prd : NULL);
+  size_t nnv = s->resp_len ? 3 : 2;
+  nghttp2_nv cnva[6];
+  if (s->chan != NULL) { /* management and broadcast answers carry apns-request-id, not apns-id */
+    cnva[0] = nva[0];
+    nnv = 1 + apns__mock_chan_nv(s->chan, cnva + 1);
+    if (s->resp_len) cnva[nnv++] = nva[2];
+  }
+  int rv = nghttp2_submit_response(c->h2, s->id, s->chan ? cnva : nva, nnv, s->resp_len ? &prd : NULL);
   if (rv != 0) return rv;
   s->answered = 1;
   c->answering++;
@@ -330,7 +349,7 @@ static int submit_response(apns__mock_conn *c, mock_stream *s) {
       rv = nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, &e, 1);
       if (rv != 0) return rv;
     }
-  } else if (!c->raised && s->auth_ok && s->status == 200) {
+  } else if (!c->raised && s->auth_ok && s->status / 100 == 2) {
     c->raised = 1;
     c->stats->streams_raised++;
     uint32_t max = c->opts->max_streams ? c->opts->max_streams : 1000;
@@ -443,9 +462,10 @@ static int decide(apns__mock_conn *c, mock_stream *s, const char **reason) {
   int st;
   *reason = NULL;
   if (!s->path_ok) return *reason = "BadPath", 404;
-  if (!s->post) return *reason = "MethodNotAllowed", 405;
+  if (!s->post && s->chan == NULL) return *reason = "MethodNotAllowed", 405;
   if (s->dup) return *reason = "DuplicateHeaders", 400;
   if (c->token_conn && (st = check_auth(c, s, reason)) != 0) return st;
+  if (s->chan != NULL) return apns__mock_chan_decide(c->channels, s->chan, s->method, c->cert_uid, reason);
   if (s->token == TOKEN_MISSING) return *reason = "MissingDeviceToken", 400;
   if (s->token == TOKEN_BAD) return *reason = "BadDeviceToken", 400;
   if (s->id_bad) return *reason = "BadMessageId", 400;
@@ -489,6 +509,8 @@ static int on_request_done(apns__mock_conn *c, mock_stream *s) {
 
   const char *reason;
   int status = decide(c, s, &reason);
+  if (status < 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  const int decided = status;
   if (s->id_bad || s->apns_id[0] == '\0') apns__mock_uuid(&c->rng, s->apns_id);
 
   if (o->on_request != NULL) {
@@ -534,6 +556,13 @@ static int on_request_done(apns__mock_conn *c, mock_stream *s) {
     s->cap = NULL;
   } else {
     set_answer(s, status, reason, status == 410 ? wall_ms(c) : 0);
+  }
+
+  size_t chan_len = 0;
+  const uint8_t *chan_body = s->chan ? apns__mock_chan_body(s->chan, &chan_len) : NULL;
+  if (chan_body != NULL && s->status == decided && s->resp_len == 0) {
+    s->chan_body = chan_body;
+    s->resp_len = chan_len;
   }
 
   int rv;
@@ -588,21 +617,36 @@ static int cb_begin_headers(nghttp2_session *h2, const nghttp2_frame *frame, voi
   return 0;
 }
 
-static void classify_path(apns__mock_conn *c, mock_stream *s, const uint8_t *v, size_t len) {
+static int classify_path(apns__mock_conn *c, mock_stream *s, const uint8_t *v, size_t len) {
   static const char prefix[] = "/3/device/";
   const size_t plen = sizeof prefix - 1;
-  if (len < plen || memcmp(v, prefix, plen) != 0) return;
+  if (c->channels != NULL && s->chan == NULL) {
+    int rv = apns__mock_chan_match(v, len, &s->chan);
+    if (rv < 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (rv == 1) {
+      int manage = apns__mock_chan_is_management(s->chan);
+      if ((c->serve == APNS__MOCK_SERVE_PUSH && manage) || (c->serve == APNS__MOCK_SERVE_MANAGE && !manage)) {
+        apns__mock_chan_req_free(s->chan); /* the other listener's path: BadPath here */
+        s->chan = NULL;
+        return 0;
+      }
+      s->path_ok = 1;
+      return 0;
+    }
+  }
+  if (c->serve == APNS__MOCK_SERVE_MANAGE) return 0;
+  if (len < plen || memcmp(v, prefix, plen) != 0) return 0;
   const char *tok = (const char *)v + plen;
   size_t tlen = len - plen;
   s->path_ok = 1;
   if (tlen == 0) {
     s->token = TOKEN_MISSING;
-    return;
+    return 0;
   }
   for (size_t i = 0; i < tlen; i++) {
     if (!is_hex(tok[i])) {
       s->token = TOKEN_BAD;
-      return;
+      return 0;
     }
   }
   const apns_mock_options *o = c->opts;
@@ -611,6 +655,7 @@ static void classify_path(apns__mock_conn *c, mock_stream *s, const uint8_t *v, 
   else if (c->prefix_unreg_len && tlen >= c->prefix_unreg_len &&
            memcmp(tok, o->unregistered_prefix, c->prefix_unreg_len) == 0)
     s->token = TOKEN_UNREGISTERED;
+  return 0;
 }
 
 /* Marks a header as seen; non-zero (and the request is DuplicateHeaders) when it was already. */
@@ -669,10 +714,16 @@ static int cb_header(nghttp2_session *h2, const nghttp2_frame *frame, const uint
   if (s == NULL) return 0;
   if (s->cap != NULL && capture_append(s->cap, name, namelen, value, valuelen) != 0)
     return NGHTTP2_ERR_CALLBACK_FAILURE;
+  if (s->chan != NULL && namelen > 0 && name[0] != ':')
+    apns__mock_chan_header(s->chan, name, namelen, value, valuelen);
   if (NAME_IS(":method")) {
     s->post = valuelen == 4 && memcmp(value, "POST", 4) == 0;
+    s->method = s->post                                            ? APNS__MOCK_METHOD_POST
+                : valuelen == 3 && memcmp(value, "GET", 3) == 0    ? APNS__MOCK_METHOD_GET
+                : valuelen == 6 && memcmp(value, "DELETE", 6) == 0 ? APNS__MOCK_METHOD_DELETE
+                                                                   : APNS__MOCK_METHOD_OTHER;
   } else if (NAME_IS(":path")) {
-    classify_path(c, s, value, valuelen);
+    return classify_path(c, s, value, valuelen);
   } else if (NAME_IS("apns-id")) {
     if (seen_twice(s, HDR_ID)) return 0;
     if (apns__mock_uuid_valid((const char *)value, valuelen)) {
@@ -732,6 +783,7 @@ static int cb_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t stream_id, 
   mock_stream *s = nghttp2_session_get_stream_user_data(h2, stream_id);
   if (s == NULL) return 0;
   s->body_len += len;
+  if (s->chan != NULL) apns__mock_chan_data(s->chan, data, len);
   mock_capture *cap = s->cap;
   if (cap != NULL && cap->body_len + len <= 1 << 20) {
     if (cap->body_len + len > cap->body_cap) {
@@ -855,6 +907,7 @@ void apns__mock_conn_free(apns__mock_conn *c) {
     for (int i = 0; i < MOCK_SLAB; i++) {
       capture_free(slab->streams[i].cap);
       apns__free(slab->streams[i].tok);
+      apns__mock_chan_req_free(slab->streams[i].chan);
     }
     apns__free(slab);
   }
@@ -973,6 +1026,11 @@ int apns__mock_conn_flush(apns__mock_conn *c, uint64_t now_ms, uint8_t **buf, si
 uint64_t apns__mock_conn_next_due(const apns__mock_conn *c) {
   if (c->paused || c->held_head == NULL) return APNS__MOCK_NEVER;
   return c->held_head->due;
+}
+
+void apns__mock_conn_set_channels(apns__mock_conn *c, apns__mock_channels *channels, int serve) {
+  c->channels = channels;
+  c->serve = serve;
 }
 
 void apns__mock_conn_set_paused(apns__mock_conn *c, int paused) {

@@ -38,6 +38,13 @@ uint64_t apns__mock_conn_next_due(const apns__mock_conn *conn);
 
 void apns__mock_conn_set_paused(apns__mock_conn *conn, int paused);
 
+/* Serve the broadcast and channel management paths from this store (the server's, shared by its connections;
+ * it must outlive the connection). Without one they are 404 BadPath. serve: APNS__MOCK_SERVE_ALL, or one of the
+ * halves of a split mock (the other half's paths are then 404 BadPath). */
+enum { APNS__MOCK_SERVE_ALL = 0, APNS__MOCK_SERVE_PUSH = 1, APNS__MOCK_SERVE_MANAGE = 2 };
+struct apns__mock_channels;
+void apns__mock_conn_set_channels(apns__mock_conn *conn, struct apns__mock_channels *channels, int serve);
+
 /* Non-zero when the connection is over (after the last flush's bytes are written): GOAWAY done, drop_after
  * reached and answered, the peer's close_notify, or a fatal error. */
 int apns__mock_conn_want_close(const apns__mock_conn *conn);

@@ -1,4 +1,4 @@
-/* Throwaway certificates at run time (see certgen.h). Layer 2: no uv.h.
+/* Throwaway certificates at run time (see certgen.h). Test and mock support, outside libapns.so; no uv.h.
  *
  * Names are built attribute by attribute (mbedtls_asn1_store_named_data) rather than from "CN=...,O=..." strings:
  * mbedTLS 2.28's string parser knows no UID attribute and escapes nothing but commas, and a topic is caller data.
@@ -7,8 +7,9 @@
 
 #include "alloc.h"
 #include "errbuf.h"
+#include "mbedtls_compat.h"
 
-#include <apns.h>
+#include <apns/common.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,12 +30,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-#define APNS__PRIV(f) MBEDTLS_PRIVATE(f)
-#else
-#define APNS__PRIV(f) f
-#endif
 
 /* 0.9.2342.19200300.100.1.1 (userId), where Apple's push certificates carry the topic. */
 #define OID_UID "\x09\x92\x26\x89\x93\xF2\x2C\x64\x01\x01"
@@ -131,7 +126,6 @@ static int cert_common(gen *g, mbedtls_x509write_cert *crt, mbedtls_pk_context *
                        mbedtls_pk_context *issuer_key, time_t not_before, time_t not_after) {
   unsigned char serial_bytes[16];
   char nb[16], na[16];
-  mbedtls_mpi serial;
   int ret;
 
   mbedtls_x509write_crt_set_version(crt, MBEDTLS_X509_CRT_VERSION_3);
@@ -142,10 +136,16 @@ static int cert_common(gen *g, mbedtls_x509write_cert *crt, mbedtls_pk_context *
   if ((ret = mbedtls_ctr_drbg_random(&g->drbg, serial_bytes, sizeof serial_bytes)))
     return mbed_err(g, "random serial", ret);
   serial_bytes[0] = (unsigned char)((serial_bytes[0] & 0x7f) | 0x01); /* positive and non-zero, 16 bytes */
+#if MBEDTLS_VERSION_NUMBER >= 0x03040000
+  /* 3.4 deprecated the MPI form: serials are byte strings (up to 20 bytes, RFC 5280). */
+  ret = mbedtls_x509write_crt_set_serial_raw(crt, serial_bytes, sizeof serial_bytes);
+#else
+  mbedtls_mpi serial;
   mbedtls_mpi_init(&serial);
   ret = mbedtls_mpi_read_binary(&serial, serial_bytes, sizeof serial_bytes);
   if (ret == 0) ret = mbedtls_x509write_crt_set_serial(crt, &serial);
   mbedtls_mpi_free(&serial);
+#endif
   if (ret) return mbed_err(g, "setting the serial number", ret);
 
   utc_stamp(nb, not_before);
@@ -201,8 +201,8 @@ static int make_ca(gen *g, mbedtls_pk_context *key, const char *cn, time_t nb, t
   int ret;
   mbedtls_x509write_crt_init(&crt);
   if ((ret = make_key(g, key))) goto out;
-  if ((ret = ca_name(g, &crt.APNS__PRIV(subject), cn))) goto out;
-  if ((ret = ca_name(g, &crt.APNS__PRIV(issuer), cn))) goto out;
+  if ((ret = ca_name(g, &crt.APNS__MBED_PRIV(subject), cn))) goto out;
+  if ((ret = ca_name(g, &crt.APNS__MBED_PRIV(issuer), cn))) goto out;
   if ((ret = cert_common(g, &crt, key, key, nb, na))) goto out;
   if ((ret = mbedtls_x509write_crt_set_basic_constraints(&crt, 1, -1))) {
     ret = mbed_err(g, "setting basicConstraints", ret);
@@ -227,9 +227,9 @@ static int make_server(gen *g, mbedtls_pk_context *ca_key, const char *ca_cn, co
   mbedtls_x509write_crt_init(&crt);
   mbedtls_pk_init(&key);
   if ((ret = make_key(g, &key))) goto out;
-  if ((ret = ADD_NAME(g, &crt.APNS__PRIV(subject), MBEDTLS_OID_AT_CN, host))) goto out;
-  if ((ret = ADD_NAME(g, &crt.APNS__PRIV(subject), MBEDTLS_OID_AT_ORGANIZATION, "libapns test"))) goto out;
-  if ((ret = ca_name(g, &crt.APNS__PRIV(issuer), ca_cn))) goto out;
+  if ((ret = ADD_NAME(g, &crt.APNS__MBED_PRIV(subject), MBEDTLS_OID_AT_CN, host))) goto out;
+  if ((ret = ADD_NAME(g, &crt.APNS__MBED_PRIV(subject), MBEDTLS_OID_AT_ORGANIZATION, "libapns test"))) goto out;
+  if ((ret = ca_name(g, &crt.APNS__MBED_PRIV(issuer), ca_cn))) goto out;
   if ((ret = cert_common(g, &crt, &key, ca_key, nb, na))) goto out;
   if ((ret = mbedtls_x509write_crt_set_basic_constraints(&crt, 0, -1)) ||
       (ret = mbedtls_x509write_crt_set_key_usage(&crt, MBEDTLS_X509_KU_DIGITAL_SIGNATURE))) {
@@ -275,13 +275,13 @@ static int make_client(gen *g, mbedtls_pk_context *ca_key, const char *ca_cn, co
   }
   memcpy(cn, cn_prefix, sizeof cn_prefix - 1);
   strcpy(cn + sizeof cn_prefix - 1, topic);
-  mbedtls_asn1_named_data **subject = &crt.APNS__PRIV(subject);
+  mbedtls_asn1_named_data **subject = &crt.APNS__MBED_PRIV(subject);
   if ((ret = ADD_NAME(g, subject, OID_UID, topic)) || (ret = ADD_NAME(g, subject, MBEDTLS_OID_AT_CN, cn)) ||
       (ret = ADD_NAME(g, subject, MBEDTLS_OID_AT_ORG_UNIT, "LIBAPNSTST")) ||
       (ret = ADD_NAME(g, subject, MBEDTLS_OID_AT_ORGANIZATION, "libapns test")) ||
       (ret = ADD_NAME(g, subject, MBEDTLS_OID_AT_COUNTRY, "US")))
     goto out;
-  if ((ret = ca_name(g, &crt.APNS__PRIV(issuer), ca_cn))) goto out;
+  if ((ret = ca_name(g, &crt.APNS__MBED_PRIV(issuer), ca_cn))) goto out;
   if ((ret = cert_common(g, &crt, &key, ca_key, nb, na))) goto out;
   if ((ret = mbedtls_x509write_crt_set_basic_constraints(&crt, 0, -1)) ||
       (ret = mbedtls_x509write_crt_set_key_usage(&crt, MBEDTLS_X509_KU_DIGITAL_SIGNATURE)) ||
@@ -471,12 +471,8 @@ int apns__certgen_encrypt_key(const char *key_pem, const char *passphrase, char 
   mbedtls_cipher_init(&cipher);
   if ((ret = gen_init(&g, errbuf, errlen))) goto out;
 
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-  ret = mbedtls_pk_parse_key(&pk, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0,
-                             mbedtls_ctr_drbg_random, &g.drbg);
-#else
-  ret = mbedtls_pk_parse_key(&pk, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0);
-#endif
+  ret = apns__mbed_pk_parse_key(&pk, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0,
+                                mbedtls_ctr_drbg_random, &g.drbg);
   if (ret) {
     mbed_err(&g, "parsing the key to encrypt", ret);
     ret = APNS_EBADKEY;

@@ -1,7 +1,8 @@
-/* libapns internal: throwaway certificates made at run time, for tests and for apns-mock --self-signed.
+/* Test and mock support: throwaway certificates made at run time, for tests and for apns-mock --self-signed. Not
+ * part of libapns.so (it would pull certificate writing into every user's mbedTLS).
  *
  * No private key is ever committed to the repository: tests and the mock make a fresh CA, a server certificate and
- * an Apple-like client certificate each time they need them. Keys are EC P-256 (fast to make). Layer 2: no uv.h;
+ * an Apple-like client certificate each time they need them. Keys are EC P-256 (fast to make). No uv.h;
  * the only I/O is apns__certgen_write_dir().
  *
  * What the certificates hold:
@@ -11,8 +12,8 @@
  *   that connects to 127.0.0.1 verifies with the host name "localhost".
  * - client: UID=<topic>, CN=Apple Push Services: <topic>, OU=<team>, O=libapns test, C=US, with Apple's push
  *   extensions 1.2.840.113635.100.6.3.1 (development) and .2 (production) present (value NULL); signed by the CA. */
-#ifndef APNS_LIB_CERTGEN_H
-#define APNS_LIB_CERTGEN_H
+#ifndef APNS_SUPPORT_CERTGEN_H
+#define APNS_SUPPORT_CERTGEN_H
 
 #include <stddef.h>
 
