@@ -1,10 +1,16 @@
 /* Connections, pools and clients through real proxies (tinyproxy for HTTP CONNECT, danted for SOCKS5) to
  * apns-mock, over real TLS and HTTP/2 on 127.0.0.1: the tunnel, the server's name verified through it, the
  * proxies' refusals as prompt named errors, and a proxy killed under load. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include "fixture.h"
 #include "proxy_fixture.h"
 
+#include "alloc.h"
+
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -707,6 +713,61 @@ TEST(proxy_danted_killed_mid_run) {
   proxy_killed_mid_run(APNS_PROXY_SOCKS5);
 }
 
+/* ---- credentials are zeroed before their memory is freed ---------------------------------------------------------
+ */
+
+/* An allocator that looks into every block it frees for the credentials (in clear, and as Basic sends them). */
+static const char *secret_plain, *secret_b64;
+static int secret_hits;
+
+/* Blocks are handed out zeroed, so that the scan reads only defined bytes (valgrind): a buffer's unwritten tail is
+ * uninitialized otherwise. */
+static void *scan_malloc(size_t n) {
+  return calloc(1, n ? n : 1);
+}
+static void *scan_calloc(size_t a, size_t b) {
+  return calloc(a, b);
+}
+static void *scan_realloc(void *p, size_t n) {
+  size_t old = p ? malloc_usable_size(p) : 0;
+  char *q = realloc(p, n);
+  if (q && n > old) memset(q + old, 0, n - old);
+  return q;
+}
+static void scan_free(void *p) {
+  if (p == NULL) return;
+  size_t n = malloc_usable_size(p);
+  if (memmem(p, n, secret_plain, strlen(secret_plain)) || memmem(p, n, secret_b64, strlen(secret_b64))) secret_hits++;
+  free(p);
+}
+
+TEST(proxy_credentials_zeroed_when_freed) {
+  /* Through tinyproxy with Basic auth, by the client (options copied by client, pool and connection): not one
+   * freed block of ours still holds the password or the Proxy-Authorization value. */
+  ASSERT_OK(apns_replace_allocator(scan_malloc, scan_realloc, scan_calloc, scan_free));
+  secret_plain = "Zq9-secret-Zq9";
+  secret_b64 = "YWxpY2U6WnE5LXNlY3JldC1acTk="; /* base64("alice:Zq9-secret-Zq9") */
+  pfx f;
+  setup(&f, NULL);
+  f.daemon = fx_tinyproxy_start("alice", secret_plain, apns_mock_port(f.mock));
+  char *pw = strdup(secret_plain); /* the caller's copy, on the heap but not ours */
+  apns_proxy_options p = proxy_opts(APNS_PROXY_HTTP, fx_daemon_port(f.daemon), "alice", pw);
+  send_many(&f, &p, 10);
+  ASSERT_EQ(secret_hits, 0);
+  /* And the URL parser's copies. */
+  apns_proxy_options *parsed;
+  ASSERT_OK(apns_proxy_parse_url("http://alice:Zq9-secret-Zq9@127.0.0.1:3128", &parsed, NULL, 0));
+  ASSERT_STREQ(parsed->password, secret_plain);
+  apns_proxy_options_free(parsed);
+  ASSERT_EQ(secret_hits, 0);
+  /* The scan sees what it looks for: a block freed with it is counted. */
+  char *probe = apns__strdup(secret_plain);
+  apns__free(probe);
+  ASSERT_EQ(secret_hits, 1);
+  free(pw);
+  teardown(&f);
+}
+
 TEST_SUITE(proxy_net){TEST_ENTRY(proxy_conn_through_tinyproxy),
                       TEST_ENTRY(proxy_conn_through_danted),
                       TEST_ENTRY(proxy_conn_verifies_the_server_not_the_proxy),
@@ -723,6 +784,7 @@ TEST_SUITE(proxy_net){TEST_ENTRY(proxy_conn_through_tinyproxy),
                       TEST_ENTRY(proxy_client_10000_through_tinyproxy),
                       TEST_ENTRY(proxy_client_10000_through_danted),
                       TEST_ENTRY(proxy_client_wrong_credentials_reported_at_once),
+                      TEST_ENTRY(proxy_credentials_zeroed_when_freed),
                       TEST_ENTRY(proxy_tinyproxy_killed_mid_run),
                       TEST_ENTRY(proxy_danted_killed_mid_run),
                       TEST_SUITE_END};
