@@ -3,8 +3,8 @@
  * The server is apns-mock started as a separate process (so that getrusage of this process measures the client
  * alone), or any server given with --host. Each comparison sends the same requests (path, headers, payload) over
  * the same number of connections and streams with libapns and with h2load, alternating, and reports the median of
- * --runs runs. Then: latency at half the measured rate (paced at every loop turn), memory per queued notification (the
- * mock paused with SIGUSR2, a million notifications queued, RSS and heap growth divided by the count), and with
+ * --runs runs. Then: latency at half the measured rate (paced at every loop turn), memory per queued notification
+ * (the mock paused with SIGUSR2, a million notifications queued, RSS and heap growth divided by the count), and with
  * --sweep, how the cost per notification moves with connections (1..8) and with N (10^3..10^6).
  *
  * Everything this program starts is reaped; every loop is bounded by a count and a deadline. */
@@ -33,13 +33,17 @@
 #include <unistd.h>
 #include <uv.h>
 
+#ifndef APNS_PUSH_BIN_DEFAULT
+#define APNS_PUSH_BIN_DEFAULT "apns-push"
+#endif
 #ifndef APNS_MOCK_BIN_DEFAULT
 #define APNS_MOCK_BIN_DEFAULT "apns-mock"
 #endif
 
 extern char **environ;
 
-#define TOKEN "4f6d1e6cbb3a4c2b9a8e0d7c6b5a4938271605f4e3d2c1b0a99887766554433"
+/* 64 hex digits (32 bytes), as Apple issues them: the mock refuses an odd length with BadDeviceToken. */
+#define TOKEN "4f6d1e6cbb3a4c2b9a8e0d7c6b5a4938271605f4e3d2c1b0a998877665544332"
 #define TOPIC "com.example.app"
 #define DEFAULT_PAYLOAD                                                                                              \
   "{\"aps\":{\"alert\":{\"title\":\"apns-bench\",\"body\":\"Hello from "                                             \
@@ -158,7 +162,9 @@ typedef struct {
   int port;
   const char *ca, *cert, *key, *verify_name;
   int insecure;
-  const char *mock_bin, *h2load_bin;
+  const char *mock_bin, *h2load_bin, *push_bin;
+  int no_push;       /* skip the apns-push runs */
+  uint32_t delay_ms; /* the mock holds every response this long (--delay-ms): the latency-bound limit */
   const char *payload_file;
   char *payload;
   size_t payload_len;
@@ -288,14 +294,19 @@ static void mock_start(void) {
   posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   /* h2load sends neither a client certificate nor a provider token: both clients go without, so the comparison
    * is of the same work (--client-auth puts certificates back, for ours alone). */
-  char *argv[] = {(char *)cfg.mock_bin,
-                  "--listen",
-                  "127.0.0.1:0",
-                  "--self-signed",
-                  certdir,
-                  "--no-token-auth",
-                  cfg.client_auth ? NULL : "--no-client-auth",
-                  NULL};
+  char delay[16];
+  snprintf(delay, sizeof delay, "%u", cfg.delay_ms);
+  char *argv[12];
+  size_t na = 0;
+  argv[na++] = (char *)cfg.mock_bin;
+  argv[na++] = "--listen";
+  argv[na++] = "127.0.0.1:0";
+  argv[na++] = "--self-signed";
+  argv[na++] = certdir;
+  argv[na++] = "--no-token-auth";
+  if (!cfg.client_auth) argv[na++] = "--no-client-auth";
+  if (cfg.delay_ms) argv[na++] = "--delay-ms", argv[na++] = delay;
+  argv[na] = NULL;
   int rv = posix_spawn(&mock_pid, cfg.mock_bin, &fa, NULL, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
   close(fds[1]);
@@ -592,9 +603,9 @@ typedef struct {
 
 static double h2_fixed_cpu[64];
 static double h2_rps;
-    /* when > 0, h2load paces each connection at this many requests per second (--rps) */ /* h2load's CPU for one
-                                                                                             request per connection,
-                                                                                             by connection count */
+/* when > 0, h2load paces each connection at this many requests per second (--rps) */ /* h2load's CPU for one
+                                                                                         request per connection,
+                                                                                         by connection count */
 
 static h2_result run_h2load_raw(unsigned conns, uint64_t n) {
   h2_result out;
@@ -737,6 +748,150 @@ static h2_result run_h2load(unsigned conns, uint64_t n) {
   return r;
 }
 
+/* ---- apns-push ------------------------------------------------------------------------------------------------- */
+
+/* The command most users run first, on the same server in the same run: --bulk from a file of n lines (the same
+ * token and payload), results to /dev/null. Its rate is its own summary's (from its start, connections included,
+ * as h2load's is); its CPU is wait4's, minus a run of one line per connection (start-up, key loading, handshakes),
+ * over the other lines. */
+typedef struct {
+  int ran;
+  uint64_t accepted;
+  double rate, cpu_s, cpu_us, wall_s;
+  char why[200];
+} push_result;
+
+static double push_fixed_cpu[64];
+
+static int push_available(void) {
+  return !cfg.no_push && cfg.host == NULL && access(cfg.push_bin, X_OK) == 0;
+}
+
+static const char *bulk_file(uint64_t n) {
+  static char path[320];
+  static uint64_t made = 0;
+  snprintf(path, sizeof path, "%s/bulk.jsonl", workdir);
+  if (made == n) return path;
+  FILE *f = fopen(path, "w");
+  if (f == NULL) die("cannot write %s", path);
+  for (uint64_t i = 0; i < n; i++) {
+    fprintf(f, "{\"token\":\"%s\",\"payload\":", TOKEN);
+    fwrite(cfg.payload, 1, cfg.payload_len, f);
+    fputs("}\n", f);
+  }
+  if (fclose(f) != 0) die("cannot write %s", path);
+  made = n;
+  return path;
+}
+
+static push_result run_push_raw(unsigned conns, uint64_t n) {
+  push_result out;
+  char hostport[64], sc[16], ca[320], cert[320], key[320];
+  int fds[2];
+  memset(&out, 0, sizeof out);
+  snprintf(hostport, sizeof hostport, "127.0.0.1:%d", mock_port);
+  snprintf(sc, sizeof sc, "%u", conns);
+  snprintf(ca, sizeof ca, "%s/ca.pem", workdir);
+  snprintf(cert, sizeof cert, "%s/client.pem", workdir);
+  snprintf(key, sizeof key, "%s/client-key.pem", workdir);
+  char *argv[] = {(char *)cfg.push_bin,
+                  "--host",
+                  hostport,
+                  "--ca",
+                  ca,
+                  "--verify-name",
+                  "localhost",
+                  "--cert",
+                  cert,
+                  "--key",
+                  key,
+                  "--topic",
+                  TOPIC,
+                  "--connections",
+                  sc,
+                  "--bulk",
+                  (char *)bulk_file(n),
+                  "--results",
+                  "/dev/null",
+                  "--no-progress",
+                  NULL};
+  if (pipe(fds) != 0) die("pipe: %s", strerror(errno));
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+  posix_spawn_file_actions_addclose(&fa, fds[0]);
+  posix_spawn_file_actions_addclose(&fa, fds[1]);
+  pid_t pid;
+  double t0 = now_s();
+  int rv = posix_spawn(&pid, cfg.push_bin, &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(fds[1]);
+  if (rv != 0) {
+    close(fds[0]);
+    snprintf(out.why, sizeof out.why, "cannot run %s: %s", cfg.push_bin, strerror(rv));
+    return out;
+  }
+  static char text[1 << 16];
+  size_t got = 0;
+  double until = t0 + (double)cfg.deadline_s;
+  int killed = 0;
+  for (;;) {
+    struct pollfd pfd = {fds[0], POLLIN, 0};
+    int ms = (int)((until - now_s()) * 1000);
+    if (ms <= 0) {
+      kill(pid, SIGKILL);
+      killed = 1;
+      break;
+    }
+    if (poll(&pfd, 1, ms) <= 0) continue;
+    char tmp[4096];
+    ssize_t r = read(fds[0], tmp, sizeof tmp);
+    if (r <= 0) break;
+    size_t take = (size_t)r < sizeof text - 1 - got ? (size_t)r : sizeof text - 1 - got;
+    memcpy(text + got, tmp, take);
+    got += take;
+  }
+  close(fds[0]);
+  text[got] = '\0';
+  int status = 0;
+  struct rusage ru;
+  memset(&ru, 0, sizeof ru);
+  while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
+  }
+  out.wall_s = now_s() - t0;
+  out.cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+              (double)ru.ru_stime.tv_usec / 1e6;
+  if (killed) {
+    snprintf(out.why, sizeof out.why, "apns-push ran over %" PRIu64 " s and was killed", cfg.deadline_s);
+    return out;
+  }
+  unsigned long long done = 0, acc = 0;
+  double secs = 0;
+  const char *sum = strstr(text, " notifications in ");
+  while (sum > text && sum[-1] != ' ') sum--;
+  if (sum == NULL ||
+      sscanf(sum, "%llu notifications in %lf s (%lf/s): %llu accepted", &done, &secs, &out.rate, &acc) != 4) {
+    snprintf(out.why, sizeof out.why, "unexpected apns-push output (status %d): %.120s", status, text);
+    return out;
+  }
+  out.accepted = acc;
+  out.ran = 1;
+  return out;
+}
+
+static push_result run_push(unsigned conns, uint64_t n) {
+  if (conns < 64 && push_fixed_cpu[conns] == 0) {
+    push_result base = run_push_raw(conns, conns);
+    push_fixed_cpu[conns] = base.ran ? base.cpu_s : -1;
+  }
+  push_result r = run_push_raw(conns, n);
+  double fixed = conns < 64 && push_fixed_cpu[conns] > 0 ? push_fixed_cpu[conns] : 0;
+  double c = r.cpu_s - fixed;
+  if (c < 0) c = r.cpu_s;
+  r.cpu_us = n > conns ? c * 1e6 / (double)(n - (fixed > 0 ? conns : 0)) : r.cpu_s * 1e6 / (double)n;
+  return r;
+}
+
 /* ---- comparisons ----------------------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -748,6 +903,9 @@ typedef struct {
   uint64_t accepted; /* ours, last run */
   double rate_runs[16], cpu_runs[16], h2_rate_runs[16], h2_cpu_runs[16];
   unsigned runs;
+  int push_ran, push_ok; /* apns-push ran; every run accepted all */
+  double push_rate, push_cpu_us, push_rate_runs[16], push_cpu_runs[16];
+  char push_why[200];
 } comparison;
 
 static int cmp_double(const void *a, const void *b) {
@@ -811,6 +969,27 @@ static comparison compare(unsigned conns, uint64_t n, unsigned runs) {
       c.h2.exit_status = h.exit_status ? h.exit_status : c.h2.exit_status;
       c.h2.ran = 1;
     }
+    if (push_available()) {
+      push_result pr = run_push(conns, n);
+      if (pr.ran)
+        vlog("  apns-push c=%-2u n=%-8" PRIu64 " %10.0f notif/s  %6.2f us CPU/notif  (%" PRIu64 " accepted)\n", conns,
+             n, pr.rate, pr.cpu_us, pr.accepted);
+      else
+        vlog("  apns-push: %s\n", pr.why);
+      if (i == 0) c.push_ok = 1;
+      if (!pr.ran || pr.accepted != n) {
+        c.push_ok = 0;
+        if (c.push_why[0] == '\0')
+          snprintf(c.push_why, sizeof c.push_why, "%s", pr.ran ? "not every notification accepted" : pr.why);
+      }
+      c.push_rate_runs[i] = pr.rate;
+      c.push_cpu_runs[i] = pr.cpu_us;
+      c.push_ran = 1;
+    }
+  }
+  if (c.push_ran) {
+    c.push_rate = median(c.push_rate_runs, runs);
+    c.push_cpu_us = median(c.push_cpu_runs, runs);
   }
   c.ours.n = n;
   c.ours.accepted = c.accepted;
@@ -868,6 +1047,22 @@ static void json_comparison(const comparison *c) {
     printf("},\"ratio\":{\"rate\":%.3f,\"cpu\":%.3f}", c->h2.rate > 0 ? c->ours.rate / c->h2.rate : 0,
            c->h2.cpu_us > 0 ? c->ours.cpu_us / c->h2.cpu_us : 0);
   }
+  if (c->push_ran) {
+    printf(",\"apns_push\":{\"ran\":true,\"ok\":%s,\"rate\":%.1f,\"cpu_us_per_notification\":%.3f,",
+           c->push_ok ? "true" : "false", c->push_rate, c->push_cpu_us);
+    json_runs("rate_runs", c->push_rate_runs, c->runs);
+    printf(",");
+    json_runs("cpu_runs", c->push_cpu_runs, c->runs);
+    printf(",\"cpu_vs_libapns\":%.3f,\"rate_vs_h2load\":%.3f}",
+           c->ours.cpu_us > 0 ? c->push_cpu_us / c->ours.cpu_us : 0,
+           c->h2.ran && c->h2.rate > 0 ? c->push_rate / c->h2.rate : 0);
+  }
+  if (cfg.delay_ms) {
+    double limit = (double)c->conns * cfg.streams * 1000.0 / cfg.delay_ms;
+    printf(",\"latency_bound\":{\"delay_ms\":%u,\"limit\":%.1f,\"ours\":%.3f,\"h2load\":%.3f,\"apns_push\":%.3f}",
+           cfg.delay_ms, limit, c->ours.rate / limit, c->h2.ran ? c->h2.rate / limit : 0,
+           c->push_ran ? c->push_rate / limit : 0);
+  }
   printf("}");
 }
 
@@ -892,6 +1087,19 @@ static void text_comparison(const comparison *c) {
   printf("%-34s %14.2f\n", "  libuv allocations/notification", c->ours.uv_allocs);
   printf("%-34s %14ld\n", "peak RSS KiB", c->ours.max_rss_kb);
   printf("%-34s %8" PRIu64 "/%-5" PRIu64 "\n", "accepted/sent (last run)", c->ours.accepted, c->n);
+  if (c->push_ran) {
+    printf("apns-push --bulk, same server:     %14.0f notif/s (%.2f x h2load, %.2f x libapns), %.2f us CPU/notif "
+           "(%.2f x libapns)%s%s\n",
+           c->push_rate, c->h2.ran && c->h2.rate > 0 ? c->push_rate / c->h2.rate : 0, c->push_rate / c->ours.rate,
+           c->push_cpu_us, c->push_cpu_us / c->ours.cpu_us, c->push_ok ? "" : "; ", c->push_ok ? "" : c->push_why);
+  }
+  if (cfg.delay_ms) {
+    double limit = (double)c->conns * cfg.streams * 1000.0 / cfg.delay_ms;
+    printf("latency-bound limit (%u x %u streams / %u ms): %.0f/s; fraction reached: libapns %.3f, h2load %.3f, "
+           "apns-push %.3f\n",
+           c->conns, cfg.streams, cfg.delay_ms, limit, c->ours.rate / limit, c->h2.ran ? c->h2.rate / limit : 0,
+           c->push_ran ? c->push_rate / limit : 0);
+  }
 }
 
 /* ---- main ------------------------------------------------------------------------------------------------------ */
@@ -909,6 +1117,10 @@ static const char usage[] =
     "  --mem-n N            notifications queued for the memory measure (default 1000000; 0 skips it)\n"
     "  --no-latency         skip the half-rate latency measure\n"
     "  --no-h2load          skip h2load\n"
+    "  --no-push            skip the apns-push runs (apns-push --bulk beside the pool, same server)\n"
+    "  --push PATH          the apns-push binary (default: the one built with this, or $APNS_PUSH_BIN)\n"
+    "  --delay-ms N         the mock holds every response N ms: rates against the latency-bound limit,\n"
+    "                       connections x streams / delay (default 0)\n"
     "  --client-auth        make the mock require client certificates (h2load is then skipped)\n"
     "  --payload FILE       the notification payload (default: a 100-byte alert)\n"
     "  --mock PATH          the apns-mock binary (default: the one built with this, or $APNS_MOCK_BIN)\n"
@@ -938,6 +1150,9 @@ enum {
   O_INSECURE,
   O_DEADLINE,
   O_JSON,
+  O_NOPUSH,
+  O_PUSH,
+  O_DELAY,
   O_HELP
 };
 
@@ -960,6 +1175,9 @@ static const struct option longopts[] = {
     {"insecure", no_argument, NULL, O_INSECURE},
     {"deadline", required_argument, NULL, O_DEADLINE},
     {"json", no_argument, NULL, O_JSON},
+    {"no-push", no_argument, NULL, O_NOPUSH},
+    {"push", required_argument, NULL, O_PUSH},
+    {"delay-ms", required_argument, NULL, O_DELAY},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -1009,6 +1227,8 @@ int main(int argc, char **argv) {
   cfg.h2load_bin = "/usr/bin/h2load";
   const char *env_mock = getenv("APNS_MOCK_BIN");
   cfg.mock_bin = env_mock && *env_mock ? env_mock : APNS_MOCK_BIN_DEFAULT;
+  const char *env_push = getenv("APNS_PUSH_BIN");
+  cfg.push_bin = env_push && *env_push ? env_push : APNS_PUSH_BIN_DEFAULT;
   while ((c = getopt_long(argc, argv, "n:c:m:vh", longopts, NULL)) != -1) {
     switch (c) {
     case 'n':
@@ -1046,6 +1266,15 @@ int main(int argc, char **argv) {
       break;
     case O_MOCK:
       cfg.mock_bin = optarg;
+      break;
+    case O_NOPUSH:
+      cfg.no_push = 1;
+      break;
+    case O_PUSH:
+      cfg.push_bin = optarg;
+      break;
+    case O_DELAY:
+      cfg.delay_ms = (uint32_t)parse_num(optarg, "--delay-ms", 0, 600000);
       break;
     case O_H2LOAD:
       cfg.h2load_bin = optarg;
@@ -1215,17 +1444,19 @@ int main(int argc, char **argv) {
              "(payload %zu)\n",
              mem.queued, mem.rss_per, mem.heap_per, cfg.payload_len);
     if (nsweep) {
-      printf("\nsweep (median of %u)         %12s %12s %7s %10s %10s %7s %8s\n", cfg.runs, "notif/s", "h2load/s",
-             "ratio", "us/notif", "h2load us", "ratio", "allocs");
+      printf("\nsweep (median of %u)         %12s %12s %7s %10s %10s %7s %8s %12s %9s\n", cfg.runs, "notif/s",
+             "h2load/s", "ratio", "us/notif", "h2load us", "ratio", "allocs", "apns-push/s", "push us");
       for (unsigned i = 0; i < nsweep; i++) {
         const comparison *s = &sweep[i];
-        printf("c=%-2u n=%-8" PRIu64 "               %12.0f %12.0f %7.2f %10.2f %10.2f %7.2f %8.2f\n", s->conns, s->n,
-               s->ours.rate, s->h2.rate, s->h2.rate > 0 ? s->ours.rate / s->h2.rate : 0, s->ours.cpu_us, s->h2.cpu_us,
-               s->h2.cpu_us > 0 ? s->ours.cpu_us / s->h2.cpu_us : 0, s->ours.allocs);
+        printf("c=%-2u n=%-8" PRIu64 "               %12.0f %12.0f %7.2f %10.2f %10.2f %7.2f %8.2f %12.0f %9.2f\n",
+               s->conns, s->n, s->ours.rate, s->h2.rate, s->h2.rate > 0 ? s->ours.rate / s->h2.rate : 0,
+               s->ours.cpu_us, s->h2.cpu_us, s->h2.cpu_us > 0 ? s->ours.cpu_us / s->h2.cpu_us : 0, s->ours.allocs,
+               s->push_rate, s->push_cpu_us);
       }
     }
   }
-  int ok = main_cmp.all_ok && (!main_cmp.h2.ran || main_cmp.h2_ok) && (cfg.no_latency || half.accepted == half.n);
+  int ok = main_cmp.all_ok && (!main_cmp.h2.ran || main_cmp.h2_ok) && (!main_cmp.push_ran || main_cmp.push_ok) &&
+           (cfg.no_latency || half.accepted == half.n);
   cleanup();
   free(cfg.payload);
   return ok ? 0 : 1;

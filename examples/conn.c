@@ -6,6 +6,7 @@
  * allows in use (or the connection not ready) returns APNS_EBLOCKED at once, and is tried again after the next
  * answer. The topic comes from APNS_TOPIC (default com.example.app). */
 #include <apns.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,9 @@ static void on_lost(apns_conn *conn, int err, const char *reason) {
 }
 
 int main(int argc, char **argv) {
+  /* A server that resets the connection while we write raises SIGPIPE, which kills a process by default: a
+   * program that writes to sockets ignores it and takes the EPIPE error instead. */
+  signal(SIGPIPE, SIG_IGN);
   if (argc < 5) {
     fprintf(stderr, "usage: %s HOST[:PORT] CERT_FILE KEY_FILE DEVICE_TOKEN [CA_FILE [VERIFY_NAME]]\n", argv[0]);
     return 2;

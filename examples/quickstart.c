@@ -8,6 +8,7 @@
  * localhost (the mock's certificate names localhost; mbedTLS never matches an IP address). The topic comes from
  * APNS_TOPIC (default com.example.app). */
 #include <apns.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,9 @@ static void on_sent(int err, const apns_response *res, void *data) {
 }
 
 int main(int argc, char **argv) {
+  /* A server that resets the connection while we write raises SIGPIPE, which kills a process by default: a
+   * program that writes to sockets ignores it and takes the EPIPE error instead. */
+  signal(SIGPIPE, SIG_IGN);
   if (argc < 5) {
     fprintf(stderr, "usage: %s HOST[:PORT] CERT_FILE KEY_FILE DEVICE_TOKEN [CA_FILE [VERIFY_NAME]]\n", argv[0]);
     return 2;

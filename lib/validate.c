@@ -383,3 +383,8 @@ int apns__json_valid(const char *str, size_t len, int any_top) {
     expect = AFTER_VALUE;
   }
 }
+
+int apns_validate_utf8(const char *s, size_t len) {
+  if (s == NULL) return len == 0 ? 0 : APNS_EINVAL;
+  return apns__utf8_valid(s, len) ? 0 : APNS_EBADUTF8;
+}

@@ -6,6 +6,7 @@
 #ifndef APNS_LIB_VALIDATE_H
 #define APNS_LIB_VALIDATE_H
 
+#include <apns/payload.h>
 #include <stddef.h>
 
 /* 1 when the len bytes at s are well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above
@@ -18,7 +19,7 @@ int apns__utf8_valid(const char *s, size_t len);
 size_t apns__json_number_text(const char *printed, char *out);
 
 /* Deepest nesting apns__json_valid accepts: jansson's own parser limit (JSON_PARSER_MAX_DEPTH). */
-#define APNS__JSON_MAX_DEPTH 2048
+#define APNS__JSON_MAX_DEPTH APNS_JSON_MAX_DEPTH
 
 /* 1 when the len bytes at s are exactly one JSON value (RFC 8259), with optional whitespace around it, as
  * jansson's parser takes it: strings without raw control characters, \u0000 or unpaired surrogates; nesting at

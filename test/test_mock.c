@@ -301,7 +301,7 @@ TEST(mock_conn_prefixes) {
   rig_start(&g);
   int32_t bad = client_post(&g.cl, "/3/device/deadbeef", NULL);
   int32_t unreg = client_post(&g.cl, "/3/device/beefdead", NULL);
-  int32_t ok = client_post(&g.cl, "/3/device/0dead", NULL);
+  int32_t ok = client_post(&g.cl, "/3/device/0dead0", NULL);
   int64_t before = wall_ms();
   pump(&g.cl, g.mc, 0);
   int64_t after = wall_ms(), ts = 0;
@@ -330,6 +330,7 @@ TEST(mock_conn_reasons) {
   int32_t root = client_req(&g.cl, "GET", "/", NULL, NULL, NULL, 0);
   int32_t missing = client_post(&g.cl, "/3/device/", NULL);
   int32_t nothex = client_post(&g.cl, "/3/device/xyz", NULL);
+  int32_t odd = client_post(&g.cl, "/3/device/abcde", NULL); /* hex, but an odd number of digits */
   int32_t badid = client_post(&g.cl, "/3/device/abcd", "not-a-uuid");
   int32_t empty = client_req(&g.cl, "POST", "/3/device/abcd", NULL, NULL, NULL, 0);
   int32_t large = client_req(&g.cl, "POST", "/3/device/abcd", NULL, NULL, big, 4097);
@@ -343,7 +344,7 @@ TEST(mock_conn_reasons) {
   } want[] = {{get, 405, "MethodNotAllowed"},       {path, 404, "BadPath"},          {root, 404, "BadPath"},
               {missing, 400, "MissingDeviceToken"}, {nothex, 400, "BadDeviceToken"}, {badid, 400, "BadMessageId"},
               {empty, 400, "PayloadEmpty"},         {large, 413, "PayloadTooLarge"}, {voip, 200, NULL},
-              {voipbig, 413, "PayloadTooLarge"}};
+              {voipbig, 413, "PayloadTooLarge"},    {odd, 400, "BadDeviceToken"}};
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
     rec *r = rec_of(&g.cl, want[i].id);
     ASSERT_EQ(r->status, want[i].status);
@@ -353,8 +354,8 @@ TEST(mock_conn_reasons) {
     else
       ASSERT_EQ(r->body_len, 0);
   }
-  ASSERT_EQ(g.st.requests, 10);
-  ASSERT_EQ(g.st.responses, 10);
+  ASSERT_EQ(g.st.requests, 11);
+  ASSERT_EQ(g.st.responses, 11);
   rig_end(&g);
 }
 

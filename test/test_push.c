@@ -7,11 +7,14 @@
  * The binary comes from APNS_PUSH_BIN (set by test/meson.build), else the build tree's path compiled in. No sleeps:
  * everything waits on the child's exit and on EOF of its pipes, on the test's own libuv loop. */
 #include "alloc.h"
+#include "bulk.h"
 #include "fixture.h"
 #include "jwt_verify.h"
+#include "validate.h"
 
 #include <apns.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -40,8 +43,10 @@ typedef struct {
   int exited;
   int64_t status;
   int term_signal;
-  const char *input; /* written to the child's stdin pipe when set */
-  long hwm_kb;       /* the largest VmHWM read from /proc while the child ran (see sample_hwm) */
+  const char *input;  /* written to the child's stdin pipe when set */
+  int hang_up_stdout; /* close our end of the child's stdout after its first bytes (a reader that goes away) */
+  int hang_up_stderr; /* the same for stderr */
+  long hwm_kb;        /* the largest VmHWM read from /proc while the child ran (see sample_hwm) */
   int hwm_samples;
   uv_write_t wreq;
   uv_shutdown_t sreq;
@@ -102,7 +107,8 @@ static void child_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   child *c = s->data;
   if (n > 0 && s == (uv_stream_t *)&c->err) sample_hwm(c); /* the summary comes just before exit */
   if (n > 0) buf_add(s == (uv_stream_t *)&c->out ? &c->o : &c->e, b->base, (size_t)n);
-  if (n < 0) uv_close((uv_handle_t *)s, child_closed);
+  int hang_up = s == (uv_stream_t *)&c->out ? c->hang_up_stdout : c->hang_up_stderr;
+  if (n < 0 || (n > 0 && hang_up && !uv_is_closing((uv_handle_t *)s))) uv_close((uv_handle_t *)s, child_closed);
 }
 
 static void child_shut(uv_shutdown_t *r, int status) {
@@ -254,6 +260,13 @@ TEST(push_usage_errors_exit_2) {
        "--data k=not json: the value is not one JSON value"},
       {{"--topic", TOPIC, "--alert", "x", TOK, "{\"aps\":{}}"}, "not both"},
       {{"--dry-run", "--topic", TOPIC, TOK, "{\"aps\":"}, "PAYLOAD_JSON: payload is not valid JSON"},
+      /* A name with CR/LF can match no certificate: a usage error, not a run that waits out its deadline. */
+      {{"--dry-run", "--verify-name", "local\r\nhost", "--topic", TOPIC, "--alert", "x", TOK},
+       "--verify-name \"local\\r\\nhost\": not a host name"},
+      {{"--dry-run", "--verify-name", "", "--topic", TOPIC, "--alert", "x", TOK},
+       "--verify-name \"\": not a host name"},
+      /* Whitespace between two numbers is no separator: not "[12]". */
+      {{"--dry-run", "--topic", TOPIC, TOK, "{\"aps\":{},\"a\":[1 2]}"}, "PAYLOAD_JSON: payload is not valid JSON"},
       {{"--topic", TOPIC, "--timeout", "0", "--alert", "x", TOK}, "--timeout: want seconds"},
       {{"--topic", TOPIC, "--connections", "0", "--alert", "x", TOK}, "--connections: want a whole number"},
       {{"--topic", TOPIC, "--host", "h:99999", "--alert", "x", TOK}, "--host port"},
@@ -567,7 +580,8 @@ static void record_hook(void *data, apns_mock_request *req) {
   }
 }
 
-static void srv_start(srv *s, int client_auth, int hook) {
+/* tweak, when set, changes the mock's options before it starts (faults, hostile answers). */
+static void srv_start_with(srv *s, int client_auth, int hook, void (*tweak)(apns_mock_options *)) {
   memset(s, 0, sizeof *s);
   ASSERT_EQ(uv_loop_init(&s->loop), 0);
   s->dir = cert_dir(&s->certs);
@@ -579,8 +593,13 @@ static void srv_start(srv *s, int client_auth, int hook) {
     o.on_request = record_hook;
     o.data = s;
   }
+  if (tweak) tweak(&o);
   s->mock = fx_mock_start(&s->loop, &o);
   snprintf(s->hostport, sizeof s->hostport, "127.0.0.1:%d", apns_mock_port(s->mock));
+}
+
+static void srv_start(srv *s, int client_auth, int hook) {
+  srv_start_with(s, client_auth, hook, NULL);
 }
 
 /* Runs apns-push against the mock until it exits. */
@@ -792,8 +811,8 @@ TEST(push_token_auth_verified_by_mock) {
 }
 
 /* The peak memory a million-line run may take, in KiB. The input streams through a 256 KiB buffer; the client
- * holds at most --max-queued (4096) queued requests plus what the connections carry (2 x the mock's 1000
- * streams), about 1 KiB each with their buffers; the rest is the program and its TLS sessions. Measured: about
+ * holds at most --max-queued (4000 for 2 connections) queued requests plus what the connections carry (2 x the mock's
+ * 1000 streams), about 1 KiB each with their buffers; the rest is the program and its TLS sessions. Measured: about
  * 11 MiB; reading the whole 110 MB file or keeping a result per line would blow far past this. */
 #define MILLION_MAXRSS_KB (40 * 1024)
 /* Under AddressSanitizer the tool's memory is the sanitizer's (shadow, quarantine) and it runs several times
@@ -931,6 +950,504 @@ TEST(push_unreachable_server_gives_up) {
   child_free(&c);
 }
 
+/* ---- a server that resets the connection mid-run ---- */
+
+static void drop_early(apns_mock_options *o) {
+  o->drop_after = 1500;
+  o->bad_prefix = "bad";
+}
+
+/* The mock closes each connection after 1500 requests while thousands more are being written: the client's next
+ * writes meet a reset socket (the mock closes with unread bytes: the kernel answers them with RST). apns-push must
+ * not die of SIGPIPE (the child starts with the default disposition: uv_spawn resets every signal in the child),
+ * every line still gets its result line and the summary is written. One line in 100 has a token the mock refuses,
+ * so the run ends with status 1 whatever the pool's resends of the dropped streams bring. */
+TEST(push_reset_mid_write_no_sigpipe) {
+  srv s;
+  srv_start_with(&s, 1, 0, drop_early);
+  char path[600];
+  snprintf(path, sizeof path, "%s/reset.jsonl", test_tmpdir());
+  FILE *f = fopen(path, "w");
+  ASSERT_NOT_NULL(f);
+  const unsigned lines = 8000;
+  for (unsigned i = 0; i < lines; i++)
+    fprintf(f, "{\"token\":\"%s%061x\",\"payload\":{\"aps\":{}}}\n", i % 100 ? "abc" : "bad", i);
+  ASSERT_EQ(fclose(f), 0);
+  const char *const args[] = {CONN(&s), CERT(&s), "--bulk", path, "--no-progress", NULL};
+  child c;
+  memset(&c, 0, sizeof c);
+  child_start(&c, &s.loop, args, NULL, NULL);
+  fx_run_until(&s.loop, &c.done);
+  if (c.term_signal) test__fail(__FILE__, __LINE__, "apns-push died of signal %d:\n%s", c.term_signal, err_of(&c));
+  if (c.status != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", (int)c.status, err_of(&c));
+  ASSERT_EQ(count_lines(out_of(&c)), (int)lines);
+  char want[64];
+  snprintf(want, sizeof want, "apns-push: %u notifications in ", lines);
+  ASSERT_TRUE(strstr(err_of(&c), want) != NULL);
+  ASSERT_TRUE(strstr(out_of(&c), "\"reason\":\"BadDeviceToken\"") != NULL);
+  apns_mock_stats st;
+  srv_stop(&s, &st);
+  ASSERT_GT(st.drops, 0);
+  child_free(&c);
+}
+
+/* The reader of stdout goes away (| head -1): apns-push's next write fails with EPIPE. It stops cleanly (no
+ * signal), says why on stderr, and exits 1; with a server, what was sent is canceled and the summary written. */
+TEST(push_stdout_closed_stops_cleanly) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/many.jsonl", test_tmpdir());
+  FILE *f = fopen(path, "w");
+  ASSERT_NOT_NULL(f);
+  for (unsigned i = 0; i < 100000; i++) fprintf(f, "{\"token\":\"%064x\",\"payload\":{\"aps\":{}}}\n", i);
+  ASSERT_EQ(fclose(f), 0);
+  child c;
+  memset(&c, 0, sizeof c);
+  c.hang_up_stdout = 1;
+  int rc = run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--bulk", path), NULL);
+  if (rc != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", rc, err_of(&c));
+  ASSERT_TRUE(strstr(err_of(&c), "apns-push: writing the results: Broken pipe: stopping") != NULL);
+  child_free(&c);
+
+  srv s;
+  srv_start(&s, 1, 0);
+  const char *const args[] = {CONN(&s), CERT(&s), "--bulk", path, "--no-progress", NULL};
+  memset(&c, 0, sizeof c);
+  c.hang_up_stdout = 1;
+  rc = srv_push(&s, &c, args, NULL, NULL);
+  if (rc != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", rc, err_of(&c));
+  ASSERT_TRUE(strstr(err_of(&c), "apns-push: writing the results: Broken pipe: stopping") != NULL);
+  ASSERT_TRUE(strstr(err_of(&c), "stopped: the output could not be written (Broken pipe)") != NULL);
+  ASSERT_TRUE(strstr(err_of(&c), " notifications in ") != NULL);
+  apns_mock_stats st;
+  srv_stop(&s, &st);
+  ASSERT_LT(st.requests, 100000); /* it stopped reading */
+  child_free(&c);
+
+  /* stderr's reader goes away while bad lines are being told there: the same clean stop, exit 1. */
+  f = fopen(path, "w");
+  ASSERT_NOT_NULL(f);
+  for (unsigned i = 0; i < 100000; i++) fputs("not json\n", f);
+  ASSERT_EQ(fclose(f), 0);
+  memset(&c, 0, sizeof c);
+  c.hang_up_stderr = 1;
+  rc = run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--alert", "x", "--bulk", path), NULL);
+  ASSERT_EQ(rc, 1);
+  child_free(&c);
+}
+
+/* ---- tools/common/bulk.c: the line scanner and the result writer, without a process ---- */
+
+static uint64_t rng_state = 88172645463325252ull;
+static uint64_t rnd(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+
+/* Random bytes biased toward what breaks JSON and terminals: controls, quotes, backslashes, bytes that are not
+ * UTF-8, and well-formed multi-byte characters (U+2028, C1, 4-byte). */
+static size_t hostile_bytes(char *dst, size_t max) {
+  static const char *const pieces[] = {"\"",
+                                       "\\",
+                                       "\n",
+                                       "\r",
+                                       "\x1b[31m",
+                                       "\x07",
+                                       "\x7f",
+                                       "\xff",
+                                       "\xfe",
+                                       "\xc3",
+                                       "\xc3\xa9",
+                                       "\xe2\x80\xa8",
+                                       "\xc2\x9b",
+                                       "\xed\xa0\x80",
+                                       "\xf0\x9f\x98\x80",
+                                       "\xf4\x90\x80\x80",
+                                       "\xc0\xaf",
+                                       "a",
+                                       "Z",
+                                       " ",
+                                       "/",
+                                       "\x01",
+                                       "\xe2\x82"};
+  size_t n = 0, want = rnd() % max;
+  while (n < want) {
+    const char *p = pieces[rnd() % (sizeof pieces / sizeof pieces[0])];
+    size_t k = strlen(p);
+    if (n + k > max) break;
+    memcpy(dst + n, p, k);
+    n += k;
+  }
+  dst[n] = '\0';
+  return n;
+}
+
+static int json_text_ok(const char *s) {
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if (*p < 0x20 || *p == 0x7f) return 0;
+  return apns__utf8_valid(s, strlen(s));
+}
+
+TEST(push_bulk_result_always_json) {
+  char tok[64], id[64], reason[64], msg[64], line[2048];
+  for (int it = 0; it < 20000; it++) {
+    bulk_result r;
+    memset(&r, 0, sizeof r);
+    hostile_bytes(tok, 40);
+    hostile_bytes(id, 40);
+    hostile_bytes(reason, 60);
+    hostile_bytes(msg, 60);
+    r.line = rnd() % (1ull << 40);
+    r.token = rnd() % 4 ? tok : NULL;
+    r.apns_id = rnd() % 4 ? id : NULL;
+    r.status = (int)(rnd() % 700) - 50;
+    r.reason = rnd() % 3 ? reason : NULL;
+    r.timestamp_ms = (int64_t)rnd();
+    r.attempts = (unsigned)rnd();
+    r.latency_ms = rnd() % 5 == 0 ? -1.0 : (double)(rnd() % 100000000) / 1000.0;
+    if (rnd() % 2) r.error = "APNS_ECLOSED", r.message = rnd() % 2 ? msg : NULL;
+    size_t n = bulk_result_format(&r, line, sizeof line);
+    ASSERT_LT(n, sizeof line);
+    ASSERT_EQ(line[n - 1], '\n');
+    ASSERT_EQ(strlen(line), n);
+    ASSERT_TRUE(json_text_ok(line) || strchr(line, '\n') == line + n - 1);
+    for (size_t i = 0; i + 1 < n; i++) ASSERT_TRUE((unsigned char)line[i] >= 0x20 && line[i] != 0x7f);
+    ASSERT_TRUE(apns__utf8_valid(line, n));
+    json_error_t je;
+    json_t *v = json_loadb(line, n, 0, &je);
+    if (v == NULL) test__fail(__FILE__, __LINE__, "not JSON (%s): %s", je.text, line);
+    ASSERT_TRUE(json_is_object(v));
+    ASSERT_UEQ((uint64_t)json_integer_value(json_object_get(v, "line")), r.line);
+    ASSERT_EQ(json_integer_value(json_object_get(v, "status")), r.status);
+    /* A string that was clean (valid UTF-8, no controls) comes back as it was. */
+    if (r.apns_id && json_text_ok(r.apns_id))
+      ASSERT_STREQ(json_string_value(json_object_get(v, "apns_id")), r.apns_id);
+    if (r.apns_id == NULL) ASSERT_TRUE(json_is_null(json_object_get(v, "apns_id")));
+    if (r.reason && apns__utf8_valid(r.reason, strlen(r.reason)))
+      ASSERT_STREQ(json_string_value(json_object_get(v, "reason")), r.reason);
+    ASSERT_EQ(json_object_get(v, "error") != NULL, r.error != NULL);
+    json_decref(v);
+    /* Too small a buffer: the same length is returned, to retry with. */
+    ASSERT_UEQ(bulk_result_format(&r, line, n), n);
+  }
+}
+
+TEST(push_bulk_escape_text_for_terminals) {
+  char in[256], out[64];
+  for (int it = 0; it < 20000; it++) {
+    size_t n = hostile_bytes(in, 200);
+    size_t cap = 1 + rnd() % sizeof out;
+    size_t k = bulk_escape_text(out, cap, in, n);
+    ASSERT_LT(k, cap);
+    ASSERT_EQ(strlen(out), k);
+    for (size_t i = 0; i < k; i++) ASSERT_TRUE((unsigned char)out[i] >= 0x20 && out[i] != 0x7f);
+    ASSERT_TRUE(apns__utf8_valid(out, k));
+    /* Cut on a whole escape: never a dangling backslash sequence like "\u00". */
+    const char *u = strrchr(out, '\\');
+    if (u && u[1] == 'u') ASSERT_GE(strlen(u), 6);
+    /* Escaping what was escaped changes nothing: a message that quotes an escaped name stays readable. */
+    char again[64];
+    ASSERT_UEQ(bulk_escape_text(again, sizeof again, out, k), k);
+    ASSERT_STREQ(again, out);
+  }
+  ASSERT_UEQ(bulk_escape_text(out, sizeof out, "a\x1b[2J\r\n\xff\"", 9), strlen("a\\u001b[2J\\r\\n\\ufffd\""));
+  ASSERT_STREQ(out, "a\\u001b[2J\\r\\n\\ufffd\"");
+}
+
+/* Lines for the differential test: good ones, then mutated byte by byte. */
+static const char *const line_seeds[] = {
+    "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"hi\"}}}",
+    "{ \"token\" : \"" TOK "\" , \"topic\":\"com.x\",\"priority\":5,\"expiration\":0,\"push_type\":\"voip\"}",
+    "{\"tok\\u0065n\":\"" TOK "\",\"collapse_id\":\"a\\\"b\\\\c\\u00e9\\ud83d\\ude00\",\"apns_id\":\"x\"}",
+    "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{},\"a\":[1,2.5e3,-0,true,false,null,\"s\\n\"], \"b\" : {}}}",
+    "{\"token\":\"" TOK "\",\"expiration\":17,\"payload\":{\"aps\":{\"content-available\":1}}}",
+    "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"content-available\":1,\"sound\":\"x\"},\"k\":{\"k\":1,\"j\":2}}}",
+    "{\"token\":\"" TOK "\",\"payload\":{\"aps\":1,\"x\":[{\"a\":1e5,\"b\":-12345678901234567}]}}",
+    "[1,2]",
+    "\"token\"",
+};
+
+static int is_member(const char *k) {
+  static const char *const m[] = {"token",    "payload",    "topic",       "push_type",
+                                  "priority", "expiration", "collapse_id", "apns_id"};
+  for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+    if (strcmp(k, m[i]) == 0) return 1;
+  return 0;
+}
+
+static const char *jstr(json_t *o, const char *k) {
+  return json_string_value(json_object_get(o, k));
+}
+
+/* The scanner against jansson on the same bytes: jansson accepts (as an object, with only known members of the
+ * right types) exactly the lines the scanner accepts, with the same values; and a line jansson parses is never
+ * "not JSON" to the scanner. Checked over the seeds and 30 000 mutations of them. */
+TEST(push_bulk_line_parse_matches_jansson) {
+  char text[512], scratch[BULK_SCRATCH(512)], why[320];
+  int accepted = 0, unsure = 0;
+  for (int it = 0; it < 30000; it++) {
+    size_t seed_no = (size_t)(rnd() % (sizeof line_seeds / sizeof line_seeds[0]));
+    const char *seed = line_seeds[seed_no];
+    size_t n = strlen(seed);
+    memcpy(text, seed, n);
+    int muts = it < 100 ? 0 : 1 + (int)(rnd() % 3);
+    for (int m = 0; m < muts; m++) {
+      static const char bytes[] = "{}[]\":,\\ u0123456789.eE-+tfnlx\xff\x01";
+      size_t at = rnd() % (n + 1);
+      int op = (int)(rnd() % 3);
+      if (op == 0 && n < sizeof text - 1) { /* insert */
+        memmove(text + at + 1, text + at, n - at);
+        text[at] = bytes[rnd() % (sizeof bytes - 1)];
+        n++;
+      } else if (op == 1 && at < n) { /* delete */
+        memmove(text + at, text + at + 1, n - at - 1);
+        n--;
+      } else if (at < n) { /* replace */
+        text[at] = bytes[rnd() % (sizeof bytes - 1)];
+      }
+    }
+    bulk_line bl;
+    int rv = bulk_line_parse(text, n, &bl, scratch, sizeof scratch, why, sizeof why);
+    ASSERT_TRUE(json_text_ok(why) || why[0] == '\0');
+    if (muts == 0 && seed_no < 6 && rv != 0) test__fail(__FILE__, __LINE__, "seed %zu refused: %s", seed_no, why);
+    json_error_t je;
+    json_t *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
+    int not_json = rv == APNS_EBADJSON && strncmp(why, "not JSON: ", 10) == 0;
+    if (root != NULL && not_json)
+      test__fail(__FILE__, __LINE__, "jansson parses what the scanner calls not JSON (%s): %.*s", why, (int)n, text);
+    if (rv == 0 && bl.payload) {
+      /* The scan's verdict on the payload is the library's (apns_notification_new_raw), background included;
+       * where it is unsure, the caller asks the library. */
+      apns_notification *pn = NULL;
+      int lib = apns_notification_new_raw(&pn, bl.payload, bl.payload_len);
+      if (bl.payload_checked && lib != 0)
+        test__fail(__FILE__, __LINE__, "payload checked, the library refuses it (%s): %.*s", apns_err_name(lib),
+                   (int)bl.payload_len, bl.payload);
+      if (lib == 0) ASSERT_EQ(bl.payload_background, apns_notification_is_background(pn));
+      apns_notification_free(pn);
+      if (lib != 0) {
+        unsure++;
+        json_decref(root);
+        continue;
+      }
+    }
+    if (rv == 0 && root == NULL)
+      test__fail(__FILE__, __LINE__, "accepted, jansson refuses (%s): %.*s", je.text, (int)n, text);
+    if (root != NULL && (rv == APNS_EPAYLOADEMPTY || (rv == APNS_EBADJSON && !not_json))) {
+      /* Refused for its payload: the library refuses that payload too, with the same code. */
+      char *dump = json_dumps(json_object_get(root, "payload"), JSON_COMPACT);
+      apns_notification *pn = NULL;
+      ASSERT_NOT_NULL(dump);
+      ASSERT_EQ(apns_notification_new_raw(&pn, dump, strlen(dump)), rv);
+      free(dump);
+    }
+    if (rv == 0) {
+      accepted++;
+      ASSERT_TRUE(json_is_object(root));
+      const char *k;
+      json_t *v;
+      json_object_foreach(root, k, v) ASSERT_TRUE(is_member(k));
+      ASSERT_STREQ(bl.token, jstr(root, "token"));
+      if (bl.topic) ASSERT_STREQ(bl.topic, jstr(root, "topic"));
+      if (bl.collapse_id) ASSERT_STREQ(bl.collapse_id, jstr(root, "collapse_id"));
+      if (bl.apns_id) ASSERT_STREQ(bl.apns_id, jstr(root, "apns_id"));
+      ASSERT_EQ(bl.topic == NULL, json_object_get(root, "topic") == NULL);
+      ASSERT_EQ(bl.priority, (int)json_integer_value(json_object_get(root, "priority")));
+      ASSERT_EQ(bl.has_expiration, json_object_get(root, "expiration") != NULL);
+      if (bl.has_expiration) ASSERT_EQ(bl.expiration, json_integer_value(json_object_get(root, "expiration")));
+      json_t *pl = json_object_get(root, "payload");
+      ASSERT_EQ(bl.payload == NULL, pl == NULL);
+      if (pl) {
+        /* The bytes handed to the send are the payload, whitespace aside: the library's check decides the rest. */
+        json_t *mine = json_loadb(bl.payload, bl.payload_len, 0, NULL);
+        ASSERT_NOT_NULL(mine);
+        ASSERT_TRUE(json_equal(mine, pl));
+        for (size_t i = 0; i < bl.payload_len; i++) ASSERT_TRUE(bl.payload[i] != ' ' || memchr(bl.payload, '"', i));
+        json_decref(mine);
+      }
+    } else if (root != NULL && json_is_object(root) && rv != APNS_EBADJSON && rv != APNS_EPAYLOADEMPTY) {
+      /* Refused for its content: jansson sees why (a member unknown or of the wrong type, a bad token). */
+      ASSERT_TRUE(rv == APNS_EINVAL || rv == APNS_EBADPRIORITY || rv == APNS_EBADTOKEN);
+    }
+    json_decref(root);
+  }
+  ASSERT_GT(accepted, 100);
+  printf("%d accepted, %d left to the library\n", accepted, unsure);
+}
+
+TEST(push_bulk_line_parse_cases) {
+  char scratch[BULK_SCRATCH(600)], why[320];
+  bulk_line bl;
+  static const struct {
+    const char *line;
+    int rv;
+    const char *why; /* a prefix */
+  } cases[] = {
+      {"{\"token\":\"" TOK "\",\"token\":\"" TOK "\"}", APNS_EBADJSON, "not JSON: duplicate object key"},
+      {"{\"token\":\"" TOK "\",\"priority\":10.0}", APNS_EBADPRIORITY, "\"priority\" must be 10, 5 or 1"},
+      {"{\"token\":\"" TOK "\",\"expiration\":-1}", APNS_EINVAL, "\"expiration\" must be UNIX seconds"},
+      {"{\"token\":\"" TOK "\",\"expiration\":99999999999999999999}", APNS_EINVAL, "\"expiration\" must be"},
+      {"{\"token\":\"\\ud800\"}", APNS_EBADJSON, "not JSON: invalid Unicode escape"},
+      {"{\"token\":\"a\\u0000\"}", APNS_EBADJSON, "not JSON: \\u0000 is not allowed"},
+      {"{\"token\":\"" TOK "\",\"x\\u001b[2J\":1}", APNS_EINVAL, "unknown field \"x\\u001b[2J\""},
+      {"{\"token\":\"" TOK "\",\"push_type\":\"\\u001b]0;x\"}", APNS_EINVAL, "unknown push_type \"\\u001b]0;x\""},
+      {"{\"token\":\"" TOK "\",\"payload\":{\"a\":[}]}", APNS_EBADJSON, "not JSON: invalid number"},
+      {"{\"token\":\"" TOK "\",\"payload\":{}}", APNS_EPAYLOADEMPTY, "payload: payload is empty"},
+      {"{\"token\":\"" TOK "\",\"payload\":{\"aps\":[]}}", APNS_EBADJSON, "payload: payload is not valid JSON"},
+      {"{\"token\":\"" TOK "\",\"payload\":{\"a\":{\"b\":1,\"b\":2}}}", APNS_EBADJSON,
+       "not JSON: duplicate object key"},
+      {"{\"token\":\"" TOK "\",\"payload\":{\"a\":9223372036854775808}}", APNS_EBADJSON, "not JSON: integer too big"},
+      {"{\"token\":\"" TOK "\",\"payload\":{\"a\":\"\x01\"}}", APNS_EBADJSON, "not JSON: control character"},
+      {"{\"token\":\"" TOK "\"} x", APNS_EBADJSON, "not JSON: end of the line expected at column 78"},
+      {"{\"token\":5}", APNS_EINVAL, "\"token\" must be a string"},
+      {"{}", APNS_EBADTOKEN, "no \"token\""},
+      {"{\"token\":\"abc\"}", APNS_EBADTOKEN, "bad token: "},
+      {"{\"token\":\"" TOK "\",\"payload\":\"x\"}", APNS_EINVAL, "\"payload\" must be a JSON object"},
+      {"{\"token\":\"" TOK "\",\"p\xff\":1}", APNS_EBADJSON, "not JSON: invalid UTF-8"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    int rv = bulk_line_parse(cases[i].line, strlen(cases[i].line), &bl, scratch, sizeof scratch, why, sizeof why);
+    if (rv != cases[i].rv || strncmp(why, cases[i].why, strlen(cases[i].why)) != 0)
+      test__fail(__FILE__, __LINE__, "case %zu: %d \"%s\", want %d \"%s\"", i, rv, why, cases[i].rv, cases[i].why);
+  }
+  /* The payload's whitespace outside strings goes, the rest stays as written (the number's spelling too). */
+  const char *l = "{ \"payload\" : { \"aps\" : { \"alert\" : \"a  b\" } , \"n\" : 1.50 } , \"token\":\"" TOK "\" }";
+  ASSERT_OK(bulk_line_parse(l, strlen(l), &bl, scratch, sizeof scratch, why, sizeof why));
+  ASSERT_EQ((int)bl.payload_len, (int)strlen("{\"aps\":{\"alert\":\"a  b\"},\"n\":1.50}"));
+  ASSERT_EQ(memcmp(bl.payload, "{\"aps\":{\"alert\":\"a  b\"},\"n\":1.50}", bl.payload_len), 0);
+  /* Without whitespace, the payload is the line's own bytes: no copy. */
+  l = "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{}}}";
+  ASSERT_OK(bulk_line_parse(l, strlen(l), &bl, scratch, sizeof scratch, why, sizeof why));
+  ASSERT_TRUE(bl.payload > l && bl.payload < l + strlen(l));
+  ASSERT_TRUE(bl.payload_checked);
+  ASSERT_TRUE(!(bl.payload_background));
+  l = "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"content-available\":1},\"a\":-9223372036854775808}}";
+  ASSERT_OK(bulk_line_parse(l, strlen(l), &bl, scratch, sizeof scratch, why, sizeof why));
+  ASSERT_TRUE(bl.payload_checked && bl.payload_background);
+  /* An escaped key (is it a duplicate?) or a real that may overflow: left to the library's check. */
+  l = "{\"token\":\"" TOK "\",\"payload\":{\"\\u0061\":1,\"a\":2}}";
+  ASSERT_OK(bulk_line_parse(l, strlen(l), &bl, scratch, sizeof scratch, why, sizeof why));
+  ASSERT_TRUE(!(bl.payload_checked));
+  l = "{\"token\":\"" TOK "\",\"payload\":{\"a\":1e999}}";
+  ASSERT_OK(bulk_line_parse(l, strlen(l), &bl, scratch, sizeof scratch, why, sizeof why));
+  ASSERT_TRUE(!(bl.payload_checked));
+}
+
+/* ---- statuses APNs never gives ---- */
+
+static void odd_status_hook(void *data, apns_mock_request *req) {
+  (void)data;
+  if (req->seq == 1) req->status = 301, req->reason = "Moved";
+  if (req->seq == 2) req->status = 204, req->reason = NULL;
+}
+
+static void odd_status_opts(apns_mock_options *o) {
+  o->on_request = odd_status_hook;
+}
+
+/* 3xx, and a 2xx other than 200, are neither accepted nor rejected by APNs: the summary tells them apart (they
+ * were counted as rejections, like a 4xx) and the run ends with status 1. */
+TEST(push_unexpected_status_told_apart) {
+  srv s;
+  srv_start_with(&s, 1, 0, odd_status_opts);
+  const char *path =
+      write_file("in.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
+  const char *const args[] = {CONN(&s), CERT(&s), "--alert", "x", "--bulk", path, "--connections", "1", NULL};
+  child c;
+  memset(&c, 0, sizeof c);
+  int rc = srv_push(&s, &c, args, NULL, NULL);
+  if (rc != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", rc, err_of(&c));
+  const char *e = err_of(&c);
+  ASSERT_TRUE(strstr(e, "3 notifications in ") != NULL);
+  if (strstr(e, "1 accepted, 0 rejected, 0 failed, 0 bad lines\n") == NULL) test__fail(__FILE__, __LINE__, "%s", e);
+  ASSERT_TRUE(strstr(e, "  2 answers with a status APNs does not give (1xx, 3xx, ...)") != NULL);
+  ASSERT_TRUE(strstr(e, "  204 (unexpected status) ") != NULL);
+  ASSERT_TRUE(strstr(e, "  301 Moved (unexpected status) ") != NULL);
+  ASSERT_TRUE(strstr(out_of(&c), "\"status\":301,\"reason\":\"Moved\"") != NULL);
+  srv_stop(&s, NULL);
+  child_free(&c);
+}
+
+/* ---- a hostile server: bytes that are not UTF-8, control characters ---- */
+
+/* Every line of text is one JSON object (jansson also refuses bytes that are not UTF-8); returns how many. */
+static int assert_json_lines(const char *text) {
+  int n = 0;
+  for (const char *p = text; *p;) {
+    const char *nl = strchr(p, '\n');
+    ASSERT_NOT_NULL(nl);
+    json_error_t je;
+    json_t *v = json_loadb(p, (size_t)(nl - p), 0, &je);
+    if (v == NULL || !json_is_object(v))
+      test__fail(__FILE__, __LINE__, "not a JSON object (%s): %.*s", je.text, (int)(nl - p), p);
+    json_decref(v);
+    n++;
+    p = nl + 1;
+  }
+  return n;
+}
+
+/* No byte a terminal acts on: C0 controls but newline, DEL, ESC, and no byte that is not UTF-8 (0xff). */
+static void assert_no_controls(const char *what, const char *text) {
+  for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+    if ((*p < 0x20 && *p != '\n') || *p == 0x7f || *p == 0xff)
+      test__fail(__FILE__, __LINE__, "%s: byte 0x%02x at %zu:\n%s", what, *p,
+                 (size_t)(p - (const unsigned char *)text), text);
+}
+
+#define HOSTILE_REASON "Bad\x1b[31mReason\x07\r\napns-push: 0 notifications in 0.00 s"
+#define HOSTILE_GOAWAY                                                                                               \
+  "Shut\x1b]0;owned\x07"                                                                                             \
+  "down\r\napns-push: forged"
+
+static void hostile_hook(void *data, apns_mock_request *req) {
+  (void)data;
+  /* An apns-id of 36 bytes that are not UTF-8, or that a terminal or JavaScript acts on (C0 controls cannot be
+   * sent: nghttp2 refuses them in a header value; bytes 0x80-0xff it passes). */
+  static const char id[] = "\xff\xfe[2J\"\\\xc3\x28\xe2\x80\xa8\xc2\x9b\xed\xa0\x80xxxxxxxxxxxxxxxxxxx";
+  _Static_assert(sizeof id - 1 == 36, "an apns-id is 36 bytes");
+  memcpy(req->apns_id, id, 36);
+  if (req->seq == 1) {
+    req->status = 400;
+    req->reason = HOSTILE_REASON;
+  }
+}
+
+static void hostile_opts(apns_mock_options *o) {
+  o->on_request = hostile_hook;
+  o->goaway_after = 2;
+  o->goaway_reason = HOSTILE_GOAWAY;
+}
+
+TEST(push_hostile_server_text_escaped) {
+  srv s;
+  srv_start_with(&s, 1, 0, hostile_opts);
+  const char *path =
+      write_file("in.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
+  const char *const args[] = {CONN(&s), CERT(&s), "--alert", "x", "--bulk", path, "--connections", "1", NULL};
+  child c;
+  memset(&c, 0, sizeof c);
+  int rc = srv_push(&s, &c, args, NULL, NULL);
+  if (rc != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", rc, err_of(&c));
+  const char *o = out_of(&c), *e = err_of(&c);
+  ASSERT_EQ(assert_json_lines(o), 3);
+  assert_no_controls("stdout", o);
+  assert_no_controls("stderr", e);
+  /* Bad bytes as U+FFFD, controls as \u escapes, U+2028 and C1 escaped too; the reason decoded from JSON. */
+  ASSERT_TRUE(strstr(o, "\"apns_id\":\"\\ufffd\\ufffd[2J\\\"\\\\\\ufffd(\\u2028\\u009b\\ufffd\\ufffd\\ufffd"
+                        "xxxxxxxxxxxxxxxxxxx\"") != NULL);
+  ASSERT_TRUE(strstr(o, "\"reason\":\"Bad\\u001b[31mReason\\u0007\\r\\napns-push: 0 notifications in 0.00 s\"") !=
+              NULL);
+  /* The summary names the reason, escaped: no forged line. */
+  ASSERT_TRUE(strstr(e, "400 Bad\\u001b[31mReason\\u0007\\r\\napns-push: 0 notifications") != NULL);
+  ASSERT_TRUE(strstr(e, "\napns-push: 0 notifications") == NULL);
+  ASSERT_TRUE(strstr(e, "\napns-push: forged") == NULL);
+  ASSERT_TRUE(strstr(e, "reason Shut\\u001b]0;owned\\u0007down\\r\\napns-push: forged)") != NULL);
+  srv_stop(&s, NULL);
+  child_free(&c);
+}
+
 TEST_SUITE(push){
     TEST_ENTRY(push_help_and_version),
     TEST_ENTRY(push_usage_errors_exit_2),
@@ -949,5 +1466,13 @@ TEST_SUITE(push){
     TEST_ENTRY(push_bulk_million_bounded_memory),
     TEST_ENTRY(push_sigint_finishes_what_was_sent),
     TEST_ENTRY(push_unreachable_server_gives_up),
+    TEST_ENTRY(push_reset_mid_write_no_sigpipe),
+    TEST_ENTRY(push_stdout_closed_stops_cleanly),
+    TEST_ENTRY(push_hostile_server_text_escaped),
+    TEST_ENTRY(push_unexpected_status_told_apart),
+    TEST_ENTRY(push_bulk_result_always_json),
+    TEST_ENTRY(push_bulk_escape_text_for_terminals),
+    TEST_ENTRY(push_bulk_line_parse_matches_jansson),
+    TEST_ENTRY(push_bulk_line_parse_cases),
     TEST_SUITE_END,
 };

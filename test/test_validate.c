@@ -405,18 +405,25 @@ TEST(validate_json_number_text) {
   }
 }
 
+/* The public face of the UTF-8 check, as bulk senders use it. */
+TEST(validate_utf8_public) {
+  ASSERT_OK(apns_validate_utf8("", 0));
+  ASSERT_OK(apns_validate_utf8(NULL, 0));
+  ASSERT_ERR(apns_validate_utf8(NULL, 1), APNS_EINVAL);
+  ASSERT_OK(apns_validate_utf8("caf\xc3\xa9 \xf0\x9f\x98\x80", 10));
+  ASSERT_OK(apns_validate_utf8("a\0b", 3));
+  ASSERT_ERR(apns_validate_utf8("\xc0\xaf", 2), APNS_EBADUTF8);         /* overlong '/' */
+  ASSERT_ERR(apns_validate_utf8("\xed\xa0\x80", 3), APNS_EBADUTF8);     /* a surrogate */
+  ASSERT_ERR(apns_validate_utf8("\xf4\x90\x80\x80", 4), APNS_EBADUTF8); /* above U+10FFFF */
+  ASSERT_ERR(apns_validate_utf8("\xc3", 1), APNS_EBADUTF8);             /* cut short */
+}
+
 TEST_SUITE(validate){
-    TEST_ENTRY(validate_device_token),
-    TEST_ENTRY(validate_topic),
-    TEST_ENTRY(validate_apns_id),
-    TEST_ENTRY(validate_collapse_id),
-    TEST_ENTRY(validate_priority),
-    TEST_ENTRY(validate_expiration),
-    TEST_ENTRY(validate_push_types),
-    TEST_ENTRY(validate_header_name),
-    TEST_ENTRY(validate_header_value),
-    TEST_ENTRY(validate_utf8),
-    TEST_ENTRY(validate_json_grammar),
-    TEST_ENTRY(validate_json_number_text),
-    TEST_SUITE_END,
+    TEST_ENTRY(validate_device_token),     TEST_ENTRY(validate_topic),
+    TEST_ENTRY(validate_apns_id),          TEST_ENTRY(validate_collapse_id),
+    TEST_ENTRY(validate_priority),         TEST_ENTRY(validate_expiration),
+    TEST_ENTRY(validate_push_types),       TEST_ENTRY(validate_header_name),
+    TEST_ENTRY(validate_header_value),     TEST_ENTRY(validate_utf8),
+    TEST_ENTRY(validate_utf8_public),      TEST_ENTRY(validate_json_grammar),
+    TEST_ENTRY(validate_json_number_text), TEST_SUITE_END,
 };

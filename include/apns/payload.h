@@ -56,6 +56,8 @@ APNS_EXTERN int apns_push_type_default_priority(apns_push_type type);
 #define APNS_PAYLOAD_MAX 4096           /* every push type but voip */
 #define APNS_PAYLOAD_MAX_VOIP 5120      /* voip */
 #define APNS_PAYLOAD_MAX_BROADCAST 5120 /* broadcast pushes to a channel (POST /4/broadcasts/...) */
+/* Raw JSON nested deeper than this (objects and arrays) is refused as APNS_EBADJSON. */
+#define APNS_JSON_MAX_DEPTH 2048
 
 /* APNS_PAYLOAD_MAX_VOIP for voip, APNS_PAYLOAD_MAX for every other type (DEFAULT included). Broadcasts are not a
  * push type: use APNS_PAYLOAD_MAX_BROADCAST for them. */
@@ -248,6 +250,10 @@ APNS_EXTERN int apns_validate_header(const char *name, const char *value);
  * means APNS_PAYLOAD_MAX), else APNS_EPAYLOADTOOLARGE. Checks run in this order: empty, size, UTF-8, JSON. Parses
  * the JSON, so it allocates (APNS_ENOMEM). APNS_EINVAL when json is NULL. */
 APNS_EXTERN int apns_validate_payload(const char *json, size_t len, size_t limit);
+/* len bytes of well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF; NUL is a
+ * character like any other). Returns 0 or APNS_EBADUTF8; APNS_EINVAL when s is NULL and len is not 0. Allocates
+ * nothing. */
+APNS_EXTERN int apns_validate_utf8(const char *s, size_t len);
 
 #ifdef __cplusplus
 }

@@ -41,7 +41,7 @@
  *       a different token less than 1200 s after the current
  *       one was accepted (or an older token once replaced)    429 TooManyProviderTokenUpdates
  *    5. empty device token                                    400 MissingDeviceToken
- *       not hex, or starts with bad_prefix                    400 BadDeviceToken
+ *       not hex, odd length, or starts with bad_prefix        400 BadDeviceToken
  *    6. apns-id not a UUID                                    400 BadMessageId
  *    7. apns-push-type not one of Apple's (alert, ...)        400 InvalidPushType   (absent: alert)
  *    8. apns-priority not 1, 5 or 10, or 10 for background    400 BadPriority       (absent: fine)
@@ -126,6 +126,9 @@ typedef struct apns_mock_request {
    * bytes; NULL for none) is copied when the hook returns. The apns-id header is always set. */
   int status;
   const char *reason;
+  /* The response's apns-id header: 36 bytes (NUL-terminated) the hook may overwrite with any bytes but NUL, to
+   * play a hostile server. */
+  char *apns_id;
 } apns_mock_request;
 
 /* A key that verifies provider tokens: the P-256 key of a .p8 (PKCS#8 or SEC1 private key PEM: only its public

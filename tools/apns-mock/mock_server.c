@@ -548,6 +548,7 @@ static int on_request_done(apns__mock_conn *c, mock_stream *s) {
     req.headers = hdrs;
     req.status = status;
     req.reason = reason;
+    req.apns_id = s->apns_id;
     o->on_request(o->data, &req);
     status = req.status;
     set_answer(s, status, req.reason, status == 410 ? wall_ms(c) : 0);
@@ -641,6 +642,10 @@ static int classify_path(apns__mock_conn *c, mock_stream *s, const uint8_t *v, s
   s->path_ok = 1;
   if (tlen == 0) {
     s->token = TOKEN_MISSING;
+    return 0;
+  }
+  if (tlen % 2 != 0) { /* hex bytes come in pairs: Apple refuses an odd length */
+    s->token = TOKEN_BAD;
     return 0;
   }
   for (size_t i = 0; i < tlen; i++) {

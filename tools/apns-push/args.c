@@ -2,6 +2,8 @@
  * mistake ends the run with status 2 and a message naming the flag (or file) before anything is sent. */
 #include "push.h"
 
+#include "bulk.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -50,7 +52,8 @@ static const char usage_text[] =
     "  --progress, --no-progress progress on stderr (default: when stderr is a terminal)\n"
     "  --list-dead N             tokens to delete listed in the summary (default 10)\n"
     "  --dead-tokens FILE        write every token to delete to FILE, one a line\n"
-    "  --max-queued N            notifications queued at most before reading pauses (default 4096)\n"
+    "  --max-queued N            notifications queued at most before reading pauses (default: 2000 per\n"
+    "                            connection)\n"
     "  --help, --version\n"
     "Exit status: 0 all accepted, 1 any rejected or failed (or a bad line), 2 usage or configuration error.\n";
 
@@ -142,12 +145,26 @@ static const struct option longopts[] = {
 };
 
 void push_err(const char *fmt, ...) {
+  char text[2048], safe[4096];
   va_list ap;
-  fputs("apns-push: ", stderr);
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  int n = vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
-  fputc('\n', stderr);
+  if (n < 0) return;
+  /* Flags, file names and file contents are outside bytes too: no control character reaches the terminal. */
+  bulk_escape_text(safe, sizeof safe, text, (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
+  fprintf(stderr, "apns-push: %s\n", safe);
+}
+
+/* A host name to verify the certificate against: printable ASCII without spaces, as DNS names and IP literals
+ * are. CR, LF or any other control byte would never match a certificate and once made the run wait out its whole
+ * deadline. */
+static int valid_verify_name(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 253) return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f) return 0;
+  return 1;
 }
 
 static int parse_uint(const char *flag, const char *s, unsigned long long min, unsigned long long max,
@@ -242,7 +259,7 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
   o->badge = -1;
   o->progress = -1;
   o->list_dead = 10;
-  o->max_queued = 4096;
+  o->max_queued = 0; /* set after the flags: it depends on --connections */
   opterr = 0;
   optind = 1;
   while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -266,6 +283,10 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
       o->ca_file = optarg;
       break;
     case OPT_VERIFY_NAME:
+      if (!valid_verify_name(optarg)) {
+        push_err("--verify-name \"%s\": not a host name (1 to 253 printable ASCII characters, no spaces)", optarg);
+        goto usage;
+      }
       o->verify_name = optarg;
       break;
     case OPT_INSECURE:
@@ -513,6 +534,11 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
     goto usage;
   }
   if (o->cert_file && !o->key_file) o->key_file = o->cert_file;
+  /* The queue refills the connections' free streams: at half of it (the low-water mark, where reading resumes)
+   * there must still be as many queued as every connection can take at once (APNs allows 1000 streams a
+   * connection), or the pool would wait on the input. Not much more: a deeper queue costs memory and cache (every
+   * queued notification is a request block of its own) and measured slower. */
+  if (o->max_queued == 0) o->max_queued = (size_t)o->connections * 2000u;
   static const struct {
     const char *flag;
     size_t off;

@@ -5,7 +5,10 @@
  * non-blank input line ends in exactly one result line: a response, a failure, or the reason it was not sent. */
 #include "push.h"
 
+#include "bulk.h"
+
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,20 +16,29 @@
 
 #define PUSH_MAX_BAD_SHOWN 1000 /* bad lines told on stderr one by one; the result lines have them all */
 #define PUSH_TICK_MS 250        /* progress redraw, and the back-pressure safety net */
+/* Lines taken in one go before the loop gets a turn: it then writes what was posted and reads the answers. Without
+ * it, a refill of thousands of lines held the loop for tens of milliseconds with streams left idle. */
+#define PUSH_BURST 256
 
 typedef struct app app;
 
+/* A notification handed to the pool, until its answer. Records are reused from free lists (one for the usual
+ * 64-digit tokens, one for longer ones): a bulk run makes no allocation of its own per line, and the tens of
+ * thousands in flight stay small (they are touched again at each answer, long after: cache misses). */
+#define PENDING_SMALL 64
 typedef struct pending {
   app *a;
+  struct pending *next_free;
   uint64_t line;
   uint64_t t0_ns;
-  char token[];
+  int big;
+  char token[]; /* PENDING_SMALL + 1 bytes, or APNS_DEVICE_TOKEN_MAX + 1 when big */
 } pending;
 
 struct app {
   uv_loop_t loop;
   push_opts o;
-  FILE *out;
+  int out_fd; /* stdout or --results */
   FILE *dead;
   push_report *rep;
   apns_notification *n; /* the payload of the command line (flags or PAYLOAD_JSON), or NULL */
@@ -44,13 +56,54 @@ struct app {
   uint64_t requests; /* --dry-run: requests printed */
   uint64_t outstanding;
   uint64_t bad_shown;
+  unsigned burst; /* lines taken since the loop last had a turn */
   int input_done;
   int input_paused;
   int closing;
   int read_error;
   int stopped;
+  int output_broken; /* a write of the results (or of stderr) failed: the run stops */
+  int output_errno;
   size_t low_water;
+  char *scratch; /* bulk_line_parse's, for the longest line */
+  size_t scratch_cap;
+  pending *free_pending[2];   /* small, big */
+  apns_send_request sr_cache; /* the headers of the last line without options of its own */
+  int sr_cached, sr_background;
 };
+
+static pending *pending_get(app *a, size_t tlen) {
+  int big = tlen > PENDING_SMALL;
+  pending *p = a->free_pending[big];
+  if (p) {
+    a->free_pending[big] = p->next_free;
+    return p;
+  }
+  p = malloc(sizeof *p + (big ? APNS_DEVICE_TOKEN_MAX : PENDING_SMALL) + 1);
+  if (p) p->big = big;
+  return p;
+}
+
+static void pending_put(app *a, pending *p) {
+  p->next_free = a->free_pending[p->big];
+  a->free_pending[p->big] = p;
+}
+
+static void give_up(app *a);
+
+/* After anything was written: a failed write (EPIPE: the reader of stdout went away) stops the run cleanly, once.
+ * Returns 1 when the output is broken. */
+static int output_broken(app *a) {
+  int on_stderr, e = push_report_write_error(a->rep, &on_stderr);
+  if (e == 0) return 0;
+  if (!a->output_broken) {
+    a->output_broken = 1;
+    a->output_errno = e;
+    push_report_stderr(a->rep, "%s: %s: stopping; what was sent is canceled",
+                       on_stderr ? "writing to stderr" : "writing the results", strerror(e));
+  }
+  return 1;
+}
 
 static void maybe_finish(app *a);
 
@@ -85,52 +138,90 @@ static void on_response(int err, const apns_response *res, void *data) {
   r.res = res;
   r.latency_ms = (double)(uv_hrtime() - p->t0_ns) / 1e6;
   push_report_result(a->rep, &r);
-  free(p);
+  pending_put(a, p);
   a->outstanding--;
+  if (output_broken(a) && !a->closing) give_up(a);
   maybe_finish(a);
 }
 
 /* ---- one request ---- */
 
-/* Why a send was refused, for a line or a flag. */
-static const char *send_err_text(int rv, char *buf, size_t len) {
-  snprintf(buf, len, "%s", apns_strerror(rv));
-  return buf;
+static int payload_err(int rv) {
+  return rv == APNS_EBADJSON || rv == APNS_EBADUTF8 || rv == APNS_EPAYLOADEMPTY || rv == APNS_EPAYLOADTOOLARGE;
 }
 
-/* Sends (or, with --dry-run, prints) one notification. Returns PUSH_LINE_*. */
-static int submit(app *a, uint64_t lineno, const char *token, apns_notification *n, const apns_send_options *so) {
+/* Sends (or, with --dry-run, prints) one notification: the payload of line bl when it has one, else n. What the
+ * client's send does, through the pool: the same checks and headers (apns_build_send_request), the payload's
+ * bytes as the line has them, already checked by the scan. Returns PUSH_LINE_*. */
+static int submit(app *a, uint64_t lineno, const char *token, apns_notification *n, const bulk_line *bl,
+                  const apns_send_options *so) {
   char why[256];
-  if (a->o.dry_run) {
-    apns_send_request sr;
-    const char *json;
-    size_t len;
-    int rv = apns_build_send_request(a->o.send.topic, token, so, apns_notification_is_background(n), &sr);
-    if (rv == 0) rv = apns_notification_serialize(n, apns_payload_limit(sr.push_type), &json, &len);
-    if (rv < 0) {
-      bad_line(a, lineno, token, rv, send_err_text(rv, why, sizeof why));
-      return PUSH_LINE_DONE;
+  apns_send_request local, *sr = &local;
+  const char *body = NULL;
+  size_t len = 0, tlen = strlen(token);
+  int rv = 0, from_line = bl && bl->payload;
+  int background = from_line ? bl->payload_background : apns_notification_is_background(n);
+  if (from_line) {
+    body = bl->payload;
+    len = bl->payload_len;
+    if (!bl->payload_checked) { /* a case the scan leaves to the library */
+      apns_notification *raw;
+      rv = apns_notification_new_raw(&raw, body, len);
+      if (rv == 0) background = apns_notification_is_background(raw);
+      if (rv == 0) apns_notification_free(raw);
     }
-    push_dry_run_line(a->out, &sr, json, len);
-    a->requests++;
-    return PUSH_LINE_DONE;
   }
-  size_t tlen = strlen(token);
-  pending *p = malloc(sizeof *p + tlen + 1);
+  /* A line with none of its own options gets the headers of the previous such line: only the path differs (the
+   * token was checked by the scan with the rule the send uses). Building them is a good part of a line's cost. */
+  int plain = bl && !bl->topic && !bl->collapse_id && !bl->apns_id && !bl->has_push_type && !bl->priority &&
+              !bl->has_expiration && tlen <= APNS_DEVICE_TOKEN_MAX;
+  if (rv == 0 && plain && a->sr_cached && a->sr_background == background) {
+    sr = &a->sr_cache;
+    memcpy(sr->path + 10, token, tlen + 1); /* after "/3/device/" */
+  } else if (rv == 0) {
+    if (plain) sr = &a->sr_cache, a->sr_cached = 0;
+    rv = apns_build_send_request(a->o.send.topic, token, so, background, sr);
+    if (rv == 0 && plain) a->sr_cached = 1, a->sr_background = background;
+  }
+  if (rv == 0 && from_line && len > apns_payload_limit(sr->push_type)) rv = APNS_EPAYLOADTOOLARGE;
+  if (rv == 0 && !from_line) rv = apns_notification_serialize(n, apns_payload_limit(sr->push_type), &body, &len);
+  if (rv < 0) {
+    snprintf(why, sizeof why, "%s%s", from_line && payload_err(rv) ? "payload: " : "", apns_strerror(rv));
+    bad_line(a, lineno, token, rv, why);
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
+  }
+  if (a->o.dry_run) {
+    char line[16384], *big = NULL, *p = line;
+    size_t k = push_dry_run_line(line, sizeof line, sr, body, len);
+    if (k >= sizeof line && (p = big = malloc(k + 1)) != NULL) push_dry_run_line(big, k + 1, sr, body, len);
+    if (p) push_report_write(a->rep, p, k);
+    free(big);
+    a->requests++;
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
+  }
+  pending *p = tlen <= APNS_DEVICE_TOKEN_MAX ? pending_get(a, tlen) : NULL;
   if (p == NULL) {
     bad_line(a, lineno, token, APNS_ENOMEM, "out of memory");
-    return PUSH_LINE_DONE;
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
   }
   p->a = a;
   p->line = lineno;
   p->t0_ns = uv_hrtime();
   memcpy(p->token, token, tlen + 1);
-  int rv = apns_client_send(a->client, token, n, so, on_response, p);
+  apns_request req;
+  memset(&req, 0, sizeof req);
+  req.path = sr->path;
+  req.headers = sr->headers;
+  req.num_headers = sr->num_headers;
+  req.body = body;
+  req.body_len = len;
+  req.timeout_ms = so->timeout_ms ? so->timeout_ms : a->o.timeout_ms;
+  rv = apns_pool_post(apns_client_pool(a->client), &req, on_response, p);
   if (rv == 0) {
     a->outstanding++;
     return PUSH_LINE_DONE;
   }
-  free(p);
+  pending_put(a, p);
   if (rv == APNS_EQUEUEFULL) return PUSH_LINE_PAUSE;
   if (rv == APNS_ESTOPPED || rv == APNS_ECLOSED) {
     /* The client stopped (a fatal answer such as BadCertificate): nothing more can be sent. */
@@ -144,39 +235,52 @@ static int submit(app *a, uint64_t lineno, const char *token, apns_notification 
     a->stopped = 1;
     return PUSH_LINE_STOP;
   }
-  bad_line(a, lineno, token, rv, send_err_text(rv, why, sizeof why));
-  return PUSH_LINE_DONE;
+  snprintf(why, sizeof why, "%s", apns_strerror(rv));
+  bad_line(a, lineno, token, rv, why);
+  return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
 }
 
 /* ---- bulk input ---- */
 
+static void on_resume(uv_timer_t *t);
+
 static int on_line(void *ctx, const char *text, size_t len, uint64_t lineno, int too_long) {
   app *a = ctx;
   char why[320];
-  push_line line;
+  bulk_line bl;
+  if (++a->burst > PUSH_BURST && !a->closing) {
+    a->input_paused = 1;
+    uv_timer_start(&a->resume, on_resume, 0, 0);
+    return PUSH_LINE_PAUSE;
+  }
   if (too_long) {
     a->lines++;
     snprintf(why, sizeof why, "longer than %d bytes: skipped", PUSH_MAX_LINE);
     bad_line(a, lineno, NULL, APNS_EINVAL, why);
-    return PUSH_LINE_DONE;
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
   }
-  int rv = push_parse_line(text, len, &a->o.send, &line, why, sizeof why);
+  int rv = bulk_line_parse(text, len, &bl, a->scratch, a->scratch_cap, why, sizeof why);
   if (rv < 0) {
     a->lines++;
     bad_line(a, lineno, NULL, rv, why);
-    return PUSH_LINE_DONE;
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
   }
-  apns_notification *n = line.n ? line.n : a->n;
-  if (n == NULL) {
+  if (bl.payload == NULL && a->n == NULL) {
     a->lines++;
-    bad_line(a, lineno, line.token, APNS_EPAYLOADEMPTY,
+    bad_line(a, lineno, bl.token, APNS_EPAYLOADEMPTY,
              "no \"payload\" in the line, and no payload flags (--alert, ...) on the command line");
-    push_line_free(&line);
-    return PUSH_LINE_DONE;
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
   }
-  int r = submit(a, lineno, line.token, n, &line.so);
+  /* The command line's defaults with the line's own fields over them. */
+  apns_send_options so = a->o.send;
+  if (bl.topic) so.topic = bl.topic;
+  if (bl.collapse_id) so.collapse_id = bl.collapse_id;
+  if (bl.apns_id) so.apns_id = bl.apns_id;
+  if (bl.has_push_type) so.push_type = bl.push_type;
+  if (bl.priority) so.priority = bl.priority;
+  if (bl.has_expiration) so.has_expiration = 1, so.expiration = bl.expiration;
+  int r = submit(a, lineno, bl.token, a->n, &bl, &so);
   if (r != PUSH_LINE_PAUSE) a->lines++;
-  push_line_free(&line);
   if (r == PUSH_LINE_PAUSE) a->input_paused = 1;
   return r;
 }
@@ -193,6 +297,7 @@ static void on_input_end(void *ctx, int err) {
 
 static void on_resume(uv_timer_t *t) {
   app *a = t->data;
+  a->burst = 0;
   if (a->input_paused && !a->input_done && !a->closing) {
     a->input_paused = 0;
     push_input_resume(a->in);
@@ -247,6 +352,12 @@ static void progress(app *a, int final) {
 static void on_tick(uv_timer_t *t) {
   app *a = t->data;
   progress(a, 0);
+  /* Results reach a file or a pipe at least this often, not only when the buffer fills. */
+  push_report_flush(a->rep);
+  if (output_broken(a) && !a->closing) {
+    give_up(a);
+    return;
+  }
   /* The safety net of back-pressure: if the low-water signal was missed (requests that expired in the queue
    * without a dispatch), read on once the queue is low. */
   if (a->input_paused && a->client && !a->closing) {
@@ -444,24 +555,30 @@ static int run(app *a) {
     push_input_resume(a->in);
   } else {
     a->lines = 1;
-    submit(a, 1, a->o.token, a->n, &a->o.send);
+    submit(a, 1, a->o.token, a->n, NULL, &a->o.send);
     a->input_done = 1;
     maybe_finish(a);
   }
   uv_run(&a->loop, UV_RUN_DEFAULT);
+  push_report_flush(a->rep);
+  output_broken(a);
   if (a->o.dry_run) {
     if (a->o.bulk) {
       uint64_t bad = a->lines - a->requests;
       fprintf(stderr, "apns-push: dry run: %llu requests, %llu bad lines\n", (unsigned long long)a->requests,
               (unsigned long long)bad);
-      return bad || a->read_error ? PUSH_EXIT_FAILED : PUSH_EXIT_OK;
+      return bad || a->read_error || a->output_broken ? PUSH_EXIT_FAILED : PUSH_EXIT_OK;
     }
-    return a->requests == 1 ? PUSH_EXIT_OK : PUSH_EXIT_FAILED;
+    return a->requests == 1 && !a->output_broken ? PUSH_EXIT_OK : PUSH_EXIT_FAILED;
   }
   progress(a, 1);
   const char *note = NULL;
   char buf[160];
-  if (a->stopped) {
+  if (a->output_broken) {
+    snprintf(buf, sizeof buf, "stopped: the output could not be written (%s); %llu lines read",
+             strerror(a->output_errno), (unsigned long long)a->lines);
+    note = buf;
+  } else if (a->stopped) {
     snprintf(buf, sizeof buf, "stopped after a fatal answer: %llu lines read, the rest not sent",
              (unsigned long long)a->lines);
     note = buf;
@@ -475,23 +592,36 @@ static int run(app *a) {
     note = buf;
   }
   push_report_summary(a->rep, uv_hrtime(), note);
-  if (a->stopped || a->read_error || a->interrupted || a->unreachable) return PUSH_EXIT_FAILED;
+  if (a->stopped || a->read_error || a->interrupted || a->unreachable || a->output_broken) return PUSH_EXIT_FAILED;
   return push_report_exit_code(a->rep);
 }
 
 int main(int argc, char **argv) {
   app a;
   int rc;
+  /* A peer that resets the connection mid-write, or a reader of stdout that goes away, must cost an EPIPE (each
+   * result still accounted for, the run stopped cleanly) and never the process with every buffered line. */
+  signal(SIGPIPE, SIG_IGN);
   memset(&a, 0, sizeof a);
+  a.out_fd = -1;
   rc = push_parse_args(argc, argv, &a.o);
   if (rc == 1) return PUSH_EXIT_OK;
   if (rc != 0) return rc;
   rc = PUSH_EXIT_USAGE;
-  a.out = stdout;
-  if (a.o.results && strcmp(a.o.results, "-") != 0 && (a.out = open_out("--results", a.o.results)) == NULL) goto done;
+  if (a.o.results && strcmp(a.o.results, "-") != 0) {
+    if ((a.out_fd = open(a.o.results, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666)) < 0) {
+      push_err("--results %s: %s", a.o.results, strerror(errno));
+      goto done;
+    }
+  } else {
+    a.out_fd = 1;
+  }
   if (a.o.dead_file && (a.dead = open_out("--dead-tokens", a.o.dead_file)) == NULL) goto done;
-  static char outbuf[1 << 16];
-  setvbuf(a.out, outbuf, _IOFBF, sizeof outbuf);
+  a.scratch_cap = BULK_SCRATCH(PUSH_MAX_LINE);
+  if ((a.scratch = malloc(a.scratch_cap)) == NULL) {
+    push_err("out of memory");
+    goto done;
+  }
 
   if (a.o.payload_json) {
     char *mini;
@@ -511,7 +641,7 @@ int main(int argc, char **argv) {
   if (!a.o.bulk && check_single(&a) != 0) goto done;
 
   int show = a.o.progress >= 0 ? a.o.progress : isatty(2);
-  a.rep = push_report_new(a.o.dry_run ? NULL : a.out, show && !a.o.dry_run, a.o.list_dead, a.dead, uv_hrtime());
+  a.rep = push_report_new(a.out_fd, !a.o.dry_run, show && !a.o.dry_run, a.o.list_dead, a.dead, uv_hrtime());
   if (a.rep == NULL || uv_loop_init(&a.loop) != 0) {
     push_err("out of memory");
     goto done;
@@ -522,13 +652,21 @@ int main(int argc, char **argv) {
   if (uv_loop_close(&a.loop) != 0) push_err("internal: handles left open at exit");
 
 done:
-  if (a.out && fflush(a.out) != 0) {
-    push_err("writing results: %s", strerror(errno));
+  if (a.rep && push_report_flush(a.rep) < 0 && !a.output_broken) {
+    push_err("writing the results: %s", strerror(-push_report_flush(a.rep)));
     if (rc == PUSH_EXIT_OK) rc = PUSH_EXIT_FAILED;
   }
-  if (a.out && a.out != stdout) fclose(a.out);
+  if (a.out_fd > 2 && close(a.out_fd) != 0 && rc == PUSH_EXIT_OK) rc = PUSH_EXIT_FAILED;
   if (a.dead && fclose(a.dead) != 0 && rc == PUSH_EXIT_OK) rc = PUSH_EXIT_FAILED;
   push_report_free(a.rep);
+  free(a.scratch);
+  for (int k = 0; k < 2; k++) {
+    while (a.free_pending[k]) {
+      pending *p = a.free_pending[k];
+      a.free_pending[k] = p->next_free;
+      free(p);
+    }
+  }
   apns_notification_free(a.n);
   push_opts_free(&a.o);
   return rc;

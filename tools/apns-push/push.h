@@ -1,9 +1,9 @@
 /* apns-push: what the command's parts share.
  *
- * args.c turns the command line into push_opts; request.c builds payloads, the request headers (as the client
- * builds them) and parses bulk lines; input.c streams the bulk input through libuv with back-pressure; report.c
- * writes result lines, progress and the summary; main.c runs it all on one loop. The command uses only the public
- * API (<apns.h> and <apns/client.h>). */
+ * args.c turns the command line into push_opts; request.c builds payloads and the --dry-run lines; input.c streams
+ * the bulk input through libuv with back-pressure; report.c writes result lines, progress and the summary; main.c
+ * runs it all on one loop. Bulk lines are parsed and result lines formatted by tools/common/bulk.c (shared with
+ * other bulk senders and the fuzz target). The sending uses only the public API (<apns.h>, <apns/client.h>). */
 #ifndef APNS_PUSH_H
 #define APNS_PUSH_H
 
@@ -79,24 +79,9 @@ int push_flags_notification(const push_opts *o, apns_notification **out);
  * their spelling). *out is malloc'd and NUL-terminated. Returns 0 or APNS_ENOMEM. */
 int push_json_minify(const char *json, size_t len, char **out, size_t *out_len);
 
-/* One parsed bulk line. Strings point into the parsed JSON and stay valid until push_line_free. */
-typedef struct push_line {
-  void *root; /* json_t */
-  const char *token;
-  apns_send_options so; /* the command line's defaults with the line's own fields over them */
-  apns_notification *n; /* the line's payload, or NULL: use the command line's */
-} push_line;
-
-/* Parses one line against the defaults. Returns 0, or an error code with why (a sentence for stderr). */
-int push_parse_line(const char *text, size_t len, const apns_send_options *defaults, push_line *out, char *why,
-                    size_t whylen);
-void push_line_free(push_line *line);
-
-/* Writes s as a JSON string (quoted, escaped) to f; NULL writes null. */
-void push_json_string(FILE *f, const char *s);
-
-/* Writes one --dry-run line: {"path":...,"headers":{...},"payload":...}. */
-void push_dry_run_line(FILE *f, const apns_send_request *sr, const char *payload, size_t len);
+/* One --dry-run line, {"path":...,"headers":{...},"payload":...} and its newline, into buf when it fits (cap >
+ * the length). Returns its length, as snprintf does. */
+size_t push_dry_run_line(char *buf, size_t cap, const apns_send_request *sr, const char *payload, size_t len);
 
 /* ---- input.c ---- */
 
@@ -138,10 +123,20 @@ typedef struct push_result {
   double latency_ms;   /* < 0: none */
 } push_result;
 
-push_report *push_report_new(FILE *out, int progress, unsigned list_dead, FILE *dead_file, uint64_t now_ns);
+/* out_fd: where the output goes (it stays the caller's to close); results 0: result lines are counted, not written
+ * (--dry-run, whose own lines go through push_report_write). */
+push_report *push_report_new(int out_fd, int results, int progress, unsigned list_dead, FILE *dead_file,
+                             uint64_t now_ns);
 void push_report_free(push_report *r);
-/* One result line on out, and the counters. */
+/* One result line on out (buffered), and the counters. */
 void push_report_result(push_report *r, const push_result *res);
+/* Bytes of your own (--dry-run's lines) on out, buffered with the result lines. */
+void push_report_write(push_report *r, const char *s, size_t len);
+/* Writes what is buffered. Returns 0 or -errno of the first failed write (then nothing more is written). */
+int push_report_flush(push_report *r);
+/* The errno of the first failed write of the results, else of stderr (*on_stderr says which), or 0: EPIPE when
+ * the reader went away. The caller stops cleanly on it; the process never dies of SIGPIPE (main ignores it). */
+int push_report_write_error(const push_report *r, int *on_stderr);
 /* A line on stderr that does not disturb the progress line (which is redrawn at the next tick). */
 void push_report_stderr(push_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The progress line, at most every 250 ms: lines_read so far, total when known (else estimated from bytes). */

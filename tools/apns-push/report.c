@@ -1,9 +1,17 @@
 /* apns-push: what the user sees. One JSON line per notification (stdout or --results), a progress line on stderr
  * rewritten in place, and a summary at the end: counts by status and reason, tokens to delete, rate and latency
- * percentiles from a fixed-size histogram (a million sends cost no more memory than ten). */
+ * percentiles from a fixed-size histogram (a million sends cost no more memory than ten).
+ *
+ * Result lines are formatted by bulk.c into one buffer and leave it in large write(2)s. A failed write (EPIPE: the
+ * reader went away) is remembered, not fatal: the caller asks push_report_write_error and stops cleanly. Anything
+ * on stderr that may hold outside bytes (a server's reason, a line's text) goes through bulk_escape_text. */
 #include "push.h"
 
+#include "bulk.h"
+
+#include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +25,16 @@ typedef struct kind {
   uint64_t count;
 } kind;
 
+#define OUT_CAP (256 * 1024)   /* results buffered before a write */
+#define OUT_FLUSH (192 * 1024) /* written once this much is buffered */
+
 struct push_report {
-  FILE *out;
+  int out_fd;
+  int results; /* 0: results are counted, not written (--dry-run writes its own lines through push_report_write) */
+  char *obuf;
+  size_t olen, ocap;
+  int out_errno;    /* the first failed write of the results, or 0 */
+  int stderr_errno; /* the first failed write on stderr, or 0 */
   int progress;
   int tty;
   int drawn; /* a progress line is on the terminal now */
@@ -26,6 +42,7 @@ struct push_report {
   uint64_t last_draw_ns;
   uint64_t t0_ns;
   uint64_t accepted, rejected, failed, bad;
+  uint64_t unexpected; /* statuses APNs does not answer with (1xx, 3xx, 2xx but 200, 600+) */
   uint64_t dead;
   unsigned list_dead;
   char **dead_list;
@@ -77,16 +94,24 @@ uint64_t push_hist_quantile(const push_hist *h, double q) {
 
 /* ---- results ---- */
 
-push_report *push_report_new(FILE *out, int progress, unsigned list_dead, FILE *dead_file, uint64_t now_ns) {
+push_report *push_report_new(int out_fd, int results, int progress, unsigned list_dead, FILE *dead_file,
+                             uint64_t now_ns) {
   push_report *r = calloc(1, sizeof *r);
   if (r == NULL) return NULL;
-  r->out = out;
+  r->out_fd = out_fd;
+  r->results = results;
+  r->ocap = OUT_CAP;
+  if ((r->obuf = malloc(r->ocap)) == NULL) {
+    free(r);
+    return NULL;
+  }
   r->progress = progress;
   r->tty = isatty(2);
   r->t0_ns = now_ns;
   r->list_dead = list_dead;
   r->dead_file = dead_file;
   if (list_dead && (r->dead_list = calloc(list_dead, sizeof *r->dead_list)) == NULL) {
+    free(r->obuf);
     free(r);
     return NULL;
   }
@@ -97,7 +122,59 @@ void push_report_free(push_report *r) {
   if (r == NULL) return;
   for (size_t i = 0; i < r->dead_listed; i++) free(r->dead_list[i]);
   free(r->dead_list);
+  free(r->obuf);
   free(r);
+}
+
+/* ---- the results' output ---- */
+
+int push_report_flush(push_report *r) {
+  size_t off = 0;
+  while (off < r->olen && !r->out_errno && r->out_fd >= 0) {
+    ssize_t n = write(r->out_fd, r->obuf + off, r->olen - off);
+    if (n > 0) {
+      off += (size_t)n;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      /* A descriptor shared with a non-blocking one (a terminal libuv opened): wait until it takes more. */
+      struct pollfd pfd = {r->out_fd, POLLOUT, 0};
+      poll(&pfd, 1, -1);
+    } else {
+      r->out_errno = n < 0 ? errno : EIO;
+    }
+  }
+  r->olen = 0; /* after a failure there is no one to write to: what is left goes */
+  return r->out_errno ? -r->out_errno : 0;
+}
+
+void push_report_write(push_report *r, const char *s, size_t len) {
+  if (r->out_errno || r->out_fd < 0) return;
+  if (r->olen + len > r->ocap) {
+    push_report_flush(r);
+    if (len > r->ocap) { /* bigger than the buffer: straight out */
+      size_t keep = r->olen;
+      char *saved = r->obuf;
+      r->obuf = (char *)s;
+      r->olen = len;
+      push_report_flush(r);
+      r->obuf = saved;
+      r->olen = keep;
+      return;
+    }
+  }
+  memcpy(r->obuf + r->olen, s, len);
+  r->olen += len;
+  if (r->olen >= OUT_FLUSH) push_report_flush(r);
+}
+
+int push_report_write_error(const push_report *r, int *on_stderr) {
+  if (on_stderr) *on_stderr = r->out_errno == 0 && r->stderr_errno != 0;
+  return r->out_errno ? r->out_errno : r->stderr_errno;
+}
+
+static void check_stderr(push_report *r) {
+  if (!r->stderr_errno && ferror(stderr)) r->stderr_errno = errno ? errno : EIO;
 }
 
 static void count_kind(push_report *r, int status, const char *reason) {
@@ -128,44 +205,59 @@ static void clear_progress(push_report *r) {
 }
 
 void push_report_stderr(push_report *r, const char *fmt, ...) {
+  char text[2048], safe[4096];
   va_list ap;
   clear_progress(r);
-  fputs("apns-push: ", stderr);
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  int n = vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
-  fputc('\n', stderr);
+  if (n < 0) return;
+  /* The message may carry a server's bytes: no control character reaches the terminal or the log. */
+  bulk_escape_text(safe, sizeof safe, text, (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
+  fprintf(stderr, "apns-push: %s\n", safe);
+  check_stderr(r);
 }
 
 void push_report_result(push_report *r, const push_result *x) {
   const apns_response *res = x->res;
-  FILE *f = r->out;
   int status = x->err == 0 && res ? res->status : 0;
   const char *reason = status && res->reason_text ? res->reason_text : NULL;
-  if (f == NULL) goto count; /* --dry-run: counted, not written */
-  fprintf(f, "{\"line\":%llu,\"token\":", (unsigned long long)x->line);
-  push_json_string(f, x->token);
-  fputs(",\"apns_id\":", f);
-  push_json_string(f, res ? res->apns_id : NULL);
-  fprintf(f, ",\"status\":%d,\"reason\":", status);
-  push_json_string(f, reason);
-  if (status && res->timestamp_ms)
-    fprintf(f, ",\"timestamp\":%lld", (long long)res->timestamp_ms);
-  else
-    fputs(",\"timestamp\":null", f);
-  fprintf(f, ",\"attempts\":%u", res ? res->attempts : 0);
-  if (x->latency_ms >= 0)
-    fprintf(f, ",\"latency_ms\":%.3f", x->latency_ms);
-  else
-    fputs(",\"latency_ms\":null", f);
+  if (!r->results || r->out_errno) goto count; /* --dry-run, or no one reads: counted, not written */
+  bulk_result br;
+  br.line = x->line;
+  br.token = x->token;
+  br.apns_id = res ? res->apns_id : NULL;
+  br.status = status;
+  br.reason = reason;
+  br.timestamp_ms = status && res->timestamp_ms ? res->timestamp_ms : 0;
+  br.attempts = res ? res->attempts : 0;
+  br.latency_ms = x->latency_ms;
+  br.error = NULL;
+  br.message = NULL;
   if (x->err != 0 || x->bad_line) {
     int err = x->err ? x->err : APNS_EINVAL;
-    fputs(",\"error\":", f);
-    push_json_string(f, apns_err_name(err));
-    fputs(",\"message\":", f);
-    push_json_string(f, x->message ? x->message : apns_strerror(err));
+    br.error = apns_err_name(err);
+    br.message = x->message ? x->message : apns_strerror(err);
   }
-  fputs("}\n", f);
+  size_t room = r->ocap - r->olen;
+  size_t n = bulk_result_format(&br, r->obuf + r->olen, room);
+  if (n >= room) {
+    /* Did not fit: flush, and grow the buffer for a line longer than it (a server's very long reason). */
+    push_report_flush(r);
+    if (r->out_errno) goto count;
+    if (n + 1 > r->ocap) {
+      char *nb = realloc(r->obuf, n + 1);
+      if (nb == NULL) {
+        r->out_errno = ENOMEM;
+        goto count;
+      }
+      r->obuf = nb;
+      r->ocap = n + 1;
+    }
+    n = bulk_result_format(&br, r->obuf, r->ocap);
+  }
+  r->olen += n;
+  if (r->olen >= OUT_FLUSH) push_report_flush(r);
 
 count:
   if (x->latency_ms >= 0) push_hist_add(&r->hist, (uint64_t)(x->latency_ms * 1000.0 + 0.5));
@@ -178,6 +270,10 @@ count:
   } else if (status == 200) {
     r->accepted++;
     count_kind(r, 200, "");
+  } else if (status < 400 || status > 599) {
+    /* 1xx, 3xx, other 2xx: not an answer APNs gives. Neither accepted nor a rejection: told apart. */
+    r->unexpected++;
+    count_kind(r, status, reason);
   } else {
     r->rejected++;
     count_kind(r, status, reason);
@@ -190,11 +286,11 @@ count:
 }
 
 uint64_t push_report_done(const push_report *r) {
-  return r->accepted + r->rejected + r->failed + r->bad;
+  return r->accepted + r->rejected + r->failed + r->bad + r->unexpected;
 }
 
 int push_report_exit_code(const push_report *r) {
-  if (r->rejected || r->failed || r->bad || r->accepted == 0) return PUSH_EXIT_FAILED;
+  if (r->rejected || r->failed || r->bad || r->unexpected || r->accepted == 0) return PUSH_EXIT_FAILED;
   return PUSH_EXIT_OK;
 }
 
@@ -251,6 +347,7 @@ void push_report_progress(push_report *r, uint64_t now_ns, uint64_t lines_read, 
     r->drawn = 0;
   }
   fflush(stderr);
+  check_stderr(r);
 }
 
 static int kind_cmp(const void *a, const void *b) {
@@ -271,14 +368,20 @@ void push_report_summary(push_report *r, uint64_t now_ns, const char *note) {
           (unsigned long long)done, elapsed, elapsed > 0 ? (double)done / elapsed : 0.0,
           (unsigned long long)r->accepted, (unsigned long long)r->rejected, (unsigned long long)r->failed,
           (unsigned long long)r->bad);
+  if (r->unexpected)
+    fprintf(stderr,
+            "  %llu answers with a status APNs does not give (1xx, 3xx, ...): neither accepted nor rejected\n",
+            (unsigned long long)r->unexpected);
   qsort(r->kinds, r->nkinds, sizeof r->kinds[0], kind_cmp);
   for (size_t i = 0; i < r->nkinds; i++) {
     const kind *k = &r->kinds[i];
-    char label[96];
+    char label[480], reason[sizeof k->reason * 6];
+    bulk_escape_text(reason, sizeof reason, k->reason, strlen(k->reason)); /* a server's text */
     if (k->status)
-      snprintf(label, sizeof label, "%d%s%s", k->status, k->reason[0] ? " " : "", k->reason);
+      snprintf(label, sizeof label, "%d%s%s%s", k->status, reason[0] ? " " : "", reason,
+               k->status != 200 && (k->status < 400 || k->status > 599) ? " (unexpected status)" : "");
     else
-      snprintf(label, sizeof label, "no response: %s", k->reason);
+      snprintf(label, sizeof label, "no response: %s", reason);
     if (strcmp(k->reason, "bad line") == 0) snprintf(label, sizeof label, "bad line");
     fprintf(stderr, "  %-40s %10llu\n", label, (unsigned long long)k->count);
   }
@@ -297,4 +400,5 @@ void push_report_summary(push_report *r, uint64_t now_ns, const char *note) {
   }
   if (note) fprintf(stderr, "apns-push: %s\n", note);
   fflush(stderr);
+  check_stderr(r);
 }

@@ -1,9 +1,10 @@
 /* apns-push: what one request is made of. The payload from the flags (an apns_notification), a JSON payload made
- * compact, bulk lines parsed with jansson (the payload's own bytes are kept: numbers keep their spelling), and the
- * headers built as the client builds them, for --dry-run. */
+ * compact, and the request line --dry-run prints (headers built as the client builds them). Bulk lines are parsed
+ * by bulk.c. */
 #include "push.h"
 
-#include <jansson.h>
+#include "bulk.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,6 +91,10 @@ static int json_ws(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+static int word_byte(char c) {
+  return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '.' || c == '+' || c == '-';
+}
+
 int push_json_minify(const char *json, size_t len, char **out, size_t *out_len) {
   char *buf = malloc(len + 1);
   size_t j = 0;
@@ -107,6 +112,12 @@ int push_json_minify(const char *json, size_t len, char **out, size_t *out_len) 
     } else if (!json_ws(c)) {
       buf[j++] = c;
       if (c == '"') in_str = 1;
+    } else if (j > 0 && word_byte(buf[j - 1])) {
+      /* Whitespace between two words stays (one space): "[1 2]" must not become "[12]", valid JSON it was not. */
+      size_t k = i + 1;
+      while (k < len && json_ws(json[k])) k++;
+      if (k < len && word_byte(json[k])) buf[j++] = ' ';
+      i = k - 1;
     }
   }
   buf[j] = '\0';
@@ -115,232 +126,37 @@ int push_json_minify(const char *json, size_t len, char **out, size_t *out_len) 
   return 0;
 }
 
-/* ---- finding the bytes of "payload" in a line that jansson has already accepted as JSON ---- */
+/* ---- --dry-run ---- */
 
-static size_t skip_ws(const char *s, size_t i, size_t n) {
-  while (i < n && json_ws(s[i])) i++;
-  return i;
+typedef struct dbuf {
+  char *p;
+  size_t cap, n;
+} dbuf;
+
+static void dput(dbuf *b, const char *s, size_t len) {
+  if (b->n + len < b->cap) memcpy(b->p + b->n, s, len);
+  b->n += len;
 }
 
-static size_t skip_string(const char *s, size_t i, size_t n) {
-  for (i++; i < n && s[i] != '"'; i++)
-    if (s[i] == '\\') i++;
-  return i + 1;
+static void dstr(dbuf *b, const char *s) {
+  size_t room = b->n < b->cap ? b->cap - b->n : 0;
+  size_t k = bulk_json_string(room ? b->p + b->n : NULL, room, s, s ? strlen(s) : 0);
+  b->n += k;
 }
 
-static size_t skip_value(const char *s, size_t i, size_t n) {
-  if (i >= n) return n;
-  if (s[i] == '"') return skip_string(s, i, n);
-  if (s[i] == '{' || s[i] == '[') {
-    int depth = 0;
-    while (i < n) {
-      char c = s[i];
-      if (c == '"') {
-        i = skip_string(s, i, n);
-        continue;
-      }
-      if (c == '{' || c == '[') depth++;
-      if (c == '}' || c == ']') depth--;
-      i++;
-      if (depth == 0) break;
-    }
-    return i;
-  }
-  while (i < n && !json_ws(s[i]) && s[i] != ',' && s[i] != '}' && s[i] != ']') i++;
-  return i;
-}
-
-/* The value of the top-level member spelled exactly "payload" (no escapes), or 0. */
-static int find_payload(const char *s, size_t n, size_t *vs, size_t *ve) {
-  size_t i = skip_ws(s, 0, n);
-  if (i >= n || s[i] != '{') return 0;
-  i++;
-  for (;;) {
-    i = skip_ws(s, i, n);
-    if (i >= n || s[i] != '"') return 0;
-    size_t ks = i + 1;
-    i = skip_string(s, i, n);
-    size_t ke = i - 1;
-    i = skip_ws(s, i, n);
-    if (i >= n || s[i] != ':') return 0;
-    i = skip_ws(s, i + 1, n);
-    size_t start = i;
-    i = skip_value(s, i, n);
-    if (ke - ks == 7 && memcmp(s + ks, "payload", 7) == 0) {
-      *vs = start;
-      *ve = i;
-      return 1;
-    }
-    i = skip_ws(s, i, n);
-    if (i >= n || s[i] != ',') return 0;
-    i++;
-  }
-}
-
-void push_line_free(push_line *line) {
-  if (line == NULL) return;
-  apns_notification_free(line->n);
-  json_decref(line->root);
-  memset(line, 0, sizeof *line);
-}
-
-static int line_string(json_t *v, const char *key, const char **out, char *why, size_t whylen) {
-  if (!json_is_string(v)) {
-    snprintf(why, whylen, "\"%s\" must be a string", key);
-    return APNS_EINVAL;
-  }
-  *out = json_string_value(v);
-  return 0;
-}
-
-int push_parse_line(const char *text, size_t len, const apns_send_options *defaults, push_line *out, char *why,
-                    size_t whylen) {
-  json_error_t je;
-  const char *key;
-  json_t *v, *payload = NULL;
-  int rv = APNS_EINVAL;
-  memset(out, 0, sizeof *out);
-  out->so = *defaults;
-  json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-  if (root == NULL) {
-    snprintf(why, whylen, "not JSON: %s at column %d", je.text, je.column);
-    return APNS_EBADJSON;
-  }
-  out->root = root;
-  if (!json_is_object(root)) {
-    snprintf(why, whylen, "not a JSON object");
-    goto fail;
-  }
-  json_object_foreach(root, key, v) {
-    if (strcmp(key, "token") == 0) {
-      if ((rv = line_string(v, key, &out->token, why, whylen)) < 0) goto fail;
-    } else if (strcmp(key, "payload") == 0) {
-      if (!json_is_object(v)) {
-        snprintf(why, whylen, "\"payload\" must be a JSON object");
-        rv = APNS_EINVAL;
-        goto fail;
-      }
-      payload = v;
-    } else if (strcmp(key, "topic") == 0) {
-      if ((rv = line_string(v, key, &out->so.topic, why, whylen)) < 0) goto fail;
-    } else if (strcmp(key, "collapse_id") == 0) {
-      if ((rv = line_string(v, key, &out->so.collapse_id, why, whylen)) < 0) goto fail;
-    } else if (strcmp(key, "apns_id") == 0) {
-      if ((rv = line_string(v, key, &out->so.apns_id, why, whylen)) < 0) goto fail;
-    } else if (strcmp(key, "push_type") == 0) {
-      const char *s;
-      if ((rv = line_string(v, key, &s, why, whylen)) < 0) goto fail;
-      if ((rv = apns_push_type_from_string(s, &out->so.push_type)) < 0) {
-        snprintf(why, whylen, "unknown push_type \"%.40s\"", s);
-        goto fail;
-      }
-    } else if (strcmp(key, "priority") == 0) {
-      json_int_t p = json_is_integer(v) ? json_integer_value(v) : 0;
-      if (p != 1 && p != 5 && p != 10) {
-        snprintf(why, whylen, "\"priority\" must be 10, 5 or 1");
-        rv = APNS_EBADPRIORITY;
-        goto fail;
-      }
-      out->so.priority = (int)p;
-    } else if (strcmp(key, "expiration") == 0) {
-      if (!json_is_integer(v) || json_integer_value(v) < 0) {
-        snprintf(why, whylen, "\"expiration\" must be UNIX seconds (a whole number, 0 or more)");
-        rv = APNS_EINVAL;
-        goto fail;
-      }
-      out->so.has_expiration = 1;
-      out->so.expiration = json_integer_value(v);
-    } else {
-      snprintf(why, whylen,
-               "unknown field \"%.40s\" (known: token, payload, topic, push_type, priority, expiration, "
-               "collapse_id, apns_id)",
-               key);
-      rv = APNS_EINVAL;
-      goto fail;
-    }
-  }
-  if (out->token == NULL) {
-    snprintf(why, whylen, "no \"token\"");
-    rv = APNS_EBADTOKEN;
-    goto fail;
-  }
-  if ((rv = apns_validate_device_token(out->token)) < 0) {
-    snprintf(why, whylen, "bad token: %s", apns_strerror(rv));
-    goto fail;
-  }
-  if (payload) {
-    size_t vs, ve, mlen;
-    char *mini = NULL;
-    if (find_payload(text, len, &vs, &ve)) {
-      rv = push_json_minify(text + vs, ve - vs, &mini, &mlen);
-    } else {
-      /* The key was written with escapes: jansson's own (compact) spelling will do. */
-      mini = json_dumps(payload, JSON_COMPACT);
-      rv = mini ? 0 : APNS_ENOMEM;
-      if (mini) mlen = strlen(mini);
-    }
-    if (rv < 0) {
-      snprintf(why, whylen, "out of memory");
-      goto fail;
-    }
-    rv = apns_notification_new_raw(&out->n, mini, mlen);
-    free(mini);
-    if (rv < 0) {
-      snprintf(why, whylen, "payload: %s", apns_strerror(rv));
-      goto fail;
-    }
-  }
-  return 0;
-
-fail:
-  push_line_free(out);
-  return rv < 0 ? rv : APNS_EINVAL;
-}
-
-void push_json_string(FILE *f, const char *s) {
-  if (s == NULL) {
-    fputs("null", f);
-    return;
-  }
-  putc('"', f);
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    switch (*p) {
-    case '"':
-      fputs("\\\"", f);
-      break;
-    case '\\':
-      fputs("\\\\", f);
-      break;
-    case '\n':
-      fputs("\\n", f);
-      break;
-    case '\r':
-      fputs("\\r", f);
-      break;
-    case '\t':
-      fputs("\\t", f);
-      break;
-    default:
-      if (*p < 0x20 || *p == 0x7f)
-        fprintf(f, "\\u%04x", *p);
-      else
-        putc(*p, f);
-    }
-  }
-  putc('"', f);
-}
-
-void push_dry_run_line(FILE *f, const apns_send_request *sr, const char *payload, size_t len) {
-  fputs("{\"path\":", f);
-  push_json_string(f, sr->path);
-  fputs(",\"headers\":{", f);
+size_t push_dry_run_line(char *buf, size_t cap, const apns_send_request *sr, const char *payload, size_t len) {
+  dbuf b = {buf, cap, 0};
+  dput(&b, "{\"path\":", 8);
+  dstr(&b, sr->path);
+  dput(&b, ",\"headers\":{", 12);
   for (size_t i = 0; i < sr->num_headers; i++) {
-    if (i) putc(',', f);
-    push_json_string(f, sr->headers[i].name);
-    putc(':', f);
-    push_json_string(f, sr->headers[i].value);
+    if (i) dput(&b, ",", 1);
+    dstr(&b, sr->headers[i].name);
+    dput(&b, ":", 1);
+    dstr(&b, sr->headers[i].value);
   }
-  fputs("},\"payload\":", f);
-  fwrite(payload, 1, len, f);
-  fputs("}\n", f);
+  dput(&b, "},\"payload\":", 12);
+  dput(&b, payload, len);
+  dput(&b, "}\n", 2);
+  return b.n;
 }

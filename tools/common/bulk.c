@@ -1,0 +1,848 @@
+/* Bulk lines in, result lines out (see bulk.h): a one-pass JSON scanner for the few members a line has, and the
+ * escaping that keeps every result line valid JSON and every log line free of a server's control bytes. */
+#include "bulk.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- output with snprintf's contract: count everything, write what fits ---- */
+
+typedef struct out {
+  char *p;
+  size_t cap, n;
+  int stop_when_full; /* bulk_escape_text: truncate on a whole escape instead of counting on */
+  int full;
+} out;
+
+static void put(out *o, const char *s, size_t k) {
+  if (o->full) return;
+  if (o->n + k < o->cap) {
+    memcpy(o->p + o->n, s, k);
+  } else if (o->stop_when_full) {
+    o->full = 1;
+    return;
+  }
+  o->n += k;
+}
+
+static void put_c(out *o, char c) {
+  put(o, &c, 1);
+}
+
+static void put_u64(out *o, uint64_t v) {
+  char b[24];
+  size_t i = sizeof b;
+  do {
+    b[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  put(o, b + i, sizeof b - i);
+}
+
+static void put_i64(out *o, int64_t v) {
+  if (v < 0) {
+    put_c(o, '-');
+    put_u64(o, (uint64_t)0 - (uint64_t)v);
+  } else {
+    put_u64(o, (uint64_t)v);
+  }
+}
+
+static void put_hex4(out *o, unsigned v) {
+  static const char hex[] = "0123456789abcdef";
+  char b[6] = {'\\', 'u', hex[(v >> 12) & 15], hex[(v >> 8) & 15], hex[(v >> 4) & 15], hex[v & 15]};
+  put(o, b, 6);
+}
+
+static void finish(out *o) {
+  if (o->cap > 0) o->p[o->n < o->cap ? o->n : o->cap - 1] = '\0';
+}
+
+/* ---- byte classes ---- */
+
+/* Bit 1: printable ASCII but '"' and '\\' (nothing to do in a JSON string); bit 2: printable ASCII (nothing to do
+ * in text for a terminal, where '"' and '\\' stay as they are, so that escaping twice changes nothing). */
+static const unsigned char plain_class[256] = {
+#define P4(x) x, x, x, x
+#define P16(x) P4(x), P4(x), P4(x), P4(x)
+    P16(0), P16(0),                                        /* 0x00-0x1f */
+    3,      3,      2,      3,      P4(3),  P4(3),  P4(3), /* 0x20-0x2f: '"' is 0x22 */
+    P16(3),                                                /* 0x30-0x3f */
+    P16(3),                                                /* 0x40-0x4f */
+    P4(3),  P4(3),  P4(3),  2,      3,      3,      3,     /* 0x50-0x5f: '\\' is 0x5c */
+    P16(3),                                                /* 0x60-0x6f */
+    P4(3),  P4(3),  P4(3),  3,      3,      3,      0,     /* 0x70-0x7f: DEL */
+    P16(0), P16(0), P16(0), P16(0), P16(0), P16(0), P16(0), P16(0),
+#undef P16
+#undef P4
+};
+
+static const unsigned char hex_digit[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1};
+
+static int plain(unsigned c, int json) {
+  return plain_class[c] & (json ? 1 : 2);
+}
+
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+/* Non-zero when a byte of x equals b (the classic zero-byte test on x ^ b...b). */
+#define HAS_BYTE(x, b) ((((x) ^ (ONES * (b))) - ONES) & ~((x) ^ (ONES * (b))) & HIGHS)
+
+/* The end of the run of plain bytes from i: 8 at a time while none of them needs a look (below 0x20, DEL, 0x80 and
+ * up, and '"' and '\\' for JSON), then byte by byte. Strings are scanned on every line, twice for the result. */
+static size_t plain_run(const unsigned char *s, size_t i, size_t n, int json) {
+  while (i + 8 <= n) {
+    uint64_t x;
+    memcpy(&x, s + i, 8);
+    uint64_t stop = (x & HIGHS) | ((x - ONES * 0x20) & ~x & HIGHS) | HAS_BYTE(x, 0x7f);
+    if (json) stop |= HAS_BYTE(x, 0x22) | HAS_BYTE(x, 0x5c);
+    if (stop) break;
+    i += 8;
+  }
+  while (i < n && plain(s[i], json)) i++;
+  return i;
+}
+
+/* ---- escaping ---- */
+
+/* The length of the well-formed UTF-8 sequence at s (1 to 4), or 0 when the byte at s starts none. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+  unsigned c = s[0];
+  size_t k = c < 0x80                   ? 1
+             : (c >= 0xc2 && c <= 0xdf) ? 2
+             : (c >= 0xe0 && c <= 0xef) ? 3
+             : (c >= 0xf0 && c <= 0xf4) ? 4
+                                        : 0;
+  if (k <= 1) return k;
+  if (k > n) return 0;
+  return apns_validate_utf8((const char *)s, k) == 0 ? k : 0;
+}
+
+static void escape(out *o, const char *str, size_t len, int json) {
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i = 0;
+  while (i < len && !o->full) {
+    /* The common case first: printable ASCII that needs nothing, copied as one run. */
+    size_t run = plain_run(s, i, len, json);
+    if (run > i) {
+      put(o, str + i, run - i);
+      i = run;
+      continue;
+    }
+    unsigned c = s[i];
+    if (c == '"' || c == '\\') {
+      char b[2] = {'\\', (char)c};
+      put(o, b, 2);
+      i++;
+    } else if (c < 0x20 || c == 0x7f) {
+      const char *short_form = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+      if (short_form)
+        put(o, short_form, 2);
+      else
+        put_hex4(o, c);
+      i++;
+    } else {
+      size_t k = utf8_seq(s + i, len - i);
+      if (k == 0) {
+        put_hex4(o, 0xfffd); /* a byte that is not UTF-8 */
+        i++;
+        continue;
+      }
+      /* C1 controls (U+0080-U+009F: 0xC2 0x80-0x9F) act on some terminals; U+2028/U+2029 end lines in
+       * JavaScript. Both as escapes; every other character as its bytes. */
+      if (k == 2 && c == 0xc2 && s[i + 1] < 0xa0)
+        put_hex4(o, s[i + 1]);
+      else if (k == 3 && c == 0xe2 && s[i + 1] == 0x80 && (s[i + 2] == 0xa8 || s[i + 2] == 0xa9))
+        put_hex4(o, 0x2000u | (unsigned)(s[i + 2] - 0x80));
+      else
+        put(o, str + i, k);
+      i += k;
+    }
+  }
+}
+
+static void json_str(out *o, const char *s, size_t len) {
+  if (s == NULL) {
+    put(o, "null", 4);
+    return;
+  }
+  put_c(o, '"');
+  escape(o, s, len, 1);
+  put_c(o, '"');
+}
+
+size_t bulk_json_string(char *dst, size_t cap, const char *s, size_t len) {
+  out o = {dst, cap, 0, 0, 0};
+  json_str(&o, s, len);
+  finish(&o);
+  return o.n;
+}
+
+size_t bulk_escape_text(char *dst, size_t cap, const char *s, size_t len) {
+  out o = {dst, cap, 0, 1, 0};
+  if (s) escape(&o, s, len, 0);
+  finish(&o);
+  return o.n < cap ? o.n : (cap ? cap - 1 : 0);
+}
+
+/* ---- result lines ---- */
+
+static void member_str(out *o, const char *name, const char *s) {
+  put(o, name, strlen(name));
+  json_str(o, s, s ? strlen(s) : 0);
+}
+
+size_t bulk_result_format(const bulk_result *r, char *buf, size_t cap) {
+  out o = {buf, cap, 0, 0, 0};
+  put(&o, "{\"line\":", 8);
+  put_u64(&o, r->line);
+  member_str(&o, ",\"token\":", r->token);
+  member_str(&o, ",\"apns_id\":", r->apns_id);
+  put(&o, ",\"status\":", 10);
+  put_i64(&o, r->status);
+  member_str(&o, ",\"reason\":", r->reason);
+  put(&o, ",\"timestamp\":", 13);
+  if (r->timestamp_ms)
+    put_i64(&o, r->timestamp_ms);
+  else
+    put(&o, "null", 4);
+  put(&o, ",\"attempts\":", 12);
+  put_u64(&o, r->attempts);
+  put(&o, ",\"latency_ms\":", 14);
+  if (r->latency_ms >= 0 && r->latency_ms < 1e12) {
+    /* %.3f by hand: the result writer is on the hot path of a bulk run. */
+    uint64_t us = (uint64_t)(r->latency_ms * 1000.0 + 0.5);
+    char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10), 0};
+    put_u64(&o, us / 1000);
+    put_c(&o, '.');
+    put(&o, frac, 3);
+  } else {
+    put(&o, "null", 4);
+  }
+  if (r->error) {
+    member_str(&o, ",\"error\":", r->error);
+    member_str(&o, ",\"message\":", r->message ? r->message : "");
+  }
+  put(&o, "}\n", 2);
+  finish(&o);
+  return o.n;
+}
+
+/* ---- the line scanner ---- */
+
+#define KEYS_MAX 256 /* keys of the objects open at once, kept to refuse duplicates (as jansson does) */
+
+typedef struct scan {
+  const unsigned char *s;
+  size_t i, n;
+  const char *syntax; /* the first syntax error: the line is not JSON */
+  size_t syntax_at;
+  char *scratch;
+  size_t used, cap;
+  struct {
+    uint32_t off, len;
+  } keys[KEYS_MAX];
+  size_t nkeys;
+  /* What the payload holds, for the checks the library's raw notification makes. */
+  int unsure; /* a case left to the library: an escaped key, too many keys, a real that may overflow */
+  int spaced; /* ws() skipped something since this was cleared */
+  size_t members;
+  int aps_seen, aps_object, ca_one, aps_shown; /* content-available 1; alert, badge or sound in aps */
+} scan;
+
+enum { R_ANY, R_PAYLOAD, R_APS };
+
+static int fail(scan *sc, const char *what) {
+  if (sc->syntax == NULL) {
+    sc->syntax = what;
+    sc->syntax_at = sc->i;
+  }
+  return -1;
+}
+
+static void ws(scan *sc) {
+  size_t i = sc->i;
+  while (i < sc->n) {
+    unsigned char c = sc->s[i];
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+    i++;
+  }
+  if (i != sc->i) sc->spaced = 1, sc->i = i;
+}
+
+static int hex4(const unsigned char *p, unsigned *v) {
+  unsigned x = 0;
+  for (int k = 0; k < 4; k++) {
+    unsigned c = p[k], d;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+      d = (c | 0x20) - 'a' + 10;
+    else
+      return -1;
+    x = x << 4 | d;
+  }
+  *v = x;
+  return 0;
+}
+
+static size_t utf8_put(char *d, unsigned cp) {
+  if (cp < 0x80) {
+    d[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    d[0] = (char)(0xc0 | cp >> 6);
+    d[1] = (char)(0x80 | (cp & 0x3f));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    d[0] = (char)(0xe0 | cp >> 12);
+    d[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+    d[2] = (char)(0x80 | (cp & 0x3f));
+    return 3;
+  }
+  d[0] = (char)(0xf0 | cp >> 18);
+  d[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+  d[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+  d[3] = (char)(0x80 | (cp & 0x3f));
+  return 4;
+}
+
+/* A string at s[i] == '"', checked as jansson checks it (no raw control characters, valid escapes, no \u0000, no
+ * unpaired surrogates, valid UTF-8), in one pass. Unescaped into dst when dst is set, up to dcap bytes (a NUL
+ * after them when it fits); *dlen gets the full unescaped length (more than dcap: cut). *escaped: a backslash. */
+static int string(scan *sc, char *dst, size_t dcap, size_t *dlen, int *escaped) {
+  size_t d = 0;
+  const unsigned char *s = sc->s;
+  size_t i = sc->i + 1, n = sc->n;
+  char u8[4];
+  if (escaped) *escaped = 0;
+  for (;;) {
+    /* Plain ASCII in a run: the common case. */
+    size_t run = plain_run(s, i, n, 1);
+    if (run > i) {
+      if (dst) {
+        size_t k = run - i;
+        if (d < dcap) memcpy(dst + d, s + i, k <= dcap - d ? k : dcap - d);
+        d += k;
+      } else {
+        d += run - i;
+      }
+      i = run;
+    }
+    if (i >= n) {
+      sc->i = i;
+      return fail(sc, "unterminated string");
+    }
+    unsigned c = s[i];
+    if (c == '"') break;
+    if (c < 0x20) {
+      sc->i = i;
+      return fail(sc, "control character in a string");
+    }
+    const char *add = NULL;
+    size_t addlen = 0;
+    if (c == '\\') {
+      if (escaped) *escaped = 1;
+      if (i + 1 >= n) {
+        sc->i = i;
+        return fail(sc, "unterminated string");
+      }
+      unsigned e = s[i + 1];
+      static const char simple_in[] = "\"\\/bfnrt", simple_out[] = "\"\\/\b\f\n\r\t";
+      const char *hit = e ? strchr(simple_in, (int)e) : NULL;
+      if (hit) {
+        add = simple_out + (hit - simple_in);
+        addlen = 1;
+        i += 2;
+      } else if (e == 'u') {
+        unsigned cp, lo;
+        sc->i = i;
+        if (i + 6 > n || hex4(s + i + 2, &cp) < 0) return fail(sc, "invalid \\u escape");
+        i += 6;
+        if (cp >= 0xdc00 && cp <= 0xdfff) return fail(sc, "invalid Unicode escape (lone low surrogate)");
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+          if (i + 6 > n || s[i] != '\\' || s[i + 1] != 'u' || hex4(s + i + 2, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+            return fail(sc, "invalid Unicode escape (lone high surrogate)");
+          i += 6;
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        }
+        if (cp == 0) return fail(sc, "\\u0000 is not allowed");
+        addlen = utf8_put(u8, cp);
+        add = u8;
+      } else {
+        sc->i = i;
+        return fail(sc, "invalid escape");
+      }
+    } else {
+      size_t k = utf8_seq(s + i, n - i);
+      if (k == 0) {
+        sc->i = i;
+        return fail(sc, "invalid UTF-8");
+      }
+      add = (const char *)s + i;
+      addlen = k;
+      i += k;
+    }
+    if (dst && d + addlen <= dcap) memcpy(dst + d, add, addlen);
+    d += addlen;
+  }
+  sc->i = i + 1;
+  if (dst && d < dcap) dst[d] = '\0';
+  if (dlen) *dlen = d;
+  return 0;
+}
+
+/* A number at s[i]: RFC 8259's grammar. *integer when it has neither fraction nor exponent; *v its value when it
+ * is an integer that fits (else *fits 0). A real whose exponent or length could overflow a double is left to the
+ * library (jansson refuses those). */
+static int number(scan *sc, int *integer, int64_t *v, int *fits) {
+  const unsigned char *s = sc->s;
+  size_t n = sc->n, start = sc->i;
+  int neg = 0;
+  uint64_t x = 0;
+  *integer = 1;
+  *fits = 1;
+  if (sc->i < n && s[sc->i] == '-') neg = 1, sc->i++;
+  if (sc->i >= n || s[sc->i] < '0' || s[sc->i] > '9') return fail(sc, "invalid number");
+  if (s[sc->i] == '0') {
+    sc->i++;
+  } else {
+    while (sc->i < n && s[sc->i] >= '0' && s[sc->i] <= '9') {
+      unsigned dgt = s[sc->i++] - '0';
+      if (x > (UINT64_MAX - dgt) / 10)
+        *fits = 0;
+      else
+        x = x * 10 + dgt;
+    }
+  }
+  if (sc->i < n && s[sc->i] == '.') {
+    *integer = 0;
+    sc->i++;
+    if (sc->i >= n || s[sc->i] < '0' || s[sc->i] > '9') return fail(sc, "invalid number");
+    while (sc->i < n && s[sc->i] >= '0' && s[sc->i] <= '9') sc->i++;
+  }
+  if (sc->i < n && (s[sc->i] == 'e' || s[sc->i] == 'E')) {
+    size_t ds;
+    *integer = 0;
+    sc->i++;
+    if (sc->i < n && (s[sc->i] == '+' || s[sc->i] == '-')) sc->i++;
+    if (sc->i >= n || s[sc->i] < '0' || s[sc->i] > '9') return fail(sc, "invalid number");
+    ds = sc->i;
+    while (sc->i < n && s[sc->i] >= '0' && s[sc->i] <= '9') sc->i++;
+    if (sc->i - ds > 2) sc->unsure = 1;
+  }
+  if (!*integer && sc->i - start > 300) sc->unsure = 1;
+  if (*fits && x > (uint64_t)INT64_MAX + (uint64_t)neg) *fits = 0;
+  if (*fits) *v = neg ? (int64_t)(0 - x) : (int64_t)x;
+  return 0;
+}
+
+static int literal(scan *sc, const char *word) {
+  size_t k = strlen(word);
+  if (sc->n - sc->i < k || memcmp(sc->s + sc->i, word, k) != 0) return fail(sc, "invalid token");
+  sc->i += k;
+  return 0;
+}
+
+static int key_is(const unsigned char *k, size_t len, const char *name) {
+  return strlen(name) == len && memcmp(k, name, len) == 0;
+}
+
+/* Any JSON value, fully checked. role says what to note for the payload's checks: R_PAYLOAD for the payload
+ * object itself, R_APS for its "aps" object. */
+static int value(scan *sc, int depth, int role) {
+  if (sc->i >= sc->n) return fail(sc, "unexpected end of the line");
+  if (depth > APNS_JSON_MAX_DEPTH) return fail(sc, "too deeply nested");
+  unsigned c = sc->s[sc->i];
+  int integer, fits;
+  int64_t v;
+  switch (c) {
+  case '"':
+    return string(sc, NULL, 0, NULL, NULL);
+  case '[':
+    sc->i++;
+    ws(sc);
+    if (sc->i < sc->n && sc->s[sc->i] == ']') {
+      sc->i++;
+      return 0;
+    }
+    for (;;) {
+      ws(sc);
+      if (value(sc, depth + 1, R_ANY) < 0) return -1;
+      ws(sc);
+      if (sc->i < sc->n && sc->s[sc->i] == ',') {
+        sc->i++;
+        continue;
+      }
+      if (sc->i < sc->n && sc->s[sc->i] == ']') {
+        sc->i++;
+        return 0;
+      }
+      return fail(sc, "',' or ']' expected");
+    }
+  case '{': {
+    size_t base = sc->nkeys;
+    sc->i++;
+    ws(sc);
+    if (sc->i < sc->n && sc->s[sc->i] == '}') {
+      sc->i++;
+      return 0;
+    }
+    for (;;) {
+      ws(sc);
+      if (sc->i >= sc->n || sc->s[sc->i] != '"') return fail(sc, "string or '}' expected");
+      size_t ks = sc->i + 1;
+      int escaped;
+      if (string(sc, NULL, 0, NULL, &escaped) < 0) return -1;
+      const unsigned char *k = sc->s + ks;
+      size_t klen = sc->i - 1 - ks;
+      if (escaped) {
+        sc->unsure = 1; /* "a" and "\u0061" are one key: the library tells */
+      } else {
+        for (size_t j = base; j < sc->nkeys; j++)
+          if (sc->keys[j].len == klen && memcmp(sc->s + sc->keys[j].off, k, klen) == 0) {
+            sc->i = ks - 1;
+            return fail(sc, "duplicate object key");
+          }
+        if (sc->nkeys < KEYS_MAX) {
+          sc->keys[sc->nkeys].off = (uint32_t)ks;
+          sc->keys[sc->nkeys].len = (uint32_t)klen;
+          sc->nkeys++;
+        } else {
+          sc->unsure = 1;
+        }
+      }
+      ws(sc);
+      if (sc->i >= sc->n || sc->s[sc->i] != ':') return fail(sc, "':' expected");
+      sc->i++;
+      ws(sc);
+      int child = R_ANY;
+      size_t vs = sc->i;
+      if (role == R_PAYLOAD) {
+        sc->members++;
+        if (key_is(k, klen, "aps")) {
+          sc->aps_seen = 1;
+          sc->aps_object = vs < sc->n && sc->s[vs] == '{';
+          child = R_APS;
+        }
+      }
+      if (value(sc, depth + 1, child) < 0) return -1;
+      if (role == R_APS) {
+        if (key_is(k, klen, "content-available")) sc->ca_one = sc->i - vs == 1 && sc->s[vs] == '1';
+        if (key_is(k, klen, "alert") || key_is(k, klen, "badge") || key_is(k, klen, "sound")) sc->aps_shown = 1;
+      }
+      ws(sc);
+      if (sc->i < sc->n && sc->s[sc->i] == ',') {
+        sc->i++;
+        continue;
+      }
+      if (sc->i < sc->n && sc->s[sc->i] == '}') {
+        sc->i++;
+        sc->nkeys = base;
+        return 0;
+      }
+      return fail(sc, "',' or '}' expected");
+    }
+  }
+  case 't':
+    return literal(sc, "true");
+  case 'f':
+    return literal(sc, "false");
+  case 'n':
+    return literal(sc, "null");
+  default:
+    if (number(sc, &integer, &v, &fits) < 0) return -1;
+    if (integer && !fits) return fail(sc, "integer too big");
+    return 0;
+  }
+}
+
+static char *scratch_take(scan *sc, size_t n) {
+  if (sc->cap - sc->used < n) return NULL;
+  char *p = sc->scratch + sc->used;
+  sc->used += n;
+  return p;
+}
+
+/* The payload's bytes without the whitespace outside its strings (a checked JSON object). */
+static size_t minify(const unsigned char *s, size_t n, char *d) {
+  size_t j = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned c = s[i];
+    if (c == '"') {
+      d[j++] = '"';
+      for (i++; s[i] != '"'; i++) {
+        d[j++] = (char)s[i];
+        if (s[i] == '\\') d[j++] = (char)s[++i];
+      }
+      d[j++] = '"';
+    } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+      d[j++] = (char)c;
+    }
+  }
+  return j;
+}
+
+enum { M_TOKEN, M_PAYLOAD, M_TOPIC, M_PUSH_TYPE, M_PRIORITY, M_EXPIRATION, M_COLLAPSE_ID, M_APNS_ID, M_COUNT };
+static const char *const member_names[M_COUNT] = {"token",    "payload",    "topic",       "push_type",
+                                                  "priority", "expiration", "collapse_id", "apns_id"};
+
+static int member_of(const char *key, size_t len) {
+  int m;
+  if (len < 5) return -1;
+  switch (key[0]) { /* one candidate per first letter but 't' and 'p' */
+  case 't':
+    m = key[2] == 'k' ? M_TOKEN : M_TOPIC;
+    break;
+  case 'p':
+    m = len == 7 ? M_PAYLOAD : len == 8 ? M_PRIORITY : M_PUSH_TYPE;
+    break;
+  case 'e':
+    m = M_EXPIRATION;
+    break;
+  case 'c':
+    m = M_COLLAPSE_ID;
+    break;
+  case 'a':
+    m = M_APNS_ID;
+    break;
+  default:
+    return -1;
+  }
+  return strlen(member_names[m]) == len && memcmp(member_names[m], key, len) == 0 ? m : -1;
+}
+
+static void say(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(char *why, size_t whylen, const char *fmt, ...) {
+  va_list ap;
+  if (whylen == 0) return;
+  va_start(ap, fmt);
+  vsnprintf(why, whylen, fmt, ap);
+  va_end(ap);
+}
+
+/* The first error that is not a syntax error: its code, and its sentence in why. */
+#define SEM(code, ...)                                                                                               \
+  do {                                                                                                               \
+    if (!sem) {                                                                                                      \
+      say(why, whylen, __VA_ARGS__);                                                                                 \
+      sem = (code);                                                                                                  \
+    }                                                                                                                \
+  } while (0)
+
+int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch, size_t scratch_cap, char *why,
+                    size_t whylen) {
+  scan sc;
+  int sem = 0;
+  unsigned seen = 0;
+  char esc[160];
+  sc.s = (const unsigned char *)text;
+  sc.i = 0;
+  sc.n = len;
+  sc.syntax = NULL;
+  sc.syntax_at = 0;
+  sc.scratch = scratch;
+  sc.used = 0;
+  sc.cap = scratch_cap;
+  sc.nkeys = 0;
+  sc.unsure = 0;
+  sc.spaced = 0;
+  sc.members = 0;
+  sc.aps_seen = sc.aps_object = sc.ca_one = sc.aps_shown = 0;
+  memset(out, 0, sizeof *out);
+  if (whylen) why[0] = '\0';
+  if (scratch_cap < BULK_SCRATCH(len)) {
+    say(why, whylen, "internal: scratch too small for the line");
+    return APNS_EINVAL;
+  }
+  ws(&sc);
+  if (sc.i >= sc.n) {
+    fail(&sc, "unexpected end of the line");
+    goto syntax;
+  }
+  if (sc.s[sc.i] != '{') {
+    /* Not an object: JSON or not, it is no line. */
+    if (value(&sc, 1, R_ANY) == 0) {
+      ws(&sc);
+      if (sc.i == sc.n) {
+        say(why, whylen, "not a JSON object");
+        return APNS_EINVAL;
+      }
+      fail(&sc, "end of the line expected");
+    }
+    goto syntax;
+  }
+  sc.i++;
+  ws(&sc);
+  if (sc.i < sc.n && sc.s[sc.i] == '}') {
+    sc.i++;
+  } else {
+    for (;;) {
+      char key[48];
+      size_t klen;
+      ws(&sc);
+      if (sc.i >= sc.n || sc.s[sc.i] != '"') {
+        fail(&sc, "string or '}' expected");
+        goto syntax;
+      }
+      size_t kstart = sc.i;
+      if (string(&sc, key, sizeof key - 1, &klen, NULL) < 0) goto syntax;
+      int m = -1;
+      if (klen < sizeof key) {
+        m = member_of(key, klen);
+      } else { /* longer than any member's name: unknown; its first bytes for the message */
+        klen = 40;
+        memcpy(key, text + kstart + 1, klen);
+      }
+      ws(&sc);
+      if (sc.i >= sc.n || sc.s[sc.i] != ':') {
+        fail(&sc, "':' expected");
+        goto syntax;
+      }
+      sc.i++;
+      ws(&sc);
+      if (sc.i >= sc.n) {
+        fail(&sc, "unexpected end of the line");
+        goto syntax;
+      }
+      if (m >= 0 && (seen >> m & 1)) {
+        sc.i = kstart;
+        fail(&sc, "duplicate object key");
+        goto syntax;
+      }
+      if (m >= 0) seen |= 1u << m;
+      unsigned c = sc.s[sc.i];
+      switch (m) {
+      case M_TOKEN:
+      case M_TOPIC:
+      case M_PUSH_TYPE:
+      case M_COLLAPSE_ID:
+      case M_APNS_ID: {
+        if (c != '"') {
+          if (value(&sc, 1, R_ANY) < 0) goto syntax;
+          SEM(APNS_EINVAL, "\"%s\" must be a string", member_names[m]);
+          break;
+        }
+        /* Unescaped straight into the scratch: never longer than what is left of the line. */
+        char *d = sc.scratch + sc.used;
+        size_t slen;
+        if (string(&sc, d, sc.cap - sc.used, &slen, NULL) < 0) goto syntax;
+        sc.used += slen + 1;
+        if (m == M_TOKEN) out->token = d;
+        if (m == M_TOPIC) out->topic = d;
+        if (m == M_COLLAPSE_ID) out->collapse_id = d;
+        if (m == M_APNS_ID) out->apns_id = d;
+        if (m == M_PUSH_TYPE) {
+          out->has_push_type = 1;
+          if (apns_push_type_from_string(d, &out->push_type) < 0) {
+            bulk_escape_text(esc, 41, d, slen);
+            SEM(APNS_EINVAL, "unknown push_type \"%s\"", esc);
+          }
+        }
+        break;
+      }
+      case M_PAYLOAD: {
+        if (c != '{') {
+          if (value(&sc, 1, R_ANY) < 0) goto syntax;
+          SEM(APNS_EINVAL, "\"payload\" must be a JSON object");
+          break;
+        }
+        size_t start = sc.i;
+        sc.spaced = 0;
+        if (value(&sc, 2, R_PAYLOAD) < 0) goto syntax;
+        out->payload = text + start;
+        out->payload_len = sc.i - start;
+        if (sc.spaced) {
+          char *d = scratch_take(&sc, out->payload_len);
+          if (d == NULL) {
+            say(why, whylen, "internal: scratch too small for the line");
+            return APNS_EINVAL;
+          }
+          out->payload_len = minify(sc.s + start, out->payload_len, d);
+          out->payload = d;
+        }
+        break;
+      }
+      case M_PRIORITY:
+      case M_EXPIRATION: {
+        int integer = 0, fits = 0;
+        int64_t v = 0;
+        int isnum = c == '-' || (c >= '0' && c <= '9');
+        if (isnum ? number(&sc, &integer, &v, &fits) < 0 : value(&sc, 1, R_ANY) < 0) goto syntax;
+        if (m == M_PRIORITY) {
+          if (isnum && integer && fits && (v == 1 || v == 5 || v == 10))
+            out->priority = (int)v;
+          else
+            SEM(APNS_EBADPRIORITY, "\"priority\" must be 10, 5 or 1");
+        } else {
+          if (isnum && integer && fits && v >= 0)
+            out->has_expiration = 1, out->expiration = v;
+          else
+            SEM(APNS_EINVAL, "\"expiration\" must be UNIX seconds (a whole number, 0 or more)");
+        }
+        break;
+      }
+      default:
+        if (value(&sc, 1, R_ANY) < 0) goto syntax;
+        bulk_escape_text(esc, 41, key, klen);
+        SEM(APNS_EINVAL,
+            "unknown field \"%s\" (known: token, payload, topic, push_type, priority, expiration, collapse_id, "
+            "apns_id)",
+            esc);
+      }
+      ws(&sc);
+      if (sc.i < sc.n && sc.s[sc.i] == ',') {
+        sc.i++;
+        continue;
+      }
+      if (sc.i < sc.n && sc.s[sc.i] == '}') {
+        sc.i++;
+        break;
+      }
+      fail(&sc, "',' or '}' expected");
+      goto syntax;
+    }
+  }
+  ws(&sc);
+  if (sc.i != sc.n) {
+    fail(&sc, "end of the line expected");
+    goto syntax;
+  }
+  if (sem) return sem;
+  if (out->token == NULL) {
+    say(why, whylen, "no \"token\"");
+    return APNS_EBADTOKEN;
+  }
+  /* apns_validate_device_token's rule (the send checks it again), with a table: this runs for every line. */
+  size_t tl = 0;
+  while (hex_digit[(unsigned char)out->token[tl]]) tl++;
+  if (out->token[tl] != '\0' || tl == 0 || tl % 2 != 0 || tl > APNS_DEVICE_TOKEN_MAX) {
+    say(why, whylen, "bad token: %s", apns_strerror(APNS_EBADTOKEN));
+    return APNS_EBADTOKEN;
+  }
+  if (out->payload) {
+    /* The raw notification's checks (apns_notification_new_raw), where the scan decides them. */
+    out->payload_checked = !sc.unsure;
+    if (sc.members == 0) {
+      say(why, whylen, "payload: %s", apns_strerror(APNS_EPAYLOADEMPTY));
+      return APNS_EPAYLOADEMPTY;
+    }
+    if (sc.aps_seen && !sc.aps_object) {
+      say(why, whylen, "payload: %s (\"aps\" must be an object)", apns_strerror(APNS_EBADJSON));
+      return APNS_EBADJSON;
+    }
+    out->payload_background = sc.aps_object && sc.ca_one && !sc.aps_shown;
+  }
+  return 0;
+
+syntax:
+  say(why, whylen, "not JSON: %s at column %zu", sc.syntax ? sc.syntax : "syntax error", sc.syntax_at + 1);
+  memset(out, 0, sizeof *out);
+  return APNS_EBADJSON;
+}
