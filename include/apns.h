@@ -7,6 +7,7 @@
  *   apns/channels.h broadcast push: channel management (create, read, delete, list) and broadcast sends
  *   apns/pool.h     mid level: a fixed pool of connections, a queue, retries with back-off, generic POST
  *   apns/conn.h     low level: one HTTP/2 connection; blocked when full
+ *   apns/proxy.h    HTTP CONNECT and SOCKS5 proxies for all three levels, proxy URLs and the environment
  * All functions are to be called from the thread that runs the loop they belong to.
  */
 #ifndef APNS_H
@@ -14,6 +15,7 @@
 
 #include <apns/common.h>
 #include <apns/payload.h>
+#include <apns/proxy.h>
 #include <apns/conn.h>
 #include <apns/pool.h>
 #include <apns/client.h>

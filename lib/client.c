@@ -146,6 +146,7 @@ int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_optio
   po.on_event = o->on_event;
   po.on_stopped = o->on_stopped ? client_stopped : NULL;
   po.on_connected = o->on_connected ? client_connected : NULL;
+  po.proxy = o->proxy;
   po.data = o->data; /* the user's: apns_pool_data() in on_event gives it; the client is the pool's owner */
   rv = apns_pool_open(loop, &c->pool, &po, errbuf, errlen);
   if (rv < 0) {

@@ -38,6 +38,7 @@
 #include "alloc.h"
 #include "errbuf.h"
 #include "h2.h"
+#include "proxy.h"
 #include "sat.h"
 #include "sockout.h"
 #include "tls.h"
@@ -108,6 +109,12 @@ struct apns_conn {
   apns_conn_stats stats;
   char goaway_reason[128]; /* the JSON "reason" of the server's GOAWAY, or "" */
   char errmsg[256];
+  /* Through a proxy: host and port above are the proxy's, these the server's (see the proxy stage below). */
+  apns__proxy_cfg *proxy_cfg;
+  apns__proxy *proxy; /* the handshake, while it runs */
+  int tunnel_up;
+  char *target_host;
+  uint16_t target_port;
   uint8_t readbuf[APNS__READ_BUF];
 };
 
@@ -449,11 +456,14 @@ static int conn_pump_plaintext(apns_conn *c) {
   }
 }
 
+static int conn_proxy_read(apns_conn *c, ssize_t nread);
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   apns_conn *c = s->data;
   (void)buf;
   if (nread == 0) return;
   if (c->state == APNS_CONN_CLOSING || c->state == APNS_CONN_LOST) return;
+  if (c->proxy && (nread = conn_proxy_read(c, nread)) == 0) return;
   if (nread < 0) {
     conn_set_error(c, "%s", nread == UV_EOF ? "server closed the connection" : uv_strerror((int)nread));
     conn_lost(c, nread == UV_EOF ? APNS_ECLOSED : (int)nread, NULL);
@@ -543,7 +553,8 @@ static void on_timer(uv_timer_t *t) {
       }
       return;
     }
-    conn_set_error(c, "connect timed out after %llu ms", (unsigned long long)c->connect_timeout);
+    conn_set_error(c, "connect timed out after %llu ms%s", (unsigned long long)c->connect_timeout,
+                   c->proxy ? " in the proxy handshake" : "");
     conn_lost(c, APNS_ETIMEDOUT, NULL);
     return;
   }
@@ -587,6 +598,7 @@ static void conn_ready(apns_conn *c) {
 }
 
 static void conn_try_next_addr(apns_conn *c, int last_err);
+static void conn_proxy_start(apns_conn *c);
 
 static void on_connect(uv_connect_t *req, int status) {
   apns_conn *c = req->data;
@@ -597,14 +609,21 @@ static void on_connect(uv_connect_t *req, int status) {
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
-  timer_arm(c, c->connect_deadline); /* the TLS handshake has what is left */
-  int rv = apns__sockout_init(&c->out, (uv_stream_t *)&c->tcp, on_out, c);
-  if (rv < 0) {
-    conn_set_error(c, "cannot write: %s", uv_strerror(rv));
-    conn_lost(c, rv, NULL);
+  int rv;
+  if (!c->out_ready) {                 /* not again when the proxy's tunnel is up */
+    timer_arm(c, c->connect_deadline); /* the proxy stage and the TLS handshake have what is left */
+    rv = apns__sockout_init(&c->out, (uv_stream_t *)&c->tcp, on_out, c);
+    if (rv < 0) {
+      conn_set_error(c, "cannot write: %s", uv_strerror(rv));
+      conn_lost(c, rv, NULL);
+      return;
+    }
+    c->out_ready = 1;
+  }
+  if (c->proxy_cfg && !c->tunnel_up) {
+    conn_proxy_start(c);
     return;
   }
-  c->out_ready = 1;
   rv = apns__tls_new(&c->tls, c->tls_cfg, c->verify_name);
   if (rv < 0) {
     conn_set_error(c, "cannot start TLS: %s", apns_strerror(rv));
@@ -745,6 +764,8 @@ static char *default_authority(const char *host, uint16_t port) {
   return apns__strdup(buf);
 }
 
+static int conn_proxy_open(apns_conn *c, const apns_proxy_options *o, char *errbuf, size_t errlen);
+
 static int conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *o, apns__tls_config *cfg,
                      char *errbuf, size_t errlen) {
   int rv = APNS_ENOMEM;
@@ -767,6 +788,9 @@ static int conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *
   c->verify_name = apns__strdup(o->tls.verify_name ? o->tls.verify_name : o->host);
   c->authority = o->authority ? apns__strdup(o->authority) : default_authority(o->host, c->port);
   if (c->host == NULL || c->verify_name == NULL || c->authority == NULL) goto fail;
+  rv = conn_proxy_open(c, &o->proxy, errbuf, errlen);
+  if (rv < 0) goto fail;
+  rv = APNS_ENOMEM;
   if (cfg) {
     c->tls_cfg = apns__tls_config_ref(cfg);
   } else {
@@ -812,6 +836,8 @@ static int conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *
 
 fail:
   if (c) {
+    apns__proxy_cfg_free(c->proxy_cfg);
+    apns__free(c->target_host);
     apns__tls_config_unref(c->tls_cfg);
     apns__free(c->host);
     apns__free(c->verify_name);
@@ -910,6 +936,9 @@ int apns_conn_set_authorization(apns_conn *c, const char *value) {
 
 static void conn_free(apns_conn *c) {
   apns__free(c->addrs);
+  apns__proxy_free(c->proxy);
+  apns__proxy_cfg_free(c->proxy_cfg);
+  apns__free(c->target_host);
   apns__h2_free(c->h2);
   apns__tls_free(c->tls);
   apns__tls_config_unref(c->tls_cfg);
@@ -975,6 +1004,87 @@ int apns_conn_close(apns_conn *c, apns_conn_close_cb cb) {
   uv_close((uv_handle_t *)&c->ping_timer, on_handle_closed);
   uv_close((uv_handle_t *)&c->flusher, on_handle_closed);
   return 0;
+}
+
+/* ---- the proxy stage ------------------------------------------------------------------------------------------
+ *
+ * Between TCP connected and TLS, still CONNECTING (so the connect timeout covers it): host and port are the
+ * proxy's from open on (DNS, connect and their errors are about the proxy), the handshake of proxy.c runs over the
+ * socket, and when the tunnel is up on_connect runs again to start TLS for the server's name, exactly as on a
+ * direct connection. Bytes that came after the proxy's reply are handed to TLS as a read of their own. */
+
+static int conn_proxy_open(apns_conn *c, const apns_proxy_options *o, char *errbuf, size_t errlen) {
+  int rv = apns__proxy_cfg_new(&c->proxy_cfg, o, errbuf, errlen);
+  if (rv < 0 || c->proxy_cfg == NULL) return rv;
+  char *proxy_host = apns__strdup(c->proxy_cfg->host);
+  if (proxy_host == NULL) return APNS_ENOMEM;
+  c->target_host = c->host;
+  c->target_port = c->port;
+  c->host = proxy_host;
+  c->port = c->proxy_cfg->port;
+  return 0;
+}
+
+/* Sends what the handshake has to say, through the connection's own writer (its bytes may hold credentials:
+ * zeroed when freed). Returns 0 or an error (the attempt has failed). */
+static int conn_proxy_send(apns_conn *c) {
+  uint8_t *buf;
+  size_t len;
+  apns__proxy_take_output(c->proxy, &buf, &len);
+  if (len == 0) return 0;
+  c->out.secret = 1;
+  int rv = apns__sockout_write(&c->out, buf, len);
+  if (rv < 0) {
+    if (rv == APNS_ENOMEM)
+      conn_set_error(c, "out of memory writing to the proxy %s:%u", c->host, c->port);
+    else
+      conn_set_error(c, "write to the proxy %s:%u failed: %s", c->host, c->port, uv_strerror(rv));
+    conn_lost(c, rv, NULL);
+  }
+  return rv;
+}
+
+static void conn_proxy_start(apns_conn *c) {
+  int rv = apns__proxy_new(&c->proxy, c->proxy_cfg, c->target_host, c->target_port);
+  if (rv == 0) rv = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (rv < 0) {
+    conn_set_error(c, "cannot start the proxy handshake with %s:%u: %s", c->host, c->port, apns_strerror(rv));
+    conn_lost(c, rv, NULL);
+    return;
+  }
+  conn_proxy_send(c);
+}
+
+/* A read while the handshake runs. Returns how many bytes of readbuf (moved to its start) belong to TLS, to be
+ * read on as usual; 0 when the read is finished with. */
+static int conn_proxy_read(apns_conn *c, ssize_t nread) {
+  size_t used = 0;
+  int rv;
+  if (nread < 0)
+    rv = nread == UV_EOF ? apns__proxy_eof(c->proxy) : (int)nread;
+  else
+    rv = apns__proxy_feed(c->proxy, c->readbuf, (size_t)nread, &used);
+  if (rv < 0) {
+    if (nread < 0 && nread != UV_EOF)
+      conn_set_error(c, "reading from the proxy %s:%u failed: %s", c->host, c->port, uv_strerror((int)nread));
+    else
+      conn_set_error(c, "%s", apns__proxy_error(c->proxy));
+    conn_lost(c, rv, NULL);
+    return 0;
+  }
+  if (rv == 0) {
+    conn_proxy_send(c);
+    return 0;
+  }
+  apns__proxy_free(c->proxy);
+  c->proxy = NULL;
+  c->tunnel_up = 1;
+  c->out.secret = 0; /* the proxy has answered: it had all our bytes, and they are gone */
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  on_connect(&c->connect_req, 0); /* TLS now, as on a direct connection */
+  if (c->state != APNS_CONN_CONNECTING || (size_t)nread == used) return 0;
+  memmove(c->readbuf, c->readbuf + used, (size_t)nread - used);
+  return (int)((size_t)nread - used);
 }
 
 /* ---- accessors ------------------------------------------------------------------------------------------------- */

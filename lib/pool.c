@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "errbuf.h"
 #include "heap.h"
+#include "proxy.h"
 #include "request.h"
 #include "sat.h"
 #include "tls.h"
@@ -113,6 +114,7 @@ struct apns_pool {
   apns_pool_options opts; /* strings below are our copies */
   char *host, *authority, *verify_name;
   apns__tls_config *tls_cfg;
+  apns__proxy_cfg *proxy_cfg; /* our copy of opts.proxy, or NULL */
   pool_slot *slots;
   unsigned size;
   unsigned rr; /* round-robin cursor */
@@ -309,10 +311,11 @@ static int pool_unwritten_cause(apns_pool *p, const char **text) {
 }
 
 /* A cause that another try cannot cure: the server's certificate does not verify (wrong CA, wrong name), the
- * server does not speak HTTP/2, or it refused our certificate in the handshake (the TLS layer says so in its
+ * server does not speak HTTP/2, the proxy refused our credentials or speaks no proxy protocol, or the server
+ * refused our certificate in the handshake (the TLS layer says so in its
  * message: the alert is bad_certificate, certificate_unknown, unknown_ca or certificate_required). */
 static int conn_err_permanent(int err, const char *text) {
-  return err == APNS_ECERTVERIFY || err == APNS_EALPN ||
+  return err == APNS_ECERTVERIFY || err == APNS_EALPN || err == APNS_EPROXYAUTH || err == APNS_EPROXYPROTO ||
          (err == APNS_ETLS && text && strstr(text, "did not accept our certificate") != NULL);
 }
 
@@ -459,6 +462,13 @@ static void slot_connect(pool_slot *s) {
   o.on_connect = on_conn_connect;
   o.on_lost = on_conn_lost;
   o.data = pc;
+  if (p->proxy_cfg) {
+    o.proxy.type = p->proxy_cfg->type;
+    o.proxy.host = p->proxy_cfg->host;
+    o.proxy.port = p->proxy_cfg->port;
+    o.proxy.user = p->proxy_cfg->user;
+    o.proxy.password = p->proxy_cfg->password;
+  }
   int rv = apns__conn_open_shared(p->loop, &s->conn, &o, p->tls_cfg);
   if (rv < 0) {
     apns__free(pc);
@@ -753,6 +763,9 @@ int apns_pool_open(uv_loop_t *loop, apns_pool **out, const apns_pool_options *op
     goto fail;
   rv = apns__tls_config_from_options(&opts->tls, &p->tls_cfg, errbuf, errlen);
   if (rv < 0) goto fail;
+  memset(&p->opts.proxy, 0, sizeof p->opts.proxy); /* the caller's strings: proxy_cfg holds copies */
+  rv = apns__proxy_cfg_new(&p->proxy_cfg, &opts->proxy, errbuf, errlen);
+  if (rv < 0) goto fail;
 
   p->rng = uv_hrtime() | 1;
   apns__heap_init(&p->deadlines, deadline_less);
@@ -776,6 +789,7 @@ int apns_pool_open(uv_loop_t *loop, apns_pool **out, const apns_pool_options *op
 
 fail:
   if (p) {
+    apns__tls_config_unref(p->tls_cfg);
     apns__free(p->host);
     apns__free(p->authority);
     apns__free(p->verify_name);
@@ -861,6 +875,7 @@ static void pool_handle_closed(apns_pool *p) {
   }
   if (cb) cb(p);
   apns__tls_config_unref(p->tls_cfg);
+  apns__proxy_cfg_free(p->proxy_cfg);
   apns__free(p->host);
   apns__free(p->authority);
   apns__free(p->verify_name);

@@ -33,6 +33,19 @@ int apns__sockout_init(apns__sockout *o, uv_stream_t *stream, apns__sockout_cb c
   return 0;
 }
 
+/* Frees what is kept; zeroed first while secret is set (the proxy handshake's credentials). */
+static void release(apns__sockout *o) {
+  if (o->secret && o->buf) apns__zero(o->buf, o->cap);
+  apns__free(o->buf);
+  o->buf = NULL;
+  o->off = o->len = o->cap = 0;
+}
+
+static void free_given(const apns__sockout *o, uint8_t *buf, size_t len) {
+  if (o->secret && buf) apns__zero(buf, len);
+  apns__free(buf);
+}
+
 /* Writes from buf[off] on. Returns 0 when all is written, 1 when the socket is full, or the error. */
 static int send_some(apns__sockout *o) {
   while (o->off < o->len) {
@@ -46,9 +59,7 @@ static int send_some(apns__sockout *o) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return 1;
     return -errno; /* libuv's codes are negated errno values on every platform with send() */
   }
-  apns__free(o->buf);
-  o->buf = NULL;
-  o->off = o->len = o->cap = 0;
+  release(o);
   return 0;
 }
 
@@ -60,9 +71,7 @@ static void wait_stop(apns__sockout *o) {
 static void fail(apns__sockout *o, int err) {
   o->err = err;
   wait_stop(o);
-  apns__free(o->buf);
-  o->buf = NULL;
-  o->off = o->len = o->cap = 0;
+  release(o);
 }
 
 static void on_writable(uv_poll_t *h, int status, int events) {
@@ -101,7 +110,7 @@ static int wait_start(apns__sockout *o) {
 
 int apns__sockout_write(apns__sockout *o, uint8_t *buf, size_t len) {
   if (o->err) {
-    apns__free(buf);
+    free_given(o, buf, len);
     return o->err;
   }
   if (len == 0) {
@@ -125,7 +134,7 @@ int apns__sockout_write(apns__sockout *o, uint8_t *buf, size_t len) {
       while (len > cap - o->len) cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
       uint8_t *p = apns__realloc(o->buf, cap);
       if (p == NULL) {
-        apns__free(buf);
+        free_given(o, buf, len);
         o->queued -= len;
         return APNS_ENOMEM;
       }
@@ -134,7 +143,7 @@ int apns__sockout_write(apns__sockout *o, uint8_t *buf, size_t len) {
     }
     memcpy(o->buf + o->len, buf, len);
     o->len += len;
-    apns__free(buf);
+    free_given(o, buf, len);
     return 0; /* the wait in progress takes these too */
   }
   int rv = send_some(o);
@@ -145,9 +154,7 @@ int apns__sockout_write(apns__sockout *o, uint8_t *buf, size_t len) {
 
 void apns__sockout_stop(apns__sockout *o) {
   wait_stop(o);
-  apns__free(o->buf);
-  o->buf = NULL;
-  o->off = o->len = o->cap = 0;
+  release(o);
 }
 
 size_t apns__sockout_pending(const apns__sockout *o) {
@@ -163,9 +170,7 @@ uint64_t apns__sockout_sent(const apns__sockout *o) {
 }
 
 int apns__sockout_close(apns__sockout *o, uv_close_cb close_cb) {
-  apns__free(o->buf);
-  o->buf = NULL;
-  o->off = o->len = o->cap = 0;
+  release(o);
   o->waiting = 0;
   if (o->dupfd < 0) return 0;
   /* uv_close stops the watcher at once (the descriptor leaves epoll now), so ours may close right away: the

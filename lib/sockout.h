@@ -32,6 +32,10 @@ struct apns__sockout {
   uint64_t queued; /* bytes ever given to apns__sockout_write */
   uint64_t sent;   /* bytes the socket took */
   int err;         /* the write error, once there was one */
+  /* Set while the bytes written may hold credentials (the proxy handshake): every buffer is zeroed before it is
+   * freed. (A kept buffer that grows by realloc leaves its old copy unzeroed; the handshake never writes while
+   * bytes are kept, since each message waits for the proxy's answer to the previous one.) */
+  int secret;
   int waiting;
   apns__sockout_cb cb;
   void *data; /* the owner's */

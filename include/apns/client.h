@@ -82,6 +82,9 @@ typedef struct apns_client_options {
   apns_client_cb on_stopped;
   /* Optional: a connection is ready to carry notifications; runs each time one becomes so. Default NULL. */
   apns_client_cb on_connected;
+  /* Reach APNs through this proxy (see apns/proxy.h); copied at open. apns_proxy_from_env() gives the one the
+   * environment names, as curl reads it. Default: all zero, no proxy. */
+  apns_proxy_options proxy;
 } apns_client_options;
 
 /* Per-send options; NULL means all defaults. */

@@ -80,7 +80,10 @@ APNS_EXTERN const char *apns_version_string(void);
   XX(EBADCERT, "certificate could not be loaded")                                                                     \
   XX(EBUSY, "call not allowed from here (re-entrant or wrong state)")                                                 \
   XX(ESTOPPED, "pool or client stopped after a fatal answer")                                                         \
-  XX(EBADCHANNELID, "broadcast channel id is missing, too long or not base64")
+  XX(EBADCHANNELID, "broadcast channel id is missing, too long or not base64")                                        \
+  XX(EPROXY, "proxy refused or failed to open the tunnel")                                                            \
+  XX(EPROXYAUTH, "proxy authentication required or refused")                                                          \
+  XX(EPROXYPROTO, "proxy reply is malformed or too large")
 
 typedef enum {
   APNS__ERR_FIRST = APNS__ERRNO_BASE,

@@ -26,6 +26,7 @@
 #define APNS_CONN_H
 
 #include <apns/common.h>
+#include <apns/proxy.h>
 #include <uv.h>
 
 #ifdef __cplusplus
@@ -60,8 +61,8 @@ typedef struct apns_tls_options {
 typedef struct apns_conn apns_conn;
 
 /* The connection is ready (status 0) or failed to become so (a negative code: a libuv code for DNS or TCP,
- * APNS_ETLS, APNS_ECERTVERIFY, APNS_EALPN, APNS_ETIMEDOUT). Called once. After a failure, call apns_conn_close()
- * to free the connection. */
+ * APNS_ETLS, APNS_ECERTVERIFY, APNS_EALPN, APNS_ETIMEDOUT; through a proxy also APNS_EPROXY, APNS_EPROXYAUTH,
+ * APNS_EPROXYPROTO). Called once. After a failure, call apns_conn_close() to free the connection. */
 typedef void (*apns_conn_connect_cb)(apns_conn *conn, int status);
 /* A ready connection stopped being usable: lost, GOAWAY from the server (reason is its JSON "reason", or NULL),
  * PING unanswered, TLS or protocol error. Every request it carried has already ended. Called at most once, never
@@ -88,11 +89,17 @@ typedef struct apns_conn_options {
   apns_conn_connect_cb on_connect; /* optional */
   apns_conn_lost_cb on_lost;       /* optional */
   void *data;                      /* yours: apns_conn_data() */
+  /* Reach host:port through this proxy (see apns/proxy.h): the connection resolves and connects to the proxy,
+   * opens a tunnel to host:port, then runs TLS through it for host (SNI and verification as without a proxy).
+   * connect_timeout_ms covers the proxy stage too; the proxy's refusals end the attempt with APNS_EPROXY,
+   * APNS_EPROXYAUTH or APNS_EPROXYPROTO and apns_conn_last_error() naming the proxy. Default: all zero, no
+   * proxy. */
+  apns_proxy_options proxy;
 } apns_conn_options;
 
 /* Starts connecting. On success *out is the new connection and on_connect will run on a later loop turn. Returns
- * APNS_EINVAL (no host), APNS_EBADCERT / APNS_EBADKEY (with errbuf saying which file and why), APNS_ENOMEM, or a
- * libuv code. errbuf may be NULL. */
+ * APNS_EINVAL (no host, or bad proxy options), APNS_EBADCERT / APNS_EBADKEY (with errbuf saying which file and why),
+ * APNS_ENOMEM, or a libuv code. errbuf may be NULL. */
 APNS_EXTERN int apns_conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *opts, char *errbuf,
                                size_t errlen);
 

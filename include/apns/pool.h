@@ -103,6 +103,11 @@ typedef struct apns_pool_options {
   /* Optional: a connection became ready to carry requests; runs each time one does (the first time is when the
    * pool can first send). Default NULL. */
   apns_pool_cb on_connected;
+  /* Every connection goes through this proxy (see apns/proxy.h and apns_conn_options.proxy); copied at open.
+   * A proxy that is down or refuses is a connection failure (APNS_POOL_EVENT_CONN_DOWN with its cause), retried
+   * with the usual reconnect back-off; wrong credentials (APNS_EPROXYAUTH) or a proxy that does not speak its
+   * protocol (APNS_EPROXYPROTO) are permanent and stop the pool. Default: all zero, no proxy. */
+  apns_proxy_options proxy;
 } apns_pool_options;
 
 /* Creates the pool and starts connecting its connections. Returns 0, APNS_EINVAL, APNS_EBADCERT, APNS_EBADKEY
