@@ -168,6 +168,26 @@ static int apns__jwt_check_p256(const mbedtls_pk_context *pk, const char *src, c
   return 0;
 }
 
+/* A private key's public point must be its scalar times G. mbedTLS takes the point a file carries on trust, and a key
+ * whose halves disagree (a damaged .p8) would sign tokens that no holder of its public half accepts, or make a
+ * verifier trust a point that belongs to no key: refused at setup instead. Costs one scalar multiplication. */
+static int apns__jwt_check_pair(const mbedtls_pk_context *pk, const char *src, mbedtls_ctr_drbg_context *drbg,
+                                char *errbuf, size_t errlen) {
+  const mbedtls_ecp_keypair *kp = mbedtls_pk_ec(*pk);
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+  int ret = mbedtls_ecp_check_pub_priv(kp, kp, mbedtls_ctr_drbg_random, drbg);
+#else
+  (void)drbg;
+  int ret = mbedtls_ecp_check_pub_priv(kp, kp);
+#endif
+  if (ret == MBEDTLS_ERR_MPI_ALLOC_FAILED || ret == MBEDTLS_ERR_ECP_ALLOC_FAILED) return APNS_ENOMEM;
+  if (ret != 0) {
+    apns__errbuf(errbuf, errlen, "%s is damaged: its public key is not the one of its private key", src);
+    return APNS_EBADKEY;
+  }
+  return 0;
+}
+
 static int apns__jwt_parse_private(mbedtls_pk_context *pk, const char *buf, size_t len,
                                    mbedtls_ctr_drbg_context *drbg) {
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
@@ -226,6 +246,7 @@ int apns__jwt_signer_new(apns__jwt_signer **out, const char *p8_path, const char
     goto fail;
   }
   if ((err = apns__jwt_check_p256(&s->pk, src, errbuf, errlen)) != 0) goto fail;
+  if ((err = apns__jwt_check_pair(&s->pk, src, &s->drbg, errbuf, errlen)) != 0) goto fail;
 
   char header[64];
   int n = snprintf(header, sizeof header, "{\"alg\":\"ES256\",\"kid\":\"%s\"}", s->key_id);
@@ -366,11 +387,16 @@ int apns__jwt_verifier_add(apns__jwt_verifier *v, const char *key_id, const char
   mbedtls_ctr_drbg_init(&drbg);
   ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, NULL, 0);
   if (ret == 0) ret = apns__jwt_parse_private(&pk, text, text_len, &drbg);
+  if (ret == 0 && (err = apns__jwt_check_p256(&pk, src, errbuf, errlen)) == 0)
+    err = apns__jwt_check_pair(&pk, src, &drbg, errbuf, errlen);
   mbedtls_ctr_drbg_free(&drbg);
   mbedtls_entropy_free(&entropy);
 #else
   ret = apns__jwt_parse_private(&pk, text, text_len, NULL);
+  if (ret == 0 && (err = apns__jwt_check_p256(&pk, src, errbuf, errlen)) == 0)
+    err = apns__jwt_check_pair(&pk, src, NULL, errbuf, errlen);
 #endif
+  if (ret == 0 && err != 0) goto out; /* a private key, but not a usable one */
   if (ret != 0) {
     int ret_private = ret;
     mbedtls_pk_free(&pk);

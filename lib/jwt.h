@@ -33,7 +33,8 @@ int apns__jwt_id_valid(const char *s);
  * .p8) and SEC1 ("BEGIN EC PRIVATE KEY") are both accepted; encrypted keys are not.
  * Returns 0, or:
  *   APNS_EINVAL   key_id or team_id is not 10 letters or digits, or no key source was given;
- *   APNS_EBADKEY  the file cannot be read, the key cannot be parsed, is not EC, or not on P-256 (secp256r1);
+ *   APNS_EBADKEY  the file cannot be read, the key cannot be parsed, is not EC, not on P-256 (secp256r1), or is
+ *                 damaged: the public key it carries is not the one of its private scalar;
  *   APNS_ENOMEM;
  *   APNS_ETLS     the DRBG could not be seeded.
  * On failure errbuf (when not NULL) gets a message that names the file and carries mbedTLS's words. Every copy of
@@ -76,7 +77,8 @@ int apns__jwt_verifier_new(apns__jwt_verifier **out);
 void apns__jwt_verifier_free(apns__jwt_verifier *v); /* NULL is fine */
 /* Registers the P-256 public key for key_id, taken from a private key (PKCS#8 or SEC1, as the signer takes them)
  * or a public key (PEM "BEGIN PUBLIC KEY" or DER), from the file path when it is not NULL, else from the pem_len
- * bytes at pem. Only the public point is kept. Returns 0, APNS_EINVAL (bad or duplicate key_id, no source),
+ * bytes at pem. Only the public point is kept; a private key whose public point is not its own is refused
+ * (APNS_EBADKEY), as the signer refuses it. Returns 0, APNS_EINVAL (bad or duplicate key_id, no source),
  * APNS_EBADKEY (as for the signer, with a message in errbuf) or APNS_ENOMEM. */
 int apns__jwt_verifier_add(apns__jwt_verifier *v, const char *key_id, const char *path, const char *pem,
                            size_t pem_len, char *errbuf, size_t errlen);
