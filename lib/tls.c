@@ -26,6 +26,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The cipher suites offered and accepted: for TLS 1.2 only ephemeral key exchange with an AEAD cipher, as HTTP/2
+ * requires (RFC 9113 9.2.2 and its Appendix A forbid every CBC and every non-ephemeral suite; mbedTLS's default
+ * list has many of them, so a server offering nothing better would otherwise get one). Apple's servers use ECDHE
+ * with AES-GCM. mbedTLS keeps the pointer: static. Suites this mbedTLS lacks are skipped by it. */
+static const int apns__tls_suites[] = {
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
+    MBEDTLS_TLS1_3_AES_128_GCM_SHA256,
+    MBEDTLS_TLS1_3_AES_256_GCM_SHA384,
+    MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256,
+#endif
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    0,
+};
+
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
 #define APNS__PRIV(f) MBEDTLS_PRIVATE(f)
 #else
@@ -309,6 +328,7 @@ int apns__tls_config_new(apns__tls_config **out, const apns__tls_options *opts, 
 #else
   mbedtls_ssl_conf_min_version(&cfg->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
 #endif
+  mbedtls_ssl_conf_ciphersuites(&cfg->conf, apns__tls_suites);
   mbedtls_ssl_conf_renegotiation(&cfg->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
   cfg->verify = cfg->server ? want_ca : !opts->insecure_skip_verify;
   mbedtls_ssl_conf_authmode(&cfg->conf, cfg->verify ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
