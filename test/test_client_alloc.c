@@ -126,8 +126,8 @@ static void sweep(int token_auth) {
   uint64_t t0 = uv_hrtime();
   run_result full = one_run(port, &certs, token_auth, -1, 20000);
   /* The sweep's deadline: a send stuck behind a connection that could not be made ends soon, yet a run that can
-   * go through has time to (three times what the full run took, which is slow under the sanitizers). */
-  uint64_t deadline = 3 * (uv_hrtime() - t0) / 1000000;
+   * go through has time to (twice what the full run took, which is slow under the sanitizers). */
+  uint64_t deadline = 2 * (uv_hrtime() - t0) / 1000000;
   if (deadline < 60) deadline = 60;
   if (deadline > 2000) deadline = 2000;
   ASSERT_EQ(full.ok, N);
