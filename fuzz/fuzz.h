@@ -27,7 +27,8 @@
   XX(tls_client)                                                                                                     \
   XX(payload)                                                                                                        \
   XX(jwt)                                                                                                            \
-  XX(mock_request)
+  XX(mock_request)                                                                                                   \
+  XX(mock_conn)
 
 #define APNS__FUZZ_DECL(name) int apns_fuzz_##name(const uint8_t *data, size_t size);
 APNS_FUZZ_TARGETS(APNS__FUZZ_DECL)

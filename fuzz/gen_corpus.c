@@ -383,6 +383,70 @@ static void mock_seeds(void) {
            "apns-id: nope\napns-priority: 7\napns-push-type: shout\napns-expiration: 12x\napns-collapse-id: \n\n");
 }
 
+/* mock_conn: what an nghttp2 client sends after its magic, for a few requests and control frames. */
+static ssize_t client_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                           nghttp2_data_source *src, void *ud) {
+  (void)s, (void)id, (void)src, (void)ud;
+  static const char body[] = "{\"aps\":{\"alert\":\"hi\"}}";
+  size_t n = sizeof body - 1 < len ? sizeof body - 1 : len;
+  memcpy(buf, body, n);
+  *flags |= NGHTTP2_DATA_FLAG_EOF;
+  return (ssize_t)n;
+}
+
+static void client_stream(const char *name, uint8_t ctl, int kind) {
+  nghttp2_session_callbacks *cbs;
+  nghttp2_session *cli;
+  nghttp2_nv nva[] = {
+      {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+      {(uint8_t *)":scheme", (uint8_t *)"https", 7, 5, 0},
+      {(uint8_t *)":path", (uint8_t *)"/3/device/00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0", 5,
+       74, 0},
+      {(uint8_t *)":authority", (uint8_t *)"api.push.apple.com", 10, 18, 0},
+      {(uint8_t *)"apns-topic", (uint8_t *)"com.example.app", 10, 15, 0},
+      {(uint8_t *)"apns-push-type", (uint8_t *)"alert", 14, 5, 0},
+  };
+  nghttp2_data_provider prd = {{.ptr = NULL}, client_body};
+  uint8_t *rec = NULL;
+  size_t rec_len = 0;
+  const uint8_t *out;
+  ssize_t n;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_client_new(&cli, cbs, NULL);
+  nghttp2_session_callbacks_del(cbs);
+  nghttp2_submit_settings(cli, NGHTTP2_FLAG_NONE, NULL, 0);
+  int requests = kind == 0 ? 1 : 3;
+  for (int i = 0; i < requests; i++) {
+    int32_t id = nghttp2_submit_request(cli, NULL, nva, sizeof nva / sizeof nva[0], &prd, NULL);
+    if (kind == 1 && i == 1) nghttp2_submit_rst_stream(cli, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+  }
+  if (kind == 2) {
+    nghttp2_submit_ping(cli, NGHTTP2_FLAG_NONE, NULL);
+    nghttp2_submit_window_update(cli, NGHTTP2_FLAG_NONE, 0, 1000);
+    nghttp2_submit_goaway(cli, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
+  }
+  while ((n = nghttp2_session_mem_send(cli, &out)) > 0) {
+    rec = realloc(rec, rec_len + (size_t)n);
+    memcpy(rec + rec_len, out, (size_t)n);
+    rec_len += (size_t)n;
+  }
+  nghttp2_session_del(cli);
+  if (rec_len < 24 || memcmp(rec, "PRI * HTTP/2.0", 14) != 0) {
+    fprintf(stderr, "gen-corpus: no client magic\n");
+    exit(1);
+  }
+  put("mock_conn", name, &ctl, 1, rec + 24, rec_len - 24);
+  free(rec);
+}
+
+static void mock_conn_seeds(void) {
+  client_stream("one", 0x00, 0);
+  client_stream("three-reset", 0x0a, 1);
+  client_stream("control-frames", 0x20, 2);
+  client_stream("token-paused", 0x11, 0);
+  client_stream("goaway-drop", 0xc4, 1);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: gen-corpus DIR   (writes DIR/<target>/<seed>)\n");
@@ -395,5 +459,6 @@ int main(int argc, char **argv) {
   payload_seeds();
   jwt_seeds();
   mock_seeds();
+  mock_conn_seeds();
   return 0;
 }
