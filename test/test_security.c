@@ -730,6 +730,108 @@ TEST(sec_header_injection_client_refused) {
   apns__certgen_free(&c);
 }
 
+static const char *push_bin(void);
+
+/* apns-push's flags and bulk lines: the same fields, from the command line and from JSON (where \r and \n are
+ * easy to write). Every bad one is refused; only the good line reaches the server. */
+TEST(sec_header_injection_push_refused) {
+  uv_loop_t loop;
+  apns__certgen_result c;
+  apns_mock_options mo;
+  seen s = {0, 0};
+  char port[32], dir[600];
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  certs_in(&c, NULL, dir, sizeof dir);
+  fx_mock_options(&mo, &c, 1);
+  mo.on_request = count_request;
+  mo.data = &s;
+  apns_mock *m = fx_mock_start(&loop, &mo);
+  snprintf(port, sizeof port, "127.0.0.1:%d", apns_mock_port(m));
+  char ca[700], cert[700], key[700];
+  snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+  snprintf(cert, sizeof cert, "%s/client.pem", dir);
+  snprintf(key, sizeof key, "%s/client-key.pem", dir);
+  char *env[] = {"PATH=/usr/bin:/bin", NULL};
+  static const char *const flags[][2] = {
+      {"--topic", "com.example.app\r\nx-injected: 1"},
+      {"--topic", "com.example.app\nx-injected"},
+      {"--collapse-id", "c\r\nx-injected: 1"},
+      {"--collapse-id", "c\n"},
+      {"--apns-id", "5e6d3b8a-1c2d-4e5f-8a9b-0c1d2e3f4a5b\r\nx-injected: 1"},
+      {"--push-type", "alert\r\nx-injected: 1"},
+      {"--priority", "10\r\nx-injected: 1"},
+      {"--expiration", "0\r\nx-injected: 1"},
+  };
+  for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+    child ch;
+    const char *topic = strcmp(flags[i][0], "--topic") == 0 ? flags[i][1] : "com.example.app";
+    const char *const argv[] = {push_bin(),  "--host",  port,    "--ca", ca,        "--verify-name", "localhost",
+                                "--cert",    cert,      "--key", key,    "--topic", topic,           flags[i][0],
+                                flags[i][1], "--alert", "x",     TOKEN,  NULL};
+    child_start(&ch, &loop, argv, env, 0);
+    child_wait(&loop, &ch);
+    printf("%s %s: exit %d: %s", flags[i][0], flags[i][1], (int)ch.status, text_of(&ch.e));
+    ASSERT_EQ(ch.term_signal, 0);
+    ASSERT_NE(ch.status, 0);
+    child_free(&ch);
+  }
+  /* A device token with a line break, as the positional argument. */
+  {
+    child ch;
+    const char *const argv[] = {push_bin(),
+                                "--host",
+                                port,
+                                "--ca",
+                                ca,
+                                "--verify-name",
+                                "localhost",
+                                "--cert",
+                                cert,
+                                "--key",
+                                key,
+                                "--topic",
+                                "com.example.app",
+                                "--alert",
+                                "x",
+                                TOKEN "\r\nx-injected: 1",
+                                NULL};
+    child_start(&ch, &loop, argv, env, 0);
+    child_wait(&loop, &ch);
+    ASSERT_NE(ch.status, 0);
+    child_free(&ch);
+  }
+  ASSERT_EQ(s.requests, 0);
+  /* Bulk lines: each bad field refused on its own line; the good line goes. */
+  const char *bulk =
+      write_file("inject.jsonl", "{\"token\":\"" TOKEN "\",\"topic\":\"com.example.app\\r\\nx-injected: 1\"}\n"
+                                 "{\"token\":\"" TOKEN "\",\"collapse_id\":\"c\\r\\nx-injected: 1\"}\n"
+                                 "{\"token\":\"" TOKEN "\\r\\nx-injected: 1\"}\n"
+                                 "{\"token\":\"" TOKEN "\",\"apns_id\":\"x\\r\\nx-injected: 1\"}\n"
+                                 "{\"token\":\"" TOKEN "\",\"push_type\":\"alert\\nx-injected\"}\n"
+                                 "{\"token\":\"" TOKEN "\",\"topic\":\"com.example.app\\u0000x-injected\"}\n"
+                                 "{\"token\":\"" TOKEN "\"}\n");
+  {
+    child ch;
+    const char *const argv[] = {push_bin(),        "--host",  port, "--ca",   ca,   "--verify-name",
+                                "localhost",       "--cert",  cert, "--key",  key,  "--topic",
+                                "com.example.app", "--alert", "x",  "--bulk", bulk, NULL};
+    child_start(&ch, &loop, argv, env, 0);
+    child_wait(&loop, &ch);
+    printf("bulk: exit %d\n%s\n%s", (int)ch.status, text_of(&ch.o), text_of(&ch.e));
+    ASSERT_EQ(ch.term_signal, 0);
+    ASSERT_EQ(ch.status, 1); /* bad lines */
+    ASSERT_TRUE(strstr(text_of(&ch.o), "\"status\":200") != NULL);
+    /* The message names the cause (it said "longer than 64 bytes" of a 17-byte value with CR LF). */
+    ASSERT_TRUE(strstr(text_of(&ch.o), "\"error\":\"APNS_EBADCOLLAPSEID\",\"message\":\"") != NULL);
+    ASSERT_TRUE(strstr(text_of(&ch.o), "longer than 64") == NULL);
+    child_free(&ch);
+  }
+  ASSERT_EQ(s.requests, 1);
+  ASSERT_EQ(s.injected, 0);
+  fx_mock_stop_and_close_loop(&loop, m);
+  apns__certgen_free(&c);
+}
+
 /* ---- secrets never written down ---- */
 
 /* Fails when text holds needle (named what), showing where. */
@@ -959,6 +1061,7 @@ TEST_SUITE(security){
     TEST_ENTRY(sec_header_injection_conn_refused),
     TEST_ENTRY(sec_header_injection_authority_and_verify_name),
     TEST_ENTRY(sec_header_injection_client_refused),
+    TEST_ENTRY(sec_header_injection_push_refused),
     TEST_ENTRY(sec_push_output_has_no_token_or_key),
     TEST_ENTRY(sec_error_messages_have_no_key_or_passphrase),
     TEST_SUITE_END,

@@ -62,7 +62,7 @@ APNS_EXTERN const char *apns_version_string(void);
   XX(EBADTOKEN, "device token is not an even-length hex string")                                                      \
   XX(EBADTOPIC, "topic is empty or has spaces or control characters")                                                 \
   XX(EBADAPNSID, "apns-id is not a canonical UUID")                                                                   \
-  XX(EBADCOLLAPSEID, "collapse-id is longer than 64 bytes")                                                           \
+  XX(EBADCOLLAPSEID, "collapse-id is empty, over 64 bytes, or has CR, LF or edge spaces")                             \
   XX(EBADPRIORITY, "priority must be 1, 5 or 10")                                                                     \
   XX(EBADPUSHTYPE, "unknown push type")                                                                               \
   XX(EBADHEADER, "header name or value has CR, LF, NUL or an invalid character")                                      \
