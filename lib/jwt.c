@@ -177,6 +177,31 @@ static int apns__jwt_parse_private(mbedtls_pk_context *pk, const char *buf, size
 #endif
 }
 
+/* A private key's public point must be its scalar times G. mbedTLS takes the point a file carries on trust, and a key
+ * whose halves disagree (a damaged .p8) would sign tokens that no holder of its public half accepts, or make a
+ * verifier trust a point that belongs to no key: refused at setup instead. Costs one scalar multiplication. */
+static int apns__jwt_check_pair(const mbedtls_pk_context *pk, const char *src, char *errbuf, size_t errlen) {
+  const mbedtls_ecp_keypair *kp = mbedtls_pk_ec(*pk);
+#if APNS__MBEDTLS3
+  mbedtls_entropy_context entropy;
+  mbedtls_ctr_drbg_context drbg;
+  mbedtls_entropy_init(&entropy);
+  mbedtls_ctr_drbg_init(&drbg);
+  int ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, NULL, 0);
+  if (ret == 0) ret = mbedtls_ecp_check_pub_priv(kp, kp, mbedtls_ctr_drbg_random, &drbg);
+  mbedtls_ctr_drbg_free(&drbg);
+  mbedtls_entropy_free(&entropy);
+#else
+  int ret = mbedtls_ecp_check_pub_priv(kp, kp);
+#endif
+  if (ret == MBEDTLS_ERR_MPI_ALLOC_FAILED || ret == MBEDTLS_ERR_ECP_ALLOC_FAILED) return APNS_ENOMEM;
+  if (ret != 0) {
+    apns__errbuf(errbuf, errlen, "%s is damaged: its public key is not the one of its private key", src);
+    return APNS_EBADKEY;
+  }
+  return 0;
+}
+
 int apns__jwt_key_load(struct mbedtls_pk_context *pk, const char *path, const char *pem, size_t pem_len,
                        int public_ok, char *errbuf, size_t errlen) {
   char src[320], *text = NULL;
@@ -185,7 +210,8 @@ int apns__jwt_key_load(struct mbedtls_pk_context *pk, const char *path, const ch
 
   if ((err = apns__jwt_key_text(path, pem, pem_len, &text, &text_len, "key", errbuf, errlen)) != 0) return err;
   apns__jwt_source(src, sizeof src, path);
-  if ((ret = apns__jwt_parse_private(pk, text, text_len)) != 0) {
+  int is_private = (ret = apns__jwt_parse_private(pk, text, text_len)) == 0;
+  if (!is_private) {
     int ret_private = ret;
     int is_public = public_ok && apns__jwt_has(text, text_len, "PUBLIC KEY-----");
     if (public_ok) {
@@ -201,6 +227,7 @@ int apns__jwt_key_load(struct mbedtls_pk_context *pk, const char *path, const ch
     }
   }
   err = apns__jwt_check_p256(pk, src, errbuf, errlen);
+  if (err == 0 && is_private) err = apns__jwt_check_pair(pk, src, errbuf, errlen);
 out:
   apns__zero(text, text_len + 1);
   apns__free(text);

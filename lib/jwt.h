@@ -30,7 +30,8 @@ int apns__jwt_id_valid(const char *s);
  * .p8) and SEC1 ("BEGIN EC PRIVATE KEY") are both accepted; encrypted keys are not.
  * Returns 0, or:
  *   APNS_EINVAL   key_id or team_id is not 10 letters or digits, or no key source was given;
- *   APNS_EBADKEY  the file cannot be read, the key cannot be parsed, is not EC, or not on P-256 (secp256r1);
+ *   APNS_EBADKEY  the file cannot be read, the key cannot be parsed, is not EC, not on P-256 (secp256r1), or is
+ *                 damaged: the public key it carries is not the one of its private scalar;
  *   APNS_ENOMEM;
  *   APNS_ETLS     the DRBG could not be seeded.
  * On failure errbuf (when not NULL) gets a message that names the file and carries mbedTLS's words. Every copy of

@@ -248,8 +248,9 @@ static int conf_suites(apns__tls_config *cfg, char *errbuf, size_t errlen) {
     if (mbedtls_ssl_ciphersuite_from_id(aead_suites[i]) != NULL) cfg->suites[n++] = aead_suites[i];
   cfg->suites[n] = 0;
   if (n == 0) {
-    apns__errbuf(errbuf, errlen, "this mbedTLS has none of the cipher suites HTTP/2 allows (ECDHE with AES-GCM or "
-                                 "ChaCha20-Poly1305)");
+    apns__errbuf(errbuf, errlen,
+                 "this mbedTLS has none of the cipher suites HTTP/2 allows (ECDHE with AES-GCM or "
+                 "ChaCha20-Poly1305)");
     return APNS_ETLS;
   }
   mbedtls_ssl_conf_ciphersuites(&cfg->conf, cfg->suites);

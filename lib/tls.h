@@ -56,7 +56,9 @@ apns__tls_config *apns__tls_config_ref(apns__tls_config *cfg);
 void apns__tls_config_unref(apns__tls_config *cfg); /* NULL is fine */
 
 /* A connection. Client: hostname is sent as SNI and verified against the certificate (unless insecure); ALPN
- * offers "h2" only. hostname is required unless insecure (APNS_EINVAL): mbedTLS 2.28 would otherwise skip the
+ * offers "h2" only. Both sides: TLS 1.2 or newer, and only the cipher suites HTTP/2 allows (ephemeral ECDHE with
+ * AES-GCM or ChaCha20-Poly1305; RFC 9113 9.2.2): a peer offering only CBC or static-RSA suites fails the handshake
+ * (APNS_ETLS). hostname is required unless insecure (APNS_EINVAL): mbedTLS 2.28 would otherwise skip the
  * name check silently. mbedTLS 2.28 matches it against the certificate's dNSName entries (or CN when there are
  * none), never against iPAddress entries: to reach a server at 127.0.0.1, connect there and pass the name its
  * certificate holds ("localhost" for certgen's). Server: hostname is ignored; ALPN selects "h2". Takes a
