@@ -28,7 +28,8 @@
   XX(payload)                                                                                                        \
   XX(jwt)                                                                                                            \
   XX(mock_request)                                                                                                   \
-  XX(mock_conn)
+  XX(mock_conn)                                                                                                      \
+  XX(bulk_line)
 
 #define APNS__FUZZ_DECL(name) int apns_fuzz_##name(const uint8_t *data, size_t size);
 APNS_FUZZ_TARGETS(APNS__FUZZ_DECL)
