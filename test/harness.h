@@ -91,6 +91,14 @@ long test_alloc_live(void);
 /* How much slower than natively the tests run: 20 under valgrind, APNS_TEST_TIME_FACTOR when set, else 1. Upper
  * bounds of timing checks are multiplied by it ("within a wide margin after"); lower bounds never are. */
 int test_time_factor(void);
+/* Ends the test as skipped, with the reason printed: for a test whose outside tool (nginx, curl, h2load, openssl,
+ * a proxy daemon) is not installed. The runner counts it apart ("N passed, N failed, N skipped"); with
+ * APNS_TEST_NO_SKIP=1 in the environment (CI, which installs every tool) a skip is a failure. */
+void test__skip(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+#define TEST_SKIP(...) test__skip(__VA_ARGS__)
+/* The full path of the program name (searched in $PATH, then /usr/sbin and /sbin), or the test is skipped saying
+ * which program is missing. The string is static: copy it before the next call. */
+const char *test_need_program(const char *name);
 
 /* A fresh temporary directory for the test (removed by the runner when the test ends). Static string. */
 const char *test_tmpdir(void);

@@ -4,8 +4,9 @@
  *
  * Runs each selected test in a child process of its own (so a crash, a leak report or a hang stays with its test),
  * at most N at once (default 2), each with a time limit (APNS_TEST_TIMEOUT seconds, default 120). A failing test's
- * output is printed; with -v every test's. The last line is "N passed, N failed"; the exit status is 1 when any
- * failed. */
+ * output is printed; with -v every test's. A test whose outside tool is missing is skipped (TEST_SKIP) and counted
+ * apart. The last line is "N passed, N failed", with ", N skipped" after it when any was; the exit status is 1 when
+ * any failed. */
 /* nftw (removing each test's temporary directory) is XSI. */
 #define _XOPEN_SOURCE 700
 #include "harness.h"
@@ -109,6 +110,38 @@ int test_time_factor(void) {
   return 1;
 }
 
+/* ---- skipping a test whose tool is missing ---- */
+#define TEST__SKIP_STATUS 77
+
+void test__skip(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  printf("skipped: ");
+  vprintf(fmt, ap);
+  printf("\n");
+  va_end(ap);
+  fflush(stdout);
+  const char *strict = getenv("APNS_TEST_NO_SKIP");
+  if (strict && strcmp(strict, "1") == 0) {
+    printf("APNS_TEST_NO_SKIP=1: a skip is a failure here\n");
+    fflush(stdout);
+    exit(1);
+  }
+  exit(TEST__SKIP_STATUS);
+}
+
+const char *test_need_program(const char *name) {
+  static char found[1024];
+  const char *path = getenv("PATH");
+  char dirs[4096];
+  snprintf(dirs, sizeof dirs, "%s:/usr/sbin:/sbin", path && *path ? path : "/usr/bin:/bin");
+  for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+    snprintf(found, sizeof found, "%s/%s", *d ? d : ".", name);
+    if (access(found, X_OK) == 0) return found;
+  }
+  test__skip("%s is not installed (scripts/deps installs it)", name);
+}
+
 /* ---- per-test temporary directory ---- */
 static char tmpdir[256];
 const char *test_tmpdir(void) {
@@ -127,7 +160,7 @@ typedef struct {
   FILE *out;
   char dir[256];
   struct timeval start;
-  int done, ok;
+  int done, ok, skipped;
 } job;
 
 static int selected(const char *suite, const char *name, int argc, char **argv, int first) {
@@ -183,6 +216,16 @@ static void finish_job(job *j, int status, int verbose) {
   double ms = (double)(end.tv_sec - j->start.tv_sec) * 1e3 + (double)(end.tv_usec - j->start.tv_usec) / 1e3;
   j->done = 1;
   j->ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  j->skipped = WIFEXITED(status) && WEXITSTATUS(status) == TEST__SKIP_STATUS;
+  if (j->skipped) {
+    char line[512] = "";
+    fflush(stdout);
+    rewind(j->out);
+    if (fgets(line, sizeof line, j->out) == NULL) line[0] = '\0';
+    line[strcspn(line, "\n")] = '\0';
+    printf("SKIP   %s: %s\n", j->name, strncmp(line, "skipped: ", 9) == 0 ? line + 9 : line);
+    return;
+  }
   if (j->ok)
     printf("ok     %s (%.0f ms)\n", j->name, ms);
   else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
@@ -247,7 +290,7 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  size_t next = 0, running = 0, passed = 0, failed = 0;
+  size_t next = 0, running = 0, passed = 0, failed = 0, skipped = 0;
   while (next < n || running > 0) {
     while (next < n && running < (size_t)jobs) {
       start_job(&all[next++], timeout);
@@ -266,6 +309,8 @@ int main(int argc, char **argv) {
         running--;
         if (all[i].ok)
           passed++;
+        else if (all[i].skipped)
+          skipped++;
         else
           failed++;
         break;
@@ -275,10 +320,13 @@ int main(int argc, char **argv) {
   if (failed) {
     printf("\nfailed:");
     for (size_t i = 0; i < n; i++)
-      if (!all[i].ok) printf(" %s", all[i].name);
+      if (!all[i].ok && !all[i].skipped) printf(" %s", all[i].name);
     printf("\n");
   }
-  printf("%zu passed, %zu failed\n", passed, failed);
+  if (skipped)
+    printf("%zu passed, %zu failed, %zu skipped\n", passed, failed, skipped);
+  else
+    printf("%zu passed, %zu failed\n", passed, failed);
   free(all);
   return failed ? 1 : 0;
 }

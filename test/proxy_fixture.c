@@ -274,10 +274,12 @@ static fx_daemon *start(int kind, const char *user, const char *password, int co
 }
 
 fx_daemon *fx_tinyproxy_start(const char *user, const char *password, int connect_port) {
+  test_need_program("tinyproxy");
   return start(TINYPROXY, user, password, connect_port);
 }
 
 fx_daemon *fx_danted_start(const char *user, const char *password) {
+  test_need_program("danted");
   return start(DANTED, user, password, 0);
 }
 

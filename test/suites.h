@@ -1,4 +1,5 @@
 /* Every suite, in the order they run. One line per test/test_*.c. */
+SUITE(harness)
 SUITE(error)
 SUITE(alloc)
 SUITE(heap)

@@ -1768,6 +1768,7 @@ static void curl_start(void *arg) {
 }
 
 TEST(mock_cli_curl) {
+  test_need_program("curl");
   cli x;
   memset(&x, 0, sizeof x);
   ASSERT_EQ(uv_loop_init(&x.loop), 0);
@@ -1844,6 +1845,7 @@ static void curl_token_start(void *arg) {
 }
 
 TEST(mock_cli_token_curl) {
+  test_need_program("curl");
   cli x;
   memset(&x, 0, sizeof x);
   ASSERT_EQ(uv_loop_init(&x.loop), 0);
@@ -1884,6 +1886,7 @@ static void h2load_start(void *arg) {
 }
 
 TEST(mock_cli_h2load) {
+  test_need_program("h2load");
   cli x;
   memset(&x, 0, sizeof x);
   ASSERT_EQ(uv_loop_init(&x.loop), 0);
