@@ -607,6 +607,11 @@ int main(int argc, char **argv) {
   rc = push_parse_args(argc, argv, &a.o);
   if (rc == 1) return PUSH_EXIT_OK;
   if (rc != 0) return rc;
+  if (a.o.channel_op) {
+    rc = push_channel_main(&a.o);
+    push_opts_free(&a.o);
+    return rc;
+  }
   rc = PUSH_EXIT_USAGE;
   if (a.o.results && strcmp(a.o.results, "-") != 0) {
     if ((a.out_fd = open(a.o.results, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666)) < 0) {
@@ -636,6 +641,10 @@ int main(int argc, char **argv) {
       goto done;
     }
   } else if (push_flags_notification(&a.o, &a.n) < 0) {
+    goto done;
+  }
+  if (a.o.channel) {
+    rc = push_broadcast_main(&a.o, a.n);
     goto done;
   }
   if (!a.o.bulk && check_single(&a) != 0) goto done;
