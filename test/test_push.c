@@ -1448,6 +1448,331 @@ TEST(push_hostile_server_text_escaped) {
   child_free(&c);
 }
 
+/* ---- broadcast push: channel commands and --channel, against the mock ---- */
+
+#define RID "11111111-2222-4333-8444-555555555555"
+#define CHAN "AAAAAAAAAAAAAAAAAAAAAA=="
+
+/* The hook of the channel tests: the last request as --dry-run prints it (management requests with their method
+ * and "body", broadcasts as sends, with "payload"), authorization checked as record_hook does. */
+static void chan_hook(void *data, apns_mock_request *req) {
+  srv *s = data;
+  int mgmt = strncmp(req->path, "/1/", 3) == 0;
+  s->requests++;
+  size_t n = 0;
+  if (mgmt)
+    n = (size_t)snprintf(s->last, sizeof s->last, "{\"method\":\"%s\",\"path\":\"%s\",\"headers\":{", req->method,
+                         req->path);
+  else
+    n = (size_t)snprintf(s->last, sizeof s->last, "{\"path\":\"%s\",\"headers\":{", req->path);
+  int first = 1, authorized = 0;
+  for (size_t i = 0; i < req->num_headers; i++) {
+    if (strcmp(req->headers[i].name, "authorization") == 0) {
+      const char *v = req->headers[i].value;
+      authorized = 1;
+      if (s->verifier && strncmp(v, "bearer ", 7) == 0 &&
+          apns__jwt_verify(s->verifier, v + 7, strlen(v + 7), NULL) == APNS__JWT_VALID)
+        s->jwt_valid++;
+      else
+        s->jwt_bad++;
+      continue;
+    }
+    n += (size_t)snprintf(s->last + n, sizeof s->last - n, "%s\"%s\":\"%s\"", first ? "" : ",", req->headers[i].name,
+                          req->headers[i].value);
+    first = 0;
+  }
+  if (req->body_len)
+    n += (size_t)snprintf(s->last + n, sizeof s->last - n, "},\"%s\":%.*s}\n", mgmt ? "body" : "payload",
+                          (int)req->body_len, (const char *)req->body);
+  else
+    n += (size_t)snprintf(s->last + n, sizeof s->last - n, "}}\n");
+  if (s->verifier && !authorized) {
+    req->status = 403;
+    req->reason = "MissingProviderToken";
+  }
+}
+
+static void chan_tweak(apns_mock_options *o) {
+  o->on_request = chan_hook;
+}
+
+static void chan_tweak_limit(apns_mock_options *o) {
+  o->on_request = chan_hook;
+  o->max_channels = 1;
+}
+
+static void chan_tweak_split(apns_mock_options *o) {
+  o->on_request = chan_hook;
+  o->split_management = 1;
+}
+
+static void chan_tweak_disabled(apns_mock_options *o) {
+  o->on_request = chan_hook;
+  o->broadcast_disabled = TOPIC;
+}
+
+/* A new mock in place of the running one, on the same loop and certificates (cert_dir runs once a test). */
+static void srv_remock(srv *s, int client_auth, void (*tweak)(apns_mock_options *)) {
+  apns_mock_stop(s->mock, NULL, NULL);
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+  apns_mock_options o;
+  fx_mock_options(&o, &s->certs, client_auth);
+  o.data = s;
+  tweak(&o);
+  s->mock = fx_mock_start(&s->loop, &o);
+  snprintf(s->hostport, sizeof s->hostport, "127.0.0.1:%d", apns_mock_port(s->mock));
+}
+
+/* The one JSON line a channel command or broadcast printed, parsed (the test fails on anything else). */
+static json_t *one_json_line(child *c) {
+  const char *o = out_of(c);
+  if (count_lines(o) != 1) test__fail(__FILE__, __LINE__, "want one line, got:\n%s\nstderr:\n%s", o, err_of(c));
+  json_error_t je;
+  json_t *j = json_loads(o, 0, &je);
+  if (j == NULL) test__fail(__FILE__, __LINE__, "not JSON (%s): %s", je.text, o);
+  return j;
+}
+
+/* Runs args against the mock and checks the exit status. */
+static void srv_expect(srv *s, child *c, const char *const *args, int want) {
+  memset(c, 0, sizeof *c);
+  int rc = srv_push(s, c, args, NULL, NULL);
+  if (rc != want) test__fail(__FILE__, __LINE__, "exit %d, want %d:\n%s\n%s", rc, want, out_of(c), err_of(c));
+}
+
+TEST(push_channel_lifecycle_against_mock) {
+  srv s;
+  srv_start_with(&s, 1, 1, chan_tweak);
+  child c;
+  char id[APNS_CHANNEL_ID_MAX + 1];
+
+  /* create: 201 and the new id, our request id echoed; the mock got what --dry-run prints. */
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--request-id", RID, "channel", "create"), 0);
+  json_t *j = one_json_line(&c);
+  ASSERT_STREQ(jstr(j, "op"), "create");
+  ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 201);
+  ASSERT_STREQ(jstr(j, "request_id"), RID);
+  ASSERT_NOT_NULL(jstr(j, "channel_id"));
+  ASSERT_OK(apns_validate_channel_id(jstr(j, "channel_id")));
+  snprintf(id, sizeof id, "%s", jstr(j, "channel_id"));
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), "--request-id", RID, "channel", "create"), 0);
+  ASSERT_STREQ(out_of(&c), s.last);
+  child_free(&c);
+
+  /* read: the configuration, exactly as Apple spells it. */
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--request-id", RID, "channel", "read", id), 0);
+  char want[512];
+  snprintf(want, sizeof want,
+           "{\"op\":\"read\",\"status\":200,\"channel_id\":\"%s\",\"message-storage-policy\":0,"
+           "\"push-type\":\"LiveActivity\",\"request_id\":\"" RID "\"}\n",
+           id);
+  ASSERT_STREQ(out_of(&c), want);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), "--request-id", RID, "channel", "read", id), 0);
+  ASSERT_STREQ(out_of(&c), s.last);
+  child_free(&c);
+
+  /* list: the one channel. */
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "list"), 0);
+  j = one_json_line(&c);
+  ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 200);
+  json_t *list = json_object_get(j, "channels");
+  ASSERT_EQ(json_array_size(list), 1);
+  ASSERT_STREQ(json_string_value(json_array_get(list, 0)), id);
+  ASSERT_NOT_NULL(jstr(j, "request_id")); /* the mock made one */
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), "channel", "list"), 0);
+  ASSERT_STREQ(out_of(&c), s.last);
+  child_free(&c);
+
+  /* A Live Activity update broadcast to it: accepted, the answer's ids printed; the wire is the dry run. */
+#define UPDATE(id)                                                                                                   \
+  "--channel", id, "--request-id", RID, "--event", "update", "--content-state", "{\"home\":2,\"away\":1}",           \
+      "--timestamp", "1700000000", "--stale-date", "1700000600"
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), UPDATE(id)), 0);
+  j = one_json_line(&c);
+  ASSERT_STREQ(jstr(j, "channel"), id);
+  ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 200);
+  ASSERT_TRUE(json_is_null(json_object_get(j, "reason")));
+  ASSERT_STREQ(jstr(j, "apns_request_id"), RID);
+  ASSERT_NOT_NULL(jstr(j, "apns_unique_id"));
+  ASSERT_EQ(json_integer_value(json_object_get(j, "attempts")), 1);
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), UPDATE(id)), 0);
+  ASSERT_STREQ(out_of(&c), s.last);
+  ASSERT_TRUE(strstr(s.last, "\"payload\":{\"aps\":{\"timestamp\":1700000000,\"event\":\"update\","
+                             "\"content-state\":{\"home\":2,\"away\":1},\"stale-date\":1700000600}}") != NULL);
+  child_free(&c);
+
+  /* delete: 204; then the id is gone for a broadcast, a read and a second delete (exit 1 each). */
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "delete", id), 0);
+  j = one_json_line(&c);
+  ASSERT_STREQ(jstr(j, "op"), "delete");
+  ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 204);
+  ASSERT_STREQ(jstr(j, "channel_id"), id);
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), "channel", "delete", id), 0);
+  ASSERT_STREQ(out_of(&c), s.last);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), UPDATE(id)), 1);
+  j = one_json_line(&c);
+  ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 400);
+  ASSERT_STREQ(jstr(j, "reason"), "ChannelNotRegistered");
+  json_decref(j);
+  ASSERT_TRUE(strstr(err_of(&c), "broadcast refused: 400 ChannelNotRegistered") != NULL);
+  child_free(&c);
+  static const char *const ops[] = {"read", "delete"};
+  for (int k = 0; k < 2; k++) {
+    srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", ops[k], id), 1);
+    snprintf(want, sizeof want,
+             "{\"op\":\"%s\",\"status\":400,\"channel_id\":\"%s\",\"reason\":\"ChannelNotRegistered\"", ops[k], id);
+    if (strncmp(out_of(&c), want, strlen(want)) != 0) test__fail(__FILE__, __LINE__, "%s", out_of(&c));
+    child_free(&c);
+  }
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "list"), 0);
+  ASSERT_TRUE(strstr(out_of(&c), "\"channels\":[]") != NULL);
+  child_free(&c);
+  srv_stop(&s, NULL);
+#undef UPDATE
+}
+
+TEST(push_channel_error_reasons) {
+  srv s;
+  child c;
+  json_t *j;
+  /* A no-storage channel takes only expiration 0: BadExpirationDate. A latest one takes a later time. */
+  srv_start_with(&s, 1, 1, chan_tweak);
+  char none_id[APNS_CHANNEL_ID_MAX + 1], latest_id[APNS_CHANNEL_ID_MAX + 1];
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create", "--storage", "none"), 0);
+  j = one_json_line(&c);
+  snprintf(none_id, sizeof none_id, "%s", jstr(j, "channel_id"));
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create", "--storage", "latest"), 0);
+  j = one_json_line(&c);
+  snprintf(latest_id, sizeof latest_id, "%s", jstr(j, "channel_id"));
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "read", latest_id), 0);
+  ASSERT_TRUE(strstr(out_of(&c), "\"message-storage-policy\":1,") != NULL);
+  child_free(&c);
+  srv_expect(&s, &c,
+             ARGS(CONN(&s), CERT(&s), "--channel", none_id, "--expiration", "+600", "--event", "end",
+                  "--content-state", "{}", "--dismissal-date", "+3600"),
+             1);
+  j = one_json_line(&c);
+  ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 400);
+  ASSERT_STREQ(jstr(j, "reason"), "BadExpirationDate");
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c,
+             ARGS(CONN(&s), CERT(&s), "--channel", latest_id, "--expiration", "+600", "--event", "end",
+                  "--content-state", "{}", "--dismissal-date", "+3600", "--priority", "5"),
+             0);
+  ASSERT_TRUE(strstr(s.last, "\"apns-priority\":\"5\"") != NULL);
+  child_free(&c);
+  /* A channel id never made: ChannelNotRegistered. */
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--channel", CHAN, "{\"aps\":{\"event\":\"update\"}}"), 1);
+  ASSERT_TRUE(strstr(out_of(&c), "\"reason\":\"ChannelNotRegistered\"") != NULL);
+  child_free(&c);
+
+  /* The 10 000 limit (1 here): CannotCreateChannelConfig; after a delete there is room again. */
+  srv_remock(&s, 1, chan_tweak_limit);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create"), 0);
+  j = one_json_line(&c);
+  char id[APNS_CHANNEL_ID_MAX + 1];
+  snprintf(id, sizeof id, "%s", jstr(j, "channel_id"));
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create"), 1);
+  j = one_json_line(&c);
+  ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 400);
+  ASSERT_STREQ(jstr(j, "reason"), "CannotCreateChannelConfig");
+  ASSERT_TRUE(json_object_get(j, "channel_id") == NULL);
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "delete", id), 0);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create"), 0);
+  child_free(&c);
+
+  /* Broadcast not enabled for the app: FeatureNotEnabled, for management and broadcasts alike. */
+  srv_remock(&s, 1, chan_tweak_disabled);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "list"), 1);
+  ASSERT_TRUE(strstr(out_of(&c), "\"status\":400,\"reason\":\"FeatureNotEnabled\"") != NULL);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--channel", CHAN, "--event", "update", "--content-state", "{}"), 1);
+  ASSERT_TRUE(strstr(out_of(&c), "\"reason\":\"FeatureNotEnabled\"") != NULL);
+  child_free(&c);
+
+  /* No server: an error and a message, no status, exit 1. */
+  const char *dead_port = "127.0.0.1:1";
+  srv_expect(&s, &c,
+             ARGS("--host", dead_port, "--verify-name", "localhost", "--ca", path_in(s.dir, "ca.pem"), "--topic",
+                  TOPIC, CERT(&s), "channel", "list"),
+             1);
+  j = one_json_line(&c);
+  ASSERT_TRUE(json_is_null(json_object_get(j, "status")));
+  ASSERT_NOT_NULL(jstr(j, "error"));
+  ASSERT_NOT_NULL(jstr(j, "message"));
+  json_decref(j);
+  child_free(&c);
+  srv_stop(&s, NULL);
+}
+
+TEST(push_channel_token_auth_and_management_host) {
+  /* Token auth: the management requests and the broadcast carry provider tokens the mock verifies. Two mocks:
+   * --management-host takes the channel commands to the second, --host the broadcasts to the first. */
+  srv s;
+  char err[256] = "";
+  srv_start_with(&s, 0, 1, chan_tweak);
+  const char *p8 = path_in(s.dir, "client-key.pem");
+  ASSERT_OK(apns__jwt_verifier_new(&s.verifier));
+  ASSERT_OK(apns__jwt_verifier_add(s.verifier, "ABC123DEFG", p8, NULL, 0, err, sizeof err));
+  child c;
+  srv_expect(&s, &c,
+             ARGS(CONN(&s), "--p8", p8, "--key-id", "ABC123DEFG", "--team-id", "DEF123GHIJ", "channel", "create"), 0);
+  json_t *j = one_json_line(&c);
+  char id[APNS_CHANNEL_ID_MAX + 1];
+  snprintf(id, sizeof id, "%s", jstr(j, "channel_id"));
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c,
+             ARGS(CONN(&s), "--p8", p8, "--key-id", "ABC123DEFG", "--team-id", "DEF123GHIJ", "--channel", id,
+                  "--event", "update", "--content-state", "{\"n\":1}"),
+             0);
+  child_free(&c);
+  ASSERT_EQ(s.jwt_valid, 2);
+  ASSERT_EQ(s.jwt_bad, 0);
+  ASSERT_EQ(s.requests, 2);
+
+  /* Split as Apple does: management on a listener of its own. --management-host takes the channel commands
+   * there; without it they go to --host, which answers 404 BadPath; broadcasts stay on --host. */
+  apns__jwt_verifier_free(s.verifier);
+  s.verifier = NULL;
+  srv_remock(&s, 1, chan_tweak_split);
+  char manage[32];
+  snprintf(manage, sizeof manage, "127.0.0.1:%d", apns_mock_manage_port(s.mock));
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create"), 1);
+  ASSERT_TRUE(strstr(out_of(&c), "\"status\":404,\"reason\":\"BadPath\"") != NULL);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--management-host", manage, "channel", "create"), 0);
+  j = one_json_line(&c);
+  snprintf(id, sizeof id, "%s", jstr(j, "channel_id"));
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--channel", id, "--event", "update", "--content-state", "{}"), 0);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--management-host", manage, "channel", "delete", id), 0);
+  child_free(&c);
+  srv_stop(&s, NULL);
+}
+
 TEST_SUITE(push){
     TEST_ENTRY(push_help_and_version),
     TEST_ENTRY(push_usage_errors_exit_2),
@@ -1474,5 +1799,8 @@ TEST_SUITE(push){
     TEST_ENTRY(push_bulk_escape_text_for_terminals),
     TEST_ENTRY(push_bulk_line_parse_matches_jansson),
     TEST_ENTRY(push_bulk_line_parse_cases),
+    TEST_ENTRY(push_channel_lifecycle_against_mock),
+    TEST_ENTRY(push_channel_error_reasons),
+    TEST_ENTRY(push_channel_token_auth_and_management_host),
     TEST_SUITE_END,
 };
