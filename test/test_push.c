@@ -1773,6 +1773,220 @@ TEST(push_channel_token_auth_and_management_host) {
   srv_stop(&s, NULL);
 }
 
+/* What a request built by the library looks like as a --dry-run line (strings here need no escaping). */
+static void dry_line(char *out, size_t cap, const char *method, const char *path, const apns_header *h, size_t nh,
+                     const char *key, const char *body, size_t len) {
+  size_t n = 0;
+  if (method)
+    n += (size_t)snprintf(out + n, cap - n, "{\"method\":\"%s\",\"path\":\"%s\",\"headers\":{", method, path);
+  else
+    n += (size_t)snprintf(out + n, cap - n, "{\"path\":\"%s\",\"headers\":{", path);
+  for (size_t i = 0; i < nh; i++)
+    n += (size_t)snprintf(out + n, cap - n, "%s\"%s\":\"%s\"", i ? "," : "", h[i].name, h[i].value);
+  if (body)
+    snprintf(out + n, cap - n, "},\"%s\":%.*s}\n", key, (int)len, body);
+  else
+    snprintf(out + n, cap - n, "}}\n");
+}
+
+TEST(push_channel_dry_run_matches_builders) {
+  child c;
+  char want[8192];
+  apns_channel_request req;
+  static const struct {
+    const char *args[10];
+    apns_channel_op op;
+    const char *id;
+    apns_channel_storage storage;
+    const char *rid;
+  } cases[] = {
+      {{"channel", "create"}, APNS_CHANNEL_CREATE, NULL, APNS_CHANNEL_STORAGE_NONE, NULL},
+      {{"channel", "create", "--storage", "latest", "--request-id", RID},
+       APNS_CHANNEL_CREATE,
+       NULL,
+       APNS_CHANNEL_STORAGE_LATEST,
+       RID},
+      {{"channel", "read", CHAN}, APNS_CHANNEL_READ, CHAN, 0, NULL},
+      {{"--request-id", "AAAAAAAA-2222-4333-8444-55555555555F", "channel", "delete", CHAN},
+       APNS_CHANNEL_DELETE,
+       CHAN,
+       0,
+       "AAAAAAAA-2222-4333-8444-55555555555F"},
+      {{"channel", "list", "--request-id", RID}, APNS_CHANNEL_LIST, NULL, 0, RID},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *args[16] = {"--dry-run", "--topic", TOPIC};
+    size_t n = 3;
+    for (size_t k = 0; cases[i].args[k]; k++) args[n++] = cases[i].args[k];
+    args[n] = NULL;
+    memset(&c, 0, sizeof c);
+    ASSERT_EQ(run_push(&c, args, NULL), 0);
+    ASSERT_OK(apns_build_channel_request(cases[i].op, TOPIC, cases[i].id, cases[i].storage, cases[i].rid, &req));
+    dry_line(want, sizeof want, req.method, req.path, req.headers, req.num_headers, "body",
+             req.body_len ? req.body : NULL, req.body_len);
+    ASSERT_STREQ(out_of(&c), want);
+    ASSERT_STREQ(err_of(&c), "");
+    child_free(&c);
+  }
+  /* The topic's liveactivity suffix is not part of the bundle id, as for broadcasts. */
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC ".push-type.liveactivity", "channel", "list"), NULL), 0);
+  ASSERT_STREQ(out_of(&c), "{\"method\":\"GET\",\"path\":\"/1/apps/" TOPIC "/all-channels\",\"headers\":{}}\n");
+  child_free(&c);
+  /* The request id goes out lowercase, as the library sends it. */
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c,
+                     ARGS("--dry-run", "--topic", TOPIC, "--request-id", "AAAAAAAA-2222-4333-8444-55555555555F",
+                          "channel", "read", CHAN),
+                     NULL),
+            0);
+  ASSERT_STREQ(out_of(&c),
+               "{\"method\":\"GET\",\"path\":\"/1/apps/" TOPIC "/channels\",\"headers\":{\"apns-channel-id\":"
+               "\"" CHAN "\",\"apns-request-id\":\"aaaaaaaa-2222-4333-8444-55555555555f\"}}\n");
+  child_free(&c);
+
+  /* A broadcast: path and headers from apns_build_broadcast_request, the payload from the builder. The topic's
+   * liveactivity suffix is not part of the path. */
+  apns_broadcast_options bo;
+  memset(&bo, 0, sizeof bo);
+  bo.priority = 5;
+  bo.expiration = 1700003600;
+  bo.request_id = RID;
+  apns_broadcast_request br;
+  ASSERT_OK(apns_build_broadcast_request(TOPIC ".push-type.liveactivity", CHAN, &bo, &br));
+  apns_notification *n;
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_relevance_score(n, 0.25));
+  ASSERT_OK(apns_notification_set_timestamp(n, 1700000000));
+  ASSERT_OK(apns_notification_set_event(n, "end"));
+  ASSERT_OK(apns_notification_set_content_state(n, "{\"home\":3, \"away\":1}"));
+  ASSERT_OK(apns_notification_set_dismissal_date(n, 1700003600));
+  const char *json;
+  size_t len;
+  ASSERT_OK(apns_notification_serialize(n, APNS_PAYLOAD_MAX_BROADCAST, &json, &len));
+  dry_line(want, sizeof want, NULL, br.path, br.headers, br.num_headers, "payload", json, len);
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c,
+                     ARGS("--dry-run", "--topic", TOPIC ".push-type.liveactivity", "--push-type", "liveactivity",
+                          "--channel", CHAN, "--priority", "5", "--expiration", "1700003600", "--request-id", RID,
+                          "--relevance-score", "0.25", "--timestamp", "1700000000", "--event", "end",
+                          "--content-state", "{\"home\":3, \"away\":1}", "--dismissal-date", "1700003600"),
+                     NULL),
+            0);
+  ASSERT_STREQ(out_of(&c), want);
+  ASSERT_STREQ(out_of(&c),
+               "{\"path\":\"/4/broadcasts/apps/" TOPIC "\",\"headers\":{\"apns-channel-id\":\"" CHAN "\","
+               "\"apns-push-type\":\"liveactivity\",\"apns-priority\":\"5\",\"apns-expiration\":\"1700003600\","
+               "\"apns-request-id\":\"" RID "\"},\"payload\":{\"aps\":{\"relevance-score\":0.25,\"timestamp\":"
+               "1700000000,\"event\":\"end\",\"content-state\":{\"home\":3,\"away\":1},\"dismissal-date\":"
+               "1700003600}}}\n");
+  child_free(&c);
+  apns_notification_free(n);
+
+  /* Push-to-start is a device send: the Live Activity flags build the same payload as the builder. */
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_timestamp(n, 1700000000));
+  ASSERT_OK(apns_notification_set_event(n, "start"));
+  ASSERT_OK(apns_notification_set_content_state(n, "{\"home\":0,\"away\":0}"));
+  ASSERT_OK(apns_notification_set_attributes_type(n, "MatchAttributes"));
+  ASSERT_OK(apns_notification_set_attributes(n, "{\"match\":\"A-B\"}"));
+  ASSERT_OK(apns_notification_set_input_push_channel(n, CHAN));
+  ASSERT_OK(apns_notification_set_alert_title(n, "Kick-off"));
+  ASSERT_OK(apns_notification_set_alert_body(n, "A v B"));
+  ASSERT_OK(apns_notification_serialize(n, APNS_PAYLOAD_MAX_BROADCAST, &json, &len));
+  apns_send_options so;
+  memset(&so, 0, sizeof so);
+  so.push_type = APNS_PUSH_TYPE_LIVEACTIVITY;
+  apns_send_request sr;
+  ASSERT_OK(apns_build_send_request(TOPIC, TOK, &so, 0, &sr));
+  dry_line(want, sizeof want, NULL, sr.path, sr.headers, sr.num_headers, "payload", json, len);
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c,
+                     ARGS("--dry-run", "--topic", TOPIC, "--push-type", "liveactivity", "--title", "Kick-off",
+                          "--alert", "A v B", "--event", "start", "--timestamp", "1700000000", "--content-state",
+                          "{\"home\":0,\"away\":0}", "--attributes-type", "MatchAttributes", "--attributes",
+                          "{\"match\":\"A-B\"}", "--input-push-channel", CHAN, TOK),
+                     NULL),
+            0);
+  ASSERT_STREQ(out_of(&c), want);
+  ASSERT_TRUE(strstr(want, "\"apns-topic\":\"" TOPIC ".push-type.liveactivity\"") != NULL);
+  child_free(&c);
+  apns_notification_free(n);
+  /* --input-push-token instead of a channel. */
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c,
+                     ARGS("--dry-run", "--topic", TOPIC, "--push-type", "liveactivity", "--event", "start",
+                          "--timestamp", "1", "--content-state", "{}", "--attributes-type", "T", "--attributes", "{}",
+                          "--input-push-token", TOK),
+                     NULL),
+            0);
+  ASSERT_TRUE(strstr(out_of(&c), "\"input-push-token\":1") != NULL);
+  child_free(&c);
+}
+
+TEST(push_channel_usage_errors_exit_2) {
+  static const struct {
+    const char *args[12];
+    const char *text; /* in stderr */
+  } cases[] = {
+      {{"--dry-run", "--topic", TOPIC, "channel"}, "channel: want create, read ID, delete ID or list"},
+      {{"--dry-run", "--topic", TOPIC, "channel", "make"}, "channel \"make\": unknown command"},
+      {{"--dry-run", "--topic", TOPIC, "channel", "read"}, "channel read: want the channel ID"},
+      {{"--dry-run", "--topic", TOPIC, "channel", "list", "x"}, "channel list: too many arguments (\"x\")"},
+      {{"--dry-run", "--topic", TOPIC, "channel", "read", "ab!c"}, "channel read \"ab!c\": "},
+      {{"--dry-run", "--topic", TOPIC, "channel", "delete", "a\x1b[2Jb"}, "channel delete \"a\\u001b[2Jb\": "},
+      {{"--dry-run", "channel", "list"}, "--topic is required"},
+      {{"--dry-run", "--topic", "com.example.app+x", "channel", "list"},
+       "--topic \"com.example.app+x\": not a bundle id"},
+      {{"--dry-run", "--topic", TOPIC, "--storage", "some", "channel", "create"}, "--storage: want none or latest"},
+      {{"--dry-run", "--topic", TOPIC, "--storage", "none", "channel", "list"}, "--storage goes with channel create"},
+      {{"--dry-run", "--topic", TOPIC, "--request-id", "nope", "channel", "list"},
+       "--request-id \"nope\": not a UUID"},
+      {{"--dry-run", "--topic", TOPIC, "--alert", "x", "channel", "list"}, "channel commands take no payload"},
+      {{"--dry-run", "--topic", TOPIC, "--management-host", "h:0", "channel", "list"}, "--management-host port"},
+      {{"--topic", TOPIC, "channel", "list"}, "no authentication"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", "not base64!", "--event", "update"}, "--channel \"not base64!\""},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN}, "no payload"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, TOK}, "--channel and a device token"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--bulk", "-"}, "--channel and --bulk"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--push-type", "alert", "--alert", "x"},
+       "--push-type alert: a broadcast is always liveactivity"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--collapse-id", "c", "--alert", "x"},
+       "--collapse-id does not go with --channel"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--management-host", "h", "--alert", "x"},
+       "--management-host goes with the channel commands"},
+      {{"--dry-run", "--topic", TOPIC, "--request-id", RID, "--alert", "x", TOK},
+       "--request-id goes with --channel or the channel commands"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--event", "begin"}, "--event: want start, update or end"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--content-state", "[1]"}, "--content-state: "},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--attributes", "{"}, "--attributes: "},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--relevance-score", "2"}, "--relevance-score: want"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--stale-date", "soon"}, "--stale-date: want"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--input-push-channel", "?", "--event", "start"},
+       "--input-push-channel \"?\""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    child c;
+    memset(&c, 0, sizeof c);
+    int rc = run_push(&c, cases[i].args, NULL);
+    if (rc != 2 || strstr(err_of(&c), cases[i].text) == NULL)
+      test__fail(__FILE__, __LINE__, "case %zu: exit %d, stderr:\n%s\n(want \"%s\")", i, rc, err_of(&c),
+                 cases[i].text);
+    ASSERT_STREQ(out_of(&c), "");
+    child_free(&c);
+  }
+  /* A broadcast payload over 5120 bytes is refused before anything connects. */
+  char big[6000];
+  memset(big, 'a', sizeof big);
+  memcpy(big, "{\"aps\":{\"event\":\"update\"},\"x\":\"", 31);
+  memcpy(big + sizeof big - 3, "\"}", 3);
+  child c;
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--channel", CHAN, big), NULL), 2);
+  ASSERT_TRUE(strstr(err_of(&c), "more than the 5120 a broadcast may carry") != NULL);
+  child_free(&c);
+}
+
 TEST_SUITE(push){
     TEST_ENTRY(push_help_and_version),
     TEST_ENTRY(push_usage_errors_exit_2),
@@ -1802,5 +2016,7 @@ TEST_SUITE(push){
     TEST_ENTRY(push_channel_lifecycle_against_mock),
     TEST_ENTRY(push_channel_error_reasons),
     TEST_ENTRY(push_channel_token_auth_and_management_host),
+    TEST_ENTRY(push_channel_dry_run_matches_builders),
+    TEST_ENTRY(push_channel_usage_errors_exit_2),
     TEST_SUITE_END,
 };

@@ -425,10 +425,6 @@ static int channel_command(int npos, char **pos, push_opts *o) {
       push_err("--topic is required (the app's bundle id: channels belong to it)");
       return -1;
     }
-    if (apns_validate_bundle_id(o->send.topic) < 0) {
-      push_err("--topic \"%s\": not a bundle id (letters, digits, '-', '.')", o->send.topic);
-      return -1;
-    }
     if (o->bulk || o->channel) {
       push_err("channel %s takes no %s", cmds[i].name, o->bulk ? "--bulk" : "--channel");
       return -1;

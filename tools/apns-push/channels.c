@@ -146,10 +146,27 @@ static void on_channel(apns_channels *ch, int err, const apns_channel_result *re
   apns_channels_close(ch, 0, on_channels_closed);
 }
 
+/* The bundle id of --topic: the liveactivity suffix off, as broadcasts take it off, so that one --topic serves
+ * a push-to-start, the channel commands and the broadcasts alike. */
+static const char *bundle_of(const char *topic, char *buf, size_t cap) {
+  static const char sfx[] = ".push-type.liveactivity";
+  size_t n = strlen(topic), k = sizeof sfx - 1;
+  if (n <= k || n - k >= cap || strcmp(topic + n - k, sfx) != 0) return topic;
+  memcpy(buf, topic, n - k);
+  buf[n - k] = '\0';
+  return buf;
+}
+
 int push_channel_main(const push_opts *o) {
   apns_channel_request req;
-  int rv =
-      apns_build_channel_request(o->channel_op, o->send.topic, o->channel_op_id, o->storage, o->request_id, &req);
+  char bundle_buf[APNS_BUNDLE_ID_MAX + 1];
+  const char *bundle = bundle_of(o->send.topic, bundle_buf, sizeof bundle_buf);
+  int rv = apns_build_channel_request(o->channel_op, bundle, o->channel_op_id, o->storage, o->request_id, &req);
+  if (rv == APNS_EBADTOPIC) {
+    push_err("--topic \"%s\": not a bundle id (1 to %d letters, digits, '-', '.' or '_')", bundle,
+             APNS_BUNDLE_ID_MAX);
+    return PUSH_EXIT_USAGE;
+  }
   if (rv < 0) {
     push_err("channel %s: %s", apns_channel_op_string(o->channel_op), apns_strerror(rv));
     return PUSH_EXIT_USAGE;
@@ -172,6 +189,7 @@ int push_channel_main(const push_opts *o) {
   apns_channels_options cho;
   memset(&cho, 0, sizeof cho);
   cho.client_options = &co;
+  cho.bundle_id = bundle;
   /* One apns-mock serves pushes and management alike: without --management-host, --host names both. */
   if (o->manage_host) {
     cho.host = o->manage_host;
