@@ -1987,6 +1987,36 @@ TEST(push_channel_usage_errors_exit_2) {
   child_free(&c);
 }
 
+static void hostile_chan_hook(void *data, apns_mock_request *req) {
+  (void)data;
+  req->status = 400;
+  req->reason = "Bad\x1b[31mReason\x07\r\napns-push: forged";
+}
+
+static void chan_tweak_hostile(apns_mock_options *o) {
+  o->on_request = hostile_chan_hook;
+}
+
+TEST(push_channel_hostile_reason_escaped) {
+  /* A server's reason reaches stdout as valid JSON and stderr without a control byte. */
+  srv s;
+  srv_start_with(&s, 1, 1, chan_tweak_hostile);
+  child c;
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "list"), 1);
+  json_t *j = one_json_line(&c);
+  ASSERT_STREQ(jstr(j, "reason"), "Bad\x1b[31mReason\x07\r\napns-push: forged");
+  json_decref(j);
+  ASSERT_TRUE(strstr(out_of(&c), "\"reason\":\"Bad\\u001b[31mReason\\u0007\\r\\napns-push: forged\"") != NULL);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--channel", CHAN, "--event", "update", "--content-state", "{}"), 1);
+  ASSERT_TRUE(strstr(out_of(&c), "\"reason\":\"Bad\\u001b[31mReason\\u0007\\r\\napns-push: forged\"") != NULL);
+  ASSERT_TRUE(strstr(err_of(&c), "400 Bad\\u001b[31mReason\\u0007\\r\\napns-push: forged") != NULL);
+  ASSERT_TRUE(strstr(err_of(&c), "\napns-push: forged") == NULL);
+  ASSERT_TRUE(strchr(err_of(&c), '\x1b') == NULL);
+  child_free(&c);
+  srv_stop(&s, NULL);
+}
+
 TEST_SUITE(push){
     TEST_ENTRY(push_help_and_version),
     TEST_ENTRY(push_usage_errors_exit_2),
@@ -2018,5 +2048,6 @@ TEST_SUITE(push){
     TEST_ENTRY(push_channel_token_auth_and_management_host),
     TEST_ENTRY(push_channel_dry_run_matches_builders),
     TEST_ENTRY(push_channel_usage_errors_exit_2),
+    TEST_ENTRY(push_channel_hostile_reason_escaped),
     TEST_SUITE_END,
 };
