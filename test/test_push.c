@@ -21,6 +21,8 @@
 
 #define TOK "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define TOPIC "com.example.app"
+#define RID "11111111-2222-4333-8444-555555555555"
+#define CHAN "AAAAAAAAAAAAAAAAAAAAAA=="
 
 static const char *push_bin(void) {
   const char *b = getenv("APNS_PUSH_BIN");
@@ -1163,14 +1165,16 @@ static const char *const line_seeds[] = {
     "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{},\"a\":[1,2.5e3,-0,true,false,null,\"s\\n\"], \"b\" : {}}}",
     "{\"token\":\"" TOK "\",\"expiration\":17,\"payload\":{\"aps\":{\"content-available\":1}}}",
     "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"content-available\":1,\"sound\":\"x\"},\"k\":{\"k\":1,\"j\":2}}}",
+    "{\"channel\":\"dGVzdA==\",\"topic\":\"com.x\",\"payload\":{\"aps\":{\"event\":\"update\",\"content-state\":{}}}"
+    "}",
     "{\"token\":\"" TOK "\",\"payload\":{\"aps\":1,\"x\":[{\"a\":1e5,\"b\":-12345678901234567}]}}",
     "[1,2]",
     "\"token\"",
 };
 
 static int is_member(const char *k) {
-  static const char *const m[] = {"token",    "payload",    "topic",       "push_type",
-                                  "priority", "expiration", "collapse_id", "apns_id"};
+  static const char *const m[] = {"token",      "payload",     "topic",   "push_type", "priority",
+                                  "expiration", "collapse_id", "apns_id", "channel"};
   for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
     if (strcmp(k, m[i]) == 0) return 1;
   return 0;
@@ -1210,7 +1214,7 @@ TEST(push_bulk_line_parse_matches_jansson) {
     bulk_line bl;
     int rv = bulk_line_parse(text, n, &bl, scratch, sizeof scratch, why, sizeof why);
     ASSERT_TRUE(json_text_ok(why) || why[0] == '\0');
-    if (muts == 0 && seed_no < 6 && rv != 0) test__fail(__FILE__, __LINE__, "seed %zu refused: %s", seed_no, why);
+    if (muts == 0 && seed_no < 7 && rv != 0) test__fail(__FILE__, __LINE__, "seed %zu refused: %s", seed_no, why);
     json_error_t je;
     json_t *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
     int not_json = rv == APNS_EBADJSON && strncmp(why, "not JSON: ", 10) == 0;
@@ -1249,6 +1253,9 @@ TEST(push_bulk_line_parse_matches_jansson) {
       json_t *v;
       json_object_foreach(root, k, v) ASSERT_TRUE(is_member(k));
       ASSERT_STREQ(bl.token, jstr(root, "token"));
+      ASSERT_STREQ(bl.channel, jstr(root, "channel"));
+      ASSERT_TRUE((bl.token == NULL) != (bl.channel == NULL));
+      if (bl.channel) ASSERT_OK(apns_validate_channel_id(bl.channel));
       if (bl.topic) ASSERT_STREQ(bl.topic, jstr(root, "topic"));
       if (bl.collapse_id) ASSERT_STREQ(bl.collapse_id, jstr(root, "collapse_id"));
       if (bl.apns_id) ASSERT_STREQ(bl.apns_id, jstr(root, "apns_id"));
@@ -1268,7 +1275,7 @@ TEST(push_bulk_line_parse_matches_jansson) {
       }
     } else if (root != NULL && json_is_object(root) && rv != APNS_EBADJSON && rv != APNS_EPAYLOADEMPTY) {
       /* Refused for its content: jansson sees why (a member unknown or of the wrong type, a bad token). */
-      ASSERT_TRUE(rv == APNS_EINVAL || rv == APNS_EBADPRIORITY || rv == APNS_EBADTOKEN);
+      ASSERT_TRUE(rv == APNS_EINVAL || rv == APNS_EBADPRIORITY || rv == APNS_EBADTOKEN || rv == APNS_EBADCHANNELID);
     }
     json_decref(root);
   }
@@ -1301,7 +1308,11 @@ TEST(push_bulk_line_parse_cases) {
       {"{\"token\":\"" TOK "\",\"payload\":{\"a\":\"\x01\"}}", APNS_EBADJSON, "not JSON: control character"},
       {"{\"token\":\"" TOK "\"} x", APNS_EBADJSON, "not JSON: end of the line expected at column 78"},
       {"{\"token\":5}", APNS_EINVAL, "\"token\" must be a string"},
-      {"{}", APNS_EBADTOKEN, "no \"token\""},
+      {"{}", APNS_EBADTOKEN, "no \"token\" (or \"channel\")"},
+      {"{\"channel\":\"ab!c\"}", APNS_EBADCHANNELID, "bad channel: "},
+      {"{\"channel\":5}", APNS_EINVAL, "\"channel\" must be a string"},
+      {"{\"token\":\"" TOK "\",\"channel\":\"" CHAN "\"}", APNS_EINVAL, "\"token\" and \"channel\": "},
+      {"{\"channel\":\"" CHAN "\",\"channel\":\"" CHAN "\"}", APNS_EBADJSON, "not JSON: duplicate object key"},
       {"{\"token\":\"abc\"}", APNS_EBADTOKEN, "bad token: "},
       {"{\"token\":\"" TOK "\",\"payload\":\"x\"}", APNS_EINVAL, "\"payload\" must be a JSON object"},
       {"{\"token\":\"" TOK "\",\"p\xff\":1}", APNS_EBADJSON, "not JSON: invalid UTF-8"},
@@ -1449,9 +1460,6 @@ TEST(push_hostile_server_text_escaped) {
 }
 
 /* ---- broadcast push: channel commands and --channel, against the mock ---- */
-
-#define RID "11111111-2222-4333-8444-555555555555"
-#define CHAN "AAAAAAAAAAAAAAAAAAAAAA=="
 
 /* The hook of the channel tests: the last request as --dry-run prints it (management requests with their method
  * and "body", broadcasts as sends, with "payload"), authorization checked as record_hook does. */
@@ -2017,6 +2025,66 @@ TEST(push_channel_hostile_reason_escaped) {
   srv_stop(&s, NULL);
 }
 
+TEST(push_bulk_channel_lines) {
+  srv s;
+  srv_start_with(&s, 1, 1, chan_tweak);
+  child c;
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create"), 0);
+  json_t *j = one_json_line(&c);
+  char id[APNS_CHANNEL_ID_MAX + 1];
+  snprintf(id, sizeof id, "%s", jstr(j, "channel_id"));
+  json_decref(j);
+  child_free(&c);
+  /* A device line, a broadcast, one to a channel never made, a bad id, a broadcast with a device-only field. */
+  char text[2048];
+  snprintf(
+      text, sizeof text,
+      "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"hi\"}}}\n"
+      "{\"channel\":\"%s\",\"priority\":5,\"payload\":{\"aps\":{\"event\":\"update\",\"content-state\":{\"a\":1},"
+      "\"timestamp\":1}}}\n"
+      "{\"channel\":\"" CHAN "\"}\n"
+      "{\"channel\":\"ab!c\"}\n"
+      "{\"channel\":\"%s\",\"collapse_id\":\"x\"}\n",
+      id, id);
+  const char *path = write_file("channels.jsonl", text);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--event", "update", "--content-state", "{\"a\":0}", "--bulk", path),
+             1);
+  const char *o = out_of(&c);
+  ASSERT_EQ(count_lines(o), 5);
+  char want[512];
+  ASSERT_TRUE(strstr(o, "{\"line\":1,\"token\":\"" TOK "\",") != NULL);
+  snprintf(want, sizeof want,
+           "{\"line\":2,\"channel\":\"%s\",\"status\":200,\"reason\":null,\"apns_request_id\":", id);
+  ASSERT_TRUE(strstr(o, want) != NULL);
+  ASSERT_TRUE(strstr(o, "{\"line\":3,\"channel\":\"" CHAN "\",\"status\":400,\"reason\":\"ChannelNotRegistered\"") !=
+              NULL);
+  ASSERT_TRUE(strstr(o, "{\"line\":4,\"token\":null,") != NULL); /* not parsed: the id is not taken */
+  ASSERT_TRUE(strstr(o, "\"error\":\"APNS_EBADCHANNELID\",\"message\":\"bad channel: ") != NULL);
+  snprintf(want, sizeof want, "{\"line\":5,\"channel\":\"%s\",\"status\":null,", id);
+  ASSERT_TRUE(strstr(o, want) != NULL);
+  ASSERT_TRUE(strstr(o, "\"message\":\"\\\"collapse_id\\\" does not go with \\\"channel\\\"\"") != NULL);
+  ASSERT_TRUE(strstr(err_of(&c), "2 accepted, 1 rejected, 0 failed, 2 bad lines") != NULL);
+  child_free(&c);
+  /* Line 2 as the mock got it is what --channel --dry-run prints for the same broadcast. */
+  char last[8192];
+  snprintf(last, sizeof last, "%s", s.last);
+  ASSERT_EQ(s.requests, 4); /* create, the device send, two broadcasts: the last one line 3 */
+  snprintf(text, sizeof text, "{\"channel\":\"%s\",\"priority\":5,\"payload\":{\"aps\":{\"event\":\"update\"}}}\n",
+           id);
+  path = write_file("one.jsonl", text);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--bulk", path), 0);
+  snprintf(last, sizeof last, "%s", s.last);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), "--bulk", path), 0);
+  ASSERT_STREQ(out_of(&c), last);
+  child_free(&c);
+  srv_expect(&s, &c,
+             ARGS("--dry-run", CONN(&s), "--channel", id, "--priority", "5", "{\"aps\":{\"event\":\"update\"}}"), 0);
+  ASSERT_STREQ(out_of(&c), last);
+  child_free(&c);
+  srv_stop(&s, NULL);
+}
+
 TEST_SUITE(push){
     TEST_ENTRY(push_help_and_version),
     TEST_ENTRY(push_usage_errors_exit_2),
@@ -2049,5 +2117,6 @@ TEST_SUITE(push){
     TEST_ENTRY(push_channel_dry_run_matches_builders),
     TEST_ENTRY(push_channel_usage_errors_exit_2),
     TEST_ENTRY(push_channel_hostile_reason_escaped),
+    TEST_ENTRY(push_bulk_channel_lines),
     TEST_SUITE_END,
 };

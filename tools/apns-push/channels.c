@@ -254,29 +254,25 @@ static void on_client_closed(apns_client *c) {
 static void on_broadcast(int err, const apns_response *res, void *data) {
   bc_run *run = data;
   line l;
-  l.n = 0;
-  l.overflow = 0;
-  char num[64];
-  put(&l, "{\"line\":1");
-  put_member(&l, "channel", run->o->channel);
-  if (res->status)
-    put_int(&l, "status", res->status);
-  else
-    put(&l, ",\"status\":null");
-  if (err == 0 && res->status == 200)
-    put(&l, ",\"reason\":null");
-  else if (err == 0)
-    put_member(&l, "reason", res->reason_text ? res->reason_text : apns_reason_string(res->reason));
-  put_member(&l, "apns_request_id", apns_response_header(res, "apns-request-id"));
-  put_member(&l, "apns_unique_id", apns_response_header(res, "apns-unique-id"));
-  put_int(&l, "attempts", res->attempts);
-  snprintf(num, sizeof num, ",\"latency_ms\":%.3f", (double)(uv_hrtime() - run->t0_ns) / 1e6);
-  put(&l, num);
+  /* The line of a bulk "channel" line (bulk_result_format): one format for both. */
+  bulk_result br;
+  memset(&br, 0, sizeof br);
+  br.line = 1;
+  br.channel = run->o->channel;
+  br.status = err == 0 ? res->status : 0;
+  br.reason = err == 0 && res->status != 200 ? (res->reason_text ? res->reason_text : "") : NULL;
+  br.request_id = apns_response_header(res, "apns-request-id");
+  br.unique_id = apns_response_header(res, "apns-unique-id");
+  br.attempts = res->attempts;
+  br.latency_ms = (double)(uv_hrtime() - run->t0_ns) / 1e6;
   if (err != 0) {
-    put_member(&l, "error", apns_err_name(err));
-    put_member(&l, "message", res->error_text ? res->error_text : apns_strerror(err));
+    br.error = apns_err_name(err);
+    br.message = res->error_text ? res->error_text : apns_strerror(err);
   }
-  int werr = emit(&l);
+  l.overflow = 0;
+  l.n = bulk_result_format(&br, l.p, sizeof l.p);
+  if (l.n >= sizeof l.p) l.overflow = 1, l.n = 0;
+  int werr = l.overflow ? -1 : write_all(l.p, l.n);
   run->rc = err == 0 && res->status == 200 && werr == 0 ? PUSH_EXIT_OK : PUSH_EXIT_FAILED;
   if (err == 0 && res->status != 200) { /* push_err escapes the server's text */
     push_err("broadcast refused: %d %s", res->status,

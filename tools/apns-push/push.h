@@ -151,6 +151,7 @@ typedef struct push_result {
   const char *message; /* with err: a sentence; NULL: apns_strerror(err) */
   int bad_line;        /* the line never became a request (parse or validation error) */
   double latency_ms;   /* < 0: none */
+  const char *channel; /* a broadcast's channel (then token is NULL), or NULL */
 } push_result;
 
 /* out_fd: where the output goes (it stays the caller's to close); results 0: result lines are counted, not written
