@@ -232,6 +232,8 @@ TEST(push_help_and_version) {
   ASSERT_EQ(run_push(&c, ARGS("--help"), NULL), 0);
   ASSERT_TRUE(strstr(out_of(&c), "--bulk FILE|-") != NULL);
   ASSERT_TRUE(strstr(out_of(&c), "--key-pass-env VAR") != NULL);
+  ASSERT_TRUE(strstr(out_of(&c), "--channel ID [PAYLOAD_JSON]") != NULL);
+  ASSERT_TRUE(strstr(out_of(&c), "channel create [--storage none|latest]") != NULL);
   ASSERT_STREQ(err_of(&c), "");
   child_free(&c);
   memset(&c, 0, sizeof c);
