@@ -51,10 +51,13 @@ static void put_int(line *l, const char *key, long long v) {
   put(l, num);
 }
 
-/* Writes the line and its newline on stdout; a long list goes out in pieces (write_all). */
+/* Where the lines go: stdout, or --results. */
+static int out_fd = 1;
+
+/* Writes the bytes to out_fd, all of them (a long list goes out in pieces). */
 static int write_all(const char *p, size_t n) {
   while (n > 0) {
-    ssize_t k = write(1, p, n);
+    ssize_t k = write(out_fd, p, n);
     if (k < 0) return -1;
     p += k;
     n -= (size_t)k;
@@ -157,8 +160,9 @@ static const char *bundle_of(const char *topic, char *buf, size_t cap) {
   return buf;
 }
 
-int push_channel_main(const push_opts *o) {
+int push_channel_main(const push_opts *o, int fd) {
   apns_channel_request req;
+  out_fd = fd;
   char bundle_buf[APNS_BUNDLE_ID_MAX + 1];
   const char *bundle = bundle_of(o->send.topic, bundle_buf, sizeof bundle_buf);
   int rv = apns_build_channel_request(o->channel_op, bundle, o->channel_op_id, o->storage, o->request_id, &req);
@@ -301,8 +305,9 @@ static const char *bc_flag_of(int rv) {
   }
 }
 
-int push_broadcast_main(const push_opts *o, apns_notification *n) {
+int push_broadcast_main(const push_opts *o, apns_notification *n, int fd) {
   apns_broadcast_options bo;
+  out_fd = fd;
   memset(&bo, 0, sizeof bo);
   bo.priority = o->send.priority;
   bo.expiration = o->send.has_expiration ? o->send.expiration : 0;

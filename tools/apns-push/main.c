@@ -702,11 +702,6 @@ int main(int argc, char **argv) {
   rc = push_parse_args(argc, argv, &a.o);
   if (rc == 1) return PUSH_EXIT_OK;
   if (rc != 0) return rc;
-  if (a.o.channel_op) {
-    rc = push_channel_main(&a.o);
-    push_opts_free(&a.o);
-    return rc;
-  }
   rc = PUSH_EXIT_USAGE;
   if (a.o.results && strcmp(a.o.results, "-") != 0) {
     if ((a.out_fd = open(a.o.results, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666)) < 0) {
@@ -717,6 +712,10 @@ int main(int argc, char **argv) {
     a.out_fd = 1;
   }
   if (a.o.dead_file && (a.dead = open_out("--dead-tokens", a.o.dead_file)) == NULL) goto done;
+  if (a.o.channel_op) {
+    rc = push_channel_main(&a.o, a.out_fd);
+    goto done;
+  }
   a.scratch_cap = BULK_SCRATCH(PUSH_MAX_LINE);
   if ((a.scratch = malloc(a.scratch_cap)) == NULL) {
     push_err("out of memory");
@@ -739,7 +738,7 @@ int main(int argc, char **argv) {
     goto done;
   }
   if (a.o.channel) {
-    rc = push_broadcast_main(&a.o, a.n);
+    rc = push_broadcast_main(&a.o, a.n, a.out_fd);
     goto done;
   }
   if (!a.o.bulk && check_single(&a) != 0) goto done;

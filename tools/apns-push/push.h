@@ -107,11 +107,11 @@ size_t push_dry_run_request(char *buf, size_t cap, const char *method, const cha
 
 /* ---- channels.c ---- */
 
-/* Runs `apns-push channel ...` (one JSON line on stdout) and returns the exit status. */
-int push_channel_main(const push_opts *o);
-/* Broadcasts n (or, with --dry-run, prints the request) to o->channel; one result line on stdout. Returns the
+/* Runs `apns-push channel ...` (one JSON line on out_fd: stdout or --results) and returns the exit status. */
+int push_channel_main(const push_opts *o, int out_fd);
+/* Broadcasts n (or, with --dry-run, prints the request) to o->channel; one result line on out_fd. Returns the
  * exit status. */
-int push_broadcast_main(const push_opts *o, apns_notification *n);
+int push_broadcast_main(const push_opts *o, apns_notification *n, int out_fd);
 
 /* ---- input.c ---- */
 
