@@ -1727,12 +1727,26 @@ TEST(push_channel_error_reasons) {
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--channel", CHAN, "--event", "update", "--content-state", "{}"), 1);
   ASSERT_TRUE(strstr(out_of(&c), "\"reason\":\"FeatureNotEnabled\"") != NULL);
   child_free(&c);
+  /* A bundle id the client certificate does not cover: 403 TopicMismatch, for both kinds of request. */
+  srv_expect(&s, &c,
+             ARGS("--host", s.hostport, "--verify-name", "localhost", "--ca", path_in(s.dir, "ca.pem"), "--topic",
+                  "com.other.app", CERT(&s), "channel", "list"),
+             1);
+  ASSERT_TRUE(strstr(out_of(&c), "{\"op\":\"list\",\"status\":403,\"reason\":\"TopicMismatch\"") != NULL);
+  child_free(&c);
+  srv_expect(&s, &c,
+             ARGS("--host", s.hostport, "--verify-name", "localhost", "--ca", path_in(s.dir, "ca.pem"), "--topic",
+                  "com.other.app", CERT(&s), "--channel", CHAN, "--event", "update", "--content-state", "{}"),
+             1);
+  ASSERT_TRUE(strstr(out_of(&c), "\"status\":403,\"reason\":\"TopicMismatch\"") != NULL);
+  child_free(&c);
 
-  /* No server: an error and a message, no status, exit 1. */
+  /* No server: an error and a message, no status, exit 1 (once --timeout has passed: a refused connection may be a
+   * server restarting). */
   const char *dead_port = "127.0.0.1:1";
   srv_expect(&s, &c,
              ARGS("--host", dead_port, "--verify-name", "localhost", "--ca", path_in(s.dir, "ca.pem"), "--topic",
-                  TOPIC, CERT(&s), "channel", "list"),
+                  TOPIC, CERT(&s), "--timeout", "0.5", "channel", "list"),
              1);
   j = one_json_line(&c);
   ASSERT_TRUE(json_is_null(json_object_get(j, "status")));
