@@ -21,6 +21,8 @@
 
 #define TOK "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define TOPIC "com.example.app"
+#define RID "11111111-2222-4333-8444-555555555555"
+#define CHAN "AAAAAAAAAAAAAAAAAAAAAA=="
 
 static const char *push_bin(void) {
   const char *b = getenv("APNS_PUSH_BIN");
@@ -230,6 +232,8 @@ TEST(push_help_and_version) {
   ASSERT_EQ(run_push(&c, ARGS("--help"), NULL), 0);
   ASSERT_TRUE(strstr(out_of(&c), "--bulk FILE|-") != NULL);
   ASSERT_TRUE(strstr(out_of(&c), "--key-pass-env VAR") != NULL);
+  ASSERT_TRUE(strstr(out_of(&c), "--channel ID [PAYLOAD_JSON]") != NULL);
+  ASSERT_TRUE(strstr(out_of(&c), "channel create [--storage none|latest]") != NULL);
   ASSERT_STREQ(err_of(&c), "");
   child_free(&c);
   memset(&c, 0, sizeof c);
@@ -1163,14 +1167,16 @@ static const char *const line_seeds[] = {
     "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{},\"a\":[1,2.5e3,-0,true,false,null,\"s\\n\"], \"b\" : {}}}",
     "{\"token\":\"" TOK "\",\"expiration\":17,\"payload\":{\"aps\":{\"content-available\":1}}}",
     "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"content-available\":1,\"sound\":\"x\"},\"k\":{\"k\":1,\"j\":2}}}",
+    "{\"channel\":\"dGVzdA==\",\"topic\":\"com.x\",\"payload\":{\"aps\":{\"event\":\"update\",\"content-state\":{}}}"
+    "}",
     "{\"token\":\"" TOK "\",\"payload\":{\"aps\":1,\"x\":[{\"a\":1e5,\"b\":-12345678901234567}]}}",
     "[1,2]",
     "\"token\"",
 };
 
 static int is_member(const char *k) {
-  static const char *const m[] = {"token",    "payload",    "topic",       "push_type",
-                                  "priority", "expiration", "collapse_id", "apns_id"};
+  static const char *const m[] = {"token",      "payload",     "topic",   "push_type", "priority",
+                                  "expiration", "collapse_id", "apns_id", "channel"};
   for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
     if (strcmp(k, m[i]) == 0) return 1;
   return 0;
@@ -1210,7 +1216,7 @@ TEST(push_bulk_line_parse_matches_jansson) {
     bulk_line bl;
     int rv = bulk_line_parse(text, n, &bl, scratch, sizeof scratch, why, sizeof why);
     ASSERT_TRUE(json_text_ok(why) || why[0] == '\0');
-    if (muts == 0 && seed_no < 6 && rv != 0) test__fail(__FILE__, __LINE__, "seed %zu refused: %s", seed_no, why);
+    if (muts == 0 && seed_no < 7 && rv != 0) test__fail(__FILE__, __LINE__, "seed %zu refused: %s", seed_no, why);
     json_error_t je;
     json_t *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
     int not_json = rv == APNS_EBADJSON && strncmp(why, "not JSON: ", 10) == 0;
@@ -1249,6 +1255,9 @@ TEST(push_bulk_line_parse_matches_jansson) {
       json_t *v;
       json_object_foreach(root, k, v) ASSERT_TRUE(is_member(k));
       ASSERT_STREQ(bl.token, jstr(root, "token"));
+      ASSERT_STREQ(bl.channel, jstr(root, "channel"));
+      ASSERT_TRUE((bl.token == NULL) != (bl.channel == NULL));
+      if (bl.channel) ASSERT_OK(apns_validate_channel_id(bl.channel));
       if (bl.topic) ASSERT_STREQ(bl.topic, jstr(root, "topic"));
       if (bl.collapse_id) ASSERT_STREQ(bl.collapse_id, jstr(root, "collapse_id"));
       if (bl.apns_id) ASSERT_STREQ(bl.apns_id, jstr(root, "apns_id"));
@@ -1268,7 +1277,7 @@ TEST(push_bulk_line_parse_matches_jansson) {
       }
     } else if (root != NULL && json_is_object(root) && rv != APNS_EBADJSON && rv != APNS_EPAYLOADEMPTY) {
       /* Refused for its content: jansson sees why (a member unknown or of the wrong type, a bad token). */
-      ASSERT_TRUE(rv == APNS_EINVAL || rv == APNS_EBADPRIORITY || rv == APNS_EBADTOKEN);
+      ASSERT_TRUE(rv == APNS_EINVAL || rv == APNS_EBADPRIORITY || rv == APNS_EBADTOKEN || rv == APNS_EBADCHANNELID);
     }
     json_decref(root);
   }
@@ -1301,7 +1310,11 @@ TEST(push_bulk_line_parse_cases) {
       {"{\"token\":\"" TOK "\",\"payload\":{\"a\":\"\x01\"}}", APNS_EBADJSON, "not JSON: control character"},
       {"{\"token\":\"" TOK "\"} x", APNS_EBADJSON, "not JSON: end of the line expected at column 78"},
       {"{\"token\":5}", APNS_EINVAL, "\"token\" must be a string"},
-      {"{}", APNS_EBADTOKEN, "no \"token\""},
+      {"{}", APNS_EBADTOKEN, "no \"token\" (or \"channel\")"},
+      {"{\"channel\":\"ab!c\"}", APNS_EBADCHANNELID, "bad channel: "},
+      {"{\"channel\":5}", APNS_EINVAL, "\"channel\" must be a string"},
+      {"{\"token\":\"" TOK "\",\"channel\":\"" CHAN "\"}", APNS_EINVAL, "\"token\" and \"channel\": "},
+      {"{\"channel\":\"" CHAN "\",\"channel\":\"" CHAN "\"}", APNS_EBADJSON, "not JSON: duplicate object key"},
       {"{\"token\":\"abc\"}", APNS_EBADTOKEN, "bad token: "},
       {"{\"token\":\"" TOK "\",\"payload\":\"x\"}", APNS_EINVAL, "\"payload\" must be a JSON object"},
       {"{\"token\":\"" TOK "\",\"p\xff\":1}", APNS_EBADJSON, "not JSON: invalid UTF-8"},
@@ -1448,6 +1461,654 @@ TEST(push_hostile_server_text_escaped) {
   child_free(&c);
 }
 
+/* ---- broadcast push: channel commands and --channel, against the mock ---- */
+
+/* The hook of the channel tests: the last request as --dry-run prints it (management requests with their method
+ * and "body", broadcasts as sends, with "payload"), authorization checked as record_hook does. */
+static void chan_hook(void *data, apns_mock_request *req) {
+  srv *s = data;
+  int mgmt = strncmp(req->path, "/1/", 3) == 0;
+  s->requests++;
+  size_t n = 0;
+  if (mgmt)
+    n = (size_t)snprintf(s->last, sizeof s->last, "{\"method\":\"%s\",\"path\":\"%s\",\"headers\":{", req->method,
+                         req->path);
+  else
+    n = (size_t)snprintf(s->last, sizeof s->last, "{\"path\":\"%s\",\"headers\":{", req->path);
+  int first = 1, authorized = 0;
+  for (size_t i = 0; i < req->num_headers; i++) {
+    if (strcmp(req->headers[i].name, "authorization") == 0) {
+      const char *v = req->headers[i].value;
+      authorized = 1;
+      if (s->verifier && strncmp(v, "bearer ", 7) == 0 &&
+          apns__jwt_verify(s->verifier, v + 7, strlen(v + 7), NULL) == APNS__JWT_VALID)
+        s->jwt_valid++;
+      else
+        s->jwt_bad++;
+      continue;
+    }
+    n += (size_t)snprintf(s->last + n, sizeof s->last - n, "%s\"%s\":\"%s\"", first ? "" : ",", req->headers[i].name,
+                          req->headers[i].value);
+    first = 0;
+  }
+  if (req->body_len)
+    n += (size_t)snprintf(s->last + n, sizeof s->last - n, "},\"%s\":%.*s}\n", mgmt ? "body" : "payload",
+                          (int)req->body_len, (const char *)req->body);
+  else
+    n += (size_t)snprintf(s->last + n, sizeof s->last - n, "}}\n");
+  if (s->verifier && !authorized) {
+    req->status = 403;
+    req->reason = "MissingProviderToken";
+  }
+}
+
+static void chan_tweak(apns_mock_options *o) {
+  o->on_request = chan_hook;
+}
+
+static void chan_tweak_limit(apns_mock_options *o) {
+  o->on_request = chan_hook;
+  o->max_channels = 1;
+}
+
+static void chan_tweak_split(apns_mock_options *o) {
+  o->on_request = chan_hook;
+  o->split_management = 1;
+}
+
+static void chan_tweak_disabled(apns_mock_options *o) {
+  o->on_request = chan_hook;
+  o->broadcast_disabled = TOPIC;
+}
+
+/* A new mock in place of the running one, on the same loop and certificates (cert_dir runs once a test). */
+static void srv_remock(srv *s, int client_auth, void (*tweak)(apns_mock_options *)) {
+  apns_mock_stop(s->mock, NULL, NULL);
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+  apns_mock_options o;
+  fx_mock_options(&o, &s->certs, client_auth);
+  o.data = s;
+  tweak(&o);
+  s->mock = fx_mock_start(&s->loop, &o);
+  snprintf(s->hostport, sizeof s->hostport, "127.0.0.1:%d", apns_mock_port(s->mock));
+}
+
+/* The one JSON line a channel command or broadcast printed, parsed (the test fails on anything else). */
+static json_t *one_json_line(child *c) {
+  const char *o = out_of(c);
+  if (count_lines(o) != 1) test__fail(__FILE__, __LINE__, "want one line, got:\n%s\nstderr:\n%s", o, err_of(c));
+  json_error_t je;
+  json_t *j = json_loads(o, 0, &je);
+  if (j == NULL) test__fail(__FILE__, __LINE__, "not JSON (%s): %s", je.text, o);
+  return j;
+}
+
+/* Runs args against the mock and checks the exit status. */
+static void srv_expect(srv *s, child *c, const char *const *args, int want) {
+  memset(c, 0, sizeof *c);
+  int rc = srv_push(s, c, args, NULL, NULL);
+  if (rc != want) test__fail(__FILE__, __LINE__, "exit %d, want %d:\n%s\n%s", rc, want, out_of(c), err_of(c));
+}
+
+TEST(push_channel_lifecycle_against_mock) {
+  srv s;
+  srv_start_with(&s, 1, 1, chan_tweak);
+  child c;
+  char id[APNS_CHANNEL_ID_MAX + 1];
+
+  /* create: 201 and the new id, our request id echoed; the mock got what --dry-run prints. */
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--request-id", RID, "channel", "create"), 0);
+  json_t *j = one_json_line(&c);
+  ASSERT_STREQ(jstr(j, "op"), "create");
+  ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 201);
+  ASSERT_STREQ(jstr(j, "request_id"), RID);
+  ASSERT_NOT_NULL(jstr(j, "channel_id"));
+  ASSERT_OK(apns_validate_channel_id(jstr(j, "channel_id")));
+  snprintf(id, sizeof id, "%s", jstr(j, "channel_id"));
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), "--request-id", RID, "channel", "create"), 0);
+  ASSERT_STREQ(out_of(&c), s.last);
+  child_free(&c);
+
+  /* read: the configuration, exactly as Apple spells it. */
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--request-id", RID, "channel", "read", id), 0);
+  char want[512];
+  snprintf(want, sizeof want,
+           "{\"op\":\"read\",\"status\":200,\"channel_id\":\"%s\",\"message-storage-policy\":0,"
+           "\"push-type\":\"LiveActivity\",\"request_id\":\"" RID "\"}\n",
+           id);
+  ASSERT_STREQ(out_of(&c), want);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), "--request-id", RID, "channel", "read", id), 0);
+  ASSERT_STREQ(out_of(&c), s.last);
+  child_free(&c);
+
+  /* list: the one channel. */
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "list"), 0);
+  j = one_json_line(&c);
+  ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 200);
+  json_t *list = json_object_get(j, "channels");
+  ASSERT_EQ(json_array_size(list), 1);
+  ASSERT_STREQ(json_string_value(json_array_get(list, 0)), id);
+  ASSERT_NOT_NULL(jstr(j, "request_id")); /* the mock made one */
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), "channel", "list"), 0);
+  ASSERT_STREQ(out_of(&c), s.last);
+  child_free(&c);
+
+  /* A Live Activity update broadcast to it: accepted, the answer's ids printed; the wire is the dry run. */
+#define UPDATE(id)                                                                                                   \
+  "--channel", id, "--request-id", RID, "--event", "update", "--content-state", "{\"home\":2,\"away\":1}",           \
+      "--timestamp", "1700000000", "--stale-date", "1700000600"
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), UPDATE(id)), 0);
+  j = one_json_line(&c);
+  ASSERT_STREQ(jstr(j, "channel"), id);
+  ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 200);
+  ASSERT_TRUE(json_is_null(json_object_get(j, "reason")));
+  ASSERT_STREQ(jstr(j, "apns_request_id"), RID);
+  ASSERT_NOT_NULL(jstr(j, "apns_unique_id"));
+  ASSERT_EQ(json_integer_value(json_object_get(j, "attempts")), 1);
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), UPDATE(id)), 0);
+  ASSERT_STREQ(out_of(&c), s.last);
+  ASSERT_TRUE(strstr(s.last, "\"payload\":{\"aps\":{\"timestamp\":1700000000,\"event\":\"update\","
+                             "\"content-state\":{\"home\":2,\"away\":1},\"stale-date\":1700000600}}") != NULL);
+  child_free(&c);
+
+  /* delete: 204; then the id is gone for a broadcast, a read and a second delete (exit 1 each). */
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "delete", id), 0);
+  j = one_json_line(&c);
+  ASSERT_STREQ(jstr(j, "op"), "delete");
+  ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 204);
+  ASSERT_STREQ(jstr(j, "channel_id"), id);
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), "channel", "delete", id), 0);
+  ASSERT_STREQ(out_of(&c), s.last);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), UPDATE(id)), 1);
+  j = one_json_line(&c);
+  ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 400);
+  ASSERT_STREQ(jstr(j, "reason"), "ChannelNotRegistered");
+  json_decref(j);
+  ASSERT_TRUE(strstr(err_of(&c), "broadcast refused: 400 ChannelNotRegistered") != NULL);
+  child_free(&c);
+  static const char *const ops[] = {"read", "delete"};
+  for (int k = 0; k < 2; k++) {
+    srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", ops[k], id), 1);
+    snprintf(want, sizeof want,
+             "{\"op\":\"%s\",\"status\":400,\"channel_id\":\"%s\",\"reason\":\"ChannelNotRegistered\"", ops[k], id);
+    if (strncmp(out_of(&c), want, strlen(want)) != 0) test__fail(__FILE__, __LINE__, "%s", out_of(&c));
+    child_free(&c);
+  }
+  /* --results takes the line to a file, as for sends. */
+  const char *res = path_in(test_tmpdir(), "channels.out");
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--results", res, "channel", "list"), 0);
+  ASSERT_STREQ(out_of(&c), "");
+  child_free(&c);
+  FILE *f = fopen(res, "r");
+  ASSERT_NOT_NULL(f);
+  char got[512] = "";
+  ASSERT_NOT_NULL(fgets(got, sizeof got, f));
+  fclose(f);
+  ASSERT_TRUE(strncmp(got, "{\"op\":\"list\",\"status\":200,\"channels\":[],\"request_id\":", 53) == 0);
+  srv_stop(&s, NULL);
+#undef UPDATE
+}
+
+TEST(push_channel_error_reasons) {
+  srv s;
+  child c;
+  json_t *j;
+  /* A no-storage channel takes only expiration 0: BadExpirationDate. A latest one takes a later time. */
+  srv_start_with(&s, 1, 1, chan_tweak);
+  char none_id[APNS_CHANNEL_ID_MAX + 1], latest_id[APNS_CHANNEL_ID_MAX + 1];
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create", "--storage", "none"), 0);
+  j = one_json_line(&c);
+  snprintf(none_id, sizeof none_id, "%s", jstr(j, "channel_id"));
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create", "--storage", "latest"), 0);
+  j = one_json_line(&c);
+  snprintf(latest_id, sizeof latest_id, "%s", jstr(j, "channel_id"));
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "read", latest_id), 0);
+  ASSERT_TRUE(strstr(out_of(&c), "\"message-storage-policy\":1,") != NULL);
+  child_free(&c);
+  srv_expect(&s, &c,
+             ARGS(CONN(&s), CERT(&s), "--channel", none_id, "--expiration", "+600", "--event", "end",
+                  "--content-state", "{}", "--dismissal-date", "+3600"),
+             1);
+  j = one_json_line(&c);
+  ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 400);
+  ASSERT_STREQ(jstr(j, "reason"), "BadExpirationDate");
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c,
+             ARGS(CONN(&s), CERT(&s), "--channel", latest_id, "--expiration", "+600", "--event", "end",
+                  "--content-state", "{}", "--dismissal-date", "+3600", "--priority", "5"),
+             0);
+  ASSERT_TRUE(strstr(s.last, "\"apns-priority\":\"5\"") != NULL);
+  child_free(&c);
+  /* A channel id never made: ChannelNotRegistered. */
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--channel", CHAN, "{\"aps\":{\"event\":\"update\"}}"), 1);
+  ASSERT_TRUE(strstr(out_of(&c), "\"reason\":\"ChannelNotRegistered\"") != NULL);
+  child_free(&c);
+
+  /* The 10 000 limit (1 here): CannotCreateChannelConfig; after a delete there is room again. */
+  srv_remock(&s, 1, chan_tweak_limit);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create"), 0);
+  j = one_json_line(&c);
+  char id[APNS_CHANNEL_ID_MAX + 1];
+  snprintf(id, sizeof id, "%s", jstr(j, "channel_id"));
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create"), 1);
+  j = one_json_line(&c);
+  ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 400);
+  ASSERT_STREQ(jstr(j, "reason"), "CannotCreateChannelConfig");
+  ASSERT_TRUE(json_object_get(j, "channel_id") == NULL);
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "delete", id), 0);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create"), 0);
+  child_free(&c);
+
+  /* Broadcast not enabled for the app: FeatureNotEnabled, for management and broadcasts alike. */
+  srv_remock(&s, 1, chan_tweak_disabled);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "list"), 1);
+  ASSERT_TRUE(strstr(out_of(&c), "\"status\":400,\"reason\":\"FeatureNotEnabled\"") != NULL);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--channel", CHAN, "--event", "update", "--content-state", "{}"), 1);
+  ASSERT_TRUE(strstr(out_of(&c), "\"reason\":\"FeatureNotEnabled\"") != NULL);
+  child_free(&c);
+  /* A bundle id the client certificate does not cover: 403 TopicMismatch, for both kinds of request. */
+  srv_expect(&s, &c,
+             ARGS("--host", s.hostport, "--verify-name", "localhost", "--ca", path_in(s.dir, "ca.pem"), "--topic",
+                  "com.other.app", CERT(&s), "channel", "list"),
+             1);
+  ASSERT_TRUE(strstr(out_of(&c), "{\"op\":\"list\",\"status\":403,\"reason\":\"TopicMismatch\"") != NULL);
+  child_free(&c);
+  srv_expect(&s, &c,
+             ARGS("--host", s.hostport, "--verify-name", "localhost", "--ca", path_in(s.dir, "ca.pem"), "--topic",
+                  "com.other.app", CERT(&s), "--channel", CHAN, "--event", "update", "--content-state", "{}"),
+             1);
+  ASSERT_TRUE(strstr(out_of(&c), "\"status\":403,\"reason\":\"TopicMismatch\"") != NULL);
+  child_free(&c);
+
+  /* No server: an error and a message, no status, exit 1 (once --timeout has passed: a refused connection may be a
+   * server restarting). */
+  const char *dead_port = "127.0.0.1:1";
+  srv_expect(&s, &c,
+             ARGS("--host", dead_port, "--verify-name", "localhost", "--ca", path_in(s.dir, "ca.pem"), "--topic",
+                  TOPIC, CERT(&s), "--timeout", "0.5", "channel", "list"),
+             1);
+  j = one_json_line(&c);
+  ASSERT_TRUE(json_is_null(json_object_get(j, "status")));
+  ASSERT_NOT_NULL(jstr(j, "error"));
+  ASSERT_NOT_NULL(jstr(j, "message"));
+  json_decref(j);
+  child_free(&c);
+  srv_stop(&s, NULL);
+}
+
+TEST(push_channel_token_auth_and_management_host) {
+  /* Token auth: the management requests and the broadcast carry provider tokens the mock verifies. Two mocks:
+   * --management-host takes the channel commands to the second, --host the broadcasts to the first. */
+  srv s;
+  char err[256] = "";
+  srv_start_with(&s, 0, 1, chan_tweak);
+  const char *p8 = path_in(s.dir, "client-key.pem");
+  ASSERT_OK(apns__jwt_verifier_new(&s.verifier));
+  ASSERT_OK(apns__jwt_verifier_add(s.verifier, "ABC123DEFG", p8, NULL, 0, err, sizeof err));
+  child c;
+  srv_expect(&s, &c,
+             ARGS(CONN(&s), "--p8", p8, "--key-id", "ABC123DEFG", "--team-id", "DEF123GHIJ", "channel", "create"), 0);
+  json_t *j = one_json_line(&c);
+  char id[APNS_CHANNEL_ID_MAX + 1];
+  snprintf(id, sizeof id, "%s", jstr(j, "channel_id"));
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c,
+             ARGS(CONN(&s), "--p8", p8, "--key-id", "ABC123DEFG", "--team-id", "DEF123GHIJ", "--channel", id,
+                  "--event", "update", "--content-state", "{\"n\":1}"),
+             0);
+  child_free(&c);
+  ASSERT_EQ(s.jwt_valid, 2);
+  ASSERT_EQ(s.jwt_bad, 0);
+  ASSERT_EQ(s.requests, 2);
+
+  /* Split as Apple does: management on a listener of its own. --management-host takes the channel commands
+   * there; without it they go to --host, which answers 404 BadPath; broadcasts stay on --host. */
+  apns__jwt_verifier_free(s.verifier);
+  s.verifier = NULL;
+  srv_remock(&s, 1, chan_tweak_split);
+  char manage[32];
+  snprintf(manage, sizeof manage, "127.0.0.1:%d", apns_mock_manage_port(s.mock));
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create"), 1);
+  ASSERT_TRUE(strstr(out_of(&c), "\"status\":404,\"reason\":\"BadPath\"") != NULL);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--management-host", manage, "channel", "create"), 0);
+  j = one_json_line(&c);
+  snprintf(id, sizeof id, "%s", jstr(j, "channel_id"));
+  json_decref(j);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--channel", id, "--event", "update", "--content-state", "{}"), 0);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--management-host", manage, "channel", "delete", id), 0);
+  child_free(&c);
+  srv_stop(&s, NULL);
+}
+
+/* What a request built by the library looks like as a --dry-run line (strings here need no escaping). */
+static void dry_line(char *out, size_t cap, const char *method, const char *path, const apns_header *h, size_t nh,
+                     const char *key, const char *body, size_t len) {
+  size_t n = 0;
+  if (method)
+    n += (size_t)snprintf(out + n, cap - n, "{\"method\":\"%s\",\"path\":\"%s\",\"headers\":{", method, path);
+  else
+    n += (size_t)snprintf(out + n, cap - n, "{\"path\":\"%s\",\"headers\":{", path);
+  for (size_t i = 0; i < nh; i++)
+    n += (size_t)snprintf(out + n, cap - n, "%s\"%s\":\"%s\"", i ? "," : "", h[i].name, h[i].value);
+  if (body)
+    snprintf(out + n, cap - n, "},\"%s\":%.*s}\n", key, (int)len, body);
+  else
+    snprintf(out + n, cap - n, "}}\n");
+}
+
+TEST(push_channel_dry_run_matches_builders) {
+  child c;
+  char want[8192];
+  apns_channel_request req;
+  static const struct {
+    const char *args[10];
+    apns_channel_op op;
+    const char *id;
+    apns_channel_storage storage;
+    const char *rid;
+  } cases[] = {
+      {{"channel", "create"}, APNS_CHANNEL_CREATE, NULL, APNS_CHANNEL_STORAGE_NONE, NULL},
+      {{"channel", "create", "--storage", "latest", "--request-id", RID},
+       APNS_CHANNEL_CREATE,
+       NULL,
+       APNS_CHANNEL_STORAGE_LATEST,
+       RID},
+      {{"channel", "read", CHAN}, APNS_CHANNEL_READ, CHAN, 0, NULL},
+      {{"--request-id", "AAAAAAAA-2222-4333-8444-55555555555F", "channel", "delete", CHAN},
+       APNS_CHANNEL_DELETE,
+       CHAN,
+       0,
+       "AAAAAAAA-2222-4333-8444-55555555555F"},
+      {{"channel", "list", "--request-id", RID}, APNS_CHANNEL_LIST, NULL, 0, RID},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *args[16] = {"--dry-run", "--topic", TOPIC};
+    size_t n = 3;
+    for (size_t k = 0; cases[i].args[k]; k++) args[n++] = cases[i].args[k];
+    args[n] = NULL;
+    memset(&c, 0, sizeof c);
+    ASSERT_EQ(run_push(&c, args, NULL), 0);
+    ASSERT_OK(apns_build_channel_request(cases[i].op, TOPIC, cases[i].id, cases[i].storage, cases[i].rid, &req));
+    dry_line(want, sizeof want, req.method, req.path, req.headers, req.num_headers, "body",
+             req.body_len ? req.body : NULL, req.body_len);
+    ASSERT_STREQ(out_of(&c), want);
+    ASSERT_STREQ(err_of(&c), "");
+    child_free(&c);
+  }
+  /* The topic's liveactivity suffix is not part of the bundle id, as for broadcasts. */
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC ".push-type.liveactivity", "channel", "list"), NULL), 0);
+  ASSERT_STREQ(out_of(&c), "{\"method\":\"GET\",\"path\":\"/1/apps/" TOPIC "/all-channels\",\"headers\":{}}\n");
+  child_free(&c);
+  /* The request id goes out lowercase, as the library sends it. */
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c,
+                     ARGS("--dry-run", "--topic", TOPIC, "--request-id", "AAAAAAAA-2222-4333-8444-55555555555F",
+                          "channel", "read", CHAN),
+                     NULL),
+            0);
+  ASSERT_STREQ(out_of(&c),
+               "{\"method\":\"GET\",\"path\":\"/1/apps/" TOPIC "/channels\",\"headers\":{\"apns-channel-id\":"
+               "\"" CHAN "\",\"apns-request-id\":\"aaaaaaaa-2222-4333-8444-55555555555f\"}}\n");
+  child_free(&c);
+
+  /* A broadcast: path and headers from apns_build_broadcast_request, the payload from the builder. The topic's
+   * liveactivity suffix is not part of the path. */
+  apns_broadcast_options bo;
+  memset(&bo, 0, sizeof bo);
+  bo.priority = 5;
+  bo.expiration = 1700003600;
+  bo.request_id = RID;
+  apns_broadcast_request br;
+  ASSERT_OK(apns_build_broadcast_request(TOPIC ".push-type.liveactivity", CHAN, &bo, &br));
+  apns_notification *n;
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_relevance_score(n, 0.25));
+  ASSERT_OK(apns_notification_set_timestamp(n, 1700000000));
+  ASSERT_OK(apns_notification_set_event(n, "end"));
+  ASSERT_OK(apns_notification_set_content_state(n, "{\"home\":3, \"away\":1}"));
+  ASSERT_OK(apns_notification_set_dismissal_date(n, 1700003600));
+  const char *json;
+  size_t len;
+  ASSERT_OK(apns_notification_serialize(n, APNS_PAYLOAD_MAX_BROADCAST, &json, &len));
+  dry_line(want, sizeof want, NULL, br.path, br.headers, br.num_headers, "payload", json, len);
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c,
+                     ARGS("--dry-run", "--topic", TOPIC ".push-type.liveactivity", "--push-type", "liveactivity",
+                          "--channel", CHAN, "--priority", "5", "--expiration", "1700003600", "--request-id", RID,
+                          "--relevance-score", "0.25", "--timestamp", "1700000000", "--event", "end",
+                          "--content-state", "{\"home\":3, \"away\":1}", "--dismissal-date", "1700003600"),
+                     NULL),
+            0);
+  ASSERT_STREQ(out_of(&c), want);
+  ASSERT_STREQ(out_of(&c),
+               "{\"path\":\"/4/broadcasts/apps/" TOPIC "\",\"headers\":{\"apns-channel-id\":\"" CHAN "\","
+               "\"apns-push-type\":\"liveactivity\",\"apns-priority\":\"5\",\"apns-expiration\":\"1700003600\","
+               "\"apns-request-id\":\"" RID "\"},\"payload\":{\"aps\":{\"relevance-score\":0.25,\"timestamp\":"
+               "1700000000,\"event\":\"end\",\"content-state\":{\"home\":3,\"away\":1},\"dismissal-date\":"
+               "1700003600}}}\n");
+  child_free(&c);
+  apns_notification_free(n);
+
+  /* Push-to-start is a device send: the Live Activity flags build the same payload as the builder. */
+  ASSERT_OK(apns_notification_new(&n));
+  ASSERT_OK(apns_notification_set_timestamp(n, 1700000000));
+  ASSERT_OK(apns_notification_set_event(n, "start"));
+  ASSERT_OK(apns_notification_set_content_state(n, "{\"home\":0,\"away\":0}"));
+  ASSERT_OK(apns_notification_set_attributes_type(n, "MatchAttributes"));
+  ASSERT_OK(apns_notification_set_attributes(n, "{\"match\":\"A-B\"}"));
+  ASSERT_OK(apns_notification_set_input_push_channel(n, CHAN));
+  ASSERT_OK(apns_notification_set_alert_title(n, "Kick-off"));
+  ASSERT_OK(apns_notification_set_alert_body(n, "A v B"));
+  ASSERT_OK(apns_notification_serialize(n, APNS_PAYLOAD_MAX_BROADCAST, &json, &len));
+  apns_send_options so;
+  memset(&so, 0, sizeof so);
+  so.push_type = APNS_PUSH_TYPE_LIVEACTIVITY;
+  apns_send_request sr;
+  ASSERT_OK(apns_build_send_request(TOPIC, TOK, &so, 0, &sr));
+  dry_line(want, sizeof want, NULL, sr.path, sr.headers, sr.num_headers, "payload", json, len);
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c,
+                     ARGS("--dry-run", "--topic", TOPIC, "--push-type", "liveactivity", "--title", "Kick-off",
+                          "--alert", "A v B", "--event", "start", "--timestamp", "1700000000", "--content-state",
+                          "{\"home\":0,\"away\":0}", "--attributes-type", "MatchAttributes", "--attributes",
+                          "{\"match\":\"A-B\"}", "--input-push-channel", CHAN, TOK),
+                     NULL),
+            0);
+  ASSERT_STREQ(out_of(&c), want);
+  ASSERT_TRUE(strstr(want, "\"apns-topic\":\"" TOPIC ".push-type.liveactivity\"") != NULL);
+  child_free(&c);
+  apns_notification_free(n);
+  /* --input-push-token instead of a channel. */
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c,
+                     ARGS("--dry-run", "--topic", TOPIC, "--push-type", "liveactivity", "--event", "start",
+                          "--timestamp", "1", "--content-state", "{}", "--attributes-type", "T", "--attributes", "{}",
+                          "--input-push-token", TOK),
+                     NULL),
+            0);
+  ASSERT_TRUE(strstr(out_of(&c), "\"input-push-token\":1") != NULL);
+  child_free(&c);
+}
+
+TEST(push_channel_usage_errors_exit_2) {
+  static const struct {
+    const char *args[12];
+    const char *text; /* in stderr */
+  } cases[] = {
+      {{"--dry-run", "--topic", TOPIC, "channel"}, "channel: want create, read ID, delete ID or list"},
+      {{"--dry-run", "--topic", TOPIC, "channel", "make"}, "channel \"make\": unknown command"},
+      {{"--dry-run", "--topic", TOPIC, "channel", "read"}, "channel read: want the channel ID"},
+      {{"--dry-run", "--topic", TOPIC, "channel", "list", "x"}, "channel list: too many arguments (\"x\")"},
+      {{"--dry-run", "--topic", TOPIC, "channel", "read", "ab!c"}, "channel read \"ab!c\": "},
+      {{"--dry-run", "--topic", TOPIC, "channel", "delete", "a\x1b[2Jb"}, "channel delete \"a\\u001b[2Jb\": "},
+      {{"--dry-run", "channel", "list"}, "--topic is required"},
+      {{"--dry-run", "--topic", "com.example.app+x", "channel", "list"},
+       "--topic \"com.example.app+x\": not a bundle id"},
+      {{"--dry-run", "--topic", TOPIC, "--storage", "some", "channel", "create"}, "--storage: want none or latest"},
+      {{"--dry-run", "--topic", TOPIC, "--storage", "none", "channel", "list"}, "--storage goes with channel create"},
+      {{"--dry-run", "--topic", TOPIC, "--request-id", "nope", "channel", "list"},
+       "--request-id \"nope\": not a UUID"},
+      {{"--dry-run", "--topic", TOPIC, "--alert", "x", "channel", "list"}, "channel commands take no payload"},
+      {{"--dry-run", "--topic", TOPIC, "--management-host", "h:0", "channel", "list"}, "--management-host port"},
+      {{"--topic", TOPIC, "channel", "list"}, "no authentication"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", "not base64!", "--event", "update"}, "--channel \"not base64!\""},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN}, "no payload"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, TOK}, "--channel and a device token"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--bulk", "-"}, "--channel and --bulk"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--push-type", "alert", "--alert", "x"},
+       "--push-type alert: a broadcast is always liveactivity"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--collapse-id", "c", "--alert", "x"},
+       "--collapse-id does not go with --channel"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--management-host", "h", "--alert", "x"},
+       "--management-host goes with the channel commands"},
+      {{"--dry-run", "--topic", TOPIC, "--request-id", RID, "--alert", "x", TOK},
+       "--request-id goes with --channel or the channel commands"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--event", "begin"}, "--event: want start, update or end"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--content-state", "[1]"}, "--content-state: "},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--attributes", "{"}, "--attributes: "},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--relevance-score", "2"}, "--relevance-score: want"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--stale-date", "soon"}, "--stale-date: want"},
+      {{"--dry-run", "--topic", TOPIC, "--channel", CHAN, "--input-push-channel", "?", "--event", "start"},
+       "--input-push-channel \"?\""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    child c;
+    memset(&c, 0, sizeof c);
+    int rc = run_push(&c, cases[i].args, NULL);
+    if (rc != 2 || strstr(err_of(&c), cases[i].text) == NULL)
+      test__fail(__FILE__, __LINE__, "case %zu: exit %d, stderr:\n%s\n(want \"%s\")", i, rc, err_of(&c),
+                 cases[i].text);
+    ASSERT_STREQ(out_of(&c), "");
+    child_free(&c);
+  }
+  /* A broadcast payload over 5120 bytes is refused before anything connects. */
+  char big[6000];
+  memset(big, 'a', sizeof big);
+  memcpy(big, "{\"aps\":{\"event\":\"update\"},\"x\":\"", 31);
+  memcpy(big + sizeof big - 3, "\"}", 3);
+  child c;
+  memset(&c, 0, sizeof c);
+  ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--channel", CHAN, big), NULL), 2);
+  ASSERT_TRUE(strstr(err_of(&c), "more than the 5120 a broadcast may carry") != NULL);
+  child_free(&c);
+}
+
+static void hostile_chan_hook(void *data, apns_mock_request *req) {
+  (void)data;
+  req->status = 400;
+  req->reason = "Bad\x1b[31mReason\x07\r\napns-push: forged";
+}
+
+static void chan_tweak_hostile(apns_mock_options *o) {
+  o->on_request = hostile_chan_hook;
+}
+
+TEST(push_channel_hostile_reason_escaped) {
+  /* A server's reason reaches stdout as valid JSON and stderr without a control byte. */
+  srv s;
+  srv_start_with(&s, 1, 1, chan_tweak_hostile);
+  child c;
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "list"), 1);
+  json_t *j = one_json_line(&c);
+  ASSERT_STREQ(jstr(j, "reason"), "Bad\x1b[31mReason\x07\r\napns-push: forged");
+  json_decref(j);
+  ASSERT_TRUE(strstr(out_of(&c), "\"reason\":\"Bad\\u001b[31mReason\\u0007\\r\\napns-push: forged\"") != NULL);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--channel", CHAN, "--event", "update", "--content-state", "{}"), 1);
+  ASSERT_TRUE(strstr(out_of(&c), "\"reason\":\"Bad\\u001b[31mReason\\u0007\\r\\napns-push: forged\"") != NULL);
+  ASSERT_TRUE(strstr(err_of(&c), "400 Bad\\u001b[31mReason\\u0007\\r\\napns-push: forged") != NULL);
+  ASSERT_TRUE(strstr(err_of(&c), "\napns-push: forged") == NULL);
+  ASSERT_TRUE(strchr(err_of(&c), '\x1b') == NULL);
+  child_free(&c);
+  srv_stop(&s, NULL);
+}
+
+TEST(push_bulk_channel_lines) {
+  srv s;
+  srv_start_with(&s, 1, 1, chan_tweak);
+  child c;
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create"), 0);
+  json_t *j = one_json_line(&c);
+  char id[APNS_CHANNEL_ID_MAX + 1];
+  snprintf(id, sizeof id, "%s", jstr(j, "channel_id"));
+  json_decref(j);
+  child_free(&c);
+  /* A device line, a broadcast, one to a channel never made, a bad id, a broadcast with a device-only field. */
+  char text[2048];
+  snprintf(
+      text, sizeof text,
+      "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"hi\"}}}\n"
+      "{\"channel\":\"%s\",\"priority\":5,\"payload\":{\"aps\":{\"event\":\"update\",\"content-state\":{\"a\":1},"
+      "\"timestamp\":1}}}\n"
+      "{\"channel\":\"" CHAN "\"}\n"
+      "{\"channel\":\"ab!c\"}\n"
+      "{\"channel\":\"%s\",\"collapse_id\":\"x\"}\n",
+      id, id);
+  const char *path = write_file("channels.jsonl", text);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--event", "update", "--content-state", "{\"a\":0}", "--bulk", path),
+             1);
+  const char *o = out_of(&c);
+  ASSERT_EQ(count_lines(o), 5);
+  char want[512];
+  ASSERT_TRUE(strstr(o, "{\"line\":1,\"token\":\"" TOK "\",") != NULL);
+  snprintf(want, sizeof want,
+           "{\"line\":2,\"channel\":\"%s\",\"status\":200,\"reason\":null,\"apns_request_id\":", id);
+  ASSERT_TRUE(strstr(o, want) != NULL);
+  ASSERT_TRUE(strstr(o, "{\"line\":3,\"channel\":\"" CHAN "\",\"status\":400,\"reason\":\"ChannelNotRegistered\"") !=
+              NULL);
+  ASSERT_TRUE(strstr(o, "{\"line\":4,\"token\":null,") != NULL); /* not parsed: the id is not taken */
+  ASSERT_TRUE(strstr(o, "\"error\":\"APNS_EBADCHANNELID\",\"message\":\"bad channel: ") != NULL);
+  snprintf(want, sizeof want, "{\"line\":5,\"channel\":\"%s\",\"status\":null,", id);
+  ASSERT_TRUE(strstr(o, want) != NULL);
+  ASSERT_TRUE(strstr(o, "\"message\":\"\\\"collapse_id\\\" does not go with \\\"channel\\\"\"") != NULL);
+  ASSERT_TRUE(strstr(err_of(&c), "2 accepted, 1 rejected, 0 failed, 2 bad lines") != NULL);
+  child_free(&c);
+  /* Line 2 as the mock got it is what --channel --dry-run prints for the same broadcast. */
+  char last[8192];
+  snprintf(last, sizeof last, "%s", s.last);
+  ASSERT_EQ(s.requests, 4); /* create, the device send, two broadcasts: the last one line 3 */
+  snprintf(text, sizeof text, "{\"channel\":\"%s\",\"priority\":5,\"payload\":{\"aps\":{\"event\":\"update\"}}}\n",
+           id);
+  path = write_file("one.jsonl", text);
+  srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--bulk", path), 0);
+  snprintf(last, sizeof last, "%s", s.last);
+  child_free(&c);
+  srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), "--bulk", path), 0);
+  ASSERT_STREQ(out_of(&c), last);
+  child_free(&c);
+  srv_expect(&s, &c,
+             ARGS("--dry-run", CONN(&s), "--channel", id, "--priority", "5", "{\"aps\":{\"event\":\"update\"}}"), 0);
+  ASSERT_STREQ(out_of(&c), last);
+  child_free(&c);
+  srv_stop(&s, NULL);
+}
+
 TEST_SUITE(push){
     TEST_ENTRY(push_help_and_version),
     TEST_ENTRY(push_usage_errors_exit_2),
@@ -1474,5 +2135,12 @@ TEST_SUITE(push){
     TEST_ENTRY(push_bulk_escape_text_for_terminals),
     TEST_ENTRY(push_bulk_line_parse_matches_jansson),
     TEST_ENTRY(push_bulk_line_parse_cases),
+    TEST_ENTRY(push_channel_lifecycle_against_mock),
+    TEST_ENTRY(push_channel_error_reasons),
+    TEST_ENTRY(push_channel_token_auth_and_management_host),
+    TEST_ENTRY(push_channel_dry_run_matches_builders),
+    TEST_ENTRY(push_channel_usage_errors_exit_2),
+    TEST_ENTRY(push_channel_hostile_reason_escaped),
+    TEST_ENTRY(push_bulk_channel_lines),
     TEST_SUITE_END,
 };

@@ -17,6 +17,9 @@
 static const char usage_text[] =
     "usage: apns-push [connection] [auth] [request options] [payload options] TOKEN [PAYLOAD_JSON]\n"
     "       apns-push [connection] [auth] [request options] [payload options] --bulk FILE|-\n"
+    "       apns-push [connection] [auth] [request options] [payload options] --channel ID [PAYLOAD_JSON]\n"
+    "       apns-push [connection] [auth] --topic BUNDLE channel create [--storage none|latest] | read ID |\n"
+    "                 delete ID | list\n"
     "Sends push notifications through APNs (or a server that speaks its protocol).\n"
     "\n"
     "Connection:\n"
@@ -46,7 +49,8 @@ static const char usage_text[] =
     "  --data KEY=JSON           a custom key beside aps (JSON value: --data 'id=42' --data 'who=\"Ann\"')\n"
     "Run:\n"
     "  --bulk FILE|-             JSON lines, one notification each: {\"token\":\"...\",\"payload\":{...}} with\n"
-    "                            optional topic, push_type, priority, expiration, collapse_id, apns_id\n"
+    "                            optional topic, push_type, priority, expiration, collapse_id, apns_id;\n"
+    "                            {\"channel\":\"ID\",...} in place of a token broadcasts to the channel\n"
     "  --dry-run                 print each request as a JSON line; connect to nothing\n"
     "  --results FILE            write the result lines to FILE instead of stdout\n"
     "  --progress, --no-progress progress on stderr (default: when stderr is a terminal)\n"
@@ -54,6 +58,17 @@ static const char usage_text[] =
     "  --dead-tokens FILE        write every token to delete to FILE, one a line\n"
     "  --max-queued N            notifications queued at most before reading pauses (default: 2000 per\n"
     "                            connection)\n"
+    "Broadcast push (iOS 18 channels) and Live Activities:\n"
+    "  --channel ID              broadcast to the channel instead of sending to a device token (push type\n"
+    "                            liveactivity; --priority, and --expiration default 0)\n"
+    "  channel create|read ID|delete ID|list   manage the app's channels (one JSON line out)\n"
+    "  --storage none|latest     message storage policy of channel create (default none)\n"
+    "  --management-host HOST[:PORT]  the channel management server (default: --host, else Apple's\n"
+    "                            api-manage-broadcast(.sandbox).push.apple.com of the environment)\n"
+    "  --request-id UUID         apns-request-id of a broadcast or channel command\n"
+    "  --event start|update|end  --content-state JSON  --stale-date T  --dismissal-date T  --timestamp T\n"
+    "  --attributes-type NAME  --attributes JSON  --input-push-token  --input-push-channel ID\n"
+    "  --relevance-score X       Live Activity payload keys (T: UNIX seconds; X from 0 to 1)\n"
     "  --help, --version\n"
     "Exit status: 0 all accepted, 1 any rejected or failed (or a bad line), 2 usage or configuration error.\n";
 
@@ -98,6 +113,21 @@ enum {
   OPT_MAX_QUEUED,
   OPT_HELP,
   OPT_VERSION,
+  /* broadcast push and Live Activities (broadcast_option) */
+  OPT_CHANNEL,
+  OPT_STORAGE,
+  OPT_MANAGEMENT_HOST,
+  OPT_REQUEST_ID,
+  OPT_EVENT,
+  OPT_CONTENT_STATE,
+  OPT_STALE_DATE,
+  OPT_DISMISSAL_DATE,
+  OPT_TIMESTAMP,
+  OPT_ATTRIBUTES_TYPE,
+  OPT_ATTRIBUTES,
+  OPT_INPUT_PUSH_TOKEN,
+  OPT_INPUT_PUSH_CHANNEL,
+  OPT_RELEVANCE_SCORE,
 };
 
 static const struct option longopts[] = {
@@ -141,6 +171,20 @@ static const struct option longopts[] = {
     {"max-queued", required_argument, NULL, OPT_MAX_QUEUED},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"channel", required_argument, NULL, OPT_CHANNEL},
+    {"storage", required_argument, NULL, OPT_STORAGE},
+    {"management-host", required_argument, NULL, OPT_MANAGEMENT_HOST},
+    {"request-id", required_argument, NULL, OPT_REQUEST_ID},
+    {"event", required_argument, NULL, OPT_EVENT},
+    {"content-state", required_argument, NULL, OPT_CONTENT_STATE},
+    {"stale-date", required_argument, NULL, OPT_STALE_DATE},
+    {"dismissal-date", required_argument, NULL, OPT_DISMISSAL_DATE},
+    {"timestamp", required_argument, NULL, OPT_TIMESTAMP},
+    {"attributes-type", required_argument, NULL, OPT_ATTRIBUTES_TYPE},
+    {"attributes", required_argument, NULL, OPT_ATTRIBUTES},
+    {"input-push-token", no_argument, NULL, OPT_INPUT_PUSH_TOKEN},
+    {"input-push-channel", required_argument, NULL, OPT_INPUT_PUSH_CHANNEL},
+    {"relevance-score", required_argument, NULL, OPT_RELEVANCE_SCORE},
     {NULL, 0, NULL, 0},
 };
 
@@ -181,12 +225,12 @@ static int parse_uint(const char *flag, const char *s, unsigned long long min, u
 }
 
 /* "HOST", "HOST:PORT", "[V6]:PORT", "[V6]"; a bare IPv6 address (two colons or more) is a host without port. */
-static int parse_host(char *spec, push_opts *o) {
+static int parse_host_as(const char *flag, char *spec, const char **out_host, uint16_t *out_port) {
   char *host = spec, *port = NULL;
   if (spec[0] == '[') {
     char *close = strchr(spec, ']');
     if (close == NULL || (close[1] != '\0' && close[1] != ':')) {
-      push_err("--host: bad IPv6 literal \"%s\" (want [ADDRESS]:PORT)", spec);
+      push_err("%s: bad IPv6 literal \"%s\" (want [ADDRESS]:PORT)", flag, spec);
       return -1;
     }
     *close = '\0';
@@ -200,17 +244,23 @@ static int parse_host(char *spec, push_opts *o) {
     }
   }
   if (host[0] == '\0') {
-    push_err("--host: no host name in \"%s\"", spec);
+    push_err("%s: no host name in \"%s\"", flag, spec);
     return -1;
   }
-  o->host = host;
-  o->port = 443;
+  *out_host = host;
+  *out_port = 443;
   if (port) {
+    char what[64];
     unsigned long long p;
-    if (parse_uint("--host port", port, 1, 65535, &p) != 0) return -1;
-    o->port = (uint16_t)p;
+    snprintf(what, sizeof what, "%s port", flag);
+    if (parse_uint(what, port, 1, 65535, &p) != 0) return -1;
+    *out_port = (uint16_t)p;
   }
   return 0;
+}
+
+static int parse_host(char *spec, push_opts *o) {
+  return parse_host_as("--host", spec, &o->host, &o->port);
 }
 
 /* Seconds with an optional fraction, to milliseconds. */
@@ -248,6 +298,186 @@ void push_opts_free(push_opts *o) {
   o->num_data = 0;
 }
 
+/* ---- broadcast push and Live Activities ---- */
+
+/* "UNIX seconds" or "+SECONDS" from now, as --expiration. */
+static int parse_time(const char *flag, const char *s, int64_t *out) {
+  unsigned long long v;
+  int rel = s[0] == '+';
+  if (parse_uint(flag, s + rel, 0, INT64_MAX / 2, &v) != 0) return -1;
+  *out = rel ? (int64_t)time(NULL) + (int64_t)v : (int64_t)v;
+  return 0;
+}
+
+/* The flags of broadcast push and Live Activities. Returns 0, -1 after printing why, or 1 when c is not one. */
+static int broadcast_option(int c, char *arg, push_opts *o) {
+  int rv;
+  switch (c) {
+  case OPT_CHANNEL:
+    if ((rv = apns_validate_channel_id(arg)) < 0) {
+      push_err("--channel \"%s\": %s", arg, apns_strerror(rv));
+      return -1;
+    }
+    o->channel = arg;
+    return 0;
+  case OPT_STORAGE:
+    if (strcmp(arg, "none") != 0 && strcmp(arg, "latest") != 0) {
+      push_err("--storage: want none or latest, got \"%s\"", arg);
+      return -1;
+    }
+    o->storage = strcmp(arg, "latest") == 0 ? APNS_CHANNEL_STORAGE_LATEST : APNS_CHANNEL_STORAGE_NONE;
+    o->storage_given = 1;
+    return 0;
+  case OPT_MANAGEMENT_HOST:
+    return parse_host_as("--management-host", arg, &o->manage_host, &o->manage_port);
+  case OPT_REQUEST_ID:
+    if ((rv = apns_validate_apns_id(arg, NULL)) < 0) {
+      push_err("--request-id \"%s\": not a UUID (8-4-4-4-12 hex digits)", arg);
+      return -1;
+    }
+    o->request_id = arg;
+    return 0;
+  case OPT_EVENT:
+    if (strcmp(arg, "start") != 0 && strcmp(arg, "update") != 0 && strcmp(arg, "end") != 0) {
+      push_err("--event: want start, update or end, got \"%s\"", arg);
+      return -1;
+    }
+    o->event = arg;
+    return 0;
+  case OPT_CONTENT_STATE:
+    o->content_state = arg;
+    return 0;
+  case OPT_STALE_DATE:
+    return parse_time("--stale-date", arg, &o->stale_date);
+  case OPT_DISMISSAL_DATE:
+    return parse_time("--dismissal-date", arg, &o->dismissal_date);
+  case OPT_TIMESTAMP:
+    return parse_time("--timestamp", arg, &o->timestamp);
+  case OPT_ATTRIBUTES_TYPE:
+    o->attributes_type = arg;
+    return 0;
+  case OPT_ATTRIBUTES:
+    o->attributes = arg;
+    return 0;
+  case OPT_INPUT_PUSH_TOKEN:
+    o->input_push_token = 1;
+    return 0;
+  case OPT_INPUT_PUSH_CHANNEL:
+    if ((rv = apns_validate_channel_id(arg)) < 0) {
+      push_err("--input-push-channel \"%s\": %s", arg, apns_strerror(rv));
+      return -1;
+    }
+    o->input_push_channel = arg;
+    return 0;
+  case OPT_RELEVANCE_SCORE: {
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (errno != 0 || end == arg || *end != '\0' || !(v >= 0 && v <= 1)) {
+      push_err("--relevance-score: want a number from 0 to 1, got \"%s\"", arg);
+      return -1;
+    }
+    o->relevance_score = v;
+    o->has_relevance = 1;
+    return 0;
+  }
+  default:
+    return 1;
+  }
+}
+
+/* `channel create|read ID|delete ID|list` in the positional arguments (pos[0] is "channel"). */
+static int channel_command(int npos, char **pos, push_opts *o) {
+  static const struct {
+    const char *name;
+    apns_channel_op op;
+    int want_id;
+  } cmds[] = {{"create", APNS_CHANNEL_CREATE, 0},
+              {"read", APNS_CHANNEL_READ, 1},
+              {"delete", APNS_CHANNEL_DELETE, 1},
+              {"list", APNS_CHANNEL_LIST, 0}};
+  if (npos < 2) {
+    push_err("channel: want create, read ID, delete ID or list");
+    return -1;
+  }
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+    if (strcmp(pos[1], cmds[i].name) != 0) continue;
+    if (npos != 2 + cmds[i].want_id) {
+      if (npos < 2 + cmds[i].want_id)
+        push_err("channel %s: want the channel ID", cmds[i].name);
+      else
+        push_err("channel %s: too many arguments (\"%s\")", cmds[i].name, pos[2 + cmds[i].want_id]);
+      return -1;
+    }
+    o->channel_op = cmds[i].op;
+    if (cmds[i].want_id) {
+      int rv = apns_validate_channel_id(pos[2]);
+      if (rv < 0) {
+        push_err("channel %s \"%s\": %s", cmds[i].name, pos[2], apns_strerror(rv));
+        return -1;
+      }
+      o->channel_op_id = pos[2];
+    }
+    if (o->storage_given && o->channel_op != APNS_CHANNEL_CREATE) {
+      push_err("--storage goes with channel create");
+      return -1;
+    }
+    if (o->send.topic == NULL) {
+      push_err("--topic is required (the app's bundle id: channels belong to it)");
+      return -1;
+    }
+    if (o->bulk || o->channel) {
+      push_err("channel %s takes no %s", cmds[i].name, o->bulk ? "--bulk" : "--channel");
+      return -1;
+    }
+    return 0;
+  }
+  push_err("channel \"%s\": unknown command (want create, read, delete or list)", pos[1]);
+  return -1;
+}
+
+/* The checks of a broadcast (--channel) and of the flags that only go with broadcast or channel commands. */
+static int broadcast_checks(int npos, char **pos, push_opts *o) {
+  if (o->channel_op == 0 && o->channel == NULL) {
+    if (o->storage_given || o->manage_host) {
+      push_err("%s goes with the channel commands", o->storage_given ? "--storage" : "--management-host");
+      return -1;
+    }
+    if (o->request_id) {
+      push_err("--request-id goes with --channel or the channel commands (a device send has --apns-id)");
+      return -1;
+    }
+    return 0;
+  }
+  if (o->channel_op != 0) return 0;
+  if (o->bulk) {
+    push_err("--channel and --bulk: a broadcast is one request");
+    return -1;
+  }
+  if (npos > 1) {
+    push_err("--channel takes no TOKEN: give at most PAYLOAD_JSON (got \"%s\", \"%s\")", pos[0], pos[1]);
+    return -1;
+  }
+  if (npos == 1 && apns_validate_device_token(pos[0]) == 0) {
+    push_err("--channel and a device token \"%s\": choose one", pos[0]);
+    return -1;
+  }
+  if (o->send.push_type != APNS_PUSH_TYPE_DEFAULT && o->send.push_type != APNS_PUSH_TYPE_LIVEACTIVITY) {
+    push_err("--push-type %s: a broadcast is always liveactivity", apns_push_type_string(o->send.push_type));
+    return -1;
+  }
+  if (o->send.collapse_id || o->send.apns_id) {
+    push_err("%s does not go with --channel (a broadcast has --request-id)",
+             o->send.collapse_id ? "--collapse-id" : "--apns-id");
+    return -1;
+  }
+  if (o->manage_host || o->storage_given) {
+    push_err("%s goes with the channel commands", o->manage_host ? "--management-host" : "--storage");
+    return -1;
+  }
+  return 0;
+}
+
 int push_parse_args(int argc, char **argv, push_opts *o) {
   int c, endpoints = 0;
   unsigned long long v;
@@ -260,6 +490,7 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
   o->progress = -1;
   o->list_dead = 10;
   o->max_queued = 0; /* set after the flags: it depends on --connections */
+  o->stale_date = o->dismissal_date = o->timestamp = -1;
   opterr = 0;
   optind = 1;
   while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -445,7 +676,10 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
     case ':':
       push_err("%s needs a value", argv[optind - 1]);
       goto usage;
-    default:
+    default: {
+      int b = c >= OPT_CHANNEL ? broadcast_option(c, optarg, o) : 1;
+      if (b == 0) break;
+      if (b < 0) goto usage;
       if (optopt > 0 && optopt < 256) {
         push_err("unknown option -%c", optopt);
       } else {
@@ -453,11 +687,18 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
       }
       goto usage;
     }
+    }
   }
 
   /* Positional arguments. */
   int npos = argc - optind;
-  if (o->bulk) {
+  if (npos > 0 && strcmp(argv[optind], "channel") == 0 && channel_command(npos, argv + optind, o) != 0) goto usage;
+  if (broadcast_checks(npos, argv + optind, o) != 0) goto usage;
+  if (o->channel_op) {
+    /* a channel command: no payload; the connection and auth checks below */
+  } else if (o->channel) {
+    if (npos == 1) o->payload_json = argv[optind];
+  } else if (o->bulk) {
     if (npos > 0) {
       push_err("--bulk takes no TOKEN or PAYLOAD_JSON (got \"%s\"): put them in the file", argv[optind]);
       goto usage;
@@ -478,13 +719,18 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
     if (npos == 2) o->payload_json = argv[optind + 1];
   }
 
-  int flags_payload = o->alert || o->title || o->subtitle || o->sound || o->category || o->thread_id ||
-                      o->badge >= 0 || o->content_available || o->mutable_content || o->num_data > 0;
-  if (o->payload_json && flags_payload) {
+  int flags_payload = push_flags_payload(o);
+  if (o->channel_op && (o->payload_json || flags_payload)) {
+    push_err("channel commands take no payload");
+    goto usage;
+  }
+  if (o->channel_op) {
+    /* no payload checks */
+  } else if (o->payload_json && flags_payload) {
     push_err("give the payload as PAYLOAD_JSON or with --alert, --badge, ... flags, not both");
     goto usage;
   }
-  if (!o->bulk && !o->payload_json && !flags_payload) {
+  if (!o->channel_op && !o->bulk && !o->payload_json && !flags_payload) {
     push_err("no payload: give PAYLOAD_JSON, or --alert TEXT (or --badge, --sound, --content-available, --data)");
     goto usage;
   }

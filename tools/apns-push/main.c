@@ -26,13 +26,15 @@ typedef struct app app;
  * 64-digit tokens, one for longer ones): a bulk run makes no allocation of its own per line, and the tens of
  * thousands in flight stay small (they are touched again at each answer, long after: cache misses). */
 #define PENDING_SMALL 64
+#define PENDING_BIG (APNS_CHANNEL_ID_MAX > APNS_DEVICE_TOKEN_MAX ? APNS_CHANNEL_ID_MAX : APNS_DEVICE_TOKEN_MAX)
 typedef struct pending {
   app *a;
   struct pending *next_free;
   uint64_t line;
   uint64_t t0_ns;
   int big;
-  char token[]; /* PENDING_SMALL + 1 bytes, or APNS_DEVICE_TOKEN_MAX + 1 when big */
+  int channel;  /* a broadcast: token holds the channel id */
+  char token[]; /* PENDING_SMALL + 1 bytes, or PENDING_BIG + 1 when big */
 } pending;
 
 struct app {
@@ -79,7 +81,7 @@ static pending *pending_get(app *a, size_t tlen) {
     a->free_pending[big] = p->next_free;
     return p;
   }
-  p = malloc(sizeof *p + (big ? APNS_DEVICE_TOKEN_MAX : PENDING_SMALL) + 1);
+  p = malloc(sizeof *p + (big ? PENDING_BIG : PENDING_SMALL) + 1);
   if (p) p->big = big;
   return p;
 }
@@ -109,11 +111,12 @@ static void maybe_finish(app *a);
 
 /* ---- results ---- */
 
-static void bad_line(app *a, uint64_t lineno, const char *token, int err, const char *why) {
+static void bad_line_to(app *a, uint64_t lineno, const char *token, const char *channel, int err, const char *why) {
   push_result r;
   memset(&r, 0, sizeof r);
   r.line = lineno;
   r.token = token;
+  r.channel = channel;
   r.err = err;
   r.message = why;
   r.bad_line = 1;
@@ -127,13 +130,18 @@ static void bad_line(app *a, uint64_t lineno, const char *token, int err, const 
   a->bad_shown++;
 }
 
+static void bad_line(app *a, uint64_t lineno, const char *token, int err, const char *why) {
+  bad_line_to(a, lineno, token, NULL, err, why);
+}
+
 static void on_response(int err, const apns_response *res, void *data) {
   pending *p = data;
   app *a = p->a;
   push_result r;
   memset(&r, 0, sizeof r);
   r.line = p->line;
-  r.token = p->token;
+  r.token = p->channel ? NULL : p->token;
+  r.channel = p->channel ? p->token : NULL;
   r.err = err;
   r.res = res;
   r.latency_ms = (double)(uv_hrtime() - p->t0_ns) / 1e6;
@@ -207,6 +215,7 @@ static int submit(app *a, uint64_t lineno, const char *token, apns_notification 
   p->a = a;
   p->line = lineno;
   p->t0_ns = uv_hrtime();
+  p->channel = 0;
   memcpy(p->token, token, tlen + 1);
   apns_request req;
   memset(&req, 0, sizeof req);
@@ -240,6 +249,86 @@ static int submit(app *a, uint64_t lineno, const char *token, apns_notification 
   return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
 }
 
+/* A bulk line with "channel": a broadcast (apns_client_broadcast_json), the same checks and dry run as --channel.
+ * The line's topic is the bundle id; collapse_id and apns_id have no place in a broadcast. Returns PUSH_LINE_*. */
+static int submit_broadcast(app *a, uint64_t lineno, const bulk_line *bl) {
+  char why[256];
+  const char *channel = bl->channel, *body = NULL;
+  size_t len = 0;
+  int rv = 0;
+  if (bl->collapse_id || bl->apns_id) {
+    snprintf(why, sizeof why, "\"%s\" does not go with \"channel\"", bl->collapse_id ? "collapse_id" : "apns_id");
+    bad_line_to(a, lineno, NULL, channel, APNS_EINVAL, why);
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
+  }
+  apns_push_type pt = bl->has_push_type ? bl->push_type : a->o.send.push_type;
+  if (pt != APNS_PUSH_TYPE_DEFAULT && pt != APNS_PUSH_TYPE_LIVEACTIVITY) rv = APNS_EBADPUSHTYPE;
+  apns_broadcast_options bo;
+  memset(&bo, 0, sizeof bo);
+  bo.priority = bl->priority ? bl->priority : a->o.send.priority;
+  bo.expiration = bl->has_expiration ? bl->expiration : a->o.send.has_expiration ? a->o.send.expiration : 0;
+  bo.bundle_id = bl->topic;
+  bo.timeout_ms = a->o.timeout_ms;
+  apns_broadcast_request br;
+  if (rv == 0) rv = apns_build_broadcast_request(a->o.send.topic, channel, &bo, &br);
+  if (rv == 0 && bl->payload) {
+    body = bl->payload;
+    len = bl->payload_len;
+    if (!bl->payload_checked) {
+      apns_notification *raw;
+      rv = apns_notification_new_raw(&raw, body, len);
+      if (rv == 0) apns_notification_free(raw);
+    }
+    if (rv == 0 && len > APNS_PAYLOAD_MAX_BROADCAST) rv = APNS_EPAYLOADTOOLARGE;
+  } else if (rv == 0) {
+    rv = apns_notification_serialize(a->n, APNS_PAYLOAD_MAX_BROADCAST, &body, &len);
+  }
+  if (rv < 0) {
+    snprintf(why, sizeof why, "%s%s", payload_err(rv) ? "payload: " : "", apns_strerror(rv));
+    bad_line_to(a, lineno, NULL, channel, rv, why);
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
+  }
+  if (a->o.dry_run) {
+    char line[16384];
+    size_t k =
+        push_dry_run_request(line, sizeof line, NULL, br.path, br.headers, br.num_headers, "payload", body, len);
+    if (k < sizeof line) push_report_write(a->rep, line, k); /* 5120 bytes of payload, escaped headers: fits */
+    a->requests++;
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
+  }
+  size_t clen = strlen(channel);
+  pending *p = pending_get(a, clen);
+  if (p == NULL) {
+    bad_line_to(a, lineno, NULL, channel, APNS_ENOMEM, "out of memory");
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
+  }
+  p->a = a;
+  p->line = lineno;
+  p->t0_ns = uv_hrtime();
+  p->channel = 1;
+  memcpy(p->token, channel, clen + 1);
+  rv = apns_client_broadcast_json(a->client, channel, body, len, &bo, on_response, p);
+  if (rv == 0) {
+    a->outstanding++;
+    return PUSH_LINE_DONE;
+  }
+  pending_put(a, p);
+  if (rv == APNS_EQUEUEFULL) return PUSH_LINE_PAUSE;
+  if (rv == APNS_ESTOPPED || rv == APNS_ECLOSED) {
+    push_result r;
+    memset(&r, 0, sizeof r);
+    r.line = lineno;
+    r.channel = channel;
+    r.err = rv;
+    r.latency_ms = -1;
+    push_report_result(a->rep, &r);
+    a->stopped = 1;
+    return PUSH_LINE_STOP;
+  }
+  bad_line_to(a, lineno, NULL, channel, rv, apns_strerror(rv));
+  return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
+}
+
 /* ---- bulk input ---- */
 
 static void on_resume(uv_timer_t *t);
@@ -267,9 +356,15 @@ static int on_line(void *ctx, const char *text, size_t len, uint64_t lineno, int
   }
   if (bl.payload == NULL && a->n == NULL) {
     a->lines++;
-    bad_line(a, lineno, bl.token, APNS_EPAYLOADEMPTY,
-             "no \"payload\" in the line, and no payload flags (--alert, ...) on the command line");
+    bad_line_to(a, lineno, bl.token, bl.channel, APNS_EPAYLOADEMPTY,
+                "no \"payload\" in the line, and no payload flags (--alert, ...) on the command line");
     return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
+  }
+  if (bl.channel) {
+    int r = submit_broadcast(a, lineno, &bl);
+    if (r != PUSH_LINE_PAUSE) a->lines++;
+    if (r == PUSH_LINE_PAUSE) a->input_paused = 1;
+    return r;
   }
   /* The command line's defaults with the line's own fields over them. */
   apns_send_options so = a->o.send;
@@ -617,6 +712,10 @@ int main(int argc, char **argv) {
     a.out_fd = 1;
   }
   if (a.o.dead_file && (a.dead = open_out("--dead-tokens", a.o.dead_file)) == NULL) goto done;
+  if (a.o.channel_op) {
+    rc = push_channel_main(&a.o, a.out_fd);
+    goto done;
+  }
   a.scratch_cap = BULK_SCRATCH(PUSH_MAX_LINE);
   if ((a.scratch = malloc(a.scratch_cap)) == NULL) {
     push_err("out of memory");
@@ -636,6 +735,10 @@ int main(int argc, char **argv) {
       goto done;
     }
   } else if (push_flags_notification(&a.o, &a.n) < 0) {
+    goto done;
+  }
+  if (a.o.channel) {
+    rc = push_broadcast_main(&a.o, a.n, a.out_fd);
     goto done;
   }
   if (!a.o.bulk && check_single(&a) != 0) goto done;

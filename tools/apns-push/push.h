@@ -59,6 +59,21 @@ typedef struct push_opts {
   unsigned list_dead;    /* tokens to delete listed in the summary */
   const char *dead_file; /* every token to delete, one a line */
   size_t max_queued;     /* back-pressure: the client's queue bound in bulk mode */
+  /* broadcast push (channels.c) */
+  const char *channel;     /* --channel ID: broadcast instead of sending to a device token */
+  const char *request_id;  /* --request-id UUID: apns-request-id of a broadcast or a channel command */
+  const char *manage_host; /* --management-host, without the port; NULL: --host, else Apple's */
+  uint16_t manage_port;
+  apns_channel_op channel_op;   /* `channel create|read|delete|list`; 0: none */
+  const char *channel_op_id;    /* the ID of `channel read|delete` */
+  apns_channel_storage storage; /* --storage, for `channel create` (default none) */
+  int storage_given;
+  /* Live Activity payload flags, one-to-one to the payload builder (payload.h) */
+  const char *event, *content_state, *attributes_type, *attributes, *input_push_channel;
+  int64_t stale_date, dismissal_date, timestamp; /* -1: not given */
+  int input_push_token;
+  int has_relevance;
+  double relevance_score;
 } push_opts;
 
 /* Parses argv (modified: --data's '=' becomes a NUL). Returns 0; 1 when the caller should exit 0 (--help,
@@ -71,6 +86,8 @@ void push_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- request.c ---- */
 
+/* 1 when any payload flag was given (--alert, ..., the Live Activity keys). */
+int push_flags_payload(const push_opts *o);
 /* The notification the flags describe (*out NULL when no payload flag was given). Returns 0, or an error code
  * after printing which flag was wrong. */
 int push_flags_notification(const push_opts *o, apns_notification **out);
@@ -82,6 +99,19 @@ int push_json_minify(const char *json, size_t len, char **out, size_t *out_len);
 /* One --dry-run line, {"path":...,"headers":{...},"payload":...} and its newline, into buf when it fits (cap >
  * the length). Returns its length, as snprintf does. */
 size_t push_dry_run_line(char *buf, size_t cap, const apns_send_request *sr, const char *payload, size_t len);
+
+/* The request line --dry-run prints: {"method":...,"path":...,"headers":{...},"body":...} (method omitted when NULL,
+ * the last member named body_key and omitted when body is NULL), and its newline, as push_dry_run_line. */
+size_t push_dry_run_request(char *buf, size_t cap, const char *method, const char *path, const apns_header *headers,
+                            size_t num_headers, const char *body_key, const char *body, size_t len);
+
+/* ---- channels.c ---- */
+
+/* Runs `apns-push channel ...` (one JSON line on out_fd: stdout or --results) and returns the exit status. */
+int push_channel_main(const push_opts *o, int out_fd);
+/* Broadcasts n (or, with --dry-run, prints the request) to o->channel; one result line on out_fd. Returns the
+ * exit status. */
+int push_broadcast_main(const push_opts *o, apns_notification *n, int out_fd);
 
 /* ---- input.c ---- */
 
@@ -121,6 +151,7 @@ typedef struct push_result {
   const char *message; /* with err: a sentence; NULL: apns_strerror(err) */
   int bad_line;        /* the line never became a request (parse or validation error) */
   double latency_ms;   /* < 0: none */
+  const char *channel; /* a broadcast's channel (then token is NULL), or NULL */
 } push_result;
 
 /* out_fd: where the output goes (it stays the caller's to close); results 0: result lines are counted, not written

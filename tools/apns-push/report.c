@@ -234,6 +234,9 @@ void push_report_result(push_report *r, const push_result *x) {
   br.latency_ms = x->latency_ms;
   br.error = NULL;
   br.message = NULL;
+  br.channel = x->channel;
+  br.request_id = x->channel ? apns_response_header(res, "apns-request-id") : NULL;
+  br.unique_id = x->channel ? apns_response_header(res, "apns-unique-id") : NULL;
   if (x->err != 0 || x->bad_line) {
     int err = x->err ? x->err : APNS_EINVAL;
     br.error = apns_err_name(err);

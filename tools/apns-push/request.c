@@ -13,13 +13,47 @@ static int flag_err(const char *flag, int rv) {
   return rv;
 }
 
+int push_flags_payload(const push_opts *o) {
+  return o->alert || o->title || o->subtitle || o->sound || o->category || o->thread_id || o->badge >= 0 ||
+         o->content_available || o->mutable_content || o->num_data > 0 || o->event || o->content_state ||
+         o->stale_date >= 0 || o->dismissal_date >= 0 || o->timestamp >= 0 || o->attributes_type || o->attributes ||
+         o->input_push_token || o->input_push_channel || o->has_relevance;
+}
+
+/* The Live Activity keys, in the order of payload.h (the builder fixes the order of the output). */
+static int live_activity_flags(const push_opts *o, apns_notification *n) {
+  int rv = 0;
+  if (o->has_relevance && (rv = apns_notification_set_relevance_score(n, o->relevance_score)) < 0)
+    return flag_err("--relevance-score", rv);
+  if (o->timestamp >= 0 && (rv = apns_notification_set_timestamp(n, o->timestamp)) < 0)
+    return flag_err("--timestamp", rv);
+  if (o->event && (rv = apns_notification_set_event(n, o->event)) < 0) return flag_err("--event", rv);
+  if (o->content_state && (rv = apns_notification_set_content_state(n, o->content_state)) < 0) {
+    push_err("--content-state: %s (want the JSON text of an object)", apns_strerror(rv));
+    return rv;
+  }
+  if (o->stale_date >= 0 && (rv = apns_notification_set_stale_date(n, o->stale_date)) < 0)
+    return flag_err("--stale-date", rv);
+  if (o->dismissal_date >= 0 && (rv = apns_notification_set_dismissal_date(n, o->dismissal_date)) < 0)
+    return flag_err("--dismissal-date", rv);
+  if (o->attributes_type && (rv = apns_notification_set_attributes_type(n, o->attributes_type)) < 0)
+    return flag_err("--attributes-type", rv);
+  if (o->attributes && (rv = apns_notification_set_attributes(n, o->attributes)) < 0) {
+    push_err("--attributes: %s (want the JSON text of an object)", apns_strerror(rv));
+    return rv;
+  }
+  if (o->input_push_token && (rv = apns_notification_set_input_push_token(n, 1)) < 0)
+    return flag_err("--input-push-token", rv);
+  if (o->input_push_channel && (rv = apns_notification_set_input_push_channel(n, o->input_push_channel)) < 0)
+    return flag_err("--input-push-channel", rv);
+  return 0;
+}
+
 int push_flags_notification(const push_opts *o, apns_notification **out) {
   apns_notification *n = NULL;
   int rv;
   *out = NULL;
-  int any = o->alert || o->title || o->subtitle || o->sound || o->category || o->thread_id || o->badge >= 0 ||
-            o->content_available || o->mutable_content || o->num_data > 0;
-  if (!any) return 0;
+  if (!push_flags_payload(o)) return 0;
   if ((rv = apns_notification_new(&n)) < 0) return flag_err("payload", rv);
   if (o->title || o->subtitle) {
     if (o->title && (rv = apns_notification_set_alert_title(n, o->title)) < 0) {
@@ -62,6 +96,7 @@ int push_flags_notification(const push_opts *o, apns_notification **out) {
     flag_err("--mutable-content", rv);
     goto fail;
   }
+  if ((rv = live_activity_flags(o, n)) < 0) goto fail;
   for (size_t i = 0; i < o->num_data; i++) {
     const push_data_kv *d = &o->data[i];
     rv = apns_notification_set_custom(n, d->key, d->json);
@@ -144,19 +179,35 @@ static void dstr(dbuf *b, const char *s) {
   b->n += k;
 }
 
-size_t push_dry_run_line(char *buf, size_t cap, const apns_send_request *sr, const char *payload, size_t len) {
+size_t push_dry_run_request(char *buf, size_t cap, const char *method, const char *path, const apns_header *headers,
+                            size_t num_headers, const char *body_key, const char *body, size_t len) {
   dbuf b = {buf, cap, 0};
-  dput(&b, "{\"path\":", 8);
-  dstr(&b, sr->path);
-  dput(&b, ",\"headers\":{", 12);
-  for (size_t i = 0; i < sr->num_headers; i++) {
-    if (i) dput(&b, ",", 1);
-    dstr(&b, sr->headers[i].name);
-    dput(&b, ":", 1);
-    dstr(&b, sr->headers[i].value);
+  dput(&b, "{", 1);
+  if (method) {
+    dput(&b, "\"method\":", 9);
+    dstr(&b, method);
+    dput(&b, ",", 1);
   }
-  dput(&b, "},\"payload\":", 12);
-  dput(&b, payload, len);
+  dput(&b, "\"path\":", 7);
+  dstr(&b, path);
+  dput(&b, ",\"headers\":{", 12);
+  for (size_t i = 0; i < num_headers; i++) {
+    if (i) dput(&b, ",", 1);
+    dstr(&b, headers[i].name);
+    dput(&b, ":", 1);
+    dstr(&b, headers[i].value);
+  }
+  dput(&b, "}", 1);
+  if (body) {
+    dput(&b, ",", 1);
+    dstr(&b, body_key);
+    dput(&b, ":", 1);
+    dput(&b, body, len); /* a payload the library checked (or built): JSON already */
+  }
   dput(&b, "}\n", 2);
   return b.n;
+}
+
+size_t push_dry_run_line(char *buf, size_t cap, const apns_send_request *sr, const char *payload, size_t len) {
+  return push_dry_run_request(buf, cap, NULL, sr->path, sr->headers, sr->num_headers, "payload", payload, len);
 }

@@ -200,6 +200,18 @@ size_t bulk_result_format(const bulk_result *r, char *buf, size_t cap) {
   out o = {buf, cap, 0, 0, 0};
   put(&o, "{\"line\":", 8);
   put_u64(&o, r->line);
+  if (r->channel) {
+    member_str(&o, ",\"channel\":", r->channel);
+    put(&o, ",\"status\":", 10);
+    if (r->status)
+      put_i64(&o, r->status);
+    else
+      put(&o, "null", 4);
+    member_str(&o, ",\"reason\":", r->reason);
+    member_str(&o, ",\"apns_request_id\":", r->request_id);
+    member_str(&o, ",\"apns_unique_id\":", r->unique_id);
+    goto attempts;
+  }
   member_str(&o, ",\"token\":", r->token);
   member_str(&o, ",\"apns_id\":", r->apns_id);
   put(&o, ",\"status\":", 10);
@@ -210,6 +222,7 @@ size_t bulk_result_format(const bulk_result *r, char *buf, size_t cap) {
     put_i64(&o, r->timestamp_ms);
   else
     put(&o, "null", 4);
+attempts:
   put(&o, ",\"attempts\":", 12);
   put_u64(&o, r->attempts);
   put(&o, ",\"latency_ms\":", 14);
@@ -589,9 +602,20 @@ static size_t minify(const unsigned char *s, size_t n, char *d) {
   return j;
 }
 
-enum { M_TOKEN, M_PAYLOAD, M_TOPIC, M_PUSH_TYPE, M_PRIORITY, M_EXPIRATION, M_COLLAPSE_ID, M_APNS_ID, M_COUNT };
-static const char *const member_names[M_COUNT] = {"token",    "payload",    "topic",       "push_type",
-                                                  "priority", "expiration", "collapse_id", "apns_id"};
+enum {
+  M_TOKEN,
+  M_PAYLOAD,
+  M_TOPIC,
+  M_PUSH_TYPE,
+  M_PRIORITY,
+  M_EXPIRATION,
+  M_COLLAPSE_ID,
+  M_APNS_ID,
+  M_CHANNEL,
+  M_COUNT
+};
+static const char *const member_names[M_COUNT] = {"token",      "payload",     "topic",   "push_type", "priority",
+                                                  "expiration", "collapse_id", "apns_id", "channel"};
 
 static int member_of(const char *key, size_t len) {
   int m;
@@ -607,7 +631,7 @@ static int member_of(const char *key, size_t len) {
     m = M_EXPIRATION;
     break;
   case 'c':
-    m = M_COLLAPSE_ID;
+    m = len == 7 ? M_CHANNEL : M_COLLAPSE_ID;
     break;
   case 'a':
     m = M_APNS_ID;
@@ -723,7 +747,8 @@ int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch,
       case M_TOPIC:
       case M_PUSH_TYPE:
       case M_COLLAPSE_ID:
-      case M_APNS_ID: {
+      case M_APNS_ID:
+      case M_CHANNEL: {
         if (c != '"') {
           if (value(&sc, 1, R_ANY) < 0) goto syntax;
           SEM(APNS_EINVAL, "\"%s\" must be a string", member_names[m]);
@@ -738,6 +763,7 @@ int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch,
         if (m == M_TOPIC) out->topic = d;
         if (m == M_COLLAPSE_ID) out->collapse_id = d;
         if (m == M_APNS_ID) out->apns_id = d;
+        if (m == M_CHANNEL) out->channel = d;
         if (m == M_PUSH_TYPE) {
           out->has_push_type = 1;
           if (apns_push_type_from_string(d, &out->push_type) < 0) {
@@ -792,8 +818,8 @@ int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch,
         if (value(&sc, 1, R_ANY) < 0) goto syntax;
         bulk_escape_text(esc, 41, key, klen);
         SEM(APNS_EINVAL,
-            "unknown field \"%s\" (known: token, payload, topic, push_type, priority, expiration, collapse_id, "
-            "apns_id)",
+            "unknown field \"%s\" (known: token, channel, payload, topic, push_type, priority, expiration, "
+            "collapse_id, apns_id)",
             esc);
       }
       ws(&sc);
@@ -815,14 +841,22 @@ int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch,
     goto syntax;
   }
   if (sem) return sem;
-  if (out->token == NULL) {
-    say(why, whylen, "no \"token\"");
+  if (out->token && out->channel) {
+    say(why, whylen, "\"token\" and \"channel\": a line goes to a device or to a channel, not both");
+    return APNS_EINVAL;
+  }
+  if (out->channel && apns_validate_channel_id(out->channel) < 0) {
+    say(why, whylen, "bad channel: %s", apns_strerror(APNS_EBADCHANNELID));
+    return APNS_EBADCHANNELID;
+  }
+  if (out->token == NULL && out->channel == NULL) {
+    say(why, whylen, "no \"token\" (or \"channel\")");
     return APNS_EBADTOKEN;
   }
   /* apns_validate_device_token's rule (the send checks it again), with a table: this runs for every line. */
   size_t tl = 0;
-  while (hex_digit[(unsigned char)out->token[tl]]) tl++;
-  if (out->token[tl] != '\0' || tl == 0 || tl % 2 != 0 || tl > APNS_DEVICE_TOKEN_MAX) {
+  while (out->token && hex_digit[(unsigned char)out->token[tl]]) tl++;
+  if (out->token && (out->token[tl] != '\0' || tl == 0 || tl % 2 != 0 || tl > APNS_DEVICE_TOKEN_MAX)) {
     say(why, whylen, "bad token: %s", apns_strerror(APNS_EBADTOKEN));
     return APNS_EBADTOKEN;
   }

@@ -2,7 +2,8 @@
  * target always). No I/O, no allocation, no global state: bytes in, a struct out; a struct in, bytes out.
  *
  * A bulk line is one JSON object: {"token":"<hex>","payload":{...}} with optional "topic", "push_type",
- * "priority" (10, 5 or 1), "expiration" (UNIX seconds), "collapse_id" and "apns_id". It is scanned once, without a
+ * "priority" (10, 5 or 1), "expiration" (UNIX seconds), "collapse_id" and "apns_id"; or, for a broadcast to a
+ * channel, "channel":"<channel id>" in place of "token". It is scanned once, without a
  * tree: the members' strings are unescaped into the caller's scratch buffer; the payload is checked as the
  * library checks a raw payload (so it is validated once, here) and its bytes are kept as written (only the
  * whitespace outside its strings is dropped), to be posted as they are.
@@ -39,6 +40,8 @@ typedef struct bulk_line {
    * exponent): then check with apns_notification_new_raw. The size against the push type's limit is the caller's. */
   int payload_checked;
   int payload_background; /* only content-available: 1 in aps (apns_notification_is_background) */
+  /* A broadcast line: the channel id (apns_validate_channel_id checked), token NULL. NULL on a device line. */
+  const char *channel;
 } bulk_line;
 
 /* The scratch a line of len bytes needs at most. */
@@ -51,6 +54,7 @@ typedef struct bulk_line {
  *                   64 bits, bytes that are not UTF-8 count as not JSON, as jansson has it); "aps" not an object
  *   APNS_EINVAL     not an object, an unknown member, a member of the wrong type, an unknown push type
  *   APNS_EBADPRIORITY, APNS_EBADTOKEN (no token, or not a hex token: apns_validate_device_token),
+ *   APNS_EBADCHANNELID (a "channel" that is not a channel id), APNS_EINVAL also for "token" and "channel" both,
  *   APNS_EPAYLOADEMPTY ("payload":{}) */
 int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch, size_t scratch_cap, char *why,
                     size_t whylen);
@@ -67,6 +71,12 @@ typedef struct bulk_result {
   double latency_ms; /* < 0: null */
   const char *error; /* an error's name: with it, "error" and "message" members; NULL: neither */
   const char *message;
+  /* A broadcast's result: with channel set the line reads {"line","channel","status","reason",
+   * "apns_request_id","apns_unique_id","attempts","latency_ms"} (no token, apns_id or timestamp, which a
+   * broadcast has not); request_id and unique_id are the answer's headers (any bytes; NULL: null). */
+  const char *channel;
+  const char *request_id;
+  const char *unique_id;
 } bulk_result;
 
 /* Writes the result line, newline included, into buf when it fits (cap > the length). Returns its length, as
