@@ -49,16 +49,19 @@ int apns_fuzz_bulk_line(const uint8_t *data, size_t size) {
   r.latency_ms = -1;
   if (rv != 0) {
     FUZZ_CHECK(rv == APNS_EBADJSON || rv == APNS_EINVAL || rv == APNS_EBADPRIORITY || rv == APNS_EBADTOKEN ||
-               rv == APNS_EPAYLOADEMPTY);
+               rv == APNS_EPAYLOADEMPTY || rv == APNS_EBADCHANNELID);
     FUZZ_CHECK(memchr(why, '\0', sizeof why) != NULL);
     FUZZ_CHECK(apns_validate_utf8(why, strlen(why)) == 0);
     r.error = apns_err_name(rv);
     r.message = why;
   } else {
-    const char *strs[] = {line.token, line.topic, line.collapse_id, line.apns_id};
+    const char *strs[] = {line.token, line.channel, line.topic, line.collapse_id, line.apns_id};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
       if (strs[i] != NULL) FUZZ_CHECK(inside(strs[i], scratch, sizeof scratch) || inside(strs[i], text, size));
-    FUZZ_CHECK(line.token != NULL && apns_validate_device_token(line.token) == 0);
+    /* A device line has a valid token, a broadcast line a valid channel id: exactly one of the two. */
+    FUZZ_CHECK((line.token != NULL) != (line.channel != NULL));
+    if (line.token) FUZZ_CHECK(apns_validate_device_token(line.token) == 0);
+    if (line.channel) FUZZ_CHECK(apns_validate_channel_id(line.channel) == 0);
     if (line.priority != 0) FUZZ_CHECK(line.priority == 10 || line.priority == 5 || line.priority == 1);
     if (line.payload != NULL) {
       FUZZ_CHECK(inside(line.payload, text, size) || inside(line.payload, scratch, sizeof scratch));
@@ -69,6 +72,7 @@ int apns_fuzz_bulk_line(const uint8_t *data, size_t size) {
       }
     }
     r.token = line.token;
+    r.channel = line.channel;
     r.status = 200;
     r.apns_id = line.apns_id;
     r.reason = line.topic;
