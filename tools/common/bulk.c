@@ -229,6 +229,7 @@ size_t bulk_result_format(const bulk_result *r, char *buf, size_t cap) {
     member_str(&o, ",\"error\":", r->error);
     member_str(&o, ",\"message\":", r->message ? r->message : "");
   }
+  if (r->entry) member_str(&o, ",\"entry\":", r->entry);
   put(&o, "}\n", 2);
   finish(&o);
   return o.n;

@@ -67,6 +67,7 @@ typedef struct bulk_result {
   double latency_ms; /* < 0: null */
   const char *error; /* an error's name: with it, "error" and "message" members; NULL: neither */
   const char *message;
+  const char *entry; /* a stream entry's id (apns-relay): with it, an "entry" member last; NULL: none */
 } bulk_result;
 
 /* Writes the result line, newline included, into buf when it fits (cap > the length). Returns its length, as
