@@ -71,9 +71,10 @@ struct relay {
   /* state */
   int group_ready; /* XGROUP CREATE answered (created, or BUSYGROUP) */
   int group_asked;
-  int reading;  /* an XREADGROUP in flight */
-  int claiming; /* a claim in flight */
-  int history;  /* reading this consumer's own pending entries (id 0) before new ones (>) */
+  int reading;     /* an XREADGROUP in flight */
+  int read_failed; /* the last read was refused: the next waits for the claim timer's tick */
+  int claiming;    /* a claim in flight */
+  int history;     /* reading this consumer's own pending entries (id 0) before new ones (>) */
   char history_id[ID_MAX];
   char claim_cursor[ID_MAX];
   int draining, stopped_apns, shut, exit_code;
@@ -515,6 +516,7 @@ static void on_read_reply(redisAsyncContext *ac, void *rep, void *privdata);
 static void ask_group(relay *r);
 
 static void maybe_read(relay *r) {
+  if (r->read_failed) return;
   if (r->reading || r->draining || r->shut || !r->reader.up || !r->group_ready || r->stopped_apns) return;
   if (r->held >= r->o.max_held) return;
   size_t room = r->o.max_held - r->held;
@@ -538,6 +540,8 @@ static void on_read_reply(redisAsyncContext *ac, void *rep, void *privdata) {
   if (reply == NULL) return; /* the connection went away: read again once it is back */
   if (reply->type == REDIS_REPLY_ERROR) {
     relay_log("error", NULL, "XREADGROUP: %s", reply->str);
+    r->read_failed = 1;
+    /* Read again at the next tick, not at once: an error is likely to repeat (Redis still loading its data). */
     if (strncmp(reply->str, "NOGROUP", 7) == 0) { /* the stream or group was deleted (or Redis lost its data) */
       r->group_ready = 0;
       ask_group(r);
@@ -648,6 +652,12 @@ static void on_claim_reply(redisAsyncContext *ac, void *rep, void *privdata) {
 
 static void on_claim_timer(uv_timer_t *t) {
   relay *r = t->data;
+  /* Also the safety net: a read or a write of results refused for a while (Redis LOADING after a restart) is
+   * tried again here. */
+  if (!r->group_ready) ask_group(r);
+  flush_acks(r);
+  r->read_failed = 0;
+  maybe_read(r);
   if (r->claiming || r->draining || !r->writer.up || !r->group_ready || r->held >= r->o.max_held) return;
   size_t room = r->o.max_held - r->held;
   unsigned count = room < r->o.batch ? (unsigned)room : r->o.batch;

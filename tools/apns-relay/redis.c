@@ -2,10 +2,14 @@
  * lost or refused, it is made again after 100 ms, then twice as long each time up to 5 s (with jitter, so a
  * fleet does not come back in step). AUTH and SELECT go first on each new connection; hiredis answers commands in
  * order, so what is sent after them runs authenticated. hiredis 0.14 resolves a host name with a blocking
- * getaddrinfo: give an address (or a name /etc/hosts has) for a relay that must never stall. */
+ * getaddrinfo: give an address (or a name /etc/hosts has) for a relay that must never stall.
+ *
+ * The loop hooks are our own rather than hiredis 0.14's adapters/libuv.h: that adapter drops a poll error
+ * (libuv stops the handle and reports UV_EBADF when the peer dies with data unread, as a killed Redis does), so the
+ * connection was never seen to be lost. Here an error is handed to hiredis as a read, which finds the failure and
+ * disconnects. */
 #include "relay.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +92,85 @@ int redis_url_parse(const char *url, redis_url *out, char *why, size_t whylen) {
   return 0;
 }
 
+/* ---- hiredis's event hooks on a uv_poll_t ---- */
+
+typedef struct uvev {
+  redisAsyncContext *ac;
+  uv_poll_t poll;
+  int events;
+} uvev;
+
+static void uvev_cb(uv_poll_t *h, int status, int events) {
+  uvev *e = h->data;
+  if (e->ac == NULL) return;
+  if (status < 0) { /* the handle is stopped: let hiredis read, meet the error and disconnect */
+    e->events = 0;
+    redisAsyncHandleRead(e->ac);
+    return;
+  }
+  if (events & UV_READABLE) redisAsyncHandleRead(e->ac);
+  if (e->ac && (events & UV_WRITABLE)) redisAsyncHandleWrite(e->ac);
+}
+
+static void uvev_update(uvev *e) {
+  if (e->events)
+    uv_poll_start(&e->poll, e->events, uvev_cb);
+  else
+    uv_poll_stop(&e->poll);
+}
+
+static void uvev_add_read(void *p) {
+  uvev *e = p;
+  e->events |= UV_READABLE;
+  uvev_update(e);
+}
+
+static void uvev_del_read(void *p) {
+  uvev *e = p;
+  e->events &= ~UV_READABLE;
+  uvev_update(e);
+}
+
+static void uvev_add_write(void *p) {
+  uvev *e = p;
+  e->events |= UV_WRITABLE;
+  uvev_update(e);
+}
+
+static void uvev_del_write(void *p) {
+  uvev *e = p;
+  e->events &= ~UV_WRITABLE;
+  uvev_update(e);
+}
+
+static void uvev_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+static void uvev_cleanup(void *p) {
+  uvev *e = p;
+  e->ac = NULL;
+  uv_close((uv_handle_t *)&e->poll, uvev_closed);
+}
+
+static int uvev_attach(redisAsyncContext *ac, uv_loop_t *loop) {
+  uvev *e = calloc(1, sizeof *e);
+  if (e == NULL) return REDIS_ERR;
+  if (uv_poll_init(loop, &e->poll, ac->c.fd) != 0) {
+    free(e);
+    return REDIS_ERR;
+  }
+  e->ac = ac;
+  e->poll.data = e;
+  ac->ev.data = e;
+  ac->ev.addRead = uvev_add_read;
+  ac->ev.delRead = uvev_del_read;
+  ac->ev.addWrite = uvev_add_write;
+  ac->ev.delWrite = uvev_del_write;
+  ac->ev.cleanup = uvev_cleanup;
+  return REDIS_OK;
+}
+
 static void schedule_retry(rconn *c);
 
 static const char *where(const rconn *c, char *buf, size_t cap) {
@@ -163,7 +246,7 @@ static void try_connect(rconn *c) {
     return;
   }
   ac->data = c;
-  if (redisLibuvAttach(ac, c->loop) != REDIS_OK) {
+  if (uvev_attach(ac, c->loop) != REDIS_OK) {
     redisAsyncFree(ac);
     schedule_retry(c);
     return;
