@@ -139,7 +139,7 @@ static void maybe_shut(relay *r);
 /* The result line of an entry, kept until it is recorded. */
 static void set_result(entry *e, const bulk_result *br) {
   char local[2048];
-  size_t n = bulk_result_format(br, local, sizeof local);
+  size_t n = bulk_result_format_entry(br, e->id, local, sizeof local);
   char *p = malloc(n + 1);
   if (p == NULL) { /* cannot keep a result: the entry stays pending for a later delivery */
     e->result = NULL;
@@ -148,7 +148,7 @@ static void set_result(entry *e, const bulk_result *br) {
   if (n < sizeof local)
     memcpy(p, local, n + 1);
   else
-    bulk_result_format(br, p, n + 1);
+    bulk_result_format_entry(br, e->id, p, n + 1);
   if (n && p[n - 1] == '\n') p[--n] = '\0';
   e->result = p;
   e->result_len = n;
@@ -174,7 +174,6 @@ static void bad_entry(relay *r, entry *e, const char *token, int err, const char
   br.error = apns_err_name(err);
   br.message = why;
   br.latency_ms = -1;
-  br.entry = e->id;
   r->n_bad++;
   set_result(e, &br);
   free(e->text);
@@ -226,7 +225,6 @@ static void on_response(int err, const apns_response *res, void *data) {
   br.timestamp_ms = res->timestamp_ms;
   br.attempts = res->attempts;
   br.latency_ms = (double)(uv_hrtime() - e->t0_ns) / 1e6;
-  br.entry = e->id;
   if (err) {
     br.error = apns_err_name(err);
     br.message = apns_strerror(err);
@@ -365,7 +363,6 @@ static void take_entry(relay *r, const char *id, size_t idlen, redisReply *field
     br.error = "RELAY_EMAXDELIVERIES";
     br.message = why;
     br.latency_ms = -1;
-    br.entry = e->id;
     set_result(e, &br);
     finish(r, e);
     return;

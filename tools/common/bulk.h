@@ -67,12 +67,14 @@ typedef struct bulk_result {
   double latency_ms; /* < 0: null */
   const char *error; /* an error's name: with it, "error" and "message" members; NULL: neither */
   const char *message;
-  const char *entry; /* a stream entry's id (apns-relay): with it, an "entry" member last; NULL: none */
 } bulk_result;
 
 /* Writes the result line, newline included, into buf when it fits (cap > the length). Returns its length, as
  * snprintf does: when it is cap or more, nothing usable was written and the caller retries with more room. */
 size_t bulk_result_format(const bulk_result *r, char *buf, size_t cap);
+
+/* The same line with an "entry" member last (a stream entry's id, any bytes, escaped): apns-relay's results. */
+size_t bulk_result_format_entry(const bulk_result *r, const char *entry, char *buf, size_t cap);
 
 /* Writes s (len bytes) as a JSON string, quotes included, escaped as above. Returns the length, as snprintf
  * does (writes nothing past cap; NUL-terminates when it fits). s NULL writes null. */
