@@ -370,13 +370,25 @@ TEST(relay_sigkill_takeover) {
   char **ids = calloc(n, sizeof *ids);
   add_entries(&w, 0, n, ids);
   watch_start(&w);
-  char idle[24];
+  char idle[24], timeout[16];
   snprintf(idle, sizeof idle, "%d", 1500 * test_time_factor());
-  const char *const extra[] = {"--claim-idle-ms", idle, "--timeout", "1", NULL};
+  snprintf(timeout, sizeof timeout, "%d", test_time_factor());
+  const char *const extra[] = {"--claim-idle-ms", idle, "--timeout", timeout, "--max-held", "500", NULL};
   kid a, b;
+  /* The victim first, so that it surely holds entries when it dies (it keeps --max-held in flight). */
   relay_start(&w, &a, "victim", extra);
+  run_until_results(&w, (int)n / 8);
   relay_start(&w, &b, "survivor", extra);
   run_until_results(&w, (int)n / 4);
+  /* Answers held, so that the victim surely dies with entries in flight (sent, unanswered, unacknowledged). */
+  apns_mock_set_paused(w.mock, 1);
+  for (;;) {
+    redisReply *q = rfx_cmd(&w.redis, "XPENDING apns apns-relay - + 1 victim");
+    size_t k = q->elements;
+    freeReplyObject(q);
+    if (k > 0) break;
+    ASSERT_NE(uv_run(&w.loop, UV_RUN_ONCE), 0);
+  }
   ASSERT_EQ(uv_process_kill(&a.proc, SIGKILL), 0);
   fx_run_until(&w.loop, &a.done);
   ASSERT_EQ(a.term_signal, SIGKILL);
@@ -385,6 +397,7 @@ TEST(relay_sigkill_takeover) {
   ASSERT_EQ(p->type, REDIS_REPLY_ARRAY);
   size_t victim_pending = p->elements;
   freeReplyObject(p);
+  apns_mock_set_paused(w.mock, 0);
   run_until_results(&w, (int)n);
   ASSERT_EQ(uv_process_kill(&b.proc, SIGTERM), 0);
   relay_wait(&w, &b, 0);
@@ -411,7 +424,10 @@ TEST(relay_redis_restart) {
   watch_start(&w);
   kid k;
   /* Entries whose read was answered as Redis died are pending without the relay knowing them: taken over. */
-  const char *const extra[] = {"--claim-idle-ms", "2000", "--timeout", "1", NULL};
+  char idle[24], timeout[16];
+  snprintf(idle, sizeof idle, "%d", 2000 * test_time_factor());
+  snprintf(timeout, sizeof timeout, "%d", test_time_factor());
+  const char *const extra[] = {"--claim-idle-ms", idle, "--timeout", timeout, NULL};
   relay_start(&w, &k, "r1", extra);
   run_until_results(&w, (int)n / 3);
   rfx_stop(&w.redis, 1);
@@ -466,7 +482,9 @@ TEST(relay_bad_entries_dead_tokens_dead_letter) {
   add_entries(&w, 0, 1, &ids[k_ids++]);
   watch_start(&w);
   kid k;
-  const char *const extra[] = {"--max-deliveries", "2", "--claim-idle-ms", "50", "--timeout", "1", NULL};
+  char timeout[16];
+  snprintf(timeout, sizeof timeout, "%d", 10 * test_time_factor());
+  const char *const extra[] = {"--max-deliveries", "2", "--claim-idle-ms", "50", "--timeout", timeout, NULL};
   relay_start(&w, &k, "r1", extra);
   run_until_results(&w, k_ids);
   ASSERT_EQ(uv_process_kill(&k.proc, SIGTERM), 0);

@@ -633,7 +633,7 @@ static void on_claim_reply(redisAsyncContext *ac, void *rep, void *privdata) {
     if (en->type != REDIS_REPLY_ARRAY || en->elements != 3 || en->element[0]->type != REDIS_REPLY_STRING) continue;
     size_t before = r->held;
     take_entry(r, en->element[0]->str, en->element[0]->len, en->element[1], (unsigned)en->element[2]->integer);
-    if (r->held > before || r->held == before) n += r->held > before; /* our own entries are not counted */
+    n += r->held > before; /* an entry held here already is not taken twice, nor counted */
   }
   if (n) {
     r->n_claimed += n;
