@@ -196,7 +196,7 @@ static void member_str(out *o, const char *name, const char *s) {
   json_str(o, s, s ? strlen(s) : 0);
 }
 
-size_t bulk_result_format(const bulk_result *r, char *buf, size_t cap) {
+static size_t format_result(const bulk_result *r, const char *entry, char *buf, size_t cap) {
   out o = {buf, cap, 0, 0, 0};
   put(&o, "{\"line\":", 8);
   put_u64(&o, r->line);
@@ -240,9 +240,18 @@ attempts:
     member_str(&o, ",\"error\":", r->error);
     member_str(&o, ",\"message\":", r->message ? r->message : "");
   }
+  if (entry) member_str(&o, ",\"entry\":", entry);
   put(&o, "}\n", 2);
   finish(&o);
   return o.n;
+}
+
+size_t bulk_result_format(const bulk_result *r, char *buf, size_t cap) {
+  return format_result(r, NULL, buf, cap);
+}
+
+size_t bulk_result_format_entry(const bulk_result *r, const char *entry, char *buf, size_t cap) {
+  return format_result(r, entry, buf, cap);
 }
 
 /* ---- the line scanner ---- */

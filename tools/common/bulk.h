@@ -83,6 +83,9 @@ typedef struct bulk_result {
  * snprintf does: when it is cap or more, nothing usable was written and the caller retries with more room. */
 size_t bulk_result_format(const bulk_result *r, char *buf, size_t cap);
 
+/* The same line with an "entry" member last (a stream entry's id, any bytes, escaped): apns-relay's results. */
+size_t bulk_result_format_entry(const bulk_result *r, const char *entry, char *buf, size_t cap);
+
 /* Writes s (len bytes) as a JSON string, quotes included, escaped as above. Returns the length, as snprintf
  * does (writes nothing past cap; NUL-terminates when it fits). s NULL writes null. */
 size_t bulk_json_string(char *dst, size_t cap, const char *s, size_t len);

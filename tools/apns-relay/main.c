@@ -1,0 +1,964 @@
+/* apns-relay: one sender of a fleet that shares a Redis stream through a consumer group.
+ *
+ * One libuv loop runs the APNs client, two Redis connections (a reader that blocks in XREADGROUP, and a writer
+ * for results, acknowledgements and claims, so that results never wait behind a blocked read) and the metrics
+ * endpoint. An entry is held from its read until its result is recorded: the result (and, for a dead token or a
+ * dead letter, an entry in those streams) and the XACK happen in one Lua script, which first checks that the
+ * entry is still pending for this consumer. So an entry acknowledged never gets a second result, a script resent
+ * after a lost reply is harmless, and a relay whose entry was taken over while Redis was away drops its result
+ * instead of writing a second one. Nothing is acknowledged before its result exists.
+ *
+ * Back-pressure: reads ask for at most --max-held minus what is held; the client's queue is bounded, and entries
+ * it cannot take yet wait in a FIFO until its low-water signal. A backlog of any size costs at most --max-held
+ * entries of memory. */
+#include "relay.h"
+
+#include "bulk.h"
+
+#include <mbedtls/sha256.h>
+#include <mbedtls/version.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ID_MAX 48           /* "<ms>-<seq>": two 64-bit numbers */
+#define ACK_BATCH 128       /* results per script call */
+#define ACK_IN_FLIGHT 4     /* script calls in flight at once */
+#define CLAIM_PERIOD_MS 250 /* claims are tried at most this often (and at least every claim-idle / 4) */
+#define RELAY_LINE_MAX (64 * 1024)
+
+typedef struct relay relay;
+
+typedef struct entry {
+  struct entry *next;      /* in a FIFO: to_send, to_ack, or an ack batch */
+  struct entry *hash_next; /* in the held table */
+  relay *r;
+  char id[ID_MAX];
+  uint64_t ordinal;
+  uint64_t t0_ns;
+  unsigned deliveries;
+  int dead_token, dead_letter;
+  char *text; /* the notification field, while not yet handed to the client, and for a dead letter */
+  size_t text_len;
+  char *token;
+  char *result; /* the result line (no newline) once there is one */
+  size_t result_len;
+} entry;
+
+typedef struct fifo {
+  entry *head, *tail;
+  size_t n;
+} fifo;
+
+typedef struct ack_batch {
+  relay *r;
+  entry *list; /* in the order of the script's arguments */
+  size_t n;
+} ack_batch;
+
+struct relay {
+  uv_loop_t loop;
+  relay_opts o;
+  redis_url url;
+  rconn reader, writer;
+  apns_client *client;
+  relay_metrics *metrics;
+  uv_signal_t sigterm, sigint;
+  uv_timer_t claim_timer, drain_timer, kick;
+  int handles_open;
+  char *scratch;
+  size_t scratch_cap;
+  /* state */
+  int group_ready; /* XGROUP CREATE answered (created, or BUSYGROUP) */
+  int group_asked;
+  int reading;     /* an XREADGROUP in flight */
+  int read_failed; /* the last read was refused: the next waits for the claim timer's tick */
+  int claiming;    /* a claim in flight */
+  int history;     /* reading this consumer's own pending entries (id 0) before new ones (>) */
+  char history_id[ID_MAX];
+  char claim_cursor[ID_MAX];
+  int draining, stopped_apns, shut, exit_code;
+  unsigned acks_in_flight;
+  fifo to_send, to_ack;
+  size_t held;
+  entry **table;
+  size_t table_cap;
+  /* counters */
+  uint64_t n_read, n_sent, n_accepted, n_rejected, n_failed, n_bad, n_claimed, n_dead_letter, n_dead_tokens;
+  uint64_t n_acked, n_not_ours, n_abandoned;
+};
+
+/* ---- entries ---- */
+
+static uint64_t hash_id(const char *id) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *id; id++) h = (h ^ (unsigned char)*id) * 1099511628211ull;
+  return h;
+}
+
+static entry **slot_of(relay *r, const char *id) {
+  entry **p = &r->table[hash_id(id) & (r->table_cap - 1)];
+  while (*p && strcmp((*p)->id, id) != 0) p = &(*p)->hash_next;
+  return p;
+}
+
+static void fifo_push(fifo *f, entry *e) {
+  e->next = NULL;
+  if (f->tail)
+    f->tail->next = e;
+  else
+    f->head = e;
+  f->tail = e;
+  f->n++;
+}
+
+static entry *fifo_pop(fifo *f) {
+  entry *e = f->head;
+  if (e) {
+    f->head = e->next;
+    if (!f->head) f->tail = NULL;
+    f->n--;
+  }
+  return e;
+}
+
+static void entry_free(relay *r, entry *e) {
+  entry **p = slot_of(r, e->id);
+  if (*p == e) *p = e->hash_next;
+  r->held--;
+  free(e->text);
+  free(e->token);
+  free(e->result);
+  free(e);
+}
+
+static void maybe_read(relay *r);
+static void flush_acks(relay *r);
+static void maybe_shut(relay *r);
+
+/* The result line of an entry, kept until it is recorded. */
+static void set_result(entry *e, const bulk_result *br) {
+  char local[2048];
+  size_t n = bulk_result_format_entry(br, e->id, local, sizeof local);
+  char *p = malloc(n + 1);
+  if (p == NULL) { /* cannot keep a result: the entry stays pending for a later delivery */
+    e->result = NULL;
+    return;
+  }
+  if (n < sizeof local)
+    memcpy(p, local, n + 1);
+  else
+    bulk_result_format_entry(br, e->id, p, n + 1);
+  if (n && p[n - 1] == '\n') p[--n] = '\0';
+  e->result = p;
+  e->result_len = n;
+}
+
+static void finish(relay *r, entry *e) {
+  if (e->result == NULL) {
+    r->n_abandoned++;
+    entry_free(r, e);
+    maybe_read(r);
+    maybe_shut(r);
+    return;
+  }
+  fifo_push(&r->to_ack, e);
+  flush_acks(r);
+}
+
+static void bad_entry(relay *r, entry *e, const char *token, int err, const char *why) {
+  bulk_result br;
+  memset(&br, 0, sizeof br);
+  br.line = e->ordinal;
+  br.token = token;
+  br.error = apns_err_name(err);
+  br.message = why;
+  br.latency_ms = -1;
+  r->n_bad++;
+  set_result(e, &br);
+  free(e->text);
+  e->text = NULL;
+  finish(r, e);
+}
+
+/* A UUID from SHA-256(stream, NUL, entry id): the same entry always gets the same apns-id, so a notification sent
+ * twice (its relay died after sending, before recording) is recognisable. Version 8 (RFC 9562: custom). */
+static void derive_apns_id(const char *stream, const char *id, char out[37]) {
+  unsigned char h[32];
+  mbedtls_sha256_context c;
+  mbedtls_sha256_init(&c);
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000 /* the _ret names are gone in mbedTLS 3 */
+  mbedtls_sha256_starts(&c, 0);
+  mbedtls_sha256_update(&c, (const unsigned char *)stream, strlen(stream) + 1);
+  mbedtls_sha256_update(&c, (const unsigned char *)id, strlen(id));
+  mbedtls_sha256_finish(&c, h);
+#else
+  mbedtls_sha256_starts_ret(&c, 0);
+  mbedtls_sha256_update_ret(&c, (const unsigned char *)stream, strlen(stream) + 1);
+  mbedtls_sha256_update_ret(&c, (const unsigned char *)id, strlen(id));
+  mbedtls_sha256_finish_ret(&c, h);
+#endif
+  mbedtls_sha256_free(&c);
+  h[6] = (unsigned char)((h[6] & 0x0f) | 0x80);
+  h[8] = (unsigned char)((h[8] & 0x3f) | 0x80);
+  static const char hex[] = "0123456789abcdef";
+  size_t k = 0;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out[k++] = '-';
+    out[k++] = hex[h[i] >> 4];
+    out[k++] = hex[h[i] & 15];
+  }
+  out[36] = '\0';
+}
+
+static void on_response(int err, const apns_response *res, void *data) {
+  entry *e = data;
+  relay *r = e->r;
+  if (err == APNS_ECANCELED || err == APNS_ESTOPPED) {
+    /* Not a final result: the relay is going away, or APNs refused this certificate for every send. The entry
+     * stays pending in the group, for another delivery. */
+    r->n_abandoned++;
+    entry_free(r, e);
+    maybe_shut(r);
+    return;
+  }
+  bulk_result br;
+  memset(&br, 0, sizeof br);
+  br.line = e->ordinal;
+  br.token = e->token;
+  br.apns_id = res->apns_id;
+  br.status = res->status;
+  br.reason = res->reason_text;
+  br.timestamp_ms = res->timestamp_ms;
+  br.attempts = res->attempts;
+  br.latency_ms = (double)(uv_hrtime() - e->t0_ns) / 1e6;
+  if (err) {
+    br.error = apns_err_name(err);
+    br.message = apns_strerror(err);
+    r->n_failed++;
+  } else if (res->status == 200) {
+    r->n_accepted++;
+  } else {
+    r->n_rejected++;
+    if (apns_reason_is_token_dead(res->reason)) e->dead_token = 1;
+  }
+  set_result(e, &br);
+  finish(r, e);
+}
+
+static int payload_err(int rv) {
+  return rv == APNS_EBADJSON || rv == APNS_EBADUTF8 || rv == APNS_EPAYLOADEMPTY || rv == APNS_EPAYLOADTOOLARGE;
+}
+
+/* Hands an entry to the client. Returns 0 when it is taken (or ended with a result of its own), 1 when the
+ * client's queue is full (the entry stays as it is). */
+static int post(relay *r, entry *e) {
+  char why[320];
+  bulk_line bl;
+  int rv = bulk_line_parse(e->text, e->text_len, &bl, r->scratch, r->scratch_cap, why, sizeof why);
+  if (rv < 0) {
+    bad_entry(r, e, NULL, rv, why);
+    return 0;
+  }
+  if (bl.payload == NULL) {
+    bad_entry(r, e, bl.token, APNS_EPAYLOADEMPTY, "no \"payload\" in the notification");
+    return 0;
+  }
+  apns_send_options so;
+  char apns_id[37];
+  memset(&so, 0, sizeof so);
+  so.topic = bl.topic;
+  so.collapse_id = bl.collapse_id;
+  so.push_type = bl.push_type;
+  so.priority = bl.priority;
+  so.has_expiration = bl.has_expiration;
+  so.expiration = bl.expiration;
+  if (bl.apns_id) {
+    so.apns_id = bl.apns_id;
+  } else {
+    derive_apns_id(r->o.stream, e->id, apns_id);
+    so.apns_id = apns_id;
+  }
+  if (e->token == NULL && (e->token = strdup(bl.token)) == NULL) {
+    bad_entry(r, e, bl.token, APNS_ENOMEM, "out of memory");
+    return 0;
+  }
+  e->t0_ns = uv_hrtime();
+  rv = apns_client_send_json(r->client, bl.token, bl.payload, bl.payload_len, &so, on_response, e);
+  if (rv == APNS_EQUEUEFULL) return 1;
+  if (rv == APNS_ESTOPPED || rv == APNS_ECLOSED) {
+    r->n_abandoned++;
+    entry_free(r, e);
+    return 0;
+  }
+  if (rv < 0) {
+    snprintf(why, sizeof why, "%s%s", payload_err(rv) ? "payload: " : "", apns_strerror(rv));
+    bad_entry(r, e, bl.token, rv, why);
+    return 0;
+  }
+  r->n_sent++;
+  if (!e->dead_letter) { /* the text is kept only for a dead letter */
+    free(e->text);
+    e->text = NULL;
+  }
+  return 0;
+}
+
+static void pump(relay *r) {
+  while (r->to_send.head && r->client && !r->stopped_apns) {
+    entry *e = fifo_pop(&r->to_send);
+    if (post(r, e) == 1) { /* back at the front: the low-water signal calls again */
+      e->next = r->to_send.head;
+      r->to_send.head = e;
+      if (!r->to_send.tail) r->to_send.tail = e;
+      r->to_send.n++;
+      return;
+    }
+  }
+  /* Without a client (stopped), what waits will not be sent here: leave it pending. */
+  while (r->to_send.head && (r->stopped_apns || !r->client)) {
+    r->n_abandoned++;
+    entry_free(r, fifo_pop(&r->to_send));
+  }
+}
+
+static void on_low_water(apns_client *c) {
+  relay *r = apns_client_data(c);
+  uv_timer_start(&r->kick, r->kick.timer_cb, 0, 0); /* not from inside the pool's dispatch */
+}
+
+/* A new entry (read or claimed). fields is the entry's field-value array. */
+static void take_entry(relay *r, const char *id, size_t idlen, redisReply *fields, unsigned deliveries) {
+  if (idlen >= ID_MAX) return;
+  char idbuf[ID_MAX];
+  memcpy(idbuf, id, idlen);
+  idbuf[idlen] = '\0';
+  entry **slot = slot_of(r, idbuf);
+  if (*slot) return; /* already held here (a claim of our own entry): one result for it, not two */
+  entry *e = calloc(1, sizeof *e);
+  if (e == NULL) return; /* stays pending: another delivery will come */
+  memcpy(e->id, idbuf, idlen + 1);
+  e->r = r;
+  e->ordinal = ++r->n_read;
+  e->deliveries = deliveries;
+  e->t0_ns = uv_hrtime();
+  *slot = e;
+  r->held++;
+  const redisReply *text = NULL;
+  if (fields && fields->type == REDIS_REPLY_ARRAY)
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+      if (fields->element[i]->type == REDIS_REPLY_STRING && strcmp(fields->element[i]->str, "notification") == 0 &&
+          fields->element[i + 1]->type == REDIS_REPLY_STRING)
+        text = fields->element[i + 1];
+  if (text) {
+    e->text = malloc(text->len + 1);
+    if (e->text) {
+      memcpy(e->text, text->str, text->len);
+      e->text[text->len] = '\0';
+      e->text_len = text->len;
+    }
+  }
+  if (deliveries > r->o.max_deliveries) {
+    char why[160];
+    snprintf(why, sizeof why, "delivered %u times (more than --max-deliveries %u) without a result: not sent again",
+             deliveries, r->o.max_deliveries);
+    e->dead_letter = 1;
+    r->n_dead_letter++;
+    bulk_result br;
+    memset(&br, 0, sizeof br);
+    br.line = e->ordinal;
+    br.error = "RELAY_EMAXDELIVERIES";
+    br.message = why;
+    br.latency_ms = -1;
+    set_result(e, &br);
+    finish(r, e);
+    return;
+  }
+  if (e->text == NULL) {
+    bad_entry(r, e, NULL, text ? APNS_ENOMEM : APNS_EINVAL,
+              text ? "out of memory" : "the entry has no \"notification\" field");
+    return;
+  }
+  if (e->text_len > RELAY_LINE_MAX) {
+    bad_entry(r, e, NULL, APNS_EINVAL, "the notification is longer than 64 KiB");
+    return;
+  }
+  fifo_push(&r->to_send, e);
+}
+
+/* ---- recording results: the script ---- */
+
+/* KEYS: stream, results, dead-tokens, dead-letter. ARGV: group, consumer, then per entry: id, result, dead token
+ * ("" or the token), dead letter ("" or "1"), notification, deliveries. Returns one 1 (recorded and acked) or 0
+ * (not pending for this consumer any more: acked already, or taken over) per entry. */
+static const char ack_script[] =
+    "local out = {}\n"
+    "for i = 3, #ARGV, 6 do\n"
+    "  local id = ARGV[i]\n"
+    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1, ARGV[2])\n"
+    "  if #p == 1 then\n"
+    "    redis.call('XADD', KEYS[2], '*', 'result', ARGV[i+1])\n"
+    "    if ARGV[i+2] ~= '' then\n"
+    "      redis.call('XADD', KEYS[3], '*', 'token', ARGV[i+2], 'entry', id, 'result', ARGV[i+1])\n"
+    "    end\n"
+    "    if ARGV[i+3] ~= '' then\n"
+    "      redis.call('XADD', KEYS[4], '*', 'entry', id, 'notification', ARGV[i+4], 'deliveries', ARGV[i+5],\n"
+    "                 'result', ARGV[i+1])\n"
+    "    end\n"
+    "    redis.call('XACK', KEYS[1], ARGV[1], id)\n"
+    "    out[#out+1] = 1\n"
+    "  else\n"
+    "    out[#out+1] = 0\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+static void on_ack_reply(redisAsyncContext *ac, void *rep, void *privdata) {
+  (void)ac;
+  redisReply *reply = rep;
+  ack_batch *b = privdata;
+  relay *r = b->r;
+  r->acks_in_flight--;
+  if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != b->n) {
+    /* Redis went away, or refused: the results are written again later (the script checks first, so a call
+     * that ran before the reply was lost records nothing the second time). */
+    if (reply && reply->type == REDIS_REPLY_ERROR) relay_log("error", NULL, "recording results: %s", reply->str);
+    entry *e = b->list;
+    while (e) {
+      entry *next = e->next;
+      fifo_push(&r->to_ack, e);
+      e = next;
+    }
+    free(b);
+    maybe_shut(r);
+    return;
+  }
+  entry *e = b->list;
+  for (size_t i = 0; e; i++) {
+    entry *next = e->next;
+    if (reply->element[i]->integer == 1) {
+      r->n_acked++;
+      if (e->dead_token) r->n_dead_tokens++;
+    } else {
+      r->n_not_ours++;
+    }
+    entry_free(r, e);
+    e = next;
+  }
+  free(b);
+  flush_acks(r);
+  maybe_read(r);
+  pump(r);
+  maybe_shut(r);
+}
+
+static void flush_acks(relay *r) {
+  while (r->to_ack.head && r->writer.up && r->acks_in_flight < ACK_IN_FLIGHT) {
+    size_t n = r->to_ack.n < ACK_BATCH ? r->to_ack.n : ACK_BATCH;
+    size_t argc = 3 + 4 + 2 + 6 * n;
+    const char **argv = malloc(argc * sizeof *argv);
+    size_t *lens = malloc(argc * sizeof *lens);
+    char(*nums)[24] = malloc(n * sizeof *nums);
+    ack_batch *b = malloc(sizeof *b);
+    if (!argv || !lens || !nums || !b) {
+      free(argv), free(lens), free(nums), free(b);
+      return;
+    }
+    size_t k = 0;
+#define ARG(s, l) (argv[k] = (s), lens[k] = (l), k++)
+#define ARGZ(s) ARG((s), strlen(s))
+    ARGZ("EVAL");
+    ARG(ack_script, sizeof ack_script - 1);
+    ARGZ("4");
+    ARGZ(r->o.stream);
+    ARGZ(r->o.results);
+    ARGZ(r->o.dead_tokens);
+    ARGZ(r->o.dead_letter);
+    ARGZ(r->o.group);
+    ARGZ(r->o.consumer);
+    b->r = r;
+    b->n = n;
+    b->list = NULL;
+    entry **tail = &b->list;
+    for (size_t i = 0; i < n; i++) {
+      entry *e = fifo_pop(&r->to_ack);
+      *tail = e;
+      tail = &e->next;
+      e->next = NULL;
+      snprintf(nums[i], sizeof nums[i], "%u", e->deliveries);
+      ARGZ(e->id);
+      ARG(e->result, e->result_len);
+      ARGZ(e->dead_token && e->token ? e->token : "");
+      ARGZ(e->dead_letter ? "1" : "");
+      ARG(e->dead_letter && e->text ? e->text : "", e->dead_letter && e->text ? e->text_len : 0);
+      ARGZ(nums[i]);
+    }
+#undef ARG
+#undef ARGZ
+    int rv = rconn_command(&r->writer, on_ack_reply, b, (int)k, argv, lens);
+    free(argv);
+    free(lens);
+    free(nums);
+    if (rv != 0) { /* not up after all: back in the queue */
+      entry *e = b->list;
+      while (e) {
+        entry *next = e->next;
+        fifo_push(&r->to_ack, e);
+        e = next;
+      }
+      free(b);
+      return;
+    }
+    r->acks_in_flight++;
+  }
+}
+
+/* ---- reading ---- */
+
+static void on_read_reply(redisAsyncContext *ac, void *rep, void *privdata);
+
+static void ask_group(relay *r);
+
+static void maybe_read(relay *r) {
+  if (r->read_failed) return;
+  if (r->reading || r->draining || r->shut || !r->reader.up || !r->group_ready || r->stopped_apns) return;
+  if (r->held >= r->o.max_held) return;
+  size_t room = r->o.max_held - r->held;
+  unsigned count = room < r->o.batch ? (unsigned)room : r->o.batch;
+  char cnt[16], blk[24];
+  snprintf(cnt, sizeof cnt, "%u", count);
+  snprintf(blk, sizeof blk, "%llu", (unsigned long long)r->o.block_ms);
+  const char *id = r->history ? r->history_id : ">";
+  const char *argv[] = {"XREADGROUP", "GROUP", r->o.group, r->o.consumer, "COUNT", cnt,
+                        "BLOCK",      blk,     "STREAMS",  r->o.stream,   id};
+  size_t lens[11];
+  for (int i = 0; i < 11; i++) lens[i] = strlen(argv[i]);
+  if (rconn_command(&r->reader, on_read_reply, r, 11, argv, lens) == 0) r->reading = 1;
+}
+
+static void on_read_reply(redisAsyncContext *ac, void *rep, void *privdata) {
+  (void)ac;
+  redisReply *reply = rep;
+  relay *r = privdata;
+  r->reading = 0;
+  if (reply == NULL) return; /* the connection went away: read again once it is back */
+  if (reply->type == REDIS_REPLY_ERROR) {
+    relay_log("error", NULL, "XREADGROUP: %s", reply->str);
+    r->read_failed = 1;
+    /* Read again at the next tick, not at once: an error is likely to repeat (Redis still loading its data). */
+    if (strncmp(reply->str, "NOGROUP", 7) == 0) { /* the stream or group was deleted (or Redis lost its data) */
+      r->group_ready = 0;
+      ask_group(r);
+    }
+    return;
+  }
+  size_t got = 0;
+  if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1) {
+    redisReply *s = reply->element[0];
+    if (s->type == REDIS_REPLY_ARRAY && s->elements == 2 && s->element[1]->type == REDIS_REPLY_ARRAY) {
+      redisReply *list = s->element[1];
+      for (size_t i = 0; i < list->elements; i++) {
+        redisReply *en = list->element[i];
+        if (en->type != REDIS_REPLY_ARRAY || en->elements != 2 || en->element[0]->type != REDIS_REPLY_STRING)
+          continue;
+        got++;
+        if (r->history && en->element[0]->len < ID_MAX)
+          snprintf(r->history_id, sizeof r->history_id, "%s", en->element[0]->str);
+        take_entry(r, en->element[0]->str, en->element[0]->len, en->element[1], 1);
+      }
+    }
+  }
+  if (r->history && got == 0) r->history = 0;
+  pump(r);
+  maybe_read(r);
+  maybe_shut(r);
+}
+
+static void on_group_reply(redisAsyncContext *ac, void *rep, void *privdata) {
+  (void)ac;
+  redisReply *reply = rep;
+  relay *r = privdata;
+  r->group_asked = 0;
+  if (reply == NULL) return;
+  if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSYGROUP", 9) != 0) {
+    relay_log("error", NULL, "XGROUP CREATE %s %s: %s", r->o.stream, r->o.group, reply->str);
+    return;
+  }
+  if (reply->type != REDIS_REPLY_ERROR) relay_log("info", NULL, "created group %s on %s", r->o.group, r->o.stream);
+  r->group_ready = 1;
+  maybe_read(r);
+}
+
+/* The group reads the stream from its start: entries added before any relay ran are sent too. */
+static void ask_group(relay *r) {
+  if (r->group_ready || r->group_asked) return;
+  const char *argv[] = {"XGROUP", "CREATE", r->o.stream, r->o.group, "0", "MKSTREAM"};
+  size_t lens[6];
+  for (int i = 0; i < 6; i++) lens[i] = strlen(argv[i]);
+  if (rconn_command(&r->writer, on_group_reply, r, 6, argv, lens) == 0) r->group_asked = 1;
+}
+
+/* ---- taking over ---- */
+
+/* KEYS: stream. ARGV: group, consumer, min idle ms, start, count. Returns {next start, {{id, fields,
+ * deliveries}, ...}}: XAUTOCLAIM does not say how often an entry was delivered, XPENDING does (after the claim,
+ * so the count includes this delivery). */
+static const char claim_script[] =
+    "local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])\n"
+    "local out = {}\n"
+    "for _, e in ipairs(r[2]) do\n"
+    "  if e[2] then\n"
+    "    local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)\n"
+    "    local n = 0\n"
+    "    if #p == 1 then n = p[1][4] end\n"
+    "    out[#out+1] = {e[1], e[2], n}\n"
+    "  end\n"
+    "end\n"
+    "return {r[1], out}\n";
+
+static void on_claim_reply(redisAsyncContext *ac, void *rep, void *privdata) {
+  (void)ac;
+  redisReply *reply = rep;
+  relay *r = privdata;
+  r->claiming = 0;
+  if (reply == NULL) return;
+  if (reply->type == REDIS_REPLY_ERROR) {
+    relay_log("error", NULL, "claiming idle entries: %s", reply->str);
+    if (strstr(reply->str, "NOGROUP")) {
+      r->group_ready = 0;
+      ask_group(r);
+    }
+    return;
+  }
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) return;
+  if (reply->element[0]->type == REDIS_REPLY_STRING && reply->element[0]->len < ID_MAX)
+    snprintf(r->claim_cursor, sizeof r->claim_cursor, "%s", reply->element[0]->str);
+  redisReply *list = reply->element[1];
+  size_t n = 0;
+  for (size_t i = 0; list->type == REDIS_REPLY_ARRAY && i < list->elements; i++) {
+    redisReply *en = list->element[i];
+    if (en->type != REDIS_REPLY_ARRAY || en->elements != 3 || en->element[0]->type != REDIS_REPLY_STRING) continue;
+    size_t before = r->held;
+    take_entry(r, en->element[0]->str, en->element[0]->len, en->element[1], (unsigned)en->element[2]->integer);
+    n += r->held > before; /* an entry held here already is not taken twice, nor counted */
+  }
+  if (n) {
+    r->n_claimed += n;
+    char extra[64];
+    snprintf(extra, sizeof extra, ",\"claimed\":%zu", n);
+    relay_log("info", extra, "took over %zu entries idle longer than %llu ms", n,
+              (unsigned long long)r->o.claim_idle_ms);
+  }
+  pump(r);
+  /* More may be idle: go on at once while the cursor says so and there is room. */
+  if (strcmp(r->claim_cursor, "0-0") != 0 && n) uv_timer_start(&r->claim_timer, r->claim_timer.timer_cb, 0, 0);
+}
+
+static void on_claim_timer(uv_timer_t *t) {
+  relay *r = t->data;
+  /* Also the safety net: a read or a write of results refused for a while (Redis LOADING after a restart) is
+   * tried again here. */
+  if (!r->group_ready) ask_group(r);
+  flush_acks(r);
+  r->read_failed = 0;
+  maybe_read(r);
+  if (r->claiming || r->draining || !r->writer.up || !r->group_ready || r->held >= r->o.max_held) return;
+  size_t room = r->o.max_held - r->held;
+  unsigned count = room < r->o.batch ? (unsigned)room : r->o.batch;
+  char idle[24], cnt[16];
+  snprintf(idle, sizeof idle, "%llu", (unsigned long long)r->o.claim_idle_ms);
+  snprintf(cnt, sizeof cnt, "%u", count);
+  const char *argv[] = {"EVAL", claim_script,    "1", r->o.stream, r->o.group, r->o.consumer,
+                        idle,   r->claim_cursor, cnt};
+  size_t lens[9];
+  for (int i = 0; i < 9; i++) lens[i] = strlen(argv[i]);
+  if (rconn_command(&r->writer, on_claim_reply, r, 9, argv, lens) == 0) r->claiming = 1;
+}
+
+/* ---- connections ---- */
+
+static void on_reader_up(rconn *c) {
+  relay *r = c->data;
+  r->reading = 0;
+  maybe_read(r);
+}
+
+static void on_writer_up(rconn *c) {
+  relay *r = c->data;
+  r->group_ready = 0;
+  r->group_asked = 0;
+  ask_group(r);
+  flush_acks(r);
+}
+
+static void on_rconn_closed(rconn *c) {
+  relay *r = c->data;
+  r->handles_open--;
+}
+
+static void on_kick(uv_timer_t *t) {
+  relay *r = t->data;
+  pump(r);
+  flush_acks(r);
+  maybe_read(r);
+  maybe_shut(r);
+}
+
+static void on_event(apns_pool *pool, const apns_pool_event *ev) {
+  relay *r = apns_client_data(apns_pool_data(pool));
+  char extra[64];
+  snprintf(extra, sizeof extra, ",\"connection\":%u", ev->conn_index);
+  if (ev->type == APNS_POOL_EVENT_CONN_UP) {
+    relay_log("info", extra, "APNs connection up");
+  } else if (ev->type == APNS_POOL_EVENT_CONN_DOWN) {
+    relay_log("warn", extra, "APNs connection down: %s (%s)",
+              ev->reason && ev->reason[0] ? ev->reason : apns_strerror(ev->err), apns_err_name(ev->err));
+  } else if (ev->type == APNS_POOL_EVENT_STOPPED) {
+    relay_log("error", NULL, "APNs answered %s: nothing more can be sent with these credentials; stopping",
+              ev->reason ? ev->reason : "a fatal error");
+    r->stopped_apns = 1;
+    r->exit_code = RELAY_EXIT_FAILED;
+    r->draining = 1;
+    uv_timer_start(&r->kick, on_kick, 0, 0);
+  }
+}
+
+/* ---- the end ---- */
+
+static void on_client_closed(apns_client *c) {
+  relay *r = apns_client_data(c);
+  r->handles_open--;
+}
+
+static void close_cb(uv_handle_t *h) {
+  relay *r = h->data;
+  r->handles_open--;
+}
+
+static void summary(relay *r) {
+  char extra[600];
+  snprintf(extra, sizeof extra,
+           ",\"read\":%llu,\"sent\":%llu,\"accepted\":%llu,\"rejected\":%llu,\"failed\":%llu,\"bad\":%llu,"
+           "\"claimed\":%llu,\"dead_lettered\":%llu,\"dead_tokens\":%llu,\"acked\":%llu,\"not_ours\":%llu,"
+           "\"left_pending\":%llu",
+           (unsigned long long)r->n_read, (unsigned long long)r->n_sent, (unsigned long long)r->n_accepted,
+           (unsigned long long)r->n_rejected, (unsigned long long)r->n_failed, (unsigned long long)r->n_bad,
+           (unsigned long long)r->n_claimed, (unsigned long long)r->n_dead_letter,
+           (unsigned long long)r->n_dead_tokens, (unsigned long long)r->n_acked, (unsigned long long)r->n_not_ours,
+           (unsigned long long)(r->n_abandoned + r->held));
+  relay_log("info", extra, "stopped");
+}
+
+static void shut_down(relay *r) {
+  if (r->shut) return;
+  r->shut = 1;
+  summary(r);
+  /* What is still held (drain time up) stays pending in the group: another relay takes it over. */
+  while (r->to_send.head) entry_free(r, fifo_pop(&r->to_send));
+  while (r->to_ack.head) entry_free(r, fifo_pop(&r->to_ack));
+  uv_close((uv_handle_t *)&r->claim_timer, close_cb);
+  uv_close((uv_handle_t *)&r->drain_timer, close_cb);
+  uv_close((uv_handle_t *)&r->kick, close_cb);
+  uv_close((uv_handle_t *)&r->sigterm, close_cb);
+  uv_close((uv_handle_t *)&r->sigint, close_cb);
+  if (r->metrics) relay_metrics_stop(r->metrics);
+  r->metrics = NULL;
+  if (r->client) apns_client_close(r->client, 0, on_client_closed);
+  r->client = NULL;
+  rconn_stop(&r->reader);
+  rconn_stop(&r->writer);
+}
+
+/* Draining: done once nothing is held and no read can still bring entries. */
+static void maybe_shut(relay *r) {
+  if (!r->draining || r->shut) return;
+  if (r->held == 0 && !r->reading && !r->claiming) shut_down(r);
+}
+
+static void on_drain_timer(uv_timer_t *t) {
+  relay *r = t->data;
+  if (r->shut) return;
+  relay_log("warn", NULL, "drain time up: %zu entries left pending for another relay", r->held);
+  if (r->exit_code == RELAY_EXIT_OK) r->exit_code = RELAY_EXIT_FAILED;
+  /* Canceled sends end in on_response (ECANCELED: not recorded) before the client's close callback. */
+  if (r->client) {
+    apns_client_close(r->client, 0, on_client_closed);
+    r->client = NULL;
+  }
+  shut_down(r);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  relay *r = h->data;
+  if (r->draining) {
+    on_drain_timer(&r->drain_timer);
+    return;
+  }
+  char extra[64];
+  snprintf(extra, sizeof extra, ",\"held\":%zu", r->held);
+  relay_log("info", extra, "%s: reading no more; draining what was read (within %llu ms)",
+            signum == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)r->o.drain_ms);
+  r->draining = 1;
+  uv_timer_stop(&r->claim_timer);
+  uv_timer_start(&r->drain_timer, on_drain_timer, r->o.drain_ms, 0);
+  maybe_shut(r);
+}
+
+/* ---- metrics ---- */
+
+static size_t metrics_text(void *data, char *buf, size_t cap, int *healthy) {
+  relay *r = data;
+  apns_pool_stats st;
+  memset(&st, 0, sizeof st);
+  if (r->client) apns_client_get_stats(r->client, &st);
+  int redis_up = r->reader.up && r->writer.up;
+  *healthy = redis_up && st.connections_up > 0 && !r->stopped_apns;
+  int n = snprintf(buf, cap,
+                   "# HELP apns_relay_entries_read_total Stream entries read (new and claimed).\n"
+                   "# TYPE apns_relay_entries_read_total counter\napns_relay_entries_read_total %llu\n"
+                   "# HELP apns_relay_sent_total Notifications handed to APNs.\n"
+                   "# TYPE apns_relay_sent_total counter\napns_relay_sent_total %llu\n"
+                   "# HELP apns_relay_accepted_total Answered 200.\n"
+                   "# TYPE apns_relay_accepted_total counter\napns_relay_accepted_total %llu\n"
+                   "# HELP apns_relay_rejected_total Answered another status.\n"
+                   "# TYPE apns_relay_rejected_total counter\napns_relay_rejected_total %llu\n"
+                   "# HELP apns_relay_failed_total No answer before the deadline, retries included.\n"
+                   "# TYPE apns_relay_failed_total counter\napns_relay_failed_total %llu\n"
+                   "# HELP apns_relay_bad_total Entries that were not valid notifications.\n"
+                   "# TYPE apns_relay_bad_total counter\napns_relay_bad_total %llu\n"
+                   "# HELP apns_relay_claimed_total Entries taken over from other consumers.\n"
+                   "# TYPE apns_relay_claimed_total counter\napns_relay_claimed_total %llu\n"
+                   "# HELP apns_relay_dead_lettered_total Entries sent to the dead-letter stream.\n"
+                   "# TYPE apns_relay_dead_lettered_total counter\napns_relay_dead_lettered_total %llu\n"
+                   "# HELP apns_relay_dead_tokens_total Tokens written to the dead-tokens stream.\n"
+                   "# TYPE apns_relay_dead_tokens_total counter\napns_relay_dead_tokens_total %llu\n"
+                   "# HELP apns_relay_acked_total Results recorded and entries acknowledged.\n"
+                   "# TYPE apns_relay_acked_total counter\napns_relay_acked_total %llu\n"
+                   "# HELP apns_relay_in_flight Entries read and not yet acknowledged.\n"
+                   "# TYPE apns_relay_in_flight gauge\napns_relay_in_flight %zu\n"
+                   "# HELP apns_relay_apns_connections_up APNs connections ready.\n"
+                   "# TYPE apns_relay_apns_connections_up gauge\napns_relay_apns_connections_up %u\n"
+                   "# HELP apns_relay_redis_up 1 when both Redis connections are up.\n"
+                   "# TYPE apns_relay_redis_up gauge\napns_relay_redis_up %d\n",
+                   (unsigned long long)r->n_read, (unsigned long long)r->n_sent, (unsigned long long)r->n_accepted,
+                   (unsigned long long)r->n_rejected, (unsigned long long)r->n_failed, (unsigned long long)r->n_bad,
+                   (unsigned long long)r->n_claimed, (unsigned long long)r->n_dead_letter,
+                   (unsigned long long)r->n_dead_tokens, (unsigned long long)r->n_acked, r->held, st.connections_up,
+                   redis_up);
+  return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
+/* ---- setup ---- */
+
+static int open_client(relay *r) {
+  char errbuf[512] = "";
+  apns_client_options co;
+  memset(&co, 0, sizeof co);
+  co.endpoint = r->o.endpoint;
+  co.host = r->o.host;
+  co.port = r->o.endpoint == APNS_ENDPOINT_CUSTOM ? r->o.port : 0;
+  co.tls.ca_file = r->o.ca_file;
+  co.tls.cert_file = r->o.cert_file;
+  co.tls.key_file = r->o.key_file;
+  co.tls.key_passphrase = r->o.key_pass;
+  co.tls.verify_name = r->o.verify_name;
+  co.tls.insecure_skip_verify = r->o.insecure;
+  co.token_key_file = r->o.p8_file;
+  co.key_id = r->o.key_id;
+  co.team_id = r->o.team_id;
+  co.topic = r->o.topic;
+  co.connections = r->o.connections;
+  co.timeout_ms = r->o.timeout_ms;
+  co.max_queued = r->o.max_held;
+  co.low_water = r->o.max_held / 2;
+  co.on_low_water = on_low_water;
+  co.on_event = on_event;
+  co.data = r;
+  int rv = apns_client_open(&r->loop, &r->client, &co, errbuf, sizeof errbuf);
+  if (rv < 0) {
+    fprintf(stderr, "apns-relay: %s (%s)\n", errbuf[0] ? errbuf : apns_strerror(rv), apns_err_name(rv));
+    return -1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static relay r;
+  char why[300];
+  signal(SIGPIPE, SIG_IGN);
+  int rc = relay_parse_args(argc, argv, &r.o);
+  if (rc == 1) return RELAY_EXIT_OK;
+  if (rc != 0) return rc;
+  if (redis_url_parse(r.o.redis_url, &r.url, why, sizeof why) != 0) {
+    fprintf(stderr, "apns-relay: --redis %s\n", why);
+    return RELAY_EXIT_USAGE;
+  }
+  srand((unsigned)uv_hrtime() ^ (unsigned)getpid());
+  r.scratch_cap = BULK_SCRATCH(RELAY_LINE_MAX);
+  r.table_cap = 1;
+  while (r.table_cap < r.o.max_held * 2) r.table_cap *= 2;
+  r.scratch = malloc(r.scratch_cap);
+  r.table = calloc(r.table_cap, sizeof *r.table);
+  if (!r.scratch || !r.table || uv_loop_init(&r.loop) != 0) {
+    fprintf(stderr, "apns-relay: out of memory\n");
+    return RELAY_EXIT_USAGE;
+  }
+  snprintf(r.history_id, sizeof r.history_id, "0");
+  snprintf(r.claim_cursor, sizeof r.claim_cursor, "0-0");
+  r.history = 1;
+  if (open_client(&r) != 0) {
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&r.loop);
+    return RELAY_EXIT_USAGE;
+  }
+  uv_timer_init(&r.loop, &r.claim_timer);
+  uv_timer_init(&r.loop, &r.drain_timer);
+  uv_timer_init(&r.loop, &r.kick);
+  uv_signal_init(&r.loop, &r.sigterm);
+  uv_signal_init(&r.loop, &r.sigint);
+  r.claim_timer.data = r.drain_timer.data = r.kick.data = r.sigterm.data = r.sigint.data = &r;
+  r.handles_open = 5 + 1 + 2;
+  uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&r.sigint, on_signal, SIGINT);
+  r.kick.timer_cb = on_kick;
+  uint64_t period = r.o.claim_idle_ms / 4;
+  if (period > CLAIM_PERIOD_MS * 4) period = CLAIM_PERIOD_MS * 4;
+  if (period < CLAIM_PERIOD_MS / 5) period = CLAIM_PERIOD_MS / 5;
+  uv_timer_start(&r.claim_timer, on_claim_timer, period, period);
+  if (r.o.metrics) {
+    r.metrics = relay_metrics_start(&r.loop, r.o.metrics, metrics_text, &r);
+    if (r.metrics == NULL) {
+      r.exit_code = RELAY_EXIT_USAGE;
+      rconn_init(&r.reader, &r.loop, &r.url, "reader", &r);
+      rconn_init(&r.writer, &r.loop, &r.url, "writer", &r);
+      r.reader.on_closed = r.writer.on_closed = on_rconn_closed;
+      shut_down(&r);
+      uv_run(&r.loop, UV_RUN_DEFAULT);
+      uv_loop_close(&r.loop);
+      return RELAY_EXIT_USAGE;
+    }
+    char extra[64];
+    snprintf(extra, sizeof extra, ",\"metrics_port\":%d", relay_metrics_port(r.metrics));
+    relay_log("info", extra, "metrics on http://%s/metrics", r.o.metrics);
+  }
+  rconn_init(&r.reader, &r.loop, &r.url, "reader", &r);
+  rconn_init(&r.writer, &r.loop, &r.url, "writer", &r);
+  r.reader.on_up = on_reader_up;
+  r.writer.on_up = on_writer_up;
+  r.reader.on_closed = r.writer.on_closed = on_rconn_closed;
+  char extra[1200];
+  size_t n = (size_t)snprintf(extra, sizeof extra, ",\"consumer\":");
+  n += bulk_json_string(extra + n, sizeof extra - n, r.o.consumer, strlen(r.o.consumer));
+  if (n < sizeof extra) n += (size_t)snprintf(extra + n, sizeof extra - n, ",\"stream\":");
+  if (n < sizeof extra) n += bulk_json_string(extra + n, sizeof extra - n, r.o.stream, strlen(r.o.stream));
+  relay_log("info", n < sizeof extra ? extra : NULL, "starting");
+  rconn_start(&r.writer);
+  rconn_start(&r.reader);
+  uv_run(&r.loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&r.loop) != 0) relay_log("error", NULL, "internal: handles left open at exit");
+  free(r.scratch);
+  free(r.table);
+  return r.exit_code;
+}

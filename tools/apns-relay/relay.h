@@ -1,0 +1,109 @@
+/* apns-relay: what the relay's parts share.
+ *
+ * args.c turns the command line into relay_opts; redis.c keeps one hiredis connection to Redis on the loop (URL,
+ * AUTH, SELECT, reconnect with back-off); metrics.c serves Prometheus text with libmicrohttpd on the same loop;
+ * log.c writes JSON lines on stderr; main.c reads the stream through the consumer group, sends through the
+ * client and writes each entry's result and its acknowledgement in one atomic step. Bulk lines are parsed and
+ * result lines written by tools/common/bulk.c, as apns-push does. */
+#ifndef APNS_RELAY_H
+#define APNS_RELAY_H
+
+#include <apns.h>
+#include <apns/client.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define RELAY_EXIT_OK 0     /* stopped by a signal after draining */
+#define RELAY_EXIT_FAILED 1 /* stopped by a fatal answer of APNs, or drained only in part */
+#define RELAY_EXIT_USAGE 2  /* usage or configuration error */
+
+/* ---- args.c ---- */
+
+typedef struct relay_opts {
+  /* Redis */
+  const char *redis_url;
+  const char *stream, *group, *consumer, *results, *dead_letter, *dead_tokens;
+  unsigned batch;
+  uint64_t block_ms, claim_idle_ms, drain_ms;
+  unsigned max_deliveries;
+  size_t max_held;     /* entries held (read, not yet acknowledged) at most */
+  const char *metrics; /* HOST:PORT or NULL */
+  /* APNs */
+  apns_endpoint endpoint;
+  const char *host;
+  uint16_t port;
+  const char *ca_file, *verify_name;
+  int insecure;
+  unsigned connections;
+  uint64_t timeout_ms;
+  const char *cert_file, *key_file, *key_pass;
+  const char *p8_file, *key_id, *team_id;
+  const char *topic;
+  char consumer_buf[300];
+  char results_buf[300], dead_letter_buf[300], dead_tokens_buf[300];
+} relay_opts;
+
+/* Returns 0; 1 after --help or --version (exit 0); RELAY_EXIT_USAGE after saying why on stderr. */
+int relay_parse_args(int argc, char **argv, relay_opts *o);
+
+/* ---- log.c ---- */
+
+/* One JSON line on stderr: {"ts":<UNIX seconds, ms precision>,"level":...,"msg":...} and the members in extra,
+ * which is either NULL or a string of ,"key":value pairs already in JSON. msg is escaped. */
+void relay_log(const char *level, const char *extra, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- redis.c ---- */
+
+typedef struct redis_url {
+  char host[256];
+  int port;
+  char path[256]; /* unix socket; empty for TCP */
+  char user[128], pass[256];
+  int db;
+} redis_url;
+
+/* Parses redis://[[user]:pass@]host[:port][/db] and unix:///path[?db=N]. Returns 0, or -1 with why. */
+int redis_url_parse(const char *url, redis_url *out, char *why, size_t whylen);
+
+typedef struct rconn rconn;
+typedef void (*rconn_cb)(rconn *c);
+
+/* One connection to Redis, reconnected with back-off (100 ms doubling to 5 s) whenever it is lost, until
+ * rconn_stop. Commands are sent only while it is up; every command's callback runs exactly once (hiredis's rule:
+ * with a NULL reply when the connection goes away). */
+struct rconn {
+  uv_loop_t *loop;
+  const redis_url *url;
+  const char *name; /* for the logs */
+  redisAsyncContext *ac;
+  int up, stopping;
+  uint64_t delay_ms;
+  uint64_t connects, losses;
+  uv_timer_t retry;
+  rconn_cb on_up, on_down, on_closed;
+  void *data;
+};
+
+void rconn_init(rconn *c, uv_loop_t *loop, const redis_url *url, const char *name, void *data);
+void rconn_start(rconn *c);
+/* Disconnects once the replies pending have come (on_closed then runs, once the retry timer is closed too). */
+void rconn_stop(rconn *c);
+/* Sends a command. Returns 0, or -1 when the connection is not up (cb is then never called). */
+int rconn_command(rconn *c, redisCallbackFn *cb, void *privdata, int argc, const char **argv, const size_t *lens);
+
+/* ---- metrics.c ---- */
+
+typedef struct relay_metrics relay_metrics;
+/* Writes the Prometheus text into buf (cap bytes). Returns its length (< cap). */
+typedef size_t (*metrics_text_cb)(void *data, char *buf, size_t cap, int *healthy);
+
+/* Serves GET /metrics and GET /health on host:port (port 0: any free port) from the loop: libmicrohttpd in its
+ * external-poll mode, its epoll descriptor watched with a uv_poll_t. Returns NULL after saying why on stderr. */
+relay_metrics *relay_metrics_start(uv_loop_t *loop, const char *hostport, metrics_text_cb cb, void *data);
+int relay_metrics_port(const relay_metrics *m);
+/* Stops the daemon; the handles are freed once the loop has run their close callbacks. */
+void relay_metrics_stop(relay_metrics *m);
+
+#endif
