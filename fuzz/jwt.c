@@ -15,6 +15,7 @@
 #include "keys.h"
 
 #include "alloc.h"
+#include "mbedtls_compat.h"
 #include "jwt_verify.h"
 
 #include <mbedtls/pk.h>
@@ -135,7 +136,7 @@ static size_t spliced_key(uint8_t kind, fuzz_in *in, uint8_t *buf, size_t cap) {
     if (der_len == 0) {
       mbedtls_pk_context pk;
       mbedtls_pk_init(&pk);
-      if (mbedtls_pk_parse_key(&pk, (const unsigned char *)pem, strlen(pem) + 1, NULL, 0) == 0) {
+      if (apns__mbed_pk_parse_key(&pk, (const unsigned char *)pem, strlen(pem) + 1, NULL, 0, NULL, NULL) == 0) {
         int n = mbedtls_pk_write_key_der(&pk, der, sizeof der);
         if (n > 0) {
           memmove(der, der + sizeof der - (size_t)n, (size_t)n); /* mbedTLS writes at the end of the buffer */

@@ -148,13 +148,24 @@ static void session_mode(uint8_t ctl, fuzz_in *in) {
 
   if (!session_cfgs(&ccfg, &scfg)) return;
   if (apns__tls_new(&c, ccfg, "localhost") != 0 || apns__tls_new(&s, scfg, NULL) != 0) goto out;
+  int primed = 0;
   for (int i = 0; i < 32 && (crc == 1 || src == 1); i++) {
     if (crc == 1) crc = apns__tls_handshake(c);
     if (move(c, s) != 0) goto out;
     if (src == 1) src = apns__tls_handshake(s);
+    /* A TLS 1.3 client counts as connected only once the server's first record came (a refusal of its certificate
+     * would come then): the server sends the first byte of its stream, as an HTTP/2 server sends its SETTINGS at
+     * once. The client keeps that byte for its first read, so the plaintext check below still holds. */
+    if (src == 0 && crc == 1 && !primed && in->n > 0) {
+      size_t one;
+      const uint8_t *p = fuzz_take(in, 1, &one);
+      if (apns__tls_write(s, p, one) != 0) goto out;
+      primed = 1;
+    }
     if (move(s, c) != 0) goto out;
   }
-  FUZZ_CHECK(crc == 0 && src == 0); /* the fixed handshake always completes */
+  if (crc == 1 && src == 0 && !primed) goto out; /* TLS 1.3 with nothing for the server to send */
+  FUZZ_CHECK(crc == 0 && src == 0);              /* the fixed handshake always completes */
 
   memset(&desc, 0, sizeof desc);
   desc.path = "/3/device/00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0";

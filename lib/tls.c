@@ -651,6 +651,13 @@ static int confirm(apns__tls *tls) {
     if (ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) ret = MBEDTLS_ERR_SSL_CONN_EOF;
     /* mbedTLS 3.6 as a server sends its refusal under the handshake keys, which the client has left: the client
      * reads a bad record. Either way the server did not take our certificate or our Finished. */
+    /* With a certificate of ours, the refusal is the likely cause: say it as the TLS 1.2 alert path does, so that
+     * the pool treats it as the permanent cause it is on either version. */
+    if (tls->cfg->own_cert.version != 0)
+      return fail(tls, APNS_ETLS,
+                  "TLS handshake failed after our Finished (TLS 1.3): it did not accept our certificate (or our "
+                  "Finished); the server's first record",
+                  ret);
     return fail(tls, APNS_ETLS,
                 "TLS handshake failed after our Finished (TLS 1.3, where a server refuses a client certificate): "
                 "the server's first record",

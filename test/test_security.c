@@ -21,6 +21,7 @@
 #include <mbedtls/ecp.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -405,8 +406,13 @@ static void future_cert(char *cert, size_t cert_cap, char *key, size_t key_cap) 
   ASSERT_EQ(mbedtls_x509write_crt_set_subject_name(&w, "CN=localhost"), 0);
   ASSERT_EQ(mbedtls_x509write_crt_set_issuer_name(&w, "CN=localhost"), 0);
   mbedtls_x509write_crt_set_md_alg(&w, MBEDTLS_MD_SHA256);
+#if MBEDTLS_VERSION_NUMBER >= 0x03040000 /* set_serial is deprecated from 3.4 on */
+  static const unsigned char serial_raw[] = {7};
+  ASSERT_EQ(mbedtls_x509write_crt_set_serial_raw(&w, (unsigned char *)serial_raw, sizeof serial_raw), 0);
+#else
   ASSERT_EQ(mbedtls_mpi_lset(&serial, 7), 0);
   ASSERT_EQ(mbedtls_x509write_crt_set_serial(&w, &serial), 0);
+#endif
   ASSERT_EQ(mbedtls_x509write_crt_set_validity(&w, "20350101000000", "20360101000000"), 0);
   ASSERT_EQ(mbedtls_x509write_crt_set_basic_constraints(&w, 1, 0), 0);
   ASSERT_EQ(mbedtls_x509write_crt_pem(&w, (unsigned char *)cert, cert_cap, mbedtls_ctr_drbg_random, &drbg), 0);
