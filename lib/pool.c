@@ -128,6 +128,7 @@ struct apns_pool {
   int handles_open;
   pool_conn *conns; /* every connection whose close callback has not run */
   int closing;      /* apns_pool_close was called */
+  int unref;        /* apns_pool_unref: no handle of ours, nor of our connections, keeps the loop alive */
   int finishing;    /* handles are being closed: the end */
   apns_pool_cb on_close;
 
@@ -468,6 +469,7 @@ static void slot_connect(pool_slot *s) {
     slot_schedule_reconnect(s);
     return;
   }
+  if (p->unref) apns_conn_unref(s->conn);
   pc->conn = s->conn;
   pc->slot = s;
   pc->next = p->conns;
@@ -899,9 +901,29 @@ static void on_drain_timeout(uv_timer_t *t) {
   pool_cancel_all(t->data);
 }
 
+static void pool_set_ref(apns_pool *p, int ref) {
+  p->unref = !ref;
+  ref ? uv_ref((uv_handle_t *)&p->timer) : uv_unref((uv_handle_t *)&p->timer);
+  ref ? uv_ref((uv_handle_t *)&p->drain_timer) : uv_unref((uv_handle_t *)&p->drain_timer);
+  for (unsigned i = 0; i < p->size; i++)
+    ref ? uv_ref((uv_handle_t *)&p->slots[i].reconnect) : uv_unref((uv_handle_t *)&p->slots[i].reconnect);
+  /* Every connection still open, a draining one that left its slot included. */
+  for (pool_conn *pc = p->conns; pc != NULL; pc = pc->next) ref ? apns_conn_ref(pc->conn) : apns_conn_unref(pc->conn);
+}
+
+void apns_pool_ref(apns_pool *p) {
+  if (p != NULL && !p->finishing) pool_set_ref(p, 1);
+}
+
+void apns_pool_unref(apns_pool *p) {
+  /* A close in progress keeps the loop alive until its callback: its end is work the caller waits for. */
+  if (p != NULL && !p->closing) pool_set_ref(p, 0);
+}
+
 int apns_pool_close(apns_pool *p, uint64_t drain_timeout_ms, apns_pool_cb cb) {
   if (p == NULL) return APNS_EINVAL;
   if (p->closing) return APNS_EBUSY;
+  if (p->unref) pool_set_ref(p, 1);
   p->closing = 1;
   p->on_close = cb;
   if (p->state == POOL_OPEN) p->state = POOL_DRAINING;

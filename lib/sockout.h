@@ -33,6 +33,7 @@ struct apns__sockout {
   uint64_t sent;   /* bytes the socket took */
   int err;         /* the write error, once there was one */
   int waiting;
+  int unref; /* the poll handle does not keep the loop alive (apns_conn_unref) */
   apns__sockout_cb cb;
   void *data; /* the owner's */
 };
