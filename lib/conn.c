@@ -879,7 +879,7 @@ int apns_conn_post(apns_conn *c, const apns_request *desc, apns_response_cb cb, 
   u->cb = cb;
   u->data = data;
   req->link.done = conn_user_done;
-  req->link.deadline = apns__add_sat(uv_now(c->loop), req->timeout_ms);
+  req->link.deadline = apns__add_sat(uv_now(c->loop), apns__req_timeout(desc));
   rv = apns__conn_submit(c, req);
   if (rv < 0) apns__req_free(req);
   return rv;

@@ -53,9 +53,8 @@ struct pool_item {
   apns_pool *pool;
   apns_response_cb cb;
   void *data;
-  uint64_t not_before;        /* back-off: not to be sent before this */
-  pool_item *q_prev, *q_next; /* the FIFO queue */
-  apns__heap_node d_node;     /* queued requests by deadline */
+  uint64_t not_before;    /* back-off: not to be sent before this */
+  apns__heap_node d_node; /* queued requests by deadline */
   unsigned attempts;
   uint16_t slot;     /* index of the connection of the current try */
   uint8_t token_gen; /* the slot's token generation the current try was sent under */
@@ -192,16 +191,39 @@ static uint64_t pool_mono(apns_pool *p) {
 
 /* ---- queue and deadline lists ---------------------------------------------------------------------------------- */
 
+/* While queued a request is on no connection (it leaves the queue before apns__conn_submit and comes back only
+ * from its done callback, or after a submit that failed and left it untouched), so its connection links
+ * (link.prev, link.next) serve as the queue's: 16 bytes a queued notification. */
+static pool_item *q_next(pool_item *it) {
+  apns__req *n = item_req(it)->link.next;
+  return n ? apns__req_extra(n) : NULL;
+}
+
+static pool_item *q_prev(pool_item *it) {
+  apns__req *n = item_req(it)->link.prev;
+  return n ? apns__req_extra(n) : NULL;
+}
+
+static void q_set_next(pool_item *it, pool_item *next) {
+  item_req(it)->link.next = next ? item_req(next) : NULL;
+}
+
+static void q_set_prev(pool_item *it, pool_item *prev) {
+  item_req(it)->link.prev = prev ? item_req(prev) : NULL;
+}
+
 static void q_remove(apns_pool *p, pool_item *it) {
-  if (it->q_prev)
-    it->q_prev->q_next = it->q_next;
+  pool_item *prev = q_prev(it), *next = q_next(it);
+  if (prev)
+    q_set_next(prev, next);
   else
-    p->q_head = it->q_next;
-  if (it->q_next)
-    it->q_next->q_prev = it->q_prev;
+    p->q_head = next;
+  if (next)
+    q_set_prev(next, prev);
   else
-    p->q_tail = it->q_prev;
-  it->q_prev = it->q_next = NULL;
+    p->q_tail = prev;
+  q_set_prev(it, NULL);
+  q_set_next(it, NULL);
   apns__heap_remove(&p->deadlines, &it->d_node);
   p->queued--;
 }
@@ -224,10 +246,10 @@ static void d_insert(apns_pool *p, pool_item *it) {
 }
 
 static void q_push_tail(apns_pool *p, pool_item *it) {
-  it->q_next = NULL;
-  it->q_prev = p->q_tail;
+  q_set_next(it, NULL);
+  q_set_prev(it, p->q_tail);
   if (p->q_tail)
-    p->q_tail->q_next = it;
+    q_set_next(p->q_tail, it);
   else
     p->q_head = it;
   p->q_tail = it;
@@ -236,10 +258,10 @@ static void q_push_tail(apns_pool *p, pool_item *it) {
 }
 
 static void q_push_head(apns_pool *p, pool_item *it) {
-  it->q_prev = NULL;
-  it->q_next = p->q_head;
+  q_set_prev(it, NULL);
+  q_set_next(it, p->q_head);
   if (p->q_head)
-    p->q_head->q_prev = it;
+    q_set_prev(p->q_head, it);
   else
     p->q_tail = it;
   p->q_head = it;
@@ -817,7 +839,7 @@ int apns_pool_post(apns_pool *p, const apns_request *desc, apns_response_cb cb, 
   it->pool = p;
   it->cb = cb;
   it->data = data;
-  req->link.deadline = apns__add_sat(uv_now(p->loop), req->timeout_ms); /* UINT64_MAX: no deadline */
+  req->link.deadline = apns__add_sat(uv_now(p->loop), apns__req_timeout(desc)); /* UINT64_MAX: no deadline */
   item_set_delivery(it, APNS_DELIVERY_NOT_PROCESSED);
   q_push_tail(p, it);
   p->stats.posted++;
