@@ -103,8 +103,10 @@ APNS_EXTERN int apns_notification_new(apns_notification **out);
  * byte for byte (whitespace included; its size is counted as given). It must be valid UTF-8 (APNS_EBADUTF8), one
  * JSON object without duplicate keys whose "aps", when present, is an object (APNS_EBADJSON), and not empty: no
  * bytes, only whitespace, or {} give APNS_EPAYLOADEMPTY. The size limit is checked when it is serialized, since it
- * depends on the push type. Setters refuse a raw notification (APNS_EINVAL). Returns 0, those codes, APNS_EINVAL
- * (out or json NULL) or APNS_ENOMEM. */
+ * depends on the push type. Setters refuse a raw notification (APNS_EINVAL). Checked without a tree
+ * (apns_json_scan): it allocates the notification and its copy of the bytes, nothing more, but in the scan's rare
+ * unsure cases (see apns_json_scan_result), which jansson decides. Returns 0, those codes, APNS_EINVAL (out or
+ * json NULL) or APNS_ENOMEM. */
 APNS_EXTERN int apns_notification_new_raw(apns_notification **out, const char *json, size_t len);
 
 /* Frees n and everything it owns, including the bytes apns_notification_serialize handed out. NULL is allowed. */
