@@ -254,6 +254,14 @@ int apns_client_close(apns_client *c, uint64_t drain_timeout_ms, apns_client_cb 
   return rv;
 }
 
+void apns_client_unref(apns_client *c) {
+  if (c != NULL) apns_pool_unref(c->pool);
+}
+
+void apns_client_ref(apns_client *c) {
+  if (c != NULL) apns_pool_ref(c->pool);
+}
+
 void apns_client_get_stats(const apns_client *c, apns_pool_stats *out) {
   apns_pool_get_stats(c ? c->pool : NULL, out);
 }

@@ -73,6 +73,7 @@ struct apns_conn {
   uint64_t connect_deadline; /* for DNS, TCP and TLS together */
   apns__sockout out;         /* every write to the socket (never uv_write: see the file comment) */
   int out_ready;             /* out is initialized (TCP connected) */
+  int unref;                 /* apns_conn_unref: no handle of ours keeps the loop alive, now or later */
 
   apns__tls_config *tls_cfg;
   apns__tls *tls;
@@ -613,6 +614,7 @@ static void on_connect(uv_connect_t *req, int status) {
   if (!c->out_ready) {                 /* not again when the proxy's tunnel is up */
     timer_arm(c, c->connect_deadline); /* the proxy stage and the TLS handshake have what is left */
     rv = apns__sockout_init(&c->out, (uv_stream_t *)&c->tcp, on_out, c);
+    c->out.unref = c->unref;
     if (rv < 0) {
       conn_set_error(c, "cannot write: %s", uv_strerror(rv));
       conn_lost(c, rv, NULL);
@@ -657,6 +659,7 @@ static void on_tcp_reset(uv_handle_t *h) {
    * state it only has to exist so that apns_conn_close can close it. */
   uv_tcp_init(c->loop, &c->tcp);
   c->tcp.data = c;
+  if (c->unref) uv_unref((uv_handle_t *)&c->tcp);
   if (c->state == APNS_CONN_CONNECTING) conn_try_next_addr(c, c->last_err);
 }
 
@@ -902,7 +905,7 @@ int apns_conn_post(apns_conn *c, const apns_request *desc, apns_response_cb cb, 
   u->cb = cb;
   u->data = data;
   req->link.done = conn_user_done;
-  req->link.deadline = apns__add_sat(uv_now(c->loop), req->timeout_ms);
+  req->link.deadline = apns__add_sat(uv_now(c->loop), apns__req_timeout(desc));
   rv = apns__conn_submit(c, req);
   if (rv < 0) apns__req_free(req);
   return rv;
@@ -968,6 +971,27 @@ static void on_handle_closed(uv_handle_t *h) {
 
 static void on_out_closed(uv_handle_t *h) {
   conn_handle_closed(((apns__sockout *)h->data)->data);
+}
+
+/* uv_ref/uv_unref are flags on the handle that survive stop and start; handles made later (a fresh TCP handle for
+ * the next address, the write watcher) look at c->unref when they are made. */
+static void conn_set_ref(apns_conn *c, int ref) {
+  uv_handle_t *h[4] = {(uv_handle_t *)&c->tcp, (uv_handle_t *)&c->timer, (uv_handle_t *)&c->ping_timer,
+                       (uv_handle_t *)&c->flusher};
+  c->unref = !ref;
+  for (int i = 0; i < 4; i++) ref ? uv_ref(h[i]) : uv_unref(h[i]);
+  if (c->out_ready) {
+    c->out.unref = !ref;
+    if (c->out.dupfd >= 0) ref ? uv_ref((uv_handle_t *)&c->out.poll) : uv_unref((uv_handle_t *)&c->out.poll);
+  }
+}
+
+void apns_conn_ref(apns_conn *c) {
+  if (c != NULL) conn_set_ref(c, 1);
+}
+
+void apns_conn_unref(apns_conn *c) {
+  if (c != NULL) conn_set_ref(c, 0);
 }
 
 int apns_conn_close(apns_conn *c, apns_conn_close_cb cb) {

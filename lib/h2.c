@@ -24,9 +24,12 @@
 #define APNS__H2_CONN_WINDOW (1 << 24)
 /* Response header strings beyond this end the stream like an oversized body: APNs sends three small headers. */
 #define APNS__H2_MAX_HEADER_BYTES (32 * 1024)
-/* Inline room for a typical response: apns-id and apns-unique-id, or a short JSON reason. */
-#define APNS__H2_INLINE_ARENA 192
-#define APNS__H2_INLINE_HEADERS 4
+/* Inline room for a typical response without an allocation: APNs's apns-id and apns-unique-id, or a short JSON
+ * reason; and what a general-purpose server or a proxy in front of one adds to every response (nginx: server,
+ * date, content-type, content-length, then the apns-id it echoes: five headers, about 150 bytes). Records are
+ * recycled, so this is paid once per stream in flight, not per notification. */
+#define APNS__H2_INLINE_ARENA 256
+#define APNS__H2_INLINE_HEADERS 8
 
 /* A header while it is collected is two arena offsets (the arena may move); at delivery the same slot becomes the
  * apns_header the callback gets. */

@@ -268,12 +268,9 @@ static int is_json_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* The checks of a caller's JSON body, but its size. *background: content-available only. */
-static int check_raw(const char *json, size_t len, int *background) {
-  size_t i = 0;
+/* The checks of a caller's JSON body with a jansson tree: only for what the scan leaves unsure. */
+static int check_raw_tree(const char *json, size_t len, int *background) {
   json_t *root;
-  while (i < len && is_json_space(json[i])) i++;
-  if (i == len) return APNS_EPAYLOADEMPTY;
   int err = load_json(json, len, 0, &root);
   if (err) return err;
   json_t *aps = json_object_get(root, "aps");
@@ -290,6 +287,30 @@ static int check_raw(const char *json, size_t len, int *background) {
   }
   json_decref(root);
   return err;
+}
+
+/* The checks of a caller's JSON body, but its size: scanned without a tree (apns_json_scan), so that a raw send
+ * allocates nothing to be checked. The codes are jansson's order: empty, UTF-8 anywhere, then JSON. *background:
+ * content-available only. */
+static int check_raw(const char *json, size_t len, int *background) {
+  size_t i = 0;
+  apns_json_scan_result r;
+  while (i < len && is_json_space(json[i])) i++;
+  if (i == len) return APNS_EPAYLOADEMPTY;
+  int err = json[i] == '{' ? apns_json_scan(json, len, i, 1, APNS_JSON_SCAN_PAYLOAD, NULL, 0, &r) : APNS_EBADJSON;
+  if (err == 0) {
+    i = r.end;
+    while (i < len && is_json_space(json[i])) i++;
+    if (i != len) err = APNS_EBADJSON;
+  }
+  /* The scan checked the UTF-8 of every string and let nothing else outside ASCII through: only a failure needs
+   * the whole text's UTF-8 looked at, which jansson's order puts first. */
+  if (err) return apns__utf8_valid(json, len) ? APNS_EBADJSON : APNS_EBADUTF8;
+  if (r.unsure) return check_raw_tree(json, len, background);
+  if (r.members == 0) return APNS_EPAYLOADEMPTY;
+  if (r.aps_seen && !r.aps_object) return APNS_EBADJSON;
+  if (background != NULL) *background = r.background;
+  return 0;
 }
 
 int apns_notification_new_raw(apns_notification **out, const char *json, size_t len) {

@@ -54,9 +54,8 @@ struct pool_item {
   apns_pool *pool;
   apns_response_cb cb;
   void *data;
-  uint64_t not_before;        /* back-off: not to be sent before this */
-  pool_item *q_prev, *q_next; /* the FIFO queue */
-  apns__heap_node d_node;     /* queued requests by deadline */
+  uint64_t not_before;    /* back-off: not to be sent before this */
+  apns__heap_node d_node; /* queued requests by deadline */
   unsigned attempts;
   uint16_t slot;     /* index of the connection of the current try */
   uint8_t token_gen; /* the slot's token generation the current try was sent under */
@@ -130,6 +129,7 @@ struct apns_pool {
   int handles_open;
   pool_conn *conns; /* every connection whose close callback has not run */
   int closing;      /* apns_pool_close was called */
+  int unref;        /* apns_pool_unref: no handle of ours, nor of our connections, keeps the loop alive */
   int finishing;    /* handles are being closed: the end */
   apns_pool_cb on_close;
 
@@ -193,16 +193,39 @@ static uint64_t pool_mono(apns_pool *p) {
 
 /* ---- queue and deadline lists ---------------------------------------------------------------------------------- */
 
+/* While queued a request is on no connection (it leaves the queue before apns__conn_submit and comes back only
+ * from its done callback, or after a submit that failed and left it untouched), so its connection links
+ * (link.prev, link.next) serve as the queue's: 16 bytes a queued notification. */
+static pool_item *q_next(pool_item *it) {
+  apns__req *n = item_req(it)->link.next;
+  return n ? apns__req_extra(n) : NULL;
+}
+
+static pool_item *q_prev(pool_item *it) {
+  apns__req *n = item_req(it)->link.prev;
+  return n ? apns__req_extra(n) : NULL;
+}
+
+static void q_set_next(pool_item *it, pool_item *next) {
+  item_req(it)->link.next = next ? item_req(next) : NULL;
+}
+
+static void q_set_prev(pool_item *it, pool_item *prev) {
+  item_req(it)->link.prev = prev ? item_req(prev) : NULL;
+}
+
 static void q_remove(apns_pool *p, pool_item *it) {
-  if (it->q_prev)
-    it->q_prev->q_next = it->q_next;
+  pool_item *prev = q_prev(it), *next = q_next(it);
+  if (prev)
+    q_set_next(prev, next);
   else
-    p->q_head = it->q_next;
-  if (it->q_next)
-    it->q_next->q_prev = it->q_prev;
+    p->q_head = next;
+  if (next)
+    q_set_prev(next, prev);
   else
-    p->q_tail = it->q_prev;
-  it->q_prev = it->q_next = NULL;
+    p->q_tail = prev;
+  q_set_prev(it, NULL);
+  q_set_next(it, NULL);
   apns__heap_remove(&p->deadlines, &it->d_node);
   p->queued--;
 }
@@ -225,10 +248,10 @@ static void d_insert(apns_pool *p, pool_item *it) {
 }
 
 static void q_push_tail(apns_pool *p, pool_item *it) {
-  it->q_next = NULL;
-  it->q_prev = p->q_tail;
+  q_set_next(it, NULL);
+  q_set_prev(it, p->q_tail);
   if (p->q_tail)
-    p->q_tail->q_next = it;
+    q_set_next(p->q_tail, it);
   else
     p->q_head = it;
   p->q_tail = it;
@@ -237,10 +260,10 @@ static void q_push_tail(apns_pool *p, pool_item *it) {
 }
 
 static void q_push_head(apns_pool *p, pool_item *it) {
-  it->q_prev = NULL;
-  it->q_next = p->q_head;
+  q_set_prev(it, NULL);
+  q_set_next(it, p->q_head);
   if (p->q_head)
-    p->q_head->q_prev = it;
+    q_set_prev(p->q_head, it);
   else
     p->q_tail = it;
   p->q_head = it;
@@ -478,6 +501,7 @@ static void slot_connect(pool_slot *s) {
     slot_schedule_reconnect(s);
     return;
   }
+  if (p->unref) apns_conn_unref(s->conn);
   pc->conn = s->conn;
   pc->slot = s;
   pc->next = p->conns;
@@ -829,7 +853,7 @@ int apns_pool_post(apns_pool *p, const apns_request *desc, apns_response_cb cb, 
   it->pool = p;
   it->cb = cb;
   it->data = data;
-  req->link.deadline = apns__add_sat(uv_now(p->loop), req->timeout_ms); /* UINT64_MAX: no deadline */
+  req->link.deadline = apns__add_sat(uv_now(p->loop), apns__req_timeout(desc)); /* UINT64_MAX: no deadline */
   item_set_delivery(it, APNS_DELIVERY_NOT_PROCESSED);
   q_push_tail(p, it);
   p->stats.posted++;
@@ -914,9 +938,29 @@ static void on_drain_timeout(uv_timer_t *t) {
   pool_cancel_all(t->data);
 }
 
+static void pool_set_ref(apns_pool *p, int ref) {
+  p->unref = !ref;
+  ref ? uv_ref((uv_handle_t *)&p->timer) : uv_unref((uv_handle_t *)&p->timer);
+  ref ? uv_ref((uv_handle_t *)&p->drain_timer) : uv_unref((uv_handle_t *)&p->drain_timer);
+  for (unsigned i = 0; i < p->size; i++)
+    ref ? uv_ref((uv_handle_t *)&p->slots[i].reconnect) : uv_unref((uv_handle_t *)&p->slots[i].reconnect);
+  /* Every connection still open, a draining one that left its slot included. */
+  for (pool_conn *pc = p->conns; pc != NULL; pc = pc->next) ref ? apns_conn_ref(pc->conn) : apns_conn_unref(pc->conn);
+}
+
+void apns_pool_ref(apns_pool *p) {
+  if (p != NULL && !p->finishing) pool_set_ref(p, 1);
+}
+
+void apns_pool_unref(apns_pool *p) {
+  /* A close in progress keeps the loop alive until its callback: its end is work the caller waits for. */
+  if (p != NULL && !p->closing) pool_set_ref(p, 0);
+}
+
 int apns_pool_close(apns_pool *p, uint64_t drain_timeout_ms, apns_pool_cb cb) {
   if (p == NULL) return APNS_EINVAL;
   if (p->closing) return APNS_EBUSY;
+  if (p->unref) pool_set_ref(p, 1);
   p->closing = 1;
   p->on_close = cb;
   if (p->state == POOL_OPEN) p->state = POOL_DRAINING;

@@ -14,11 +14,13 @@
 #include <string.h>
 
 #define APNS__NV_STATIC (NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE)
-#define APNS__NAME_KNOWN 0x80000000u /* in req_hdr.name: the rest is an index into known_names */
-#define APNS__NAME_MAX 0x7fffffffu
+#define APNS__NAME_KNOWN 0x80000000u  /* in req_hdr.name: the low bits are an index into known_names */
+#define APNS__VALUE_KNOWN 0x40000000u /* in req_hdr.name: value_len is an index into known_values */
+#define APNS__NAME_MAX 0x3fffffffu
 
 typedef struct {
-  uint32_t name; /* length of the name in the strings, or APNS__NAME_KNOWN | index (not in the strings) */
+  uint32_t name; /* length of the name in the strings, or APNS__NAME_KNOWN | index (not in the strings), with
+                  * APNS__VALUE_KNOWN when the value is one of known_values (not in the strings either) */
   uint32_t value_len;
 } req_hdr;
 
@@ -34,6 +36,34 @@ static const static_str methods[] = {{"POST", 4, 0}, {"GET", 3, 0}, {"DELETE", 6
 /* The headers APNs requests carry, most frequent first. Values that change per request (apns-id, apns-request-id)
  * would only churn the HPACK table, and authorization is a secret: those are never indexed. Any other name is
  * never one of them, so the flags follow from this table alone. */
+/* The values of apns-push-type, apns-priority and apns-expiration that nearly every request carries: kept as an
+ * index, not copied into each queued request (a million queued notifications, 9 bytes each for "alert" and
+ * "10"). Only for those three names (known_names 1 to 3). */
+static const static_str known_values[] = {
+    {"alert", 5, 0},
+    {"background", 10, 0},
+    {"10", 2, 0},
+    {"5", 1, 0},
+    {"1", 1, 0},
+    {"0", 1, 0},
+    {"voip", 4, 0},
+    {"location", 8, 0},
+    {"complication", 12, 0},
+    {"fileprovider", 12, 0},
+    {"mdm", 3, 0},
+    {"liveactivity", 12, 0},
+    {"pushtotalk", 10, 0},
+    {"widgets", 7, 0},
+    {"controls", 8, 0},
+};
+
+static int known_value(int name, const char *value, size_t len) {
+  if (name < 1 || name > 3) return -1;
+  for (size_t i = 0; i < sizeof known_values / sizeof known_values[0]; i++)
+    if (known_values[i].len == len && memcmp(known_values[i].name, value, len) == 0) return (int)i;
+  return -1;
+}
+
 static const static_str known_names[] = {
     {"apns-topic", 10, 0},
     {"apns-push-type", 14, 0},
@@ -139,7 +169,7 @@ int apns__req_new(apns__req **out, const apns_request *desc, size_t extra) {
   size_t path_len, total, strings = 0, hdrs_off, i;
   /* What the first headers measured to (this runs for every request): name and value lengths, known name. */
   size_t lens[2 * 8];
-  int known[8];
+  int known[8], kval[8];
   apns__req *req;
   req_hdr *hdrs;
   char *s;
@@ -164,8 +194,9 @@ int apns__req_new(apns__req **out, const apns_request *desc, size_t extra) {
     if (!apns__header_name_valid(h->name, nl) || !apns__header_value_valid(h->value, vl)) return APNS_EBADHEADER;
     if (nl > APNS__NAME_MAX || vl > UINT32_MAX) return APNS_EINVAL;
     k = known_lookup(h->name, nl);
-    if (i < 8) lens[2 * i] = nl, lens[2 * i + 1] = vl, known[i] = k;
-    if ((k < 0 && !add_size(&strings, nl + 1)) || !add_size(&strings, vl + 1)) return APNS_EINVAL;
+    int kv = known_value(k, h->value, vl);
+    if (i < 8) lens[2 * i] = nl, lens[2 * i + 1] = vl, known[i] = k, kval[i] = kv;
+    if ((k < 0 && !add_size(&strings, nl + 1)) || (kv < 0 && !add_size(&strings, vl + 1))) return APNS_EINVAL;
   }
   if (desc->num_headers > UINT32_MAX || desc->num_headers > SIZE_MAX / sizeof(req_hdr)) return APNS_EINVAL;
 
@@ -180,7 +211,6 @@ int apns__req_new(apns__req **out, const apns_request *desc, size_t extra) {
   if (req == NULL) return APNS_ENOMEM;
   memset(req, 0, hdrs_off);
   req->body_len = desc->body_len;
-  req->timeout_ms = desc->timeout_ms ? desc->timeout_ms : APNS_DEFAULT_TIMEOUT_MS;
   req->path_len = (uint32_t)path_len;
   req->num_headers = (uint32_t)desc->num_headers;
   req->hdrs_off = (uint32_t)hdrs_off;
@@ -196,6 +226,7 @@ int apns__req_new(apns__req **out, const apns_request *desc, size_t extra) {
     const apns_header *h = &desc->headers[i];
     size_t nl = i < 8 ? lens[2 * i] : strlen(h->name), vl = i < 8 ? lens[2 * i + 1] : strlen(h->value);
     int k = i < 8 ? known[i] : known_lookup(h->name, nl);
+    int kv = i < 8 ? kval[i] : known_value(k, h->value, vl);
     if (k >= 0) {
       hdrs[i].name = APNS__NAME_KNOWN | (uint32_t)k;
     } else {
@@ -203,9 +234,14 @@ int apns__req_new(apns__req **out, const apns_request *desc, size_t extra) {
       s += nl + 1;
       hdrs[i].name = (uint32_t)nl;
     }
-    memcpy(s, h->value, vl + 1);
-    s += vl + 1;
-    hdrs[i].value_len = (uint32_t)vl;
+    if (kv >= 0) {
+      hdrs[i].name |= APNS__VALUE_KNOWN;
+      hdrs[i].value_len = (uint32_t)kv;
+    } else {
+      memcpy(s, h->value, vl + 1);
+      s += vl + 1;
+      hdrs[i].value_len = (uint32_t)vl;
+    }
   }
   *out = req;
   return 0;
@@ -232,19 +268,24 @@ size_t apns__req_nv(const apns__req *req, nghttp2_nv *out, size_t cap, const cha
   for (size_t i = 0; i < req->num_headers; i++, h++) {
     nghttp2_nv *nv = &out[4 + i];
     if (h->name & APNS__NAME_KNOWN) {
-      const static_str *k = &known_names[h->name & ~APNS__NAME_KNOWN];
+      const static_str *k = &known_names[h->name & APNS__NAME_MAX];
       nv->name = (uint8_t *)(uintptr_t)k->name;
       nv->namelen = k->len;
       nv->flags = APNS__NV_STATIC | k->flags;
     } else {
       nv->name = (uint8_t *)(uintptr_t)s;
-      nv->namelen = h->name;
+      nv->namelen = h->name & APNS__NAME_MAX;
       nv->flags = APNS__NV_STATIC;
-      s += h->name + 1;
+      s += nv->namelen + 1;
     }
-    nv->value = (uint8_t *)(uintptr_t)s;
-    nv->valuelen = h->value_len;
-    s += h->value_len + 1;
+    if (h->name & APNS__VALUE_KNOWN) {
+      nv->value = (uint8_t *)(uintptr_t)known_values[h->value_len].name;
+      nv->valuelen = known_values[h->value_len].len;
+    } else {
+      nv->value = (uint8_t *)(uintptr_t)s;
+      nv->valuelen = h->value_len;
+      s += h->value_len + 1;
+    }
   }
   return n;
 }

@@ -28,7 +28,6 @@ typedef union {
 
 typedef struct apns__req {
   size_t body_len;
-  uint64_t timeout_ms; /* resolved: never 0 */
   /* The layout of the rest of the block (read through apns__req_nv and apns__req_body). */
   uint32_t path_len;
   uint32_t num_headers;
@@ -50,11 +49,17 @@ typedef struct apns__req {
  * one allocation serves the whole request). Methods: NULL (POST), POST, GET, DELETE, PUT, HEAD (exact case).
  * Returns 0, APNS_EINVAL (NULL desc or path, path not starting with '/' or holding a space or control byte, unknown
  * method, headers NULL with num_headers > 0, body NULL with body_len > 0; or sizes past what the block records: a
- * path, header value, header count or extra of 4 GiB or more, a header name of 2 GiB or more), APNS_EBADHEADER (a
+ * path, header value, header count or extra of 4 GiB or more, a header name of 1 GiB or more), APNS_EBADHEADER (a
  * NULL name or value, a name not a lowercase HTTP token, a pseudo-header, a value with CR/LF/NUL, or an
  * connection-specific header HTTP/2 forbids: connection, keep-alive, proxy-connection, transfer-encoding, upgrade,
  * te; see apns__header_name_valid in validate.h) or APNS_ENOMEM. */
 int apns__req_new(apns__req **out, const apns_request *desc, size_t extra);
+
+/* desc's timeout resolved (0 means APNS_DEFAULT_TIMEOUT_MS). Not kept in the block: the owner turns it into
+ * link.deadline when it posts, and nothing reads it after. */
+static inline uint64_t apns__req_timeout(const apns_request *desc) {
+  return desc->timeout_ms ? desc->timeout_ms : APNS_DEFAULT_TIMEOUT_MS;
+}
 void apns__req_free(apns__req *req);
 
 /* The extra bytes sit right behind the struct: a constant offset both ways, inline as the pool's lists use it. */

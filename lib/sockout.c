@@ -101,6 +101,7 @@ static int wait_start(apns__sockout *o) {
     }
     o->dupfd = fd;
     o->poll.data = o;
+    if (o->unref) uv_unref((uv_handle_t *)&o->poll);
   }
   int rv = uv_poll_start(&o->poll, UV_WRITABLE, on_writable);
   if (rv < 0) return rv;

@@ -37,6 +37,7 @@ struct apns__sockout {
    * bytes are kept, since each message waits for the proxy's answer to the previous one.) */
   int secret;
   int waiting;
+  int unref; /* the poll handle does not keep the loop alive (apns_conn_unref) */
   apns__sockout_cb cb;
   void *data; /* the owner's */
 };

@@ -388,3 +388,396 @@ int apns_validate_utf8(const char *s, size_t len) {
   if (s == NULL) return len == 0 ? 0 : APNS_EINVAL;
   return apns__utf8_valid(s, len) ? 0 : APNS_EBADUTF8;
 }
+
+/* ---- a JSON value scanned without a tree (apns_json_scan) ----
+ *
+ * One pass, no allocation: the raw-payload check of every send and the line scan of a bulk sender. It answers as
+ * jansson's parser with JSON_REJECT_DUPLICATES does, so that the tree is built nowhere a send does not need one;
+ * what it cannot decide alone (see apns_json_scan_result.unsure) it says so, and apns_notification_new_raw asks
+ * jansson then. */
+
+#define SCAN_KEYS_MAX 256 /* keys of the objects open at once, kept to refuse duplicates */
+
+typedef struct scan {
+  const unsigned char *s;
+  size_t i, n;
+  const char *syntax; /* the first syntax error */
+  size_t syntax_at;
+  struct {
+    uint32_t off, len;
+  } keys[SCAN_KEYS_MAX];
+  size_t nkeys;
+  int unsure, spaced;
+  apns_json_scan_result *out;
+} scan;
+
+enum { R_ANY, R_PAYLOAD, R_APS };
+
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+/* Non-zero when a byte of x equals b (the classic zero-byte test on x ^ b...b). */
+#define HAS_BYTE(x, b) ((((x) ^ (ONES * (b))) - ONES) & ~((x) ^ (ONES * (b))) & HIGHS)
+
+/* The end of the run of bytes from i that need nothing in a JSON string (printable ASCII but '"' and '\\'), 8 at a
+ * time while none of them needs a look. */
+static size_t plain_run(const unsigned char *s, size_t i, size_t n) {
+  while (i + 8 <= n) {
+    uint64_t x;
+    memcpy(&x, s + i, 8);
+    uint64_t stop = (x & HIGHS) | ((x - ONES * 0x20) & ~x & HIGHS) | HAS_BYTE(x, 0x22) | HAS_BYTE(x, 0x5c);
+    if (stop) break;
+    i += 8;
+  }
+  while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\') i++;
+  return i;
+}
+
+/* The length of the well-formed UTF-8 sequence at s (2 to 4; 1 for ASCII), or 0 when none starts there. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+  unsigned c = s[0];
+  size_t k = c < 0x80                   ? 1
+             : (c >= 0xc2 && c <= 0xdf) ? 2
+             : (c >= 0xe0 && c <= 0xef) ? 3
+             : (c >= 0xf0 && c <= 0xf4) ? 4
+                                        : 0;
+  if (k <= 1) return k;
+  if (k > n) return 0;
+  return apns__utf8_valid((const char *)s, k) ? k : 0;
+}
+
+static int scan_fail(scan *sc, const char *what) {
+  if (sc->syntax == NULL) {
+    sc->syntax = what;
+    sc->syntax_at = sc->i;
+  }
+  return -1;
+}
+
+static void scan_ws(scan *sc) {
+  size_t i = sc->i;
+  while (i < sc->n && json_space(sc->s[i])) i++;
+  if (i != sc->i) sc->spaced = 1, sc->i = i;
+}
+
+static int hex4(const unsigned char *p, unsigned *v) {
+  unsigned x = 0;
+  for (int k = 0; k < 4; k++) {
+    unsigned c = p[k], d;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+      d = (c | 0x20) - 'a' + 10;
+    else
+      return -1;
+    x = x << 4 | d;
+  }
+  *v = x;
+  return 0;
+}
+
+static size_t utf8_put(char *d, unsigned cp) {
+  if (cp < 0x80) {
+    d[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    d[0] = (char)(0xc0 | cp >> 6);
+    d[1] = (char)(0x80 | (cp & 0x3f));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    d[0] = (char)(0xe0 | cp >> 12);
+    d[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+    d[2] = (char)(0x80 | (cp & 0x3f));
+    return 3;
+  }
+  d[0] = (char)(0xf0 | cp >> 18);
+  d[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+  d[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+  d[3] = (char)(0x80 | (cp & 0x3f));
+  return 4;
+}
+
+/* A string at s[i] == '"', unescaped into dst when dst is set (up to dcap bytes, a NUL after them when it fits);
+ * *dlen gets the whole unescaped length. *escaped: it has a backslash. */
+static int scan_string(scan *sc, char *dst, size_t dcap, size_t *dlen, int *escaped) {
+  size_t d = 0;
+  const unsigned char *s = sc->s;
+  size_t i = sc->i + 1, n = sc->n;
+  char u8[4];
+  *escaped = 0;
+  for (;;) {
+    size_t run = plain_run(s, i, n);
+    if (run > i) {
+      size_t k = run - i;
+      if (dst && d < dcap) memcpy(dst + d, s + i, k <= dcap - d ? k : dcap - d);
+      d += k;
+      i = run;
+    }
+    if (i >= n) {
+      sc->i = i;
+      return scan_fail(sc, "unterminated string");
+    }
+    unsigned c = s[i];
+    if (c == '"') break;
+    if (c < 0x20) {
+      sc->i = i;
+      return scan_fail(sc, "control character in a string");
+    }
+    const char *add;
+    size_t addlen;
+    if (c == '\\') {
+      *escaped = 1;
+      if (i + 1 >= n) {
+        sc->i = i;
+        return scan_fail(sc, "unterminated string");
+      }
+      unsigned e = s[i + 1];
+      static const char simple_in[] = "\"\\/bfnrt", simple_out[] = "\"\\/\b\f\n\r\t";
+      const char *hit = e ? strchr(simple_in, (int)e) : NULL;
+      if (hit) {
+        add = simple_out + (hit - simple_in);
+        addlen = 1;
+        i += 2;
+      } else if (e == 'u') {
+        unsigned cp, lo;
+        sc->i = i;
+        if (i + 6 > n || hex4(s + i + 2, &cp) < 0) return scan_fail(sc, "invalid \\u escape");
+        i += 6;
+        if (cp >= 0xdc00 && cp <= 0xdfff) return scan_fail(sc, "invalid Unicode escape (lone low surrogate)");
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+          if (i + 6 > n || s[i] != '\\' || s[i + 1] != 'u' || hex4(s + i + 2, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+            return scan_fail(sc, "invalid Unicode escape (lone high surrogate)");
+          i += 6;
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        }
+        if (cp == 0) return scan_fail(sc, "\\u0000 is not allowed");
+        addlen = utf8_put(u8, cp);
+        add = u8;
+      } else {
+        sc->i = i;
+        return scan_fail(sc, "invalid escape");
+      }
+    } else {
+      size_t k = utf8_seq(s + i, n - i);
+      if (k == 0) {
+        sc->i = i;
+        return scan_fail(sc, "invalid UTF-8");
+      }
+      add = (const char *)s + i;
+      addlen = k;
+      i += k;
+    }
+    if (dst && d + addlen <= dcap) memcpy(dst + d, add, addlen);
+    d += addlen;
+  }
+  sc->i = i + 1;
+  if (dst && d < dcap) dst[d] = '\0';
+  *dlen = d;
+  return 0;
+}
+
+/* A number: RFC 8259's grammar. *integer without fraction or exponent; *v its value when it fits (else *fits 0).
+ * A real whose exponent or length could overflow a double is unsure (jansson refuses those). */
+static int scan_number(scan *sc, int *integer, int64_t *v, int *fits) {
+  const unsigned char *s = sc->s;
+  size_t n = sc->n, start = sc->i;
+  int neg = 0;
+  uint64_t x = 0;
+  *integer = 1;
+  *fits = 1;
+  if (sc->i < n && s[sc->i] == '-') neg = 1, sc->i++;
+  if (sc->i >= n || s[sc->i] < '0' || s[sc->i] > '9') return scan_fail(sc, "invalid number");
+  if (s[sc->i] == '0') {
+    sc->i++;
+  } else {
+    while (sc->i < n && s[sc->i] >= '0' && s[sc->i] <= '9') {
+      unsigned dgt = s[sc->i++] - '0';
+      if (x > (UINT64_MAX - dgt) / 10)
+        *fits = 0;
+      else
+        x = x * 10 + dgt;
+    }
+  }
+  if (sc->i < n && s[sc->i] == '.') {
+    *integer = 0;
+    sc->i++;
+    if (sc->i >= n || s[sc->i] < '0' || s[sc->i] > '9') return scan_fail(sc, "invalid number");
+    while (sc->i < n && s[sc->i] >= '0' && s[sc->i] <= '9') sc->i++;
+  }
+  if (sc->i < n && (s[sc->i] == 'e' || s[sc->i] == 'E')) {
+    size_t ds;
+    *integer = 0;
+    sc->i++;
+    if (sc->i < n && (s[sc->i] == '+' || s[sc->i] == '-')) sc->i++;
+    if (sc->i >= n || s[sc->i] < '0' || s[sc->i] > '9') return scan_fail(sc, "invalid number");
+    ds = sc->i;
+    while (sc->i < n && s[sc->i] >= '0' && s[sc->i] <= '9') sc->i++;
+    if (sc->i - ds > 2) sc->unsure = 1;
+  }
+  if (!*integer && sc->i - start > 300) sc->unsure = 1;
+  if (*fits && x > (uint64_t)INT64_MAX + (uint64_t)neg) *fits = 0;
+  *v = *fits ? (neg ? (int64_t)(0 - x) : (int64_t)x) : 0;
+  return 0;
+}
+
+static int scan_literal(scan *sc, const char *word, size_t k) {
+  if (sc->n - sc->i < k || memcmp(sc->s + sc->i, word, k) != 0) return scan_fail(sc, "invalid token");
+  sc->i += k;
+  return 0;
+}
+
+static int key_is(const unsigned char *k, size_t len, const char *name, size_t nlen) {
+  return nlen == len && memcmp(k, name, len) == 0;
+}
+#define KEY_IS(k, len, lit) key_is(k, len, lit, sizeof lit - 1)
+
+/* Any JSON value, fully checked. role: R_PAYLOAD for a payload object, R_APS for its "aps" object. */
+static int scan_value(scan *sc, int depth, int role) {
+  if (sc->i >= sc->n) return scan_fail(sc, "unexpected end of the line");
+  if (depth > APNS_JSON_MAX_DEPTH) return scan_fail(sc, "too deeply nested");
+  apns_json_scan_result *out = sc->out;
+  unsigned c = sc->s[sc->i];
+  int integer, fits, escaped;
+  int64_t v;
+  size_t len;
+  switch (c) {
+  case '"':
+    return scan_string(sc, NULL, 0, &len, &escaped);
+  case '[':
+    sc->i++;
+    scan_ws(sc);
+    if (sc->i < sc->n && sc->s[sc->i] == ']') {
+      sc->i++;
+      return 0;
+    }
+    for (;;) {
+      scan_ws(sc);
+      if (scan_value(sc, depth + 1, R_ANY) < 0) return -1;
+      scan_ws(sc);
+      if (sc->i < sc->n && sc->s[sc->i] == ',') {
+        sc->i++;
+        continue;
+      }
+      if (sc->i < sc->n && sc->s[sc->i] == ']') {
+        sc->i++;
+        return 0;
+      }
+      return scan_fail(sc, "',' or ']' expected");
+    }
+  case '{': {
+    size_t base = sc->nkeys;
+    int ca_one = 0, shown = 0;
+    sc->i++;
+    scan_ws(sc);
+    if (sc->i < sc->n && sc->s[sc->i] == '}') {
+      sc->i++;
+      return 0;
+    }
+    for (;;) {
+      scan_ws(sc);
+      if (sc->i >= sc->n || sc->s[sc->i] != '"') return scan_fail(sc, "string or '}' expected");
+      size_t ks = sc->i + 1;
+      if (scan_string(sc, NULL, 0, &len, &escaped) < 0) return -1;
+      const unsigned char *k = sc->s + ks;
+      size_t klen = sc->i - 1 - ks;
+      if (escaped) {
+        sc->unsure = 1; /* "a" and "\u0061" are one key: a parser with a tree tells */
+      } else {
+        for (size_t j = base; j < sc->nkeys; j++)
+          if (sc->keys[j].len == klen && memcmp(sc->s + sc->keys[j].off, k, klen) == 0) {
+            sc->i = ks - 1;
+            return scan_fail(sc, "duplicate object key");
+          }
+        if (sc->nkeys < SCAN_KEYS_MAX) {
+          sc->keys[sc->nkeys].off = (uint32_t)ks;
+          sc->keys[sc->nkeys].len = (uint32_t)klen;
+          sc->nkeys++;
+        } else {
+          sc->unsure = 1;
+        }
+      }
+      scan_ws(sc);
+      if (sc->i >= sc->n || sc->s[sc->i] != ':') return scan_fail(sc, "':' expected");
+      sc->i++;
+      scan_ws(sc);
+      int child = R_ANY;
+      size_t vs = sc->i;
+      if (role == R_PAYLOAD) {
+        out->members++;
+        if (KEY_IS(k, klen, "aps")) {
+          out->aps_seen = 1;
+          out->aps_object = vs < sc->n && sc->s[vs] == '{';
+          child = R_APS;
+        }
+      }
+      if (scan_value(sc, depth + 1, child) < 0) return -1;
+      if (role == R_APS) {
+        if (KEY_IS(k, klen, "content-available")) ca_one = sc->i - vs == 1 && sc->s[vs] == '1';
+        if (KEY_IS(k, klen, "alert") || KEY_IS(k, klen, "badge") || KEY_IS(k, klen, "sound")) shown = 1;
+      }
+      scan_ws(sc);
+      if (sc->i < sc->n && sc->s[sc->i] == ',') {
+        sc->i++;
+        continue;
+      }
+      if (sc->i < sc->n && sc->s[sc->i] == '}') {
+        sc->i++;
+        sc->nkeys = base;
+        if (role == R_APS) out->background = ca_one && !shown;
+        return 0;
+      }
+      return scan_fail(sc, "',' or '}' expected");
+    }
+  }
+  case 't':
+    return scan_literal(sc, "true", 4);
+  case 'f':
+    return scan_literal(sc, "false", 5);
+  case 'n':
+    return scan_literal(sc, "null", 4);
+  default:
+    if (scan_number(sc, &integer, &v, &fits) < 0) return -1;
+    if (integer && !fits) return scan_fail(sc, "integer too big");
+    return 0;
+  }
+}
+
+int apns_json_scan(const char *text, size_t len, size_t start, int depth, unsigned flags, char *dst, size_t dcap,
+                   apns_json_scan_result *out) {
+  scan sc;
+  int rv;
+  if (out == NULL) return APNS_EINVAL;
+  memset(out, 0, sizeof *out);
+  out->end = start;
+  if (text == NULL || start > len) return APNS_EINVAL;
+  sc.s = (const unsigned char *)text;
+  sc.i = start;
+  sc.n = len;
+  sc.syntax = NULL;
+  sc.syntax_at = start;
+  sc.nkeys = 0;
+  sc.unsure = sc.spaced = 0;
+  sc.out = out;
+  unsigned c = start < len ? sc.s[start] : 0;
+  out->type = c == '-' || (c >= '0' && c <= '9') ? '0' : (int)c;
+  if (c == '"') {
+    rv = scan_string(&sc, dst, dcap, &out->string_len, &out->escaped);
+  } else if (out->type == '0') {
+    rv = depth > APNS_JSON_MAX_DEPTH ? scan_fail(&sc, "too deeply nested")
+                                     : scan_number(&sc, &out->integer, &out->value, &out->fits);
+    if (rv == 0 && out->integer && !out->fits && !(flags & APNS_JSON_SCAN_BIG_INTEGER))
+      rv = scan_fail(&sc, "integer too big");
+  } else {
+    rv = scan_value(&sc, depth, (flags & APNS_JSON_SCAN_PAYLOAD) && c == '{' ? R_PAYLOAD : R_ANY);
+  }
+  out->unsure = sc.unsure;
+  out->spaced = sc.spaced;
+  if (rv < 0) {
+    out->syntax = sc.syntax;
+    out->end = sc.syntax_at;
+    return APNS_EBADJSON;
+  }
+  out->end = sc.i;
+  return 0;
+}

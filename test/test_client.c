@@ -827,7 +827,129 @@ TEST(client_accessors_take_null) {
   ASSERT_ERR(apns_client_send_json(NULL, TOKEN, "{}", 2, NULL, fx_record, NULL), APNS_EINVAL);
 }
 
+/* ---- unref (the Node binding's need) and the close callback's timing ---- */
+
+/* The mock in a child process: in-process, its own handles would keep the loop alive whatever the client does. */
+static pid_t open_client_forked_mock(fx *f) {
+  apns_client_options o;
+  char err[256] = "";
+  pid_t pid;
+  setup_base(f);
+  int port = fx_mock_fork(&f->mo, &pid);
+  memset(&o, 0, sizeof o);
+  o.endpoint = APNS_ENDPOINT_CUSTOM;
+  o.host = "127.0.0.1";
+  o.port = (uint16_t)port;
+  fx_tls_client(&o.tls, &f->certs);
+  o.topic = "com.example.app";
+  o.data = f;
+  o.on_event = on_event;
+  o.on_connected = on_connected;
+  o.connections = 2; /* every connection's handles, not the first one's only */
+  int rv = apns_client_open(&f->loop, &f->client, &o, err, sizeof err);
+  if (rv) test__fail(__FILE__, __LINE__, "apns_client_open: %s (%s)", apns_strerror(rv), err);
+  return pid;
+}
+
+/* The caller's own referenced handle: a timer that keeps the loop running until *until is set, or, with client
+ * set, until the client has no connection up. */
+typedef struct guard {
+  uv_timer_t t;
+  const int *until;
+  apns_client *down;
+} guard;
+
+static void guard_tick(uv_timer_t *t) {
+  guard *g = (guard *)t;
+  apns_pool_stats st;
+  apns_client_get_stats(g->down, &st);
+  if (g->down ? st.connections_up == 0 : *g->until) uv_close((uv_handle_t *)t, NULL);
+}
+
+TEST(client_unref_lets_the_loop_end) {
+  fx f;
+  fx_rec rec = {0};
+  apns_pool_stats st;
+  pid_t pid = open_client_forked_mock(&f);
+  fx_run_until_count(&f.loop, &f.connected, 1);
+  while (apns_client_get_stats(f.client, &st), st.connections_up < 2) uv_run(&f.loop, UV_RUN_ONCE);
+  ASSERT_TRUE(uv_loop_alive(&f.loop)); /* referenced: the client keeps the loop alive */
+  apns_client_unref(f.client);
+  apns_client_unref(f.client); /* idempotent */
+  ASSERT_TRUE(!uv_loop_alive(&f.loop));
+  ASSERT_EQ(uv_run(&f.loop, UV_RUN_DEFAULT), 0); /* returns, the client open and connected */
+  apns_client_get_stats(f.client, &st);
+  ASSERT_EQ(st.connections_up, 2);
+  /* A send in flight completes while the caller's own referenced handle keeps the loop running (the binding's
+   * way: in-flight sends do not keep the loop alive by themselves, as Node's unref'd sockets). */
+  guard g = {.until = &f.done};
+  ASSERT_EQ(uv_timer_init(&f.loop, &g.t), 0);
+  ASSERT_EQ(uv_timer_start(&g.t, guard_tick, 1, 1), 0);
+  rec.counter = &f.done;
+  ASSERT_OK(apns_client_send_json(f.client, TOKEN, "{\"aps\":{}}", 10, NULL, fx_record, &rec));
+  ASSERT_EQ(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+  ASSERT_EQ(rec.calls, 1);
+  ASSERT_EQ(rec.status, 200);
+  ASSERT_TRUE(!uv_loop_alive(&f.loop));
+  apns_client_ref(f.client);
+  ASSERT_TRUE(uv_loop_alive(&f.loop));
+  apns_client_unref(f.client);
+  /* The server goes away (the guard keeps the loop running until the client has seen it): the reconnect timers
+   * and the handles of the connections tried next are unreferenced too. */
+  fx_mock_kill(pid);
+  guard g2 = {.down = f.client};
+  ASSERT_EQ(uv_timer_init(&f.loop, &g2.t), 0);
+  ASSERT_EQ(uv_timer_start(&g2.t, guard_tick, 1, 1), 0);
+  ASSERT_EQ(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+  apns_client_get_stats(f.client, &st);
+  ASSERT_EQ(st.connections_up, 0);
+  ASSERT_TRUE(!uv_loop_alive(&f.loop));
+  /* The close keeps the loop alive until its callback, which never runs inside the call. */
+  ASSERT_OK(apns_client_close(f.client, 1000, on_closed));
+  ASSERT_EQ(f.closed, 0);
+  ASSERT_TRUE(uv_loop_alive(&f.loop));
+  ASSERT_EQ(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+  ASSERT_EQ(f.closed, 1);
+  ASSERT_EQ(uv_loop_close(&f.loop), 0);
+  apns__certgen_free(&f.certs);
+  ASSERT_EQ(test_alloc_live(), f.live_before);
+}
+
+static void close_from_callback(int err, const apns_response *res, void *data) {
+  fx *f = data;
+  (void)err;
+  (void)res;
+  f->done++;
+  ASSERT_OK(apns_client_close(f->client, 0, on_closed));
+  ASSERT_EQ(f->closed, 0);
+}
+
+/* apns_client_close's callback runs from the loop, never inside the call: with nothing in flight and no drain
+ * time, right after open (nothing connected yet), and from inside a send's callback. */
+TEST(client_close_callback_never_inside_the_call) {
+  for (int mode = 0; mode < 3; mode++) {
+    fx f;
+    pid_t pid = open_client_forked_mock(&f);
+    if (mode > 0) fx_run_until_count(&f.loop, &f.connected, 1);
+    if (mode < 2) {
+      ASSERT_OK(apns_client_close(f.client, 0, on_closed));
+      ASSERT_EQ(f.closed, 0);
+    } else {
+      ASSERT_OK(apns_client_send_json(f.client, TOKEN, "{\"aps\":{}}", 10, NULL, close_from_callback, &f));
+    }
+    fx_run_until(&f.loop, &f.closed);
+    ASSERT_EQ(f.done, mode == 2 ? 1 : 0);
+    fx_mock_kill(pid);
+    ASSERT_EQ(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+    ASSERT_EQ(uv_loop_close(&f.loop), 0);
+    apns__certgen_free(&f.certs);
+    ASSERT_EQ(test_alloc_live(), f.live_before);
+  }
+}
+
 TEST_SUITE(client){
+    TEST_ENTRY(client_unref_lets_the_loop_end),
+    TEST_ENTRY(client_close_callback_never_inside_the_call),
     TEST_ENTRY(client_quickstart_on_the_wire),
     TEST_ENTRY(client_options_reach_headers),
     TEST_ENTRY(client_background_by_default),

@@ -422,7 +422,130 @@ TEST(validate_utf8_public) {
   ASSERT_ERR(apns_validate_utf8("\xc3", 1), APNS_EBADUTF8);             /* cut short */
 }
 
+/* ---- apns_json_scan: the tree-free check behind raw payloads ---- */
+
+TEST(validate_json_scan_result) {
+  apns_json_scan_result r;
+  char dst[16];
+  const char *t = "xx{\"aps\":{\"content-available\":1}, \"k\" : [1, \"a\"]} tail";
+  ASSERT_OK(apns_json_scan(t, strlen(t), 2, 1, APNS_JSON_SCAN_PAYLOAD, NULL, 0, &r));
+  ASSERT_EQ((int)r.end, (int)(strchr(t, '}') - t) + 1 + (int)strlen(", \"k\" : [1, \"a\"]}"));
+  ASSERT_EQ(r.type, '{');
+  ASSERT_EQ((int)r.members, 2);
+  ASSERT_TRUE(r.aps_seen && r.aps_object && r.background && r.spaced && !r.unsure);
+  /* A string at the top is unescaped; its length is the whole one even when cut. */
+  t = "\"a\\u00e9\\n\"";
+  ASSERT_OK(apns_json_scan(t, strlen(t), 0, 1, 0, dst, sizeof dst, &r));
+  ASSERT_STREQ(dst, "a\xc3\xa9\n");
+  ASSERT_EQ((int)r.string_len, 4);
+  ASSERT_TRUE(r.escaped);
+  ASSERT_OK(apns_json_scan(t, strlen(t), 0, 1, 0, dst, 2, &r));
+  ASSERT_EQ(memcmp(dst, "a\xc3", 2), 0);
+  ASSERT_EQ((int)r.string_len, 4);
+  /* Integers: range checked, unless the caller takes big ones. */
+  t = "-9223372036854775808";
+  ASSERT_OK(apns_json_scan(t, strlen(t), 0, 1, 0, NULL, 0, &r));
+  ASSERT_TRUE(r.type == '0' && r.integer && r.fits && r.value == INT64_MIN);
+  t = "9223372036854775808";
+  ASSERT_ERR(apns_json_scan(t, strlen(t), 0, 1, 0, NULL, 0, &r), APNS_EBADJSON);
+  ASSERT_STREQ(r.syntax, "integer too big");
+  ASSERT_OK(apns_json_scan(t, strlen(t), 0, 1, APNS_JSON_SCAN_BIG_INTEGER, NULL, 0, &r));
+  ASSERT_TRUE(r.integer && !r.fits);
+  t = "1e999";
+  ASSERT_OK(apns_json_scan(t, strlen(t), 0, 1, 0, NULL, 0, &r));
+  ASSERT_TRUE(!r.integer && r.unsure);
+  /* Errors say what and where. */
+  t = "{\"a\":1,\"a\":2}";
+  ASSERT_ERR(apns_json_scan(t, strlen(t), 0, 1, 0, NULL, 0, &r), APNS_EBADJSON);
+  ASSERT_STREQ(r.syntax, "duplicate object key");
+  ASSERT_EQ((int)r.end, 7);
+  t = "{\"a\":\"\xff\"}";
+  ASSERT_ERR(apns_json_scan(t, strlen(t), 0, 1, 0, NULL, 0, &r), APNS_EBADJSON);
+  ASSERT_STREQ(r.syntax, "invalid UTF-8");
+  ASSERT_ERR(apns_json_scan(t, strlen(t), 0, APNS_JSON_MAX_DEPTH + 1, 0, NULL, 0, &r), APNS_EBADJSON);
+  ASSERT_STREQ(r.syntax, "too deeply nested");
+  ASSERT_ERR(apns_json_scan(NULL, 0, 0, 1, 0, NULL, 0, &r), APNS_EINVAL);
+  ASSERT_ERR(apns_json_scan(t, 2, 3, 1, 0, NULL, 0, &r), APNS_EINVAL);
+  ASSERT_ERR(apns_json_scan(t, 2, 0, 1, 0, NULL, 0, NULL), APNS_EINVAL);
+}
+
+/* The old check, on a jansson tree: what the scan must answer, code for code. */
+static int tree_check(const char *json, size_t len, int *background) {
+  size_t i = 0;
+  while (i < len && (json[i] == ' ' || json[i] == '\t' || json[i] == '\n' || json[i] == '\r')) i++;
+  if (i == len) return APNS_EPAYLOADEMPTY;
+  if (!apns__utf8_valid(json, len)) return APNS_EBADUTF8;
+  json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
+  if (root == NULL) return APNS_EBADJSON;
+  json_t *aps = json_object_get(root, "aps");
+  int err = !json_is_object(root)                 ? APNS_EBADJSON
+            : json_object_size(root) == 0         ? APNS_EPAYLOADEMPTY
+            : aps != NULL && !json_is_object(aps) ? APNS_EBADJSON
+                                                  : 0;
+  json_t *ca = json_object_get(aps, "content-available");
+  *background = err == 0 && json_is_integer(ca) && json_integer_value(ca) == 1 &&
+                json_object_get(aps, "alert") == NULL && json_object_get(aps, "badge") == NULL &&
+                json_object_get(aps, "sound") == NULL;
+  json_decref(root);
+  return err;
+}
+
+TEST(validate_raw_payload_matches_jansson) {
+  static const char *const seeds[] = {
+      "{\"aps\":{\"alert\":\"hi\",\"badge\":1}}",
+      "{\"aps\":{\"content-available\":1},\"id\":[1,2.5e3,-0,{\"n\":null,\"t\":true}]}",
+      " {\"aps\" : {\"content-available\" : 1 , \"sound\":\"x\"} } ",
+      "{\"a\":\"caf\xc3\xa9 \\u00e9 \\ud83d\\ude00\",\"b\":{\"c\":{\"d\":[]}}}",
+      "{\"aps\":[],\"x\":false}",
+      "{}",
+  };
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  char text[256];
+  int ok = 0, refused = 0;
+  for (int it = 0; it < 40000; it++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    const char *seed = seeds[x % (sizeof seeds / sizeof seeds[0])];
+    size_t n = strlen(seed);
+    memcpy(text, seed, n);
+    int muts = it < 50 ? 0 : 1 + (int)(x >> 8) % 3;
+    for (int m = 0; m < muts; m++) {
+      static const char bytes[] = "{}[]\":,\\ u0123456789.eE-+tfnlxa\xff\xc3\x01";
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      size_t at = (size_t)(x % (n + 1));
+      char b = bytes[(x >> 20) % (sizeof bytes - 1)];
+      int op = (int)((x >> 40) % 3);
+      if (op == 0 && n < sizeof text - 1) {
+        memmove(text + at + 1, text + at, n - at);
+        text[at] = b;
+        n++;
+      } else if (op == 1 && at < n) {
+        memmove(text + at, text + at + 1, n - at - 1);
+        n--;
+      } else if (at < n) {
+        text[at] = b;
+      }
+    }
+    int want_bg = 0, got_bg = 0;
+    int want = tree_check(text, n, &want_bg);
+    apns_notification *pn = NULL;
+    int got = apns_notification_new_raw(&pn, text, n);
+    if (got == 0) got_bg = apns_notification_is_background(pn);
+    apns_notification_free(pn);
+    if (got != want || got_bg != want_bg)
+      test__fail(__FILE__, __LINE__, "%s (background %d) where jansson gives %s (%d): %.*s", apns_err_name(got),
+                 got_bg, apns_err_name(want), want_bg, (int)n, text);
+    ASSERT_EQ(apns_validate_payload(text, n, 0), want);
+    if (want == 0)
+      ok++;
+    else
+      refused++;
+  }
+  ASSERT_GT(ok, 1000);
+  ASSERT_GT(refused, 1000);
+}
+
 TEST_SUITE(validate){
+    TEST_ENTRY(validate_json_scan_result), TEST_ENTRY(validate_raw_payload_matches_jansson),
     TEST_ENTRY(validate_device_token),     TEST_ENTRY(validate_topic),
     TEST_ENTRY(validate_apns_id),          TEST_ENTRY(validate_collapse_id),
     TEST_ENTRY(validate_priority),         TEST_ENTRY(validate_expiration),

@@ -146,8 +146,21 @@ APNS_EXTERN int apns_build_send_request(const char *default_topic, const char *d
                                         const apns_send_options *opts, int background, apns_send_request *out);
 
 /* Graceful close, as apns_pool_close: sends in progress may finish within drain_timeout_ms, the rest end with
- * APNS_ECANCELED; then cb runs and the client is freed. */
+ * APNS_ECANCELED; then cb runs and the client is freed. cb never runs inside this call, even with nothing in
+ * flight and a drain time of 0: always from the loop, on a later turn (after every send's callback), so it may
+ * free what the caller still uses around the call. The close keeps the loop alive until cb, even after
+ * apns_client_unref. */
 APNS_EXTERN int apns_client_close(apns_client *client, uint64_t drain_timeout_ms, apns_client_cb cb);
+
+/* apns_client_unref: the client no longer keeps the loop alive (apns_pool_unref on its pool: every timer, socket
+ * and watcher it owns now or later, reconnections included), as uv_unref does for a handle; uv_run(UV_RUN_DEFAULT)
+ * returns once nothing else is left, the client still open and connected. Sends in flight do not keep the loop
+ * alive either (as Node's unref'd sockets): while you wait for their callbacks, keep a referenced handle of your
+ * own (the Node binding keeps one while sends are outstanding). A host name being resolved and a TCP connect in
+ * progress do keep it alive until they end. apns_client_ref undoes it. Idempotent (no count), safe from any
+ * callback, no-ops on NULL. Default: referenced. */
+APNS_EXTERN void apns_client_unref(apns_client *client);
+APNS_EXTERN void apns_client_ref(apns_client *client);
 
 /* Accessors take a NULL client and then return NULL or fill *out with zeros (as the pool's do); functions that
  * return an int return APNS_EINVAL for it. */

@@ -122,6 +122,16 @@ APNS_EXTERN int apns_conn_set_authorization(apns_conn *conn, const char *value);
  * it twice is an error (APNS_EBUSY). cb may be NULL. */
 APNS_EXTERN int apns_conn_close(apns_conn *conn, apns_conn_close_cb cb);
 
+/* apns_conn_unref: the connection's handles (its socket, timers, ping timer and the rest, those it has now and those
+ * it makes later, on reconnecting to the next address) no longer keep the loop alive, as uv_unref does for a
+ * handle: uv_run(UV_RUN_DEFAULT) returns once nothing else is left, the connection still open. Requests in flight
+ * do not keep it alive either (as Node's unref'd sockets): keep a handle of your own referenced while you wait for
+ * answers. Two things still do, being libuv requests and not handles, until they end: the host name's resolution
+ * (getaddrinfo) and the TCP connect in progress. apns_conn_ref undoes it. Both are idempotent (no count), take
+ * effect at once, may be called from any callback, and are no-ops on NULL. Default: referenced. */
+APNS_EXTERN void apns_conn_unref(apns_conn *conn);
+APNS_EXTERN void apns_conn_ref(apns_conn *conn);
+
 typedef enum {
   APNS_CONN_CONNECTING = 0,
   APNS_CONN_READY = 1,

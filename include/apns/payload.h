@@ -103,8 +103,10 @@ APNS_EXTERN int apns_notification_new(apns_notification **out);
  * byte for byte (whitespace included; its size is counted as given). It must be valid UTF-8 (APNS_EBADUTF8), one
  * JSON object without duplicate keys whose "aps", when present, is an object (APNS_EBADJSON), and not empty: no
  * bytes, only whitespace, or {} give APNS_EPAYLOADEMPTY. The size limit is checked when it is serialized, since it
- * depends on the push type. Setters refuse a raw notification (APNS_EINVAL). Returns 0, those codes, APNS_EINVAL
- * (out or json NULL) or APNS_ENOMEM. */
+ * depends on the push type. Setters refuse a raw notification (APNS_EINVAL). Checked without a tree
+ * (apns_json_scan): it allocates the notification and its copy of the bytes, nothing more, but in the scan's rare
+ * unsure cases (see apns_json_scan_result), which jansson decides. Returns 0, those codes, APNS_EINVAL (out or
+ * json NULL) or APNS_ENOMEM. */
 APNS_EXTERN int apns_notification_new_raw(apns_notification **out, const char *json, size_t len);
 
 /* Frees n and everything it owns, including the bytes apns_notification_serialize handed out. NULL is allowed. */
@@ -248,12 +250,58 @@ APNS_EXTERN int apns_validate_expiration(int64_t expiration);
 APNS_EXTERN int apns_validate_header(const char *name, const char *value);
 /* A JSON body you built yourself, with the checks of apns_notification_new_raw plus the size: len <= limit (0
  * means APNS_PAYLOAD_MAX), else APNS_EPAYLOADTOOLARGE. Checks run in this order: empty, size, UTF-8, JSON. Parses
- * the JSON, so it allocates (APNS_ENOMEM). APNS_EINVAL when json is NULL. */
+ * the JSON without a tree (apns_json_scan) and allocates nothing but in the scan's rare unsure cases, where jansson
+ * decides (APNS_ENOMEM). APNS_EINVAL when json is NULL. */
 APNS_EXTERN int apns_validate_payload(const char *json, size_t len, size_t limit);
 /* len bytes of well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF; NUL is a
  * character like any other). Returns 0 or APNS_EBADUTF8; APNS_EINVAL when s is NULL and len is not 0. Allocates
  * nothing. */
 APNS_EXTERN int apns_validate_utf8(const char *s, size_t len);
+
+/* ------------------------------------------------------------------------------------------------------------------
+ * Scanning JSON without a tree
+ *
+ * apns_json_scan checks one JSON value inside a larger text, as jansson's parser (with duplicate keys refused)
+ * would, and allocates nothing: it is the check behind apns_notification_new_raw, apns_client_send_json and
+ * apns_validate_payload, and what a bulk sender scans its lines with (tools/common/bulk.c). Strings: no raw control
+ * characters, valid escapes, no \u0000, no unpaired surrogates, well-formed UTF-8. Numbers: RFC 8259's grammar;
+ * an integer (no fraction, no exponent) must fit 64 signed bits. Objects: no key twice. Nesting: a value at depth
+ * greater than APNS_JSON_MAX_DEPTH is refused (the caller gives the depth of the value it scans, 1 for a
+ * document).
+ * ---------------------------------------------------------------------------------------------------------------- */
+
+/* The value is a notification payload: note its members, "aps" and the background test in the result. */
+#define APNS_JSON_SCAN_PAYLOAD 1u
+/* A number at the top that is an integer too big for 64 bits is not an error: the result says it does not fit. */
+#define APNS_JSON_SCAN_BIG_INTEGER 2u
+
+typedef struct apns_json_scan_result {
+  size_t end;         /* success: the offset just past the value; syntax error: the offset of the error */
+  const char *syntax; /* syntax error: a static sentence ("duplicate object key", ...); NULL on success */
+  int type;           /* the value's first byte: '{', '[', '"', 't', 'f', 'n', or '0' for a number */
+  int integer, fits;  /* a number: no fraction nor exponent; an integer that fits int64_t */
+  int64_t value;      /* an integer that fits */
+  size_t string_len;  /* a string: its length unescaped */
+  int escaped;        /* a string: it has a backslash */
+  int spaced;         /* whitespace outside strings inside the value (a copy without it is shorter) */
+  /* Cases the scan leaves to a parser with a tree (apns_notification_new_raw decides them): a key with an escape
+   * (is "\u0061" a duplicate of "a"?), more than 256 keys open at once, a real whose exponent has three digits or
+   * more, or which is over 300 bytes long (may overflow a double). Rare; the rest of the result holds. */
+  int unsure;
+  /* With APNS_JSON_SCAN_PAYLOAD and an object: */
+  size_t members; /* its members */
+  int aps_seen;   /* it has "aps" */
+  int aps_object; /* ... and "aps" is an object */
+  int background; /* "aps" has "content-available": 1 and no "alert", "badge" or "sound" */
+} apns_json_scan_result;
+
+/* Scans the JSON value at text[start] (no whitespace before it; text is len bytes, not NUL-terminated, and may go on
+ * after the value). A string at the top is unescaped into dst when dst is not NULL, up to dcap bytes, NUL-terminated
+ * when that fits (string_len is the whole length: more than dcap means cut). depth: that of the value (1 for a whole
+ * document). Returns 0, APNS_EBADJSON (a syntax error: syntax and end say what and where) or APNS_EINVAL (text or
+ * out NULL, start > len). Allocates nothing, fills *out on every return, runs in time linear in len. */
+APNS_EXTERN int apns_json_scan(const char *text, size_t len, size_t start, int depth, unsigned flags, char *dst,
+                               size_t dcap, apns_json_scan_result *out);
 
 #ifdef __cplusplus
 }

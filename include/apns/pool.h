@@ -125,6 +125,18 @@ APNS_EXTERN int apns_pool_post(apns_pool *pool, const apns_request *req, apns_re
  * Safe from any callback. Calling it twice: APNS_EBUSY. */
 APNS_EXTERN int apns_pool_close(apns_pool *pool, uint64_t drain_timeout_ms, apns_pool_cb cb);
 
+/* apns_pool_unref: none of the pool's handles (its timers, every slot's reconnect timer) nor any of its connections'
+ * (apns_conn_unref: sockets, timers, ping timers, those open now and those opened later) keeps the loop alive, as
+ * uv_unref does for a handle: uv_run(UV_RUN_DEFAULT) returns once nothing else is left, the pool still open.
+ * Queued and in-flight requests do not keep the loop alive either (Node's unref'd sockets do the same): while you
+ * wait for answers, keep a referenced handle of your own (the Node binding does). Only a host name being resolved
+ * and a TCP connect in progress do, until they end (libuv requests cannot be unref'd). apns_pool_close makes the
+ * pool referenced again: the close keeps the loop alive until its callback, and apns_pool_unref is a no-op from
+ * then on. apns_pool_ref undoes apns_pool_unref. Both are idempotent (no count), safe from any callback, no-ops on
+ * NULL. Default: referenced. */
+APNS_EXTERN void apns_pool_unref(apns_pool *pool);
+APNS_EXTERN void apns_pool_ref(apns_pool *pool);
+
 typedef struct apns_pool_stats {
   size_t queued;
   size_t in_flight;

@@ -256,8 +256,9 @@ size_t bulk_result_format_entry(const bulk_result *r, const char *entry, char *b
 
 /* ---- the line scanner ---- */
 
-#define KEYS_MAX 256 /* keys of the objects open at once, kept to refuse duplicates (as jansson does) */
-
+/* The line's own structure is walked here; every value in it (the members' strings and numbers, the payload,
+ * anything else) is scanned by the library's apns_json_scan, the check behind apns_notification_new_raw, so that
+ * a payload the scan passes is one the library takes as it is. */
 typedef struct scan {
   const unsigned char *s;
   size_t i, n;
@@ -265,18 +266,7 @@ typedef struct scan {
   size_t syntax_at;
   char *scratch;
   size_t used, cap;
-  struct {
-    uint32_t off, len;
-  } keys[KEYS_MAX];
-  size_t nkeys;
-  /* What the payload holds, for the checks the library's raw notification makes. */
-  int unsure; /* a case left to the library: an escaped key, too many keys, a real that may overflow */
-  int spaced; /* ws() skipped something since this was cleared */
-  size_t members;
-  int aps_seen, aps_object, ca_one, aps_shown; /* content-available 1; alert, badge or sound in aps */
 } scan;
-
-enum { R_ANY, R_PAYLOAD, R_APS };
 
 static int fail(scan *sc, const char *what) {
   if (sc->syntax == NULL) {
@@ -287,302 +277,32 @@ static int fail(scan *sc, const char *what) {
 }
 
 static void ws(scan *sc) {
-  size_t i = sc->i;
-  while (i < sc->n) {
-    unsigned char c = sc->s[i];
+  while (sc->i < sc->n) {
+    unsigned char c = sc->s[sc->i];
     if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
-    i++;
+    sc->i++;
   }
-  if (i != sc->i) sc->spaced = 1, sc->i = i;
 }
 
-static int hex4(const unsigned char *p, unsigned *v) {
-  unsigned x = 0;
-  for (int k = 0; k < 4; k++) {
-    unsigned c = p[k], d;
-    if (c >= '0' && c <= '9')
-      d = c - '0';
-    else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
-      d = (c | 0x20) - 'a' + 10;
-    else
-      return -1;
-    x = x << 4 | d;
-  }
-  *v = x;
+/* The value at sc->i through the library's scan; sc->i then past it, or at the error. */
+static int lib_scan(scan *sc, int depth, unsigned flags, char *dst, size_t dcap, apns_json_scan_result *r) {
+  int err = apns_json_scan((const char *)sc->s, sc->n, sc->i, depth, flags, dst, dcap, r);
+  sc->i = r->end;
+  return err ? fail(sc, r->syntax ? r->syntax : "syntax error") : 0;
+}
+
+static int value(scan *sc, int depth) {
+  apns_json_scan_result r;
+  return lib_scan(sc, depth, 0, NULL, 0, &r);
+}
+
+/* A string at sc->i == '"', unescaped into dst (up to dcap bytes, NUL-terminated when that fits); *dlen its whole
+ * unescaped length. */
+static int string(scan *sc, char *dst, size_t dcap, size_t *dlen) {
+  apns_json_scan_result r;
+  if (lib_scan(sc, 1, 0, dst, dcap, &r) < 0) return -1;
+  *dlen = r.string_len;
   return 0;
-}
-
-static size_t utf8_put(char *d, unsigned cp) {
-  if (cp < 0x80) {
-    d[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    d[0] = (char)(0xc0 | cp >> 6);
-    d[1] = (char)(0x80 | (cp & 0x3f));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    d[0] = (char)(0xe0 | cp >> 12);
-    d[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-    d[2] = (char)(0x80 | (cp & 0x3f));
-    return 3;
-  }
-  d[0] = (char)(0xf0 | cp >> 18);
-  d[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-  d[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-  d[3] = (char)(0x80 | (cp & 0x3f));
-  return 4;
-}
-
-/* A string at s[i] == '"', checked as jansson checks it (no raw control characters, valid escapes, no \u0000, no
- * unpaired surrogates, valid UTF-8), in one pass. Unescaped into dst when dst is set, up to dcap bytes (a NUL
- * after them when it fits); *dlen gets the full unescaped length (more than dcap: cut). *escaped: a backslash. */
-static int string(scan *sc, char *dst, size_t dcap, size_t *dlen, int *escaped) {
-  size_t d = 0;
-  const unsigned char *s = sc->s;
-  size_t i = sc->i + 1, n = sc->n;
-  char u8[4];
-  if (escaped) *escaped = 0;
-  for (;;) {
-    /* Plain ASCII in a run: the common case. */
-    size_t run = plain_run(s, i, n, 1);
-    if (run > i) {
-      if (dst) {
-        size_t k = run - i;
-        if (d < dcap) memcpy(dst + d, s + i, k <= dcap - d ? k : dcap - d);
-        d += k;
-      } else {
-        d += run - i;
-      }
-      i = run;
-    }
-    if (i >= n) {
-      sc->i = i;
-      return fail(sc, "unterminated string");
-    }
-    unsigned c = s[i];
-    if (c == '"') break;
-    if (c < 0x20) {
-      sc->i = i;
-      return fail(sc, "control character in a string");
-    }
-    const char *add = NULL;
-    size_t addlen = 0;
-    if (c == '\\') {
-      if (escaped) *escaped = 1;
-      if (i + 1 >= n) {
-        sc->i = i;
-        return fail(sc, "unterminated string");
-      }
-      unsigned e = s[i + 1];
-      static const char simple_in[] = "\"\\/bfnrt", simple_out[] = "\"\\/\b\f\n\r\t";
-      const char *hit = e ? strchr(simple_in, (int)e) : NULL;
-      if (hit) {
-        add = simple_out + (hit - simple_in);
-        addlen = 1;
-        i += 2;
-      } else if (e == 'u') {
-        unsigned cp, lo;
-        sc->i = i;
-        if (i + 6 > n || hex4(s + i + 2, &cp) < 0) return fail(sc, "invalid \\u escape");
-        i += 6;
-        if (cp >= 0xdc00 && cp <= 0xdfff) return fail(sc, "invalid Unicode escape (lone low surrogate)");
-        if (cp >= 0xd800 && cp <= 0xdbff) {
-          if (i + 6 > n || s[i] != '\\' || s[i + 1] != 'u' || hex4(s + i + 2, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
-            return fail(sc, "invalid Unicode escape (lone high surrogate)");
-          i += 6;
-          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-        }
-        if (cp == 0) return fail(sc, "\\u0000 is not allowed");
-        addlen = utf8_put(u8, cp);
-        add = u8;
-      } else {
-        sc->i = i;
-        return fail(sc, "invalid escape");
-      }
-    } else {
-      size_t k = utf8_seq(s + i, n - i);
-      if (k == 0) {
-        sc->i = i;
-        return fail(sc, "invalid UTF-8");
-      }
-      add = (const char *)s + i;
-      addlen = k;
-      i += k;
-    }
-    if (dst && d + addlen <= dcap) memcpy(dst + d, add, addlen);
-    d += addlen;
-  }
-  sc->i = i + 1;
-  if (dst && d < dcap) dst[d] = '\0';
-  if (dlen) *dlen = d;
-  return 0;
-}
-
-/* A number at s[i]: RFC 8259's grammar. *integer when it has neither fraction nor exponent; *v its value when it
- * is an integer that fits (else *fits 0). A real whose exponent or length could overflow a double is left to the
- * library (jansson refuses those). */
-static int number(scan *sc, int *integer, int64_t *v, int *fits) {
-  const unsigned char *s = sc->s;
-  size_t n = sc->n, start = sc->i;
-  int neg = 0;
-  uint64_t x = 0;
-  *integer = 1;
-  *fits = 1;
-  if (sc->i < n && s[sc->i] == '-') neg = 1, sc->i++;
-  if (sc->i >= n || s[sc->i] < '0' || s[sc->i] > '9') return fail(sc, "invalid number");
-  if (s[sc->i] == '0') {
-    sc->i++;
-  } else {
-    while (sc->i < n && s[sc->i] >= '0' && s[sc->i] <= '9') {
-      unsigned dgt = s[sc->i++] - '0';
-      if (x > (UINT64_MAX - dgt) / 10)
-        *fits = 0;
-      else
-        x = x * 10 + dgt;
-    }
-  }
-  if (sc->i < n && s[sc->i] == '.') {
-    *integer = 0;
-    sc->i++;
-    if (sc->i >= n || s[sc->i] < '0' || s[sc->i] > '9') return fail(sc, "invalid number");
-    while (sc->i < n && s[sc->i] >= '0' && s[sc->i] <= '9') sc->i++;
-  }
-  if (sc->i < n && (s[sc->i] == 'e' || s[sc->i] == 'E')) {
-    size_t ds;
-    *integer = 0;
-    sc->i++;
-    if (sc->i < n && (s[sc->i] == '+' || s[sc->i] == '-')) sc->i++;
-    if (sc->i >= n || s[sc->i] < '0' || s[sc->i] > '9') return fail(sc, "invalid number");
-    ds = sc->i;
-    while (sc->i < n && s[sc->i] >= '0' && s[sc->i] <= '9') sc->i++;
-    if (sc->i - ds > 2) sc->unsure = 1;
-  }
-  if (!*integer && sc->i - start > 300) sc->unsure = 1;
-  if (*fits && x > (uint64_t)INT64_MAX + (uint64_t)neg) *fits = 0;
-  if (*fits) *v = neg ? (int64_t)(0 - x) : (int64_t)x;
-  return 0;
-}
-
-static int literal(scan *sc, const char *word) {
-  size_t k = strlen(word);
-  if (sc->n - sc->i < k || memcmp(sc->s + sc->i, word, k) != 0) return fail(sc, "invalid token");
-  sc->i += k;
-  return 0;
-}
-
-static int key_is(const unsigned char *k, size_t len, const char *name) {
-  return strlen(name) == len && memcmp(k, name, len) == 0;
-}
-
-/* Any JSON value, fully checked. role says what to note for the payload's checks: R_PAYLOAD for the payload
- * object itself, R_APS for its "aps" object. */
-static int value(scan *sc, int depth, int role) {
-  if (sc->i >= sc->n) return fail(sc, "unexpected end of the line");
-  if (depth > APNS_JSON_MAX_DEPTH) return fail(sc, "too deeply nested");
-  unsigned c = sc->s[sc->i];
-  int integer, fits;
-  int64_t v;
-  switch (c) {
-  case '"':
-    return string(sc, NULL, 0, NULL, NULL);
-  case '[':
-    sc->i++;
-    ws(sc);
-    if (sc->i < sc->n && sc->s[sc->i] == ']') {
-      sc->i++;
-      return 0;
-    }
-    for (;;) {
-      ws(sc);
-      if (value(sc, depth + 1, R_ANY) < 0) return -1;
-      ws(sc);
-      if (sc->i < sc->n && sc->s[sc->i] == ',') {
-        sc->i++;
-        continue;
-      }
-      if (sc->i < sc->n && sc->s[sc->i] == ']') {
-        sc->i++;
-        return 0;
-      }
-      return fail(sc, "',' or ']' expected");
-    }
-  case '{': {
-    size_t base = sc->nkeys;
-    sc->i++;
-    ws(sc);
-    if (sc->i < sc->n && sc->s[sc->i] == '}') {
-      sc->i++;
-      return 0;
-    }
-    for (;;) {
-      ws(sc);
-      if (sc->i >= sc->n || sc->s[sc->i] != '"') return fail(sc, "string or '}' expected");
-      size_t ks = sc->i + 1;
-      int escaped;
-      if (string(sc, NULL, 0, NULL, &escaped) < 0) return -1;
-      const unsigned char *k = sc->s + ks;
-      size_t klen = sc->i - 1 - ks;
-      if (escaped) {
-        sc->unsure = 1; /* "a" and "\u0061" are one key: the library tells */
-      } else {
-        for (size_t j = base; j < sc->nkeys; j++)
-          if (sc->keys[j].len == klen && memcmp(sc->s + sc->keys[j].off, k, klen) == 0) {
-            sc->i = ks - 1;
-            return fail(sc, "duplicate object key");
-          }
-        if (sc->nkeys < KEYS_MAX) {
-          sc->keys[sc->nkeys].off = (uint32_t)ks;
-          sc->keys[sc->nkeys].len = (uint32_t)klen;
-          sc->nkeys++;
-        } else {
-          sc->unsure = 1;
-        }
-      }
-      ws(sc);
-      if (sc->i >= sc->n || sc->s[sc->i] != ':') return fail(sc, "':' expected");
-      sc->i++;
-      ws(sc);
-      int child = R_ANY;
-      size_t vs = sc->i;
-      if (role == R_PAYLOAD) {
-        sc->members++;
-        if (key_is(k, klen, "aps")) {
-          sc->aps_seen = 1;
-          sc->aps_object = vs < sc->n && sc->s[vs] == '{';
-          child = R_APS;
-        }
-      }
-      if (value(sc, depth + 1, child) < 0) return -1;
-      if (role == R_APS) {
-        if (key_is(k, klen, "content-available")) sc->ca_one = sc->i - vs == 1 && sc->s[vs] == '1';
-        if (key_is(k, klen, "alert") || key_is(k, klen, "badge") || key_is(k, klen, "sound")) sc->aps_shown = 1;
-      }
-      ws(sc);
-      if (sc->i < sc->n && sc->s[sc->i] == ',') {
-        sc->i++;
-        continue;
-      }
-      if (sc->i < sc->n && sc->s[sc->i] == '}') {
-        sc->i++;
-        sc->nkeys = base;
-        return 0;
-      }
-      return fail(sc, "',' or '}' expected");
-    }
-  }
-  case 't':
-    return literal(sc, "true");
-  case 'f':
-    return literal(sc, "false");
-  case 'n':
-    return literal(sc, "null");
-  default:
-    if (number(sc, &integer, &v, &fits) < 0) return -1;
-    if (integer && !fits) return fail(sc, "integer too big");
-    return 0;
-  }
 }
 
 static char *scratch_take(scan *sc, size_t n) {
@@ -672,6 +392,7 @@ static void say(char *why, size_t whylen, const char *fmt, ...) {
 int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch, size_t scratch_cap, char *why,
                     size_t whylen) {
   scan sc;
+  apns_json_scan_result pr; /* the payload's scan */
   int sem = 0;
   unsigned seen = 0;
   char esc[160];
@@ -683,11 +404,6 @@ int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch,
   sc.scratch = scratch;
   sc.used = 0;
   sc.cap = scratch_cap;
-  sc.nkeys = 0;
-  sc.unsure = 0;
-  sc.spaced = 0;
-  sc.members = 0;
-  sc.aps_seen = sc.aps_object = sc.ca_one = sc.aps_shown = 0;
   memset(out, 0, sizeof *out);
   if (whylen) why[0] = '\0';
   if (scratch_cap < BULK_SCRATCH(len)) {
@@ -701,7 +417,7 @@ int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch,
   }
   if (sc.s[sc.i] != '{') {
     /* Not an object: JSON or not, it is no line. */
-    if (value(&sc, 1, R_ANY) == 0) {
+    if (value(&sc, 1) == 0) {
       ws(&sc);
       if (sc.i == sc.n) {
         say(why, whylen, "not a JSON object");
@@ -725,7 +441,7 @@ int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch,
         goto syntax;
       }
       size_t kstart = sc.i;
-      if (string(&sc, key, sizeof key - 1, &klen, NULL) < 0) goto syntax;
+      if (string(&sc, key, sizeof key - 1, &klen) < 0) goto syntax;
       int m = -1;
       if (klen < sizeof key) {
         m = member_of(key, klen);
@@ -759,14 +475,14 @@ int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch,
       case M_APNS_ID:
       case M_CHANNEL: {
         if (c != '"') {
-          if (value(&sc, 1, R_ANY) < 0) goto syntax;
+          if (value(&sc, 1) < 0) goto syntax;
           SEM(APNS_EINVAL, "\"%s\" must be a string", member_names[m]);
           break;
         }
         /* Unescaped straight into the scratch: never longer than what is left of the line. */
         char *d = sc.scratch + sc.used;
         size_t slen;
-        if (string(&sc, d, sc.cap - sc.used, &slen, NULL) < 0) goto syntax;
+        if (string(&sc, d, sc.cap - sc.used, &slen) < 0) goto syntax;
         sc.used += slen + 1;
         if (m == M_TOKEN) out->token = d;
         if (m == M_TOPIC) out->topic = d;
@@ -784,16 +500,15 @@ int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch,
       }
       case M_PAYLOAD: {
         if (c != '{') {
-          if (value(&sc, 1, R_ANY) < 0) goto syntax;
+          if (value(&sc, 1) < 0) goto syntax;
           SEM(APNS_EINVAL, "\"payload\" must be a JSON object");
           break;
         }
         size_t start = sc.i;
-        sc.spaced = 0;
-        if (value(&sc, 2, R_PAYLOAD) < 0) goto syntax;
+        if (lib_scan(&sc, 2, APNS_JSON_SCAN_PAYLOAD, NULL, 0, &pr) < 0) goto syntax;
         out->payload = text + start;
         out->payload_len = sc.i - start;
-        if (sc.spaced) {
+        if (pr.spaced) {
           char *d = scratch_take(&sc, out->payload_len);
           if (d == NULL) {
             say(why, whylen, "internal: scratch too small for the line");
@@ -806,10 +521,10 @@ int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch,
       }
       case M_PRIORITY:
       case M_EXPIRATION: {
-        int integer = 0, fits = 0;
-        int64_t v = 0;
-        int isnum = c == '-' || (c >= '0' && c <= '9');
-        if (isnum ? number(&sc, &integer, &v, &fits) < 0 : value(&sc, 1, R_ANY) < 0) goto syntax;
+        apns_json_scan_result r;
+        if (lib_scan(&sc, 1, APNS_JSON_SCAN_BIG_INTEGER, NULL, 0, &r) < 0) goto syntax;
+        int isnum = r.type == '0', integer = r.integer, fits = r.fits;
+        int64_t v = r.value;
         if (m == M_PRIORITY) {
           if (isnum && integer && fits && (v == 1 || v == 5 || v == 10))
             out->priority = (int)v;
@@ -824,7 +539,7 @@ int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch,
         break;
       }
       default:
-        if (value(&sc, 1, R_ANY) < 0) goto syntax;
+        if (value(&sc, 1) < 0) goto syntax;
         bulk_escape_text(esc, 41, key, klen);
         SEM(APNS_EINVAL,
             "unknown field \"%s\" (known: token, channel, payload, topic, push_type, priority, expiration, "
@@ -871,16 +586,16 @@ int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch,
   }
   if (out->payload) {
     /* The raw notification's checks (apns_notification_new_raw), where the scan decides them. */
-    out->payload_checked = !sc.unsure;
-    if (sc.members == 0) {
+    out->payload_checked = !pr.unsure;
+    if (pr.members == 0) {
       say(why, whylen, "payload: %s", apns_strerror(APNS_EPAYLOADEMPTY));
       return APNS_EPAYLOADEMPTY;
     }
-    if (sc.aps_seen && !sc.aps_object) {
+    if (pr.aps_seen && !pr.aps_object) {
       say(why, whylen, "payload: %s (\"aps\" must be an object)", apns_strerror(APNS_EBADJSON));
       return APNS_EBADJSON;
     }
-    out->payload_background = sc.aps_object && sc.ca_one && !sc.aps_shown;
+    out->payload_background = pr.background;
   }
   return 0;
 
