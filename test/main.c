@@ -249,6 +249,11 @@ static void finish_job(job *j, int status, int verbose) {
 int main(int argc, char **argv) {
   int jobs = 2, verbose = 0, list = 0, first = 1;
   int timeout = getenv("APNS_TEST_TIMEOUT") ? atoi(getenv("APNS_TEST_TIMEOUT")) : 120;
+  /* Every server of the tests is on 127.0.0.1: a proxy named by the machine's environment must not carry the
+   * commands they spawn (apns-push reads these as curl does). The proxy tests name their proxies themselves. */
+  static const char *const proxy_vars[] = {"https_proxy", "HTTPS_PROXY", "all_proxy",  "ALL_PROXY",
+                                           "no_proxy",    "NO_PROXY",    "http_proxy", "HTTP_PROXY"};
+  for (size_t i = 0; i < sizeof proxy_vars / sizeof proxy_vars[0]; i++) unsetenv(proxy_vars[i]);
   while (first < argc && argv[first][0] == '-') {
     if (strcmp(argv[first], "-j") == 0 && first + 1 < argc) {
       jobs = atoi(argv[first + 1]);

@@ -10,6 +10,7 @@
 #include "bulk.h"
 #include "fixture.h"
 #include "jwt_verify.h"
+#include "proxy_fixture.h"
 #include "validate.h"
 
 #include <apns.h>
@@ -2109,7 +2110,48 @@ TEST(push_bulk_channel_lines) {
   srv_stop(&s, NULL);
 }
 
+/* --proxy and the environment's https_proxy, as curl reads them: through a real HTTP CONNECT proxy (tinyproxy) and
+ * a real SOCKS5 one (danted) to the mock; TLS is still verified for the mock's name, and each proxy's log shows
+ * the tunnel. A proxy URL apns-push cannot use is a usage error that names the flag. */
+TEST(push_through_proxies) {
+  srv s;
+  srv_start(&s, 1, 0);
+  fx_daemon *http = fx_tinyproxy_start(NULL, NULL, apns_mock_port(s.mock));
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", fx_daemon_port(http));
+  child c;
+  memset(&c, 0, sizeof c);
+  int rc = srv_push(&s, &c, ARGS(CONN(&s), CERT(&s), "--proxy", url, "--alert", "via CONNECT", TOK), NULL, NULL);
+  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, err_of(&c));
+  ASSERT_TRUE(strstr(out_of(&c), "\"status\":200") != NULL);
+  child_free(&c);
+  ASSERT_TRUE(strstr(fx_daemon_output(http), "CONNECT") != NULL ||
+              strstr(fx_daemon_output(http), "Established") != NULL);
+  fx_daemon_stop(http);
+
+  fx_daemon *socks = fx_danted_start(NULL, NULL);
+  char env_proxy[96];
+  snprintf(env_proxy, sizeof env_proxy, "https_proxy=socks5h://127.0.0.1:%d", fx_daemon_port(socks));
+  char *env[] = {env_proxy, NULL};
+  memset(&c, 0, sizeof c);
+  rc = srv_push(&s, &c, ARGS(CONN(&s), CERT(&s), "--alert", "via SOCKS5", TOK), NULL, env);
+  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, err_of(&c));
+  ASSERT_TRUE(strstr(out_of(&c), "\"status\":200") != NULL);
+  child_free(&c);
+  fx_daemon_stop(socks);
+
+  memset(&c, 0, sizeof c);
+  rc = srv_push(&s, &c, ARGS(CONN(&s), CERT(&s), "--proxy", "https://127.0.0.1:1", "--alert", "x", TOK), NULL, NULL);
+  if (rc != 2 && rc != 1) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, err_of(&c));
+  if (strstr(err_of(&c), "--proxy: ") == NULL) test__fail(__FILE__, __LINE__, "stderr:\n%s", err_of(&c));
+  child_free(&c);
+  apns_mock_stats st;
+  srv_stop(&s, &st);
+  ASSERT_EQ(st.requests, 2); /* one through each proxy, none for the refused URL */
+}
+
 TEST_SUITE(push){
+    TEST_ENTRY(push_through_proxies),
     TEST_ENTRY(push_help_and_version),
     TEST_ENTRY(push_usage_errors_exit_2),
     TEST_ENTRY(push_payload_too_large_exit_2),

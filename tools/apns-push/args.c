@@ -31,6 +31,9 @@ static const char usage_text[] =
     "  --insecure                do not verify the server certificate: for test servers only\n"
     "  --connections N           connections to open (default 2)\n"
     "  --timeout SECONDS         deadline of each notification, retries included (default 10)\n"
+    "  --proxy URL               http://[USER:PASS@]HOST:PORT (CONNECT) or socks5h://[USER:PASS@]HOST:PORT;\n"
+    "                            default: $https_proxy, $HTTPS_PROXY, $all_proxy, $ALL_PROXY unless $no_proxy\n"
+    "                            names the host\n"
     "Auth (one of):\n"
     "  --cert FILE --key FILE    client certificate and its key, PEM (--key defaults to --cert's file)\n"
     "  --key-pass-env VAR        the key's passphrase is in the environment variable VAR\n"
@@ -113,6 +116,7 @@ enum {
   OPT_MAX_QUEUED,
   OPT_HELP,
   OPT_VERSION,
+  OPT_PROXY,
   /* broadcast push and Live Activities (broadcast_option) */
   OPT_CHANNEL,
   OPT_STORAGE,
@@ -171,6 +175,7 @@ static const struct option longopts[] = {
     {"max-queued", required_argument, NULL, OPT_MAX_QUEUED},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"proxy", required_argument, NULL, OPT_PROXY},
     {"channel", required_argument, NULL, OPT_CHANNEL},
     {"storage", required_argument, NULL, OPT_STORAGE},
     {"management-host", required_argument, NULL, OPT_MANAGEMENT_HOST},
@@ -670,6 +675,9 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
     case OPT_HELP:
       fputs(usage_text, stdout);
       return 1;
+    case OPT_PROXY:
+      o->proxy = optarg;
+      break;
     case OPT_VERSION:
       printf("apns-push %s (libapns %s)\n", APNS_VERSION_STRING, apns_version_string());
       return 1;
@@ -803,4 +811,19 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
 usage:
   fputs("usage: apns-push [options] TOKEN [PAYLOAD_JSON] | --bulk FILE|-   (apns-push --help for more)\n", stderr);
   return PUSH_EXIT_USAGE;
+}
+
+int push_proxy(const push_opts *o, apns_proxy_options **out) {
+  char errbuf[512] = "";
+  const char *target = o->endpoint == APNS_ENDPOINT_CUSTOM        ? o->host
+                       : o->endpoint == APNS_ENDPOINT_DEVELOPMENT ? APNS_HOST_DEVELOPMENT
+                                                                  : APNS_HOST_PRODUCTION;
+  *out = NULL;
+  int rv = o->proxy ? apns_proxy_parse_url(o->proxy, out, errbuf, sizeof errbuf)
+                    : apns_proxy_from_env(target, out, errbuf, sizeof errbuf);
+  if (rv < 0) {
+    push_err("%s%s (%s)", o->proxy ? "--proxy: " : "", errbuf[0] ? errbuf : apns_strerror(rv), apns_err_name(rv));
+    return -1;
+  }
+  return 0;
 }

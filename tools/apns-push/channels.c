@@ -352,7 +352,14 @@ int push_broadcast_main(const push_opts *o, apns_notification *n, int fd) {
   client_options(o, &co);
   bc_run run = {o, NULL, 0, PUSH_EXIT_FAILED};
   char errbuf[512] = "";
+  apns_proxy_options *proxy = NULL;
+  if (push_proxy(o, &proxy) != 0) {
+    uv_loop_close(&loop);
+    return PUSH_EXIT_USAGE;
+  }
+  if (proxy) co.proxy = *proxy;
   rv = apns_client_open(&loop, &run.client, &co, errbuf, sizeof errbuf);
+  apns_proxy_options_free(proxy);
   if (rv < 0) {
     push_err("%s (%s)", errbuf[0] ? errbuf : apns_strerror(rv), apns_err_name(rv));
     uv_run(&loop, UV_RUN_DEFAULT);

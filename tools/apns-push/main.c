@@ -609,7 +609,11 @@ static int open_client(app *a) {
   a->low_water = co.low_water;
   co.on_event = on_event;
   co.data = a;
+  apns_proxy_options *proxy = NULL;
+  if (push_proxy(&a->o, &proxy) != 0) return -1;
+  if (proxy) co.proxy = *proxy;
   int rv = apns_client_open(&a->loop, &a->client, &co, errbuf, sizeof errbuf);
+  apns_proxy_options_free(proxy); /* copied by the open */
   if (rv < 0) {
     push_err("%s (%s)", errbuf[0] ? errbuf : apns_strerror(rv), apns_err_name(rv));
     return -1;

@@ -38,6 +38,7 @@ typedef struct push_opts {
   int insecure;
   unsigned connections;
   uint64_t timeout_ms;
+  const char *proxy; /* --proxy URL; NULL: the environment's (https_proxy, all_proxy, no_proxy), as curl reads it */
   /* auth */
   const char *cert_file, *key_file, *key_pass_env, *key_pass;
   const char *p8_file, *key_id, *team_id;
@@ -75,6 +76,10 @@ typedef struct push_opts {
   int has_relevance;
   double relevance_score;
 } push_opts;
+
+/* The proxy for o's target: --proxy, else the environment's. *out is NULL for none; free it with
+ * apns_proxy_options_free() after apns_client_open (which copies it). Returns 0, or -1 after saying why. */
+int push_proxy(const push_opts *o, apns_proxy_options **out);
 
 /* Parses argv (modified: --data's '=' becomes a NUL). Returns 0; 1 when the caller should exit 0 (--help,
  * --version, already printed); or PUSH_EXIT_USAGE after printing why on stderr. opts->data is malloc'd: free it
