@@ -653,7 +653,10 @@ static void on_claim_reply(redisAsyncContext *ac, void *rep, void *privdata) {
   }
   pump(r);
   /* More may be idle: go on at once while the cursor says so and there is room. */
-  if (strcmp(r->claim_cursor, "0-0") != 0 && n) uv_timer_start(&r->claim_timer, r->claim_timer.timer_cb, 0, 0);
+  /* Restarting the timer keeps its period: a one-shot here once left entries that became idle later unclaimed
+   * for good (the takeover test stalled with the victim's last entries pending). */
+  if (strcmp(r->claim_cursor, "0-0") != 0 && n)
+    uv_timer_start(&r->claim_timer, r->claim_timer.timer_cb, 0, uv_timer_get_repeat(&r->claim_timer));
 }
 
 static void on_claim_timer(uv_timer_t *t) {
