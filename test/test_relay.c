@@ -133,8 +133,6 @@ typedef struct {
   int watching, watch_gone;
   char **entries; /* the "entry" of each result */
   size_t entries_cap;
-  kid *kids[4]; /* the relays started, for the story of a stall */
-  int nkids;
 } world;
 
 static void on_mock_request(void *data, apns_mock_request *req) {
@@ -203,7 +201,6 @@ static void add_entries(world *w, unsigned first, unsigned n, char **ids) {
 }
 
 static void relay_start(world *w, kid *k, const char *consumer, const char *const *extra) {
-  if (w->nkids < 4) w->kids[w->nkids++] = k;
   const char *argv[64];
   size_t n = 0;
   const char *base[] = {relay_bin(), "--redis", w->redis.url, "--host",     w->host,  "--verify-name",
@@ -271,47 +268,11 @@ static void watch_start(world *w) {
   watch_next(w);
 }
 
-static void stall_tick(uv_timer_t *t) {
-  (void)t;
-}
-
-static void tick_closed(uv_handle_t *h) {
-  *(int *)h->data = 1;
-}
-
-/* Waits for n results. A run that stops making progress for a long while fails with what each relay logged and
- * what Redis holds, rather than being killed by the runner's time limit with nothing to show. */
 static void run_until_results(world *w, int n) {
-  uv_timer_t tick;
-  uv_timer_init(&w->loop, &tick);
-  uv_timer_start(&tick, stall_tick, 1000, 1000);
-  uint64_t quiet_since = uv_now(&w->loop), limit = 45000 * (uint64_t)test_time_factor();
-  int seen = w->results;
   while (w->results < n) {
     if (uv_run(&w->loop, UV_RUN_ONCE) == 0 && w->results < n)
       test__fail(__FILE__, __LINE__, "the loop ran dry at %d of %d results", w->results, n);
-    if (w->results != seen) {
-      seen = w->results;
-      quiet_since = uv_now(&w->loop);
-    } else if (uv_now(&w->loop) - quiet_since > limit) {
-      printf("stalled at %d of %d results; the mock saw %lu requests (paused at %lu)\n", w->results, n, w->requests,
-             w->pause_at);
-      redisReply *p = rfx_cmd(&w->redis, "XPENDING apns apns-relay");
-      if (p && p->type == REDIS_REPLY_ARRAY && p->elements > 0) printf("pending: %lld\n", p->element[0]->integer);
-      freeReplyObject(p);
-      printf("XLEN apns:results %lld\n", rfx_int(&w->redis, "XLEN apns:results"));
-      for (int i = 0; i < w->nkids; i++) {
-        const char *e = err_of(w->kids[i]);
-        size_t len = strlen(e);
-        printf("--- relay %d (last 4000 bytes of stderr):\n%s\n", i, len > 4000 ? e + len - 4000 : e);
-      }
-      test__fail(__FILE__, __LINE__, "no result for %llu ms", (unsigned long long)limit);
-    }
   }
-  int closed = 0;
-  tick.data = &closed;
-  uv_close((uv_handle_t *)&tick, tick_closed);
-  while (!closed) uv_run(&w->loop, UV_RUN_ONCE);
 }
 
 static int cmp_str(const void *a, const void *b) {
