@@ -1,0 +1,286 @@
+/* The chaos soak: apns_pool against apns-mock's seeded fault mode (--chaos, tools/apns-mock/mock_chaos.h) over real
+ * TLS on 127.0.0.1, many notifications, and the library's promises checked at the end: every request ended exactly
+ * once; every request the server did not refuse for good (429 here) was accepted, retries allowed and the deadline
+ * generous; nothing leaked; no callback ran inside apns_pool_post; connects per second within the pool's limit.
+ * Every failure message names the seed, and the seed is printed at the start of each run; replay it with
+ * APNS_CHAOS_SEED=N build/test/apns-tests chaos_soak_pool (or apns-mock --chaos N).
+ *
+ * The normal suite runs a fixed list of seeds (reproducible). APNS_SOAK_SECONDS=S runs chaos_soak_long: runs of
+ * 200 000 notifications with time-based seeds until S seconds have passed (raise APNS_TEST_TIMEOUT to match). */
+#include "fixture.h"
+
+#include "mock_chaos.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#define TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+typedef struct {
+  int calls;
+  int err;
+  int status;
+} outcome;
+
+typedef struct {
+  uv_loop_t loop;
+  apns__certgen_result certs;
+  apns_mock_options mo;
+  apns_mock *mock;
+  apns_pool *pool;
+  uint64_t seed;
+  outcome *out;
+  int done, closed;
+  int in_post;        /* set around each apns_pool_post */
+  int cb_inside_post; /* callbacks that ran while it was set */
+  long live_before;
+} soak;
+
+typedef struct {
+  soak *s;
+  int index;
+} tag;
+
+#define SOAK_FAIL(s, ...)                                                                                            \
+  do {                                                                                                               \
+    char soak__m[512];                                                                                               \
+    snprintf(soak__m, sizeof soak__m, __VA_ARGS__);                                                                  \
+    test__fail(__FILE__, __LINE__, "chaos seed %llu: %s (replay: APNS_CHAOS_SEED=%llu)",                             \
+               (unsigned long long)(s)->seed, soak__m, (unsigned long long)(s)->seed);                               \
+  } while (0)
+
+static void on_done(int err, const apns_response *res, void *data) {
+  tag *t = data;
+  soak *s = t->s;
+  if (s->in_post) s->cb_inside_post++;
+  outcome *o = &s->out[t->index];
+  o->calls++;
+  o->err = err;
+  o->status = res->status;
+  s->done++;
+}
+
+static void on_closed(apns_pool *p) {
+  soak *s = apns_pool_data(p);
+  s->closed = 1;
+}
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+enum { SOAK_SIZE = 4, SOAK_CPS = 25 };
+
+/* One run: n notifications through a pool of SOAK_SIZE against a mock with the chaos ch. */
+static void soak_run(const apns_mock_chaos *ch, int n, apns_mock_stats *ms_out) {
+  soak s;
+  memset(&s, 0, sizeof s);
+  s.seed = ch->seed;
+  s.live_before = test_alloc_live();
+  fprintf(stderr, "chaos seed %llu: %d notifications\n", (unsigned long long)s.seed, n);
+  s.out = calloc((size_t)n, sizeof *s.out);
+  tag *tags = calloc((size_t)n, sizeof *tags);
+  ASSERT_NOT_NULL(s.out);
+  ASSERT_NOT_NULL(tags);
+  ASSERT_EQ(uv_loop_init(&s.loop), 0);
+  fx_certs(&s.certs, 0);
+  fx_mock_options(&s.mo, &s.certs, 1);
+  s.mo.chaos = *ch;
+  s.mock = fx_mock_start(&s.loop, &s.mo);
+
+  apns_pool_options o;
+  memset(&o, 0, sizeof o);
+  o.host = "127.0.0.1";
+  o.port = (uint16_t)apns_mock_port(s.mock);
+  fx_tls_client(&o.tls, &s.certs);
+  o.size = SOAK_SIZE;
+  o.max_connects_per_sec = SOAK_CPS;
+  o.reconnect_min_delay_ms = 5;
+  o.reconnect_max_delay_ms = 200;
+  o.retry_max_delay_ms = 200;
+  /* A silent connection is found by its unanswered PING. */
+  o.ping_idle_ms = 300 * (uint64_t)test_time_factor();
+  o.ping_timeout_ms = 300 * (uint64_t)test_time_factor();
+  o.data = &s;
+  char err[256] = "";
+  int rv = apns_pool_open(&s.loop, &s.pool, &o, err, sizeof err);
+  if (rv != 0) SOAK_FAIL(&s, "apns_pool_open: %s (%s)", apns_strerror(rv), err);
+
+  uint64_t t0 = now_ms();
+  apns_request r;
+  fx_request(&r, TOKEN, 300000 * (uint64_t)test_time_factor()); /* generous: retries have all the time they need */
+  for (int i = 0; i < n; i++) {
+    tags[i].s = &s;
+    tags[i].index = i;
+    s.in_post = 1;
+    rv = apns_pool_post(s.pool, &r, on_done, &tags[i]);
+    s.in_post = 0;
+    if (rv != 0) SOAK_FAIL(&s, "apns_pool_post %d: %s", i, apns_strerror(rv));
+  }
+  while (s.done < n) {
+    if (uv_run(&s.loop, UV_RUN_ONCE) == 0 && s.done < n) SOAK_FAIL(&s, "the loop ran dry at %d of %d", s.done, n);
+  }
+  double elapsed = (double)(now_ms() - t0) / 1000.0;
+
+  apns_mock_stats ms;
+  apns_mock_get_stats(s.mock, &ms);
+  char line[2048];
+  apns_mock_format_stats(&ms, line, sizeof line);
+  fprintf(stderr, "chaos seed %llu: %.1f s, %s\n", (unsigned long long)s.seed, elapsed, line);
+
+  /* Exactly once, and never inside the post. */
+  if (s.cb_inside_post) SOAK_FAIL(&s, "%d callbacks ran inside apns_pool_post", s.cb_inside_post);
+  long refused = 0;
+  for (int i = 0; i < n; i++) {
+    outcome *x = &s.out[i];
+    if (x->calls != 1) SOAK_FAIL(&s, "request %d ended %d times", i, x->calls);
+    if (x->err == 0 && x->status == 429) {
+      refused++; /* TooManyRequests: a permanent answer, not retried */
+      continue;
+    }
+    if (x->err != 0 || x->status != 200)
+      SOAK_FAIL(&s, "request %d ended with %s status %d, not accepted", i, apns_err_name(x->err), x->status);
+  }
+  if ((uint64_t)refused > ms.chaos[APNS_MOCK_CHAOS_429])
+    SOAK_FAIL(&s, "%ld requests got 429, the mock made %llu", refused,
+              (unsigned long long)ms.chaos[APNS_MOCK_CHAOS_429]);
+  /* Connects: the pool's first SOAK_SIZE, then at most SOAK_CPS a second (one second of slack for the bucket). */
+  double limit = SOAK_SIZE + SOAK_CPS * (elapsed + 1.0);
+  if ((double)ms.connections > limit)
+    SOAK_FAIL(&s, "%llu connections in %.1f s: more than %.0f", (unsigned long long)ms.connections, elapsed, limit);
+
+  ASSERT_OK(apns_pool_close(s.pool, 0, on_closed));
+  while (!s.closed) {
+    if (uv_run(&s.loop, UV_RUN_ONCE) == 0 && !s.closed) SOAK_FAIL(&s, "the loop ran dry before the pool closed");
+  }
+  fx_mock_stop_and_close_loop(&s.loop, s.mock);
+  apns__certgen_free(&s.certs);
+  if (test_alloc_live() != s.live_before) SOAK_FAIL(&s, "%ld allocations leaked", test_alloc_live() - s.live_before);
+  free(tags);
+  free(s.out);
+  if (ms_out) *ms_out = ms;
+}
+
+static uint64_t env_seed(uint64_t dflt) {
+  const char *e = getenv("APNS_CHAOS_SEED");
+  return e && *e ? strtoull(e, NULL, 10) : dflt;
+}
+
+/* ---- the fault mode's decisions, without sockets ---- */
+
+TEST(chaos_parse_and_replay) {
+  apns_mock_chaos ch;
+  char err[160];
+  ASSERT_EQ(apns_mock_chaos_parse(&ch, "42", err, sizeof err), 0);
+  ASSERT_EQ(ch.enabled, 1);
+  ASSERT_UEQ(ch.seed, 42);
+  ASSERT_EQ(ch.rate[APNS_MOCK_CHAOS_DROP], 200);
+  ASSERT_EQ(ch.rate[APNS_MOCK_CHAOS_429], 1000);
+  ASSERT_EQ(apns_mock_chaos_parse(&ch, "7,0,refuse=500000,hold-ms=50", err, sizeof err), 0);
+  ASSERT_EQ(ch.rate[APNS_MOCK_CHAOS_DROP], 0);
+  ASSERT_EQ(ch.rate[APNS_MOCK_CHAOS_REFUSE], 500000);
+  ASSERT_EQ(ch.hold_ms, 50);
+  ASSERT_EQ(apns_mock_chaos_parse(&ch, "x", err, sizeof err), -1);
+  ASSERT_TRUE(strstr(err, "seed") != NULL);
+  ASSERT_EQ(apns_mock_chaos_parse(&ch, "1,bogus=5", err, sizeof err), -1);
+  ASSERT_TRUE(strstr(err, "bogus") != NULL);
+  ASSERT_EQ(apns_mock_chaos_parse(&ch, "1,drop=600000,500=600000", err, sizeof err), -1);
+  ASSERT_TRUE(strstr(err, "more than") != NULL);
+  ASSERT_EQ(apns_mock_chaos_parse(&ch, "1,-3", err, sizeof err), -1);
+
+  /* The same seed and connection: the same faults; another connection: others. */
+  apns_mock_chaos_defaults(&ch, 1234);
+  for (int f = 0; f < APNS_MOCK_CHAOS_COUNT; f++) ch.rate[f] = 20000;
+  uint64_t a = apns__mock_chaos_conn_seed(&ch, 3), b = apns__mock_chaos_conn_seed(&ch, 3);
+  uint64_t c = apns__mock_chaos_conn_seed(&ch, 4);
+  int same = 1, differ = 0, hits[APNS_MOCK_CHAOS_COUNT] = {0};
+  for (int i = 0; i < 20000; i++) {
+    int fa = apns__mock_chaos_pick(&ch, &a), fb = apns__mock_chaos_pick(&ch, &b);
+    int fc = apns__mock_chaos_pick(&ch, &c);
+    same &= fa == fb;
+    differ |= fa != fc;
+    if (fa >= 0) hits[fa]++;
+  }
+  ASSERT_TRUE(same);
+  ASSERT_TRUE(differ);
+  /* 20000 per million of 20000 requests is about 400 each: every fault comes up, none far from its rate. */
+  for (int f = 0; f < APNS_MOCK_CHAOS_COUNT; f++) {
+    ASSERT_GT(hits[f], 250);
+    ASSERT_LT(hits[f], 550);
+  }
+  /* Rate 0 never fires. */
+  apns_mock_chaos_defaults(&ch, 1);
+  memset(ch.rate, 0, sizeof ch.rate);
+  a = apns__mock_chaos_conn_seed(&ch, 1);
+  for (int i = 0; i < 10000; i++) ASSERT_EQ(apns__mock_chaos_pick(&ch, &a), -1);
+  ASSERT_STREQ(apns_mock_chaos_name(APNS_MOCK_CHAOS_GOAWAY_LOW), "goaway-low");
+  ASSERT_STREQ(apns_mock_chaos_name(99), "?");
+}
+
+/* ---- against the pool ---- */
+
+/* Each fault alone at 0.5 %: the pool survives it, the mock made it, and the promises hold. */
+TEST(chaos_each_fault_alone) {
+  int n = test_time_factor() > 1 ? 300 : 1500;
+  for (int f = 0; f < APNS_MOCK_CHAOS_COUNT; f++) {
+    apns_mock_chaos ch;
+    apns_mock_chaos_defaults(&ch, env_seed(1000 + (uint64_t)f));
+    memset(ch.rate, 0, sizeof ch.rate);
+    ch.rate[f] = test_time_factor() > 1 ? 20000 : 5000;
+    ch.hold_ms = 300;
+    fprintf(stderr, "fault %s\n", apns_mock_chaos_name(f));
+    apns_mock_stats ms;
+    soak_run(&ch, n, &ms);
+    if (ms.chaos[f] == 0)
+      test__fail(__FILE__, __LINE__, "chaos seed %llu: fault %s never came up", (unsigned long long)ch.seed,
+                 apns_mock_chaos_name(f));
+  }
+}
+
+/* Every fault at once, the default rates, a fixed list of seeds: 60 000 notifications in all (2 000 under
+ * valgrind). */
+TEST(chaos_soak_pool) {
+  static const uint64_t seeds[] = {1, 20261201, 77777, 4242, 31337};
+  const int nseeds = (int)(sizeof seeds / sizeof seeds[0]);
+  int per = test_time_factor() > 1 ? 400 : 60000 / nseeds;
+  uint64_t faults = 0;
+  const char *one = getenv("APNS_CHAOS_SEED");
+  for (int i = 0; i < nseeds; i++) {
+    apns_mock_chaos ch;
+    apns_mock_chaos_defaults(&ch, one && *one ? env_seed(0) : seeds[i]);
+    apns_mock_stats ms;
+    soak_run(&ch, per, &ms);
+    for (int f = 0; f < APNS_MOCK_CHAOS_COUNT; f++) faults += ms.chaos[f];
+    if (one && *one) break;
+  }
+  ASSERT_GT(faults, 10); /* chaos happened */
+}
+
+/* APNS_SOAK_SECONDS=S: runs of 200 000 with time-based seeds until S seconds have passed; without it, one small
+ * run so that the test is never empty. */
+TEST(chaos_soak_long) {
+  const char *e = getenv("APNS_SOAK_SECONDS");
+  long secs = e && *e ? atol(e) : 0;
+  uint64_t t0 = now_ms();
+  int runs = 0;
+  do {
+    apns_mock_chaos ch;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    apns_mock_chaos_defaults(&ch, env_seed((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec));
+    soak_run(&ch, secs > 0 ? 200000 : (test_time_factor() > 1 ? 200 : 2000), NULL);
+    runs++;
+  } while (secs > 0 && now_ms() - t0 < (uint64_t)secs * 1000);
+  fprintf(stderr, "%d runs in %.1f s\n", runs, (double)(now_ms() - t0) / 1000.0);
+  ASSERT_GE(runs, 1);
+}
+
+TEST_SUITE(chaos){
+    TEST_ENTRY(chaos_parse_and_replay),
+    TEST_ENTRY(chaos_each_fault_alone),
+    TEST_ENTRY(chaos_soak_pool),
+    TEST_ENTRY(chaos_soak_long),
+    TEST_SUITE_END,
+};
