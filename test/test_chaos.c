@@ -11,8 +11,12 @@
 
 #include "mock_chaos.h"
 
+#include <fcntl.h>
+#include <jansson.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
@@ -105,10 +109,10 @@ static void soak_run(const apns_mock_chaos *ch, int n, apns_mock_stats *ms_out) 
   o.ping_timeout_ms = 300 * (uint64_t)test_time_factor();
   o.data = &s;
   char err[256] = "";
+  uint64_t t0 = now_ms(); /* the pool connects from its open on */
   int rv = apns_pool_open(&s.loop, &s.pool, &o, err, sizeof err);
   if (rv != 0) SOAK_FAIL(&s, "apns_pool_open: %s (%s)", apns_strerror(rv), err);
 
-  uint64_t t0 = now_ms();
   apns_request r;
   fx_request(&r, TOKEN, 300000 * (uint64_t)test_time_factor()); /* generous: retries have all the time they need */
   for (int i = 0; i < n; i++) {
@@ -146,8 +150,8 @@ static void soak_run(const apns_mock_chaos *ch, int n, apns_mock_stats *ms_out) 
   if ((uint64_t)refused > ms.chaos[APNS_MOCK_CHAOS_429])
     SOAK_FAIL(&s, "%ld requests got 429, the mock made %llu", refused,
               (unsigned long long)ms.chaos[APNS_MOCK_CHAOS_429]);
-  /* Connects: the pool's first SOAK_SIZE, then at most SOAK_CPS a second (one second of slack for the bucket). */
-  double limit = SOAK_SIZE + SOAK_CPS * (elapsed + 1.0);
+  /* Connects: the pool's token bucket holds max(size, rate) = SOAK_CPS, and refills SOAK_CPS a second. */
+  double limit = SOAK_CPS * (elapsed + 1.0);
   if ((double)ms.connections > limit)
     SOAK_FAIL(&s, "%llu connections in %.1f s: more than %.0f", (unsigned long long)ms.connections, elapsed, limit);
 
@@ -277,10 +281,156 @@ TEST(chaos_soak_long) {
   ASSERT_GE(runs, 1);
 }
 
+/* ---- through apns-push ---- */
+
+typedef struct {
+  uv_process_t proc;
+  int exited;
+  int64_t status;
+  int term_signal;
+} push_child;
+
+static void push_exit(uv_process_t *p, int64_t status, int sig) {
+  push_child *c = p->data;
+  c->exited = 1;
+  c->status = status;
+  c->term_signal = sig;
+  uv_close((uv_handle_t *)p, NULL);
+}
+
+static const char *push_bin(void) {
+  const char *b = getenv("APNS_PUSH_BIN");
+  return b && *b ? b : APNS_PUSH_BIN_DEFAULT;
+}
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  ASSERT_NOT_NULL(f);
+  ASSERT_EQ(fseek(f, 0, SEEK_END), 0);
+  long n = ftell(f);
+  ASSERT_GE(n, 0);
+  rewind(f);
+  char *p = malloc((size_t)n + 1);
+  ASSERT_NOT_NULL(p);
+  ASSERT_EQ(fread(p, 1, (size_t)n, f), (size_t)n);
+  p[n] = '\0';
+  fclose(f);
+  return p;
+}
+
+/* n bulk lines through apns-push (its own pool, default connect rate 4/s) against the chaos mock. apns-push has
+ * no PING settings (15 s idle, 5 s timeout), so "silent" is left to the pool soak. */
+static void push_soak(uint64_t seed, int n) {
+  soak s;
+  memset(&s, 0, sizeof s);
+  s.seed = seed;
+  fprintf(stderr, "chaos seed %llu: %d notifications through apns-push\n", (unsigned long long)seed, n);
+  char dir[600], path[700], results[700], errpath[700];
+  snprintf(dir, sizeof dir, "%s/certs", test_tmpdir());
+  ASSERT_EQ(mkdir(dir, 0700), 0);
+  fx_certs(&s.certs, 0);
+  char err[256] = "";
+  if (apns__certgen_write_dir(dir, &s.certs, err, sizeof err) != 0) test__fail(__FILE__, __LINE__, "%s", err);
+  snprintf(path, sizeof path, "%s/in.jsonl", test_tmpdir());
+  snprintf(results, sizeof results, "%s/results.jsonl", test_tmpdir());
+  snprintf(errpath, sizeof errpath, "%s/stderr.txt", test_tmpdir());
+  FILE *f = fopen(path, "w");
+  ASSERT_NOT_NULL(f);
+  for (int i = 0; i < n; i++) fprintf(f, "{\"token\":\"%s\"}\n", TOKEN);
+  ASSERT_EQ(fclose(f), 0);
+
+  ASSERT_EQ(uv_loop_init(&s.loop), 0);
+  fx_mock_options(&s.mo, &s.certs, 1);
+  apns_mock_chaos_defaults(&s.mo.chaos, seed);
+  s.mo.chaos.rate[APNS_MOCK_CHAOS_SILENT] = 0;
+  s.mo.chaos.hold_ms = 500;
+  s.mock = fx_mock_start(&s.loop, &s.mo);
+  char hostport[64], ca[700], cert[700], key[700], timeout[32];
+  snprintf(hostport, sizeof hostport, "127.0.0.1:%d", apns_mock_port(s.mock));
+  snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+  snprintf(cert, sizeof cert, "%s/client.pem", dir);
+  snprintf(key, sizeof key, "%s/client-key.pem", dir);
+  snprintf(timeout, sizeof timeout, "%d", 300 * test_time_factor());
+  const char *argv[] = {
+      push_bin(),        "--host", hostport, "--verify-name", "localhost", "--ca",    ca,   "--topic",
+      "com.example.app", "--cert", cert,     "--key",         key,         "--alert", "hi", "--timeout",
+      timeout,           "--bulk", path,     "--results",     results,     NULL};
+  int efd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ASSERT_GE(efd, 0);
+  uv_stdio_container_t stdio[3];
+  stdio[0].flags = UV_IGNORE;
+  stdio[1].flags = UV_INHERIT_FD;
+  stdio[1].data.fd = efd;
+  stdio[2].flags = UV_INHERIT_FD;
+  stdio[2].data.fd = efd;
+  uv_process_options_t po;
+  memset(&po, 0, sizeof po);
+  po.file = argv[0];
+  po.args = (char **)argv;
+  po.stdio = stdio;
+  po.stdio_count = 3;
+  po.exit_cb = push_exit;
+  push_child c;
+  memset(&c, 0, sizeof c);
+  c.proc.data = &c;
+  uint64_t t0 = now_ms();
+  int rv = uv_spawn(&s.loop, &c.proc, &po);
+  close(efd);
+  if (rv != 0) SOAK_FAIL(&s, "spawn %s: %s", argv[0], uv_strerror(rv));
+  fx_run_until(&s.loop, &c.exited);
+  double elapsed = (double)(now_ms() - t0) / 1000.0;
+  apns_mock_stats ms;
+  apns_mock_get_stats(s.mock, &ms);
+  char line[2048];
+  apns_mock_format_stats(&ms, line, sizeof line);
+  fprintf(stderr, "chaos seed %llu: %.1f s, %s\n", (unsigned long long)seed, elapsed, line);
+  char *errtext = slurp(errpath);
+  if (c.term_signal) SOAK_FAIL(&s, "apns-push died of signal %d:\n%s", c.term_signal, errtext);
+
+  /* Every line ended exactly once, as a JSON line; each accepted, or refused for good by 429. */
+  int *seen = calloc((size_t)n + 1, sizeof *seen);
+  ASSERT_NOT_NULL(seen);
+  char *text = slurp(results), *p = text;
+  int lines = 0, refused = 0;
+  while (*p) {
+    char *nl = strchr(p, '\n');
+    if (nl == NULL) SOAK_FAIL(&s, "a result line without its newline: %.200s", p);
+    *nl = '\0';
+    json_error_t je;
+    json_t *j = json_loads(p, 0, &je);
+    if (j == NULL) SOAK_FAIL(&s, "a result line is not JSON (%s): %.200s", je.text, p);
+    json_int_t ln = json_integer_value(json_object_get(j, "line"));
+    json_int_t st = json_integer_value(json_object_get(j, "status"));
+    if (ln < 1 || ln > n) SOAK_FAIL(&s, "a result for no line: %.200s", p);
+    if (++seen[ln] != 1) SOAK_FAIL(&s, "line %lld ended %d times", (long long)ln, seen[ln]);
+    if (st == 429)
+      refused++;
+    else if (st != 200)
+      SOAK_FAIL(&s, "line %lld not accepted: %.300s", (long long)ln, p);
+    json_decref(j);
+    lines++;
+    p = nl + 1;
+  }
+  if (lines != n) SOAK_FAIL(&s, "%d result lines for %d notifications:\n%s", lines, n, errtext);
+  if ((uint64_t)refused > ms.chaos[APNS_MOCK_CHAOS_429])
+    SOAK_FAIL(&s, "%d lines got 429, the mock made %llu", refused, (unsigned long long)ms.chaos[APNS_MOCK_CHAOS_429]);
+  if (c.status != (refused ? 1 : 0)) SOAK_FAIL(&s, "exit %d with %d refused:\n%s", (int)c.status, refused, errtext);
+  /* apns-push's pool: 2 connections, a token bucket of max(2, 4) refilled 4 a second (the default rate). */
+  double limit = 4 * (elapsed + 1.0);
+  if ((double)ms.connections > limit)
+    SOAK_FAIL(&s, "%llu connections in %.1f s: more than %.0f", (unsigned long long)ms.connections, elapsed, limit);
+  free(text);
+  free(errtext);
+  free(seen);
+  fx_mock_stop_and_close_loop(&s.loop, s.mock);
+  apns__certgen_free(&s.certs);
+}
+
+TEST(chaos_soak_push) {
+  push_soak(env_seed(9001), test_time_factor() > 1 ? 500 : 20000);
+}
+
 TEST_SUITE(chaos){
-    TEST_ENTRY(chaos_parse_and_replay),
-    TEST_ENTRY(chaos_each_fault_alone),
-    TEST_ENTRY(chaos_soak_pool),
-    TEST_ENTRY(chaos_soak_long),
-    TEST_SUITE_END,
+    TEST_ENTRY(chaos_parse_and_replay), TEST_ENTRY(chaos_each_fault_alone), TEST_ENTRY(chaos_soak_pool),
+    TEST_ENTRY(chaos_soak_push),        TEST_ENTRY(chaos_soak_long),        TEST_SUITE_END,
 };
