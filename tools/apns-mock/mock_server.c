@@ -522,6 +522,8 @@ static int chaos_request(apns__mock_conn *c, mock_stream *s) {
     nghttp2_settings_entry e = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, NGHTTP2_INITIAL_WINDOW_SIZE};
     if ((rv = nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, &e, 1)) != 0) return rv;
   }
+  /* A connection already on its way out takes no more faults: each one counted is one that happened. */
+  if (c->chaos_close || c->chaos_cut || c->chaos_garbage || c->silent) return 0;
   int f = apns__mock_chaos_pick(ch, &c->chaos_rng);
   if (f < 0 || (f == APNS_MOCK_CHAOS_GOAWAY_LOW && (s->id < 3 || c->goaway_sid != 0)) ||
       (f == APNS_MOCK_CHAOS_GOAWAY_DROP && c->goaway_sid != 0))
