@@ -12,7 +12,7 @@
 
 typedef enum {
   /* On the connection. */
-  APNS_MOCK_CHAOS_DROP = 0,    /* "drop": close at once, no GOAWAY, this request unanswered (mid-read) */
+  APNS_MOCK_CHAOS_DROP = 0,    /* "drop": no GOAWAY; this request and later ones unanswered, then close (mid-read) */
   APNS_MOCK_CHAOS_DROP_WRITE,  /* "drop-write": answer, then close with the output cut short (mid-write) */
   APNS_MOCK_CHAOS_GOAWAY_DROP, /* "goaway-drop": GOAWAY(NO_ERROR) naming this stream, then close */
   APNS_MOCK_CHAOS_GOAWAY_LOW,  /* "goaway-low": GOAWAY with last-stream-id below the highest open stream */

@@ -531,7 +531,8 @@ static int chaos_request(apns__mock_conn *c, mock_stream *s) {
   c->stats->chaos[f]++;
   switch (f) {
   case APNS_MOCK_CHAOS_DROP:
-    c->chaos_close = 1; /* the next flush writes nothing and closes */
+    /* The answers before it go out; this request and every later one get none, and the connection closes. */
+    c->chaos_close = 1;
     return 1;
   case APNS_MOCK_CHAOS_DROP_WRITE:
     c->chaos_cut = 1;
@@ -548,7 +549,7 @@ static int chaos_request(apns__mock_conn *c, mock_stream *s) {
     rv = nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, (const uint8_t *)c->goaway_data,
                                c->goaway_len);
     if (rv != 0) return rv;
-    if (f == APNS_MOCK_CHAOS_GOAWAY_DROP) c->chaos_close = 2; /* close once this flush is written */
+    if (f == APNS_MOCK_CHAOS_GOAWAY_DROP) c->chaos_close = 1;
     return f == APNS_MOCK_CHAOS_GOAWAY_LOW;
   }
   case APNS_MOCK_CHAOS_SILENT:
@@ -599,7 +600,7 @@ static int chaos_request(apns__mock_conn *c, mock_stream *s) {
 static int on_request_done(apns__mock_conn *c, mock_stream *s) {
   const apns_mock_options *o = c->opts;
   if (s->answered || s->held) return 0;
-  if (c->dropping || (c->goaway_sid > 0 && s->id > c->goaway_sid)) {
+  if (c->dropping || c->chaos_close || (c->goaway_sid > 0 && s->id > c->goaway_sid)) {
     c->stats->requests++;
     return 0;
   }
@@ -1130,13 +1131,12 @@ int apns__mock_conn_flush(apns__mock_conn *c, uint64_t now_ms, uint8_t **buf, si
   c->now = now_ms;
   int ready = c->tls == NULL || apns__tls_handshake_done(c->tls);
   if (c->silent) return 0;
-  if (c->chaos_close == 1) c->failed = 1; /* chaos drop: nothing more goes out */
   if (ready && !c->failed) {
     rv = release_due(c, now_ms);
     if (rv != 0) rv = h2_error(c, rv);
     if (rv == 0) rv = gather(c);
     if (rv == 0 && c->chaos_garbage) rv = chaos_garbage(c);
-    if (c->chaos_close == 2) c->failed = 1;
+    if (c->chaos_close) c->failed = 1; /* chaos drop, goaway-drop: close once this block is written */
   }
   if (c->tls == NULL) {
     /* Hand over the gathered block itself; the next flush starts a new one. */
