@@ -471,6 +471,10 @@ void apns_mock_format_stats(const apns_mock_stats *st, char *buf, size_t len) {
                    (unsigned long long)st->tokens_accepted, (unsigned long long)st->streams_raised);
   for (int s = 100; s < 600 && n >= 0 && (size_t)n < len; s++)
     if (st->status[s]) n += snprintf(buf + n, len - (size_t)n, " %d=%llu", s, (unsigned long long)st->status[s]);
+  for (int f = 0; f < APNS_MOCK_CHAOS_COUNT && n >= 0 && (size_t)n < len; f++)
+    if (st->chaos[f])
+      n += snprintf(buf + n, len - (size_t)n, " chaos-%s=%llu", apns_mock_chaos_name(f),
+                    (unsigned long long)st->chaos[f]);
 }
 
 void apns_mock_stop(apns_mock *m, apns_mock_stop_cb cb, void *data) {

@@ -104,6 +104,8 @@
 #ifndef APNS_MOCK_H
 #define APNS_MOCK_H
 
+#include "mock_chaos.h"
+
 #include <apns.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -190,6 +192,8 @@ typedef struct apns_mock_options {
    * listener for everything. */
   int split_management;
   int manage_port;
+  /* Seeded faults at random (mock_chaos.h; apns-mock --chaos). Default: all zero, none. */
+  apns_mock_chaos chaos;
 } apns_mock_options;
 
 /* Counters, since apns_mock_start. */
@@ -206,6 +210,8 @@ typedef struct apns_mock_stats {
   uint64_t tokens_accepted;    /* provider tokens accepted: a connection's first, and each update */
   uint64_t streams_raised;     /* token connections raised from 1 stream to max_streams */
   uint64_t status[600];        /* responses by HTTP status: status[200], status[410], ... */
+  /* Faults made by opts.chaos, by kind (apns_mock_chaos_fault). */
+  uint64_t chaos[APNS_MOCK_CHAOS_COUNT];
 } apns_mock_stats;
 
 /* One broadcast channel, as apns_mock_foreach_channel shows it (valid during the callback). */

@@ -58,6 +58,13 @@ static const char usage[] =
     "  --split-management PORT   serve channel management (/1/apps/...) on a second listener on PORT (0: any;\n"
     "                            its port is printed on the second line of stdout), as Apple's\n"
     "                            api-manage-broadcast hosts; pushes and broadcasts stay on --listen\n"
+    "  --chaos SEED[,RATE][,FAULT=RATE...][,hold-ms=MS]\n"
+    "                            seeded faults at random (tools/apns-mock/mock_chaos.h): for each request one\n"
+    "                            fault or none, RATE per million requests for each (default 200 for the\n"
+    "                            connection faults drop, drop-write, goaway-drop, goaway-low, silent, garbage,\n"
+    "                            limit, window; 1000 for the stream faults refuse, 500, 503, 429, hold, trickle).\n"
+    "                            A bare RATE sets them all; hold-ms is how long hold holds (default 2000). The\n"
+    "                            seed is printed on stderr at start: the same SEED replays the same faults\n"
     "  --help                    this text\n";
 
 enum {
@@ -84,6 +91,7 @@ enum {
   OPT_MAX_CHANNELS,
   OPT_BROADCAST_DISABLED,
   OPT_SPLIT_MANAGEMENT,
+  OPT_CHAOS,
   OPT_HELP,
 };
 
@@ -111,6 +119,7 @@ static const struct option longopts[] = {
     {"max-channels", required_argument, NULL, OPT_MAX_CHANNELS},
     {"broadcast-disabled", required_argument, NULL, OPT_BROADCAST_DISABLED},
     {"split-management", required_argument, NULL, OPT_SPLIT_MANAGEMENT},
+    {"chaos", required_argument, NULL, OPT_CHAOS},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -450,6 +459,14 @@ int main(int argc, char **argv) {
       o.manage_port = (int)p;
       break;
     }
+    case OPT_CHAOS: {
+      char cerr[160];
+      if (apns_mock_chaos_parse(&o.chaos, optarg, cerr, sizeof cerr) != 0) {
+        fprintf(stderr, "apns-mock: %s\n", cerr);
+        return 2;
+      }
+      break;
+    }
     case 'h':
     case OPT_HELP:
       fputs(usage, stdout);
@@ -510,6 +527,9 @@ int main(int argc, char **argv) {
     a.sig[i].data = &a;
     uv_signal_start(&a.sig[i], on_signal, signums[i]);
   }
+  if (o.chaos.enabled) /* before the port line, so a reader that sees the port has the seed already */
+    fprintf(stderr, "apns-mock: chaos seed %llu (replay: --chaos %llu)\n", (unsigned long long)o.chaos.seed,
+            (unsigned long long)o.chaos.seed);
   printf("%d\n", apns_mock_port(a.mock));
   if (o.split_management) printf("%d\n", apns_mock_manage_port(a.mock));
   fflush(stdout);

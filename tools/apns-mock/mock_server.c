@@ -18,6 +18,7 @@
 #include "h2.h"
 #include "jwt_verify.h"
 #include "mock_channels.h"
+#include "mock_chaos.h"
 #include "tls.h"
 
 #include <nghttp2/nghttp2.h>
@@ -76,6 +77,7 @@ struct mock_stream {
   uint8_t priority; /* 0: absent; 1, 5, 10; MOCK_PRIORITY_BAD */
   uint8_t topic_given, topic_bad, collapse_bad, expiration_bad;
   uint8_t auth, auth_ok; /* AUTH_*; auth_ok: the token passed every check */
+  uint8_t trickle;       /* chaos: the body goes out a byte per DATA frame */
   int status;
   uint64_t body_len;
   uint64_t due;
@@ -127,6 +129,10 @@ struct apns__mock_conn {
   size_t prefix_bad_len, prefix_unreg_len;
   uint8_t *out; /* plaintext gathered from nghttp2 */
   size_t out_len, out_cap;
+  /* Chaos (opts->chaos): the generator, and the faults under way. */
+  uint64_t chaos_rng;
+  int silent, chaos_garbage, chaos_cut, chaos_close;
+  uint32_t limit_left, window_left; /* requests until the stream limit / window go back */
   char goaway_data[MOCK_REASON_MAX * 6 + 16];
   size_t goaway_len;
   char err[160];
@@ -269,15 +275,21 @@ static void held_unlink(apns__mock_conn *c, mock_stream *s) {
   s->held = 0;
 }
 
+/* In due order. Without chaos every hold is delay_ms, so this appends in O(1); a chaos hold walks back. */
 static void held_push(apns__mock_conn *c, mock_stream *s) {
+  mock_stream *after = c->held_tail;
+  while (after != NULL && after->due > s->due) after = after->prev;
   s->held = 1;
-  s->next = NULL;
-  s->prev = c->held_tail;
-  if (c->held_tail)
-    c->held_tail->next = s;
+  s->prev = after;
+  s->next = after ? after->next : c->held_head;
+  if (s->next)
+    s->next->prev = s;
+  else
+    c->held_tail = s;
+  if (after)
+    after->next = s;
   else
     c->held_head = s;
-  c->held_tail = s;
 }
 
 static int capture_append(mock_capture *cap, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
@@ -308,6 +320,7 @@ static ssize_t resp_read(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, s
   mock_stream *s = source->ptr;
   size_t n = s->resp_len - s->resp_off;
   if (n > length) n = length;
+  if (s->trickle && n > 1) n = 1;
   memcpy(buf, (s->chan_body ? (const char *)s->chan_body : s->resp) + s->resp_off, n);
   s->resp_off += n;
   if (s->resp_off == s->resp_len) *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -496,11 +509,98 @@ static int decide(apns__mock_conn *c, mock_stream *s, const char **reason) {
   return 200;
 }
 
+/* Chaos (opts->chaos): maybe one fault for the request on s, which has its answer set. Returns 1 when s is dealt
+ * with (it gets no answer, or a later one), 0 to answer it now as usual, or an nghttp2 error. */
+static int chaos_request(apns__mock_conn *c, mock_stream *s) {
+  const apns_mock_chaos *ch = &c->opts->chaos;
+  int rv;
+  if (c->limit_left != 0 && --c->limit_left == 0) {
+    nghttp2_settings_entry e = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->opts->max_streams};
+    if ((rv = nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, &e, 1)) != 0) return rv;
+  }
+  if (c->window_left != 0 && --c->window_left == 0) {
+    nghttp2_settings_entry e = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, NGHTTP2_INITIAL_WINDOW_SIZE};
+    if ((rv = nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, &e, 1)) != 0) return rv;
+  }
+  /* A connection already on its way out takes no more faults: each one counted is one that happened. */
+  if (c->chaos_close || c->chaos_cut || c->chaos_garbage || c->silent) return 0;
+  int f = apns__mock_chaos_pick(ch, &c->chaos_rng);
+  if (f < 0 || (f == APNS_MOCK_CHAOS_GOAWAY_LOW && (s->id < 3 || c->goaway_sid != 0)) ||
+      (f == APNS_MOCK_CHAOS_GOAWAY_DROP && c->goaway_sid != 0))
+    return 0;
+  c->stats->chaos[f]++;
+  switch (f) {
+  case APNS_MOCK_CHAOS_DROP:
+    /* The answers before it go out; this request and every later one get none, and the connection closes. */
+    c->chaos_close = 1;
+    return 1;
+  case APNS_MOCK_CHAOS_DROP_WRITE:
+    c->chaos_cut = 1;
+    return 0;
+  case APNS_MOCK_CHAOS_GOAWAY_DROP:
+  case APNS_MOCK_CHAOS_GOAWAY_LOW: {
+    /* goaway-low names a stream 2 to 16 ids below this one: this request and those between are not answered. */
+    int32_t last = s->id;
+    if (f == APNS_MOCK_CHAOS_GOAWAY_LOW) {
+      last = s->id - 2 * (int32_t)(1 + apns__mock_chaos_below(&c->chaos_rng, 8));
+      if (last < 1) last = 1;
+    }
+    c->goaway_sid = last;
+    rv = nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, (const uint8_t *)c->goaway_data,
+                               c->goaway_len);
+    if (rv != 0) return rv;
+    if (f == APNS_MOCK_CHAOS_GOAWAY_DROP) c->chaos_close = 1;
+    return f == APNS_MOCK_CHAOS_GOAWAY_LOW;
+  }
+  case APNS_MOCK_CHAOS_SILENT:
+    c->silent = 1;
+    return 1;
+  case APNS_MOCK_CHAOS_GARBAGE:
+    c->chaos_garbage = 1;
+    return 0;
+  case APNS_MOCK_CHAOS_LIMIT:
+  case APNS_MOCK_CHAOS_WINDOW: {
+    nghttp2_settings_entry e = {f == APNS_MOCK_CHAOS_LIMIT ? NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS
+                                                           : NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
+                                1};
+    if ((rv = nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, &e, 1)) != 0) return rv;
+    if (f == APNS_MOCK_CHAOS_LIMIT)
+      c->limit_left = 100;
+    else
+      c->window_left = 100;
+    return 0;
+  }
+  case APNS_MOCK_CHAOS_REFUSE:
+    rv = nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_REFUSED_STREAM);
+    return rv != 0 ? rv : 1;
+  case APNS_MOCK_CHAOS_500:
+  case APNS_MOCK_CHAOS_503:
+  case APNS_MOCK_CHAOS_429:
+    s->chan_body = NULL;
+    set_answer(s,
+               f == APNS_MOCK_CHAOS_500   ? 500
+               : f == APNS_MOCK_CHAOS_503 ? 503
+                                          : 429,
+               f == APNS_MOCK_CHAOS_500   ? "InternalServerError"
+               : f == APNS_MOCK_CHAOS_503 ? "ServiceUnavailable"
+                                          : "TooManyRequests",
+               0);
+    return 0;
+  case APNS_MOCK_CHAOS_HOLD:
+    s->due = c->now + (ch->hold_ms ? ch->hold_ms : 2000);
+    held_push(c, s);
+    return 1;
+  default: /* APNS_MOCK_CHAOS_TRICKLE */
+    s->trickle = 1;
+    return 0;
+  }
+}
+
 /* The request on s is complete: decide, then answer now or hold. */
 static int on_request_done(apns__mock_conn *c, mock_stream *s) {
   const apns_mock_options *o = c->opts;
   if (s->answered || s->held) return 0;
-  if (c->dropping || (c->goaway_sid > 0 && s->id > c->goaway_sid)) {
+  if (c->dropping || c->chaos_close || (c->goaway_sid > 0 && s->id > c->goaway_sid)) {
     c->stats->requests++;
     return 0;
   }
@@ -567,7 +667,9 @@ static int on_request_done(apns__mock_conn *c, mock_stream *s) {
   }
 
   int rv;
-  if (o->delay_ms == 0 && !c->paused) {
+  if (o->chaos.enabled && (rv = chaos_request(c, s)) != 0) {
+    if (rv < 0) return rv;
+  } else if (o->delay_ms == 0 && !c->paused) {
     rv = submit_response(c, s);
     if (rv != 0) return rv;
   } else {
@@ -591,6 +693,7 @@ static int release_due(apns__mock_conn *c, uint64_t now) {
   while (c->held_head != NULL && c->held_head->due <= now) {
     mock_stream *s = c->held_head;
     held_unlink(c, s);
+    if (c->goaway_sid > 0 && s->id > c->goaway_sid) continue; /* chaos: a GOAWAY below it came meanwhile */
     int rv = submit_response(c, s);
     if (rv != 0) return rv;
   }
@@ -862,6 +965,7 @@ int apns__mock_conn_new(apns__mock_conn **out, const apns_mock_options *opts, st
   c->jwt = jwt;
   c->stats = stats;
   c->rng = seed;
+  if (opts->chaos.enabled) c->chaos_rng = apns__mock_chaos_conn_seed(&opts->chaos, c->id);
   c->paused = opts->paused;
   c->prefix_bad_len = opts->bad_prefix ? strlen(opts->bad_prefix) : 0;
   c->prefix_unreg_len = opts->unregistered_prefix ? strlen(opts->unregistered_prefix) : 0;
@@ -936,6 +1040,7 @@ static int h2_input(apns__mock_conn *c, const uint8_t *data, size_t len) {
 
 int apns__mock_conn_feed(apns__mock_conn *c, const uint8_t *data, size_t len, uint64_t now_ms) {
   if (c->failed) return APNS_ECLOSED;
+  if (c->silent) return 0; /* chaos: what the client says is never read */
   c->now = now_ms;
   if (c->tls == NULL) return h2_input(c, data, len);
 
@@ -994,16 +1099,44 @@ static int gather(apns__mock_conn *c) {
   }
 }
 
+/* Chaos garbage: random bytes after the frames gathered, inside TLS when there is TLS; then the connection ends. */
+static int chaos_garbage(apns__mock_conn *c) {
+  enum { N = 64 };
+  if (c->out_len + N > c->out_cap) {
+    size_t ncap = c->out_len + N;
+    uint8_t *b = apns__realloc(c->out, ncap);
+    if (b == NULL) return APNS_ENOMEM;
+    c->out = b;
+    c->out_cap = ncap;
+  }
+  apns__mock_chaos_bytes(&c->chaos_rng, c->out + c->out_len, N);
+  c->out_len += N;
+  c->chaos_garbage = 0;
+  c->failed = 1;
+  return 0;
+}
+
+/* Chaos drop-write: the block about to be written is cut at a random point and the connection ends there. */
+static void chaos_cut(apns__mock_conn *c, size_t *len) {
+  if (!c->chaos_cut || *len == 0) return;
+  *len = (size_t)apns__mock_chaos_below(&c->chaos_rng, *len);
+  c->chaos_cut = 0;
+  c->failed = 1;
+}
+
 int apns__mock_conn_flush(apns__mock_conn *c, uint64_t now_ms, uint8_t **buf, size_t *len) {
   int rv = 0;
   *buf = NULL;
   *len = 0;
   c->now = now_ms;
   int ready = c->tls == NULL || apns__tls_handshake_done(c->tls);
+  if (c->silent) return 0;
   if (ready && !c->failed) {
     rv = release_due(c, now_ms);
     if (rv != 0) rv = h2_error(c, rv);
     if (rv == 0) rv = gather(c);
+    if (rv == 0 && c->chaos_garbage) rv = chaos_garbage(c);
+    if (c->chaos_close) c->failed = 1; /* chaos drop, goaway-drop: close once this block is written */
   }
   if (c->tls == NULL) {
     /* Hand over the gathered block itself; the next flush starts a new one. */
@@ -1013,6 +1146,7 @@ int apns__mock_conn_flush(apns__mock_conn *c, uint64_t now_ms, uint8_t **buf, si
       c->out = NULL;
       c->out_len = c->out_cap = 0;
     }
+    chaos_cut(c, len);
     return rv;
   }
   if (c->out_len > 0) {
@@ -1025,11 +1159,12 @@ int apns__mock_conn_flush(apns__mock_conn *c, uint64_t now_ms, uint8_t **buf, si
     }
   }
   apns__tls_take_output(c->tls, buf, len);
+  chaos_cut(c, len);
   return rv;
 }
 
 uint64_t apns__mock_conn_next_due(const apns__mock_conn *c) {
-  if (c->paused || c->held_head == NULL) return APNS__MOCK_NEVER;
+  if (c->paused || c->silent || c->held_head == NULL) return APNS__MOCK_NEVER;
   return c->held_head->due;
 }
 
