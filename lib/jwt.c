@@ -53,6 +53,13 @@ int apns__jwt_id_valid(const char *s) {
 
 /* The key text in a NUL-terminated buffer of our own (zeroed by the caller before it frees it): read from path, or
  * copied from pem. A PEM must be handed to mbedTLS with its NUL, which the caller's text may lack. */
+static int apns__jwt_has(const char *buf, size_t len, const char *needle) {
+  size_t n = strlen(needle);
+  for (size_t i = 0; i + n <= len; i++)
+    if (buf[i] == needle[0] && memcmp(buf + i, needle, n) == 0) return 1;
+  return 0;
+}
+
 static int apns__jwt_key_text(const char *path, const char *pem, size_t pem_len, char **buf, size_t *len,
                               const char *what, char *errbuf, size_t errlen) {
   *buf = NULL;
@@ -62,7 +69,10 @@ static int apns__jwt_key_text(const char *path, const char *pem, size_t pem_len,
       apns__errbuf(errbuf, errlen, "no %s given: pass a file name or PEM text", what);
       return APNS_EINVAL;
     }
-    while (pem_len > 0 && pem[pem_len - 1] == '\0') pem_len--;
+    /* A PEM's terminating NUL may be counted or not; DER is taken as it is: its last byte is 0 for one key in 256,
+     * and trimming it made such a key unreadable. */
+    if (apns__jwt_has(pem, pem_len, "-----BEGIN"))
+      while (pem_len > 0 && pem[pem_len - 1] == '\0') pem_len--;
     if (pem_len == 0) {
       apns__errbuf(errbuf, errlen, "%s PEM text is empty", what);
       return APNS_EBADKEY;
@@ -113,12 +123,6 @@ out:
 }
 
 /* Whether the len bytes at buf hold needle (memmem is a GNU and BSD extension, not POSIX). */
-static int apns__jwt_has(const char *buf, size_t len, const char *needle) {
-  size_t n = strlen(needle);
-  for (size_t i = 0; i + n <= len; i++)
-    if (buf[i] == needle[0] && memcmp(buf + i, needle, n) == 0) return 1;
-  return 0;
-}
 
 /* How mbedTLS must be told the length: PEM with its NUL counted, DER as it is. */
 static size_t apns__jwt_mbed_len(const char *buf, size_t len) {

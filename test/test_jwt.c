@@ -173,7 +173,9 @@ static const char *forge(mbedtls_pk_context *pk, const char *header, const char 
   tok[n++] = '.';
   n += apns__base64url_encode(tok + n, (const uint8_t *)claims, strlen(claims));
   ASSERT_EQ(mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)tok, n, hash), 0);
-  ASSERT_EQ(apns__mbed_pk_sign(pk, MBEDTLS_MD_SHA256, hash, 32, der, sizeof der, &der_len, mbedtls_ctr_drbg_random, rng()), 0);
+  ASSERT_EQ(
+      apns__mbed_pk_sign(pk, MBEDTLS_MD_SHA256, hash, 32, der, sizeof der, &der_len, mbedtls_ctr_drbg_random, rng()),
+      0);
   mbedtls_mpi r, s;
   mbedtls_mpi_init(&r);
   mbedtls_mpi_init(&s);
@@ -332,14 +334,17 @@ TEST(jwt_key_formats_pinned) {
   } forms[] = {{sec1, strlen(sec1) + 1}, {p8, strlen(p8) + 1}, {der_p, der_len}};
   for (size_t i = 0; i < 3; i++) {
     mbedtls_pk_init(&parsed);
-    ASSERT_EQ(apns__mbed_pk_parse_key(&parsed, forms[i].data, forms[i].len, NULL, 0, mbedtls_ctr_drbg_random, rng()), 0);
+    ASSERT_EQ(apns__mbed_pk_parse_key(&parsed, forms[i].data, forms[i].len, NULL, 0, mbedtls_ctr_drbg_random, rng()),
+              0);
     ASSERT_EQ(mbedtls_pk_get_type(&parsed), MBEDTLS_PK_ECKEY);
     ASSERT_EQ(apns__mbed_pk_check_pair(&parsed, &pk, mbedtls_ctr_drbg_random, rng()), 0);
     mbedtls_pk_free(&parsed);
   }
   /* mbedTLS wants a PEM's terminating NUL counted in the length: without it the text is taken for DER. */
   mbedtls_pk_init(&parsed);
-  ASSERT_NE(apns__mbed_pk_parse_key(&parsed, (const unsigned char *)p8, strlen(p8), NULL, 0, mbedtls_ctr_drbg_random, rng()), 0);
+  ASSERT_NE(apns__mbed_pk_parse_key(&parsed, (const unsigned char *)p8, strlen(p8), NULL, 0, mbedtls_ctr_drbg_random,
+                                    rng()),
+            0);
   mbedtls_pk_free(&parsed);
 
   char tok_ref[512];
@@ -900,6 +905,29 @@ TEST(jwt_status_names) {
   ASSERT_TRUE(!apns__jwt_id_valid("ABC123DEF"));
 }
 
+/* A DER key in memory whose last byte is 0 (one key in 256: the last byte of its public point) was cut short by the
+ * loader, which trimmed trailing NULs as if the key were PEM text, and then refused. */
+TEST(jwt_der_key_ending_in_zero) {
+  unsigned char der[800];
+  size_t der_len = 0;
+  int found = 0;
+  for (int tries = 0; tries < 5000 && !found; tries++) {
+    mbedtls_pk_context pk;
+    gen_ec(&pk, MBEDTLS_ECP_DP_SECP256R1);
+    der_len = pkcs8_der(&pk, der, sizeof der);
+    found = der[sizeof der - 1] == 0;
+    mbedtls_pk_free(&pk);
+  }
+  ASSERT_TRUE(found);
+  const unsigned char *der_p = der + sizeof der - der_len;
+  apns__jwt_signer *s = NULL;
+  char err[256] = "";
+  int rc = apns__jwt_signer_new(&s, NULL, (const char *)der_p, der_len, KID, TEAM, err, sizeof err);
+  if (rc != 0) test__fail(__FILE__, __LINE__, "%s", err);
+  apns__jwt_signer_free(s);
+  rng_free();
+}
+
 TEST_SUITE(jwt){
     TEST_ENTRY(jwt_base64url_rfc4648_vectors),
     TEST_ENTRY(jwt_base64url_url_alphabet),
@@ -907,6 +935,7 @@ TEST_SUITE(jwt){
     TEST_ENTRY(jwt_sign_exact_token),
     TEST_ENTRY(jwt_sign_deterministic_and_iat_injected),
     TEST_ENTRY(jwt_key_formats_pinned),
+    TEST_ENTRY(jwt_der_key_ending_in_zero),
     TEST_ENTRY(jwt_signer_wrong_curve),
     TEST_ENTRY(jwt_signer_rsa_key),
     TEST_ENTRY(jwt_signer_corrupt_key),
