@@ -161,41 +161,24 @@ static int apns__jwt_check_p256(const mbedtls_pk_context *pk, const char *src, c
   return 0;
 }
 
-/* mbedTLS 3 wants an RNG to blind the public-key computation when a private key file lacks the public point; 2.28
- * takes none. A DRBG of its own, for the length of one parse at setup. */
-static int apns__jwt_parse_private(mbedtls_pk_context *pk, const char *buf, size_t len) {
-#if APNS__MBEDTLS3
-  mbedtls_entropy_context entropy;
-  mbedtls_ctr_drbg_context drbg;
-  mbedtls_entropy_init(&entropy);
-  mbedtls_ctr_drbg_init(&drbg);
-  int ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, NULL, 0);
-  if (ret == 0)
-    ret = apns__mbed_pk_parse_key(pk, (const unsigned char *)buf, apns__jwt_mbed_len(buf, len), NULL, 0,
-                                  mbedtls_ctr_drbg_random, &drbg);
-  mbedtls_ctr_drbg_free(&drbg);
-  mbedtls_entropy_free(&entropy);
-  return ret;
-#else
-  return apns__mbed_pk_parse_key(pk, (const unsigned char *)buf, apns__jwt_mbed_len(buf, len), NULL, 0, NULL, NULL);
-#endif
+/* mbedTLS 3 wants an RNG to blind the public-key computation when a private key file lacks the public point, and
+ * the pair check below; 2.28 takes none (f_rng NULL). */
+static int apns__jwt_parse_private(mbedtls_pk_context *pk, const char *buf, size_t len, apns__mbed_rng f_rng,
+                                   void *p_rng) {
+  return apns__mbed_pk_parse_key(pk, (const unsigned char *)buf, apns__jwt_mbed_len(buf, len), NULL, 0, f_rng, p_rng);
 }
 
 /* A private key's public point must be its scalar times G. mbedTLS takes the point a file carries on trust, and a key
  * whose halves disagree (a damaged .p8) would sign tokens that no holder of its public half accepts, or make a
  * verifier trust a point that belongs to no key: refused at setup instead. Costs one scalar multiplication. */
-static int apns__jwt_check_pair(const mbedtls_pk_context *pk, const char *src, char *errbuf, size_t errlen) {
+static int apns__jwt_check_pair(const mbedtls_pk_context *pk, const char *src, apns__mbed_rng f_rng, void *p_rng,
+                                char *errbuf, size_t errlen) {
   const mbedtls_ecp_keypair *kp = mbedtls_pk_ec(*pk);
 #if APNS__MBEDTLS3
-  mbedtls_entropy_context entropy;
-  mbedtls_ctr_drbg_context drbg;
-  mbedtls_entropy_init(&entropy);
-  mbedtls_ctr_drbg_init(&drbg);
-  int ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, NULL, 0);
-  if (ret == 0) ret = mbedtls_ecp_check_pub_priv(kp, kp, mbedtls_ctr_drbg_random, &drbg);
-  mbedtls_ctr_drbg_free(&drbg);
-  mbedtls_entropy_free(&entropy);
+  int ret = mbedtls_ecp_check_pub_priv(kp, kp, f_rng, p_rng);
 #else
+  (void)f_rng;
+  (void)p_rng;
   int ret = mbedtls_ecp_check_pub_priv(kp, kp);
 #endif
   if (ret == MBEDTLS_ERR_MPI_ALLOC_FAILED || ret == MBEDTLS_ERR_ECP_ALLOC_FAILED) return APNS_ENOMEM;
@@ -214,7 +197,22 @@ int apns__jwt_key_load(struct mbedtls_pk_context *pk, const char *path, const ch
 
   if ((err = apns__jwt_key_text(path, pem, pem_len, &text, &text_len, "key", errbuf, errlen)) != 0) return err;
   apns__jwt_source(src, sizeof src, path);
-  int is_private = (ret = apns__jwt_parse_private(pk, text, text_len)) == 0;
+#if APNS__MBEDTLS3
+  /* One generator for the parse and the pair check, for the length of this load. */
+  mbedtls_entropy_context entropy;
+  mbedtls_ctr_drbg_context drbg;
+  mbedtls_entropy_init(&entropy);
+  mbedtls_ctr_drbg_init(&drbg);
+  apns__mbed_rng f_rng = mbedtls_ctr_drbg_random;
+  void *p_rng = &drbg;
+  ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, NULL, 0);
+  if (ret == 0) ret = apns__jwt_parse_private(pk, text, text_len, f_rng, p_rng);
+#else
+  apns__mbed_rng f_rng = NULL;
+  void *p_rng = NULL;
+  ret = apns__jwt_parse_private(pk, text, text_len, f_rng, p_rng);
+#endif
+  int is_private = ret == 0;
   if (!is_private) {
     int ret_private = ret;
     int is_public = public_ok && apns__jwt_has(text, text_len, "PUBLIC KEY-----");
@@ -231,8 +229,12 @@ int apns__jwt_key_load(struct mbedtls_pk_context *pk, const char *path, const ch
     }
   }
   err = apns__jwt_check_p256(pk, src, errbuf, errlen);
-  if (err == 0 && is_private) err = apns__jwt_check_pair(pk, src, errbuf, errlen);
+  if (err == 0 && is_private) err = apns__jwt_check_pair(pk, src, f_rng, p_rng, errbuf, errlen);
 out:
+#if APNS__MBEDTLS3
+  mbedtls_ctr_drbg_free(&drbg);
+  mbedtls_entropy_free(&entropy);
+#endif
   apns__zero(text, text_len + 1);
   apns__free(text);
   return err;
