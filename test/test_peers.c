@@ -101,7 +101,7 @@ TEST(peers_every_client_counts_its_200s) {
   need_peers();
   char json_path[600];
   const char *args[] = {
-      "--n", "400", "--slow-n", "150", "--runs", "1", "--only", "h2load,pool,apns-push,aioapns", "--require", NULL};
+      "--n", "1000", "--slow-n", "200", "--runs", "1", "--only", "h2load,pool,apns-push,aioapns", "--require", NULL};
   ASSERT_EQ(run_peers(args, 120 * test_time_factor(), json_path, sizeof json_path), 0);
   json_error_t jerr;
   json_t *root = json_load_file(json_path, 0, &jerr);
@@ -112,7 +112,7 @@ TEST(peers_every_client_counts_its_200s) {
   for (size_t i = 0; i < 4; i++) {
     json_t *row = clients_row(root, SMOKE_CLIENTS[i]);
     ASSERT_NOT_NULL(row);
-    int n = strcmp(SMOKE_CLIENTS[i], "aioapns") == 0 ? 150 : 400;
+    int n = strcmp(SMOKE_CLIENTS[i], "aioapns") == 0 ? 200 : 1000;
     ASSERT_EQ(json_integer_value(json_object_get(row, "n")), n);
     ASSERT_EQ(json_integer_value(json_object_get(row, "ok")), n); /* one run: every notification a 200 */
     ASSERT_EQ(json_integer_value(json_object_get(row, "connections")), 1);
