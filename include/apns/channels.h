@@ -5,7 +5,7 @@
  *     object: its own pool of connections, with the authentication of a client (the same certificate or .p8 key);
  *   - broadcast sends on an apns_client (apns_client_broadcast), the same connections that send to devices.
  *
- *   apns_channels_options co = {0};
+ *   apns_channels_options co = APNS_CHANNELS_OPTIONS_INIT;
  *   co.client_options = &client_opts;        // the options the client was opened with: same auth, same environment
  *   apns_channels_open(loop, &channels, &co, errbuf, sizeof errbuf);
  *   apns_channels_create(channels, APNS_CHANNEL_STORAGE_NONE, NULL, on_created, ctx);
