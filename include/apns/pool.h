@@ -1,6 +1,6 @@
 /* libapns mid level: a fixed-size pool of connections with a pending queue and retries (aapns's Pool).
  *
- * The pool opens `connections` connections up front and keeps them up: a lost connection is replaced after a capped,
+ * The pool opens its connections up front and keeps them up: a lost connection is replaced after a capped,
  * jittered exponential back-off, and the whole pool never opens connections faster than a few a second (Apple
  * treats rapid reconnects as an attack). A connection that received GOAWAY, or that runs out of stream ids, lets
  * its open streams finish while a replacement is opened after the same back-off as a failure (reconnect_min_delay_ms,
