@@ -424,6 +424,7 @@ static void run_init(run_ctx *r, unsigned conns) {
   r->headers[0] = (apns_header){"apns-topic", TOPIC};
   r->headers[1] = (apns_header){"apns-push-type", "alert"};
   r->headers[2] = (apns_header){"apns-priority", "10"};
+  apns_request_init(&r->req);
   r->req.path = r->path;
   r->req.headers = r->headers;
   r->req.num_headers = 3;
@@ -431,29 +432,30 @@ static void run_init(run_ctx *r, unsigned conns) {
   r->req.body_len = cfg.payload_len;
   r->req.timeout_ms = 60000;
 
-  apns_pool_options o;
-  memset(&o, 0, sizeof o);
+  apns_pool_options o = APNS_POOL_OPTIONS_INIT;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
+  o.tls = &tlso;
   char ca[320], cert[320], key[320];
   o.host = cfg.host ? cfg.host : "127.0.0.1";
   o.port = (uint16_t)(cfg.host ? cfg.port : mock_port);
   if (cfg.host) {
-    o.tls.ca_file = cfg.ca;
-    o.tls.cert_file = cfg.cert;
-    o.tls.key_file = cfg.key;
-    o.tls.verify_name = cfg.verify_name;
+    tlso.ca_file = cfg.ca;
+    tlso.cert_file = cfg.cert;
+    tlso.key_file = cfg.key;
+    tlso.verify_name = cfg.verify_name;
   } else {
     snprintf(ca, sizeof ca, "%s/ca.pem", workdir);
     snprintf(cert, sizeof cert, "%s/client.pem", workdir);
     snprintf(key, sizeof key, "%s/client-key.pem", workdir);
-    o.tls.ca_file = ca;
+    tlso.ca_file = ca;
     if (cfg.client_auth) {
-      o.tls.cert_file = cert;
-      o.tls.key_file = key;
+      tlso.cert_file = cert;
+      tlso.key_file = key;
     }
-    o.tls.verify_name = "localhost";
+    tlso.verify_name = "localhost";
   }
-  o.tls.insecure_skip_verify = cfg.insecure;
-  o.size = conns;
+  tlso.insecure_skip_verify = cfg.insecure;
+  o.connections = conns;
   o.max_connects_per_sec = conns > 4 ? conns : 4;
   o.on_event = on_pool_event;
   o.data = r;

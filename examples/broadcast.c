@@ -101,11 +101,13 @@ int main(int argc, char **argv) {
                                            {"expiration", required_argument, NULL, 'e'},
                                            {NULL, 0, NULL, 0}};
   apns_client_options co;
+  apns_tls_options co_tls = APNS_TLS_OPTIONS_INIT;
   apns_channels_options cho;
   apns_broadcast_options bo;
-  memset(&co, 0, sizeof co);
-  memset(&cho, 0, sizeof cho);
-  memset(&bo, 0, sizeof bo);
+  apns_client_options_init(&co);
+  co.tls = &co_tls;
+  apns_channels_options_init(&cho);
+  apns_broadcast_options_init(&bo);
   co.endpoint = APNS_ENDPOINT_PRODUCTION;
   int c;
   while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
@@ -123,10 +125,10 @@ int main(int argc, char **argv) {
       co.team_id = optarg;
       break;
     case 'c':
-      co.tls.cert_file = optarg;
+      co_tls.cert_file = optarg;
       break;
     case 'k':
-      co.tls.key_file = optarg;
+      co_tls.key_file = optarg;
       break;
     case 'b':
       co.topic = optarg;
@@ -139,10 +141,10 @@ int main(int argc, char **argv) {
       if (split_host(optarg, &cho.host, &cho.port) != 0) return usage(argv[0]);
       break;
     case 'a':
-      co.tls.ca_file = optarg;
+      co_tls.ca_file = optarg;
       break;
     case 'v':
-      co.tls.verify_name = optarg;
+      co_tls.verify_name = optarg;
       break;
     case 'e':
       bo.expiration = strtoll(optarg, NULL, 10);

@@ -13,7 +13,7 @@
 
 enum { TOTAL = 10 };
 
-static apns_request req;
+static apns_request req = APNS_REQUEST_INIT;
 static int posted, answered, accepted;
 
 static void on_closed(apns_conn *conn) {
@@ -95,13 +95,15 @@ int main(int argc, char **argv) {
   req.body_len = sizeof body - 1;
   req.timeout_ms = 10000;
 
-  apns_conn_options o = {0};
+  apns_conn_options o = APNS_CONN_OPTIONS_INIT;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
+  o.tls = &tlso;
   o.host = host;
   o.port = port;
-  o.tls.cert_file = argv[2];
-  o.tls.key_file = argv[3];
-  o.tls.ca_file = argc > 5 ? argv[5] : NULL;
-  o.tls.verify_name = argc > 6 ? argv[6] : NULL;
+  tlso.cert_file = argv[2];
+  tlso.key_file = argv[3];
+  tlso.ca_file = argc > 5 ? argv[5] : NULL;
+  tlso.verify_name = argc > 6 ? argv[6] : NULL;
   o.on_connect = on_connect;
   o.on_lost = on_lost;
 

@@ -52,14 +52,16 @@ int main(int argc, char **argv) {
   snprintf(path, sizeof path, "/3/device/%s", argv[4]);
   const char *topic = getenv("APNS_TOPIC") ? getenv("APNS_TOPIC") : "com.example.app";
 
-  apns_pool_options o = {0};
+  apns_pool_options o = APNS_POOL_OPTIONS_INIT;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
+  o.tls = &tlso;
   o.host = host;
   o.port = port;
-  o.tls.cert_file = argv[2];
-  o.tls.key_file = argv[3];
-  o.tls.ca_file = argc > 5 ? argv[5] : NULL;
-  o.tls.verify_name = argc > 6 ? argv[6] : NULL;
-  o.size = 10; /* aapns's default */
+  tlso.cert_file = argv[2];
+  tlso.key_file = argv[3];
+  tlso.ca_file = argc > 5 ? argv[5] : NULL;
+  tlso.verify_name = argc > 6 ? argv[6] : NULL;
+  o.connections = 10; /* aapns's default */
 
   uv_loop_t *loop = uv_default_loop();
   apns_pool *pool;
@@ -72,7 +74,7 @@ int main(int argc, char **argv) {
 
   static const char body[] = "{\"aps\":{\"alert\":{\"body\":\"Wakey-wakey, ham and bakey!\"}}}";
   apns_header headers[] = {{"apns-push-type", "alert"}, {"apns-topic", topic}};
-  apns_request req = {0};
+  apns_request req = APNS_REQUEST_INIT;
   req.path = path;
   req.headers = headers;
   req.num_headers = 2;

@@ -49,14 +49,16 @@ int main(int argc, char **argv) {
     port = (uint16_t)atoi(colon + 1);
   }
 
-  apns_client_options o = {0};
+  apns_client_options o = APNS_CLIENT_OPTIONS_INIT;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
+  o.tls = &tlso;
   o.endpoint = APNS_ENDPOINT_CUSTOM;
   o.host = host;
   o.port = port;
-  o.tls.cert_file = argv[2];
-  o.tls.key_file = argv[3];
-  o.tls.ca_file = argc > 5 ? argv[5] : NULL;
-  o.tls.verify_name = argc > 6 ? argv[6] : NULL;
+  tlso.cert_file = argv[2];
+  tlso.key_file = argv[3];
+  tlso.ca_file = argc > 5 ? argv[5] : NULL;
+  tlso.verify_name = argc > 6 ? argv[6] : NULL;
   o.topic = getenv("APNS_TOPIC") ? getenv("APNS_TOPIC") : "com.example.app";
   o.connections = 1;
 
@@ -74,7 +76,7 @@ int main(int argc, char **argv) {
   if (apns_notification_new(&n) || apns_notification_set_alert_loc_key(n, "Hello World!") ||
       apns_notification_set_alert_loc_args(n, args, 2) || apns_notification_set_badge(n, 42))
     return 1;
-  apns_send_options so = {0};
+  apns_send_options so = APNS_SEND_OPTIONS_INIT;
   so.priority = 10; /* Priority.immediately */
   rv = apns_client_send(client, argv[4], n, &so, on_sent, client);
   apns_notification_free(n);

@@ -133,7 +133,7 @@ static void submit_one(fz_state *s) {
   int idx = s->nslots;
   int32_t id;
   if (s->freed || s->nslots == MAX_SLOTS) return;
-  memset(&desc, 0, sizeof desc);
+  apns_request_init(&desc);
   desc.path = "/3/device/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
   desc.headers = hdrs;
   desc.num_headers = 2;

@@ -216,7 +216,7 @@ int apns_fuzz_h2_response(const uint8_t *data, size_t size) {
   nghttp2_session_callbacks_del(scb);
   FUZZ_CHECK(nghttp2_submit_settings(r.srv, NGHTTP2_FLAG_NONE, NULL, 0) == 0);
 
-  memset(&desc, 0, sizeof desc);
+  apns_request_init(&desc);
   desc.path = "/3/device/00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0";
   desc.body = body;
   desc.body_len = sizeof body - 1;

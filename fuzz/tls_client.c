@@ -167,7 +167,7 @@ static void session_mode(uint8_t ctl, fuzz_in *in) {
   if (crc == 1 && src == 0 && !primed) goto out; /* TLS 1.3 with nothing for the server to send */
   FUZZ_CHECK(crc == 0 && src == 0);              /* the fixed handshake always completes */
 
-  memset(&desc, 0, sizeof desc);
+  apns_request_init(&desc);
   desc.path = "/3/device/00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0";
   desc.body = "{}";
   desc.body_len = 2;

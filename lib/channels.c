@@ -8,6 +8,7 @@
  * go through apns_pool_post on the client's pool with a path and headers built on the stack, as sends do. */
 #include <apns.h>
 
+#include "abi.h"
 #include "alloc.h"
 #include "client_internal.h"
 #include "errbuf.h"
@@ -98,9 +99,11 @@ const char *apns_channel_op_string(apns_channel_op op) {
 /* ---- management requests ---- */
 
 int apns_build_channel_request(apns_channel_op op, const char *bundle_id, const char *channel_id,
-                               apns_channel_storage storage, const char *request_id, apns_channel_request *out) {
+                               apns_channel_storage storage, const char *request_id, apns_channel_request *out,
+                               size_t out_size) {
   int rv;
-  if (out == NULL || apns_channel_op_string(op) == NULL) return APNS_EINVAL;
+  /* Built in place (the headers point into it): this is the first layout, the smallest there is. */
+  if (out == NULL || out_size < sizeof *out || apns_channel_op_string(op) == NULL) return APNS_EINVAL;
   if ((rv = apns_validate_bundle_id(bundle_id)) < 0) return rv;
   int with_id = op == APNS_CHANNEL_READ || op == APNS_CHANNEL_DELETE;
   if (with_id && (rv = apns_validate_channel_id(channel_id)) < 0) return rv;
@@ -225,12 +228,15 @@ static void chan_done(int err, const apns_response *res, void *data) {
 }
 
 static int chan_post(apns_channels *ch, apns_channel_op op, const char *channel_id, apns_channel_storage storage,
-                     const apns_channel_request_options *o, apns_channel_cb cb, void *data) {
+                     const apns_channel_request_options *caller, apns_channel_cb cb, void *data) {
   apns_channel_request cr;
+  apns_channel_request_options copy = APNS_CHANNEL_REQUEST_OPTIONS_INIT, *o = &copy;
   if (ch == NULL || cb == NULL) return APNS_EINVAL;
-  const char *bundle = o && o->bundle_id ? o->bundle_id : ch->bundle_id;
+  if (caller && APNS__ABI_READ(apns_channel_request_options, request_id, &copy, caller, NULL, 0) < 0)
+    return APNS_EINVAL;
+  const char *bundle = o->bundle_id ? o->bundle_id : ch->bundle_id;
   if (bundle == NULL) return APNS_EBADTOPIC;
-  int rv = apns_build_channel_request(op, bundle, channel_id, storage, o ? o->request_id : NULL, &cr);
+  int rv = apns_build_channel_request(op, bundle, channel_id, storage, o->request_id, &cr, sizeof cr);
   if (rv < 0) return rv;
   chan_req *r = apns__malloc(sizeof *r);
   if (r == NULL) return APNS_ENOMEM;
@@ -239,15 +245,14 @@ static int chan_post(apns_channels *ch, apns_channel_op op, const char *channel_
   r->cb = cb;
   r->data = data;
   memcpy(r->channel_id, cr.channel_id, sizeof r->channel_id);
-  apns_request req;
-  memset(&req, 0, sizeof req);
+  apns_request req = APNS_REQUEST_INIT;
   req.method = cr.method;
   req.path = cr.path;
   req.headers = cr.headers;
   req.num_headers = cr.num_headers;
   req.body = cr.body_len ? cr.body : NULL;
   req.body_len = cr.body_len;
-  req.timeout_ms = o && o->timeout_ms ? o->timeout_ms : ch->timeout_ms;
+  req.timeout_ms = o->timeout_ms ? o->timeout_ms : ch->timeout_ms;
   rv = apns_pool_post(apns_client_pool(ch->client), &req, chan_done, r);
   if (rv < 0) apns__free(r);
   return rv;
@@ -286,15 +291,20 @@ static void channels_free(apns_channels *ch) {
   apns__free(ch);
 }
 
-int apns_channels_open(uv_loop_t *loop, apns_channels **out, const apns_channels_options *o, char *errbuf,
+int apns_channels_open(uv_loop_t *loop, apns_channels **out, const apns_channels_options *caller, char *errbuf,
                        size_t errlen) {
-  if (out == NULL || loop == NULL || o == NULL) return APNS_EINVAL;
+  apns_channels_options copy, *o = &copy;
+  apns_client_options mo, *co = &mo;
+  int rv;
+  if (out == NULL || loop == NULL || caller == NULL) return APNS_EINVAL;
   *out = NULL;
-  const apns_client_options *co = o->client_options;
-  if (co == NULL) {
+  if ((rv = APNS__ABI_READ(apns_channels_options, client_options, &copy, caller, errbuf, errlen)) < 0) return rv;
+  if (o->client_options == NULL) {
     set_err(errbuf, errlen, "no client options: the channels share a client's authentication");
     return APNS_EINVAL;
   }
+  /* Read by the rule as apns_client_open would; mo then becomes the management client's own. */
+  if ((rv = APNS__ABI_READ(apns_client_options, endpoint, &mo, o->client_options, errbuf, errlen)) < 0) return rv;
   const char *bundle = o->bundle_id ? o->bundle_id : co->topic;
   if (bundle != NULL && apns_validate_bundle_id(bundle) < 0) {
     set_err(errbuf, errlen, "the bundle id is empty, too long, or has characters other than letters, digits, - . _");
@@ -322,7 +332,11 @@ int apns_channels_open(uv_loop_t *loop, apns_channels **out, const apns_channels
   }
   ch->data = o->data;
 
-  apns_client_options mo = *co;
+  if (co->clock != NULL) {
+    ch->clock = co->clock;
+    ch->clock_data = co->data;
+    mo.clock = channels_clock;
+  }
   mo.endpoint = APNS_ENDPOINT_CUSTOM;
   mo.host = host;
   mo.port = port;
@@ -334,13 +348,8 @@ int apns_channels_open(uv_loop_t *loop, apns_channels **out, const apns_channels
   mo.on_low_water = NULL;
   mo.never_resend_unknown = !o->resend_unknown;
   mo.data = ch;
-  if (co->clock != NULL) {
-    ch->clock = co->clock;
-    ch->clock_data = co->data;
-    mo.clock = channels_clock;
-  }
   ch->timeout_ms = mo.timeout_ms ? mo.timeout_ms : APNS_DEFAULT_TIMEOUT_MS;
-  int rv = apns_client_open(loop, &ch->client, &mo, errbuf, errlen);
+  rv = apns_client_open(loop, &ch->client, &mo, errbuf, errlen);
   if (rv < 0) {
     channels_free(ch);
     return rv;
@@ -373,11 +382,12 @@ apns_client *apns_channels_client(apns_channels *ch) {
 /* ---- broadcasts ---- */
 
 int apns_build_broadcast_request(const char *default_bundle_id, const char *channel_id,
-                                 const apns_broadcast_options *o, apns_broadcast_request *out) {
-  static const apns_broadcast_options none;
+                                 const apns_broadcast_options *caller, apns_broadcast_request *out, size_t out_size) {
+  apns_broadcast_options copy = APNS_BROADCAST_OPTIONS_INIT, *o = &copy;
   int rv;
-  if (out == NULL) return APNS_EINVAL;
-  if (o == NULL) o = &none;
+  /* Built in place (the headers point into it): this is the first layout, the smallest there is. */
+  if (out == NULL || out_size < sizeof *out) return APNS_EINVAL;
+  if (caller && APNS__ABI_READ(apns_broadcast_options, priority, &copy, caller, NULL, 0) < 0) return APNS_EINVAL;
   if ((rv = apns_validate_channel_id(channel_id)) < 0) return rv;
   const char *bundle = o->bundle_id ? o->bundle_id : default_bundle_id;
   if (bundle == NULL) return APNS_EBADTOPIC;
@@ -410,21 +420,22 @@ int apns_build_broadcast_request(const char *default_bundle_id, const char *chan
 int apns_client_broadcast(apns_client *client, const char *channel_id, apns_notification *n,
                           const apns_broadcast_options *o, apns_response_cb cb, void *data) {
   apns_broadcast_request br;
+  apns_broadcast_options copy = APNS_BROADCAST_OPTIONS_INIT;
   const char *json;
   size_t len;
   if (client == NULL || channel_id == NULL || n == NULL || cb == NULL) return APNS_EINVAL;
-  int rv = apns_build_broadcast_request(apns__client_topic(client), channel_id, o, &br);
+  if (o && APNS__ABI_READ(apns_broadcast_options, priority, &copy, o, NULL, 0) < 0) return APNS_EINVAL;
+  int rv = apns_build_broadcast_request(apns__client_topic(client), channel_id, &copy, &br, sizeof br);
   if (rv < 0) return rv;
   rv = apns_notification_serialize(n, APNS_PAYLOAD_MAX_BROADCAST, &json, &len);
   if (rv < 0) return rv;
-  apns_request req;
-  memset(&req, 0, sizeof req);
+  apns_request req = APNS_REQUEST_INIT;
   req.path = br.path;
   req.headers = br.headers;
   req.num_headers = br.num_headers;
   req.body = json;
   req.body_len = len;
-  req.timeout_ms = o && o->timeout_ms ? o->timeout_ms : apns__client_timeout_ms(client);
+  req.timeout_ms = copy.timeout_ms ? copy.timeout_ms : apns__client_timeout_ms(client);
   return apns_pool_post(apns_client_pool(client), &req, cb, data);
 }
 

@@ -6,6 +6,7 @@
  * connection when it needs it (see apns__pool_set_token_source). */
 #include <apns.h>
 
+#include "abi.h"
 #include "alloc.h"
 #include "errbuf.h"
 #include "jwt.h"
@@ -79,13 +80,18 @@ static void client_free(apns_client *c) {
   apns__free(c);
 }
 
-int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_options *o, char *errbuf, size_t errlen) {
+int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_options *caller, char *errbuf,
+                     size_t errlen) {
   apns_client *c;
+  apns_client_options copt, *o = &copt;
+  apns_tls_options tls = APNS_TLS_OPTIONS_INIT;
   int rv;
-  if (out == NULL || loop == NULL || o == NULL) return APNS_EINVAL;
+  if (out == NULL || loop == NULL || caller == NULL) return APNS_EINVAL;
   *out = NULL;
+  if ((rv = APNS__ABI_READ(apns_client_options, endpoint, &copt, caller, errbuf, errlen)) < 0) return rv;
+  if (copt.tls && (rv = APNS__ABI_READ(apns_tls_options, ca_file, &tls, copt.tls, errbuf, errlen)) < 0) return rv;
   int token_auth = o->token_key_file != NULL || o->token_key_pem != NULL;
-  int cert_auth = o->tls.cert_file != NULL || o->tls.cert_pem != NULL;
+  int cert_auth = tls.cert_file != NULL || tls.cert_pem != NULL;
   if (token_auth && cert_auth) {
     set_err(errbuf, errlen, "choose one authentication: a client certificate or a token key, not both");
     return APNS_EINVAL;
@@ -131,14 +137,13 @@ int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_optio
     }
   }
 
-  apns_pool_options po;
-  memset(&po, 0, sizeof po);
+  apns_pool_options po = APNS_POOL_OPTIONS_INIT;
   po.host = o->endpoint == APNS_ENDPOINT_PRODUCTION    ? APNS_HOST_PRODUCTION
             : o->endpoint == APNS_ENDPOINT_DEVELOPMENT ? APNS_HOST_DEVELOPMENT
                                                        : o->host;
   po.port = o->port;
-  po.tls = o->tls;
-  po.size = o->connections;
+  po.tls = &tls;
+  po.connections = o->connections;
   po.max_queued = o->max_queued;
   po.low_water = o->low_water;
   po.on_low_water = o->on_low_water ? client_low_water : NULL;
@@ -159,12 +164,15 @@ int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_optio
   return 0;
 }
 
-int apns_build_send_request(const char *default_topic, const char *token, const apns_send_options *so, int background,
-                            apns_send_request *sr) {
-  static const apns_send_options none;
+/* The caller's send options read by the ABI rule into *copy (defaults when NULL). */
+static int read_send_options(apns_send_options *copy, const apns_send_options *so) {
+  apns_send_options_init(copy);
+  return so ? APNS__ABI_READ(apns_send_options, push_type, copy, so, NULL, 0) : 0;
+}
+
+static int build_send_request(const char *default_topic, const char *token, const apns_send_options *so,
+                              int background, apns_send_request *sr) {
   int rv;
-  if (token == NULL || sr == NULL) return APNS_EINVAL;
-  if (so == NULL) so = &none;
   if ((rv = apns_validate_device_token(token)) < 0) return rv;
   apns_push_type type = so->push_type;
   if (type == APNS_PUSH_TYPE_DEFAULT) type = background ? APNS_PUSH_TYPE_BACKGROUND : APNS_PUSH_TYPE_ALERT;
@@ -202,30 +210,42 @@ int apns_build_send_request(const char *default_topic, const char *token, const 
   return 0;
 }
 
+int apns_build_send_request(const char *default_topic, const char *token, const apns_send_options *so, int background,
+                            apns_send_request *sr, size_t sr_size) {
+  apns_send_options copy;
+  /* The headers point into the struct, so it is built in place; this is the first layout, the smallest there is.
+   * A later, longer one will build into a local and copy out the caller's part, its pointers moved over. */
+  if (token == NULL || sr == NULL || sr_size < sizeof *sr) return APNS_EINVAL;
+  int rv = read_send_options(&copy, so);
+  return rv < 0 ? rv : build_send_request(default_topic, token, &copy, background, sr);
+}
+
 static int client_post(apns_client *c, const apns_send_request *sr, const char *json, size_t len,
                        const apns_send_options *so, apns_response_cb cb, void *data) {
-  apns_request req;
-  memset(&req, 0, sizeof req);
+  apns_request req = APNS_REQUEST_INIT;
   req.path = sr->path;
   req.headers = sr->headers;
   req.num_headers = sr->num_headers;
   req.body = json;
   req.body_len = len;
-  req.timeout_ms = so && so->timeout_ms ? so->timeout_ms : c->timeout_ms;
+  req.timeout_ms = so->timeout_ms ? so->timeout_ms : c->timeout_ms;
   return apns_pool_post(c->pool, &req, cb, data);
 }
 
 int apns_client_send(apns_client *c, const char *token, apns_notification *n, const apns_send_options *so,
                      apns_response_cb cb, void *data) {
   apns_send_request sr;
+  apns_send_options copy;
   const char *json;
   size_t len;
   if (c == NULL || token == NULL || n == NULL || cb == NULL) return APNS_EINVAL;
-  int rv = apns_build_send_request(c->topic, token, so, apns_notification_is_background(n), &sr);
+  int rv = read_send_options(&copy, so);
+  if (rv < 0) return rv;
+  rv = build_send_request(c->topic, token, &copy, apns_notification_is_background(n), &sr);
   if (rv < 0) return rv;
   rv = apns_notification_serialize(n, apns_payload_limit(sr.push_type), &json, &len);
   if (rv < 0) return rv;
-  return client_post(c, &sr, json, len, so, cb, data);
+  return client_post(c, &sr, json, len, &copy, cb, data);
 }
 
 int apns_client_send_json(apns_client *c, const char *token, const char *json, size_t len,
@@ -262,8 +282,8 @@ void apns_client_ref(apns_client *c) {
   if (c != NULL) apns_pool_ref(c->pool);
 }
 
-void apns_client_get_stats(const apns_client *c, apns_pool_stats *out) {
-  apns_pool_get_stats(c ? c->pool : NULL, out);
+void apns_client_get_stats(const apns_client *c, apns_pool_stats *out, size_t size) {
+  apns_pool_get_stats(c ? c->pool : NULL, out, size);
 }
 
 int apns_client_stop_cause(const apns_client *c, const char **text) {

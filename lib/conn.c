@@ -35,6 +35,7 @@
  * a callback of ours, so any callback may close the connection. */
 #include "conn.h"
 
+#include "abi.h"
 #include "alloc.h"
 #include "errbuf.h"
 #include "h2.h"
@@ -769,17 +770,23 @@ static char *default_authority(const char *host, uint16_t port) {
 
 static int conn_proxy_open(apns_conn *c, const apns_proxy_options *o, char *errbuf, size_t errlen);
 
-static int conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *o, apns__tls_config *cfg,
+static int conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *opts, apns__tls_config *cfg,
                      char *errbuf, size_t errlen) {
   int rv = APNS_ENOMEM;
   apns_conn *c;
+  apns_conn_options copt, *o = &copt;
+  apns_tls_options tls = APNS_TLS_OPTIONS_INIT;
   *out = NULL;
-  if (loop == NULL || o == NULL || o->host == NULL || o->host[0] == '\0' || strlen(o->host) > 253) {
+  if (opts && (rv = APNS__ABI_READ(apns_conn_options, host, &copt, opts, errbuf, errlen)) < 0) return rv;
+  if (opts && copt.tls && (rv = APNS__ABI_READ(apns_tls_options, ca_file, &tls, copt.tls, errbuf, errlen)) < 0)
+    return rv;
+  rv = APNS_ENOMEM;
+  if (loop == NULL || opts == NULL || o->host == NULL || o->host[0] == '\0' || strlen(o->host) > 253) {
     apns__errbuf(errbuf, errlen, "a host name is required (at most 253 bytes)");
     return APNS_EINVAL;
   }
   if ((o->authority && !apns__header_value_valid(o->authority, strlen(o->authority))) ||
-      (o->tls.verify_name && !apns__header_value_valid(o->tls.verify_name, strlen(o->tls.verify_name)))) {
+      (tls.verify_name && !apns__header_value_valid(tls.verify_name, strlen(tls.verify_name)))) {
     apns__errbuf(errbuf, errlen, "authority or verify_name has CR, LF or NUL");
     return APNS_EBADHEADER;
   }
@@ -788,16 +795,16 @@ static int conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *
   c->loop = loop;
   c->port = o->port ? o->port : 443;
   c->host = apns__strdup(o->host);
-  c->verify_name = apns__strdup(o->tls.verify_name ? o->tls.verify_name : o->host);
+  c->verify_name = apns__strdup(tls.verify_name ? tls.verify_name : o->host);
   c->authority = o->authority ? apns__strdup(o->authority) : default_authority(o->host, c->port);
   if (c->host == NULL || c->verify_name == NULL || c->authority == NULL) goto fail;
-  rv = conn_proxy_open(c, &o->proxy, errbuf, errlen);
+  rv = conn_proxy_open(c, o->proxy, errbuf, errlen);
   if (rv < 0) goto fail;
   rv = APNS_ENOMEM;
   if (cfg) {
     c->tls_cfg = apns__tls_config_ref(cfg);
   } else {
-    rv = apns__tls_config_from_options(&o->tls, &c->tls_cfg, errbuf, errlen);
+    rv = apns__tls_config_from_options(&tls, &c->tls_cfg, errbuf, errlen);
     if (rv < 0) goto fail;
   }
   c->connect_timeout = o->connect_timeout_ms ? o->connect_timeout_ms : APNS__DEFAULT_CONNECT_TIMEOUT_MS;
@@ -1113,11 +1120,13 @@ static int conn_proxy_read(apns_conn *c, ssize_t nread) {
 
 /* ---- accessors ------------------------------------------------------------------------------------------------- */
 
-void apns_conn_get_stats(const apns_conn *c, apns_conn_stats *out) {
-  *out = c->stats;
-  out->state = c->state;
-  out->in_flight = c->h2 ? apns__h2_in_flight(c->h2) : 0;
-  out->max_streams = c->h2 ? apns__h2_max_streams(c->h2) : c->stats.max_streams;
+void apns_conn_get_stats(const apns_conn *c, apns_conn_stats *out, size_t size) {
+  apns_conn_stats st = c->stats;
+  if (out == NULL) return;
+  st.state = c->state;
+  st.in_flight = c->h2 ? apns__h2_in_flight(c->h2) : 0;
+  st.max_streams = c->h2 ? apns__h2_max_streams(c->h2) : c->stats.max_streams;
+  apns__abi_write(out, size, &st, sizeof st);
 }
 
 apns_conn_state apns_conn_get_state(const apns_conn *c) {

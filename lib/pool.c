@@ -15,6 +15,7 @@
  * bounds how fast the pool connects, whatever the cause. */
 #include "pool.h"
 
+#include "abi.h"
 #include "alloc.h"
 #include "conn.h"
 #include "errbuf.h"
@@ -473,12 +474,14 @@ static void slot_connect(pool_slot *s) {
     slot_schedule_reconnect(s);
     return;
   }
-  apns_conn_options o;
-  memset(&o, 0, sizeof o);
+  apns_conn_options o = APNS_CONN_OPTIONS_INIT;
+  apns_tls_options tls = APNS_TLS_OPTIONS_INIT;
+  apns_proxy_options proxy = APNS_PROXY_OPTIONS_INIT;
   o.host = p->host;
   o.port = p->opts.port;
   o.authority = p->authority;
-  o.tls.verify_name = p->verify_name;
+  tls.verify_name = p->verify_name;
+  o.tls = &tls;
   o.connect_timeout_ms = p->opts.connect_timeout_ms;
   o.ping_idle_ms = p->opts.ping_idle_ms;
   o.ping_timeout_ms = p->opts.ping_timeout_ms;
@@ -486,11 +489,12 @@ static void slot_connect(pool_slot *s) {
   o.on_lost = on_conn_lost;
   o.data = pc;
   if (p->proxy_cfg) {
-    o.proxy.type = p->proxy_cfg->type;
-    o.proxy.host = p->proxy_cfg->host;
-    o.proxy.port = p->proxy_cfg->port;
-    o.proxy.user = p->proxy_cfg->user;
-    o.proxy.password = p->proxy_cfg->password;
+    proxy.type = p->proxy_cfg->type;
+    proxy.host = p->proxy_cfg->host;
+    proxy.port = p->proxy_cfg->port;
+    proxy.user = p->proxy_cfg->user;
+    proxy.password = p->proxy_cfg->password;
+    o.proxy = &proxy;
   }
   int rv = apns__conn_open_shared(p->loop, &s->conn, &o, p->tls_cfg);
   if (rv < 0) {
@@ -753,25 +757,31 @@ static void pool_arm(apns_pool *p) {
 
 /* ---- open, post ------------------------------------------------------------------------------------------------ */
 
-int apns_pool_open(uv_loop_t *loop, apns_pool **out, const apns_pool_options *opts, char *errbuf, size_t errlen) {
+int apns_pool_open(uv_loop_t *loop, apns_pool **out, const apns_pool_options *caller, char *errbuf, size_t errlen) {
   int rv = APNS_ENOMEM;
   apns_pool *p = NULL;
+  apns_pool_options copt, *opts = &copt;
+  apns_tls_options tls = APNS_TLS_OPTIONS_INIT;
   if (out == NULL) return APNS_EINVAL;
   *out = NULL;
-  if (loop == NULL || opts == NULL || opts->host == NULL || opts->host[0] == '\0') {
+  if (caller && (rv = APNS__ABI_READ(apns_pool_options, host, &copt, caller, errbuf, errlen)) < 0) return rv;
+  if (caller && copt.tls && (rv = APNS__ABI_READ(apns_tls_options, ca_file, &tls, copt.tls, errbuf, errlen)) < 0)
+    return rv;
+  rv = APNS_ENOMEM;
+  if (loop == NULL || caller == NULL || opts->host == NULL || opts->host[0] == '\0') {
     apns__errbuf(errbuf, errlen, "a host name is required");
     return APNS_EINVAL;
   }
-  if (opts->size > 1000) {
-    apns__errbuf(errbuf, errlen, "pool size %u is more than 1000", opts->size);
+  if (opts->connections > 1000) {
+    apns__errbuf(errbuf, errlen, "pool connections %u is more than 1000", opts->connections);
     return APNS_EINVAL;
   }
   p = apns__calloc(1, sizeof *p);
   if (p == NULL) goto fail;
   p->loop = loop;
   p->opts = *opts;
-  memset(&p->opts.tls, 0, sizeof p->opts.tls); /* not kept: the config below holds what it needs */
-  p->size = opts->size ? opts->size : APNS__POOL_DEFAULT_SIZE;
+  p->opts.tls = NULL; /* the caller's: the config below holds what it needs */
+  p->size = opts->connections ? opts->connections : APNS__POOL_DEFAULT_SIZE;
   if (!p->opts.port) p->opts.port = 443;
   if (!p->opts.retry_max_delay_ms) p->opts.retry_max_delay_ms = APNS__POOL_RETRY_MAX_MS;
   if (!p->opts.reconnect_min_delay_ms) p->opts.reconnect_min_delay_ms = APNS__POOL_RECONNECT_MIN_MS;
@@ -780,15 +790,15 @@ int apns_pool_open(uv_loop_t *loop, apns_pool **out, const apns_pool_options *op
   if (p->opts.max_queued && !p->opts.low_water) p->opts.low_water = p->opts.max_queued / 2;
   p->host = apns__strdup(opts->host);
   p->authority = opts->authority ? apns__strdup(opts->authority) : NULL;
-  p->verify_name = opts->tls.verify_name ? apns__strdup(opts->tls.verify_name) : NULL;
+  p->verify_name = tls.verify_name ? apns__strdup(tls.verify_name) : NULL;
   p->slots = apns__calloc(p->size, sizeof *p->slots);
   if (p->host == NULL || p->slots == NULL || (opts->authority && p->authority == NULL) ||
-      (opts->tls.verify_name && p->verify_name == NULL))
+      (tls.verify_name && p->verify_name == NULL))
     goto fail;
-  rv = apns__tls_config_from_options(&opts->tls, &p->tls_cfg, errbuf, errlen);
+  rv = apns__tls_config_from_options(&tls, &p->tls_cfg, errbuf, errlen);
   if (rv < 0) goto fail;
-  memset(&p->opts.proxy, 0, sizeof p->opts.proxy); /* the caller's strings: proxy_cfg holds copies */
-  rv = apns__proxy_cfg_new(&p->proxy_cfg, &opts->proxy, errbuf, errlen);
+  p->opts.proxy = NULL; /* the caller's: proxy_cfg holds copies */
+  rv = apns__proxy_cfg_new(&p->proxy_cfg, opts->proxy, errbuf, errlen);
   if (rv < 0) goto fail;
 
   p->rng = uv_hrtime() | 1;
@@ -974,20 +984,21 @@ int apns_pool_close(apns_pool *p, uint64_t drain_timeout_ms, apns_pool_cb cb) {
 
 /* ---- accessors ------------------------------------------------------------------------------------------------- */
 
-void apns_pool_get_stats(const apns_pool *p, apns_pool_stats *out) {
+void apns_pool_get_stats(const apns_pool *p, apns_pool_stats *out, size_t size) {
+  apns_pool_stats st;
   if (out == NULL) return;
-  if (p == NULL) {
-    memset(out, 0, sizeof *out);
-    return;
+  memset(&st, 0, sizeof st);
+  if (p) {
+    st = p->stats;
+    st.queued = p->queued;
+    st.in_flight = p->in_flight;
+    st.connections_up = 0;
+    for (unsigned i = 0; i < p->size; i++) {
+      apns_conn *c = p->slots[i].conn;
+      if (c && (apns_conn_get_state(c) == APNS_CONN_READY)) st.connections_up++;
+    }
   }
-  *out = p->stats;
-  out->queued = p->queued;
-  out->in_flight = p->in_flight;
-  out->connections_up = 0;
-  for (unsigned i = 0; i < p->size; i++) {
-    apns_conn *c = p->slots[i].conn;
-    if (c && (apns_conn_get_state(c) == APNS_CONN_READY)) out->connections_up++;
-  }
+  apns__abi_write(out, size, &st, sizeof st);
 }
 
 void apns__pool_set_owner(apns_pool *p, void *owner) {

@@ -6,6 +6,7 @@
  * HTML error page for a TLS record. Nothing here ever writes a credential into a message. */
 #include "proxy.h"
 
+#include "abi.h"
 #include "alloc.h"
 #include "errbuf.h"
 
@@ -37,9 +38,13 @@ void apns__proxy_cfg_free(apns__proxy_cfg *cfg) {
   apns__free(cfg);
 }
 
-int apns__proxy_cfg_new(apns__proxy_cfg **out, const apns_proxy_options *o, char *errbuf, size_t errlen) {
+int apns__proxy_cfg_new(apns__proxy_cfg **out, const apns_proxy_options *opts, char *errbuf, size_t errlen) {
+  apns_proxy_options copy, *o = &copy;
   *out = NULL;
-  if (o == NULL || o->type == APNS_PROXY_NONE) return 0;
+  if (opts == NULL) return 0;
+  int rv = APNS__ABI_READ(apns_proxy_options, type, &copy, opts, errbuf, errlen);
+  if (rv < 0) return rv;
+  if (o->type == APNS_PROXY_NONE) return 0;
   if (o->type != APNS_PROXY_HTTP && o->type != APNS_PROXY_SOCKS5) {
     apns__errbuf(errbuf, errlen, "proxy: unknown type %d", (int)o->type);
     return APNS_EINVAL;
@@ -700,6 +705,7 @@ int apns_proxy_parse_url(const char *url, apns_proxy_options **out, char *errbuf
   const char *hp = at ? at + 1 : rest;
   o = apns__calloc(1, sizeof *o);
   if (o == NULL) goto nomem;
+  o->size = sizeof *o;
   o->type = type;
   if (at) {
     const char *colon = memchr(rest, ':', (size_t)(at - rest));

@@ -8,6 +8,7 @@
  * it points at lives as long as the request, or is static, so it is handed to nghttp2 with NO_COPY flags. */
 #include "request.h"
 
+#include "abi.h"
 #include "alloc.h"
 
 #include <stddef.h>
@@ -164,7 +165,8 @@ static const req_hdr *hdrs_of(const apns__req *req) {
   return (const req_hdr *)(const void *)((const char *)req + req->hdrs_off);
 }
 
-int apns__req_new(apns__req **out, const apns_request *desc, size_t extra) {
+int apns__req_new(apns__req **out, const apns_request *caller, size_t extra) {
+  apns_request copy, *desc = &copy;
   int method;
   size_t path_len, total, strings = 0, hdrs_off, i;
   /* What the first headers measured to (this runs for every request): name and value lengths, known name. */
@@ -176,7 +178,8 @@ int apns__req_new(apns__req **out, const apns_request *desc, size_t extra) {
 
   if (out == NULL) return APNS_EINVAL;
   *out = NULL;
-  if (desc == NULL || (path_len = path_measure(desc->path)) == SIZE_MAX) return APNS_EINVAL;
+  if (caller == NULL || APNS__ABI_READ(apns_request, method, &copy, caller, NULL, 0) < 0) return APNS_EINVAL;
+  if ((path_len = path_measure(desc->path)) == SIZE_MAX) return APNS_EINVAL;
   method = method_lookup(desc->method);
   if (method < 0) return APNS_EINVAL;
   if (desc->num_headers > 0 && desc->headers == NULL) return APNS_EINVAL;

@@ -56,8 +56,10 @@ typedef struct apns__req {
 int apns__req_new(apns__req **out, const apns_request *desc, size_t extra);
 
 /* desc's timeout resolved (0 means APNS_DEFAULT_TIMEOUT_MS). Not kept in the block: the owner turns it into
- * link.deadline when it posts, and nothing reads it after. */
+ * link.deadline when it posts, and nothing reads it after. desc has passed apns__req_new; a size that ends before
+ * timeout_ms (an older program's) means the default, as the ABI rule says. */
 static inline uint64_t apns__req_timeout(const apns_request *desc) {
+  if (desc->size < offsetof(apns_request, timeout_ms) + sizeof desc->timeout_ms) return APNS_DEFAULT_TIMEOUT_MS;
   return desc->timeout_ms ? desc->timeout_ms : APNS_DEFAULT_TIMEOUT_MS;
 }
 void apns__req_free(apns__req *req);

@@ -47,11 +47,10 @@ cat >"$app/app.c" <<'EOF'
 /* With an argument: a connection with the default trust must fail to load the CA bundle named by it. */
 static int open_with_default_ca(const char *bundle) {
   uv_loop_t loop;
-  apns_conn_options o;
+  apns_conn_options o = APNS_CONN_OPTIONS_INIT;
   apns_conn *c = NULL;
   char err[512] = "";
   uv_loop_init(&loop);
-  memset(&o, 0, sizeof o);
   o.host = "127.0.0.1";
   int rv = apns_conn_open(&loop, &c, &o, err, sizeof err);
   printf("open: %s: %s\n", apns_err_name(rv), err);

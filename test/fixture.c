@@ -59,12 +59,13 @@ void fx_mock_stop_and_close_loop(uv_loop_t *loop, apns_mock *mock) {
   ASSERT_EQ(uv_loop_close(loop), 0);
 }
 
-void fx_tls_client(apns_tls_options *t, const apns__certgen_result *c) {
-  memset(t, 0, sizeof *t);
+const apns_tls_options *fx_tls_client(apns_tls_options *t, const apns__certgen_result *c) {
+  apns_tls_options_init(t);
   t->ca_pem = c->ca_cert;
   t->cert_pem = c->client_cert;
   t->key_pem = c->client_key;
   t->verify_name = "localhost";
+  return t;
 }
 
 void fx_run_until(uv_loop_t *loop, const int *flag) {
@@ -88,7 +89,7 @@ void fx_request(apns_request *r, const char *token, uint64_t timeout_ms) {
   };
   static const char body[] = "{\"aps\":{\"alert\":\"hello\"}}";
   snprintf(path, sizeof path, "/3/device/%s", token);
-  memset(r, 0, sizeof *r);
+  apns_request_init(r);
   r->path = path;
   r->headers = headers;
   r->num_headers = 2;

@@ -57,7 +57,7 @@ void fx_proxy_stop(fx_proxy *p);  /* closes everything; freed once the loop has 
 
 /* Client TLS options trusting the test CA, with the client certificate, verifying the name "localhost". The
  * strings point into c. */
-void fx_tls_client(apns_tls_options *t, const apns__certgen_result *c);
+const apns_tls_options *fx_tls_client(apns_tls_options *t, const apns__certgen_result *c);
 
 /* Runs the loop one turn at a time until *flag becomes non-zero (asserts the loop did not run dry first). */
 void fx_run_until(uv_loop_t *loop, const int *flag);

@@ -45,6 +45,7 @@ typedef struct {
   int64_t now_s;
   long live_before;
   char key_pem[1024];
+  apns_tls_options tls; /* what co.tls points to */
 } fx;
 
 /* One management request's outcome. */
@@ -185,17 +186,17 @@ static void start_token_mock(fx *f) {
 static void open_both(fx *f, int token) {
   char err[256] = "";
   apns_client_options *o = &f->co;
-  memset(o, 0, sizeof *o);
+  apns_client_options_init(o);
   o->endpoint = APNS_ENDPOINT_CUSTOM;
   o->host = "127.0.0.1";
   o->port = (uint16_t)apns_mock_port(f->mock);
-  fx_tls_client(&o->tls, &f->certs);
+  o->tls = fx_tls_client(&f->tls, &f->certs);
   o->topic = BUNDLE;
   o->data = f;
   o->connections = 1;
   o->timeout_ms = 10000 * (uint64_t)test_time_factor(); /* the channels inherit it */
   if (token) {
-    o->tls.cert_pem = o->tls.key_pem = NULL;
+    f->tls.cert_pem = f->tls.key_pem = NULL;
     o->token_key_pem = f->key_pem;
     o->key_id = KEY_ID;
     o->team_id = TEAM_ID;
@@ -203,7 +204,7 @@ static void open_both(fx *f, int token) {
   }
   int rv = apns_client_open(&f->loop, &f->client, o, err, sizeof err);
   if (rv) test__fail(__FILE__, __LINE__, "apns_client_open: %s (%s)", apns_strerror(rv), err);
-  apns_channels_options cho = {0};
+  apns_channels_options cho = APNS_CHANNELS_OPTIONS_INIT;
   cho.client_options = o;
   cho.host = "127.0.0.1";
   cho.port = (uint16_t)apns_mock_port(f->mock);
@@ -243,7 +244,7 @@ static void wait_rec(fx *f, crec *r) {
 }
 
 static void create(fx *f, apns_channel_storage storage, const char *request_id, crec *r) {
-  apns_channel_request_options ro = {0};
+  apns_channel_request_options ro = APNS_CHANNEL_REQUEST_OPTIONS_INIT;
   ro.request_id = request_id;
   ASSERT_OK(apns_channels_create(f->ch, storage, &ro, on_chan, r));
   ASSERT_EQ(r->calls, 0); /* never inside the call */
@@ -262,7 +263,8 @@ static void broadcast_wait(fx *f, const char *id, apns_notification *n, const ap
 /* A raw request on the management connections (for what the API refuses to send). */
 static void raw(fx *f, apns_pool *pool, const char *method, const char *path, const apns_header *h, size_t nh,
                 const char *body, fx_rec *rec) {
-  apns_request req = {method, path, h, nh, body, body ? strlen(body) : 0, 10000 * (uint64_t)test_time_factor()};
+  apns_request req = {
+      sizeof(apns_request), method, path, h, nh, body, body ? strlen(body) : 0, 10000 * (uint64_t)test_time_factor()};
   rec->counter = &f->done;
   int target = f->done + 1;
   ASSERT_OK(apns_pool_post(pool, &req, fx_record, rec));
@@ -325,7 +327,8 @@ TEST(channels_validate) {
 
 TEST(channels_build_requests) {
   apns_channel_request cr;
-  ASSERT_OK(apns_build_channel_request(APNS_CHANNEL_CREATE, BUNDLE, NULL, APNS_CHANNEL_STORAGE_LATEST, REQ_ID, &cr));
+  ASSERT_OK(apns_build_channel_request(APNS_CHANNEL_CREATE, BUNDLE, NULL, APNS_CHANNEL_STORAGE_LATEST, REQ_ID, &cr,
+                                       sizeof cr));
   ASSERT_STREQ(cr.method, "POST");
   ASSERT_STREQ(cr.path, "/1/apps/com.example.app/channels");
   ASSERT_EQ(cr.num_headers, 1);
@@ -333,11 +336,12 @@ TEST(channels_build_requests) {
   ASSERT_STREQ(cr.headers[0].value, REQ_ID_LOWER);
   ASSERT_STREQ(cr.body, "{\"message-storage-policy\":1,\"push-type\":\"LiveActivity\"}");
   ASSERT_EQ(cr.body_len, strlen(cr.body));
-  ASSERT_OK(apns_build_channel_request(APNS_CHANNEL_CREATE, BUNDLE, NULL, APNS_CHANNEL_STORAGE_NONE, NULL, &cr));
+  ASSERT_OK(
+      apns_build_channel_request(APNS_CHANNEL_CREATE, BUNDLE, NULL, APNS_CHANNEL_STORAGE_NONE, NULL, &cr, sizeof cr));
   ASSERT_EQ(cr.num_headers, 0);
   ASSERT_STREQ(cr.body, "{\"message-storage-policy\":0,\"push-type\":\"LiveActivity\"}");
 
-  ASSERT_OK(apns_build_channel_request(APNS_CHANNEL_READ, BUNDLE, "dHN0LXNyY2gtY2hubA==", 0, REQ_ID, &cr));
+  ASSERT_OK(apns_build_channel_request(APNS_CHANNEL_READ, BUNDLE, "dHN0LXNyY2gtY2hubA==", 0, REQ_ID, &cr, sizeof cr));
   ASSERT_STREQ(cr.method, "GET");
   ASSERT_STREQ(cr.path, "/1/apps/com.example.app/channels");
   ASSERT_EQ(cr.num_headers, 2);
@@ -345,29 +349,34 @@ TEST(channels_build_requests) {
   ASSERT_STREQ(cr.headers[0].value, "dHN0LXNyY2gtY2hubA==");
   ASSERT_STREQ(cr.headers[1].name, "apns-request-id");
   ASSERT_EQ(cr.body_len, 0);
-  ASSERT_OK(apns_build_channel_request(APNS_CHANNEL_DELETE, BUNDLE, "dHN0LXNyY2gtY2hubA==", 0, NULL, &cr));
+  ASSERT_OK(apns_build_channel_request(APNS_CHANNEL_DELETE, BUNDLE, "dHN0LXNyY2gtY2hubA==", 0, NULL, &cr, sizeof cr));
   ASSERT_STREQ(cr.method, "DELETE");
   ASSERT_EQ(cr.num_headers, 1);
-  ASSERT_OK(apns_build_channel_request(APNS_CHANNEL_LIST, BUNDLE, NULL, 0, NULL, &cr));
+  ASSERT_OK(apns_build_channel_request(APNS_CHANNEL_LIST, BUNDLE, NULL, 0, NULL, &cr, sizeof cr));
   ASSERT_STREQ(cr.method, "GET");
   ASSERT_STREQ(cr.path, "/1/apps/com.example.app/all-channels");
   ASSERT_EQ(cr.num_headers, 0);
 
   /* Checks in order: operation, bundle, channel id, storage, request id. */
-  ASSERT_ERR(apns_build_channel_request((apns_channel_op)0, BUNDLE, NULL, 0, NULL, &cr), APNS_EINVAL);
-  ASSERT_ERR(apns_build_channel_request(APNS_CHANNEL_READ, "a/b", "x", 0, "bad", &cr), APNS_EBADTOPIC);
-  ASSERT_ERR(apns_build_channel_request(APNS_CHANNEL_READ, BUNDLE, NULL, 0, NULL, &cr), APNS_EBADCHANNELID);
-  ASSERT_ERR(apns_build_channel_request(APNS_CHANNEL_DELETE, BUNDLE, "a b", 0, NULL, &cr), APNS_EBADCHANNELID);
-  ASSERT_ERR(apns_build_channel_request(APNS_CHANNEL_CREATE, BUNDLE, NULL, (apns_channel_storage)2, NULL, &cr),
+  ASSERT_ERR(apns_build_channel_request((apns_channel_op)0, BUNDLE, NULL, 0, NULL, &cr, sizeof cr), APNS_EINVAL);
+  ASSERT_ERR(apns_build_channel_request(APNS_CHANNEL_READ, "a/b", "x", 0, "bad", &cr, sizeof cr), APNS_EBADTOPIC);
+  ASSERT_ERR(apns_build_channel_request(APNS_CHANNEL_READ, BUNDLE, NULL, 0, NULL, &cr, sizeof cr),
+             APNS_EBADCHANNELID);
+  ASSERT_ERR(apns_build_channel_request(APNS_CHANNEL_DELETE, BUNDLE, "a b", 0, NULL, &cr, sizeof cr),
+             APNS_EBADCHANNELID);
+  ASSERT_ERR(
+      apns_build_channel_request(APNS_CHANNEL_CREATE, BUNDLE, NULL, (apns_channel_storage)2, NULL, &cr, sizeof cr),
+      APNS_EINVAL);
+  ASSERT_ERR(apns_build_channel_request(APNS_CHANNEL_LIST, BUNDLE, NULL, 0, "not-a-uuid", &cr, sizeof cr),
+             APNS_EBADAPNSID);
+  ASSERT_ERR(apns_build_channel_request(APNS_CHANNEL_LIST, BUNDLE, NULL, 0, NULL, NULL, sizeof(apns_channel_request)),
              APNS_EINVAL);
-  ASSERT_ERR(apns_build_channel_request(APNS_CHANNEL_LIST, BUNDLE, NULL, 0, "not-a-uuid", &cr), APNS_EBADAPNSID);
-  ASSERT_ERR(apns_build_channel_request(APNS_CHANNEL_LIST, BUNDLE, NULL, 0, NULL, NULL), APNS_EINVAL);
 }
 
 TEST(broadcast_build_request) {
   apns_broadcast_request br;
-  apns_broadcast_options bo = {0};
-  ASSERT_OK(apns_build_broadcast_request(BUNDLE, "dHN0LXNyY2gtY2hubA==", NULL, &br));
+  apns_broadcast_options bo = APNS_BROADCAST_OPTIONS_INIT;
+  ASSERT_OK(apns_build_broadcast_request(BUNDLE, "dHN0LXNyY2gtY2hubA==", NULL, &br, sizeof br));
   ASSERT_STREQ(br.path, "/4/broadcasts/apps/com.example.app");
   ASSERT_EQ(br.num_headers, 4);
   const char *want[4][2] = {{"apns-channel-id", "dHN0LXNyY2gtY2hubA=="},
@@ -382,7 +391,7 @@ TEST(broadcast_build_request) {
   bo.priority = 5;
   bo.expiration = 1700003600;
   bo.request_id = REQ_ID;
-  ASSERT_OK(apns_build_broadcast_request(BUNDLE ".push-type.liveactivity", "YWJj", &bo, &br));
+  ASSERT_OK(apns_build_broadcast_request(BUNDLE ".push-type.liveactivity", "YWJj", &bo, &br, sizeof br));
   ASSERT_STREQ(br.path, "/4/broadcasts/apps/com.example.app");
   ASSERT_EQ(br.num_headers, 5);
   ASSERT_STREQ(br.headers[2].value, "5");
@@ -390,21 +399,21 @@ TEST(broadcast_build_request) {
   ASSERT_STREQ(br.headers[4].name, "apns-request-id");
   ASSERT_STREQ(br.headers[4].value, REQ_ID_LOWER);
   bo.bundle_id = "com.other.app";
-  ASSERT_OK(apns_build_broadcast_request(BUNDLE, "YWJj", &bo, &br));
+  ASSERT_OK(apns_build_broadcast_request(BUNDLE, "YWJj", &bo, &br, sizeof br));
   ASSERT_STREQ(br.path, "/4/broadcasts/apps/com.other.app");
 
-  bo = (apns_broadcast_options){0};
-  ASSERT_ERR(apns_build_broadcast_request(BUNDLE, "a=b", &bo, &br), APNS_EBADCHANNELID);
-  ASSERT_ERR(apns_build_broadcast_request(NULL, "YWJj", &bo, &br), APNS_EBADTOPIC);
-  ASSERT_ERR(apns_build_broadcast_request("com example", "YWJj", &bo, &br), APNS_EBADTOPIC);
+  apns_broadcast_options_init(&bo);
+  ASSERT_ERR(apns_build_broadcast_request(BUNDLE, "a=b", &bo, &br, sizeof br), APNS_EBADCHANNELID);
+  ASSERT_ERR(apns_build_broadcast_request(NULL, "YWJj", &bo, &br, sizeof br), APNS_EBADTOPIC);
+  ASSERT_ERR(apns_build_broadcast_request("com example", "YWJj", &bo, &br, sizeof br), APNS_EBADTOPIC);
   bo.priority = 7;
-  ASSERT_ERR(apns_build_broadcast_request(BUNDLE, "YWJj", &bo, &br), APNS_EBADPRIORITY);
+  ASSERT_ERR(apns_build_broadcast_request(BUNDLE, "YWJj", &bo, &br, sizeof br), APNS_EBADPRIORITY);
   bo.priority = 1;
   bo.expiration = -1;
-  ASSERT_ERR(apns_build_broadcast_request(BUNDLE, "YWJj", &bo, &br), APNS_EINVAL);
+  ASSERT_ERR(apns_build_broadcast_request(BUNDLE, "YWJj", &bo, &br, sizeof br), APNS_EINVAL);
   bo.expiration = 0;
   bo.request_id = "123";
-  ASSERT_ERR(apns_build_broadcast_request(BUNDLE, "YWJj", &bo, &br), APNS_EBADAPNSID);
+  ASSERT_ERR(apns_build_broadcast_request(BUNDLE, "YWJj", &bo, &br, sizeof br), APNS_EBADAPNSID);
 }
 
 /* The three Live Activity payloads, byte for byte, whatever order the keys are set in. */
@@ -474,7 +483,8 @@ static void lifecycle(fx *f) {
   ASSERT_STREQ(c.request_id, REQ_ID_LOWER);
   ASSERT_EQ(strlen(c.channel_id), 24);
   ASSERT_OK(apns_validate_channel_id(c.channel_id));
-  ASSERT_OK(apns_build_channel_request(APNS_CHANNEL_CREATE, BUNDLE, NULL, APNS_CHANNEL_STORAGE_LATEST, REQ_ID, &cr));
+  ASSERT_OK(apns_build_channel_request(APNS_CHANNEL_CREATE, BUNDLE, NULL, APNS_CHANNEL_STORAGE_LATEST, REQ_ID, &cr,
+                                       sizeof cr));
   ASSERT_STREQ(f->seen.method, cr.method);
   ASSERT_STREQ(f->seen.path, cr.path);
   assert_headers(f, cr.headers, cr.num_headers);
@@ -490,7 +500,7 @@ static void lifecycle(fx *f) {
   ASSERT_STREQ(r.push_type, "LiveActivity");
   ASSERT_STREQ(r.channel_id, c.channel_id);
   ASSERT_EQ(strlen(r.request_id), 36); /* made by the server: none was sent */
-  ASSERT_OK(apns_build_channel_request(APNS_CHANNEL_READ, BUNDLE, c.channel_id, 0, NULL, &cr));
+  ASSERT_OK(apns_build_channel_request(APNS_CHANNEL_READ, BUNDLE, c.channel_id, 0, NULL, &cr, sizeof cr));
   ASSERT_STREQ(f->seen.method, "GET");
   ASSERT_STREQ(f->seen.path, cr.path);
   assert_headers(f, cr.headers, cr.num_headers);
@@ -508,7 +518,7 @@ static void lifecycle(fx *f) {
 
   /* A broadcast on the push client: an update, stored until an hour from now. */
   apns_notification *n = la_update();
-  apns_broadcast_options bo = {0};
+  apns_broadcast_options bo = APNS_BROADCAST_OPTIONS_INIT;
   bo.expiration = f->now_s + 3600;
   bo.request_id = REQ_ID;
   fx_rec b = {0};
@@ -516,7 +526,7 @@ static void lifecycle(fx *f) {
   ASSERT_OK(b.err);
   ASSERT_EQ(b.status, 200);
   apns_broadcast_request br;
-  ASSERT_OK(apns_build_broadcast_request(BUNDLE, c.channel_id, &bo, &br));
+  ASSERT_OK(apns_build_broadcast_request(BUNDLE, c.channel_id, &bo, &br, sizeof br));
   ASSERT_STREQ(f->seen.method, "POST");
   ASSERT_STREQ(f->seen.path, br.path);
   assert_headers(f, br.headers, br.num_headers);
@@ -611,7 +621,7 @@ TEST(channels_push_to_start_and_storage_none) {
   ASSERT_OK(apns_notification_set_attributes(n, "{\"match\":7}"));
   ASSERT_OK(apns_notification_set_content_state(n, "{\"home\":0}"));
   ASSERT_OK(apns_notification_set_input_push_channel(n, c.channel_id));
-  apns_send_options so = {0};
+  apns_send_options so = APNS_SEND_OPTIONS_INIT;
   so.push_type = APNS_PUSH_TYPE_LIVEACTIVITY;
   fx_rec s = {0};
   s.counter = &f.done;
@@ -631,7 +641,7 @@ TEST(channels_push_to_start_and_storage_none) {
 
   /* A no-storage channel takes expiration 0 only (the server's rule). */
   n = la_update();
-  apns_broadcast_options bo = {0};
+  apns_broadcast_options bo = APNS_BROADCAST_OPTIONS_INIT;
   fx_rec b1 = {0}, b2 = {0};
   broadcast_wait(&f, c.channel_id, n, &bo, &b1);
   ASSERT_EQ(b1.status, 200);
@@ -833,7 +843,7 @@ TEST(channels_malformed_answers) {
   open_both(&f, 0);
   crec c = {0}, r = {0}, l = {0};
   f.seen.force_status = 201; /* a 201 without apns-channel-id (the mock refused the create: no such body) */
-  apns_channel_request_options ro = {0};
+  apns_channel_request_options ro = APNS_CHANNEL_REQUEST_OPTIONS_INIT;
   ro.bundle_id = "com.example.disabled"; /* TopicMismatch on this certificate, turned into a bare 201 */
   ASSERT_OK(apns_channels_create(f.ch, APNS_CHANNEL_STORAGE_NONE, &ro, on_chan, &c));
   wait_rec(&f, &c);
@@ -861,7 +871,7 @@ TEST(channels_arguments_and_close) {
   start_mock(&f);
   open_both(&f, 0);
   crec r = {0};
-  apns_channel_request_options ro = {0};
+  apns_channel_request_options ro = APNS_CHANNEL_REQUEST_OPTIONS_INIT;
   ASSERT_ERR(apns_channels_read(f.ch, "a b", NULL, on_chan, &r), APNS_EBADCHANNELID);
   ASSERT_ERR(apns_channels_read(f.ch, NULL, NULL, on_chan, &r), APNS_EINVAL);
   ASSERT_ERR(apns_channels_delete(f.ch, "", NULL, on_chan, &r), APNS_EBADCHANNELID);
@@ -875,7 +885,7 @@ TEST(channels_arguments_and_close) {
   apns_notification *n = la_update();
   fx_rec b = {0};
   ASSERT_ERR(apns_client_broadcast(f.client, "a=b", n, NULL, fx_record, &b), APNS_EBADCHANNELID);
-  apns_broadcast_options bo = {0};
+  apns_broadcast_options bo = APNS_BROADCAST_OPTIONS_INIT;
   bo.priority = 3;
   ASSERT_ERR(apns_client_broadcast(f.client, "YWJj", n, &bo, fx_record, &b), APNS_EBADPRIORITY);
   static char big[APNS_PAYLOAD_MAX_BROADCAST + 2];
@@ -911,11 +921,11 @@ TEST(channels_open_errors) {
   apns_channels *ch = (apns_channels *)1;
   char err[256];
   ASSERT_EQ(uv_loop_init(&loop), 0);
-  apns_channels_options o = {0};
+  apns_channels_options o = APNS_CHANNELS_OPTIONS_INIT;
   ASSERT_ERR(apns_channels_open(&loop, &ch, &o, err, sizeof err), APNS_EINVAL);
   ASSERT_NULL(ch);
   ASSERT_TRUE(strstr(err, "client options") != NULL);
-  apns_client_options co = {0};
+  apns_client_options co = APNS_CLIENT_OPTIONS_INIT;
   co.endpoint = APNS_ENDPOINT_CUSTOM;
   co.host = "127.0.0.1";
   co.token_key_pem = "x";
@@ -1126,19 +1136,22 @@ TEST(channels_mock_command_counts) {
   snprintf(cert, sizeof cert, "%s/client.pem", dir);
   snprintf(key, sizeof key, "%s/client-key.pem", dir);
   apns_client_options *o = &f.co;
+  apns_client_options_init(o);
+  apns_tls_options_init(&f.tls);
+  o->tls = &f.tls;
   o->endpoint = APNS_ENDPOINT_CUSTOM;
   o->host = "127.0.0.1";
   o->port = (uint16_t)port;
-  o->tls.ca_file = ca;
-  o->tls.cert_file = cert;
-  o->tls.key_file = key;
-  o->tls.verify_name = "localhost";
+  f.tls.ca_file = ca;
+  f.tls.cert_file = cert;
+  f.tls.key_file = key;
+  f.tls.verify_name = "localhost";
   o->topic = BUNDLE;
   o->data = &f;
   o->timeout_ms = 10000 * (uint64_t)test_time_factor();
   char err[256] = "";
   ASSERT_OK(apns_client_open(&f.loop, &f.client, o, err, sizeof err));
-  apns_channels_options cho = {0};
+  apns_channels_options cho = APNS_CHANNELS_OPTIONS_INIT;
   cho.client_options = o;
   cho.host = "127.0.0.1";
   cho.port = (uint16_t)port;
@@ -1149,7 +1162,7 @@ TEST(channels_mock_command_counts) {
   create(&f, APNS_CHANNEL_STORAGE_LATEST, NULL, &c2);
   ASSERT_EQ(c1.ok + c2.ok, 2);
   apns_notification *n = la_update();
-  apns_broadcast_options bo = {0};
+  apns_broadcast_options bo = APNS_BROADCAST_OPTIONS_INIT;
   for (int i = 0; i < 3; i++) {
     fx_rec b = {0};
     broadcast_wait(&f, c1.channel_id, n, &bo, &b);
@@ -1194,15 +1207,16 @@ TEST(channels_split_listeners) {
   ASSERT_NE(mport, apns_mock_port(f.mock));
   char err[256] = "";
   apns_client_options *o = &f.co;
+  apns_client_options_init(o);
   o->endpoint = APNS_ENDPOINT_CUSTOM;
   o->host = "127.0.0.1";
   o->port = (uint16_t)apns_mock_port(f.mock);
-  fx_tls_client(&o->tls, &f.certs);
+  o->tls = fx_tls_client(&f.tls, &f.certs);
   o->topic = BUNDLE;
   o->data = &f;
   o->timeout_ms = 10000 * (uint64_t)test_time_factor();
   ASSERT_OK(apns_client_open(&f.loop, &f.client, o, err, sizeof err));
-  apns_channels_options cho = {0};
+  apns_channels_options cho = APNS_CHANNELS_OPTIONS_INIT;
   cho.client_options = o;
   cho.host = "127.0.0.1";
   cho.port = (uint16_t)mport;
@@ -1246,14 +1260,15 @@ TEST(channels_allocation_failures) {
   fx_mock_options(&mo, &certs, 0);
   int port = fx_mock_fork(&mo, &pid);
   long base = test_alloc_live();
-  apns_client_options co = {0};
+  apns_client_options co = APNS_CLIENT_OPTIONS_INIT;
+  apns_tls_options co_tls = APNS_TLS_OPTIONS_INIT;
   co.endpoint = APNS_ENDPOINT_CUSTOM;
   co.host = "127.0.0.1";
-  fx_tls_client(&co.tls, &certs);
+  co.tls = fx_tls_client(&co_tls, &certs);
   co.topic = BUNDLE;
   fx f;
   memset(&f, 0, sizeof f);
-  apns_channels_options cho = {0};
+  apns_channels_options cho = APNS_CHANNELS_OPTIONS_INIT;
   cho.client_options = &co;
   cho.host = "127.0.0.1";
   cho.port = (uint16_t)port;
@@ -1295,7 +1310,7 @@ TEST(channels_allocation_failures) {
     fx_run_until(&loop, &warm.calls);
     ASSERT_EQ(warm.ok, 1);
     free(warm.ids);
-    apns_channel_request_options ro = {0};
+    apns_channel_request_options ro = APNS_CHANNEL_REQUEST_OPTIONS_INIT;
     /* A starved request may end only at its deadline: short, so that the sweep stays short, yet long enough for
      * an answer on the connected connection. */
     ro.timeout_ms = budget < 0 ? 10000 * (uint64_t)test_time_factor() : test_time_factor() > 1 ? 300 : 100;

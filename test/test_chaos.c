@@ -95,12 +95,12 @@ static void soak_run(const apns_mock_chaos *ch, int n, apns_mock_stats *ms_out) 
   s.mo.chaos = *ch;
   s.mock = fx_mock_start(&s.loop, &s.mo);
 
-  apns_pool_options o;
-  memset(&o, 0, sizeof o);
+  apns_pool_options o = APNS_POOL_OPTIONS_INIT;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   o.host = "127.0.0.1";
   o.port = (uint16_t)apns_mock_port(s.mock);
-  fx_tls_client(&o.tls, &s.certs);
-  o.size = SOAK_SIZE;
+  o.tls = fx_tls_client(&tlso, &s.certs);
+  o.connections = SOAK_SIZE;
   o.max_connects_per_sec = SOAK_CPS;
   o.reconnect_min_delay_ms = 5;
   o.reconnect_max_delay_ms = 200;

@@ -43,6 +43,7 @@ typedef struct {
   int connected;      /* on_connected calls */
   long live_before;
   char key_pem[1024];
+  apns_tls_options tls; /* what base_options points the client options to */
 } fx;
 
 static void capture(void *data, apns_mock_request *req) {
@@ -148,11 +149,11 @@ static void setup(fx *f) {
 }
 
 static void base_options(fx *f, apns_client_options *o) {
-  memset(o, 0, sizeof *o);
+  apns_client_options_init(o);
   o->endpoint = APNS_ENDPOINT_CUSTOM;
   o->host = "127.0.0.1";
   o->port = (uint16_t)apns_mock_port(f->mock);
-  fx_tls_client(&o->tls, &f->certs);
+  o->tls = fx_tls_client(&f->tls, &f->certs);
   o->topic = "com.example.app";
   o->data = f;
   o->on_event = on_event;
@@ -172,7 +173,7 @@ static void open_token_client(fx *f) {
   apns_client_options o;
   char err[256] = "";
   base_options(f, &o);
-  o.tls.cert_pem = o.tls.key_pem = NULL;
+  f->tls.cert_pem = f->tls.key_pem = NULL;
   if (f->key_pem[0] == '\0') make_key(f->key_pem, sizeof f->key_pem);
   o.token_key_pem = f->key_pem;
   o.key_id = KEY_ID;
@@ -214,7 +215,7 @@ TEST(client_quickstart_on_the_wire) {
   ASSERT_OK(apns_notification_set_alert_loc_key(n, "Hello World!"));
   ASSERT_OK(apns_notification_set_alert_loc_args(n, args, 2));
   ASSERT_OK(apns_notification_set_badge(n, 42));
-  apns_send_options so = {0};
+  apns_send_options so = APNS_SEND_OPTIONS_INIT;
   so.priority = 10;
   send_and_wait(&f, n, &so, &rec);
   ASSERT_OK(rec.err);
@@ -240,7 +241,7 @@ TEST(client_options_reach_headers) {
   open_cert_client(&f);
   ASSERT_OK(apns_notification_new(&n));
   ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
-  apns_send_options so = {0};
+  apns_send_options so = APNS_SEND_OPTIONS_INIT;
   so.push_type = APNS_PUSH_TYPE_VOIP;
   so.has_expiration = 1;
   so.expiration = 0;
@@ -316,7 +317,7 @@ TEST(client_validates_before_queueing) {
   open_cert_client(&f);
   ASSERT_OK(apns_notification_new(&n));
   ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
-  apns_send_options so = {0};
+  apns_send_options so = APNS_SEND_OPTIONS_INIT;
   ASSERT_ERR(apns_client_send(f.client, "xyz", n, NULL, fx_record, &rec), APNS_EBADTOKEN);
   ASSERT_ERR(apns_client_send(f.client, "abc", n, NULL, fx_record, &rec), APNS_EBADTOKEN);
   ASSERT_ERR(apns_client_send(f.client, "", n, NULL, fx_record, &rec), APNS_EBADTOKEN);
@@ -349,7 +350,7 @@ TEST(client_validates_before_queueing) {
   /* Let the loop run: nothing was queued, nothing reaches the mock, no callback. */
   for (int i = 0; i < 20; i++) uv_run(&f.loop, UV_RUN_NOWAIT);
   apns_pool_stats st;
-  apns_client_get_stats(f.client, &st);
+  apns_client_get_stats(f.client, &st, sizeof st);
   ASSERT_EQ(st.posted, 0);
   ASSERT_EQ(f.seen.count, 0);
   ASSERT_EQ(rec.calls, 0);
@@ -362,17 +363,19 @@ TEST(client_open_errors) {
   uv_loop_t loop;
   apns_client *c = NULL;
   apns_client_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   char err[256] = "";
   ASSERT_EQ(uv_loop_init(&loop), 0);
-  memset(&o, 0, sizeof o);
+  apns_client_options_init(&o);
+  o.tls = &tlso;
   o.endpoint = APNS_ENDPOINT_DEVELOPMENT;
   ASSERT_ERR(apns_client_open(&loop, &c, &o, err, sizeof err), APNS_EINVAL);
   ASSERT_TRUE(strstr(err, "authentication") != NULL);
-  o.tls.cert_file = "a.pem";
+  tlso.cert_file = "a.pem";
   o.token_key_file = "b.p8";
   ASSERT_ERR(apns_client_open(&loop, &c, &o, err, sizeof err), APNS_EINVAL);
   ASSERT_TRUE(strstr(err, "not both") != NULL);
-  o.tls.cert_file = NULL;
+  tlso.cert_file = NULL;
   o.token_key_file = "/nonexistent/AuthKey.p8";
   o.key_id = KEY_ID;
   o.team_id = TEAM_ID;
@@ -761,7 +764,7 @@ TEST(client_on_connected) {
   ASSERT_EQ(f.connected, 0); /* never inside open */
   fx_run_until(&f.loop, &f.connected);
   apns_pool_stats st;
-  apns_client_get_stats(f.client, &st);
+  apns_client_get_stats(f.client, &st, sizeof st);
   ASSERT_GE(st.connections_up, 1);
   const char *text = "x";
   ASSERT_EQ(apns_client_stop_cause(f.client, &text), 0);
@@ -779,7 +782,7 @@ TEST(client_wrong_ca_stops_with_cause) {
   char err[256] = "";
   setup(&f);
   base_options(&f, &o);
-  o.tls.verify_name = "wrong.example";
+  f.tls.verify_name = "wrong.example";
   ASSERT_OK(apns_client_open(&f.loop, &f.client, &o, err, sizeof err));
   ASSERT_OK(apns_notification_new(&n));
   ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
@@ -805,7 +808,7 @@ TEST(client_timeout_max_answered) {
   open_cert_client(&f);
   ASSERT_OK(apns_notification_new(&n));
   ASSERT_OK(apns_notification_set_alert_text(n, "hi"));
-  apns_send_options so = {0};
+  apns_send_options so = APNS_SEND_OPTIONS_INIT;
   so.timeout_ms = UINT64_MAX;
   send_and_wait(&f, n, &so, &rec);
   ASSERT_OK(rec.err);
@@ -818,7 +821,7 @@ TEST(client_timeout_max_answered) {
 TEST(client_accessors_take_null) {
   apns_pool_stats st;
   memset(&st, 0xab, sizeof st);
-  apns_client_get_stats(NULL, &st);
+  apns_client_get_stats(NULL, &st, sizeof st);
   ASSERT_UEQ(st.posted, 0);
   ASSERT_NULL(apns_client_data(NULL));
   ASSERT_NULL(apns_client_pool(NULL));
@@ -832,15 +835,16 @@ TEST(client_accessors_take_null) {
 /* The mock in a child process: in-process, its own handles would keep the loop alive whatever the client does. */
 static pid_t open_client_forked_mock(fx *f) {
   apns_client_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   char err[256] = "";
   pid_t pid;
   setup_base(f);
   int port = fx_mock_fork(&f->mo, &pid);
-  memset(&o, 0, sizeof o);
+  apns_client_options_init(&o);
   o.endpoint = APNS_ENDPOINT_CUSTOM;
   o.host = "127.0.0.1";
   o.port = (uint16_t)port;
-  fx_tls_client(&o.tls, &f->certs);
+  o.tls = fx_tls_client(&tlso, &f->certs);
   o.topic = "com.example.app";
   o.data = f;
   o.on_event = on_event;
@@ -862,7 +866,7 @@ typedef struct guard {
 static void guard_tick(uv_timer_t *t) {
   guard *g = (guard *)t;
   apns_pool_stats st;
-  apns_client_get_stats(g->down, &st);
+  apns_client_get_stats(g->down, &st, sizeof st);
   if (g->down ? st.connections_up == 0 : *g->until) uv_close((uv_handle_t *)t, NULL);
 }
 
@@ -872,13 +876,13 @@ TEST(client_unref_lets_the_loop_end) {
   apns_pool_stats st;
   pid_t pid = open_client_forked_mock(&f);
   fx_run_until_count(&f.loop, &f.connected, 1);
-  while (apns_client_get_stats(f.client, &st), st.connections_up < 2) uv_run(&f.loop, UV_RUN_ONCE);
+  while (apns_client_get_stats(f.client, &st, sizeof st), st.connections_up < 2) uv_run(&f.loop, UV_RUN_ONCE);
   ASSERT_TRUE(uv_loop_alive(&f.loop)); /* referenced: the client keeps the loop alive */
   apns_client_unref(f.client);
   apns_client_unref(f.client); /* idempotent */
   ASSERT_TRUE(!uv_loop_alive(&f.loop));
   ASSERT_EQ(uv_run(&f.loop, UV_RUN_DEFAULT), 0); /* returns, the client open and connected */
-  apns_client_get_stats(f.client, &st);
+  apns_client_get_stats(f.client, &st, sizeof st);
   ASSERT_EQ(st.connections_up, 2);
   /* A send in flight completes while the caller's own referenced handle keeps the loop running (the binding's
    * way: in-flight sends do not keep the loop alive by themselves, as Node's unref'd sockets). */
@@ -901,7 +905,7 @@ TEST(client_unref_lets_the_loop_end) {
   ASSERT_EQ(uv_timer_init(&f.loop, &g2.t), 0);
   ASSERT_EQ(uv_timer_start(&g2.t, guard_tick, 1, 1), 0);
   ASSERT_EQ(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
-  apns_client_get_stats(f.client, &st);
+  apns_client_get_stats(f.client, &st, sizeof st);
   ASSERT_EQ(st.connections_up, 0);
   ASSERT_TRUE(!uv_loop_alive(&f.loop));
   /* The close keeps the loop alive until its callback, which never runs inside the call. */

@@ -38,12 +38,13 @@ static run_result one_run(int port, const apns__certgen_result *certs, int token
   uv_loop_t loop;
   apns_client *cl = NULL;
   apns_client_options o;
+  apns_tls_options tls = APNS_TLS_OPTIONS_INIT;
   static fx_rec recs[N];
   int done = 0, closed = 0, accepted = 0;
   run_result res = {0, 0, 0};
   memset(recs, 0, sizeof recs);
   ASSERT_EQ(uv_loop_init(&loop), 0);
-  memset(&o, 0, sizeof o);
+  apns_client_options_init(&o);
   o.endpoint = APNS_ENDPOINT_CUSTOM;
   o.host = "127.0.0.1";
   o.port = (uint16_t)port;
@@ -52,13 +53,14 @@ static run_result one_run(int port, const apns__certgen_result *certs, int token
   o.timeout_ms = deadline_ms;
   o.data = &closed;
   if (token_auth) {
-    o.tls.ca_pem = certs->ca_cert;
-    o.tls.verify_name = "localhost";
+    tls.ca_pem = certs->ca_cert;
+    tls.verify_name = "localhost";
+    o.tls = &tls;
     o.token_key_pem = certs->token_key;
     o.key_id = "ABC123DEFG";
     o.team_id = "DEF123GHIJ";
   } else {
-    fx_tls_client(&o.tls, certs);
+    o.tls = fx_tls_client(&tls, certs);
   }
   if (budget >= 0)
     test_alloc_fail_after(budget);

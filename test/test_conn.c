@@ -60,15 +60,16 @@ static void setup(fx *f, int require_client_cert) {
 
 static void open_conn(fx *f, apns_conn_options *extra) {
   apns_conn_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   char err[256] = "";
   if (extra)
     o = *extra;
   else
-    memset(&o, 0, sizeof o);
+    apns_conn_options_init(&o);
   if (f->mock == NULL) f->mock = fx_mock_start(&f->loop, &f->mo);
   o.host = "127.0.0.1";
   if (o.port == 0) o.port = (uint16_t)apns_mock_port(f->mock);
-  if (o.tls.ca_pem == NULL) fx_tls_client(&o.tls, &f->certs);
+  if (o.tls == NULL) o.tls = fx_tls_client(&tlso, &f->certs);
   o.on_connect = on_connect;
   o.on_lost = on_lost;
   o.data = f;
@@ -98,7 +99,7 @@ static int post(fx *f, fx_rec *rec, const char *token, uint64_t timeout_ms) {
 
 static uint32_t max_streams(apns_conn *c) {
   apns_conn_stats s;
-  apns_conn_get_stats(c, &s);
+  apns_conn_get_stats(c, &s, sizeof s);
   return s.max_streams;
 }
 
@@ -124,7 +125,7 @@ TEST(conn_round_trip_client_cert) {
   ASSERT_STREQ(rec.apns_id, id);
   ASSERT_EQ(rec.attempts, 1);
   apns_conn_stats st;
-  apns_conn_get_stats(f.conn, &st);
+  apns_conn_get_stats(f.conn, &st, sizeof st);
   ASSERT_EQ(st.requests_sent, 1);
   ASSERT_EQ(st.requests_completed, 1);
   ASSERT_EQ(st.in_flight, 0);
@@ -162,10 +163,11 @@ TEST(conn_reasons_and_timestamp) {
 TEST(conn_wrong_ca_refused) {
   fx f;
   apns_conn_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   setup(&f, 0);
-  memset(&o, 0, sizeof o);
-  fx_tls_client(&o.tls, &f.certs);
-  o.tls.ca_pem = f.certs.other_ca_cert;
+  apns_conn_options_init(&o);
+  o.tls = fx_tls_client(&tlso, &f.certs);
+  tlso.ca_pem = f.certs.other_ca_cert;
   open_conn(&f, &o);
   ASSERT_ERR(f.connect_status, APNS_ECERTVERIFY);
   ASSERT_TRUE(strstr(apns_conn_last_error(f.conn), "verification") != NULL);
@@ -179,10 +181,11 @@ TEST(conn_wrong_ca_refused) {
 TEST(conn_host_name_mismatch_refused) {
   fx f;
   apns_conn_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   setup(&f, 0);
-  memset(&o, 0, sizeof o);
-  fx_tls_client(&o.tls, &f.certs);
-  o.tls.verify_name = "api.push.apple.com";
+  apns_conn_options_init(&o);
+  o.tls = fx_tls_client(&tlso, &f.certs);
+  tlso.verify_name = "api.push.apple.com";
   open_conn(&f, &o);
   ASSERT_ERR(f.connect_status, APNS_ECERTVERIFY);
   ASSERT_TRUE(strstr(apns_conn_last_error(f.conn), "mismatch") != NULL);
@@ -192,13 +195,14 @@ TEST(conn_host_name_mismatch_refused) {
 TEST(conn_insecure_skips_verification) {
   fx f;
   apns_conn_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   fx_rec rec = {0};
   setup(&f, 0);
-  memset(&o, 0, sizeof o);
-  fx_tls_client(&o.tls, &f.certs);
-  o.tls.ca_pem = f.certs.other_ca_cert;
-  o.tls.verify_name = "wrong.example";
-  o.tls.insecure_skip_verify = 1;
+  apns_conn_options_init(&o);
+  o.tls = fx_tls_client(&tlso, &f.certs);
+  tlso.ca_pem = f.certs.other_ca_cert;
+  tlso.verify_name = "wrong.example";
+  tlso.insecure_skip_verify = 1;
   open_conn(&f, &o);
   ASSERT_OK(f.connect_status);
   ASSERT_OK(post(&f, &rec, TOKEN, 5000));
@@ -210,11 +214,12 @@ TEST(conn_insecure_skips_verification) {
 TEST(conn_missing_client_cert_refused) {
   fx f;
   apns_conn_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   setup(&f, 1);
-  memset(&o, 0, sizeof o);
-  fx_tls_client(&o.tls, &f.certs);
-  o.tls.cert_pem = NULL;
-  o.tls.key_pem = NULL;
+  apns_conn_options_init(&o);
+  o.tls = fx_tls_client(&tlso, &f.certs);
+  tlso.cert_pem = NULL;
+  tlso.key_pem = NULL;
   open_conn(&f, &o);
   ASSERT_TRUE(f.connect_status < 0);
   ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_LOST);
@@ -224,6 +229,7 @@ TEST(conn_missing_client_cert_refused) {
 TEST(conn_refused_port) {
   fx f;
   apns_conn_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   char err[128];
   setup(&f, 0);
   /* A port the kernel gave us and we closed at once: nothing listens there. */
@@ -235,8 +241,8 @@ TEST(conn_refused_port) {
   ASSERT_EQ(uv_tcp_bind(&t, (const struct sockaddr *)&a, 0), 0);
   ASSERT_EQ(uv_tcp_getsockname(&t, (struct sockaddr *)&a, &len), 0);
   uv_close((uv_handle_t *)&t, NULL);
-  memset(&o, 0, sizeof o);
-  fx_tls_client(&o.tls, &f.certs);
+  apns_conn_options_init(&o);
+  o.tls = fx_tls_client(&tlso, &f.certs);
   o.host = "127.0.0.1";
   o.port = ntohs(a.sin_port);
   o.on_connect = on_connect;
@@ -252,16 +258,18 @@ TEST(conn_bad_options) {
   uv_loop_t loop;
   apns_conn *c = NULL;
   apns_conn_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   char err[256] = "";
   ASSERT_EQ(uv_loop_init(&loop), 0);
-  memset(&o, 0, sizeof o);
+  apns_conn_options_init(&o);
+  o.tls = &tlso;
   ASSERT_ERR(apns_conn_open(&loop, &c, &o, err, sizeof err), APNS_EINVAL);
   ASSERT_TRUE(strstr(err, "host") != NULL);
   o.host = "127.0.0.1";
-  o.tls.ca_file = "/nonexistent/ca.pem";
+  tlso.ca_file = "/nonexistent/ca.pem";
   ASSERT_ERR(apns_conn_open(&loop, &c, &o, err, sizeof err), APNS_EBADCERT);
   ASSERT_TRUE(strstr(err, "/nonexistent/ca.pem") != NULL);
-  o.tls.ca_file = NULL;
+  tlso.ca_file = NULL;
   o.authority = "evil\r\nx: y";
   ASSERT_ERR(apns_conn_open(&loop, &c, &o, err, sizeof err), APNS_EBADHEADER);
   ASSERT_NULL(c);
@@ -300,7 +308,7 @@ TEST(conn_max_streams_one_blocks_second) {
   fx_run_until_count(&f.loop, &f.done, 1);
   ASSERT_EQ(a.status, 200);
   apns_conn_stats st;
-  apns_conn_get_stats(f.conn, &st);
+  apns_conn_get_stats(f.conn, &st, sizeof st);
   ASSERT_EQ(st.max_streams, 1);
   ASSERT_OK(post(&f, &b, TOKEN, 5000));
   ASSERT_ERR(post(&f, &c, TOKEN, 5000), APNS_EBLOCKED);
@@ -325,7 +333,7 @@ TEST(conn_follows_streams_rise) {
   while (max_streams(f.conn) < 1000) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
   for (int i = 0; i < 999; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 10000));
   apns_conn_stats st;
-  apns_conn_get_stats(f.conn, &st);
+  apns_conn_get_stats(f.conn, &st, sizeof st);
   ASSERT_EQ(st.in_flight, 999);
   fx_run_until_count(&f.loop, &f.done, 1000);
   for (int i = 0; i < 999; i++) {
@@ -344,11 +352,11 @@ TEST(conn_thousand_concurrent_one_write_per_turn) {
   ASSERT_OK(post(&f, &first, TOKEN, 5000));
   fx_run_until_count(&f.loop, &f.done, 1);
   apns_conn_stats before, after;
-  apns_conn_get_stats(f.conn, &before);
+  apns_conn_get_stats(f.conn, &before, sizeof before);
   for (int i = 0; i < 1000; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 10000));
   ASSERT_ERR(post(&f, &first, TOKEN, 10000), APNS_EBLOCKED);
   ASSERT_EQ(uv_run(&f.loop, UV_RUN_NOWAIT) >= 0, 1);
-  apns_conn_get_stats(f.conn, &after);
+  apns_conn_get_stats(f.conn, &after, sizeof after);
   /* A thousand posts in one turn leave in one write. */
   ASSERT_EQ(after.writes - before.writes, 1);
   fx_run_until_count(&f.loop, &f.done, 1001);
@@ -531,15 +539,15 @@ TEST(conn_ping_keeps_idle_connection) {
   fx f;
   apns_conn_options o;
   setup(&f, 0);
-  memset(&o, 0, sizeof o);
+  apns_conn_options_init(&o);
   o.ping_idle_ms = 30;
   o.ping_timeout_ms = 2000;
   open_conn(&f, &o);
   apns_conn_stats a, b;
-  apns_conn_get_stats(f.conn, &a);
+  apns_conn_get_stats(f.conn, &a, sizeof a);
   /* Idle: PINGs go out and their ACKs come back; the connection stays ready. */
   while (1) {
-    apns_conn_get_stats(f.conn, &b);
+    apns_conn_get_stats(f.conn, &b, sizeof b);
     if (b.writes >= a.writes + 3 && b.bytes_in > a.bytes_in) break;
     ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
   }
@@ -557,7 +565,7 @@ TEST(conn_ping_timeout_on_silent_peer) {
   setup(&f, 0);
   f.mock = fx_mock_start(&f.loop, &f.mo);
   fx_proxy *proxy = fx_proxy_start(&f.loop, apns_mock_port(f.mock));
-  memset(&o, 0, sizeof o);
+  apns_conn_options_init(&o);
   o.port = (uint16_t)fx_proxy_port(proxy);
   o.ping_idle_ms = 50;
   o.ping_timeout_ms = 200 * (uint64_t)test_time_factor(); /* an ACK may take that long under valgrind */
@@ -593,7 +601,7 @@ TEST(conn_reset_mid_write_no_sigpipe) {
   setup(&f, 0);
   f.mock = fx_mock_start(&f.loop, &f.mo);
   fx_proxy *proxy = fx_proxy_start(&f.loop, apns_mock_port(f.mock));
-  memset(&o, 0, sizeof o);
+  apns_conn_options_init(&o);
   o.port = (uint16_t)fx_proxy_port(proxy);
   open_conn(&f, &o);
   ASSERT_OK(f.connect_status);
@@ -682,7 +690,7 @@ TEST(conn_timeouts_off_saturate) {
   fx_rec rec = {0}, second = {0};
   setup(&f, 0);
   f.mo.delay_ms = 50;
-  memset(&o, 0, sizeof o);
+  apns_conn_options_init(&o);
   o.connect_timeout_ms = UINT64_MAX;
   o.ping_idle_ms = 20;
   o.ping_timeout_ms = UINT64_MAX;
@@ -694,10 +702,10 @@ TEST(conn_timeouts_off_saturate) {
   ASSERT_EQ(rec.status, 200);
   /* Idle long enough for a PING with no timeout to go out; the connection stays ready and serves again. */
   apns_conn_stats a, b;
-  apns_conn_get_stats(f.conn, &a);
+  apns_conn_get_stats(f.conn, &a, sizeof a);
   do {
     ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
-    apns_conn_get_stats(f.conn, &b);
+    apns_conn_get_stats(f.conn, &b, sizeof b);
   } while (b.writes < a.writes + 2);
   ASSERT_EQ(apns_conn_get_state(f.conn), APNS_CONN_READY);
   ASSERT_OK(post(&f, &second, TOKEN, UINT64_MAX));
@@ -840,11 +848,12 @@ TEST(conn_ids_spent_last_stream_timeout_ends_at_once) {
 TEST(conn_close_while_connecting) {
   fx f;
   apns_conn_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   char err[128];
   setup(&f, 0);
   f.mock = fx_mock_start(&f.loop, &f.mo);
-  memset(&o, 0, sizeof o);
-  fx_tls_client(&o.tls, &f.certs);
+  apns_conn_options_init(&o);
+  o.tls = fx_tls_client(&tlso, &f.certs);
   o.host = "127.0.0.1";
   o.port = (uint16_t)apns_mock_port(f.mock);
   o.on_connect = on_connect;
@@ -916,7 +925,7 @@ TEST(conn_black_holed_first_address_does_not_eat_the_timeout) {
   black_hole(hole, &addrs[0]);
   uv_ip4_addr("127.0.0.1", apns_mock_port(f.mock), (struct sockaddr_in *)&addrs[1]);
   apns__conn_test_addresses(addrs, 2);
-  memset(&o, 0, sizeof o);
+  apns_conn_options_init(&o);
   o.connect_timeout_ms = timeout;
   uv_update_time(&f.loop);
   uint64_t t0 = uv_now(&f.loop);
@@ -943,7 +952,7 @@ TEST(conn_connect_timeout_on_black_hole) {
   f.mock = fx_mock_start(&f.loop, &f.mo);
   black_hole(hole, &addr);
   apns__conn_test_addresses(&addr, 1);
-  memset(&o, 0, sizeof o);
+  apns_conn_options_init(&o);
   o.connect_timeout_ms = 200;
   uv_update_time(&f.loop);
   uint64_t t0 = uv_now(&f.loop);
@@ -1042,7 +1051,7 @@ TEST(conn_lost_drops_waiting_output) {
   setup(&f, 0);
   f.mock = fx_mock_start(&f.loop, &f.mo);
   fx_proxy *proxy = fx_proxy_start(&f.loop, apns_mock_port(f.mock));
-  memset(&o, 0, sizeof o);
+  apns_conn_options_init(&o);
   o.port = (uint16_t)fx_proxy_port(proxy);
   /* Long enough that no PING is outstanding when the relay freezes, whatever the slowdown. */
   o.ping_idle_ms = 100 * (uint64_t)test_time_factor();
@@ -1090,7 +1099,7 @@ TEST(conn_close_with_full_socket_drops_what_never_left) {
   f.mo.paused = 1;
   f.mock = fx_mock_start(&f.loop, &f.mo);
   fx_proxy *proxy = fx_proxy_start(&f.loop, apns_mock_port(f.mock));
-  memset(&o, 0, sizeof o);
+  apns_conn_options_init(&o);
   o.port = (uint16_t)fx_proxy_port(proxy);
   open_conn(&f, &o);
   while (max_streams(f.conn) < 1000) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);

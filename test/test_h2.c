@@ -447,7 +447,7 @@ static apns__h2 *client_new(void) {
 static apns__req *mkreq_full(const char *method, const char *path, const char *body, size_t body_len,
                              const char *apns_id) {
   apns_header h[] = {{"apns-topic", "com.example.app"}, {"apns-push-type", "alert"}, {"apns-id", apns_id}};
-  apns_request desc = {method, path, h, apns_id ? 3 : 2, body, body_len, 0};
+  apns_request desc = {sizeof(apns_request), method, path, h, apns_id ? 3 : 2, body, body_len, 0};
   apns__req *req;
   ASSERT_OK(apns__req_new(&req, &desc, sizeof(rec)));
   return req;
@@ -1269,7 +1269,7 @@ TEST(h2_many_request_headers) {
     h[i].name = names[i];
     h[i].value = values[i];
   }
-  apns_request desc = {NULL, "/ok", h, 30, "{}", 2, 0};
+  apns_request desc = {sizeof(apns_request), NULL, "/ok", h, 30, "{}", 2, 0};
   apns__req *req;
   ASSERT_OK(apns__req_new(&req, &desc, sizeof(rec)));
   connect_pair(&srv, 100);

@@ -121,9 +121,11 @@ TEST(interop_nginx_http2_client_cert) {
   ASSERT_EQ(uv_loop_init(&x.loop), 0);
   uv_timer_init(&x.loop, &x.retry);
   x.retry.data = &x;
+  apns_conn_options_init(&x.opts);
   x.opts.host = "127.0.0.1";
   x.opts.port = (uint16_t)port;
-  fx_tls_client(&x.opts.tls, &certs);
+  apns_tls_options tls;
+  x.opts.tls = fx_tls_client(&tls, &certs);
   x.opts.on_connect = on_connect;
   x.opts.data = &x;
   ASSERT_OK(apns_conn_open(&x.loop, &x.conn, &x.opts, err, sizeof err));
@@ -158,7 +160,7 @@ TEST(interop_nginx_http2_client_cert) {
     ASSERT_STREQ(recs[i].apns_id, id);
   }
   apns_conn_stats st;
-  apns_conn_get_stats(x.conn, &st);
+  apns_conn_get_stats(x.conn, &st, sizeof st);
   ASSERT_EQ(st.max_streams, 128); /* nginx's default http2_max_concurrent_streams, from its SETTINGS */
 
   ASSERT_OK(apns_conn_close(x.conn, on_closed));

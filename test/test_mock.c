@@ -1970,7 +1970,7 @@ static void reuse_connected(apns_conn *c, int status) {
     r->done = 1;
     return;
   }
-  memset(&req, 0, sizeof req);
+  apns_request_init(&req);
   req.path = "/3/device/abcd";
   req.body = body;
   req.body_len = sizeof body - 1;
@@ -1986,17 +1986,19 @@ static void reuse_request(uv_loop_t *loop, const char *dir, int port) {
   char ca[600], cert[600], key[600], err[256] = "";
   reuse_cli r;
   apns_conn_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   memset(&r, 0, sizeof r);
-  memset(&o, 0, sizeof o);
+  apns_conn_options_init(&o);
+  o.tls = &tlso;
   snprintf(ca, sizeof ca, "%s/ca.pem", dir);
   snprintf(cert, sizeof cert, "%s/client.pem", dir);
   snprintf(key, sizeof key, "%s/client-key.pem", dir);
   o.host = "127.0.0.1";
   o.port = (uint16_t)port;
-  o.tls.ca_file = ca;
-  o.tls.cert_file = cert;
-  o.tls.key_file = key;
-  o.tls.verify_name = "localhost";
+  tlso.ca_file = ca;
+  tlso.cert_file = cert;
+  tlso.key_file = key;
+  tlso.verify_name = "localhost";
   o.on_connect = reuse_connected;
   o.data = &r;
   ASSERT_OK(apns_conn_open(loop, &r.conn, &o, err, sizeof err));

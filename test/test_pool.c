@@ -53,15 +53,16 @@ static void setup(fx *f) {
 
 static void open_pool(fx *f, apns_pool_options *extra) {
   apns_pool_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   char err[256] = "";
   if (extra)
     o = *extra;
   else
-    memset(&o, 0, sizeof o);
+    apns_pool_options_init(&o);
   f->mock = fx_mock_start(&f->loop, &f->mo);
   o.host = "127.0.0.1";
   o.port = (uint16_t)apns_mock_port(f->mock);
-  fx_tls_client(&o.tls, &f->certs);
+  o.tls = fx_tls_client(&tlso, &f->certs);
   o.on_event = on_event;
   if (o.max_queued) o.on_low_water = on_low_water;
   o.data = f;
@@ -100,8 +101,8 @@ TEST(pool_hundred_thousand) {
   enum { N = 100000 };
   fx_rec *recs = calloc(N, sizeof *recs);
   setup(&f);
-  memset(&o, 0, sizeof o);
-  o.size = 4;
+  apns_pool_options_init(&o);
+  o.connections = 4;
   open_pool(&f, &o);
   for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 60000));
   ASSERT_EQ(f.done, 0);
@@ -111,7 +112,7 @@ TEST(pool_hundred_thousand) {
     ASSERT_EQ(recs[i].status, 200);
   }
   apns_pool_stats st;
-  apns_pool_get_stats(f.pool, &st);
+  apns_pool_get_stats(f.pool, &st, sizeof st);
   ASSERT_EQ(st.queued, 0);
   ASSERT_EQ(st.in_flight, 0);
   ASSERT_EQ(st.accepted, N);
@@ -131,8 +132,8 @@ TEST(pool_drops_retried_and_accepted) {
   static fx_rec recs[N];
   setup(&f);
   f.mo.drop_after = 150;
-  memset(&o, 0, sizeof o);
-  o.size = 2;
+  apns_pool_options_init(&o);
+  o.connections = 2;
   o.reconnect_min_delay_ms = 1;
   o.max_connects_per_sec = 1000;
   open_pool(&f, &o);
@@ -160,8 +161,8 @@ TEST(pool_never_resend_unknown) {
   static fx_rec recs[N];
   setup(&f);
   f.mo.drop_after = 100;
-  memset(&o, 0, sizeof o);
-  o.size = 1;
+  apns_pool_options_init(&o);
+  o.connections = 1;
   o.never_resend_unknown = 1;
   o.reconnect_min_delay_ms = 1;
   open_pool(&f, &o);
@@ -188,8 +189,8 @@ TEST(pool_goaway_retried_on_fresh_connection) {
   static fx_rec recs[N];
   setup(&f);
   f.mo.goaway_after = 50;
-  memset(&o, 0, sizeof o);
-  o.size = 2;
+  apns_pool_options_init(&o);
+  o.connections = 2;
   o.max_connects_per_sec = 1000;
   open_pool(&f, &o);
   for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 30000));
@@ -223,7 +224,7 @@ TEST(pool_stalled_server_times_out_queued) {
     ASSERT_LT(recs[i].t_end - t0, 1500 * test_time_factor()); /* and not much after */
   }
   apns_pool_stats st;
-  apns_pool_get_stats(f.pool, &st);
+  apns_pool_get_stats(f.pool, &st, sizeof st);
   ASSERT_EQ(st.timed_out, N);
   ASSERT_EQ(st.queued, 0);
   teardown(&f);
@@ -237,8 +238,8 @@ TEST(pool_queue_full_and_low_water) {
   fx_rec extra = {0};
   setup(&f);
   f.mo.paused = 1;
-  memset(&o, 0, sizeof o);
-  o.size = 1;
+  apns_pool_options_init(&o);
+  o.connections = 1;
   o.max_queued = 40;
   o.low_water = 10;
   open_pool(&f, &o);
@@ -256,7 +257,7 @@ TEST(pool_queue_full_and_low_water) {
   /* The connection comes up and takes the queue: low water is signalled. */
   while (f.low_water_calls == 0) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
   apns_pool_stats st;
-  apns_pool_get_stats(f.pool, &st);
+  apns_pool_get_stats(f.pool, &st, sizeof st);
   ASSERT_LE(st.queued, 10);
   ASSERT_OK(post(&f, &extra, TOKEN, 30000));
   apns_mock_set_paused(f.mock, 0);
@@ -274,13 +275,13 @@ TEST(pool_graceful_close_cancels_queue) {
   setup(&f);
   f.mo.paused = 1;
   f.mo.max_streams = 100;
-  memset(&o, 0, sizeof o);
-  o.size = 2;
+  apns_pool_options_init(&o);
+  o.connections = 2;
   open_pool(&f, &o);
   for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 60000));
   while (1) {
     apns_pool_stats st;
-    apns_pool_get_stats(f.pool, &st);
+    apns_pool_get_stats(f.pool, &st, sizeof st);
     if (st.in_flight == 200) break;
     ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
   }
@@ -368,8 +369,8 @@ TEST(pool_bad_certificate_stops) {
   setup(&f);
   f.mo.on_request = bad_certificate;
   f.mo.max_streams = 1;
-  memset(&o, 0, sizeof o);
-  o.size = 1;
+  apns_pool_options_init(&o);
+  o.connections = 1;
   o.on_stopped = on_stopped;
   open_pool(&f, &o);
   for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 30000));
@@ -388,8 +389,8 @@ TEST(pool_reconnects_with_backoff) {
   apns_pool_options o;
   fx_rec rec = {0};
   setup(&f);
-  memset(&o, 0, sizeof o);
-  o.size = 1;
+  apns_pool_options_init(&o);
+  o.connections = 1;
   open_pool(&f, &o);
   while (f.ups == 0) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
   uint64_t t0 = uv_now(&f.loop);
@@ -426,17 +427,18 @@ TEST(pool_allocation_failures) {
     uv_loop_t loop;
     apns_pool *pool = NULL;
     apns_pool_options o;
+    apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
     static fx_rec recs[N];
     int done = 0, closed = 0, accepted = 0, ok = 0;
     memset(recs, 0, sizeof recs);
     ASSERT_EQ(uv_loop_init(&loop), 0);
-    memset(&o, 0, sizeof o);
+    apns_pool_options_init(&o);
     o.host = "127.0.0.1";
     o.port = (uint16_t)port;
-    o.size = 1;
+    o.connections = 1;
     o.reconnect_min_delay_ms = 5;
     o.data = &closed;
-    fx_tls_client(&o.tls, &certs);
+    o.tls = fx_tls_client(&tlso, &certs);
     if (budget >= 0) test_alloc_fail_after(budget);
     int rv = apns_pool_open(&loop, &pool, &o, NULL, 0);
     if (rv == 0) {
@@ -546,8 +548,8 @@ TEST(pool_retry_on_another_connection) {
   setup(&f);
   first_try_reason = "ServiceUnavailable";
   f.mo.on_request = shutdown_first_try_by_id;
-  memset(&o, 0, sizeof o);
-  o.size = 2;
+  apns_pool_options_init(&o);
+  o.connections = 2;
   open_pool(&f, &o);
   while (f.ups < 2) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
   post_twenty_with_ids(&f, recs);
@@ -568,8 +570,8 @@ TEST(pool_moves_on_when_stream_ids_run_out) {
   static fx_rec recs[20];
   setup(&f);
   apns__conn_test_first_stream_id(INT32_MAX - APNS__H2_ID_MARGIN - 8);
-  memset(&o, 0, sizeof o);
-  o.size = 1;
+  apns_pool_options_init(&o);
+  o.connections = 1;
   open_pool(&f, &o);
   for (int i = 0; i < 20; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 30000));
   fx_run_until_count(&f.loop, &f.done, 20);
@@ -746,6 +748,7 @@ typedef enum { CAUSE_WRONG_CA, CAUSE_WRONG_NAME, CAUSE_CERT_REFUSED, CAUSE_NO_H2
 static void check_permanent(permanent_cause cause, int want_err, const char *want_text) {
   fx f;
   apns_pool_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   enum { N = 10 };
   static fx_rec recs[N];
   h1_server h1;
@@ -757,18 +760,18 @@ static void check_permanent(permanent_cause cause, int want_err, const char *wan
   fx_certs(&f.certs, 1);
   fx_mock_options(&f.mo, &f.certs, 1);
   f.mock = fx_mock_start(&f.loop, &f.mo);
-  memset(&o, 0, sizeof o);
+  apns_pool_options_init(&o);
   o.on_stopped = on_stopped;
   o.host = "127.0.0.1";
   o.port = (uint16_t)apns_mock_port(f.mock);
-  fx_tls_client(&o.tls, &f.certs);
+  o.tls = fx_tls_client(&tlso, &f.certs);
   o.on_event = on_event;
   o.data = &f;
-  if (cause == CAUSE_WRONG_CA) o.tls.ca_pem = f.certs.other_ca_cert;
-  if (cause == CAUSE_WRONG_NAME) o.tls.verify_name = "api.push.apple.com";
+  if (cause == CAUSE_WRONG_CA) tlso.ca_pem = f.certs.other_ca_cert;
+  if (cause == CAUSE_WRONG_NAME) tlso.verify_name = "api.push.apple.com";
   apns__certgen_result stranger; /* a client certificate from another CA than the one the server trusts */
   fx_certs(&stranger, 0);
-  if (cause == CAUSE_CERT_REFUSED) o.tls.cert_pem = stranger.client_cert, o.tls.key_pem = stranger.client_key;
+  if (cause == CAUSE_CERT_REFUSED) tlso.cert_pem = stranger.client_cert, tlso.key_pem = stranger.client_key;
   if (cause == CAUSE_NO_H2) o.port = h1_start(&h1, &f.loop, &f.certs);
   char err[256] = "";
   int rv = apns_pool_open(&f.loop, &f.pool, &o, err, sizeof err);
@@ -824,16 +827,17 @@ TEST(pool_no_http2_stops) {
  * that was never written ends at its deadline with it, not with a bare APNS_ETIMEDOUT. */
 static void check_transient(const char *host, uint16_t port, fx *f, fx_rec *rec) {
   apns_pool_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   char err[256] = "";
-  memset(&o, 0, sizeof o);
+  apns_pool_options_init(&o);
   o.host = host;
   o.port = port;
-  o.size = 1;
+  o.connections = 1;
   o.reconnect_min_delay_ms = 20;
   o.on_stopped = on_stopped;
   o.on_event = on_event;
   o.data = f;
-  fx_tls_client(&o.tls, &f->certs);
+  o.tls = fx_tls_client(&tlso, &f->certs);
   stopped = 0;
   ASSERT_OK(apns_pool_open(&f->loop, &f->pool, &o, err, sizeof err));
   uint64_t t0 = uv_now(&f->loop);
@@ -880,8 +884,8 @@ TEST(pool_goaway_backs_off) {
   setup(&f);
   f.mo.goaway_after = 1;
   f.mo.max_streams = 1; /* one request a connection: none refused, so no retry back-off slows the run */
-  memset(&o, 0, sizeof o);
-  o.size = 2;
+  apns_pool_options_init(&o);
+  o.connections = 2;
   o.max_connects_per_sec = 1000;
   o.reconnect_min_delay_ms = 100;
   o.reconnect_max_delay_ms = 100;
@@ -928,8 +932,8 @@ TEST(pool_million_queued_retries_cost_log_n) {
   setup(&f);
   f.mo.on_request = million_500_first;
   f.mo.max_streams = 20;
-  memset(&o, 0, sizeof o);
-  o.size = 1;
+  apns_pool_options_init(&o);
+  o.connections = 1;
   o.retry_max_delay_ms = 1;
   open_pool(&f, &o);
   apns_request r;
@@ -943,7 +947,7 @@ TEST(pool_million_queued_retries_cost_log_n) {
   apns_pool_stats st;
   do {
     ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
-    apns_pool_get_stats(f.pool, &st);
+    apns_pool_get_stats(f.pool, &st, sizeof st);
   } while (st.retried < 2000 || million_ok < 100);
   uint64_t steps = apns__pool_queue_steps(f.pool) - s0;
   /* Each try leaves the heap and each retry goes back in: at most 4 log2(n) steps apiece. */
@@ -969,15 +973,15 @@ TEST(pool_stats_by_status) {
   setup(&f);
   f.mo.on_request = answer_3xx;
   f.mo.max_streams = 1; /* one at a time: seq follows the order of posting */
-  memset(&o, 0, sizeof o);
-  o.size = 1;
+  apns_pool_options_init(&o);
+  o.connections = 1;
   open_pool(&f, &o);
   for (int i = 0; i < 4; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 30000));
   fx_run_until_count(&f.loop, &f.done, 4);
   ASSERT_EQ(recs[0].status, 302);
   ASSERT_EQ(recs[1].status, 304);
   apns_pool_stats st;
-  apns_pool_get_stats(f.pool, &st);
+  apns_pool_get_stats(f.pool, &st, sizeof st);
   ASSERT_UEQ(st.by_status[0], 1);
   ASSERT_UEQ(st.by_status[4], 1); /* the 404 only */
   ASSERT_UEQ(st.other_status, 2);
@@ -1001,6 +1005,7 @@ static void on_event_fail_alloc(apns_pool *p, const apns_pool_event *ev) {
 TEST(pool_goaway_retires_without_canceling) {
   fx f;
   apns_pool_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   enum { N = 40 };
   static fx_rec recs[N];
   char err[256] = "";
@@ -1008,12 +1013,12 @@ TEST(pool_goaway_retires_without_canceling) {
   f.mo.goaway_after = 20;
   f.mo.delay_ms = 100; /* the GOAWAY goes out at once, the answers below it later: they are open when it comes */
   f.mock = fx_mock_start(&f.loop, &f.mo);
-  memset(&o, 0, sizeof o);
+  apns_pool_options_init(&o);
   o.host = "127.0.0.1";
   o.port = (uint16_t)apns_mock_port(f.mock);
-  o.size = 1;
+  o.connections = 1;
   o.reconnect_min_delay_ms = 10;
-  fx_tls_client(&o.tls, &f.certs);
+  o.tls = fx_tls_client(&tlso, &f.certs);
   o.on_event = on_event_fail_alloc;
   o.data = &f;
   ASSERT_OK(apns_pool_open(&f.loop, &f.pool, &o, err, sizeof err));
@@ -1035,11 +1040,11 @@ TEST(pool_goaway_retires_without_canceling) {
 TEST(pool_accessors_take_null) {
   apns_pool_stats st;
   memset(&st, 0xab, sizeof st);
-  apns_pool_get_stats(NULL, &st);
+  apns_pool_get_stats(NULL, &st, sizeof st);
   ASSERT_UEQ(st.posted, 0);
   ASSERT_UEQ(st.queued, 0);
   ASSERT_EQ(st.connections_up, 0);
-  apns_pool_get_stats(NULL, NULL);
+  apns_pool_get_stats(NULL, NULL, sizeof *NULL);
   ASSERT_NULL(apns_pool_data(NULL));
   ASSERT_NULL(apns_pool_loop(NULL));
   const char *text = "x";

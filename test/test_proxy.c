@@ -16,7 +16,7 @@
 /* A handshake to target:port through a proxy at 127.0.0.1:3128 (type, optional credentials). */
 static apns__proxy *start(apns_proxy_type type, const char *user, const char *pass, const char *target,
                           uint16_t port) {
-  apns_proxy_options o = {type, "127.0.0.1", 3128, user, pass};
+  apns_proxy_options o = {sizeof(apns_proxy_options), type, "127.0.0.1", 3128, user, pass};
   apns__proxy_cfg *cfg;
   apns__proxy *p;
   ASSERT_OK(apns__proxy_cfg_new(&cfg, &o, NULL, 0));
@@ -547,7 +547,7 @@ TEST(proxy_cfg_validation) {
   char err[200];
   ASSERT_OK(apns__proxy_cfg_new(&cfg, NULL, NULL, 0));
   ASSERT_NULL(cfg);
-  apns_proxy_options o = {0};
+  apns_proxy_options o = APNS_PROXY_OPTIONS_INIT;
   ASSERT_OK(apns__proxy_cfg_new(&cfg, &o, NULL, 0));
   ASSERT_NULL(cfg);
   o.type = APNS_PROXY_HTTP;
@@ -602,7 +602,7 @@ TEST(proxy_alloc_failures) {
   for (int type = APNS_PROXY_HTTP; type <= APNS_PROXY_SOCKS5; type++) {
     int ok = 0;
     for (long n = 0; !ok; n++) {
-      apns_proxy_options o = {(apns_proxy_type)type, "127.0.0.1", 3128, "user", "pass"};
+      apns_proxy_options o = {sizeof(apns_proxy_options), (apns_proxy_type)type, "127.0.0.1", 3128, "user", "pass"};
       apns__proxy_cfg *cfg = NULL;
       apns__proxy *p = NULL;
       test_alloc_reset();
@@ -868,7 +868,7 @@ static int tcp_connect(int port) {
 /* Runs the handshake over a socket to the daemon: the result (1, or an error) and the surplus count. */
 static int raw_handshake(fx_daemon *d, apns_proxy_type type, const char *user, const char *pass, const char *target,
                          int target_port, int *sock, char *msg, size_t msglen) {
-  apns_proxy_options o = {type, "127.0.0.1", (uint16_t)fx_daemon_port(d), user, pass};
+  apns_proxy_options o = {sizeof(apns_proxy_options), type, "127.0.0.1", (uint16_t)fx_daemon_port(d), user, pass};
   apns__proxy_cfg *cfg;
   apns__proxy *p;
   ASSERT_OK(apns__proxy_cfg_new(&cfg, &o, NULL, 0));

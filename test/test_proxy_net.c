@@ -80,7 +80,12 @@ static void on_closed(apns_conn *c) {
 }
 
 static apns_proxy_options proxy_opts(apns_proxy_type type, int port, const char *user, const char *pass) {
-  apns_proxy_options p = {type, "127.0.0.1", (uint16_t)port, user, pass};
+  apns_proxy_options p = APNS_PROXY_OPTIONS_INIT;
+  p.type = type;
+  p.host = "127.0.0.1";
+  p.port = (uint16_t)port;
+  p.user = user;
+  p.password = pass;
   return p;
 }
 
@@ -88,16 +93,17 @@ static apns_proxy_options proxy_opts(apns_proxy_type type, int port, const char 
  * connect status; the connection stays open in f->conn (close_conn). */
 static int open_through(pfx *f, const apns_proxy_options *proxy, uint64_t connect_timeout_ms, const char *verify) {
   apns_conn_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   char err[256] = "";
-  memset(&o, 0, sizeof o);
+  apns_conn_options_init(&o);
   o.host = "localhost";
   o.port = (uint16_t)apns_mock_port(f->mock);
-  fx_tls_client(&o.tls, &f->certs);
-  o.tls.verify_name = verify; /* NULL: the host, "localhost" */
+  o.tls = fx_tls_client(&tlso, &f->certs);
+  tlso.verify_name = verify; /* NULL: the host, "localhost" */
   o.connect_timeout_ms = connect_timeout_ms;
   o.on_connect = on_connect;
   o.data = f;
-  o.proxy = *proxy;
+  o.proxy = proxy;
   f->connected = 0;
   f->t_open = uv_now(&f->loop);
   int rv = apns_conn_open(&f->loop, &f->conn, &o, err, sizeof err);
@@ -272,14 +278,15 @@ TEST(proxy_conn_danted_target_refused) {
   pfx f;
   setup(&f, NULL);
   f.daemon = fx_danted_start(NULL, NULL);
-  apns_conn_options o;
-  memset(&o, 0, sizeof o);
+  apns_conn_options o = APNS_CONN_OPTIONS_INIT;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   o.host = "localhost";
   o.port = (uint16_t)dead_port();
-  fx_tls_client(&o.tls, &f.certs);
+  o.tls = fx_tls_client(&tlso, &f.certs);
   o.on_connect = on_connect;
   o.data = &f;
-  o.proxy = proxy_opts(APNS_PROXY_SOCKS5, fx_daemon_port(f.daemon), NULL, NULL);
+  apns_proxy_options p = proxy_opts(APNS_PROXY_SOCKS5, fx_daemon_port(f.daemon), NULL, NULL);
+  o.proxy = &p;
   ASSERT_OK(apns_conn_open(&f.loop, &f.conn, &o, NULL, 0));
   fx_run_until(&f.loop, &f.connected);
   ASSERT_ERR(f.status, APNS_EPROXY);
@@ -424,15 +431,17 @@ TEST(proxy_conn_closed_during_handshake) {
   pfx f;
   fake_proxy fp;
   apns_conn_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   setup(&f, NULL);
   int port = fake_proxy_start(&f.loop, &fp, NULL, 0);
-  memset(&o, 0, sizeof o);
+  apns_conn_options_init(&o);
   o.host = "localhost";
   o.port = 443;
-  fx_tls_client(&o.tls, &f.certs);
+  o.tls = fx_tls_client(&tlso, &f.certs);
   o.on_connect = on_connect;
   o.data = &f;
-  o.proxy = proxy_opts(APNS_PROXY_SOCKS5, port, "user", "pw");
+  apns_proxy_options p = proxy_opts(APNS_PROXY_SOCKS5, port, "user", "pw");
+  o.proxy = &p;
   ASSERT_OK(apns_conn_open(&f.loop, &f.conn, &o, NULL, 0));
   int got = 0;
   while (!got) {
@@ -453,26 +462,33 @@ TEST(proxy_pool_and_client_options_checked) {
   long live = test_alloc_live();
   ASSERT_EQ(uv_loop_init(&loop), 0);
   apns_pool_options po;
+  apns_tls_options po_tls = APNS_TLS_OPTIONS_INIT;
   apns_pool *pool = NULL;
-  memset(&po, 0, sizeof po);
+  apns_pool_options_init(&po);
+  po.tls = &po_tls;
   po.host = "localhost";
-  po.tls.insecure_skip_verify = 1;
-  po.proxy.type = APNS_PROXY_SOCKS5;
+  po_tls.insecure_skip_verify = 1;
+  apns_proxy_options pp = APNS_PROXY_OPTIONS_INIT;
+  pp.type = APNS_PROXY_SOCKS5;
+  po.proxy = &pp;
   ASSERT_ERR(apns_pool_open(&loop, &pool, &po, err, sizeof err), APNS_EINVAL);
   ASSERT_TRUE(contains(err, "proxy: a host is required"));
   ASSERT_NULL(pool);
   apns_client_options co;
+  apns_tls_options co_tls = APNS_TLS_OPTIONS_INIT;
   apns_client *client = NULL;
-  memset(&co, 0, sizeof co);
+  apns_client_options_init(&co);
   co.endpoint = APNS_ENDPOINT_CUSTOM;
   co.host = "localhost";
   apns__certgen_result certs;
   fx_certs(&certs, 0);
-  fx_tls_client(&co.tls, &certs);
+  co.tls = fx_tls_client(&co_tls, &certs);
   co.topic = "com.example.app";
-  co.proxy.type = APNS_PROXY_HTTP;
-  co.proxy.host = "proxy";
-  co.proxy.user = "a:b";
+  apns_proxy_options cp = APNS_PROXY_OPTIONS_INIT;
+  cp.type = APNS_PROXY_HTTP;
+  cp.host = "proxy";
+  cp.user = "a:b";
+  co.proxy = &cp;
   ASSERT_ERR(apns_client_open(&loop, &client, &co, err, sizeof err), APNS_EINVAL);
   ASSERT_TRUE(contains(err, "may not contain ':'"));
   ASSERT_NULL(client);
@@ -485,23 +501,27 @@ TEST(proxy_conn_bad_options) {
   uv_loop_t loop;
   apns_conn *c = NULL;
   apns_conn_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   char err[200] = "";
   long live = test_alloc_live();
   ASSERT_EQ(uv_loop_init(&loop), 0);
-  memset(&o, 0, sizeof o);
+  apns_conn_options_init(&o);
+  o.tls = &tlso;
   o.host = "localhost";
-  o.tls.insecure_skip_verify = 1;
-  o.proxy.type = APNS_PROXY_HTTP;
+  tlso.insecure_skip_verify = 1;
+  apns_proxy_options p = APNS_PROXY_OPTIONS_INIT;
+  p.type = APNS_PROXY_HTTP;
+  o.proxy = &p;
   ASSERT_ERR(apns_conn_open(&loop, &c, &o, err, sizeof err), APNS_EINVAL);
   ASSERT_TRUE(contains(err, "proxy: a host is required"));
-  o.proxy.host = "127.0.0.1";
-  o.proxy.user = "a:b";
+  p.host = "127.0.0.1";
+  p.user = "a:b";
   ASSERT_ERR(apns_conn_open(&loop, &c, &o, err, sizeof err), APNS_EINVAL);
   ASSERT_NULL(c);
   ASSERT_EQ(test_alloc_live(), live);
   /* Out of memory at each step of an open with a proxy: nothing leaks. */
-  o.proxy.user = "a";
-  o.proxy.password = "b";
+  p.user = "a";
+  p.password = "b";
   for (long n = 0;; n++) {
     test_alloc_fail_after(n);
     int rv = apns_conn_open(&loop, &c, &o, NULL, 0);
@@ -563,19 +583,20 @@ static void client_closed(apns_client *c) {
 
 static apns_client *open_client(pfx *f, const apns_proxy_options *proxy, int *closed) {
   apns_client_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   apns_client *c;
   char err[256] = "";
-  memset(&o, 0, sizeof o);
+  apns_client_options_init(&o);
   o.endpoint = APNS_ENDPOINT_CUSTOM;
   o.host = "localhost";
   o.port = (uint16_t)apns_mock_port(f->mock);
-  fx_tls_client(&o.tls, &f->certs);
+  o.tls = fx_tls_client(&tlso, &f->certs);
   o.topic = "com.example.app";
   o.connections = 2;
   o.timeout_ms = 60000;
   o.on_event = load_event;
   o.data = closed;
-  o.proxy = *proxy;
+  o.proxy = proxy;
   int rv = apns_client_open(&f->loop, &c, &o, err, sizeof err);
   if (rv) test__fail(__FILE__, __LINE__, "apns_client_open: %s (%s)", apns_strerror(rv), err);
   return c;

@@ -1854,7 +1854,8 @@ TEST(push_channel_dry_run_matches_builders) {
     args[n] = NULL;
     memset(&c, 0, sizeof c);
     ASSERT_EQ(run_push(&c, args, NULL), 0);
-    ASSERT_OK(apns_build_channel_request(cases[i].op, TOPIC, cases[i].id, cases[i].storage, cases[i].rid, &req));
+    ASSERT_OK(apns_build_channel_request(cases[i].op, TOPIC, cases[i].id, cases[i].storage, cases[i].rid, &req,
+                                         sizeof req));
     dry_line(want, sizeof want, req.method, req.path, req.headers, req.num_headers, "body",
              req.body_len ? req.body : NULL, req.body_len);
     ASSERT_STREQ(out_of(&c), want);
@@ -1880,13 +1881,12 @@ TEST(push_channel_dry_run_matches_builders) {
 
   /* A broadcast: path and headers from apns_build_broadcast_request, the payload from the builder. The topic's
    * liveactivity suffix is not part of the path. */
-  apns_broadcast_options bo;
-  memset(&bo, 0, sizeof bo);
+  apns_broadcast_options bo = APNS_BROADCAST_OPTIONS_INIT;
   bo.priority = 5;
   bo.expiration = 1700003600;
   bo.request_id = RID;
   apns_broadcast_request br;
-  ASSERT_OK(apns_build_broadcast_request(TOPIC ".push-type.liveactivity", CHAN, &bo, &br));
+  ASSERT_OK(apns_build_broadcast_request(TOPIC ".push-type.liveactivity", CHAN, &bo, &br, sizeof br));
   apns_notification *n;
   ASSERT_OK(apns_notification_new(&n));
   ASSERT_OK(apns_notification_set_relevance_score(n, 0.25));
@@ -1927,11 +1927,10 @@ TEST(push_channel_dry_run_matches_builders) {
   ASSERT_OK(apns_notification_set_alert_title(n, "Kick-off"));
   ASSERT_OK(apns_notification_set_alert_body(n, "A v B"));
   ASSERT_OK(apns_notification_serialize(n, APNS_PAYLOAD_MAX_BROADCAST, &json, &len));
-  apns_send_options so;
-  memset(&so, 0, sizeof so);
+  apns_send_options so = APNS_SEND_OPTIONS_INIT;
   so.push_type = APNS_PUSH_TYPE_LIVEACTIVITY;
   apns_send_request sr;
-  ASSERT_OK(apns_build_send_request(TOPIC, TOK, &so, 0, &sr));
+  ASSERT_OK(apns_build_send_request(TOPIC, TOK, &so, 0, &sr, sizeof sr));
   dry_line(want, sizeof want, NULL, sr.path, sr.headers, sr.num_headers, "payload", json, len);
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c,

@@ -28,7 +28,7 @@ TEST(request_layout_and_flags) {
       {"authorization", "bearer x.y.z"},
       {"apns-priority", "10"},
   };
-  apns_request desc = {NULL, path, headers, 4, body, strlen(body), 0};
+  apns_request desc = {sizeof(apns_request), NULL, path, headers, 4, body, strlen(body), 0};
   apns__req *req;
   ASSERT_OK(apns__req_new(&req, &desc, 40));
   /* Everything is copied: the caller's buffers are theirs again. */
@@ -99,7 +99,7 @@ TEST(request_many_headers) {
       {"authorizations", "no"},
   };
   size_t nh = sizeof h / sizeof h[0];
-  apns_request desc = {"PUT", "/p?q=1", h, nh, "body!", 5, 7};
+  apns_request desc = {sizeof(apns_request), "PUT", "/p?q=1", h, nh, "body!", 5, 7};
   apns__req *req;
   ASSERT_OK(apns__req_new(&req, &desc, 24));
   nghttp2_nv nva[4 + sizeof h / sizeof h[0]];
@@ -121,7 +121,7 @@ TEST(request_many_headers) {
 }
 
 TEST(request_extra_is_aligned_and_separate) {
-  apns_request desc = {"GET", "/1/apps/x/all-channels", NULL, 0, NULL, 0, 2500};
+  apns_request desc = {sizeof(apns_request), "GET", "/1/apps/x/all-channels", NULL, 0, NULL, 0, 2500};
   size_t extras[] = {0, 1, 7, 16, 33, 1000};
   for (size_t k = 0; k < sizeof extras / sizeof extras[0]; k++) {
     apns__req *req;
@@ -157,7 +157,7 @@ TEST(request_methods) {
   const char *want[] = {"POST", "POST", "GET", "DELETE", "PUT", "HEAD"};
   const char *bad[] = {"post", "PATCH", "", "GET ", "CONNECT"};
   for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-    apns_request desc = {ok[i], "/", NULL, 0, NULL, 0, 0};
+    apns_request desc = {sizeof(apns_request), ok[i], "/", NULL, 0, NULL, 0, 0};
     apns__req *req;
     ASSERT_OK(apns__req_new(&req, &desc, 0));
     nghttp2_nv nva[4];
@@ -166,7 +166,7 @@ TEST(request_methods) {
     apns__req_free(req);
   }
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    apns_request desc = {bad[i], "/", NULL, 0, NULL, 0, 0};
+    apns_request desc = {sizeof(apns_request), bad[i], "/", NULL, 0, NULL, 0, 0};
     apns__req *req = (apns__req *)&desc;
     ASSERT_ERR(apns__req_new(&req, &desc, 0), APNS_EINVAL);
     ASSERT_NULL(req);
@@ -176,14 +176,14 @@ TEST(request_methods) {
 TEST(request_bad_path) {
   const char *bad[] = {NULL, "", "3/device/x", "http://x/", "/a b", "/a\r\nx: y", "/a\n", "/\x7f", "/\t"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    apns_request desc = {NULL, bad[i], NULL, 0, NULL, 0, 0};
+    apns_request desc = {sizeof(apns_request), NULL, bad[i], NULL, 0, NULL, 0, 0};
     apns__req *req;
     ASSERT_ERR(apns__req_new(&req, &desc, 0), APNS_EINVAL);
   }
   /* Every byte: spaces, controls and DEL are refused, anything else (bytes above 0x7f too) is sent as given. */
   for (int c = 1; c < 256; c++) {
     char path[] = {'/', 'a', (char)c, 'b', '\0'};
-    apns_request desc = {NULL, path, NULL, 0, NULL, 0, 0};
+    apns_request desc = {sizeof(apns_request), NULL, path, NULL, 0, NULL, 0, 0};
     apns__req *req = NULL;
     int rv = apns__req_new(&req, &desc, 0);
     if (c <= 0x20 || c == 0x7f) {
@@ -206,18 +206,18 @@ TEST(request_bad_headers) {
       {{"upgrade", "h2c"}},  {{"te", "gzip"}},         {{"keep-alive", "1"}},     {{"na\xc3\xa9me", "x"}},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    apns_request desc = {NULL, "/3/device/x", bad[i], 1, NULL, 0, 0};
+    apns_request desc = {sizeof(apns_request), NULL, "/3/device/x", bad[i], 1, NULL, 0, 0};
     apns__req *req;
     ASSERT_ERR(apns__req_new(&req, &desc, 0), APNS_EBADHEADER);
   }
   /* HTTP/2 would allow "te: trailers", but no APNs request has a use for te: it is refused whole. Empty values and
    * odd token characters are fine. */
   apns_header te[] = {{"te", "trailers"}};
-  apns_request te_desc = {NULL, "/3/device/x", te, 1, NULL, 0, 0};
+  apns_request te_desc = {sizeof(apns_request), NULL, "/3/device/x", te, 1, NULL, 0, 0};
   apns__req *req;
   ASSERT_ERR(apns__req_new(&req, &te_desc, 0), APNS_EBADHEADER);
   apns_header good[] = {{"x-empty", ""}, {"x-odd!#$%&'*+-.^_`|~0", "v a\tl"}};
-  apns_request desc = {NULL, "/3/device/x", good, 2, NULL, 0, 0};
+  apns_request desc = {sizeof(apns_request), NULL, "/3/device/x", good, 2, NULL, 0, 0};
   ASSERT_OK(apns__req_new(&req, &desc, 0));
   nghttp2_nv nva[6];
   ASSERT_EQ(req_nv(req, nva, 6), 6);
@@ -228,19 +228,19 @@ TEST(request_bad_headers) {
 
 TEST(request_bad_args) {
   apns__req *req;
-  apns_request desc = {NULL, "/", NULL, 1, NULL, 0, 0};
+  apns_request desc = {sizeof(apns_request), NULL, "/", NULL, 1, NULL, 0, 0};
   ASSERT_ERR(apns__req_new(NULL, &desc, 0), APNS_EINVAL);
   ASSERT_ERR(apns__req_new(&req, NULL, 0), APNS_EINVAL);
   ASSERT_ERR(apns__req_new(&req, &desc, 0), APNS_EINVAL); /* headers NULL, num_headers 1 */
-  apns_request nobody = {NULL, "/", NULL, 0, NULL, 5, 0};
+  apns_request nobody = {sizeof(apns_request), NULL, "/", NULL, 0, NULL, 5, 0};
   ASSERT_ERR(apns__req_new(&req, &nobody, 0), APNS_EINVAL);
-  apns_request huge = {NULL, "/", NULL, 0, NULL, 0, 0};
+  apns_request huge = {sizeof(apns_request), NULL, "/", NULL, 0, NULL, 0, 0};
   ASSERT_ERR(apns__req_new(&req, &huge, SIZE_MAX - 8), APNS_EINVAL);
 }
 
 TEST(request_one_allocation) {
   apns_header h[] = {{"apns-topic", "t"}, {"apns-push-type", "alert"}};
-  apns_request desc = {NULL, "/3/device/ab", h, 2, "{}", 2, 0};
+  apns_request desc = {sizeof(apns_request), NULL, "/3/device/ab", h, 2, "{}", 2, 0};
   long live = test_alloc_live();
   test_alloc_fail_after(1000);
   apns__req *req;
@@ -254,7 +254,7 @@ TEST(request_one_allocation) {
 
 TEST(request_alloc_failure) {
   apns_header h[] = {{"apns-topic", "t"}};
-  apns_request desc = {"DELETE", "/1/apps/x/channels", h, 1, NULL, 0, 0};
+  apns_request desc = {sizeof(apns_request), "DELETE", "/1/apps/x/channels", h, 1, NULL, 0, 0};
   long live = test_alloc_live();
   int ok = 0;
   for (long i = 0; i < 10 && !ok; i++) {
@@ -297,7 +297,7 @@ TEST(request_known_values_not_copied) {
                      {"apns-expiration", "0"},
                      {"apns-push-type", "alerts"},
                      {"apns-collapse-id", "10"}};
-  apns_request desc = {NULL, "/3/device/abcd", h, 5, NULL, 0, 0};
+  apns_request desc = {sizeof(apns_request), NULL, "/3/device/abcd", h, 5, NULL, 0, 0};
   apns__req *a, *b;
   nghttp2_nv na[9], nb[9];
   ASSERT_OK(apns__req_new(&a, &desc, 0));

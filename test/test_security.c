@@ -235,14 +235,16 @@ static void on_closed(apns_conn *conn) {
  * a->error). */
 static int try_connect(uv_loop_t *loop, int port, const char *ca_pem, const char *verify_name, attempt *a) {
   apns_conn_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   apns_conn *conn = NULL;
   char err[256] = "";
   memset(a, 0, sizeof *a);
-  memset(&o, 0, sizeof o);
+  apns_conn_options_init(&o);
+  o.tls = &tlso;
   o.host = "127.0.0.1";
   o.port = (uint16_t)port;
-  o.tls.ca_pem = ca_pem;
-  o.tls.verify_name = verify_name;
+  tlso.ca_pem = ca_pem;
+  tlso.verify_name = verify_name;
   o.connect_timeout_ms = 10000 * (uint64_t)test_time_factor();
   o.on_connect = on_connect;
   o.data = a;
@@ -499,6 +501,7 @@ TEST(sec_header_injection_conn_refused) {
   seen s = {0, 0};
   attempt a;
   apns_conn_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   apns_conn *conn = NULL;
   char err[256] = "";
   fx_rec good;
@@ -508,11 +511,11 @@ TEST(sec_header_injection_conn_refused) {
   mo.on_request = count_request;
   mo.data = &s;
   apns_mock *m = fx_mock_start(&loop, &mo);
-  memset(&o, 0, sizeof o);
+  apns_conn_options_init(&o);
   memset(&a, 0, sizeof a);
   o.host = "127.0.0.1";
   o.port = (uint16_t)apns_mock_port(m);
-  fx_tls_client(&o.tls, &c);
+  o.tls = fx_tls_client(&tlso, &c);
   o.on_connect = on_connect;
   o.data = &a;
   ASSERT_OK(apns_conn_open(&loop, &conn, &o, err, sizeof err));
@@ -587,21 +590,22 @@ TEST(sec_header_injection_authority_and_verify_name) {
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     for (int field = 0; field < 2; field++) {
       apns_conn_options o;
+      apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
       apns_conn *conn = NULL;
       attempt a;
       fx_rec rec;
       apns_request r;
       char err[256] = "";
-      memset(&o, 0, sizeof o);
+      apns_conn_options_init(&o);
       memset(&a, 0, sizeof a);
       memset(&rec, 0, sizeof rec);
       o.host = "127.0.0.1";
       o.port = (uint16_t)apns_mock_port(m);
-      fx_tls_client(&o.tls, &c);
+      o.tls = fx_tls_client(&tlso, &c);
       if (field == 0)
         o.authority = bad[i];
       else
-        o.tls.verify_name = bad[i];
+        tlso.verify_name = bad[i];
       o.on_connect = on_connect;
       o.data = &a;
       int rv = apns_conn_open(&loop, &conn, &o, err, sizeof err);
@@ -638,6 +642,7 @@ TEST(sec_header_injection_client_refused) {
   apns_mock_options mo;
   seen s = {0, 0};
   apns_client_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   apns_client *cl = NULL;
   char err[256] = "";
   apns_notification *n = NULL;
@@ -647,11 +652,11 @@ TEST(sec_header_injection_client_refused) {
   mo.on_request = count_request;
   mo.data = &s;
   apns_mock *m = fx_mock_start(&loop, &mo);
-  memset(&o, 0, sizeof o);
+  apns_client_options_init(&o);
   o.endpoint = APNS_ENDPOINT_CUSTOM;
   o.host = "127.0.0.1";
   o.port = (uint16_t)apns_mock_port(m);
-  fx_tls_client(&o.tls, &c);
+  o.tls = fx_tls_client(&tlso, &c);
   o.connections = 1;
 
   /* Options that become headers, refused at open. */
@@ -666,9 +671,10 @@ TEST(sec_header_injection_client_refused) {
     ASSERT_NULL(cl);
   }
   apns_client_options t = o;
-  memset(&t.tls, 0, sizeof t.tls);
-  t.tls.ca_pem = c.ca_cert;
-  t.tls.verify_name = "localhost";
+  apns_tls_options t_tls = APNS_TLS_OPTIONS_INIT;
+  t.tls = &t_tls;
+  t_tls.ca_pem = c.ca_cert;
+  t_tls.verify_name = "localhost";
   t.topic = "com.example.app";
   t.token_key_pem = c.client_key;
   t.key_id = "ABC123DEF\n";
@@ -689,13 +695,13 @@ TEST(sec_header_injection_client_refused) {
     ASSERT_ERR(apns_client_send(cl, bad_tokens[i], n, NULL, never_called, NULL), APNS_EBADTOKEN);
   apns_send_options so;
   for (size_t i = 0; i < sizeof bad_topics / sizeof bad_topics[0]; i++) {
-    memset(&so, 0, sizeof so);
+    apns_send_options_init(&so);
     so.topic = bad_topics[i];
     ASSERT_ERR(apns_client_send(cl, TOKEN, n, &so, never_called, NULL), APNS_EBADTOPIC);
   }
   static const char *const bad_collapse[] = {"c\r\nx-injected: 1", "c\n", "c\r", " c", "c "};
   for (size_t i = 0; i < sizeof bad_collapse / sizeof bad_collapse[0]; i++) {
-    memset(&so, 0, sizeof so);
+    apns_send_options_init(&so);
     so.collapse_id = bad_collapse[i];
     ASSERT_ERR(apns_client_send(cl, TOKEN, n, &so, never_called, NULL), APNS_EBADCOLLAPSEID);
   }
@@ -703,17 +709,17 @@ TEST(sec_header_injection_client_refused) {
                                         "5e6d3b8a-1c2d-4e5f-8a9b-0c1d2e3f4a5\n",
                                         "5e6d3b8a-1c2d-4e5f-8a9b-0c1d2e3f4a5\xc3"};
   for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {
-    memset(&so, 0, sizeof so);
+    apns_send_options_init(&so);
     so.apns_id = bad_ids[i];
     ASSERT_ERR(apns_client_send(cl, TOKEN, n, &so, never_called, NULL), APNS_EBADAPNSID);
   }
-  memset(&so, 0, sizeof so);
+  apns_send_options_init(&so);
   so.priority = 7;
   ASSERT_ERR(apns_client_send(cl, TOKEN, n, &so, never_called, NULL), APNS_EBADPRIORITY);
-  memset(&so, 0, sizeof so);
+  apns_send_options_init(&so);
   so.push_type = (apns_push_type)99;
   ASSERT_NE(apns_client_send(cl, TOKEN, n, &so, never_called, NULL), 0);
-  memset(&so, 0, sizeof so);
+  apns_send_options_init(&so);
   so.has_expiration = 1;
   so.expiration = -1;
   ASSERT_NE(apns_client_send(cl, TOKEN, n, &so, never_called, NULL), 0);
@@ -993,6 +999,7 @@ TEST(sec_error_messages_have_no_key_or_passphrase) {
   apns__certgen_options co;
   apns__certgen_result c;
   apns_client_options o;
+  apns_tls_options tlso = APNS_TLS_OPTIONS_INIT;
   apns_client *cl = NULL;
   char err[1024], gen_err[256], *enc = NULL;
   static const char pass[] = "Tr0ub4dor&3-correct-horse";
@@ -1005,7 +1012,8 @@ TEST(sec_error_messages_have_no_key_or_passphrase) {
   snprintf(damaged, sizeof damaged, "%s", c.token_key);
   char *mid = strchr(damaged, '\n');
   mid[12] = mid[12] == 'Q' ? 'R' : 'Q';
-  memset(&o, 0, sizeof o);
+  apns_client_options_init(&o);
+  o.tls = &tlso;
   o.endpoint = APNS_ENDPOINT_CUSTOM;
   o.host = "127.0.0.1";
   o.port = 9;
@@ -1020,14 +1028,15 @@ TEST(sec_error_messages_have_no_key_or_passphrase) {
   assert_no_key_text(err, damaged);
 
   ASSERT_OK(apns__certgen_encrypt_key(c.client_key, pass, &enc, gen_err, sizeof gen_err));
-  memset(&o, 0, sizeof o);
+  apns_client_options_init(&o);
+  o.tls = &tlso;
   o.endpoint = APNS_ENDPOINT_CUSTOM;
   o.host = "127.0.0.1";
   o.port = 9;
   o.topic = "com.example.app";
-  o.tls.cert_pem = c.client_cert;
-  o.tls.key_pem = enc;
-  o.tls.key_passphrase = "not-the-passphrase-at-all";
+  tlso.cert_pem = c.client_cert;
+  tlso.key_pem = enc;
+  tlso.key_passphrase = "not-the-passphrase-at-all";
   err[0] = '\0';
   ASSERT_ERR(apns_client_open(&loop, &cl, &o, err, sizeof err), APNS_EBADKEY);
   printf("wrong passphrase: %s\n", err);
@@ -1035,14 +1044,14 @@ TEST(sec_error_messages_have_no_key_or_passphrase) {
   assert_absent(err, pass, "the passphrase");
   assert_no_key_text(err, enc);
 
-  o.tls.key_pem =
+  tlso.key_pem =
       "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIKeyBytesThatAreNotAKeyAtAllButLookLikeOne0123456789ab\n-----END EC "
       "PRIVATE KEY-----\n";
-  o.tls.key_passphrase = NULL;
+  tlso.key_passphrase = NULL;
   err[0] = '\0';
   ASSERT_NE(apns_client_open(&loop, &cl, &o, err, sizeof err), 0);
   printf("junk key: %s\n", err);
-  assert_no_key_text(err, o.tls.key_pem);
+  assert_no_key_text(err, tlso.key_pem);
 
   apns__zero(enc, strlen(enc));
   apns__free(enc);

@@ -128,6 +128,29 @@ TEST(structure_exports_catch_a_missing_function) {
   ASSERT_TRUE(strstr(out, "declared APNS_EXTERN in no header") == NULL);
 }
 
+static int check_abi(const char *extra_args) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "'%s' '%s/test/check_abi.py' '%s' '%s/abi/libapns.abi' '%s/include' %s", APNS_PYTHON,
+           APNS_SOURCE_DIR, APNS_SHARED_LIB, APNS_SOURCE_DIR, APNS_SOURCE_DIR, extra_args);
+  return run_capture(cmd, out, sizeof out);
+}
+
+/* libapns.so is ABI-compatible with the committed baseline (abi/libapns.abi): functions may be added and fields
+ * appended, nothing else (refresh it with scripts/abi-update along with a new soname). */
+TEST(structure_abi_matches_the_baseline) {
+  ASSERT_EQ(check_abi(""), 0);
+  ASSERT_TRUE(strstr(out, "ok   the ABI is compatible with the baseline") != NULL);
+}
+
+/* The check fails on a function removed and on a field moved (the baseline edited to have them). */
+TEST(structure_abi_catches_incompatible_changes) {
+  ASSERT_EQ(check_abi("--tamper removed"), 1);
+  ASSERT_TRUE(strstr(out, "'function const char* apns_gone()'") != NULL);
+  ASSERT_EQ(check_abi("--tamper moved"), 1);
+  ASSERT_TRUE(strstr(out, "struct apns_pool_options") != NULL);
+  ASSERT_TRUE(strstr(out, "offset changed") != NULL);
+}
+
 static int check_subproject(const char *layout, const char *args) {
   char cmd[4096];
   snprintf(cmd, sizeof cmd, "'%s/test/check_subproject.sh' '%s' '%s' '%s' '%s' %s %s", APNS_SOURCE_DIR,
@@ -165,6 +188,8 @@ TEST_SUITE(structure){
     TEST_ENTRY(structure_layers_catch_tls_headers_and_uv_in_sans_io),
     TEST_ENTRY(structure_exports_match_the_headers),
     TEST_ENTRY(structure_exports_catch_a_missing_function),
+    TEST_ENTRY(structure_abi_matches_the_baseline),
+    TEST_ENTRY(structure_abi_catches_incompatible_changes),
     TEST_ENTRY(structure_subproject_default_options),
     TEST_ENTRY(structure_subproject_library_only),
     TEST_SUITE_END,

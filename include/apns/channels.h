@@ -5,7 +5,7 @@
  *     object: its own pool of connections, with the authentication of a client (the same certificate or .p8 key);
  *   - broadcast sends on an apns_client (apns_client_broadcast), the same connections that send to devices.
  *
- *   apns_channels_options co = {0};
+ *   apns_channels_options co = APNS_CHANNELS_OPTIONS_INIT;
  *   co.client_options = &client_opts;        // the options the client was opened with: same auth, same environment
  *   apns_channels_open(loop, &channels, &co, errbuf, sizeof errbuf);
  *   apns_channels_create(channels, APNS_CHANNEL_STORAGE_NONE, NULL, on_created, ctx);
@@ -106,7 +106,9 @@ APNS_EXTERN const char *apns_channel_op_string(apns_channel_op op);
 
 typedef struct apns_channels apns_channels;
 
+/* Initialize with APNS_CHANNELS_OPTIONS_INIT or apns_channels_options_init() (the ABI rule in apns/common.h). */
 typedef struct apns_channels_options {
+  size_t size; /* sizeof(apns_channels_options), set by the initializers */
   /* Required: the options of the client whose authentication to share (the same certificate, or the same .p8
    * key, key id and team id), read during apns_channels_open only. Also used from it: tls (trust anchors,
    * verify_name), clock, on_event, timeout_ms, topic (the default bundle id) and endpoint, which picks the
@@ -131,15 +133,38 @@ typedef struct apns_channels_options {
   void *data; /* yours: apns_channels_data() */
 } apns_channels_options;
 
-/* Per-request options; NULL means all defaults. */
+#ifdef __cplusplus
+#define APNS_CHANNELS_OPTIONS_INIT                                                                                   \
+  { sizeof(apns_channels_options) }
+#else
+#define APNS_CHANNELS_OPTIONS_INIT                                                                                   \
+  { .size = sizeof(apns_channels_options) }
+#endif
+/* Zeroes *o and sets o->size, as APNS_CHANNELS_OPTIONS_INIT does (for options in allocated memory). */
+APNS_EXTERN void apns_channels_options_init(apns_channels_options *o);
+
+/* Per-request options; NULL means all defaults. Initialize with APNS_CHANNEL_REQUEST_OPTIONS_INIT or
+ * apns_channel_request_options_init(). */
 typedef struct apns_channel_request_options {
+  size_t size;            /* sizeof(apns_channel_request_options), set by the initializers */
   const char *request_id; /* apns-request-id, a UUID (any case; sent lowercase). NULL: none, Apple makes one */
   const char *bundle_id;  /* NULL: the channels object's bundle id */
   uint64_t timeout_ms;    /* 0: the channels object's default */
 } apns_channel_request_options;
 
+#ifdef __cplusplus
+#define APNS_CHANNEL_REQUEST_OPTIONS_INIT                                                                            \
+  { sizeof(apns_channel_request_options) }
+#else
+#define APNS_CHANNEL_REQUEST_OPTIONS_INIT                                                                            \
+  { .size = sizeof(apns_channel_request_options) }
+#endif
+/* Zeroes *o and sets o->size, as APNS_CHANNEL_REQUEST_OPTIONS_INIT does (for options in allocated memory). */
+APNS_EXTERN void apns_channel_request_options_init(apns_channel_request_options *o);
+
 /* The outcome of one management request, handed to its callback. Valid only during the callback: copy what you
- * keep. Fields that do not apply are 0 or NULL. */
+ * keep. Fields that do not apply are 0 or NULL. Lent by the library: it only grows at its end; read it through the
+ * pointer, never copy the struct. */
 typedef struct apns_channel_result {
   apns_channel_op op;
   /* 1 when Apple answered with the operation's success status (201 create, 200 read, 204 delete, 200 list) and
@@ -200,7 +225,8 @@ APNS_EXTERN apns_client *apns_channels_client(apns_channels *channels);
  * struct itself: use it where it was filled. Headers, in order: apns-channel-id (read, delete), apns-request-id
  * (when given, lowercase). The create body is exactly {"message-storage-policy":N,"push-type":"LiveActivity"}.
  * channel_id is needed for read and delete only, storage for create only; request_id may be NULL. Returns 0 or
- * the error the request would return (same checks, same order). */
+ * the error the request would return (same checks, same order). out_size is sizeof *out: nothing past it is
+ * written; a size smaller than any layout of the struct is APNS_EINVAL. */
 typedef struct apns_channel_request {
   const char *method; /* "POST", "GET" or "DELETE" */
   char path[32 + APNS_BUNDLE_ID_MAX];
@@ -214,14 +240,16 @@ typedef struct apns_channel_request {
 
 APNS_EXTERN int apns_build_channel_request(apns_channel_op op, const char *bundle_id, const char *channel_id,
                                            apns_channel_storage storage, const char *request_id,
-                                           apns_channel_request *out);
+                                           apns_channel_request *out, size_t out_size);
 
 /* ------------------------------------------------------------------------------------------------------------------
  * Broadcast sends
  * ---------------------------------------------------------------------------------------------------------------- */
 
-/* Per-broadcast options; NULL means all defaults. */
+/* Per-broadcast options; NULL means all defaults. Initialize with APNS_BROADCAST_OPTIONS_INIT or
+ * apns_broadcast_options_init(). */
 typedef struct apns_broadcast_options {
+  size_t size;  /* sizeof(apns_broadcast_options), set by the initializers */
   int priority; /* 0: 10. 1, 5 or 10 (apns-priority is required: it is always sent) */
   /* apns-expiration in UNIX seconds, always sent. Default 0: deliver once, store nothing; the only value a channel
    * with storage policy NONE accepts. A later time lets a LATEST channel keep the update until then (8 hours
@@ -233,6 +261,16 @@ typedef struct apns_broadcast_options {
   const char *bundle_id;
   uint64_t timeout_ms; /* 0: the client's timeout */
 } apns_broadcast_options;
+
+#ifdef __cplusplus
+#define APNS_BROADCAST_OPTIONS_INIT                                                                                  \
+  { sizeof(apns_broadcast_options) }
+#else
+#define APNS_BROADCAST_OPTIONS_INIT                                                                                  \
+  { .size = sizeof(apns_broadcast_options) }
+#endif
+/* Zeroes *o and sets o->size, as APNS_BROADCAST_OPTIONS_INIT does (for options in allocated memory). */
+APNS_EXTERN void apns_broadcast_options_init(apns_broadcast_options *o);
 
 /* Path and headers of a broadcast, for dry runs and logs (values point into the struct). Headers, in order:
  * apns-channel-id, apns-push-type (liveactivity), apns-priority, apns-expiration, apns-request-id (when given). */
@@ -250,9 +288,11 @@ typedef struct apns_broadcast_request {
 /* Checks a broadcast's channel id and options and builds its path and headers exactly as apns_client_broadcast
  * does. default_bundle_id is the client's topic (may be NULL; the liveactivity suffix is taken off). Returns 0,
  * APNS_EBADCHANNELID, APNS_EBADTOPIC (no bundle id, or a bad one), APNS_EBADPRIORITY, APNS_EINVAL (negative
- * expiration, NULL arguments), APNS_EBADAPNSID (request id). */
+ * expiration, NULL arguments, an out_size smaller than any layout), APNS_EBADAPNSID (request id). out_size is
+ * sizeof *out: nothing past it is written. */
 APNS_EXTERN int apns_build_broadcast_request(const char *default_bundle_id, const char *channel_id,
-                                             const apns_broadcast_options *opts, apns_broadcast_request *out);
+                                             const apns_broadcast_options *opts, apns_broadcast_request *out,
+                                             size_t out_size);
 
 /* Broadcasts a notification (a Live Activity update or end: see payload.h) to every device subscribed to the
  * channel, on the client's connections. The payload is serialized now and must fit APNS_PAYLOAD_MAX_BROADCAST

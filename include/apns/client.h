@@ -4,18 +4,19 @@
  * set once, and a send() that validates everything before anything is queued: bad input is an error code from
  * the call, and nothing is sent.
  *
- *   apns_client_options o = {0};
+ *   apns_client_options o = APNS_CLIENT_OPTIONS_INIT;
  *   o.endpoint = APNS_ENDPOINT_DEVELOPMENT;
  *   o.token_key_file = "AuthKey_ABC123DEFG.p8";  o.key_id = "ABC123DEFG";  o.team_id = "DEF123GHIJ";
  *   o.topic = "com.example.app";
  *   apns_client_open(loop, &client, &o, errbuf, sizeof errbuf);
  *   apns_client_send(client, device_token, notification, NULL, on_sent, ctx);
  *
- * Authentication is either a client certificate (o.tls.cert_file and o.tls.key_file) or a provider token (a .p8
- * key with its key id and team id). With a token, each connection signs its own JWT (ES256), keeps it at least 20
- * minutes and replaces it at 50 (Apple answers TooManyProviderTokenUpdates to a connection whose token changes
- * sooner, and ExpiredProviderToken to one older than an hour). Ages are measured on the monotonic clock; the wall
- * clock (o.clock) only gives the token's iat, so a wall clock stepped back or forward moves no refresh.
+ * Authentication is either a client certificate (cert_file and key_file of the apns_tls_options o.tls points to) or a
+ * provider token (a .p8 key with its key id and team id). With a token, each connection signs its own JWT (ES256),
+ * keeps it at least 20 minutes and replaces it at 50 (Apple answers TooManyProviderTokenUpdates to a connection whose
+ * token changes sooner, and ExpiredProviderToken to one older than an hour). Ages are measured on the monotonic
+ * clock; the wall clock (o.clock) only gives the token's iat, so a wall clock stepped back or forward moves no
+ * refresh.
  *   - 403 ExpiredProviderToken: the connection takes one new token (one, however many requests were in flight
  *     under the old one) and each such request is retried once under it. When the token is younger than 20
  *     minutes the wall clock that dated it was wrong and a new one would draw a 429: no token is made and the
@@ -51,12 +52,17 @@ typedef enum {
 typedef struct apns_client apns_client;
 typedef void (*apns_client_cb)(apns_client *client);
 
+/* Initialize with APNS_CLIENT_OPTIONS_INIT or apns_client_options_init(): size set, every other field zero, which
+ * is its default (the ABI rule in apns/common.h). Nothing of it need outlive apns_client_open(): the key, the
+ * TLS settings, the proxy and every string are read and copied then. */
 typedef struct apns_client_options {
+  size_t size;            /* sizeof(apns_client_options), set by the initializers */
   apns_endpoint endpoint; /* default PRODUCTION */
   const char *host;       /* required for CUSTOM; ignored otherwise */
   uint16_t port;          /* default 443 (Apple also listens on 2197) */
-  /* TLS: trust anchors, and for certificate auth the client certificate and key. */
-  apns_tls_options tls;
+  /* TLS: trust anchors, and for certificate auth the client certificate and key; read and copied at open.
+   * Default NULL: every default, no client certificate. */
+  const apns_tls_options *tls;
   /* Token auth: the .p8 key (a file, or its PEM text), its 10-character key id, and the 10-character team id. */
   const char *token_key_file;
   const char *token_key_pem;
@@ -83,12 +89,24 @@ typedef struct apns_client_options {
   /* Optional: a connection is ready to carry notifications; runs each time one becomes so. Default NULL. */
   apns_client_cb on_connected;
   /* Reach APNs through this proxy (see apns/proxy.h); copied at open. apns_proxy_from_env() gives the one the
-   * environment names, as curl reads it. Default: all zero, no proxy. */
-  apns_proxy_options proxy;
+   * environment names, as curl reads it. Default NULL: no proxy. */
+  const apns_proxy_options *proxy;
 } apns_client_options;
 
-/* Per-send options; NULL means all defaults. */
+#ifdef __cplusplus
+#define APNS_CLIENT_OPTIONS_INIT                                                                                     \
+  { sizeof(apns_client_options) }
+#else
+#define APNS_CLIENT_OPTIONS_INIT                                                                                     \
+  { .size = sizeof(apns_client_options) }
+#endif
+/* Zeroes *o and sets o->size, as APNS_CLIENT_OPTIONS_INIT does (for options in allocated memory). */
+APNS_EXTERN void apns_client_options_init(apns_client_options *o);
+
+/* Per-send options; NULL means all defaults. Initialize with APNS_SEND_OPTIONS_INIT or apns_send_options_init()
+ * (a size of 0 is APNS_EINVAL from the send). */
 typedef struct apns_send_options {
+  size_t size; /* sizeof(apns_send_options), set by the initializers */
   /* DEFAULT: background when the notification only sets content-available, alert otherwise. */
   apns_push_type push_type;
   /* 0: the push type's default (5 for background, 10 otherwise). 1, 5 or 10. */
@@ -104,8 +122,19 @@ typedef struct apns_send_options {
   uint64_t timeout_ms; /* 0: the client's timeout */
 } apns_send_options;
 
+#ifdef __cplusplus
+#define APNS_SEND_OPTIONS_INIT                                                                                       \
+  { sizeof(apns_send_options) }
+#else
+#define APNS_SEND_OPTIONS_INIT                                                                                       \
+  { .size = sizeof(apns_send_options) }
+#endif
+/* Zeroes *o and sets o->size, as APNS_SEND_OPTIONS_INIT does (for options in allocated memory). */
+APNS_EXTERN void apns_send_options_init(apns_send_options *o);
+
 /* Creates the client and starts connecting. Returns 0, APNS_EINVAL (missing host for CUSTOM, both or neither
- * auth, bad key id or team id, a bad default topic: errbuf says which), APNS_EBADKEY / APNS_EBADCERT (errbuf says
+ * auth, bad key id or team id, a bad default topic, options not initialized or from a newer libapns: errbuf says
+ * which), APNS_EBADKEY / APNS_EBADCERT (errbuf says
  * which file and what mbedTLS said), APNS_ENOMEM. errbuf may be NULL. */
 APNS_EXTERN int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_options *opts, char *errbuf,
                                  size_t errlen);
@@ -125,7 +154,8 @@ APNS_EXTERN int apns_client_send_json(apns_client *client, const char *device_to
                                       const apns_send_options *opts, apns_response_cb cb, void *data);
 
 /* The path and headers a send makes, for dry runs and logs. The header values point into the struct itself:
- * use it where it was filled, do not copy it. */
+ * use it where it was filled, do not copy it. Filled by apns_build_send_request through the size it is given;
+ * fields are only ever appended. */
 typedef struct apns_send_request {
   char path[16 + APNS_DEVICE_TOKEN_MAX]; /* "/3/device/<token>" */
   apns_header headers[8];
@@ -141,9 +171,11 @@ typedef struct apns_send_request {
  * checks in the same order, the same error codes, the same headers in the same order (apns-push-type, apns-topic
  * with the push type's suffix, apns-priority, then apns-expiration, apns-collapse-id, apns-id when set).
  * default_topic is the client's topic (may be NULL); background says whether the payload only sets
- * content-available (apns_notification_is_background). Returns 0 or the error the send would return. */
+ * content-available (apns_notification_is_background). out_size is sizeof *out: nothing past it is written, and a
+ * size smaller than any layout of the struct is APNS_EINVAL. Returns 0 or the error the send would return. */
 APNS_EXTERN int apns_build_send_request(const char *default_topic, const char *device_token,
-                                        const apns_send_options *opts, int background, apns_send_request *out);
+                                        const apns_send_options *opts, int background, apns_send_request *out,
+                                        size_t out_size);
 
 /* Graceful close, as apns_pool_close: sends in progress may finish within drain_timeout_ms, the rest end with
  * APNS_ECANCELED; then cb runs and the client is freed. cb never runs inside this call, even with nothing in
@@ -164,7 +196,7 @@ APNS_EXTERN void apns_client_ref(apns_client *client);
 
 /* Accessors take a NULL client and then return NULL or fill *out with zeros (as the pool's do); functions that
  * return an int return APNS_EINVAL for it. */
-APNS_EXTERN void apns_client_get_stats(const apns_client *client, apns_pool_stats *out);
+APNS_EXTERN void apns_client_get_stats(const apns_client *client, apns_pool_stats *out, size_t size);
 /* As apns_pool_stop_cause: 0 while running, else why the client stopped (*text: a message, or NULL). */
 APNS_EXTERN int apns_client_stop_cause(const apns_client *client, const char **text);
 APNS_EXTERN apns_pool *apns_client_pool(apns_client *client);

@@ -202,10 +202,25 @@ typedef struct apns_header {
   const char *value;
 } apns_header;
 
+/* ------------------------------------------------------------------------------------------------------------------
+ * The ABI rule (README.md, "ABI"). A struct the caller fills and the library reads begins with size_t size, set by
+ * its initializer (APNS_X_INIT, or apns_X_init(&x)), which leaves every other field zero: zero is each field's
+ * default. The library reads only the first size bytes; a field past them takes its default (a program built
+ * against an older header). A size of 0 (never initialized) is refused with APNS_EINVAL; so is a size larger than
+ * the library knows unless every byte past what it knows is zero (a newer program that left the newer fields
+ * unset works; one that set them is told "from a newer libapns"). Structs the library fills for the caller are
+ * written through a size the caller passes (sizeof *out), never further. Structs the library lends to a callback
+ * (apns_response, apns_pool_event, apns_channel_result) only ever grow at their end: read them through the pointer
+ * given, never copy them by value nor allocate one.
+ * ---------------------------------------------------------------------------------------------------------------- */
+
 /* A generic HTTP/2 request, as the pool and the connection take it (the client builds these for you).
  * The library copies everything it needs while the call that takes it runs: your buffers are yours again when it
- * returns. Header names must be lowercase tokens; no name or value may hold CR, LF or NUL (APNS_EBADHEADER). */
+ * returns. Header names must be lowercase tokens; no name or value may hold CR, LF or NUL (APNS_EBADHEADER).
+ * Initialize with APNS_REQUEST_INIT or apns_request_init(); a size of 0, or a newer layout with a newer field set,
+ * is APNS_EINVAL from the call that takes it. */
 typedef struct apns_request {
+  size_t size;        /* sizeof(apns_request), set by the initializers */
   const char *method; /* NULL means "POST"; "GET" and "DELETE" serve APNs channel management */
   const char *path;   /* "/3/device/<token>" */
   const apns_header *headers;
@@ -214,6 +229,16 @@ typedef struct apns_request {
   size_t body_len;
   uint64_t timeout_ms; /* time from submission to the final callback; 0 means the default, 10 000 ms */
 } apns_request;
+
+#ifdef __cplusplus
+#define APNS_REQUEST_INIT                                                                                            \
+  { sizeof(apns_request) }
+#else
+#define APNS_REQUEST_INIT                                                                                            \
+  { .size = sizeof(apns_request) }
+#endif
+/* Zeroes *o and sets o->size, as APNS_REQUEST_INIT does (for a request in allocated memory). */
+APNS_EXTERN void apns_request_init(apns_request *o);
 
 #define APNS_DEFAULT_TIMEOUT_MS 10000
 
@@ -230,7 +255,8 @@ typedef enum {
 } apns_delivery;
 
 /* The outcome of one request, handed to its callback. Valid only during the callback: copy what you keep.
- * Every field is set; those that do not apply are 0 or NULL. */
+ * Every field is set; those that do not apply are 0 or NULL. Lent by the library: it only grows at its end, so
+ * read it through the pointer, never copy the struct itself. */
 typedef struct apns_response {
   int status;                 /* HTTP status, 0 when no response arrived */
   const char *apns_id;        /* apns-id header (APNs echoes ours or makes one), or NULL */

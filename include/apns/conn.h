@@ -33,9 +33,13 @@
 extern "C" {
 #endif
 
-/* TLS settings, shared by connections, pools and clients. Strings are read during the call that takes the
- * options (files are read then too); they need not outlive it. */
+/* TLS settings, shared by connections, pools and clients, which point to them (apns_conn_options.tls, ...;
+ * NULL: every default). Everything is read and copied during the call that opens (files are read then too, and
+ * the name kept): nothing of the struct nor its strings need outlive that call. Initialize it with
+ * APNS_TLS_OPTIONS_INIT or apns_tls_options_init(), which set size (see README.md, "ABI"); every other field's
+ * default is zero. */
 typedef struct apns_tls_options {
+  size_t size; /* sizeof(apns_tls_options), set by the initializers; 0 is refused (APNS_EINVAL) */
   /* Trust anchors for the server's chain: a PEM file, or PEM text. Default (both NULL): the system's, which hold
    * Apple's roots: SSL_CERT_FILE and SSL_CERT_DIR (':'-separated) when either variable is set, else the bundle
    * libapns was built with (meson -Dca_bundle), else the first that exists of /etc/ssl/certs/ca-certificates.crt
@@ -71,10 +75,17 @@ typedef void (*apns_conn_lost_cb)(apns_conn *conn, int err, const char *reason);
 /* The connection is closed; it is freed right after this returns. */
 typedef void (*apns_conn_close_cb)(apns_conn *conn);
 
+/* Initialize with APNS_CONN_OPTIONS_INIT or apns_conn_options_init(): they set size and leave every other field
+ * zero, which is its default. The library reads only the first size bytes (a field past them takes its default),
+ * and refuses a size of 0, or a larger size whose bytes past the layout it knows are not all zero. Nothing of the
+ * struct need outlive apns_conn_open(): what the connection keeps is copied. */
 typedef struct apns_conn_options {
+  size_t size;      /* sizeof(apns_conn_options), set by the initializers */
   const char *host; /* required: "api.push.apple.com", "127.0.0.1", ... */
   uint16_t port;    /* default 443 */
-  apns_tls_options tls;
+  /* TLS settings (trust anchors, client certificate, verify_name), read and copied at open; default NULL: all
+   * defaults. */
+  const apns_tls_options *tls;
   /* Authority sent with every request; default: host, or host:port when port is not 443. */
   const char *authority;
   /* DNS, TCP and TLS together; default 10 000; UINT64_MAX: no limit. The host's addresses are tried one after
@@ -92,14 +103,30 @@ typedef struct apns_conn_options {
   /* Reach host:port through this proxy (see apns/proxy.h): the connection resolves and connects to the proxy,
    * opens a tunnel to host:port, then runs TLS through it for host (SNI and verification as without a proxy).
    * connect_timeout_ms covers the proxy stage too; the proxy's refusals end the attempt with APNS_EPROXY,
-   * APNS_EPROXYAUTH or APNS_EPROXYPROTO and apns_conn_last_error() naming the proxy. Default: all zero, no
-   * proxy. */
-  apns_proxy_options proxy;
+   * APNS_EPROXYAUTH or APNS_EPROXYPROTO and apns_conn_last_error() naming the proxy. Copied at open. Default
+   * NULL: no proxy. */
+  const apns_proxy_options *proxy;
 } apns_conn_options;
 
+#ifdef __cplusplus
+#define APNS_TLS_OPTIONS_INIT                                                                                        \
+  { sizeof(apns_tls_options) }
+#define APNS_CONN_OPTIONS_INIT                                                                                       \
+  { sizeof(apns_conn_options) }
+#else
+#define APNS_TLS_OPTIONS_INIT                                                                                        \
+  { .size = sizeof(apns_tls_options) }
+#define APNS_CONN_OPTIONS_INIT                                                                                       \
+  { .size = sizeof(apns_conn_options) }
+#endif
+/* Zero *o and set o->size, as the macros do (for structs in allocated memory). */
+APNS_EXTERN void apns_tls_options_init(apns_tls_options *o);
+APNS_EXTERN void apns_conn_options_init(apns_conn_options *o);
+
 /* Starts connecting. On success *out is the new connection and on_connect will run on a later loop turn. Returns
- * APNS_EINVAL (no host, or bad proxy options), APNS_EBADCERT / APNS_EBADKEY (with errbuf saying which file and why),
- * APNS_ENOMEM, or a libuv code. errbuf may be NULL. */
+ * APNS_EINVAL (no host, bad proxy options, or options not initialized or from a newer libapns: errbuf says which),
+ * APNS_EBADCERT / APNS_EBADKEY (with errbuf saying which file and why), APNS_ENOMEM, or a libuv code. errbuf may be
+ * NULL. */
 APNS_EXTERN int apns_conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *opts, char *errbuf,
                                size_t errlen);
 
@@ -142,6 +169,8 @@ typedef enum {
   APNS_CONN_CLOSING = 4
 } apns_conn_state;
 
+/* Filled by apns_conn_get_stats, which writes no more than the size it is given: a program built against an
+ * older header, with a smaller struct, gets the fields it knows. Fields are only ever appended. */
 typedef struct apns_conn_stats {
   apns_conn_state state;
   uint32_t in_flight;   /* open streams */
@@ -153,7 +182,8 @@ typedef struct apns_conn_stats {
   uint64_t writes;             /* flushes handed to the socket (coalescing: far fewer than requests) */
 } apns_conn_stats;
 
-APNS_EXTERN void apns_conn_get_stats(const apns_conn *conn, apns_conn_stats *out);
+/* Writes the first min(size, sizeof(apns_conn_stats)) bytes of the stats to out: pass sizeof *out. */
+APNS_EXTERN void apns_conn_get_stats(const apns_conn *conn, apns_conn_stats *out, size_t size);
 APNS_EXTERN apns_conn_state apns_conn_get_state(const apns_conn *conn);
 /* Non-zero when apns_conn_post would not return APNS_EBLOCKED or APNS_ECLOSED now. */
 APNS_EXTERN int apns_conn_writable(const apns_conn *conn);

@@ -1,6 +1,6 @@
 /* libapns mid level: a fixed-size pool of connections with a pending queue and retries (aapns's Pool).
  *
- * The pool opens `size` connections up front and keeps them up: a lost connection is replaced after a capped,
+ * The pool opens its connections up front and keeps them up: a lost connection is replaced after a capped,
  * jittered exponential back-off, and the whole pool never opens connections faster than a few a second (Apple
  * treats rapid reconnects as an attack). A connection that received GOAWAY, or that runs out of stream ids, lets
  * its open streams finish while a replacement is opened after the same back-off as a failure (reconnect_min_delay_ms,
@@ -66,9 +66,10 @@ typedef enum {
   APNS_POOL_EVENT_STOPPED = 5    /* the pool stopped (err: the cause, as apns_pool_stop_cause; reason: its text) */
 } apns_pool_event_type;
 
+/* Lent to on_event, valid during the call: it only grows at its end, so read it through the pointer. */
 typedef struct apns_pool_event {
   apns_pool_event_type type;
-  unsigned conn_index; /* which connection, 0 .. size-1 */
+  unsigned conn_index; /* which connection, 0 .. connections-1 */
   int err;             /* a negative code, or 0 */
   int status;          /* HTTP status for RETRY after a response, else 0 */
   const char *reason;  /* GOAWAY or APNs reason, connection error text; may be NULL */
@@ -78,12 +79,16 @@ typedef struct apns_pool_event {
 typedef void (*apns_pool_event_cb)(apns_pool *pool, const apns_pool_event *ev);
 typedef void (*apns_pool_cb)(apns_pool *pool);
 
+/* Initialize with APNS_POOL_OPTIONS_INIT or apns_pool_options_init(): size set, every other field zero, which is
+ * its default (the ABI rule in apns/common.h). Nothing of it need outlive apns_pool_open(): what the pool keeps
+ * (strings, TLS settings, the proxy) is copied. */
 typedef struct apns_pool_options {
-  const char *host; /* required */
-  uint16_t port;    /* default 443 */
-  apns_tls_options tls;
+  size_t size;                     /* sizeof(apns_pool_options), set by the initializers */
+  const char *host;                /* required */
+  uint16_t port;                   /* default 443 */
+  const apns_tls_options *tls;     /* default NULL: every default (see apns_tls_options); copied at open */
   const char *authority;           /* default: as apns_conn_options */
-  unsigned size;                   /* connections; default 2 */
+  unsigned connections;            /* default 2, at most 1000 */
   uint64_t connect_timeout_ms;     /* per connection attempt; default 10 000 */
   uint64_t ping_idle_ms;           /* default 15 000 (see apns_conn_options) */
   uint64_t ping_timeout_ms;        /* default 5 000 */
@@ -106,11 +111,22 @@ typedef struct apns_pool_options {
   /* Every connection goes through this proxy (see apns/proxy.h and apns_conn_options.proxy); copied at open.
    * A proxy that is down or refuses is a connection failure (APNS_POOL_EVENT_CONN_DOWN with its cause), retried
    * with the usual reconnect back-off; wrong credentials (APNS_EPROXYAUTH) or a proxy that does not speak its
-   * protocol (APNS_EPROXYPROTO) are permanent and stop the pool. Default: all zero, no proxy. */
-  apns_proxy_options proxy;
+   * protocol (APNS_EPROXYPROTO) are permanent and stop the pool. Default NULL: no proxy. */
+  const apns_proxy_options *proxy;
 } apns_pool_options;
 
-/* Creates the pool and starts connecting its connections. Returns 0, APNS_EINVAL, APNS_EBADCERT, APNS_EBADKEY
+#ifdef __cplusplus
+#define APNS_POOL_OPTIONS_INIT                                                                                       \
+  { sizeof(apns_pool_options) }
+#else
+#define APNS_POOL_OPTIONS_INIT                                                                                       \
+  { .size = sizeof(apns_pool_options) }
+#endif
+/* Zeroes *o and sets o->size, as APNS_POOL_OPTIONS_INIT does (for options in allocated memory). */
+APNS_EXTERN void apns_pool_options_init(apns_pool_options *o);
+
+/* Creates the pool and starts connecting its connections. Returns 0, APNS_EINVAL (errbuf says why: no host,
+ * options not initialized or from a newer libapns, ...), APNS_EBADCERT, APNS_EBADKEY
  * (errbuf says which file and why), APNS_ENOMEM. errbuf may be NULL. */
 APNS_EXTERN int apns_pool_open(uv_loop_t *loop, apns_pool **out, const apns_pool_options *opts, char *errbuf,
                                size_t errlen);
@@ -137,6 +153,8 @@ APNS_EXTERN int apns_pool_close(apns_pool *pool, uint64_t drain_timeout_ms, apns
 APNS_EXTERN void apns_pool_unref(apns_pool *pool);
 APNS_EXTERN void apns_pool_ref(apns_pool *pool);
 
+/* Filled by apns_pool_get_stats and apns_client_get_stats, which write no more than the size they are given
+ * (pass sizeof *out): a program built against an older header gets the fields it knows. Fields are only appended. */
 typedef struct apns_pool_stats {
   size_t queued;
   size_t in_flight;
@@ -154,7 +172,8 @@ typedef struct apns_pool_stats {
 
 /* Accessors take a NULL pool, as free(NULL) does: they then return NULL, or fill *out with zeros, so that code
  * tearing down need not check. Every function that returns an int returns APNS_EINVAL for a NULL pool instead. */
-APNS_EXTERN void apns_pool_get_stats(const apns_pool *pool, apns_pool_stats *out);
+/* Writes the first min(size, sizeof(apns_pool_stats)) bytes of the stats to out (zeros for a NULL pool). */
+APNS_EXTERN void apns_pool_get_stats(const apns_pool *pool, apns_pool_stats *out, size_t size);
 /* The data of apns_pool_options. For a client's pool (apns_client_pool, and the pool a client's on_event gets)
  * it is the client's data (apns_client_options.data), the same as apns_client_data() gives. */
 APNS_EXTERN void *apns_pool_data(const apns_pool *pool);

@@ -42,10 +42,13 @@ typedef enum {
   APNS_PROXY_SOCKS5 = 2 /* SOCKS5, the name resolved by the proxy */
 } apns_proxy_type;
 
-/* Where the proxy is, and how to authenticate to it. Embedded in apns_conn_options, apns_pool_options and
- * apns_client_options as .proxy; all zero means no proxy. Strings are read during the call that takes the options
- * (they are copied): they need not outlive it. */
+/* Where the proxy is, and how to authenticate to it. Pointed to by apns_conn_options, apns_pool_options and
+ * apns_client_options as .proxy (NULL, or type NONE: no proxy). Everything is read and copied during the call
+ * that opens: neither the struct nor its strings need outlive it. Initialize it with APNS_PROXY_OPTIONS_INIT or
+ * apns_proxy_options_init() (size set, the rest zero: no proxy); apns_proxy_parse_url() and
+ * apns_proxy_from_env() return one initialized. */
 typedef struct apns_proxy_options {
+  size_t size;          /* sizeof(apns_proxy_options), set by the initializers */
   apns_proxy_type type; /* default APNS_PROXY_NONE */
   const char *host;     /* the proxy's name or IP address; required unless type is NONE (resolved by libuv) */
   uint16_t port;        /* default 1080, as curl's */
@@ -54,6 +57,16 @@ typedef struct apns_proxy_options {
   const char *user;
   const char *password;
 } apns_proxy_options;
+
+#ifdef __cplusplus
+#define APNS_PROXY_OPTIONS_INIT                                                                                      \
+  { sizeof(apns_proxy_options) }
+#else
+#define APNS_PROXY_OPTIONS_INIT                                                                                      \
+  { .size = sizeof(apns_proxy_options) }
+#endif
+/* Zeroes *o and sets o->size, as APNS_PROXY_OPTIONS_INIT does (for options in allocated memory). */
+APNS_EXTERN void apns_proxy_options_init(apns_proxy_options *o);
 
 #define APNS_PROXY_DEFAULT_PORT 1080
 

@@ -488,6 +488,7 @@ int push_parse_args(int argc, char **argv, push_opts *o) {
   unsigned long long v;
   const char *endpoint_flag = NULL;
   memset(o, 0, sizeof *o);
+  apns_send_options_init(&o->send);
   o->endpoint = APNS_ENDPOINT_PRODUCTION;
   o->connections = 2;
   o->timeout_ms = 10000;

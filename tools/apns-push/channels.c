@@ -82,17 +82,20 @@ static void put_failure(line *l, int err, const apns_response *res) {
 
 /* ---- the client options of the command line ---- */
 
-static void client_options(const push_opts *o, apns_client_options *co) {
-  memset(co, 0, sizeof *co);
+/* tls is the storage co->tls points to: it must live until the open. */
+static void client_options(const push_opts *o, apns_client_options *co, apns_tls_options *tls) {
+  apns_client_options_init(co);
+  apns_tls_options_init(tls);
+  co->tls = tls;
   co->endpoint = o->endpoint;
   co->host = o->host;
   co->port = o->endpoint == APNS_ENDPOINT_CUSTOM ? o->port : 0;
-  co->tls.ca_file = o->ca_file;
-  co->tls.cert_file = o->cert_file;
-  co->tls.key_file = o->key_file;
-  co->tls.key_passphrase = o->key_pass;
-  co->tls.verify_name = o->verify_name;
-  co->tls.insecure_skip_verify = o->insecure;
+  tls->ca_file = o->ca_file;
+  tls->cert_file = o->cert_file;
+  tls->key_file = o->key_file;
+  tls->key_passphrase = o->key_pass;
+  tls->verify_name = o->verify_name;
+  tls->insecure_skip_verify = o->insecure;
   co->token_key_file = o->p8_file;
   co->key_id = o->key_id;
   co->team_id = o->team_id;
@@ -165,7 +168,8 @@ int push_channel_main(const push_opts *o, int fd) {
   out_fd = fd;
   char bundle_buf[APNS_BUNDLE_ID_MAX + 1];
   const char *bundle = bundle_of(o->send.topic, bundle_buf, sizeof bundle_buf);
-  int rv = apns_build_channel_request(o->channel_op, bundle, o->channel_op_id, o->storage, o->request_id, &req);
+  int rv = apns_build_channel_request(o->channel_op, bundle, o->channel_op_id, o->storage, o->request_id, &req,
+                                      sizeof req);
   if (rv == APNS_EBADTOPIC) {
     push_err("--topic \"%s\": not a bundle id (1 to %d letters, digits, '-', '.' or '_')", bundle,
              APNS_BUNDLE_ID_MAX);
@@ -189,9 +193,9 @@ int push_channel_main(const push_opts *o, int fd) {
     return PUSH_EXIT_USAGE;
   }
   apns_client_options co;
-  client_options(o, &co);
-  apns_channels_options cho;
-  memset(&cho, 0, sizeof cho);
+  apns_tls_options tls;
+  client_options(o, &co, &tls);
+  apns_channels_options cho = APNS_CHANNELS_OPTIONS_INIT;
   cho.client_options = &co;
   cho.bundle_id = bundle;
   /* One apns-mock serves pushes and management alike: without --management-host, --host names both. */
@@ -214,8 +218,7 @@ int push_channel_main(const push_opts *o, int fd) {
     return PUSH_EXIT_USAGE;
   }
   if (o->insecure) push_err("warning: --insecure: the server's certificate is not verified");
-  apns_channel_request_options ro;
-  memset(&ro, 0, sizeof ro);
+  apns_channel_request_options ro = APNS_CHANNEL_REQUEST_OPTIONS_INIT;
   ro.request_id = o->request_id;
   switch (o->channel_op) {
   case APNS_CHANNEL_CREATE:
@@ -308,13 +311,13 @@ static const char *bc_flag_of(int rv) {
 int push_broadcast_main(const push_opts *o, apns_notification *n, int fd) {
   apns_broadcast_options bo;
   out_fd = fd;
-  memset(&bo, 0, sizeof bo);
+  apns_broadcast_options_init(&bo);
   bo.priority = o->send.priority;
   bo.expiration = o->send.has_expiration ? o->send.expiration : 0;
   bo.request_id = o->request_id;
   bo.timeout_ms = o->timeout_ms;
   apns_broadcast_request br;
-  int rv = apns_build_broadcast_request(o->send.topic, o->channel, &bo, &br);
+  int rv = apns_build_broadcast_request(o->send.topic, o->channel, &bo, &br, sizeof br);
   if (rv < 0) {
     push_err("%s: %s", bc_flag_of(rv), apns_strerror(rv));
     return PUSH_EXIT_USAGE;
@@ -349,7 +352,8 @@ int push_broadcast_main(const push_opts *o, apns_notification *n, int fd) {
     return PUSH_EXIT_USAGE;
   }
   apns_client_options co;
-  client_options(o, &co);
+  apns_tls_options tls;
+  client_options(o, &co, &tls);
   bc_run run = {o, NULL, 0, PUSH_EXIT_FAILED};
   char errbuf[512] = "";
   apns_proxy_options *proxy = NULL;
@@ -357,7 +361,7 @@ int push_broadcast_main(const push_opts *o, apns_notification *n, int fd) {
     uv_loop_close(&loop);
     return PUSH_EXIT_USAGE;
   }
-  if (proxy) co.proxy = *proxy;
+  co.proxy = proxy;
   rv = apns_client_open(&loop, &run.client, &co, errbuf, sizeof errbuf);
   apns_proxy_options_free(proxy);
   if (rv < 0) {

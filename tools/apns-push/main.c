@@ -188,7 +188,7 @@ static int submit(app *a, uint64_t lineno, const char *token, apns_notification 
     memcpy(sr->path + 10, token, tlen + 1); /* after "/3/device/" */
   } else if (rv == 0) {
     if (plain) sr = &a->sr_cache, a->sr_cached = 0;
-    rv = apns_build_send_request(a->o.send.topic, token, so, background, sr);
+    rv = apns_build_send_request(a->o.send.topic, token, so, background, sr, sizeof *sr);
     if (rv == 0 && plain) a->sr_cached = 1, a->sr_background = background;
   }
   if (rv == 0 && from_line && len > apns_payload_limit(sr->push_type)) rv = APNS_EPAYLOADTOOLARGE;
@@ -217,8 +217,7 @@ static int submit(app *a, uint64_t lineno, const char *token, apns_notification 
   p->t0_ns = uv_hrtime();
   p->channel = 0;
   memcpy(p->token, token, tlen + 1);
-  apns_request req;
-  memset(&req, 0, sizeof req);
+  apns_request req = APNS_REQUEST_INIT;
   req.path = sr->path;
   req.headers = sr->headers;
   req.num_headers = sr->num_headers;
@@ -263,14 +262,13 @@ static int submit_broadcast(app *a, uint64_t lineno, const bulk_line *bl) {
   }
   apns_push_type pt = bl->has_push_type ? bl->push_type : a->o.send.push_type;
   if (pt != APNS_PUSH_TYPE_DEFAULT && pt != APNS_PUSH_TYPE_LIVEACTIVITY) rv = APNS_EBADPUSHTYPE;
-  apns_broadcast_options bo;
-  memset(&bo, 0, sizeof bo);
+  apns_broadcast_options bo = APNS_BROADCAST_OPTIONS_INIT;
   bo.priority = bl->priority ? bl->priority : a->o.send.priority;
   bo.expiration = bl->has_expiration ? bl->expiration : a->o.send.has_expiration ? a->o.send.expiration : 0;
   bo.bundle_id = bl->topic;
   bo.timeout_ms = a->o.timeout_ms;
   apns_broadcast_request br;
-  if (rv == 0) rv = apns_build_broadcast_request(a->o.send.topic, channel, &bo, &br);
+  if (rv == 0) rv = apns_build_broadcast_request(a->o.send.topic, channel, &bo, &br, sizeof br);
   if (rv == 0 && bl->payload) {
     body = bl->payload;
     len = bl->payload_len;
@@ -457,7 +455,7 @@ static void on_tick(uv_timer_t *t) {
    * without a dispatch), read on once the queue is low. */
   if (a->input_paused && a->client && !a->closing) {
     apns_pool_stats st;
-    apns_client_get_stats(a->client, &st);
+    apns_client_get_stats(a->client, &st, sizeof st);
     if (st.queued <= a->low_water) on_resume(&a->resume);
   }
 }
@@ -563,8 +561,8 @@ static int check_single(app *a) {
   apns_send_request sr;
   const char *json;
   size_t len;
-  int rv =
-      apns_build_send_request(a->o.send.topic, a->o.token, &a->o.send, apns_notification_is_background(a->n), &sr);
+  int rv = apns_build_send_request(a->o.send.topic, a->o.token, &a->o.send, apns_notification_is_background(a->n),
+                                   &sr, sizeof sr);
   if (rv < 0) {
     push_err("%s: %s", flag_of(rv), apns_strerror(rv));
     return -1;
@@ -584,17 +582,18 @@ static int check_single(app *a) {
 
 static int open_client(app *a) {
   char errbuf[512] = "";
-  apns_client_options co;
-  memset(&co, 0, sizeof co);
+  apns_client_options co = APNS_CLIENT_OPTIONS_INIT;
+  apns_tls_options co_tls = APNS_TLS_OPTIONS_INIT;
+  co.tls = &co_tls;
   co.endpoint = a->o.endpoint;
   co.host = a->o.host;
   co.port = a->o.endpoint == APNS_ENDPOINT_CUSTOM ? a->o.port : 0;
-  co.tls.ca_file = a->o.ca_file;
-  co.tls.cert_file = a->o.cert_file;
-  co.tls.key_file = a->o.key_file;
-  co.tls.key_passphrase = a->o.key_pass;
-  co.tls.verify_name = a->o.verify_name;
-  co.tls.insecure_skip_verify = a->o.insecure;
+  co_tls.ca_file = a->o.ca_file;
+  co_tls.cert_file = a->o.cert_file;
+  co_tls.key_file = a->o.key_file;
+  co_tls.key_passphrase = a->o.key_pass;
+  co_tls.verify_name = a->o.verify_name;
+  co_tls.insecure_skip_verify = a->o.insecure;
   co.token_key_file = a->o.p8_file;
   co.key_id = a->o.key_id;
   co.team_id = a->o.team_id;
@@ -611,7 +610,7 @@ static int open_client(app *a) {
   co.data = a;
   apns_proxy_options *proxy = NULL;
   if (push_proxy(&a->o, &proxy) != 0) return -1;
-  if (proxy) co.proxy = *proxy;
+  co.proxy = proxy;
   int rv = apns_client_open(&a->loop, &a->client, &co, errbuf, sizeof errbuf);
   apns_proxy_options_free(proxy); /* copied by the open */
   if (rv < 0) {

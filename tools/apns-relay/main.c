@@ -268,7 +268,7 @@ static int post(relay *r, entry *e) {
   }
   apns_send_options so;
   char apns_id[37];
-  memset(&so, 0, sizeof so);
+  apns_send_options_init(&so);
   so.topic = bl.topic;
   so.collapse_id = bl.collapse_id;
   so.push_type = bl.push_type;
@@ -815,7 +815,7 @@ static size_t metrics_text(void *data, char *buf, size_t cap, int *healthy) {
   relay *r = data;
   apns_pool_stats st;
   memset(&st, 0, sizeof st);
-  if (r->client) apns_client_get_stats(r->client, &st);
+  if (r->client) apns_client_get_stats(r->client, &st, sizeof st);
   int redis_up = r->reader.up && r->writer.up;
   *healthy = redis_up && st.connections_up > 0 && !r->stopped_apns;
   int n = snprintf(buf, cap,
@@ -857,17 +857,18 @@ static size_t metrics_text(void *data, char *buf, size_t cap, int *healthy) {
 
 static int open_client(relay *r) {
   char errbuf[512] = "";
-  apns_client_options co;
-  memset(&co, 0, sizeof co);
+  apns_client_options co = APNS_CLIENT_OPTIONS_INIT;
+  apns_tls_options co_tls = APNS_TLS_OPTIONS_INIT;
+  co.tls = &co_tls;
   co.endpoint = r->o.endpoint;
   co.host = r->o.host;
   co.port = r->o.endpoint == APNS_ENDPOINT_CUSTOM ? r->o.port : 0;
-  co.tls.ca_file = r->o.ca_file;
-  co.tls.cert_file = r->o.cert_file;
-  co.tls.key_file = r->o.key_file;
-  co.tls.key_passphrase = r->o.key_pass;
-  co.tls.verify_name = r->o.verify_name;
-  co.tls.insecure_skip_verify = r->o.insecure;
+  co_tls.ca_file = r->o.ca_file;
+  co_tls.cert_file = r->o.cert_file;
+  co_tls.key_file = r->o.key_file;
+  co_tls.key_passphrase = r->o.key_pass;
+  co_tls.verify_name = r->o.verify_name;
+  co_tls.insecure_skip_verify = r->o.insecure;
   co.token_key_file = r->o.p8_file;
   co.key_id = r->o.key_id;
   co.team_id = r->o.team_id;

@@ -291,7 +291,7 @@ static void finish(client *cl) {
 
 static void on_client_closed(apns_client *c) {
   client *cl = apns_client_data(c);
-  apns_client_get_stats(c, &cl->last_stats);
+  apns_client_get_stats(c, &cl->last_stats, sizeof cl->last_stats);
   cl->c = NULL;
   cl->state = ST_CLOSED;
   if (cl->teardown) {
@@ -564,20 +564,21 @@ static napi_value native_new(napi_env env, napi_callback_info info) {
   cl->env = env;
   cl->ae = ae;
   cl->free_head = UINT32_MAX;
-  apns_client_options o;
-  memset(&o, 0, sizeof o);
+  apns_client_options o = APNS_CLIENT_OPTIONS_INIT;
+  apns_tls_options tls = APNS_TLS_OPTIONS_INIT; /* read and copied by the open */
+  o.tls = &tls;
   o.endpoint = (apns_endpoint)endpoint;
   o.host = s[O_HOST];
   o.port = (uint16_t)port;
-  o.tls.ca_file = s[O_CA_FILE];
-  o.tls.ca_pem = s[O_CA_PEM];
-  o.tls.cert_file = s[O_CERT_FILE];
-  o.tls.cert_pem = s[O_CERT_PEM];
-  o.tls.key_file = s[O_KEY_FILE];
-  o.tls.key_pem = s[O_KEY_PEM];
-  o.tls.key_passphrase = s[O_PASSPHRASE];
-  o.tls.verify_name = s[O_VERIFY_NAME];
-  o.tls.insecure_skip_verify = insecure != 0;
+  tls.ca_file = s[O_CA_FILE];
+  tls.ca_pem = s[O_CA_PEM];
+  tls.cert_file = s[O_CERT_FILE];
+  tls.cert_pem = s[O_CERT_PEM];
+  tls.key_file = s[O_KEY_FILE];
+  tls.key_pem = s[O_KEY_PEM];
+  tls.key_passphrase = s[O_PASSPHRASE];
+  tls.verify_name = s[O_VERIFY_NAME];
+  tls.insecure_skip_verify = insecure != 0;
   o.token_key_file = s[O_TOKEN_KEY_FILE];
   o.token_key_pem = s[O_TOKEN_KEY_PEM];
   o.key_id = s[O_KEY_ID];
@@ -663,7 +664,7 @@ static napi_value native_send(napi_env env, napi_callback_info info) {
   apns_send_options so;
   if (cl == NULL || argc < 2) return ret_int(env, APNS_EINVAL);
   if (cl->state != ST_OPEN) return ret_int(env, APNS_ECLOSED);
-  memset(&so, 0, sizeof so);
+  apns_send_options_init(&so);
   if ((rv = get_req_str(env, argv[0], token, sizeof token, &tok, NULL, APNS_EBADTOKEN)) != 0) return ret_int(env, rv);
   if ((rv = get_req_str(env, argv[1], json, sizeof json, &js, &json_len, APNS_EPAYLOADTOOLARGE)) != 0)
     return ret_int(env, rv);
@@ -751,7 +752,7 @@ static napi_value native_stats(napi_env env, napi_callback_info info) {
   apns_pool_stats st;
   if (cl == NULL) return NULL;
   if (cl->c)
-    apns_client_get_stats(cl->c, &st);
+    apns_client_get_stats(cl->c, &st, sizeof st);
   else
     st = cl->last_stats;
   return make_stats(env, &st, cl->outstanding);
