@@ -293,3 +293,7 @@ size_t apns__req_nv(const apns__req *req, nghttp2_nv *out, size_t cap, const cha
 void apns__req_free(apns__req *req) {
   apns__free(req);
 }
+
+int apns__req_deadline_less(const apns__heap_node *a, const apns__heap_node *b) {
+  return apns__req_of_dl((apns__heap_node *)a)->link.deadline < apns__req_of_dl((apns__heap_node *)b)->link.deadline;
+}
