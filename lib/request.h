@@ -43,7 +43,6 @@ typedef struct apns__req {
     int32_t stream_id;
     apns__heap_node dl; /* by deadline (apns__req_deadline_less): the pool's queued or the connection's in flight */
     apns__list q;       /* the pool's queue, or the connection's requests dropped unsent at close */
-    struct apns__req *prev, *next; /* the pool's queue */
     void (*done)(struct apns__req *req, int err, const apns_response *res);
   } link;
   /* the rest of the allocation: `extra` bytes for the owner (apns__req_extra), the header table, the body, then
