@@ -1,8 +1,8 @@
 /* apns-mock: one server connection without I/O, see mock_server.h.
  *
  * Per request the work is O(1) and allocation-free in the steady state: stream records come from slabs recycled
- * through a free list, response header values point into the record (NO_COPY), held responses wait in a FIFO
- * (the delay is the same for all, so arrival order is due order) that a reset stream leaves in O(1). Output is
+ * through a free list, response header values point into the record (NO_COPY), held responses wait in a min-heap
+ * by due time (heap.h), arrival order among equal ones, that a reset stream leaves from anywhere. Output is
  * gathered from nghttp2 into one plaintext block and encrypted with one apns__tls_write call, which cuts it into
  * as few full-size records as fit.
  *
@@ -16,7 +16,9 @@
 
 #include "alloc.h"
 #include "h2.h"
+#include "heap.h"
 #include "jwt_verify.h"
+#include "list.h"
 #include "mock_channels.h"
 #include "mock_chaos.h"
 #include "tls.h"
@@ -69,7 +71,9 @@ typedef struct mock_capture {
 
 typedef struct mock_stream mock_stream;
 struct mock_stream {
-  mock_stream *next, *prev; /* held FIFO, or the free list (next only) */
+  apns__list node;         /* on the free list */
+  apns__heap_node held_at; /* in the held heap, while held */
+  uint64_t held_seq;       /* arrival order among equal dues */
   int32_t id;
   uint8_t post, path_ok, token, id_bad, held, answered;
   uint8_t seen, dup; /* HDR_* bits; dup: one of them came twice */
@@ -96,7 +100,7 @@ struct mock_stream {
 };
 
 typedef struct mock_slab {
-  struct mock_slab *next;
+  apns__list node; /* on the connection's slabs */
   mock_stream streams[MOCK_SLAB];
 } mock_slab;
 
@@ -111,9 +115,10 @@ struct apns__mock_conn {
   nghttp2_session *h2;
   uint64_t rng;
   uint64_t now;
-  mock_slab *slabs;
-  mock_stream *free_streams;
-  mock_stream *held_head, *held_tail;
+  apns__list slabs;
+  apns__list free_streams;
+  apns__heap held; /* held responses by due time (then arrival) */
+  uint64_t held_count;
   uint64_t requests;  /* complete requests seen */
   uint64_t answering; /* responses submitted whose stream is not closed yet */
   int32_t goaway_sid; /* > 0 once GOAWAY is submitted: streams above are not answered */
@@ -232,21 +237,18 @@ static void capture_free(mock_capture *cap) {
 }
 
 static mock_stream *stream_get(apns__mock_conn *c) {
-  if (c->free_streams == NULL) {
+  if (apns__list_empty(&c->free_streams)) {
     mock_slab *slab = apns__malloc(sizeof *slab);
     if (slab == NULL) return NULL;
-    slab->next = c->slabs;
-    c->slabs = slab;
-    for (int i = MOCK_SLAB - 1; i >= 0; i--) {
+    apns__list_push_head(&c->slabs, &slab->node);
+    for (int i = 0; i < MOCK_SLAB; i++) {
       slab->streams[i].cap = NULL; /* apns__mock_conn_free looks at every record's capture and token */
       slab->streams[i].tok = NULL;
       slab->streams[i].chan = NULL;
-      slab->streams[i].next = c->free_streams;
-      c->free_streams = &slab->streams[i];
+      apns__list_push_tail(&c->free_streams, &slab->streams[i].node);
     }
   }
-  mock_stream *s = c->free_streams;
-  c->free_streams = s->next;
+  mock_stream *s = APNS__CONTAINER_OF(apns__list_pop_head(&c->free_streams), mock_stream, node);
   memset(s, 0, offsetof(mock_stream, resp));
   return s;
 }
@@ -258,38 +260,33 @@ static void stream_put(apns__mock_conn *c, mock_stream *s) {
   s->tok = NULL;
   apns__mock_chan_req_free(s->chan);
   s->chan = NULL;
-  s->next = c->free_streams;
-  c->free_streams = s;
+  apns__list_push_head(&c->free_streams, &s->node);
+}
+
+static mock_stream *stream_of_held(const apns__heap_node *n) {
+  return n ? APNS__CONTAINER_OF(n, mock_stream, held_at) : NULL;
+}
+
+/* Due order; among equal dues (every hold is delay_ms without chaos) arrival order, so answers keep the order of
+ * the requests as a FIFO would. A chaos hold of its own length goes to its place in O(log n), as every other. */
+static int held_less(const apns__heap_node *a, const apns__heap_node *b) {
+  const mock_stream *x = stream_of_held(a), *y = stream_of_held(b);
+  return x->due < y->due || (x->due == y->due && x->held_seq < y->held_seq);
+}
+
+static mock_stream *held_first(const apns__mock_conn *c) {
+  return stream_of_held(apns__heap_min(&c->held));
 }
 
 static void held_unlink(apns__mock_conn *c, mock_stream *s) {
-  if (s->prev)
-    s->prev->next = s->next;
-  else
-    c->held_head = s->next;
-  if (s->next)
-    s->next->prev = s->prev;
-  else
-    c->held_tail = s->prev;
-  s->next = s->prev = NULL;
+  apns__heap_remove(&c->held, &s->held_at);
   s->held = 0;
 }
 
-/* In due order. Without chaos every hold is delay_ms, so this appends in O(1); a chaos hold walks back. */
 static void held_push(apns__mock_conn *c, mock_stream *s) {
-  mock_stream *after = c->held_tail;
-  while (after != NULL && after->due > s->due) after = after->prev;
   s->held = 1;
-  s->prev = after;
-  s->next = after ? after->next : c->held_head;
-  if (s->next)
-    s->next->prev = s;
-  else
-    c->held_tail = s;
-  if (after)
-    after->next = s;
-  else
-    c->held_head = s;
+  s->held_seq = c->held_count++;
+  apns__heap_insert(&c->held, &s->held_at);
 }
 
 static int capture_append(mock_capture *cap, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
@@ -690,8 +687,8 @@ static int on_request_done(apns__mock_conn *c, mock_stream *s) {
 
 static int release_due(apns__mock_conn *c, uint64_t now) {
   if (c->paused) return 0;
-  while (c->held_head != NULL && c->held_head->due <= now) {
-    mock_stream *s = c->held_head;
+  mock_stream *s;
+  while ((s = held_first(c)) != NULL && s->due <= now) {
     held_unlink(c, s);
     if (c->goaway_sid > 0 && s->id > c->goaway_sid) continue; /* chaos: a GOAWAY below it came meanwhile */
     int rv = submit_response(c, s);
@@ -960,6 +957,9 @@ int apns__mock_conn_new(apns__mock_conn **out, const apns_mock_options *opts, st
   if (opts == NULL || stats == NULL) return APNS_EINVAL;
   apns__mock_conn *c = apns__calloc(1, sizeof *c);
   if (c == NULL) return APNS_ENOMEM;
+  apns__list_init(&c->slabs);
+  apns__list_init(&c->free_streams);
+  apns__heap_init(&c->held, held_less);
   c->id = stats->connections;
   c->opts = opts;
   c->jwt = jwt;
@@ -1011,8 +1011,9 @@ void apns__mock_conn_free(apns__mock_conn *c) {
   /* nghttp2_session_del does not report stream closes: captures are freed through the slabs below. */
   nghttp2_session_del(c->h2);
   apns__tls_free(c->tls);
-  for (mock_slab *slab = c->slabs, *next; slab != NULL; slab = next) {
-    next = slab->next;
+  apns__list *n;
+  while ((n = apns__list_pop_head(&c->slabs)) != NULL) {
+    mock_slab *slab = APNS__CONTAINER_OF(n, mock_slab, node);
     for (int i = 0; i < MOCK_SLAB; i++) {
       capture_free(slab->streams[i].cap);
       apns__free(slab->streams[i].tok);
@@ -1164,8 +1165,9 @@ int apns__mock_conn_flush(apns__mock_conn *c, uint64_t now_ms, uint8_t **buf, si
 }
 
 uint64_t apns__mock_conn_next_due(const apns__mock_conn *c) {
-  if (c->paused || c->silent || c->held_head == NULL) return APNS__MOCK_NEVER;
-  return c->held_head->due;
+  const mock_stream *s = held_first(c);
+  if (c->paused || c->silent || s == NULL) return APNS__MOCK_NEVER;
+  return s->due;
 }
 
 void apns__mock_conn_set_channels(apns__mock_conn *c, apns__mock_channels *channels, int serve) {
@@ -1179,7 +1181,7 @@ void apns__mock_conn_set_paused(apns__mock_conn *c, int paused) {
 
 int apns__mock_conn_want_close(const apns__mock_conn *c) {
   if (c->failed || c->peer_closed) return 1;
-  if (c->dropping && c->answering == 0 && c->held_head == NULL) return 1;
+  if (c->dropping && c->answering == 0 && c->held.count == 0) return 1;
   return !nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2);
 }
 
