@@ -756,6 +756,35 @@ static char *default_authority(const char *host, uint16_t port) {
   return apns__strdup(buf);
 }
 
+/* The handles, and the resolution of the host that starts the connection. From here on nothing fails synchronously:
+ * the handles exist, teardown goes through apns_conn_close, and a failure to start is reported on a later turn. */
+static void conn_start(apns_conn *c) {
+  uv_tcp_init(c->loop, &c->tcp);
+  uv_timer_init(c->loop, &c->timer);
+  uv_timer_init(c->loop, &c->ping_timer);
+  uv_prepare_init(c->loop, &c->flusher);
+  c->tcp.data = c->timer.data = c->ping_timer.data = c->flusher.data = c;
+  c->handles_open = 4;
+
+  struct addrinfo hints;
+  char port[8];
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  snprintf(port, sizeof port, "%u", c->port);
+  c->gai.data = c;
+  int rv = uv_getaddrinfo(c->loop, &c->gai, on_resolved, c->host, port, &hints);
+  if (rv < 0) {
+    conn_set_error(c, "cannot resolve %s: %s", c->host, uv_strerror(rv));
+    c->early_err = rv;
+    uv_timer_start(&c->timer, on_early_failure, 0, 0);
+  } else {
+    c->gai_pending = 1;
+    c->connect_deadline = apns__add_sat(uv_now(c->loop), c->connect_timeout);
+    timer_arm(c, c->connect_deadline);
+  }
+}
+
 static int conn_proxy_open(apns_conn *c, const apns_proxy_options *o, char *errbuf, size_t errlen);
 
 static int conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *o, apns__tls_config *cfg,
@@ -799,32 +828,7 @@ static int conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *
   c->data = o->data;
   c->state = APNS_CONN_CONNECTING;
   c->stats.max_streams = 1;
-
-  /* From here on nothing fails synchronously: handles exist and teardown goes through apns_conn_close. */
-  uv_tcp_init(loop, &c->tcp);
-  uv_timer_init(loop, &c->timer);
-  uv_timer_init(loop, &c->ping_timer);
-  uv_prepare_init(loop, &c->flusher);
-  c->tcp.data = c->timer.data = c->ping_timer.data = c->flusher.data = c;
-  c->handles_open = 4;
-
-  struct addrinfo hints;
-  char port[8];
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  snprintf(port, sizeof port, "%u", c->port);
-  c->gai.data = c;
-  rv = uv_getaddrinfo(loop, &c->gai, on_resolved, c->host, port, &hints);
-  if (rv < 0) {
-    conn_set_error(c, "cannot resolve %s: %s", c->host, uv_strerror(rv));
-    c->early_err = rv;
-    uv_timer_start(&c->timer, on_early_failure, 0, 0);
-  } else {
-    c->gai_pending = 1;
-    c->connect_deadline = apns__add_sat(uv_now(loop), c->connect_timeout);
-    timer_arm(c, c->connect_deadline);
-  }
+  conn_start(c);
   *out = c;
   return 0;
 
