@@ -506,10 +506,8 @@ static int decide(apns__mock_conn *c, mock_stream *s, const char **reason) {
   return 200;
 }
 
-/* Chaos (opts->chaos): maybe one fault for the request on s, which has its answer set. Returns 1 when s is dealt
- * with (it gets no answer, or a later one), 0 to answer it now as usual, or an nghttp2 error. */
-static int chaos_request(apns__mock_conn *c, mock_stream *s) {
-  const apns_mock_chaos *ch = &c->opts->chaos;
+/* Chaos: the stream limit and the window a "limit" or "window" fault lowered go back after their 100 requests. */
+static int chaos_settings_back(apns__mock_conn *c) {
   int rv;
   if (c->limit_left != 0 && --c->limit_left == 0) {
     nghttp2_settings_entry e = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->opts->max_streams};
@@ -519,6 +517,31 @@ static int chaos_request(apns__mock_conn *c, mock_stream *s) {
     nghttp2_settings_entry e = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, NGHTTP2_INITIAL_WINDOW_SIZE};
     if ((rv = nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, &e, 1)) != 0) return rv;
   }
+  return 0;
+}
+
+/* Chaos: "goaway-drop" names the stream of s, then the connection closes; "goaway-low" names a stream 2 to 16 ids
+ * below it, so this request and those between are not answered. Returns what chaos_request does. */
+static int chaos_goaway(apns__mock_conn *c, mock_stream *s, int f) {
+  int32_t last = s->id;
+  if (f == APNS_MOCK_CHAOS_GOAWAY_LOW) {
+    last = s->id - 2 * (int32_t)(1 + apns__mock_chaos_below(&c->chaos_rng, 8));
+    if (last < 1) last = 1;
+  }
+  c->goaway_sid = last;
+  int rv = nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, (const uint8_t *)c->goaway_data,
+                                 c->goaway_len);
+  if (rv != 0) return rv;
+  if (f == APNS_MOCK_CHAOS_GOAWAY_DROP) c->chaos_close = 1;
+  return f == APNS_MOCK_CHAOS_GOAWAY_LOW;
+}
+
+/* Chaos (opts->chaos): maybe one fault for the request on s, which has its answer set. Returns 1 when s is dealt
+ * with (it gets no answer, or a later one), 0 to answer it now as usual, or an nghttp2 error. */
+static int chaos_request(apns__mock_conn *c, mock_stream *s) {
+  const apns_mock_chaos *ch = &c->opts->chaos;
+  int rv;
+  if ((rv = chaos_settings_back(c)) != 0) return rv;
   /* A connection already on its way out takes no more faults: each one counted is one that happened. */
   if (c->chaos_close || c->chaos_cut || c->chaos_garbage || c->silent) return 0;
   int f = apns__mock_chaos_pick(ch, &c->chaos_rng);
@@ -535,20 +558,8 @@ static int chaos_request(apns__mock_conn *c, mock_stream *s) {
     c->chaos_cut = 1;
     return 0;
   case APNS_MOCK_CHAOS_GOAWAY_DROP:
-  case APNS_MOCK_CHAOS_GOAWAY_LOW: {
-    /* goaway-low names a stream 2 to 16 ids below this one: this request and those between are not answered. */
-    int32_t last = s->id;
-    if (f == APNS_MOCK_CHAOS_GOAWAY_LOW) {
-      last = s->id - 2 * (int32_t)(1 + apns__mock_chaos_below(&c->chaos_rng, 8));
-      if (last < 1) last = 1;
-    }
-    c->goaway_sid = last;
-    rv = nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, (const uint8_t *)c->goaway_data,
-                               c->goaway_len);
-    if (rv != 0) return rv;
-    if (f == APNS_MOCK_CHAOS_GOAWAY_DROP) c->chaos_close = 1;
-    return f == APNS_MOCK_CHAOS_GOAWAY_LOW;
-  }
+  case APNS_MOCK_CHAOS_GOAWAY_LOW:
+    return chaos_goaway(c, s, f);
   case APNS_MOCK_CHAOS_SILENT:
     c->silent = 1;
     return 1;
@@ -593,6 +604,54 @@ static int chaos_request(apns__mock_conn *c, mock_stream *s) {
   }
 }
 
+/* Lets the on_request hook see the request on s (what it captured) and change the answer decided for it. Returns 0,
+ * or -1 when out of memory. */
+static int hook_request(apns__mock_conn *c, mock_stream *s, uint64_t seq, int status, const char *reason) {
+  const apns_mock_options *o = c->opts;
+  mock_capture *cap = s->cap;
+  apns_header stackh[16], *hdrs = stackh;
+  apns_mock_request req;
+  memset(&req, 0, sizeof req);
+  req.stream_id = s->id;
+  req.seq = seq;
+  req.conn_id = c->id;
+  req.method = "";
+  req.path = "";
+  if (cap != NULL && cap->num_headers > 16) {
+    hdrs = apns__malloc(cap->num_headers * sizeof *hdrs);
+    if (hdrs == NULL) return -1;
+  }
+  if (cap != NULL) {
+    const char *p = cap->text, *end = cap->text + cap->text_len;
+    while (p < end) {
+      const char *name = p, *value = p + strlen(p) + 1;
+      p = value + strlen(value) + 1;
+      if (strcmp(name, ":method") == 0)
+        req.method = value;
+      else if (strcmp(name, ":path") == 0)
+        req.path = value;
+      else if (name[0] != ':') {
+        hdrs[req.num_headers].name = name;
+        hdrs[req.num_headers].value = value;
+        req.num_headers++;
+      }
+    }
+    req.body = cap->body_len ? cap->body : NULL;
+    req.body_len = cap->body_len;
+  }
+  req.headers = hdrs;
+  req.status = status;
+  req.reason = reason;
+  req.apns_id = s->apns_id;
+  o->on_request(o->data, &req);
+  status = req.status;
+  set_answer(s, status, req.reason, status == 410 ? wall_ms(c) : 0);
+  if (hdrs != stackh) apns__free(hdrs);
+  capture_free(s->cap);
+  s->cap = NULL;
+  return 0;
+}
+
 /* The request on s is complete: decide, then answer now or hold. */
 static int on_request_done(apns__mock_conn *c, mock_stream *s) {
   const apns_mock_options *o = c->opts;
@@ -611,47 +670,7 @@ static int on_request_done(apns__mock_conn *c, mock_stream *s) {
   if (s->id_bad || s->apns_id[0] == '\0') apns__mock_uuid(&c->rng, s->apns_id);
 
   if (o->on_request != NULL) {
-    mock_capture *cap = s->cap;
-    apns_header stackh[16], *hdrs = stackh;
-    apns_mock_request req;
-    memset(&req, 0, sizeof req);
-    req.stream_id = s->id;
-    req.seq = seq;
-    req.conn_id = c->id;
-    req.method = "";
-    req.path = "";
-    if (cap != NULL && cap->num_headers > 16) {
-      hdrs = apns__malloc(cap->num_headers * sizeof *hdrs);
-      if (hdrs == NULL) return NGHTTP2_ERR_CALLBACK_FAILURE;
-    }
-    if (cap != NULL) {
-      const char *p = cap->text, *end = cap->text + cap->text_len;
-      while (p < end) {
-        const char *name = p, *value = p + strlen(p) + 1;
-        p = value + strlen(value) + 1;
-        if (strcmp(name, ":method") == 0)
-          req.method = value;
-        else if (strcmp(name, ":path") == 0)
-          req.path = value;
-        else if (name[0] != ':') {
-          hdrs[req.num_headers].name = name;
-          hdrs[req.num_headers].value = value;
-          req.num_headers++;
-        }
-      }
-      req.body = cap->body_len ? cap->body : NULL;
-      req.body_len = cap->body_len;
-    }
-    req.headers = hdrs;
-    req.status = status;
-    req.reason = reason;
-    req.apns_id = s->apns_id;
-    o->on_request(o->data, &req);
-    status = req.status;
-    set_answer(s, status, req.reason, status == 410 ? wall_ms(c) : 0);
-    if (hdrs != stackh) apns__free(hdrs);
-    capture_free(s->cap);
-    s->cap = NULL;
+    if (hook_request(c, s, seq, status, reason) != 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
   } else {
     set_answer(s, status, reason, status == 410 ? wall_ms(c) : 0);
   }
