@@ -192,11 +192,11 @@ static uint64_t pool_mono(apns_pool *p) {
   return p->mono_cb ? p->mono_cb(p->mono_ctx) : uv_now(p->loop);
 }
 
-/* ---- queue and deadline lists ---------------------------------------------------------------------------------- */
+/* ---- queue and deadlines --------------------------------------------------------------------------------------- */
 
 /* While queued a request is on no connection (it leaves the queue before apns__conn_submit and comes back only
  * from its done callback, or after a submit that failed and left it untouched), so the links a connection keeps
- * its requests by (link.dl, link.q) serve the queue: no bytes of the pool's own per queued notification. */
+ * its requests by (link.dl, link.q) serve the queue, and the pool's item carries no links of its own. */
 static pool_item *item_of_req(apns__req *req) {
   return apns__req_extra(req); /* NULL for NULL */
 }

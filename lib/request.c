@@ -312,5 +312,8 @@ void apns__req_free(apns__req *req) {
 }
 
 int apns__req_deadline_less(const apns__heap_node *a, const apns__heap_node *b) {
-  return apns__req_of_dl((apns__heap_node *)a)->link.deadline < apns__req_of_dl((apns__heap_node *)b)->link.deadline;
+  const apns__req *x = apns__req_of_dl((apns__heap_node *)a), *y = apns__req_of_dl((apns__heap_node *)b);
+  /* Equal deadlines (a burst posted in one loop turn) end in the order their streams were opened. */
+  return x->link.deadline < y->link.deadline ||
+         (x->link.deadline == y->link.deadline && x->link.stream_id < y->link.stream_id);
 }

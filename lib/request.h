@@ -67,7 +67,8 @@ static inline uint64_t apns__req_timeout(const apns_request *desc) {
 }
 void apns__req_free(apns__req *req);
 
-/* The order of link.dl in a heap: the earlier link.deadline first. */
+/* The order of link.dl in a heap: the earlier link.deadline first, then the lower link.stream_id (on one connection,
+ * the one posted first). */
 int apns__req_deadline_less(const apns__heap_node *a, const apns__heap_node *b);
 
 static inline apns__req *apns__req_of_dl(apns__heap_node *n) {

@@ -415,6 +415,30 @@ TEST(conn_deadlines_in_reverse_order_cost_log_n) {
   teardown(&f);
 }
 
+/* Requests posted in one loop turn with one timeout share a deadline: they end in the order they were posted. */
+static int equal_order[64], equal_count;
+static void equal_done(int err, const apns_response *res, void *data) {
+  (void)res;
+  ASSERT_ERR(err, APNS_ETIMEDOUT);
+  equal_order[equal_count++] = (int)(intptr_t)data;
+}
+
+TEST(conn_equal_deadlines_end_in_post_order) {
+  fx f;
+  apns_request r;
+  setup(&f, 0);
+  f.mo.delay_ms = 60000;
+  open_conn(&f, NULL);
+  equal_count = 0;
+  for (int i = 0; i < 64; i++) {
+    fx_request(&r, TOKEN, 100);
+    ASSERT_OK(apns_conn_post(f.conn, &r, equal_done, (void *)(intptr_t)i));
+  }
+  fx_run_until_count(&f.loop, &equal_count, 64);
+  for (int i = 0; i < 64; i++) ASSERT_EQ(equal_order[i], i);
+  teardown(&f);
+}
+
 TEST(conn_goaway_unprocessed_streams) {
   fx f;
   static fx_rec recs[10];
@@ -1183,6 +1207,7 @@ TEST_SUITE(conn){
     TEST_ENTRY(conn_thousand_concurrent_one_write_per_turn),
     TEST_ENTRY(conn_deadline_resets_stream),
     TEST_ENTRY(conn_deadlines_in_reverse_order_cost_log_n),
+    TEST_ENTRY(conn_equal_deadlines_end_in_post_order),
     TEST_ENTRY(conn_goaway_unprocessed_streams),
     TEST_ENTRY(conn_drop_ends_each_once),
     TEST_ENTRY(conn_server_killed_mid_flight),
