@@ -25,10 +25,13 @@
  * Happy Eyeballs (RFC 8305) would race two at once; APNs hosts answer on the first address almost always, and one
  * socket at a time keeps the teardown simple.
  *
- * Deadlines are kept without a timer per request: in-flight requests sit in one min-heap by deadline (heap.h),
- * served by one uv_timer. Deadlines differ (a request's own timeout_ms, a pool retry's time left), so a sorted list
- * would cost O(n) per insertion when they do; the heap costs O(log n) whatever they are. The timer is re-armed only
- * when it fires, or when a new request's deadline is earlier than the one armed.
+ * Deadlines are kept without a timer per request, in two intrusive structures served by one uv_timer. Requests
+ * share one timeout almost always, so each new deadline is the latest yet: those go at the tail of a FIFO, which is
+ * then sorted by construction, in O(1) (a min-heap would spend some 1 500 instructions a notification on sifting,
+ * 4 % of the client's whole cost). A deadline earlier than the FIFO's last (a request's own timeout_ms, a pool
+ * retry's time left) goes to a min-heap instead (heap.h), in O(log n): nothing ever walks a list to find a place.
+ * The earliest deadline is the earlier of the FIFO's head and the heap's minimum. The timer is re-armed only when it
+ * fires, or when a new request's deadline is earlier than the one armed.
  *
  * Teardown is asynchronous. apns_conn_close() first takes out the requests whose HEADERS were never serialized (they
  * end NOT_PROCESSED: the server cannot have them), then closes the handles; when the last close callback has run,
@@ -84,7 +87,8 @@ struct apns_conn {
   char *auth_value; /* "bearer ..." or NULL */
   nghttp2_nv auth_nv;
 
-  apns__heap deadlines; /* in-flight requests by deadline, through link.dl */
+  apns__list dl_fifo;  /* in-flight requests posted in deadline order, through link.q (see the file comment) */
+  apns__heap dl_early; /* the other in-flight ones, by deadline, through link.dl */
   /* Requests dropped unsent at close, to end (APNS_ECANCELED, NOT_PROCESSED) once the handles are closed: no
    * callback runs inside apns_conn_close. Linked through link.q, oldest first. */
   apns__list unsent;
@@ -150,16 +154,20 @@ int apns__tls_config_from_options(const apns_tls_options *o, apns__tls_config **
 /* ---- deadlines ------------------------------------------------------------------------------------------------- */
 
 static void dl_remove(apns_conn *c, apns__req *r) {
-  apns__heap_remove(&c->deadlines, &r->link.dl);
+  if (r->link.early)
+    apns__heap_remove(&c->dl_early, &r->link.dl);
+  else
+    apns__list_remove(&r->link.q);
 }
 
 uint64_t apns__conn_test_deadline_steps(const apns_conn *c) {
-  return c->deadlines.steps;
+  return c->dl_early.steps;
 }
 
-/* The in-flight request whose deadline comes first, or NULL. */
+/* The in-flight request whose deadline comes first, or NULL. Of equal ones, the first posted. */
 static apns__req *dl_first(apns_conn *c) {
-  return apns__req_of_dl(apns__heap_min(&c->deadlines));
+  apns__req *f = apns__req_of_q(apns__list_head(&c->dl_fifo)), *e = apns__req_of_dl(apns__heap_min(&c->dl_early));
+  return e && (f == NULL || apns__req_deadline_less(&e->link.dl, &f->link.dl)) ? e : f;
 }
 
 static void on_timer(uv_timer_t *t);
@@ -175,7 +183,12 @@ static void timer_arm(apns_conn *c, uint64_t due) {
 }
 
 static void dl_insert(apns_conn *c, apns__req *r) {
-  apns__heap_insert(&c->deadlines, &r->link.dl);
+  apns__req *last = apns__req_of_q(apns__list_tail(&c->dl_fifo));
+  r->link.early = last != NULL && r->link.deadline < last->link.deadline;
+  if (r->link.early)
+    apns__heap_insert(&c->dl_early, &r->link.dl);
+  else
+    apns__list_push_tail(&c->dl_fifo, &r->link.q);
   if (c->timer_due == 0 || r->link.deadline < c->timer_due) timer_arm(c, r->link.deadline);
 }
 
@@ -550,7 +563,7 @@ static void on_timer(uv_timer_t *t) {
   }
   apns__req *r;
   while ((r = dl_first(c)) != NULL && r->link.deadline <= now) {
-    /* Ends the stream at once: the callback runs and takes r out of the heap. */
+    /* Ends the stream at once: the callback runs and takes r out of the deadlines. */
     if (apns__h2_cancel(c->h2, r->link.stream_id, APNS_ETIMEDOUT, APNS_DELIVERY_UNKNOWN) < 0 && dl_first(c) == r) {
       /* nghttp2 no longer knew the stream: end the request here, so that it still ends exactly once. */
       h2_on_stream_error(c, r, APNS_ETIMEDOUT, APNS_DELIVERY_UNKNOWN);
@@ -803,7 +816,8 @@ static int conn_open(uv_loop_t *loop, apns_conn **out, const apns_conn_options *
   }
   c = apns__calloc(1, sizeof *c);
   if (c == NULL) goto fail;
-  apns__heap_init(&c->deadlines, apns__req_deadline_less);
+  apns__list_init(&c->dl_fifo);
+  apns__heap_init(&c->dl_early, apns__req_deadline_less);
   apns__list_init(&c->unsent);
   c->loop = loop;
   c->port = o->port ? o->port : 443;

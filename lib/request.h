@@ -41,8 +41,9 @@ typedef struct apns__req {
   struct {
     uint64_t deadline; /* absolute, in the loop's milliseconds (uv_now); set by the owner, read by the connection */
     int32_t stream_id;
-    apns__heap_node dl; /* by deadline (apns__req_deadline_less): the pool's queued or the connection's in flight */
-    apns__list q;       /* the pool's queue, or the connection's requests dropped unsent at close */
+    uint8_t early;      /* the connection keeps it in its heap of early deadlines (dl), not in its FIFO (q) */
+    apns__heap_node dl; /* by deadline (apns__req_deadline_less): the pool's queued, the connection's early ones */
+    apns__list q;       /* the pool's queue; the connection's FIFO of deadlines, or its requests dropped unsent */
     void (*done)(struct apns__req *req, int err, const apns_response *res);
   } link;
   /* the rest of the allocation: `extra` bytes for the owner (apns__req_extra), the header table, the body, then

@@ -381,7 +381,7 @@ TEST(conn_deadline_resets_stream) {
 
 /* Each request posted has an earlier deadline than the one before (a pool retry's time left, or timeout_ms set per
  * request): they end in deadline order, each at its own deadline, and keeping them costs O(log n) steps apiece. A
- * list sorted by walking back from its tail took n/2 steps per post here. */
+ * list sorted by walking back from its tail took n/2 steps per post here. All but the first go to the heap. */
 TEST(conn_deadlines_in_reverse_order_cost_log_n) {
   enum { N = 1000 };
   fx f;
@@ -415,7 +415,8 @@ TEST(conn_deadlines_in_reverse_order_cost_log_n) {
   teardown(&f);
 }
 
-/* Requests posted in one loop turn with one timeout share a deadline: they end in the order they were posted. */
+/* Requests posted in one loop turn with one timeout share a deadline: they end in the order they were posted, and
+ * cost the deadline structure no heap step. */
 static int equal_order[64], equal_count;
 static void equal_done(int err, const apns_response *res, void *data) {
   (void)res;
@@ -430,12 +431,15 @@ TEST(conn_equal_deadlines_end_in_post_order) {
   f.mo.delay_ms = 60000;
   open_conn(&f, NULL);
   equal_count = 0;
+  uint64_t s0 = apns__conn_test_deadline_steps(f.conn);
   for (int i = 0; i < 64; i++) {
     fx_request(&r, TOKEN, 100);
     ASSERT_OK(apns_conn_post(f.conn, &r, equal_done, (void *)(intptr_t)i));
   }
   fx_run_until_count(&f.loop, &equal_count, 64);
   for (int i = 0; i < 64; i++) ASSERT_EQ(equal_order[i], i);
+  /* Deadlines in order go to the FIFO in O(1): the heap for early ones took no step. */
+  ASSERT_UEQ(apns__conn_test_deadline_steps(f.conn), s0);
   teardown(&f);
 }
 
