@@ -1,8 +1,9 @@
 /* apns-mock: one server connection without I/O, see mock_server.h.
  *
  * Per request the work is O(1) and allocation-free in the steady state: stream records come from slabs recycled
- * through a free list, response header values point into the record (NO_COPY), held responses wait in a min-heap
- * by due time (heap.h), arrival order among equal ones, that a reset stream leaves from anywhere. Output is
+ * through a free list, response header values point into the record (NO_COPY), held responses wait in due order
+ * (a FIFO for the holds of delay_ms, which are due in arrival order, and a min-heap for a chaos hold due before the
+ * FIFO's last), which a reset stream leaves from anywhere in O(1) or O(log n). Output is
  * gathered from nghttp2 into one plaintext block and encrypted with one apns__tls_write call, which cuts it into
  * as few full-size records as fit.
  *
@@ -39,6 +40,8 @@
 #define MOCK_PRIORITY_BAD 255
 
 enum { TOKEN_OK = 0, TOKEN_MISSING, TOKEN_BAD, TOKEN_UNREGISTERED };
+/* Where a stream's response waits. */
+enum { HELD_NO = 0, HELD_FIFO, HELD_EARLY };
 /* The authorization of a request on a token connection. */
 enum { AUTH_NONE = 0, AUTH_SAME, AUTH_NEW, AUTH_BAD };
 /* Headers a request may carry once. */
@@ -71,11 +74,11 @@ typedef struct mock_capture {
 
 typedef struct mock_stream mock_stream;
 struct mock_stream {
-  apns__list node;         /* on the free list */
-  apns__heap_node held_at; /* in the held heap, while held */
+  apns__list node;         /* on the free list, or the held FIFO while held there */
+  apns__heap_node held_at; /* in the heap of early holds, while held there */
   uint64_t held_seq;       /* arrival order among equal dues */
   int32_t id;
-  uint8_t post, path_ok, token, id_bad, held, answered;
+  uint8_t post, path_ok, token, id_bad, held /* HELD_* */, answered;
   uint8_t seen, dup; /* HDR_* bits; dup: one of them came twice */
   uint8_t push_type, push_type_bad;
   uint8_t priority; /* 0: absent; 1, 5, 10; MOCK_PRIORITY_BAD */
@@ -117,7 +120,8 @@ struct apns__mock_conn {
   uint64_t now;
   apns__list slabs;
   apns__list free_streams;
-  apns__heap held; /* held responses by due time (then arrival) */
+  apns__list held_fifo;  /* held responses due in arrival order (see the file comment) */
+  apns__heap held_early; /* held responses due before the FIFO's last, by due time (then arrival) */
   uint64_t held_count;
   uint64_t requests;  /* complete requests seen */
   uint64_t answering; /* responses submitted whose stream is not closed yet */
@@ -274,19 +278,37 @@ static int held_less(const apns__heap_node *a, const apns__heap_node *b) {
   return x->due < y->due || (x->due == y->due && x->held_seq < y->held_seq);
 }
 
+static mock_stream *stream_of_fifo(apns__list *n) {
+  return n ? APNS__CONTAINER_OF(n, mock_stream, node) : NULL;
+}
+
+/* The held response due first: the earlier of the FIFO's head and the heap's minimum. */
 static mock_stream *held_first(const apns__mock_conn *c) {
-  return stream_of_held(apns__heap_min(&c->held));
+  mock_stream *f = stream_of_fifo(apns__list_head(&c->held_fifo)),
+              *e = stream_of_held(apns__heap_min(&c->held_early));
+  return e && (f == NULL || held_less(&e->held_at, &f->held_at)) ? e : f;
 }
 
 static void held_unlink(apns__mock_conn *c, mock_stream *s) {
-  apns__heap_remove(&c->held, &s->held_at);
-  s->held = 0;
+  if (s->held == HELD_EARLY)
+    apns__heap_remove(&c->held_early, &s->held_at);
+  else
+    apns__list_remove(&s->node);
+  s->held = HELD_NO;
 }
 
+/* Due in arrival order (every hold of delay_ms) at the FIFO's tail in O(1); due before its last (a chaos hold of
+ * its own length) into the heap in O(log n). */
 static void held_push(apns__mock_conn *c, mock_stream *s) {
-  s->held = 1;
+  mock_stream *last = stream_of_fifo(apns__list_tail(&c->held_fifo));
   s->held_seq = c->held_count++;
-  apns__heap_insert(&c->held, &s->held_at);
+  if (last != NULL && s->due < last->due) {
+    s->held = HELD_EARLY;
+    apns__heap_insert(&c->held_early, &s->held_at);
+  } else {
+    s->held = HELD_FIFO;
+    apns__list_push_tail(&c->held_fifo, &s->node);
+  }
 }
 
 static int capture_append(mock_capture *cap, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
@@ -978,7 +1000,8 @@ int apns__mock_conn_new(apns__mock_conn **out, const apns_mock_options *opts, st
   if (c == NULL) return APNS_ENOMEM;
   apns__list_init(&c->slabs);
   apns__list_init(&c->free_streams);
-  apns__heap_init(&c->held, held_less);
+  apns__list_init(&c->held_fifo);
+  apns__heap_init(&c->held_early, held_less);
   c->id = stats->connections;
   c->opts = opts;
   c->jwt = jwt;
@@ -1200,7 +1223,7 @@ void apns__mock_conn_set_paused(apns__mock_conn *c, int paused) {
 
 int apns__mock_conn_want_close(const apns__mock_conn *c) {
   if (c->failed || c->peer_closed) return 1;
-  if (c->dropping && c->answering == 0 && c->held.count == 0) return 1;
+  if (c->dropping && c->answering == 0 && held_first(c) == NULL) return 1;
   return !nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2);
 }
 
