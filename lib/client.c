@@ -80,18 +80,12 @@ static void client_free(apns_client *c) {
   apns__free(c);
 }
 
-int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_options *caller, char *errbuf,
-                     size_t errlen) {
-  apns_client *c;
-  apns_client_options copt, *o = &copt;
-  apns_tls_options tls = APNS_TLS_OPTIONS_INIT;
-  int rv;
-  if (out == NULL || loop == NULL || caller == NULL) return APNS_EINVAL;
-  *out = NULL;
-  if ((rv = APNS__ABI_READ(apns_client_options, endpoint, &copt, caller, errbuf, errlen)) < 0) return rv;
-  if (copt.tls && (rv = APNS__ABI_READ(apns_tls_options, ca_file, &tls, copt.tls, errbuf, errlen)) < 0) return rv;
+/* The options' checks that need no allocation: one authentication, an endpoint that names a host, a valid default
+ * topic. Returns 0 or the error, with errbuf set. */
+static int client_options_check(const apns_client_options *o, const apns_tls_options *tls, char *errbuf,
+                                size_t errlen) {
   int token_auth = o->token_key_file != NULL || o->token_key_pem != NULL;
-  int cert_auth = tls.cert_file != NULL || tls.cert_pem != NULL;
+  int cert_auth = tls->cert_file != NULL || tls->cert_pem != NULL;
   if (token_auth && cert_auth) {
     set_err(errbuf, errlen, "choose one authentication: a client certificate or a token key, not both");
     return APNS_EINVAL;
@@ -112,6 +106,21 @@ int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_optio
     set_err(errbuf, errlen, "the default topic is empty, too long, or has spaces or control characters");
     return APNS_EBADTOPIC;
   }
+  return 0;
+}
+
+int apns_client_open(uv_loop_t *loop, apns_client **out, const apns_client_options *caller, char *errbuf,
+                     size_t errlen) {
+  apns_client *c;
+  apns_client_options copt, *o = &copt;
+  apns_tls_options tls = APNS_TLS_OPTIONS_INIT;
+  int rv;
+  if (out == NULL || loop == NULL || caller == NULL) return APNS_EINVAL;
+  *out = NULL;
+  if ((rv = APNS__ABI_READ(apns_client_options, endpoint, &copt, caller, errbuf, errlen)) < 0) return rv;
+  if (copt.tls && (rv = APNS__ABI_READ(apns_tls_options, ca_file, &tls, copt.tls, errbuf, errlen)) < 0) return rv;
+  int token_auth = o->token_key_file != NULL || o->token_key_pem != NULL;
+  if ((rv = client_options_check(o, &tls, errbuf, errlen)) < 0) return rv;
   c = apns__calloc(1, sizeof *c);
   if (c == NULL) {
     set_err(errbuf, errlen, "out of memory");

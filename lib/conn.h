@@ -33,5 +33,8 @@ void apns__conn_test_first_stream_id(int32_t id);
  * 8) instead of what DNS gave, in this order; n = 0 turns it off. Process-wide; for tests only. */
 struct sockaddr_storage;
 void apns__conn_test_addresses(const struct sockaddr_storage *addrs, size_t n);
+/* Tests: the steps the heap of c's early deadlines (those earlier than a request posted before them) has taken so far
+ * (links followed and swaps), to check that deadlines in any order cost O(log n) each, and in order none. */
+uint64_t apns__conn_test_deadline_steps(const apns_conn *c);
 
 #endif

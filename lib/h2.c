@@ -13,6 +13,7 @@
 #include "h2.h"
 
 #include "alloc.h"
+#include "list.h"
 #include "sat.h"
 
 #include <jansson.h>
@@ -50,8 +51,8 @@ struct h2_stream {
   int status;
   uint64_t out_mark; /* the owner's output mark when its HEADERS were serialized (apns__h2_set_out_mark) */
   size_t body_sent;
-  h2_stream *prev, *next; /* open list (id order), zombie list or free list */
-  char *arena;            /* header strings, then the body */
+  apns__list node; /* on the open list (id order), the zombie list or the free list */
+  char *arena;     /* header strings, then the body */
   size_t len, cap;
   size_t body_off; /* where the body starts in the arena; SIZE_MAX before any DATA */
   size_t header_bytes;
@@ -62,10 +63,6 @@ struct h2_stream {
   h2_hslot inline_hdrs[APNS__H2_INLINE_HEADERS];
 };
 
-typedef struct h2_list {
-  h2_stream *head, *tail;
-} h2_list;
-
 struct apns__h2 {
   nghttp2_session *session;
   apns__h2_callbacks cb;
@@ -73,9 +70,9 @@ struct apns__h2 {
   char *authority;
   size_t authority_len;
 
-  h2_list open;    /* ended == 0, in stream id order */
-  h2_list zombies; /* ended, still known to nghttp2 */
-  h2_stream *free_streams;
+  apns__list open;         /* ended == 0, in stream id order */
+  apns__list zombies;      /* ended, still known to nghttp2 */
+  apns__list free_streams; /* records to reuse */
   uint32_t in_flight, max_streams;
   uint64_t out_mark; /* see apns__h2_set_out_mark */
   size_t out_used;   /* bytes of the take_output in progress before the frame being serialized */
@@ -131,26 +128,8 @@ nghttp2_mem *apns__nghttp2_mem(void) {
 
 /* ---- lists ---- */
 
-static void list_push(h2_list *l, h2_stream *st) {
-  st->next = NULL;
-  st->prev = l->tail;
-  if (l->tail)
-    l->tail->next = st;
-  else
-    l->head = st;
-  l->tail = st;
-}
-
-static void list_remove(h2_list *l, h2_stream *st) {
-  if (st->prev)
-    st->prev->next = st->next;
-  else
-    l->head = st->next;
-  if (st->next)
-    st->next->prev = st->prev;
-  else
-    l->tail = st->prev;
-  st->prev = st->next = NULL;
+static h2_stream *stream_of_node(apns__list *n) {
+  return n ? APNS__CONTAINER_OF(n, h2_stream, node) : NULL;
 }
 
 /* ---- id map ---- */
@@ -241,18 +220,15 @@ static void stream_reset_response(h2_stream *st) {
 }
 
 static h2_stream *stream_get(apns__h2 *h2) {
-  h2_stream *st = h2->free_streams;
-  if (st != NULL)
-    h2->free_streams = st->next;
-  else if ((st = apns__malloc(sizeof *st)) == NULL)
-    return NULL;
+  h2_stream *st = stream_of_node(apns__list_pop_head(&h2->free_streams));
+  if (st == NULL && (st = apns__malloc(sizeof *st)) == NULL) return NULL;
   st->req = NULL;
   st->id = 0;
   st->ended = 0;
   st->trailers = 0;
   st->headers_sent = 0;
   st->body_sent = 0;
-  st->prev = st->next = NULL;
+  apns__list_init(&st->node);
   st->arena = st->inline_arena;
   st->cap = sizeof st->inline_arena;
   st->hdrs = st->inline_hdrs;
@@ -271,8 +247,7 @@ static void stream_release_buffers(h2_stream *st) {
 /* Back to the free list; heap buffers go, so a rare large response does not pin memory. */
 static void stream_recycle(apns__h2 *h2, h2_stream *st) {
   stream_release_buffers(st);
-  st->next = h2->free_streams;
-  h2->free_streams = st;
+  apns__list_push_head(&h2->free_streams, &st->node);
 }
 
 /* Room for n more bytes plus a NUL (the body is NUL-terminated at delivery without a further allocation). */
@@ -323,12 +298,12 @@ static int hdrs_reserve(h2_stream *st) {
  * owner's. Returns the request. The caller delivers the one callback. */
 static apns__req *stream_end(apns__h2 *h2, h2_stream *st, int still_in_nghttp2) {
   apns__req *req = st->req;
-  list_remove(&h2->open, st);
+  apns__list_remove(&st->node);
   map_del(h2, st->id);
   h2->in_flight--;
   st->ended = 1;
   st->req = NULL;
-  if (still_in_nghttp2) list_push(&h2->zombies, st);
+  if (still_in_nghttp2) apns__list_push_tail(&h2->zombies, &st->node);
   return req;
 }
 
@@ -535,7 +510,7 @@ static void on_goaway(apns__h2 *h2, const nghttp2_goaway *goaway) {
   json_decref(json);
   /* Streams above last-stream-id were not processed. They are the newest, so they form the tail of the open list:
    * no scan of the rest. nghttp2 closes them itself later (REFUSED_STREAM); their records are zombies by then. */
-  while ((st = h2->open.tail) != NULL && st->id > goaway->last_stream_id)
+  while ((st = stream_of_node(apns__list_tail(&h2->open))) != NULL && st->id > goaway->last_stream_id)
     stream_fail(h2, st, APNS_ECLOSED, APNS_DELIVERY_NOT_PROCESSED, 0);
 }
 
@@ -576,7 +551,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
   h2_stream *st = nghttp2_session_get_stream_user_data(session, stream_id);
   if (st == NULL) return 0;
   if (st->ended) {
-    list_remove(&h2->zombies, st);
+    apns__list_remove(&st->node);
   } else {
     int err;
     apns_delivery delivery;
@@ -647,6 +622,9 @@ int apns__h2_new(apns__h2 **out, const char *authority, const apns__h2_callbacks
   if (h2 == NULL) return APNS_ENOMEM;
   h2->cb = *cb;
   h2->ctx = ctx;
+  apns__list_init(&h2->open);
+  apns__list_init(&h2->zombies);
+  apns__list_init(&h2->free_streams);
   h2->max_streams = 1; /* until the server's first SETTINGS: token auth allows one stream before a valid token */
   h2->authority_len = strlen(authority);
   h2->authority = apns__strndup(authority, h2->authority_len);
@@ -690,12 +668,11 @@ fail_rv:
   return map_ng_error(rv);
 }
 
-static void free_chain(h2_stream *st) {
-  while (st != NULL) {
-    h2_stream *next = st->next;
+static void free_list(apns__list *l) {
+  h2_stream *st;
+  while ((st = stream_of_node(apns__list_pop_head(l))) != NULL) {
     stream_release_buffers(st);
     apns__free(st);
-    st = next;
   }
 }
 
@@ -706,8 +683,8 @@ static void h2_destroy(apns__h2 *h2) {
   apns__h2_fail_all(h2, APNS_ECLOSED, APNS_DELIVERY_UNKNOWN);
   h2->depth--;
   nghttp2_session_del(h2->session);
-  free_chain(h2->zombies.head);
-  free_chain(h2->free_streams);
+  free_list(&h2->zombies);
+  free_list(&h2->free_streams);
   apns__free(h2->map_keys);
   apns__free(h2->map_vals);
   apns__free(h2->authority);
@@ -863,7 +840,7 @@ int32_t apns__h2_submit(apns__h2 *h2, apns__req *req, const nghttp2_nv *extra_he
   }
   st->id = id;
   st->req = req;
-  list_push(&h2->open, st);
+  apns__list_push_tail(&h2->open, &st->node);
   map_put(h2, id, st);
   h2->in_flight++;
   return id;
@@ -891,7 +868,8 @@ void apns__h2_cancel_unsent(apns__h2 *h2, int err, apns_delivery delivery, uint6
   /* nghttp2 serializes HEADERS in the order they were submitted, which is id order, and marks only grow: the unsent
    * streams are the tail of the open list. Queued HEADERS are dropped by the reset, unsent; serialized ones are
    * the owner's to drop. */
-  while ((st = h2->open.tail) != NULL && (!st->headers_sent || st->out_mark >= written)) {
+  while ((st = stream_of_node(apns__list_tail(&h2->open))) != NULL &&
+         (!st->headers_sent || st->out_mark >= written)) {
     st->headers_sent = 0; /* never reached the server, whatever was serialized: stream_fail says NOT_PROCESSED */
     stream_fail(h2, st, err, delivery, 1);
   }
@@ -904,7 +882,7 @@ void apns__h2_fail_all(apns__h2 *h2, int err, apns_delivery delivery) {
   h2->closed = 1;
   enter(h2);
   /* Re-read the head each time: a callback may cancel or fail other streams. */
-  while ((st = h2->open.head) != NULL) stream_fail(h2, st, err, delivery, 1);
+  while ((st = stream_of_node(apns__list_head(&h2->open))) != NULL) stream_fail(h2, st, err, delivery, 1);
   leave(h2);
 }
 

@@ -1,9 +1,9 @@
 /* The pool: a fixed number of connections kept up, a FIFO queue of pending requests, retries with back-off.
  *
  * Each request is built once (apns__req, one allocation with the pool's bookkeeping in its extra bytes) and kept
- * across tries on different connections. Queued requests sit in two intrusive structures: the FIFO queue, and a
- * min-heap of deadlines (heap.h) that one pool timer serves. Both take O(1) or O(log n) per operation whatever the
- * timeouts, so a retry, which goes back to the head of the queue with an early deadline, costs the same with a
+ * across tries on different connections. Queued requests sit in two intrusive structures: the FIFO queue (list.h),
+ * and a min-heap of deadlines (heap.h) that one pool timer serves. Both take O(1) or O(log n) per operation whatever
+ * the timeouts, so a retry, which goes back to the head of the queue with an early deadline, costs the same with a
  * million queued as with ten. A retry carries a "not before" time: the queue waits for it rather than overtaking
  * it, so order is kept.
  *
@@ -20,6 +20,7 @@
 #include "conn.h"
 #include "errbuf.h"
 #include "heap.h"
+#include "list.h"
 #include "proxy.h"
 #include "request.h"
 #include "sat.h"
@@ -50,13 +51,13 @@ typedef struct pool_conn pool_conn;
 
 /* Every queued request carries one, so it is kept small: the request is found from it (apns__req_of_extra), the
  * deadline is the request's link.deadline (absolute, uv_now milliseconds; set once at post, read by the
- * connections of its tries), and the slot is an index (at most 1000 slots). */
+ * connections of its tries), its places in the queue and the deadline heap are the request's link.q and link.dl,
+ * and the slot is an index (at most 1000 slots). */
 struct pool_item {
   apns_pool *pool;
   apns_response_cb cb;
   void *data;
-  uint64_t not_before;    /* back-off: not to be sent before this */
-  apns__heap_node d_node; /* queued requests by deadline */
+  uint64_t not_before; /* back-off: not to be sent before this */
   unsigned attempts;
   uint16_t slot;     /* index of the connection of the current try */
   uint8_t token_gen; /* the slot's token generation the current try was sent under */
@@ -105,7 +106,7 @@ struct pool_slot {
 struct pool_conn {
   apns_conn *conn;
   pool_slot *slot;
-  pool_conn *prev, *next;
+  apns__list node; /* on the pool's conns */
 };
 
 struct apns_pool {
@@ -119,16 +120,16 @@ struct apns_pool {
   unsigned size;
   unsigned rr; /* round-robin cursor */
 
-  pool_item *q_head, *q_tail;
+  apns__list queue; /* of the queued requests, through link.q: FIFO, retries at the head */
   size_t queued;
-  apns__heap deadlines; /* of the queued requests */
+  apns__heap deadlines; /* of the queued requests, through link.dl */
   size_t in_flight;
 
   uv_timer_t timer; /* queued deadlines and back-off */
   uint64_t timer_due;
   uv_timer_t drain_timer;
   int handles_open;
-  pool_conn *conns; /* every connection whose close callback has not run */
+  apns__list conns; /* every connection whose close callback has not run (pool_conn) */
   int closing;      /* apns_pool_close was called */
   int unref;        /* apns_pool_unref: no handle of ours, nor of our connections, keeps the loop alive */
   int finishing;    /* handles are being closed: the end */
@@ -192,83 +193,40 @@ static uint64_t pool_mono(apns_pool *p) {
   return p->mono_cb ? p->mono_cb(p->mono_ctx) : uv_now(p->loop);
 }
 
-/* ---- queue and deadline lists ---------------------------------------------------------------------------------- */
+/* ---- queue and deadlines --------------------------------------------------------------------------------------- */
 
 /* While queued a request is on no connection (it leaves the queue before apns__conn_submit and comes back only
- * from its done callback, or after a submit that failed and left it untouched), so its connection links
- * (link.prev, link.next) serve as the queue's: 16 bytes a queued notification. */
-static pool_item *q_next(pool_item *it) {
-  apns__req *n = item_req(it)->link.next;
-  return n ? apns__req_extra(n) : NULL;
+ * from its done callback, or after a submit that failed and left it untouched), so the links a connection keeps
+ * its requests by (link.dl, link.q) serve the queue, and the pool's item carries no links of its own. */
+static pool_item *item_of_req(apns__req *req) {
+  return apns__req_extra(req); /* NULL for NULL */
 }
 
-static pool_item *q_prev(pool_item *it) {
-  apns__req *n = item_req(it)->link.prev;
-  return n ? apns__req_extra(n) : NULL;
-}
-
-static void q_set_next(pool_item *it, pool_item *next) {
-  item_req(it)->link.next = next ? item_req(next) : NULL;
-}
-
-static void q_set_prev(pool_item *it, pool_item *prev) {
-  item_req(it)->link.prev = prev ? item_req(prev) : NULL;
-}
-
-static void q_remove(apns_pool *p, pool_item *it) {
-  pool_item *prev = q_prev(it), *next = q_next(it);
-  if (prev)
-    q_set_next(prev, next);
-  else
-    p->q_head = next;
-  if (next)
-    q_set_prev(next, prev);
-  else
-    p->q_tail = prev;
-  q_set_prev(it, NULL);
-  q_set_next(it, NULL);
-  apns__heap_remove(&p->deadlines, &it->d_node);
-  p->queued--;
-}
-
-static pool_item *item_of_node(apns__heap_node *n) {
-  return n ? (pool_item *)(void *)((char *)n - offsetof(pool_item, d_node)) : NULL;
-}
-
-static int deadline_less(const apns__heap_node *a, const apns__heap_node *b) {
-  return item_deadline(item_of_node((apns__heap_node *)a)) < item_deadline(item_of_node((apns__heap_node *)b));
+/* The head of the queue, or NULL. */
+static pool_item *q_first(apns_pool *p) {
+  return item_of_req(apns__req_of_q(apns__list_head(&p->queue)));
 }
 
 /* The queued request whose deadline comes first, or NULL. */
 static pool_item *d_first(apns_pool *p) {
-  return item_of_node(apns__heap_min(&p->deadlines));
+  return item_of_req(apns__req_of_dl(apns__heap_min(&p->deadlines)));
 }
 
-static void d_insert(apns_pool *p, pool_item *it) {
-  apns__heap_insert(&p->deadlines, &it->d_node);
+static void q_remove(apns_pool *p, pool_item *it) {
+  apns__list_remove(&item_req(it)->link.q);
+  apns__heap_remove(&p->deadlines, &item_req(it)->link.dl);
+  p->queued--;
 }
 
 static void q_push_tail(apns_pool *p, pool_item *it) {
-  q_set_next(it, NULL);
-  q_set_prev(it, p->q_tail);
-  if (p->q_tail)
-    q_set_next(p->q_tail, it);
-  else
-    p->q_head = it;
-  p->q_tail = it;
-  d_insert(p, it);
+  apns__list_push_tail(&p->queue, &item_req(it)->link.q);
+  apns__heap_insert(&p->deadlines, &item_req(it)->link.dl);
   p->queued++;
 }
 
 static void q_push_head(apns_pool *p, pool_item *it) {
-  q_set_prev(it, NULL);
-  q_set_next(it, p->q_head);
-  if (p->q_head)
-    q_set_prev(p->q_head, it);
-  else
-    p->q_tail = it;
-  p->q_head = it;
-  d_insert(p, it);
+  apns__list_push_head(&p->queue, &item_req(it)->link.q);
+  apns__heap_insert(&p->deadlines, &item_req(it)->link.dl);
   p->queued++;
 }
 
@@ -312,8 +270,8 @@ static void pool_dispatch(apns_pool *p, int from_post);
 
 /* Ends every queued request with err. */
 static void pool_flush_queue(apns_pool *p, int err, const char *text) {
-  while (p->q_head) {
-    pool_item *it = p->q_head;
+  pool_item *it;
+  while ((it = q_first(p)) != NULL) {
     q_remove(p, it);
     item_finish(it, err, NULL, text);
   }
@@ -354,11 +312,7 @@ static pool_slot *conn_slot(const apns_conn *c) {
 static void on_conn_closed(apns_conn *c) {
   pool_conn *pc = apns_conn_data(c);
   apns_pool *p = pc->slot->pool;
-  if (pc->prev)
-    pc->prev->next = pc->next;
-  else
-    p->conns = pc->next;
-  if (pc->next) pc->next->prev = pc->prev;
+  apns__list_remove(&pc->node);
   apns__free(pc);
   pool_maybe_finish(p);
 }
@@ -508,9 +462,7 @@ static void slot_connect(pool_slot *s) {
   if (p->unref) apns_conn_unref(s->conn);
   pc->conn = s->conn;
   pc->slot = s;
-  pc->next = p->conns;
-  if (p->conns) p->conns->prev = pc;
-  p->conns = pc;
+  apns__list_push_head(&p->conns, &pc->node);
   apns__conn_set_capacity_cb(s->conn, on_conn_capacity);
 }
 
@@ -590,8 +542,8 @@ static void pool_dispatch(apns_pool *p, int from_post) {
   do {
     p->redispatch = 0;
     uint64_t now = uv_now(p->loop);
-    while (p->q_head && (p->state == POOL_OPEN || p->state == POOL_DRAINING)) {
-      pool_item *it = p->q_head;
+    pool_item *it;
+    while ((it = q_first(p)) != NULL && (p->state == POOL_OPEN || p->state == POOL_DRAINING)) {
       if (it->not_before > now) break;
       pool_slot *s = pool_writable_slot(p, it->attempts > 0 ? (int)it->slot : -1);
       if (s == NULL) break;
@@ -742,9 +694,9 @@ static void on_pool_timer(uv_timer_t *t) {
 static void pool_arm(apns_pool *p) {
   uint64_t due = 0;
   if (p->finishing) return;
-  if (d_first(p)) due = item_deadline(d_first(p));
-  if (p->q_head && p->q_head->not_before > uv_now(p->loop) && (due == 0 || p->q_head->not_before < due))
-    due = p->q_head->not_before;
+  pool_item *first = d_first(p), *head = q_first(p);
+  if (first) due = item_deadline(first);
+  if (head && head->not_before > uv_now(p->loop) && (due == 0 || head->not_before < due)) due = head->not_before;
   if (due == p->timer_due) return;
   p->timer_due = due;
   if (due == 0) {
@@ -802,7 +754,9 @@ int apns_pool_open(uv_loop_t *loop, apns_pool **out, const apns_pool_options *ca
   if (rv < 0) goto fail;
 
   p->rng = uv_hrtime() | 1;
-  apns__heap_init(&p->deadlines, deadline_less);
+  apns__heap_init(&p->deadlines, apns__req_deadline_less);
+  apns__list_init(&p->queue);
+  apns__list_init(&p->conns);
   p->tokens = (double)p->size;
   p->tokens_at = uv_now(loop);
   uv_timer_init(loop, &p->timer);
@@ -880,8 +834,11 @@ static void pool_close_conns(apns_pool *p) {
     uv_timer_stop(&p->slots[i].reconnect);
     slot_drop_conn(&p->slots[i]);
   }
-  for (pool_conn *pc = p->conns; pc; pc = pc->next) /* the retired ones; closing unlinks nothing until later */
+  /* The retired ones; closing unlinks nothing until later. */
+  for (apns__list *n = apns__list_head(&p->conns); n != NULL; n = apns__list_next(&p->conns, n)) {
+    pool_conn *pc = APNS__CONTAINER_OF(n, pool_conn, node);
     if (apns_conn_get_state(pc->conn) != APNS_CONN_CLOSING) apns_conn_close(pc->conn, on_conn_closed);
+  }
 }
 
 /* Nothing more can succeed: err is the connection's permanent error (the queued requests, never written, end with
@@ -930,7 +887,7 @@ static void pool_maybe_finish(apns_pool *p) {
   if (!p->closing || p->finishing) return;
   if (p->queued > 0 || p->in_flight > 0) return;
   pool_close_conns(p);
-  if (p->conns != NULL) return;
+  if (!apns__list_empty(&p->conns)) return;
   p->finishing = 1;
   uv_close((uv_handle_t *)&p->timer, on_pool_timer_closed);
   uv_close((uv_handle_t *)&p->drain_timer, on_pool_timer_closed);
@@ -955,7 +912,10 @@ static void pool_set_ref(apns_pool *p, int ref) {
   for (unsigned i = 0; i < p->size; i++)
     ref ? uv_ref((uv_handle_t *)&p->slots[i].reconnect) : uv_unref((uv_handle_t *)&p->slots[i].reconnect);
   /* Every connection still open, a draining one that left its slot included. */
-  for (pool_conn *pc = p->conns; pc != NULL; pc = pc->next) ref ? apns_conn_ref(pc->conn) : apns_conn_unref(pc->conn);
+  for (apns__list *n = apns__list_head(&p->conns); n != NULL; n = apns__list_next(&p->conns, n)) {
+    pool_conn *pc = APNS__CONTAINER_OF(n, pool_conn, node);
+    ref ? apns_conn_ref(pc->conn) : apns_conn_unref(pc->conn);
+  }
 }
 
 void apns_pool_ref(apns_pool *p) {

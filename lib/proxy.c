@@ -659,9 +659,108 @@ static int ascii_ieq(const char *a, size_t n, const char *b) {
   return 1;
 }
 
-int apns_proxy_parse_url(const char *url, apns_proxy_options **out, char *errbuf, size_t errlen) {
-  apns_proxy_options *o = NULL;
+/* The scheme before "://" (none: http). *rest is what follows it. */
+static int url_scheme(const char *url, apns_proxy_type *type, const char **rest, char *errbuf, size_t errlen) {
+  const char *sep = strstr(url, "://");
+  *type = APNS_PROXY_HTTP;
+  *rest = url;
+  if (sep == NULL) return 0;
+  size_t sl = (size_t)(sep - url);
+  if (ascii_ieq(url, sl, "http")) {
+    *type = APNS_PROXY_HTTP;
+  } else if (ascii_ieq(url, sl, "socks5") || ascii_ieq(url, sl, "socks5h")) {
+    *type = APNS_PROXY_SOCKS5;
+  } else if (ascii_ieq(url, sl, "https")) {
+    apns__errbuf(errbuf, errlen, "proxy URL: HTTPS proxies (TLS to the proxy) are not supported; use http://");
+    return APNS_EINVAL;
+  } else {
+    apns__errbuf(errbuf, errlen, "proxy URL: unsupported scheme \"%.*s\" (http, socks5 or socks5h)",
+                 (int)(sl > 16 ? 16 : sl), url);
+    return APNS_EINVAL;
+  }
+  *rest = sep + 3;
+  return 0;
+}
+
+/* "user[:password]" in info[0..n), percent-decoded into o. */
+static int url_userinfo(apns_proxy_options *o, const char *info, size_t n, char *errbuf, size_t errlen) {
   int bad = 0;
+  const char *colon = memchr(info, ':', n);
+  size_t ul = colon ? (size_t)(colon - info) : n;
+  o->user = pct_decode(info, ul, &bad);
+  if (o->user != NULL && colon) o->password = pct_decode(colon + 1, n - ul - 1, &bad);
+  if (o->user == NULL || (colon && o->password == NULL)) {
+    if (!bad) {
+      apns__errbuf(errbuf, errlen, "out of memory");
+      return APNS_ENOMEM;
+    }
+    apns__errbuf(errbuf, errlen, "proxy URL: a bad percent-escape in the user or password (%%XX, not %%00)");
+    return APNS_EINVAL;
+  }
+  if (o->user[0] == '\0') {
+    apns__errbuf(errbuf, errlen, "proxy URL: the user is empty");
+    return APNS_EINVAL;
+  }
+  return 0;
+}
+
+/* The host at hp (a name, an IPv4 address or a bracketed IPv6 one), up to a ':' or after; *hend is where it ends. */
+static int url_host(apns_proxy_options *o, const char *hp, const char *after, const char **hend, char *errbuf,
+                    size_t errlen) {
+  if (hp[0] == '[') {
+    const char *rb = memchr(hp, ']', (size_t)(after - hp));
+    if (rb == NULL) {
+      apns__errbuf(errbuf, errlen, "proxy URL: '[' without ']' around the host");
+      return APNS_EINVAL;
+    }
+    if ((o->host = apns__strndup(hp + 1, (size_t)(rb - hp - 1))) == NULL) goto nomem;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, o->host, &a6) != 1) {
+      apns__errbuf(errbuf, errlen, "proxy URL: [%s] is not an IPv6 address", o->host);
+      return APNS_EINVAL;
+    }
+    *hend = rb + 1;
+    if (*hend < after && **hend != ':') {
+      apns__errbuf(errbuf, errlen, "proxy URL: junk after the IPv6 address");
+      return APNS_EINVAL;
+    }
+  } else {
+    *hend = memchr(hp, ':', (size_t)(after - hp));
+    if (*hend == NULL) *hend = after;
+    if ((o->host = apns__strndup(hp, (size_t)(*hend - hp))) == NULL) goto nomem;
+  }
+  if (o->host[0] == '\0' || strlen(o->host) > 253) {
+    apns__errbuf(errbuf, errlen, "proxy URL: the host is empty or longer than 253 bytes");
+    return APNS_EINVAL;
+  }
+  return 0;
+nomem:
+  apns__errbuf(errbuf, errlen, "out of memory");
+  return APNS_ENOMEM;
+}
+
+/* The decimal port in p[0..n), 1 to 65535. */
+static int url_port(apns_proxy_options *o, const char *p, size_t n, char *errbuf, size_t errlen) {
+  unsigned long port = 0;
+  for (size_t i = 0; i < n && n <= 5; i++) {
+    if (p[i] < '0' || p[i] > '9') {
+      port = 0;
+      break;
+    }
+    port = port * 10 + (unsigned long)(p[i] - '0');
+  }
+  if (n > 5 || port == 0 || port > 65535) {
+    apns__errbuf(errbuf, errlen, "proxy URL: the port is not a number from 1 to 65535");
+    return APNS_EINVAL;
+  }
+  o->port = (uint16_t)port;
+  return 0;
+}
+
+int apns_proxy_parse_url(const char *url, apns_proxy_options **out, char *errbuf, size_t errlen) {
+  apns_proxy_type type;
+  const char *rest;
+  int rv;
   if (out == NULL) return APNS_EINVAL;
   *out = NULL;
   if (url == NULL || url[0] == '\0') {
@@ -674,24 +773,7 @@ int apns_proxy_parse_url(const char *url, apns_proxy_options **out, char *errbuf
       return APNS_EINVAL;
     }
   }
-  apns_proxy_type type = APNS_PROXY_HTTP;
-  const char *rest = url, *sep = strstr(url, "://");
-  if (sep) {
-    size_t sl = (size_t)(sep - url);
-    if (ascii_ieq(url, sl, "http")) {
-      type = APNS_PROXY_HTTP;
-    } else if (ascii_ieq(url, sl, "socks5") || ascii_ieq(url, sl, "socks5h")) {
-      type = APNS_PROXY_SOCKS5;
-    } else if (ascii_ieq(url, sl, "https")) {
-      apns__errbuf(errbuf, errlen, "proxy URL: HTTPS proxies (TLS to the proxy) are not supported; use http://");
-      return APNS_EINVAL;
-    } else {
-      apns__errbuf(errbuf, errlen, "proxy URL: unsupported scheme \"%.*s\" (http, socks5 or socks5h)",
-                   (int)(sl > 16 ? 16 : sl), url);
-      return APNS_EINVAL;
-    }
-    rest = sep + 3;
-  }
+  if ((rv = url_scheme(url, &type, &rest, errbuf, errlen)) != 0) return rv;
   size_t alen = strcspn(rest, "/?#");
   const char *after = rest + alen;
   if (after[0] != '\0' && strcmp(after, "/") != 0) {
@@ -702,85 +784,23 @@ int apns_proxy_parse_url(const char *url, apns_proxy_options **out, char *errbuf
   const char *at = NULL;
   for (const char *c = rest; c < after; c++)
     if (*c == '@') at = c;
-  const char *hp = at ? at + 1 : rest;
-  o = apns__calloc(1, sizeof *o);
-  if (o == NULL) goto nomem;
+  const char *hp = at ? at + 1 : rest, *hend;
+  apns_proxy_options *o = apns__calloc(1, sizeof *o);
+  if (o == NULL) {
+    apns__errbuf(errbuf, errlen, "out of memory");
+    return APNS_ENOMEM;
+  }
   o->size = sizeof *o;
   o->type = type;
-  if (at) {
-    const char *colon = memchr(rest, ':', (size_t)(at - rest));
-    size_t ul = colon ? (size_t)(colon - rest) : (size_t)(at - rest);
-    o->user = pct_decode(rest, ul, &bad);
-    if (o->user == NULL) goto decode_failed;
-    if (colon) {
-      o->password = pct_decode(colon + 1, (size_t)(at - colon - 1), &bad);
-      if (o->password == NULL) goto decode_failed;
-    }
-    if (o->user[0] == '\0') {
-      apns__errbuf(errbuf, errlen, "proxy URL: the user is empty");
-      apns_proxy_options_free(o);
-      return APNS_EINVAL;
-    }
-  }
-  const char *hend, *pstart = NULL;
-  if (hp[0] == '[') {
-    const char *rb = memchr(hp, ']', (size_t)(after - hp));
-    if (rb == NULL) {
-      apns__errbuf(errbuf, errlen, "proxy URL: '[' without ']' around the host");
-      goto invalid;
-    }
-    o->host = apns__strndup(hp + 1, (size_t)(rb - hp - 1));
-    if (o->host == NULL) goto nomem;
-    struct in6_addr a6;
-    if (inet_pton(AF_INET6, o->host, &a6) != 1) {
-      apns__errbuf(errbuf, errlen, "proxy URL: [%s] is not an IPv6 address", o->host);
-      goto invalid;
-    }
-    hend = rb + 1;
-    if (hend < after && *hend != ':') {
-      apns__errbuf(errbuf, errlen, "proxy URL: junk after the IPv6 address");
-      goto invalid;
-    }
-  } else {
-    hend = memchr(hp, ':', (size_t)(after - hp));
-    if (hend == NULL) hend = after;
-    o->host = apns__strndup(hp, (size_t)(hend - hp));
-    if (o->host == NULL) goto nomem;
-  }
-  if (o->host[0] == '\0' || strlen(o->host) > 253) {
-    apns__errbuf(errbuf, errlen, "proxy URL: the host is empty or longer than 253 bytes");
-    goto invalid;
-  }
-  if (hend < after) pstart = hend + 1;
-  if (pstart) {
-    size_t pl = (size_t)(after - pstart);
-    unsigned long port = 0;
-    if (pl == 0 || pl > 5) goto bad_port;
-    for (size_t i = 0; i < pl; i++) {
-      if (pstart[i] < '0' || pstart[i] > '9') goto bad_port;
-      port = port * 10 + (unsigned long)(pstart[i] - '0');
-    }
-    if (port == 0 || port > 65535) goto bad_port;
-    o->port = (uint16_t)port;
-  } else {
-    o->port = APNS_PROXY_DEFAULT_PORT;
+  o->port = APNS_PROXY_DEFAULT_PORT;
+  if ((at && (rv = url_userinfo(o, rest, (size_t)(at - rest), errbuf, errlen)) != 0) ||
+      (rv = url_host(o, hp, after, &hend, errbuf, errlen)) != 0 ||
+      (hend < after && (rv = url_port(o, hend + 1, (size_t)(after - hend - 1), errbuf, errlen)) != 0)) {
+    apns_proxy_options_free(o);
+    return rv;
   }
   *out = o;
   return 0;
-
-bad_port:
-  apns__errbuf(errbuf, errlen, "proxy URL: the port is not a number from 1 to 65535");
-  goto invalid;
-decode_failed:
-  if (!bad) goto nomem;
-  apns__errbuf(errbuf, errlen, "proxy URL: a bad percent-escape in the user or password (%%XX, not %%00)");
-invalid:
-  apns_proxy_options_free(o);
-  return APNS_EINVAL;
-nomem:
-  apns_proxy_options_free(o);
-  apns__errbuf(errbuf, errlen, "out of memory");
-  return APNS_ENOMEM;
 }
 
 /* ---- the environment ------------------------------------------------------------------------------------------- */

@@ -165,13 +165,64 @@ static const req_hdr *hdrs_of(const apns__req *req) {
   return (const req_hdr *)(const void *)((const char *)req + req->hdrs_off);
 }
 
-int apns__req_new(apns__req **out, const apns_request *caller, size_t extra) {
-  apns_request copy, *desc = &copy;
-  int method;
-  size_t path_len, total, strings = 0, hdrs_off, i;
-  /* What the first headers measured to (this runs for every request): name and value lengths, known name. */
+/* What the first headers measured to (this runs for every request): name and value lengths, known name and value.
+ * Later ones are measured again when they are copied. */
+typedef struct {
   size_t lens[2 * 8];
   int known[8], kval[8];
+} req_measure;
+
+/* Checks every header and adds the bytes its strings take in the block to *strings. Returns 0, APNS_EBADHEADER or
+ * APNS_EINVAL (see apns__req_new). */
+static int headers_measure(const apns_request *desc, req_measure *m, size_t *strings) {
+  for (size_t i = 0; i < desc->num_headers; i++) {
+    const apns_header *h = &desc->headers[i];
+    size_t nl, vl;
+    int k;
+    if (h->name == NULL || h->value == NULL) return APNS_EBADHEADER;
+    nl = strlen(h->name);
+    vl = strlen(h->value);
+    /* A pseudo-header fails the token check (':' is not a tchar), so callers cannot forge :path or :authority. */
+    if (!apns__header_name_valid(h->name, nl) || !apns__header_value_valid(h->value, vl)) return APNS_EBADHEADER;
+    if (nl > APNS__NAME_MAX || vl > UINT32_MAX) return APNS_EINVAL;
+    k = known_lookup(h->name, nl);
+    int kv = known_value(k, h->value, vl);
+    if (i < 8) m->lens[2 * i] = nl, m->lens[2 * i + 1] = vl, m->known[i] = k, m->kval[i] = kv;
+    if ((k < 0 && !add_size(strings, nl + 1)) || (kv < 0 && !add_size(strings, vl + 1))) return APNS_EINVAL;
+  }
+  return 0;
+}
+
+/* Fills the header table and copies the strings of the headers that are not known ones, from s on. */
+static void headers_copy(req_hdr *hdrs, char *s, const apns_request *desc, const req_measure *m) {
+  for (size_t i = 0; i < desc->num_headers; i++) {
+    const apns_header *h = &desc->headers[i];
+    size_t nl = i < 8 ? m->lens[2 * i] : strlen(h->name), vl = i < 8 ? m->lens[2 * i + 1] : strlen(h->value);
+    int k = i < 8 ? m->known[i] : known_lookup(h->name, nl);
+    int kv = i < 8 ? m->kval[i] : known_value(k, h->value, vl);
+    if (k >= 0) {
+      hdrs[i].name = APNS__NAME_KNOWN | (uint32_t)k;
+    } else {
+      memcpy(s, h->name, nl + 1);
+      s += nl + 1;
+      hdrs[i].name = (uint32_t)nl;
+    }
+    if (kv >= 0) {
+      hdrs[i].name |= APNS__VALUE_KNOWN;
+      hdrs[i].value_len = (uint32_t)kv;
+    } else {
+      memcpy(s, h->value, vl + 1);
+      s += vl + 1;
+      hdrs[i].value_len = (uint32_t)vl;
+    }
+  }
+}
+
+int apns__req_new(apns__req **out, const apns_request *caller, size_t extra) {
+  apns_request copy, *desc = &copy;
+  int method, rv;
+  size_t path_len, total, strings = 0, hdrs_off;
+  req_measure m;
   apns__req *req;
   req_hdr *hdrs;
   char *s;
@@ -186,21 +237,7 @@ int apns__req_new(apns__req **out, const apns_request *caller, size_t extra) {
   if (desc->body_len > 0 && desc->body == NULL) return APNS_EINVAL;
 
   if (path_len > UINT32_MAX || !add_size(&strings, path_len + 1)) return APNS_EINVAL;
-  for (i = 0; i < desc->num_headers; i++) {
-    const apns_header *h = &desc->headers[i];
-    size_t nl, vl;
-    int k;
-    if (h->name == NULL || h->value == NULL) return APNS_EBADHEADER;
-    nl = strlen(h->name);
-    vl = strlen(h->value);
-    /* A pseudo-header fails the token check (':' is not a tchar), so callers cannot forge :path or :authority. */
-    if (!apns__header_name_valid(h->name, nl) || !apns__header_value_valid(h->value, vl)) return APNS_EBADHEADER;
-    if (nl > APNS__NAME_MAX || vl > UINT32_MAX) return APNS_EINVAL;
-    k = known_lookup(h->name, nl);
-    int kv = known_value(k, h->value, vl);
-    if (i < 8) lens[2 * i] = nl, lens[2 * i + 1] = vl, known[i] = k, kval[i] = kv;
-    if ((k < 0 && !add_size(&strings, nl + 1)) || (kv < 0 && !add_size(&strings, vl + 1))) return APNS_EINVAL;
-  }
+  if ((rv = headers_measure(desc, &m, &strings)) != 0) return rv;
   if (desc->num_headers > UINT32_MAX || desc->num_headers > SIZE_MAX / sizeof(req_hdr)) return APNS_EINVAL;
 
   hdrs_off = extra_offset();
@@ -225,27 +262,7 @@ int apns__req_new(apns__req **out, const apns_request *caller, size_t extra) {
   s += desc->body_len;
   memcpy(s, desc->path, path_len + 1);
   s += path_len + 1;
-  for (i = 0; i < desc->num_headers; i++) {
-    const apns_header *h = &desc->headers[i];
-    size_t nl = i < 8 ? lens[2 * i] : strlen(h->name), vl = i < 8 ? lens[2 * i + 1] : strlen(h->value);
-    int k = i < 8 ? known[i] : known_lookup(h->name, nl);
-    int kv = i < 8 ? kval[i] : known_value(k, h->value, vl);
-    if (k >= 0) {
-      hdrs[i].name = APNS__NAME_KNOWN | (uint32_t)k;
-    } else {
-      memcpy(s, h->name, nl + 1);
-      s += nl + 1;
-      hdrs[i].name = (uint32_t)nl;
-    }
-    if (kv >= 0) {
-      hdrs[i].name |= APNS__VALUE_KNOWN;
-      hdrs[i].value_len = (uint32_t)kv;
-    } else {
-      memcpy(s, h->value, vl + 1);
-      s += vl + 1;
-      hdrs[i].value_len = (uint32_t)vl;
-    }
-  }
+  headers_copy(hdrs, s, desc, &m);
   *out = req;
   return 0;
 }
@@ -295,4 +312,11 @@ size_t apns__req_nv(const apns__req *req, nghttp2_nv *out, size_t cap, const cha
 
 void apns__req_free(apns__req *req) {
   apns__free(req);
+}
+
+int apns__req_deadline_less(const apns__heap_node *a, const apns__heap_node *b) {
+  const apns__req *x = apns__req_of_dl((apns__heap_node *)a), *y = apns__req_of_dl((apns__heap_node *)b);
+  /* Equal deadlines (a burst posted in one loop turn) end in the order their streams were opened. */
+  return x->link.deadline < y->link.deadline ||
+         (x->link.deadline == y->link.deadline && x->link.stream_id < y->link.stream_id);
 }

@@ -10,6 +10,8 @@
 #ifndef APNS_LIB_REQUEST_H
 #define APNS_LIB_REQUEST_H
 
+#include "heap.h"
+#include "list.h"
 #include "validate.h"
 
 #include <apns/common.h>
@@ -33,11 +35,15 @@ typedef struct apns__req {
   uint32_t num_headers;
   uint32_t hdrs_off; /* from the start of the block to the header table, behind the owner's extra bytes */
   uint8_t method;    /* index into request.c's method table */
-  /* Kept by the connection carrying the current attempt (conn.c); zeroed by apns__req_new. */
+  /* Kept by whoever holds the request now; zeroed by apns__req_new. A request is held by one at a time: the pool's
+   * queue while it waits, the connection carrying the current attempt while it is in flight, so both use the same
+   * two nodes. */
   struct {
     uint64_t deadline; /* absolute, in the loop's milliseconds (uv_now); set by the owner, read by the connection */
     int32_t stream_id;
-    struct apns__req *prev, *next; /* the connection's deadline list */
+    uint8_t early;      /* the connection keeps it in its heap of early deadlines (dl), not in its FIFO (q) */
+    apns__heap_node dl; /* by deadline (apns__req_deadline_less): the pool's queued, the connection's early ones */
+    apns__list q;       /* the pool's queue; the connection's FIFO of deadlines, or its requests dropped unsent */
     void (*done)(struct apns__req *req, int err, const apns_response *res);
   } link;
   /* the rest of the allocation: `extra` bytes for the owner (apns__req_extra), the header table, the body, then
@@ -63,6 +69,18 @@ static inline uint64_t apns__req_timeout(const apns_request *desc) {
   return desc->timeout_ms ? desc->timeout_ms : APNS_DEFAULT_TIMEOUT_MS;
 }
 void apns__req_free(apns__req *req);
+
+/* The order of link.dl in a heap: the earlier link.deadline first, then the lower link.stream_id (on one connection,
+ * the one posted first). */
+int apns__req_deadline_less(const apns__heap_node *a, const apns__heap_node *b);
+
+static inline apns__req *apns__req_of_dl(apns__heap_node *n) {
+  return n == NULL ? NULL : APNS__CONTAINER_OF(n, apns__req, link.dl);
+}
+
+static inline apns__req *apns__req_of_q(apns__list *n) {
+  return n == NULL ? NULL : APNS__CONTAINER_OF(n, apns__req, link.q);
+}
 
 /* The extra bytes sit right behind the struct: a constant offset both ways, inline as the pool's lists use it. */
 #define APNS__REQ_EXTRA_OFFSET ((sizeof(apns__req) + APNS__REQ_ALIGN - 1) & ~(size_t)(APNS__REQ_ALIGN - 1))

@@ -333,16 +333,8 @@ static void config_free(apns__tls_config *cfg) {
   apns__free(cfg);
 }
 
-int apns__tls_config_new(apns__tls_config **out, const apns__tls_options *opts, char *errbuf, size_t errlen) {
-  static const char pers[] = "libapns tls";
-  int ret;
-
-  if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
-  if (out == NULL || opts == NULL) {
-    apns__errbuf(errbuf, errlen, "out and opts must not be NULL");
-    return APNS_EINVAL;
-  }
-  *out = NULL;
+/* The combinations of options that cannot work, refused before anything is loaded. */
+static int options_check(const apns__tls_options *opts, char *errbuf, size_t errlen) {
   int has_cert = opts->cert_file != NULL || opts->cert_pem != NULL;
   int has_key = opts->key_file != NULL || opts->key_pem != NULL;
   if (has_cert != has_key) {
@@ -361,6 +353,58 @@ int apns__tls_config_new(apns__tls_config **out, const apns__tls_options *opts, 
     apns__errbuf(errbuf, errlen, "an ALPN protocol name is at most 255 bytes");
     return APNS_EINVAL;
   }
+  return 0;
+}
+
+/* Our certificate and its key, which must match. */
+static int load_own_pair(apns__tls_config *cfg, const apns__tls_options *opts, char *errbuf, size_t errlen) {
+  int ret;
+  if ((ret = load_own_cert(cfg, opts, errbuf, errlen))) return ret;
+  if ((ret = load_own_key(cfg, opts, errbuf, errlen))) return ret;
+  if ((ret = check_pair(cfg)) != 0)
+    return mbed_errbuf(errbuf, errlen, APNS_EBADKEY, ret, "the private key %s%s does not match the certificate %s%s",
+                       opts->key_file ? "in " : "from key_pem", opts->key_file ? opts->key_file : "",
+                       opts->cert_file ? "in " : "from cert_pem", opts->cert_file ? opts->cert_file : "");
+  if ((ret = mbedtls_ssl_conf_own_cert(&cfg->conf, &cfg->own_cert, &cfg->own_key)) != 0)
+    return mbed_errbuf(errbuf, errlen, APNS_ETLS, ret, "mbedtls_ssl_conf_own_cert");
+  return 0;
+}
+
+/* What every session of the config speaks: TLS 1.2 or later without renegotiation, the AEAD suites, verification
+ * as asked, and ALPN. */
+static int conf_protocol(apns__tls_config *cfg, const apns__tls_options *opts, int want_ca, char *errbuf,
+                         size_t errlen) {
+  int ret;
+  mbedtls_ssl_conf_rng(&cfg->conf, mbedtls_ctr_drbg_random, &cfg->drbg);
+#if APNS__MBEDTLS3
+  mbedtls_ssl_conf_min_tls_version(&cfg->conf, MBEDTLS_SSL_VERSION_TLS1_2);
+#else
+  mbedtls_ssl_conf_min_version(&cfg->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+#endif
+  mbedtls_ssl_conf_renegotiation(&cfg->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+  if ((ret = conf_suites(cfg, errbuf, errlen)) != 0) return ret;
+  cfg->verify = cfg->server ? want_ca : !opts->insecure_skip_verify;
+  mbedtls_ssl_conf_authmode(&cfg->conf, cfg->verify ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
+  if (want_ca) mbedtls_ssl_conf_ca_chain(&cfg->conf, &cfg->ca, NULL);
+
+  cfg->alpn[0] = cfg->alpn_copy ? cfg->alpn_copy : "h2";
+  cfg->alpn[1] = NULL;
+  if (cfg->alpn[0][0] != '\0' && (ret = mbedtls_ssl_conf_alpn_protocols(&cfg->conf, cfg->alpn)) != 0)
+    return mbed_errbuf(errbuf, errlen, APNS_ETLS, ret, "mbedtls_ssl_conf_alpn_protocols");
+  return 0;
+}
+
+int apns__tls_config_new(apns__tls_config **out, const apns__tls_options *opts, char *errbuf, size_t errlen) {
+  static const char pers[] = "libapns tls";
+  int ret;
+
+  if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
+  if (out == NULL || opts == NULL) {
+    apns__errbuf(errbuf, errlen, "out and opts must not be NULL");
+    return APNS_EINVAL;
+  }
+  *out = NULL;
+  if ((ret = options_check(opts, errbuf, errlen)) != 0) return ret;
 
   /* mbedTLS 3: TLS 1.3's key schedule runs on PSA, which must be started first. */
   if ((ret = apns__mbed_crypto_init()) != 0) {
@@ -409,39 +453,9 @@ int apns__tls_config_new(apns__tls_config **out, const apns__tls_options *opts, 
   int want_ca = cfg->server ? (opts->ca_file != NULL || opts->ca_pem != NULL)
                             : (!opts->insecure_skip_verify || opts->ca_file != NULL || opts->ca_pem != NULL);
   if (want_ca && (ret = load_ca(cfg, opts, errbuf, errlen))) goto fail;
-  if (has_cert) {
-    if ((ret = load_own_cert(cfg, opts, errbuf, errlen))) goto fail;
-    if ((ret = load_own_key(cfg, opts, errbuf, errlen))) goto fail;
-    if ((ret = check_pair(cfg)) != 0) {
-      ret = mbed_errbuf(errbuf, errlen, APNS_EBADKEY, ret, "the private key %s%s does not match the certificate %s%s",
-                        opts->key_file ? "in " : "from key_pem", opts->key_file ? opts->key_file : "",
-                        opts->cert_file ? "in " : "from cert_pem", opts->cert_file ? opts->cert_file : "");
-      goto fail;
-    }
-    if ((ret = mbedtls_ssl_conf_own_cert(&cfg->conf, &cfg->own_cert, &cfg->own_key)) != 0) {
-      ret = mbed_errbuf(errbuf, errlen, APNS_ETLS, ret, "mbedtls_ssl_conf_own_cert");
-      goto fail;
-    }
-  }
-
-  mbedtls_ssl_conf_rng(&cfg->conf, mbedtls_ctr_drbg_random, &cfg->drbg);
-#if APNS__MBEDTLS3
-  mbedtls_ssl_conf_min_tls_version(&cfg->conf, MBEDTLS_SSL_VERSION_TLS1_2);
-#else
-  mbedtls_ssl_conf_min_version(&cfg->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
-#endif
-  mbedtls_ssl_conf_renegotiation(&cfg->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
-  if ((ret = conf_suites(cfg, errbuf, errlen)) != 0) goto fail;
-  cfg->verify = cfg->server ? want_ca : !opts->insecure_skip_verify;
-  mbedtls_ssl_conf_authmode(&cfg->conf, cfg->verify ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
-  if (want_ca) mbedtls_ssl_conf_ca_chain(&cfg->conf, &cfg->ca, NULL);
-
-  cfg->alpn[0] = cfg->alpn_copy ? cfg->alpn_copy : "h2";
-  cfg->alpn[1] = NULL;
-  if (cfg->alpn[0][0] != '\0' && (ret = mbedtls_ssl_conf_alpn_protocols(&cfg->conf, cfg->alpn)) != 0) {
-    ret = mbed_errbuf(errbuf, errlen, APNS_ETLS, ret, "mbedtls_ssl_conf_alpn_protocols");
+  if ((opts->cert_file != NULL || opts->cert_pem != NULL) && (ret = load_own_pair(cfg, opts, errbuf, errlen)))
     goto fail;
-  }
+  if ((ret = conf_protocol(cfg, opts, want_ca, errbuf, errlen)) != 0) goto fail;
 
   *out = cfg;
   return 0;

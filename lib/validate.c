@@ -632,104 +632,121 @@ static int key_is(const unsigned char *k, size_t len, const char *name, size_t n
 }
 #define KEY_IS(k, len, lit) key_is(k, len, lit, sizeof lit - 1)
 
-/* Any JSON value, fully checked. role: R_PAYLOAD for a payload object, R_APS for its "aps" object. */
-static int scan_value(scan *sc, int depth, int role) {
-  if (sc->i >= sc->n) return scan_fail(sc, "unexpected end of the line");
-  if (depth > APNS_JSON_MAX_DEPTH) return scan_fail(sc, "too deeply nested");
-  apns_json_scan_result *out = sc->out;
-  unsigned c = sc->s[sc->i];
-  int integer, fits, escaped;
-  int64_t v;
-  size_t len;
-  switch (c) {
-  case '"':
-    return scan_string(sc, NULL, 0, &len, &escaped);
-  case '[':
+static int scan_value(scan *sc, int depth, int role);
+
+static int scan_array(scan *sc, int depth) {
+  sc->i++;
+  scan_ws(sc);
+  if (sc->i < sc->n && sc->s[sc->i] == ']') {
     sc->i++;
+    return 0;
+  }
+  for (;;) {
     scan_ws(sc);
+    if (scan_value(sc, depth + 1, R_ANY) < 0) return -1;
+    scan_ws(sc);
+    if (sc->i < sc->n && sc->s[sc->i] == ',') {
+      sc->i++;
+      continue;
+    }
     if (sc->i < sc->n && sc->s[sc->i] == ']') {
       sc->i++;
       return 0;
     }
-    for (;;) {
-      scan_ws(sc);
-      if (scan_value(sc, depth + 1, R_ANY) < 0) return -1;
-      scan_ws(sc);
-      if (sc->i < sc->n && sc->s[sc->i] == ',') {
-        sc->i++;
-        continue;
-      }
-      if (sc->i < sc->n && sc->s[sc->i] == ']') {
-        sc->i++;
-        return 0;
-      }
-      return scan_fail(sc, "',' or ']' expected");
+    return scan_fail(sc, "',' or ']' expected");
+  }
+}
+
+/* Remembers the key of klen bytes at ks (the object's keys start at base), or fails on a duplicate. An escaped key,
+ * or one past what the table holds, makes the result unsure instead. */
+static int scan_key_unique(scan *sc, size_t base, size_t ks, size_t klen, int escaped) {
+  if (escaped) {
+    sc->unsure = 1; /* "a" and "\u0061" are one key: a parser with a tree tells */
+    return 0;
+  }
+  for (size_t j = base; j < sc->nkeys; j++)
+    if (sc->keys[j].len == klen && memcmp(sc->s + sc->keys[j].off, sc->s + ks, klen) == 0) {
+      sc->i = ks - 1;
+      return scan_fail(sc, "duplicate object key");
     }
-  case '{': {
-    size_t base = sc->nkeys;
-    int ca_one = 0, shown = 0;
+  if (sc->nkeys < SCAN_KEYS_MAX) {
+    sc->keys[sc->nkeys].off = (uint32_t)ks;
+    sc->keys[sc->nkeys].len = (uint32_t)klen;
+    sc->nkeys++;
+  } else {
+    sc->unsure = 1;
+  }
+  return 0;
+}
+
+/* An object. role R_PAYLOAD counts its members and notes its "aps"; role R_APS notes whether it asks for a
+ * background push (content-available 1 with nothing shown). */
+static int scan_object(scan *sc, int depth, int role) {
+  apns_json_scan_result *out = sc->out;
+  size_t base = sc->nkeys, len;
+  int ca_one = 0, shown = 0, escaped;
+  sc->i++;
+  scan_ws(sc);
+  if (sc->i < sc->n && sc->s[sc->i] == '}') {
+    sc->i++;
+    return 0;
+  }
+  for (;;) {
+    scan_ws(sc);
+    if (sc->i >= sc->n || sc->s[sc->i] != '"') return scan_fail(sc, "string or '}' expected");
+    size_t ks = sc->i + 1;
+    if (scan_string(sc, NULL, 0, &len, &escaped) < 0) return -1;
+    const unsigned char *k = sc->s + ks;
+    size_t klen = sc->i - 1 - ks;
+    if (scan_key_unique(sc, base, ks, klen, escaped) < 0) return -1;
+    scan_ws(sc);
+    if (sc->i >= sc->n || sc->s[sc->i] != ':') return scan_fail(sc, "':' expected");
     sc->i++;
     scan_ws(sc);
+    int child = R_ANY;
+    size_t vs = sc->i;
+    if (role == R_PAYLOAD) {
+      out->members++;
+      if (KEY_IS(k, klen, "aps")) {
+        out->aps_seen = 1;
+        out->aps_object = vs < sc->n && sc->s[vs] == '{';
+        child = R_APS;
+      }
+    }
+    if (scan_value(sc, depth + 1, child) < 0) return -1;
+    if (role == R_APS) {
+      if (KEY_IS(k, klen, "content-available")) ca_one = sc->i - vs == 1 && sc->s[vs] == '1';
+      if (KEY_IS(k, klen, "alert") || KEY_IS(k, klen, "badge") || KEY_IS(k, klen, "sound")) shown = 1;
+    }
+    scan_ws(sc);
+    if (sc->i < sc->n && sc->s[sc->i] == ',') {
+      sc->i++;
+      continue;
+    }
     if (sc->i < sc->n && sc->s[sc->i] == '}') {
       sc->i++;
+      sc->nkeys = base;
+      if (role == R_APS) out->background = ca_one && !shown;
       return 0;
     }
-    for (;;) {
-      scan_ws(sc);
-      if (sc->i >= sc->n || sc->s[sc->i] != '"') return scan_fail(sc, "string or '}' expected");
-      size_t ks = sc->i + 1;
-      if (scan_string(sc, NULL, 0, &len, &escaped) < 0) return -1;
-      const unsigned char *k = sc->s + ks;
-      size_t klen = sc->i - 1 - ks;
-      if (escaped) {
-        sc->unsure = 1; /* "a" and "\u0061" are one key: a parser with a tree tells */
-      } else {
-        for (size_t j = base; j < sc->nkeys; j++)
-          if (sc->keys[j].len == klen && memcmp(sc->s + sc->keys[j].off, k, klen) == 0) {
-            sc->i = ks - 1;
-            return scan_fail(sc, "duplicate object key");
-          }
-        if (sc->nkeys < SCAN_KEYS_MAX) {
-          sc->keys[sc->nkeys].off = (uint32_t)ks;
-          sc->keys[sc->nkeys].len = (uint32_t)klen;
-          sc->nkeys++;
-        } else {
-          sc->unsure = 1;
-        }
-      }
-      scan_ws(sc);
-      if (sc->i >= sc->n || sc->s[sc->i] != ':') return scan_fail(sc, "':' expected");
-      sc->i++;
-      scan_ws(sc);
-      int child = R_ANY;
-      size_t vs = sc->i;
-      if (role == R_PAYLOAD) {
-        out->members++;
-        if (KEY_IS(k, klen, "aps")) {
-          out->aps_seen = 1;
-          out->aps_object = vs < sc->n && sc->s[vs] == '{';
-          child = R_APS;
-        }
-      }
-      if (scan_value(sc, depth + 1, child) < 0) return -1;
-      if (role == R_APS) {
-        if (KEY_IS(k, klen, "content-available")) ca_one = sc->i - vs == 1 && sc->s[vs] == '1';
-        if (KEY_IS(k, klen, "alert") || KEY_IS(k, klen, "badge") || KEY_IS(k, klen, "sound")) shown = 1;
-      }
-      scan_ws(sc);
-      if (sc->i < sc->n && sc->s[sc->i] == ',') {
-        sc->i++;
-        continue;
-      }
-      if (sc->i < sc->n && sc->s[sc->i] == '}') {
-        sc->i++;
-        sc->nkeys = base;
-        if (role == R_APS) out->background = ca_one && !shown;
-        return 0;
-      }
-      return scan_fail(sc, "',' or '}' expected");
-    }
+    return scan_fail(sc, "',' or '}' expected");
   }
+}
+
+/* Any JSON value, fully checked. role: R_PAYLOAD for a payload object, R_APS for its "aps" object. */
+static int scan_value(scan *sc, int depth, int role) {
+  if (sc->i >= sc->n) return scan_fail(sc, "unexpected end of the line");
+  if (depth > APNS_JSON_MAX_DEPTH) return scan_fail(sc, "too deeply nested");
+  int integer, fits, escaped;
+  int64_t v;
+  size_t len;
+  switch (sc->s[sc->i]) {
+  case '"':
+    return scan_string(sc, NULL, 0, &len, &escaped);
+  case '[':
+    return scan_array(sc, depth);
+  case '{':
+    return scan_object(sc, depth, role);
   case 't':
     return scan_literal(sc, "true", 4);
   case 'f':

@@ -387,6 +387,70 @@ TEST(conn_deadline_resets_stream) {
   teardown(&f);
 }
 
+/* Each request posted has an earlier deadline than the one before (a pool retry's time left, or timeout_ms set per
+ * request): they end in deadline order, each at its own deadline, and keeping them costs O(log n) steps apiece. A
+ * list sorted by walking back from its tail took n/2 steps per post here. All but the first go to the heap. */
+TEST(conn_deadlines_in_reverse_order_cost_log_n) {
+  enum { N = 1000 };
+  fx f;
+  static fx_rec recs[N];
+  uint64_t due[N];
+  memset(recs, 0, sizeof recs);
+  setup(&f, 0);
+  f.mo.delay_ms = 60000; /* no answer comes: every request ends at its deadline */
+  open_conn(&f, NULL);
+  ASSERT_GE(max_streams(f.conn), N);
+  uint64_t s0 = apns__conn_test_deadline_steps(f.conn);
+  for (int i = 0; i < N; i++) {
+    uint64_t timeout = 200 + (uint64_t)(N - 1 - i);
+    due[i] = uv_now(&f.loop) + timeout;
+    ASSERT_OK(post(&f, &recs[i], TOKEN, timeout));
+  }
+  uint64_t posting = apns__conn_test_deadline_steps(f.conn) - s0;
+  /* log2(1000) is 10: an insertion walks to its place and rises to the root. */
+  if (posting > (uint64_t)N * 2 * 11)
+    test__fail(__FILE__, __LINE__, "%llu steps to post %d", (unsigned long long)posting, N);
+  fx_run_until_count(&f.loop, &f.done, N);
+  for (int i = 0; i < N; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_ERR(recs[i].err, APNS_ETIMEDOUT);
+    ASSERT_GE(recs[i].t_end, due[i]);
+    if (i > 0) ASSERT_LE(recs[i].t_end, recs[i - 1].t_end); /* the later post had the earlier deadline */
+  }
+  uint64_t all = apns__conn_test_deadline_steps(f.conn) - s0;
+  if (all > (uint64_t)N * 4 * 11)
+    test__fail(__FILE__, __LINE__, "%llu steps for %d deadlines", (unsigned long long)all, N);
+  teardown(&f);
+}
+
+/* Requests posted in one loop turn with one timeout share a deadline: they end in the order they were posted, and
+ * cost the deadline structure no heap step. */
+static int equal_order[64], equal_count;
+static void equal_done(int err, const apns_response *res, void *data) {
+  (void)res;
+  ASSERT_ERR(err, APNS_ETIMEDOUT);
+  equal_order[equal_count++] = (int)(intptr_t)data;
+}
+
+TEST(conn_equal_deadlines_end_in_post_order) {
+  fx f;
+  apns_request r;
+  setup(&f, 0);
+  f.mo.delay_ms = 60000;
+  open_conn(&f, NULL);
+  equal_count = 0;
+  uint64_t s0 = apns__conn_test_deadline_steps(f.conn);
+  for (int i = 0; i < 64; i++) {
+    fx_request(&r, TOKEN, 100);
+    ASSERT_OK(apns_conn_post(f.conn, &r, equal_done, (void *)(intptr_t)i));
+  }
+  fx_run_until_count(&f.loop, &equal_count, 64);
+  for (int i = 0; i < 64; i++) ASSERT_EQ(equal_order[i], i);
+  /* Deadlines in order go to the FIFO in O(1): the heap for early ones took no step. */
+  ASSERT_UEQ(apns__conn_test_deadline_steps(f.conn), s0);
+  teardown(&f);
+}
+
 TEST(conn_goaway_unprocessed_streams) {
   fx f;
   static fx_rec recs[10];
@@ -1155,6 +1219,8 @@ TEST_SUITE(conn){
     TEST_ENTRY(conn_follows_streams_rise),
     TEST_ENTRY(conn_thousand_concurrent_one_write_per_turn),
     TEST_ENTRY(conn_deadline_resets_stream),
+    TEST_ENTRY(conn_deadlines_in_reverse_order_cost_log_n),
+    TEST_ENTRY(conn_equal_deadlines_end_in_post_order),
     TEST_ENTRY(conn_goaway_unprocessed_streams),
     TEST_ENTRY(conn_drop_ends_each_once),
     TEST_ENTRY(conn_server_killed_mid_flight),

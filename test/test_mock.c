@@ -462,6 +462,49 @@ TEST(mock_conn_delay_and_pause) {
   rig_end(&g);
 }
 
+/* Holds of two lengths at once (chaos holds 10 ms, the rest wait delay_ms 100): each answer goes out at its own due
+ * time, a short hold overtaking longer ones held before it, and the long ones keep their arrival order. */
+TEST(mock_conn_holds_of_two_lengths_each_at_its_due) {
+  enum { N = 40 };
+  rig g = {0};
+  char err[160];
+  apns_mock_options_init(&g.o);
+  g.o.delay_ms = 100;
+  ASSERT_EQ(apns_mock_chaos_parse(&g.o.chaos, "11,0,hold=500000,hold-ms=10", err, sizeof err), 0);
+  rig_start(&g);
+  int32_t ids[N];
+  uint64_t posted[N], answered[N] = {0};
+  for (uint64_t now = 1000; now <= 1200; now++) {
+    int i = (int)(now - 1000);
+    if (i < N) {
+      ids[i] = client_post(&g.cl, "/3/device/abcd", NULL);
+      posted[i] = now;
+    }
+    pump(&g.cl, g.mc, now);
+    for (int k = 0; k < N && k <= i; k++)
+      if (answered[k] == 0 && rec_of(&g.cl, ids[k])->status != 0) answered[k] = now;
+  }
+  int shorts = 0, longs = 0;
+  uint64_t last_long = 0;
+  for (int k = 0; k < N; k++) {
+    ASSERT_EQ(rec_of(&g.cl, ids[k])->status, 200);
+    uint64_t held = answered[k] - posted[k];
+    if (held == 10) {
+      shorts++;
+    } else {
+      ASSERT_UEQ(held, 100);
+      ASSERT_GT(answered[k], last_long);
+      last_long = answered[k];
+      longs++;
+    }
+  }
+  ASSERT_UEQ(g.st.chaos[APNS_MOCK_CHAOS_HOLD], shorts);
+  ASSERT_GT(shorts, 5);
+  ASSERT_GT(longs, 5);
+  ASSERT_UEQ(apns__mock_conn_next_due(g.mc), APNS__MOCK_NEVER);
+  rig_end(&g);
+}
+
 TEST(mock_conn_reset_while_held) {
   rig g = {0};
   apns_mock_options_init(&g.o);
@@ -2091,6 +2134,7 @@ TEST_SUITE(mock){
     TEST_ENTRY(mock_conn_goaway_after),
     TEST_ENTRY(mock_conn_drop_after),
     TEST_ENTRY(mock_conn_delay_and_pause),
+    TEST_ENTRY(mock_conn_holds_of_two_lengths_each_at_its_due),
     TEST_ENTRY(mock_conn_reset_while_held),
     TEST_ENTRY(mock_conn_hook),
     TEST_ENTRY(mock_conn_garbage_is_fatal),

@@ -1,6 +1,7 @@
 /* The structure the README promises, checked over the build itself: the layers of lib/ over the compiler's own
  * dependency output (test/check_layers.py runs each module's compile command with -M), and what libapns.so exports
- * over nm (test/check_exports.py), and libapns as a meson subproject (test/check_subproject.sh). Each check also gets
+ * over nm (test/check_exports.py), libapns as a meson subproject (test/check_subproject.sh), and the length of every
+ * function of lib/ and the mock's server connection (test/check_functions.py). Each check also gets
  * a case that must fail, so a check that can no longer see anything would not pass quietly. */
 #include "harness.h"
 
@@ -181,6 +182,53 @@ TEST(structure_subproject_library_only) {
   ASSERT_TRUE(strstr(out, "apns-mock built: no") != NULL);
 }
 
+static int check_functions(const char *extra_args) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "'%s' '%s/test/check_functions.py' '%s' %s", APNS_PYTHON, APNS_SOURCE_DIR,
+           APNS_SOURCE_DIR, extra_args);
+  return run_capture(cmd, out, sizeof out);
+}
+
+/* No function of lib/ (or of the mock's server connection) is over 80 lines, from its first line to its closing
+ * brace, except those the check's allow-list names with a reason. */
+TEST(structure_functions_within_the_limit) {
+  ASSERT_EQ(check_functions(""), 0);
+  ASSERT_TRUE(strstr(out, "FAIL") == NULL);
+  /* The parser found the functions, so that one that found none could not pass. */
+  int n = 0, files = 0;
+  ASSERT_EQ(sscanf(out, "ok   %d functions in %d files", &n, &files), 2);
+  ASSERT_GE(n, 400);
+  ASSERT_GE(files, 17);
+}
+
+/* Two functions around a struct, an initializer and a prototype: the one of 81 lines fails and is named with its
+ * line and length, the one of exactly 80 passes, and the braces of the struct and the initializer count for
+ * neither. */
+TEST(structure_functions_catch_a_long_one) {
+  char src[512], args[1024];
+  static char text[16384];
+  size_t n = 0;
+  snprintf(src, sizeof src, "%s/long.c", test_tmpdir());
+  n += (size_t)snprintf(text + n, sizeof text - n,
+                        "struct point {\n  int x;\n};\n\nstatic const int table[] = {\n    1,\n};\n\n"
+                        "static int shorter(int a,\n                   int b);\n\n"
+                        "static int shorter(int a,\n                   int b) {\n");
+  for (int i = 0; i < 76; i++) n += (size_t)snprintf(text + n, sizeof text - n, "  a += b; /* { */\n");
+  n += (size_t)snprintf(text + n, sizeof text - n, "  return a;\n}\n\nint longer(void) {\n  int a = 0;\n");
+  for (int i = 0; i < 25; i++) n += (size_t)snprintf(text + n, sizeof text - n, "  if (a) {\n    a++;\n  }\n");
+  n += (size_t)snprintf(text + n, sizeof text - n, "  a++;\n  a++;\n");
+  n += (size_t)snprintf(text + n, sizeof text - n, "  return a;\n}\n");
+  write_file(src, text);
+  snprintf(args, sizeof args, "--file '%s'", src);
+  ASSERT_EQ(check_functions(args), 1);
+  ASSERT_TRUE(strstr(out, "long.c:93 longer: 81 lines (limit 80)") != NULL);
+  ASSERT_TRUE(strstr(out, "shorter") == NULL);
+  ASSERT_TRUE(strstr(out, "FAIL 2 functions in 1 files, the longest longer") != NULL);
+  /* Under a limit of 81 both pass. */
+  snprintf(args, sizeof args, "--limit 81 --file '%s'", src);
+  ASSERT_EQ(check_functions(args), 0);
+}
+
 TEST_SUITE(structure){
     TEST_ENTRY(structure_layers_hold),
     TEST_ENTRY(structure_layers_catch_uv_in_a_pure_module),
@@ -192,5 +240,7 @@ TEST_SUITE(structure){
     TEST_ENTRY(structure_abi_catches_incompatible_changes),
     TEST_ENTRY(structure_subproject_default_options),
     TEST_ENTRY(structure_subproject_library_only),
+    TEST_ENTRY(structure_functions_within_the_limit),
+    TEST_ENTRY(structure_functions_catch_a_long_one),
     TEST_SUITE_END,
 };

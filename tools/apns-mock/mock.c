@@ -12,6 +12,7 @@
 
 #include "alloc.h"
 #include "jwt_verify.h"
+#include "list.h"
 #include "mock_channels.h"
 #include "mock_server.h"
 #include "sockout.h"
@@ -31,10 +32,10 @@ struct mock_conn {
   int out_ready;
   apns_mock *server;
   apns__mock_conn *mc;
-  mock_conn *prev, *next; /* every open connection */
-  mock_conn *dirty_next;
+  apns__list node;       /* on the server's conns: every open connection */
+  apns__list dirty_node; /* on the server's dirty list, while it has something to say */
   uint64_t timer_due;
-  int handles, dirty, writing, reading, closing, close_after_write;
+  int handles, writing, reading, closing, close_after_write;
 };
 
 struct apns_mock {
@@ -49,8 +50,8 @@ struct apns_mock {
   apns__jwt_verifier *jwt; /* NULL: no token auth */
   apns__mock_channels *channels;
   apns_mock_stats stats;
-  mock_conn *conns;
-  mock_conn *dirty;
+  apns__list conns; /* mock_conn, by node */
+  apns__list dirty; /* mock_conn, by dirty_node */
   uint64_t seed;
   int port;
   int handles;
@@ -91,11 +92,8 @@ static void conn_close(mock_conn *conn) {
   if (conn->closing) return;
   conn->closing = 1;
   apns_mock *m = conn->server;
-  if (conn->prev)
-    conn->prev->next = conn->next;
-  else
-    m->conns = conn->next;
-  if (conn->next) conn->next->prev = conn->prev;
+  apns__list_remove(&conn->node);
+  apns__list_remove(&conn->dirty_node); /* a closing connection is never flushed */
   m->stats.connections_open--;
   if (conn->mc != NULL && apns__mock_conn_dropped(conn->mc)) m->stats.drops++;
   if (conn->out_ready && apns__sockout_close(&conn->out, out_closed)) {
@@ -107,11 +105,9 @@ static void conn_close(mock_conn *conn) {
 }
 
 static void mark_dirty(mock_conn *conn) {
-  if (conn->dirty || conn->closing) return;
+  if (apns__list_linked(&conn->dirty_node) || conn->closing) return;
   apns_mock *m = conn->server;
-  conn->dirty = 1;
-  conn->dirty_next = m->dirty;
-  m->dirty = conn;
+  apns__list_push_tail(&m->dirty, &conn->dirty_node);
   uv_idle_start(&m->idle, on_idle);
 }
 
@@ -210,15 +206,14 @@ static void on_connection(uv_stream_t *listener, int status) {
   mock_conn *conn = apns__calloc(1, sizeof *conn);
   if (conn == NULL) return;
   conn->server = m;
+  apns__list_init(&conn->dirty_node);
   conn->timer_due = APNS__MOCK_NEVER;
   uv_tcp_init(m->loop, &conn->tcp);
   uv_timer_init(m->loop, &conn->timer);
   conn->tcp.data = conn->timer.data = conn;
   conn->handles = 2;
   m->handles += 2;
-  conn->next = m->conns;
-  if (m->conns) m->conns->prev = conn;
-  m->conns = conn;
+  apns__list_push_head(&m->conns, &conn->node);
   m->stats.connections++;
   m->stats.connections_open++;
   if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
@@ -253,15 +248,13 @@ static void on_connection(uv_stream_t *listener, int status) {
 
 static void on_check(uv_check_t *h) {
   apns_mock *m = h->data;
-  mock_conn *list = m->dirty;
-  m->dirty = NULL;
+  apns__list work;
+  apns__list *n;
+  /* Detached first: a flush that makes a connection dirty again puts it on m->dirty for the next turn, and one that
+   * closes another takes it off work. */
+  apns__list_move(&m->dirty, &work);
   uv_idle_stop(&m->idle);
-  while (list != NULL) {
-    mock_conn *conn = list;
-    list = conn->dirty_next;
-    conn->dirty = 0;
-    conn_flush(conn);
-  }
+  while ((n = apns__list_pop_head(&work)) != NULL) conn_flush(APNS__CONTAINER_OF(n, mock_conn, dirty_node));
 }
 
 static void on_idle(uv_idle_t *h) {
@@ -334,6 +327,8 @@ int apns_mock_start(apns_mock **out, uv_loop_t *loop, const apns_mock_options *o
 
   apns_mock *m = apns__calloc(1, sizeof *m);
   if (m == NULL) return APNS_ENOMEM;
+  apns__list_init(&m->conns);
+  apns__list_init(&m->dirty);
   m->loop = loop;
   m->opts = *opts;
   m->opts.cert_file = m->opts.cert_pem = m->opts.key_file = m->opts.key_pem = NULL;
@@ -441,14 +436,16 @@ int apns_mock_manage_port(const apns_mock *m) {
 
 void apns_mock_set_paused(apns_mock *m, int paused) {
   m->opts.paused = paused != 0;
-  for (mock_conn *c = m->conns; c != NULL; c = c->next) {
+  for (apns__list *n = apns__list_head(&m->conns); n != NULL; n = apns__list_next(&m->conns, n)) {
+    mock_conn *c = APNS__CONTAINER_OF(n, mock_conn, node);
     apns__mock_conn_set_paused(c->mc, paused);
     mark_dirty(c);
   }
 }
 
 void apns_mock_drop_connections(apns_mock *m) {
-  while (m->conns != NULL) conn_close(m->conns);
+  apns__list *n;
+  while ((n = apns__list_head(&m->conns)) != NULL) conn_close(APNS__CONTAINER_OF(n, mock_conn, node));
 }
 
 void apns_mock_foreach_channel(const apns_mock *m, apns_mock_channel_cb cb, void *data) {
@@ -482,8 +479,7 @@ void apns_mock_stop(apns_mock *m, apns_mock_stop_cb cb, void *data) {
   m->stopping = 1;
   m->stop_cb = cb;
   m->stop_data = data;
-  apns_mock_drop_connections(m);
-  m->dirty = NULL;
+  apns_mock_drop_connections(m); /* each leaves the dirty list too */
   uv_close((uv_handle_t *)&m->listener, server_handle_closed);
   if (m->split) uv_close((uv_handle_t *)&m->manage_listener, server_handle_closed);
   uv_close((uv_handle_t *)&m->check, server_handle_closed);

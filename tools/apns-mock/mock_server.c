@@ -1,8 +1,9 @@
 /* apns-mock: one server connection without I/O, see mock_server.h.
  *
  * Per request the work is O(1) and allocation-free in the steady state: stream records come from slabs recycled
- * through a free list, response header values point into the record (NO_COPY), held responses wait in a FIFO
- * (the delay is the same for all, so arrival order is due order) that a reset stream leaves in O(1). Output is
+ * through a free list, response header values point into the record (NO_COPY), held responses wait in due order
+ * (a FIFO for the holds of delay_ms, which are due in arrival order, and a min-heap for a chaos hold due before the
+ * FIFO's last), which a reset stream leaves from anywhere in O(1) or O(log n). Output is
  * gathered from nghttp2 into one plaintext block and encrypted with one apns__tls_write call, which cuts it into
  * as few full-size records as fit.
  *
@@ -16,7 +17,9 @@
 
 #include "alloc.h"
 #include "h2.h"
+#include "heap.h"
 #include "jwt_verify.h"
+#include "list.h"
 #include "mock_channels.h"
 #include "mock_chaos.h"
 #include "tls.h"
@@ -37,6 +40,8 @@
 #define MOCK_PRIORITY_BAD 255
 
 enum { TOKEN_OK = 0, TOKEN_MISSING, TOKEN_BAD, TOKEN_UNREGISTERED };
+/* Where a stream's response waits. */
+enum { HELD_NO = 0, HELD_FIFO, HELD_EARLY };
 /* The authorization of a request on a token connection. */
 enum { AUTH_NONE = 0, AUTH_SAME, AUTH_NEW, AUTH_BAD };
 /* Headers a request may carry once. */
@@ -69,9 +74,11 @@ typedef struct mock_capture {
 
 typedef struct mock_stream mock_stream;
 struct mock_stream {
-  mock_stream *next, *prev; /* held FIFO, or the free list (next only) */
+  apns__list node;         /* on the free list, or the held FIFO while held there */
+  apns__heap_node held_at; /* in the heap of early holds, while held there */
+  uint64_t held_seq;       /* arrival order among equal dues */
   int32_t id;
-  uint8_t post, path_ok, token, id_bad, held, answered;
+  uint8_t post, path_ok, token, id_bad, held /* HELD_* */, answered;
   uint8_t seen, dup; /* HDR_* bits; dup: one of them came twice */
   uint8_t push_type, push_type_bad;
   uint8_t priority; /* 0: absent; 1, 5, 10; MOCK_PRIORITY_BAD */
@@ -96,7 +103,7 @@ struct mock_stream {
 };
 
 typedef struct mock_slab {
-  struct mock_slab *next;
+  apns__list node; /* on the connection's slabs */
   mock_stream streams[MOCK_SLAB];
 } mock_slab;
 
@@ -111,9 +118,11 @@ struct apns__mock_conn {
   nghttp2_session *h2;
   uint64_t rng;
   uint64_t now;
-  mock_slab *slabs;
-  mock_stream *free_streams;
-  mock_stream *held_head, *held_tail;
+  apns__list slabs;
+  apns__list free_streams;
+  apns__list held_fifo;  /* held responses due in arrival order (see the file comment) */
+  apns__heap held_early; /* held responses due before the FIFO's last, by due time (then arrival) */
+  uint64_t held_count;
   uint64_t requests;  /* complete requests seen */
   uint64_t answering; /* responses submitted whose stream is not closed yet */
   int32_t goaway_sid; /* > 0 once GOAWAY is submitted: streams above are not answered */
@@ -232,21 +241,18 @@ static void capture_free(mock_capture *cap) {
 }
 
 static mock_stream *stream_get(apns__mock_conn *c) {
-  if (c->free_streams == NULL) {
+  if (apns__list_empty(&c->free_streams)) {
     mock_slab *slab = apns__malloc(sizeof *slab);
     if (slab == NULL) return NULL;
-    slab->next = c->slabs;
-    c->slabs = slab;
-    for (int i = MOCK_SLAB - 1; i >= 0; i--) {
+    apns__list_push_head(&c->slabs, &slab->node);
+    for (int i = 0; i < MOCK_SLAB; i++) {
       slab->streams[i].cap = NULL; /* apns__mock_conn_free looks at every record's capture and token */
       slab->streams[i].tok = NULL;
       slab->streams[i].chan = NULL;
-      slab->streams[i].next = c->free_streams;
-      c->free_streams = &slab->streams[i];
+      apns__list_push_tail(&c->free_streams, &slab->streams[i].node);
     }
   }
-  mock_stream *s = c->free_streams;
-  c->free_streams = s->next;
+  mock_stream *s = APNS__CONTAINER_OF(apns__list_pop_head(&c->free_streams), mock_stream, node);
   memset(s, 0, offsetof(mock_stream, resp));
   return s;
 }
@@ -258,38 +264,51 @@ static void stream_put(apns__mock_conn *c, mock_stream *s) {
   s->tok = NULL;
   apns__mock_chan_req_free(s->chan);
   s->chan = NULL;
-  s->next = c->free_streams;
-  c->free_streams = s;
+  apns__list_push_head(&c->free_streams, &s->node);
+}
+
+static mock_stream *stream_of_held(const apns__heap_node *n) {
+  return n ? APNS__CONTAINER_OF(n, mock_stream, held_at) : NULL;
+}
+
+/* Due order; among equal dues (every hold is delay_ms without chaos) arrival order, so answers keep the order of
+ * the requests as a FIFO would. A chaos hold of its own length goes to its place in O(log n), as every other. */
+static int held_less(const apns__heap_node *a, const apns__heap_node *b) {
+  const mock_stream *x = stream_of_held(a), *y = stream_of_held(b);
+  return x->due < y->due || (x->due == y->due && x->held_seq < y->held_seq);
+}
+
+static mock_stream *stream_of_fifo(apns__list *n) {
+  return n ? APNS__CONTAINER_OF(n, mock_stream, node) : NULL;
+}
+
+/* The held response due first: the earlier of the FIFO's head and the heap's minimum. */
+static mock_stream *held_first(const apns__mock_conn *c) {
+  mock_stream *f = stream_of_fifo(apns__list_head(&c->held_fifo)),
+              *e = stream_of_held(apns__heap_min(&c->held_early));
+  return e && (f == NULL || held_less(&e->held_at, &f->held_at)) ? e : f;
 }
 
 static void held_unlink(apns__mock_conn *c, mock_stream *s) {
-  if (s->prev)
-    s->prev->next = s->next;
+  if (s->held == HELD_EARLY)
+    apns__heap_remove(&c->held_early, &s->held_at);
   else
-    c->held_head = s->next;
-  if (s->next)
-    s->next->prev = s->prev;
-  else
-    c->held_tail = s->prev;
-  s->next = s->prev = NULL;
-  s->held = 0;
+    apns__list_remove(&s->node);
+  s->held = HELD_NO;
 }
 
-/* In due order. Without chaos every hold is delay_ms, so this appends in O(1); a chaos hold walks back. */
+/* Due in arrival order (every hold of delay_ms) at the FIFO's tail in O(1); due before its last (a chaos hold of
+ * its own length) into the heap in O(log n). */
 static void held_push(apns__mock_conn *c, mock_stream *s) {
-  mock_stream *after = c->held_tail;
-  while (after != NULL && after->due > s->due) after = after->prev;
-  s->held = 1;
-  s->prev = after;
-  s->next = after ? after->next : c->held_head;
-  if (s->next)
-    s->next->prev = s;
-  else
-    c->held_tail = s;
-  if (after)
-    after->next = s;
-  else
-    c->held_head = s;
+  mock_stream *last = stream_of_fifo(apns__list_tail(&c->held_fifo));
+  s->held_seq = c->held_count++;
+  if (last != NULL && s->due < last->due) {
+    s->held = HELD_EARLY;
+    apns__heap_insert(&c->held_early, &s->held_at);
+  } else {
+    s->held = HELD_FIFO;
+    apns__list_push_tail(&c->held_fifo, &s->node);
+  }
 }
 
 static int capture_append(mock_capture *cap, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
@@ -509,10 +528,8 @@ static int decide(apns__mock_conn *c, mock_stream *s, const char **reason) {
   return 200;
 }
 
-/* Chaos (opts->chaos): maybe one fault for the request on s, which has its answer set. Returns 1 when s is dealt
- * with (it gets no answer, or a later one), 0 to answer it now as usual, or an nghttp2 error. */
-static int chaos_request(apns__mock_conn *c, mock_stream *s) {
-  const apns_mock_chaos *ch = &c->opts->chaos;
+/* Chaos: the stream limit and the window a "limit" or "window" fault lowered go back after their 100 requests. */
+static int chaos_settings_back(apns__mock_conn *c) {
   int rv;
   if (c->limit_left != 0 && --c->limit_left == 0) {
     nghttp2_settings_entry e = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->opts->max_streams};
@@ -522,6 +539,31 @@ static int chaos_request(apns__mock_conn *c, mock_stream *s) {
     nghttp2_settings_entry e = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, NGHTTP2_INITIAL_WINDOW_SIZE};
     if ((rv = nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, &e, 1)) != 0) return rv;
   }
+  return 0;
+}
+
+/* Chaos: "goaway-drop" names the stream of s, then the connection closes; "goaway-low" names a stream 2 to 16 ids
+ * below it, so this request and those between are not answered. Returns what chaos_request does. */
+static int chaos_goaway(apns__mock_conn *c, mock_stream *s, int f) {
+  int32_t last = s->id;
+  if (f == APNS_MOCK_CHAOS_GOAWAY_LOW) {
+    last = s->id - 2 * (int32_t)(1 + apns__mock_chaos_below(&c->chaos_rng, 8));
+    if (last < 1) last = 1;
+  }
+  c->goaway_sid = last;
+  int rv = nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, (const uint8_t *)c->goaway_data,
+                                 c->goaway_len);
+  if (rv != 0) return rv;
+  if (f == APNS_MOCK_CHAOS_GOAWAY_DROP) c->chaos_close = 1;
+  return f == APNS_MOCK_CHAOS_GOAWAY_LOW;
+}
+
+/* Chaos (opts->chaos): maybe one fault for the request on s, which has its answer set. Returns 1 when s is dealt
+ * with (it gets no answer, or a later one), 0 to answer it now as usual, or an nghttp2 error. */
+static int chaos_request(apns__mock_conn *c, mock_stream *s) {
+  const apns_mock_chaos *ch = &c->opts->chaos;
+  int rv;
+  if ((rv = chaos_settings_back(c)) != 0) return rv;
   /* A connection already on its way out takes no more faults: each one counted is one that happened. */
   if (c->chaos_close || c->chaos_cut || c->chaos_garbage || c->silent) return 0;
   int f = apns__mock_chaos_pick(ch, &c->chaos_rng);
@@ -538,20 +580,8 @@ static int chaos_request(apns__mock_conn *c, mock_stream *s) {
     c->chaos_cut = 1;
     return 0;
   case APNS_MOCK_CHAOS_GOAWAY_DROP:
-  case APNS_MOCK_CHAOS_GOAWAY_LOW: {
-    /* goaway-low names a stream 2 to 16 ids below this one: this request and those between are not answered. */
-    int32_t last = s->id;
-    if (f == APNS_MOCK_CHAOS_GOAWAY_LOW) {
-      last = s->id - 2 * (int32_t)(1 + apns__mock_chaos_below(&c->chaos_rng, 8));
-      if (last < 1) last = 1;
-    }
-    c->goaway_sid = last;
-    rv = nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, (const uint8_t *)c->goaway_data,
-                               c->goaway_len);
-    if (rv != 0) return rv;
-    if (f == APNS_MOCK_CHAOS_GOAWAY_DROP) c->chaos_close = 1;
-    return f == APNS_MOCK_CHAOS_GOAWAY_LOW;
-  }
+  case APNS_MOCK_CHAOS_GOAWAY_LOW:
+    return chaos_goaway(c, s, f);
   case APNS_MOCK_CHAOS_SILENT:
     c->silent = 1;
     return 1;
@@ -596,6 +626,54 @@ static int chaos_request(apns__mock_conn *c, mock_stream *s) {
   }
 }
 
+/* Lets the on_request hook see the request on s (what it captured) and change the answer decided for it. Returns 0,
+ * or -1 when out of memory. */
+static int hook_request(apns__mock_conn *c, mock_stream *s, uint64_t seq, int status, const char *reason) {
+  const apns_mock_options *o = c->opts;
+  mock_capture *cap = s->cap;
+  apns_header stackh[16], *hdrs = stackh;
+  apns_mock_request req;
+  memset(&req, 0, sizeof req);
+  req.stream_id = s->id;
+  req.seq = seq;
+  req.conn_id = c->id;
+  req.method = "";
+  req.path = "";
+  if (cap != NULL && cap->num_headers > 16) {
+    hdrs = apns__malloc(cap->num_headers * sizeof *hdrs);
+    if (hdrs == NULL) return -1;
+  }
+  if (cap != NULL) {
+    const char *p = cap->text, *end = cap->text + cap->text_len;
+    while (p < end) {
+      const char *name = p, *value = p + strlen(p) + 1;
+      p = value + strlen(value) + 1;
+      if (strcmp(name, ":method") == 0)
+        req.method = value;
+      else if (strcmp(name, ":path") == 0)
+        req.path = value;
+      else if (name[0] != ':') {
+        hdrs[req.num_headers].name = name;
+        hdrs[req.num_headers].value = value;
+        req.num_headers++;
+      }
+    }
+    req.body = cap->body_len ? cap->body : NULL;
+    req.body_len = cap->body_len;
+  }
+  req.headers = hdrs;
+  req.status = status;
+  req.reason = reason;
+  req.apns_id = s->apns_id;
+  o->on_request(o->data, &req);
+  status = req.status;
+  set_answer(s, status, req.reason, status == 410 ? wall_ms(c) : 0);
+  if (hdrs != stackh) apns__free(hdrs);
+  capture_free(s->cap);
+  s->cap = NULL;
+  return 0;
+}
+
 /* The request on s is complete: decide, then answer now or hold. */
 static int on_request_done(apns__mock_conn *c, mock_stream *s) {
   const apns_mock_options *o = c->opts;
@@ -614,47 +692,7 @@ static int on_request_done(apns__mock_conn *c, mock_stream *s) {
   if (s->id_bad || s->apns_id[0] == '\0') apns__mock_uuid(&c->rng, s->apns_id);
 
   if (o->on_request != NULL) {
-    mock_capture *cap = s->cap;
-    apns_header stackh[16], *hdrs = stackh;
-    apns_mock_request req;
-    memset(&req, 0, sizeof req);
-    req.stream_id = s->id;
-    req.seq = seq;
-    req.conn_id = c->id;
-    req.method = "";
-    req.path = "";
-    if (cap != NULL && cap->num_headers > 16) {
-      hdrs = apns__malloc(cap->num_headers * sizeof *hdrs);
-      if (hdrs == NULL) return NGHTTP2_ERR_CALLBACK_FAILURE;
-    }
-    if (cap != NULL) {
-      const char *p = cap->text, *end = cap->text + cap->text_len;
-      while (p < end) {
-        const char *name = p, *value = p + strlen(p) + 1;
-        p = value + strlen(value) + 1;
-        if (strcmp(name, ":method") == 0)
-          req.method = value;
-        else if (strcmp(name, ":path") == 0)
-          req.path = value;
-        else if (name[0] != ':') {
-          hdrs[req.num_headers].name = name;
-          hdrs[req.num_headers].value = value;
-          req.num_headers++;
-        }
-      }
-      req.body = cap->body_len ? cap->body : NULL;
-      req.body_len = cap->body_len;
-    }
-    req.headers = hdrs;
-    req.status = status;
-    req.reason = reason;
-    req.apns_id = s->apns_id;
-    o->on_request(o->data, &req);
-    status = req.status;
-    set_answer(s, status, req.reason, status == 410 ? wall_ms(c) : 0);
-    if (hdrs != stackh) apns__free(hdrs);
-    capture_free(s->cap);
-    s->cap = NULL;
+    if (hook_request(c, s, seq, status, reason) != 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
   } else {
     set_answer(s, status, reason, status == 410 ? wall_ms(c) : 0);
   }
@@ -690,8 +728,8 @@ static int on_request_done(apns__mock_conn *c, mock_stream *s) {
 
 static int release_due(apns__mock_conn *c, uint64_t now) {
   if (c->paused) return 0;
-  while (c->held_head != NULL && c->held_head->due <= now) {
-    mock_stream *s = c->held_head;
+  mock_stream *s;
+  while ((s = held_first(c)) != NULL && s->due <= now) {
     held_unlink(c, s);
     if (c->goaway_sid > 0 && s->id > c->goaway_sid) continue; /* chaos: a GOAWAY below it came meanwhile */
     int rv = submit_response(c, s);
@@ -960,6 +998,10 @@ int apns__mock_conn_new(apns__mock_conn **out, const apns_mock_options *opts, st
   if (opts == NULL || stats == NULL) return APNS_EINVAL;
   apns__mock_conn *c = apns__calloc(1, sizeof *c);
   if (c == NULL) return APNS_ENOMEM;
+  apns__list_init(&c->slabs);
+  apns__list_init(&c->free_streams);
+  apns__list_init(&c->held_fifo);
+  apns__heap_init(&c->held_early, held_less);
   c->id = stats->connections;
   c->opts = opts;
   c->jwt = jwt;
@@ -1011,8 +1053,9 @@ void apns__mock_conn_free(apns__mock_conn *c) {
   /* nghttp2_session_del does not report stream closes: captures are freed through the slabs below. */
   nghttp2_session_del(c->h2);
   apns__tls_free(c->tls);
-  for (mock_slab *slab = c->slabs, *next; slab != NULL; slab = next) {
-    next = slab->next;
+  apns__list *n;
+  while ((n = apns__list_pop_head(&c->slabs)) != NULL) {
+    mock_slab *slab = APNS__CONTAINER_OF(n, mock_slab, node);
     for (int i = 0; i < MOCK_SLAB; i++) {
       capture_free(slab->streams[i].cap);
       apns__free(slab->streams[i].tok);
@@ -1164,8 +1207,9 @@ int apns__mock_conn_flush(apns__mock_conn *c, uint64_t now_ms, uint8_t **buf, si
 }
 
 uint64_t apns__mock_conn_next_due(const apns__mock_conn *c) {
-  if (c->paused || c->silent || c->held_head == NULL) return APNS__MOCK_NEVER;
-  return c->held_head->due;
+  const mock_stream *s = held_first(c);
+  if (c->paused || c->silent || s == NULL) return APNS__MOCK_NEVER;
+  return s->due;
 }
 
 void apns__mock_conn_set_channels(apns__mock_conn *c, apns__mock_channels *channels, int serve) {
@@ -1179,7 +1223,7 @@ void apns__mock_conn_set_paused(apns__mock_conn *c, int paused) {
 
 int apns__mock_conn_want_close(const apns__mock_conn *c) {
   if (c->failed || c->peer_closed) return 1;
-  if (c->dropping && c->answering == 0 && c->held_head == NULL) return 1;
+  if (c->dropping && c->answering == 0 && held_first(c) == NULL) return 1;
   return !nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2);
 }
 
