@@ -108,6 +108,8 @@ struct apns_conn {
   void *data;
 
   apns_conn_stats stats;
+  uint64_t ok_responses;   /* 2xx answers: how well the server served this connection (apns__conn_goaway_info) */
+  int goaway_graceful;     /* GOAWAY(NO_ERROR) received, or stream ids spent */
   char goaway_reason[128]; /* the JSON "reason" of the server's GOAWAY, or "" */
   char errmsg[256];
   /* Through a proxy: host and port above are the proxy's, these the server's (see the proxy stage below). */
@@ -376,6 +378,7 @@ static void h2_on_response(void *ctx, apns__req *req, const apns_response *res) 
   apns_conn *c = ctx;
   dl_remove(c, req);
   c->stats.requests_completed++;
+  if (res->status >= 200 && res->status < 300) c->ok_responses++;
   req->link.done(req, 0, res);
   conn_step(c, EV_STREAM_END, 0, NULL);
 }
@@ -402,6 +405,7 @@ static void h2_on_goaway(void *ctx, uint32_t error_code, int32_t last_stream_id,
   conn_set_error(c, "server sent GOAWAY (error %u, last stream %d%s%s)", error_code, (int)last_stream_id,
                  reason ? ", reason " : "", reason ? reason : "");
   snprintf(c->goaway_reason, sizeof c->goaway_reason, "%s", reason ? reason : "");
+  c->goaway_graceful = error_code == 0; /* NGHTTP2_NO_ERROR */
   conn_step(c, EV_GOAWAY, APNS_ECLOSED, NULL);
 }
 
@@ -877,6 +881,7 @@ int apns__conn_submit(apns_conn *c, apns__req *req) {
     /* Drain as after a GOAWAY while the last ids are still ours; the owner hears of it on this loop turn, from
      * the flush, not inside this call. */
     conn_set_error(c, "stream ids nearly spent (next id %u): draining", (unsigned)(sid + 2));
+    c->goaway_graceful = 1; /* retired by us, as a server's graceful GOAWAY would */
     conn_step(c, EV_IDS_LOW, 0, NULL);
   }
   return 0;
@@ -1142,6 +1147,14 @@ uv_loop_t *apns_conn_loop(const apns_conn *c) {
 
 const char *apns_conn_last_error(const apns_conn *c) {
   return c->errmsg;
+}
+
+int apns__conn_goaway_graceful(const apns_conn *c) {
+  return c->goaway_graceful;
+}
+
+uint64_t apns__conn_ok_responses(const apns_conn *c) {
+  return c->ok_responses;
 }
 
 void apns__conn_set_capacity_cb(apns_conn *c, apns__conn_capacity_cb cb) {
