@@ -502,8 +502,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (c->state == APNS_CONN_READY || c->state == APNS_CONN_DRAINING) {
     /* Flush now rather than at the end of the loop turn: libuv reads a busy socket up to 32 times in one turn, and
      * holding the new requests until then makes client and server take turns in large batches instead of
-     * working side by side. */
-    conn_flush(c);
+     * working side by side. But a read that filled the buffer is followed at once by another (libuv reads on
+     * while reads come back full, in this same callback run): its flush would carry only part of what the bytes
+     * already here will post, so it is left to the next read, or to the end of the turn if that one finds nothing. */
+    if ((size_t)nread == sizeof c->readbuf)
+      conn_dirty(c);
+    else
+      conn_flush(c);
   }
 }
 
