@@ -108,7 +108,7 @@ struct apns_conn {
   void *data;
 
   apns_conn_stats stats;
-  uint64_t ok_responses;   /* 2xx answers: how well the server served this connection (apns__conn_goaway_info) */
+  uint64_t ok_responses;   /* 2xx answers: how well the server served this connection (apns__conn_ok_responses) */
   int goaway_graceful;     /* GOAWAY(NO_ERROR) received, or stream ids spent */
   char goaway_reason[128]; /* the JSON "reason" of the server's GOAWAY, or "" */
   char errmsg[256];

@@ -488,9 +488,9 @@ static int pool_take_connect_token(apns_pool *p, uint64_t *wait_ms) {
 static void slot_connect(pool_slot *s) {
   apns_pool *p = s->pool;
   uint64_t wait;
-  if (s->conn || p->finishing || p->state == POOL_STOPPED || p->state == POOL_CANCELING) return;
-  int rotating = s->rotating;
+  int rotating = s->rotating; /* spent by this call, whatever it does */
   s->rotating = 0;
+  if (s->conn || p->finishing || p->state == POOL_STOPPED || p->state == POOL_CANCELING) return;
   if (!rotating && !pool_take_connect_token(p, &wait)) {
     uv_timer_start(&s->reconnect, on_reconnect_timer, wait, 0);
     return;
