@@ -114,6 +114,8 @@ struct apns_conn {
   void *data;
 
   apns_conn_stats stats;
+  uint64_t ok_responses;   /* 2xx answers: how well the server served this connection (apns__conn_ok_responses) */
+  int goaway_graceful;     /* GOAWAY(NO_ERROR) received, or stream ids spent */
   char goaway_reason[128]; /* the JSON "reason" of the server's GOAWAY, or "" */
   char errmsg[256];
   /* Through a proxy: host and port above are the proxy's, these the server's (see the proxy stage below). */
@@ -380,6 +382,7 @@ static void h2_on_response(void *ctx, apns__req *req, const apns_response *res) 
   apns_conn *c = ctx;
   dl_remove(c, req);
   c->stats.requests_completed++;
+  if (res->status >= 200 && res->status < 300) c->ok_responses++;
   req->link.done(req, 0, res);
   conn_step(c, EV_STREAM_END, 0, NULL);
 }
@@ -405,6 +408,7 @@ static void h2_on_goaway(void *ctx, uint32_t error_code, int32_t last_stream_id,
   conn_set_error(c, "server sent GOAWAY (error %u, last stream %d%s%s)", error_code, (int)last_stream_id,
                  reason ? ", reason " : "", reason ? reason : "");
   snprintf(c->goaway_reason, sizeof c->goaway_reason, "%s", reason ? reason : "");
+  c->goaway_graceful = error_code == 0; /* NGHTTP2_NO_ERROR */
   conn_step(c, EV_GOAWAY, APNS_ECLOSED, NULL);
 }
 
@@ -501,8 +505,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (c->state == APNS_CONN_READY || c->state == APNS_CONN_DRAINING) {
     /* Flush now rather than at the end of the loop turn: libuv reads a busy socket up to 32 times in one turn, and
      * holding the new requests until then makes client and server take turns in large batches instead of
-     * working side by side. */
-    conn_flush(c);
+     * working side by side. But a read that filled the buffer is followed at once by another (libuv reads on
+     * while reads come back full, in this same callback run): its flush would carry only part of what the bytes
+     * already here will post, so it is left to the next read, or to the end of the turn if that one finds nothing. */
+    if ((size_t)nread == sizeof c->readbuf)
+      conn_dirty(c);
+    else
+      conn_flush(c);
   }
 }
 
@@ -893,6 +902,7 @@ int apns__conn_submit(apns_conn *c, apns__req *req) {
     /* Drain as after a GOAWAY while the last ids are still ours; the owner hears of it on this loop turn, from
      * the flush, not inside this call. */
     conn_set_error(c, "stream ids nearly spent (next id %u): draining", (unsigned)(sid + 2));
+    c->goaway_graceful = 1; /* retired by us, as a server's graceful GOAWAY would */
     conn_step(c, EV_IDS_LOW, 0, NULL);
   }
   return 0;
@@ -1160,6 +1170,14 @@ uv_loop_t *apns_conn_loop(const apns_conn *c) {
 
 const char *apns_conn_last_error(const apns_conn *c) {
   return c->errmsg;
+}
+
+int apns__conn_goaway_graceful(const apns_conn *c) {
+  return c->goaway_graceful;
+}
+
+uint64_t apns__conn_ok_responses(const apns_conn *c) {
+  return c->ok_responses;
 }
 
 void apns__conn_set_capacity_cb(apns_conn *c, apns__conn_capacity_cb cb) {

@@ -17,6 +17,12 @@ int apns__conn_submit(apns_conn *conn, apns__req *req);
 typedef void (*apns__conn_capacity_cb)(apns_conn *conn);
 void apns__conn_set_capacity_cb(apns_conn *conn, apns__conn_capacity_cb cb);
 
+/* Whether the connection is draining gracefully (the server's GOAWAY said NO_ERROR, or its stream ids are spent),
+ * and how many of its requests were answered 2xx: the pool tells a server rotating its connections from one
+ * turning them away. */
+int apns__conn_goaway_graceful(const apns_conn *conn);
+uint64_t apns__conn_ok_responses(const apns_conn *conn);
+
 /* Opens with a shared TLS config (a pool's connections share one) instead of building one from opts->tls. */
 struct apns__tls_config;
 int apns__conn_open_shared(uv_loop_t *loop, apns_conn **out, const apns_conn_options *opts,

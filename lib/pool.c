@@ -12,7 +12,11 @@
  *
  * Connections that fail, are lost or are sent away (GOAWAY) are replaced after a back-off that doubles each time
  * and is forgotten when a connection answers 2xx; a token bucket (burst = size, refill max_connects_per_sec)
- * bounds how fast the pool connects, whatever the cause. */
+ * bounds how fast the pool connects. One cause is neither: a graceful GOAWAY (NO_ERROR) on a connection that
+ * served at least APNS__POOL_ROTATION_OK requests 2xx is the server rotating its connections (nginx does it every
+ * keepalive_requests), and the slot is refilled at once, outside the bucket. A server that sends connections away
+ * after fewer successes (a GOAWAY storm) still gets the back-off and the bucket; rotations are bounded by the
+ * successes they need: at most one connect per APNS__POOL_ROTATION_OK answers. */
 #include "pool.h"
 
 #include "abi.h"
@@ -38,6 +42,7 @@
 #define APNS__POOL_RECONNECT_MAX_MS 30000
 #define APNS__POOL_CONNECTS_PER_SEC 4
 #define APNS__POOL_FREE_REFUSALS 8 /* unprocessed tries retried without back-off */
+#define APNS__POOL_ROTATION_OK 32  /* 2xx answers that make a graceful GOAWAY a rotation, not a failure */
 /* Connection attempts in a row that fail for a cause that cannot go away by itself (the server's certificate does
  * not verify, no HTTP/2, our certificate refused), and 403 InvalidProviderToken answers in a row, before the pool
  * stops: a few, so that one bad server behind a balancer does not stop it, yet far sooner than any deadline. */
@@ -91,6 +96,7 @@ struct pool_slot {
   apns_conn *conn; /* the current connection (connecting or up), or NULL */
   uv_timer_t reconnect;
   uint64_t backoff_ms;
+  int rotating; /* the next connect replaces a rotated connection: no back-off, no connect token */
   /* Provider token. Its age is measured on the monotonic clock: the wall clock only gives the iat it carries, and
    * a wall clock stepped back must not hold a refresh off. */
   char *token;           /* authorization value of the current token */
@@ -369,6 +375,18 @@ static void on_conn_connect(apns_conn *c, int status) {
   pool_dispatch(p, 0);
 }
 
+/* A connection the server sent away gracefully after serving it well (see the top of the file). */
+static int conn_rotated(apns_conn *c) {
+  return apns__conn_goaway_graceful(c) && apns__conn_ok_responses(c) >= APNS__POOL_ROTATION_OK;
+}
+
+/* Refills the slot of a rotated connection on the next loop turn (not inside the connection's callback). */
+static void slot_rotate(pool_slot *s) {
+  s->backoff_ms = 0;
+  s->rotating = 1;
+  uv_timer_start(&s->reconnect, on_reconnect_timer, 0, 0);
+}
+
 static void on_conn_lost(apns_conn *c, int err, const char *reason) {
   pool_slot *s = conn_slot(c);
   apns_pool *p = s->pool;
@@ -378,7 +396,12 @@ static void on_conn_lost(apns_conn *c, int err, const char *reason) {
     slot_drop_conn(s);
     slot_schedule_reconnect(s);
   } else if (apns_conn_get_state(c) != APNS_CONN_CLOSING) {
-    apns_conn_close(c, on_conn_closed); /* a retired connection has drained */
+    /* A retired connection has drained. A server may send GOAWAY before the answers below it: once those proved it
+     * a rotation, a replacement still waiting out the back-off goes now. */
+    if (s->conn == NULL && !s->rotating && uv_is_active((uv_handle_t *)&s->reconnect) && conn_rotated(c) &&
+        (p->state == POOL_OPEN || p->state == POOL_DRAINING))
+      slot_rotate(s);
+    apns_conn_close(c, on_conn_closed);
   }
 }
 
@@ -391,10 +414,14 @@ static void on_conn_capacity(apns_conn *c) {
     pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, APNS_ECLOSED, 0, apns_conn_last_error(c), 0);
     s->conn = NULL;
     s->token_conn = NULL;
-    /* The replacement waits out the slot's back-off, as after a failure: a server that sends every connection
-     * away must not get a connect at every turn. The back-off is forgotten only once a connection proved itself
-     * with a 2xx (item_attempt_done). */
-    slot_schedule_reconnect(s);
+    /* A rotation, or stream ids spent (after a billion requests), is replaced at once. Otherwise the replacement
+     * waits out the slot's back-off, as after a failure: a server that sends every connection away must not get a
+     * connect at every turn. The back-off is forgotten only once a connection proved itself with a 2xx
+     * (item_attempt_done). */
+    if (conn_rotated(c) && (p->state == POOL_OPEN || p->state == POOL_DRAINING) && !(p->closing && p->queued == 0))
+      slot_rotate(s);
+    else
+      slot_schedule_reconnect(s);
   }
   pool_dispatch(p, 0);
 }
@@ -416,8 +443,10 @@ static int pool_take_connect_token(apns_pool *p, uint64_t *wait_ms) {
 static void slot_connect(pool_slot *s) {
   apns_pool *p = s->pool;
   uint64_t wait;
+  int rotating = s->rotating; /* spent by this call, whatever it does */
+  s->rotating = 0;
   if (s->conn || p->finishing || p->state == POOL_STOPPED || p->state == POOL_CANCELING) return;
-  if (!pool_take_connect_token(p, &wait)) {
+  if (!rotating && !pool_take_connect_token(p, &wait)) {
     uv_timer_start(&s->reconnect, on_reconnect_timer, wait, 0);
     return;
   }

@@ -908,6 +908,106 @@ TEST(pool_goaway_backs_off) {
   teardown(&f);
 }
 
+/* A GOAWAY before any answer (the mock holds its answers, the GOAWAY goes out at once) is a storm, not a rotation:
+ * each replacement still waits out the back-off. */
+TEST(pool_goaway_storm_backs_off) {
+  fx f;
+  apns_pool_options o;
+  enum { N = 12 };
+  static fx_rec recs[N];
+  setup(&f);
+  f.mo.goaway_after = 1;
+  f.mo.max_streams = 1;
+  f.mo.delay_ms = 20; /* the answer comes after the GOAWAY: zero successes when it comes */
+  apns_pool_options_init(&o);
+  o.connections = 2;
+  o.max_connects_per_sec = 1000;
+  o.reconnect_min_delay_ms = 300;
+  o.reconnect_max_delay_ms = 300;
+  open_pool(&f, &o);
+  uint64_t t0 = uv_now(&f.loop);
+  for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 60000));
+  fx_run_until_count(&f.loop, &f.done, N);
+  uint64_t elapsed = uv_now(&f.loop) - t0;
+  for (int i = 0; i < N; i++) ASSERT_EQ(recs[i].status, 200);
+  apns_mock_stats ms;
+  apns_mock_get_stats(f.mock, &ms);
+  ASSERT_GE(ms.connections, N);
+  /* Each of the 2 slots waited at least 240 ms (300 less the jitter) before each of its replacements; without
+   * back-off a replacement takes a handshake and the 20 ms hold. */
+  if (elapsed < (uint64_t)(ms.connections - 2) / 2 * 240)
+    test__fail(__FILE__, __LINE__, "%llu connections in %llu ms: no back-off", (unsigned long long)ms.connections,
+               (unsigned long long)elapsed);
+  teardown(&f);
+}
+
+/* A graceful GOAWAY after 40 answers 2xx (more than the 32 a rotation needs) is replaced at once, outside the
+ * connect bucket: 400 requests over 10 connections with one connect a second and a 30 s back-off. */
+TEST(pool_goaway_rotation_no_backoff) {
+  fx f;
+  apns_pool_options o;
+  enum { N = 400 };
+  static fx_rec recs[N];
+  setup(&f);
+  f.mo.goaway_after = 40;
+  f.mo.max_streams = 1; /* one at a time: exactly 40 a connection, answered before the GOAWAY */
+  apns_pool_options_init(&o);
+  o.connections = 1;
+  o.max_connects_per_sec = 1;
+  o.reconnect_min_delay_ms = 30000;
+  o.reconnect_max_delay_ms = 30000;
+  open_pool(&f, &o);
+  uint64_t t0 = uv_now(&f.loop);
+  for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 60000));
+  fx_run_until_count(&f.loop, &f.done, N);
+  uint64_t elapsed = uv_now(&f.loop) - t0;
+  for (int i = 0; i < N; i++) ASSERT_EQ(recs[i].status, 200);
+  apns_mock_stats ms;
+  apns_mock_get_stats(f.mock, &ms);
+  ASSERT_GE(ms.connections, N / 40);
+  ASSERT_EQ(f.ups, (int)ms.connections);
+  /* The bucket alone would need 9 s for the 9 replacements, the back-off 270 s. Under valgrind, where a handshake
+   * takes a large part of a second, only the back-off is told apart. */
+  uint64_t bound = test_time_factor() > 1 ? 135000 : 4500;
+  if (elapsed > bound)
+    test__fail(__FILE__, __LINE__, "%llu connections took %llu ms", (unsigned long long)ms.connections,
+               (unsigned long long)elapsed);
+  teardown(&f);
+}
+
+/* A server may send its graceful GOAWAY before the answers below it (the mock holds them 50 ms here): there are no
+ * successes yet when it comes, so the replacement waits out the back-off; once the retired connection has drained
+ * with its 40 answers 2xx, it was a rotation after all, and the replacement goes at once (not 30 s later). */
+TEST(pool_goaway_before_answers_rotates_once_drained) {
+  fx f;
+  apns_pool_options o;
+  enum { N = 200 };
+  static fx_rec recs[N];
+  setup(&f);
+  f.mo.goaway_after = 40;
+  f.mo.delay_ms = 50;
+  apns_pool_options_init(&o);
+  o.connections = 1;
+  o.max_connects_per_sec = 1000;
+  o.reconnect_min_delay_ms = 30000;
+  o.reconnect_max_delay_ms = 30000;
+  open_pool(&f, &o);
+  uint64_t t0 = uv_now(&f.loop);
+  for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 600000));
+  fx_run_until_count(&f.loop, &f.done, N);
+  uint64_t elapsed = uv_now(&f.loop) - t0;
+  for (int i = 0; i < N; i++) ASSERT_EQ(recs[i].status, 200);
+  apns_mock_stats ms;
+  apns_mock_get_stats(f.mock, &ms);
+  ASSERT_GE(ms.connections, N / 40);
+  /* Waiting out the back-off would take 30 s for each of the 4 replacements (valgrind included, where this takes
+   * a few seconds). */
+  if (elapsed > 60000)
+    test__fail(__FILE__, __LINE__, "%llu connections took %llu ms", (unsigned long long)ms.connections,
+               (unsigned long long)elapsed);
+  teardown(&f);
+}
+
 /* A million queued behind a connection whose first tries are answered 500: every retry goes back to the head of
  * the queue with an early deadline. The queue's deadline structure pays O(log n) steps for it, not a walk over the
  * million (which made each retry cost a million steps). */
@@ -1074,6 +1174,9 @@ TEST_SUITE(pool){
     TEST_ENTRY(pool_allocation_failures),
     TEST_ENTRY(pool_timeout_max_answered),
     TEST_ENTRY(pool_goaway_backs_off),
+    TEST_ENTRY(pool_goaway_storm_backs_off),
+    TEST_ENTRY(pool_goaway_rotation_no_backoff),
+    TEST_ENTRY(pool_goaway_before_answers_rotates_once_drained),
     TEST_ENTRY(pool_accessors_take_null),
     TEST_ENTRY(pool_goaway_retires_without_canceling),
     TEST_ENTRY(pool_stats_by_status),

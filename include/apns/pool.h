@@ -5,7 +5,11 @@
  * treats rapid reconnects as an attack). A connection that received GOAWAY, or that runs out of stream ids, lets
  * its open streams finish while a replacement is opened after the same back-off as a failure (reconnect_min_delay_ms,
  * doubling up to reconnect_max_delay_ms; the back-off is forgotten once a connection has answered 2xx), so a server
- * that sends every connection away is not reconnected to in a loop.
+ * that sends every connection away is not reconnected to in a loop. One exception: a graceful GOAWAY (NO_ERROR)
+ * on a connection that had answered at least 32 requests 2xx is the server rotating its connections (nginx does it
+ * every keepalive_requests, 1000 by default), not a failure: the connection is replaced on the next loop turn, with
+ * no back-off and outside max_connects_per_sec (rotations are bounded by the answers they take: one connect per 32
+ * at most). A GOAWAY after fewer successes (a GOAWAY storm) still backs off.
  *
  * apns_pool_post() is never blocked: a request that finds no free stream waits in a FIFO queue. Any free stream on
  * any live connection takes the head of the queue; a request being retried goes back to the head, so order is
@@ -99,7 +103,7 @@ typedef struct apns_pool_options {
   uint64_t retry_max_delay_ms;     /* cap of the retry back-off; default 1 000 */
   uint64_t reconnect_min_delay_ms; /* first reconnect delay after a failure; default 250 */
   uint64_t reconnect_max_delay_ms; /* cap of the reconnect back-off; default 30 000 */
-  unsigned max_connects_per_sec;   /* pool-wide connect rate limit; default 4 */
+  unsigned max_connects_per_sec;   /* pool-wide connect rate limit (rotations aside, see above); default 4 */
   apns_pool_event_cb on_event;     /* optional metrics and logging hook (see apns_pool_event_type); default NULL */
   /* Optional: the pool stopped (see above; apns_pool_stop_cause says why). Runs once, after the queued requests
    * have ended (those in flight end on a later loop turn); closing the pool from it is safe. Default NULL. */

@@ -700,6 +700,7 @@ int main(int argc, char **argv) {
   /* A peer that resets the connection mid-write, or a reader of stdout that goes away, must cost an EPIPE (each
    * result still accounted for, the run stopped cleanly) and never the process with every buffered line. */
   signal(SIGPIPE, SIG_IGN);
+  push_blocks_install();
   memset(&a, 0, sizeof a);
   a.out_fd = -1;
   rc = push_parse_args(argc, argv, &a.o);
@@ -775,5 +776,6 @@ done:
   }
   apns_notification_free(a.n);
   push_opts_free(&a.o);
+  push_blocks_release();
   return rc;
 }

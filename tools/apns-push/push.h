@@ -84,6 +84,11 @@ int push_proxy(const push_opts *o, apns_proxy_options **out);
 /* Parses argv (modified: --data's '=' becomes a NUL). Returns 0; 1 when the caller should exit 0 (--help,
  * --version, already printed); or PUSH_EXIT_USAGE after printing why on stderr. opts->data is malloc'd: free it
  * with push_opts_free. */
+/* blocks.c: the library's allocations through a cache of freed small blocks (before any other library call), and
+ * the cache given back to malloc (after the last). */
+void push_blocks_install(void);
+void push_blocks_release(void);
+
 int push_parse_args(int argc, char **argv, push_opts *opts);
 void push_opts_free(push_opts *opts);
 /* Prints "apns-push: " and the message on stderr. */
