@@ -1,6 +1,7 @@
 'use strict';
 // Closing, and the ends of environments: close with sends in flight (drained or canceled), a script that forgets
-// close(), process.exit() with a client busy, a Worker using a client terminated mid-run or ending on its own.
+// close(), what keeps the process alive (an idle client does not, a pending send does, client.ref() does),
+// process.exit() with a client busy, a Worker using a client terminated mid-run or ending on its own.
 const test = require('node:test');
 const assert = require('node:assert');
 const path = require('path');
@@ -101,6 +102,46 @@ test('a script that forgets close() still exits once its work is done', async ()
     assert.match(r.out, /^sent 50 /);
     // It must not wait for the connections' health checks (15 s) or anything else of the library's.
     assert.ok(Date.now() - t0 < 10000 * FACTOR, `took ${Date.now() - t0} ms`);
+  } finally {
+    await m.stop();
+  }
+});
+
+test('an idle open client, never closed, lets the process exit on its own', async () => {
+  const m = await startMock();
+  try {
+    const r = await runChild(m.certOptions(), 'idle');
+    assert.strictEqual(r.signal, null, r.err);
+    assert.strictEqual(r.code, 0, r.err);
+    assert.strictEqual(r.out, 'up\n', 'it connected before it exited');
+  } finally {
+    await m.stop();
+  }
+});
+
+test('a pending send keeps the process alive until it settles', async () => {
+  const m = await startMock(['--pause']);
+  try {
+    const t0 = Date.now();
+    const r = await runChild(m.certOptions(), 'pending');
+    assert.strictEqual(r.signal, null, r.err);
+    assert.strictEqual(r.code, 0, r.err);
+    // Had the send not held the loop, the process would have ended after "pending", the promise never settled.
+    assert.strictEqual(r.out, 'pending\nsettled APNS_ETIMEDOUT\n');
+    assert.ok(Date.now() - t0 >= 1400, `exited after ${Date.now() - t0} ms, before the send's 1500 ms deadline`);
+  } finally {
+    await m.stop();
+  }
+});
+
+test('client.ref() holds the process while idle; client.unref() lets it end', async () => {
+  const m = await startMock();
+  try {
+    const r = await runChild(m.certOptions(), 'ref');
+    assert.strictEqual(r.signal, null, r.err);
+    assert.strictEqual(r.code, 0, r.err);
+    // "held" comes from an unref'd timer: only the ref'd client keeps the process alive long enough for it.
+    assert.strictEqual(r.out, 'up\nheld\n');
   } finally {
     await m.stop();
   }
