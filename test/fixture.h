@@ -1,5 +1,6 @@
 /* Shared pieces of the loop tests: certificates made at run time, an in-process apns-mock on 127.0.0.1 with a
- * kernel-chosen port, client TLS options that trust it, and a recording response callback. */
+ * kernel-chosen port, client TLS options that trust it, a recording response callback, and child processes with
+ * their output collected. */
 #ifndef APNS_TEST_FIXTURE_H
 #define APNS_TEST_FIXTURE_H
 
@@ -43,6 +44,58 @@ void fx_mock_stop_and_close_loop(uv_loop_t *loop, apns_mock *mock);
  * process of memory. Returns the port; *pid is the child's (SIGKILL and reap it with fx_mock_kill). */
 int fx_mock_fork(const apns_mock_options *o, pid_t *pid);
 void fx_mock_kill(pid_t pid);
+
+/* A child process (apns-push, apns-mock, openssl, curl, an example) with its stdout and stderr collected in
+ * growing buffers, on the caller's loop. Zero the struct, set the options wanted, then fx_child_start: the loop
+ * collects the output until the child has exited and both pipes have reached end of file (done). Buffers are
+ * NUL-terminated as they grow; fx_child_free frees them (the handles are closed by then). */
+typedef struct fx_buf {
+  char *p; /* NULL until the first byte */
+  size_t len, cap;
+} fx_buf;
+
+typedef struct fx_child fx_child;
+struct fx_child {
+  /* Options, read by fx_child_start (zero: the default given) */
+  char **env;             /* the child's environment; NULL: this process's */
+  const char *input;      /* written to the child's stdin through a pipe, then end of file */
+  const char *stdin_file; /* without input: stdin read from this file; NULL: /dev/null */
+  int keep_stdin;         /* without input: stdin a pipe held open until fx_child_wait (openssl s_server ends its
+                           * connection when its stdin ends) */
+  int stderr_fd;          /* > 0: the child's stderr is this descriptor (a file, the test's own 2), not collected */
+  int hang_up_stdout;     /* close our end of stdout after its first bytes (a reader that goes away) */
+  int hang_up_stderr;     /* the same for stderr */
+  /* After each read is added to out or err (from_stderr says which): to watch for a line, to sample the child. */
+  void (*on_output)(fx_child *c, int from_stderr);
+  void (*on_done)(fx_child *c); /* once done */
+  void *data;
+  /* Results */
+  uv_process_t proc; /* proc.pid; uv_process_kill(&c->proc, signum) while it runs */
+  fx_buf out, err;
+  int exited;
+  int64_t status;
+  int term_signal;
+  int done; /* exited, and every pipe closed */
+  /* Inside */
+  uv_pipe_t in_pipe, out_pipe, err_pipe;
+  int open; /* handles not yet closed */
+  uv_write_t wreq;
+  uv_shutdown_t sreq;
+};
+
+/* Starts argv[0] (a path; argv NULL-terminated). fx_child_start fails the test when it cannot; fx_child_try_start
+ * returns the libuv error instead (UV_ENOENT: not installed), its handles then closing on the loop (done follows). */
+void fx_child_start(fx_child *c, uv_loop_t *loop, const char *const *argv);
+int fx_child_try_start(fx_child *c, uv_loop_t *loop, const char *const *argv);
+/* Closes a kept stdin, then runs the loop until done (fails the test when the loop runs dry first). */
+void fx_child_wait(fx_child *c, uv_loop_t *loop);
+/* Starts and waits on a loop of its own (asserts it closes clean); fails the test when the child died of a
+ * signal. Returns its exit status. */
+int fx_child_run(fx_child *c, const char *const *argv);
+/* What it wrote so far ("" before anything). */
+const char *fx_child_out(const fx_child *c);
+const char *fx_child_err(const fx_child *c);
+void fx_child_free(fx_child *c);
 
 /* A TCP relay on 127.0.0.1 between a client and a server, for faults the server would never make: frozen, it
  * stops forwarding in both directions (a peer that went silent without closing); held, it stops reading from the
