@@ -133,7 +133,7 @@ void fx_mock_kill(pid_t pid) {
 
 /* ---- a child process with its output collected ---- */
 
-static void child_buf_add(fx_buf *b, const char *p, size_t n) {
+void fx_buf_add(fx_buf *b, const char *p, size_t n) {
   if (b->len + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 4096;
     while (b->len + n + 1 > cap) cap *= 2;
@@ -144,6 +144,10 @@ static void child_buf_add(fx_buf *b, const char *p, size_t n) {
   memcpy(b->p + b->len, p, n);
   b->len += n;
   b->p[b->len] = '\0';
+}
+
+const char *fx_buf_text(const fx_buf *b) {
+  return b->p ? b->p : "";
 }
 
 static void child_closed(uv_handle_t *h) {
@@ -172,7 +176,7 @@ static void child_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   fx_child *c = s->data;
   int from_err = s == (uv_stream_t *)&c->err_pipe;
   if (n > 0) {
-    child_buf_add(from_err ? &c->err : &c->out, b->base, (size_t)n);
+    fx_buf_add(from_err ? &c->err : &c->out, b->base, (size_t)n);
     if (c->on_output) c->on_output(c, from_err);
   }
   int hang_up = from_err ? c->hang_up_stderr : c->hang_up_stdout;
@@ -278,11 +282,11 @@ int fx_child_run(fx_child *c, const char *const *argv) {
 }
 
 const char *fx_child_out(const fx_child *c) {
-  return c->out.p ? c->out.p : "";
+  return fx_buf_text(&c->out);
 }
 
 const char *fx_child_err(const fx_child *c) {
-  return c->err.p ? c->err.p : "";
+  return fx_buf_text(&c->err);
 }
 
 void fx_child_free(fx_child *c) {

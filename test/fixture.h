@@ -53,6 +53,8 @@ typedef struct fx_buf {
   char *p; /* NULL until the first byte */
   size_t len, cap;
 } fx_buf;
+void fx_buf_add(fx_buf *b, const char *p, size_t n); /* appends, keeps a NUL after the end */
+const char *fx_buf_text(const fx_buf *b);            /* "" while empty */
 
 typedef struct fx_child fx_child;
 struct fx_child {
