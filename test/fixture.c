@@ -177,7 +177,7 @@ static void child_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   int from_err = s == (uv_stream_t *)&c->err_pipe;
   if (n > 0) {
     fx_buf_add(from_err ? &c->err : &c->out, b->base, (size_t)n);
-    if (c->on_output) c->on_output(c, from_err);
+    if (c->on_output) c->on_output(c, from_err, b->base, (size_t)n);
   }
   int hang_up = from_err ? c->hang_up_stderr : c->hang_up_stdout;
   if ((n < 0 || (n > 0 && hang_up)) && !uv_is_closing((uv_handle_t *)s)) uv_close((uv_handle_t *)s, child_closed);

@@ -67,8 +67,9 @@ struct fx_child {
   int stderr_fd;          /* > 0: the child's stderr is this descriptor (a file, the test's own 2), not collected */
   int hang_up_stdout;     /* close our end of stdout after its first bytes (a reader that goes away) */
   int hang_up_stderr;     /* the same for stderr */
-  /* After each read is added to out or err (from_stderr says which): to watch for a line, to sample the child. */
-  void (*on_output)(fx_child *c, int from_stderr);
+  /* After each read of n bytes at p is added to out or err (from_stderr says which): to watch for a line, to echo
+   * or sample the child. */
+  void (*on_output)(fx_child *c, int from_stderr, const char *p, size_t n);
   void (*on_done)(fx_child *c); /* once done */
   void *data;
   /* Results */

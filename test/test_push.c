@@ -57,7 +57,8 @@ static void sample_hwm(fx_child *c) {
   fclose(f);
 }
 
-static void sample_hwm_on_stderr(fx_child *c, int from_stderr) {
+static void sample_hwm_on_stderr(fx_child *c, int from_stderr, const char *p, size_t n) {
+  (void)p, (void)n;
   if (from_stderr) sample_hwm(c); /* the summary comes just before exit */
 }
 
