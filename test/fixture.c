@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/pk.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +61,27 @@ void fx_mock_stop_and_close_loop(uv_loop_t *loop, apns_mock *mock) {
   if (mock) apns_mock_stop(mock, NULL, NULL);
   uv_run(loop, UV_RUN_DEFAULT);
   ASSERT_EQ(uv_loop_close(loop), 0);
+}
+
+void fx_ec_key_pem(char *pem, size_t cap) {
+  mbedtls_pk_context pk;
+  mbedtls_pk_init(&pk);
+  ASSERT_EQ(mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), 0);
+  ASSERT_EQ(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk), apns__certgen_rng, NULL), 0);
+  ASSERT_EQ(mbedtls_pk_write_key_pem(&pk, (unsigned char *)pem, cap), 0);
+  mbedtls_pk_free(&pk);
+}
+
+const char *fx_tmp_file(const char *name, const char *text) {
+  static char paths[16][600];
+  static int next;
+  char *p = paths[next++ % 16];
+  snprintf(p, 600, "%s/%s", test_tmpdir(), name);
+  FILE *f = fopen(p, "w");
+  ASSERT_NOT_NULL(f);
+  fputs(text, f);
+  ASSERT_EQ(fclose(f), 0);
+  return p;
 }
 
 void fx_tls_client(apns_tls_options *t, const apns__certgen_result *c) {

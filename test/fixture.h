@@ -111,6 +111,14 @@ void fx_proxy_hold(fx_proxy *p, int hold);
 void fx_proxy_reset(fx_proxy *p); /* every relayed connection; the listener stays */
 void fx_proxy_stop(fx_proxy *p);  /* closes everything; freed once the loop has run the close callbacks */
 
+/* A fresh P-256 private key as PEM (SEC1, "BEGIN EC PRIVATE KEY"; the JWT signer reads it as it reads Apple's
+ * PKCS#8 .p8) into pem (cap bytes), drawn from the support library's generator. Asserts success. */
+void fx_ec_key_pem(char *pem, size_t cap);
+
+/* Writes text to test_tmpdir()/name (replacing it) and returns the path; the path stays valid for the next 15
+ * calls. */
+const char *fx_tmp_file(const char *name, const char *text);
+
 /* Client TLS options trusting the test CA, with the client certificate, verifying the name "localhost". The
  * strings point into c. */
 void fx_tls_client(apns_tls_options *t, const apns__certgen_result *c);

@@ -5,10 +5,6 @@
 
 #include "alloc.h"
 
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/ecp.h>
-#include <mbedtls/entropy.h>
-#include <mbedtls/pk.h>
 #include <signal.h>
 #include <stdlib.h>
 
@@ -137,22 +133,6 @@ static int64_t test_clock(void *data) {
   return ((fx *)data)->now_s;
 }
 
-static void make_key(char *pem, size_t cap) {
-  mbedtls_entropy_context e;
-  mbedtls_ctr_drbg_context d;
-  mbedtls_pk_context pk;
-  mbedtls_entropy_init(&e);
-  mbedtls_ctr_drbg_init(&d);
-  mbedtls_pk_init(&pk);
-  ASSERT_EQ(mbedtls_ctr_drbg_seed(&d, mbedtls_entropy_func, &e, NULL, 0), 0);
-  ASSERT_EQ(mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), 0);
-  ASSERT_EQ(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk), mbedtls_ctr_drbg_random, &d), 0);
-  ASSERT_EQ(mbedtls_pk_write_key_pem(&pk, (unsigned char *)pem, cap), 0);
-  mbedtls_pk_free(&pk);
-  mbedtls_ctr_drbg_free(&d);
-  mbedtls_entropy_free(&e);
-}
-
 /* Loop, certificates and mock options (client certificates required, so that the certificate's topic binds). */
 static void setup_base(fx *f) {
   memset(f, 0, sizeof *f);
@@ -172,7 +152,7 @@ static void start_mock(fx *f) {
 static void start_token_mock(fx *f) {
   f->mo.ca_pem = NULL; /* no client certificates: every connection is token-authenticated */
   f->mo.clock = test_clock;
-  make_key(f->key_pem, sizeof f->key_pem);
+  fx_ec_key_pem(f->key_pem, sizeof f->key_pem);
   apns_mock_token_key tk = {.key_id = KEY_ID, .pem = f->key_pem};
   f->mo.token_keys = &tk;
   f->mo.num_token_keys = 1;

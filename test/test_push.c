@@ -96,18 +96,6 @@ static int count_lines(const char *s) {
   return n;
 }
 
-static const char *write_file(const char *name, const char *text) {
-  static char paths[8][600];
-  static int next;
-  char *p = paths[next++ % 8];
-  snprintf(p, 600, "%s/%s", test_tmpdir(), name);
-  FILE *f = fopen(p, "w");
-  ASSERT_NOT_NULL(f);
-  fputs(text, f);
-  ASSERT_EQ(fclose(f), 0);
-  return p;
-}
-
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 /* ---- usage and exit codes ---- */
@@ -311,7 +299,7 @@ static void check_bulk_stderr(const char *err) {
 }
 
 TEST(push_dry_run_bulk) {
-  const char *path = write_file("in.jsonl", bulk_input);
+  const char *path = fx_tmp_file("in.jsonl", bulk_input);
   fx_child c;
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--alert", "dflt", "--bulk", path), NULL), 1);
@@ -321,7 +309,7 @@ TEST(push_dry_run_bulk) {
   fx_child_free(&c);
 
   /* Only good lines: exit 0. */
-  path = write_file("good.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
+  path = fx_tmp_file("good.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--badge", "1", "--bulk", path), NULL), 0);
   ASSERT_EQ(count_lines(fx_child_out(&c)), 2);
@@ -337,7 +325,7 @@ TEST(push_dry_run_bulk_stdin) {
   ASSERT_STREQ(fx_child_out(&c), bulk_want);
   check_bulk_stderr(fx_child_err(&c));
   fx_child_free(&c);
-  const char *path = write_file("in.jsonl", bulk_input);
+  const char *path = fx_tmp_file("in.jsonl", bulk_input);
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--alert", "dflt", "--bulk", "-"), path), 1);
   ASSERT_STREQ(fx_child_out(&c), bulk_want);
@@ -352,7 +340,7 @@ TEST(push_dry_run_bulk_long_line) {
   int n = snprintf(text, 200, "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\",\"payload\":{\"x\":\"");
   memset(text + n, 'y', big);
   strcpy(text + n + big, "\"}}\n{\"token\":\"" TOK "\"}\n");
-  const char *path = write_file("long.jsonl", text);
+  const char *path = fx_tmp_file("long.jsonl", text);
   free(text);
   fx_child c;
   memset(&c, 0, sizeof c);
@@ -386,8 +374,8 @@ static char *path_in(const char *dir, const char *name) {
 TEST(push_bad_key_file_exit_2) {
   apns__certgen_result certs;
   const char *dir = cert_dir(&certs);
-  const char *junk = write_file("junk-key.pem", "-----BEGIN EC PRIVATE KEY-----\nnot base64 at all\n"
-                                                "-----END EC PRIVATE KEY-----\n");
+  const char *junk = fx_tmp_file("junk-key.pem", "-----BEGIN EC PRIVATE KEY-----\nnot base64 at all\n"
+                                                 "-----END EC PRIVATE KEY-----\n");
   fx_child c;
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c,
@@ -577,15 +565,15 @@ TEST(push_bulk_rejected_and_dead_tokens) {
   srv_start(&s, 1, 0);
   /* 3 good, 2 BadDeviceToken, 2 Unregistered, 1 malformed, 1 blank line. */
   const char *path =
-      write_file("in.jsonl", "{\"token\":\"" TOK "\"}\n"
-                             "{\"token\":\"bad0000000000000000000000000000000000000000000000000000000000001\"}\n"
-                             "{\"token\":\"dead000000000000000000000000000000000000000000000000000000000001\"}\n"
-                             "\n"
-                             "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"own\"}}}\n"
-                             "{oops\n"
-                             "{\"token\":\"dead000000000000000000000000000000000000000000000000000000000002\"}\n"
-                             "{\"token\":\"bad0000000000000000000000000000000000000000000000000000000000002\"}\n"
-                             "{\"token\":\"" TOK "\"}\n");
+      fx_tmp_file("in.jsonl", "{\"token\":\"" TOK "\"}\n"
+                              "{\"token\":\"bad0000000000000000000000000000000000000000000000000000000000001\"}\n"
+                              "{\"token\":\"dead000000000000000000000000000000000000000000000000000000000001\"}\n"
+                              "\n"
+                              "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"own\"}}}\n"
+                              "{oops\n"
+                              "{\"token\":\"dead000000000000000000000000000000000000000000000000000000000002\"}\n"
+                              "{\"token\":\"bad0000000000000000000000000000000000000000000000000000000000002\"}\n"
+                              "{\"token\":\"" TOK "\"}\n");
   const char *dead = path_in(test_tmpdir(), "dead.txt");
   const char *const args[] = {CONN(&s),      CERT(&s), "--alert",       "hi", "--bulk",     path,
                               "--list-dead", "1",      "--dead-tokens", dead, "--progress", NULL};
@@ -642,7 +630,7 @@ TEST(push_encrypted_key_passphrase) {
   srv_start(&s, 1, 0);
   char err[256] = "", *enc = NULL;
   ASSERT_OK(apns__certgen_encrypt_key(s.certs.client_key, "s3cret", &enc, err, sizeof err));
-  const char *key = write_file("enc-key.pem", enc);
+  const char *key = fx_tmp_file("enc-key.pem", enc);
   apns__zero(enc, strlen(enc));
   apns__free(enc);
   char *good_env[] = {"APNS_PUSH_TEST_PASS=s3cret", NULL};
@@ -680,7 +668,7 @@ TEST(push_token_auth_verified_by_mock) {
   ASSERT_OK(apns__jwt_verifier_new(&s.verifier));
   ASSERT_OK(apns__jwt_verifier_add(s.verifier, "ABC123DEFG", p8, NULL, 0, err, sizeof err));
   const char *path =
-      write_file("in.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
+      fx_tmp_file("in.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
   const char *const args[] = {CONN(&s),     "--p8",    p8,  "--key-id", "ABC123DEFG", "--team-id",
                               "DEF123GHIJ", "--alert", "x", "--bulk",   path,         NULL};
   fx_child c;
@@ -1258,7 +1246,7 @@ TEST(push_unexpected_status_told_apart) {
   srv s;
   srv_start_with(&s, 1, 0, odd_status_opts);
   const char *path =
-      write_file("in.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
+      fx_tmp_file("in.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
   const char *const args[] = {CONN(&s), CERT(&s), "--alert", "x", "--bulk", path, "--connections", "1", NULL};
   fx_child c;
   memset(&c, 0, sizeof c);
@@ -1330,7 +1318,7 @@ TEST(push_hostile_server_text_escaped) {
   srv s;
   srv_start_with(&s, 1, 0, hostile_opts);
   const char *path =
-      write_file("in.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
+      fx_tmp_file("in.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
   const char *const args[] = {CONN(&s), CERT(&s), "--alert", "x", "--bulk", path, "--connections", "1", NULL};
   fx_child c;
   memset(&c, 0, sizeof c);
@@ -1964,7 +1952,7 @@ TEST(push_bulk_channel_lines) {
       "{\"channel\":\"ab!c\"}\n"
       "{\"channel\":\"%s\",\"collapse_id\":\"x\"}\n",
       id, id);
-  const char *path = write_file("channels.jsonl", text);
+  const char *path = fx_tmp_file("channels.jsonl", text);
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--event", "update", "--content-state", "{\"a\":0}", "--bulk", path),
              1);
   const char *o = fx_child_out(&c);
@@ -1989,7 +1977,7 @@ TEST(push_bulk_channel_lines) {
   ASSERT_EQ(s.requests, 4); /* create, the device send, two broadcasts: the last one line 3 */
   snprintf(text, sizeof text, "{\"channel\":\"%s\",\"priority\":5,\"payload\":{\"aps\":{\"event\":\"update\"}}}\n",
            id);
-  path = write_file("one.jsonl", text);
+  path = fx_tmp_file("one.jsonl", text);
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--bulk", path), 0);
   snprintf(last, sizeof last, "%s", s.last);
   fx_child_free(&c);

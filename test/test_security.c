@@ -29,18 +29,6 @@
 
 #define TOKEN "00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0"
 
-static const char *write_file(const char *name, const char *text) {
-  static char paths[16][600];
-  static int next;
-  char *p = paths[next++ % 16];
-  snprintf(p, 600, "%s/%s", test_tmpdir(), name);
-  FILE *f = fopen(p, "w");
-  ASSERT_NOT_NULL(f);
-  fputs(text, f);
-  ASSERT_EQ(fclose(f), 0);
-  return p;
-}
-
 /* ------------------------------------------------------------------------------------------------------------------
  * openssl s_server
  * ------------------------------------------------------------------------------------------------------------------
@@ -706,13 +694,13 @@ TEST(sec_header_injection_push_refused) {
   ASSERT_EQ(s.requests, 0);
   /* Bulk lines: each bad field refused on its own line; the good line goes. */
   const char *bulk =
-      write_file("inject.jsonl", "{\"token\":\"" TOKEN "\",\"topic\":\"com.example.app\\r\\nx-injected: 1\"}\n"
-                                 "{\"token\":\"" TOKEN "\",\"collapse_id\":\"c\\r\\nx-injected: 1\"}\n"
-                                 "{\"token\":\"" TOKEN "\\r\\nx-injected: 1\"}\n"
-                                 "{\"token\":\"" TOKEN "\",\"apns_id\":\"x\\r\\nx-injected: 1\"}\n"
-                                 "{\"token\":\"" TOKEN "\",\"push_type\":\"alert\\nx-injected\"}\n"
-                                 "{\"token\":\"" TOKEN "\",\"topic\":\"com.example.app\\u0000x-injected\"}\n"
-                                 "{\"token\":\"" TOKEN "\"}\n");
+      fx_tmp_file("inject.jsonl", "{\"token\":\"" TOKEN "\",\"topic\":\"com.example.app\\r\\nx-injected: 1\"}\n"
+                                  "{\"token\":\"" TOKEN "\",\"collapse_id\":\"c\\r\\nx-injected: 1\"}\n"
+                                  "{\"token\":\"" TOKEN "\\r\\nx-injected: 1\"}\n"
+                                  "{\"token\":\"" TOKEN "\",\"apns_id\":\"x\\r\\nx-injected: 1\"}\n"
+                                  "{\"token\":\"" TOKEN "\",\"push_type\":\"alert\\nx-injected\"}\n"
+                                  "{\"token\":\"" TOKEN "\",\"topic\":\"com.example.app\\u0000x-injected\"}\n"
+                                  "{\"token\":\"" TOKEN "\"}\n");
   {
     fx_child ch = {.env = env};
     const char *const argv[] = {push_bin(),        "--host",  port, "--ca",   ca,   "--verify-name",
@@ -821,13 +809,13 @@ TEST(sec_push_output_has_no_token_or_key) {
   mo.data = &ts;
   apns_mock *m = fx_mock_start(&loop, &mo);
   snprintf(port, sizeof port, "127.0.0.1:%d", apns_mock_port(m));
-  const char *ca = write_file("ca.pem", c.ca_cert);
-  const char *p8 = write_file("AuthKey_ABC123DEFG.p8", c.token_key);
-  const char *bulk = write_file("in.jsonl", "{\"token\":\"" TOKEN "\"}\n"
-                                            "{\"token\":\"0bad" TOKEN "\"}\n"
-                                            "not json at all\n"
-                                            "{\"token\":\"" TOKEN "\",\"priority\":7}\n"
-                                            "{\"token\":\"" TOKEN "\"}\n");
+  const char *ca = fx_tmp_file("ca.pem", c.ca_cert);
+  const char *p8 = fx_tmp_file("AuthKey_ABC123DEFG.p8", c.token_key);
+  const char *bulk = fx_tmp_file("in.jsonl", "{\"token\":\"" TOKEN "\"}\n"
+                                             "{\"token\":\"0bad" TOKEN "\"}\n"
+                                             "not json at all\n"
+                                             "{\"token\":\"" TOKEN "\",\"priority\":7}\n"
+                                             "{\"token\":\"" TOKEN "\"}\n");
   char *env[] = {"PATH=/usr/bin:/bin", NULL};
   fx_buf all = {0};
   static const char *const key_ids[] = {"ABC123DEFG", "ZZZ123DEFG"}; /* the second: refused by the server */
@@ -856,7 +844,7 @@ TEST(sec_push_output_has_no_token_or_key) {
   char *mid = strchr(damaged, '\n');
   ASSERT_NOT_NULL(mid);
   mid[10] = mid[10] == 'A' ? 'B' : 'A';
-  const char *bad_p8 = write_file("damaged.p8", damaged);
+  const char *bad_p8 = fx_tmp_file("damaged.p8", damaged);
   {
     fx_child ch = {.env = env};
     const char *const argv[] = {push_bin(),      "--host",    port,         "--ca",    ca,
