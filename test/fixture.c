@@ -263,9 +263,10 @@ int fx_child_try_start(fx_child *c, uv_loop_t *loop, const char *const *argv) {
   int rv = uv_spawn(loop, &c->proc, &po);
   if (fd >= 0) close(fd);
   if (rv != 0) {
-    /* No process: the pipes close on the loop, and done says when. The uv_process_t was never a handle. */
+    /* No process, but libuv made the handle all the same: it and the pipes close on the loop, and done says
+     * when. */
     c->exited = 1;
-    c->open--;
+    uv_close((uv_handle_t *)&c->proc, child_closed);
     uv_close((uv_handle_t *)&c->out_pipe, child_closed);
     if (piped_in) uv_close((uv_handle_t *)&c->in_pipe, child_closed);
     if (c->stderr_fd <= 0) uv_close((uv_handle_t *)&c->err_pipe, child_closed);
