@@ -186,6 +186,13 @@ static void child_exited(uv_process_t *p, int64_t status, int sig) {
   c->status = status;
   c->term_signal = sig;
   uv_close((uv_handle_t *)p, child_closed);
+  if (c->kill_after_ms > 0) uv_close((uv_handle_t *)&c->deadline, child_closed);
+}
+
+static void child_deadline(uv_timer_t *t) {
+  fx_child *c = t->data;
+  c->killed = 1;
+  ASSERT_EQ(uv_process_kill(&c->proc, SIGKILL), 0);
 }
 
 /* Reads are copied out at once, so one buffer serves every pipe of every child. */
@@ -272,6 +279,12 @@ int fx_child_try_start(fx_child *c, uv_loop_t *loop, const char *const *argv) {
     if (c->stderr_fd <= 0) uv_close((uv_handle_t *)&c->err_pipe, child_closed);
     return rv;
   }
+  if (c->kill_after_ms > 0) {
+    c->deadline.data = c;
+    ASSERT_EQ(uv_timer_init(loop, &c->deadline), 0);
+    ASSERT_EQ(uv_timer_start(&c->deadline, child_deadline, c->kill_after_ms, 0), 0);
+    c->open++;
+  }
   ASSERT_EQ(uv_read_start((uv_stream_t *)&c->out_pipe, child_alloc, child_read), 0);
   if (c->stderr_fd <= 0) ASSERT_EQ(uv_read_start((uv_stream_t *)&c->err_pipe, child_alloc, child_read), 0);
   if (c->input) {
@@ -300,6 +313,9 @@ int fx_child_run(fx_child *c, const char *const *argv) {
   fx_child_wait(c, &loop);
   ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
   ASSERT_EQ(uv_loop_close(&loop), 0);
+  if (c->killed)
+    test__fail(__FILE__, __LINE__, "%s ran past %llu ms and was killed:\n%s%s", argv[0],
+               (unsigned long long)c->kill_after_ms, fx_child_out(c), fx_child_err(c));
   if (c->term_signal)
     test__fail(__FILE__, __LINE__, "%s died of signal %d:\n%s", argv[0], c->term_signal, fx_child_err(c));
   return (int)c->status;

@@ -67,6 +67,7 @@ struct fx_child {
   int stderr_fd;          /* > 0: the child's stderr is this descriptor (a file, the test's own 2), not collected */
   int hang_up_stdout;     /* close our end of stdout after its first bytes (a reader that goes away) */
   int hang_up_stderr;     /* the same for stderr */
+  uint64_t kill_after_ms; /* > 0: SIGKILL once it has run this long (a bound for a command that could hang) */
   /* After each read of n bytes at p is added to out or err (from_stderr says which): to watch for a line, to echo
    * or sample the child. */
   void (*on_output)(fx_child *c, int from_stderr, const char *p, size_t n);
@@ -78,12 +79,14 @@ struct fx_child {
   int exited;
   int64_t status;
   int term_signal;
-  int done; /* exited, and every pipe closed */
+  int done;   /* exited, and every pipe closed */
+  int killed; /* kill_after_ms ran out */
   /* Inside */
   uv_pipe_t in_pipe, out_pipe, err_pipe;
   int open; /* handles not yet closed */
   uv_write_t wreq;
   uv_shutdown_t sreq;
+  uv_timer_t deadline;
 };
 
 /* Starts argv[0] (a path; argv NULL-terminated). fx_child_start fails the test when it cannot; fx_child_try_start
@@ -93,7 +96,7 @@ int fx_child_try_start(fx_child *c, uv_loop_t *loop, const char *const *argv);
 /* Closes a kept stdin, then runs the loop until done (fails the test when the loop runs dry first). */
 void fx_child_wait(fx_child *c, uv_loop_t *loop);
 /* Starts and waits on a loop of its own (asserts it closes clean); fails the test when the child died of a
- * signal. Returns its exit status. */
+ * signal (kill_after_ms's included). Returns its exit status. */
 int fx_child_run(fx_child *c, const char *const *argv);
 /* What it wrote so far ("" before anything). */
 const char *fx_child_out(const fx_child *c);

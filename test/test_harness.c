@@ -5,6 +5,7 @@
 #include "harness.h"
 
 #include <limits.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -60,7 +61,8 @@ TEST(harness_skip_fails_when_strict) {
 }
 
 /* fixture.c's child process: stdin written from input then closed, stdout and stderr collected apart, the exit
- * status; a program that is not there is an error from the start, and its handles still close. */
+ * status; a program that is not there is an error from the start, and its handles still close; kill_after_ms
+ * bounds one that hangs. */
 TEST(harness_fx_child_collects_and_reports) {
   fx_child c = {0};
   c.input = "hello\n";
@@ -76,6 +78,13 @@ TEST(harness_fx_child_collects_and_reports) {
   ASSERT_EQ(fx_child_try_start(&c, &loop, (const char *const[]){"/nonexistent/program", NULL}), UV_ENOENT);
   fx_child_wait(&c, &loop);
   ASSERT_STREQ(fx_child_out(&c), "");
+  /* A child that would hang is killed at its bound, and says so. */
+  memset(&c, 0, sizeof c);
+  c.kill_after_ms = 50;
+  fx_child_start(&c, &loop, (const char *const[]){"/bin/sleep", "600", NULL});
+  fx_child_wait(&c, &loop);
+  ASSERT_TRUE(c.killed);
+  ASSERT_EQ(c.term_signal, SIGKILL);
   ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
   ASSERT_EQ(uv_loop_close(&loop), 0);
   fx_child_free(&c);
