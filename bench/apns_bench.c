@@ -593,6 +593,80 @@ static mem_result run_memory(uint64_t m) {
   return out;
 }
 
+/* ---- a command, measured ------------------------------------------------------------------------------------- */
+
+/* One run of h2load or apns-push: what it wrote, its wall time from spawn to reap, its CPU from wait4. */
+typedef struct {
+  const char *text; /* stderr (and stdout when asked), NUL-terminated; a static buffer, cut at 64 KiB */
+  int status;       /* exit status, or 128 + the signal */
+  int killed;       /* it ran past --deadline and was killed */
+  double wall_s, cpu_s;
+} measured;
+
+/* Runs argv (argv[0] a path) with its stderr, and its stdout when with_stdout, into a pipe read to its end; kills
+ * it past cfg.deadline_s. Returns 0, or posix_spawn's error (nothing ran). */
+static int run_measured(char *const *argv, int with_stdout, measured *m) {
+  static char text[1 << 16];
+  int fds[2];
+  memset(m, 0, sizeof *m);
+  if (pipe(fds) != 0) die("pipe: %s", strerror(errno));
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  if (with_stdout) posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+  posix_spawn_file_actions_addclose(&fa, fds[0]);
+  posix_spawn_file_actions_addclose(&fa, fds[1]);
+  pid_t pid;
+  double t0 = now_s();
+  int rv = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(fds[1]);
+  if (rv != 0) {
+    close(fds[0]);
+    return rv;
+  }
+  size_t got = 0;
+  double until = t0 + (double)cfg.deadline_s;
+  for (;;) {
+    struct pollfd pfd = {fds[0], POLLIN, 0};
+    int ms = (int)((until - now_s()) * 1000);
+    if (ms <= 0) {
+      kill(pid, SIGKILL);
+      m->killed = 1;
+      break;
+    }
+    if (poll(&pfd, 1, ms) <= 0) continue;
+    char tmp[4096];
+    ssize_t r = read(fds[0], tmp, sizeof tmp);
+    if (r <= 0) break;
+    size_t take = (size_t)r < sizeof text - 1 - got ? (size_t)r : sizeof text - 1 - got;
+    memcpy(text + got, tmp, take);
+    got += take;
+  }
+  close(fds[0]);
+  text[got] = '\0';
+  m->text = text;
+  int status = 0;
+  struct rusage ru;
+  memset(&ru, 0, sizeof ru);
+  while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
+  }
+  m->wall_s = now_s() - t0;
+  m->cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+             (double)ru.ru_stime.tv_usec / 1e6;
+  m->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return 0;
+}
+
+/* CPU per request of the send phase: a run's CPU minus that of a run of one request per connection (process
+ * start, key loading, TLS handshakes; fixed <= 0 when unknown), over the other requests. */
+static double send_cpu_us(double cpu_s, double fixed, unsigned conns, uint64_t n) {
+  if (fixed < 0) fixed = 0;
+  double c = cpu_s - fixed;
+  if (c < 0) c = cpu_s;
+  return n > conns ? c * 1e6 / (double)(n - (fixed > 0 ? conns : 0)) : cpu_s * 1e6 / (double)n;
+}
+
 /* ---- h2load ---------------------------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -612,7 +686,6 @@ static double h2_rps;
 static h2_result run_h2load_raw(unsigned conns, uint64_t n) {
   h2_result out;
   char url[256], sn[32], sc[16], sm[16], h1[64], h2[64], h3[64], rps[32];
-  int fds[2];
   memset(&out, 0, sizeof out);
   snprintf(url, sizeof url, "https://%s:%d/3/device/%s", cfg.host ? cfg.host : "127.0.0.1",
            cfg.host ? cfg.port : mock_port, TOKEN);
@@ -645,57 +718,20 @@ static h2_result run_h2load_raw(unsigned conns, uint64_t n) {
     argv[15] = rps;
     argv[16] = url;
   }
-  if (pipe(fds) != 0) die("pipe: %s", strerror(errno));
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-  posix_spawn_file_actions_addclose(&fa, fds[0]);
-  posix_spawn_file_actions_addclose(&fa, fds[1]);
-  pid_t pid;
-  double s0 = server_cpu_s(), t0 = now_s();
-  int rv = posix_spawn(&pid, cfg.h2load_bin, &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  close(fds[1]);
+  measured m;
+  double s0 = server_cpu_s();
+  int rv = run_measured(argv, 1, &m);
   if (rv != 0) {
-    close(fds[0]);
     snprintf(out.why, sizeof out.why, "cannot run %s: %s", cfg.h2load_bin, strerror(rv));
     return out;
   }
-  static char text[1 << 16];
-  size_t got = 0;
-  double until = t0 + (double)cfg.deadline_s;
-  int killed = 0;
-  for (;;) {
-    struct pollfd pfd = {fds[0], POLLIN, 0};
-    int ms = (int)((until - now_s()) * 1000);
-    if (ms <= 0) {
-      kill(pid, SIGKILL);
-      killed = 1;
-      break;
-    }
-    if (poll(&pfd, 1, ms) <= 0) continue;
-    char tmp[4096];
-    ssize_t r = read(fds[0], tmp, sizeof tmp);
-    if (r <= 0) break;
-    size_t take = (size_t)r < sizeof text - 1 - got ? (size_t)r : sizeof text - 1 - got;
-    memcpy(text + got, tmp, take);
-    got += take;
-  }
-  close(fds[0]);
-  text[got] = '\0';
-  int status = 0;
-  struct rusage ru;
-  memset(&ru, 0, sizeof ru);
-  while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
-  }
-  out.wall_s = now_s() - t0;
+  const char *text = m.text;
+  out.wall_s = m.wall_s;
   double s1 = server_cpu_s();
   out.server_cpu_us = s0 >= 0 && s1 >= 0 ? (s1 - s0) * 1e6 / (double)n : -1;
-  out.cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-              (double)ru.ru_stime.tv_usec / 1e6;
-  out.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  if (killed) {
+  out.cpu_s = m.cpu_s;
+  out.exit_status = m.status;
+  if (m.killed) {
     snprintf(out.why, sizeof out.why, "h2load ran over %" PRIu64 " s and was killed", cfg.deadline_s);
     return out;
   }
@@ -743,10 +779,7 @@ static h2_result run_h2load(unsigned conns, uint64_t n) {
     h2_fixed_cpu[conns] = base.ran ? base.cpu_s : -1;
   }
   h2_result r = run_h2load_raw(conns, n);
-  double fixed = conns < 64 && h2_fixed_cpu[conns] > 0 ? h2_fixed_cpu[conns] : 0;
-  double c = r.cpu_s - fixed;
-  if (c < 0) c = r.cpu_s;
-  r.cpu_us = n > conns ? c * 1e6 / (double)(n - (fixed > 0 ? conns : 0)) : r.cpu_s * 1e6 / (double)n;
+  r.cpu_us = send_cpu_us(r.cpu_s, conns < 64 ? h2_fixed_cpu[conns] : 0, conns, n);
   return r;
 }
 
@@ -789,7 +822,6 @@ static const char *bulk_file(uint64_t n) {
 static push_result run_push_raw(unsigned conns, uint64_t n) {
   push_result out;
   char hostport[64], sc[16], ca[320], cert[320], key[320];
-  int fds[2];
   memset(&out, 0, sizeof out);
   snprintf(hostport, sizeof hostport, "127.0.0.1:%d", mock_port);
   snprintf(sc, sizeof sc, "%u", conns);
@@ -817,63 +849,26 @@ static push_result run_push_raw(unsigned conns, uint64_t n) {
                   "/dev/null",
                   "--no-progress",
                   NULL};
-  if (pipe(fds) != 0) die("pipe: %s", strerror(errno));
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-  posix_spawn_file_actions_addclose(&fa, fds[0]);
-  posix_spawn_file_actions_addclose(&fa, fds[1]);
-  pid_t pid;
-  double t0 = now_s();
-  int rv = posix_spawn(&pid, cfg.push_bin, &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  close(fds[1]);
+  measured m;
+  int rv = run_measured(argv, 0, &m);
   if (rv != 0) {
-    close(fds[0]);
     snprintf(out.why, sizeof out.why, "cannot run %s: %s", cfg.push_bin, strerror(rv));
     return out;
   }
-  static char text[1 << 16];
-  size_t got = 0;
-  double until = t0 + (double)cfg.deadline_s;
-  int killed = 0;
-  for (;;) {
-    struct pollfd pfd = {fds[0], POLLIN, 0};
-    int ms = (int)((until - now_s()) * 1000);
-    if (ms <= 0) {
-      kill(pid, SIGKILL);
-      killed = 1;
-      break;
-    }
-    if (poll(&pfd, 1, ms) <= 0) continue;
-    char tmp[4096];
-    ssize_t r = read(fds[0], tmp, sizeof tmp);
-    if (r <= 0) break;
-    size_t take = (size_t)r < sizeof text - 1 - got ? (size_t)r : sizeof text - 1 - got;
-    memcpy(text + got, tmp, take);
-    got += take;
-  }
-  close(fds[0]);
-  text[got] = '\0';
-  int status = 0;
-  struct rusage ru;
-  memset(&ru, 0, sizeof ru);
-  while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
-  }
-  out.wall_s = now_s() - t0;
-  out.cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-              (double)ru.ru_stime.tv_usec / 1e6;
-  if (killed) {
+  const char *text = m.text;
+  out.wall_s = m.wall_s;
+  out.cpu_s = m.cpu_s;
+  if (m.killed) {
     snprintf(out.why, sizeof out.why, "apns-push ran over %" PRIu64 " s and was killed", cfg.deadline_s);
     return out;
   }
   unsigned long long done = 0, acc = 0;
   double secs = 0;
   const char *sum = strstr(text, " notifications in ");
-  while (sum > text && sum[-1] != ' ') sum--;
+  while (sum != NULL && sum > text && sum[-1] != ' ') sum--;
   if (sum == NULL ||
       sscanf(sum, "%llu notifications in %lf s (%lf/s): %llu accepted", &done, &secs, &out.rate, &acc) != 4) {
-    snprintf(out.why, sizeof out.why, "unexpected apns-push output (status %d): %.120s", status, text);
+    snprintf(out.why, sizeof out.why, "unexpected apns-push output (status %d): %.120s", m.status, text);
     return out;
   }
   out.accepted = acc;
@@ -887,10 +882,7 @@ static push_result run_push(unsigned conns, uint64_t n) {
     push_fixed_cpu[conns] = base.ran ? base.cpu_s : -1;
   }
   push_result r = run_push_raw(conns, n);
-  double fixed = conns < 64 && push_fixed_cpu[conns] > 0 ? push_fixed_cpu[conns] : 0;
-  double c = r.cpu_s - fixed;
-  if (c < 0) c = r.cpu_s;
-  r.cpu_us = n > conns ? c * 1e6 / (double)(n - (fixed > 0 ? conns : 0)) : r.cpu_s * 1e6 / (double)n;
+  r.cpu_us = send_cpu_us(r.cpu_s, conns < 64 ? push_fixed_cpu[conns] : 0, conns, n);
   return r;
 }
 

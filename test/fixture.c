@@ -4,6 +4,10 @@
 #include "alloc.h"
 #include "sockout.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/pk.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +61,27 @@ void fx_mock_stop_and_close_loop(uv_loop_t *loop, apns_mock *mock) {
   if (mock) apns_mock_stop(mock, NULL, NULL);
   uv_run(loop, UV_RUN_DEFAULT);
   ASSERT_EQ(uv_loop_close(loop), 0);
+}
+
+void fx_ec_key_pem(char *pem, size_t cap) {
+  mbedtls_pk_context pk;
+  mbedtls_pk_init(&pk);
+  ASSERT_EQ(mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), 0);
+  ASSERT_EQ(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk), apns__certgen_rng, NULL), 0);
+  ASSERT_EQ(mbedtls_pk_write_key_pem(&pk, (unsigned char *)pem, cap), 0);
+  mbedtls_pk_free(&pk);
+}
+
+const char *fx_tmp_file(const char *name, const char *text) {
+  static char paths[16][600];
+  static int next;
+  char *p = paths[next++ % 16];
+  snprintf(p, 600, "%s/%s", test_tmpdir(), name);
+  FILE *f = fopen(p, "w");
+  ASSERT_NOT_NULL(f);
+  fputs(text, f);
+  ASSERT_EQ(fclose(f), 0);
+  return p;
 }
 
 const apns_tls_options *fx_tls_client(apns_tls_options *t, const apns__certgen_result *c) {
@@ -128,6 +153,187 @@ void fx_mock_kill(pid_t pid) {
   int status;
   kill(pid, SIGKILL);
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
+}
+
+/* ---- a child process with its output collected ---- */
+
+void fx_buf_add(fx_buf *b, const char *p, size_t n) {
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (b->len + n + 1 > cap) cap *= 2;
+    b->p = realloc(b->p, cap);
+    ASSERT_NOT_NULL(b->p);
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, p, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
+const char *fx_buf_text(const fx_buf *b) {
+  return b->p ? b->p : "";
+}
+
+static void child_closed(uv_handle_t *h) {
+  fx_child *c = h->data;
+  if (--c->open > 0) return;
+  c->done = 1;
+  if (c->on_done) c->on_done(c);
+}
+
+static void child_exited(uv_process_t *p, int64_t status, int sig) {
+  fx_child *c = p->data;
+  c->exited = 1;
+  c->status = status;
+  c->term_signal = sig;
+  uv_close((uv_handle_t *)p, child_closed);
+  if (c->kill_after_ms > 0) uv_close((uv_handle_t *)&c->deadline, child_closed);
+}
+
+static void child_deadline(uv_timer_t *t) {
+  fx_child *c = t->data;
+  c->killed = 1;
+  ASSERT_EQ(uv_process_kill(&c->proc, SIGKILL), 0);
+}
+
+/* Reads are copied out at once, so one buffer serves every pipe of every child. */
+static void child_alloc(uv_handle_t *h, size_t n, uv_buf_t *b) {
+  static char space[65536];
+  (void)h, (void)n;
+  *b = uv_buf_init(space, sizeof space);
+}
+
+static void child_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  fx_child *c = s->data;
+  int from_err = s == (uv_stream_t *)&c->err_pipe;
+  if (n > 0) {
+    fx_buf_add(from_err ? &c->err : &c->out, b->base, (size_t)n);
+    if (c->on_output) c->on_output(c, from_err, b->base, (size_t)n);
+  }
+  int hang_up = from_err ? c->hang_up_stderr : c->hang_up_stdout;
+  if ((n < 0 || (n > 0 && hang_up)) && !uv_is_closing((uv_handle_t *)s)) uv_close((uv_handle_t *)s, child_closed);
+}
+
+static void child_stdin_shut(uv_shutdown_t *r, int status) {
+  fx_child *c = r->data;
+  (void)status; /* a child that exits without reading all of it is not our failure */
+  uv_close((uv_handle_t *)&c->in_pipe, child_closed);
+}
+
+static void child_stdin_wrote(uv_write_t *w, int status) {
+  fx_child *c = w->data;
+  if (status != 0) { /* the child went away before reading it all */
+    uv_close((uv_handle_t *)&c->in_pipe, child_closed);
+    return;
+  }
+  c->sreq.data = c;
+  ASSERT_EQ(uv_shutdown(&c->sreq, (uv_stream_t *)&c->in_pipe, child_stdin_shut), 0);
+}
+
+int fx_child_try_start(fx_child *c, uv_loop_t *loop, const char *const *argv) {
+  uv_process_options_t po;
+  uv_stdio_container_t stdio[3];
+  int fd = -1, piped_in = c->input != NULL || c->keep_stdin;
+  memset(&po, 0, sizeof po);
+  c->proc.data = c->in_pipe.data = c->out_pipe.data = c->err_pipe.data = c;
+  c->open = 2; /* the process and stdout */
+  ASSERT_EQ(uv_pipe_init(loop, &c->out_pipe, 0), 0);
+  if (piped_in) {
+    ASSERT_EQ(uv_pipe_init(loop, &c->in_pipe, 0), 0);
+    c->open++;
+    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+    stdio[0].data.stream = (uv_stream_t *)&c->in_pipe;
+  } else if (c->stdin_file) {
+    fd = open(c->stdin_file, O_RDONLY);
+    if (fd < 0) test__fail(__FILE__, __LINE__, "%s: %s", c->stdin_file, strerror(errno));
+    stdio[0].flags = UV_INHERIT_FD;
+    stdio[0].data.fd = fd;
+  } else {
+    stdio[0].flags = UV_IGNORE;
+  }
+  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+  stdio[1].data.stream = (uv_stream_t *)&c->out_pipe;
+  if (c->stderr_fd > 0) {
+    stdio[2].flags = UV_INHERIT_FD;
+    stdio[2].data.fd = c->stderr_fd;
+  } else {
+    ASSERT_EQ(uv_pipe_init(loop, &c->err_pipe, 0), 0);
+    c->open++;
+    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[2].data.stream = (uv_stream_t *)&c->err_pipe;
+  }
+  po.file = argv[0];
+  po.args = (char **)argv;
+  po.env = c->env;
+  po.stdio = stdio;
+  po.stdio_count = 3;
+  po.exit_cb = child_exited;
+  int rv = uv_spawn(loop, &c->proc, &po);
+  if (fd >= 0) close(fd);
+  if (rv != 0) {
+    /* No process, but libuv made the handle all the same: it and the pipes close on the loop, and done says
+     * when. */
+    c->exited = 1;
+    uv_close((uv_handle_t *)&c->proc, child_closed);
+    uv_close((uv_handle_t *)&c->out_pipe, child_closed);
+    if (piped_in) uv_close((uv_handle_t *)&c->in_pipe, child_closed);
+    if (c->stderr_fd <= 0) uv_close((uv_handle_t *)&c->err_pipe, child_closed);
+    return rv;
+  }
+  if (c->kill_after_ms > 0) {
+    c->deadline.data = c;
+    ASSERT_EQ(uv_timer_init(loop, &c->deadline), 0);
+    ASSERT_EQ(uv_timer_start(&c->deadline, child_deadline, c->kill_after_ms, 0), 0);
+    c->open++;
+  }
+  ASSERT_EQ(uv_read_start((uv_stream_t *)&c->out_pipe, child_alloc, child_read), 0);
+  if (c->stderr_fd <= 0) ASSERT_EQ(uv_read_start((uv_stream_t *)&c->err_pipe, child_alloc, child_read), 0);
+  if (c->input) {
+    uv_buf_t b = uv_buf_init((char *)c->input, (unsigned)strlen(c->input));
+    c->wreq.data = c;
+    ASSERT_EQ(uv_write(&c->wreq, (uv_stream_t *)&c->in_pipe, &b, 1, child_stdin_wrote), 0);
+  }
+  return 0;
+}
+
+void fx_child_start(fx_child *c, uv_loop_t *loop, const char *const *argv) {
+  int rv = fx_child_try_start(c, loop, argv);
+  if (rv != 0) test__fail(__FILE__, __LINE__, "cannot run %s: %s", argv[0], uv_strerror(rv));
+}
+
+void fx_child_wait(fx_child *c, uv_loop_t *loop) {
+  if (c->keep_stdin && c->input == NULL && !uv_is_closing((uv_handle_t *)&c->in_pipe))
+    uv_close((uv_handle_t *)&c->in_pipe, child_closed);
+  fx_run_until(loop, &c->done);
+}
+
+int fx_child_run(fx_child *c, const char *const *argv) {
+  uv_loop_t loop;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  fx_child_start(c, &loop, argv);
+  fx_child_wait(c, &loop);
+  ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+  if (c->killed)
+    test__fail(__FILE__, __LINE__, "%s ran past %llu ms and was killed:\n%s%s", argv[0],
+               (unsigned long long)c->kill_after_ms, fx_child_out(c), fx_child_err(c));
+  if (c->term_signal)
+    test__fail(__FILE__, __LINE__, "%s died of signal %d:\n%s", argv[0], c->term_signal, fx_child_err(c));
+  return (int)c->status;
+}
+
+const char *fx_child_out(const fx_child *c) {
+  return fx_buf_text(&c->out);
+}
+
+const char *fx_child_err(const fx_child *c) {
+  return fx_buf_text(&c->err);
+}
+
+void fx_child_free(fx_child *c) {
+  free(c->out.p);
+  free(c->err.p);
+  c->out = c->err = (fx_buf){0};
 }
 
 /* ---- the relay ---- */

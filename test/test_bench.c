@@ -1,60 +1,27 @@
 /* The bench builds and runs: apns-bench (spawned, with apns-mock as its own child process) sends a few thousand
  * notifications, measures memory on a small queue, and its JSON report is sane. h2load is compared when installed. */
+#include "fixture.h"
 #include "harness.h"
 
-#include <errno.h>
 #include <jansson.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-extern char **environ;
 
 static const char *bench_bin(void) {
   const char *b = getenv("APNS_BENCH_BIN");
   return b && *b ? b : APNS_BENCH_BIN_DEFAULT;
 }
 
-/* Runs argv with stdout captured into out (NUL-terminated); returns the exit status (128 + signal when killed).
- * Bounded: the child is killed after limit_s seconds. */
+/* Runs argv with stdout captured into out (NUL-terminated, cut at cap), stderr on ours; returns the exit status.
+ * Bounded: the child is killed after limit_s seconds, and the test fails. */
 static int run_capture(char *const argv[], char *out, size_t cap, int limit_s) {
-  int fds[2];
-  pid_t pid;
-  posix_spawn_file_actions_t fa;
-  ASSERT_EQ(pipe(fds), 0);
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-  posix_spawn_file_actions_addclose(&fa, fds[0]);
-  posix_spawn_file_actions_addclose(&fa, fds[1]);
-  int rv = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  close(fds[1]);
-  ASSERT_EQ(rv, 0);
-  size_t got = 0;
-  time_t until = time(NULL) + limit_s;
-  for (;;) {
-    struct pollfd p = {fds[0], POLLIN, 0};
-    if (time(NULL) > until) {
-      kill(pid, SIGKILL);
-      break;
-    }
-    if (poll(&p, 1, 500) <= 0) continue;
-    ssize_t n = read(fds[0], out + got, cap - 1 - got);
-    if (n <= 0) break;
-    got += (size_t)n;
-    if (got == cap - 1) break;
-  }
-  close(fds[0]);
-  out[got] = '\0';
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  fx_child c = {0};
+  c.stderr_fd = 2;
+  c.kill_after_ms = (uint64_t)limit_s * 1000;
+  int status = fx_child_run(&c, (const char *const *)argv);
+  snprintf(out, cap, "%s", fx_child_out(&c));
+  fx_child_free(&c);
+  return status;
 }
 
 static double num(json_t *obj, const char *path) {

@@ -11,6 +11,7 @@
 #include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
@@ -21,29 +22,14 @@
 
 #define OID_UID "\x09\x92\x26\x89\x93\xF2\x2C\x64\x01\x01"
 
-/* mbedTLS 3.x wants an RNG for key parsing and pair checks (blinding); 2.28 does not. */
+/* mbedTLS 3.x wants an RNG for key parsing and pair checks (blinding); 2.28 does not. The support library's. */
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
-static int test_rng(void *ctx, unsigned char *out, size_t n) {
-  static mbedtls_entropy_context entropy;
-  static mbedtls_ctr_drbg_context drbg;
-  static int seeded;
-  (void)ctx;
-  if (!seeded) {
-    mbedtls_entropy_init(&entropy);
-    mbedtls_ctr_drbg_init(&drbg);
-    if (mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, NULL, 0) != 0) return -1;
-    seeded = 1;
-  }
-  return mbedtls_ctr_drbg_random(&drbg, out, n);
-}
 static int parse_key(mbedtls_pk_context *key, const char *pem, const char *pass) {
   return mbedtls_pk_parse_key(key, (const unsigned char *)pem, strlen(pem) + 1, (const unsigned char *)pass,
-                              pass ? strlen(pass) : 0, test_rng, NULL);
+                              pass ? strlen(pass) : 0, apns__certgen_rng, NULL);
 }
 static int check_pair(const mbedtls_pk_context *pub, const mbedtls_pk_context *prv) {
-  return mbedtls_pk_check_pair(pub, prv, test_rng, NULL);
+  return mbedtls_pk_check_pair(pub, prv, apns__certgen_rng, NULL);
 }
 #else
 static int parse_key(mbedtls_pk_context *key, const char *pem, const char *pass) {
@@ -329,7 +315,8 @@ TEST(certgen_encrypted_key) {
 /* An independent reader of what we wrote (the SAN DER is hand-made): the openssl CLI, when the machine has it. */
 TEST(certgen_openssl_agrees) {
   /* scripts/deps installs openssl: a missing one is a failure, not a skip. */
-  if (access("/usr/bin/openssl", X_OK) != 0) TEST_SKIP("/usr/bin/openssl is not installed (scripts/deps installs it)");
+  if (access("/usr/bin/openssl", X_OK) != 0)
+    TEST_SKIP("/usr/bin/openssl is not installed (scripts/deps installs it)");
   apns__certgen_options opts = {.other_ca = 1, .topic = "com.example.app"};
   apns__certgen_result res;
   char cmd[4096], err[256];
@@ -369,6 +356,33 @@ TEST(certgen_alloc_failures) {
   }
 }
 
+/* The support library's one generator: a forked child does not repeat its parent's numbers (it would, with the
+ * parent's generator state copied into it, were it not seeded again there). */
+TEST(certgen_rng_forked_child_differs) {
+  unsigned char mine[32], theirs[32], before[32];
+  int fds[2];
+  ASSERT_EQ(apns__certgen_rng(NULL, before, sizeof before), 0); /* seeded here, before the fork */
+  ASSERT_EQ(pipe(fds), 0);
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    if (apns__certgen_rng(NULL, theirs, sizeof theirs) != 0) _exit(3);
+    _exit(write(fds[1], theirs, sizeof theirs) == (ssize_t)sizeof theirs ? 0 : 4);
+  }
+  close(fds[1]);
+  ASSERT_EQ(read(fds[0], theirs, sizeof theirs), (ssize_t)sizeof theirs);
+  close(fds[0]);
+  int status;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_EQ(apns__certgen_rng(NULL, mine, sizeof mine), 0);
+  ASSERT_TRUE(memcmp(mine, theirs, sizeof mine) != 0);
+  ASSERT_TRUE(memcmp(mine, before, sizeof mine) != 0);
+}
+
 TEST_SUITE(certgen){
     TEST_ENTRY(certgen_chain_verifies),
     TEST_ENTRY(certgen_ca_is_a_ca),
@@ -382,5 +396,6 @@ TEST_SUITE(certgen){
     TEST_ENTRY(certgen_encrypted_key),
     TEST_ENTRY(certgen_openssl_agrees),
     TEST_ENTRY(certgen_alloc_failures),
+    TEST_ENTRY(certgen_rng_forked_child_differs),
     TEST_SUITE_END,
 };

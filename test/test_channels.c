@@ -5,10 +5,6 @@
 
 #include "alloc.h"
 
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/ecp.h>
-#include <mbedtls/entropy.h>
-#include <mbedtls/pk.h>
 #include <signal.h>
 #include <stdlib.h>
 
@@ -138,22 +134,6 @@ static int64_t test_clock(void *data) {
   return ((fx *)data)->now_s;
 }
 
-static void make_key(char *pem, size_t cap) {
-  mbedtls_entropy_context e;
-  mbedtls_ctr_drbg_context d;
-  mbedtls_pk_context pk;
-  mbedtls_entropy_init(&e);
-  mbedtls_ctr_drbg_init(&d);
-  mbedtls_pk_init(&pk);
-  ASSERT_EQ(mbedtls_ctr_drbg_seed(&d, mbedtls_entropy_func, &e, NULL, 0), 0);
-  ASSERT_EQ(mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), 0);
-  ASSERT_EQ(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk), mbedtls_ctr_drbg_random, &d), 0);
-  ASSERT_EQ(mbedtls_pk_write_key_pem(&pk, (unsigned char *)pem, cap), 0);
-  mbedtls_pk_free(&pk);
-  mbedtls_ctr_drbg_free(&d);
-  mbedtls_entropy_free(&e);
-}
-
 /* Loop, certificates and mock options (client certificates required, so that the certificate's topic binds). */
 static void setup_base(fx *f) {
   memset(f, 0, sizeof *f);
@@ -173,7 +153,7 @@ static void start_mock(fx *f) {
 static void start_token_mock(fx *f) {
   f->mo.ca_pem = NULL; /* no client certificates: every connection is token-authenticated */
   f->mo.clock = test_clock;
-  make_key(f->key_pem, sizeof f->key_pem);
+  fx_ec_key_pem(f->key_pem, sizeof f->key_pem);
   apns_mock_token_key tk = {.key_id = KEY_ID, .pem = f->key_pem};
   f->mo.token_keys = &tk;
   f->mo.num_token_keys = 1;
@@ -947,43 +927,9 @@ TEST(channels_open_errors) {
 
 /* ---- the example command (examples/broadcast.c) against the mock ---- */
 
-typedef struct {
-  uv_process_t proc;
-  uv_pipe_t out;
-  char buf[4096];
-  size_t len;
-  int exited, closed;
-  int64_t status;
-} run;
-
-static void run_alloc(uv_handle_t *h, size_t n, uv_buf_t *b) {
-  run *r = h->data;
-  (void)n;
-  *b = uv_buf_init(r->buf + r->len, (unsigned)(sizeof r->buf - 1 - r->len));
-}
-
-static void run_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
-  run *r = s->data;
-  (void)b;
-  if (n > 0) {
-    r->len += (size_t)n;
-    r->buf[r->len] = '\0';
-  } else if (n < 0) {
-    uv_close((uv_handle_t *)s, NULL);
-    r->closed = 1;
-  }
-}
-
-static void run_exit(uv_process_t *p, int64_t status, int sig) {
-  run *r = p->data;
-  (void)sig;
-  r->status = status;
-  r->exited = 1;
-  uv_close((uv_handle_t *)p, NULL);
-}
-
-/* examples/broadcast with certificate auth against the mock, then the command's own arguments (up to 3). */
-static int run_broadcast(fx *f, run *r, const char *a1, const char *a2, const char *a3) {
+/* examples/broadcast with certificate auth against the mock, then the command's own arguments (up to 3). Its
+ * stdout in r (freed first: r may hold a previous run's), its stderr on ours. */
+static int run_broadcast(fx *f, fx_child *r, const char *a1, const char *a2, const char *a3) {
   char bin[512], hostport[64], cert[512], key[512], ca[512];
   ASSERT_TRUE(APNS_EXAMPLES_DIR[0] != '\0'); /* built with -Dexamples=true */
   snprintf(bin, sizeof bin, "%s/broadcast", APNS_EXAMPLES_DIR);
@@ -991,114 +937,57 @@ static int run_broadcast(fx *f, run *r, const char *a1, const char *a2, const ch
   snprintf(cert, sizeof cert, "%s/client.pem", test_tmpdir());
   snprintf(key, sizeof key, "%s/client-key.pem", test_tmpdir());
   snprintf(ca, sizeof ca, "%s/ca.pem", test_tmpdir());
-  char *args[] = {bin,      "--cert",        cert,        "--key",    key,        "--ca",
-                  ca,       "--bundle",      BUNDLE,      "--host",   hostport,   "--management-host",
-                  hostport, "--verify-name", "localhost", (char *)a1, (char *)a2, (char *)a3,
-                  NULL};
+  const char *const args[] = {bin,      "--cert",        cert,        "--key",  key,      "--ca",
+                              ca,       "--bundle",      BUNDLE,      "--host", hostport, "--management-host",
+                              hostport, "--verify-name", "localhost", a1,       a2,       a3,
+                              NULL};
+  fx_child_free(r);
   memset(r, 0, sizeof *r);
-  uv_stdio_container_t stdio[3];
-  ASSERT_EQ(uv_pipe_init(&f->loop, &r->out, 0), 0);
-  r->out.data = r->proc.data = r;
-  stdio[0].flags = UV_IGNORE;
-  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[1].data.stream = (uv_stream_t *)&r->out;
-  stdio[2].flags = UV_INHERIT_FD;
-  stdio[2].data.fd = 2;
-  uv_process_options_t po;
-  memset(&po, 0, sizeof po);
-  po.file = bin;
-  po.args = args;
-  po.exit_cb = run_exit;
-  po.stdio = stdio;
-  po.stdio_count = 3;
-  ASSERT_EQ(uv_spawn(&f->loop, &r->proc, &po), 0);
-  ASSERT_EQ(uv_read_start((uv_stream_t *)&r->out, run_alloc, run_read), 0);
-  while (!r->exited || !r->closed) ASSERT_NE(uv_run(&f->loop, UV_RUN_ONCE), 0);
+  r->stderr_fd = 2;
+  fx_child_start(r, &f->loop, args);
+  fx_child_wait(r, &f->loop);
   return (int)r->status;
 }
 
 /* Create a channel, broadcast to it, list, read and delete it, from the command line. */
 TEST(channels_example_command) {
   fx f;
-  run r;
+  fx_child r = {0};
   char err[256], id[64];
   setup_base(&f);
   ASSERT_OK(apns__certgen_write_dir(test_tmpdir(), &f.certs, err, sizeof err));
   start_mock(&f);
   ASSERT_EQ(run_broadcast(&f, &r, "create", "latest", NULL), 0);
-  ASSERT_EQ(r.len, 25); /* an id and a newline */
-  snprintf(id, sizeof id, "%.*s", 24, r.buf);
+  ASSERT_EQ(r.out.len, 25); /* an id and a newline */
+  snprintf(id, sizeof id, "%.*s", 24, fx_child_out(&r));
   ASSERT_OK(apns_validate_channel_id(id));
   ASSERT_EQ(run_broadcast(&f, &r, "update", id, "{\"home\":1,\"away\":0}"), 0);
-  ASSERT_EQ(strncmp(r.buf, "broadcast, apns-request-id ", 27), 0);
+  ASSERT_EQ(strncmp(fx_child_out(&r), "broadcast, apns-request-id ", 27), 0);
   ASSERT_STREQ(f.seen.path, "/4/broadcasts/apps/" BUNDLE);
   ASSERT_TRUE(strstr(f.seen.body, "\"event\":\"update\",\"content-state\":{\"home\":1,\"away\":0}}}") != NULL);
   ASSERT_EQ(run_broadcast(&f, &r, "read", id, NULL), 0);
-  ASSERT_STREQ(r.buf, "storage=latest push-type=LiveActivity\n");
+  ASSERT_STREQ(fx_child_out(&r), "storage=latest push-type=LiveActivity\n");
   ASSERT_EQ(run_broadcast(&f, &r, "list", NULL, NULL), 0);
   char line[64];
   snprintf(line, sizeof line, "%.30s\n", id);
-  ASSERT_STREQ(r.buf, line);
+  ASSERT_STREQ(fx_child_out(&r), line);
   ASSERT_EQ(run_broadcast(&f, &r, "delete", id, NULL), 0);
   ASSERT_EQ(run_broadcast(&f, &r, "end", id, "{\"home\":1,\"away\":0}"), 1); /* 400 ChannelNotRegistered */
-  ASSERT_EQ(r.len, 0);
+  ASSERT_EQ(r.out.len, 0);
   ASSERT_EQ(run_broadcast(&f, &r, "read", "not base64", NULL), 2);
   chan_count cc = {0};
   apns_mock_foreach_channel(f.mock, count_channel, &cc);
   ASSERT_EQ(cc.n, 1);
   ASSERT_UEQ(cc.broadcasts, 1);
   ASSERT_EQ(cc.deleted, 1);
+  fx_child_free(&r);
   teardown(&f);
 }
 
 /* The apns-mock command prints a line per channel with its counts when SIGTERM stops it. */
-typedef struct {
-  uv_process_t proc;
-  uv_pipe_t out, err;
-  char obuf[2048], ebuf[8192];
-  size_t olen, elen;
-  int open, exited;
-  int64_t status;
-} mockproc;
-
-static void mp_closed(uv_handle_t *h) {
-  ((mockproc *)h->data)->open--;
-}
-
-static void mp_alloc(uv_handle_t *h, size_t n, uv_buf_t *b) {
-  mockproc *m = h->data;
-  (void)n;
-  if (h == (uv_handle_t *)&m->out)
-    *b = uv_buf_init(m->obuf + m->olen, (unsigned)(sizeof m->obuf - 1 - m->olen));
-  else
-    *b = uv_buf_init(m->ebuf + m->elen, (unsigned)(sizeof m->ebuf - 1 - m->elen));
-}
-
-static void mp_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
-  mockproc *m = s->data;
-  (void)b;
-  if (n < 0) {
-    uv_close((uv_handle_t *)s, mp_closed);
-  } else if (s == (uv_stream_t *)&m->out) {
-    m->olen += (size_t)n;
-    m->obuf[m->olen] = '\0';
-  } else {
-    m->elen += (size_t)n;
-    m->ebuf[m->elen] = '\0';
-  }
-}
-
-static void mp_exit(uv_process_t *p, int64_t status, int sig) {
-  mockproc *m = p->data;
-  (void)sig;
-  m->status = status;
-  m->exited = 1;
-  uv_close((uv_handle_t *)p, mp_closed);
-}
-
 TEST(channels_mock_command_counts) {
   fx f;
-  mockproc mp;
+  fx_child mp;
   char dir[512], bin[512], ca[600], cert[600], key[600];
   memset(&f, 0, sizeof f);
   memset(&mp, 0, sizeof mp);
@@ -1107,29 +996,10 @@ TEST(channels_mock_command_counts) {
   snprintf(dir, sizeof dir, "%s/certs", test_tmpdir());
   const char *env = getenv("APNS_MOCK_BIN");
   snprintf(bin, sizeof bin, "%s", env && *env ? env : APNS_MOCK_BIN_DEFAULT);
-  char *argv[] = {bin, "--listen", "127.0.0.1:0", "--self-signed", dir, "--max-channels", "5", NULL};
-  uv_stdio_container_t stdio[3];
-  ASSERT_EQ(uv_pipe_init(&f.loop, &mp.out, 0), 0);
-  ASSERT_EQ(uv_pipe_init(&f.loop, &mp.err, 0), 0);
-  mp.out.data = mp.err.data = mp.proc.data = &mp;
-  stdio[0].flags = UV_IGNORE;
-  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[1].data.stream = (uv_stream_t *)&mp.out;
-  stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[2].data.stream = (uv_stream_t *)&mp.err;
-  uv_process_options_t po;
-  memset(&po, 0, sizeof po);
-  po.file = bin;
-  po.args = argv;
-  po.stdio = stdio;
-  po.stdio_count = 3;
-  po.exit_cb = mp_exit;
-  ASSERT_EQ(uv_spawn(&f.loop, &mp.proc, &po), 0);
-  mp.open = 3;
-  ASSERT_EQ(uv_read_start((uv_stream_t *)&mp.out, mp_alloc, mp_read), 0);
-  ASSERT_EQ(uv_read_start((uv_stream_t *)&mp.err, mp_alloc, mp_read), 0);
-  while (strchr(mp.obuf, '\n') == NULL) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
-  int port = atoi(mp.obuf);
+  const char *const argv[] = {bin, "--listen", "127.0.0.1:0", "--self-signed", dir, "--max-channels", "5", NULL};
+  fx_child_start(&mp, &f.loop, argv);
+  while (strchr(fx_child_out(&mp), '\n') == NULL) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  int port = atoi(fx_child_out(&mp));
   ASSERT_GT(port, 0);
 
   snprintf(ca, sizeof ca, "%s/ca.pem", dir);
@@ -1183,15 +1053,16 @@ TEST(channels_mock_command_counts) {
   ASSERT_EQ(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
   ASSERT_TRUE(mp.exited);
   ASSERT_EQ(mp.status, 0);
-  ASSERT_EQ(mp.open, 0);
+  ASSERT_TRUE(mp.done);
   char want[256];
   snprintf(want, sizeof want, "apns-mock: channel %.30s bundle=" BUNDLE " storage=0 broadcasts=3 rejected=1\n",
            c1.channel_id);
-  ASSERT_TRUE(strstr(mp.ebuf, want) != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&mp), want) != NULL);
   snprintf(want, sizeof want, "apns-mock: channel %.30s bundle=" BUNDLE " storage=1 broadcasts=1 rejected=0\n",
            c2.channel_id);
-  ASSERT_TRUE(strstr(mp.ebuf, want) != NULL);
-  ASSERT_TRUE(strstr(mp.ebuf, " 201=2 ") != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&mp), want) != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&mp), " 201=2 ") != NULL);
+  fx_child_free(&mp);
   ASSERT_EQ(uv_loop_close(&f.loop), 0);
   ASSERT_EQ(test_alloc_live(), f.live_before);
 }

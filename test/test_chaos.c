@@ -360,21 +360,6 @@ TEST(chaos_soak_long) {
 
 /* ---- through apns-push ---- */
 
-typedef struct {
-  uv_process_t proc;
-  int exited;
-  int64_t status;
-  int term_signal;
-} push_child;
-
-static void push_exit(uv_process_t *p, int64_t status, int sig) {
-  push_child *c = p->data;
-  c->exited = 1;
-  c->status = status;
-  c->term_signal = sig;
-  uv_close((uv_handle_t *)p, NULL);
-}
-
 static const char *push_bin(void) {
   const char *b = getenv("APNS_PUSH_BIN");
   return b && *b ? b : APNS_PUSH_BIN_DEFAULT;
@@ -434,27 +419,13 @@ static void push_soak(uint64_t seed, int n) {
       timeout,           "--bulk", path,     "--results",     results,     NULL};
   int efd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   ASSERT_GE(efd, 0);
-  uv_stdio_container_t stdio[3];
-  stdio[0].flags = UV_IGNORE;
-  stdio[1].flags = UV_INHERIT_FD;
-  stdio[1].data.fd = efd;
-  stdio[2].flags = UV_INHERIT_FD;
-  stdio[2].data.fd = efd;
-  uv_process_options_t po;
-  memset(&po, 0, sizeof po);
-  po.file = argv[0];
-  po.args = (char **)argv;
-  po.stdio = stdio;
-  po.stdio_count = 3;
-  po.exit_cb = push_exit;
-  push_child c;
-  memset(&c, 0, sizeof c);
-  c.proc.data = &c;
+  fx_child c = {0};
+  c.stderr_fd = efd;
   uint64_t t0 = now_ms();
-  int rv = uv_spawn(&s.loop, &c.proc, &po);
+  int rv = fx_child_try_start(&c, &s.loop, argv);
   close(efd);
   if (rv != 0) SOAK_FAIL(&s, "spawn %s: %s", argv[0], uv_strerror(rv));
-  fx_run_until(&s.loop, &c.exited);
+  fx_run_until(&s.loop, &c.done);
   double elapsed = (double)(now_ms() - t0) / 1000.0;
   apns_mock_stats ms;
   apns_mock_get_stats(s.mock, &ms);
@@ -500,6 +471,7 @@ static void push_soak(uint64_t seed, int n) {
   free(text);
   free(errtext);
   free(seen);
+  fx_child_free(&c);
   fx_mock_stop_and_close_loop(&s.loop, s.mock);
   apns__certgen_free(&s.certs);
 }
@@ -510,96 +482,43 @@ TEST(chaos_soak_push) {
 
 /* ---- the command's flag ---- */
 
-typedef struct {
-  uv_process_t proc;
-  uv_pipe_t out;
-  int exited, out_closed, killed;
-  int64_t status;
-  char first[16384]; /* stdout, as far as it fits */
-  size_t first_len;
-} mock_child;
-
 static const char *mock_bin(void) {
   const char *b = getenv("APNS_MOCK_BIN");
   return b && *b ? b : APNS_MOCK_BIN_DEFAULT;
 }
 
-static void mock_exit(uv_process_t *p, int64_t status, int sig) {
-  mock_child *c = p->data;
-  (void)sig;
-  c->exited = 1;
-  c->status = status;
-  uv_close((uv_handle_t *)p, NULL);
-}
-
-static void mock_alloc(uv_handle_t *h, size_t n, uv_buf_t *b) {
-  static char space[4096];
-  (void)h, (void)n;
-  *b = uv_buf_init(space, sizeof space);
-}
-
-static void mock_out_closed(uv_handle_t *h) {
-  mock_child *c = h->data;
-  c->out_closed = 1;
-}
-
 /* The port line means the mock is up (the seed line went to stderr before it): stop it. */
-static void mock_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
-  mock_child *c = s->data;
-  if (n > 0 && c->first_len + (size_t)n < sizeof c->first) {
-    memcpy(c->first + c->first_len, b->base, (size_t)n);
-    c->first_len += (size_t)n;
-    c->first[c->first_len] = '\0';
-  }
-  if (n > 0 && !c->killed && !c->exited && strstr(c->first, "usage:") == NULL && strchr(c->first, '\n') != NULL) {
-    c->killed = 1;
+static void mock_stop_when_up(fx_child *c, int from_stderr, const char *p, size_t n) {
+  int *killed = c->data;
+  (void)p, (void)n;
+  if (from_stderr || *killed || c->exited) return;
+  if (strstr(fx_child_out(c), "usage:") == NULL && strchr(fx_child_out(c), '\n') != NULL) {
+    *killed = 1;
     ASSERT_EQ(uv_process_kill(&c->proc, SIGTERM), 0);
   }
-  if (n < 0) uv_close((uv_handle_t *)s, mock_out_closed);
 }
 
 /* Runs apns-mock with args; stderr into the file errpath, stdout into out (when not NULL, out_len bytes). Returns
  * the exit status. */
 static int run_mock(const char *const *args, const char *errpath, char *out, size_t out_len) {
   const char *argv[16];
-  int n = 0;
+  int n = 0, killed = 0;
   argv[n++] = mock_bin();
   while (args[n - 1] != NULL) {
     argv[n] = args[n - 1];
     n++;
   }
   argv[n] = NULL;
-  uv_loop_t loop;
-  ASSERT_EQ(uv_loop_init(&loop), 0);
-  mock_child c;
-  memset(&c, 0, sizeof c);
-  c.proc.data = c.out.data = &c;
-  ASSERT_EQ(uv_pipe_init(&loop, &c.out, 0), 0);
-  int efd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  ASSERT_GE(efd, 0);
-  uv_stdio_container_t stdio[3];
-  stdio[0].flags = UV_IGNORE;
-  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[1].data.stream = (uv_stream_t *)&c.out;
-  stdio[2].flags = UV_INHERIT_FD;
-  stdio[2].data.fd = efd;
-  uv_process_options_t po;
-  memset(&po, 0, sizeof po);
-  po.file = argv[0];
-  po.args = (char **)argv;
-  po.stdio = stdio;
-  po.stdio_count = 3;
-  po.exit_cb = mock_exit;
-  int rv = uv_spawn(&loop, &c.proc, &po);
-  close(efd);
-  if (rv != 0) test__fail(__FILE__, __LINE__, "spawn %s: %s", argv[0], uv_strerror(rv));
-  ASSERT_EQ(uv_read_start((uv_stream_t *)&c.out, mock_alloc, mock_read), 0);
-  ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ASSERT_TRUE(c.exited);
-  ASSERT_TRUE(c.out_closed);
-  ASSERT_EQ(uv_loop_close(&loop), 0);
-  if (out != NULL) snprintf(out, out_len, "%s", c.first);
-  return (int)c.status;
+  fx_child c = {0};
+  c.stderr_fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ASSERT_GE(c.stderr_fd, 0);
+  c.on_output = mock_stop_when_up;
+  c.data = &killed;
+  int status = fx_child_run(&c, argv);
+  close(c.stderr_fd);
+  if (out != NULL) snprintf(out, out_len, "%s", fx_child_out(&c));
+  fx_child_free(&c);
+  return status;
 }
 
 TEST(chaos_mock_flag_prints_seed) {

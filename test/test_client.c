@@ -5,10 +5,6 @@
 #include "jwt_verify.h"
 #include "pool.h"
 
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/ecp.h>
-#include <mbedtls/entropy.h>
-#include <mbedtls/pk.h>
 #include <stdlib.h>
 
 #define TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -112,23 +108,6 @@ static void on_closed(apns_client *c) {
   ((fx *)apns_client_data(c))->closed++;
 }
 
-/* A fresh P-256 key as PEM (SEC1; the signer reads it as it reads Apple's PKCS#8 .p8). */
-static void make_key(char *pem, size_t cap) {
-  mbedtls_entropy_context e;
-  mbedtls_ctr_drbg_context d;
-  mbedtls_pk_context pk;
-  mbedtls_entropy_init(&e);
-  mbedtls_ctr_drbg_init(&d);
-  mbedtls_pk_init(&pk);
-  ASSERT_EQ(mbedtls_ctr_drbg_seed(&d, mbedtls_entropy_func, &e, NULL, 0), 0);
-  ASSERT_EQ(mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), 0);
-  ASSERT_EQ(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk), mbedtls_ctr_drbg_random, &d), 0);
-  ASSERT_EQ(mbedtls_pk_write_key_pem(&pk, (unsigned char *)pem, cap), 0);
-  mbedtls_pk_free(&pk);
-  mbedtls_ctr_drbg_free(&d);
-  mbedtls_entropy_free(&e);
-}
-
 /* Everything but the mock, which setup and setup_token_mock start each their own way. */
 static void setup_base(fx *f) {
   memset(f, 0, sizeof *f);
@@ -174,7 +153,7 @@ static void open_token_client(fx *f) {
   char err[256] = "";
   base_options(f, &o);
   f->tls.cert_pem = f->tls.key_pem = NULL;
-  if (f->key_pem[0] == '\0') make_key(f->key_pem, sizeof f->key_pem);
+  if (f->key_pem[0] == '\0') fx_ec_key_pem(f->key_pem, sizeof f->key_pem);
   o.token_key_pem = f->key_pem;
   o.key_id = KEY_ID;
   o.team_id = TEAM_ID;
@@ -547,8 +526,8 @@ static void setup_token_mock(fx *f, int mock_has_other_key) {
   char other[1024];
   setup_base(f);
   f->mo.clock = mock_clock;
-  make_key(f->key_pem, sizeof f->key_pem);
-  if (mock_has_other_key) make_key(other, sizeof other);
+  fx_ec_key_pem(f->key_pem, sizeof f->key_pem);
+  if (mock_has_other_key) fx_ec_key_pem(other, sizeof other);
   apns_mock_token_key tk = {.key_id = KEY_ID, .pem = mock_has_other_key ? other : f->key_pem};
   f->mo.token_keys = &tk;
   f->mo.num_token_keys = 1;

@@ -1,5 +1,6 @@
 /* apns-mock: the sans-I/O connection against a real nghttp2 client in memory, the in-process server on a loop
  * (plain and TLS), and the command (spawned, driven with curl and h2load). */
+#include "fixture.h"
 #include "harness.h"
 
 #include "alloc.h"
@@ -1641,91 +1642,10 @@ TEST(mock_start_bad_token_keys) {
 
 /* ==== the command ==== */
 
-typedef struct child child;
-struct child {
-  uv_process_t proc;
-  uv_pipe_t out, err;
-  char obuf[16384], ebuf[16384];
-  size_t olen, elen;
-  int exited, open;
-  int64_t status;
-  int term_signal;
-  void (*on_line)(child *c); /* after stdout grows */
-  void (*on_exit)(child *c);
-  void *data;
-};
-
-static void child_handle_closed(uv_handle_t *h) {
-  child *c = h->data;
-  c->open--;
-  if (c->open == 0 && c->on_exit) c->on_exit(c);
-}
-
-static void child_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf) {
-  (void)sz;
-  child *c = h->data;
-  int is_out = h == (uv_handle_t *)&c->out;
-  char *base = is_out ? c->obuf : c->ebuf;
-  size_t used = is_out ? c->olen : c->elen;
-  ASSERT_LT(used, sizeof c->obuf - 1);
-  *buf = uv_buf_init(base + used, (unsigned)(sizeof c->obuf - 1 - used));
-}
-
-static void child_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
-  child *c = s->data;
-  int is_out = s == (uv_stream_t *)&c->out;
-  if (nread < 0) {
-    uv_close((uv_handle_t *)s, child_handle_closed);
-    return;
-  }
-  if (is_out) {
-    c->olen += (size_t)nread;
-    c->obuf[c->olen] = '\0';
-    if (c->on_line) c->on_line(c);
-  } else {
-    c->elen += (size_t)nread;
-    c->ebuf[c->elen] = '\0';
-  }
-}
-
-static void child_exited(uv_process_t *p, int64_t status, int sig) {
-  child *c = p->data;
-  c->exited = 1;
-  c->status = status;
-  c->term_signal = sig;
-  uv_close((uv_handle_t *)p, child_handle_closed);
-}
-
-/* Spawns argv with stdout and stderr piped; returns 0 or the uv error (UV_ENOENT when not installed). */
-static int child_spawn(child *c, uv_loop_t *loop, char **argv) {
-  uv_process_options_t po;
-  uv_stdio_container_t stdio[3];
-  memset(&po, 0, sizeof po);
-  ASSERT_EQ(uv_pipe_init(loop, &c->out, 0), 0);
-  ASSERT_EQ(uv_pipe_init(loop, &c->err, 0), 0);
-  c->out.data = c->err.data = c->proc.data = c;
-  stdio[0].flags = UV_IGNORE;
-  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[1].data.stream = (uv_stream_t *)&c->out;
-  stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[2].data.stream = (uv_stream_t *)&c->err;
-  po.file = argv[0];
-  po.args = argv;
-  po.stdio = stdio;
-  po.stdio_count = 3;
-  po.exit_cb = child_exited;
-  int rv = uv_spawn(loop, &c->proc, &po);
-  if (rv != 0) {
-    c->open = 2;
-    uv_close((uv_handle_t *)&c->out, child_handle_closed);
-    uv_close((uv_handle_t *)&c->err, child_handle_closed);
-    return rv;
-  }
-  c->open = 3;
-  ASSERT_EQ(uv_read_start((uv_stream_t *)&c->out, child_alloc, child_read), 0);
-  ASSERT_EQ(uv_read_start((uv_stream_t *)&c->err, child_alloc, child_read), 0);
-  return 0;
+/* Spawns argv (fixture.h's fx_child, stdout and stderr collected); returns 0 or the uv error (UV_ENOENT when not
+ * installed). */
+static int child_spawn(fx_child *c, uv_loop_t *loop, char **argv) {
+  return fx_child_try_start(c, loop, (const char *const *)argv);
 }
 
 static const char *mock_bin(void) {
@@ -1735,7 +1655,7 @@ static const char *mock_bin(void) {
 
 typedef struct {
   uv_loop_t loop;
-  child mock, tool;
+  fx_child mock, tool;
   int port;
   char dir[512];
   char portstr[16];
@@ -1745,28 +1665,29 @@ typedef struct {
 } cli;
 
 /* The mock's first stdout line is its port: then start the client tool. */
-static void mock_line(child *c) {
+static void mock_line(fx_child *c, int from_stderr, const char *p, size_t n) {
   cli *x = c->data;
-  if (x->port != 0 || strchr(c->obuf, '\n') == NULL) return;
-  x->port = atoi(c->obuf);
+  (void)p, (void)n;
+  if (from_stderr || x->port != 0 || strchr(fx_child_out(c), '\n') == NULL) return;
+  x->port = atoi(fx_child_out(c));
   ASSERT_GT(x->port, 0);
   snprintf(x->portstr, sizeof x->portstr, "%d", x->port);
   x->start_tool(x);
 }
 
-static void tool_exit(child *c) {
+static void tool_exit(fx_child *c) {
   cli *x = c->data;
   ASSERT_EQ(uv_process_kill(&x->mock.proc, SIGTERM), 0);
 }
 
 static void cli_run(cli *x, char **mock_argv) {
   x->mock.data = x->tool.data = x;
-  x->mock.on_line = mock_line;
-  x->tool.on_exit = tool_exit;
+  x->mock.on_output = mock_line;
+  x->tool.on_done = tool_exit;
   ASSERT_EQ(child_spawn(&x->mock, &x->loop, mock_argv), 0);
   ASSERT_EQ(uv_run(&x->loop, UV_RUN_DEFAULT), 0);
   ASSERT_TRUE(x->mock.exited);
-  if (x->mock.status != 0 || x->mock.term_signal != 0) printf("mock stderr:\n%s\n", x->mock.ebuf);
+  if (x->mock.status != 0 || x->mock.term_signal != 0) printf("mock stderr:\n%s\n", fx_child_err(&x->mock));
   ASSERT_EQ(x->mock.term_signal, 0);
   ASSERT_EQ(x->mock.status, 0);
   ASSERT_EQ(uv_loop_close(&x->loop), 0);
@@ -1822,13 +1743,16 @@ TEST(mock_cli_curl) {
   cli_run(&x, argv);
   /* scripts/deps installs curl: a missing one is a failure, not a skip. */
   if (x.tool_missing) test__fail(__FILE__, __LINE__, "curl is not installed (scripts/deps installs it)");
-  if (!x.tool.exited || x.tool.status != 0) printf("curl stderr:\n%s\n", x.tool.ebuf);
+  if (!x.tool.exited || x.tool.status != 0) printf("curl stderr:\n%s\n", fx_child_err(&x.tool));
   ASSERT_EQ(x.tool.status, 0);
-  ASSERT_TRUE(strstr(x.tool.obuf, "HTTP/2 200") != NULL);
-  ASSERT_TRUE(strstr(x.tool.obuf, "apns-id: 11111111-2222-4333-8444-555555555555") != NULL);
-  ASSERT_TRUE(strstr(x.mock.ebuf, "connections=1 requests=1 responses=1") != NULL);
-  ASSERT_TRUE(strstr(x.mock.ebuf, " 200=1") != NULL);
-  ASSERT_EQ(strchr(x.mock.ebuf, '\n') - x.mock.ebuf + 1, (long)strlen(x.mock.ebuf)); /* one line */
+  ASSERT_TRUE(strstr(fx_child_out(&x.tool), "HTTP/2 200") != NULL);
+  ASSERT_TRUE(strstr(fx_child_out(&x.tool), "apns-id: 11111111-2222-4333-8444-555555555555") != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&x.mock), "connections=1 requests=1 responses=1") != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&x.mock), " 200=1") != NULL);
+  ASSERT_EQ(strchr(fx_child_err(&x.mock), '\n') - fx_child_err(&x.mock) + 1,
+            (long)strlen(fx_child_err(&x.mock))); /* one line */
+  fx_child_free(&x.mock);
+  fx_child_free(&x.tool);
 }
 
 /* Two requests on one curl run: without a token, then with one signed by the key --self-signed wrote. */
@@ -1897,21 +1821,24 @@ TEST(mock_cli_token_curl) {
   char *argv[] = {(char *)mock_bin(), "--listen", "127.0.0.1:0", "--self-signed", x.dir, "--no-client-auth", NULL};
   cli_run(&x, argv);
   if (x.tool_missing) test__fail(__FILE__, __LINE__, "curl is not installed (scripts/deps installs it)");
-  if (x.tool.status != 0) printf("curl stderr:\n%s\n", x.tool.ebuf);
+  if (x.tool.status != 0) printf("curl stderr:\n%s\n", fx_child_err(&x.tool));
   ASSERT_EQ(x.tool.status, 0);
-  const char *refused = strstr(x.tool.obuf, "HTTP/2 403"), *ok = strstr(x.tool.obuf, "HTTP/2 200");
+  const char *refused = strstr(fx_child_out(&x.tool), "HTTP/2 403"),
+             *ok = strstr(fx_child_out(&x.tool), "HTTP/2 200");
   ASSERT_NOT_NULL(refused);
   ASSERT_NOT_NULL(ok);
   ASSERT_LT(refused, ok);
-  ASSERT_TRUE(strstr(x.tool.obuf, "{\"reason\":\"MissingProviderToken\"}") != NULL);
-  ASSERT_TRUE(strstr(x.mock.ebuf, "tokens_accepted=1 streams_raised=1") != NULL);
-  ASSERT_TRUE(strstr(x.mock.ebuf, " 200=1 403=1") != NULL);
+  ASSERT_TRUE(strstr(fx_child_out(&x.tool), "{\"reason\":\"MissingProviderToken\"}") != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&x.mock), "tokens_accepted=1 streams_raised=1") != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&x.mock), " 200=1 403=1") != NULL);
   /* The key is private to its owner, as the other keys. */
   char keyfile[600];
   struct stat st;
   snprintf(keyfile, sizeof keyfile, "%s/token-key.p8", x.dir);
   ASSERT_EQ(stat(keyfile, &st), 0);
   ASSERT_EQ(st.st_mode & 0777, 0600);
+  fx_child_free(&x.mock);
+  fx_child_free(&x.tool);
 }
 
 static void h2load_start(void *arg) {
@@ -1947,16 +1874,14 @@ TEST(mock_cli_h2load) {
   cli_run(&x, argv);
   if (x.tool_missing)
     test__fail(__FILE__, __LINE__, "h2load is not installed (scripts/deps installs nghttp2-client)");
-  if (x.tool.status != 0 || strstr(x.tool.obuf, "100 succeeded") == NULL)
-    printf("h2load:\n%s\n%s\n", x.tool.obuf, x.tool.ebuf);
+  if (x.tool.status != 0 || strstr(fx_child_out(&x.tool), "100 succeeded") == NULL)
+    printf("h2load:\n%s\n%s\n", fx_child_out(&x.tool), fx_child_err(&x.tool));
   ASSERT_EQ(x.tool.status, 0);
-  ASSERT_TRUE(strstr(x.tool.obuf, "100 succeeded, 0 failed, 0 errored") != NULL);
-  ASSERT_TRUE(strstr(x.tool.obuf, "100 2xx") != NULL);
-  ASSERT_TRUE(strstr(x.mock.ebuf, "requests=100 responses=100") != NULL);
-}
-
-static void help_exit(child *c) {
-  (void)c;
+  ASSERT_TRUE(strstr(fx_child_out(&x.tool), "100 succeeded, 0 failed, 0 errored") != NULL);
+  ASSERT_TRUE(strstr(fx_child_out(&x.tool), "100 2xx") != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&x.mock), "requests=100 responses=100") != NULL);
+  fx_child_free(&x.mock);
+  fx_child_free(&x.tool);
 }
 
 TEST(mock_cli_help_and_usage_errors) {
@@ -1974,17 +1899,17 @@ TEST(mock_cli_help_and_usage_errors) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     uv_loop_t loop;
-    child c;
+    fx_child c;
     memset(&c, 0, sizeof c);
     ASSERT_EQ(uv_loop_init(&loop), 0);
-    c.on_exit = help_exit;
     char *argv[] = {(char *)mock_bin(), (char *)cases[i].arg, "--no-tls", NULL};
     if (i == 0) argv[2] = NULL;
     ASSERT_EQ(child_spawn(&c, &loop, argv), 0);
     ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
     ASSERT_EQ(uv_loop_close(&loop), 0);
     ASSERT_EQ(c.status, cases[i].status);
-    ASSERT_TRUE(strstr(cases[i].status == 0 ? c.obuf : c.ebuf, cases[i].text) != NULL);
+    ASSERT_TRUE(strstr(cases[i].status == 0 ? fx_child_out(&c) : fx_child_err(&c), cases[i].text) != NULL);
+    fx_child_free(&c);
   }
 }
 
@@ -2064,34 +1989,34 @@ static char *slurp(const char *dir, const char *name) {
   return buf;
 }
 
-static void wait_port(uv_loop_t *loop, child *c) {
-  while (strchr(c->obuf, '\n') == NULL) {
+static void wait_port(uv_loop_t *loop, fx_child *c) {
+  while (strchr(fx_child_out(c), '\n') == NULL) {
     ASSERT_EQ(c->exited, 0);
     ASSERT_NE(uv_run(loop, UV_RUN_ONCE), 0);
   }
 }
 
 static void run_refused(uv_loop_t *loop, char **argv, const char *want1, const char *want2) {
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
-  c.on_exit = help_exit;
   ASSERT_EQ(child_spawn(&c, loop, argv), 0);
   ASSERT_EQ(uv_run(loop, UV_RUN_DEFAULT), 0);
-  if (c.status != 1 || !strstr(c.ebuf, want1) || !strstr(c.ebuf, want2)) printf("stderr: %s\n", c.ebuf);
+  if (c.status != 1 || !strstr(fx_child_err(&c), want1) || !strstr(fx_child_err(&c), want2))
+    printf("stderr: %s\n", fx_child_err(&c));
   ASSERT_EQ(c.status, 1);
-  ASSERT_TRUE(strstr(c.ebuf, want1) != NULL);
-  ASSERT_TRUE(strstr(c.ebuf, want2) != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&c), want1) != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&c), want2) != NULL);
+  fx_child_free(&c);
 }
 
 TEST(mock_cli_self_signed_reuses_dir) {
   static const char *const names[] = {"ca.pem",     "server.pem",     "server-key.pem",
                                       "client.pem", "client-key.pem", "token-key.p8"};
   uv_loop_t loop;
-  child a, b;
+  fx_child a, b;
   char dir[512], *before[6];
   memset(&a, 0, sizeof a);
   memset(&b, 0, sizeof b);
-  a.on_exit = b.on_exit = help_exit;
   ASSERT_EQ(uv_loop_init(&loop), 0);
   snprintf(dir, sizeof dir, "%s/certs", test_tmpdir());
   char *argv[] = {(char *)mock_bin(), "--listen", "127.0.0.1:0", "--self-signed", dir, NULL};
@@ -2107,13 +2032,15 @@ TEST(mock_cli_self_signed_reuses_dir) {
     free(before[i]);
   }
   /* Clients with DIR's files get through to both. */
-  reuse_request(&loop, dir, atoi(a.obuf));
-  reuse_request(&loop, dir, atoi(b.obuf));
+  reuse_request(&loop, dir, atoi(fx_child_out(&a)));
+  reuse_request(&loop, dir, atoi(fx_child_out(&b)));
   ASSERT_EQ(uv_process_kill(&a.proc, SIGTERM), 0);
   ASSERT_EQ(uv_process_kill(&b.proc, SIGTERM), 0);
   ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
   ASSERT_EQ(a.status, 0);
   ASSERT_EQ(b.status, 0);
+  fx_child_free(&a);
+  fx_child_free(&b);
 
   char *other[] = {(char *)mock_bin(), "--listen", "127.0.0.1:0", "--self-signed", dir, "--topic", "com.other", NULL};
   run_refused(&loop, other, "client.pem", "--topic");

@@ -30,67 +30,18 @@ static const char *push_bin(void) {
   return b && *b ? b : APNS_PUSH_BIN_DEFAULT;
 }
 
-/* ---- a child process with its output captured ---- */
+/* ---- apns-push as a child process (fixture.h's fx_child) ---- */
 
+/* The child's peak resident size so far, into the hwm_probe at c->data. Read while it runs: once it has exited
+ * there is no memory to report, and getrusage's ru_maxrss for children also counts the forked copy of this
+ * process before exec. */
 typedef struct {
-  char *p;
-  size_t len, cap;
-} buf;
+  long kb;
+  int samples;
+} hwm_probe;
 
-typedef struct {
-  uv_process_t proc;
-  uv_pipe_t in, out, err;
-  buf o, e;
-  int open; /* handles not yet closed */
-  int done; /* exited and every handle closed */
-  int exited;
-  int64_t status;
-  int term_signal;
-  const char *input;  /* written to the child's stdin pipe when set */
-  int hang_up_stdout; /* close our end of the child's stdout after its first bytes (a reader that goes away) */
-  int hang_up_stderr; /* the same for stderr */
-  long hwm_kb;        /* the largest VmHWM read from /proc while the child ran (see sample_hwm) */
-  int hwm_samples;
-  uv_write_t wreq;
-  uv_shutdown_t sreq;
-} child;
-
-static void buf_add(buf *b, const char *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (b->len + n + 1 > cap) cap *= 2;
-    b->p = realloc(b->p, cap);
-    ASSERT_NOT_NULL(b->p);
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-static void child_closed(uv_handle_t *h) {
-  child *c = h->data;
-  if (--c->open == 0) c->done = 1;
-}
-
-static void child_exit(uv_process_t *p, int64_t status, int sig) {
-  child *c = p->data;
-  c->exited = 1;
-  c->status = status;
-  c->term_signal = sig;
-  uv_close((uv_handle_t *)p, child_closed);
-}
-
-static void child_alloc(uv_handle_t *h, size_t n, uv_buf_t *b) {
-  (void)h;
-  static char space[65536];
-  (void)n;
-  *b = uv_buf_init(space, sizeof space);
-}
-
-/* The child's peak resident size so far. Read while it runs: once it has exited there is no memory to report,
- * and getrusage's ru_maxrss for children also counts the forked copy of this process before exec. */
-static void sample_hwm(child *c) {
+static void sample_hwm(fx_child *c) {
+  hwm_probe *h = c->data;
   char path[64], line[256];
   if (c->exited) return;
   snprintf(path, sizeof path, "/proc/%d/status", c->proc.pid);
@@ -99,38 +50,20 @@ static void sample_hwm(child *c) {
   while (fgets(line, sizeof line, f)) {
     long kb;
     if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) {
-      if (kb > c->hwm_kb) c->hwm_kb = kb;
-      c->hwm_samples++;
+      if (kb > h->kb) h->kb = kb;
+      h->samples++;
     }
   }
   fclose(f);
 }
 
-static void child_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
-  child *c = s->data;
-  if (n > 0 && s == (uv_stream_t *)&c->err) sample_hwm(c); /* the summary comes just before exit */
-  if (n > 0) buf_add(s == (uv_stream_t *)&c->out ? &c->o : &c->e, b->base, (size_t)n);
-  int hang_up = s == (uv_stream_t *)&c->out ? c->hang_up_stdout : c->hang_up_stderr;
-  if (n < 0 || (n > 0 && hang_up && !uv_is_closing((uv_handle_t *)s))) uv_close((uv_handle_t *)s, child_closed);
+static void sample_hwm_on_stderr(fx_child *c, int from_stderr, const char *p, size_t n) {
+  (void)p, (void)n;
+  if (from_stderr) sample_hwm(c); /* the summary comes just before exit */
 }
 
-static void child_shut(uv_shutdown_t *r, int status) {
-  child *c = r->data;
-  (void)status;
-  uv_close((uv_handle_t *)&c->in, child_closed);
-}
-
-static void child_wrote(uv_write_t *w, int status) {
-  child *c = w->data;
-  ASSERT_EQ(status, 0);
-  c->sreq.data = c;
-  ASSERT_EQ(uv_shutdown(&c->sreq, (uv_stream_t *)&c->in, child_shut), 0);
-}
-
-/* Starts push_bin() with args (NULL-terminated), stdin from stdin_file (NULL: /dev/null) or from c->input through
- * a pipe, and env (NULL: inherited). */
-static void child_start(child *c, uv_loop_t *loop, const char *const *args, const char *stdin_file, char **env) {
-  const char *argv[64];
+/* push_bin() then args (NULL-terminated), into argv (64 entries). */
+static const char *const *push_argv(const char **argv, const char *const *args) {
   size_t n = 0;
   argv[n++] = push_bin();
   for (; args[n - 1]; n++) {
@@ -138,71 +71,23 @@ static void child_start(child *c, uv_loop_t *loop, const char *const *args, cons
     argv[n] = args[n - 1];
   }
   argv[n] = NULL;
-  uv_process_options_t po;
-  uv_stdio_container_t stdio[3];
-  memset(&po, 0, sizeof po);
-  int fd = -1;
-  ASSERT_EQ(uv_pipe_init(loop, &c->out, 0), 0);
-  ASSERT_EQ(uv_pipe_init(loop, &c->err, 0), 0);
-  c->out.data = c->err.data = c->proc.data = c->in.data = c;
-  c->open = 3;
-  if (c->input) {
-    ASSERT_EQ(uv_pipe_init(loop, &c->in, 0), 0);
-    c->open++;
-    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-    stdio[0].data.stream = (uv_stream_t *)&c->in;
-  } else if (stdin_file) {
-    fd = open(stdin_file, O_RDONLY);
-    ASSERT_GE(fd, 0);
-    stdio[0].flags = UV_INHERIT_FD;
-    stdio[0].data.fd = fd;
-  } else {
-    stdio[0].flags = UV_IGNORE;
-  }
-  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[1].data.stream = (uv_stream_t *)&c->out;
-  stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[2].data.stream = (uv_stream_t *)&c->err;
-  po.file = argv[0];
-  po.args = (char **)argv;
-  po.env = env;
-  po.stdio = stdio;
-  po.stdio_count = 3;
-  po.exit_cb = child_exit;
-  int rv = uv_spawn(loop, &c->proc, &po);
-  if (rv != 0) test__fail(__FILE__, __LINE__, "spawn %s: %s", argv[0], uv_strerror(rv));
-  if (fd >= 0) close(fd);
-  ASSERT_EQ(uv_read_start((uv_stream_t *)&c->out, child_alloc, child_read), 0);
-  ASSERT_EQ(uv_read_start((uv_stream_t *)&c->err, child_alloc, child_read), 0);
-  if (c->input) {
-    uv_buf_t b = uv_buf_init((char *)c->input, (unsigned)strlen(c->input));
-    c->wreq.data = c;
-    ASSERT_EQ(uv_write(&c->wreq, (uv_stream_t *)&c->in, &b, 1, child_wrote), 0);
-  }
+  return argv;
 }
 
-static void child_free(child *c) {
-  free(c->o.p);
-  free(c->e.p);
-}
-
-static const char *out_of(child *c) {
-  return c->o.p ? c->o.p : "";
-}
-static const char *err_of(child *c) {
-  return c->e.p ? c->e.p : "";
+/* Starts apns-push with args, stdin from stdin_file (NULL: /dev/null, or c->input when set), and env (NULL:
+ * inherited). */
+static void push_start(fx_child *c, uv_loop_t *loop, const char *const *args, const char *stdin_file, char **env) {
+  const char *argv[64];
+  c->stdin_file = stdin_file;
+  c->env = env;
+  fx_child_start(c, loop, push_argv(argv, args));
 }
 
 /* Runs the command to its end on a loop of its own (no server). Returns the exit status. */
-static int run_push(child *c, const char *const *args, const char *stdin_file) {
-  uv_loop_t loop;
-  ASSERT_EQ(uv_loop_init(&loop), 0);
-  child_start(c, &loop, args, stdin_file, NULL);
-  ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  ASSERT_TRUE(c->done);
-  ASSERT_EQ(uv_loop_close(&loop), 0);
-  if (c->term_signal) test__fail(__FILE__, __LINE__, "apns-push died of signal %d:\n%s", c->term_signal, err_of(c));
-  return (int)c->status;
+static int run_push(fx_child *c, const char *const *args, const char *stdin_file) {
+  const char *argv[64];
+  c->stdin_file = stdin_file;
+  return fx_child_run(c, push_argv(argv, args));
 }
 
 static int count_lines(const char *s) {
@@ -211,37 +96,25 @@ static int count_lines(const char *s) {
   return n;
 }
 
-static const char *write_file(const char *name, const char *text) {
-  static char paths[8][600];
-  static int next;
-  char *p = paths[next++ % 8];
-  snprintf(p, 600, "%s/%s", test_tmpdir(), name);
-  FILE *f = fopen(p, "w");
-  ASSERT_NOT_NULL(f);
-  fputs(text, f);
-  ASSERT_EQ(fclose(f), 0);
-  return p;
-}
-
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 /* ---- usage and exit codes ---- */
 
 TEST(push_help_and_version) {
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c, ARGS("--help"), NULL), 0);
-  ASSERT_TRUE(strstr(out_of(&c), "--bulk FILE|-") != NULL);
-  ASSERT_TRUE(strstr(out_of(&c), "--key-pass-env VAR") != NULL);
-  ASSERT_TRUE(strstr(out_of(&c), "--channel ID [PAYLOAD_JSON]") != NULL);
-  ASSERT_TRUE(strstr(out_of(&c), "channel create [--storage none|latest]") != NULL);
-  ASSERT_STREQ(err_of(&c), "");
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "--bulk FILE|-") != NULL);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "--key-pass-env VAR") != NULL);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "--channel ID [PAYLOAD_JSON]") != NULL);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "channel create [--storage none|latest]") != NULL);
+  ASSERT_STREQ(fx_child_err(&c), "");
+  fx_child_free(&c);
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c, ARGS("--version"), NULL), 0);
-  ASSERT_TRUE(
-      strncmp(out_of(&c), "apns-push " APNS_VERSION_STRING " ", strlen("apns-push " APNS_VERSION_STRING " ")) == 0);
-  child_free(&c);
+  ASSERT_TRUE(strncmp(fx_child_out(&c), "apns-push " APNS_VERSION_STRING " ",
+                      strlen("apns-push " APNS_VERSION_STRING " ")) == 0);
+  fx_child_free(&c);
 }
 
 TEST(push_usage_errors_exit_2) {
@@ -290,14 +163,14 @@ TEST(push_usage_errors_exit_2) {
       {{"--topic", TOPIC, "--timeout"}, "--timeout needs a value"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    child c;
+    fx_child c;
     memset(&c, 0, sizeof c);
     int rc = run_push(&c, cases[i].args, NULL);
-    if (rc != 2 || strstr(err_of(&c), cases[i].text) == NULL)
+    if (rc != 2 || strstr(fx_child_err(&c), cases[i].text) == NULL)
       test__fail(__FILE__, __LINE__, "case %zu: exit %d, want 2 and \"%s\" in stderr:\n%s", i, rc, cases[i].text,
-                 err_of(&c));
-    ASSERT_STREQ(out_of(&c), "");
-    child_free(&c);
+                 fx_child_err(&c));
+    ASSERT_STREQ(fx_child_out(&c), "");
+    fx_child_free(&c);
   }
 }
 
@@ -309,28 +182,29 @@ TEST(push_payload_too_large_exit_2) {
   int n = snprintf(json, 5000, "{\"aps\":{\"alert\":\"");
   memset(json + n, 'x', 4500);
   strcpy(json + n + 4500, "\"}}");
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, TOK, json), NULL), 2);
-  ASSERT_TRUE(strstr(err_of(&c), "payload: 4520 bytes, more than the 4096 allowed for push type alert") != NULL);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_err(&c), "payload: 4520 bytes, more than the 4096 allowed for push type alert") !=
+              NULL);
+  fx_child_free(&c);
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--push-type", "voip", TOK, json), NULL), 0);
-  ASSERT_EQ(count_lines(out_of(&c)), 1);
-  child_free(&c);
+  ASSERT_EQ(count_lines(fx_child_out(&c)), 1);
+  fx_child_free(&c);
   free(json);
 }
 
 /* ---- --dry-run, byte for byte ---- */
 
 static void dry_run_case(const char *const *args, const char *want) {
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
   int rc = run_push(&c, args, NULL);
-  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, err_of(&c));
-  ASSERT_STREQ(out_of(&c), want);
-  ASSERT_STREQ(err_of(&c), "");
-  child_free(&c);
+  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, fx_child_err(&c));
+  ASSERT_STREQ(fx_child_out(&c), want);
+  ASSERT_STREQ(fx_child_err(&c), "");
+  fx_child_free(&c);
 }
 
 TEST(push_dry_run_built_payload) {
@@ -425,37 +299,37 @@ static void check_bulk_stderr(const char *err) {
 }
 
 TEST(push_dry_run_bulk) {
-  const char *path = write_file("in.jsonl", bulk_input);
-  child c;
+  const char *path = fx_tmp_file("in.jsonl", bulk_input);
+  fx_child c;
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--alert", "dflt", "--bulk", path), NULL), 1);
-  ASSERT_STREQ(out_of(&c), bulk_want);
-  check_bulk_stderr(err_of(&c));
-  ASSERT_TRUE(strstr(err_of(&c), "apns-push: dry run: 4 requests, 6 bad lines\n") != NULL);
-  child_free(&c);
+  ASSERT_STREQ(fx_child_out(&c), bulk_want);
+  check_bulk_stderr(fx_child_err(&c));
+  ASSERT_TRUE(strstr(fx_child_err(&c), "apns-push: dry run: 4 requests, 6 bad lines\n") != NULL);
+  fx_child_free(&c);
 
   /* Only good lines: exit 0. */
-  path = write_file("good.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
+  path = fx_tmp_file("good.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--badge", "1", "--bulk", path), NULL), 0);
-  ASSERT_EQ(count_lines(out_of(&c)), 2);
-  child_free(&c);
+  ASSERT_EQ(count_lines(fx_child_out(&c)), 2);
+  fx_child_free(&c);
 }
 
 TEST(push_dry_run_bulk_stdin) {
   /* The same input through a pipe on stdin (the uv_pipe path), and redirected from the file (uv_fs_read on fd 0). */
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
   c.input = bulk_input;
   ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--alert", "dflt", "--bulk", "-"), NULL), 1);
-  ASSERT_STREQ(out_of(&c), bulk_want);
-  check_bulk_stderr(err_of(&c));
-  child_free(&c);
-  const char *path = write_file("in.jsonl", bulk_input);
+  ASSERT_STREQ(fx_child_out(&c), bulk_want);
+  check_bulk_stderr(fx_child_err(&c));
+  fx_child_free(&c);
+  const char *path = fx_tmp_file("in.jsonl", bulk_input);
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--alert", "dflt", "--bulk", "-"), path), 1);
-  ASSERT_STREQ(out_of(&c), bulk_want);
-  child_free(&c);
+  ASSERT_STREQ(fx_child_out(&c), bulk_want);
+  fx_child_free(&c);
 }
 
 TEST(push_dry_run_bulk_long_line) {
@@ -466,15 +340,15 @@ TEST(push_dry_run_bulk_long_line) {
   int n = snprintf(text, 200, "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\",\"payload\":{\"x\":\"");
   memset(text + n, 'y', big);
   strcpy(text + n + big, "\"}}\n{\"token\":\"" TOK "\"}\n");
-  const char *path = write_file("long.jsonl", text);
+  const char *path = fx_tmp_file("long.jsonl", text);
   free(text);
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--alert", "a", "--bulk", path), NULL), 1);
-  ASSERT_EQ(count_lines(out_of(&c)), 2);
-  ASSERT_TRUE(strstr(err_of(&c), "apns-push: line 2: longer than 65536 bytes: skipped\n") != NULL);
-  ASSERT_TRUE(strstr(err_of(&c), "dry run: 2 requests, 1 bad lines") != NULL);
-  child_free(&c);
+  ASSERT_EQ(count_lines(fx_child_out(&c)), 2);
+  ASSERT_TRUE(strstr(fx_child_err(&c), "apns-push: line 2: longer than 65536 bytes: skipped\n") != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&c), "dry run: 2 requests, 1 bad lines") != NULL);
+  fx_child_free(&c);
 }
 
 /* ---- keys and certificates (no server needed: they load before anything connects) ---- */
@@ -500,19 +374,19 @@ static char *path_in(const char *dir, const char *name) {
 TEST(push_bad_key_file_exit_2) {
   apns__certgen_result certs;
   const char *dir = cert_dir(&certs);
-  const char *junk = write_file("junk-key.pem", "-----BEGIN EC PRIVATE KEY-----\nnot base64 at all\n"
-                                                "-----END EC PRIVATE KEY-----\n");
-  child c;
+  const char *junk = fx_tmp_file("junk-key.pem", "-----BEGIN EC PRIVATE KEY-----\nnot base64 at all\n"
+                                                 "-----END EC PRIVATE KEY-----\n");
+  fx_child c;
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c,
                      ARGS("--host", "127.0.0.1:9", "--cert", path_in(dir, "client.pem"), "--key", junk, "--topic",
                           TOPIC, "--alert", "x", TOK),
                      NULL),
             2);
-  if (strstr(err_of(&c), junk) == NULL) test__fail(__FILE__, __LINE__, "no %s in:\n%s", junk, err_of(&c));
-  ASSERT_TRUE(strstr(err_of(&c), "APNS_EBADKEY") != NULL);
-  ASSERT_STREQ(out_of(&c), "");
-  child_free(&c);
+  if (strstr(fx_child_err(&c), junk) == NULL) test__fail(__FILE__, __LINE__, "no %s in:\n%s", junk, fx_child_err(&c));
+  ASSERT_TRUE(strstr(fx_child_err(&c), "APNS_EBADKEY") != NULL);
+  ASSERT_STREQ(fx_child_out(&c), "");
+  fx_child_free(&c);
 
   /* A certificate file that is not one. */
   memset(&c, 0, sizeof c);
@@ -521,8 +395,8 @@ TEST(push_bad_key_file_exit_2) {
                           TOPIC, "--alert", "x", TOK),
                      NULL),
             2);
-  ASSERT_TRUE(strstr(err_of(&c), junk) != NULL);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_err(&c), junk) != NULL);
+  fx_child_free(&c);
 
   /* A .p8 that is not a key. */
   memset(&c, 0, sizeof c);
@@ -531,8 +405,8 @@ TEST(push_bad_key_file_exit_2) {
                           "--topic", TOPIC, "--alert", "x", TOK),
                      NULL),
             2);
-  ASSERT_TRUE(strstr(err_of(&c), junk) != NULL);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_err(&c), junk) != NULL);
+  fx_child_free(&c);
   apns__certgen_free(&certs);
 }
 
@@ -608,10 +482,11 @@ static void srv_start(srv *s, int client_auth, int hook) {
 }
 
 /* Runs apns-push against the mock until it exits. */
-static int srv_push(srv *s, child *c, const char *const *args, const char *stdin_file, char **env) {
-  child_start(c, &s->loop, args, stdin_file, env);
+static int srv_push(srv *s, fx_child *c, const char *const *args, const char *stdin_file, char **env) {
+  push_start(c, &s->loop, args, stdin_file, env);
   fx_run_until(&s->loop, &c->done);
-  if (c->term_signal) test__fail(__FILE__, __LINE__, "apns-push died of signal %d:\n%s", c->term_signal, err_of(c));
+  if (c->term_signal)
+    test__fail(__FILE__, __LINE__, "apns-push died of signal %d:\n%s", c->term_signal, fx_child_err(c));
   return (int)c->status;
 }
 
@@ -643,13 +518,13 @@ TEST(push_send_accepted_as_dry_run_says) {
                               "11111111-2222-4333-8444-555555555555",
                               TOK,
                               NULL};
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
   int rc = srv_push(&s, &c, send, NULL, NULL);
-  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, err_of(&c));
+  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, fx_child_err(&c));
   ASSERT_EQ(s.requests, 1);
   /* One result line, 200, the apns-id we chose echoed. */
-  const char *o = out_of(&c);
+  const char *o = fx_child_out(&c);
   ASSERT_EQ(count_lines(o), 1);
   ASSERT_EQ(strncmp(o,
                     "{\"line\":1,\"token\":\"" TOK "\",\"apns_id\":\"11111111-2222-4333-8444-555555555555\","
@@ -657,10 +532,10 @@ TEST(push_send_accepted_as_dry_run_says) {
                     strlen("{\"line\":1,\"token\":\"" TOK "\",\"apns_id\":\"11111111-2222-4333-8444-555555555555\","
                            "\"status\":200,\"reason\":null,\"timestamp\":null,\"attempts\":1,\"latency_ms\":")),
             0);
-  ASSERT_TRUE(strstr(err_of(&c), "1 notifications in ") != NULL);
-  ASSERT_TRUE(strstr(err_of(&c), "1 accepted, 0 rejected, 0 failed, 0 bad lines") != NULL);
-  ASSERT_TRUE(strstr(err_of(&c), "latency: p50 ") != NULL);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_err(&c), "1 notifications in ") != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&c), "1 accepted, 0 rejected, 0 failed, 0 bad lines") != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&c), "latency: p50 ") != NULL);
+  fx_child_free(&c);
 
   /* What the mock received is what --dry-run prints for the same command. */
   const char *const dry[] = {"--dry-run",
@@ -679,8 +554,8 @@ TEST(push_send_accepted_as_dry_run_says) {
                              NULL};
   memset(&c, 0, sizeof c);
   ASSERT_EQ(srv_push(&s, &c, dry, NULL, NULL), 0);
-  ASSERT_STREQ(out_of(&c), s.last);
-  child_free(&c);
+  ASSERT_STREQ(fx_child_out(&c), s.last);
+  fx_child_free(&c);
   ASSERT_EQ(s.requests, 1);
   srv_stop(&s, NULL);
 }
@@ -690,23 +565,23 @@ TEST(push_bulk_rejected_and_dead_tokens) {
   srv_start(&s, 1, 0);
   /* 3 good, 2 BadDeviceToken, 2 Unregistered, 1 malformed, 1 blank line. */
   const char *path =
-      write_file("in.jsonl", "{\"token\":\"" TOK "\"}\n"
-                             "{\"token\":\"bad0000000000000000000000000000000000000000000000000000000000001\"}\n"
-                             "{\"token\":\"dead000000000000000000000000000000000000000000000000000000000001\"}\n"
-                             "\n"
-                             "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"own\"}}}\n"
-                             "{oops\n"
-                             "{\"token\":\"dead000000000000000000000000000000000000000000000000000000000002\"}\n"
-                             "{\"token\":\"bad0000000000000000000000000000000000000000000000000000000000002\"}\n"
-                             "{\"token\":\"" TOK "\"}\n");
+      fx_tmp_file("in.jsonl", "{\"token\":\"" TOK "\"}\n"
+                              "{\"token\":\"bad0000000000000000000000000000000000000000000000000000000000001\"}\n"
+                              "{\"token\":\"dead000000000000000000000000000000000000000000000000000000000001\"}\n"
+                              "\n"
+                              "{\"token\":\"" TOK "\",\"payload\":{\"aps\":{\"alert\":\"own\"}}}\n"
+                              "{oops\n"
+                              "{\"token\":\"dead000000000000000000000000000000000000000000000000000000000002\"}\n"
+                              "{\"token\":\"bad0000000000000000000000000000000000000000000000000000000000002\"}\n"
+                              "{\"token\":\"" TOK "\"}\n");
   const char *dead = path_in(test_tmpdir(), "dead.txt");
   const char *const args[] = {CONN(&s),      CERT(&s), "--alert",       "hi", "--bulk",     path,
                               "--list-dead", "1",      "--dead-tokens", dead, "--progress", NULL};
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
   int rc = srv_push(&s, &c, args, NULL, NULL);
-  if (rc != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", rc, err_of(&c));
-  const char *o = out_of(&c), *e = err_of(&c);
+  if (rc != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", rc, fx_child_err(&c));
+  const char *o = fx_child_out(&c), *e = fx_child_err(&c);
   /* One result line for each of the 8 non-blank lines, whatever happened to it. */
   ASSERT_EQ(count_lines(o), 8);
   static const char *lines[] = {"{\"line\":1,", "{\"line\":2,", "{\"line\":3,", "{\"line\":5,",
@@ -734,7 +609,7 @@ TEST(push_bulk_rejected_and_dead_tokens) {
       strstr(e, "tokens to delete (Unregistered, ExpiredToken, BadDeviceToken, DeviceTokenNotForTopic): 4\n") !=
       NULL);
   ASSERT_TRUE(strstr(e, "... and 3 more") != NULL);
-  child_free(&c);
+  fx_child_free(&c);
   /* --dead-tokens has all four. */
   FILE *f = fopen(dead, "r");
   ASSERT_NOT_NULL(f);
@@ -755,7 +630,7 @@ TEST(push_encrypted_key_passphrase) {
   srv_start(&s, 1, 0);
   char err[256] = "", *enc = NULL;
   ASSERT_OK(apns__certgen_encrypt_key(s.certs.client_key, "s3cret", &enc, err, sizeof err));
-  const char *key = write_file("enc-key.pem", enc);
+  const char *key = fx_tmp_file("enc-key.pem", enc);
   apns__zero(enc, strlen(enc));
   apns__free(enc);
   char *good_env[] = {"APNS_PUSH_TEST_PASS=s3cret", NULL};
@@ -771,16 +646,16 @@ TEST(push_encrypted_key_passphrase) {
                               "x",
                               TOK,
                               NULL};
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
   int rc = srv_push(&s, &c, args, NULL, good_env);
-  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, err_of(&c));
-  ASSERT_TRUE(strstr(out_of(&c), "\"status\":200") != NULL);
-  child_free(&c);
+  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, fx_child_err(&c));
+  ASSERT_TRUE(strstr(fx_child_out(&c), "\"status\":200") != NULL);
+  fx_child_free(&c);
   memset(&c, 0, sizeof c);
   ASSERT_EQ(srv_push(&s, &c, args, NULL, bad_env), 2);
-  if (strstr(err_of(&c), key) == NULL) test__fail(__FILE__, __LINE__, "no %s in:\n%s", key, err_of(&c));
-  child_free(&c);
+  if (strstr(fx_child_err(&c), key) == NULL) test__fail(__FILE__, __LINE__, "no %s in:\n%s", key, fx_child_err(&c));
+  fx_child_free(&c);
   srv_stop(&s, NULL);
 }
 
@@ -793,25 +668,25 @@ TEST(push_token_auth_verified_by_mock) {
   ASSERT_OK(apns__jwt_verifier_new(&s.verifier));
   ASSERT_OK(apns__jwt_verifier_add(s.verifier, "ABC123DEFG", p8, NULL, 0, err, sizeof err));
   const char *path =
-      write_file("in.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
+      fx_tmp_file("in.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
   const char *const args[] = {CONN(&s),     "--p8",    p8,  "--key-id", "ABC123DEFG", "--team-id",
                               "DEF123GHIJ", "--alert", "x", "--bulk",   path,         NULL};
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
   int rc = srv_push(&s, &c, args, NULL, NULL);
-  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s\n%s", rc, out_of(&c), err_of(&c));
-  ASSERT_EQ(count_lines(out_of(&c)), 3);
+  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s\n%s", rc, fx_child_out(&c), fx_child_err(&c));
+  ASSERT_EQ(count_lines(fx_child_out(&c)), 3);
   ASSERT_EQ(s.jwt_valid, 3);
   ASSERT_EQ(s.jwt_bad, 0);
-  child_free(&c);
+  fx_child_free(&c);
   /* The wrong key id: the mock refuses, every line is rejected, exit 1. */
   const char *const wrong[] = {CONN(&s),     "--p8",    p8,  "--key-id", "ZZZ123DEFG", "--team-id",
                                "DEF123GHIJ", "--alert", "x", TOK,        NULL};
   memset(&c, 0, sizeof c);
   ASSERT_EQ(srv_push(&s, &c, wrong, NULL, NULL), 1);
-  ASSERT_TRUE(strstr(out_of(&c), "\"status\":403,\"reason\":\"InvalidProviderToken\"") != NULL);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "\"status\":403,\"reason\":\"InvalidProviderToken\"") != NULL);
   ASSERT_EQ(s.jwt_bad, 1);
-  child_free(&c);
+  fx_child_free(&c);
   srv_stop(&s, NULL);
 }
 
@@ -850,32 +725,36 @@ TEST(push_bulk_million_bounded_memory) {
   ASSERT_EQ(stat(path, &sb), 0);
   ASSERT_GT(sb.st_size, (off_t)MILLION_LINES * 100);
   const char *const args[] = {CONN(&s), CERT(&s), "--bulk", path, "--results", "/dev/null", "--no-progress", NULL};
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
   uint64_t t0 = uv_hrtime();
   /* Sample the child's VmHWM every 50 ms while it runs (and at each stderr write, the summary included). */
+  hwm_probe h = {0};
+  c.data = &h;
+  c.on_output = sample_hwm_on_stderr;
   uv_timer_t hwm;
   ASSERT_EQ(uv_timer_init(&s.loop, &hwm), 0);
   hwm.data = &c;
-  child_start(&c, &s.loop, args, NULL, NULL);
+  push_start(&c, &s.loop, args, NULL, NULL);
   ASSERT_EQ(uv_timer_start(&hwm, on_hwm_timer, 0, 50), 0);
   fx_run_until(&s.loop, &c.done);
   uv_close((uv_handle_t *)&hwm, NULL);
-  if (c.term_signal) test__fail(__FILE__, __LINE__, "apns-push died of signal %d:\n%s", c.term_signal, err_of(&c));
+  if (c.term_signal)
+    test__fail(__FILE__, __LINE__, "apns-push died of signal %d:\n%s", c.term_signal, fx_child_err(&c));
   int rc = (int)c.status;
   double secs = (double)(uv_hrtime() - t0) / 1e9;
-  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, err_of(&c));
+  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, fx_child_err(&c));
   char want[128];
   snprintf(want, sizeof want, "%u notifications in ", MILLION_LINES);
-  ASSERT_TRUE(strstr(err_of(&c), want) != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&c), want) != NULL);
   snprintf(want, sizeof want, "%u accepted, 0 rejected, 0 failed, 0 bad lines", MILLION_LINES);
-  ASSERT_TRUE(strstr(err_of(&c), want) != NULL);
-  printf("%u notifications in %.1f s, apns-push peak RSS %ld KiB (%d samples; bound %d)\n", MILLION_LINES, secs,
-         c.hwm_kb, c.hwm_samples, MILLION_BOUND_KB);
-  ASSERT_GT(c.hwm_samples, 0);
-  ASSERT_GT(c.hwm_kb, 0);
-  ASSERT_LT(c.hwm_kb, MILLION_BOUND_KB);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_err(&c), want) != NULL);
+  printf("%u notifications in %.1f s, apns-push peak RSS %ld KiB (%d samples; bound %d)\n", MILLION_LINES, secs, h.kb,
+         h.samples, MILLION_BOUND_KB);
+  ASSERT_GT(h.samples, 0);
+  ASSERT_GT(h.kb, 0);
+  ASSERT_LT(h.kb, MILLION_BOUND_KB);
+  fx_child_free(&c);
   apns_mock_stats st;
   srv_stop(&s, &st);
   ASSERT_UEQ(st.requests, MILLION_LINES);
@@ -895,25 +774,25 @@ TEST(push_sigint_finishes_what_was_sent) {
   for (unsigned i = 0; i < 50000; i++) fprintf(f, "{\"token\":\"%064x\",\"payload\":{\"aps\":{}}}\n", i);
   ASSERT_EQ(fclose(f), 0);
   const char *const args[] = {CONN(&s), CERT(&s), "--bulk", path, "--no-progress", NULL};
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
-  child_start(&c, &s.loop, args, NULL, NULL);
+  push_start(&c, &s.loop, args, NULL, NULL);
   while (s.requests < 100) ASSERT_NE(uv_run(&s.loop, UV_RUN_ONCE), 0);
   ASSERT_EQ(uv_process_kill(&c.proc, SIGINT), 0);
   /* Let the signal land before the answers flow, so that the run is cut short. */
-  while (strstr(err_of(&c), "interrupted:") == NULL) ASSERT_NE(uv_run(&s.loop, UV_RUN_ONCE), 0);
+  while (strstr(fx_child_err(&c), "interrupted:") == NULL) ASSERT_NE(uv_run(&s.loop, UV_RUN_ONCE), 0);
   apns_mock_set_paused(s.mock, 0);
   fx_run_until(&s.loop, &c.done);
   ASSERT_EQ(c.term_signal, 0);
   ASSERT_EQ(c.status, 1);
-  ASSERT_TRUE(strstr(err_of(&c), "interrupted after") != NULL);
-  int results = count_lines(out_of(&c));
+  ASSERT_TRUE(strstr(fx_child_err(&c), "interrupted after") != NULL);
+  int results = count_lines(fx_child_out(&c));
   ASSERT_GE(results, 100);
   ASSERT_LT(results, 50000);
   apns_mock_stats st;
   srv_stop(&s, &st);
   ASSERT_EQ(st.status[200], (uint64_t)results); /* everything sent got its answer and its line */
-  child_free(&c);
+  fx_child_free(&c);
 }
 
 /* A server that cannot be reached: apns-push gives up (here after --timeout, as the refusal may pass), instead of
@@ -938,21 +817,21 @@ TEST(push_unreachable_server_gives_up) {
   for (unsigned i = 0; i < 200000; i++) fprintf(f, "{\"token\":\"%064x\",\"payload\":{\"aps\":{}}}\n", i);
   ASSERT_EQ(fclose(f), 0);
   const char *const args[] = {CONN(&s), CERT(&s), "--bulk", path, "--timeout", "1", "--no-progress", NULL};
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
   uint64_t t0 = uv_hrtime();
   ASSERT_EQ(srv_push(&s, &c, args, NULL, NULL), 1);
   uint64_t ms = (uv_hrtime() - t0) / 1000000;
   ASSERT_GE(ms, 1000);                       /* not before --timeout: a refusal may pass */
   ASSERT_LT(ms, 10000 * test_time_factor()); /* and not batch after batch */
-  ASSERT_TRUE(strstr(err_of(&c), "cannot connect to the server") != NULL);
-  ASSERT_TRUE(strstr(err_of(&c), "the server could not be reached") != NULL);
-  int results = count_lines(out_of(&c));
+  ASSERT_TRUE(strstr(fx_child_err(&c), "cannot connect to the server") != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&c), "the server could not be reached") != NULL);
+  int results = count_lines(fx_child_out(&c));
   ASSERT_GT(results, 0);
   ASSERT_LT(results, 200000);
-  ASSERT_TRUE(strstr(out_of(&c), "\"status\":200") == NULL);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "\"status\":200") == NULL);
   srv_stop(&s, NULL);
-  child_free(&c);
+  fx_child_free(&c);
 }
 
 /* ---- a server that resets the connection mid-run ---- */
@@ -979,21 +858,22 @@ TEST(push_reset_mid_write_no_sigpipe) {
     fprintf(f, "{\"token\":\"%s%061x\",\"payload\":{\"aps\":{}}}\n", i % 100 ? "abc" : "bad", i);
   ASSERT_EQ(fclose(f), 0);
   const char *const args[] = {CONN(&s), CERT(&s), "--bulk", path, "--no-progress", NULL};
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
-  child_start(&c, &s.loop, args, NULL, NULL);
+  push_start(&c, &s.loop, args, NULL, NULL);
   fx_run_until(&s.loop, &c.done);
-  if (c.term_signal) test__fail(__FILE__, __LINE__, "apns-push died of signal %d:\n%s", c.term_signal, err_of(&c));
-  if (c.status != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", (int)c.status, err_of(&c));
-  ASSERT_EQ(count_lines(out_of(&c)), (int)lines);
+  if (c.term_signal)
+    test__fail(__FILE__, __LINE__, "apns-push died of signal %d:\n%s", c.term_signal, fx_child_err(&c));
+  if (c.status != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", (int)c.status, fx_child_err(&c));
+  ASSERT_EQ(count_lines(fx_child_out(&c)), (int)lines);
   char want[64];
   snprintf(want, sizeof want, "apns-push: %u notifications in ", lines);
-  ASSERT_TRUE(strstr(err_of(&c), want) != NULL);
-  ASSERT_TRUE(strstr(out_of(&c), "\"reason\":\"BadDeviceToken\"") != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&c), want) != NULL);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "\"reason\":\"BadDeviceToken\"") != NULL);
   apns_mock_stats st;
   srv_stop(&s, &st);
   ASSERT_GT(st.drops, 0);
-  child_free(&c);
+  fx_child_free(&c);
 }
 
 /* The reader of stdout goes away (| head -1): apns-push's next write fails with EPIPE. It stops cleanly (no
@@ -1005,13 +885,13 @@ TEST(push_stdout_closed_stops_cleanly) {
   ASSERT_NOT_NULL(f);
   for (unsigned i = 0; i < 100000; i++) fprintf(f, "{\"token\":\"%064x\",\"payload\":{\"aps\":{}}}\n", i);
   ASSERT_EQ(fclose(f), 0);
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
   c.hang_up_stdout = 1;
   int rc = run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--bulk", path), NULL);
-  if (rc != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", rc, err_of(&c));
-  ASSERT_TRUE(strstr(err_of(&c), "apns-push: writing the results: Broken pipe: stopping") != NULL);
-  child_free(&c);
+  if (rc != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", rc, fx_child_err(&c));
+  ASSERT_TRUE(strstr(fx_child_err(&c), "apns-push: writing the results: Broken pipe: stopping") != NULL);
+  fx_child_free(&c);
 
   srv s;
   srv_start(&s, 1, 0);
@@ -1019,14 +899,14 @@ TEST(push_stdout_closed_stops_cleanly) {
   memset(&c, 0, sizeof c);
   c.hang_up_stdout = 1;
   rc = srv_push(&s, &c, args, NULL, NULL);
-  if (rc != 1 || strstr(err_of(&c), "apns-push: writing the results: Broken pipe: stopping") == NULL ||
-      strstr(err_of(&c), "stopped: the output could not be written (Broken pipe)") == NULL ||
-      strstr(err_of(&c), " notifications in ") == NULL)
-    test__fail(__FILE__, __LINE__, "exit %d (want 1) or stderr unlike a clean stop:\n%s", rc, err_of(&c));
+  if (rc != 1 || strstr(fx_child_err(&c), "apns-push: writing the results: Broken pipe: stopping") == NULL ||
+      strstr(fx_child_err(&c), "stopped: the output could not be written (Broken pipe)") == NULL ||
+      strstr(fx_child_err(&c), " notifications in ") == NULL)
+    test__fail(__FILE__, __LINE__, "exit %d (want 1) or stderr unlike a clean stop:\n%s", rc, fx_child_err(&c));
   apns_mock_stats st;
   srv_stop(&s, &st);
   ASSERT_LT(st.requests, 100000); /* it stopped reading */
-  child_free(&c);
+  fx_child_free(&c);
 
   /* stderr's reader goes away while bad lines are being told there: the same clean stop, exit 1. */
   f = fopen(path, "w");
@@ -1037,7 +917,7 @@ TEST(push_stdout_closed_stops_cleanly) {
   c.hang_up_stderr = 1;
   rc = run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--alert", "x", "--bulk", path), NULL);
   ASSERT_EQ(rc, 1);
-  child_free(&c);
+  fx_child_free(&c);
 }
 
 /* ---- tools/common/bulk.c: the line scanner and the result writer, without a process ---- */
@@ -1366,21 +1246,21 @@ TEST(push_unexpected_status_told_apart) {
   srv s;
   srv_start_with(&s, 1, 0, odd_status_opts);
   const char *path =
-      write_file("in.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
+      fx_tmp_file("in.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
   const char *const args[] = {CONN(&s), CERT(&s), "--alert", "x", "--bulk", path, "--connections", "1", NULL};
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
   int rc = srv_push(&s, &c, args, NULL, NULL);
-  if (rc != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", rc, err_of(&c));
-  const char *e = err_of(&c);
+  if (rc != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", rc, fx_child_err(&c));
+  const char *e = fx_child_err(&c);
   ASSERT_TRUE(strstr(e, "3 notifications in ") != NULL);
   if (strstr(e, "1 accepted, 0 rejected, 0 failed, 0 bad lines\n") == NULL) test__fail(__FILE__, __LINE__, "%s", e);
   ASSERT_TRUE(strstr(e, "  2 answers with a status APNs does not give (1xx, 3xx, ...)") != NULL);
   ASSERT_TRUE(strstr(e, "  204 (unexpected status) ") != NULL);
   ASSERT_TRUE(strstr(e, "  301 Moved (unexpected status) ") != NULL);
-  ASSERT_TRUE(strstr(out_of(&c), "\"status\":301,\"reason\":\"Moved\"") != NULL);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "\"status\":301,\"reason\":\"Moved\"") != NULL);
   srv_stop(&s, NULL);
-  child_free(&c);
+  fx_child_free(&c);
 }
 
 /* ---- a hostile server: bytes that are not UTF-8, control characters ---- */
@@ -1438,13 +1318,13 @@ TEST(push_hostile_server_text_escaped) {
   srv s;
   srv_start_with(&s, 1, 0, hostile_opts);
   const char *path =
-      write_file("in.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
+      fx_tmp_file("in.jsonl", "{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n{\"token\":\"" TOK "\"}\n");
   const char *const args[] = {CONN(&s), CERT(&s), "--alert", "x", "--bulk", path, "--connections", "1", NULL};
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
   int rc = srv_push(&s, &c, args, NULL, NULL);
-  if (rc != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", rc, err_of(&c));
-  const char *o = out_of(&c), *e = err_of(&c);
+  if (rc != 1) test__fail(__FILE__, __LINE__, "exit %d, want 1:\n%s", rc, fx_child_err(&c));
+  const char *o = fx_child_out(&c), *e = fx_child_err(&c);
   ASSERT_EQ(assert_json_lines(o), 3);
   assert_no_controls("stdout", o);
   assert_no_controls("stderr", e);
@@ -1459,7 +1339,7 @@ TEST(push_hostile_server_text_escaped) {
   ASSERT_TRUE(strstr(e, "\napns-push: forged") == NULL);
   ASSERT_TRUE(strstr(e, "reason Shut\\u001b]0;owned\\u0007down\\r\\napns-push: forged)") != NULL);
   srv_stop(&s, NULL);
-  child_free(&c);
+  fx_child_free(&c);
 }
 
 /* ---- broadcast push: channel commands and --channel, against the mock ---- */
@@ -1535,9 +1415,9 @@ static void srv_remock(srv *s, int client_auth, void (*tweak)(apns_mock_options 
 }
 
 /* The one JSON line a channel command or broadcast printed, parsed (the test fails on anything else). */
-static json_t *one_json_line(child *c) {
-  const char *o = out_of(c);
-  if (count_lines(o) != 1) test__fail(__FILE__, __LINE__, "want one line, got:\n%s\nstderr:\n%s", o, err_of(c));
+static json_t *one_json_line(fx_child *c) {
+  const char *o = fx_child_out(c);
+  if (count_lines(o) != 1) test__fail(__FILE__, __LINE__, "want one line, got:\n%s\nstderr:\n%s", o, fx_child_err(c));
   json_error_t je;
   json_t *j = json_loads(o, 0, &je);
   if (j == NULL) test__fail(__FILE__, __LINE__, "not JSON (%s): %s", je.text, o);
@@ -1545,16 +1425,17 @@ static json_t *one_json_line(child *c) {
 }
 
 /* Runs args against the mock and checks the exit status. */
-static void srv_expect(srv *s, child *c, const char *const *args, int want) {
+static void srv_expect(srv *s, fx_child *c, const char *const *args, int want) {
   memset(c, 0, sizeof *c);
   int rc = srv_push(s, c, args, NULL, NULL);
-  if (rc != want) test__fail(__FILE__, __LINE__, "exit %d, want %d:\n%s\n%s", rc, want, out_of(c), err_of(c));
+  if (rc != want)
+    test__fail(__FILE__, __LINE__, "exit %d, want %d:\n%s\n%s", rc, want, fx_child_out(c), fx_child_err(c));
 }
 
 TEST(push_channel_lifecycle_against_mock) {
   srv s;
   srv_start_with(&s, 1, 1, chan_tweak);
-  child c;
+  fx_child c;
   char id[APNS_CHANNEL_ID_MAX + 1];
 
   /* create: 201 and the new id, our request id echoed; the mock got what --dry-run prints. */
@@ -1567,10 +1448,10 @@ TEST(push_channel_lifecycle_against_mock) {
   ASSERT_OK(apns_validate_channel_id(jstr(j, "channel_id")));
   snprintf(id, sizeof id, "%s", jstr(j, "channel_id"));
   json_decref(j);
-  child_free(&c);
+  fx_child_free(&c);
   srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), "--request-id", RID, "channel", "create"), 0);
-  ASSERT_STREQ(out_of(&c), s.last);
-  child_free(&c);
+  ASSERT_STREQ(fx_child_out(&c), s.last);
+  fx_child_free(&c);
 
   /* read: the configuration, exactly as Apple spells it. */
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--request-id", RID, "channel", "read", id), 0);
@@ -1579,11 +1460,11 @@ TEST(push_channel_lifecycle_against_mock) {
            "{\"op\":\"read\",\"status\":200,\"channel_id\":\"%s\",\"message-storage-policy\":0,"
            "\"push-type\":\"LiveActivity\",\"request_id\":\"" RID "\"}\n",
            id);
-  ASSERT_STREQ(out_of(&c), want);
-  child_free(&c);
+  ASSERT_STREQ(fx_child_out(&c), want);
+  fx_child_free(&c);
   srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), "--request-id", RID, "channel", "read", id), 0);
-  ASSERT_STREQ(out_of(&c), s.last);
-  child_free(&c);
+  ASSERT_STREQ(fx_child_out(&c), s.last);
+  fx_child_free(&c);
 
   /* list: the one channel. */
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "list"), 0);
@@ -1594,10 +1475,10 @@ TEST(push_channel_lifecycle_against_mock) {
   ASSERT_STREQ(json_string_value(json_array_get(list, 0)), id);
   ASSERT_NOT_NULL(jstr(j, "request_id")); /* the mock made one */
   json_decref(j);
-  child_free(&c);
+  fx_child_free(&c);
   srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), "channel", "list"), 0);
-  ASSERT_STREQ(out_of(&c), s.last);
-  child_free(&c);
+  ASSERT_STREQ(fx_child_out(&c), s.last);
+  fx_child_free(&c);
 
   /* A Live Activity update broadcast to it: accepted, the answer's ids printed; the wire is the dry run. */
 #define UPDATE(id)                                                                                                   \
@@ -1612,12 +1493,12 @@ TEST(push_channel_lifecycle_against_mock) {
   ASSERT_NOT_NULL(jstr(j, "apns_unique_id"));
   ASSERT_EQ(json_integer_value(json_object_get(j, "attempts")), 1);
   json_decref(j);
-  child_free(&c);
+  fx_child_free(&c);
   srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), UPDATE(id)), 0);
-  ASSERT_STREQ(out_of(&c), s.last);
+  ASSERT_STREQ(fx_child_out(&c), s.last);
   ASSERT_TRUE(strstr(s.last, "\"payload\":{\"aps\":{\"timestamp\":1700000000,\"event\":\"update\","
                              "\"content-state\":{\"home\":2,\"away\":1},\"stale-date\":1700000600}}") != NULL);
-  child_free(&c);
+  fx_child_free(&c);
 
   /* delete: 204; then the id is gone for a broadcast, a read and a second delete (exit 1 each). */
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "delete", id), 0);
@@ -1626,30 +1507,30 @@ TEST(push_channel_lifecycle_against_mock) {
   ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 204);
   ASSERT_STREQ(jstr(j, "channel_id"), id);
   json_decref(j);
-  child_free(&c);
+  fx_child_free(&c);
   srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), "channel", "delete", id), 0);
-  ASSERT_STREQ(out_of(&c), s.last);
-  child_free(&c);
+  ASSERT_STREQ(fx_child_out(&c), s.last);
+  fx_child_free(&c);
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), UPDATE(id)), 1);
   j = one_json_line(&c);
   ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 400);
   ASSERT_STREQ(jstr(j, "reason"), "ChannelNotRegistered");
   json_decref(j);
-  ASSERT_TRUE(strstr(err_of(&c), "broadcast refused: 400 ChannelNotRegistered") != NULL);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_err(&c), "broadcast refused: 400 ChannelNotRegistered") != NULL);
+  fx_child_free(&c);
   static const char *const ops[] = {"read", "delete"};
   for (int k = 0; k < 2; k++) {
     srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", ops[k], id), 1);
     snprintf(want, sizeof want,
              "{\"op\":\"%s\",\"status\":400,\"channel_id\":\"%s\",\"reason\":\"ChannelNotRegistered\"", ops[k], id);
-    if (strncmp(out_of(&c), want, strlen(want)) != 0) test__fail(__FILE__, __LINE__, "%s", out_of(&c));
-    child_free(&c);
+    if (strncmp(fx_child_out(&c), want, strlen(want)) != 0) test__fail(__FILE__, __LINE__, "%s", fx_child_out(&c));
+    fx_child_free(&c);
   }
   /* --results takes the line to a file, as for sends. */
   const char *res = path_in(test_tmpdir(), "channels.out");
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--results", res, "channel", "list"), 0);
-  ASSERT_STREQ(out_of(&c), "");
-  child_free(&c);
+  ASSERT_STREQ(fx_child_out(&c), "");
+  fx_child_free(&c);
   FILE *f = fopen(res, "r");
   ASSERT_NOT_NULL(f);
   char got[512] = "";
@@ -1662,7 +1543,7 @@ TEST(push_channel_lifecycle_against_mock) {
 
 TEST(push_channel_error_reasons) {
   srv s;
-  child c;
+  fx_child c;
   json_t *j;
   /* A no-storage channel takes only expiration 0: BadExpirationDate. A latest one takes a later time. */
   srv_start_with(&s, 1, 1, chan_tweak);
@@ -1671,15 +1552,15 @@ TEST(push_channel_error_reasons) {
   j = one_json_line(&c);
   snprintf(none_id, sizeof none_id, "%s", jstr(j, "channel_id"));
   json_decref(j);
-  child_free(&c);
+  fx_child_free(&c);
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create", "--storage", "latest"), 0);
   j = one_json_line(&c);
   snprintf(latest_id, sizeof latest_id, "%s", jstr(j, "channel_id"));
   json_decref(j);
-  child_free(&c);
+  fx_child_free(&c);
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "read", latest_id), 0);
-  ASSERT_TRUE(strstr(out_of(&c), "\"message-storage-policy\":1,") != NULL);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "\"message-storage-policy\":1,") != NULL);
+  fx_child_free(&c);
   srv_expect(&s, &c,
              ARGS(CONN(&s), CERT(&s), "--channel", none_id, "--expiration", "+600", "--event", "end",
                   "--content-state", "{}", "--dismissal-date", "+3600"),
@@ -1688,17 +1569,17 @@ TEST(push_channel_error_reasons) {
   ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 400);
   ASSERT_STREQ(jstr(j, "reason"), "BadExpirationDate");
   json_decref(j);
-  child_free(&c);
+  fx_child_free(&c);
   srv_expect(&s, &c,
              ARGS(CONN(&s), CERT(&s), "--channel", latest_id, "--expiration", "+600", "--event", "end",
                   "--content-state", "{}", "--dismissal-date", "+3600", "--priority", "5"),
              0);
   ASSERT_TRUE(strstr(s.last, "\"apns-priority\":\"5\"") != NULL);
-  child_free(&c);
+  fx_child_free(&c);
   /* A channel id never made: ChannelNotRegistered. */
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--channel", CHAN, "{\"aps\":{\"event\":\"update\"}}"), 1);
-  ASSERT_TRUE(strstr(out_of(&c), "\"reason\":\"ChannelNotRegistered\"") != NULL);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "\"reason\":\"ChannelNotRegistered\"") != NULL);
+  fx_child_free(&c);
 
   /* The 10 000 limit (1 here): CannotCreateChannelConfig; after a delete there is room again. */
   srv_remock(&s, 1, chan_tweak_limit);
@@ -1707,40 +1588,40 @@ TEST(push_channel_error_reasons) {
   char id[APNS_CHANNEL_ID_MAX + 1];
   snprintf(id, sizeof id, "%s", jstr(j, "channel_id"));
   json_decref(j);
-  child_free(&c);
+  fx_child_free(&c);
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create"), 1);
   j = one_json_line(&c);
   ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 400);
   ASSERT_STREQ(jstr(j, "reason"), "CannotCreateChannelConfig");
   ASSERT_TRUE(json_object_get(j, "channel_id") == NULL);
   json_decref(j);
-  child_free(&c);
+  fx_child_free(&c);
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "delete", id), 0);
-  child_free(&c);
+  fx_child_free(&c);
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create"), 0);
-  child_free(&c);
+  fx_child_free(&c);
 
   /* Broadcast not enabled for the app: FeatureNotEnabled, for management and broadcasts alike. */
   srv_remock(&s, 1, chan_tweak_disabled);
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "list"), 1);
-  ASSERT_TRUE(strstr(out_of(&c), "\"status\":400,\"reason\":\"FeatureNotEnabled\"") != NULL);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "\"status\":400,\"reason\":\"FeatureNotEnabled\"") != NULL);
+  fx_child_free(&c);
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--channel", CHAN, "--event", "update", "--content-state", "{}"), 1);
-  ASSERT_TRUE(strstr(out_of(&c), "\"reason\":\"FeatureNotEnabled\"") != NULL);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "\"reason\":\"FeatureNotEnabled\"") != NULL);
+  fx_child_free(&c);
   /* A bundle id the client certificate does not cover: 403 TopicMismatch, for both kinds of request. */
   srv_expect(&s, &c,
              ARGS("--host", s.hostport, "--verify-name", "localhost", "--ca", path_in(s.dir, "ca.pem"), "--topic",
                   "com.other.app", CERT(&s), "channel", "list"),
              1);
-  ASSERT_TRUE(strstr(out_of(&c), "{\"op\":\"list\",\"status\":403,\"reason\":\"TopicMismatch\"") != NULL);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "{\"op\":\"list\",\"status\":403,\"reason\":\"TopicMismatch\"") != NULL);
+  fx_child_free(&c);
   srv_expect(&s, &c,
              ARGS("--host", s.hostport, "--verify-name", "localhost", "--ca", path_in(s.dir, "ca.pem"), "--topic",
                   "com.other.app", CERT(&s), "--channel", CHAN, "--event", "update", "--content-state", "{}"),
              1);
-  ASSERT_TRUE(strstr(out_of(&c), "\"status\":403,\"reason\":\"TopicMismatch\"") != NULL);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "\"status\":403,\"reason\":\"TopicMismatch\"") != NULL);
+  fx_child_free(&c);
 
   /* No server: an error and a message, no status, exit 1 (once --timeout has passed: a refused connection may be a
    * server restarting). */
@@ -1754,7 +1635,7 @@ TEST(push_channel_error_reasons) {
   ASSERT_NOT_NULL(jstr(j, "error"));
   ASSERT_NOT_NULL(jstr(j, "message"));
   json_decref(j);
-  child_free(&c);
+  fx_child_free(&c);
   srv_stop(&s, NULL);
 }
 
@@ -1767,19 +1648,19 @@ TEST(push_channel_token_auth_and_management_host) {
   const char *p8 = path_in(s.dir, "client-key.pem");
   ASSERT_OK(apns__jwt_verifier_new(&s.verifier));
   ASSERT_OK(apns__jwt_verifier_add(s.verifier, "ABC123DEFG", p8, NULL, 0, err, sizeof err));
-  child c;
+  fx_child c;
   srv_expect(&s, &c,
              ARGS(CONN(&s), "--p8", p8, "--key-id", "ABC123DEFG", "--team-id", "DEF123GHIJ", "channel", "create"), 0);
   json_t *j = one_json_line(&c);
   char id[APNS_CHANNEL_ID_MAX + 1];
   snprintf(id, sizeof id, "%s", jstr(j, "channel_id"));
   json_decref(j);
-  child_free(&c);
+  fx_child_free(&c);
   srv_expect(&s, &c,
              ARGS(CONN(&s), "--p8", p8, "--key-id", "ABC123DEFG", "--team-id", "DEF123GHIJ", "--channel", id,
                   "--event", "update", "--content-state", "{\"n\":1}"),
              0);
-  child_free(&c);
+  fx_child_free(&c);
   ASSERT_EQ(s.jwt_valid, 2);
   ASSERT_EQ(s.jwt_bad, 0);
   ASSERT_EQ(s.requests, 2);
@@ -1792,17 +1673,17 @@ TEST(push_channel_token_auth_and_management_host) {
   char manage[32];
   snprintf(manage, sizeof manage, "127.0.0.1:%d", apns_mock_manage_port(s.mock));
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create"), 1);
-  ASSERT_TRUE(strstr(out_of(&c), "\"status\":404,\"reason\":\"BadPath\"") != NULL);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "\"status\":404,\"reason\":\"BadPath\"") != NULL);
+  fx_child_free(&c);
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--management-host", manage, "channel", "create"), 0);
   j = one_json_line(&c);
   snprintf(id, sizeof id, "%s", jstr(j, "channel_id"));
   json_decref(j);
-  child_free(&c);
+  fx_child_free(&c);
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--channel", id, "--event", "update", "--content-state", "{}"), 0);
-  child_free(&c);
+  fx_child_free(&c);
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--management-host", manage, "channel", "delete", id), 0);
-  child_free(&c);
+  fx_child_free(&c);
   srv_stop(&s, NULL);
 }
 
@@ -1823,7 +1704,7 @@ static void dry_line(char *out, size_t cap, const char *method, const char *path
 }
 
 TEST(push_channel_dry_run_matches_builders) {
-  child c;
+  fx_child c;
   char want[8192];
   apns_channel_request req;
   static const struct {
@@ -1858,15 +1739,15 @@ TEST(push_channel_dry_run_matches_builders) {
                                          sizeof req));
     dry_line(want, sizeof want, req.method, req.path, req.headers, req.num_headers, "body",
              req.body_len ? req.body : NULL, req.body_len);
-    ASSERT_STREQ(out_of(&c), want);
-    ASSERT_STREQ(err_of(&c), "");
-    child_free(&c);
+    ASSERT_STREQ(fx_child_out(&c), want);
+    ASSERT_STREQ(fx_child_err(&c), "");
+    fx_child_free(&c);
   }
   /* The topic's liveactivity suffix is not part of the bundle id, as for broadcasts. */
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC ".push-type.liveactivity", "channel", "list"), NULL), 0);
-  ASSERT_STREQ(out_of(&c), "{\"method\":\"GET\",\"path\":\"/1/apps/" TOPIC "/all-channels\",\"headers\":{}}\n");
-  child_free(&c);
+  ASSERT_STREQ(fx_child_out(&c), "{\"method\":\"GET\",\"path\":\"/1/apps/" TOPIC "/all-channels\",\"headers\":{}}\n");
+  fx_child_free(&c);
   /* The request id goes out lowercase, as the library sends it. */
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c,
@@ -1874,10 +1755,10 @@ TEST(push_channel_dry_run_matches_builders) {
                           "channel", "read", CHAN),
                      NULL),
             0);
-  ASSERT_STREQ(out_of(&c),
+  ASSERT_STREQ(fx_child_out(&c),
                "{\"method\":\"GET\",\"path\":\"/1/apps/" TOPIC "/channels\",\"headers\":{\"apns-channel-id\":"
                "\"" CHAN "\",\"apns-request-id\":\"aaaaaaaa-2222-4333-8444-55555555555f\"}}\n");
-  child_free(&c);
+  fx_child_free(&c);
 
   /* A broadcast: path and headers from apns_build_broadcast_request, the payload from the builder. The topic's
    * liveactivity suffix is not part of the path. */
@@ -1906,14 +1787,14 @@ TEST(push_channel_dry_run_matches_builders) {
                           "--content-state", "{\"home\":3, \"away\":1}", "--dismissal-date", "1700003600"),
                      NULL),
             0);
-  ASSERT_STREQ(out_of(&c), want);
-  ASSERT_STREQ(out_of(&c),
+  ASSERT_STREQ(fx_child_out(&c), want);
+  ASSERT_STREQ(fx_child_out(&c),
                "{\"path\":\"/4/broadcasts/apps/" TOPIC "\",\"headers\":{\"apns-channel-id\":\"" CHAN "\","
                "\"apns-push-type\":\"liveactivity\",\"apns-priority\":\"5\",\"apns-expiration\":\"1700003600\","
                "\"apns-request-id\":\"" RID "\"},\"payload\":{\"aps\":{\"relevance-score\":0.25,\"timestamp\":"
                "1700000000,\"event\":\"end\",\"content-state\":{\"home\":3,\"away\":1},\"dismissal-date\":"
                "1700003600}}}\n");
-  child_free(&c);
+  fx_child_free(&c);
   apns_notification_free(n);
 
   /* Push-to-start is a device send: the Live Activity flags build the same payload as the builder. */
@@ -1940,9 +1821,9 @@ TEST(push_channel_dry_run_matches_builders) {
                           "{\"match\":\"A-B\"}", "--input-push-channel", CHAN, TOK),
                      NULL),
             0);
-  ASSERT_STREQ(out_of(&c), want);
+  ASSERT_STREQ(fx_child_out(&c), want);
   ASSERT_TRUE(strstr(want, "\"apns-topic\":\"" TOPIC ".push-type.liveactivity\"") != NULL);
-  child_free(&c);
+  fx_child_free(&c);
   apns_notification_free(n);
   /* --input-push-token instead of a channel. */
   memset(&c, 0, sizeof c);
@@ -1952,8 +1833,8 @@ TEST(push_channel_dry_run_matches_builders) {
                           "--input-push-token", TOK),
                      NULL),
             0);
-  ASSERT_TRUE(strstr(out_of(&c), "\"input-push-token\":1") != NULL);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "\"input-push-token\":1") != NULL);
+  fx_child_free(&c);
 }
 
 TEST(push_channel_usage_errors_exit_2) {
@@ -1998,25 +1879,25 @@ TEST(push_channel_usage_errors_exit_2) {
        "--input-push-channel \"?\""},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    child c;
+    fx_child c;
     memset(&c, 0, sizeof c);
     int rc = run_push(&c, cases[i].args, NULL);
-    if (rc != 2 || strstr(err_of(&c), cases[i].text) == NULL)
-      test__fail(__FILE__, __LINE__, "case %zu: exit %d, stderr:\n%s\n(want \"%s\")", i, rc, err_of(&c),
+    if (rc != 2 || strstr(fx_child_err(&c), cases[i].text) == NULL)
+      test__fail(__FILE__, __LINE__, "case %zu: exit %d, stderr:\n%s\n(want \"%s\")", i, rc, fx_child_err(&c),
                  cases[i].text);
-    ASSERT_STREQ(out_of(&c), "");
-    child_free(&c);
+    ASSERT_STREQ(fx_child_out(&c), "");
+    fx_child_free(&c);
   }
   /* A broadcast payload over 5120 bytes is refused before anything connects. */
   char big[6000];
   memset(big, 'a', sizeof big);
   memcpy(big, "{\"aps\":{\"event\":\"update\"},\"x\":\"", 31);
   memcpy(big + sizeof big - 3, "\"}", 3);
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
   ASSERT_EQ(run_push(&c, ARGS("--dry-run", "--topic", TOPIC, "--channel", CHAN, big), NULL), 2);
-  ASSERT_TRUE(strstr(err_of(&c), "more than the 5120 a broadcast may carry") != NULL);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_err(&c), "more than the 5120 a broadcast may carry") != NULL);
+  fx_child_free(&c);
 }
 
 static void hostile_chan_hook(void *data, apns_mock_request *req) {
@@ -2033,32 +1914,32 @@ TEST(push_channel_hostile_reason_escaped) {
   /* A server's reason reaches stdout as valid JSON and stderr without a control byte. */
   srv s;
   srv_start_with(&s, 1, 1, chan_tweak_hostile);
-  child c;
+  fx_child c;
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "list"), 1);
   json_t *j = one_json_line(&c);
   ASSERT_STREQ(jstr(j, "reason"), "Bad\x1b[31mReason\x07\r\napns-push: forged");
   json_decref(j);
-  ASSERT_TRUE(strstr(out_of(&c), "\"reason\":\"Bad\\u001b[31mReason\\u0007\\r\\napns-push: forged\"") != NULL);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "\"reason\":\"Bad\\u001b[31mReason\\u0007\\r\\napns-push: forged\"") != NULL);
+  fx_child_free(&c);
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--channel", CHAN, "--event", "update", "--content-state", "{}"), 1);
-  ASSERT_TRUE(strstr(out_of(&c), "\"reason\":\"Bad\\u001b[31mReason\\u0007\\r\\napns-push: forged\"") != NULL);
-  ASSERT_TRUE(strstr(err_of(&c), "400 Bad\\u001b[31mReason\\u0007\\r\\napns-push: forged") != NULL);
-  ASSERT_TRUE(strstr(err_of(&c), "\napns-push: forged") == NULL);
-  ASSERT_TRUE(strchr(err_of(&c), '\x1b') == NULL);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_out(&c), "\"reason\":\"Bad\\u001b[31mReason\\u0007\\r\\napns-push: forged\"") != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&c), "400 Bad\\u001b[31mReason\\u0007\\r\\napns-push: forged") != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&c), "\napns-push: forged") == NULL);
+  ASSERT_TRUE(strchr(fx_child_err(&c), '\x1b') == NULL);
+  fx_child_free(&c);
   srv_stop(&s, NULL);
 }
 
 TEST(push_bulk_channel_lines) {
   srv s;
   srv_start_with(&s, 1, 1, chan_tweak);
-  child c;
+  fx_child c;
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "channel", "create"), 0);
   json_t *j = one_json_line(&c);
   char id[APNS_CHANNEL_ID_MAX + 1];
   snprintf(id, sizeof id, "%s", jstr(j, "channel_id"));
   json_decref(j);
-  child_free(&c);
+  fx_child_free(&c);
   /* A device line, a broadcast, one to a channel never made, a bad id, a broadcast with a device-only field. */
   char text[2048];
   snprintf(
@@ -2070,10 +1951,10 @@ TEST(push_bulk_channel_lines) {
       "{\"channel\":\"ab!c\"}\n"
       "{\"channel\":\"%s\",\"collapse_id\":\"x\"}\n",
       id, id);
-  const char *path = write_file("channels.jsonl", text);
+  const char *path = fx_tmp_file("channels.jsonl", text);
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--event", "update", "--content-state", "{\"a\":0}", "--bulk", path),
              1);
-  const char *o = out_of(&c);
+  const char *o = fx_child_out(&c);
   ASSERT_EQ(count_lines(o), 5);
   char want[512];
   ASSERT_TRUE(strstr(o, "{\"line\":1,\"token\":\"" TOK "\",") != NULL);
@@ -2087,25 +1968,25 @@ TEST(push_bulk_channel_lines) {
   snprintf(want, sizeof want, "{\"line\":5,\"channel\":\"%s\",\"status\":null,", id);
   ASSERT_TRUE(strstr(o, want) != NULL);
   ASSERT_TRUE(strstr(o, "\"message\":\"\\\"collapse_id\\\" does not go with \\\"channel\\\"\"") != NULL);
-  ASSERT_TRUE(strstr(err_of(&c), "2 accepted, 1 rejected, 0 failed, 2 bad lines") != NULL);
-  child_free(&c);
+  ASSERT_TRUE(strstr(fx_child_err(&c), "2 accepted, 1 rejected, 0 failed, 2 bad lines") != NULL);
+  fx_child_free(&c);
   /* Line 2 as the mock got it is what --channel --dry-run prints for the same broadcast. */
   char last[8192];
   snprintf(last, sizeof last, "%s", s.last);
   ASSERT_EQ(s.requests, 4); /* create, the device send, two broadcasts: the last one line 3 */
   snprintf(text, sizeof text, "{\"channel\":\"%s\",\"priority\":5,\"payload\":{\"aps\":{\"event\":\"update\"}}}\n",
            id);
-  path = write_file("one.jsonl", text);
+  path = fx_tmp_file("one.jsonl", text);
   srv_expect(&s, &c, ARGS(CONN(&s), CERT(&s), "--bulk", path), 0);
   snprintf(last, sizeof last, "%s", s.last);
-  child_free(&c);
+  fx_child_free(&c);
   srv_expect(&s, &c, ARGS("--dry-run", CONN(&s), "--bulk", path), 0);
-  ASSERT_STREQ(out_of(&c), last);
-  child_free(&c);
+  ASSERT_STREQ(fx_child_out(&c), last);
+  fx_child_free(&c);
   srv_expect(&s, &c,
              ARGS("--dry-run", CONN(&s), "--channel", id, "--priority", "5", "{\"aps\":{\"event\":\"update\"}}"), 0);
-  ASSERT_STREQ(out_of(&c), last);
-  child_free(&c);
+  ASSERT_STREQ(fx_child_out(&c), last);
+  fx_child_free(&c);
   srv_stop(&s, NULL);
 }
 
@@ -2118,12 +1999,12 @@ TEST(push_through_proxies) {
   fx_daemon *http = fx_tinyproxy_start(NULL, NULL, apns_mock_port(s.mock));
   char url[64];
   snprintf(url, sizeof url, "http://127.0.0.1:%d", fx_daemon_port(http));
-  child c;
+  fx_child c;
   memset(&c, 0, sizeof c);
   int rc = srv_push(&s, &c, ARGS(CONN(&s), CERT(&s), "--proxy", url, "--alert", "via CONNECT", TOK), NULL, NULL);
-  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, err_of(&c));
-  ASSERT_TRUE(strstr(out_of(&c), "\"status\":200") != NULL);
-  child_free(&c);
+  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, fx_child_err(&c));
+  ASSERT_TRUE(strstr(fx_child_out(&c), "\"status\":200") != NULL);
+  fx_child_free(&c);
   ASSERT_TRUE(strstr(fx_daemon_output(http), "CONNECT") != NULL ||
               strstr(fx_daemon_output(http), "Established") != NULL);
   fx_daemon_stop(http);
@@ -2134,16 +2015,16 @@ TEST(push_through_proxies) {
   char *env[] = {env_proxy, NULL};
   memset(&c, 0, sizeof c);
   rc = srv_push(&s, &c, ARGS(CONN(&s), CERT(&s), "--alert", "via SOCKS5", TOK), NULL, env);
-  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, err_of(&c));
-  ASSERT_TRUE(strstr(out_of(&c), "\"status\":200") != NULL);
-  child_free(&c);
+  if (rc != 0) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, fx_child_err(&c));
+  ASSERT_TRUE(strstr(fx_child_out(&c), "\"status\":200") != NULL);
+  fx_child_free(&c);
   fx_daemon_stop(socks);
 
   memset(&c, 0, sizeof c);
   rc = srv_push(&s, &c, ARGS(CONN(&s), CERT(&s), "--proxy", "https://127.0.0.1:1", "--alert", "x", TOK), NULL, NULL);
-  if (rc != 2 && rc != 1) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, err_of(&c));
-  if (strstr(err_of(&c), "--proxy: ") == NULL) test__fail(__FILE__, __LINE__, "stderr:\n%s", err_of(&c));
-  child_free(&c);
+  if (rc != 2 && rc != 1) test__fail(__FILE__, __LINE__, "exit %d:\n%s", rc, fx_child_err(&c));
+  if (strstr(fx_child_err(&c), "--proxy: ") == NULL) test__fail(__FILE__, __LINE__, "stderr:\n%s", fx_child_err(&c));
+  fx_child_free(&c);
   apns_mock_stats st;
   srv_stop(&s, &st);
   ASSERT_EQ(st.requests, 2); /* one through each proxy, none for the refused URL */

@@ -22,94 +22,18 @@ static const char *relay_bin(void) {
   return b && *b ? b : APNS_RELAY_BIN_DEFAULT;
 }
 
-/* ---- a child process (apns-relay or curl) with stdout and stderr captured ---- */
+/* ---- a child process (apns-relay or curl): fixture.h's fx_child ---- */
 
-typedef struct {
-  char *p;
-  size_t len, cap;
-} tbuf;
-
-typedef struct {
-  uv_process_t proc;
-  uv_pipe_t out, err;
-  tbuf o, e;
-  int open, done, exited, term_signal;
-  int64_t status;
-} kid;
-
-static void tbuf_add(tbuf *b, const char *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 8192;
-    while (b->len + n + 1 > cap) cap *= 2;
-    b->p = realloc(b->p, cap);
-    ASSERT_NOT_NULL(b->p);
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
+/* APNS_RELAY_TEST_VERBOSE: the relay's log on this test's stderr as it comes, for a test that hangs. */
+static void echo_stderr(fx_child *k, int from_stderr, const char *p, size_t n) {
+  (void)k;
+  if (from_stderr) fwrite(p, 1, n, stderr);
 }
 
-static void kid_closed(uv_handle_t *h) {
-  kid *k = h->data;
-  if (--k->open == 0) k->done = 1;
-}
-
-static void kid_exit(uv_process_t *p, int64_t status, int sig) {
-  kid *k = p->data;
-  k->exited = 1;
-  k->status = status;
-  k->term_signal = sig;
-  uv_close((uv_handle_t *)p, kid_closed);
-}
-
-static void kid_alloc(uv_handle_t *h, size_t n, uv_buf_t *b) {
-  static char space[65536];
-  (void)h, (void)n;
-  *b = uv_buf_init(space, sizeof space);
-}
-
-static void kid_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
-  kid *k = s->data;
-  /* APNS_RELAY_TEST_VERBOSE: the relay's log on this test's stderr as it comes, for a test that hangs. */
-  if (n > 0 && s == (uv_stream_t *)&k->err && getenv("APNS_RELAY_TEST_VERBOSE"))
-    fwrite(b->base, 1, (size_t)n, stderr);
-  if (n > 0) tbuf_add(s == (uv_stream_t *)&k->out ? &k->o : &k->e, b->base, (size_t)n);
-  if (n < 0) uv_close((uv_handle_t *)s, kid_closed);
-}
-
-static void kid_start(kid *k, uv_loop_t *loop, const char *const *argv) {
+static void spawn(fx_child *k, uv_loop_t *loop, const char *const *argv) {
   memset(k, 0, sizeof *k);
-  uv_process_options_t po;
-  uv_stdio_container_t stdio[3];
-  memset(&po, 0, sizeof po);
-  ASSERT_EQ(uv_pipe_init(loop, &k->out, 0), 0);
-  ASSERT_EQ(uv_pipe_init(loop, &k->err, 0), 0);
-  k->out.data = k->err.data = k->proc.data = k;
-  k->open = 3;
-  stdio[0].flags = UV_IGNORE;
-  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[1].data.stream = (uv_stream_t *)&k->out;
-  stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[2].data.stream = (uv_stream_t *)&k->err;
-  po.file = argv[0];
-  po.args = (char **)argv;
-  po.stdio = stdio;
-  po.stdio_count = 3;
-  po.exit_cb = kid_exit;
-  int rv = uv_spawn(loop, &k->proc, &po);
-  if (rv != 0) test__fail(__FILE__, __LINE__, "spawn %s: %s", argv[0], uv_strerror(rv));
-  ASSERT_EQ(uv_read_start((uv_stream_t *)&k->out, kid_alloc, kid_read), 0);
-  ASSERT_EQ(uv_read_start((uv_stream_t *)&k->err, kid_alloc, kid_read), 0);
-}
-
-static const char *err_of(const kid *k) {
-  return k->e.p ? k->e.p : "";
-}
-
-static void kid_free(kid *k) {
-  free(k->o.p);
-  free(k->e.p);
+  if (getenv("APNS_RELAY_TEST_VERBOSE")) k->on_output = echo_stderr;
+  fx_child_start(k, loop, argv);
 }
 
 /* ---- the world: mock, redis, certificates ---- */
@@ -200,7 +124,7 @@ static void add_entries(world *w, unsigned first, unsigned n, char **ids) {
   }
 }
 
-static void relay_start(world *w, kid *k, const char *consumer, const char *const *extra) {
+static void relay_start(world *w, fx_child *k, const char *consumer, const char *const *extra) {
   const char *argv[64];
   size_t n = 0;
   const char *base[] = {relay_bin(), "--redis", w->redis.url, "--host",     w->host,  "--verify-name",
@@ -209,7 +133,7 @@ static void relay_start(world *w, kid *k, const char *consumer, const char *cons
   for (size_t i = 0; base[i]; i++) argv[n++] = base[i];
   for (size_t i = 0; extra && extra[i]; i++) argv[n++] = extra[i];
   argv[n] = NULL;
-  kid_start(k, &w->loop, argv);
+  spawn(k, &w->loop, argv);
 }
 
 /* ---- the results stream, watched with XREAD BLOCK ---- */
@@ -294,15 +218,16 @@ static void assert_one_result_each(world *w, char **ids, unsigned n) {
   freeReplyObject(p);
 }
 
-static void relay_wait(world *w, kid *k, int want_status) {
+static void relay_wait(world *w, fx_child *k, int want_status) {
   fx_run_until(&w->loop, &k->done);
   if (k->term_signal || k->status != want_status)
-    test__fail(__FILE__, __LINE__, "apns-relay: status %d signal %d:\n%s", (int)k->status, k->term_signal, err_of(k));
+    test__fail(__FILE__, __LINE__, "apns-relay: status %d signal %d:\n%s", (int)k->status, k->term_signal,
+               fx_child_err(k));
 }
 
-static long long summary_field(const kid *k, const char *name) {
-  const char *s = strstr(err_of(k), "\"msg\":\"stopped\"");
-  if (s == NULL) test__fail(__FILE__, __LINE__, "no summary in:\n%s", err_of(k));
+static long long summary_field(const fx_child *k, const char *name) {
+  const char *s = strstr(fx_child_err(k), "\"msg\":\"stopped\"");
+  if (s == NULL) test__fail(__FILE__, __LINE__, "no summary in:\n%s", fx_child_err(k));
   char key[64];
   snprintf(key, sizeof key, "\"%s\":", name);
   const char *v = strstr(s, key);
@@ -329,12 +254,12 @@ TEST(relay_usage_errors_exit_2) {
     for (size_t j = 0; j < 4 && cases[i][j]; j++) argv[n++] = cases[i][j];
     if (i == 0) argv[n - 1] = "--cert", argv[n++] = "/nonexistent";
     argv[n] = NULL;
-    kid k;
-    kid_start(&k, &w.loop, argv);
+    fx_child k;
+    spawn(&k, &w.loop, argv);
     fx_run_until(&w.loop, &k.done);
     ASSERT_EQ(k.status, 2);
-    ASSERT_TRUE(strstr(err_of(&k), "apns-relay: ") != NULL);
-    kid_free(&k);
+    ASSERT_TRUE(strstr(fx_child_err(&k), "apns-relay: ") != NULL);
+    fx_child_free(&k);
   }
   ASSERT_EQ(uv_loop_close(&w.loop), 0);
 }
@@ -347,7 +272,7 @@ TEST(relay_100k_one_relay) {
   char **ids = calloc(n, sizeof *ids);
   add_entries(&w, 0, n, ids);
   watch_start(&w);
-  kid k;
+  fx_child k;
   uint64_t t0 = uv_hrtime();
   relay_start(&w, &k, "r1", NULL);
   run_until_results(&w, (int)n);
@@ -360,7 +285,7 @@ TEST(relay_100k_one_relay) {
   ASSERT_EQ(w.dupes, 0);
   ASSERT_EQ(summary_field(&k, "acked"), n);
   ASSERT_EQ(summary_field(&k, "accepted"), n);
-  kid_free(&k);
+  fx_child_free(&k);
   free_ids(ids, n);
   world_stop(&w);
 }
@@ -379,7 +304,7 @@ TEST(relay_sigkill_takeover) {
   snprintf(idle, sizeof idle, "%d", slow ? 8000 : 1500);
   snprintf(timeout, sizeof timeout, "%d", slow ? 5 : 1);
   const char *const extra[] = {"--claim-idle-ms", idle, "--timeout", timeout, "--max-held", "500", NULL};
-  kid a, b;
+  fx_child a, b;
   /* The victim alone first; the mock answers its first quarter, then holds every answer, so that the victim
    * dies with entries in flight (sent, unanswered, unacknowledged) however fast or slow each side runs. */
   w.pause_at = n / 4 + 1;
@@ -406,8 +331,8 @@ TEST(relay_sigkill_takeover) {
   ASSERT_GE(summary_field(&b, "claimed"), (long long)victim_pending);
   ASSERT_LE(w.dupes, victim_pending);
   for (unsigned i = 0; i < n; i++) ASSERT_GE(w.sent[i], 1);
-  kid_free(&a);
-  kid_free(&b);
+  fx_child_free(&a);
+  fx_child_free(&b);
   free_ids(ids, n);
   world_stop(&w);
 }
@@ -420,7 +345,7 @@ TEST(relay_redis_restart) {
   char **ids = calloc(n, sizeof *ids);
   add_entries(&w, 0, n, ids);
   watch_start(&w);
-  kid k;
+  fx_child k;
   /* Entries whose read was answered as Redis died are pending without the relay knowing them: taken over. */
   char idle[24], timeout[16];
   int slow = test_time_factor() > 1;
@@ -441,9 +366,9 @@ TEST(relay_redis_restart) {
   ASSERT_EQ(uv_process_kill(&k.proc, SIGTERM), 0);
   relay_wait(&w, &k, 0);
   assert_one_result_each(&w, ids, n);
-  ASSERT_TRUE(strstr(err_of(&k), "connection to unix:") != NULL); /* it did see Redis go */
+  ASSERT_TRUE(strstr(fx_child_err(&k), "connection to unix:") != NULL); /* it did see Redis go */
   ASSERT_EQ(summary_field(&k, "acked") + summary_field(&k, "not_ours"), (long long)n);
-  kid_free(&k);
+  fx_child_free(&k);
   free_ids(ids, n);
   world_stop(&w);
 }
@@ -480,7 +405,7 @@ TEST(relay_bad_entries_dead_tokens_dead_letter) {
   freeReplyObject(r);
   add_entries(&w, 0, 1, &ids[k_ids++]);
   watch_start(&w);
-  kid k;
+  fx_child k;
   char timeout[16];
   snprintf(timeout, sizeof timeout, "%d", 10 * test_time_factor());
   const char *const extra[] = {"--max-deliveries", "2", "--claim-idle-ms", "50", "--timeout", timeout, NULL};
@@ -517,14 +442,14 @@ TEST(relay_bad_entries_dead_tokens_dead_letter) {
   ASSERT_EQ(saw_token, 1);
   ASSERT_EQ(saw_field, 1);
   freeReplyObject(r);
-  kid_free(&k);
+  fx_child_free(&k);
   for (int i = 0; i < k_ids; i++) free(ids[i]);
   world_stop(&w);
 }
 
 typedef struct {
   world *w;
-  kid *relay;
+  fx_child *relay;
   char url[128];
 } scrape_ctx;
 
@@ -538,30 +463,30 @@ TEST(relay_sigterm_drain_and_metrics) {
   add_entries(&w, 0, n, ids);
   watch_start(&w);
   apns_mock_set_paused(w.mock, 1);
-  kid k;
+  fx_child k;
   const char *const extra[] = {"--metrics", "127.0.0.1:0", "--max-held", "500", "--batch", "100", NULL};
   relay_start(&w, &k, "r1", extra);
   /* The port it bound, from its log; then wait until it holds a full window of entries. */
-  while (strstr(err_of(&k), "\"metrics_port\":") == NULL) ASSERT_NE(uv_run(&w.loop, UV_RUN_ONCE), 0);
-  int port = atoi(strstr(err_of(&k), "\"metrics_port\":") + 15);
+  while (strstr(fx_child_err(&k), "\"metrics_port\":") == NULL) ASSERT_NE(uv_run(&w.loop, UV_RUN_ONCE), 0);
+  int port = atoi(strstr(fx_child_err(&k), "\"metrics_port\":") + 15);
   ASSERT_GT(port, 0);
   while (w.requests < 100) ASSERT_NE(uv_run(&w.loop, UV_RUN_ONCE), 0);
   char url[128];
   snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
   const char *const curl[] = {"curl", "-s", "--max-time", "20", url, NULL};
-  kid c;
-  kid_start(&c, &w.loop, curl);
+  fx_child c;
+  spawn(&c, &w.loop, curl);
   fx_run_until(&w.loop, &c.done);
   ASSERT_EQ(c.status, 0);
-  const char *m = c.o.p ? c.o.p : "";
+  const char *m = fx_child_out(&c);
   ASSERT_TRUE(strstr(m, "# TYPE apns_relay_entries_read_total counter\n") != NULL);
   ASSERT_TRUE(strstr(m, "apns_relay_in_flight 500\n") != NULL); /* bounded by --max-held */
   ASSERT_TRUE(strstr(m, "apns_relay_redis_up 1\n") != NULL);
   ASSERT_TRUE(strstr(m, "apns_relay_apns_connections_up ") != NULL);
   ASSERT_TRUE(strstr(m, "apns_relay_entries_read_total 500\n") != NULL);
-  kid_free(&c);
+  fx_child_free(&c);
   ASSERT_EQ(uv_process_kill(&k.proc, SIGTERM), 0);
-  while (strstr(err_of(&k), "draining what was read") == NULL) ASSERT_NE(uv_run(&w.loop, UV_RUN_ONCE), 0);
+  while (strstr(fx_child_err(&k), "draining what was read") == NULL) ASSERT_NE(uv_run(&w.loop, UV_RUN_ONCE), 0);
   apns_mock_set_paused(w.mock, 0);
   relay_wait(&w, &k, 0);
   /* Exactly the 500 held were finished: results for them, nothing else read. */
@@ -572,7 +497,7 @@ TEST(relay_sigterm_drain_and_metrics) {
   redisReply *p = rfx_cmd(&w.redis, "XPENDING apns apns-relay");
   ASSERT_EQ(p->element[0]->integer, 0);
   freeReplyObject(p);
-  kid_free(&k);
+  fx_child_free(&k);
   free_ids(ids, n);
   world_stop(&w);
 }

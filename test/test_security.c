@@ -29,120 +29,6 @@
 
 #define TOKEN "00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0"
 
-static const char *write_file(const char *name, const char *text) {
-  static char paths[16][600];
-  static int next;
-  char *p = paths[next++ % 16];
-  snprintf(p, 600, "%s/%s", test_tmpdir(), name);
-  FILE *f = fopen(p, "w");
-  ASSERT_NOT_NULL(f);
-  fputs(text, f);
-  ASSERT_EQ(fclose(f), 0);
-  return p;
-}
-
-/* ------------------------------------------------------------------------------------------------------------------
- * A child process with its output collected (openssl s_server, apns-push)
- * ------------------------------------------------------------------------------------------------------------------
- */
-typedef struct {
-  char *p;
-  size_t len;
-} sbuf;
-
-typedef struct {
-  uv_process_t proc;
-  uv_pipe_t in, out, err;
-  sbuf o, e;
-  int exited, closed, handles;
-  int64_t status;
-  int term_signal;
-} child;
-
-static void sbuf_add(sbuf *b, const char *p, size_t n) {
-  b->p = realloc(b->p, b->len + n + 1);
-  ASSERT_NOT_NULL(b->p);
-  memcpy(b->p + b->len, p, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-static void child_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
-  (void)h;
-  buf->base = malloc(size);
-  buf->len = buf->base ? size : 0;
-}
-
-static void child_closed(uv_handle_t *h) {
-  child *c = h->data;
-  c->closed++;
-}
-
-static void child_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
-  child *c = s->data;
-  if (n > 0) sbuf_add((uv_stream_t *)&c->out == s ? &c->o : &c->e, buf->base, (size_t)n);
-  free(buf->base);
-  if (n < 0) uv_close((uv_handle_t *)s, child_closed);
-}
-
-static void child_exit(uv_process_t *p, int64_t status, int sig) {
-  child *c = p->data;
-  c->exited = 1;
-  c->status = status;
-  c->term_signal = sig;
-  uv_close((uv_handle_t *)p, child_closed);
-}
-
-/* keep_stdin: the child's stdin is a pipe left open until child_stop (openssl s_server ends a connection when its
- * stdin ends); otherwise /dev/null. */
-static void child_start(child *c, uv_loop_t *loop, const char *const *argv, char **env, int keep_stdin) {
-  uv_process_options_t po;
-  uv_stdio_container_t stdio[3];
-  memset(c, 0, sizeof *c);
-  memset(&po, 0, sizeof po);
-  ASSERT_EQ(uv_pipe_init(loop, &c->out, 0), 0);
-  ASSERT_EQ(uv_pipe_init(loop, &c->err, 0), 0);
-  c->proc.data = c->in.data = c->out.data = c->err.data = c;
-  c->handles = 3;
-  stdio[0].flags = UV_IGNORE;
-  if (keep_stdin) {
-    ASSERT_EQ(uv_pipe_init(loop, &c->in, 0), 0);
-    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-    stdio[0].data.stream = (uv_stream_t *)&c->in;
-    c->handles = 4;
-  }
-  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[1].data.stream = (uv_stream_t *)&c->out;
-  stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[2].data.stream = (uv_stream_t *)&c->err;
-  po.file = argv[0];
-  po.args = (char **)argv;
-  po.env = env;
-  po.stdio = stdio;
-  po.stdio_count = 3;
-  po.exit_cb = child_exit;
-  int rv = uv_spawn(loop, &c->proc, &po);
-  if (rv != 0) test__fail(__FILE__, __LINE__, "cannot run %s: %s", argv[0], uv_strerror(rv));
-  ASSERT_EQ(uv_read_start((uv_stream_t *)&c->out, child_alloc, child_read), 0);
-  ASSERT_EQ(uv_read_start((uv_stream_t *)&c->err, child_alloc, child_read), 0);
-}
-
-/* Runs the loop until the child has exited and its pipes are drained (closing its stdin first). */
-static void child_wait(uv_loop_t *loop, child *c) {
-  if (c->handles == 4 && !uv_is_closing((uv_handle_t *)&c->in)) uv_close((uv_handle_t *)&c->in, child_closed);
-  while (c->closed < c->handles)
-    if (uv_run(loop, UV_RUN_ONCE) == 0 && c->closed < c->handles) test__fail(__FILE__, __LINE__, "the loop ran dry");
-}
-
-static void child_free(child *c) {
-  free(c->o.p);
-  free(c->e.p);
-}
-
-static const char *text_of(const sbuf *b) {
-  return b->p ? b->p : "";
-}
-
 /* ------------------------------------------------------------------------------------------------------------------
  * openssl s_server
  * ------------------------------------------------------------------------------------------------------------------
@@ -170,7 +56,7 @@ static int free_port(uv_loop_t *loop) {
 }
 
 typedef struct {
-  child c;
+  fx_child c;
   int port;
 } ossl;
 
@@ -197,17 +83,19 @@ static void ossl_start(ossl *s, uv_loop_t *loop, const char *dir, const char *co
   argv[n++] = "1";
   for (; *extra; extra++) argv[n++] = *extra;
   argv[n] = NULL;
-  child_start(&s->c, loop, argv, NULL, 1);
-  while (strstr(text_of(&s->c.o), "ACCEPT") == NULL) {
-    if (s->c.exited) test__fail(__FILE__, __LINE__, "openssl s_server did not start:\n%s", text_of(&s->c.e));
+  memset(&s->c, 0, sizeof s->c);
+  s->c.keep_stdin = 1;
+  fx_child_start(&s->c, loop, argv);
+  while (strstr(fx_child_out(&s->c), "ACCEPT") == NULL) {
+    if (s->c.exited) test__fail(__FILE__, __LINE__, "openssl s_server did not start:\n%s", fx_child_err(&s->c));
     ASSERT_NE(uv_run(loop, UV_RUN_ONCE), 0);
   }
 }
 
 static void ossl_stop(ossl *s, uv_loop_t *loop) {
   if (!s->c.exited) uv_process_kill(&s->c.proc, SIGTERM);
-  child_wait(loop, &s->c);
-  child_free(&s->c);
+  fx_child_wait(&s->c, loop);
+  fx_child_free(&s->c);
 }
 
 /* ------------------------------------------------------------------------------------------------------------------
@@ -772,21 +660,21 @@ TEST(sec_header_injection_push_refused) {
       {"--expiration", "0\r\nx-injected: 1"},
   };
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
-    child ch;
+    fx_child ch = {.env = env};
     const char *topic = strcmp(flags[i][0], "--topic") == 0 ? flags[i][1] : "com.example.app";
     const char *const argv[] = {push_bin(),  "--host",  port,    "--ca", ca,        "--verify-name", "localhost",
                                 "--cert",    cert,      "--key", key,    "--topic", topic,           flags[i][0],
                                 flags[i][1], "--alert", "x",     TOKEN,  NULL};
-    child_start(&ch, &loop, argv, env, 0);
-    child_wait(&loop, &ch);
-    printf("%s %s: exit %d: %s", flags[i][0], flags[i][1], (int)ch.status, text_of(&ch.e));
+    fx_child_start(&ch, &loop, argv);
+    fx_child_wait(&ch, &loop);
+    printf("%s %s: exit %d: %s", flags[i][0], flags[i][1], (int)ch.status, fx_child_err(&ch));
     ASSERT_EQ(ch.term_signal, 0);
     ASSERT_NE(ch.status, 0);
-    child_free(&ch);
+    fx_child_free(&ch);
   }
   /* A device token with a line break, as the positional argument. */
   {
-    child ch;
+    fx_child ch = {.env = env};
     const char *const argv[] = {push_bin(),
                                 "--host",
                                 port,
@@ -804,36 +692,36 @@ TEST(sec_header_injection_push_refused) {
                                 "x",
                                 TOKEN "\r\nx-injected: 1",
                                 NULL};
-    child_start(&ch, &loop, argv, env, 0);
-    child_wait(&loop, &ch);
+    fx_child_start(&ch, &loop, argv);
+    fx_child_wait(&ch, &loop);
     ASSERT_NE(ch.status, 0);
-    child_free(&ch);
+    fx_child_free(&ch);
   }
   ASSERT_EQ(s.requests, 0);
   /* Bulk lines: each bad field refused on its own line; the good line goes. */
   const char *bulk =
-      write_file("inject.jsonl", "{\"token\":\"" TOKEN "\",\"topic\":\"com.example.app\\r\\nx-injected: 1\"}\n"
-                                 "{\"token\":\"" TOKEN "\",\"collapse_id\":\"c\\r\\nx-injected: 1\"}\n"
-                                 "{\"token\":\"" TOKEN "\\r\\nx-injected: 1\"}\n"
-                                 "{\"token\":\"" TOKEN "\",\"apns_id\":\"x\\r\\nx-injected: 1\"}\n"
-                                 "{\"token\":\"" TOKEN "\",\"push_type\":\"alert\\nx-injected\"}\n"
-                                 "{\"token\":\"" TOKEN "\",\"topic\":\"com.example.app\\u0000x-injected\"}\n"
-                                 "{\"token\":\"" TOKEN "\"}\n");
+      fx_tmp_file("inject.jsonl", "{\"token\":\"" TOKEN "\",\"topic\":\"com.example.app\\r\\nx-injected: 1\"}\n"
+                                  "{\"token\":\"" TOKEN "\",\"collapse_id\":\"c\\r\\nx-injected: 1\"}\n"
+                                  "{\"token\":\"" TOKEN "\\r\\nx-injected: 1\"}\n"
+                                  "{\"token\":\"" TOKEN "\",\"apns_id\":\"x\\r\\nx-injected: 1\"}\n"
+                                  "{\"token\":\"" TOKEN "\",\"push_type\":\"alert\\nx-injected\"}\n"
+                                  "{\"token\":\"" TOKEN "\",\"topic\":\"com.example.app\\u0000x-injected\"}\n"
+                                  "{\"token\":\"" TOKEN "\"}\n");
   {
-    child ch;
+    fx_child ch = {.env = env};
     const char *const argv[] = {push_bin(),        "--host",  port, "--ca",   ca,   "--verify-name",
                                 "localhost",       "--cert",  cert, "--key",  key,  "--topic",
                                 "com.example.app", "--alert", "x",  "--bulk", bulk, NULL};
-    child_start(&ch, &loop, argv, env, 0);
-    child_wait(&loop, &ch);
-    printf("bulk: exit %d\n%s\n%s", (int)ch.status, text_of(&ch.o), text_of(&ch.e));
+    fx_child_start(&ch, &loop, argv);
+    fx_child_wait(&ch, &loop);
+    printf("bulk: exit %d\n%s\n%s", (int)ch.status, fx_child_out(&ch), fx_child_err(&ch));
     ASSERT_EQ(ch.term_signal, 0);
     ASSERT_EQ(ch.status, 1); /* bad lines */
-    ASSERT_TRUE(strstr(text_of(&ch.o), "\"status\":200") != NULL);
+    ASSERT_TRUE(strstr(fx_child_out(&ch), "\"status\":200") != NULL);
     /* The message names the cause (it said "longer than 64 bytes" of a 17-byte value with CR LF). */
-    ASSERT_TRUE(strstr(text_of(&ch.o), "\"error\":\"APNS_EBADCOLLAPSEID\",\"message\":\"") != NULL);
-    ASSERT_TRUE(strstr(text_of(&ch.o), "longer than 64") == NULL);
-    child_free(&ch);
+    ASSERT_TRUE(strstr(fx_child_out(&ch), "\"error\":\"APNS_EBADCOLLAPSEID\",\"message\":\"") != NULL);
+    ASSERT_TRUE(strstr(fx_child_out(&ch), "longer than 64") == NULL);
+    fx_child_free(&ch);
   }
   ASSERT_EQ(s.requests, 1);
   ASSERT_EQ(s.injected, 0);
@@ -927,18 +815,18 @@ TEST(sec_push_output_has_no_token_or_key) {
   mo.data = &ts;
   apns_mock *m = fx_mock_start(&loop, &mo);
   snprintf(port, sizeof port, "127.0.0.1:%d", apns_mock_port(m));
-  const char *ca = write_file("ca.pem", c.ca_cert);
-  const char *p8 = write_file("AuthKey_ABC123DEFG.p8", c.token_key);
-  const char *bulk = write_file("in.jsonl", "{\"token\":\"" TOKEN "\"}\n"
-                                            "{\"token\":\"0bad" TOKEN "\"}\n"
-                                            "not json at all\n"
-                                            "{\"token\":\"" TOKEN "\",\"priority\":7}\n"
-                                            "{\"token\":\"" TOKEN "\"}\n");
+  const char *ca = fx_tmp_file("ca.pem", c.ca_cert);
+  const char *p8 = fx_tmp_file("AuthKey_ABC123DEFG.p8", c.token_key);
+  const char *bulk = fx_tmp_file("in.jsonl", "{\"token\":\"" TOKEN "\"}\n"
+                                             "{\"token\":\"0bad" TOKEN "\"}\n"
+                                             "not json at all\n"
+                                             "{\"token\":\"" TOKEN "\",\"priority\":7}\n"
+                                             "{\"token\":\"" TOKEN "\"}\n");
   char *env[] = {"PATH=/usr/bin:/bin", NULL};
-  sbuf all = {NULL, 0};
+  fx_buf all = {0};
   static const char *const key_ids[] = {"ABC123DEFG", "ZZZ123DEFG"}; /* the second: refused by the server */
   for (int run = 0; run < 2; run++) {
-    child ch;
+    fx_child ch = {.env = env};
     const char *const argv[] = {push_bin(),    "--host",     port,
                                 "--ca",        ca,           "--verify-name",
                                 "localhost",   "--p8",       p8,
@@ -947,14 +835,14 @@ TEST(sec_push_output_has_no_token_or_key) {
                                 "--alert",     "hello",      "--progress",
                                 "--list-dead", "10",         "--bulk",
                                 bulk,          NULL};
-    child_start(&ch, &loop, argv, env, 0);
-    child_wait(&loop, &ch);
-    printf("run %d: exit %d\nstdout:\n%s\nstderr:\n%s\n", run, (int)ch.status, text_of(&ch.o), text_of(&ch.e));
+    fx_child_start(&ch, &loop, argv);
+    fx_child_wait(&ch, &loop);
+    printf("run %d: exit %d\nstdout:\n%s\nstderr:\n%s\n", run, (int)ch.status, fx_child_out(&ch), fx_child_err(&ch));
     ASSERT_EQ(ch.term_signal, 0);
     ASSERT_EQ(ch.status, 1); /* rejected lines in both runs */
-    sbuf_add(&all, text_of(&ch.o), ch.o.len);
-    sbuf_add(&all, text_of(&ch.e), ch.e.len);
-    child_free(&ch);
+    fx_buf_add(&all, fx_child_out(&ch), ch.out.len);
+    fx_buf_add(&all, fx_child_err(&ch), ch.err.len);
+    fx_child_free(&ch);
   }
   /* A damaged key: refused at start; the message names the file, not its content. */
   char damaged[2048];
@@ -962,30 +850,30 @@ TEST(sec_push_output_has_no_token_or_key) {
   char *mid = strchr(damaged, '\n');
   ASSERT_NOT_NULL(mid);
   mid[10] = mid[10] == 'A' ? 'B' : 'A';
-  const char *bad_p8 = write_file("damaged.p8", damaged);
+  const char *bad_p8 = fx_tmp_file("damaged.p8", damaged);
   {
-    child ch;
+    fx_child ch = {.env = env};
     const char *const argv[] = {push_bin(),      "--host",    port,         "--ca",    ca,
                                 "--verify-name", "localhost", "--p8",       bad_p8,    "--key-id",
                                 "ABC123DEFG",    "--team-id", "DEF123GHIJ", "--topic", "com.example.app",
                                 "--alert",       "x",         TOKEN,        NULL};
-    child_start(&ch, &loop, argv, env, 0);
-    child_wait(&loop, &ch);
-    printf("damaged key: exit %d\n%s\n", (int)ch.status, text_of(&ch.e));
-    sbuf_add(&all, text_of(&ch.o), ch.o.len);
-    sbuf_add(&all, text_of(&ch.e), ch.e.len);
-    child_free(&ch);
-    assert_no_key_text(text_of(&all), damaged);
+    fx_child_start(&ch, &loop, argv);
+    fx_child_wait(&ch, &loop);
+    printf("damaged key: exit %d\n%s\n", (int)ch.status, fx_child_err(&ch));
+    fx_buf_add(&all, fx_child_out(&ch), ch.out.len);
+    fx_buf_add(&all, fx_child_err(&ch), ch.err.len);
+    fx_child_free(&ch);
+    assert_no_key_text(fx_buf_text(&all), damaged);
   }
 
   ASSERT_GE(ts.ntokens, 2); /* one per run at least: the check below looks at real tokens */
   for (int i = 0; i < ts.ntokens; i++) {
     const char *sig = strrchr(ts.tokens[i], '.');
     ASSERT_NOT_NULL(sig);
-    assert_absent(text_of(&all), ts.tokens[i], "a provider token");
-    assert_absent(text_of(&all), sig + 1, "a token's signature");
+    assert_absent(fx_buf_text(&all), ts.tokens[i], "a provider token");
+    assert_absent(fx_buf_text(&all), sig + 1, "a token's signature");
   }
-  assert_no_key_text(text_of(&all), c.token_key);
+  assert_no_key_text(fx_buf_text(&all), c.token_key);
   free(all.p);
   fx_mock_stop_and_close_loop(&loop, m);
   apns__certgen_free(&c);

@@ -2,8 +2,7 @@
 # sees the uv.h of the libuv it will run on (Node's). nghttp2, mbedTLS and jansson come in as static archives;
 # --exclude-libs and the version script keep every symbol but the N-API entry point local, and libuv is never
 # linked: its symbols resolve at load time to the copy Node already has (its own, or the system's for Debian's
-# nodejs). --wrap puts libapns's handles under the addon's reference counting (see src/addon.c, "Keeping the loop
-# alive").
+# nodejs).
 {
   "targets": [
     {
@@ -31,8 +30,7 @@
         "-lm",
         "-Wl,--exclude-libs,ALL",
         "-Wl,--gc-sections",
-        "-Wl,--version-script=<(module_root_dir)/src/exports.map",
-        "-Wl,--wrap=uv_timer_init,--wrap=uv_tcp_init,--wrap=uv_prepare_init"
+        "-Wl,--version-script=<(module_root_dir)/src/exports.map"
       ]
     }
   ]

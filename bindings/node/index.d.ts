@@ -148,6 +148,11 @@ export class Client extends EventEmitter {
   close(options?: CloseOptions): Promise<void>;
   readonly closed: boolean;
   stats(): Stats;
+  /** As socket.ref(): the client keeps the process alive even when idle, until unref() or close. */
+  ref(): this;
+  /** The default: an idle open client does not keep the process alive; a pending send or a close in progress
+   * always does. */
+  unref(): this;
 
   on(event: 'connectionUp' | 'tokenRefresh', listener: (ev: ConnectionEvent) => void): this;
   on(event: 'connectionDown', listener: (ev: ConnectionDownEvent) => void): this;

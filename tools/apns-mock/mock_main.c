@@ -8,8 +8,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
 #include <signal.h>
@@ -239,22 +237,8 @@ static char *read_text(const char *path) {
 }
 
 /* Why a certificate and its key from a DIR of ours cannot serve: "" when they can. */
-/* mbedTLS 3 wants an RNG to parse and pair-check keys (blinding); 2.28 takes none. One generator for the checks of
- * --self-signed's files at start. */
-static int check_rng(void *ctx, unsigned char *out, size_t len) {
-  static mbedtls_entropy_context entropy;
-  static mbedtls_ctr_drbg_context drbg;
-  static int seeded;
-  (void)ctx;
-  if (!seeded) {
-    mbedtls_entropy_init(&entropy);
-    mbedtls_ctr_drbg_init(&drbg);
-    if (mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, NULL, 0) != 0) return -1;
-    seeded = 1;
-  }
-  return mbedtls_ctr_drbg_random(&drbg, out, len);
-}
-
+/* mbedTLS 3 wants an RNG to parse and pair-check keys (blinding); 2.28 takes none. The support library's, which
+ * --self-signed's certificates came from. */
 static void check_pair(const char *cert_pem, const char *key_pem, mbedtls_x509_crt *ca, const char *cn,
                        const char *topic, char *why, size_t len) {
   mbedtls_x509_crt crt;
@@ -266,9 +250,9 @@ static void check_pair(const char *cert_pem, const char *key_pem, mbedtls_x509_c
     snprintf(why, len, "not a PEM certificate");
   else if (mbedtls_x509_crt_verify(&crt, ca, NULL, cn, &flags, NULL, NULL) != 0)
     snprintf(why, len, "does not verify against ca.pem (expired, another CA, or not for %s)", cn ? cn : "us");
-  else if (apns__mbed_pk_parse_key(&key, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0, check_rng,
-                                   NULL) != 0 ||
-           apns__mbed_pk_check_pair(&crt.pk, &key, check_rng, NULL) != 0)
+  else if (apns__mbed_pk_parse_key(&key, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0,
+                                   apns__certgen_rng, NULL) != 0 ||
+           apns__mbed_pk_check_pair(&crt.pk, &key, apns__certgen_rng, NULL) != 0)
     snprintf(why, len, "its key is missing, unreadable or another one's");
   else if (topic != NULL) {
     static const char uid_oid[] = "\x09\x92\x26\x89\x93\xF2\x2C\x64\x01\x01";
@@ -309,8 +293,9 @@ static int self_signed_reuse(const char *dir, const char *topic, apns__certgen_r
       check_pair(res->client_cert, res->client_key, &ca, NULL, topic, why, sizeof why);
       if (why[0]) i = 3;
     }
-    if (why[0] == '\0' && apns__mbed_pk_parse_key(&tk, (const unsigned char *)res->token_key,
-                                                  strlen(res->token_key) + 1, NULL, 0, check_rng, NULL) != 0) {
+    if (why[0] == '\0' &&
+        apns__mbed_pk_parse_key(&tk, (const unsigned char *)res->token_key, strlen(res->token_key) + 1, NULL, 0,
+                                apns__certgen_rng, NULL) != 0) {
       i = 5;
       snprintf(why, sizeof why, "not a private key");
     }

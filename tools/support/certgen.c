@@ -40,8 +40,6 @@
 #define PEM_MAX 4096
 
 typedef struct {
-  mbedtls_entropy_context entropy;
-  mbedtls_ctr_drbg_context drbg;
   char *errbuf;
   size_t errlen;
 } gen;
@@ -55,26 +53,51 @@ static int mbed_err(gen *g, const char *what, int ret) {
   return APNS_ETLS;
 }
 
-static int gen_init(gen *g, char *errbuf, size_t errlen) {
-  static const char pers[] = "libapns certgen";
-  g->errbuf = errbuf;
-  g->errlen = errlen;
-  mbedtls_entropy_init(&g->entropy);
-  mbedtls_ctr_drbg_init(&g->drbg);
-  int ret = mbedtls_ctr_drbg_seed(&g->drbg, mbedtls_entropy_func, &g->entropy, (const unsigned char *)pers,
+/* The one random generator of tools/support and of those who link it (apns__certgen_rng), seeded from the
+ * system's entropy on first use, and again in a forked child, which would otherwise repeat its parent's
+ * numbers. */
+static mbedtls_entropy_context rng_entropy;
+static mbedtls_ctr_drbg_context rng_drbg;
+static pid_t rng_pid; /* the process that seeded it; 0: not seeded */
+
+static int rng_seed(void) {
+  static const char pers[] = "libapns support";
+  if (rng_pid == getpid()) return 0;
+  if (rng_pid != 0) {
+    mbedtls_ctr_drbg_free(&rng_drbg);
+    mbedtls_entropy_free(&rng_entropy);
+    rng_pid = 0;
+  }
+  mbedtls_entropy_init(&rng_entropy);
+  mbedtls_ctr_drbg_init(&rng_drbg);
+  int ret = mbedtls_ctr_drbg_seed(&rng_drbg, mbedtls_entropy_func, &rng_entropy, (const unsigned char *)pers,
                                   sizeof pers - 1);
-  return ret ? mbed_err(g, "seeding the random generator", ret) : 0;
+  if (ret != 0) {
+    mbedtls_ctr_drbg_free(&rng_drbg);
+    mbedtls_entropy_free(&rng_entropy);
+    return ret;
+  }
+  rng_pid = getpid();
+  return 0;
 }
 
-static void gen_free(gen *g) {
-  mbedtls_ctr_drbg_free(&g->drbg);
-  mbedtls_entropy_free(&g->entropy);
+int apns__certgen_rng(void *ctx, unsigned char *out, size_t len) {
+  (void)ctx;
+  int ret = rng_seed();
+  return ret ? ret : mbedtls_ctr_drbg_random(&rng_drbg, out, len);
+}
+
+static int gen_init(gen *g, char *errbuf, size_t errlen) {
+  g->errbuf = errbuf;
+  g->errlen = errlen;
+  int ret = rng_seed();
+  return ret ? mbed_err(g, "seeding the random generator", ret) : 0;
 }
 
 static int make_key(gen *g, mbedtls_pk_context *pk) {
   int ret = mbedtls_pk_setup(pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
   if (ret) return mbed_err(g, "mbedtls_pk_setup", ret);
-  ret = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(*pk), mbedtls_ctr_drbg_random, &g->drbg);
+  ret = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(*pk), apns__certgen_rng, NULL);
   return ret ? mbed_err(g, "generating an EC P-256 key", ret) : 0;
 }
 
@@ -133,8 +156,7 @@ static int cert_common(gen *g, mbedtls_x509write_cert *crt, mbedtls_pk_context *
   mbedtls_x509write_crt_set_subject_key(crt, subject_key);
   mbedtls_x509write_crt_set_issuer_key(crt, issuer_key);
 
-  if ((ret = mbedtls_ctr_drbg_random(&g->drbg, serial_bytes, sizeof serial_bytes)))
-    return mbed_err(g, "random serial", ret);
+  if ((ret = apns__certgen_rng(NULL, serial_bytes, sizeof serial_bytes))) return mbed_err(g, "random serial", ret);
   serial_bytes[0] = (unsigned char)((serial_bytes[0] & 0x7f) | 0x01); /* positive and non-zero, 16 bytes */
 #if MBEDTLS_VERSION_NUMBER >= 0x03040000
   /* 3.4 deprecated the MPI form: serials are byte strings (up to 20 bytes, RFC 5280). */
@@ -160,7 +182,7 @@ static int cert_common(gen *g, mbedtls_x509write_cert *crt, mbedtls_pk_context *
 
 static int cert_pem(gen *g, mbedtls_x509write_cert *crt, char **out) {
   unsigned char buf[PEM_MAX];
-  int ret = mbedtls_x509write_crt_pem(crt, buf, sizeof buf, mbedtls_ctr_drbg_random, &g->drbg);
+  int ret = mbedtls_x509write_crt_pem(crt, buf, sizeof buf, apns__certgen_rng, NULL);
   if (ret) return mbed_err(g, "writing a certificate", ret);
   *out = apns__strdup((const char *)buf);
   if (*out == NULL) {
@@ -358,7 +380,6 @@ int apns__certgen(const apns__certgen_options *opts, apns__certgen_result *out, 
 out:
   mbedtls_pk_free(&other_key);
   mbedtls_pk_free(&ca_key);
-  gen_free(&g);
   if (ret) apns__certgen_free(out);
   return ret;
 }
@@ -471,8 +492,8 @@ int apns__certgen_encrypt_key(const char *key_pem, const char *passphrase, char 
   mbedtls_cipher_init(&cipher);
   if ((ret = gen_init(&g, errbuf, errlen))) goto out;
 
-  ret = apns__mbed_pk_parse_key(&pk, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0,
-                                mbedtls_ctr_drbg_random, &g.drbg);
+  ret = apns__mbed_pk_parse_key(&pk, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0, apns__certgen_rng,
+                                NULL);
   if (ret) {
     mbed_err(&g, "parsing the key to encrypt", ret);
     ret = APNS_EBADKEY;
@@ -488,7 +509,7 @@ int apns__certgen_encrypt_key(const char *key_pem, const char *passphrase, char 
   der_len = (size_t)ret;
   memmove(der, der + sizeof der - der_len, der_len);
 
-  if ((ret = mbedtls_ctr_drbg_random(&g.drbg, iv, sizeof iv))) {
+  if ((ret = apns__certgen_rng(NULL, iv, sizeof iv))) {
     ret = mbed_err(&g, "random IV", ret);
     goto out;
   }
@@ -553,7 +574,6 @@ out:
   apns__free(pem);
   mbedtls_cipher_free(&cipher);
   mbedtls_pk_free(&pk);
-  gen_free(&g);
   return ret;
 }
 
@@ -624,6 +644,5 @@ out:
   apns__zero(der, sizeof der);
   apns__zero(text, sizeof text);
   mbedtls_pk_free(&pk);
-  gen_free(&g);
   return ret;
 }

@@ -64,4 +64,10 @@ int apns__certgen_encrypt_key(const char *key_pem, const char *passphrase, char 
  * APNS_ETLS (message in errbuf). */
 int apns__certgen_p8_key(char **pem, char *errbuf, size_t errlen);
 
+/* An mbedTLS f_rng (ctx unused): the one CTR-DRBG of the support library, seeded from the system's entropy on
+ * first use (and again in a forked child). certgen draws from it; so do the mock's and the tests' mbedTLS calls
+ * that want a generator (mbedTLS 3 parses and pair-checks private keys with one, for blinding). Returns 0 or
+ * mbedTLS's error. Not thread-safe: one thread of a process uses it. */
+int apns__certgen_rng(void *ctx, unsigned char *out, size_t len);
+
 #endif

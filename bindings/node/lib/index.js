@@ -235,6 +235,18 @@ class Client extends EventEmitter {
     return this._closed;
   }
 
+  // As a socket's ref() and unref(): a ref'd client keeps the process alive even when idle. Default: unref'd (an
+  // idle client lets the process end; a pending send or a close in progress always holds it).
+  ref() {
+    this._native.setRef(true);
+    return this;
+  }
+
+  unref() {
+    this._native.setRef(false);
+    return this;
+  }
+
   stats() {
     return this._native.stats();
   }

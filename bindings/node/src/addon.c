@@ -11,12 +11,12 @@
  * collectable and its finalizer frees the struct. An async env cleanup hook keeps the environment waiting until
  * every handle is closed, so a Worker terminated mid-run neither hangs nor leaves handles on its loop.
  *
- * Keeping the loop alive: an open client must hold the process only while it has work, as Node's sockets do. The
- * library does not expose its handles, so the addon is linked with --wrap=uv_timer_init,uv_tcp_init,
- * uv_prepare_init: every handle libapns creates is unref'd at birth, and the addon's own uv_check handle is
- * ref'd exactly while sends are outstanding (accepted and not yet reported to JS) or a close is in progress.
- * In-flight libuv requests (a connect, a DNS lookup, a write) still hold the loop until they end, as libuv
- * decides; they are short.
+ * Keeping the loop alive: an open client holds the process only while it has work, as Node's sockets do. Right
+ * after open the addon calls apns_client_unref (none of the library's timers, sockets or watchers, now or later,
+ * keeps the loop alive), and the addon's own uv_check handle is ref'd exactly while sends are outstanding
+ * (accepted and not yet reported to JS), a batch waits for JS, or a close is in progress. client.ref() in JS is
+ * apns_client_ref: the client then holds the process even when idle, until client.unref(). In-flight libuv
+ * requests (a connect, a DNS lookup) still hold the loop until they end, as libuv decides; they are short.
  */
 #include <apns.h>
 #include <nghttp2/nghttp2.h>
@@ -27,30 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- libapns's handles, unref'd at birth (see the file comment) ---- */
-int __real_uv_timer_init(uv_loop_t *loop, uv_timer_t *h);
-int __real_uv_tcp_init(uv_loop_t *loop, uv_tcp_t *h);
-int __real_uv_prepare_init(uv_loop_t *loop, uv_prepare_t *h);
-int __wrap_uv_timer_init(uv_loop_t *loop, uv_timer_t *h);
-int __wrap_uv_tcp_init(uv_loop_t *loop, uv_tcp_t *h);
-int __wrap_uv_prepare_init(uv_loop_t *loop, uv_prepare_t *h);
-
-int __wrap_uv_timer_init(uv_loop_t *loop, uv_timer_t *h) {
-  int rv = __real_uv_timer_init(loop, h);
-  if (rv == 0) uv_unref((uv_handle_t *)h);
-  return rv;
-}
-int __wrap_uv_tcp_init(uv_loop_t *loop, uv_tcp_t *h) {
-  int rv = __real_uv_tcp_init(loop, h);
-  if (rv == 0) uv_unref((uv_handle_t *)h);
-  return rv;
-}
-int __wrap_uv_prepare_init(uv_loop_t *loop, uv_prepare_t *h) {
-  int rv = __real_uv_prepare_init(loop, h);
-  if (rv == 0) uv_unref((uv_handle_t *)h);
-  return rv;
-}
 
 #define CHECK(call)                                                                                                  \
   do {                                                                                                               \
@@ -599,7 +575,9 @@ static napi_value native_new(napi_env env, napi_callback_info info) {
     cl = NULL;
     goto out;
   }
-  /* From here the C client is open: every failure closes it again. */
+  /* From here the C client is open: every failure closes it again. Idle, it does not hold the process; the check
+   * handle below holds it while there is work (update_ref). */
+  apns_client_unref(cl->c);
   uv_check_init(ae->loop, &cl->check);
   uv_idle_init(ae->loop, &cl->idle);
   cl->check.data = cl->idle.data = cl;
@@ -720,6 +698,22 @@ static napi_value native_close(napi_env env, napi_callback_info info) {
   return ret_int(env, rv);
 }
 
+/* setRef(on): client.ref() / client.unref(). The library's calls are idempotent and no-ops once closed. */
+static napi_value native_set_ref(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  bool on = false;
+  client *cl = unwrap(env, info, &argc, argv);
+  if (cl == NULL || argc < 1 || napi_get_value_bool(env, argv[0], &on) != napi_ok) return ret_int(env, APNS_EINVAL);
+  if (cl->c != NULL && cl->state == ST_OPEN) {
+    if (on)
+      apns_client_ref(cl->c);
+    else
+      apns_client_unref(cl->c);
+  }
+  return ret_int(env, 0);
+}
+
 static napi_value set_f64(napi_env env, napi_value obj, const char *name, double v) {
   napi_value x;
   if (napi_create_double(env, v, &x) != napi_ok || napi_set_named_property(env, obj, name, x) != napi_ok) return NULL;
@@ -831,9 +825,12 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"send", NULL, native_send, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, native_close, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, native_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"setRef", NULL, native_set_ref, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value ctor, f;
-  if (napi_define_class(env, "Native", NAPI_AUTO_LENGTH, native_new, NULL, 3, methods, &ctor) != napi_ok) return NULL;
+  if (napi_define_class(env, "Native", NAPI_AUTO_LENGTH, native_new, NULL, sizeof methods / sizeof methods[0],
+                        methods, &ctor) != napi_ok)
+    return NULL;
   napi_create_reference(env, ctor, 1, &ae->ctor);
   napi_set_named_property(env, exports, "Native", ctor);
   napi_create_function(env, "errName", NAPI_AUTO_LENGTH, fn_err_name, NULL, &f);

@@ -1,6 +1,7 @@
 'use strict';
 // Closing, and the ends of environments: close with sends in flight (drained or canceled), a script that forgets
-// close(), process.exit() with a client busy, a Worker using a client terminated mid-run or ending on its own.
+// close(), what keeps the process alive (an idle client does not, a pending send does, client.ref() does),
+// process.exit() with a client busy, a Worker using a client terminated mid-run or ending on its own.
 const test = require('node:test');
 const assert = require('node:assert');
 const path = require('path');
@@ -91,19 +92,45 @@ function runChild(opts, mode, onSent) {
   }));
 }
 
-test('a script that forgets close() still exits once its work is done', async () => {
-  const m = await startMock();
+// Runs the child in mode against a mock of its own (started with mockArgs) and checks that it ended by itself
+// with status 0 (not killed as hung); returns what runChild saw, with ms, the time it took.
+async function childEnds(mockArgs, mode) {
+  const m = await startMock(mockArgs);
   try {
     const t0 = Date.now();
-    const r = await runChild(m.certOptions(), 'forget');
+    const r = await runChild(m.certOptions(), mode);
+    r.ms = Date.now() - t0;
     assert.strictEqual(r.signal, null, r.err);
     assert.strictEqual(r.code, 0, r.err);
-    assert.match(r.out, /^sent 50 /);
-    // It must not wait for the connections' health checks (15 s) or anything else of the library's.
-    assert.ok(Date.now() - t0 < 10000 * FACTOR, `took ${Date.now() - t0} ms`);
+    return r;
   } finally {
     await m.stop();
   }
+}
+
+test('a script that forgets close() still exits once its work is done', async () => {
+  const r = await childEnds([], 'forget');
+  assert.match(r.out, /^sent 50 /);
+  // It must not wait for the connections' health checks (15 s) or anything else of the library's.
+  assert.ok(r.ms < 10000 * FACTOR, `took ${r.ms} ms`);
+});
+
+test('an idle open client, never closed, lets the process exit on its own', async () => {
+  const r = await childEnds([], 'idle');
+  assert.strictEqual(r.out, 'up\n', 'it connected before it exited');
+});
+
+test('a pending send keeps the process alive until it settles', async () => {
+  const r = await childEnds(['--pause'], 'pending');
+  // Had the send not held the loop, the process would have ended after "pending", the promise never settled.
+  assert.strictEqual(r.out, 'pending\nsettled APNS_ETIMEDOUT\n');
+  assert.ok(r.ms >= 1400, `exited after ${r.ms} ms, before the send's 1500 ms deadline`);
+});
+
+test('client.ref() holds the process while idle; client.unref() lets it end', async () => {
+  const r = await childEnds([], 'ref');
+  // "held" comes from an unref'd timer: only the ref'd client keeps the process alive long enough for it.
+  assert.strictEqual(r.out, 'up\nheld\n');
 });
 
 test('process.exit() with a client open and sends in flight: exits with its code, no crash', async () => {
