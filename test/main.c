@@ -14,6 +14,7 @@
 #include <apns.h>
 #include <errno.h>
 #include <ftw.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/time.h>
@@ -51,7 +52,8 @@ void test__fail(const char *file, int line, const char *fmt, ...) {
 /* ---- allocation counting and failure injection ---- */
 static long alloc_budget = -1; /* -1: never fail */
 static long alloc_count, alloc_live;
-static long alloc_fail_nth; /* > 0: that many allocations from now, the last one fails */
+static size_t alloc_live_bytes; /* malloc_usable_size of each live block: what the block really holds */
+static long alloc_fail_nth;     /* > 0: that many allocations from now, the last one fails */
 
 static int alloc_allowed(void) {
   alloc_count++;
@@ -61,26 +63,31 @@ static int alloc_allowed(void) {
   alloc_budget--;
   return 1;
 }
+static void *counted(void *p) {
+  if (p) alloc_live++, alloc_live_bytes += malloc_usable_size(p);
+  return p;
+}
 static void *t_malloc(size_t n) {
   if (!alloc_allowed()) return NULL;
-  void *p = malloc(n);
-  if (p) alloc_live++;
-  return p;
+  return counted(malloc(n));
 }
 static void *t_calloc(size_t c, size_t n) {
   if (!alloc_allowed()) return NULL;
-  void *p = calloc(c, n);
-  if (p) alloc_live++;
-  return p;
+  return counted(calloc(c, n));
 }
 static void *t_realloc(void *old, size_t n) {
   if (!alloc_allowed()) return NULL;
+  size_t was = old ? malloc_usable_size(old) : 0;
   void *p = realloc(old, n);
-  if (p && !old) alloc_live++;
-  return p;
+  if (p == NULL) {
+    if (old && n == 0) alloc_live--, alloc_live_bytes -= was; /* glibc's realloc(p, 0) frees p */
+    return NULL;
+  }
+  if (old) alloc_live--, alloc_live_bytes -= was;
+  return counted(p);
 }
 static void t_free(void *p) {
-  if (p) alloc_live--;
+  if (p) alloc_live--, alloc_live_bytes -= malloc_usable_size(p);
   free(p);
 }
 
@@ -101,6 +108,9 @@ long test_alloc_count(void) {
 }
 long test_alloc_live(void) {
   return alloc_live;
+}
+size_t test_alloc_live_bytes(void) {
+  return alloc_live_bytes;
 }
 
 int test_time_factor(void) {
