@@ -592,6 +592,7 @@ static void push_soak(uint64_t seed, int n) {
   fprintf(stderr, "chaos seed %llu: %.1f s, %s\n", (unsigned long long)seed, elapsed, line);
   char *errtext = slurp(errpath);
   if (c.term_signal) SOAK_FAIL(&s, "apns-push died of signal %d:\n%s", c.term_signal, errtext);
+  test_secrets_assert_absent("apns-push's stderr", errtext); /* APNS_TEST_SECRETS=1: its keys are recorded */
 
   /* Every line ended exactly once, as a JSON line; each accepted, or refused for good by 429. */
   int *seen = calloc((size_t)n + 1, sizeof *seen);
@@ -736,6 +737,7 @@ TEST(chaos_mock_flag_prints_seed) {
   ASSERT_EQ(
       run_mock((const char *const[]){"--no-tls", "--chaos", "1234567,drop=0,hold-ms=10", NULL}, errpath, NULL, 0), 0);
   char *e = slurp(errpath);
+  test_secrets_assert_absent("apns-mock's stderr", e);
   if (strstr(e, "apns-mock: chaos seed 1234567 (replay: --chaos 1234567)\n") == NULL)
     test__fail(__FILE__, __LINE__, "no seed line in:\n%s", e);
   free(e);

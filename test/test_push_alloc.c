@@ -154,6 +154,7 @@ static push_run one_run(const char *dir, int port, long budget, const char *time
   close(saved);
   char *err = strdup(slurp(errf));
   ASSERT_NOT_NULL(err);
+  test_secrets_assert_absent("apns-push's stderr", err); /* APNS_TEST_SECRETS=1: the keys are recorded */
   if (strstr(err, "internal:") != NULL) test__fail(__FILE__, __LINE__, "budget %ld:\n%s", budget, err);
   const char *text = slurp(out);
   if (r.rc == PUSH_EXIT_USAGE) {
