@@ -446,6 +446,74 @@ TEST(chaos_memory_growth_caught) {
   ASSERT_NULL(flat_violation(m, SOAK_SAMPLES, 0, why, sizeof why)); /* under ASan RSS is not judged */
 }
 
+static void trickle_pool_closed(apns_pool *p) {
+  (*(int *)apns_pool_data(p))++;
+}
+
+/* Trickle spreads the answer over time, a one-byte DATA frame every 5 ms: a 400 with its 27-byte reason takes at
+ * least 26 ticks, and the request's deadline still rules: one shorter than the trickle ends in APNS_ETIMEDOUT, its
+ * stream reset while the mock still had bytes to send (the mock then sends no more for it). */
+TEST(chaos_trickle_spread_over_time) {
+  uv_loop_t loop;
+  apns__certgen_result certs;
+  apns_mock_options mo;
+  apns_pool_options o;
+  apns_pool *pool = NULL;
+  fx_rec slow, cut;
+  int done = 0, closed = 0;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  fx_certs(&certs, 0);
+  fx_mock_options(&mo, &certs, 0);
+  mo.bad_prefix = "bad";
+  apns_mock_chaos_defaults(&mo.chaos, 7);
+  memset(mo.chaos.rate, 0, sizeof mo.chaos.rate);
+  mo.chaos.rate[APNS_MOCK_CHAOS_TRICKLE] = 1000000; /* every stream */
+  apns_mock *mock = fx_mock_start(&loop, &mo);
+  memset(&o, 0, sizeof o);
+  o.host = "127.0.0.1";
+  o.port = (uint16_t)apns_mock_port(mock);
+  o.size = 1;
+  o.data = &closed;
+  fx_tls_client(&o.tls, &certs);
+  ASSERT_OK(apns_pool_open(&loop, &pool, &o, NULL, 0));
+  /* Connected first, so that the time measured is the answer's. */
+  apns_request r;
+  fx_rec warm;
+  memset(&warm, 0, sizeof warm);
+  warm.counter = &done;
+  fx_request(&r, TOKEN, 20000);
+  ASSERT_OK(apns_pool_post(pool, &r, fx_record, &warm));
+  fx_run_until_count(&loop, &done, 1);
+  ASSERT_EQ(warm.status, 200); /* no body: nothing to trickle */
+
+  memset(&slow, 0, sizeof slow);
+  memset(&cut, 0, sizeof cut);
+  slow.counter = cut.counter = &done;
+  slow.loop = cut.loop = &loop;
+  uv_update_time(&loop);
+  uint64_t t0 = uv_now(&loop);
+  fx_request(&r, "bad0" TOKEN, 20000);
+  ASSERT_OK(apns_pool_post(pool, &r, fx_record, &slow));
+  fx_request(&r, "bad1" TOKEN, 40);
+  ASSERT_OK(apns_pool_post(pool, &r, fx_record, &cut));
+  fx_run_until_count(&loop, &done, 3);
+  ASSERT_OK(slow.err);
+  ASSERT_EQ(slow.status, 400);
+  ASSERT_EQ(slow.reason, APNS_REASON_BadDeviceToken);
+  printf("the trickled 400 took %" PRIu64 " ms\n", slow.t_end - t0);
+  ASSERT_GE(slow.t_end - t0, 26 * 5 - 5);
+  ASSERT_ERR(cut.err, APNS_ETIMEDOUT);
+  ASSERT_LT(cut.t_end - t0, slow.t_end - t0);
+
+  apns_mock_stats ms;
+  apns_mock_get_stats(mock, &ms);
+  ASSERT_GE(ms.chaos[APNS_MOCK_CHAOS_TRICKLE], 2);
+  ASSERT_OK(apns_pool_close(pool, 0, trickle_pool_closed));
+  fx_run_until(&loop, &closed);
+  fx_mock_stop_and_close_loop(&loop, mock);
+  apns__certgen_free(&certs);
+}
+
 /* Every fault at once, the default rates, a fixed list of seeds: 60 000 notifications in all (2 000 under
  * valgrind). */
 TEST(chaos_soak_pool) {
@@ -770,6 +838,7 @@ TEST_SUITE(chaos){
     TEST_ENTRY(chaos_fault_429),
     TEST_ENTRY(chaos_fault_hold),
     TEST_ENTRY(chaos_fault_trickle),
+    TEST_ENTRY(chaos_trickle_spread_over_time),
     TEST_ENTRY(chaos_memory_growth_caught),
     TEST_ENTRY(chaos_soak_pool),
     TEST_ENTRY(chaos_soak_push),
