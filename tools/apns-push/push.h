@@ -24,7 +24,7 @@
 /* ---- main.c ---- */
 
 /* The whole command: parses argv, runs, returns the exit status (PUSH_EXIT_*). cli.c's main() is this and the
- * SIGPIPE setting; the tests call it in-process (libapns_push_test), with the allocator of their choosing. It
+ * SIGPIPE setting; the tests call it in-process (apns_push_test_dep in meson.build), their allocator counting. It
  * leaves no handle, allocation or open file behind, and may be called again. */
 int push_main(int argc, char **argv);
 
