@@ -2,8 +2,9 @@
  *
  * args.c turns the command line into push_opts; request.c builds payloads and the --dry-run lines; input.c streams
  * the bulk input through libuv with back-pressure; report.c writes result lines, progress and the summary; main.c
- * runs it all on one loop (push_main; cli.c holds the process's main). Bulk lines are parsed and result lines formatted by tools/common/bulk.c (shared with
- * other bulk senders and the fuzz target). The sending uses only the public API (<apns.h>, <apns/client.h>). */
+ * runs it all on one loop (push_main; cli.c holds the process's main). Bulk lines are parsed and result lines
+ * formatted by tools/common/bulk.c (shared with other bulk senders and the fuzz target). The sending uses only the
+ * public API (<apns.h>, <apns/client.h>). */
 #ifndef APNS_PUSH_H
 #define APNS_PUSH_H
 
