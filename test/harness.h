@@ -17,26 +17,24 @@ typedef struct {
 } test_case;
 
 #define TEST(name) static void test_##name(void)
-#define TEST_ENTRY(name)                                                                                             \
-  { #name, test_##name }
+#define TEST_ENTRY(name) {#name, test_##name}
 /* Each test/test_*.c ends with TEST_SUITE(module) { TEST_ENTRY(a), TEST_ENTRY(b), TEST_SUITE_END }; and is
  * listed in test/suites.h. */
 #define TEST_SUITE(module) const test_case test_suite_##module[] =
-#define TEST_SUITE_END                                                                                               \
-  { NULL, NULL }
+#define TEST_SUITE_END {NULL, NULL}
 
 void test__fail(const char *file, int line, const char *fmt, ...) __attribute__((noreturn, format(printf, 3, 4)));
 
-#define ASSERT_TRUE(e)                                                                                               \
-  do {                                                                                                               \
-    if (!(e)) test__fail(__FILE__, __LINE__, "ASSERT_TRUE(%s)", #e);                                                 \
+#define ASSERT_TRUE(e)                                                                                             \
+  do {                                                                                                             \
+    if (!(e)) test__fail(__FILE__, __LINE__, "ASSERT_TRUE(%s)", #e);                                               \
   } while (0)
 
-#define ASSERT__INT(a, op, b)                                                                                        \
-  do {                                                                                                               \
-    intmax_t test__a = (intmax_t)(a), test__b = (intmax_t)(b);                                                       \
-    if (!(test__a op test__b))                                                                                       \
-      test__fail(__FILE__, __LINE__, "%s %s %s: %jd vs %jd", #a, #op, #b, test__a, test__b);                         \
+#define ASSERT__INT(a, op, b)                                                                                      \
+  do {                                                                                                             \
+    intmax_t test__a = (intmax_t)(a), test__b = (intmax_t)(b);                                                     \
+    if (!(test__a op test__b))                                                                                     \
+      test__fail(__FILE__, __LINE__, "%s %s %s: %jd vs %jd", #a, #op, #b, test__a, test__b);                       \
   } while (0)
 
 #define ASSERT_EQ(a, b) ASSERT__INT(a, ==, b)
@@ -46,35 +44,35 @@ void test__fail(const char *file, int line, const char *fmt, ...) __attribute__(
 #define ASSERT_GT(a, b) ASSERT__INT(a, >, b)
 #define ASSERT_GE(a, b) ASSERT__INT(a, >=, b)
 
-#define ASSERT_UEQ(a, b)                                                                                             \
-  do {                                                                                                               \
-    uintmax_t test__a = (uintmax_t)(a), test__b = (uintmax_t)(b);                                                    \
-    if (test__a != test__b) test__fail(__FILE__, __LINE__, "%s == %s: %ju vs %ju", #a, #b, test__a, test__b);        \
+#define ASSERT_UEQ(a, b)                                                                                           \
+  do {                                                                                                             \
+    uintmax_t test__a = (uintmax_t)(a), test__b = (uintmax_t)(b);                                                  \
+    if (test__a != test__b) test__fail(__FILE__, __LINE__, "%s == %s: %ju vs %ju", #a, #b, test__a, test__b);      \
   } while (0)
 
 /* An apns error code compared with its name printed: "APNS_EINVAL vs OK". */
-#define ASSERT_ERR(a, b)                                                                                             \
-  do {                                                                                                               \
-    int test__a = (a), test__b = (b);                                                                                \
-    if (test__a != test__b)                                                                                          \
-      test__fail(__FILE__, __LINE__, "%s == %s: %s (%d) vs %s (%d)", #a, #b, apns_err_name(test__a), test__a,        \
-                 apns_err_name(test__b), test__b);                                                                   \
+#define ASSERT_ERR(a, b)                                                                                           \
+  do {                                                                                                             \
+    int test__a = (a), test__b = (b);                                                                              \
+    if (test__a != test__b)                                                                                        \
+      test__fail(__FILE__, __LINE__, "%s == %s: %s (%d) vs %s (%d)", #a, #b, apns_err_name(test__a), test__a,      \
+                 apns_err_name(test__b), test__b);                                                                 \
   } while (0)
 
 #define ASSERT_OK(a) ASSERT_ERR(a, 0)
 
-#define ASSERT_STREQ(a, b)                                                                                           \
-  do {                                                                                                               \
-    const char *test__a = (a), *test__b = (b);                                                                       \
-    if (test__a == NULL || test__b == NULL ? test__a != test__b : strcmp(test__a, test__b) != 0)                     \
-      test__fail(__FILE__, __LINE__, "%s == %s:\n  \"%s\"\nvs\n  \"%s\"", #a, #b, test__a ? test__a : "(null)",      \
-                 test__b ? test__b : "(null)");                                                                      \
+#define ASSERT_STREQ(a, b)                                                                                         \
+  do {                                                                                                             \
+    const char *test__a = (a), *test__b = (b);                                                                     \
+    if (test__a == NULL || test__b == NULL ? test__a != test__b : strcmp(test__a, test__b) != 0)                   \
+      test__fail(__FILE__, __LINE__, "%s == %s:\n  \"%s\"\nvs\n  \"%s\"", #a, #b, test__a ? test__a : "(null)",    \
+                 test__b ? test__b : "(null)");                                                                    \
   } while (0)
 
-#define ASSERT_MEMEQ(a, b, n)                                                                                        \
-  do {                                                                                                               \
-    size_t test__n = (n);                                                                                            \
-    if (memcmp((a), (b), test__n) != 0) test__fail(__FILE__, __LINE__, "%s == %s (%zu bytes)", #a, #b, test__n);     \
+#define ASSERT_MEMEQ(a, b, n)                                                                                      \
+  do {                                                                                                             \
+    size_t test__n = (n);                                                                                          \
+    if (memcmp((a), (b), test__n) != 0) test__fail(__FILE__, __LINE__, "%s == %s (%zu bytes)", #a, #b, test__n);   \
   } while (0)
 
 #define ASSERT_NULL(a) ASSERT_TRUE((a) == NULL)
