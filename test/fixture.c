@@ -177,6 +177,10 @@ const char *fx_buf_text(const fx_buf *b) {
 static void child_closed(uv_handle_t *h) {
   fx_child *c = h->data;
   if (--c->open > 0) return;
+  /* No child (apns-push, apns-mock, apns-relay, the examples) may print a key or a token the run made: with
+   * APNS_TEST_SECRETS on, every child's whole output is searched for them here, as the runner does the test's. */
+  test_secrets_assert_absent("a child's stdout", fx_buf_text(&c->out));
+  test_secrets_assert_absent("a child's stderr", fx_buf_text(&c->err));
   c->done = 1;
   if (c->on_done) c->on_done(c);
 }

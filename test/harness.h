@@ -87,6 +87,9 @@ void test_alloc_fail_nth(long n);
 void test_alloc_reset(void);
 long test_alloc_count(void);
 long test_alloc_live(void);
+/* The bytes those live allocations hold (malloc_usable_size): a memory measure that, unlike RSS, AddressSanitizer's
+ * quarantine and valgrind's shadow memory leave alone. mbedTLS allocates outside it (its own calloc). */
+size_t test_alloc_live_bytes(void);
 
 /* How much slower than natively the tests run: 20 under valgrind, APNS_TEST_TIME_FACTOR when set, else 1. Upper
  * bounds of timing checks are multiplied by it ("within a wide margin after"); lower bounds never are. */
@@ -99,6 +102,12 @@ void test__skip(const char *fmt, ...) __attribute__((noreturn, format(printf, 1,
 /* The full path of the program name (searched in $PATH, then /usr/sbin and /sbin), or the test is skipped saying
  * which program is missing. The string is static: copy it before the next call. */
 const char *test_need_program(const char *name);
+
+/* The secrets recorded in secrets_path (tools/support/secrets.h: "kind<TAB>text" lines) that text holds: their
+ * count, and the first one's kind in kind. The runner checks each test's output with it (APNS_TEST_SECRETS=1). */
+size_t test_secrets_scan(const char *secrets_path, const char *text, size_t len, char *kind, size_t kind_cap);
+/* Fails the test when text (a child's stderr, say) holds a secret recorded in $APNS_TEST_SECRETS_FILE. */
+void test_secrets_assert_absent(const char *what, const char *text);
 
 /* A fresh temporary directory for the test (removed by the runner when the test ends). Static string. */
 const char *test_tmpdir(void);

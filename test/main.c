@@ -6,14 +6,19 @@
  * at most N at once (default 2), each with a time limit (APNS_TEST_TIMEOUT seconds, default 120). A failing test's
  * output is printed; with -v every test's. A test whose outside tool is missing is skipped (TEST_SKIP) and counted
  * apart. The last line is "N passed, N failed", with ", N skipped" after it when any was; the exit status is 1 when
- * any failed. */
-/* nftw (removing each test's temporary directory) is XSI. */
-#define _XOPEN_SOURCE 700
+ * any failed.
+ *
+ * With APNS_TEST_SECRETS=1 (CI sets it), each test runs with APNS_TEST_SECRETS_FILE naming a file of its own, where
+ * the test support library records every private key it makes and every provider token the mock verifies
+ * (tools/support/secrets.h); a test whose output holds any of them fails, even if it passed otherwise. */
+/* nftw (removing each test's temporary directory) is XSI; memmem (the secrets check) is GNU. */
+#define _GNU_SOURCE
 #include "harness.h"
 
 #include <apns.h>
 #include <errno.h>
 #include <ftw.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/time.h>
@@ -51,7 +56,8 @@ void test__fail(const char *file, int line, const char *fmt, ...) {
 /* ---- allocation counting and failure injection ---- */
 static long alloc_budget = -1; /* -1: never fail */
 static long alloc_count, alloc_live;
-static long alloc_fail_nth; /* > 0: that many allocations from now, the last one fails */
+static size_t alloc_live_bytes; /* malloc_usable_size of each live block: what the block really holds */
+static long alloc_fail_nth;     /* > 0: that many allocations from now, the last one fails */
 
 static int alloc_allowed(void) {
   alloc_count++;
@@ -61,26 +67,31 @@ static int alloc_allowed(void) {
   alloc_budget--;
   return 1;
 }
+static void *counted(void *p) {
+  if (p) alloc_live++, alloc_live_bytes += malloc_usable_size(p);
+  return p;
+}
 static void *t_malloc(size_t n) {
   if (!alloc_allowed()) return NULL;
-  void *p = malloc(n);
-  if (p) alloc_live++;
-  return p;
+  return counted(malloc(n));
 }
 static void *t_calloc(size_t c, size_t n) {
   if (!alloc_allowed()) return NULL;
-  void *p = calloc(c, n);
-  if (p) alloc_live++;
-  return p;
+  return counted(calloc(c, n));
 }
 static void *t_realloc(void *old, size_t n) {
   if (!alloc_allowed()) return NULL;
+  size_t was = old ? malloc_usable_size(old) : 0;
   void *p = realloc(old, n);
-  if (p && !old) alloc_live++;
-  return p;
+  if (p == NULL) {
+    if (old && n == 0) alloc_live--, alloc_live_bytes -= was; /* glibc's realloc(p, 0) frees p */
+    return NULL;
+  }
+  if (old) alloc_live--, alloc_live_bytes -= was;
+  return counted(p);
 }
 static void t_free(void *p) {
-  if (p) alloc_live--;
+  if (p) alloc_live--, alloc_live_bytes -= malloc_usable_size(p);
   free(p);
 }
 
@@ -101,6 +112,9 @@ long test_alloc_count(void) {
 }
 long test_alloc_live(void) {
   return alloc_live;
+}
+size_t test_alloc_live_bytes(void) {
+  return alloc_live_bytes;
 }
 
 int test_time_factor(void) {
@@ -152,13 +166,42 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
   return remove(path);
 }
 
+/* ---- secrets in the output ---- */
+size_t test_secrets_scan(const char *secrets_path, const char *text, size_t len, char *kind, size_t kind_cap) {
+  FILE *f = secrets_path ? fopen(secrets_path, "r") : NULL;
+  char line[1100];
+  size_t found = 0;
+  if (f == NULL) return 0;
+  while (fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\n")] = '\0';
+    char *tab = strchr(line, '\t');
+    if (tab == NULL || tab[1] == '\0') continue;
+    *tab = '\0';
+    if (memmem(text, len, tab + 1, strlen(tab + 1)) == NULL) continue;
+    if (found++ == 0 && kind && kind_cap) snprintf(kind, kind_cap, "%s", line);
+  }
+  fclose(f);
+  return found;
+}
+
+void test_secrets_assert_absent(const char *what, const char *text) {
+  char kind[64] = "";
+  size_t n = test_secrets_scan(getenv("APNS_TEST_SECRETS_FILE"), text, strlen(text), kind, sizeof kind);
+  if (n > 0) test__fail(__FILE__, __LINE__, "%s holds %zu recorded secrets (the first a %s)", what, n, kind);
+}
+
 /* ---- the runner ---- */
+static int secrets_check; /* APNS_TEST_SECRETS=1 */
+
 typedef struct {
   const char *name;
   void (*fn)(void);
   pid_t pid;
   FILE *out;
   char dir[256];
+  char secrets[272]; /* dir + ".secrets": the test's record of its secrets (beside its directory, not in it) */
+  size_t leaked;     /* recorded secrets found in its output */
+  char leak_kind[64];
   struct timeval start;
   int done, ok, skipped;
 } job;
@@ -180,6 +223,7 @@ static void start_job(job *j, int timeout) {
     perror("mkdtemp");
     exit(2);
   }
+  snprintf(j->secrets, sizeof j->secrets, "%s.secrets", j->dir);
   j->out = tmpfile();
   if (j->out == NULL) {
     perror("tmpfile");
@@ -199,6 +243,7 @@ static void start_job(job *j, int timeout) {
     dup2(fd, 2);
     setvbuf(stdout, NULL, _IOLBF, 0);
     snprintf(tmpdir, sizeof tmpdir, "%s", j->dir);
+    if (secrets_check) setenv("APNS_TEST_SECRETS_FILE", j->secrets, 1);
     /* SIGPIPE stays at its default: a write of the library or the mock that raised it would kill the test. */
     signal(SIGPIPE, SIG_DFL);
     alarm((unsigned)timeout);
@@ -217,6 +262,18 @@ static void finish_job(job *j, int status, int verbose) {
   j->done = 1;
   j->ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
   j->skipped = WIFEXITED(status) && WEXITSTATUS(status) == TEST__SKIP_STATUS;
+  if (secrets_check) {
+    fflush(j->out);
+    long size = ftell(j->out);
+    char *text = size > 0 ? malloc((size_t)size) : NULL;
+    rewind(j->out);
+    if (text && fread(text, 1, (size_t)size, j->out) == (size_t)size)
+      j->leaked = test_secrets_scan(j->secrets, text, (size_t)size, j->leak_kind, sizeof j->leak_kind);
+    free(text);
+    fseek(j->out, 0, SEEK_END);
+    unlink(j->secrets);
+    if (j->leaked) j->ok = j->skipped = 0;
+  }
   if (j->skipped) {
     char line[512] = "";
     fflush(stdout);
@@ -226,7 +283,9 @@ static void finish_job(job *j, int status, int verbose) {
     printf("SKIP   %s: %s\n", j->name, strncmp(line, "skipped: ", 9) == 0 ? line + 9 : line);
     return;
   }
-  if (j->ok)
+  if (j->leaked)
+    printf("FAIL   %s: %zu recorded secrets in its output (the first a %s)\n", j->name, j->leaked, j->leak_kind);
+  else if (j->ok)
     printf("ok     %s (%.0f ms)\n", j->name, ms);
   else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
     printf("FAIL   %s: timed out after %.0f ms\n", j->name, ms);
@@ -270,6 +329,7 @@ int main(int argc, char **argv) {
     }
   }
   if (jobs < 1) jobs = 1;
+  secrets_check = getenv("APNS_TEST_SECRETS") && strcmp(getenv("APNS_TEST_SECRETS"), "1") == 0;
   if (timeout < 1) timeout = 120;
 
   size_t total = 0;

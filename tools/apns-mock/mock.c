@@ -56,6 +56,10 @@ struct apns_mock {
   int port;
   int handles;
   int stopping;
+  /* A connection that came when memory ran out is accepted into this handle and closed (reject_connection). */
+  uv_tcp_t reject;
+  int reject_busy;
+  uv_stream_t *reject_waiting[2]; /* listeners holding a connection while reject closes */
   apns_mock_stop_cb stop_cb;
   void *stop_data;
   uint8_t rbuf[65536]; /* every read is consumed before the next alloc_cb: one buffer serves all */
@@ -200,11 +204,44 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   mark_dirty(conn);
 }
 
+static void on_connection(uv_stream_t *listener, int status);
+
+static void on_reject_closed(uv_handle_t *h) {
+  apns_mock *m = h->data;
+  m->reject_busy = 0;
+  m->handles--;
+  for (int i = 0; i < 2; i++) {
+    uv_stream_t *l = m->reject_waiting[i];
+    m->reject_waiting[i] = NULL;
+    if (l && !m->stopping) on_connection(l, 0);
+  }
+  server_maybe_free(m);
+}
+
+/* Memory ran out for a new connection: it is accepted and closed at once (the client sees the connection end).
+ * Left unaccepted, libuv would hold it and stop watching the listener: the mock would serve no one again, even
+ * with memory back. One handle does it, so a connection that comes while it closes waits for it. */
+static void reject_connection(apns_mock *m, uv_stream_t *listener) {
+  if (m->reject_busy) {
+    m->reject_waiting[listener == (uv_stream_t *)&m->manage_listener] = listener;
+    return;
+  }
+  m->reject_busy = 1;
+  m->handles++;
+  uv_tcp_init(m->loop, &m->reject);
+  m->reject.data = m;
+  (void)uv_accept(listener, (uv_stream_t *)&m->reject);
+  uv_close((uv_handle_t *)&m->reject, on_reject_closed);
+}
+
 static void on_connection(uv_stream_t *listener, int status) {
   apns_mock *m = listener->data;
   if (status < 0 || m->stopping) return;
   mock_conn *conn = apns__calloc(1, sizeof *conn);
-  if (conn == NULL) return;
+  if (conn == NULL) {
+    reject_connection(m, listener);
+    return;
+  }
   conn->server = m;
   apns__list_init(&conn->dirty_node);
   conn->timer_due = APNS__MOCK_NEVER;

@@ -26,7 +26,7 @@ typedef enum {
   APNS_MOCK_CHAOS_503,     /* "503": 503 ServiceUnavailable */
   APNS_MOCK_CHAOS_429,     /* "429": 429 TooManyRequests */
   APNS_MOCK_CHAOS_HOLD,    /* "hold": the answer held hold_ms (past a deadline shorter than that) */
-  APNS_MOCK_CHAOS_TRICKLE, /* "trickle": the answer's body in DATA frames of one byte each */
+  APNS_MOCK_CHAOS_TRICKLE, /* "trickle": the answer's body in DATA frames of one byte, one every 5 ms */
   APNS_MOCK_CHAOS_COUNT
 } apns_mock_chaos_fault;
 

@@ -31,6 +31,9 @@
 #include <strings.h>
 #include <time.h>
 
+/* Chaos trickle: one DATA frame of one byte per tick. */
+#define APNS__MOCK_TRICKLE_MS 5
+
 #define MOCK_SLAB 64
 #define MOCK_BODY_CAP 160
 #define MOCK_REASON_MAX 100
@@ -84,7 +87,8 @@ struct mock_stream {
   uint8_t priority; /* 0: absent; 1, 5, 10; MOCK_PRIORITY_BAD */
   uint8_t topic_given, topic_bad, collapse_bad, expiration_bad;
   uint8_t auth, auth_ok; /* AUTH_*; auth_ok: the token passed every check */
-  uint8_t trickle;       /* chaos: the body goes out a byte per DATA frame */
+  uint8_t trickle;       /* chaos: the body goes out a byte per DATA frame, one frame per trickle tick */
+  uint8_t trickle_sent;  /* a byte went out this tick: the next read defers the data until the tick */
   int status;
   uint64_t body_len;
   uint64_t due;
@@ -123,6 +127,11 @@ struct apns__mock_conn {
   apns__list held_fifo;  /* held responses due in arrival order (see the file comment) */
   apns__heap held_early; /* held responses due before the FIFO's last, by due time (then arrival) */
   uint64_t held_count;
+  /* Chaos trickle: the streams whose data waits for the next tick (at trickle_due), by id (a stream reset
+   * meanwhile is simply not found). More than fit go on without waiting. */
+  int32_t trickle_ids[64];
+  int trickle_n;
+  uint64_t trickle_due;
   uint64_t requests;  /* complete requests seen */
   uint64_t answering; /* responses submitted whose stream is not closed yet */
   int32_t goaway_sid; /* > 0 once GOAWAY is submitted: streams above are not answered */
@@ -335,11 +344,18 @@ static int capture_append(mock_capture *cap, const uint8_t *a, size_t alen, cons
 
 static ssize_t resp_read(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, size_t length, uint32_t *flags,
                          nghttp2_data_source *source, void *ud) {
-  (void)h2, (void)stream_id, (void)ud;
+  (void)h2;
+  apns__mock_conn *c = ud;
   mock_stream *s = source->ptr;
   size_t n = s->resp_len - s->resp_off;
+  if (s->trickle && s->trickle_sent && c->trickle_n < (int)(sizeof c->trickle_ids / sizeof c->trickle_ids[0])) {
+    if (c->trickle_n == 0) c->trickle_due = c->now + APNS__MOCK_TRICKLE_MS;
+    c->trickle_ids[c->trickle_n++] = stream_id;
+    return NGHTTP2_ERR_DEFERRED;
+  }
   if (n > length) n = length;
   if (s->trickle && n > 1) n = 1;
+  s->trickle_sent = s->trickle;
   memcpy(buf, (s->chan_body ? (const char *)s->chan_body : s->resp) + s->resp_off, n);
   s->resp_off += n;
   if (s->resp_off == s->resp_len) *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -726,8 +742,25 @@ static int on_request_done(apns__mock_conn *c, mock_stream *s) {
   return 0;
 }
 
+/* The trickle tick: every deferred stream may send its next byte. */
+static int trickle_release(apns__mock_conn *c, uint64_t now) {
+  if (c->paused || c->trickle_n == 0 || now < c->trickle_due) return 0;
+  int n = c->trickle_n;
+  c->trickle_n = 0;
+  for (int i = 0; i < n; i++) {
+    mock_stream *s = nghttp2_session_get_stream_user_data(c->h2, c->trickle_ids[i]);
+    if (s == NULL) continue; /* closed meanwhile (reset by the client at its deadline) */
+    s->trickle_sent = 0;
+    int rv = nghttp2_session_resume_data(c->h2, c->trickle_ids[i]);
+    if (rv != 0 && rv != NGHTTP2_ERR_INVALID_ARGUMENT) return rv;
+  }
+  return 0;
+}
+
 static int release_due(apns__mock_conn *c, uint64_t now) {
   if (c->paused) return 0;
+  int trv = trickle_release(c, now);
+  if (trv != 0) return trv;
   mock_stream *s;
   while ((s = held_first(c)) != NULL && s->due <= now) {
     held_unlink(c, s);
@@ -1207,9 +1240,11 @@ int apns__mock_conn_flush(apns__mock_conn *c, uint64_t now_ms, uint8_t **buf, si
 }
 
 uint64_t apns__mock_conn_next_due(const apns__mock_conn *c) {
+  if (c->paused || c->silent) return APNS__MOCK_NEVER;
   const mock_stream *s = held_first(c);
-  if (c->paused || c->silent || s == NULL) return APNS__MOCK_NEVER;
-  return s->due;
+  uint64_t due = s ? s->due : APNS__MOCK_NEVER;
+  if (c->trickle_n > 0 && c->trickle_due < due) due = c->trickle_due;
+  return due;
 }
 
 void apns__mock_conn_set_channels(apns__mock_conn *c, apns__mock_channels *channels, int serve) {

@@ -33,7 +33,8 @@ int apns__mock_conn_feed(apns__mock_conn *conn, const uint8_t *data, size_t len,
  * (the caller frees it), NULL and 0 when there is nothing. Returns 0 or a fatal error. */
 int apns__mock_conn_flush(apns__mock_conn *conn, uint64_t now_ms, uint8_t **buf, size_t *len);
 
-/* When the first held response falls due, on the caller's clock; APNS__MOCK_NEVER when none (or paused). */
+/* When the first held response (or the next trickled byte) falls due, on the caller's clock; APNS__MOCK_NEVER when
+ * none (or paused). */
 uint64_t apns__mock_conn_next_due(const apns__mock_conn *conn);
 
 void apns__mock_conn_set_paused(apns__mock_conn *conn, int paused);

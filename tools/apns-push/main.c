@@ -694,13 +694,9 @@ static int run(app *a) {
   return push_report_exit_code(a->rep);
 }
 
-int main(int argc, char **argv) {
+int push_main(int argc, char **argv) {
   app a;
   int rc;
-  /* A peer that resets the connection mid-write, or a reader of stdout that goes away, must cost an EPIPE (each
-   * result still accounted for, the run stopped cleanly) and never the process with every buffered line. */
-  signal(SIGPIPE, SIG_IGN);
-  push_blocks_install();
   memset(&a, 0, sizeof a);
   a.out_fd = -1;
   rc = push_parse_args(argc, argv, &a.o);
@@ -776,6 +772,5 @@ done:
   }
   apns_notification_free(a.n);
   push_opts_free(&a.o);
-  push_blocks_release();
   return rc;
 }

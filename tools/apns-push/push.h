@@ -2,8 +2,9 @@
  *
  * args.c turns the command line into push_opts; request.c builds payloads and the --dry-run lines; input.c streams
  * the bulk input through libuv with back-pressure; report.c writes result lines, progress and the summary; main.c
- * runs it all on one loop. Bulk lines are parsed and result lines formatted by tools/common/bulk.c (shared with
- * other bulk senders and the fuzz target). The sending uses only the public API (<apns.h>, <apns/client.h>). */
+ * runs it all on one loop (push_main; cli.c holds the process's main). Bulk lines are parsed and result lines
+ * formatted by tools/common/bulk.c (shared with other bulk senders and the fuzz target). The sending uses only the
+ * public API (<apns.h>, <apns/client.h>). */
 #ifndef APNS_PUSH_H
 #define APNS_PUSH_H
 
@@ -20,6 +21,13 @@
 
 /* Longest bulk line accepted, in bytes (a 5 KiB voip payload, escaped, with every other field fits). */
 #define PUSH_MAX_LINE (64 * 1024)
+
+/* ---- main.c ---- */
+
+/* The whole command: parses argv, runs, returns the exit status (PUSH_EXIT_*). cli.c's main() is this and the
+ * SIGPIPE setting; the tests call it in-process (apns_push_test_dep in meson.build), their allocator counting. It
+ * leaves no handle, allocation or open file behind, and may be called again. */
+int push_main(int argc, char **argv);
 
 /* ---- args.c ---- */
 

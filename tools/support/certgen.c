@@ -8,6 +8,7 @@
 #include "alloc.h"
 #include "errbuf.h"
 #include "mbedtls_compat.h"
+#include "secrets.h"
 
 #include <apns/common.h>
 #include <arpa/inet.h>
@@ -94,11 +95,24 @@ static int gen_init(gen *g, char *errbuf, size_t errlen) {
   return ret ? mbed_err(g, "seeding the random generator", ret) : 0;
 }
 
+/* For the test runner's check that no key reaches any output (secrets.h): the key's scalar and its SEC1 PEM (the
+ * PKCS#8 form of token keys is recorded where it is made). */
+static void record_key(mbedtls_pk_context *pk) {
+  unsigned char d[32], pem[PEM_MAX];
+  if (mbedtls_ecp_write_key(mbedtls_pk_ec(*pk), d, sizeof d) == 0)
+    apns__secret_record_bytes("ec-scalar", d, sizeof d);
+  if (mbedtls_pk_write_key_pem(pk, pem, sizeof pem) == 0) apns__secret_record_pem("key-pem", (const char *)pem);
+  apns__zero(d, sizeof d);
+  apns__zero(pem, sizeof pem);
+}
+
 static int make_key(gen *g, mbedtls_pk_context *pk) {
   int ret = mbedtls_pk_setup(pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
   if (ret) return mbed_err(g, "mbedtls_pk_setup", ret);
   ret = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(*pk), apns__certgen_rng, NULL);
-  return ret ? mbed_err(g, "generating an EC P-256 key", ret) : 0;
+  if (ret) return mbed_err(g, "generating an EC P-256 key", ret);
+  record_key(pk);
+  return 0;
 }
 
 static int key_pem(gen *g, mbedtls_pk_context *pk, char **out) {
@@ -636,6 +650,7 @@ int apns__certgen_p8_key(char **pem, char *errbuf, size_t errlen) {
     ret = mbed_err(&g, "writing a PKCS#8 PEM", ret);
     goto out;
   }
+  apns__secret_record_pem("p8-pem", (const char *)text);
   if ((*pem = apns__strdup((const char *)text)) == NULL) {
     set_err(&g, "out of memory");
     ret = APNS_ENOMEM;
