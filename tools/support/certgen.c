@@ -99,8 +99,14 @@ static int gen_init(gen *g, char *errbuf, size_t errlen) {
  * PKCS#8 form of token keys is recorded where it is made). */
 static void record_key(mbedtls_pk_context *pk) {
   unsigned char d[32], pem[PEM_MAX];
+#if MBEDTLS_VERSION_NUMBER >= 0x03060000 /* mbedtls_ecp_write_key is deprecated from 3.6 on */
+  size_t dlen = 0;
+  if (mbedtls_ecp_write_key_ext(mbedtls_pk_ec(*pk), &dlen, d, sizeof d) == 0 && dlen == sizeof d)
+    apns__secret_record_bytes("ec-scalar", d, sizeof d);
+#else
   if (mbedtls_ecp_write_key(mbedtls_pk_ec(*pk), d, sizeof d) == 0)
     apns__secret_record_bytes("ec-scalar", d, sizeof d);
+#endif
   if (mbedtls_pk_write_key_pem(pk, pem, sizeof pem) == 0) apns__secret_record_pem("key-pem", (const char *)pem);
   apns__zero(d, sizeof d);
   apns__zero(pem, sizeof pem);
