@@ -2,7 +2,9 @@
  * lost or refused, it is made again after 100 ms, then twice as long each time up to 5 s (with jitter, so a
  * fleet does not come back in step). AUTH and SELECT go first on each new connection; hiredis answers commands in
  * order, so what is sent after them runs authenticated. hiredis 0.14 resolves a host name with a blocking
- * getaddrinfo: give an address (or a name /etc/hosts has) for a relay that must never stall.
+ * getaddrinfo, so a name is resolved here first, with uv_getaddrinfo, and hiredis gets the address. In a Redis
+ * Cluster the connection follows -MOVED (rconn_redirect): closed once its replies are in, made again to the node
+ * named, with the back-off of its own.
  *
  * The loop hooks are our own rather than hiredis 0.14's adapters/libuv.h: that adapter drops a poll error
  * (libuv stops the handle and reports UV_EBADF when the peer dies with data unread, as a killed Redis does), so the
@@ -10,6 +12,8 @@
  * disconnects. */
 #include "relay.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,8 +180,10 @@ static void schedule_retry(rconn *c);
 static const char *where(const rconn *c, char *buf, size_t cap) {
   if (c->url->path[0])
     snprintf(buf, cap, "unix:%s", c->url->path);
+  else if (c->addr[0] && strcmp(c->addr, c->host) != 0)
+    snprintf(buf, cap, "%s:%d (%s)", c->host, c->port, c->addr);
   else
-    snprintf(buf, cap, "%s:%d", c->url->host, c->url->port);
+    snprintf(buf, cap, "%s:%d", c->host, c->port);
   return buf;
 }
 
@@ -185,28 +191,40 @@ static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata) {
   redisReply *reply = r;
   rconn *c = privdata;
   if (reply && reply->type == REDIS_REPLY_ERROR) {
-    relay_log("error", NULL, "redis %s: %s refused: %s", c->name, ac->data ? "setup" : "setup", reply->str);
+    relay_log("error", NULL, "redis %s: setup refused: %s", c->name, reply->str);
     redisAsyncDisconnect(ac);
   }
 }
 
+/* Stopping, and nothing (connection, resolution) is left to wait for. */
+static void closed(rconn *c) {
+  if (!uv_is_closing((uv_handle_t *)&c->retry)) uv_close((uv_handle_t *)&c->retry, NULL);
+  if (c->on_closed) c->on_closed(c);
+}
+
 static void on_disconnect(const redisAsyncContext *ac, int status) {
   rconn *c = ac->data;
-  char w[300];
+  char w[400];
   (void)status;
-  int was_up = c->up;
+  int was_up = c->up || c->redirecting;
   c->ac = NULL;
   c->up = 0;
   if (was_up) {
     c->losses++;
-    if (!c->stopping)
+    if (!c->stopping && !c->redirecting)
       relay_log("warn", NULL, "redis %s: connection to %s lost: %s", c->name, where(c, w, sizeof w),
                 ac->errstr[0] ? ac->errstr : "closed");
     if (c->on_down) c->on_down(c);
   }
   if (c->stopping) {
-    if (!uv_is_closing((uv_handle_t *)&c->retry)) uv_close((uv_handle_t *)&c->retry, NULL);
-    if (c->on_closed) c->on_closed(c);
+    closed(c);
+    return;
+  }
+  if (c->redirecting) { /* at once to the node that owns the slot now */
+    c->redirecting = 0;
+    c->delay_ms = 0;
+    c->addr[0] = '\0';
+    uv_timer_start(&c->retry, c->retry.timer_cb, 0, 0);
     return;
   }
   schedule_retry(c);
@@ -214,17 +232,21 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
 
 static void on_connect(const redisAsyncContext *ac, int status) {
   rconn *c = ac->data;
-  char w[300];
+  char w[400];
   if (status != REDIS_OK) {
     /* hiredis frees the context after this callback; no disconnect callback follows. */
     relay_log("warn", NULL, "redis %s: cannot connect to %s: %s", c->name, where(c, w, sizeof w), ac->errstr);
     c->ac = NULL;
+    c->redirecting = 0;
     if (c->stopping) {
-      if (!uv_is_closing((uv_handle_t *)&c->retry)) uv_close((uv_handle_t *)&c->retry, NULL);
-      if (c->on_closed) c->on_closed(c);
+      closed(c);
       return;
     }
     schedule_retry(c);
+    return;
+  }
+  if (c->redirecting) { /* moved while connecting: to the new address */
+    redisAsyncDisconnect((redisAsyncContext *)ac);
     return;
   }
   c->up = 1;
@@ -234,10 +256,10 @@ static void on_connect(const redisAsyncContext *ac, int status) {
   if (c->on_up) c->on_up(c);
 }
 
-static void try_connect(rconn *c) {
-  redisAsyncContext *ac =
-      c->url->path[0] ? redisAsyncConnectUnix(c->url->path) : redisAsyncConnect(c->url->host, c->url->port);
-  char w[300];
+/* The connect proper, to an address (or the unix socket). */
+static void connect_to(rconn *c, const char *ip) {
+  redisAsyncContext *ac = c->url->path[0] ? redisAsyncConnectUnix(c->url->path) : redisAsyncConnect(ip, c->port);
+  char w[400];
   if (ac == NULL || ac->err) {
     relay_log("warn", NULL, "redis %s: cannot connect to %s: %s", c->name, where(c, w, sizeof w),
               ac ? ac->errstr : "out of memory");
@@ -264,9 +286,65 @@ static void try_connect(rconn *c) {
   if (c->url->db) redisAsyncCommand(ac, on_setup_reply, c, "SELECT %d", c->url->db);
 }
 
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  rconn *c = req->data;
+  char w[400];
+  c->resolving = 0;
+  if (c->stopping) {
+    uv_freeaddrinfo(res);
+    closed(c);
+    return;
+  }
+  if (status < 0 || res == NULL) {
+    relay_log("warn", NULL, "redis %s: cannot resolve %s: %s", c->name, where(c, w, sizeof w),
+              status < 0 ? uv_strerror(status) : "no address");
+    uv_freeaddrinfo(res);
+    schedule_retry(c);
+    return;
+  }
+  int rv = res->ai_family == AF_INET6
+               ? uv_ip6_name((const struct sockaddr_in6 *)res->ai_addr, c->addr, sizeof c->addr)
+               : uv_ip4_name((const struct sockaddr_in *)res->ai_addr, c->addr, sizeof c->addr);
+  uv_freeaddrinfo(res);
+  if (rv != 0) {
+    relay_log("warn", NULL, "redis %s: cannot resolve %s: %s", c->name, where(c, w, sizeof w), uv_strerror(rv));
+    schedule_retry(c);
+    return;
+  }
+  connect_to(c, c->addr);
+}
+
+/* hiredis 0.14's redisAsyncConnect would resolve a name with a blocking getaddrinfo: names are resolved on
+ * libuv's thread pool first, and hiredis is given the address. */
+static void try_connect(rconn *c) {
+  if (c->url->path[0]) {
+    connect_to(c, NULL);
+    return;
+  }
+  struct in6_addr a6;
+  if (inet_pton(AF_INET, c->host, &a6) == 1 || inet_pton(AF_INET6, c->host, &a6) == 1) {
+    c->addr[0] = '\0'; /* an address already: the logs show it once */
+    connect_to(c, c->host);
+    return;
+  }
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  c->gai.data = c;
+  int rv = uv_getaddrinfo(c->loop, &c->gai, on_resolved, c->host, NULL, &hints);
+  if (rv != 0) {
+    char w[400];
+    relay_log("warn", NULL, "redis %s: cannot resolve %s: %s", c->name, where(c, w, sizeof w), uv_strerror(rv));
+    schedule_retry(c);
+    return;
+  }
+  c->resolving = 1;
+}
+
 static void on_retry(uv_timer_t *t) {
   rconn *c = t->data;
-  if (!c->stopping) try_connect(c);
+  if (!c->stopping && !c->resolving && c->ac == NULL) try_connect(c);
 }
 
 static void schedule_retry(rconn *c) {
@@ -282,8 +360,11 @@ void rconn_init(rconn *c, uv_loop_t *loop, const redis_url *url, const char *nam
   c->url = url;
   c->name = name;
   c->data = data;
+  snprintf(c->host, sizeof c->host, "%s", url->host);
+  c->port = url->port;
   uv_timer_init(loop, &c->retry);
   c->retry.data = c;
+  c->retry.timer_cb = on_retry;
 }
 
 void rconn_start(rconn *c) {
@@ -298,11 +379,69 @@ void rconn_stop(rconn *c) {
     redisAsyncDisconnect(c->ac); /* on_disconnect follows, once pending replies are in */
     return;
   }
-  uv_close((uv_handle_t *)&c->retry, NULL);
-  if (c->on_closed) c->on_closed(c);
+  if (c->resolving) {
+    uv_cancel((uv_req_t *)&c->gai); /* on_resolved follows (canceled, or done) */
+    return;
+  }
+  closed(c);
+}
+
+void rconn_redirect(rconn *c, const char *host, int port) {
+  if (c->stopping || c->url->path[0] || (strcmp(c->host, host) == 0 && c->port == port)) return;
+  char from[400];
+  where(c, from, sizeof from);
+  snprintf(c->host, sizeof c->host, "%s", host);
+  c->port = port;
+  relay_log("info", NULL, "redis %s: moved from %s to %s:%d", c->name, from, host, port);
+  if (c->ac) {
+    int was_connected = c->up;
+    c->up = 0;
+    c->redirecting = 1;
+    if (was_connected) redisAsyncDisconnect(c->ac); /* else on_connect sees the flag */
+    return;
+  }
+  if (!c->resolving) { /* waiting to retry: go now, to the new address */
+    c->delay_ms = 0;
+    c->addr[0] = '\0';
+    uv_timer_start(&c->retry, on_retry, 0, 0);
+  }
 }
 
 int rconn_command(rconn *c, redisCallbackFn *cb, void *privdata, int argc, const char **argv, const size_t *lens) {
   if (!c->up || c->ac == NULL || c->stopping) return -1;
   return redisAsyncCommandArgv(c->ac, cb, privdata, argc, argv, lens) == REDIS_OK ? 0 : -1;
+}
+
+/* CRC16-CCITT (XMODEM), as Redis Cluster's key slot uses it. */
+static unsigned crc16(const unsigned char *p, size_t n) {
+  unsigned crc = 0;
+  for (size_t i = 0; i < n; i++) {
+    crc ^= (unsigned)p[i] << 8;
+    for (int b = 0; b < 8; b++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc;
+}
+
+unsigned redis_key_slot(const char *key, size_t len) {
+  const char *open = memchr(key, '{', len);
+  if (open) {
+    const char *close = memchr(open + 1, '}', len - (size_t)(open + 1 - key));
+    if (close && close > open + 1) /* a tag that is not empty: only it is hashed */
+      return crc16((const unsigned char *)open + 1, (size_t)(close - open - 1)) & 16383;
+  }
+  return crc16((const unsigned char *)key, len) & 16383;
+}
+
+int redis_parse_redirect(const char *err, char *host, size_t hostcap, int *port) {
+  const char *sp = strchr(err, ' ');
+  if (sp == NULL || (sp = strchr(sp + 1, ' ')) == NULL) return -1;
+  const char *hp = sp + 1, *colon = strrchr(hp, ':');
+  if (colon == NULL || colon == hp || (size_t)(colon - hp) >= hostcap) return -1;
+  char *end;
+  long p = strtol(colon + 1, &end, 10);
+  if (end == colon + 1 || (*end && *end != ' ' && *end != '\r' && *end != '\n') || p < 1 || p > 65535) return -1;
+  memcpy(host, hp, (size_t)(colon - hp));
+  host[colon - hp] = '\0';
+  *port = (int)p;
+  return 0;
 }
