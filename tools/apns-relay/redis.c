@@ -238,6 +238,7 @@ static void on_connect(const redisAsyncContext *ac, int status) {
     relay_log("warn", NULL, "redis %s: cannot connect to %s: %s", c->name, where(c, w, sizeof w), ac->errstr);
     c->ac = NULL;
     c->redirecting = 0;
+    c->attempts++;
     if (c->stopping) {
       closed(c);
       return;
@@ -250,6 +251,7 @@ static void on_connect(const redisAsyncContext *ac, int status) {
     return;
   }
   c->up = 1;
+  c->attempts = 0;
   c->connects++;
   c->delay_ms = 0;
   relay_log("info", NULL, "redis %s: connected to %s", c->name, where(c, w, sizeof w));
@@ -302,9 +304,13 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     schedule_retry(c);
     return;
   }
-  int rv = res->ai_family == AF_INET6
-               ? uv_ip6_name((const struct sockaddr_in6 *)res->ai_addr, c->addr, sizeof c->addr)
-               : uv_ip4_name((const struct sockaddr_in *)res->ai_addr, c->addr, sizeof c->addr);
+  /* A name with several addresses (localhost: ::1 and 127.0.0.1): each failed connect tries the next. */
+  unsigned count = 0;
+  for (struct addrinfo *a = res; a; a = a->ai_next) count++;
+  struct addrinfo *a = res;
+  for (unsigned i = c->attempts % count; i > 0; i--) a = a->ai_next;
+  int rv = a->ai_family == AF_INET6 ? uv_ip6_name((const struct sockaddr_in6 *)a->ai_addr, c->addr, sizeof c->addr)
+                                    : uv_ip4_name((const struct sockaddr_in *)a->ai_addr, c->addr, sizeof c->addr);
   uv_freeaddrinfo(res);
   if (rv != 0) {
     relay_log("warn", NULL, "redis %s: cannot resolve %s: %s", c->name, where(c, w, sizeof w), uv_strerror(rv));

@@ -84,7 +84,8 @@ struct rconn {
   const char *name; /* for the logs */
   char host[256];   /* where it connects: the URL's host, or where a cluster's MOVED pointed */
   int port;
-  char addr[64]; /* host resolved, for the logs */
+  char addr[64];     /* host resolved, for the logs */
+  unsigned attempts; /* connects failed in a row: a name's next address is tried each time */
   redisAsyncContext *ac;
   uv_getaddrinfo_t gai;
   int up, stopping, resolving, redirecting;
