@@ -132,7 +132,7 @@ typedef struct {
   char last[64];
   int results; /* result entries seen */
   int watching, watch_gone;
-  char **entries; /* the "entry" of each result */
+  char **entries;                /* the "entry" of each result */
   size_t entries_cap, n_entries; /* n_entries: those of the watcher above (results also counts swatch's) */
 } world;
 
@@ -353,6 +353,22 @@ TEST(relay_usage_errors_exit_2) {
     kid_free(&k);
   }
   ASSERT_EQ(uv_loop_close(&w.loop), 0);
+}
+
+/* With several streams, each one's results stream is named after it: --results (one name) is refused. */
+TEST(relay_usage_several_streams_one_results) {
+  uv_loop_t loop;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  const char *argv[] = {relay_bin(), "--cert",    "/nonexistent", "--stream", "{s0}:push",
+                        "--stream",  "{s1}:push", "--results",    "res",      NULL};
+  kid k;
+  kid_start(&k, &loop, argv);
+  fx_run_until(&loop, &k.done);
+  ASSERT_EQ(k.status, 2);
+  ASSERT_TRUE(strstr(err_of(&k), "apns-relay: --results, --dead-letter and --dead-tokens name the streams of one "
+                                 "--stream") != NULL);
+  kid_free(&k);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
 }
 
 /* 100 000 entries, one relay: one result each, all acknowledged, each sent once. */
@@ -900,6 +916,7 @@ TEST(relay_redis_unknown_host) {
 
 TEST_SUITE(relay){
     TEST_ENTRY(relay_usage_errors_exit_2),
+    TEST_ENTRY(relay_usage_several_streams_one_results),
     TEST_ENTRY(relay_100k_one_relay),
     TEST_ENTRY(relay_sigkill_takeover),
     TEST_ENTRY(relay_redis_restart),
