@@ -742,6 +742,30 @@ TEST(relay_several_streams_one_redis) {
   ASSERT_EQ(uv_process_kill(&k.proc, SIGTERM), 0);
   relay_wait(&w, &k, 0);
   for (int i = 0; i < 3; i++) assert_stream_done(&w.redis, names[i], &sw[i], ids[i], n);
+  /* Derived apns-ids: entry 1-K of a stream is 00000000-0001-8sss-ssss-ssss<K in 8 hex digits>, the s the same
+   * within a stream and not across streams. */
+  char tag[3][16];
+  for (int i = 0; i < 3; i++) {
+    redisReply *rr = rfx_cmd(&w.redis, "XRANGE %s:results - +", names[i]);
+    ASSERT_EQ(rr->elements, n);
+    for (size_t j = 0; j < rr->elements; j++) {
+      const char *res = rr->element[j]->element[1]->element[1]->str;
+      const char *id = strstr(res, "\"apns_id\":\"");
+      const char *en = strstr(res, "\"entry\":\"1-");
+      ASSERT_NOT_NULL(id);
+      ASSERT_NOT_NULL(en);
+      id += 11;
+      char want_tail[16];
+      snprintf(want_tail, sizeof want_tail, "%08x\"", (unsigned)atoi(en + 11));
+      if (strncmp(id, "00000000-0001-8", 15) != 0 || strncmp(id + 28, want_tail, 9) != 0)
+        test__fail(__FILE__, __LINE__, "stream %s: %.80s", names[i], res);
+      if (j == 0) snprintf(tag[i], sizeof tag[i], "%.13s", id + 15);
+      ASSERT_EQ(strncmp(id + 15, tag[i], 13), 0);
+    }
+    freeReplyObject(rr);
+  }
+  ASSERT_NE(strcmp(tag[0], tag[1]), 0);
+  ASSERT_NE(strcmp(tag[1], tag[2]), 0);
   ASSERT_EQ(w.requests, 3 * n);
   ASSERT_EQ(w.dupes, 0);
   ASSERT_EQ(summary_field(&k, "acked"), 3 * n);

@@ -27,6 +27,7 @@
 #define ID_MAX 48           /* "<ms>-<seq>": two 64-bit numbers */
 #define ACK_BATCH 128       /* results per script call */
 #define ACK_IN_FLIGHT 4     /* script calls in flight at once */
+#define READS_IN_FLIGHT 2   /* XREADGROUPs pipelined on a reader: Redis answers the next while the relay sends */
 #define CLAIM_PERIOD_MS 250 /* claims are tried at most this often (and at least every claim-idle / 4) */
 #define RELAY_LINE_MAX (64 * 1024)
 
@@ -39,16 +40,25 @@ typedef struct entry {
   relay *r;
   shard *s; /* the stream it came from */
   char id[ID_MAX];
+  uint64_t id_ms, id_seq; /* the id's two numbers, when id_plain */
+  int id_plain;           /* the id is <ms>-<seq>, as Redis makes them */
   uint64_t ordinal;
   uint64_t t0_ns;
   unsigned deliveries;
   int dead_token, dead_letter;
   char *text; /* the notification field, while not yet handed to the client, and for a dead letter */
   size_t text_len;
-  char *token;
-  char *result; /* the result line (no newline) once there is one */
+  char *token;  /* token_buf, or its own allocation for a longer one */
+  char *result; /* the result line (no newline) once there is one: in room, or its own allocation */
   size_t result_len;
+  char *room; /* RESULT_ROOM bytes after the text */
+  char token_buf[72];
+  /* One allocation per entry: this, the text, then the room for a result line (they are a few hundred bytes;
+   * four allocations per entry were a tenth of the relay's time, in malloc and free). */
+  char space[];
 } entry;
+
+#define RESULT_ROOM 384
 
 typedef struct fifo {
   entry *head, *tail;
@@ -66,13 +76,14 @@ typedef struct ack_batch {
 struct shard {
   relay *r;
   const char *stream, *results, *dead_letter, *dead_tokens;
+  unsigned char id_tag[6]; /* SHA-256 of the stream's name: the middle of a derived apns-id */
   char results_buf[320], dead_letter_buf[320], dead_tokens_buf[320];
   char reader_name[340], writer_name[340];
   rconn reader, writer;
   int group_ready; /* XGROUP CREATE answered (created, or BUSYGROUP) */
   int group_asked;
-  int reading;     /* an XREADGROUP in flight */
-  unsigned asked;  /* the COUNT of that read */
+  unsigned reading; /* XREADGROUPs in flight: READS_IN_FLIGHT at most, one while reading history */
+  unsigned asked[READS_IN_FLIGHT], asked_first; /* their COUNTs, in the order of their replies */
   int read_failed; /* the last read was refused: the next waits for the claim timer's tick */
   int claiming;    /* a claim in flight */
   int history;     /* reading this consumer's own pending entries (id 0) before new ones (>) */
@@ -146,9 +157,8 @@ static void entry_free(relay *r, entry *e) {
   entry **p = slot_of(r, e->s, e->id);
   if (*p == e) *p = e->hash_next;
   r->held--;
-  free(e->text);
-  free(e->token);
-  free(e->result);
+  if (e->token != e->token_buf) free(e->token);
+  if (e->result != e->room) free(e->result);
   free(e);
 }
 
@@ -158,17 +168,15 @@ static void maybe_shut(relay *r);
 
 /* The result line of an entry, kept until it is recorded. */
 static void set_result(entry *e, const bulk_result *br) {
-  char local[2048];
-  size_t n = bulk_result_format_entry(br, e->id, local, sizeof local);
-  char *p = malloc(n + 1);
-  if (p == NULL) { /* cannot keep a result: the entry stays pending for a later delivery */
-    e->result = NULL;
-    return;
-  }
-  if (n < sizeof local)
-    memcpy(p, local, n + 1);
-  else
+  size_t n = bulk_result_format_entry(br, e->id, e->room, RESULT_ROOM);
+  char *p = e->room;
+  if (n >= RESULT_ROOM) {
+    if ((p = malloc(n + 1)) == NULL) { /* cannot keep a result: the entry stays pending for a later delivery */
+      e->result = NULL;
+      return;
+    }
     bulk_result_format_entry(br, e->id, p, n + 1);
+  }
   if (n && p[n - 1] == '\n') p[--n] = '\0';
   e->result = p;
   e->result_len = n;
@@ -196,39 +204,59 @@ static void bad_entry(relay *r, entry *e, const char *token, int err, const char
   br.latency_ms = -1;
   r->n_bad++;
   set_result(e, &br);
-  free(e->text);
   e->text = NULL;
   finish(r, e);
 }
 
-/* A UUID from SHA-256(stream, NUL, entry id): the same entry always gets the same apns-id, so a notification sent
- * twice (its relay died after sending, before recording) is recognisable. Version 8 (RFC 9562: custom). */
-static void derive_apns_id(const char *stream, const char *id, char out[37]) {
-  unsigned char h[32];
+static void sha256(const void *a, size_t alen, const void *b, size_t blen, unsigned char h[32]) {
   mbedtls_sha256_context c;
   mbedtls_sha256_init(&c);
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000 /* the _ret names are gone in mbedTLS 3 */
   mbedtls_sha256_starts(&c, 0);
-  mbedtls_sha256_update(&c, (const unsigned char *)stream, strlen(stream) + 1);
-  mbedtls_sha256_update(&c, (const unsigned char *)id, strlen(id));
+  mbedtls_sha256_update(&c, a, alen);
+  mbedtls_sha256_update(&c, b, blen);
   mbedtls_sha256_finish(&c, h);
 #else
   mbedtls_sha256_starts_ret(&c, 0);
-  mbedtls_sha256_update_ret(&c, (const unsigned char *)stream, strlen(stream) + 1);
-  mbedtls_sha256_update_ret(&c, (const unsigned char *)id, strlen(id));
+  mbedtls_sha256_update_ret(&c, a, alen);
+  mbedtls_sha256_update_ret(&c, b, blen);
   mbedtls_sha256_finish_ret(&c, h);
 #endif
   mbedtls_sha256_free(&c);
-  h[6] = (unsigned char)((h[6] & 0x0f) | 0x80);
-  h[8] = (unsigned char)((h[8] & 0x3f) | 0x80);
+}
+
+static void uuid_text(unsigned char u[16], char out[37]) {
+  u[6] = (unsigned char)((u[6] & 0x0f) | 0x80); /* version 8 (RFC 9562: custom) */
+  u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* variant 10 */
   static const char hex[] = "0123456789abcdef";
   size_t k = 0;
   for (int i = 0; i < 16; i++) {
     if (i == 4 || i == 6 || i == 8 || i == 10) out[k++] = '-';
-    out[k++] = hex[h[i] >> 4];
-    out[k++] = hex[h[i] & 15];
+    out[k++] = hex[u[i] >> 4];
+    out[k++] = hex[u[i] & 15];
   }
   out[36] = '\0';
+}
+
+/* The apns-id of an entry that has none: the same entry always gets the same one, so a notification sent twice
+ * (its relay died after sending, before recording) is recognisable, and the entry can be read back from it. A
+ * version 8 UUID: the entry id's milliseconds in the first 48 bits, 42 bits of SHA-256(stream) (computed once per
+ * stream), and its sequence number in the last 32 bits: 1700000000000-5 of a stream is
+ * 018bcfe5-6800-8xxx-xxxx-xxxx00000005. Two entries never share one. An id that does not fit (a sequence number
+ * of 2^32 or more, or an id that is not <ms>-<seq>) gets SHA-256(stream, NUL, id) instead. Hashing every entry's
+ * id was a twelfth of the relay's instructions. */
+static void derive_apns_id(const shard *s, const entry *e, char out[37]) {
+  unsigned char u[16];
+  if (e->id_plain && e->id_seq <= 0xffffffffu && e->id_ms < (1ull << 48)) {
+    for (int i = 0; i < 6; i++) u[i] = (unsigned char)(e->id_ms >> (40 - 8 * i));
+    memcpy(u + 6, s->id_tag, 6);
+    for (int i = 0; i < 4; i++) u[12 + i] = (unsigned char)(e->id_seq >> (24 - 8 * i));
+  } else {
+    unsigned char h[32];
+    sha256(s->stream, strlen(s->stream) + 1, e->id, strlen(e->id), h);
+    memcpy(u, h, 16);
+  }
+  uuid_text(u, out);
 }
 
 static void on_response(int err, const apns_response *res, void *data) {
@@ -296,12 +324,17 @@ static int post(relay *r, entry *e) {
   if (bl.apns_id) {
     so.apns_id = bl.apns_id;
   } else {
-    derive_apns_id(e->s->stream, e->id, apns_id);
+    derive_apns_id(e->s, e, apns_id);
     so.apns_id = apns_id;
   }
-  if (e->token == NULL && (e->token = strdup(bl.token)) == NULL) {
-    bad_entry(r, e, bl.token, APNS_ENOMEM, "out of memory");
-    return 0;
+  if (e->token == NULL) {
+    size_t tl = strlen(bl.token);
+    e->token = tl < sizeof e->token_buf ? e->token_buf : malloc(tl + 1);
+    if (e->token == NULL) {
+      bad_entry(r, e, bl.token, APNS_ENOMEM, "out of memory");
+      return 0;
+    }
+    memcpy(e->token, bl.token, tl + 1);
   }
   e->t0_ns = uv_hrtime();
   rv = apns_client_send_json(r->client, bl.token, bl.payload, bl.payload_len, &so, on_response, e);
@@ -317,10 +350,7 @@ static int post(relay *r, entry *e) {
     return 0;
   }
   r->n_sent++;
-  if (!e->dead_letter) { /* the text is kept only for a dead letter */
-    free(e->text);
-    e->text = NULL;
-  }
+  if (!e->dead_letter) e->text = NULL; /* the text is kept only for a dead letter */
   return 0;
 }
 
@@ -356,9 +386,35 @@ static void take_entry(shard *s, const char *id, size_t idlen, redisReply *field
   idbuf[idlen] = '\0';
   entry **slot = slot_of(r, s, idbuf);
   if (*slot) return; /* already held here (a claim of our own entry): one result for it, not two */
-  entry *e = calloc(1, sizeof *e);
+  const redisReply *text = NULL;
+  if (fields && fields->type == REDIS_REPLY_ARRAY)
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+      if (fields->element[i]->type == REDIS_REPLY_STRING && strcmp(fields->element[i]->str, "notification") == 0 &&
+          fields->element[i + 1]->type == REDIS_REPLY_STRING)
+        text = fields->element[i + 1];
+  size_t text_space = text && text->len <= RELAY_LINE_MAX ? text->len + 1 : 0;
+  entry *e = malloc(sizeof *e + text_space + RESULT_ROOM);
   if (e == NULL) return; /* stays pending: another delivery will come */
+  memset(e, 0, sizeof *e);
+  if (text_space) {
+    e->text = e->space;
+    memcpy(e->text, text->str, text->len);
+    e->text[text->len] = '\0';
+    e->text_len = text->len;
+  }
+  e->room = e->space + text_space;
   memcpy(e->id, idbuf, idlen + 1);
+  {
+    char *end;
+    const char *dash = strchr(idbuf, '-');
+    e->id_plain = dash && dash > idbuf && idbuf[0] != '-' && idbuf[0] != '+' && dash[1] >= '0' && dash[1] <= '9';
+    if (e->id_plain) {
+      e->id_ms = strtoull(idbuf, &end, 10);
+      e->id_plain = end == dash;
+      e->id_seq = strtoull(dash + 1, &end, 10);
+      e->id_plain = e->id_plain && *end == '\0';
+    }
+  }
   e->r = r;
   e->s = s;
   e->ordinal = ++r->n_read;
@@ -366,20 +422,6 @@ static void take_entry(shard *s, const char *id, size_t idlen, redisReply *field
   e->t0_ns = uv_hrtime();
   *slot = e;
   r->held++;
-  const redisReply *text = NULL;
-  if (fields && fields->type == REDIS_REPLY_ARRAY)
-    for (size_t i = 0; i + 1 < fields->elements; i += 2)
-      if (fields->element[i]->type == REDIS_REPLY_STRING && strcmp(fields->element[i]->str, "notification") == 0 &&
-          fields->element[i + 1]->type == REDIS_REPLY_STRING)
-        text = fields->element[i + 1];
-  if (text) {
-    e->text = malloc(text->len + 1);
-    if (e->text) {
-      memcpy(e->text, text->str, text->len);
-      e->text[text->len] = '\0';
-      e->text_len = text->len;
-    }
-  }
   if (deliveries > r->o.max_deliveries) {
     char why[160];
     snprintf(why, sizeof why, "delivered %u times (more than --max-deliveries %u) without a result: not sent again",
@@ -396,12 +438,11 @@ static void take_entry(shard *s, const char *id, size_t idlen, redisReply *field
     finish(r, e);
     return;
   }
-  if (e->text == NULL) {
-    bad_entry(r, e, NULL, text ? APNS_ENOMEM : APNS_EINVAL,
-              text ? "out of memory" : "the entry has no \"notification\" field");
+  if (text == NULL) {
+    bad_entry(r, e, NULL, APNS_EINVAL, "the entry has no \"notification\" field");
     return;
   }
-  if (e->text_len > RELAY_LINE_MAX) {
+  if (e->text == NULL) {
     bad_entry(r, e, NULL, APNS_EINVAL, "the notification is longer than 64 KiB");
     return;
   }
@@ -566,7 +607,9 @@ static void ask_group(shard *s);
 static void maybe_read_shard(shard *s) {
   relay *r = s->r;
   if (s->read_failed) return;
-  if (s->reading || r->draining || r->shut || !s->reader.up || !s->group_ready || r->stopped_apns) return;
+  if (s->reading >= (s->history ? 1u : READS_IN_FLIGHT) || r->draining || r->shut || !s->reader.up ||
+      !s->group_ready || r->stopped_apns)
+    return;
   if (r->held + r->asked >= r->o.max_held) return;
   size_t room = r->o.max_held - r->held - r->asked;
   /* Each stream gets its share of the window: one busy stream does not starve the others. */
@@ -582,8 +625,7 @@ static void maybe_read_shard(shard *s) {
   size_t lens[11];
   for (int i = 0; i < 11; i++) lens[i] = strlen(argv[i]);
   if (rconn_command(&s->reader, on_read_reply, s, 11, argv, lens) == 0) {
-    s->reading = 1;
-    s->asked = count;
+    s->asked[(s->asked_first + s->reading++) % READS_IN_FLIGHT] = count;
     r->asked += count;
   }
 }
@@ -597,9 +639,9 @@ static void on_read_reply(redisAsyncContext *ac, void *rep, void *privdata) {
   redisReply *reply = rep;
   shard *s = privdata;
   relay *r = s->r;
-  s->reading = 0;
-  r->asked -= s->asked;
-  s->asked = 0;
+  s->reading--;
+  r->asked -= s->asked[s->asked_first];
+  s->asked_first = (s->asked_first + 1) % READS_IN_FLIGHT;
   if (reply == NULL) return; /* the connection went away: read again once it is back */
   if (reply->type == REDIS_REPLY_ERROR) {
     if (cluster_redirect(s, reply->str)) {
@@ -782,8 +824,7 @@ static void on_info_reply(redisAsyncContext *ac, void *rep, void *privdata) {
 }
 
 static void on_reader_up(rconn *c) {
-  shard *s = c->data;
-  s->reading = 0;
+  shard *s = c->data; /* reads in flight on the connection lost were answered NULL: reading is 0 */
   s->read_failed = 0;
   maybe_read_shard(s);
 }
@@ -1038,6 +1079,9 @@ int main(int argc, char **argv) {
     s->results = r.o.results ? r.o.results : s->results_buf;
     s->dead_letter = r.o.dead_letter ? r.o.dead_letter : s->dead_letter_buf;
     s->dead_tokens = r.o.dead_tokens ? r.o.dead_tokens : s->dead_tokens_buf;
+    unsigned char h[32];
+    sha256(s->stream, strlen(s->stream), "", 0, h);
+    memcpy(s->id_tag, h, sizeof s->id_tag);
     snprintf(s->history_id, sizeof s->history_id, "0");
     snprintf(s->claim_cursor, sizeof s->claim_cursor, "0-0");
     s->history = 1;

@@ -413,9 +413,38 @@ void rconn_redirect(rconn *c, const char *host, int port) {
   }
 }
 
+static char *put_num(char *p, char mark, size_t v) {
+  char tmp[24];
+  int k = 0;
+  do tmp[k++] = (char)('0' + v % 10);
+  while ((v /= 10) != 0);
+  *p++ = mark;
+  while (k) *p++ = tmp[--k];
+  *p++ = '\r';
+  *p++ = '\n';
+  return p;
+}
+
+/* The command in RESP, formatted here in one pass into one buffer: hiredis 0.14's redisAsyncCommandArgv builds it
+ * with an sdscatfmt per argument, which was a twentieth of the relay's time with the result script's hundreds of
+ * arguments. */
 int rconn_command(rconn *c, redisCallbackFn *cb, void *privdata, int argc, const char **argv, const size_t *lens) {
-  if (!c->up || c->ac == NULL || c->stopping) return -1;
-  return redisAsyncCommandArgv(c->ac, cb, privdata, argc, argv, lens) == REDIS_OK ? 0 : -1;
+  if (!c->up || c->ac == NULL || c->stopping || argc <= 0) return -1;
+  size_t total = 1 + 20 + 2;
+  for (int i = 0; i < argc; i++) total += 1 + 20 + 2 + lens[i] + 2;
+  char *buf = malloc(total), *p = buf;
+  if (buf == NULL) return -1;
+  p = put_num(p, '*', (size_t)argc);
+  for (int i = 0; i < argc; i++) {
+    p = put_num(p, '$', lens[i]);
+    memcpy(p, argv[i], lens[i]);
+    p += lens[i];
+    *p++ = '\r';
+    *p++ = '\n';
+  }
+  int rv = redisAsyncFormattedCommand(c->ac, cb, privdata, buf, (size_t)(p - buf));
+  free(buf);
+  return rv == REDIS_OK ? 0 : -1;
 }
 
 /* CRC16-CCITT (XMODEM), as Redis Cluster's key slot uses it. */
