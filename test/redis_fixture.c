@@ -184,7 +184,7 @@ static void ok_reply(redisReply *rep, const char *what) {
   freeReplyObject(rep);
 }
 
-void rcl_move_slot(rcl *c, unsigned slot, int dst) {
+void rcl_move_slot_begin(rcl *c, unsigned slot, int dst) {
   int src = rcl_owner(c, slot);
   rfx *s = &c->node[src], *d = &c->node[dst];
   ASSERT_NE(src, dst);
@@ -210,6 +210,11 @@ void rcl_move_slot(rcl *c, unsigned slot, int dst) {
     ok_reply(rep, "MIGRATE");
     freeReplyObject(keys);
   }
+}
+
+void rcl_move_slot_end(rcl *c, unsigned slot, int dst) {
+  int src = rcl_owner(c, slot);
+  rfx *s = &c->node[src], *d = &c->node[dst];
   /* The new owner first, then the old one (which from then on answers -MOVED), then the rest. */
   ok_reply(rfx_cmd(d, "CLUSTER SETSLOT %u NODE %s", slot, d->id), "SETSLOT NODE (destination)");
   ok_reply(rfx_cmd(s, "CLUSTER SETSLOT %u NODE %s", slot, d->id), "SETSLOT NODE (source)");
@@ -217,6 +222,11 @@ void rcl_move_slot(rcl *c, unsigned slot, int dst) {
     if (i != src && i != dst)
       ok_reply(rfx_cmd(&c->node[i], "CLUSTER SETSLOT %u NODE %s", slot, d->id), "SETSLOT NODE");
   c->owner[slot] = (unsigned char)dst;
+}
+
+void rcl_move_slot(rcl *c, unsigned slot, int dst) {
+  rcl_move_slot_begin(c, slot, dst);
+  rcl_move_slot_end(c, slot, dst);
 }
 
 void rfx_stop(rfx *r, int hard) {

@@ -56,5 +56,9 @@ unsigned rcl_slot(rcl *c, const char *key);
 /* Moves a slot from its owner to node dst, keys and all, as redis-cli --cluster reshard does: IMPORTING,
  * MIGRATING, MIGRATE of its keys, then SETSLOT NODE on every node. */
 void rcl_move_slot(rcl *c, unsigned slot, int dst);
+/* The same in two halves: the keys are moved (the old owner answers -ASK for them from then on), then the slot is
+ * given to the new owner (-MOVED). */
+void rcl_move_slot_begin(rcl *c, unsigned slot, int dst);
+void rcl_move_slot_end(rcl *c, unsigned slot, int dst);
 
 #endif

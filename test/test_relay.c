@@ -843,8 +843,13 @@ TEST(relay_cluster_three_shards) {
   }
   ASSERT_GT(most, 0);
   int src = rcl_owner(&cl, slots[moved]), dst = (src + 1) % RCL_NODES;
-  rcl_move_slot(&cl, slots[moved], dst);
+  /* The keys first: the relay meets -ASK (or -TRYAGAIN) and tries again later; then the slot (-MOVED). */
+  rcl_move_slot_begin(&cl, slots[moved], dst);
   apns_mock_set_paused(w.mock, 0);
+  char being_moved[96];
+  snprintf(being_moved, sizeof being_moved, "%s: its slot is being moved (", streams[moved]);
+  while (strstr(err_of(&k), being_moved) == NULL) ASSERT_NE(uv_run(&w.loop, UV_RUN_ONCE), 0);
+  rcl_move_slot_end(&cl, slots[moved], dst);
   run_until_results(&w, (int)(3 * n));
   ASSERT_EQ(uv_process_kill(&k.proc, SIGTERM), 0);
   relay_wait(&w, &k, 0);

@@ -90,6 +90,8 @@ struct shard {
   char history_id[ID_MAX];
   char claim_cursor[ID_MAX];
   unsigned acks_in_flight;
+  int acks_paused; /* a slot being moved refused the results: sent again at the claim timer's tick, not at once */
+  int moving_said; /* the log said the slot is being moved (once per move) */
   fifo to_ack;
 };
 
@@ -492,9 +494,17 @@ static int cluster_redirect(shard *s, const char *err) {
     if (redis_parse_redirect(err, host, sizeof host, &port) != 0) return 0;
     rconn_redirect(&s->writer, host, port);
     rconn_redirect(&s->reader, host, port);
+    s->moving_said = 0;
     return 1;
   }
-  return strncmp(err, "ASK ", 4) == 0 || strncmp(err, "TRYAGAIN", 8) == 0 || strncmp(err, "CLUSTERDOWN", 11) == 0;
+  if (strncmp(err, "ASK ", 4) != 0 && strncmp(err, "TRYAGAIN", 8) != 0 && strncmp(err, "CLUSTERDOWN", 11) != 0)
+    return 0;
+  if (!s->moving_said) {
+    s->moving_said = 1;
+    relay_log("info", NULL, "%s: its slot is being moved (%.60s): tried again at each claim tick until it is done",
+              s->stream, err);
+  }
+  return 1;
 }
 
 static void requeue_batch(ack_batch *b) {
@@ -517,8 +527,12 @@ static void on_ack_reply(redisAsyncContext *ac, void *rep, void *privdata) {
   if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != b->n) {
     /* Redis went away, or refused: the results are written again later (the script checks first, so a call
      * that ran before the reply was lost records nothing the second time). */
-    if (reply && reply->type == REDIS_REPLY_ERROR && !cluster_redirect(s, reply->str))
-      relay_log("error", NULL, "recording results in %s: %s", s->results, reply->str);
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+      if (!cluster_redirect(s, reply->str))
+        relay_log("error", NULL, "recording results in %s: %s", s->results, reply->str);
+      else if (strncmp(reply->str, "MOVED ", 6) != 0)
+        s->acks_paused = 1; /* each result finished would send them again into the same refusal */
+    }
     requeue_batch(b);
     maybe_shut(r);
     return;
@@ -543,7 +557,7 @@ static void on_ack_reply(redisAsyncContext *ac, void *rep, void *privdata) {
 }
 
 static void flush_acks(shard *s) {
-  while (s->to_ack.head && s->writer.up && s->acks_in_flight < ACK_IN_FLIGHT) {
+  while (s->to_ack.head && s->writer.up && !s->acks_paused && s->acks_in_flight < ACK_IN_FLIGHT) {
     relay *r = s->r;
     size_t n = s->to_ack.n < ACK_BATCH ? s->to_ack.n : ACK_BATCH;
     size_t argc = 3 + 4 + 2 + 6 * n;
@@ -768,6 +782,7 @@ static void on_claim_reply(redisAsyncContext *ac, void *rep, void *privdata) {
 static void claim_shard(shard *s) {
   relay *r = s->r;
   if (!s->group_ready) ask_group(s);
+  s->acks_paused = 0;
   flush_acks(s);
   s->read_failed = 0;
   maybe_read_shard(s);
@@ -833,6 +848,7 @@ static void on_writer_up(rconn *c) {
   shard *s = c->data;
   s->group_ready = 0;
   s->group_asked = 0;
+  s->acks_paused = 0;
   const char *argv[] = {"INFO", "cluster"};
   size_t lens[] = {4, 7};
   if (rconn_command(&s->writer, on_info_reply, s, 2, argv, lens) != 0) ask_group(s);
