@@ -619,6 +619,7 @@ typedef struct swatch {
   char key[128], last[64];
   redisAsyncContext *ac;
   int watching;
+  int asking; /* -ASK sent it to a node importing the slot: each XREAD there goes after an ASKING */
   char **entries;
   size_t n, cap;
 } swatch;
@@ -637,7 +638,9 @@ static void on_swatch(redisAsyncContext *ac, void *rep, void *privdata) {
   redisReply *reply = rep;
   sw->watching = 0;
   if (reply == NULL || ac != sw->ac) return;
-  if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "MOVED ", 6) == 0 && sw->cl) {
+  if (reply->type == REDIS_REPLY_ERROR &&
+      (strncmp(reply->str, "MOVED ", 6) == 0 || strncmp(reply->str, "ASK ", 4) == 0) && sw->cl) {
+    sw->asking = reply->str[0] == 'A';
     int port = atoi(strrchr(reply->str, ':') + 1), to = -1;
     for (int i = 0; i < RCL_NODES; i++)
       if (sw->cl->node[i].port == port) to = i;
@@ -674,6 +677,7 @@ static void on_swatch(redisAsyncContext *ac, void *rep, void *privdata) {
 
 static void swatch_next(swatch *sw) {
   if (sw->ac == NULL || sw->watching) return;
+  if (sw->asking) ASSERT_EQ(redisAsyncCommand(sw->ac, NULL, NULL, "ASKING"), REDIS_OK);
   ASSERT_EQ(redisAsyncCommand(sw->ac, on_swatch, sw, "XREAD COUNT 4096 BLOCK 0 STREAMS %s %s", sw->key, sw->last),
             REDIS_OK);
   sw->watching = 1;

@@ -83,6 +83,7 @@ struct shard {
   int group_ready; /* XGROUP CREATE answered (created, or BUSYGROUP) */
   int group_asked;
   unsigned reading; /* XREADGROUPs in flight: READS_IN_FLIGHT at most, one while reading history */
+  int backlog;      /* the last read brought all it asked for: the stream has more, reads may be pipelined */
   unsigned asked[READS_IN_FLIGHT], asked_first; /* their COUNTs, in the order of their replies */
   int read_failed; /* the last read was refused: the next waits for the claim timer's tick */
   int claiming;    /* a claim in flight */
@@ -621,7 +622,9 @@ static void ask_group(shard *s);
 static void maybe_read_shard(shard *s) {
   relay *r = s->r;
   if (s->read_failed) return;
-  if (s->reading >= (s->history ? 1u : READS_IN_FLIGHT) || r->draining || r->shut || !s->reader.up ||
+  /* A second read only while there is a backlog: blocked reads on a drained stream would hold the whole window
+   * in reserve and leave no room to take over a dead relay's entries. */
+  if (s->reading >= (s->history || !s->backlog ? 1u : READS_IN_FLIGHT) || r->draining || r->shut || !s->reader.up ||
       !s->group_ready || r->stopped_apns)
     return;
   if (r->held + r->asked >= r->o.max_held) return;
@@ -654,7 +657,8 @@ static void on_read_reply(redisAsyncContext *ac, void *rep, void *privdata) {
   shard *s = privdata;
   relay *r = s->r;
   s->reading--;
-  r->asked -= s->asked[s->asked_first];
+  unsigned asked = s->asked[s->asked_first];
+  r->asked -= asked;
   s->asked_first = (s->asked_first + 1) % READS_IN_FLIGHT;
   if (reply == NULL) return; /* the connection went away: read again once it is back */
   if (reply->type == REDIS_REPLY_ERROR) {
@@ -688,6 +692,7 @@ static void on_read_reply(redisAsyncContext *ac, void *rep, void *privdata) {
     }
   }
   if (s->history && got == 0) s->history = 0;
+  s->backlog = got >= asked;
   pump(r);
   maybe_read(r);
   maybe_shut(r);
