@@ -45,9 +45,10 @@ typedef struct {
   char ca[600], cert[600], key[600], host[64];
   apns_mock *mock;
   rfx redis;
-  unsigned n;          /* tokens are 0 .. n-1 (%064x), or dead-prefixed */
-  unsigned char *sent; /* per token: requests the mock answered */
-  unsigned long dupes; /* requests for a token already seen */
+  const char *redis_url; /* for the relay: NULL is redis.url */
+  unsigned n;            /* tokens are 0 .. n-1 (%064x), or dead-prefixed */
+  unsigned char *sent;   /* per token: requests the mock answered */
+  unsigned long dupes;   /* requests for a token already seen */
   unsigned long requests;
   unsigned long pause_at; /* the mock holds its answers from this request on (0: never) */
   /* the results watcher */
@@ -55,8 +56,8 @@ typedef struct {
   char last[64];
   int results; /* result entries seen */
   int watching, watch_gone;
-  char **entries; /* the "entry" of each result */
-  size_t entries_cap;
+  char **entries;                /* the "entry" of each result */
+  size_t entries_cap, n_entries; /* n_entries: those of the watcher above (results also counts swatch's) */
 } world;
 
 static void on_mock_request(void *data, apns_mock_request *req) {
@@ -73,7 +74,8 @@ static void on_mock_request(void *data, apns_mock_request *req) {
   }
 }
 
-static void world_start(world *w, unsigned n, int aof) {
+/* The mock and the certificates; no Redis. */
+static void world_start_mock(world *w, unsigned n) {
   memset(w, 0, sizeof *w);
   ASSERT_EQ(uv_loop_init(&w->loop), 0);
   snprintf(w->dir, sizeof w->dir, "%s/certs", test_tmpdir());
@@ -93,8 +95,12 @@ static void world_start(world *w, unsigned n, int aof) {
   o.data = w;
   w->mock = fx_mock_start(&w->loop, &o);
   snprintf(w->host, sizeof w->host, "127.0.0.1:%d", apns_mock_port(w->mock));
-  rfx_start(&w->redis, aof);
   snprintf(w->last, sizeof w->last, "0");
+}
+
+static void world_start(world *w, unsigned n, int aof) {
+  world_start_mock(w, n);
+  rfx_start(&w->redis, aof);
 }
 
 static void world_stop(world *w) {
@@ -103,20 +109,24 @@ static void world_stop(world *w) {
   fx_mock_stop_and_close_loop(&w->loop, w->mock);
   rfx_stop(&w->redis, 1);
   apns__certgen_free(&w->certs);
-  for (int i = 0; i < w->results; i++) free(w->entries[i]);
+  for (size_t i = 0; i < w->n_entries; i++) free(w->entries[i]);
   free(w->entries);
   free(w->sent);
 }
 
-/* Adds n entries (pipelined), notification i for token %064x of first + i; ids into ids[] when given. */
-static void add_entries(world *w, unsigned first, unsigned n, char **ids) {
-  for (unsigned i = 0; i < n; i++)
-    redisAppendCommand(w->redis.c,
-                       "XADD apns * notification {\"token\":\"%064x\",\"payload\":{\"aps\":{\"alert\":\"n%u\"}}}",
-                       first + i, first + i);
+/* Adds n entries to a stream (pipelined), notification i for token %064x of first + i; ids into ids[] when
+ * given. explicit_ids: the entries are 1-1, 1-2, ... (the same in every stream), not chosen by Redis. */
+static void add_entries_to(rfx *rs, const char *stream, unsigned first, unsigned n, char **ids, int explicit_ids) {
+  for (unsigned i = 0; i < n; i++) {
+    char id[32] = "*";
+    if (explicit_ids) snprintf(id, sizeof id, "1-%u", i + 1);
+    redisAppendCommand(rs->c,
+                       "XADD %s %s notification {\"token\":\"%064x\",\"payload\":{\"aps\":{\"alert\":\"n%u\"}}}",
+                       stream, id, first + i, first + i);
+  }
   for (unsigned i = 0; i < n; i++) {
     void *rep;
-    ASSERT_EQ(redisGetReply(w->redis.c, &rep), REDIS_OK);
+    ASSERT_EQ(redisGetReply(rs->c, &rep), REDIS_OK);
     redisReply *r = rep;
     ASSERT_EQ(r->type, REDIS_REPLY_STRING);
     if (ids) ids[i] = strdup(r->str);
@@ -124,12 +134,17 @@ static void add_entries(world *w, unsigned first, unsigned n, char **ids) {
   }
 }
 
+static void add_entries(world *w, unsigned first, unsigned n, char **ids) {
+  add_entries_to(&w->redis, "apns", first, n, ids, 0);
+}
+
 static void relay_start(world *w, fx_child *k, const char *consumer, const char *const *extra) {
   const char *argv[64];
   size_t n = 0;
-  const char *base[] = {relay_bin(), "--redis", w->redis.url, "--host",     w->host,  "--verify-name",
-                        "localhost", "--ca",    w->ca,        "--cert",     w->cert,  "--key",
-                        w->key,      "--topic", TOPIC,        "--consumer", consumer, NULL};
+  const char *url = w->redis_url ? w->redis_url : w->redis.url;
+  const char *base[] = {relay_bin(), "--redis", url,   "--host",     w->host,  "--verify-name",
+                        "localhost", "--ca",    w->ca, "--cert",     w->cert,  "--key",
+                        w->key,      "--topic", TOPIC, "--consumer", consumer, NULL};
   for (size_t i = 0; base[i]; i++) argv[n++] = base[i];
   for (size_t i = 0; extra && extra[i]; i++) argv[n++] = extra[i];
   argv[n] = NULL;
@@ -157,12 +172,13 @@ static void on_results(redisAsyncContext *ac, void *rep, void *privdata) {
       const char *e = strstr(f->element[1]->str, "\"entry\":\"");
       ASSERT_NOT_NULL(e);
       e += 9;
-      if ((size_t)w->results == w->entries_cap) {
+      if (w->n_entries == w->entries_cap) {
         w->entries_cap = w->entries_cap ? w->entries_cap * 2 : 1024;
         w->entries = realloc(w->entries, w->entries_cap * sizeof *w->entries);
         ASSERT_NOT_NULL(w->entries);
       }
-      w->entries[w->results++] = strndup(e, strcspn(e, "\""));
+      w->entries[w->n_entries++] = strndup(e, strcspn(e, "\""));
+      w->results++;
     }
   }
   watch_next(w);
@@ -264,6 +280,22 @@ TEST(relay_usage_errors_exit_2) {
   ASSERT_EQ(uv_loop_close(&w.loop), 0);
 }
 
+/* With several streams, each one's results stream is named after it: --results (one name) is refused. */
+TEST(relay_usage_several_streams_one_results) {
+  uv_loop_t loop;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  const char *argv[] = {relay_bin(), "--cert",    "/nonexistent", "--stream", "{s0}:push",
+                        "--stream",  "{s1}:push", "--results",    "res",      NULL};
+  fx_child k;
+  spawn(&k, &loop, argv);
+  fx_run_until(&loop, &k.done);
+  ASSERT_EQ(k.status, 2);
+  ASSERT_TRUE(strstr(fx_child_err(&k), "apns-relay: --results, --dead-letter and --dead-tokens name the streams of one "
+                                 "--stream") != NULL);
+  fx_child_free(&k);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+}
+
 /* 100 000 entries, one relay: one result each, all acknowledged, each sent once. */
 TEST(relay_100k_one_relay) {
   unsigned n = test_time_factor() > 1 ? 10000 : 100000;
@@ -358,8 +390,9 @@ TEST(relay_redis_restart) {
   fx_run_until(&w.loop, &w.watch_gone);
   rfx_restart(&w.redis);
   /* The results stream as it is after the restart: read again from the start. */
-  for (int i = 0; i < w.results; i++) free(w.entries[i]);
+  for (size_t i = 0; i < w.n_entries; i++) free(w.entries[i]);
   w.results = 0;
+  w.n_entries = 0;
   snprintf(w.last, sizeof w.last, "0");
   watch_start(&w);
   run_until_results(&w, (int)n);
@@ -502,12 +535,354 @@ TEST(relay_sigterm_drain_and_metrics) {
   world_stop(&w);
 }
 
+/* ---- several results streams, each watched on the node that has it (following -MOVED, as the relay does) ---- */
+
+typedef struct swatch {
+  world *w;
+  rcl *cl;   /* NULL: one plain Redis */
+  rfx *node; /* where the stream is watched now */
+  char key[128], last[64];
+  redisAsyncContext *ac;
+  int watching;
+  int asking; /* -ASK sent it to a node importing the slot: each XREAD there goes after an ASKING */
+  char **entries;
+  size_t n, cap;
+} swatch;
+
+static void swatch_next(swatch *sw);
+static void swatch_connect(swatch *sw);
+
+static void on_swatch_gone(const redisAsyncContext *ac, int status) {
+  (void)status;
+  swatch *sw = ac->data;
+  if (sw->ac == ac) sw->ac = NULL;
+}
+
+static void on_swatch(redisAsyncContext *ac, void *rep, void *privdata) {
+  swatch *sw = privdata;
+  redisReply *reply = rep;
+  sw->watching = 0;
+  if (reply == NULL || ac != sw->ac) return;
+  if (reply->type == REDIS_REPLY_ERROR &&
+      (strncmp(reply->str, "MOVED ", 6) == 0 || strncmp(reply->str, "ASK ", 4) == 0) && sw->cl) {
+    sw->asking = reply->str[0] == 'A';
+    int port = atoi(strrchr(reply->str, ':') + 1), to = -1;
+    for (int i = 0; i < RCL_NODES; i++)
+      if (sw->cl->node[i].port == port) to = i;
+    ASSERT_GE(to, 0);
+    redisAsyncDisconnect(ac);
+    sw->ac = NULL;
+    sw->node = &sw->cl->node[to];
+    swatch_connect(sw);
+    return;
+  }
+  if (reply->type == REDIS_REPLY_ERROR) test__fail(__FILE__, __LINE__, "XREAD %s: %s", sw->key, reply->str);
+  if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
+    redisReply *list = reply->element[0]->element[1];
+    for (size_t i = 0; i < list->elements; i++) {
+      redisReply *en = list->element[i];
+      snprintf(sw->last, sizeof sw->last, "%s", en->element[0]->str);
+      redisReply *f = en->element[1];
+      ASSERT_EQ(f->elements, 2);
+      ASSERT_STREQ(f->element[0]->str, "result");
+      const char *e = strstr(f->element[1]->str, "\"entry\":\"");
+      ASSERT_NOT_NULL(e);
+      e += 9;
+      if (sw->n == sw->cap) {
+        sw->cap = sw->cap ? sw->cap * 2 : 1024;
+        sw->entries = realloc(sw->entries, sw->cap * sizeof *sw->entries);
+        ASSERT_NOT_NULL(sw->entries);
+      }
+      sw->entries[sw->n++] = strndup(e, strcspn(e, "\""));
+      sw->w->results++;
+    }
+  }
+  swatch_next(sw);
+}
+
+static void swatch_next(swatch *sw) {
+  if (sw->ac == NULL || sw->watching) return;
+  if (sw->asking) ASSERT_EQ(redisAsyncCommand(sw->ac, NULL, NULL, "ASKING"), REDIS_OK);
+  ASSERT_EQ(redisAsyncCommand(sw->ac, on_swatch, sw, "XREAD COUNT 4096 BLOCK 0 STREAMS %s %s", sw->key, sw->last),
+            REDIS_OK);
+  sw->watching = 1;
+}
+
+static void swatch_connect(swatch *sw) {
+  sw->ac = redisAsyncConnectUnix(sw->node->sock);
+  ASSERT_TRUE(sw->ac != NULL && sw->ac->err == 0);
+  sw->ac->data = sw;
+  ASSERT_EQ(redisLibuvAttach(sw->ac, &sw->w->loop), REDIS_OK);
+  redisAsyncSetDisconnectCallback(sw->ac, on_swatch_gone);
+  sw->watching = 0;
+  swatch_next(sw);
+}
+
+static void swatch_start(swatch *sw, world *w, rcl *cl, rfx *node, const char *stream) {
+  memset(sw, 0, sizeof *sw);
+  sw->w = w;
+  sw->cl = cl;
+  sw->node = node;
+  snprintf(sw->key, sizeof sw->key, "%s:results", stream);
+  snprintf(sw->last, sizeof sw->last, "0");
+  swatch_connect(sw);
+}
+
+static void swatch_free(swatch *sw) {
+  if (sw->ac) redisAsyncFree(sw->ac);
+  sw->ac = NULL;
+  for (size_t i = 0; i < sw->n; i++) free(sw->entries[i]);
+  free(sw->entries);
+}
+
+/* The stream on node rs has one result for each of ids (sorted here), and nothing pending in the group. */
+static void assert_stream_done(rfx *rs, const char *stream, swatch *sw, char **ids, unsigned n) {
+  ASSERT_EQ(sw->n, n);
+  ASSERT_EQ(rfx_int(rs, "XLEN %s:results", stream), (long long)n);
+  qsort(ids, n, sizeof *ids, cmp_str);
+  qsort(sw->entries, n, sizeof *sw->entries, cmp_str);
+  for (unsigned i = 0; i < n; i++)
+    if (strcmp(ids[i], sw->entries[i]) != 0)
+      test__fail(__FILE__, __LINE__, "%s result %u: entry %s, want %s", stream, i, sw->entries[i], ids[i]);
+  redisReply *p = rfx_cmd(rs, "XPENDING %s apns-relay", stream);
+  ASSERT_EQ(p->type, REDIS_REPLY_ARRAY);
+  ASSERT_EQ(p->element[0]->integer, 0);
+  freeReplyObject(p);
+}
+
+/* Three streams on one plain Redis, with the same entry ids in each: one relay, one result per entry in each
+ * stream's own results stream, everything acknowledged, each notification sent once. */
+TEST(relay_several_streams_one_redis) {
+  unsigned n = test_time_factor() > 1 ? 500 : 3000;
+  static const char *const names[] = {"a", "b", "c"};
+  world w;
+  world_start(&w, 3 * n, 0);
+  char **ids[3];
+  swatch sw[3];
+  for (int i = 0; i < 3; i++) {
+    ids[i] = calloc(n, sizeof *ids[i]);
+    add_entries_to(&w.redis, names[i], (unsigned)i * n, n, ids[i], 1);
+    swatch_start(&sw[i], &w, NULL, &w.redis, names[i]);
+  }
+  fx_child k;
+  const char *const extra[] = {"--stream", "a", "--stream", "b", "--stream", "c", NULL};
+  relay_start(&w, &k, "r1", extra);
+  run_until_results(&w, (int)(3 * n));
+  ASSERT_EQ(uv_process_kill(&k.proc, SIGTERM), 0);
+  relay_wait(&w, &k, 0);
+  for (int i = 0; i < 3; i++) assert_stream_done(&w.redis, names[i], &sw[i], ids[i], n);
+  /* Derived apns-ids: entry 1-K of a stream is 00000000-0001-8sss-ssss-ssss<K in 8 hex digits>, the s the same
+   * within a stream and not across streams. */
+  char tag[3][16];
+  for (int i = 0; i < 3; i++) {
+    redisReply *rr = rfx_cmd(&w.redis, "XRANGE %s:results - +", names[i]);
+    ASSERT_EQ(rr->elements, n);
+    for (size_t j = 0; j < rr->elements; j++) {
+      const char *res = rr->element[j]->element[1]->element[1]->str;
+      const char *id = strstr(res, "\"apns_id\":\"");
+      const char *en = strstr(res, "\"entry\":\"1-");
+      ASSERT_NOT_NULL(id);
+      ASSERT_NOT_NULL(en);
+      id += 11;
+      char want_tail[16];
+      snprintf(want_tail, sizeof want_tail, "%08x\"", (unsigned)atoi(en + 11));
+      if (strncmp(id, "00000000-0001-8", 15) != 0 || strncmp(id + 28, want_tail, 9) != 0)
+        test__fail(__FILE__, __LINE__, "stream %s: %.80s", names[i], res);
+      if (j == 0) snprintf(tag[i], sizeof tag[i], "%.13s", id + 15);
+      ASSERT_EQ(strncmp(id + 15, tag[i], 13), 0);
+    }
+    freeReplyObject(rr);
+  }
+  ASSERT_NE(strcmp(tag[0], tag[1]), 0);
+  ASSERT_NE(strcmp(tag[1], tag[2]), 0);
+  ASSERT_EQ(w.requests, 3 * n);
+  ASSERT_EQ(w.dupes, 0);
+  ASSERT_EQ(summary_field(&k, "acked"), 3 * n);
+  for (int i = 0; i < 3; i++) {
+    swatch_free(&sw[i]);
+    free_ids(ids[i], n);
+  }
+  fx_child_free(&k);
+  world_stop(&w);
+}
+
+/* A Redis Cluster of three nodes, a stream on each (by hash tag), one relay given node 0 only: it follows -MOVED
+ * to the other two; a slot moved while entries of its stream are in flight is followed too. Every entry has one
+ * result in its shard's results stream and is acknowledged; nothing is sent twice. A stream without a hash tag
+ * is refused with a message that says why. */
+TEST(relay_cluster_three_shards) {
+  unsigned n = test_time_factor() > 1 ? 500 : 3000;
+  world w;
+  world_start_mock(&w, 3 * n);
+  rcl cl;
+  rcl_start(&cl);
+  char url[64];
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d", cl.node[0].port);
+  w.redis_url = url;
+
+  /* No hash tag: push and push:results are in different slots; the relay stops before it reads. */
+  ASSERT_NE(rcl_slot(&cl, "push"), rcl_slot(&cl, "push:results"));
+  fx_child bad;
+  const char *const bad_extra[] = {"--stream", "push", NULL};
+  relay_start(&w, &bad, "bad", bad_extra);
+  relay_wait(&w, &bad, 2);
+  ASSERT_TRUE(strstr(fx_child_err(&bad), "different slots") != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&bad), "hash tag") != NULL);
+  fx_child_free(&bad);
+
+  /* A tag for each node. */
+  char streams[3][32];
+  unsigned slots[3];
+  int found = 0;
+  for (int k = 0; found < 3 && k < 1000; k++) {
+    char name[32];
+    snprintf(name, sizeof name, "{s%d}:push", k);
+    unsigned slot = rcl_slot(&cl, name);
+    int node = rcl_owner(&cl, slot);
+    int have = 0;
+    for (int i = 0; i < found; i++) have |= rcl_owner(&cl, slots[i]) == node;
+    if (have) continue;
+    snprintf(streams[found], sizeof streams[found], "%s", name);
+    slots[found++] = slot;
+  }
+  ASSERT_EQ(found, 3);
+  char **ids[3];
+  swatch sw[3];
+  for (int i = 0; i < 3; i++) {
+    rfx *node = &cl.node[rcl_owner(&cl, slots[i])];
+    ids[i] = calloc(n, sizeof *ids[i]);
+    add_entries_to(node, streams[i], (unsigned)i * n, n, ids[i], 0);
+    swatch_start(&sw[i], &w, &cl, node, streams[i]);
+  }
+  /* The mock holds its answers from the first third on: the relay has entries of every stream in flight when a
+   * slot moves. */
+  w.pause_at = n + 1;
+  fx_child k;
+  const char *const extra[] = {"--stream", streams[0], "--stream", streams[1], "--stream", streams[2], NULL};
+  relay_start(&w, &k, "r1", extra);
+  while (w.requests < w.pause_at + 30) ASSERT_NE(uv_run(&w.loop, UV_RUN_ONCE), 0);
+  /* Move the slot of the stream with the most entries in flight to the next node. */
+  int moved = 0;
+  long long most = -1;
+  for (int i = 0; i < 3; i++) {
+    redisReply *p = rfx_cmd(&cl.node[rcl_owner(&cl, slots[i])], "XPENDING %s apns-relay", streams[i]);
+    ASSERT_EQ(p->type, REDIS_REPLY_ARRAY);
+    if (p->element[0]->integer > most) most = p->element[0]->integer, moved = i;
+    freeReplyObject(p);
+  }
+  ASSERT_GT(most, 0);
+  int src = rcl_owner(&cl, slots[moved]), dst = (src + 1) % RCL_NODES;
+  /* The keys first: the relay meets -ASK (or -TRYAGAIN) and tries again later; then the slot (-MOVED). */
+  rcl_move_slot_begin(&cl, slots[moved], dst);
+  apns_mock_set_paused(w.mock, 0);
+  char being_moved[96];
+  snprintf(being_moved, sizeof being_moved, "%s: its slot is being moved (", streams[moved]);
+  while (strstr(fx_child_err(&k), being_moved) == NULL) ASSERT_NE(uv_run(&w.loop, UV_RUN_ONCE), 0);
+  rcl_move_slot_end(&cl, slots[moved], dst);
+  run_until_results(&w, (int)(3 * n));
+  ASSERT_EQ(uv_process_kill(&k.proc, SIGTERM), 0);
+  relay_wait(&w, &k, 0);
+  for (int i = 0; i < 3; i++) assert_stream_done(&cl.node[rcl_owner(&cl, slots[i])], streams[i], &sw[i], ids[i], n);
+  ASSERT_EQ(w.requests, 3 * n);
+  ASSERT_EQ(w.dupes, 0);
+  ASSERT_EQ(summary_field(&k, "acked"), 3 * n);
+  /* It went from the seed to the other nodes, and after the move from the old owner to the new one. */
+  char want[160];
+  for (int i = 0; i < 3; i++) {
+    int owner0 = i == moved ? src : rcl_owner(&cl, slots[i]);
+    if (owner0 == 0) continue;
+    snprintf(want, sizeof want, "writer %s: moved from 127.0.0.1:%d to 127.0.0.1:%d", streams[i], cl.node[0].port,
+             cl.node[owner0].port);
+    if (strstr(fx_child_err(&k), want) == NULL) test__fail(__FILE__, __LINE__, "no \"%s\" in:\n%s", want, fx_child_err(&k));
+  }
+  snprintf(want, sizeof want, "%s: moved from 127.0.0.1:%d to 127.0.0.1:%d", streams[moved], cl.node[src].port,
+           cl.node[dst].port);
+  if (strstr(fx_child_err(&k), want) == NULL) test__fail(__FILE__, __LINE__, "no \"%s\" in:\n%s", want, fx_child_err(&k));
+  for (int i = 0; i < 3; i++) {
+    swatch_free(&sw[i]);
+    free_ids(ids[i], n);
+  }
+  fx_child_free(&k);
+  world_stop(&w);
+  rcl_stop(&cl);
+}
+
+/* A host name is resolved off the loop (uv_getaddrinfo) and the relay connects to the address; the logs name
+ * both. */
+TEST(relay_redis_host_name) {
+  unsigned n = 50;
+  world w;
+  world_start_mock(&w, n);
+  rfx_start_tcp(&w.redis, 0);
+  char url[64];
+  snprintf(url, sizeof url, "redis://localhost:%d", w.redis.port);
+  w.redis_url = url;
+  char **ids = calloc(n, sizeof *ids);
+  add_entries(&w, 0, n, ids);
+  watch_start(&w);
+  fx_child k;
+  relay_start(&w, &k, "r1", NULL);
+  run_until_results(&w, (int)n);
+  ASSERT_EQ(uv_process_kill(&k.proc, SIGTERM), 0);
+  relay_wait(&w, &k, 0);
+  assert_one_result_each(&w, ids, n);
+  char want[96];
+  snprintf(want, sizeof want, "connected to localhost:%d (", w.redis.port);
+  if (strstr(fx_child_err(&k), want) == NULL) test__fail(__FILE__, __LINE__, "no \"%s\" in:\n%s", want, fx_child_err(&k));
+  fx_child_free(&k);
+  free_ids(ids, n);
+  world_stop(&w);
+}
+
+/* A name that does not resolve: said clearly, tried again with back-off, and the loop goes on meanwhile (the
+ * health endpoint answers, unavailable); SIGTERM ends it. */
+TEST(relay_redis_unknown_host) {
+  world w;
+  world_start_mock(&w, 1);
+  w.redis_url = "redis://no-such-host.invalid:6379";
+  fx_child k;
+  const char *const extra[] = {"--metrics", "127.0.0.1:0", NULL};
+  relay_start(&w, &k, "r1", extra);
+  const char *said = "redis writer: cannot resolve no-such-host.invalid:6379: ";
+  while (strstr(fx_child_err(&k), said) == NULL) {
+    if (k.exited) test__fail(__FILE__, __LINE__, "apns-relay exited:\n%s", fx_child_err(&k));
+    ASSERT_NE(uv_run(&w.loop, UV_RUN_ONCE), 0);
+  }
+  ASSERT_TRUE(strstr(fx_child_err(&k), "\"metrics_port\":") != NULL);
+  int port = atoi(strstr(fx_child_err(&k), "\"metrics_port\":") + 15);
+  char hurl[96];
+  snprintf(hurl, sizeof hurl, "http://127.0.0.1:%d/health", port);
+  const char *const curl[] = {"curl", "-s", "-w", " %{http_code}", "--max-time", "20", hurl, NULL};
+  fx_child c;
+  spawn(&c, &w.loop, curl);
+  fx_run_until(&w.loop, &c.done);
+  ASSERT_EQ(c.status, 0);
+  ASSERT_STREQ(fx_child_out(&c), "unavailable\n 503");
+  fx_child_free(&c);
+  /* Tried again (the back-off starts at 100 ms): a third failure, after the reader's and the writer's first. */
+  for (;;) {
+    int times = 0;
+    for (const char *p = fx_child_err(&k); (p = strstr(p, "cannot resolve no-such-host.invalid")) != NULL; p++) times++;
+    if (times >= 3) break;
+    ASSERT_NE(uv_run(&w.loop, UV_RUN_ONCE), 0);
+  }
+  ASSERT_EQ(uv_process_kill(&k.proc, SIGTERM), 0);
+  relay_wait(&w, &k, 0);
+  fx_child_free(&k);
+  world_stop(&w);
+}
+
 TEST_SUITE(relay){
     TEST_ENTRY(relay_usage_errors_exit_2),
+    TEST_ENTRY(relay_usage_several_streams_one_results),
     TEST_ENTRY(relay_100k_one_relay),
     TEST_ENTRY(relay_sigkill_takeover),
     TEST_ENTRY(relay_redis_restart),
     TEST_ENTRY(relay_bad_entries_dead_tokens_dead_letter),
     TEST_ENTRY(relay_sigterm_drain_and_metrics),
+    TEST_ENTRY(relay_several_streams_one_redis),
+    TEST_ENTRY(relay_cluster_three_shards),
+    TEST_ENTRY(relay_redis_host_name),
+    TEST_ENTRY(relay_redis_unknown_host),
     TEST_SUITE_END,
 };

@@ -6,7 +6,9 @@
 #include "alloc.h"
 #include "jwt.h"
 #include "jwt_verify.h"
+#include <errno.h>
 #include <limits.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -112,6 +114,7 @@ static int run_planted(const char *plant, char *out, size_t cap) {
     else
       unsetenv("APNS_TEST_PLANT_SECRET");
     execl(self, self, "-j", "1", "secrets_planted", (char *)NULL);
+    dprintf(2, "exec %s: %s\n", self, strerror(errno));
     _exit(127);
   }
   close(fds[1]);
@@ -133,7 +136,8 @@ TEST(secrets_check_catches_planted) {
   static const char *const plants[][2] = {{"key", "key-pem"}, {"jwt", "jwt-signature"}, {"scalar", "ec-scalar"}};
   for (size_t i = 0; i < sizeof plants / sizeof plants[0]; i++) {
     char want[128];
-    ASSERT_EQ(run_planted(plants[i][0], out, sizeof out), 1);
+    int rc = run_planted(plants[i][0], out, sizeof out);
+    if (rc != 1) test__fail(__FILE__, __LINE__, "the planted run (%s) exited %d, not 1:\n%s", plants[i][0], rc, out);
     snprintf(want, sizeof want, "recorded secrets in its output (the first a %s)", plants[i][1]);
     if (strstr(out, want) == NULL) test__fail(__FILE__, __LINE__, "no \"%s\" in:\n%s", want, out);
     ASSERT_TRUE(strstr(out, "\n0 passed, 1 failed\n") != NULL);

@@ -325,6 +325,10 @@ static void new_id(apns__mock_channels *st, char out[CHAN_ID_LEN + 1]) {
   } while (find(st, out) != NULL);
 }
 
+static int list_channels(apns__mock_channels *st, apns__mock_chan_req *r, long b);
+static int create_channel(apns__mock_channels *st, apns__mock_chan_req *r, long b, const char **reason);
+static int broadcast(apns__mock_channels *st, apns__mock_chan_req *r, mchan *m, const char **reason);
+
 int apns__mock_chan_decide(apns__mock_channels *st, apns__mock_chan_req *r, int method, const char *cert_uid,
                            const char **reason) {
   *reason = NULL;
@@ -346,43 +350,8 @@ int apns__mock_chan_decide(apns__mock_channels *st, apns__mock_chan_req *r, int 
   long b = bundle_of(st, r->bundle, r->kind == KIND_CHANNELS && method == APNS__MOCK_METHOD_POST);
   if (b == -2) return -1;
 
-  if (r->kind == KIND_ALL) {
-    size_t cap = 16, len = 0;
-    for (size_t i = 0; b >= 0 && i < st->n; i++)
-      if (st->v[i].bundle == (uint32_t)b && !st->v[i].deleted) cap += CHAN_ID_LEN + 3;
-    char *text = apns__malloc(cap);
-    if (text == NULL) return -1;
-    len = (size_t)snprintf(text, cap, "{\"channels\":[");
-    int first = 1;
-    for (size_t i = 0; b >= 0 && i < st->n; i++) {
-      if (st->v[i].bundle != (uint32_t)b || st->v[i].deleted) continue;
-      len += (size_t)snprintf(text + len, cap - len, "%s\"%s\"", first ? "" : ",", st->v[i].id);
-      first = 0;
-    }
-    len += (size_t)snprintf(text + len, cap - len, "]}");
-    r->resp = text;
-    r->resp_len = len;
-    return 200;
-  }
-
-  if (r->kind == KIND_CHANNELS && method == APNS__MOCK_METHOD_POST) {
-    int storage = 0, oom = 0;
-    const char *why = parse_create(r, &storage, &oom);
-    if (oom) return -1;
-    if (why != NULL) return *reason = why, 400;
-    if (st->bundles[b].live >= st->max) return *reason = "CannotCreateChannelConfig", 400;
-    if (reserve(st) != 0) return -1;
-    mchan *m = &st->v[st->n];
-    memset(m, 0, sizeof *m);
-    new_id(st, m->id);
-    m->bundle = (uint32_t)b;
-    m->storage = (uint8_t)storage;
-    index_put(st, st->n++);
-    st->bundles[b].live++;
-    memcpy(r->new_id, m->id, sizeof r->new_id);
-    r->created = 1;
-    return 201;
-  }
+  if (r->kind == KIND_ALL) return list_channels(st, r, b);
+  if (r->kind == KIND_CHANNELS && method == APNS__MOCK_METHOD_POST) return create_channel(st, r, b, reason);
 
   /* read, delete, broadcast: the channel first. */
   if (!r->chan_given) return *reason = "MissingChannelId", 400;
@@ -401,7 +370,51 @@ int apns__mock_chan_decide(apns__mock_channels *st, apns__mock_chan_req *r, int 
     return 204;
   }
 
-  /* broadcast */
+  return broadcast(st, r, m, reason);
+}
+
+/* Bundle b's live channels (none for b < 0, a bundle never seen) as the JSON list of their ids. */
+static int list_channels(apns__mock_channels *st, apns__mock_chan_req *r, long b) {
+  size_t cap = 16, len = 0;
+  for (size_t i = 0; b >= 0 && i < st->n; i++)
+    if (st->v[i].bundle == (uint32_t)b && !st->v[i].deleted) cap += CHAN_ID_LEN + 3;
+  char *text = apns__malloc(cap);
+  if (text == NULL) return -1;
+  len = (size_t)snprintf(text, cap, "{\"channels\":[");
+  int first = 1;
+  for (size_t i = 0; b >= 0 && i < st->n; i++) {
+    if (st->v[i].bundle != (uint32_t)b || st->v[i].deleted) continue;
+    len += (size_t)snprintf(text + len, cap - len, "%s\"%s\"", first ? "" : ",", st->v[i].id);
+    first = 0;
+  }
+  len += (size_t)snprintf(text + len, cap - len, "]}");
+  r->resp = text;
+  r->resp_len = len;
+  return 200;
+}
+
+/* A new channel of bundle b from the create body, within the bundle's limit of live channels. */
+static int create_channel(apns__mock_channels *st, apns__mock_chan_req *r, long b, const char **reason) {
+  int storage = 0, oom = 0;
+  const char *why = parse_create(r, &storage, &oom);
+  if (oom) return -1;
+  if (why != NULL) return *reason = why, 400;
+  if (st->bundles[b].live >= st->max) return *reason = "CannotCreateChannelConfig", 400;
+  if (reserve(st) != 0) return -1;
+  mchan *m = &st->v[st->n];
+  memset(m, 0, sizeof *m);
+  new_id(st, m->id);
+  m->bundle = (uint32_t)b;
+  m->storage = (uint8_t)storage;
+  index_put(st, st->n++);
+  st->bundles[b].live++;
+  memcpy(r->new_id, m->id, sizeof r->new_id);
+  r->created = 1;
+  return 201;
+}
+
+/* A broadcast on channel m, counted as sent or rejected: its headers and its payload's size are checked. */
+static int broadcast(apns__mock_channels *st, apns__mock_chan_req *r, mchan *m, const char **reason) {
   int status = 200;
   if (!r->push_type_given)
     *reason = "MissingPushType", status = 400;

@@ -18,10 +18,12 @@ static const char usage_text[] =
     "Redis:\n"
     "  --redis URL               redis://[user:pass@]host:port/db or unix:///path (default\n"
     "                            redis://127.0.0.1:6379/0)\n"
-    "  --stream KEY              the stream of entries, field \"notification\" (default apns)\n"
+    "  --stream KEY              the stream of entries, field \"notification\" (default apns); give it once\n"
+    "                            per stream to read several (one per Redis Cluster shard: {s0}:push ...)\n"
     "  --group NAME              the consumer group, created when missing (default apns-relay)\n"
     "  --consumer NAME           this relay's name in the group (default: host name-pid)\n"
-    "  --results KEY             where result entries go, field \"result\" (default STREAM:results)\n"
+    "  --results KEY             where result entries go, field \"result\" (default STREAM:results; with\n"
+    "                            several streams always STREAM:results, and the same for the next two)\n"
     "  --dead-letter KEY         entries delivered more than --max-deliveries times (default STREAM:dead-letter)\n"
     "  --dead-tokens KEY         tokens Apple calls dead: Unregistered, ExpiredToken, BadDeviceToken,\n"
     "                            DeviceTokenNotForTopic (default STREAM:dead-tokens)\n"
@@ -161,7 +163,6 @@ int relay_parse_args(int argc, char **argv, relay_opts *o) {
   uint16_t metrics_port = 0;
   memset(o, 0, sizeof *o);
   o->redis_url = "redis://127.0.0.1:6379/0";
-  o->stream = "apns";
   o->group = "apns-relay";
   o->batch = 256;
   o->block_ms = 1000;
@@ -181,7 +182,11 @@ int relay_parse_args(int argc, char **argv, relay_opts *o) {
       o->redis_url = arg;
       break;
     case OPT_STREAM:
-      o->stream = arg;
+      if (o->n_streams == RELAY_MAX_STREAMS) return usage("--stream %s: at most %s streams", arg, "64");
+      if (arg[0] == '\0') return usage("--stream: an empty name%s%s", "", "");
+      for (unsigned i = 0; i < o->n_streams; i++)
+        if (strcmp(o->streams[i], arg) == 0) return usage("--stream %s: given twice%s", arg, "");
+      o->streams[o->n_streams++] = arg;
       break;
     case OPT_GROUP:
       o->group = arg;
@@ -300,18 +305,13 @@ int relay_parse_args(int argc, char **argv, relay_opts *o) {
     snprintf(o->consumer_buf, sizeof o->consumer_buf, "%s-%ld", host, (long)getpid());
     o->consumer = o->consumer_buf;
   }
-  if (!o->results) {
-    snprintf(o->results_buf, sizeof o->results_buf, "%s:results", o->stream);
-    o->results = o->results_buf;
-  }
-  if (!o->dead_letter) {
-    snprintf(o->dead_letter_buf, sizeof o->dead_letter_buf, "%s:dead-letter", o->stream);
-    o->dead_letter = o->dead_letter_buf;
-  }
-  if (!o->dead_tokens) {
-    snprintf(o->dead_tokens_buf, sizeof o->dead_tokens_buf, "%s:dead-tokens", o->stream);
-    o->dead_tokens = o->dead_tokens_buf;
-  }
+  if (o->n_streams == 0) o->streams[o->n_streams++] = "apns";
+  /* Several streams: each has its own results, dead-letter and dead-tokens streams, named after it, so that in a
+   * cluster they share its hash tag (one script touches one slot). */
+  if (o->n_streams > 1 && (o->results || o->dead_letter || o->dead_tokens))
+    return usage("--results, --dead-letter and --dead-tokens name the streams of one --stream; with several, "
+                 "each stream S has S:results, S:dead-letter and S:dead-tokens%s%s",
+                 "", "");
   if (!o->max_held) o->max_held = 2000 * (size_t)o->connections;
   if (o->claim_idle_ms <= o->timeout_ms)
     fprintf(stderr,

@@ -21,10 +21,15 @@
 
 /* ---- args.c ---- */
 
+#define RELAY_MAX_STREAMS 64
+
 typedef struct relay_opts {
   /* Redis */
   const char *redis_url;
-  const char *stream, *group, *consumer, *results, *dead_letter, *dead_tokens;
+  const char *streams[RELAY_MAX_STREAMS]; /* --stream, once or more (default "apns") */
+  unsigned n_streams;
+  const char *group, *consumer;
+  const char *results, *dead_letter, *dead_tokens; /* given for one stream; NULL: derived from each stream */
   unsigned batch;
   uint64_t block_ms, claim_idle_ms, drain_ms;
   unsigned max_deliveries;
@@ -42,7 +47,6 @@ typedef struct relay_opts {
   const char *p8_file, *key_id, *team_id;
   const char *topic;
   char consumer_buf[300];
-  char results_buf[300], dead_letter_buf[300], dead_tokens_buf[300];
 } relay_opts;
 
 /* Returns 0; 1 after --help or --version (exit 0); RELAY_EXIT_USAGE after saying why on stderr. */
@@ -72,13 +76,19 @@ typedef void (*rconn_cb)(rconn *c);
 
 /* One connection to Redis, reconnected with back-off (100 ms doubling to 5 s) whenever it is lost, until
  * rconn_stop. Commands are sent only while it is up; every command's callback runs exactly once (hiredis's rule:
- * with a NULL reply when the connection goes away). */
+ * with a NULL reply when the connection goes away). A host name is resolved with uv_getaddrinfo (off the loop's
+ * thread) before each connect; the logs name the host and the address it had. */
 struct rconn {
   uv_loop_t *loop;
   const redis_url *url;
   const char *name; /* for the logs */
+  char host[256];   /* where it connects: the URL's host, or where a cluster's MOVED pointed */
+  int port;
+  char addr[64];     /* host resolved, for the logs */
+  unsigned attempts; /* connects failed in a row: a name's next address is tried each time */
   redisAsyncContext *ac;
-  int up, stopping;
+  uv_getaddrinfo_t gai;
+  int up, stopping, resolving, redirecting;
   uint64_t delay_ms;
   uint64_t connects, losses;
   uv_timer_t retry;
@@ -92,6 +102,15 @@ void rconn_start(rconn *c);
 void rconn_stop(rconn *c);
 /* Sends a command. Returns 0, or -1 when the connection is not up (cb is then never called). */
 int rconn_command(rconn *c, redisCallbackFn *cb, void *privdata, int argc, const char **argv, const size_t *lens);
+/* Points the connection at host:port (a cluster node named by -MOVED): no command is sent from now on; the
+ * connection is closed once its pending replies are in and made again to the new address at once. A no-op when it
+ * already points there. */
+void rconn_redirect(rconn *c, const char *host, int port);
+
+/* The cluster hash slot of a key (CRC16 of its hash tag, or of the whole key), 0..16383. */
+unsigned redis_key_slot(const char *key, size_t len);
+/* Parses the host:port of an -MOVED or -ASK error ("MOVED 3999 127.0.0.1:6381"). Returns 0, or -1. */
+int redis_parse_redirect(const char *err, char *host, size_t hostcap, int *port);
 
 /* ---- metrics.c ---- */
 
