@@ -96,8 +96,8 @@ int apns_args_option(apns_args *a, int code, char *arg, char *err, size_t errlen
  * run). Returns 0, APNS_ARGS_USAGE or APNS_ARGS_BAD with err filled. */
 int apns_args_check(apns_args *a, int need_auth, char *err, size_t errlen);
 
-/* Fills the server, TLS, authentication, connections, timeout and topic of co and *tls (both set up by their
- * _init first, which this does) and points co->tls at tls. The strings stay a's: keep a until apns_client_open
+/* Fills the server, TLS, authentication, connections, timeout and topic of co and *tls (this sets both up
+ * with their _init first) and points co->tls at tls. The strings stay a's: keep a until apns_client_open
  * has returned (it copies them). */
 void apns_args_client(const apns_args *a, apns_client_options *co, apns_tls_options *tls);
 
