@@ -268,16 +268,77 @@ TEST(relay_usage_errors_exit_2) {
     const char *argv[8] = {relay_bin()};
     size_t n = 1;
     for (size_t j = 0; j < 4 && cases[i][j]; j++) argv[n++] = cases[i][j];
-    if (i == 0) argv[n - 1] = "--cert", argv[n++] = "/nonexistent";
+    if (i == 0) argv[n - 1] = "--cert", argv[n++] = "/dev/null"; /* readable: the bad --redis is what stops it */
     argv[n] = NULL;
     fx_child k;
     spawn(&k, &w.loop, argv);
     fx_run_until(&w.loop, &k.done);
     ASSERT_EQ(k.status, 2);
-    ASSERT_TRUE(strstr(fx_child_err(&k), "apns-relay: ") != NULL);
+    ASSERT_TRUE(strstr(fx_child_err(&k), i == 0 ? "apns-relay: --redis " : "apns-relay: ") != NULL);
     fx_child_free(&k);
   }
   ASSERT_EQ(uv_loop_close(&w.loop), 0);
+}
+
+/* The first line of a child's stderr after "apns-push: " or "apns-relay: ", into buf. */
+static const char *first_message(fx_child *k, const char *prog, char *buf, size_t cap) {
+  const char *e = fx_child_err(k);
+  size_t n = strlen(prog);
+  if (strncmp(e, prog, n) != 0 || strncmp(e + n, ": ", 2) != 0) return "(no message with the command's name)";
+  e += n + 2;
+  snprintf(buf, cap, "%.*s", (int)strcspn(e, "\n"), e);
+  return buf;
+}
+
+/* The APNs-side flags are one module's (tools/common/apns_args.c): a mistake in them reads the same from
+ * apns-relay as from apns-push, and ends both with status 2. */
+TEST(relay_apns_flags_read_as_apns_push) {
+  uv_loop_t loop;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  static const char *const cases[][9] = {
+      {"--connections", "0"},
+      {"--timeout", "0"},
+      {"--host", "[::1"},
+      {"--host", "h:99999"},
+      {"--production", "--development"},
+      {"--verify-name", "a b"},
+      {"--verify-name", "x", "--insecure", "--cert", "/dev/null"},
+      {"--cert", "/dev/null", "--key-pass-env", "APNS_RELAY_TEST_NOT_SET"},
+      {"--key", "/dev/null"},
+      {"--key-id", "ABCDEFGHIJ"},
+      {"--p8", "/dev/null", "--key-id", "ABCDEFGHIJ"},
+      {"--cert", "/dev/null", "--p8", "/dev/null", "--key-id", "ABCDEFGHIJ", "--team-id", "ABCDEFGHIJ"},
+      {"--connections", "3"},
+      {"--cert", "/nonexistent/cert.pem"},
+      {"--cert", "/dev/null", "--ca", "/nonexistent/ca.pem"},
+      {"--topic", "bad topic"},
+  };
+  const char *const want_first = "--connections: want a whole number from 1 to 1000, got \"0\"";
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char msg[2][1024];
+    for (int cmd = 0; cmd < 2; cmd++) {
+      const char *argv[16] = {cmd ? relay_bin() : APNS_PUSH_BIN_DEFAULT};
+      size_t n = 1;
+      for (size_t j = 0; j < 9 && cases[i][j]; j++) argv[n++] = cases[i][j];
+      if (cmd == 0) { /* the rest of a valid apns-push command line: the APNs-side checks come after its own */
+        argv[n++] = "--topic";
+        argv[n++] = TOPIC;
+        argv[n++] = "0000000000000000000000000000000000000000000000000000000000000000";
+        argv[n++] = "{}";
+      }
+      argv[n] = NULL;
+      fx_child k;
+      spawn(&k, &loop, argv);
+      fx_run_until(&loop, &k.done);
+      ASSERT_EQ(k.status, 2);
+      first_message(&k, cmd ? "apns-relay" : "apns-push", msg[cmd], sizeof msg[cmd]);
+      fx_child_free(&k);
+    }
+    if (strcmp(msg[0], msg[1]) != 0) fprintf(stderr, "case %zu: push \"%s\", relay \"%s\"\n", i, msg[0], msg[1]);
+    ASSERT_STREQ(msg[0], msg[1]);
+    if (i == 0) ASSERT_STREQ(msg[1], want_first);
+  }
+  ASSERT_EQ(uv_loop_close(&loop), 0);
 }
 
 /* With several streams, each one's results stream is named after it: --results (one name) is refused. */
@@ -290,8 +351,9 @@ TEST(relay_usage_several_streams_one_results) {
   spawn(&k, &loop, argv);
   fx_run_until(&loop, &k.done);
   ASSERT_EQ(k.status, 2);
-  ASSERT_TRUE(strstr(fx_child_err(&k), "apns-relay: --results, --dead-letter and --dead-tokens name the streams of one "
-                                 "--stream") != NULL);
+  ASSERT_TRUE(strstr(fx_child_err(&k),
+                     "apns-relay: --results, --dead-letter and --dead-tokens name the streams of one "
+                     "--stream") != NULL);
   fx_child_free(&k);
   ASSERT_EQ(uv_loop_close(&loop), 0);
 }
@@ -793,11 +855,13 @@ TEST(relay_cluster_three_shards) {
     if (owner0 == 0) continue;
     snprintf(want, sizeof want, "writer %s: moved from 127.0.0.1:%d to 127.0.0.1:%d", streams[i], cl.node[0].port,
              cl.node[owner0].port);
-    if (strstr(fx_child_err(&k), want) == NULL) test__fail(__FILE__, __LINE__, "no \"%s\" in:\n%s", want, fx_child_err(&k));
+    if (strstr(fx_child_err(&k), want) == NULL)
+      test__fail(__FILE__, __LINE__, "no \"%s\" in:\n%s", want, fx_child_err(&k));
   }
   snprintf(want, sizeof want, "%s: moved from 127.0.0.1:%d to 127.0.0.1:%d", streams[moved], cl.node[src].port,
            cl.node[dst].port);
-  if (strstr(fx_child_err(&k), want) == NULL) test__fail(__FILE__, __LINE__, "no \"%s\" in:\n%s", want, fx_child_err(&k));
+  if (strstr(fx_child_err(&k), want) == NULL)
+    test__fail(__FILE__, __LINE__, "no \"%s\" in:\n%s", want, fx_child_err(&k));
   for (int i = 0; i < 3; i++) {
     swatch_free(&sw[i]);
     free_ids(ids[i], n);
@@ -828,7 +892,8 @@ TEST(relay_redis_host_name) {
   assert_one_result_each(&w, ids, n);
   char want[96];
   snprintf(want, sizeof want, "connected to localhost:%d (", w.redis.port);
-  if (strstr(fx_child_err(&k), want) == NULL) test__fail(__FILE__, __LINE__, "no \"%s\" in:\n%s", want, fx_child_err(&k));
+  if (strstr(fx_child_err(&k), want) == NULL)
+    test__fail(__FILE__, __LINE__, "no \"%s\" in:\n%s", want, fx_child_err(&k));
   fx_child_free(&k);
   free_ids(ids, n);
   world_stop(&w);
@@ -862,7 +927,8 @@ TEST(relay_redis_unknown_host) {
   /* Tried again (the back-off starts at 100 ms): a third failure, after the reader's and the writer's first. */
   for (;;) {
     int times = 0;
-    for (const char *p = fx_child_err(&k); (p = strstr(p, "cannot resolve no-such-host.invalid")) != NULL; p++) times++;
+    for (const char *p = fx_child_err(&k); (p = strstr(p, "cannot resolve no-such-host.invalid")) != NULL; p++)
+      times++;
     if (times >= 3) break;
     ASSERT_NE(uv_run(&w.loop, UV_RUN_ONCE), 0);
   }
@@ -875,6 +941,7 @@ TEST(relay_redis_unknown_host) {
 TEST_SUITE(relay){
     TEST_ENTRY(relay_usage_errors_exit_2),
     TEST_ENTRY(relay_usage_several_streams_one_results),
+    TEST_ENTRY(relay_apns_flags_read_as_apns_push),
     TEST_ENTRY(relay_100k_one_relay),
     TEST_ENTRY(relay_sigkill_takeover),
     TEST_ENTRY(relay_redis_restart),

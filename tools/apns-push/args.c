@@ -75,23 +75,9 @@ static const char usage_text[] =
     "  --help, --version\n"
     "Exit status: 0 all accepted, 1 any rejected or failed (or a bad line), 2 usage or configuration error.\n";
 
+/* apns-push's own flags; the APNs side (server, auth, --connections, --timeout, --topic, --proxy) is apns_args's. */
 enum {
-  OPT_PRODUCTION = 256,
-  OPT_DEVELOPMENT,
-  OPT_HOST,
-  OPT_CA,
-  OPT_VERIFY_NAME,
-  OPT_INSECURE,
-  OPT_CONNECTIONS,
-  OPT_TIMEOUT,
-  OPT_CERT,
-  OPT_KEY,
-  OPT_KEY_PASS_ENV,
-  OPT_P8,
-  OPT_KEY_ID,
-  OPT_TEAM_ID,
-  OPT_TOPIC,
-  OPT_PUSH_TYPE,
+  OPT_PUSH_TYPE = 256,
   OPT_PRIORITY,
   OPT_EXPIRATION,
   OPT_COLLAPSE_ID,
@@ -116,7 +102,6 @@ enum {
   OPT_MAX_QUEUED,
   OPT_HELP,
   OPT_VERSION,
-  OPT_PROXY,
   /* broadcast push and Live Activities (broadcast_option) */
   OPT_CHANNEL,
   OPT_STORAGE,
@@ -135,21 +120,7 @@ enum {
 };
 
 static const struct option longopts[] = {
-    {"production", no_argument, NULL, OPT_PRODUCTION},
-    {"development", no_argument, NULL, OPT_DEVELOPMENT},
-    {"host", required_argument, NULL, OPT_HOST},
-    {"ca", required_argument, NULL, OPT_CA},
-    {"verify-name", required_argument, NULL, OPT_VERIFY_NAME},
-    {"insecure", no_argument, NULL, OPT_INSECURE},
-    {"connections", required_argument, NULL, OPT_CONNECTIONS},
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},
-    {"cert", required_argument, NULL, OPT_CERT},
-    {"key", required_argument, NULL, OPT_KEY},
-    {"key-pass-env", required_argument, NULL, OPT_KEY_PASS_ENV},
-    {"p8", required_argument, NULL, OPT_P8},
-    {"key-id", required_argument, NULL, OPT_KEY_ID},
-    {"team-id", required_argument, NULL, OPT_TEAM_ID},
-    {"topic", required_argument, NULL, OPT_TOPIC},
+    APNS_ARGS_LONGOPTS,
     {"push-type", required_argument, NULL, OPT_PUSH_TYPE},
     {"priority", required_argument, NULL, OPT_PRIORITY},
     {"expiration", required_argument, NULL, OPT_EXPIRATION},
@@ -175,7 +146,7 @@ static const struct option longopts[] = {
     {"max-queued", required_argument, NULL, OPT_MAX_QUEUED},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
-    {"proxy", required_argument, NULL, OPT_PROXY},
+    APNS_ARGS_LONGOPT_PROXY,
     {"channel", required_argument, NULL, OPT_CHANNEL},
     {"storage", required_argument, NULL, OPT_STORAGE},
     {"management-host", required_argument, NULL, OPT_MANAGEMENT_HOST},
@@ -205,81 +176,20 @@ void push_err(const char *fmt, ...) {
   fprintf(stderr, "apns-push: %s\n", safe);
 }
 
-/* A host name to verify the certificate against: printable ASCII without spaces, as DNS names and IP literals
- * are. CR, LF or any other control byte would never match a certificate and once made the run wait out its whole
- * deadline. */
-static int valid_verify_name(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > 253) return 0;
-  for (size_t i = 0; i < n; i++)
-    if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f) return 0;
-  return 1;
-}
-
+/* The number and HOST[:PORT] parsers of apns_args, their message through push_err. */
 static int parse_uint(const char *flag, const char *s, unsigned long long min, unsigned long long max,
                       unsigned long long *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (s[0] < '0' || s[0] > '9' || errno != 0 || *end != '\0' || v < min || v > max) {
-    push_err("%s: want a whole number from %llu to %llu, got \"%s\"", flag, min, max, s);
-    return -1;
-  }
-  *out = v;
-  return 0;
+  char err[APNS_ARGS_ERR_MAX];
+  if (apns_args_uint(flag, s, min, max, out, err, sizeof err) == 0) return 0;
+  push_err("%s", err);
+  return -1;
 }
 
-/* "HOST", "HOST:PORT", "[V6]:PORT", "[V6]"; a bare IPv6 address (two colons or more) is a host without port. */
 static int parse_host_as(const char *flag, char *spec, const char **out_host, uint16_t *out_port) {
-  char *host = spec, *port = NULL;
-  if (spec[0] == '[') {
-    char *close = strchr(spec, ']');
-    if (close == NULL || (close[1] != '\0' && close[1] != ':')) {
-      push_err("%s: bad IPv6 literal \"%s\" (want [ADDRESS]:PORT)", flag, spec);
-      return -1;
-    }
-    *close = '\0';
-    host = spec + 1;
-    if (close[1] == ':') port = close + 2;
-  } else {
-    char *colon = strchr(spec, ':');
-    if (colon && strchr(colon + 1, ':') == NULL) {
-      *colon = '\0';
-      port = colon + 1;
-    }
-  }
-  if (host[0] == '\0') {
-    push_err("%s: no host name in \"%s\"", flag, spec);
-    return -1;
-  }
-  *out_host = host;
-  *out_port = 443;
-  if (port) {
-    char what[64];
-    unsigned long long p;
-    snprintf(what, sizeof what, "%s port", flag);
-    if (parse_uint(what, port, 1, 65535, &p) != 0) return -1;
-    *out_port = (uint16_t)p;
-  }
-  return 0;
-}
-
-static int parse_host(char *spec, push_opts *o) {
-  return parse_host_as("--host", spec, &o->host, &o->port);
-}
-
-/* Seconds with an optional fraction, to milliseconds. */
-static int parse_seconds(const char *flag, const char *s, uint64_t *ms) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno != 0 || end == s || *end != '\0' || !(v > 0) || v > 86400) {
-    push_err("%s: want seconds, more than 0 and at most 86400, got \"%s\"", flag, s);
-    return -1;
-  }
-  *ms = (uint64_t)(v * 1000 + 0.5);
-  if (*ms == 0) *ms = 1;
-  return 0;
+  char err[APNS_ARGS_ERR_MAX];
+  if (apns_args_host_port(flag, spec, out_host, out_port, err, sizeof err) == 0) return 0;
+  push_err("%s", err);
+  return -1;
 }
 
 static int check_readable(const char *flag, const char *path) {
@@ -301,6 +211,8 @@ void push_opts_free(push_opts *o) {
   free(o->data);
   o->data = NULL;
   o->num_data = 0;
+  o->key_pass = NULL; /* the copy is apns's */
+  apns_args_free(&o->apns);
 }
 
 /* ---- broadcast push and Live Activities ---- */
@@ -483,348 +395,299 @@ static int broadcast_checks(int npos, char **pos, push_opts *o) {
   return 0;
 }
 
-int push_parse_args(int argc, char **argv, push_opts *o) {
-  int c, endpoints = 0;
+/* What push_parse_args's parts return besides 0: NOT_MINE (the flag is another part's), EXIT_ZERO (--help or
+ * --version printed), SAID_HINT (a usage mistake, said: the usage line follows) or PUSH_EXIT_USAGE (a bad value,
+ * said). */
+#define NOT_MINE 3
+#define EXIT_ZERO 1
+#define SAID_HINT (-1)
+
+/* The APNs-side flags, through apns_args. */
+static int apns_option(int c, char *arg, push_opts *o) {
+  char err[APNS_ARGS_ERR_MAX];
+  int rv = apns_args_option(&o->apns, c, arg, err, sizeof err);
+  if (rv == 1) return 0;
+  if (rv == 0) return NOT_MINE;
+  push_err("%s", err);
+  return rv == APNS_ARGS_USAGE ? SAID_HINT : PUSH_EXIT_USAGE;
+}
+
+/* The request defaults: apns-push-type, -priority, -expiration, -collapse-id, apns-id. */
+static int request_option(int c, char *arg, push_opts *o) {
   unsigned long long v;
-  const char *endpoint_flag = NULL;
-  memset(o, 0, sizeof *o);
-  apns_send_options_init(&o->send);
-  o->endpoint = APNS_ENDPOINT_PRODUCTION;
-  o->connections = 2;
-  o->timeout_ms = 10000;
-  o->badge = -1;
-  o->progress = -1;
-  o->list_dead = 10;
-  o->max_queued = 0; /* set after the flags: it depends on --connections */
-  o->stale_date = o->dismissal_date = o->timestamp = -1;
+  int rv;
+  switch (c) {
+  case OPT_PUSH_TYPE:
+    if (apns_push_type_from_string(arg, &o->send.push_type) < 0) {
+      push_err("--push-type \"%s\": unknown push type (alert, background, location, voip, complication, "
+               "fileprovider, mdm, liveactivity, pushtotalk, widgets, controls)",
+               arg);
+      return SAID_HINT;
+    }
+    return 0;
+  case OPT_PRIORITY:
+    if (strcmp(arg, "10") != 0 && strcmp(arg, "5") != 0 && strcmp(arg, "1") != 0) {
+      push_err("--priority: want 10, 5 or 1, got \"%s\"", arg);
+      return SAID_HINT;
+    }
+    o->send.priority = (int)strtoull(arg, NULL, 10);
+    return 0;
+  case OPT_EXPIRATION: {
+    int rel = arg[0] == '+';
+    if (parse_uint("--expiration", arg + rel, 0, INT64_MAX / 2, &v) != 0) return SAID_HINT;
+    o->send.has_expiration = 1;
+    o->send.expiration = rel ? (int64_t)time(NULL) + (int64_t)v : (int64_t)v;
+    return 0;
+  }
+  case OPT_COLLAPSE_ID:
+    if ((rv = apns_validate_collapse_id(arg)) < 0) return code_err("--collapse-id", arg, rv);
+    o->send.collapse_id = arg;
+    return 0;
+  case OPT_APNS_ID:
+    if ((rv = apns_validate_apns_id(arg, NULL)) < 0) return code_err("--apns-id", arg, rv);
+    o->send.apns_id = arg;
+    return 0;
+  }
+  return NOT_MINE;
+}
+
+static int data_option(char *arg, push_opts *o) {
+  char *eq = strchr(arg, '=');
+  if (eq == NULL || eq == arg) {
+    push_err("--data \"%s\": want KEY=JSON", arg);
+    return SAID_HINT;
+  }
+  push_data_kv *d = realloc(o->data, (o->num_data + 1) * sizeof *d);
+  if (d == NULL) {
+    push_err("out of memory");
+    return SAID_HINT;
+  }
+  *eq = '\0';
+  o->data = d;
+  d[o->num_data].key = arg;
+  d[o->num_data].json = eq + 1;
+  o->num_data++;
+  return 0;
+}
+
+/* The flags that build the payload. */
+static int payload_option(int c, char *arg, push_opts *o) {
+  unsigned long long v;
+  const char **text = c == OPT_ALERT       ? &o->alert
+                      : c == OPT_TITLE     ? &o->title
+                      : c == OPT_SUBTITLE  ? &o->subtitle
+                      : c == OPT_SOUND     ? &o->sound
+                      : c == OPT_CATEGORY  ? &o->category
+                      : c == OPT_THREAD_ID ? &o->thread_id
+                                           : NULL;
+  if (text) {
+    *text = arg;
+    return 0;
+  }
+  switch (c) {
+  case OPT_BADGE:
+    if (parse_uint("--badge", arg, 0, INT32_MAX, &v) != 0) return SAID_HINT;
+    o->badge = (int)v;
+    return 0;
+  case OPT_CONTENT_AVAILABLE:
+    o->content_available = 1;
+    return 0;
+  case OPT_MUTABLE_CONTENT:
+    o->mutable_content = 1;
+    return 0;
+  case OPT_DATA:
+    return data_option(arg, o);
+  }
+  return NOT_MINE;
+}
+
+/* How the run goes: --bulk, --dry-run, --results, progress, the dead tokens, --max-queued, --help, --version. */
+static int run_option(int c, char *arg, push_opts *o) {
+  unsigned long long v;
+  switch (c) {
+  case OPT_BULK:
+    o->bulk = arg;
+    return 0;
+  case OPT_DRY_RUN:
+    o->dry_run = 1;
+    return 0;
+  case OPT_RESULTS:
+    o->results = arg;
+    return 0;
+  case OPT_PROGRESS:
+  case OPT_NO_PROGRESS:
+    o->progress = c == OPT_PROGRESS;
+    return 0;
+  case OPT_LIST_DEAD:
+    if (parse_uint("--list-dead", arg, 0, 1000000, &v) != 0) return SAID_HINT;
+    o->list_dead = (unsigned)v;
+    return 0;
+  case OPT_DEAD_TOKENS:
+    o->dead_file = arg;
+    return 0;
+  case OPT_MAX_QUEUED:
+    if (parse_uint("--max-queued", arg, 1, 10000000, &v) != 0) return SAID_HINT;
+    o->max_queued = (size_t)v;
+    return 0;
+  case 'h':
+  case OPT_HELP:
+    fputs(usage_text, stdout);
+    return EXIT_ZERO;
+  case OPT_VERSION:
+    printf("apns-push %s (libapns %s)\n", APNS_VERSION_STRING, apns_version_string());
+    return EXIT_ZERO;
+  }
+  return NOT_MINE;
+}
+
+static int parse_flags(int argc, char **argv, push_opts *o) {
+  int c;
   opterr = 0;
   optind = 1;
   while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-    switch (c) {
-    case OPT_PRODUCTION:
-    case OPT_DEVELOPMENT:
-    case OPT_HOST: {
-      const char *flag = c == OPT_PRODUCTION ? "--production" : c == OPT_DEVELOPMENT ? "--development" : "--host";
-      if (endpoints++ && strcmp(flag, endpoint_flag) != 0) {
-        push_err("%s and %s: choose one server", endpoint_flag, flag);
-        goto usage;
-      }
-      endpoint_flag = flag;
-      o->endpoint = c == OPT_PRODUCTION    ? APNS_ENDPOINT_PRODUCTION
-                    : c == OPT_DEVELOPMENT ? APNS_ENDPOINT_DEVELOPMENT
-                                           : APNS_ENDPOINT_CUSTOM;
-      if (c == OPT_HOST && parse_host(optarg, o) != 0) goto usage;
-      break;
+    int rv = apns_option(c, optarg, o);
+    if (rv == NOT_MINE) rv = request_option(c, optarg, o);
+    if (rv == NOT_MINE) rv = payload_option(c, optarg, o);
+    if (rv == NOT_MINE) rv = run_option(c, optarg, o);
+    if (rv == NOT_MINE && c >= OPT_CHANNEL) {
+      int b = broadcast_option(c, optarg, o);
+      rv = b == 0 ? 0 : b < 0 ? SAID_HINT : NOT_MINE;
     }
-    case OPT_CA:
-      o->ca_file = optarg;
-      break;
-    case OPT_VERIFY_NAME:
-      if (!valid_verify_name(optarg)) {
-        push_err("--verify-name \"%s\": not a host name (1 to 253 printable ASCII characters, no spaces)", optarg);
-        goto usage;
-      }
-      o->verify_name = optarg;
-      break;
-    case OPT_INSECURE:
-      o->insecure = 1;
-      break;
-    case OPT_CONNECTIONS:
-      if (parse_uint("--connections", optarg, 1, 1000, &v) != 0) goto usage;
-      o->connections = (unsigned)v;
-      break;
-    case OPT_TIMEOUT:
-      if (parse_seconds("--timeout", optarg, &o->timeout_ms) != 0) goto usage;
-      break;
-    case OPT_CERT:
-      o->cert_file = optarg;
-      break;
-    case OPT_KEY:
-      o->key_file = optarg;
-      break;
-    case OPT_KEY_PASS_ENV:
-      o->key_pass_env = optarg;
-      o->key_pass = getenv(optarg);
-      if (o->key_pass == NULL) {
-        push_err("--key-pass-env %s: the environment variable %s is not set", optarg, optarg);
-        goto usage;
-      }
-      break;
-    case OPT_P8:
-      o->p8_file = optarg;
-      break;
-    case OPT_KEY_ID:
-      o->key_id = optarg;
-      break;
-    case OPT_TEAM_ID:
-      o->team_id = optarg;
-      break;
-    case OPT_TOPIC: {
-      int rv = apns_validate_topic(optarg);
-      if (rv < 0) return code_err("--topic", optarg, rv);
-      o->send.topic = optarg;
-      break;
-    }
-    case OPT_PUSH_TYPE:
-      if (apns_push_type_from_string(optarg, &o->send.push_type) < 0) {
-        push_err("--push-type \"%s\": unknown push type (alert, background, location, voip, complication, "
-                 "fileprovider, mdm, liveactivity, pushtotalk, widgets, controls)",
-                 optarg);
-        goto usage;
-      }
-      break;
-    case OPT_PRIORITY:
-      if (strcmp(optarg, "10") != 0 && strcmp(optarg, "5") != 0 && strcmp(optarg, "1") != 0) {
-        push_err("--priority: want 10, 5 or 1, got \"%s\"", optarg);
-        goto usage;
-      }
-      v = strtoull(optarg, NULL, 10);
-      o->send.priority = (int)v;
-      break;
-    case OPT_EXPIRATION: {
-      int rel = optarg[0] == '+';
-      if (parse_uint("--expiration", optarg + rel, 0, INT64_MAX / 2, &v) != 0) goto usage;
-      o->send.has_expiration = 1;
-      o->send.expiration = rel ? (int64_t)time(NULL) + (int64_t)v : (int64_t)v;
-      break;
-    }
-    case OPT_COLLAPSE_ID: {
-      int rv = apns_validate_collapse_id(optarg);
-      if (rv < 0) return code_err("--collapse-id", optarg, rv);
-      o->send.collapse_id = optarg;
-      break;
-    }
-    case OPT_APNS_ID: {
-      int rv = apns_validate_apns_id(optarg, NULL);
-      if (rv < 0) return code_err("--apns-id", optarg, rv);
-      o->send.apns_id = optarg;
-      break;
-    }
-    case OPT_ALERT:
-      o->alert = optarg;
-      break;
-    case OPT_TITLE:
-      o->title = optarg;
-      break;
-    case OPT_SUBTITLE:
-      o->subtitle = optarg;
-      break;
-    case OPT_BADGE:
-      if (parse_uint("--badge", optarg, 0, INT32_MAX, &v) != 0) goto usage;
-      o->badge = (int)v;
-      break;
-    case OPT_SOUND:
-      o->sound = optarg;
-      break;
-    case OPT_CONTENT_AVAILABLE:
-      o->content_available = 1;
-      break;
-    case OPT_MUTABLE_CONTENT:
-      o->mutable_content = 1;
-      break;
-    case OPT_CATEGORY:
-      o->category = optarg;
-      break;
-    case OPT_THREAD_ID:
-      o->thread_id = optarg;
-      break;
-    case OPT_DATA: {
-      char *eq = strchr(optarg, '=');
-      if (eq == NULL || eq == optarg) {
-        push_err("--data \"%s\": want KEY=JSON", optarg);
-        goto usage;
-      }
-      push_data_kv *d = realloc(o->data, (o->num_data + 1) * sizeof *d);
-      if (d == NULL) {
-        push_err("out of memory");
-        goto usage;
-      }
-      *eq = '\0';
-      o->data = d;
-      d[o->num_data].key = optarg;
-      d[o->num_data].json = eq + 1;
-      o->num_data++;
-      break;
-    }
-    case OPT_BULK:
-      o->bulk = optarg;
-      break;
-    case OPT_DRY_RUN:
-      o->dry_run = 1;
-      break;
-    case OPT_RESULTS:
-      o->results = optarg;
-      break;
-    case OPT_PROGRESS:
-      o->progress = 1;
-      break;
-    case OPT_NO_PROGRESS:
-      o->progress = 0;
-      break;
-    case OPT_LIST_DEAD:
-      if (parse_uint("--list-dead", optarg, 0, 1000000, &v) != 0) goto usage;
-      o->list_dead = (unsigned)v;
-      break;
-    case OPT_DEAD_TOKENS:
-      o->dead_file = optarg;
-      break;
-    case OPT_MAX_QUEUED:
-      if (parse_uint("--max-queued", optarg, 1, 10000000, &v) != 0) goto usage;
-      o->max_queued = (size_t)v;
-      break;
-    case 'h':
-    case OPT_HELP:
-      fputs(usage_text, stdout);
-      return 1;
-    case OPT_PROXY:
-      o->proxy = optarg;
-      break;
-    case OPT_VERSION:
-      printf("apns-push %s (libapns %s)\n", APNS_VERSION_STRING, apns_version_string());
-      return 1;
-    case ':':
-      push_err("%s needs a value", argv[optind - 1]);
-      goto usage;
-    default: {
-      int b = c >= OPT_CHANNEL ? broadcast_option(c, optarg, o) : 1;
-      if (b == 0) break;
-      if (b < 0) goto usage;
-      if (optopt > 0 && optopt < 256) {
+    if (rv == NOT_MINE) {
+      if (c == ':')
+        push_err("%s needs a value", argv[optind - 1]);
+      else if (optopt > 0 && optopt < 256)
         push_err("unknown option -%c", optopt);
-      } else {
+      else
         push_err("unknown option %s", argv[optind - 1]);
-      }
-      goto usage;
+      rv = SAID_HINT;
     }
-    }
+    if (rv != 0) return rv;
   }
+  /* The request's topic is --topic; the connection's settings are read from o->apns's copy (push.h). */
+  o->send.topic = o->apns.topic;
+  return 0;
+}
 
-  /* Positional arguments. */
-  int npos = argc - optind;
-  if (npos > 0 && strcmp(argv[optind], "channel") == 0 && channel_command(npos, argv + optind, o) != 0) goto usage;
-  if (broadcast_checks(npos, argv + optind, o) != 0) goto usage;
-  if (o->channel_op) {
-    /* a channel command: no payload; the connection and auth checks below */
-  } else if (o->channel) {
-    if (npos == 1) o->payload_json = argv[optind];
-  } else if (o->bulk) {
+/* The positional arguments: TOKEN [PAYLOAD_JSON], a channel command, or none with --bulk. */
+static int positional(int npos, char **pos, push_opts *o) {
+  if (npos > 0 && strcmp(pos[0], "channel") == 0 && channel_command(npos, pos, o) != 0) return SAID_HINT;
+  if (broadcast_checks(npos, pos, o) != 0) return SAID_HINT;
+  if (o->channel_op) return 0; /* a channel command: no payload; the connection and auth checks follow */
+  if (o->channel) {
+    if (npos == 1) o->payload_json = pos[0];
+    return 0;
+  }
+  if (o->bulk) {
     if (npos > 0) {
-      push_err("--bulk takes no TOKEN or PAYLOAD_JSON (got \"%s\"): put them in the file", argv[optind]);
-      goto usage;
+      push_err("--bulk takes no TOKEN or PAYLOAD_JSON (got \"%s\"): put them in the file", pos[0]);
+      return SAID_HINT;
     }
     if (strcmp(o->bulk, "-") != 0 && check_readable("--bulk", o->bulk) != 0) return PUSH_EXIT_USAGE;
-  } else {
-    if (npos == 0) {
-      push_err("no device token: give TOKEN, or --bulk FILE");
-      goto usage;
-    }
-    if (npos > 2) {
-      push_err("too many arguments: \"%s\" (want TOKEN [PAYLOAD_JSON])", argv[optind + 2]);
-      goto usage;
-    }
-    o->token = argv[optind];
-    int rv = apns_validate_device_token(o->token);
-    if (rv < 0) return code_err("TOKEN", o->token, rv);
-    if (npos == 2) o->payload_json = argv[optind + 1];
+    return 0;
   }
+  if (npos == 0) {
+    push_err("no device token: give TOKEN, or --bulk FILE");
+    return SAID_HINT;
+  }
+  if (npos > 2) {
+    push_err("too many arguments: \"%s\" (want TOKEN [PAYLOAD_JSON])", pos[2]);
+    return SAID_HINT;
+  }
+  o->token = pos[0];
+  int rv = apns_validate_device_token(o->token);
+  if (rv < 0) return code_err("TOKEN", o->token, rv);
+  if (npos == 2) o->payload_json = pos[1];
+  return 0;
+}
 
+static int payload_checks(push_opts *o) {
   int flags_payload = push_flags_payload(o);
   if (o->channel_op && (o->payload_json || flags_payload)) {
     push_err("channel commands take no payload");
-    goto usage;
+    return SAID_HINT;
   }
-  if (o->channel_op) {
-    /* no payload checks */
-  } else if (o->payload_json && flags_payload) {
+  if (!o->channel_op && o->payload_json && flags_payload) {
     push_err("give the payload as PAYLOAD_JSON or with --alert, --badge, ... flags, not both");
-    goto usage;
+    return SAID_HINT;
   }
   if (!o->channel_op && !o->bulk && !o->payload_json && !flags_payload) {
     push_err("no payload: give PAYLOAD_JSON, or --alert TEXT (or --badge, --sound, --content-available, --data)");
-    goto usage;
+    return SAID_HINT;
   }
   if ((o->title || o->subtitle) && o->alert == NULL && o->title == NULL) {
     push_err("--subtitle needs --title or --alert");
-    goto usage;
+    return SAID_HINT;
   }
   if (!o->bulk && o->send.topic == NULL) {
     push_err("--topic is required (the app's bundle id, e.g. --topic com.example.app)");
-    goto usage;
+    return SAID_HINT;
   }
   if (o->send.push_type != APNS_PUSH_TYPE_DEFAULT && o->send.priority &&
       apns_validate_priority(o->send.priority, o->send.push_type) < 0) {
     push_err("--priority %d does not go with --push-type %s (Apple requires 5 or 1 for background)", o->send.priority,
              apns_push_type_string(o->send.push_type));
-    goto usage;
+    return SAID_HINT;
   }
+  return 0;
+}
 
-  /* Connection and auth. */
-  if (o->verify_name && o->insecure) {
-    push_err("--verify-name and --insecure: choose one (--insecure verifies no name)");
-    goto usage;
+/* The connection and auth, through apns_args; then push_opts's copy of them. */
+static int connection_checks(push_opts *o) {
+  char err[APNS_ARGS_ERR_MAX];
+  const apns_args *a = &o->apns;
+  int rv = apns_args_check(&o->apns, !o->dry_run, err, sizeof err);
+  if (rv != 0) {
+    push_err("%s", err);
+    return rv == APNS_ARGS_USAGE ? SAID_HINT : PUSH_EXIT_USAGE;
   }
-  if (o->key_file && !o->cert_file) {
-    push_err("--key %s needs --cert (the client certificate)", o->key_file);
-    goto usage;
-  }
-  if ((o->key_id || o->team_id) && !o->p8_file) {
-    push_err("%s needs --p8 (the .p8 signing key)", o->key_id ? "--key-id" : "--team-id");
-    goto usage;
-  }
-  if (o->p8_file && (!o->key_id || !o->team_id)) {
-    push_err("--p8 %s needs %s (from the key's page in the Apple developer account)", o->p8_file,
-             !o->key_id ? "--key-id ID" : "--team-id ID");
-    goto usage;
-  }
-  if (o->cert_file && o->p8_file) {
-    push_err("--cert and --p8: choose one authentication");
-    goto usage;
-  }
-  if (!o->dry_run && !o->cert_file && !o->p8_file) {
-    push_err("no authentication: give --cert FILE --key FILE, or --p8 FILE --key-id ID --team-id ID");
-    goto usage;
-  }
-  if (o->key_pass_env && !o->cert_file) {
-    push_err("--key-pass-env goes with --cert and --key");
-    goto usage;
-  }
-  if (o->cert_file && !o->key_file) o->key_file = o->cert_file;
+  o->endpoint = a->endpoint;
+  o->host = a->host;
+  o->port = a->endpoint == APNS_ENDPOINT_CUSTOM ? a->port : 0;
+  o->ca_file = a->ca_file;
+  o->verify_name = a->verify_name;
+  o->insecure = a->insecure;
+  o->connections = a->connections;
+  o->timeout_ms = a->timeout_ms;
+  o->proxy = a->proxy;
+  o->cert_file = a->cert_file;
+  o->key_file = a->key_file;
+  o->key_pass_env = a->key_pass_env;
+  o->key_pass = a->key_pass;
+  o->p8_file = a->p8_file;
+  o->key_id = a->key_id;
+  o->team_id = a->team_id;
   /* The queue refills the connections' free streams: at half of it (the low-water mark, where reading resumes)
    * there must still be as many queued as every connection can take at once (APNs allows 1000 streams a
    * connection), or the pool would wait on the input. Not much more: a deeper queue costs memory and cache (every
    * queued notification is a request block of its own) and measured slower. */
   if (o->max_queued == 0) o->max_queued = (size_t)o->connections * 2000u;
-  static const struct {
-    const char *flag;
-    size_t off;
-  } files[] = {
-      {"--ca", offsetof(push_opts, ca_file)},
-      {"--cert", offsetof(push_opts, cert_file)},
-      {"--key", offsetof(push_opts, key_file)},
-      {"--p8", offsetof(push_opts, p8_file)},
-  };
-  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-    const char *path = *(const char *const *)((const char *)o + files[i].off);
-    if (path && check_readable(files[i].flag, path) != 0) return PUSH_EXIT_USAGE;
-  }
   return 0;
+}
 
-usage:
-  fputs("usage: apns-push [options] TOKEN [PAYLOAD_JSON] | --bulk FILE|-   (apns-push --help for more)\n", stderr);
-  return PUSH_EXIT_USAGE;
+int push_parse_args(int argc, char **argv, push_opts *o) {
+  memset(o, 0, sizeof *o);
+  apns_args_init(&o->apns);
+  apns_send_options_init(&o->send);
+  o->badge = -1;
+  o->progress = -1;
+  o->list_dead = 10;
+  o->max_queued = 0; /* set after the flags: it depends on --connections */
+  o->stale_date = o->dismissal_date = o->timestamp = -1;
+  int rv = parse_flags(argc, argv, o);
+  if (rv == 0) rv = positional(argc - optind, argv + optind, o);
+  if (rv == 0) rv = payload_checks(o);
+  if (rv == 0) rv = connection_checks(o);
+  if (rv == 0) return 0;
+  if (rv == SAID_HINT)
+    fputs("usage: apns-push [options] TOKEN [PAYLOAD_JSON] | --bulk FILE|-   (apns-push --help for more)\n", stderr);
+  push_opts_free(o); /* the caller frees only what a successful parse gave */
+  return rv == EXIT_ZERO ? EXIT_ZERO : PUSH_EXIT_USAGE;
 }
 
 int push_proxy(const push_opts *o, apns_proxy_options **out) {
-  char errbuf[512] = "";
-  const char *target = o->endpoint == APNS_ENDPOINT_CUSTOM        ? o->host
-                       : o->endpoint == APNS_ENDPOINT_DEVELOPMENT ? APNS_HOST_DEVELOPMENT
-                                                                  : APNS_HOST_PRODUCTION;
-  *out = NULL;
-  int rv = o->proxy ? apns_proxy_parse_url(o->proxy, out, errbuf, sizeof errbuf)
-                    : apns_proxy_from_env(target, out, errbuf, sizeof errbuf);
-  if (rv < 0) {
-    push_err("%s%s (%s)", o->proxy ? "--proxy: " : "", errbuf[0] ? errbuf : apns_strerror(rv), apns_err_name(rv));
-    return -1;
-  }
-  return 0;
+  char err[APNS_ARGS_ERR_MAX];
+  if (apns_args_proxy(&o->apns, out, err, sizeof err) == 0) return 0;
+  push_err("%s", err);
+  return -1;
 }

@@ -8,6 +8,8 @@
 #ifndef APNS_PUSH_H
 #define APNS_PUSH_H
 
+#include "apns_args.h"
+
 #include <apns.h>
 #include <apns/client.h>
 #include <stdint.h>
@@ -37,7 +39,7 @@ typedef struct push_data_kv {
 } push_data_kv;
 
 typedef struct push_opts {
-  /* connection */
+  /* connection: copied from apns (below) once the flags are checked */
   apns_endpoint endpoint;
   const char *host; /* --host, without the port */
   uint16_t port;
@@ -83,6 +85,8 @@ typedef struct push_opts {
   int input_push_token;
   int has_relevance;
   double relevance_score;
+  /* The APNs-side flags as parsed (tools/common/apns_args.h); it owns the passphrase's copy key_pass points to. */
+  apns_args apns;
 } push_opts;
 
 /* The proxy for o's target: --proxy, else the environment's. *out is NULL for none; free it with

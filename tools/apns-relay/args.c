@@ -1,6 +1,7 @@
-/* apns-relay: the command line. apns-push's argument handling is part of apns-push (its payload and bulk flags
- * belong to one run); the relay has a small table of its own with the same spelling for the APNs side. Every
- * check that needs no network is made here: a mistake ends the run with status 2 before anything connects. */
+/* apns-relay: the command line. The Redis flags are the relay's; the APNs side (server, auth, --connections,
+ * --timeout, --topic) is tools/common/apns_args's, as apns-push's is, so that the same mistake reads the same from
+ * both. Every check that needs no network is made here: a mistake ends the run with status 2 before anything
+ * connects. */
 #include "relay.h"
 
 #include <errno.h>
@@ -58,21 +59,6 @@ enum {
   OPT_MAX_HELD,
   OPT_DRAIN_MS,
   OPT_METRICS,
-  OPT_PRODUCTION,
-  OPT_DEVELOPMENT,
-  OPT_HOST,
-  OPT_CA,
-  OPT_VERIFY_NAME,
-  OPT_INSECURE,
-  OPT_CONNECTIONS,
-  OPT_TIMEOUT,
-  OPT_CERT,
-  OPT_KEY,
-  OPT_KEY_PASS_ENV,
-  OPT_P8,
-  OPT_KEY_ID,
-  OPT_TEAM_ID,
-  OPT_TOPIC,
   OPT_HELP,
   OPT_VERSION,
 };
@@ -92,21 +78,7 @@ static const struct option longopts[] = {
     {"max-held", required_argument, NULL, OPT_MAX_HELD},
     {"drain-ms", required_argument, NULL, OPT_DRAIN_MS},
     {"metrics", required_argument, NULL, OPT_METRICS},
-    {"production", no_argument, NULL, OPT_PRODUCTION},
-    {"development", no_argument, NULL, OPT_DEVELOPMENT},
-    {"host", required_argument, NULL, OPT_HOST},
-    {"ca", required_argument, NULL, OPT_CA},
-    {"verify-name", required_argument, NULL, OPT_VERIFY_NAME},
-    {"insecure", no_argument, NULL, OPT_INSECURE},
-    {"connections", required_argument, NULL, OPT_CONNECTIONS},
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},
-    {"cert", required_argument, NULL, OPT_CERT},
-    {"key", required_argument, NULL, OPT_KEY},
-    {"key-pass-env", required_argument, NULL, OPT_KEY_PASS_ENV},
-    {"p8", required_argument, NULL, OPT_P8},
-    {"key-id", required_argument, NULL, OPT_KEY_ID},
-    {"team-id", required_argument, NULL, OPT_TEAM_ID},
-    {"topic", required_argument, NULL, OPT_TOPIC},
+    APNS_ARGS_LONGOPTS,
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -157,11 +129,9 @@ static int host_port(const char *flag, const char *arg, const char **host, uint1
   return 0;
 }
 
-int relay_parse_args(int argc, char **argv, relay_opts *o) {
-  uint64_t v;
-  const char *pass_env = NULL, *metrics_host = NULL;
-  uint16_t metrics_port = 0;
+static void relay_defaults(relay_opts *o) {
   memset(o, 0, sizeof *o);
+  apns_args_init(&o->apns);
   o->redis_url = "redis://127.0.0.1:6379/0";
   o->group = "apns-relay";
   o->batch = 256;
@@ -169,135 +139,84 @@ int relay_parse_args(int argc, char **argv, relay_opts *o) {
   o->claim_idle_ms = 60000;
   o->drain_ms = 30000;
   o->max_deliveries = 5;
-  o->connections = 2;
-  o->timeout_ms = APNS_DEFAULT_TIMEOUT_MS;
-  o->endpoint = APNS_ENDPOINT_PRODUCTION;
-  int c;
-  opterr = 0;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-    const char *arg = optarg;
-    switch (c) {
-    case OPT_REDIS:
-      o->redis_url = arg;
-      break;
-    case OPT_STREAM:
-      if (o->n_streams == RELAY_MAX_STREAMS) return usage("--stream %s: at most %s streams", arg, "64");
-      if (arg[0] == '\0') return usage("--stream: an empty name%s%s", "", "");
-      for (unsigned i = 0; i < o->n_streams; i++)
-        if (strcmp(o->streams[i], arg) == 0) return usage("--stream %s: given twice%s", arg, "");
-      o->streams[o->n_streams++] = arg;
-      break;
-    case OPT_GROUP:
-      o->group = arg;
-      break;
-    case OPT_CONSUMER:
-      o->consumer = arg;
-      break;
-    case OPT_RESULTS:
-      o->results = arg;
-      break;
-    case OPT_DEAD_LETTER:
-      o->dead_letter = arg;
-      break;
-    case OPT_DEAD_TOKENS:
-      o->dead_tokens = arg;
-      break;
-    case OPT_BATCH:
-      if (number("--batch", arg, 1, 100000, &v) < 0) return RELAY_EXIT_USAGE;
-      o->batch = (unsigned)v;
-      break;
-    case OPT_BLOCK_MS:
-      if (number("--block-ms", arg, 1, 3600000, &v) < 0) return RELAY_EXIT_USAGE;
-      o->block_ms = v;
-      break;
-    case OPT_CLAIM_IDLE_MS:
-      if (number("--claim-idle-ms", arg, 1, 86400000, &v) < 0) return RELAY_EXIT_USAGE;
-      o->claim_idle_ms = v;
-      break;
-    case OPT_MAX_DELIVERIES:
-      if (number("--max-deliveries", arg, 1, 1000000, &v) < 0) return RELAY_EXIT_USAGE;
-      o->max_deliveries = (unsigned)v;
-      break;
-    case OPT_MAX_HELD:
-      if (number("--max-held", arg, 1, 10000000, &v) < 0) return RELAY_EXIT_USAGE;
-      o->max_held = (size_t)v;
-      break;
-    case OPT_DRAIN_MS:
-      if (number("--drain-ms", arg, 0, 86400000, &v) < 0) return RELAY_EXIT_USAGE;
-      o->drain_ms = v;
-      break;
-    case OPT_METRICS:
-      if (host_port("--metrics", arg, &metrics_host, &metrics_port, 1) != 0) return RELAY_EXIT_USAGE;
-      o->metrics = arg;
-      break;
-    case OPT_PRODUCTION:
-      o->endpoint = APNS_ENDPOINT_PRODUCTION;
-      break;
-    case OPT_DEVELOPMENT:
-      o->endpoint = APNS_ENDPOINT_DEVELOPMENT;
-      break;
-    case OPT_HOST:
-      if (host_port("--host", arg, &o->host, &o->port, 0) != 0) return RELAY_EXIT_USAGE;
-      o->endpoint = APNS_ENDPOINT_CUSTOM;
-      break;
-    case OPT_CA:
-      o->ca_file = arg;
-      break;
-    case OPT_VERIFY_NAME:
-      o->verify_name = arg;
-      break;
-    case OPT_INSECURE:
-      o->insecure = 1;
-      break;
-    case OPT_CONNECTIONS:
-      if (number("--connections", arg, 1, 1000, &v) < 0) return RELAY_EXIT_USAGE;
-      o->connections = (unsigned)v;
-      break;
-    case OPT_TIMEOUT:
-      if (number("--timeout", arg, 1, 86400, &v) < 0) return RELAY_EXIT_USAGE;
-      o->timeout_ms = v * 1000;
-      break;
-    case OPT_CERT:
-      o->cert_file = arg;
-      break;
-    case OPT_KEY:
-      o->key_file = arg;
-      break;
-    case OPT_KEY_PASS_ENV:
-      pass_env = arg;
-      break;
-    case OPT_P8:
-      o->p8_file = arg;
-      break;
-    case OPT_KEY_ID:
-      o->key_id = arg;
-      break;
-    case OPT_TEAM_ID:
-      o->team_id = arg;
-      break;
-    case OPT_TOPIC:
-      o->topic = arg;
-      break;
-    case OPT_HELP:
-      fputs(usage_text, stdout);
-      return 1;
-    case OPT_VERSION:
-      printf("apns-relay %s\n", apns_version_string());
-      return 1;
-    default:
-      if (optopt && optopt >= 256) return usage("%s: needs a value%s", argv[optind - 1], "");
-      return usage("%s: unknown flag%s", argv[optind - 1], "");
-    }
+}
+
+static int stream_option(const char *arg, relay_opts *o) {
+  if (o->n_streams == RELAY_MAX_STREAMS) return usage("--stream %s: at most %s streams", arg, "64");
+  if (arg[0] == '\0') return usage("--stream: an empty name%s%s", "", "");
+  for (unsigned i = 0; i < o->n_streams; i++)
+    if (strcmp(o->streams[i], arg) == 0) return usage("--stream %s: given twice%s", arg, "");
+  o->streams[o->n_streams++] = arg;
+  return 0;
+}
+
+/* A number flag of the relay's: where it goes and its range. */
+static int number_option(int c, const char *arg, relay_opts *o) {
+  static const struct {
+    int code;
+    const char *flag;
+    uint64_t lo, hi;
+  } flags[] = {
+      {OPT_BATCH, "--batch", 1, 100000},
+      {OPT_BLOCK_MS, "--block-ms", 1, 3600000},
+      {OPT_CLAIM_IDLE_MS, "--claim-idle-ms", 1, 86400000},
+      {OPT_MAX_DELIVERIES, "--max-deliveries", 1, 1000000},
+      {OPT_MAX_HELD, "--max-held", 1, 10000000},
+      {OPT_DRAIN_MS, "--drain-ms", 0, 86400000},
+  };
+  uint64_t v;
+  for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+    if (flags[i].code != c) continue;
+    if (number(flags[i].flag, arg, flags[i].lo, flags[i].hi, &v) < 0) return RELAY_EXIT_USAGE;
+    if (c == OPT_BATCH) o->batch = (unsigned)v;
+    if (c == OPT_BLOCK_MS) o->block_ms = v;
+    if (c == OPT_CLAIM_IDLE_MS) o->claim_idle_ms = v;
+    if (c == OPT_MAX_DELIVERIES) o->max_deliveries = (unsigned)v;
+    if (c == OPT_MAX_HELD) o->max_held = (size_t)v;
+    if (c == OPT_DRAIN_MS) o->drain_ms = v;
+    return 0;
   }
-  if (optind < argc) return usage("%s: unexpected argument%s", argv[optind], "");
-  if (pass_env) {
-    o->key_pass = getenv(pass_env);
-    if (o->key_pass == NULL) return usage("--key-pass-env %s: not set in the environment%s", pass_env, "");
+  return -1;
+}
+
+/* One flag of the relay's own. Returns 0, 1 after --help or --version, RELAY_EXIT_USAGE after saying why. */
+static int relay_option(int c, const char *arg, char **argv, relay_opts *o) {
+  const char *metrics_host;
+  uint16_t metrics_port;
+  const char **text = c == OPT_REDIS         ? &o->redis_url
+                      : c == OPT_GROUP       ? &o->group
+                      : c == OPT_CONSUMER    ? &o->consumer
+                      : c == OPT_RESULTS     ? &o->results
+                      : c == OPT_DEAD_LETTER ? &o->dead_letter
+                      : c == OPT_DEAD_TOKENS ? &o->dead_tokens
+                                             : NULL;
+  if (text) {
+    *text = arg;
+    return 0;
   }
-  if (o->cert_file && !o->key_file) o->key_file = o->cert_file;
-  if (!o->cert_file == !o->p8_file) return usage("one auth wanted: --cert FILE or --p8 FILE%s%s", "", "");
-  if (o->p8_file && (!o->key_id || !o->team_id)) return usage("--p8 needs --key-id and --team-id%s%s", "", "");
+  int rv = number_option(c, arg, o);
+  if (rv >= 0) return rv;
+  switch (c) {
+  case OPT_STREAM:
+    return stream_option(arg, o);
+  case OPT_METRICS:
+    if (host_port("--metrics", arg, &metrics_host, &metrics_port, 1) != 0) return RELAY_EXIT_USAGE;
+    o->metrics = arg;
+    return 0;
+  case OPT_HELP:
+    fputs(usage_text, stdout);
+    return 1;
+  case OPT_VERSION:
+    printf("apns-relay %s\n", apns_version_string());
+    return 1;
+  }
+  if (optopt && optopt >= 256) return usage("%s: needs a value%s", argv[optind - 1], "");
+  return usage("%s: unknown flag%s", argv[optind - 1], "");
+}
+
+/* After the flags: the relay's own combination, then the APNs side's (its files last). */
+static int relay_checks(relay_opts *o) {
+  char err[APNS_ARGS_ERR_MAX];
   if (!o->consumer) {
     char host[256] = "relay";
     gethostname(host, sizeof host - 1);
@@ -312,11 +231,43 @@ int relay_parse_args(int argc, char **argv, relay_opts *o) {
     return usage("--results, --dead-letter and --dead-tokens name the streams of one --stream; with several, "
                  "each stream S has S:results, S:dead-letter and S:dead-tokens%s%s",
                  "", "");
-  if (!o->max_held) o->max_held = 2000 * (size_t)o->connections;
-  if (o->claim_idle_ms <= o->timeout_ms)
+  int rv = apns_args_check(&o->apns, 1, err, sizeof err);
+  if (rv == APNS_ARGS_USAGE) return usage("%s%s", err, "");
+  if (rv != 0) {
+    fprintf(stderr, "apns-relay: %s\n", err);
+    return RELAY_EXIT_USAGE;
+  }
+  if (!o->max_held) o->max_held = 2000 * (size_t)o->apns.connections;
+  if (o->claim_idle_ms <= o->apns.timeout_ms)
     fprintf(stderr,
             "apns-relay: warning: --claim-idle-ms %llu is not longer than --timeout: entries still being "
             "sent may be taken over and sent twice\n",
             (unsigned long long)o->claim_idle_ms);
   return 0;
+}
+
+static int parse_flags(int argc, char **argv, relay_opts *o) {
+  char err[APNS_ARGS_ERR_MAX];
+  int c;
+  opterr = 0;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    int rv = apns_args_option(&o->apns, c, optarg, err, sizeof err);
+    if (rv == APNS_ARGS_USAGE) return usage("%s%s", err, "");
+    if (rv == APNS_ARGS_BAD) {
+      fprintf(stderr, "apns-relay: %s\n", err);
+      return RELAY_EXIT_USAGE;
+    }
+    if (rv == 0 && (rv = relay_option(c, optarg, argv, o)) != 0) return rv;
+  }
+  if (optind < argc) return usage("%s: unexpected argument%s", argv[optind], "");
+  return 0;
+}
+
+int relay_parse_args(int argc, char **argv, relay_opts *o) {
+  relay_defaults(o);
+  int rv = parse_flags(argc, argv, o);
+  if (rv == 0) rv = relay_checks(o);
+  if (rv != 0) apns_args_free(&o->apns);
+  return rv;
 }

@@ -1033,24 +1033,9 @@ static size_t metrics_text(void *data, char *buf, size_t cap, int *healthy) {
 
 static int open_client(relay *r) {
   char errbuf[512] = "";
-  apns_client_options co = APNS_CLIENT_OPTIONS_INIT;
-  apns_tls_options co_tls = APNS_TLS_OPTIONS_INIT;
-  co.tls = &co_tls;
-  co.endpoint = r->o.endpoint;
-  co.host = r->o.host;
-  co.port = r->o.endpoint == APNS_ENDPOINT_CUSTOM ? r->o.port : 0;
-  co_tls.ca_file = r->o.ca_file;
-  co_tls.cert_file = r->o.cert_file;
-  co_tls.key_file = r->o.key_file;
-  co_tls.key_passphrase = r->o.key_pass;
-  co_tls.verify_name = r->o.verify_name;
-  co_tls.insecure_skip_verify = r->o.insecure;
-  co.token_key_file = r->o.p8_file;
-  co.key_id = r->o.key_id;
-  co.team_id = r->o.team_id;
-  co.topic = r->o.topic;
-  co.connections = r->o.connections;
-  co.timeout_ms = r->o.timeout_ms;
+  apns_client_options co;
+  apns_tls_options co_tls;
+  apns_args_client(&r->o.apns, &co, &co_tls);
   co.max_queued = r->o.max_held;
   co.low_water = r->o.max_held / 2;
   co.on_low_water = on_low_water;
@@ -1175,5 +1160,6 @@ int main(int argc, char **argv) {
   free(r.scratch);
   free(r.table);
   free(r.shards);
+  apns_args_free(&r.o.apns);
   return r.exit_code;
 }

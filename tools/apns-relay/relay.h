@@ -8,6 +8,8 @@
 #ifndef APNS_RELAY_H
 #define APNS_RELAY_H
 
+#include "apns_args.h"
+
 #include <apns.h>
 #include <apns/client.h>
 #include <hiredis/async.h>
@@ -35,21 +37,12 @@ typedef struct relay_opts {
   unsigned max_deliveries;
   size_t max_held;     /* entries held (read, not yet acknowledged) at most */
   const char *metrics; /* HOST:PORT or NULL */
-  /* APNs */
-  apns_endpoint endpoint;
-  const char *host;
-  uint16_t port;
-  const char *ca_file, *verify_name;
-  int insecure;
-  unsigned connections;
-  uint64_t timeout_ms;
-  const char *cert_file, *key_file, *key_pass;
-  const char *p8_file, *key_id, *team_id;
-  const char *topic;
+  apns_args apns;      /* the APNs side: server, auth, --connections, --timeout, --topic */
   char consumer_buf[300];
 } relay_opts;
 
-/* Returns 0; 1 after --help or --version (exit 0); RELAY_EXIT_USAGE after saying why on stderr. */
+/* Returns 0; 1 after --help or --version (exit 0); RELAY_EXIT_USAGE after saying why on stderr. After 0,
+ * apns_args_free(&o->apns) gives back the passphrase's copy; after any other return there is nothing to free. */
 int relay_parse_args(int argc, char **argv, relay_opts *o);
 
 /* ---- log.c ---- */
