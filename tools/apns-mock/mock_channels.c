@@ -325,83 +325,48 @@ static void new_id(apns__mock_channels *st, char out[CHAN_ID_LEN + 1]) {
   } while (find(st, out) != NULL);
 }
 
-int apns__mock_chan_decide(apns__mock_channels *st, apns__mock_chan_req *r, int method, const char *cert_uid,
-                           const char **reason) {
-  *reason = NULL;
-  if (r->req_id[0] == '\0' || r->req_bad) apns__mock_uuid(&st->rng, r->req_id);
-  if (r->dup) return *reason = "DuplicateHeaders", 400;
-  int want = r->kind == KIND_ALL ? APNS__MOCK_METHOD_GET : r->kind == KIND_BROADCAST ? APNS__MOCK_METHOD_POST : -1;
-  if (want >= 0 ? method != want : method == APNS__MOCK_METHOD_OTHER) return *reason = "MethodNotAllowed", 405;
-  if (r->bundle_bad) return *reason = "TopicDisallowed", 400;
-  for (int t = APNS_PUSH_TYPE_ALERT; t < APNS__PUSH_TYPE_COUNT; t++) {
-    const char *sfx = apns_push_type_topic_suffix((apns_push_type)t);
-    size_t n = strlen(sfx), blen = strlen(r->bundle);
-    if (n > 0 && blen > n && strcmp(r->bundle + blen - n, sfx) == 0) return *reason = "TopicDisallowed", 400;
+/* Bundle b's live channels (none for b < 0, a bundle never seen) as the JSON list of their ids. */
+static int list_channels(apns__mock_channels *st, apns__mock_chan_req *r, long b) {
+  size_t cap = 16, len = 0;
+  for (size_t i = 0; b >= 0 && i < st->n; i++)
+    if (st->v[i].bundle == (uint32_t)b && !st->v[i].deleted) cap += CHAN_ID_LEN + 3;
+  char *text = apns__malloc(cap);
+  if (text == NULL) return -1;
+  len = (size_t)snprintf(text, cap, "{\"channels\":[");
+  int first = 1;
+  for (size_t i = 0; b >= 0 && i < st->n; i++) {
+    if (st->v[i].bundle != (uint32_t)b || st->v[i].deleted) continue;
+    len += (size_t)snprintf(text + len, cap - len, "%s\"%s\"", first ? "" : ",", st->v[i].id);
+    first = 0;
   }
-  if (cert_uid != NULL && strcmp(cert_uid, r->bundle) != 0) return *reason = "TopicMismatch", 403;
-  if (st->disabled != NULL && strcmp(st->disabled, r->bundle) == 0) return *reason = "FeatureNotEnabled", 400;
-  if (r->req_bad) return *reason = "BadMessageId", 400;
-  if (r->body == NULL && r->body_total > 0) return *reason = "InternalServerError", 500;
+  len += (size_t)snprintf(text + len, cap - len, "]}");
+  r->resp = text;
+  r->resp_len = len;
+  return 200;
+}
 
-  long b = bundle_of(st, r->bundle, r->kind == KIND_CHANNELS && method == APNS__MOCK_METHOD_POST);
-  if (b == -2) return -1;
+/* A new channel of bundle b from the create body, within the bundle's limit of live channels. */
+static int create_channel(apns__mock_channels *st, apns__mock_chan_req *r, long b, const char **reason) {
+  int storage = 0, oom = 0;
+  const char *why = parse_create(r, &storage, &oom);
+  if (oom) return -1;
+  if (why != NULL) return *reason = why, 400;
+  if (st->bundles[b].live >= st->max) return *reason = "CannotCreateChannelConfig", 400;
+  if (reserve(st) != 0) return -1;
+  mchan *m = &st->v[st->n];
+  memset(m, 0, sizeof *m);
+  new_id(st, m->id);
+  m->bundle = (uint32_t)b;
+  m->storage = (uint8_t)storage;
+  index_put(st, st->n++);
+  st->bundles[b].live++;
+  memcpy(r->new_id, m->id, sizeof r->new_id);
+  r->created = 1;
+  return 201;
+}
 
-  if (r->kind == KIND_ALL) {
-    size_t cap = 16, len = 0;
-    for (size_t i = 0; b >= 0 && i < st->n; i++)
-      if (st->v[i].bundle == (uint32_t)b && !st->v[i].deleted) cap += CHAN_ID_LEN + 3;
-    char *text = apns__malloc(cap);
-    if (text == NULL) return -1;
-    len = (size_t)snprintf(text, cap, "{\"channels\":[");
-    int first = 1;
-    for (size_t i = 0; b >= 0 && i < st->n; i++) {
-      if (st->v[i].bundle != (uint32_t)b || st->v[i].deleted) continue;
-      len += (size_t)snprintf(text + len, cap - len, "%s\"%s\"", first ? "" : ",", st->v[i].id);
-      first = 0;
-    }
-    len += (size_t)snprintf(text + len, cap - len, "]}");
-    r->resp = text;
-    r->resp_len = len;
-    return 200;
-  }
-
-  if (r->kind == KIND_CHANNELS && method == APNS__MOCK_METHOD_POST) {
-    int storage = 0, oom = 0;
-    const char *why = parse_create(r, &storage, &oom);
-    if (oom) return -1;
-    if (why != NULL) return *reason = why, 400;
-    if (st->bundles[b].live >= st->max) return *reason = "CannotCreateChannelConfig", 400;
-    if (reserve(st) != 0) return -1;
-    mchan *m = &st->v[st->n];
-    memset(m, 0, sizeof *m);
-    new_id(st, m->id);
-    m->bundle = (uint32_t)b;
-    m->storage = (uint8_t)storage;
-    index_put(st, st->n++);
-    st->bundles[b].live++;
-    memcpy(r->new_id, m->id, sizeof r->new_id);
-    r->created = 1;
-    return 201;
-  }
-
-  /* read, delete, broadcast: the channel first. */
-  if (!r->chan_given) return *reason = "MissingChannelId", 400;
-  if (r->chan_bad) return *reason = "BadChannelId", 400;
-  mchan *m = find(st, r->chan_id);
-  if (m == NULL || m->deleted || (long)m->bundle != b) return *reason = "ChannelNotRegistered", 400;
-
-  if (r->kind == KIND_CHANNELS && method == APNS__MOCK_METHOD_GET) {
-    char text[80];
-    int n = snprintf(text, sizeof text, "{\"message-storage-policy\":%d,\"push-type\":\"LiveActivity\"}", m->storage);
-    return set_body(r, text, (size_t)n) == 0 ? 200 : -1;
-  }
-  if (r->kind == KIND_CHANNELS) { /* DELETE */
-    m->deleted = 1;
-    st->bundles[b].live--;
-    return 204;
-  }
-
-  /* broadcast */
+/* A broadcast on channel m, counted as sent or rejected: its headers and its payload's size are checked. */
+static int broadcast(apns__mock_channels *st, apns__mock_chan_req *r, mchan *m, const char **reason) {
   int status = 200;
   if (!r->push_type_given)
     *reason = "MissingPushType", status = 400;
@@ -423,6 +388,50 @@ int apns__mock_chan_decide(apns__mock_channels *st, apns__mock_chan_req *r, int 
   apns__mock_uuid(&st->rng, r->unique_id);
   r->sent = 1;
   return 200;
+}
+
+int apns__mock_chan_decide(apns__mock_channels *st, apns__mock_chan_req *r, int method, const char *cert_uid,
+                           const char **reason) {
+  *reason = NULL;
+  if (r->req_id[0] == '\0' || r->req_bad) apns__mock_uuid(&st->rng, r->req_id);
+  if (r->dup) return *reason = "DuplicateHeaders", 400;
+  int want = r->kind == KIND_ALL ? APNS__MOCK_METHOD_GET : r->kind == KIND_BROADCAST ? APNS__MOCK_METHOD_POST : -1;
+  if (want >= 0 ? method != want : method == APNS__MOCK_METHOD_OTHER) return *reason = "MethodNotAllowed", 405;
+  if (r->bundle_bad) return *reason = "TopicDisallowed", 400;
+  for (int t = APNS_PUSH_TYPE_ALERT; t < APNS__PUSH_TYPE_COUNT; t++) {
+    const char *sfx = apns_push_type_topic_suffix((apns_push_type)t);
+    size_t n = strlen(sfx), blen = strlen(r->bundle);
+    if (n > 0 && blen > n && strcmp(r->bundle + blen - n, sfx) == 0) return *reason = "TopicDisallowed", 400;
+  }
+  if (cert_uid != NULL && strcmp(cert_uid, r->bundle) != 0) return *reason = "TopicMismatch", 403;
+  if (st->disabled != NULL && strcmp(st->disabled, r->bundle) == 0) return *reason = "FeatureNotEnabled", 400;
+  if (r->req_bad) return *reason = "BadMessageId", 400;
+  if (r->body == NULL && r->body_total > 0) return *reason = "InternalServerError", 500;
+
+  long b = bundle_of(st, r->bundle, r->kind == KIND_CHANNELS && method == APNS__MOCK_METHOD_POST);
+  if (b == -2) return -1;
+
+  if (r->kind == KIND_ALL) return list_channels(st, r, b);
+  if (r->kind == KIND_CHANNELS && method == APNS__MOCK_METHOD_POST) return create_channel(st, r, b, reason);
+
+  /* read, delete, broadcast: the channel first. */
+  if (!r->chan_given) return *reason = "MissingChannelId", 400;
+  if (r->chan_bad) return *reason = "BadChannelId", 400;
+  mchan *m = find(st, r->chan_id);
+  if (m == NULL || m->deleted || (long)m->bundle != b) return *reason = "ChannelNotRegistered", 400;
+
+  if (r->kind == KIND_CHANNELS && method == APNS__MOCK_METHOD_GET) {
+    char text[80];
+    int n = snprintf(text, sizeof text, "{\"message-storage-policy\":%d,\"push-type\":\"LiveActivity\"}", m->storage);
+    return set_body(r, text, (size_t)n) == 0 ? 200 : -1;
+  }
+  if (r->kind == KIND_CHANNELS) { /* DELETE */
+    m->deleted = 1;
+    st->bundles[b].live--;
+    return 204;
+  }
+
+  return broadcast(st, r, m, reason);
 }
 
 #define NV(n, v, vlen)                                                                                               \
