@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The length of every function in lib/, so that a long one is split where a name would explain the part.
+"""The length of every function in lib/ and tools/, so that a long one is split where a name would explain the part.
 
 A function runs from the first line of its definition (the line in column 0 where the return type starts) to its
 closing brace, which clang-format puts alone in column 0; its length is that count of lines, comments and blank
@@ -7,7 +7,7 @@ lines inside included. Declarations, struct and enum bodies and initializers (th
 are not functions. A function over the limit fails the check unless ALLOWED names it with the reason it reads
 better whole.
 
-  check_functions.py SOURCE_DIR                  checks SOURCE_DIR/lib/*.c and SOURCE_DIR/tools/apns-mock/mock_server.c
+  check_functions.py SOURCE_DIR                  checks SOURCE_DIR/lib/*.c and every *.c under SOURCE_DIR/tools/
   check_functions.py SOURCE_DIR --file F ...     checks only the files given (used by the test that proves the check
                                                  catches a long function)
   --limit N                                      the limit (default 80 lines)
@@ -66,7 +66,8 @@ def main(argv):
         files = [os.path.abspath(f) for f in args[2:]]
     else:
         files = sorted(glob.glob(os.path.join(src, "lib", "*.c")))
-        files.append(os.path.join(src, "tools", "apns-mock", "mock_server.c"))
+        tools = sorted(glob.glob(os.path.join(src, "tools", "**", "*.c"), recursive=True))
+        files += tools
     failed = 0
     count = 0
     longest = ("", "", 0)

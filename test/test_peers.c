@@ -2,20 +2,14 @@
  * h2load, the pool (apns-bench), apns-push and aioapns (Debian's python3-aioapns) all report every notification
  * answered 200; and a server that refuses them all makes every client's run fail instead of giving a figure. The
  * Node peers (@parse/node-apn and apns2 from npm) stay out of the suite: CI would have to fetch them. */
+#include "fixture.h"
 #include "harness.h"
 
-#include <errno.h>
 #include <jansson.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define PEERS_PYTHON "/usr/bin/python3" /* Debian's: python3-aioapns is installed for it */
 
@@ -29,14 +23,14 @@ static void need_peers(void) {
     TEST_SKIP("python3-aioapns is not installed (scripts/deps installs it)");
 }
 
-/* Runs the runner with args (NULL-terminated) to its end, its JSON into DIR/peers.json; returns its exit status.
- * Waits on its stdout closing, bounded: killed after limit_s seconds. */
+/* Runs the runner with args (NULL-terminated) to its end, its JSON into DIR/peers.json; returns its exit status
+ * (its output printed when it is not 0). Bounded: killed after limit_s seconds, which fails the test. */
 static int run_peers(const char *const *args, int limit_s, char *json_path, size_t json_len) {
   char runner[512], build[512];
   snprintf(runner, sizeof runner, "%s/bench/peers/run", APNS_SOURCE_DIR);
   snprintf(build, sizeof build, "%s", APNS_BUILD_DIR);
   snprintf(json_path, json_len, "%s/peers.json", test_tmpdir());
-  char *argv[32];
+  const char *argv[32];
   size_t na = 0;
   argv[na++] = PEERS_PYTHON;
   argv[na++] = runner;
@@ -44,45 +38,14 @@ static int run_peers(const char *const *args, int limit_s, char *json_path, size
   argv[na++] = build;
   argv[na++] = "--json";
   argv[na++] = json_path;
-  for (size_t i = 0; args[i] && na < 31; i++) argv[na++] = (char *)args[i];
+  for (size_t i = 0; args[i] && na < 31; i++) argv[na++] = args[i];
   argv[na] = NULL;
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-  posix_spawn_file_actions_addclose(&fa, fds[0]);
-  posix_spawn_file_actions_addclose(&fa, fds[1]);
-  pid_t pid;
-  int rv = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  close(fds[1]);
-  ASSERT_EQ(rv, 0);
-  static char out[1 << 16];
-  size_t got = 0;
-  time_t until = time(NULL) + limit_s;
-  for (;;) {
-    struct pollfd p = {fds[0], POLLIN, 0};
-    if (time(NULL) > until) {
-      kill(pid, SIGKILL);
-      break;
-    }
-    if (poll(&p, 1, 1000) <= 0) continue;
-    char tmp[4096];
-    ssize_t n = read(fds[0], tmp, sizeof tmp);
-    if (n <= 0) break;
-    size_t take = (size_t)n < sizeof out - 1 - got ? (size_t)n : sizeof out - 1 - got;
-    memcpy(out + got, tmp, take);
-    got += take;
-  }
-  close(fds[0]);
-  out[got] = '\0';
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  if (code != 0) fprintf(stderr, "bench/peers/run exited %d:\n%s\n", code, out);
+  fx_child c;
+  memset(&c, 0, sizeof c);
+  c.kill_after_ms = (uint64_t)limit_s * 1000;
+  int code = fx_child_run(&c, argv);
+  if (code != 0) fprintf(stderr, "bench/peers/run exited %d:\n%s%s\n", code, fx_child_out(&c), fx_child_err(&c));
+  fx_child_free(&c);
   return code;
 }
 

@@ -328,19 +328,16 @@ static void errmsg(char *errbuf, size_t errlen, const char *fmt, const char *arg
   if (errbuf != NULL && errlen > 0) snprintf(errbuf, errlen, fmt, arg);
 }
 
-int apns_mock_start(apns_mock **out, uv_loop_t *loop, const apns_mock_options *opts, char *errbuf, size_t errlen) {
-  int rv;
-  struct sockaddr_storage addr;
-  if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
-  if (out == NULL || loop == NULL || opts == NULL) return APNS_EINVAL;
-  *out = NULL;
-  const char *host = opts->host ? opts->host : "127.0.0.1";
+/* The options that cannot work together or cannot be used, each refused with a message naming it; addr is host's
+ * address and port. */
+static int check_options(const apns_mock_options *opts, const char *host, struct sockaddr_storage *addr, char *errbuf,
+                         size_t errlen) {
   if (opts->port < 0 || opts->port > 65535) {
     errmsg(errbuf, errlen, "port out of range%s", "");
     return APNS_EINVAL;
   }
-  if (uv_ip4_addr(host, opts->port, (struct sockaddr_in *)&addr) != 0 &&
-      uv_ip6_addr(host, opts->port, (struct sockaddr_in6 *)&addr) != 0) {
+  if (uv_ip4_addr(host, opts->port, (struct sockaddr_in *)addr) != 0 &&
+      uv_ip6_addr(host, opts->port, (struct sockaddr_in6 *)addr) != 0) {
     errmsg(errbuf, errlen, "not an IP address: %s", host);
     return APNS_EINVAL;
   }
@@ -361,52 +358,114 @@ int apns_mock_start(apns_mock **out, uv_loop_t *loop, const apns_mock_options *o
     errmsg(errbuf, errlen, "%s", "goaway reason longer than 100 bytes");
     return APNS_EINVAL;
   }
+  return 0;
+}
+
+/* m->opts is the caller's options without their pointers, which are either copied (the strings) or kept in the
+ * form the server uses (the TLS config, the verifier, the channel store). */
+static int copy_options(apns_mock *m, const apns_mock_options *opts, const char *host) {
+  m->opts = *opts;
+  m->opts.cert_file = m->opts.cert_pem = m->opts.key_file = m->opts.key_pem = NULL;
+  m->opts.ca_file = m->opts.ca_pem = NULL;
+  m->opts.host = m->opts.bad_prefix = m->opts.unregistered_prefix = m->opts.goaway_reason = NULL;
+  m->opts.token_keys = NULL; /* kept as the verifier */
+  m->opts.num_token_keys = 0;
+  m->opts.broadcast_disabled = NULL; /* the store keeps its copy */
+  if (m->opts.max_streams == 0) m->opts.max_streams = 1000;
+  if (copy_str(&m->opts.host, host) || copy_str(&m->opts.bad_prefix, opts->bad_prefix) ||
+      copy_str(&m->opts.unregistered_prefix, opts->unregistered_prefix) ||
+      copy_str(&m->opts.goaway_reason, opts->goaway_reason ? opts->goaway_reason : "Shutdown"))
+    return APNS_ENOMEM;
+  return 0;
+}
+
+/* The server's certificate (and the CA its clients' certificates must chain to) as a TLS config, if it has one. */
+static int load_tls(apns_mock *m, const apns_mock_options *opts, char *errbuf, size_t errlen) {
+  if (!(opts->cert_file || opts->cert_pem)) return 0;
+  apns__tls_options to;
+  memset(&to, 0, sizeof to);
+  to.server = 1;
+  to.cert_file = opts->cert_pem ? NULL : opts->cert_file;
+  to.cert_pem = opts->cert_pem;
+  to.key_file = opts->key_pem ? NULL : opts->key_file;
+  to.key_pem = opts->key_pem;
+  to.ca_file = opts->ca_pem ? NULL : opts->ca_file;
+  to.ca_pem = opts->ca_pem;
+  return apns__tls_config_new(&m->tls, &to, errbuf, errlen);
+}
+
+/* The token keys as a verifier of the providers' JWTs, if there are any. */
+static int load_token_keys(apns_mock *m, const apns_mock_options *opts, char *errbuf, size_t errlen) {
+  if (opts->num_token_keys == 0) return 0;
+  int rv = apns__jwt_verifier_new(&m->jwt);
+  for (size_t i = 0; rv == 0 && i < opts->num_token_keys; i++) {
+    const apns_mock_token_key *k = &opts->token_keys[i];
+    const char *pem = k->pem, *file = pem ? NULL : k->file;
+    rv = apns__jwt_verifier_add(m->jwt, k->key_id, file, pem, pem ? strlen(pem) + 1 : 0, errbuf, errlen);
+  }
+  return rv;
+}
+
+static int sockaddr_port(const struct sockaddr_storage *addr) {
+  return addr->ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)addr)->sin6_port)
+                                     : ntohs(((const struct sockaddr_in *)addr)->sin_port);
+}
+
+/* Binds l (initialized) to addr and listens; addr is then the address bound, with the port the kernel chose for 0. */
+static int listen_on(uv_tcp_t *l, struct sockaddr_storage *addr) {
+  int rv = uv_tcp_bind(l, (const struct sockaddr *)addr, 0);
+  if (rv == 0) rv = uv_listen((uv_stream_t *)l, 511, on_connection);
+  if (rv == 0) {
+    int alen = sizeof *addr;
+    rv = uv_tcp_getsockname(l, (struct sockaddr *)addr, &alen);
+  }
+  return rv;
+}
+
+/* Channel management on a listener of its own, as Apple's api-manage-broadcast hosts; addr is the main listener's
+ * address. */
+static int listen_for_management(apns_mock *m, struct sockaddr_storage *addr) {
+  uint16_t want = (uint16_t)m->opts.manage_port;
+  if (addr->ss_family == AF_INET6)
+    ((struct sockaddr_in6 *)addr)->sin6_port = htons(want);
+  else
+    ((struct sockaddr_in *)addr)->sin_port = htons(want);
+  uv_tcp_init(m->loop, &m->manage_listener);
+  m->manage_listener.data = m;
+  m->split = 1;
+  m->handles++;
+  int rv = listen_on(&m->manage_listener, addr);
+  if (rv == 0) m->manage_port = sockaddr_port(addr);
+  return rv;
+}
+
+int apns_mock_start(apns_mock **out, uv_loop_t *loop, const apns_mock_options *opts, char *errbuf, size_t errlen) {
+  int rv;
+  struct sockaddr_storage addr;
+  if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
+  if (out == NULL || loop == NULL || opts == NULL) return APNS_EINVAL;
+  *out = NULL;
+  const char *host = opts->host ? opts->host : "127.0.0.1";
+  rv = check_options(opts, host, &addr, errbuf, errlen);
+  if (rv != 0) return rv;
 
   apns_mock *m = apns__calloc(1, sizeof *m);
   if (m == NULL) return APNS_ENOMEM;
   apns__list_init(&m->conns);
   apns__list_init(&m->dirty);
   m->loop = loop;
-  m->opts = *opts;
-  m->opts.cert_file = m->opts.cert_pem = m->opts.key_file = m->opts.key_pem = NULL;
-  m->opts.ca_file = m->opts.ca_pem = NULL;
-  m->opts.host = m->opts.bad_prefix = m->opts.unregistered_prefix = m->opts.goaway_reason = NULL;
-  m->opts.token_keys = NULL; /* kept as the verifier below */
-  m->opts.num_token_keys = 0;
-  if (m->opts.max_streams == 0) m->opts.max_streams = 1000;
-  if (copy_str(&m->opts.host, host) || copy_str(&m->opts.bad_prefix, opts->bad_prefix) ||
-      copy_str(&m->opts.unregistered_prefix, opts->unregistered_prefix) ||
-      copy_str(&m->opts.goaway_reason, opts->goaway_reason ? opts->goaway_reason : "Shutdown")) {
-    rv = APNS_ENOMEM;
-    goto fail;
+  rv = copy_options(m, opts, host);
+  if (rv == 0) rv = load_tls(m, opts, errbuf, errlen);
+  if (rv == 0) rv = load_token_keys(m, opts, errbuf, errlen);
+  if (rv == 0) {
+    uv_random(NULL, NULL, &m->seed, sizeof m->seed, 0, NULL);
+    rv = apns__mock_channels_new(&m->channels, opts, m->seed ^ 0x5bd1e995u);
   }
-  if (has_cert) {
-    apns__tls_options to;
-    memset(&to, 0, sizeof to);
-    to.server = 1;
-    to.cert_file = opts->cert_pem ? NULL : opts->cert_file;
-    to.cert_pem = opts->cert_pem;
-    to.key_file = opts->key_pem ? NULL : opts->key_file;
-    to.key_pem = opts->key_pem;
-    to.ca_file = opts->ca_pem ? NULL : opts->ca_file;
-    to.ca_pem = opts->ca_pem;
-    rv = apns__tls_config_new(&m->tls, &to, errbuf, errlen);
-    if (rv != 0) goto fail;
+  if (rv != 0) {
+    m->stopping = 1;
+    server_maybe_free(m);
+    return rv;
   }
-  if (opts->num_token_keys > 0) {
-    rv = apns__jwt_verifier_new(&m->jwt);
-    if (rv != 0) goto fail;
-    for (size_t i = 0; i < opts->num_token_keys; i++) {
-      const apns_mock_token_key *k = &opts->token_keys[i];
-      const char *pem = k->pem, *file = pem ? NULL : k->file;
-      rv = apns__jwt_verifier_add(m->jwt, k->key_id, file, pem, pem ? strlen(pem) + 1 : 0, errbuf, errlen);
-      if (rv != 0) goto fail;
-    }
-  }
-  uv_random(NULL, NULL, &m->seed, sizeof m->seed, 0, NULL);
-  m->opts.broadcast_disabled = NULL; /* the store keeps its copy */
-  rv = apns__mock_channels_new(&m->channels, opts, m->seed ^ 0x5bd1e995u);
-  if (rv != 0) goto fail;
 
   /* From here on handles exist: failures close them on the loop. */
   uv_tcp_init(loop, &m->listener);
@@ -416,51 +475,23 @@ int apns_mock_start(apns_mock **out, uv_loop_t *loop, const apns_mock_options *o
   m->handles = 3;
   uv_check_start(&m->check, on_check);
   uv_unref((uv_handle_t *)&m->check);
-  rv = uv_tcp_bind(&m->listener, (const struct sockaddr *)&addr, 0);
-  if (rv == 0) rv = uv_listen((uv_stream_t *)&m->listener, 511, on_connection);
-  if (rv == 0) {
-    int alen = sizeof addr;
-    rv = uv_tcp_getsockname(&m->listener, (struct sockaddr *)&addr, &alen);
-  }
+  rv = listen_on(&m->listener, &addr);
   if (rv != 0) {
     errmsg(errbuf, errlen, "listen: %s", uv_strerror(rv));
     apns_mock_stop(m, NULL, NULL);
     return rv;
   }
-  m->port = addr.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&addr)->sin6_port)
-                                       : ntohs(((struct sockaddr_in *)&addr)->sin_port);
+  m->port = sockaddr_port(&addr);
   if (opts->split_management) {
-    /* Channel management on a listener of its own, as Apple's api-manage-broadcast hosts. */
-    uint16_t want = (uint16_t)opts->manage_port;
-    if (addr.ss_family == AF_INET6)
-      ((struct sockaddr_in6 *)&addr)->sin6_port = htons(want);
-    else
-      ((struct sockaddr_in *)&addr)->sin_port = htons(want);
-    uv_tcp_init(loop, &m->manage_listener);
-    m->manage_listener.data = m;
-    m->split = 1;
-    m->handles++;
-    rv = uv_tcp_bind(&m->manage_listener, (const struct sockaddr *)&addr, 0);
-    if (rv == 0) rv = uv_listen((uv_stream_t *)&m->manage_listener, 511, on_connection);
-    if (rv == 0) {
-      int alen = sizeof addr;
-      rv = uv_tcp_getsockname(&m->manage_listener, (struct sockaddr *)&addr, &alen);
-    }
+    rv = listen_for_management(m, &addr);
     if (rv != 0) {
       errmsg(errbuf, errlen, "listen (management): %s", uv_strerror(rv));
       apns_mock_stop(m, NULL, NULL);
       return rv;
     }
-    m->manage_port = addr.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&addr)->sin6_port)
-                                                : ntohs(((struct sockaddr_in *)&addr)->sin_port);
   }
   *out = m;
   return 0;
-
-fail:
-  m->stopping = 1;
-  server_maybe_free(m);
-  return rv;
 }
 
 int apns_mock_port(const apns_mock *m) {

@@ -340,157 +340,175 @@ static int self_signed(const char *dir, const char *topic, apns__certgen_result 
   return 0;
 }
 
-int main(int argc, char **argv) {
+/* What the command line asks for: the server's options, and how --self-signed is to fill in their credentials. */
+typedef struct {
   apns_mock_options o;
-  apns_mock_options_init(&o);
-  const char *self_dir = NULL, *topic = "com.example.app", *token_key_id = "ABC123DEFG";
-  int no_client_auth = 0, no_tls = 0, no_token_auth = 0, c;
-  apns_mock_token_key keys[MAX_TOKEN_KEYS + 1];
-  size_t nkeys = 0;
-  char *listen_spec = NULL;
-  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-    switch (c) {
-    case OPT_LISTEN:
-      listen_spec = optarg;
-      break;
-    case OPT_CERT:
-      o.cert_file = optarg;
-      break;
-    case OPT_KEY:
-      o.key_file = optarg;
-      break;
-    case OPT_CA:
-      o.ca_file = optarg;
-      break;
-    case OPT_SELF_SIGNED:
-      self_dir = optarg;
-      break;
-    case OPT_TOPIC:
-      topic = optarg;
-      break;
-    case OPT_NO_CLIENT_AUTH:
-      no_client_auth = 1;
-      break;
-    case OPT_NO_TLS:
-      no_tls = 1;
-      break;
-    case OPT_BAD_PREFIX:
-      o.bad_prefix = optarg;
-      break;
-    case OPT_UNREG_PREFIX:
-      o.unregistered_prefix = optarg;
-      break;
-    case OPT_DELAY:
-      if (parse_u32(optarg, &o.delay_ms, "--delay-ms") != 0) return 2;
-      break;
-    case OPT_MAX_STREAMS:
-      if (parse_u32(optarg, &o.max_streams, "--max-streams") != 0 || o.max_streams == 0) return 2;
-      o.streams_after = 0;
-      break;
-    case OPT_STREAMS: {
-      char *comma = strchr(optarg, ',');
-      if (comma == NULL) {
-        fprintf(stderr, "apns-mock: --streams wants A,B\n");
-        return 2;
-      }
-      *comma = '\0';
-      if (parse_u32(optarg, &o.max_streams, "--streams") != 0 ||
-          parse_u32(comma + 1, &o.streams_after, "--streams") != 0 || o.max_streams == 0 || o.streams_after == 0)
-        return 2;
-      break;
-    }
-    case OPT_GOAWAY_AFTER:
-      if (parse_u32(optarg, &o.goaway_after, "--goaway-after") != 0) return 2;
-      break;
-    case OPT_GOAWAY_REASON:
-      o.goaway_reason = optarg;
-      break;
-    case OPT_DROP_AFTER:
-      if (parse_u32(optarg, &o.drop_after, "--drop-after") != 0) return 2;
-      break;
-    case OPT_PAUSE:
-      o.paused = 1;
-      break;
-    case OPT_TOKEN_KEY: {
-      char *eq = strchr(optarg, '=');
-      if (eq == NULL || eq == optarg || eq[1] == '\0') {
-        fprintf(stderr, "apns-mock: --token-key wants KEYID=FILE, got %s\n", optarg);
-        return 2;
-      }
-      if (nkeys == MAX_TOKEN_KEYS) {
-        fprintf(stderr, "apns-mock: at most %d --token-key\n", MAX_TOKEN_KEYS);
-        return 2;
-      }
-      *eq = '\0';
-      keys[nkeys++] = (apns_mock_token_key){.key_id = optarg, .file = eq + 1};
-      break;
-    }
-    case OPT_TOKEN_KEY_ID:
-      token_key_id = optarg;
-      break;
-    case OPT_NO_TOKEN_AUTH:
-      no_token_auth = 1;
-      break;
-    case OPT_MAX_CHANNELS:
-      if (parse_u32(optarg, &o.max_channels, "--max-channels") != 0 || o.max_channels == 0) return 2;
-      break;
-    case OPT_BROADCAST_DISABLED:
-      o.broadcast_disabled = optarg;
-      break;
-    case OPT_SPLIT_MANAGEMENT: {
-      uint32_t p;
-      if (parse_u32(optarg, &p, "--split-management") != 0 || p > 65535) return 2;
-      o.split_management = 1;
-      o.manage_port = (int)p;
-      break;
-    }
-    case OPT_CHAOS: {
-      char cerr[160];
-      if (apns_mock_chaos_parse(&o.chaos, optarg, cerr, sizeof cerr) != 0) {
-        fprintf(stderr, "apns-mock: %s\n", cerr);
-        return 2;
-      }
-      break;
-    }
-    case 'h':
-    case OPT_HELP:
-      fputs(usage, stdout);
-      return 0;
-    default:
-      fputs(usage, stderr);
+  const char *self_dir, *topic, *token_key_id;
+  int no_client_auth, no_tls, no_token_auth;
+  apns_mock_token_key keys[MAX_TOKEN_KEYS + 1]; /* one more for --self-signed's */
+  size_t nkeys;
+  char *listen_spec;
+} cli;
+
+/* --streams A,B. */
+static int parse_streams(char *arg, apns_mock_options *o) {
+  char *comma = strchr(arg, ',');
+  if (comma == NULL) {
+    fprintf(stderr, "apns-mock: --streams wants A,B\n");
+    return 2;
+  }
+  *comma = '\0';
+  if (parse_u32(arg, &o->max_streams, "--streams") != 0 ||
+      parse_u32(comma + 1, &o->streams_after, "--streams") != 0 || o->max_streams == 0 || o->streams_after == 0)
+    return 2;
+  return 0;
+}
+
+/* --token-key KEYID=FILE. */
+static int parse_token_key(char *arg, cli *c) {
+  char *eq = strchr(arg, '=');
+  if (eq == NULL || eq == arg || eq[1] == '\0') {
+    fprintf(stderr, "apns-mock: --token-key wants KEYID=FILE, got %s\n", arg);
+    return 2;
+  }
+  if (c->nkeys == MAX_TOKEN_KEYS) {
+    fprintf(stderr, "apns-mock: at most %d --token-key\n", MAX_TOKEN_KEYS);
+    return 2;
+  }
+  *eq = '\0';
+  c->keys[c->nkeys++] = (apns_mock_token_key){.key_id = arg, .file = eq + 1};
+  return 0;
+}
+
+/* The options that shape the server's answers (rather than its address and credentials): 0, 2 for a bad value, or
+ * -1 when opt is none of them. */
+static int parse_answer_option(int opt, char *arg, apns_mock_options *o) {
+  switch (opt) {
+  case OPT_BAD_PREFIX:
+    o->bad_prefix = arg;
+    return 0;
+  case OPT_UNREG_PREFIX:
+    o->unregistered_prefix = arg;
+    return 0;
+  case OPT_DELAY:
+    return parse_u32(arg, &o->delay_ms, "--delay-ms") != 0 ? 2 : 0;
+  case OPT_MAX_STREAMS:
+    if (parse_u32(arg, &o->max_streams, "--max-streams") != 0 || o->max_streams == 0) return 2;
+    o->streams_after = 0;
+    return 0;
+  case OPT_STREAMS:
+    return parse_streams(arg, o);
+  case OPT_GOAWAY_AFTER:
+    return parse_u32(arg, &o->goaway_after, "--goaway-after") != 0 ? 2 : 0;
+  case OPT_GOAWAY_REASON:
+    o->goaway_reason = arg;
+    return 0;
+  case OPT_DROP_AFTER:
+    return parse_u32(arg, &o->drop_after, "--drop-after") != 0 ? 2 : 0;
+  case OPT_PAUSE:
+    o->paused = 1;
+    return 0;
+  case OPT_MAX_CHANNELS:
+    return parse_u32(arg, &o->max_channels, "--max-channels") != 0 || o->max_channels == 0 ? 2 : 0;
+  case OPT_BROADCAST_DISABLED:
+    o->broadcast_disabled = arg;
+    return 0;
+  case OPT_SPLIT_MANAGEMENT: {
+    uint32_t p;
+    if (parse_u32(arg, &p, "--split-management") != 0 || p > 65535) return 2;
+    o->split_management = 1;
+    o->manage_port = (int)p;
+    return 0;
+  }
+  case OPT_CHAOS: {
+    char cerr[160];
+    if (apns_mock_chaos_parse(&o->chaos, arg, cerr, sizeof cerr) != 0) {
+      fprintf(stderr, "apns-mock: %s\n", cerr);
       return 2;
     }
+    return 0;
+  }
+  default:
+    return -1;
+  }
+}
+
+/* The address and credentials options, and those of --self-signed: 0, 2 for a bad value, or -1 when opt is none of
+ * them. */
+static int parse_server_option(int opt, char *arg, cli *c) {
+  switch (opt) {
+  case OPT_LISTEN:
+    c->listen_spec = arg;
+    return 0;
+  case OPT_CERT:
+    c->o.cert_file = arg;
+    return 0;
+  case OPT_KEY:
+    c->o.key_file = arg;
+    return 0;
+  case OPT_CA:
+    c->o.ca_file = arg;
+    return 0;
+  case OPT_NO_TLS:
+    c->no_tls = 1;
+    return 0;
+  case OPT_TOKEN_KEY:
+    return parse_token_key(arg, c);
+  case OPT_SELF_SIGNED:
+    c->self_dir = arg;
+    return 0;
+  case OPT_TOPIC:
+    c->topic = arg;
+    return 0;
+  case OPT_NO_CLIENT_AUTH:
+    c->no_client_auth = 1;
+    return 0;
+  case OPT_TOKEN_KEY_ID:
+    c->token_key_id = arg;
+    return 0;
+  case OPT_NO_TOKEN_AUTH:
+    c->no_token_auth = 1;
+    return 0;
+  default:
+    return -1;
+  }
+}
+
+/* Fills c from the command line: -1 to go on and serve, or the status to exit with (0 after --help, 2 for a usage
+ * error, printed). */
+static int parse_args(int argc, char **argv, cli *c) {
+  int opt, rv;
+  while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    if (opt == 'h' || opt == OPT_HELP) {
+      fputs(usage, stdout);
+      return 0;
+    }
+    if ((rv = parse_server_option(opt, optarg, c)) == -1) rv = parse_answer_option(opt, optarg, &c->o);
+    if (rv == -1) fputs(usage, stderr);
+    if (rv != 0) return 2;
   }
   if (optind < argc) {
     fprintf(stderr, "apns-mock: unexpected argument %s\n", argv[optind]);
     return 2;
   }
-  if (listen_spec != NULL && parse_listen(listen_spec, &o) != 0) return 2;
-  if (self_dir != NULL && (o.cert_file || o.key_file || o.ca_file || no_tls)) {
+  if (c->listen_spec != NULL && parse_listen(c->listen_spec, &c->o) != 0) return 2;
+  if (c->self_dir != NULL && (c->o.cert_file || c->o.key_file || c->o.ca_file || c->no_tls)) {
     fprintf(stderr, "apns-mock: --self-signed goes with neither --cert, --key, --ca nor --no-tls\n");
     return 2;
   }
-  if (self_dir == NULL && !no_tls && o.cert_file == NULL) {
+  if (c->self_dir == NULL && !c->no_tls && c->o.cert_file == NULL) {
     fprintf(stderr, "apns-mock: give --cert and --key, --self-signed DIR, or --no-tls\n");
     return 2;
   }
-  if (no_tls && (o.cert_file || o.key_file || o.ca_file)) {
+  if (c->no_tls && (c->o.cert_file || c->o.key_file || c->o.ca_file)) {
     fprintf(stderr, "apns-mock: --no-tls goes with neither --cert, --key nor --ca\n");
     return 2;
   }
+  return -1;
+}
 
-  apns__certgen_result certs;
-  memset(&certs, 0, sizeof certs);
-  if (self_dir != NULL) {
-    if (self_signed(self_dir, topic, &certs) != 0) return 1;
-    o.cert_pem = certs.server_cert;
-    o.key_pem = certs.server_key;
-    if (!no_client_auth) o.ca_pem = certs.ca_cert;
-    if (!no_token_auth) keys[nkeys++] = (apns_mock_token_key){.key_id = token_key_id, .pem = certs.token_key};
-  }
-  o.token_keys = keys;
-  o.num_token_keys = nkeys;
-
+/* Runs the server with o until a signal stops it: the exit status. */
+static int serve(const apns_mock_options *o, apns__certgen_result *certs) {
   /* A client that goes away mid-write must cost an EPIPE, not the process. */
   signal(SIGPIPE, SIG_IGN);
   uv_loop_t loop;
@@ -498,8 +516,8 @@ int main(int argc, char **argv) {
   app a;
   memset(&a, 0, sizeof a);
   char err[512] = "";
-  int rv = apns_mock_start(&a.mock, &loop, &o, err, sizeof err);
-  apns__certgen_free(&certs); /* the TLS config has its own copy of the keys */
+  int rv = apns_mock_start(&a.mock, &loop, o, err, sizeof err);
+  apns__certgen_free(certs); /* the TLS config has its own copy of the keys */
   if (rv != 0) {
     fprintf(stderr, "apns-mock: %s%s%s\n", apns_strerror(rv), *err ? ": " : "", err);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -512,11 +530,11 @@ int main(int argc, char **argv) {
     a.sig[i].data = &a;
     uv_signal_start(&a.sig[i], on_signal, signums[i]);
   }
-  if (o.chaos.enabled) /* before the port line, so a reader that sees the port has the seed already */
-    fprintf(stderr, "apns-mock: chaos seed %llu (replay: --chaos %llu)\n", (unsigned long long)o.chaos.seed,
-            (unsigned long long)o.chaos.seed);
+  if (o->chaos.enabled) /* before the port line, so a reader that sees the port has the seed already */
+    fprintf(stderr, "apns-mock: chaos seed %llu (replay: --chaos %llu)\n", (unsigned long long)o->chaos.seed,
+            (unsigned long long)o->chaos.seed);
   printf("%d\n", apns_mock_port(a.mock));
-  if (o.split_management) printf("%d\n", apns_mock_manage_port(a.mock));
+  if (o->split_management) printf("%d\n", apns_mock_manage_port(a.mock));
   fflush(stdout);
 
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -526,4 +544,27 @@ int main(int argc, char **argv) {
     return 1;
   }
   return 0;
+}
+
+int main(int argc, char **argv) {
+  cli c;
+  memset(&c, 0, sizeof c);
+  apns_mock_options_init(&c.o);
+  c.topic = "com.example.app";
+  c.token_key_id = "ABC123DEFG";
+  int rv = parse_args(argc, argv, &c);
+  if (rv != -1) return rv;
+
+  apns__certgen_result certs;
+  memset(&certs, 0, sizeof certs);
+  if (c.self_dir != NULL) {
+    if (self_signed(c.self_dir, c.topic, &certs) != 0) return 1;
+    c.o.cert_pem = certs.server_cert;
+    c.o.key_pem = certs.server_key;
+    if (!c.no_client_auth) c.o.ca_pem = certs.ca_cert;
+    if (!c.no_token_auth) c.keys[c.nkeys++] = (apns_mock_token_key){.key_id = c.token_key_id, .pem = certs.token_key};
+  }
+  c.o.token_keys = c.keys;
+  c.o.num_token_keys = c.nkeys;
+  return serve(&c.o, &certs);
 }

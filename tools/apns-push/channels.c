@@ -163,6 +163,31 @@ static const char *bundle_of(const char *topic, char *buf, size_t cap) {
   return buf;
 }
 
+/* --dry-run: the request that would be sent, on stdout. */
+static int channel_dry_run(const apns_channel_request *req) {
+  char text[2048];
+  size_t k = push_dry_run_request(text, sizeof text, req->method, req->path, req->headers, req->num_headers, "body",
+                                  req->body_len ? req->body : NULL, req->body_len);
+  if (k >= sizeof text || write_all(text, k) != 0) return PUSH_EXIT_FAILED;
+  return PUSH_EXIT_OK;
+}
+
+/* The one request of `apns-push channel OP`, answered in on_channel. */
+static int channel_submit(apns_channels *ch, const push_opts *o) {
+  apns_channel_request_options ro = APNS_CHANNEL_REQUEST_OPTIONS_INIT;
+  ro.request_id = o->request_id;
+  switch (o->channel_op) {
+  case APNS_CHANNEL_CREATE:
+    return apns_channels_create(ch, o->storage, &ro, on_channel, NULL);
+  case APNS_CHANNEL_READ:
+    return apns_channels_read(ch, o->channel_op_id, &ro, on_channel, NULL);
+  case APNS_CHANNEL_DELETE:
+    return apns_channels_delete(ch, o->channel_op_id, &ro, on_channel, NULL);
+  default:
+    return apns_channels_list(ch, &ro, on_channel, NULL);
+  }
+}
+
 int push_channel_main(const push_opts *o, int fd) {
   apns_channel_request req;
   out_fd = fd;
@@ -179,13 +204,7 @@ int push_channel_main(const push_opts *o, int fd) {
     push_err("channel %s: %s", apns_channel_op_string(o->channel_op), apns_strerror(rv));
     return PUSH_EXIT_USAGE;
   }
-  if (o->dry_run) {
-    char text[2048];
-    size_t k = push_dry_run_request(text, sizeof text, req.method, req.path, req.headers, req.num_headers, "body",
-                                    req.body_len ? req.body : NULL, req.body_len);
-    if (k >= sizeof text || write_all(text, k) != 0) return PUSH_EXIT_FAILED;
-    return PUSH_EXIT_OK;
-  }
+  if (o->dry_run) return channel_dry_run(&req);
 
   uv_loop_t loop;
   if (uv_loop_init(&loop) != 0) {
@@ -218,22 +237,7 @@ int push_channel_main(const push_opts *o, int fd) {
     return PUSH_EXIT_USAGE;
   }
   if (o->insecure) push_err("warning: --insecure: the server's certificate is not verified");
-  apns_channel_request_options ro = APNS_CHANNEL_REQUEST_OPTIONS_INIT;
-  ro.request_id = o->request_id;
-  switch (o->channel_op) {
-  case APNS_CHANNEL_CREATE:
-    rv = apns_channels_create(ch, o->storage, &ro, on_channel, NULL);
-    break;
-  case APNS_CHANNEL_READ:
-    rv = apns_channels_read(ch, o->channel_op_id, &ro, on_channel, NULL);
-    break;
-  case APNS_CHANNEL_DELETE:
-    rv = apns_channels_delete(ch, o->channel_op_id, &ro, on_channel, NULL);
-    break;
-  default:
-    rv = apns_channels_list(ch, &ro, on_channel, NULL);
-    break;
-  }
+  rv = channel_submit(ch, o);
   if (rv < 0) {
     push_err("channel %s: %s", apns_channel_op_string(o->channel_op), apns_strerror(rv));
     apns_channels_close(ch, 0, on_channels_closed);

@@ -158,55 +158,39 @@ static int payload_err(int rv) {
   return rv == APNS_EBADJSON || rv == APNS_EBADUTF8 || rv == APNS_EPAYLOADEMPTY || rv == APNS_EPAYLOADTOOLARGE;
 }
 
-/* Sends (or, with --dry-run, prints) one notification: the payload of line bl when it has one, else n. What the
- * client's send does, through the pool: the same checks and headers (apns_build_send_request), the payload's
- * bytes as the line has them, already checked by the scan. Returns PUSH_LINE_*. */
-static int submit(app *a, uint64_t lineno, const char *token, apns_notification *n, const bulk_line *bl,
-                  const apns_send_options *so) {
-  char why[256];
-  apns_send_request local, *sr = &local;
-  const char *body = NULL;
-  size_t len = 0, tlen = strlen(token);
-  int rv = 0, from_line = bl && bl->payload;
-  int background = from_line ? bl->payload_background : apns_notification_is_background(n);
-  if (from_line) {
-    body = bl->payload;
-    len = bl->payload_len;
-    if (!bl->payload_checked) { /* a case the scan leaves to the library */
-      apns_notification *raw;
-      rv = apns_notification_new_raw(&raw, body, len);
-      if (rv == 0) background = apns_notification_is_background(raw);
-      if (rv == 0) apns_notification_free(raw);
-    }
-  }
-  /* A line with none of its own options gets the headers of the previous such line: only the path differs (the
-   * token was checked by the scan with the rule the send uses). Building them is a good part of a line's cost. */
+/* The path and headers of a notification to token, in the caller's **sr or, for a line with none of its own
+ * options, in a->sr_cache (*sr then points there), which keeps the headers of the previous such line: only the path
+ * differs (the token was checked by the scan with the rule the send uses). Building them is a good part of a line's
+ * cost. */
+static int send_request(app *a, const char *token, size_t tlen, const bulk_line *bl, int background,
+                        const apns_send_options *so, apns_send_request **sr) {
   int plain = bl && !bl->topic && !bl->collapse_id && !bl->apns_id && !bl->has_push_type && !bl->priority &&
               !bl->has_expiration && tlen <= APNS_DEVICE_TOKEN_MAX;
-  if (rv == 0 && plain && a->sr_cached && a->sr_background == background) {
-    sr = &a->sr_cache;
-    memcpy(sr->path + 10, token, tlen + 1); /* after "/3/device/" */
-  } else if (rv == 0) {
-    if (plain) sr = &a->sr_cache, a->sr_cached = 0;
-    rv = apns_build_send_request(a->o.send.topic, token, so, background, sr, sizeof *sr);
-    if (rv == 0 && plain) a->sr_cached = 1, a->sr_background = background;
+  if (plain && a->sr_cached && a->sr_background == background) {
+    *sr = &a->sr_cache;
+    memcpy((*sr)->path + 10, token, tlen + 1); /* after "/3/device/" */
+    return 0;
   }
-  if (rv == 0 && from_line && len > apns_payload_limit(sr->push_type)) rv = APNS_EPAYLOADTOOLARGE;
-  if (rv == 0 && !from_line) rv = apns_notification_serialize(n, apns_payload_limit(sr->push_type), &body, &len);
-  if (rv < 0) {
-    snprintf(why, sizeof why, "%s%s", from_line && payload_err(rv) ? "payload: " : "", apns_strerror(rv));
-    bad_line(a, lineno, token, rv, why);
-    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
-  }
-  if (a->o.dry_run) {
-    char line[16384], *big = NULL, *p = line;
-    size_t k = push_dry_run_line(line, sizeof line, sr, body, len);
-    if (k >= sizeof line && (p = big = malloc(k + 1)) != NULL) push_dry_run_line(big, k + 1, sr, body, len);
-    if (p) push_report_write(a->rep, p, k);
-    free(big);
-    a->requests++;
-    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
-  }
+  if (plain) *sr = &a->sr_cache, a->sr_cached = 0;
+  int rv = apns_build_send_request(a->o.send.topic, token, so, background, *sr, sizeof **sr);
+  if (rv == 0 && plain) a->sr_cached = 1, a->sr_background = background;
+  return rv;
+}
+
+/* --dry-run: the request as a result line, counted as sent. */
+static void print_dry_run(app *a, const apns_send_request *sr, const char *body, size_t len) {
+  char line[16384], *big = NULL, *p = line;
+  size_t k = push_dry_run_line(line, sizeof line, sr, body, len);
+  if (k >= sizeof line && (p = big = malloc(k + 1)) != NULL) push_dry_run_line(big, k + 1, sr, body, len);
+  if (p) push_report_write(a->rep, p, k);
+  free(big);
+  a->requests++;
+}
+
+/* Posts one notification on the pool, its result reported in on_response. Returns PUSH_LINE_*. */
+static int post(app *a, uint64_t lineno, const char *token, size_t tlen, const apns_send_request *sr,
+                const char *body, size_t len, const apns_send_options *so) {
+  char why[256];
   pending *p = tlen <= APNS_DEVICE_TOKEN_MAX ? pending_get(a, tlen) : NULL;
   if (p == NULL) {
     bad_line(a, lineno, token, APNS_ENOMEM, "out of memory");
@@ -224,7 +208,7 @@ static int submit(app *a, uint64_t lineno, const char *token, apns_notification 
   req.body = body;
   req.body_len = len;
   req.timeout_ms = so->timeout_ms ? so->timeout_ms : a->o.timeout_ms;
-  rv = apns_pool_post(apns_client_pool(a->client), &req, on_response, p);
+  int rv = apns_pool_post(apns_client_pool(a->client), &req, on_response, p);
   if (rv == 0) {
     a->outstanding++;
     return PUSH_LINE_DONE;
@@ -246,6 +230,42 @@ static int submit(app *a, uint64_t lineno, const char *token, apns_notification 
   snprintf(why, sizeof why, "%s", apns_strerror(rv));
   bad_line(a, lineno, token, rv, why);
   return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
+}
+
+/* Sends (or, with --dry-run, prints) one notification: the payload of line bl when it has one, else n. What the
+ * client's send does, through the pool: the same checks and headers (apns_build_send_request), the payload's
+ * bytes as the line has them, already checked by the scan. Returns PUSH_LINE_*. */
+static int submit(app *a, uint64_t lineno, const char *token, apns_notification *n, const bulk_line *bl,
+                  const apns_send_options *so) {
+  char why[256];
+  apns_send_request local, *sr = &local;
+  const char *body = NULL;
+  size_t len = 0, tlen = strlen(token);
+  int rv = 0, from_line = bl && bl->payload;
+  int background = from_line ? bl->payload_background : apns_notification_is_background(n);
+  if (from_line) {
+    body = bl->payload;
+    len = bl->payload_len;
+    if (!bl->payload_checked) { /* a case the scan leaves to the library */
+      apns_notification *raw;
+      rv = apns_notification_new_raw(&raw, body, len);
+      if (rv == 0) background = apns_notification_is_background(raw);
+      if (rv == 0) apns_notification_free(raw);
+    }
+  }
+  if (rv == 0) rv = send_request(a, token, tlen, bl, background, so, &sr);
+  if (rv == 0 && from_line && len > apns_payload_limit(sr->push_type)) rv = APNS_EPAYLOADTOOLARGE;
+  if (rv == 0 && !from_line) rv = apns_notification_serialize(n, apns_payload_limit(sr->push_type), &body, &len);
+  if (rv < 0) {
+    snprintf(why, sizeof why, "%s%s", from_line && payload_err(rv) ? "payload: " : "", apns_strerror(rv));
+    bad_line(a, lineno, token, rv, why);
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
+  }
+  if (a->o.dry_run) {
+    print_dry_run(a, sr, body, len);
+    return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
+  }
+  return post(a, lineno, token, tlen, sr, body, len, so);
 }
 
 /* A bulk line with "channel": a broadcast (apns_client_broadcast_json), the same checks and dry run as --channel.

@@ -1049,6 +1049,76 @@ static int open_client(relay *r) {
   return 0;
 }
 
+/* One shard a --stream: its result, dead-letter and dead-token streams named after it (so that a hash tag keeps
+ * them in its slot), the tag its derived apns-ids carry, and its connections' names for the logs. */
+static int shards_new(relay *r) {
+  r->n_shards = r->o.n_streams;
+  r->shards = calloc(r->n_shards, sizeof *r->shards);
+  if (!r->shards) return -1;
+  for (unsigned i = 0; i < r->n_shards; i++) {
+    shard *s = &r->shards[i];
+    s->r = r;
+    s->stream = r->o.streams[i];
+    snprintf(s->results_buf, sizeof s->results_buf, "%s:results", s->stream);
+    snprintf(s->dead_letter_buf, sizeof s->dead_letter_buf, "%s:dead-letter", s->stream);
+    snprintf(s->dead_tokens_buf, sizeof s->dead_tokens_buf, "%s:dead-tokens", s->stream);
+    s->results = r->o.results ? r->o.results : s->results_buf;
+    s->dead_letter = r->o.dead_letter ? r->o.dead_letter : s->dead_letter_buf;
+    s->dead_tokens = r->o.dead_tokens ? r->o.dead_tokens : s->dead_tokens_buf;
+    unsigned char h[32];
+    sha256(s->stream, strlen(s->stream), "", 0, h);
+    memcpy(s->id_tag, h, sizeof s->id_tag);
+    snprintf(s->history_id, sizeof s->history_id, "0");
+    snprintf(s->claim_cursor, sizeof s->claim_cursor, "0-0");
+    s->history = 1;
+    /* One stream: the names the logs always had. */
+    snprintf(s->reader_name, sizeof s->reader_name, r->n_shards == 1 ? "reader" : "reader %s", s->stream);
+    snprintf(s->writer_name, sizeof s->writer_name, r->n_shards == 1 ? "writer" : "writer %s", s->stream);
+  }
+  return 0;
+}
+
+/* The "starting" line: the consumer and the streams, as JSON. */
+static void log_starting(const relay *r) {
+  char extra[1200];
+  size_t n = (size_t)snprintf(extra, sizeof extra, ",\"consumer\":");
+  n += bulk_json_string(extra + n, sizeof extra - n, r->o.consumer, strlen(r->o.consumer));
+  if (n < sizeof extra) n += (size_t)snprintf(extra + n, sizeof extra - n, ",\"streams\":[");
+  for (unsigned i = 0; i < r->n_shards && n < sizeof extra; i++) {
+    if (i) extra[n++] = ',';
+    if (n < sizeof extra)
+      n += bulk_json_string(extra + n, sizeof extra - n, r->shards[i].stream, strlen(r->shards[i].stream));
+  }
+  if (n < sizeof extra) extra[n++] = ']';
+  if (n < sizeof extra) extra[n] = '\0';
+  relay_log("info", n < sizeof extra ? extra : NULL, "starting");
+}
+
+/* The relay's own handles (claim, drain and kick timers, SIGTERM and SIGINT) and each shard's two Redis
+ * connections, set up; the claim timer runs at a quarter of the claim idle time, within bounds. */
+static void handles_start(relay *r) {
+  uv_timer_init(&r->loop, &r->claim_timer);
+  uv_timer_init(&r->loop, &r->drain_timer);
+  uv_timer_init(&r->loop, &r->kick);
+  uv_signal_init(&r->loop, &r->sigterm);
+  uv_signal_init(&r->loop, &r->sigint);
+  r->claim_timer.data = r->drain_timer.data = r->kick.data = r->sigterm.data = r->sigint.data = r;
+  r->handles_open = 5 + 1 + 2 * (int)r->n_shards;
+  for (unsigned i = 0; i < r->n_shards; i++) {
+    shard *s = &r->shards[i];
+    rconn_init(&s->reader, &r->loop, &r->url, s->reader_name, s);
+    rconn_init(&s->writer, &r->loop, &r->url, s->writer_name, s);
+    s->reader.on_closed = s->writer.on_closed = on_rconn_closed;
+  }
+  uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+  uv_signal_start(&r->sigint, on_signal, SIGINT);
+  r->kick.timer_cb = on_kick;
+  uint64_t period = r->o.claim_idle_ms / 4;
+  if (period > CLAIM_PERIOD_MS * 4) period = CLAIM_PERIOD_MS * 4;
+  if (period < CLAIM_PERIOD_MS / 5) period = CLAIM_PERIOD_MS / 5;
+  uv_timer_start(&r->claim_timer, on_claim_timer, period, period);
+}
+
 int main(int argc, char **argv) {
   static relay r;
   char why[300];
@@ -1058,6 +1128,7 @@ int main(int argc, char **argv) {
   if (rc != 0) return rc;
   if (redis_url_parse(r.o.redis_url, &r.url, why, sizeof why) != 0) {
     fprintf(stderr, "apns-relay: --redis %s\n", why);
+    apns_args_free(&r.o.apns);
     return RELAY_EXIT_USAGE;
   }
   srand((unsigned)uv_hrtime() ^ (unsigned)getpid());
@@ -1068,59 +1139,20 @@ int main(int argc, char **argv) {
   r.table = calloc(r.table_cap, sizeof *r.table);
   if (!r.scratch || !r.table || uv_loop_init(&r.loop) != 0) {
     fprintf(stderr, "apns-relay: out of memory\n");
+    apns_args_free(&r.o.apns);
     return RELAY_EXIT_USAGE;
   }
-  r.n_shards = r.o.n_streams;
-  r.shards = calloc(r.n_shards, sizeof *r.shards);
-  if (!r.shards) {
+  if (shards_new(&r) != 0) {
     fprintf(stderr, "apns-relay: out of memory\n");
+    apns_args_free(&r.o.apns);
     return RELAY_EXIT_USAGE;
-  }
-  for (unsigned i = 0; i < r.n_shards; i++) {
-    shard *s = &r.shards[i];
-    s->r = &r;
-    s->stream = r.o.streams[i];
-    snprintf(s->results_buf, sizeof s->results_buf, "%s:results", s->stream);
-    snprintf(s->dead_letter_buf, sizeof s->dead_letter_buf, "%s:dead-letter", s->stream);
-    snprintf(s->dead_tokens_buf, sizeof s->dead_tokens_buf, "%s:dead-tokens", s->stream);
-    s->results = r.o.results ? r.o.results : s->results_buf;
-    s->dead_letter = r.o.dead_letter ? r.o.dead_letter : s->dead_letter_buf;
-    s->dead_tokens = r.o.dead_tokens ? r.o.dead_tokens : s->dead_tokens_buf;
-    unsigned char h[32];
-    sha256(s->stream, strlen(s->stream), "", 0, h);
-    memcpy(s->id_tag, h, sizeof s->id_tag);
-    snprintf(s->history_id, sizeof s->history_id, "0");
-    snprintf(s->claim_cursor, sizeof s->claim_cursor, "0-0");
-    s->history = 1;
-    /* One stream: the names the logs always had. */
-    snprintf(s->reader_name, sizeof s->reader_name, r.n_shards == 1 ? "reader" : "reader %s", s->stream);
-    snprintf(s->writer_name, sizeof s->writer_name, r.n_shards == 1 ? "writer" : "writer %s", s->stream);
   }
   if (open_client(&r) != 0) {
     uv_run(&r.loop, UV_RUN_DEFAULT);
     uv_loop_close(&r.loop);
     return RELAY_EXIT_USAGE;
   }
-  uv_timer_init(&r.loop, &r.claim_timer);
-  uv_timer_init(&r.loop, &r.drain_timer);
-  uv_timer_init(&r.loop, &r.kick);
-  uv_signal_init(&r.loop, &r.sigterm);
-  uv_signal_init(&r.loop, &r.sigint);
-  r.claim_timer.data = r.drain_timer.data = r.kick.data = r.sigterm.data = r.sigint.data = &r;
-  r.handles_open = 5 + 1 + 2 * (int)r.n_shards;
-  for (unsigned i = 0; i < r.n_shards; i++) {
-    shard *s = &r.shards[i];
-    rconn_init(&s->reader, &r.loop, &r.url, s->reader_name, s);
-    rconn_init(&s->writer, &r.loop, &r.url, s->writer_name, s);
-    s->reader.on_closed = s->writer.on_closed = on_rconn_closed;
-  }
-  uv_signal_start(&r.sigterm, on_signal, SIGTERM);
-  uv_signal_start(&r.sigint, on_signal, SIGINT);
-  r.kick.timer_cb = on_kick;
-  uint64_t period = r.o.claim_idle_ms / 4;
-  if (period > CLAIM_PERIOD_MS * 4) period = CLAIM_PERIOD_MS * 4;
-  if (period < CLAIM_PERIOD_MS / 5) period = CLAIM_PERIOD_MS / 5;
-  uv_timer_start(&r.claim_timer, on_claim_timer, period, period);
+  handles_start(&r);
   if (r.o.metrics) {
     r.metrics = relay_metrics_start(&r.loop, r.o.metrics, metrics_text, &r);
     if (r.metrics == NULL) {
@@ -1139,18 +1171,7 @@ int main(int argc, char **argv) {
     s->reader.on_up = on_reader_up;
     s->writer.on_up = on_writer_up;
   }
-  char extra[1200];
-  size_t n = (size_t)snprintf(extra, sizeof extra, ",\"consumer\":");
-  n += bulk_json_string(extra + n, sizeof extra - n, r.o.consumer, strlen(r.o.consumer));
-  if (n < sizeof extra) n += (size_t)snprintf(extra + n, sizeof extra - n, ",\"streams\":[");
-  for (unsigned i = 0; i < r.n_shards && n < sizeof extra; i++) {
-    if (i) extra[n++] = ',';
-    if (n < sizeof extra)
-      n += bulk_json_string(extra + n, sizeof extra - n, r.shards[i].stream, strlen(r.shards[i].stream));
-  }
-  if (n < sizeof extra) extra[n++] = ']';
-  if (n < sizeof extra) extra[n] = '\0';
-  relay_log("info", n < sizeof extra ? extra : NULL, "starting");
+  log_starting(&r);
   for (unsigned i = 0; i < r.n_shards; i++) {
     rconn_start(&r.shards[i].writer);
     rconn_start(&r.shards[i].reader);

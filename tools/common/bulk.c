@@ -380,191 +380,195 @@ static void say(char *why, size_t whylen, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* The first error that is not a syntax error: its code, and its sentence in why. */
-#define SEM(code, ...)                                                                                               \
-  do {                                                                                                               \
-    if (!sem) {                                                                                                      \
-      say(why, whylen, __VA_ARGS__);                                                                                 \
-      sem = (code);                                                                                                  \
-    }                                                                                                                \
-  } while (0)
-
-int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch, size_t scratch_cap, char *why,
-                    size_t whylen) {
+/* One line's parse: the scan, what it fills in, and the first error that is not a syntax error. */
+typedef struct line_parse {
   scan sc;
+  const char *text;
+  bulk_line *out;
   apns_json_scan_result pr; /* the payload's scan */
-  int sem = 0;
-  unsigned seen = 0;
-  char esc[160];
-  sc.s = (const unsigned char *)text;
-  sc.i = 0;
-  sc.n = len;
-  sc.syntax = NULL;
-  sc.syntax_at = 0;
-  sc.scratch = scratch;
-  sc.used = 0;
-  sc.cap = scratch_cap;
-  memset(out, 0, sizeof *out);
-  if (whylen) why[0] = '\0';
-  if (scratch_cap < BULK_SCRATCH(len)) {
-    say(why, whylen, "internal: scratch too small for the line");
-    return APNS_EINVAL;
+  unsigned seen;            /* the members met, a bit each */
+  int sem;                  /* the first error that is not a syntax error (0: none yet) */
+  char *why;
+  size_t whylen;
+} line_parse;
+
+/* What a step of the parse returns: STEP_OK, STEP_SYNTAX (sc.syntax says why) or STEP_INTERNAL (why says it). */
+enum { STEP_OK = 0, STEP_SYNTAX = -1, STEP_INTERNAL = 1 };
+
+/* The first error that is not a syntax error: its code, and its sentence in why. The scan goes on, so that a syntax
+ * error further on still wins (the line is then not JSON at all). */
+static void sem(line_parse *p, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void sem(line_parse *p, int code, const char *fmt, ...) {
+  va_list ap;
+  if (p->sem) return;
+  p->sem = code;
+  if (p->whylen == 0) return;
+  va_start(ap, fmt);
+  vsnprintf(p->why, p->whylen, fmt, ap);
+  va_end(ap);
+}
+
+/* token, topic, push_type, collapse_id, apns_id, channel: a string, unescaped straight into the scratch (never
+ * longer than what is left of the line). */
+static int string_member(line_parse *p, int m) {
+  scan *sc = &p->sc;
+  bulk_line *out = p->out;
+  if (sc->s[sc->i] != '"') {
+    if (value(sc, 1) < 0) return STEP_SYNTAX;
+    sem(p, APNS_EINVAL, "\"%s\" must be a string", member_names[m]);
+    return STEP_OK;
   }
-  ws(&sc);
-  if (sc.i >= sc.n) {
-    fail(&sc, "unexpected end of the line");
-    goto syntax;
-  }
-  if (sc.s[sc.i] != '{') {
-    /* Not an object: JSON or not, it is no line. */
-    if (value(&sc, 1) == 0) {
-      ws(&sc);
-      if (sc.i == sc.n) {
-        say(why, whylen, "not a JSON object");
-        return APNS_EINVAL;
-      }
-      fail(&sc, "end of the line expected");
+  char *d = sc->scratch + sc->used;
+  size_t slen;
+  if (string(sc, d, sc->cap - sc->used, &slen) < 0) return STEP_SYNTAX;
+  sc->used += slen + 1;
+  if (m == M_TOKEN) out->token = d;
+  if (m == M_TOPIC) out->topic = d;
+  if (m == M_COLLAPSE_ID) out->collapse_id = d;
+  if (m == M_APNS_ID) out->apns_id = d;
+  if (m == M_CHANNEL) out->channel = d;
+  if (m == M_PUSH_TYPE) {
+    out->has_push_type = 1;
+    if (apns_push_type_from_string(d, &out->push_type) < 0) {
+      char esc[160];
+      bulk_escape_text(esc, 41, d, slen);
+      sem(p, APNS_EINVAL, "unknown push_type \"%s\"", esc);
     }
-    goto syntax;
   }
-  sc.i++;
-  ws(&sc);
-  if (sc.i < sc.n && sc.s[sc.i] == '}') {
-    sc.i++;
+  return STEP_OK;
+}
+
+/* payload: an object, checked by the library's scan as a raw payload is; its bytes kept where they are, or
+ * minified into the scratch when it has whitespace. */
+static int payload_member(line_parse *p) {
+  scan *sc = &p->sc;
+  bulk_line *out = p->out;
+  if (sc->s[sc->i] != '{') {
+    if (value(sc, 1) < 0) return STEP_SYNTAX;
+    sem(p, APNS_EINVAL, "\"payload\" must be a JSON object");
+    return STEP_OK;
+  }
+  size_t start = sc->i;
+  if (lib_scan(sc, 2, APNS_JSON_SCAN_PAYLOAD, NULL, 0, &p->pr) < 0) return STEP_SYNTAX;
+  out->payload = p->text + start;
+  out->payload_len = sc->i - start;
+  if (p->pr.spaced) {
+    char *d = scratch_take(sc, out->payload_len);
+    if (d == NULL) {
+      say(p->why, p->whylen, "internal: scratch too small for the line");
+      return STEP_INTERNAL;
+    }
+    out->payload_len = minify(sc->s + start, out->payload_len, d);
+    out->payload = d;
+  }
+  return STEP_OK;
+}
+
+/* priority and expiration: whole numbers, in their ranges. */
+static int number_member(line_parse *p, int m) {
+  apns_json_scan_result r;
+  if (lib_scan(&p->sc, 1, APNS_JSON_SCAN_BIG_INTEGER, NULL, 0, &r) < 0) return STEP_SYNTAX;
+  int whole = r.type == '0' && r.integer && r.fits;
+  int64_t v = r.value;
+  if (m == M_PRIORITY) {
+    if (whole && (v == 1 || v == 5 || v == 10))
+      p->out->priority = (int)v;
+    else
+      sem(p, APNS_EBADPRIORITY, "\"priority\" must be 10, 5 or 1");
+  } else {
+    if (whole && v >= 0)
+      p->out->has_expiration = 1, p->out->expiration = v;
+    else
+      sem(p, APNS_EINVAL, "\"expiration\" must be UNIX seconds (a whole number, 0 or more)");
+  }
+  return STEP_OK;
+}
+
+/* One "key": value at sc.i (a '"'): the key told apart from the members', given once, and its value. */
+static int member(line_parse *p) {
+  scan *sc = &p->sc;
+  char key[48];
+  size_t klen, kstart = sc->i;
+  if (string(sc, key, sizeof key - 1, &klen) < 0) return STEP_SYNTAX;
+  int m = -1;
+  if (klen < sizeof key) {
+    m = member_of(key, klen);
+  } else { /* longer than any member's name: unknown; its first bytes for the message */
+    klen = 40;
+    memcpy(key, p->text + kstart + 1, klen);
+  }
+  ws(sc);
+  if (sc->i >= sc->n || sc->s[sc->i] != ':') return fail(sc, "':' expected");
+  sc->i++;
+  ws(sc);
+  if (sc->i >= sc->n) return fail(sc, "unexpected end of the line");
+  if (m >= 0 && (p->seen >> m & 1)) {
+    sc->i = kstart;
+    return fail(sc, "duplicate object key");
+  }
+  if (m >= 0) p->seen |= 1u << m;
+  switch (m) {
+  case M_TOKEN:
+  case M_TOPIC:
+  case M_PUSH_TYPE:
+  case M_COLLAPSE_ID:
+  case M_APNS_ID:
+  case M_CHANNEL:
+    return string_member(p, m);
+  case M_PAYLOAD:
+    return payload_member(p);
+  case M_PRIORITY:
+  case M_EXPIRATION:
+    return number_member(p, m);
+  default: {
+    if (value(sc, 1) < 0) return STEP_SYNTAX;
+    char esc[160];
+    bulk_escape_text(esc, 41, key, klen);
+    sem(p, APNS_EINVAL,
+        "unknown field \"%s\" (known: token, channel, payload, topic, push_type, priority, expiration, "
+        "collapse_id, apns_id)",
+        esc);
+    return STEP_OK;
+  }
+  }
+}
+
+/* The line's object at sc.i (a '{'), its members each through member, then the end of the line. */
+static int object(line_parse *p) {
+  scan *sc = &p->sc;
+  sc->i++;
+  ws(sc);
+  if (sc->i < sc->n && sc->s[sc->i] == '}') {
+    sc->i++;
   } else {
     for (;;) {
-      char key[48];
-      size_t klen;
-      ws(&sc);
-      if (sc.i >= sc.n || sc.s[sc.i] != '"') {
-        fail(&sc, "string or '}' expected");
-        goto syntax;
-      }
-      size_t kstart = sc.i;
-      if (string(&sc, key, sizeof key - 1, &klen) < 0) goto syntax;
-      int m = -1;
-      if (klen < sizeof key) {
-        m = member_of(key, klen);
-      } else { /* longer than any member's name: unknown; its first bytes for the message */
-        klen = 40;
-        memcpy(key, text + kstart + 1, klen);
-      }
-      ws(&sc);
-      if (sc.i >= sc.n || sc.s[sc.i] != ':') {
-        fail(&sc, "':' expected");
-        goto syntax;
-      }
-      sc.i++;
-      ws(&sc);
-      if (sc.i >= sc.n) {
-        fail(&sc, "unexpected end of the line");
-        goto syntax;
-      }
-      if (m >= 0 && (seen >> m & 1)) {
-        sc.i = kstart;
-        fail(&sc, "duplicate object key");
-        goto syntax;
-      }
-      if (m >= 0) seen |= 1u << m;
-      unsigned c = sc.s[sc.i];
-      switch (m) {
-      case M_TOKEN:
-      case M_TOPIC:
-      case M_PUSH_TYPE:
-      case M_COLLAPSE_ID:
-      case M_APNS_ID:
-      case M_CHANNEL: {
-        if (c != '"') {
-          if (value(&sc, 1) < 0) goto syntax;
-          SEM(APNS_EINVAL, "\"%s\" must be a string", member_names[m]);
-          break;
-        }
-        /* Unescaped straight into the scratch: never longer than what is left of the line. */
-        char *d = sc.scratch + sc.used;
-        size_t slen;
-        if (string(&sc, d, sc.cap - sc.used, &slen) < 0) goto syntax;
-        sc.used += slen + 1;
-        if (m == M_TOKEN) out->token = d;
-        if (m == M_TOPIC) out->topic = d;
-        if (m == M_COLLAPSE_ID) out->collapse_id = d;
-        if (m == M_APNS_ID) out->apns_id = d;
-        if (m == M_CHANNEL) out->channel = d;
-        if (m == M_PUSH_TYPE) {
-          out->has_push_type = 1;
-          if (apns_push_type_from_string(d, &out->push_type) < 0) {
-            bulk_escape_text(esc, 41, d, slen);
-            SEM(APNS_EINVAL, "unknown push_type \"%s\"", esc);
-          }
-        }
-        break;
-      }
-      case M_PAYLOAD: {
-        if (c != '{') {
-          if (value(&sc, 1) < 0) goto syntax;
-          SEM(APNS_EINVAL, "\"payload\" must be a JSON object");
-          break;
-        }
-        size_t start = sc.i;
-        if (lib_scan(&sc, 2, APNS_JSON_SCAN_PAYLOAD, NULL, 0, &pr) < 0) goto syntax;
-        out->payload = text + start;
-        out->payload_len = sc.i - start;
-        if (pr.spaced) {
-          char *d = scratch_take(&sc, out->payload_len);
-          if (d == NULL) {
-            say(why, whylen, "internal: scratch too small for the line");
-            return APNS_EINVAL;
-          }
-          out->payload_len = minify(sc.s + start, out->payload_len, d);
-          out->payload = d;
-        }
-        break;
-      }
-      case M_PRIORITY:
-      case M_EXPIRATION: {
-        apns_json_scan_result r;
-        if (lib_scan(&sc, 1, APNS_JSON_SCAN_BIG_INTEGER, NULL, 0, &r) < 0) goto syntax;
-        int isnum = r.type == '0', integer = r.integer, fits = r.fits;
-        int64_t v = r.value;
-        if (m == M_PRIORITY) {
-          if (isnum && integer && fits && (v == 1 || v == 5 || v == 10))
-            out->priority = (int)v;
-          else
-            SEM(APNS_EBADPRIORITY, "\"priority\" must be 10, 5 or 1");
-        } else {
-          if (isnum && integer && fits && v >= 0)
-            out->has_expiration = 1, out->expiration = v;
-          else
-            SEM(APNS_EINVAL, "\"expiration\" must be UNIX seconds (a whole number, 0 or more)");
-        }
-        break;
-      }
-      default:
-        if (value(&sc, 1) < 0) goto syntax;
-        bulk_escape_text(esc, 41, key, klen);
-        SEM(APNS_EINVAL,
-            "unknown field \"%s\" (known: token, channel, payload, topic, push_type, priority, expiration, "
-            "collapse_id, apns_id)",
-            esc);
-      }
-      ws(&sc);
-      if (sc.i < sc.n && sc.s[sc.i] == ',') {
-        sc.i++;
+      ws(sc);
+      if (sc->i >= sc->n || sc->s[sc->i] != '"') return fail(sc, "string or '}' expected");
+      int rv = member(p);
+      if (rv != STEP_OK) return rv;
+      ws(sc);
+      if (sc->i < sc->n && sc->s[sc->i] == ',') {
+        sc->i++;
         continue;
       }
-      if (sc.i < sc.n && sc.s[sc.i] == '}') {
-        sc.i++;
+      if (sc->i < sc->n && sc->s[sc->i] == '}') {
+        sc->i++;
         break;
       }
-      fail(&sc, "',' or '}' expected");
-      goto syntax;
+      return fail(sc, "',' or '}' expected");
     }
   }
-  ws(&sc);
-  if (sc.i != sc.n) {
-    fail(&sc, "end of the line expected");
-    goto syntax;
-  }
-  if (sem) return sem;
+  ws(sc);
+  if (sc->i != sc->n) return fail(sc, "end of the line expected");
+  return STEP_OK;
+}
+
+/* What a well-formed line must have together: a token or a channel (not both) of the right form, and a payload
+ * the raw notification's checks (apns_notification_new_raw) pass where the scan decides them. 0 or the error. */
+static int line_checks(line_parse *p) {
+  bulk_line *out = p->out;
+  char *why = p->why;
+  size_t whylen = p->whylen;
   if (out->token && out->channel) {
     say(why, whylen, "\"token\" and \"channel\": a line goes to a device or to a channel, not both");
     return APNS_EINVAL;
@@ -585,22 +589,67 @@ int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch,
     return APNS_EBADTOKEN;
   }
   if (out->payload) {
-    /* The raw notification's checks (apns_notification_new_raw), where the scan decides them. */
-    out->payload_checked = !pr.unsure;
-    if (pr.members == 0) {
+    out->payload_checked = !p->pr.unsure;
+    if (p->pr.members == 0) {
       say(why, whylen, "payload: %s", apns_strerror(APNS_EPAYLOADEMPTY));
       return APNS_EPAYLOADEMPTY;
     }
-    if (pr.aps_seen && !pr.aps_object) {
+    if (p->pr.aps_seen && !p->pr.aps_object) {
       say(why, whylen, "payload: %s (\"aps\" must be an object)", apns_strerror(APNS_EBADJSON));
       return APNS_EBADJSON;
     }
-    out->payload_background = pr.background;
+    out->payload_background = p->pr.background;
   }
   return 0;
+}
 
-syntax:
-  say(why, whylen, "not JSON: %s at column %zu", sc.syntax ? sc.syntax : "syntax error", sc.syntax_at + 1);
+/* A line that is not an object: JSON or not, it is no line. STEP_OK when it is some other JSON value. */
+static int not_an_object(scan *sc) {
+  if (value(sc, 1) < 0) return STEP_SYNTAX;
+  ws(sc);
+  return sc->i == sc->n ? STEP_OK : fail(sc, "end of the line expected");
+}
+
+int bulk_line_parse(const char *text, size_t len, bulk_line *out, char *scratch, size_t scratch_cap, char *why,
+                    size_t whylen) {
+  line_parse p;
+  p.sc.s = (const unsigned char *)text;
+  p.sc.i = 0;
+  p.sc.n = len;
+  p.sc.syntax = NULL;
+  p.sc.syntax_at = 0;
+  p.sc.scratch = scratch;
+  p.sc.used = 0;
+  p.sc.cap = scratch_cap;
+  p.text = text;
+  p.out = out;
+  p.seen = 0;
+  p.sem = 0;
+  p.why = why;
+  p.whylen = whylen;
   memset(out, 0, sizeof *out);
-  return APNS_EBADJSON;
+  if (whylen) why[0] = '\0';
+  if (scratch_cap < BULK_SCRATCH(len)) {
+    say(why, whylen, "internal: scratch too small for the line");
+    return APNS_EINVAL;
+  }
+  ws(&p.sc);
+  int rv;
+  if (p.sc.i >= p.sc.n) {
+    rv = fail(&p.sc, "unexpected end of the line");
+  } else if (p.sc.s[p.sc.i] != '{') {
+    if ((rv = not_an_object(&p.sc)) == STEP_OK) {
+      say(why, whylen, "not a JSON object");
+      return APNS_EINVAL;
+    }
+  } else {
+    rv = object(&p);
+  }
+  if (rv == STEP_INTERNAL) return APNS_EINVAL;
+  if (rv == STEP_SYNTAX) {
+    say(why, whylen, "not JSON: %s at column %zu", p.sc.syntax ? p.sc.syntax : "syntax error", p.sc.syntax_at + 1);
+    memset(out, 0, sizeof *out);
+    return APNS_EBADJSON;
+  }
+  return p.sem ? p.sem : line_checks(&p);
 }

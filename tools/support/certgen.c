@@ -489,14 +489,86 @@ static void hex_upper(char *out, const unsigned char *in, size_t n) {
   out[2 * n] = '\0';
 }
 
-int apns__certgen_encrypt_key(const char *key_pem, const char *passphrase, char **out, char *errbuf, size_t errlen) {
-  unsigned char der[PEM_MAX], iv[16], iv_copy[16], aes_key[16], *ct = NULL, *b64 = NULL;
-  unsigned char md5_in[256 + 8];
-  size_t der_len = 0, ct_len = 0, b64_len = 0;
+/* The key of key_pem as DER (at the start of der, *der_len bytes) and the PEM label its type goes under. */
+static int key_der(gen *g, const char *key_pem, unsigned char der[PEM_MAX], size_t *der_len, const char **label) {
   mbedtls_pk_context pk;
+  mbedtls_pk_init(&pk);
+  int ret = apns__mbed_pk_parse_key(&pk, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0,
+                                    apns__certgen_rng, NULL);
+  if (ret) {
+    mbed_err(g, "parsing the key to encrypt", ret);
+    ret = APNS_EBADKEY;
+    goto out;
+  }
+  *label = mbedtls_pk_get_type(&pk) == MBEDTLS_PK_RSA ? "RSA PRIVATE KEY" : "EC PRIVATE KEY";
+  /* mbedtls_pk_write_key_der writes at the end of the buffer. */
+  ret = mbedtls_pk_write_key_der(&pk, der, PEM_MAX);
+  if (ret < 0) {
+    ret = mbed_err(g, "writing the key", ret);
+    goto out;
+  }
+  *der_len = (size_t)ret;
+  memmove(der, der + PEM_MAX - *der_len, *der_len);
+  ret = 0;
+out:
+  mbedtls_pk_free(&pk);
+  return ret;
+}
+
+/* OpenSSL's EVP_BytesToKey with MD5, one round, as the legacy PEM encryption derives its key: the AES-128 key is
+ * MD5(passphrase || first 8 bytes of the IV). */
+static int pem_key_of_passphrase(gen *g, const char *passphrase, const unsigned char iv[16],
+                                 unsigned char aes_key[16]) {
+  unsigned char md5_in[256 + 8];
+  size_t pass_len = strlen(passphrase);
+  memcpy(md5_in, passphrase, pass_len);
+  memcpy(md5_in + pass_len, iv, 8);
+  int ret = mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_MD5), md5_in, pass_len + 8, aes_key);
+  apns__zero(md5_in, sizeof md5_in);
+  return ret ? mbed_err(g, "MD5", ret) : 0;
+}
+
+/* in under AES-128-CBC with PKCS#7 padding into out (room for in_len + 16 bytes). */
+static int aes128_cbc(gen *g, const unsigned char aes_key[16], const unsigned char iv[16], const unsigned char *in,
+                      size_t in_len, unsigned char *out, size_t *out_len) {
   mbedtls_cipher_context_t cipher;
+  unsigned char iv_copy[16];
+  int ret;
+  mbedtls_cipher_init(&cipher);
+  memcpy(iv_copy, iv, sizeof iv_copy);
+  if ((ret = mbedtls_cipher_setup(&cipher, mbedtls_cipher_info_from_type(MBEDTLS_CIPHER_AES_128_CBC))) ||
+      (ret = mbedtls_cipher_setkey(&cipher, aes_key, 128, MBEDTLS_ENCRYPT)) ||
+      (ret = mbedtls_cipher_set_padding_mode(&cipher, MBEDTLS_PADDING_PKCS7)) ||
+      (ret = mbedtls_cipher_crypt(&cipher, iv_copy, sizeof iv_copy, in, in_len, out, out_len)))
+    ret = mbed_err(g, "AES-128-CBC", ret);
+  mbedtls_cipher_free(&cipher);
+  return ret;
+}
+
+/* The PEM text (allocated) around the base64 of the encrypted key, with the headers naming its cipher and IV. */
+static char *encrypted_pem(const char *label, const unsigned char iv[16], const unsigned char *b64, size_t b64_len) {
+  size_t cap = b64_len + b64_len / 64 + 256;
+  char *pem = apns__malloc(cap);
+  if (pem == NULL) return NULL;
+  char iv_hex[33];
+  hex_upper(iv_hex, iv, 16);
+  size_t n = (size_t)snprintf(pem, cap, "-----BEGIN %s-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,%s\n\n",
+                              label, iv_hex);
+  for (size_t off = 0; off < b64_len; off += 64) {
+    size_t chunk = b64_len - off < 64 ? b64_len - off : 64;
+    memcpy(pem + n, b64 + off, chunk);
+    n += chunk;
+    pem[n++] = '\n';
+  }
+  snprintf(pem + n, cap - n, "-----END %s-----\n", label);
+  return pem;
+}
+
+int apns__certgen_encrypt_key(const char *key_pem, const char *passphrase, char **out, char *errbuf, size_t errlen) {
+  unsigned char der[PEM_MAX], iv[16], aes_key[16], *ct = NULL, *b64 = NULL;
+  size_t der_len = 0, ct_len = 0, b64_len = 0;
+  const char *label = NULL;
   gen g;
-  char *pem = NULL;
   int ret;
 
   if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
@@ -508,51 +580,15 @@ int apns__certgen_encrypt_key(const char *key_pem, const char *passphrase, char 
     set_err(&g, "a key and a passphrase of at most 256 bytes are needed");
     return APNS_EINVAL;
   }
-  mbedtls_pk_init(&pk);
-  mbedtls_cipher_init(&cipher);
-  if ((ret = gen_init(&g, errbuf, errlen))) goto out;
-
-  ret = apns__mbed_pk_parse_key(&pk, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0, apns__certgen_rng,
-                                NULL);
-  if (ret) {
-    mbed_err(&g, "parsing the key to encrypt", ret);
-    ret = APNS_EBADKEY;
-    goto out;
-  }
-  const char *label = mbedtls_pk_get_type(&pk) == MBEDTLS_PK_RSA ? "RSA PRIVATE KEY" : "EC PRIVATE KEY";
-  /* mbedtls_pk_write_key_der writes at the end of the buffer. */
-  ret = mbedtls_pk_write_key_der(&pk, der, sizeof der);
-  if (ret < 0) {
-    ret = mbed_err(&g, "writing the key", ret);
-    goto out;
-  }
-  der_len = (size_t)ret;
-  memmove(der, der + sizeof der - der_len, der_len);
-
+  if ((ret = gen_init(&g, errbuf, errlen)) || (ret = key_der(&g, key_pem, der, &der_len, &label))) goto out;
   if ((ret = apns__certgen_rng(NULL, iv, sizeof iv))) {
     ret = mbed_err(&g, "random IV", ret);
     goto out;
   }
-  /* EVP_BytesToKey with MD5, one round: the AES-128 key is MD5(passphrase || first 8 bytes of the IV). */
-  size_t pass_len = strlen(passphrase);
-  memcpy(md5_in, passphrase, pass_len);
-  memcpy(md5_in + pass_len, iv, 8);
-  ret = mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_MD5), md5_in, pass_len + 8, aes_key);
-  if (ret) {
-    ret = mbed_err(&g, "MD5", ret);
-    goto out;
-  }
-
+  if ((ret = pem_key_of_passphrase(&g, passphrase, iv, aes_key))) goto out;
   ct = apns__malloc(der_len + 16);
   if (ct == NULL) goto nomem;
-  memcpy(iv_copy, iv, sizeof iv);
-  if ((ret = mbedtls_cipher_setup(&cipher, mbedtls_cipher_info_from_type(MBEDTLS_CIPHER_AES_128_CBC))) ||
-      (ret = mbedtls_cipher_setkey(&cipher, aes_key, 128, MBEDTLS_ENCRYPT)) ||
-      (ret = mbedtls_cipher_set_padding_mode(&cipher, MBEDTLS_PADDING_PKCS7)) ||
-      (ret = mbedtls_cipher_crypt(&cipher, iv_copy, sizeof iv_copy, der, der_len, ct, &ct_len))) {
-    ret = mbed_err(&g, "AES-128-CBC", ret);
-    goto out;
-  }
+  if ((ret = aes128_cbc(&g, aes_key, iv, der, der_len, ct, &ct_len))) goto out;
 
   mbedtls_base64_encode(NULL, 0, &b64_len, ct, ct_len);
   b64 = apns__malloc(b64_len);
@@ -561,23 +597,7 @@ int apns__certgen_encrypt_key(const char *key_pem, const char *passphrase, char 
     ret = mbed_err(&g, "base64", ret);
     goto out;
   }
-
-  size_t cap = b64_len + b64_len / 64 + 256;
-  pem = apns__malloc(cap);
-  if (pem == NULL) goto nomem;
-  char iv_hex[33];
-  hex_upper(iv_hex, iv, sizeof iv);
-  size_t n = (size_t)snprintf(pem, cap, "-----BEGIN %s-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,%s\n\n",
-                              label, iv_hex);
-  for (size_t off = 0; off < b64_len; off += 64) {
-    size_t chunk = b64_len - off < 64 ? b64_len - off : 64;
-    memcpy(pem + n, b64 + off, chunk);
-    n += chunk;
-    pem[n++] = '\n';
-  }
-  snprintf(pem + n, cap - n, "-----END %s-----\n", label);
-  *out = pem;
-  pem = NULL;
+  if ((*out = encrypted_pem(label, iv, b64, b64_len)) == NULL) goto nomem;
   ret = 0;
   goto out;
 nomem:
@@ -586,14 +606,10 @@ nomem:
 out:
   apns__zero(der, sizeof der);
   apns__zero(aes_key, sizeof aes_key);
-  apns__zero(md5_in, sizeof md5_in);
   if (ct != NULL) apns__zero(ct, der_len + 16);
   apns__free(ct);
   if (b64 != NULL) apns__zero(b64, b64_len);
   apns__free(b64);
-  apns__free(pem);
-  mbedtls_cipher_free(&cipher);
-  mbedtls_pk_free(&pk);
   return ret;
 }
 
