@@ -7,6 +7,7 @@
  * through hiredis's async client on the test's own loop. */
 #define _GNU_SOURCE /* strcasestr, memmem */
 #include "fixture.h"
+#include "proxy_fixture.h"
 #include "redis_fixture.h"
 
 #include <hiredis/adapters/libuv.h>
@@ -312,6 +313,7 @@ TEST(relay_apns_flags_read_as_apns_push) {
       {"--cert", "/nonexistent/cert.pem"},
       {"--cert", "/dev/null", "--ca", "/nonexistent/ca.pem"},
       {"--topic", "bad topic"},
+      {"--cert", "/dev/null", "--proxy", "https://127.0.0.1:1"},
   };
   const char *const want_first = "--connections: want a whole number from 1 to 1000, got \"0\"";
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -324,7 +326,7 @@ TEST(relay_apns_flags_read_as_apns_push) {
         argv[n++] = "--topic";
         argv[n++] = TOPIC;
         argv[n++] = "0000000000000000000000000000000000000000000000000000000000000000";
-        argv[n++] = "{}";
+        argv[n++] = "{\"aps\":{\"alert\":\"x\"}}";
       }
       argv[n] = NULL;
       fx_child k;
@@ -380,6 +382,37 @@ TEST(relay_100k_one_relay) {
   ASSERT_EQ(summary_field(&k, "acked"), n);
   ASSERT_EQ(summary_field(&k, "accepted"), n);
   fx_child_free(&k);
+  free_ids(ids, n);
+  world_stop(&w);
+}
+
+/* --proxy: through a real HTTP CONNECT proxy (tinyproxy, which may reach the mock's port only) every entry is
+ * sent once and acknowledged, and the proxy's log shows the tunnel to the mock. */
+TEST(relay_through_http_proxy) {
+  unsigned n = 500;
+  world w;
+  world_start(&w, n, 0);
+  fx_daemon *proxy = fx_tinyproxy_start(NULL, NULL, apns_mock_port(w.mock));
+  char url[64], tunnel[80];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", fx_daemon_port(proxy));
+  snprintf(tunnel, sizeof tunnel, "CONNECT 127.0.0.1:%d HTTP/1.1", apns_mock_port(w.mock));
+  char **ids = calloc(n, sizeof *ids);
+  add_entries(&w, 0, n, ids);
+  watch_start(&w);
+  fx_child k;
+  const char *const extra[] = {"--proxy", url, NULL};
+  relay_start(&w, &k, "r1", extra);
+  run_until_results(&w, (int)n);
+  ASSERT_EQ(uv_process_kill(&k.proc, SIGTERM), 0);
+  relay_wait(&w, &k, 0);
+  assert_one_result_each(&w, ids, n);
+  ASSERT_EQ(w.requests, n);
+  ASSERT_EQ(w.dupes, 0);
+  ASSERT_EQ(summary_field(&k, "accepted"), n);
+  if (strstr(fx_daemon_output(proxy), tunnel) == NULL)
+    test__fail(__FILE__, __LINE__, "no \"%s\" in the proxy's log:\n%s", tunnel, fx_daemon_output(proxy));
+  fx_child_free(&k);
+  fx_daemon_stop(proxy);
   free_ids(ids, n);
   world_stop(&w);
 }
@@ -943,6 +976,7 @@ TEST_SUITE(relay){
     TEST_ENTRY(relay_usage_several_streams_one_results),
     TEST_ENTRY(relay_apns_flags_read_as_apns_push),
     TEST_ENTRY(relay_100k_one_relay),
+    TEST_ENTRY(relay_through_http_proxy),
     TEST_ENTRY(relay_sigkill_takeover),
     TEST_ENTRY(relay_redis_restart),
     TEST_ENTRY(relay_bad_entries_dead_tokens_dead_letter),
