@@ -7,6 +7,7 @@
  * through hiredis's async client on the test's own loop. */
 #define _GNU_SOURCE /* strcasestr, memmem */
 #include "fixture.h"
+#include "proxy_fixture.h"
 #include "redis_fixture.h"
 
 #include <hiredis/adapters/libuv.h>
@@ -30,10 +31,16 @@ static void echo_stderr(fx_child *k, int from_stderr, const char *p, size_t n) {
   if (from_stderr) fwrite(p, 1, n, stderr);
 }
 
-static void spawn(fx_child *k, uv_loop_t *loop, const char *const *argv) {
+/* env: the child's whole environment; NULL: this process's. */
+static void spawn_env(fx_child *k, uv_loop_t *loop, const char *const *argv, char **env) {
   memset(k, 0, sizeof *k);
   if (getenv("APNS_RELAY_TEST_VERBOSE")) k->on_output = echo_stderr;
+  k->env = env;
   fx_child_start(k, loop, argv);
+}
+
+static void spawn(fx_child *k, uv_loop_t *loop, const char *const *argv) {
+  spawn_env(k, loop, argv, NULL);
 }
 
 /* ---- the world: mock, redis, certificates ---- */
@@ -46,6 +53,7 @@ typedef struct {
   apns_mock *mock;
   rfx redis;
   const char *redis_url; /* for the relay: NULL is redis.url */
+  char **relay_env;      /* the relay's environment: NULL is this process's */
   unsigned n;            /* tokens are 0 .. n-1 (%064x), or dead-prefixed */
   unsigned char *sent;   /* per token: requests the mock answered */
   unsigned long dupes;   /* requests for a token already seen */
@@ -148,7 +156,7 @@ static void relay_start(world *w, fx_child *k, const char *consumer, const char 
   for (size_t i = 0; base[i]; i++) argv[n++] = base[i];
   for (size_t i = 0; extra && extra[i]; i++) argv[n++] = extra[i];
   argv[n] = NULL;
-  spawn(k, &w->loop, argv);
+  spawn_env(k, &w->loop, argv, w->relay_env);
 }
 
 /* ---- the results stream, watched with XREAD BLOCK ---- */
@@ -251,6 +259,16 @@ static long long summary_field(const fx_child *k, const char *name) {
   return atoll(v + strlen(key));
 }
 
+/* SIGTERM to a relay once all n entries of the stream are sent: it exits 0, each entry has one result and is
+ * acknowledged, and the mock saw each token once. */
+static void stop_all_sent_once(world *w, fx_child *k, char **ids, unsigned n) {
+  ASSERT_EQ(uv_process_kill(&k->proc, SIGTERM), 0);
+  relay_wait(w, k, 0);
+  assert_one_result_each(w, ids, n);
+  ASSERT_EQ(w->requests, n);
+  ASSERT_EQ(w->dupes, 0);
+}
+
 static void free_ids(char **ids, unsigned n) {
   for (unsigned i = 0; i < n; i++) free(ids[i]);
   free(ids);
@@ -312,6 +330,7 @@ TEST(relay_apns_flags_read_as_apns_push) {
       {"--cert", "/nonexistent/cert.pem"},
       {"--cert", "/dev/null", "--ca", "/nonexistent/ca.pem"},
       {"--topic", "bad topic"},
+      {"--cert", "/dev/null", "--proxy", "https://127.0.0.1:1"},
   };
   const char *const want_first = "--connections: want a whole number from 1 to 1000, got \"0\"";
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -324,7 +343,7 @@ TEST(relay_apns_flags_read_as_apns_push) {
         argv[n++] = "--topic";
         argv[n++] = TOPIC;
         argv[n++] = "0000000000000000000000000000000000000000000000000000000000000000";
-        argv[n++] = "{}";
+        argv[n++] = "{\"aps\":{\"alert\":\"x\"}}";
       }
       argv[n] = NULL;
       fx_child k;
@@ -372,14 +391,57 @@ TEST(relay_100k_one_relay) {
   run_until_results(&w, (int)n);
   double secs = (double)(uv_hrtime() - t0) / 1e9;
   printf("%u entries through one relay in %.2f s (%.0f/s)\n", n, secs, n / secs);
-  ASSERT_EQ(uv_process_kill(&k.proc, SIGTERM), 0);
-  relay_wait(&w, &k, 0);
-  assert_one_result_each(&w, ids, n);
-  ASSERT_EQ(w.requests, n);
-  ASSERT_EQ(w.dupes, 0);
+  stop_all_sent_once(&w, &k, ids, n);
   ASSERT_EQ(summary_field(&k, "acked"), n);
   ASSERT_EQ(summary_field(&k, "accepted"), n);
   fx_child_free(&k);
+  free_ids(ids, n);
+  world_stop(&w);
+}
+
+static unsigned occurrences(const char *hay, const char *needle) {
+  unsigned n = 0;
+  for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++) n++;
+  return n;
+}
+
+/* Through a real HTTP CONNECT proxy (tinyproxy, which may reach the mock's port only), named by --proxy and then
+ * by the environment's https_proxy: every entry is sent once and acknowledged, and after each run the proxy's log
+ * shows new tunnels to the mock. */
+TEST(relay_through_http_proxy) {
+  unsigned n = 600, half = n / 2;
+  world w;
+  world_start(&w, n, 0);
+  fx_daemon *proxy = fx_tinyproxy_start(NULL, NULL, apns_mock_port(w.mock));
+  char url[64], env_proxy[96], tunnel[80];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", fx_daemon_port(proxy));
+  snprintf(env_proxy, sizeof env_proxy, "https_proxy=%s", url);
+  snprintf(tunnel, sizeof tunnel, "CONNECT 127.0.0.1:%d HTTP/1.1", apns_mock_port(w.mock));
+  char **ids = calloc(n, sizeof *ids);
+  add_entries(&w, 0, half, ids);
+  watch_start(&w);
+  fx_child k;
+  const char *const extra[] = {"--proxy", url, NULL};
+  relay_start(&w, &k, "r1", extra);
+  run_until_results(&w, (int)half);
+  stop_all_sent_once(&w, &k, ids, half);
+  ASSERT_EQ(summary_field(&k, "accepted"), half);
+  fx_child_free(&k);
+  unsigned tunnels = occurrences(fx_daemon_output(proxy), tunnel);
+  if (tunnels == 0)
+    test__fail(__FILE__, __LINE__, "no \"%s\" in the proxy's log:\n%s", tunnel, fx_daemon_output(proxy));
+
+  char *env[] = {env_proxy, NULL};
+  w.relay_env = env;
+  add_entries(&w, half, n - half, ids + half);
+  relay_start(&w, &k, "r1", NULL);
+  run_until_results(&w, (int)n);
+  stop_all_sent_once(&w, &k, ids, n);
+  ASSERT_EQ(summary_field(&k, "accepted"), n - half);
+  if (occurrences(fx_daemon_output(proxy), tunnel) <= tunnels)
+    test__fail(__FILE__, __LINE__, "https_proxy: no new tunnel in the proxy's log:\n%s", fx_daemon_output(proxy));
+  fx_child_free(&k);
+  fx_daemon_stop(proxy);
   free_ids(ids, n);
   world_stop(&w);
 }
@@ -943,6 +1005,7 @@ TEST_SUITE(relay){
     TEST_ENTRY(relay_usage_several_streams_one_results),
     TEST_ENTRY(relay_apns_flags_read_as_apns_push),
     TEST_ENTRY(relay_100k_one_relay),
+    TEST_ENTRY(relay_through_http_proxy),
     TEST_ENTRY(relay_sigkill_takeover),
     TEST_ENTRY(relay_redis_restart),
     TEST_ENTRY(relay_bad_entries_dead_tokens_dead_letter),

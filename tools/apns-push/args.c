@@ -211,7 +211,6 @@ void push_opts_free(push_opts *o) {
   free(o->data);
   o->data = NULL;
   o->num_data = 0;
-  o->key_pass = NULL; /* the copy is apns's */
   apns_args_free(&o->apns);
 }
 
@@ -564,7 +563,7 @@ static int parse_flags(int argc, char **argv, push_opts *o) {
     }
     if (rv != 0) return rv;
   }
-  /* The request's topic is --topic; the connection's settings are read from o->apns's copy (push.h). */
+  /* The request's topic is --topic, as the client's (apns_args_client) is. */
   o->send.topic = o->apns.topic;
   return 0;
 }
@@ -632,7 +631,7 @@ static int payload_checks(push_opts *o) {
   return 0;
 }
 
-/* The connection and auth, through apns_args; then push_opts's copy of them. */
+/* The connection and auth, through apns_args. */
 static int connection_checks(push_opts *o) {
   char err[APNS_ARGS_ERR_MAX];
   const apns_args *a = &o->apns;
@@ -641,27 +640,12 @@ static int connection_checks(push_opts *o) {
     push_err("%s", err);
     return rv == APNS_ARGS_USAGE ? SAID_HINT : PUSH_EXIT_USAGE;
   }
-  o->endpoint = a->endpoint;
-  o->host = a->host;
-  o->port = a->endpoint == APNS_ENDPOINT_CUSTOM ? a->port : 0;
-  o->ca_file = a->ca_file;
-  o->verify_name = a->verify_name;
-  o->insecure = a->insecure;
-  o->connections = a->connections;
   o->timeout_ms = a->timeout_ms;
-  o->proxy = a->proxy;
-  o->cert_file = a->cert_file;
-  o->key_file = a->key_file;
-  o->key_pass_env = a->key_pass_env;
-  o->key_pass = a->key_pass;
-  o->p8_file = a->p8_file;
-  o->key_id = a->key_id;
-  o->team_id = a->team_id;
   /* The queue refills the connections' free streams: at half of it (the low-water mark, where reading resumes)
    * there must still be as many queued as every connection can take at once (APNs allows 1000 streams a
    * connection), or the pool would wait on the input. Not much more: a deeper queue costs memory and cache (every
    * queued notification is a request block of its own) and measured slower. */
-  if (o->max_queued == 0) o->max_queued = (size_t)o->connections * 2000u;
+  if (o->max_queued == 0) o->max_queued = (size_t)a->connections * 2000u;
   return 0;
 }
 

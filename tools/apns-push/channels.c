@@ -82,26 +82,11 @@ static void put_failure(line *l, int err, const apns_response *res) {
 
 /* ---- the client options of the command line ---- */
 
-/* tls is the storage co->tls points to: it must live until the open. */
+/* apns_args_client's, on one connection: a channel command or a broadcast is one request. tls is the storage
+ * co->tls points to: it must live until the open. */
 static void client_options(const push_opts *o, apns_client_options *co, apns_tls_options *tls) {
-  apns_client_options_init(co);
-  apns_tls_options_init(tls);
-  co->tls = tls;
-  co->endpoint = o->endpoint;
-  co->host = o->host;
-  co->port = o->endpoint == APNS_ENDPOINT_CUSTOM ? o->port : 0;
-  tls->ca_file = o->ca_file;
-  tls->cert_file = o->cert_file;
-  tls->key_file = o->key_file;
-  tls->key_passphrase = o->key_pass;
-  tls->verify_name = o->verify_name;
-  tls->insecure_skip_verify = o->insecure;
-  co->token_key_file = o->p8_file;
-  co->key_id = o->key_id;
-  co->team_id = o->team_id;
-  co->topic = o->send.topic;
+  apns_args_client(&o->apns, co, tls);
   co->connections = 1;
-  co->timeout_ms = o->timeout_ms;
 }
 
 /* ---- channel commands ---- */
@@ -221,9 +206,9 @@ int push_channel_main(const push_opts *o, int fd) {
   if (o->manage_host) {
     cho.host = o->manage_host;
     cho.port = o->manage_port;
-  } else if (o->endpoint == APNS_ENDPOINT_CUSTOM) {
-    cho.host = o->host;
-    cho.port = o->port;
+  } else if (o->apns.endpoint == APNS_ENDPOINT_CUSTOM) {
+    cho.host = o->apns.host;
+    cho.port = o->apns.port;
   }
   chan_run run = {PUSH_EXIT_FAILED, 0};
   cho.data = &run;
@@ -236,7 +221,7 @@ int push_channel_main(const push_opts *o, int fd) {
     uv_loop_close(&loop);
     return PUSH_EXIT_USAGE;
   }
-  if (o->insecure) push_err("warning: --insecure: the server's certificate is not verified");
+  if (o->apns.insecure) push_err("warning: --insecure: the server's certificate is not verified");
   rv = channel_submit(ch, o);
   if (rv < 0) {
     push_err("channel %s: %s", apns_channel_op_string(o->channel_op), apns_strerror(rv));
@@ -374,7 +359,7 @@ int push_broadcast_main(const push_opts *o, apns_notification *n, int fd) {
     uv_loop_close(&loop);
     return PUSH_EXIT_USAGE;
   }
-  if (o->insecure) push_err("warning: --insecure: the server's certificate is not verified");
+  if (o->apns.insecure) push_err("warning: --insecure: the server's certificate is not verified");
   run.t0_ns = uv_hrtime();
   rv = apns_client_broadcast(run.client, o->channel, n, &bo, on_broadcast, &run);
   if (rv < 0) {

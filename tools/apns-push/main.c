@@ -602,24 +602,9 @@ static int check_single(app *a) {
 
 static int open_client(app *a) {
   char errbuf[512] = "";
-  apns_client_options co = APNS_CLIENT_OPTIONS_INIT;
-  apns_tls_options co_tls = APNS_TLS_OPTIONS_INIT;
-  co.tls = &co_tls;
-  co.endpoint = a->o.endpoint;
-  co.host = a->o.host;
-  co.port = a->o.endpoint == APNS_ENDPOINT_CUSTOM ? a->o.port : 0;
-  co_tls.ca_file = a->o.ca_file;
-  co_tls.cert_file = a->o.cert_file;
-  co_tls.key_file = a->o.key_file;
-  co_tls.key_passphrase = a->o.key_pass;
-  co_tls.verify_name = a->o.verify_name;
-  co_tls.insecure_skip_verify = a->o.insecure;
-  co.token_key_file = a->o.p8_file;
-  co.key_id = a->o.key_id;
-  co.team_id = a->o.team_id;
-  co.topic = a->o.send.topic;
-  co.connections = a->o.connections;
-  co.timeout_ms = a->o.timeout_ms;
+  apns_client_options co;
+  apns_tls_options co_tls;
+  apns_args_client(&a->o.apns, &co, &co_tls);
   if (a->o.bulk) {
     co.max_queued = a->o.max_queued;
     co.low_water = a->o.max_queued / 2;
@@ -637,7 +622,7 @@ static int open_client(app *a) {
     push_err("%s (%s)", errbuf[0] ? errbuf : apns_strerror(rv), apns_err_name(rv));
     return -1;
   }
-  if (a->o.insecure) push_err("warning: --insecure: the server's certificate is not verified");
+  if (a->o.apns.insecure) push_err("warning: --insecure: the server's certificate is not verified");
   return 0;
 }
 

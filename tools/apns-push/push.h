@@ -39,19 +39,8 @@ typedef struct push_data_kv {
 } push_data_kv;
 
 typedef struct push_opts {
-  /* connection: copied from apns (below) once the flags are checked */
-  apns_endpoint endpoint;
-  const char *host; /* --host, without the port */
-  uint16_t port;
-  const char *ca_file;
-  const char *verify_name;
-  int insecure;
-  unsigned connections;
-  uint64_t timeout_ms;
-  const char *proxy; /* --proxy URL; NULL: the environment's (https_proxy, all_proxy, no_proxy), as curl reads it */
-  /* auth */
-  const char *cert_file, *key_file, *key_pass_env, *key_pass;
-  const char *p8_file, *key_id, *team_id;
+  /* The server, authentication, --connections, --timeout and --proxy are apns's (at the end). */
+  uint64_t timeout_ms; /* apns.timeout_ms, copied once the flags are checked: the per-line path reads it here */
   /* request defaults (a bulk line may override each) */
   apns_send_options send;
   /* payload built from flags */
@@ -85,7 +74,8 @@ typedef struct push_opts {
   int input_push_token;
   int has_relevance;
   double relevance_score;
-  /* The APNs-side flags as parsed (tools/common/apns_args.h); it owns the passphrase's copy key_pass points to. */
+  /* The APNs-side flags as parsed (tools/common/apns_args.h): the client is built from them with
+   * apns_args_client. It owns the passphrase's copy. */
   apns_args apns;
 } push_opts;
 

@@ -1,7 +1,7 @@
 /* apns-relay: the command line. The Redis flags are the relay's; the APNs side (server, auth, --connections,
- * --timeout, --topic) is tools/common/apns_args's, as apns-push's is, so that the same mistake reads the same from
- * both. Every check that needs no network is made here: a mistake ends the run with status 2 before anything
- * connects. */
+ * --timeout, --topic, --proxy) is tools/common/apns_args's, as apns-push's is, so that the same mistake reads the
+ * same from both. Every check that needs no network is made here: a mistake ends the run with status 2 before
+ * anything connects. */
 #include "relay.h"
 
 #include <errno.h>
@@ -39,6 +39,9 @@ static const char usage_text[] =
     "APNs:\n"
     "  --production, --development, --host HOST[:PORT], --ca FILE, --verify-name NAME, --insecure,\n"
     "  --connections N (default 2), --timeout SECONDS (default 10), --topic TOPIC: as apns-push\n"
+    "  --proxy URL               http://[USER:PASS@]HOST:PORT (CONNECT) or socks5h://[USER:PASS@]HOST:PORT;\n"
+    "                            default: $https_proxy, $HTTPS_PROXY, $all_proxy, $ALL_PROXY unless $no_proxy\n"
+    "                            names the host\n"
     "Auth (one of):\n"
     "  --cert FILE --key FILE [--key-pass-env VAR]   client certificate\n"
     "  --p8 FILE --key-id ID --team-id ID            token auth\n"
@@ -79,6 +82,7 @@ static const struct option longopts[] = {
     {"drain-ms", required_argument, NULL, OPT_DRAIN_MS},
     {"metrics", required_argument, NULL, OPT_METRICS},
     APNS_ARGS_LONGOPTS,
+    APNS_ARGS_LONGOPT_PROXY,
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},

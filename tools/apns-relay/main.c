@@ -1041,7 +1041,15 @@ static int open_client(relay *r) {
   co.on_low_water = on_low_water;
   co.on_event = on_event;
   co.data = r;
+  char err[APNS_ARGS_ERR_MAX];
+  apns_proxy_options *proxy = NULL;
+  if (apns_args_proxy(&r->o.apns, &proxy, err, sizeof err) != 0) {
+    fprintf(stderr, "apns-relay: %s\n", err);
+    return -1;
+  }
+  co.proxy = proxy;
   int rv = apns_client_open(&r->loop, &r->client, &co, errbuf, sizeof errbuf);
+  apns_proxy_options_free(proxy); /* copied by the open */
   if (rv < 0) {
     fprintf(stderr, "apns-relay: %s (%s)\n", errbuf[0] ? errbuf : apns_strerror(rv), apns_err_name(rv));
     return -1;

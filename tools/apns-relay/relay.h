@@ -37,7 +37,7 @@ typedef struct relay_opts {
   unsigned max_deliveries;
   size_t max_held;     /* entries held (read, not yet acknowledged) at most */
   const char *metrics; /* HOST:PORT or NULL */
-  apns_args apns;      /* the APNs side: server, auth, --connections, --timeout, --topic */
+  apns_args apns;      /* the APNs side: server, auth, --connections, --timeout, --topic, --proxy */
   char consumer_buf[300];
 } relay_opts;
 
