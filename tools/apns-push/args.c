@@ -640,7 +640,6 @@ static int connection_checks(push_opts *o) {
     push_err("%s", err);
     return rv == APNS_ARGS_USAGE ? SAID_HINT : PUSH_EXIT_USAGE;
   }
-  o->timeout_ms = a->timeout_ms;
   /* The queue refills the connections' free streams: at half of it (the low-water mark, where reading resumes)
    * there must still be as many queued as every connection can take at once (APNs allows 1000 streams a
    * connection), or the pool would wait on the input. Not much more: a deeper queue costs memory and cache (every

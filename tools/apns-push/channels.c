@@ -304,7 +304,7 @@ int push_broadcast_main(const push_opts *o, apns_notification *n, int fd) {
   bo.priority = o->send.priority;
   bo.expiration = o->send.has_expiration ? o->send.expiration : 0;
   bo.request_id = o->request_id;
-  bo.timeout_ms = o->timeout_ms;
+  bo.timeout_ms = o->apns.timeout_ms;
   apns_broadcast_request br;
   int rv = apns_build_broadcast_request(o->send.topic, o->channel, &bo, &br, sizeof br);
   if (rv < 0) {

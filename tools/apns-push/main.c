@@ -207,7 +207,7 @@ static int post(app *a, uint64_t lineno, const char *token, size_t tlen, const a
   req.num_headers = sr->num_headers;
   req.body = body;
   req.body_len = len;
-  req.timeout_ms = so->timeout_ms ? so->timeout_ms : a->o.timeout_ms;
+  req.timeout_ms = so->timeout_ms ? so->timeout_ms : a->o.apns.timeout_ms;
   int rv = apns_pool_post(apns_client_pool(a->client), &req, on_response, p);
   if (rv == 0) {
     a->outstanding++;
@@ -286,7 +286,7 @@ static int submit_broadcast(app *a, uint64_t lineno, const bulk_line *bl) {
   bo.priority = bl->priority ? bl->priority : a->o.send.priority;
   bo.expiration = bl->has_expiration ? bl->expiration : a->o.send.has_expiration ? a->o.send.expiration : 0;
   bo.bundle_id = bl->topic;
-  bo.timeout_ms = a->o.timeout_ms;
+  bo.timeout_ms = a->o.apns.timeout_ms;
   apns_broadcast_request br;
   if (rv == 0) rv = apns_build_broadcast_request(a->o.send.topic, channel, &bo, &br, sizeof br);
   if (rv == 0 && bl->payload) {
@@ -437,7 +437,7 @@ static void on_event(apns_pool *pool, const apns_pool_event *ev) {
   app *a = apns_pool_data(pool);
   if (ev->type == APNS_POOL_EVENT_CONN_UP) a->ever_up = 1;
   if (ev->type == APNS_POOL_EVENT_CONN_DOWN && !a->ever_up && !a->unreachable &&
-      (fatal_connect_error(ev->err) || uv_hrtime() - a->start_ns >= a->o.timeout_ms * 1000000ULL)) {
+      (fatal_connect_error(ev->err) || uv_hrtime() - a->start_ns >= a->o.apns.timeout_ms * 1000000ULL)) {
     push_report_stderr(a->rep, "cannot connect to the server: %s (%s); giving up",
                        ev->reason && ev->reason[0] ? ev->reason : apns_strerror(ev->err), apns_err_name(ev->err));
     a->unreachable = 1;

@@ -40,7 +40,6 @@ typedef struct push_data_kv {
 
 typedef struct push_opts {
   /* The server, authentication, --connections, --timeout and --proxy are apns's (at the end). */
-  uint64_t timeout_ms; /* apns.timeout_ms, copied once the flags are checked: the per-line path reads it here */
   /* request defaults (a bulk line may override each) */
   apns_send_options send;
   /* payload built from flags */

@@ -1158,6 +1158,10 @@ int main(int argc, char **argv) {
   if (open_client(&r) != 0) {
     uv_run(&r.loop, UV_RUN_DEFAULT);
     uv_loop_close(&r.loop);
+    free(r.scratch);
+    free(r.table);
+    free(r.shards);
+    apns_args_free(&r.o.apns);
     return RELAY_EXIT_USAGE;
   }
   handles_start(&r);
