@@ -187,10 +187,35 @@ static void print_dry_run(app *a, const apns_send_request *sr, const char *body,
   a->requests++;
 }
 
+/* What a post's return means for its line (token or channel): on its way, wait for room (the line is read again),
+ * the client stopped (a fatal answer such as BadCertificate: nothing more can be sent), or refused. Returns
+ * PUSH_LINE_*. */
+static int posted(app *a, pending *p, int rv, uint64_t lineno, const char *token, const char *channel) {
+  if (rv == 0) {
+    a->outstanding++;
+    return PUSH_LINE_DONE;
+  }
+  pending_put(a, p);
+  if (rv == APNS_EQUEUEFULL) return PUSH_LINE_PAUSE;
+  if (rv == APNS_ESTOPPED || rv == APNS_ECLOSED) {
+    push_result r;
+    memset(&r, 0, sizeof r);
+    r.line = lineno;
+    r.token = token;
+    r.channel = channel;
+    r.err = rv;
+    r.latency_ms = -1;
+    push_report_result(a->rep, &r);
+    a->stopped = 1;
+    return PUSH_LINE_STOP;
+  }
+  bad_line_to(a, lineno, token, channel, rv, apns_strerror(rv));
+  return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
+}
+
 /* Posts one notification on the pool, its result reported in on_response. Returns PUSH_LINE_*. */
 static int post(app *a, uint64_t lineno, const char *token, size_t tlen, const apns_send_request *sr,
                 const char *body, size_t len, const apns_send_options *so) {
-  char why[256];
   pending *p = tlen <= APNS_DEVICE_TOKEN_MAX ? pending_get(a, tlen) : NULL;
   if (p == NULL) {
     bad_line(a, lineno, token, APNS_ENOMEM, "out of memory");
@@ -208,28 +233,7 @@ static int post(app *a, uint64_t lineno, const char *token, size_t tlen, const a
   req.body = body;
   req.body_len = len;
   req.timeout_ms = so->timeout_ms ? so->timeout_ms : a->o.apns.timeout_ms;
-  int rv = apns_pool_post(apns_client_pool(a->client), &req, on_response, p);
-  if (rv == 0) {
-    a->outstanding++;
-    return PUSH_LINE_DONE;
-  }
-  pending_put(a, p);
-  if (rv == APNS_EQUEUEFULL) return PUSH_LINE_PAUSE;
-  if (rv == APNS_ESTOPPED || rv == APNS_ECLOSED) {
-    /* The client stopped (a fatal answer such as BadCertificate): nothing more can be sent. */
-    push_result r;
-    memset(&r, 0, sizeof r);
-    r.line = lineno;
-    r.token = token;
-    r.err = rv;
-    r.latency_ms = -1;
-    push_report_result(a->rep, &r);
-    a->stopped = 1;
-    return PUSH_LINE_STOP;
-  }
-  snprintf(why, sizeof why, "%s", apns_strerror(rv));
-  bad_line(a, lineno, token, rv, why);
-  return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
+  return posted(a, p, apns_pool_post(apns_client_pool(a->client), &req, on_response, p), lineno, token, NULL);
 }
 
 /* Sends (or, with --dry-run, prints) one notification: the payload of line bl when it has one, else n. What the
@@ -326,25 +330,7 @@ static int submit_broadcast(app *a, uint64_t lineno, const bulk_line *bl) {
   p->channel = 1;
   memcpy(p->token, channel, clen + 1);
   rv = apns_client_broadcast_json(a->client, channel, body, len, &bo, on_response, p);
-  if (rv == 0) {
-    a->outstanding++;
-    return PUSH_LINE_DONE;
-  }
-  pending_put(a, p);
-  if (rv == APNS_EQUEUEFULL) return PUSH_LINE_PAUSE;
-  if (rv == APNS_ESTOPPED || rv == APNS_ECLOSED) {
-    push_result r;
-    memset(&r, 0, sizeof r);
-    r.line = lineno;
-    r.channel = channel;
-    r.err = rv;
-    r.latency_ms = -1;
-    push_report_result(a->rep, &r);
-    a->stopped = 1;
-    return PUSH_LINE_STOP;
-  }
-  bad_line_to(a, lineno, NULL, channel, rv, apns_strerror(rv));
-  return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
+  return posted(a, p, rv, lineno, NULL, channel);
 }
 
 /* ---- bulk input ---- */
