@@ -2,10 +2,10 @@
  *
  * Each request is built once (apns__req, one allocation with the pool's bookkeeping in its extra bytes) and kept
  * across tries on different connections. Queued requests sit in two intrusive structures: the FIFO queue (list.h),
- * and a min-heap of deadlines (heap.h) that one pool timer serves. Both take O(1) or O(log n) per operation whatever
- * the timeouts, so a retry, which goes back to the head of the queue with an early deadline, costs the same with a
- * million queued as with ten. A retry carries a "not before" time: the queue waits for it rather than overtaking
- * it, so order is kept.
+ * and their deadlines, which one pool timer serves: a FIFO of those that came in order (O(1), the usual case with
+ * one timeout) and a min-heap (heap.h) of the others (O(log n)), so a retry, which goes back to the head of the
+ * queue with an early deadline, costs the same with a million queued as with ten. A retry carries a "not before"
+ * time: the queue waits for it rather than overtaking it, so order is kept.
  *
  * Dispatch takes the head of the queue for any connection with a free stream, round robin. Finding one looks at
  * each of the `size` connections at most: constant in the number of requests.
@@ -128,7 +128,8 @@ struct apns_pool {
 
   apns__list queue; /* of the queued requests, through link.q: FIFO, retries at the head */
   size_t queued;
-  apns__heap deadlines; /* of the queued requests, through link.dl */
+  apns__list dl_fifo;   /* of the queued requests whose deadlines came in order, through link.fifo (see d_first) */
+  apns__heap deadlines; /* of the other queued requests, through link.dl */
   size_t in_flight;
 
   uv_timer_t timer; /* queued deadlines and back-off */
@@ -213,26 +214,49 @@ static pool_item *q_first(apns_pool *p) {
   return item_of_req(apns__req_of_q(apns__list_head(&p->queue)));
 }
 
-/* The queued request whose deadline comes first, or NULL. */
+/* Deadlines of queued requests: most are posted with one timeout, so they come in order and wait on dl_fifo
+ * (through link.fifo), where adding at either end and removing from anywhere is O(1). A request whose deadline
+ * fits at neither end (a retry with an early deadline behind others, a shorter timeout than the last one posted)
+ * goes to the heap (link.dl, link.early set) at O(log n). The first deadline is the earlier of the two heads. */
 static pool_item *d_first(apns_pool *p) {
-  return item_of_req(apns__req_of_dl(apns__heap_min(&p->deadlines)));
+  apns__req *f = apns__req_of_fifo(apns__list_head(&p->dl_fifo)), *e = apns__req_of_dl(apns__heap_min(&p->deadlines));
+  return item_of_req(e && (f == NULL || apns__req_deadline_less(&e->link.dl, &f->link.dl)) ? e : f);
+}
+
+static void d_insert(apns_pool *p, apns__req *r) {
+  apns__req *head = apns__req_of_fifo(apns__list_head(&p->dl_fifo));
+  apns__req *tail = apns__req_of_fifo(apns__list_tail(&p->dl_fifo));
+  r->link.early = 0;
+  if (tail == NULL || r->link.deadline >= tail->link.deadline)
+    apns__list_push_tail(&p->dl_fifo, &r->link.fifo);
+  else if (r->link.deadline < head->link.deadline)
+    apns__list_push_head(&p->dl_fifo, &r->link.fifo); /* strictly: of equal deadlines, the first queued ends first */
+  else {
+    r->link.early = 1;
+    apns__heap_insert(&p->deadlines, &r->link.dl);
+  }
 }
 
 static void q_remove(apns_pool *p, pool_item *it) {
-  apns__list_remove(&item_req(it)->link.q);
-  apns__heap_remove(&p->deadlines, &item_req(it)->link.dl);
+  apns__req *r = item_req(it);
+  apns__list_remove(&r->link.q);
+  if (r->link.early)
+    apns__heap_remove(&p->deadlines, &r->link.dl);
+  else
+    apns__list_remove(&r->link.fifo);
+  r->link.early = 0;
   p->queued--;
 }
 
 static void q_push_tail(apns_pool *p, pool_item *it) {
   apns__list_push_tail(&p->queue, &item_req(it)->link.q);
-  apns__heap_insert(&p->deadlines, &item_req(it)->link.dl);
+  d_insert(p, item_req(it));
   p->queued++;
 }
 
 static void q_push_head(apns_pool *p, pool_item *it) {
   apns__list_push_head(&p->queue, &item_req(it)->link.q);
-  apns__heap_insert(&p->deadlines, &item_req(it)->link.dl);
+  d_insert(p, item_req(it));
   p->queued++;
 }
 
@@ -784,6 +808,7 @@ int apns_pool_open(uv_loop_t *loop, apns_pool **out, const apns_pool_options *ca
 
   p->rng = uv_hrtime() | 1;
   apns__heap_init(&p->deadlines, apns__req_deadline_less);
+  apns__list_init(&p->dl_fifo);
   apns__list_init(&p->queue);
   apns__list_init(&p->conns);
   p->tokens = (double)p->size;

@@ -41,9 +41,12 @@ typedef struct apns__req {
   struct {
     uint64_t deadline; /* absolute, in the loop's milliseconds (uv_now); set by the owner, read by the connection */
     int32_t stream_id;
-    uint8_t early;      /* the connection keeps it in its heap of early deadlines (dl), not in its FIFO (q) */
-    apns__heap_node dl; /* by deadline (apns__req_deadline_less): the pool's queued, the connection's early ones */
-    apns__list q;       /* the pool's queue; the connection's FIFO of deadlines, or its requests dropped unsent */
+    uint8_t early; /* its deadline is in its holder's heap of early ones (dl), not in the holder's FIFO */
+    union {
+      apns__heap_node dl; /* by deadline (apns__req_deadline_less): the pool's and the connection's early ones */
+      apns__list fifo;    /* the pool's FIFO of queued deadlines (the connection's FIFO is q) */
+    };
+    apns__list q; /* the pool's queue; the connection's FIFO of deadlines, or its requests dropped unsent */
     void (*done)(struct apns__req *req, int err, const apns_response *res);
   } link;
   /* the rest of the allocation: `extra` bytes for the owner (apns__req_extra), the header table, the body, then
@@ -80,6 +83,10 @@ static inline apns__req *apns__req_of_dl(apns__heap_node *n) {
 
 static inline apns__req *apns__req_of_q(apns__list *n) {
   return n == NULL ? NULL : APNS__CONTAINER_OF(n, apns__req, link.q);
+}
+
+static inline apns__req *apns__req_of_fifo(apns__list *n) {
+  return n == NULL ? NULL : APNS__CONTAINER_OF(n, apns__req, link.fifo);
 }
 
 /* The extra bytes sit right behind the struct: a constant offset both ways, inline as the pool's lists use it. */

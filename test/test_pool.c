@@ -1060,6 +1060,69 @@ TEST(pool_million_queued_retries_cost_log_n) {
   teardown(&f);
 }
 
+/* Queued requests with one timeout, the usual case: their deadlines come in order and cost the queue's deadline
+ * heap no step (a FIFO holds them), and they end at their deadlines in the order they were posted. */
+TEST(pool_queued_deadlines_in_order_take_no_heap_step) {
+  fx f;
+  apns_pool_options o;
+  enum { N = 300 };
+  static fx_rec recs[N];
+  memset(recs, 0, sizeof recs);
+  setup(&f);
+  f.mo.max_streams = 1;
+  f.mo.delay_ms = 60000; /* no answer comes: the first is in flight, the rest wait in the queue */
+  apns_pool_options_init(&o);
+  o.connections = 1;
+  open_pool(&f, &o);
+  while (f.ups == 0) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  uint64_t s0 = apns__pool_queue_steps(f.pool);
+  for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 300));
+  fx_run_until_count(&f.loop, &f.done, N);
+  ASSERT_UEQ(apns__pool_queue_steps(f.pool), s0);
+  for (int i = 0; i < N; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_ERR(recs[i].err, APNS_ETIMEDOUT);
+    if (i > 0) ASSERT_GE(recs[i].t_end, recs[i - 1].t_end);
+  }
+  teardown(&f);
+}
+
+/* Timeouts in no order: those that fit at neither end of the FIFO go to the heap, and every request still ends
+ * once, at (not before) its own deadline, earliest first. */
+TEST(pool_queued_deadlines_out_of_order_end_at_their_own) {
+  fx f;
+  apns_pool_options o;
+  enum { N = 240 };
+  static fx_rec recs[N];
+  uint64_t due[N];
+  memset(recs, 0, sizeof recs);
+  setup(&f);
+  f.mo.max_streams = 1;
+  f.mo.delay_ms = 60000;
+  apns_pool_options_init(&o);
+  o.connections = 1;
+  open_pool(&f, &o);
+  while (f.ups == 0) ASSERT_NE(uv_run(&f.loop, UV_RUN_ONCE), 0);
+  uint64_t s0 = apns__pool_queue_steps(f.pool);
+  for (int i = 0; i < N; i++) {
+    /* 200-439 ms in a scrambled order (7 and 240 are coprime): later, earlier and equal to what came before. */
+    uint64_t timeout = 200 + (uint64_t)((i * 7) % N);
+    due[i] = uv_now(&f.loop) + timeout;
+    ASSERT_OK(post(&f, &recs[i], TOKEN, timeout));
+  }
+  ASSERT_GT(apns__pool_queue_steps(f.pool), s0); /* the heap took the ones that did not fit the FIFO */
+  fx_run_until_count(&f.loop, &f.done, N);
+  for (int i = 0; i < N; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_ERR(recs[i].err, APNS_ETIMEDOUT);
+    ASSERT_GE(recs[i].t_end, due[i]);
+    for (int j = 0; j < N; j++)
+      if (due[j] < due[i] && j != 0) /* 0 went to the connection, whose own timer ends it */
+        ASSERT_LE(recs[j].t_end, recs[i].t_end);
+  }
+  teardown(&f);
+}
+
 /* Statuses APNs never sends (a proxy's 3xx) are counted apart, not as "other 4xx". */
 static void answer_3xx(void *data, apns_mock_request *req) {
   (void)data;
@@ -1181,6 +1244,8 @@ TEST_SUITE(pool){
     TEST_ENTRY(pool_goaway_retires_without_canceling),
     TEST_ENTRY(pool_stats_by_status),
     TEST_ENTRY(pool_million_queued_retries_cost_log_n),
+    TEST_ENTRY(pool_queued_deadlines_in_order_take_no_heap_step),
+    TEST_ENTRY(pool_queued_deadlines_out_of_order_end_at_their_own),
     TEST_ENTRY(pool_wrong_ca_stops),
     TEST_ENTRY(pool_wrong_name_stops),
     TEST_ENTRY(pool_client_cert_refused_stops),
