@@ -16,7 +16,22 @@
  * served at least APNS__POOL_ROTATION_OK requests 2xx is the server rotating its connections (nginx does it every
  * keepalive_requests), and the slot is refilled at once, outside the bucket. A server that sends connections away
  * after fewer successes (a GOAWAY storm) still gets the back-off and the bucket; rotations are bounded by the
- * successes they need: at most one connect per APNS__POOL_ROTATION_OK answers. */
+ * successes they need: at most one connect per APNS__POOL_ROTATION_OK answers.
+ *
+ * Such a server refuses every request above its GOAWAY's last stream, and with a window of streams in flight that
+ * is nearly a limit's worth more: the pool learns the limit instead (pool_learn_limit, when each connection ends).
+ * A graceful GOAWAY that shows the connection accepted k >= APNS__POOL_ROTATION_OK requests (those at or below its
+ * last-stream-id, apns__conn_goaway_accepted), after at least as many 2xx, is an observation; the same k twice in
+ * a row makes it stats.request_limit. One is not enough: a restart or Apple's maintenance sends one GOAWAY at any
+ * count, and a limit taken from it would retire every connection early for nothing (a stray one between two
+ * rotations at the limit only starts a pair that the next rotation breaks). At the limit a connection is retired
+ * right after its last submit (slot_cap: apns__conn_retire, so its open requests end normally) and replaced at once
+ * as a rotation. The replacement opens at the limit, not some streams before it: a slot holds one connection, the
+ * handshake is short next to the limit's worth of answers, and the other slots go on meanwhile. A connection
+ * retired at the limit that ends without the server's graceful GOAWAY (apns__conn_retire waits for a last PING's
+ * ack, so one sent just after the last answer is read) means the server no longer sends away there: the limit is
+ * forgotten and learned again from rotations, which also covers a raised limit. A lowered one is learned from
+ * two rotations at the new count; what was refused in between is retried as before. */
 #include "pool.h"
 
 #include "abi.h"
@@ -112,7 +127,9 @@ struct pool_slot {
 struct pool_conn {
   apns_conn *conn;
   pool_slot *slot;
-  apns__list node; /* on the pool's conns */
+  apns__list node;    /* on the pool's conns */
+  uint64_t submitted; /* requests written to it */
+  int capped;         /* retired at the learned limit (slot_cap) */
 };
 
 struct apns_pool {
@@ -161,6 +178,7 @@ struct apns_pool {
   char conn_err_text[256];
   unsigned permanent_fails;
   unsigned invalid_tokens; /* 403 InvalidProviderToken answers since the last 2xx */
+  uint64_t limit_seen;     /* the count of the last rotation's GOAWAY: a second one alike makes it the limit */
   int stop_err;
   char stop_text[256];
 
@@ -387,9 +405,38 @@ static void slot_rotate(pool_slot *s) {
   uv_timer_start(&s->reconnect, on_reconnect_timer, 0, 0);
 }
 
+/* Learns, from a connection that ended, how many requests the server takes on one (see the top of the file). */
+static void pool_learn_limit(apns_pool *p, apns_conn *c) {
+  pool_conn *pc = apns_conn_data(c);
+  int64_t k = apns__conn_goaway_accepted(c);
+  if (k >= APNS__POOL_ROTATION_OK && apns__conn_ok_responses(c) >= APNS__POOL_ROTATION_OK) {
+    if ((uint64_t)k == p->limit_seen)
+      p->stats.request_limit = p->limit_seen;
+    else
+      p->limit_seen = (uint64_t)k; /* one GOAWAY alone may be a restart: the limit stays until a second agrees */
+  } else if (pc->capped && k < 0) {
+    p->stats.request_limit = p->limit_seen = 0; /* the server no longer sends away at the limit */
+  }
+}
+
+/* The slot's connection has taken the learned limit of requests: it takes no more, and its replacement opens now,
+ * as for a rotation (on_conn_capacity, called from the connection's flush), before the server refuses anything. */
+static void slot_cap(pool_slot *s, pool_conn *pc) {
+  apns_pool *p = s->pool;
+  char why[160];
+  if (apns_conn_get_state(s->conn) != APNS_CONN_READY) return;
+  snprintf(why, sizeof why,
+           "took %llu requests, the most the server takes on a connection (learned from its GOAWAYs): replaced",
+           (unsigned long long)pc->submitted);
+  pc->capped = 1;
+  p->stats.capped++;
+  apns__conn_retire(s->conn, why);
+}
+
 static void on_conn_lost(apns_conn *c, int err, const char *reason) {
   pool_slot *s = conn_slot(c);
   apns_pool *p = s->pool;
+  pool_learn_limit(p, c);
   if (s->conn == c) {
     pool_conn_failed(p, err, apns_conn_last_error(c));
     pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, err, 0, reason ? reason : apns_conn_last_error(c), 0);
@@ -418,7 +465,8 @@ static void on_conn_capacity(apns_conn *c) {
      * waits out the slot's back-off, as after a failure: a server that sends every connection away must not get a
      * connect at every turn. The back-off is forgotten only once a connection proved itself with a 2xx
      * (item_attempt_done). */
-    if (conn_rotated(c) && (p->state == POOL_OPEN || p->state == POOL_DRAINING) && !(p->closing && p->queued == 0))
+    int rotated = conn_rotated(c) || ((pool_conn *)apns_conn_data(c))->capped;
+    if (rotated && (p->state == POOL_OPEN || p->state == POOL_DRAINING) && !(p->closing && p->queued == 0))
       slot_rotate(s);
     else
       slot_schedule_reconnect(s);
@@ -601,6 +649,8 @@ static void pool_dispatch(apns_pool *p, int from_post) {
       }
       p->in_flight++;
       p->stats.sent++;
+      pool_conn *pc = apns_conn_data(s->conn);
+      if (++pc->submitted >= p->stats.request_limit && p->stats.request_limit) slot_cap(s, pc);
     }
   } while (p->redispatch);
   p->dispatching = 0;

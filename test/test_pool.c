@@ -22,11 +22,18 @@ typedef struct {
   int done_at_close;
   int low_water_calls;
   int retries, ups, downs;
+  int learned, late_retries; /* the pool knew a request limit; retries after that */
+  int goaway_once;           /* at the first connection sent away, the mock stops sending GOAWAY */
   long live_before;
 } fx;
 
 static void on_event(apns_pool *p, const apns_pool_event *ev) {
   fx *f = apns_pool_data(p);
+  apns_pool_stats st;
+  apns_pool_get_stats(p, &st, sizeof st);
+  if (st.request_limit != 0) f->learned = 1;
+  if (ev->type == APNS_POOL_EVENT_RETRY && f->learned) f->late_retries++;
+  if (ev->type == APNS_POOL_EVENT_CONN_DOWN && f->goaway_once) apns_mock_set_goaway_after(f->mock, 0);
   if (ev->type == APNS_POOL_EVENT_RETRY) f->retries++;
   if (ev->type == APNS_POOL_EVENT_CONN_UP) f->ups++;
   if (ev->type == APNS_POOL_EVENT_CONN_DOWN) f->downs++;
@@ -1008,6 +1015,115 @@ TEST(pool_goaway_before_answers_rotates_once_drained) {
   teardown(&f);
 }
 
+/* Posts n, runs until they end, and checks each ended once with 200. */
+static void post_all_ok(fx *f, fx_rec *recs, int n) {
+  int base = f->done;
+  memset(recs, 0, (size_t)n * sizeof *recs);
+  for (int i = 0; i < n; i++) ASSERT_OK(post(f, &recs[i], TOKEN, 600000));
+  fx_run_until_count(&f->loop, &f->done, base + n);
+  for (int i = 0; i < n; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_EQ(recs[i].status, 200);
+  }
+}
+
+/* A server that sends every connection away after 100 requests, as nginx does at keepalive_requests 100, with
+ * 1000 streams a connection: the first two connections each get far more than 100, and the rest above the GOAWAY
+ * is refused and retried. Two rotations at 100 teach the pool the limit; from then on each connection takes 100
+ * and is replaced, and nothing is refused again. */
+TEST(pool_learns_request_limit) {
+  fx f;
+  apns_pool_options o;
+  const int N = test_time_factor() > 1 ? 4000 : 20000;
+  fx_rec *recs = calloc((size_t)N, sizeof *recs);
+  setup(&f);
+  f.mo.goaway_after = 100;
+  apns_pool_options_init(&o);
+  o.connections = 2;
+  open_pool(&f, &o);
+  post_all_ok(&f, recs, N);
+  apns_pool_stats st;
+  apns_pool_get_stats(f.pool, &st, sizeof st);
+  ASSERT_EQ(st.request_limit, 100);
+  ASSERT_EQ(st.accepted, (uint64_t)N);
+  ASSERT_GE(st.retried, 1);        /* the first connections' excess, before anything was known */
+  ASSERT_LE(st.retried, 2 * 1000); /* and only theirs */
+  ASSERT_EQ(f.late_retries, 0);    /* nothing refused once the limit was known */
+  ASSERT_GE(st.capped, (uint64_t)(N / 100 - 10));
+  apns_mock_stats ms;
+  apns_mock_get_stats(f.mock, &ms);
+  ASSERT_EQ(ms.status[200], (uint64_t)N); /* answered once each */
+  ASSERT_LE(ms.connections, (uint64_t)(N / 100 + 4));
+  teardown(&f);
+  free(recs);
+}
+
+/* Apple does not rotate: a GOAWAY it sends (maintenance) is one of a kind. One GOAWAY after 100 requests, then a
+ * connection that is never sent away: the pool learns no limit and replaces nothing. */
+TEST(pool_single_goaway_learns_no_limit) {
+  fx f;
+  apns_pool_options o;
+  enum { N = 5000 };
+  static fx_rec recs[N];
+  setup(&f);
+  f.mo.goaway_after = 100;
+  f.goaway_once = 1;
+  apns_pool_options_init(&o);
+  o.connections = 1;
+  open_pool(&f, &o);
+  post_all_ok(&f, recs, N);
+  apns_pool_stats st;
+  apns_pool_get_stats(f.pool, &st, sizeof st);
+  ASSERT_EQ(st.request_limit, 0);
+  ASSERT_EQ(st.capped, 0);
+  apns_mock_stats ms;
+  apns_mock_get_stats(f.mock, &ms);
+  ASSERT_EQ(ms.goaways, 1);
+  ASSERT_EQ(ms.connections, 2);
+  teardown(&f);
+}
+
+/* The limit follows the server: lowered (two rotations at the new count replace it; requests the server refused
+ * meanwhile are retried), raised (a connection stopped at the old limit is never sent away, which forgets it, and
+ * two rotations teach the new one), then gone (forgotten: connections are no longer replaced). */
+TEST(pool_request_limit_follows_server) {
+  fx f;
+  apns_pool_options o;
+  enum { N = 3000 };
+  static fx_rec recs[N];
+  setup(&f);
+  f.mo.goaway_after = 100;
+  apns_pool_options_init(&o);
+  o.connections = 2;
+  open_pool(&f, &o);
+  apns_pool_stats st;
+  post_all_ok(&f, recs, N);
+  apns_pool_get_stats(f.pool, &st, sizeof st);
+  ASSERT_EQ(st.request_limit, 100);
+  static const uint32_t next[] = {60, 200};
+  for (size_t i = 0; i < sizeof next / sizeof next[0]; i++) {
+    apns_mock_set_goaway_after(f.mock, next[i]);
+    post_all_ok(&f, recs, N);
+    apns_pool_get_stats(f.pool, &st, sizeof st);
+    ASSERT_EQ(st.request_limit, next[i]);
+  }
+  apns_mock_set_goaway_after(f.mock, 0);
+  post_all_ok(&f, recs, N);
+  apns_pool_get_stats(f.pool, &st, sizeof st);
+  ASSERT_EQ(st.request_limit, 0);
+  uint64_t capped = st.capped;
+  apns_mock_stats ms;
+  apns_mock_get_stats(f.mock, &ms);
+  uint64_t conns = ms.connections;
+  post_all_ok(&f, recs, N);
+  apns_pool_get_stats(f.pool, &st, sizeof st);
+  ASSERT_EQ(st.capped, capped);
+  ASSERT_EQ(st.accepted, 5 * (uint64_t)N);
+  apns_mock_get_stats(f.mock, &ms);
+  ASSERT_EQ(ms.connections, conns);
+  teardown(&f);
+}
+
 /* A million queued behind a connection whose first tries are answered 500: every retry goes back to the head of
  * the queue with an early deadline. The queue's deadline structure pays O(log n) steps for it, not a walk over the
  * million (which made each retry cost a million steps). */
@@ -1181,6 +1297,9 @@ TEST_SUITE(pool){
     TEST_ENTRY(pool_goaway_retires_without_canceling),
     TEST_ENTRY(pool_stats_by_status),
     TEST_ENTRY(pool_million_queued_retries_cost_log_n),
+    TEST_ENTRY(pool_learns_request_limit),
+    TEST_ENTRY(pool_single_goaway_learns_no_limit),
+    TEST_ENTRY(pool_request_limit_follows_server),
     TEST_ENTRY(pool_wrong_ca_stops),
     TEST_ENTRY(pool_wrong_name_stops),
     TEST_ENTRY(pool_client_cert_refused_stops),
