@@ -433,15 +433,27 @@ static void slot_cap(pool_slot *s, pool_conn *pc) {
   apns__conn_retire(s->conn, why);
 }
 
+/* The slot's connection left it: a rotation is refilled at once, anything else after the back-off. */
+static void slot_replace(pool_slot *s, int rotated) {
+  apns_pool *p = s->pool;
+  if (rotated && (p->state == POOL_OPEN || p->state == POOL_DRAINING) && !(p->closing && p->queued == 0))
+    slot_rotate(s);
+  else
+    slot_schedule_reconnect(s);
+}
+
 static void on_conn_lost(apns_conn *c, int err, const char *reason) {
   pool_slot *s = conn_slot(c);
   apns_pool *p = s->pool;
+  /* Retired at the limit, a connection can end before its capacity callback (the server's GOAWAY read on the same
+   * turn refused its last request): that is no failure either. */
+  int capped = ((pool_conn *)apns_conn_data(c))->capped;
   pool_learn_limit(p, c);
   if (s->conn == c) {
-    pool_conn_failed(p, err, apns_conn_last_error(c));
+    if (!capped) pool_conn_failed(p, err, apns_conn_last_error(c));
     pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, err, 0, reason ? reason : apns_conn_last_error(c), 0);
     slot_drop_conn(s);
-    slot_schedule_reconnect(s);
+    slot_replace(s, capped);
   } else if (apns_conn_get_state(c) != APNS_CONN_CLOSING) {
     /* A retired connection has drained. A server may send GOAWAY before the answers below it: once those proved it
      * a rotation, a replacement still waiting out the back-off goes now. */
@@ -465,11 +477,7 @@ static void on_conn_capacity(apns_conn *c) {
      * waits out the slot's back-off, as after a failure: a server that sends every connection away must not get a
      * connect at every turn. The back-off is forgotten only once a connection proved itself with a 2xx
      * (item_attempt_done). */
-    int rotated = conn_rotated(c) || ((pool_conn *)apns_conn_data(c))->capped;
-    if (rotated && (p->state == POOL_OPEN || p->state == POOL_DRAINING) && !(p->closing && p->queued == 0))
-      slot_rotate(s);
-    else
-      slot_schedule_reconnect(s);
+    slot_replace(s, conn_rotated(c) || ((pool_conn *)apns_conn_data(c))->capped);
   }
   pool_dispatch(p, 0);
 }
