@@ -28,10 +28,12 @@
  * right after its last submit (slot_cap: apns__conn_retire, so its open requests end normally) and replaced at once
  * as a rotation. The replacement opens at the limit, not some streams before it: a slot holds one connection, the
  * handshake is short next to the limit's worth of answers, and the other slots go on meanwhile. A connection
- * retired at the limit that ends without the server's graceful GOAWAY (apns__conn_retire waits for a last PING's
- * ack, so one sent just after the last answer is read) means the server no longer sends away there: the limit is
- * forgotten and learned again from rotations, which also covers a raised limit. A lowered one is learned from
- * two rotations at the new count; what was refused in between is retried as before. */
+ * retired at the limit that does not end as a rotation would (the server's graceful GOAWAY at >= ROTATION_OK
+ * accepted, and as many 2xx; apns__conn_retire waits for a last PING's ack, so a GOAWAY sent just after the last
+ * answer is read) means the server no longer sends away there, or no longer serves well: the limit is forgotten
+ * and learned again from rotations, which also covers a raised limit. So capped replacements, outside the bucket
+ * as rotations are, still need the successes rotations need: one more connection at most before the limit goes. A
+ * lowered one is learned from two rotations at the new count; what was refused in between is retried as before. */
 #include "pool.h"
 
 #include "abi.h"
@@ -414,8 +416,10 @@ static void pool_learn_limit(apns_pool *p, apns_conn *c) {
       p->stats.request_limit = p->limit_seen;
     else
       p->limit_seen = (uint64_t)k; /* one GOAWAY alone may be a restart: the limit stays until a second agrees */
-  } else if (pc->capped && k < 0) {
-    p->stats.request_limit = p->limit_seen = 0; /* the server no longer sends away at the limit */
+  } else if (pc->capped) {
+    /* Not sent away there, or not answered well: a capped connection is replaced outside the connect bucket only
+     * while it proves a rotation as the server's own GOAWAY does. */
+    p->stats.request_limit = p->limit_seen = 0;
   }
 }
 

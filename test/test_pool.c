@@ -1124,6 +1124,52 @@ TEST(pool_request_limit_follows_server) {
   teardown(&f);
 }
 
+/* Once the limit is known, connections stopped at it are replaced outside the connect bucket, as rotations are:
+ * they too must be answered 2xx. A server that turns to answering 400 makes the pool forget the limit after the
+ * first such connection of each slot (or a few more in flight), not go on replacing at every 100. */
+static int answer_400;
+static void maybe_400(void *data, apns_mock_request *req) {
+  (void)data;
+  if (answer_400) {
+    req->status = 400;
+    req->reason = "BadDeviceToken";
+  }
+}
+
+TEST(pool_request_limit_forgotten_without_successes) {
+  fx f;
+  apns_pool_options o;
+  static fx_rec recs[2000];
+  setup(&f);
+  answer_400 = 0;
+  f.mo.goaway_after = 100;
+  f.mo.on_request = maybe_400;
+  apns_pool_options_init(&o);
+  o.connections = 2;
+  o.max_connects_per_sec =
+      1000; /* sent away after 100 answers 400, a connection is a failure: back-off, kept short */
+  o.reconnect_min_delay_ms = 10;
+  o.reconnect_max_delay_ms = 20;
+  open_pool(&f, &o);
+  post_all_ok(&f, recs, 2000);
+  apns_pool_stats st;
+  apns_pool_get_stats(f.pool, &st, sizeof st);
+  ASSERT_EQ(st.request_limit, 100);
+  uint64_t capped = st.capped;
+  answer_400 = 1;
+  memset(recs, 0, sizeof recs);
+  for (int i = 0; i < 2000; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 600000));
+  fx_run_until_count(&f.loop, &f.done, 4000);
+  for (int i = 0; i < 2000; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_EQ(recs[i].status, 400);
+  }
+  apns_pool_get_stats(f.pool, &st, sizeof st);
+  ASSERT_EQ(st.request_limit, 0);
+  ASSERT_LE(st.capped - capped, 6);
+  teardown(&f);
+}
+
 /* A million queued behind a connection whose first tries are answered 500: every retry goes back to the head of
  * the queue with an early deadline. The queue's deadline structure pays O(log n) steps for it, not a walk over the
  * million (which made each retry cost a million steps). */
@@ -1300,6 +1346,7 @@ TEST_SUITE(pool){
     TEST_ENTRY(pool_learns_request_limit),
     TEST_ENTRY(pool_single_goaway_learns_no_limit),
     TEST_ENTRY(pool_request_limit_follows_server),
+    TEST_ENTRY(pool_request_limit_forgotten_without_successes),
     TEST_ENTRY(pool_wrong_ca_stops),
     TEST_ENTRY(pool_wrong_name_stops),
     TEST_ENTRY(pool_client_cert_refused_stops),

@@ -19,10 +19,10 @@
  * at once, as for a rotation, so nothing is sent that the server would refuse. Two alike, not one, because a single
  * GOAWAY proves nothing: Apple sends one at maintenance, a restarted server at any count, and a limit learned
  * from it would retire healthy connections. A rotation at another count starts a new pair (a lowered limit is
- * learned from two such rotations; a single odd one changes nothing); a connection stopped at the limit that ends
- * without the server's graceful GOAWAY shows the server no longer sends away there (its limit rose, or it stopped
- * rotating): the limit is forgotten, and learned again from the next two rotations. No option: nothing changes
- * against a server that never rotates, such as Apple's.
+ * learned from two such rotations; a single odd one changes nothing); a connection stopped at the limit that does
+ * not end as a rotation (no graceful GOAWAY from the server: its limit rose, or it stopped rotating; or fewer than
+ * 32 answers 2xx) makes the pool forget the limit, to learn it again from the next two rotations. No option: nothing
+ * changes against a server that never rotates, such as Apple's.
  *
  * apns_pool_post() is never blocked: a request that finds no free stream waits in a FIFO queue. Any free stream on
  * any live connection takes the head of the queue; a request being retried goes back to the head, so order is
