@@ -21,20 +21,21 @@
  * Such a server refuses every request above its GOAWAY's last stream, and with a window of streams in flight that is
  * nearly a limit's worth more: the pool learns the limit instead (pool_learn_limit, when each connection ends). A
  * graceful GOAWAY that shows the connection accepted k >= APNS__POOL_ROTATION_OK requests (those at or below its
- * last-stream-id, apns__conn_goaway_accepted), after at least as many 2xx, is an observation; the same k twice in a row
- * makes it stats.request_limit. One is not enough: a restart or Apple's maintenance sends one GOAWAY at any count, and
- * a limit taken from it would retire every connection early for nothing (a stray one between two rotations at the limit
- * only starts a pair that the next rotation breaks). At the limit a connection is retired right after its last submit
- * (slot_cap: apns__conn_retire, so its open requests end normally) and replaced at once as a rotation. The replacement
- * opens at the limit, not some streams before it, so a slot holds one connection: against nginx at keepalive_requests
- * 100 the rate is bound by the handshakes' CPU (twice the slots, so twice the handshakes at once, gave the
- * same 10 600/s), so a handshake overlapped with its predecessor's last answers would gain nothing, and the other slots go on
- * meanwhile. A connection retired at the limit that does not end as a rotation would (the server's graceful GOAWAY at
- * >= ROTATION_OK accepted, and as many 2xx; apns__conn_retire waits for a last PING's ack, so a GOAWAY sent just after
- * the last answer is read) means the server no longer sends away there, or no longer serves well: the limit is
- * forgotten and learned again from rotations, which also covers a raised limit. So capped replacements, outside the
- * bucket as rotations are, still need the successes rotations need: one more connection at most before the limit goes.
- * A lowered one is learned from two rotations at the new count; what was refused in between is retried as before. */
+ * last-stream-id, apns__conn_goaway_accepted), after at least as many 2xx, is an observation; the same k twice in a
+ * row makes it stats.request_limit. One is not enough: a restart or Apple's maintenance sends one GOAWAY at any
+ * count, and a limit taken from it would retire every connection early for nothing (a stray one between two rotations
+ * at the limit only starts a pair that the next rotation breaks). At the limit a connection is retired right after
+ * its last submit (slot_cap: apns__conn_retire, so its open requests end normally) and replaced at once as a
+ * rotation. The replacement opens at the limit, not some streams before it, so a slot holds one connection: against
+ * nginx at keepalive_requests 100 the rate is bound by the handshakes' CPU (twice the slots, so twice the handshakes
+ * at once, gave the same 10 600/s), so a handshake overlapped with its predecessor's last answers would gain nothing,
+ * and the other slots go on meanwhile. A connection retired at the limit that does not end as a rotation would (the
+ * server's graceful GOAWAY with at least ROTATION_OK accepted, and as many 2xx; apns__conn_retire waits for a last
+ * PING's ack, so a GOAWAY sent just after the last answer is read) means the server no longer sends away there, or no
+ * longer serves well: the limit is forgotten and learned again from rotations, which also covers a raised limit. So
+ * capped replacements, outside the bucket as rotations are, still need the successes rotations need: one more
+ * connection at most before the limit goes. A lowered one is learned from two rotations at the new count; what was
+ * refused in between is retried as before. */
 #include "pool.h"
 
 #include "abi.h"
