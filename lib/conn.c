@@ -114,8 +114,15 @@ struct apns_conn {
   void *data;
 
   apns_conn_stats stats;
-  uint64_t ok_responses;   /* 2xx answers: how well the server served this connection (apns__conn_ok_responses) */
-  int goaway_graceful;     /* GOAWAY(NO_ERROR) received, or stream ids spent */
+  uint64_t ok_responses; /* 2xx answers: how well the server served this connection (apns__conn_ok_responses) */
+  int goaway_graceful;   /* GOAWAY(NO_ERROR) received, or stream ids spent */
+  int server_goaway;     /* the server sent GOAWAY; goaway_last_sid is its last-stream-id (the latest one's) */
+  int32_t goaway_last_sid;
+  int32_t first_sid; /* the stream id of the first request: ours are consecutive from it */
+  /* apns__conn_retire: the owner retired it; once drained, it waits for the ack of a last PING (retire_acks: the
+   * acks still due before ours, ours included) so that a GOAWAY the server sent after its last answer is read. */
+  int retired;
+  int retire_acks;
   char goaway_reason[128]; /* the JSON "reason" of the server's GOAWAY, or "" */
   char errmsg[256];
   /* Through a proxy: host and port above are the proxy's, these the server's (see the proxy stage below). */
@@ -310,7 +317,9 @@ static void conn_end_unsent(apns_conn *c, int err) {
  * the connect timeout. STREAM_END comes after every stream's end, however it ended (response, reset, deadline,
  * GOAWAY above it), so a draining connection ends as soon as its last stream does, whatever woke us. LOST and
  * CLOSING take no event but CLOSE. Callbacks run last: each may close the connection. */
-typedef enum { EV_READY, EV_FAILED, EV_GOAWAY, EV_IDS_LOW, EV_STREAM_END, EV_CLOSE } conn_event;
+typedef enum { EV_READY, EV_FAILED, EV_GOAWAY, EV_RETIRE, EV_STREAM_END, EV_CLOSE } conn_event;
+
+static int conn_retire_wait(apns_conn *c);
 
 static void conn_step(apns_conn *c, conn_event ev, int err, const char *reason) {
   switch (c->state) {
@@ -333,9 +342,9 @@ static void conn_step(apns_conn *c, conn_event ev, int err, const char *reason) 
       c->state = APNS_CONN_CLOSING;
       return;
     }
-    if ((ev == EV_GOAWAY || ev == EV_IDS_LOW) && c->state == APNS_CONN_READY) {
+    if ((ev == EV_GOAWAY || ev == EV_RETIRE) && c->state == APNS_CONN_READY) {
       c->state = APNS_CONN_DRAINING;
-      if (ev == EV_IDS_LOW) {
+      if (ev == EV_RETIRE) {
         /* Raised inside a submit: the owner hears of it from this turn's flush, never inside its own call. */
         c->capacity_pending = 1;
         conn_dirty(c);
@@ -344,9 +353,11 @@ static void conn_step(apns_conn *c, conn_event ev, int err, const char *reason) 
       if (c->on_capacity) c->on_capacity(c);
       if (c->state != APNS_CONN_DRAINING) return;
       ev = EV_STREAM_END; /* nothing may be left open: then it ends now */
+    } else if (ev == EV_GOAWAY) {
+      ev = EV_STREAM_END; /* a retired connection waiting for its last PING's ack has its GOAWAY now */
     }
     if (ev == EV_STREAM_END) {
-      if (c->state != APNS_CONN_DRAINING || apns__h2_in_flight(c->h2) > 0) return;
+      if (c->state != APNS_CONN_DRAINING || apns__h2_in_flight(c->h2) > 0 || conn_retire_wait(c)) return;
       ev = EV_FAILED;
       err = APNS_ECLOSED;
       reason = c->goaway_reason[0] ? c->goaway_reason : NULL;
@@ -409,6 +420,8 @@ static void h2_on_goaway(void *ctx, uint32_t error_code, int32_t last_stream_id,
                  reason ? ", reason " : "", reason ? reason : "");
   snprintf(c->goaway_reason, sizeof c->goaway_reason, "%s", reason ? reason : "");
   c->goaway_graceful = error_code == 0; /* NGHTTP2_NO_ERROR */
+  c->server_goaway = 1;
+  c->goaway_last_sid = last_stream_id;
   conn_step(c, EV_GOAWAY, APNS_ECLOSED, NULL);
 }
 
@@ -421,6 +434,11 @@ static void h2_on_max_streams(void *ctx, uint32_t max_streams) {
 
 static void h2_on_ping_ack(void *ctx) {
   apns_conn *c = ctx;
+  if (c->retire_acks > 0 && --c->retire_acks == 0) {
+    c->retire_acks = -1;                  /* waited once: no second PING */
+    conn_step(c, EV_STREAM_END, 0, NULL); /* everything the server sent before the ack has been read */
+    if (c->state != APNS_CONN_DRAINING && c->state != APNS_CONN_READY) return;
+  }
   if (!c->ping_outstanding) return;
   c->ping_outstanding = 0;
   uv_timer_start(&c->ping_timer, on_ping_timer, c->ping_idle, 0);
@@ -896,14 +914,14 @@ int apns__conn_submit(apns_conn *c, apns__req *req) {
   if (sid < 0) return sid;
   req->link.stream_id = sid;
   dl_insert(c, req);
-  c->stats.requests_sent++;
+  if (c->stats.requests_sent++ == 0) c->first_sid = sid;
   conn_dirty(c);
   if (apns__h2_ids_low(c->h2)) {
     /* Drain as after a GOAWAY while the last ids are still ours; the owner hears of it on this loop turn, from
      * the flush, not inside this call. */
     conn_set_error(c, "stream ids nearly spent (next id %u): draining", (unsigned)(sid + 2));
     c->goaway_graceful = 1; /* retired by us, as a server's graceful GOAWAY would */
-    conn_step(c, EV_IDS_LOW, 0, NULL);
+    conn_step(c, EV_RETIRE, 0, NULL);
   }
   return 0;
 }
@@ -1178,6 +1196,36 @@ int apns__conn_goaway_graceful(const apns_conn *c) {
 
 uint64_t apns__conn_ok_responses(const apns_conn *c) {
   return c->ok_responses;
+}
+
+int64_t apns__conn_goaway_accepted(const apns_conn *c) {
+  if (!c->server_goaway || !c->goaway_graceful) return -1;
+  if (c->stats.requests_sent == 0 || c->goaway_last_sid < c->first_sid) return 0;
+  uint64_t n = (uint64_t)(c->goaway_last_sid - c->first_sid) / 2 + 1;
+  return (int64_t)(n < c->stats.requests_sent ? n : c->stats.requests_sent);
+}
+
+void apns__conn_retire(apns_conn *c, const char *why) {
+  if (c->state != APNS_CONN_READY) return;
+  conn_set_error(c, "%s", why);
+  c->retired = 1;
+  conn_step(c, EV_RETIRE, 0, NULL);
+}
+
+/* A retired connection that has drained and has not had the server's GOAWAY waits for the ack of one last PING:
+ * frames come in order, so a GOAWAY sent after the last answer (the mock does, nginx sends it before) is read by
+ * then. Returns 1 while it waits. A PING that cannot be sent does not hold the end up; one never acked ends the
+ * connection at the ping timeout. */
+static int conn_retire_wait(apns_conn *c) {
+  if (!c->retired || c->server_goaway) return 0;
+  if (c->retire_acks > 0) return 1;
+  if (c->retire_acks < 0 || apns__h2_ping(c->h2) != 0) return 0;
+  c->retire_acks = c->ping_outstanding ? 2 : 1; /* a health check's PING may be acked before ours */
+  c->ping_outstanding = 1;
+  c->ping_sent = uv_now(c->loop);
+  conn_dirty(c);
+  uv_timer_start(&c->ping_timer, on_ping_timer, c->ping_timeout, 0);
+  return 1;
 }
 
 void apns__conn_set_capacity_cb(apns_conn *c, apns__conn_capacity_cb cb) {

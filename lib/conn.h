@@ -23,6 +23,18 @@ void apns__conn_set_capacity_cb(apns_conn *conn, apns__conn_capacity_cb cb);
 int apns__conn_goaway_graceful(const apns_conn *conn);
 uint64_t apns__conn_ok_responses(const apns_conn *conn);
 
+/* The requests of this connection the server accepted (those at or below the last-stream-id of its GOAWAY) when
+ * its latest GOAWAY said NO_ERROR; -1 when it sent none, or one with an error. The pool learns from it how many
+ * requests a server takes on one connection. */
+int64_t apns__conn_goaway_accepted(const apns_conn *conn);
+
+/* The owner takes the connection out of service, as a graceful GOAWAY would: it takes no new request (state
+ * APNS_CONN_DRAINING, why is its last error), its open ones end normally, and the capacity callback runs from this
+ * turn's flush, never inside this call. Once drained it waits for the ack of a last PING (at most the ping timeout)
+ * unless the server's GOAWAY came, so that a GOAWAY sent after the last answer is still seen; then on_lost runs as
+ * for any drained connection. A no-op unless the connection is ready. */
+void apns__conn_retire(apns_conn *conn, const char *why);
+
 /* Opens with a shared TLS config (a pool's connections share one) instead of building one from opts->tls. */
 struct apns__tls_config;
 int apns__conn_open_shared(uv_loop_t *loop, apns_conn **out, const apns_conn_options *opts,

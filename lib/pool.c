@@ -16,7 +16,26 @@
  * served at least APNS__POOL_ROTATION_OK requests 2xx is the server rotating its connections (nginx does it every
  * keepalive_requests), and the slot is refilled at once, outside the bucket. A server that sends connections away
  * after fewer successes (a GOAWAY storm) still gets the back-off and the bucket; rotations are bounded by the
- * successes they need: at most one connect per APNS__POOL_ROTATION_OK answers. */
+ * successes they need: at most one connect per APNS__POOL_ROTATION_OK answers.
+ *
+ * Such a server refuses every request above its GOAWAY's last stream, and with a window of streams in flight that is
+ * nearly a limit's worth more: the pool learns the limit instead (pool_learn_limit, when each connection ends). A
+ * graceful GOAWAY that shows the connection accepted k >= APNS__POOL_ROTATION_OK requests (those at or below its
+ * last-stream-id, apns__conn_goaway_accepted), after at least as many 2xx, is an observation; the same k twice in a
+ * row makes it stats.request_limit. One is not enough: a restart or Apple's maintenance sends one GOAWAY at any
+ * count, and a limit taken from it would retire every connection early for nothing (a stray one between two rotations
+ * at the limit only starts a pair that the next rotation breaks). At the limit a connection is retired right after
+ * its last submit (slot_cap: apns__conn_retire, so its open requests end normally) and replaced at once as a
+ * rotation. The replacement opens at the limit, not some streams before it, so a slot holds one connection: against
+ * nginx at keepalive_requests 100 the rate is bound by the handshakes' CPU (twice the slots, so twice the handshakes
+ * at once, gave the same 10 600/s), so a handshake overlapped with its predecessor's last answers would gain nothing,
+ * and the other slots go on meanwhile. A connection retired at the limit that does not end as a rotation would (the
+ * server's graceful GOAWAY with at least ROTATION_OK accepted, and as many 2xx; apns__conn_retire waits for a last
+ * PING's ack, so a GOAWAY sent just after the last answer is read) means the server no longer sends away there, or no
+ * longer serves well: the limit is forgotten and learned again from rotations, which also covers a raised limit. So
+ * capped replacements, outside the bucket as rotations are, still need the successes rotations need: one more
+ * connection at most before the limit goes. A lowered one is learned from two rotations at the new count; what was
+ * refused in between is retried as before. */
 #include "pool.h"
 
 #include "abi.h"
@@ -112,7 +131,9 @@ struct pool_slot {
 struct pool_conn {
   apns_conn *conn;
   pool_slot *slot;
-  apns__list node; /* on the pool's conns */
+  apns__list node;    /* on the pool's conns */
+  uint64_t submitted; /* requests written to it */
+  int capped;         /* retired at the learned limit (slot_cap) */
 };
 
 struct apns_pool {
@@ -162,6 +183,7 @@ struct apns_pool {
   char conn_err_text[256];
   unsigned permanent_fails;
   unsigned invalid_tokens; /* 403 InvalidProviderToken answers since the last 2xx */
+  uint64_t limit_seen;     /* the count of the last rotation's GOAWAY: a second one alike makes it the limit */
   int stop_err;
   char stop_text[256];
 
@@ -411,14 +433,57 @@ static void slot_rotate(pool_slot *s) {
   uv_timer_start(&s->reconnect, on_reconnect_timer, 0, 0);
 }
 
+/* Learns, from a connection that ended, how many requests the server takes on one (see the top of the file). */
+static void pool_learn_limit(apns_pool *p, apns_conn *c) {
+  pool_conn *pc = apns_conn_data(c);
+  int64_t k = apns__conn_goaway_accepted(c);
+  if (k >= APNS__POOL_ROTATION_OK && apns__conn_ok_responses(c) >= APNS__POOL_ROTATION_OK) {
+    if ((uint64_t)k == p->limit_seen)
+      p->stats.request_limit = p->limit_seen;
+    else
+      p->limit_seen = (uint64_t)k; /* one GOAWAY alone may be a restart: the limit stays until a second agrees */
+  } else if (pc->capped) {
+    /* Not sent away there, or not answered well: a capped connection is replaced outside the connect bucket only
+     * while it proves a rotation as the server's own GOAWAY does. */
+    p->stats.request_limit = p->limit_seen = 0;
+  }
+}
+
+/* The slot's connection has taken the learned limit of requests: it takes no more, and its replacement opens now,
+ * as for a rotation (on_conn_capacity, called from the connection's flush), before the server refuses anything. */
+static void slot_cap(pool_slot *s, pool_conn *pc) {
+  apns_pool *p = s->pool;
+  char why[160];
+  if (apns_conn_get_state(s->conn) != APNS_CONN_READY) return;
+  snprintf(why, sizeof why,
+           "took %llu requests, the most the server takes on a connection (learned from its GOAWAYs): replaced",
+           (unsigned long long)pc->submitted);
+  pc->capped = 1;
+  p->stats.capped++;
+  apns__conn_retire(s->conn, why);
+}
+
+/* The slot's connection left it: a rotation is refilled at once, anything else after the back-off. */
+static void slot_replace(pool_slot *s, int rotated) {
+  apns_pool *p = s->pool;
+  if (rotated && (p->state == POOL_OPEN || p->state == POOL_DRAINING) && !(p->closing && p->queued == 0))
+    slot_rotate(s);
+  else
+    slot_schedule_reconnect(s);
+}
+
 static void on_conn_lost(apns_conn *c, int err, const char *reason) {
   pool_slot *s = conn_slot(c);
   apns_pool *p = s->pool;
+  /* Retired at the limit, a connection can end before its capacity callback (the server's GOAWAY read on the same
+   * turn refused its last request): that is no failure either. */
+  int capped = ((pool_conn *)apns_conn_data(c))->capped;
+  pool_learn_limit(p, c);
   if (s->conn == c) {
-    pool_conn_failed(p, err, apns_conn_last_error(c));
+    if (!capped) pool_conn_failed(p, err, apns_conn_last_error(c));
     pool_event(p, APNS_POOL_EVENT_CONN_DOWN, s, err, 0, reason ? reason : apns_conn_last_error(c), 0);
     slot_drop_conn(s);
-    slot_schedule_reconnect(s);
+    slot_replace(s, capped);
   } else if (apns_conn_get_state(c) != APNS_CONN_CLOSING) {
     /* A retired connection has drained. A server may send GOAWAY before the answers below it: once those proved it
      * a rotation, a replacement still waiting out the back-off goes now. */
@@ -442,10 +507,7 @@ static void on_conn_capacity(apns_conn *c) {
      * waits out the slot's back-off, as after a failure: a server that sends every connection away must not get a
      * connect at every turn. The back-off is forgotten only once a connection proved itself with a 2xx
      * (item_attempt_done). */
-    if (conn_rotated(c) && (p->state == POOL_OPEN || p->state == POOL_DRAINING) && !(p->closing && p->queued == 0))
-      slot_rotate(s);
-    else
-      slot_schedule_reconnect(s);
+    slot_replace(s, conn_rotated(c) || ((pool_conn *)apns_conn_data(c))->capped);
   }
   pool_dispatch(p, 0);
 }
@@ -625,6 +687,8 @@ static void pool_dispatch(apns_pool *p, int from_post) {
       }
       p->in_flight++;
       p->stats.sent++;
+      pool_conn *pc = apns_conn_data(s->conn);
+      if (++pc->submitted >= p->stats.request_limit && p->stats.request_limit) slot_cap(s, pc);
     }
   } while (p->redispatch);
   p->dispatching = 0;

@@ -22,11 +22,18 @@ typedef struct {
   int done_at_close;
   int low_water_calls;
   int retries, ups, downs;
+  int learned, late_retries; /* the pool knew a request limit; retries after that */
+  int goaway_once;           /* at the first connection sent away, the mock stops sending GOAWAY */
   long live_before;
 } fx;
 
 static void on_event(apns_pool *p, const apns_pool_event *ev) {
   fx *f = apns_pool_data(p);
+  apns_pool_stats st;
+  apns_pool_get_stats(p, &st, sizeof st);
+  if (st.request_limit != 0) f->learned = 1;
+  if (ev->type == APNS_POOL_EVENT_RETRY && f->learned) f->late_retries++;
+  if (ev->type == APNS_POOL_EVENT_CONN_DOWN && f->goaway_once) apns_mock_set_goaway_after(f->mock, 0);
   if (ev->type == APNS_POOL_EVENT_RETRY) f->retries++;
   if (ev->type == APNS_POOL_EVENT_CONN_UP) f->ups++;
   if (ev->type == APNS_POOL_EVENT_CONN_DOWN) f->downs++;
@@ -1008,6 +1015,161 @@ TEST(pool_goaway_before_answers_rotates_once_drained) {
   teardown(&f);
 }
 
+/* Posts n, runs until they end, and checks each ended once with 200. */
+static void post_all_ok(fx *f, fx_rec *recs, int n) {
+  int base = f->done;
+  memset(recs, 0, (size_t)n * sizeof *recs);
+  for (int i = 0; i < n; i++) ASSERT_OK(post(f, &recs[i], TOKEN, 600000));
+  fx_run_until_count(&f->loop, &f->done, base + n);
+  for (int i = 0; i < n; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_EQ(recs[i].status, 200);
+  }
+}
+
+/* A server that sends every connection away after 100 requests, as nginx does at keepalive_requests 100, with
+ * 1000 streams a connection: the first two connections each get far more than 100, and the rest above the GOAWAY
+ * is refused and retried. Two rotations at 100 teach the pool the limit; from then on each connection takes 100
+ * and is replaced, and nothing is refused again. */
+TEST(pool_learns_request_limit) {
+  fx f;
+  apns_pool_options o;
+  const int N = test_time_factor() > 1 ? 2000 : 20000; /* under valgrind each handshake takes tens of ms */
+  fx_rec *recs = calloc((size_t)N, sizeof *recs);
+  setup(&f);
+  f.mo.goaway_after = 100;
+  apns_pool_options_init(&o);
+  o.connections = 2;
+  open_pool(&f, &o);
+  post_all_ok(&f, recs, N);
+  apns_pool_stats st;
+  apns_pool_get_stats(f.pool, &st, sizeof st);
+  ASSERT_EQ(st.request_limit, 100);
+  ASSERT_EQ(st.accepted, (uint64_t)N);
+  ASSERT_GE(st.retried, 1);        /* the first connections' excess, before anything was known */
+  ASSERT_LE(st.retried, 2 * 1000); /* and only theirs */
+  ASSERT_EQ(f.late_retries, 0);    /* nothing refused once the limit was known */
+  ASSERT_GE(st.capped, (uint64_t)(N / 100 - 10));
+  apns_mock_stats ms;
+  apns_mock_get_stats(f.mock, &ms);
+  ASSERT_EQ(ms.status[200], (uint64_t)N); /* answered once each */
+  ASSERT_LE(ms.connections, (uint64_t)(N / 100 + 4));
+  teardown(&f);
+  free(recs);
+}
+
+/* Apple does not rotate: a GOAWAY it sends (maintenance) is one of a kind. One GOAWAY after 100 requests, then a
+ * connection that is never sent away: the pool learns no limit and replaces nothing. */
+TEST(pool_single_goaway_learns_no_limit) {
+  fx f;
+  apns_pool_options o;
+  enum { N = 5000 };
+  static fx_rec recs[N];
+  setup(&f);
+  f.mo.goaway_after = 100;
+  f.goaway_once = 1;
+  apns_pool_options_init(&o);
+  o.connections = 1;
+  open_pool(&f, &o);
+  post_all_ok(&f, recs, N);
+  apns_pool_stats st;
+  apns_pool_get_stats(f.pool, &st, sizeof st);
+  ASSERT_EQ(st.request_limit, 0);
+  ASSERT_EQ(st.capped, 0);
+  apns_mock_stats ms;
+  apns_mock_get_stats(f.mock, &ms);
+  ASSERT_EQ(ms.goaways, 1);
+  ASSERT_EQ(ms.connections, 2);
+  teardown(&f);
+}
+
+/* The limit follows the server: lowered (two rotations at the new count replace it; requests the server refused
+ * meanwhile are retried), raised (a connection stopped at the old limit is never sent away, which forgets it, and
+ * two rotations teach the new one), then gone (forgotten: connections are no longer replaced). */
+TEST(pool_request_limit_follows_server) {
+  fx f;
+  apns_pool_options o;
+  static fx_rec recs[3000];
+  const int N = test_time_factor() > 1 ? 1000 : 3000; /* each phase rotates at least 5 times a connection */
+  setup(&f);
+  f.mo.goaway_after = 100;
+  apns_pool_options_init(&o);
+  o.connections = 2;
+  open_pool(&f, &o);
+  apns_pool_stats st;
+  post_all_ok(&f, recs, N);
+  apns_pool_get_stats(f.pool, &st, sizeof st);
+  ASSERT_EQ(st.request_limit, 100);
+  static const uint32_t next[] = {60, 200};
+  for (size_t i = 0; i < sizeof next / sizeof next[0]; i++) {
+    apns_mock_set_goaway_after(f.mock, next[i]);
+    post_all_ok(&f, recs, N);
+    apns_pool_get_stats(f.pool, &st, sizeof st);
+    ASSERT_EQ(st.request_limit, next[i]);
+  }
+  apns_mock_set_goaway_after(f.mock, 0);
+  post_all_ok(&f, recs, N);
+  apns_pool_get_stats(f.pool, &st, sizeof st);
+  ASSERT_EQ(st.request_limit, 0);
+  uint64_t capped = st.capped;
+  apns_mock_stats ms;
+  apns_mock_get_stats(f.mock, &ms);
+  uint64_t conns = ms.connections;
+  post_all_ok(&f, recs, N);
+  apns_pool_get_stats(f.pool, &st, sizeof st);
+  ASSERT_EQ(st.capped, capped);
+  ASSERT_EQ(st.accepted, 5 * (uint64_t)N);
+  apns_mock_get_stats(f.mock, &ms);
+  ASSERT_EQ(ms.connections, conns);
+  teardown(&f);
+}
+
+/* Once the limit is known, connections stopped at it are replaced outside the connect bucket, as rotations are:
+ * they too must be answered 2xx. A server that turns to answering 400 makes the pool forget the limit after the
+ * first such connection of each slot (or a few more in flight), not go on replacing at every 100. */
+static int answer_400;
+static void maybe_400(void *data, apns_mock_request *req) {
+  (void)data;
+  if (answer_400) {
+    req->status = 400;
+    req->reason = "BadDeviceToken";
+  }
+}
+
+TEST(pool_request_limit_forgotten_without_successes) {
+  fx f;
+  apns_pool_options o;
+  static fx_rec recs[2000];
+  setup(&f);
+  answer_400 = 0;
+  f.mo.goaway_after = 100;
+  f.mo.on_request = maybe_400;
+  apns_pool_options_init(&o);
+  o.connections = 2;
+  o.max_connects_per_sec =
+      1000; /* sent away after 100 answers 400, a connection is a failure: back-off, kept short */
+  o.reconnect_min_delay_ms = 10;
+  o.reconnect_max_delay_ms = 20;
+  open_pool(&f, &o);
+  post_all_ok(&f, recs, 2000);
+  apns_pool_stats st;
+  apns_pool_get_stats(f.pool, &st, sizeof st);
+  ASSERT_EQ(st.request_limit, 100);
+  uint64_t capped = st.capped;
+  answer_400 = 1;
+  memset(recs, 0, sizeof recs);
+  for (int i = 0; i < 2000; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 600000));
+  fx_run_until_count(&f.loop, &f.done, 4000);
+  for (int i = 0; i < 2000; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_EQ(recs[i].status, 400);
+  }
+  apns_pool_get_stats(f.pool, &st, sizeof st);
+  ASSERT_EQ(st.request_limit, 0);
+  ASSERT_LE(st.capped - capped, 6);
+  teardown(&f);
+}
+
 /* A million queued behind a connection whose first tries are answered 500: every retry goes back to the head of
  * the queue with an early deadline. The queue's deadline structure pays O(log n) steps for it, not a walk over the
  * million (which made each retry cost a million steps). */
@@ -1246,6 +1408,10 @@ TEST_SUITE(pool){
     TEST_ENTRY(pool_million_queued_retries_cost_log_n),
     TEST_ENTRY(pool_queued_deadlines_in_order_take_no_heap_step),
     TEST_ENTRY(pool_queued_deadlines_out_of_order_end_at_their_own),
+    TEST_ENTRY(pool_learns_request_limit),
+    TEST_ENTRY(pool_single_goaway_learns_no_limit),
+    TEST_ENTRY(pool_request_limit_follows_server),
+    TEST_ENTRY(pool_request_limit_forgotten_without_successes),
     TEST_ENTRY(pool_wrong_ca_stops),
     TEST_ENTRY(pool_wrong_name_stops),
     TEST_ENTRY(pool_client_cert_refused_stops),

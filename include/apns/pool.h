@@ -11,6 +11,19 @@
  * no back-off and outside max_connects_per_sec (rotations are bounded by the answers they take: one connect per 32
  * at most). A GOAWAY after fewer successes (a GOAWAY storm) still backs off.
  *
+ * A server that rotates every N requests refuses what was sent above N on each connection (with hundreds of
+ * streams in flight, that is most of another N), and the pool retries it: twice the work. So the pool learns N:
+ * when two rotations in a row end with a GOAWAY whose last-stream-id shows the connection accepted the same count
+ * (at least 32) of our requests, that count is the server's limit (stats.request_limit). From then on a connection
+ * takes no more than the limit: at the limit it drains (its open requests end normally) and its replacement opens
+ * at once, as for a rotation, so nothing is sent that the server would refuse. Two alike, not one, because a single
+ * GOAWAY proves nothing: Apple sends one at maintenance, a restarted server at any count, and a limit learned
+ * from it would retire healthy connections. A rotation at another count starts a new pair (a lowered limit is
+ * learned from two such rotations; a single odd one changes nothing); a connection stopped at the limit that does
+ * not end as a rotation (no graceful GOAWAY from the server: its limit rose, or it stopped rotating; or fewer than
+ * 32 answers 2xx) makes the pool forget the limit, to learn it again from the next two rotations. No option: nothing
+ * changes against a server that never rotates, such as Apple's.
+ *
  * apns_pool_post() is never blocked: a request that finds no free stream waits in a FIFO queue. Any free stream on
  * any live connection takes the head of the queue; a request being retried goes back to the head, so order is
  * kept. The queue is unbounded unless max_queued is set; with it, bulk senders get APNS_EQUEUEFULL and a low-water
@@ -172,6 +185,10 @@ typedef struct apns_pool_stats {
   uint64_t timed_out;    /* ended with APNS_ETIMEDOUT */
   uint64_t by_status[6]; /* final responses: [0] 2xx, [1] 400, [2] 403, [3] 410, [4] other 4xx, [5] 5xx */
   uint64_t other_status; /* final responses with any other status (1xx, 3xx from a proxy, ...); counted rejected */
+  /* The most requests the server takes on one connection, as learned from its rotations (see the top of this
+   * file), or 0: none learned. */
+  uint64_t request_limit;
+  uint64_t capped; /* connections retired at request_limit, their replacement opened before any was refused */
 } apns_pool_stats;
 
 /* Accessors take a NULL pool, as free(NULL) does: they then return NULL, or fill *out with zeros, so that code

@@ -519,6 +519,10 @@ void apns_mock_set_paused(apns_mock *m, int paused) {
   }
 }
 
+void apns_mock_set_goaway_after(apns_mock *m, uint32_t n) {
+  m->opts.goaway_after = n;
+}
+
 void apns_mock_drop_connections(apns_mock *m) {
   apns__list *n;
   while ((n = apns__list_head(&m->conns)) != NULL) conn_close(APNS__CONTAINER_OF(n, mock_conn, node));

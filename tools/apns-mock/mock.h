@@ -243,6 +243,10 @@ int apns_mock_manage_port(const apns_mock *mock);
  * whose delay has passed go out on this loop turn. Applies to open and future connections. */
 void apns_mock_set_paused(apns_mock *mock, int paused);
 
+/* Changes goaway_after (0: never) for the requests to come on every connection, open or not: a connection that
+ * already took n requests or more is not sent away by it. A server whose keepalive_requests changes. */
+void apns_mock_set_goaway_after(apns_mock *mock, uint32_t n);
+
 /* Closes every open connection at once, without GOAWAY (a network failure, from the client's view). The
  * listener stays open. */
 void apns_mock_drop_connections(apns_mock *mock);
