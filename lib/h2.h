@@ -16,6 +16,7 @@
 #ifndef APNS_LIB_H2_H
 #define APNS_LIB_H2_H
 
+#include "blocks.h"
 #include "request.h"
 
 #include <apns/common.h>
@@ -113,5 +114,7 @@ int apns__h2_ids_low(const apns__h2 *h2);
 /* Test hook: makes the next stream id `id` (odd, not below the current one), so a test reaches the end of the id
  * space without 2^30 requests. Returns 0 or APNS_EINVAL. */
 int apns__h2_test_set_next_stream_id(apns__h2 *h2, int32_t id);
+/* The counts of the session's block cache (blocks.h), for tests and the bench. */
+void apns__h2_blocks_stats(const apns__h2 *h2, apns__blocks_stats *out);
 
 #endif
