@@ -76,6 +76,26 @@ static void *large_alloc(apns__blocks *b, size_t size) {
   return h + 1;
 }
 
+static void drop_head(apns__blocks *b, size_t idx) {
+  apns__block *h = b->lists[idx];
+  b->lists[idx] = h->u.next;
+  b->st.cached -= class_bytes(idx);
+  show(b, h, class_bytes(idx));
+  apns__free(h);
+}
+
+/* The bound follows the most in use over the last one or two windows of APNS__BLOCKS_WINDOW allocations, so a
+ * session that was busier once does not keep that burst's blocks for its life: when it falls, the cache is cut
+ * down to it at once, the largest classes first (those cost the most to keep). */
+static void next_window(apns__blocks *b) {
+  b->ops = 0;
+  b->peak_prev = b->peak_cur;
+  b->peak_cur = b->st.in_use;
+  b->st.bound = b->peak_prev > b->peak_cur ? b->peak_prev : b->peak_cur;
+  for (size_t i = APNS__BLOCKS_CLASSES; i-- > 0 && b->st.cached > b->st.bound;)
+    while (b->lists[i] != NULL && b->st.cached > b->st.bound) drop_head(b, i);
+}
+
 static void *blk_malloc(size_t size, void *ud) {
   apns__blocks *b = ud;
   apns__block *h;
@@ -99,10 +119,12 @@ static void *blk_malloc(size_t size, void *ud) {
   }
   h->cls = (unsigned)idx + 1;
   b->st.in_use += bytes;
-  if (b->st.in_use > b->st.in_use_peak) {
-    b->st.in_use_peak = b->st.in_use;
-    b->st.bound = 2 * b->st.in_use;
+  if (b->st.in_use > b->st.in_use_peak) b->st.in_use_peak = b->st.in_use;
+  if (b->st.in_use > b->peak_cur) {
+    b->peak_cur = b->st.in_use;
+    if (b->peak_cur > b->st.bound) b->st.bound = b->peak_cur;
   }
+  if (++b->ops == APNS__BLOCKS_WINDOW) next_window(b);
   return h + 1;
 }
 
@@ -119,9 +141,7 @@ static void blk_free(void *ptr, void *ud) {
   idx = h->cls - 1;
   bytes = class_bytes(idx);
   b->st.in_use -= bytes;
-  /* Past twice the session's busiest working set the cache holds blocks of sizes it no longer asks for (their mix
-   * moved): back to the allocator. Once is not enough: a class that falls out of use keeps its blocks, and the
-   * classes that replace it would miss on every request. */
+  /* Beyond the session's recent working set: not needed again soon. */
   if (b->st.cached + bytes > b->st.bound) {
     apns__free(h);
     return;
@@ -185,15 +205,8 @@ void apns__blocks_mem(apns__blocks *b, nghttp2_mem *mem) {
 }
 
 void apns__blocks_release(apns__blocks *b) {
-  for (size_t i = 0; i < APNS__BLOCKS_CLASSES; i++) {
-    apns__block *h;
-    while ((h = b->lists[i]) != NULL) {
-      b->lists[i] = h->u.next;
-      show(b, h, class_bytes(i));
-      apns__free(h);
-    }
-  }
-  b->st.cached = 0;
+  for (size_t i = 0; i < APNS__BLOCKS_CLASSES; i++)
+    while (b->lists[i] != NULL) drop_head(b, i);
 }
 
 int apns__blocks_failed(const apns__blocks *b) {

@@ -7,13 +7,15 @@
  * came from apns__malloc (so apns_replace_allocator still sees each one) and goes back there in
  * apns__blocks_release.
  *
- * Bound: the bytes cached never exceed twice the most bytes the session had in use at once in cacheable blocks
- * (its working set at its busiest), plus a 16-byte header a block. Every class holds at most the most blocks it
- * ever had in use at once (a class only gets a new block when its list is empty), so in a steady workload the
- * cache is about one working set; the factor two leaves room for the mix of sizes moving (responses with other
- * headers) without the new sizes missing forever while the old ones sit there. Not thread-safe: one
- * session, one thread. Under AddressSanitizer (and under valgrind, when its headers were found at build time)
- * cached blocks are poisoned, so a use after free still faults. */
+ * Bound: the bytes cached (plus a 16-byte header a block) never exceed the most bytes the session had in use at
+ * once in cacheable blocks over its last one or two windows of APNS__BLOCKS_WINDOW allocations (its recent working
+ * set; `bound` in the stats), and so never its all-time peak. A busy connection's working set with a thousand
+ * streams in flight is about 0.4 MB; a read can end most of them before the pool refills them, which is why the
+ * cache must be allowed about that much (a fixed 256 KiB cap measured 2.4 allocations a notification instead of
+ * 1.1). When the session gets quieter the bound falls with the window and the cache is cut down to it.
+ *
+ * Not thread-safe: one session, one thread. Under AddressSanitizer (and under valgrind, when its headers were
+ * found at build time) cached blocks are poisoned, so a use after free still faults. */
 #ifndef APNS_LIB_BLOCKS_H
 #define APNS_LIB_BLOCKS_H
 
@@ -24,6 +26,8 @@
 #define APNS__BLOCKS_QUANTUM 32
 #define APNS__BLOCKS_MAX 1024
 #define APNS__BLOCKS_CLASSES (APNS__BLOCKS_MAX / APNS__BLOCKS_QUANTUM)
+/* Allocations in a window of the bound (about 300 requests). */
+#define APNS__BLOCKS_WINDOW 2048
 
 typedef struct apns__block apns__block;
 
@@ -35,14 +39,16 @@ typedef struct apns__blocks_stats {
   size_t cached_peak; /* the most they ever were */
   size_t in_use;      /* bytes of cacheable blocks given out and not yet freed */
   size_t in_use_peak; /* the most that ever were */
-  size_t bound;       /* 2 * in_use_peak: the most `cached` may be */
+  size_t bound;       /* the most `cached` may be now: the most in use over the last window or two */
 } apns__blocks_stats;
 
 typedef struct apns__blocks {
   apns__block *lists[APNS__BLOCKS_CLASSES];
   apns__blocks_stats st;
-  unsigned failed : 1; /* an allocation failed since apns__blocks_clear_failed */
-  unsigned poison : 1; /* mark cached blocks inaccessible (running under valgrind) */
+  size_t peak_prev, peak_cur; /* the most in use in the last window and in this one */
+  uint32_t ops;               /* allocations in this window */
+  unsigned failed : 1;        /* an allocation failed since apns__blocks_clear_failed */
+  unsigned poison : 1;        /* mark cached blocks inaccessible (running under valgrind) */
 } apns__blocks;
 
 /* An empty cache. */

@@ -100,38 +100,43 @@ TEST(blocks_reuse_freed_blocks) {
   ASSERT_UEQ(b.st.cached, 0);
 }
 
-TEST(blocks_bounded_by_peak_in_use) {
-  /* The cache never holds more than twice the most that was in use at once: when the size mix moves class by
-   * class, the blocks of classes no longer asked for count against the bound and later frees go back. */
+TEST(blocks_bounded_by_recent_peak) {
+  /* The cache never holds more than the most that was in use at once lately: frees beyond it go back, and when
+   * the session gets quieter for a window of allocations the cache is cut down to the new bound. */
   apns__blocks b;
   nghttp2_mem m;
   static void *p[100];
   size_t bytes = test_alloc_live_bytes();
-  long went_back = 0;
   apns__blocks_init(&b);
   apns__blocks_mem(&b, &m);
-  for (size_t size = 512; size <= APNS__BLOCKS_MAX; size += APNS__BLOCKS_QUANTUM) {
-    for (int i = 0; i < 100; i++) ASSERT_NOT_NULL(p[i] = m.malloc(size, m.mem_user_data));
-    ASSERT_UEQ(b.st.in_use_peak, 100 * size);
-    ASSERT_UEQ(b.st.bound, 2 * b.st.in_use_peak);
-    long live = test_alloc_live();
-    for (int i = 0; i < 100; i++) {
-      m.free(p[i], m.mem_user_data);
-      ASSERT_LE(b.st.cached, b.st.bound);
-    }
-    went_back += live - test_alloc_live();
-  }
-  ASSERT_GT(went_back, 0);
-  ASSERT_GT(b.st.cached, b.st.bound - APNS__BLOCKS_MAX); /* full, to the block */
-  ASSERT_LE(b.st.cached_peak, b.st.bound);
-  /* Larger than APNS__BLOCKS_MAX: never cached. */
+  for (int i = 0; i < 100; i++) ASSERT_NOT_NULL(p[i] = m.malloc(64, m.mem_user_data));
+  for (int i = 0; i < 100; i++) m.free(p[i], m.mem_user_data);
+  ASSERT_UEQ(b.st.cached, 6400);
+  /* The mix moves to 512-byte blocks: the 64-byte ones still held count against the bound. */
+  for (int i = 0; i < 100; i++) ASSERT_NOT_NULL(p[i] = m.malloc(512, m.mem_user_data));
+  ASSERT_UEQ(b.st.in_use_peak, 51200);
+  ASSERT_UEQ(b.st.bound, 51200);
   long live = test_alloc_live();
+  for (int i = 0; i < 100; i++) {
+    m.free(p[i], m.mem_user_data);
+    ASSERT_LE(b.st.cached, b.st.bound);
+  }
+  ASSERT_EQ(live - test_alloc_live(), 13); /* 6400 + 87 * 512 fit in 51200 */
+  ASSERT_UEQ(b.st.cached, 6400 + 87 * 512);
+  /* Two quiet windows (one block in use at a time): the bound falls to 64 bytes and the cache with it. */
+  for (int i = 0; i < 2 * APNS__BLOCKS_WINDOW; i++) m.free(m.malloc(64, m.mem_user_data), m.mem_user_data);
+  ASSERT_UEQ(b.st.bound, 64);
+  ASSERT_LE(b.st.cached, 64);
+  ASSERT_LE(b.st.cached_peak, b.st.in_use_peak);
+  /* Larger than APNS__BLOCKS_MAX: never cached. */
+  live = test_alloc_live();
   void *big = m.malloc(APNS__BLOCKS_MAX + 1, m.mem_user_data);
   ASSERT_NOT_NULL(big);
   m.free(big, m.mem_user_data);
   ASSERT_EQ(test_alloc_live(), live);
   ASSERT_EQ(b.st.large, 1);
   apns__blocks_release(&b);
+  ASSERT_UEQ(b.st.cached, 0);
   ASSERT_UEQ(test_alloc_live_bytes(), bytes);
 }
 
@@ -201,7 +206,7 @@ TEST_SUITE(alloc){
     TEST_ENTRY(alloc_zero_size_is_not_failure),
     TEST_ENTRY(alloc_zero_clears),
     TEST_ENTRY(blocks_reuse_freed_blocks),
-    TEST_ENTRY(blocks_bounded_by_peak_in_use),
+    TEST_ENTRY(blocks_bounded_by_recent_peak),
     TEST_ENTRY(blocks_calloc_and_realloc),
     TEST_ENTRY(blocks_failure_is_reported),
     TEST_SUITE_END,
