@@ -97,7 +97,8 @@ int apns__h2_ping(apns__h2 *h2);
 /* Queues GOAWAY(NO_ERROR); no more submits; open streams may still complete. */
 int apns__h2_shutdown(apns__h2 *h2);
 
-/* nghttp2's allocator hooks routed to apns__malloc & co., for every nghttp2 session of ours (client or mock). */
+/* nghttp2's allocator hooks routed to apns__malloc & co. with no cache, for apns-mock's sessions (the client's each
+ * have a block cache, blocks.h). */
 nghttp2_mem *apns__nghttp2_mem(void);
 
 uint32_t apns__h2_max_streams(const apns__h2 *h2); /* the server's current limit (1 before its SETTINGS, 2^32-1
