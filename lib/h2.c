@@ -13,7 +13,6 @@
 #include "h2.h"
 
 #include "alloc.h"
-#include "blocks.h"
 #include "list.h"
 #include "sat.h"
 
@@ -88,8 +87,6 @@ struct apns__h2 {
   const uint8_t *stash;
   size_t stash_len;
 
-  apns__blocks blocks; /* nghttp2's allocations for this session (blocks.h); released after the session */
-
   int dead;  /* 0, or the error the session died of (APNS_EHTTP2, APNS_ENOMEM) */
   int fatal; /* nghttp2 returned a fatal error: only nghttp2_session_del may follow */
   unsigned settings_seen : 1;
@@ -124,8 +121,7 @@ static void *ng_realloc(void *ptr, size_t size, void *ud) {
 }
 
 nghttp2_mem *apns__nghttp2_mem(void) {
-  /* nghttp2 copies the struct into each session; one shared, never written, serves them all. The client's sessions
-   * have a block cache each instead (apns__h2_new). */
+  /* nghttp2 copies the struct into each session; one shared, never written, serves them all. */
   static nghttp2_mem mem = {NULL, ng_malloc, ng_free, ng_calloc, ng_realloc};
   return &mem;
 }
@@ -569,12 +565,6 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
   return 0;
 }
 
-/* What a session nghttp2 terminated died of: its HPACK coder answers an allocation failure with
- * GOAWAY(COMPRESSION_ERROR), not NGHTTP2_ERR_NOMEM, so one of its allocations failing in this call is the cause. */
-static int broken_error(const apns__h2 *h2) {
-  return apns__blocks_failed(&h2->blocks) ? APNS_ENOMEM : APNS_EHTTP2;
-}
-
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
   apns__h2 *h2 = user_data;
   if (frame->hd.type == NGHTTP2_HEADERS) {
@@ -587,7 +577,7 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
   }
   /* nghttp2 terminates a session it found broken with GOAWAY(error); ours (apns__h2_shutdown) is NO_ERROR. */
   if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR && !h2->dead)
-    h2->dead = broken_error(h2);
+    h2->dead = APNS_EHTTP2;
   return 0;
 }
 
@@ -615,7 +605,6 @@ static int map_ng_error(int rv) {
 int apns__h2_new(apns__h2 **out, const char *authority, const apns__h2_callbacks *cb, void *ctx) {
   nghttp2_session_callbacks *cbs = NULL;
   nghttp2_option *opt = NULL;
-  nghttp2_mem mem;
   apns__h2 *h2;
   int rv;
   nghttp2_settings_entry iv[] = {
@@ -633,8 +622,6 @@ int apns__h2_new(apns__h2 **out, const char *authority, const apns__h2_callbacks
   if (h2 == NULL) return APNS_ENOMEM;
   h2->cb = *cb;
   h2->ctx = ctx;
-  apns__blocks_init(&h2->blocks);
-  apns__blocks_mem(&h2->blocks, &mem);
   apns__list_init(&h2->open);
   apns__list_init(&h2->zombies);
   apns__list_init(&h2->free_streams);
@@ -654,7 +641,7 @@ int apns__h2_new(apns__h2 **out, const char *authority, const apns__h2_callbacks
   if (nghttp2_option_new(&opt) != 0) goto nomem;
   nghttp2_option_set_peer_max_concurrent_streams(opt, 1);
 
-  rv = nghttp2_session_client_new3(&h2->session, cbs, h2, opt, &mem);
+  rv = nghttp2_session_client_new3(&h2->session, cbs, h2, opt, apns__nghttp2_mem());
   nghttp2_session_callbacks_del(cbs);
   nghttp2_option_del(opt);
   cbs = NULL;
@@ -676,7 +663,6 @@ fail_rv:
   nghttp2_session_callbacks_del(cbs);
   nghttp2_option_del(opt);
   nghttp2_session_del(h2->session);
-  apns__blocks_release(&h2->blocks);
   apns__free(h2->authority);
   apns__free(h2);
   return map_ng_error(rv);
@@ -697,7 +683,6 @@ static void h2_destroy(apns__h2 *h2) {
   apns__h2_fail_all(h2, APNS_ECLOSED, APNS_DELIVERY_UNKNOWN);
   h2->depth--;
   nghttp2_session_del(h2->session);
-  apns__blocks_release(&h2->blocks); /* nghttp2 freed into it until now */
   free_list(&h2->zombies);
   free_list(&h2->free_streams);
   apns__free(h2->map_keys);
@@ -725,7 +710,6 @@ int apns__h2_feed(apns__h2 *h2, const uint8_t *data, size_t len) {
   if (h2->dead) return h2->dead;
   enter(h2);
   h2->in_nghttp2 = 1;
-  apns__blocks_clear_failed(&h2->blocks);
   while (len > 0) {
     ssize_t n = nghttp2_session_mem_recv(h2->session, data, len);
     if (n < 0) {
@@ -743,7 +727,7 @@ int apns__h2_feed(apns__h2 *h2, const uint8_t *data, size_t len) {
   if (!h2->dead && !h2->goaway_recv && !h2->shutdown &&
       nghttp2_session_get_next_stream_id(h2->session) <= INT32_MAX &&
       !nghttp2_session_check_request_allowed(h2->session))
-    h2->dead = broken_error(h2);
+    h2->dead = APNS_EHTTP2;
   err = h2->dead;
   leave(h2); /* may free h2 (a callback asked for it) */
   return err;
@@ -760,7 +744,6 @@ int apns__h2_take_output(apns__h2 *h2, uint8_t **buf, size_t *len) {
   if (h2->fatal) return h2->dead;
   enter(h2);
   h2->in_nghttp2 = 1;
-  apns__blocks_clear_failed(&h2->blocks);
   for (;;) {
     const uint8_t *chunk;
     ssize_t n;
@@ -942,10 +925,6 @@ int apns__h2_goaway_received(const apns__h2 *h2) {
 
 int apns__h2_ids_low(const apns__h2 *h2) {
   return nghttp2_session_get_next_stream_id(h2->session) > (uint32_t)INT32_MAX - APNS__H2_ID_MARGIN;
-}
-
-void apns__h2_blocks_stats(const apns__h2 *h2, apns__blocks_stats *out) {
-  *out = h2->blocks.st;
 }
 
 int apns__h2_test_set_next_stream_id(apns__h2 *h2, int32_t id) {
