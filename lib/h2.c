@@ -95,33 +95,37 @@ struct apns__h2 {
   unsigned closed : 1; /* fail_all or free ran: no more submits */
   unsigned free_pending : 1;
   unsigned freeing : 1;
-  unsigned depth;      /* nesting of our calls that run callbacks; free waits for 0 */
-  unsigned in_nghttp2; /* inside mem_recv/mem_send: those two must not nest */
+  unsigned alloc_failed : 1; /* one of nghttp2's allocations failed in the current feed or take_output */
+  unsigned depth;            /* nesting of our calls that run callbacks; free waits for 0 */
+  unsigned in_nghttp2;       /* inside mem_recv/mem_send: those two must not nest */
 };
 
 static void h2_destroy(apns__h2 *h2);
 
 /* ---- allocation through apns__malloc, nghttp2's included ---- */
 
+/* ud is the client session (NULL for apns-mock's): a failure is noted for broken_error. */
+static void *noted(void *p, void *ud) {
+  if (p == NULL && ud != NULL) ((apns__h2 *)ud)->alloc_failed = 1;
+  return p;
+}
 static void *ng_malloc(size_t size, void *ud) {
-  (void)ud;
-  return apns__malloc(size);
+  return noted(apns__malloc(size), ud);
 }
 static void ng_free(void *ptr, void *ud) {
   (void)ud;
   apns__free(ptr);
 }
 static void *ng_calloc(size_t n, size_t size, void *ud) {
-  (void)ud;
-  return apns__calloc(n, size);
+  return noted(apns__calloc(n, size), ud);
 }
 static void *ng_realloc(void *ptr, size_t size, void *ud) {
-  (void)ud;
-  return apns__realloc(ptr, size);
+  return noted(apns__realloc(ptr, size), ud);
 }
 
 nghttp2_mem *apns__nghttp2_mem(void) {
-  /* nghttp2 copies the struct into each session; one shared, never written, serves them all. */
+  /* nghttp2 copies the struct into each session; one shared, never written, serves apns-mock's sessions (user data
+   * NULL). A client session takes a copy naming itself, so that its allocation failures are noted (apns__h2_new). */
   static nghttp2_mem mem = {NULL, ng_malloc, ng_free, ng_calloc, ng_realloc};
   return &mem;
 }
@@ -565,6 +569,12 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
   return 0;
 }
 
+/* What a session nghttp2 terminated died of: its HPACK encoder answers an allocation failure with
+ * GOAWAY(COMPRESSION_ERROR), not NGHTTP2_ERR_NOMEM, so one of its allocations failing in this call is the cause. */
+static int broken_error(const apns__h2 *h2) {
+  return h2->alloc_failed ? APNS_ENOMEM : APNS_EHTTP2;
+}
+
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
   apns__h2 *h2 = user_data;
   if (frame->hd.type == NGHTTP2_HEADERS) {
@@ -577,7 +587,7 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
   }
   /* nghttp2 terminates a session it found broken with GOAWAY(error); ours (apns__h2_shutdown) is NO_ERROR. */
   if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR && !h2->dead)
-    h2->dead = APNS_EHTTP2;
+    h2->dead = broken_error(h2);
   return 0;
 }
 
@@ -605,6 +615,7 @@ static int map_ng_error(int rv) {
 int apns__h2_new(apns__h2 **out, const char *authority, const apns__h2_callbacks *cb, void *ctx) {
   nghttp2_session_callbacks *cbs = NULL;
   nghttp2_option *opt = NULL;
+  nghttp2_mem mem = *apns__nghttp2_mem();
   apns__h2 *h2;
   int rv;
   nghttp2_settings_entry iv[] = {
@@ -622,6 +633,7 @@ int apns__h2_new(apns__h2 **out, const char *authority, const apns__h2_callbacks
   if (h2 == NULL) return APNS_ENOMEM;
   h2->cb = *cb;
   h2->ctx = ctx;
+  mem.mem_user_data = h2;
   apns__list_init(&h2->open);
   apns__list_init(&h2->zombies);
   apns__list_init(&h2->free_streams);
@@ -641,7 +653,7 @@ int apns__h2_new(apns__h2 **out, const char *authority, const apns__h2_callbacks
   if (nghttp2_option_new(&opt) != 0) goto nomem;
   nghttp2_option_set_peer_max_concurrent_streams(opt, 1);
 
-  rv = nghttp2_session_client_new3(&h2->session, cbs, h2, opt, apns__nghttp2_mem());
+  rv = nghttp2_session_client_new3(&h2->session, cbs, h2, opt, &mem);
   nghttp2_session_callbacks_del(cbs);
   nghttp2_option_del(opt);
   cbs = NULL;
@@ -710,6 +722,7 @@ int apns__h2_feed(apns__h2 *h2, const uint8_t *data, size_t len) {
   if (h2->dead) return h2->dead;
   enter(h2);
   h2->in_nghttp2 = 1;
+  h2->alloc_failed = 0;
   while (len > 0) {
     ssize_t n = nghttp2_session_mem_recv(h2->session, data, len);
     if (n < 0) {
@@ -727,7 +740,7 @@ int apns__h2_feed(apns__h2 *h2, const uint8_t *data, size_t len) {
   if (!h2->dead && !h2->goaway_recv && !h2->shutdown &&
       nghttp2_session_get_next_stream_id(h2->session) <= INT32_MAX &&
       !nghttp2_session_check_request_allowed(h2->session))
-    h2->dead = APNS_EHTTP2;
+    h2->dead = broken_error(h2);
   err = h2->dead;
   leave(h2); /* may free h2 (a callback asked for it) */
   return err;
@@ -744,6 +757,7 @@ int apns__h2_take_output(apns__h2 *h2, uint8_t **buf, size_t *len) {
   if (h2->fatal) return h2->dead;
   enter(h2);
   h2->in_nghttp2 = 1;
+  h2->alloc_failed = 0;
   for (;;) {
     const uint8_t *chunk;
     ssize_t n;

@@ -1668,6 +1668,41 @@ TEST(h2_alloc_failure_exchange) {
   ASSERT_GT(i, 5);
 }
 
+/* nghttp2's HPACK encoder answers an allocation failure with GOAWAY(COMPRESSION_ERROR), not an error code: a
+ * session that dies so while its allocations fail reports APNS_ENOMEM (what happened), never APNS_EHTTP2. Each
+ * run fails one allocation of the first take_output, in turn. */
+TEST(h2_hpack_alloc_failure_is_enomem) {
+  int dead_runs = 0;
+  long k;
+  for (k = 1; k < 500; k++) {
+    server srv;
+    apns__req *req;
+    uint8_t *buf;
+    size_t len;
+    long live = test_alloc_live();
+    req = mkreq_full(NULL, "/ok", "{}", 2, "9a0e2bcd-0000-4000-8000-0123456789ab");
+    connect_pair(&srv, 100);
+    ASSERT_GT(apns__h2_submit(T.h2, req, NULL, 0), 0);
+    test_alloc_fail_nth(k);
+    int rv = apns__h2_take_output(T.h2, &buf, &len);
+    long attempted = test_alloc_count();
+    test_alloc_reset();
+    ASSERT_TRUE(rv == 0 || rv == APNS_ENOMEM);
+    apns__free(buf);
+    rv = apns__h2_feed(T.h2, NULL, 0); /* what the session died of, if it did */
+    ASSERT_TRUE(rv == 0 || rv == APNS_ENOMEM);
+    dead_runs += rv != 0;
+    apns__h2_free(T.h2);
+    ASSERT_EQ(rec_of(req)->calls, 1);
+    apns__req_free(req);
+    srv_free(&srv);
+    ASSERT_EQ(test_alloc_live(), live);
+    if (attempted < k) break; /* the k-th allocation never came: every one has failed once */
+  }
+  ASSERT_LT(k, 500);
+  ASSERT_GT(dead_runs, 0);
+}
+
 TEST(h2_few_allocations_per_request) {
   /* Steady state: our stream records are recycled; what remains per request is nghttp2's own. Pinned so a
    * regression shows. */
@@ -1903,6 +1938,7 @@ TEST_SUITE(h2){
     TEST_ENTRY(h2_alloc_failure_submit),
     TEST_ENTRY(h2_alloc_failure_exchange),
     TEST_ENTRY(h2_few_allocations_per_request),
+    TEST_ENTRY(h2_hpack_alloc_failure_is_enomem),
     TEST_ENTRY(h2_nginx_headers_inline),
     TEST_ENTRY(h2_timestamp_out_of_range_dropped),
     TEST_ENTRY(h2_cancel_unsent_only_unwritten),
