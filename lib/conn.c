@@ -170,6 +170,13 @@ static void dl_remove(apns_conn *c, apns__req *r) {
     apns__list_remove(&r->link.q);
 }
 
+size_t apns__conn_cached_bytes(const apns_conn *c) {
+  apns__blocks_stats st;
+  if (c == NULL || c->h2 == NULL) return 0;
+  apns__h2_blocks_stats(c->h2, &st);
+  return st.cached;
+}
+
 uint64_t apns__conn_test_deadline_steps(const apns_conn *c) {
   return c->dl_early.steps;
 }

@@ -54,5 +54,8 @@ void apns__conn_test_addresses(const struct sockaddr_storage *addrs, size_t n);
 /* Tests: the steps the heap of c's early deadlines (those earlier than a request posted before them) has taken so far
  * (links followed and swaps), to check that deadlines in any order cost O(log n) each, and in order none. */
 uint64_t apns__conn_test_deadline_steps(const apns_conn *c);
+/* Bytes c's HTTP/2 session keeps in its cache of freed blocks (blocks.h): held, not in use, and bounded by the
+ * session's recent working set; for tests that watch memory in use. 0 without a session. */
+size_t apns__conn_cached_bytes(const apns_conn *c);
 
 #endif

@@ -13,6 +13,7 @@
 #include "h2.h"
 
 #include "alloc.h"
+#include "blocks.h"
 #include "list.h"
 #include "sat.h"
 
@@ -87,6 +88,8 @@ struct apns__h2 {
   const uint8_t *stash;
   size_t stash_len;
 
+  apns__blocks blocks; /* nghttp2's allocations for this session (blocks.h); released after the session */
+
   int dead;  /* 0, or the error the session died of (APNS_EHTTP2, APNS_ENOMEM) */
   int fatal; /* nghttp2 returned a fatal error: only nghttp2_session_del may follow */
   unsigned settings_seen : 1;
@@ -95,37 +98,34 @@ struct apns__h2 {
   unsigned closed : 1; /* fail_all or free ran: no more submits */
   unsigned free_pending : 1;
   unsigned freeing : 1;
-  unsigned alloc_failed : 1; /* one of nghttp2's allocations failed in the current feed or take_output */
-  unsigned depth;            /* nesting of our calls that run callbacks; free waits for 0 */
-  unsigned in_nghttp2;       /* inside mem_recv/mem_send: those two must not nest */
+  unsigned depth;      /* nesting of our calls that run callbacks; free waits for 0 */
+  unsigned in_nghttp2; /* inside mem_recv/mem_send: those two must not nest */
 };
 
 static void h2_destroy(apns__h2 *h2);
 
 /* ---- allocation through apns__malloc, nghttp2's included ---- */
 
-/* ud is the client session (NULL for apns-mock's): a failure is noted for broken_error. */
-static void *noted(void *p, void *ud) {
-  if (p == NULL && ud != NULL) ((apns__h2 *)ud)->alloc_failed = 1;
-  return p;
-}
 static void *ng_malloc(size_t size, void *ud) {
-  return noted(apns__malloc(size), ud);
+  (void)ud;
+  return apns__malloc(size);
 }
 static void ng_free(void *ptr, void *ud) {
   (void)ud;
   apns__free(ptr);
 }
 static void *ng_calloc(size_t n, size_t size, void *ud) {
-  return noted(apns__calloc(n, size), ud);
+  (void)ud;
+  return apns__calloc(n, size);
 }
 static void *ng_realloc(void *ptr, size_t size, void *ud) {
-  return noted(apns__realloc(ptr, size), ud);
+  (void)ud;
+  return apns__realloc(ptr, size);
 }
 
 nghttp2_mem *apns__nghttp2_mem(void) {
-  /* nghttp2 copies the struct into each session; one shared, never written, serves apns-mock's sessions (user data
-   * NULL). A client session takes a copy naming itself, so that its allocation failures are noted (apns__h2_new). */
+  /* nghttp2 copies the struct into each session; one shared, never written, serves them all. The client's sessions
+   * have a block cache each instead (apns__h2_new). */
   static nghttp2_mem mem = {NULL, ng_malloc, ng_free, ng_calloc, ng_realloc};
   return &mem;
 }
@@ -569,10 +569,10 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
   return 0;
 }
 
-/* What a session nghttp2 terminated died of: its HPACK encoder answers an allocation failure with
+/* What a session nghttp2 terminated died of: its HPACK coder answers an allocation failure with
  * GOAWAY(COMPRESSION_ERROR), not NGHTTP2_ERR_NOMEM, so one of its allocations failing in this call is the cause. */
 static int broken_error(const apns__h2 *h2) {
-  return h2->alloc_failed ? APNS_ENOMEM : APNS_EHTTP2;
+  return apns__blocks_failed(&h2->blocks) ? APNS_ENOMEM : APNS_EHTTP2;
 }
 
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
@@ -615,7 +615,7 @@ static int map_ng_error(int rv) {
 int apns__h2_new(apns__h2 **out, const char *authority, const apns__h2_callbacks *cb, void *ctx) {
   nghttp2_session_callbacks *cbs = NULL;
   nghttp2_option *opt = NULL;
-  nghttp2_mem mem = *apns__nghttp2_mem();
+  nghttp2_mem mem;
   apns__h2 *h2;
   int rv;
   nghttp2_settings_entry iv[] = {
@@ -633,7 +633,8 @@ int apns__h2_new(apns__h2 **out, const char *authority, const apns__h2_callbacks
   if (h2 == NULL) return APNS_ENOMEM;
   h2->cb = *cb;
   h2->ctx = ctx;
-  mem.mem_user_data = h2;
+  apns__blocks_init(&h2->blocks);
+  apns__blocks_mem(&h2->blocks, &mem);
   apns__list_init(&h2->open);
   apns__list_init(&h2->zombies);
   apns__list_init(&h2->free_streams);
@@ -675,6 +676,7 @@ fail_rv:
   nghttp2_session_callbacks_del(cbs);
   nghttp2_option_del(opt);
   nghttp2_session_del(h2->session);
+  apns__blocks_release(&h2->blocks);
   apns__free(h2->authority);
   apns__free(h2);
   return map_ng_error(rv);
@@ -695,6 +697,7 @@ static void h2_destroy(apns__h2 *h2) {
   apns__h2_fail_all(h2, APNS_ECLOSED, APNS_DELIVERY_UNKNOWN);
   h2->depth--;
   nghttp2_session_del(h2->session);
+  apns__blocks_release(&h2->blocks); /* nghttp2 freed into it until now */
   free_list(&h2->zombies);
   free_list(&h2->free_streams);
   apns__free(h2->map_keys);
@@ -722,7 +725,7 @@ int apns__h2_feed(apns__h2 *h2, const uint8_t *data, size_t len) {
   if (h2->dead) return h2->dead;
   enter(h2);
   h2->in_nghttp2 = 1;
-  h2->alloc_failed = 0;
+  apns__blocks_clear_failed(&h2->blocks);
   while (len > 0) {
     ssize_t n = nghttp2_session_mem_recv(h2->session, data, len);
     if (n < 0) {
@@ -757,7 +760,7 @@ int apns__h2_take_output(apns__h2 *h2, uint8_t **buf, size_t *len) {
   if (h2->fatal) return h2->dead;
   enter(h2);
   h2->in_nghttp2 = 1;
-  h2->alloc_failed = 0;
+  apns__blocks_clear_failed(&h2->blocks);
   for (;;) {
     const uint8_t *chunk;
     ssize_t n;
@@ -939,6 +942,10 @@ int apns__h2_goaway_received(const apns__h2 *h2) {
 
 int apns__h2_ids_low(const apns__h2 *h2) {
   return nghttp2_session_get_next_stream_id(h2->session) > (uint32_t)INT32_MAX - APNS__H2_ID_MARGIN;
+}
+
+void apns__h2_blocks_stats(const apns__h2 *h2, apns__blocks_stats *out) {
+  *out = h2->blocks.st;
 }
 
 int apns__h2_test_set_next_stream_id(apns__h2 *h2, int32_t id) {

@@ -16,6 +16,7 @@
 #ifndef APNS_LIB_H2_H
 #define APNS_LIB_H2_H
 
+#include "blocks.h"
 #include "request.h"
 
 #include <apns/common.h>
@@ -96,7 +97,8 @@ int apns__h2_ping(apns__h2 *h2);
 /* Queues GOAWAY(NO_ERROR); no more submits; open streams may still complete. */
 int apns__h2_shutdown(apns__h2 *h2);
 
-/* nghttp2's allocator hooks routed to apns__malloc & co., for every nghttp2 session of ours (client or mock). */
+/* nghttp2's allocator hooks routed to apns__malloc & co. with no cache, for apns-mock's sessions (the client's each
+ * have a block cache, blocks.h). */
 nghttp2_mem *apns__nghttp2_mem(void);
 
 uint32_t apns__h2_max_streams(const apns__h2 *h2); /* the server's current limit (1 before its SETTINGS, 2^32-1
@@ -113,5 +115,7 @@ int apns__h2_ids_low(const apns__h2 *h2);
 /* Test hook: makes the next stream id `id` (odd, not below the current one), so a test reaches the end of the id
  * space without 2^30 requests. Returns 0 or APNS_EINVAL. */
 int apns__h2_test_set_next_stream_id(apns__h2 *h2, int32_t id);
+/* The counts of the session's block cache (blocks.h), for tests and the bench. */
+void apns__h2_blocks_stats(const apns__h2 *h2, apns__blocks_stats *out);
 
 #endif

@@ -1099,6 +1099,14 @@ uint64_t apns__pool_queue_steps(const apns_pool *p) {
   return p->deadlines.steps;
 }
 
+size_t apns__pool_cached_bytes(const apns_pool *p) {
+  size_t total = 0;
+  if (p == NULL) return 0;
+  for (apns__list *n = apns__list_head(&p->conns); n != NULL; n = apns__list_next(&p->conns, n))
+    total += apns__conn_cached_bytes(APNS__CONTAINER_OF(n, pool_conn, node)->conn);
+  return total;
+}
+
 int apns_pool_stop_cause(const apns_pool *p, const char **text) {
   if (text) *text = p && p->state == POOL_STOPPED ? p->stop_text : NULL;
   if (p == NULL) return APNS_EINVAL;

@@ -5,7 +5,7 @@ For every module of a layer, the compile command meson wrote into BUILD/compile_
 instead of -c (same flags, same include paths, same defines), and every header in the dependency list is matched
 against what the layer must not see:
   pure      (abi, alloc, base64, error, heap, jwt, payload, validate): no libuv, no nghttp2, no mbedTLS TLS or X.509 headers;
-  sans-I/O  (tls, h2, request): no libuv.
+  sans-I/O  (tls, h2, request, blocks): no libuv.
 A header reached through any chain of includes counts: that is the point of asking the compiler.
 
   check_layers.py BUILD                       checks every module; exit 1 naming each module and header at fault
@@ -25,7 +25,7 @@ MBEDTLS_TLS = [r"(^|/)mbedtls/(ssl[^/]*|net_sockets|debug|x509[^/]*)\.h$"]
 
 LAYERS = {
     "pure": (["abi", "alloc", "base64", "error", "heap", "jwt", "payload", "validate"], UV + NGHTTP2 + MBEDTLS_TLS),
-    "sans-I/O": (["tls", "h2", "request"], UV),
+    "sans-I/O": (["tls", "h2", "request", "blocks"], UV),
 }
 
 
