@@ -195,10 +195,12 @@ static void run_script(script *sc, int kind, int nreqs) {
     }
     while (submitted < nreqs && apns__h2_in_flight(h2) < apns__h2_max_streams(h2) && apns__h2_max_streams(h2) > 1) {
       apns_header hdrs[] = {{"apns-topic", "com.example.app"}, {"apns-push-type", "alert"}};
-      apns_request desc = {NULL, "/3/device/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-                           hdrs, 2,
-                           big,  sizes[submitted % 3],
-                           0};
+      apns_request desc = APNS_REQUEST_INIT;
+      desc.path = "/3/device/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+      desc.headers = hdrs;
+      desc.num_headers = 2;
+      desc.body = big;
+      desc.body_len = sizes[submitted % 3];
       apns__req *req;
       if (apns__req_new(&req, &desc, sizeof(int)) != 0 || apns__h2_submit(h2, req, NULL, 0) <= 0) exit(1);
       submitted++;
