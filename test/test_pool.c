@@ -915,6 +915,18 @@ TEST(pool_goaway_backs_off) {
   teardown(&f);
 }
 
+/* Posts n with timeout_ms, runs until they end, and checks each ended once with 200. */
+static void post_all_ok(fx *f, fx_rec *recs, int n, uint64_t timeout_ms) {
+  int base = f->done;
+  memset(recs, 0, (size_t)n * sizeof *recs);
+  for (int i = 0; i < n; i++) ASSERT_OK(post(f, &recs[i], TOKEN, timeout_ms));
+  fx_run_until_count(&f->loop, &f->done, base + n);
+  for (int i = 0; i < n; i++) {
+    ASSERT_EQ(recs[i].calls, 1);
+    ASSERT_EQ(recs[i].status, 200);
+  }
+}
+
 /* A GOAWAY before any answer (the mock holds its answers, the GOAWAY goes out at once) is a storm, not a rotation:
  * each replacement still waits out the back-off. */
 TEST(pool_goaway_storm_backs_off) {
@@ -933,10 +945,8 @@ TEST(pool_goaway_storm_backs_off) {
   o.reconnect_max_delay_ms = 300;
   open_pool(&f, &o);
   uint64_t t0 = uv_now(&f.loop);
-  for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 60000));
-  fx_run_until_count(&f.loop, &f.done, N);
+  post_all_ok(&f, recs, N, 60000);
   uint64_t elapsed = uv_now(&f.loop) - t0;
-  for (int i = 0; i < N; i++) ASSERT_EQ(recs[i].status, 200);
   apns_mock_stats ms;
   apns_mock_get_stats(f.mock, &ms);
   ASSERT_GE(ms.connections, N);
@@ -965,10 +975,8 @@ TEST(pool_goaway_rotation_no_backoff) {
   o.reconnect_max_delay_ms = 30000;
   open_pool(&f, &o);
   uint64_t t0 = uv_now(&f.loop);
-  for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 60000));
-  fx_run_until_count(&f.loop, &f.done, N);
+  post_all_ok(&f, recs, N, 60000);
   uint64_t elapsed = uv_now(&f.loop) - t0;
-  for (int i = 0; i < N; i++) ASSERT_EQ(recs[i].status, 200);
   apns_mock_stats ms;
   apns_mock_get_stats(f.mock, &ms);
   ASSERT_GE(ms.connections, N / 40);
@@ -1000,10 +1008,8 @@ TEST(pool_goaway_before_answers_rotates_once_drained) {
   o.reconnect_max_delay_ms = 30000;
   open_pool(&f, &o);
   uint64_t t0 = uv_now(&f.loop);
-  for (int i = 0; i < N; i++) ASSERT_OK(post(&f, &recs[i], TOKEN, 600000));
-  fx_run_until_count(&f.loop, &f.done, N);
+  post_all_ok(&f, recs, N, 600000);
   uint64_t elapsed = uv_now(&f.loop) - t0;
-  for (int i = 0; i < N; i++) ASSERT_EQ(recs[i].status, 200);
   apns_mock_stats ms;
   apns_mock_get_stats(f.mock, &ms);
   ASSERT_GE(ms.connections, N / 40);
@@ -1013,18 +1019,6 @@ TEST(pool_goaway_before_answers_rotates_once_drained) {
     test__fail(__FILE__, __LINE__, "%llu connections took %llu ms", (unsigned long long)ms.connections,
                (unsigned long long)elapsed);
   teardown(&f);
-}
-
-/* Posts n, runs until they end, and checks each ended once with 200. */
-static void post_all_ok(fx *f, fx_rec *recs, int n) {
-  int base = f->done;
-  memset(recs, 0, (size_t)n * sizeof *recs);
-  for (int i = 0; i < n; i++) ASSERT_OK(post(f, &recs[i], TOKEN, 600000));
-  fx_run_until_count(&f->loop, &f->done, base + n);
-  for (int i = 0; i < n; i++) {
-    ASSERT_EQ(recs[i].calls, 1);
-    ASSERT_EQ(recs[i].status, 200);
-  }
 }
 
 /* A server that sends every connection away after 100 requests, as nginx does at keepalive_requests 100, with
@@ -1041,7 +1035,7 @@ TEST(pool_learns_request_limit) {
   apns_pool_options_init(&o);
   o.connections = 2;
   open_pool(&f, &o);
-  post_all_ok(&f, recs, N);
+  post_all_ok(&f, recs, N, 600000);
   apns_pool_stats st;
   apns_pool_get_stats(f.pool, &st, sizeof st);
   ASSERT_EQ(st.request_limit, 100);
@@ -1071,7 +1065,7 @@ TEST(pool_single_goaway_learns_no_limit) {
   apns_pool_options_init(&o);
   o.connections = 1;
   open_pool(&f, &o);
-  post_all_ok(&f, recs, N);
+  post_all_ok(&f, recs, N, 600000);
   apns_pool_stats st;
   apns_pool_get_stats(f.pool, &st, sizeof st);
   ASSERT_EQ(st.request_limit, 0);
@@ -1097,25 +1091,25 @@ TEST(pool_request_limit_follows_server) {
   o.connections = 2;
   open_pool(&f, &o);
   apns_pool_stats st;
-  post_all_ok(&f, recs, N);
+  post_all_ok(&f, recs, N, 600000);
   apns_pool_get_stats(f.pool, &st, sizeof st);
   ASSERT_EQ(st.request_limit, 100);
   static const uint32_t next[] = {60, 200};
   for (size_t i = 0; i < sizeof next / sizeof next[0]; i++) {
     apns_mock_set_goaway_after(f.mock, next[i]);
-    post_all_ok(&f, recs, N);
+    post_all_ok(&f, recs, N, 600000);
     apns_pool_get_stats(f.pool, &st, sizeof st);
     ASSERT_EQ(st.request_limit, next[i]);
   }
   apns_mock_set_goaway_after(f.mock, 0);
-  post_all_ok(&f, recs, N);
+  post_all_ok(&f, recs, N, 600000);
   apns_pool_get_stats(f.pool, &st, sizeof st);
   ASSERT_EQ(st.request_limit, 0);
   uint64_t capped = st.capped;
   apns_mock_stats ms;
   apns_mock_get_stats(f.mock, &ms);
   uint64_t conns = ms.connections;
-  post_all_ok(&f, recs, N);
+  post_all_ok(&f, recs, N, 600000);
   apns_pool_get_stats(f.pool, &st, sizeof st);
   ASSERT_EQ(st.capped, capped);
   ASSERT_EQ(st.accepted, 5 * (uint64_t)N);
@@ -1151,7 +1145,7 @@ TEST(pool_request_limit_forgotten_without_successes) {
   o.reconnect_min_delay_ms = 10;
   o.reconnect_max_delay_ms = 20;
   open_pool(&f, &o);
-  post_all_ok(&f, recs, 2000);
+  post_all_ok(&f, recs, 2000, 600000);
   apns_pool_stats st;
   apns_pool_get_stats(f.pool, &st, sizeof st);
   ASSERT_EQ(st.request_limit, 100);
