@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/pk.h>
 #include <signal.h>
@@ -509,4 +510,48 @@ void fx_proxy_stop(fx_proxy *p) {
   p->stopping = 1;
   for (fx_pipe *pp = p->pipes; pp; pp = pp->next) pipe_close(pp);
   uv_close((uv_handle_t *)&p->server, proxy_server_closed);
+}
+
+static void child_env(const char *const *set, const char *const *unset) {
+  for (; set && *set; set++) {
+    const char *eq = strchr(*set, '=');
+    char name[256];
+    size_t k = eq ? (size_t)(eq - *set) : 0;
+    if (k == 0 || k >= sizeof name) _exit(126);
+    memcpy(name, *set, k);
+    name[k] = '\0';
+    setenv(name, eq + 1, 1);
+  }
+  for (; unset && *unset; unset++) unsetenv(*unset);
+}
+
+int fx_run_self(const char *test, const char *const *set, const char *const *unset, char *out, size_t cap) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  ASSERT_GT(n, 0);
+  self[n] = '\0';
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  fflush(stdout); /* or the child's copy of our buffer comes out twice */
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    close(fds[0]);
+    child_env(set, unset);
+    execl(self, self, "-j", "1", test, (char *)NULL);
+    dprintf(2, "exec %s: %s\n", self, strerror(errno));
+    _exit(127);
+  }
+  close(fds[1]);
+  size_t len = 0;
+  ssize_t r;
+  while (len + 1 < cap && (r = read(fds[0], out + len, cap - 1 - len)) > 0) len += (size_t)r;
+  out[len] = '\0';
+  close(fds[0]);
+  int status;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  return WEXITSTATUS(status);
 }

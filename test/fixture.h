@@ -103,6 +103,12 @@ const char *fx_child_out(const fx_child *c);
 const char *fx_child_err(const fx_child *c);
 void fx_child_free(fx_child *c);
 
+/* Runs this test binary on one test (-j 1) in a child whose environment is this one's with each "NAME=VALUE" of
+ * set (NULL-terminated, or NULL) put in and each NAME of unset taken out. Its stdout and stderr, together, fill out
+ * (NUL-terminated, at most cap - 1 bytes). Returns its exit status; fails the test when it did not exit. For tests
+ * of the runner itself, whose child must print what a test of fx_child would refuse. */
+int fx_run_self(const char *test, const char *const *set, const char *const *unset, char *out, size_t cap);
+
 /* A TCP relay on 127.0.0.1 between a client and a server, for faults the server would never make: frozen, it
  * stops forwarding in both directions (a peer that went silent without closing); held, it stops reading from the
  * client (whose writes then back up in its socket); reset, it closes the client's side with RST (SO_LINGER 0). */

@@ -4,46 +4,16 @@
 #include "fixture.h"
 #include "harness.h"
 
-#include <limits.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 /* Runs "apns-tests mock_cli_curl" with an empty PATH (and strict set or not); returns its exit status and output. */
 static int run_self(int strict, char *out, size_t cap) {
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  ASSERT_GT(n, 0);
-  self[n] = '\0';
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    dup2(fds[1], 1);
-    dup2(fds[1], 2);
-    close(fds[0]);
-    char path[600];
-    snprintf(path, sizeof path, "%s/empty", test_tmpdir());
-    setenv("PATH", path, 1);
-    if (strict)
-      setenv("APNS_TEST_NO_SKIP", "1", 1);
-    else
-      unsetenv("APNS_TEST_NO_SKIP");
-    execl(self, self, "-j", "1", "mock_cli_curl", (char *)NULL);
-    _exit(127);
-  }
-  close(fds[1]);
-  size_t len = 0;
-  ssize_t r;
-  while (len + 1 < cap && (r = read(fds[0], out + len, cap - 1 - len)) > 0) len += (size_t)r;
-  out[len] = '\0';
-  close(fds[0]);
-  int status;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  return WEXITSTATUS(status);
+  char path[600];
+  snprintf(path, sizeof path, "PATH=%s/empty", test_tmpdir());
+  const char *set[] = {path, strict ? "APNS_TEST_NO_SKIP=1" : NULL, NULL};
+  const char *unset[] = {strict ? NULL : "APNS_TEST_NO_SKIP", NULL};
+  return fx_run_self("mock_cli_curl", set, unset, out, cap);
 }
 
 TEST(harness_missing_tool_is_skipped) {

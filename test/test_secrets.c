@@ -6,11 +6,7 @@
 #include "alloc.h"
 #include "jwt.h"
 #include "jwt_verify.h"
-#include <errno.h>
-#include <limits.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 /* Makes certificates, a token key and one provider token verified by the mock's verifier: every kind of secret
  * the record knows. *token is apns__malloc'd. */
@@ -95,38 +91,11 @@ TEST(secrets_planted) {
 }
 
 static int run_planted(const char *plant, char *out, size_t cap) {
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  ASSERT_GT(n, 0);
-  self[n] = '\0';
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
-  fflush(stdout);
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    dup2(fds[1], 1);
-    dup2(fds[1], 2);
-    close(fds[0]);
-    setenv("APNS_TEST_SECRETS", "1", 1);
-    if (plant)
-      setenv("APNS_TEST_PLANT_SECRET", plant, 1);
-    else
-      unsetenv("APNS_TEST_PLANT_SECRET");
-    execl(self, self, "-j", "1", "secrets_planted", (char *)NULL);
-    dprintf(2, "exec %s: %s\n", self, strerror(errno));
-    _exit(127);
-  }
-  close(fds[1]);
-  size_t len = 0;
-  ssize_t r;
-  while (len + 1 < cap && (r = read(fds[0], out + len, cap - 1 - len)) > 0) len += (size_t)r;
-  out[len] = '\0';
-  close(fds[0]);
-  int status;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  return WEXITSTATUS(status);
+  char var[128];
+  snprintf(var, sizeof var, "APNS_TEST_PLANT_SECRET=%s", plant ? plant : "");
+  const char *set[] = {"APNS_TEST_SECRETS=1", plant ? var : NULL, NULL};
+  const char *unset[] = {plant ? NULL : "APNS_TEST_PLANT_SECRET", NULL};
+  return fx_run_self("secrets_planted", set, unset, out, cap);
 }
 
 /* The runner's check fails a test that passed but printed a private key, a token or a key's scalar, and lets the
