@@ -74,15 +74,23 @@ struct app {
   int sr_cached, sr_background;
 };
 
-static pending *pending_get(app *a, size_t tlen) {
-  int big = tlen > PENDING_SMALL;
+/* A pending record for a post of line `line` to name (a device token or a channel id, len bytes), its clock
+ * started; NULL when memory runs out. */
+static pending *pending_get(app *a, uint64_t line, const char *name, size_t len, int channel) {
+  int big = len > PENDING_SMALL;
   pending *p = a->free_pending[big];
   if (p) {
     a->free_pending[big] = p->next_free;
-    return p;
+  } else {
+    p = malloc(sizeof *p + (big ? PENDING_BIG : PENDING_SMALL) + 1);
+    if (p == NULL) return NULL;
+    p->big = big;
   }
-  p = malloc(sizeof *p + (big ? PENDING_BIG : PENDING_SMALL) + 1);
-  if (p) p->big = big;
+  p->a = a;
+  p->line = line;
+  p->t0_ns = uv_hrtime();
+  p->channel = channel;
+  memcpy(p->token, name, len + 1);
   return p;
 }
 
@@ -216,16 +224,11 @@ static int posted(app *a, pending *p, int rv, uint64_t lineno, const char *token
 /* Posts one notification on the pool, its result reported in on_response. Returns PUSH_LINE_*. */
 static int post(app *a, uint64_t lineno, const char *token, size_t tlen, const apns_send_request *sr,
                 const char *body, size_t len, const apns_send_options *so) {
-  pending *p = tlen <= APNS_DEVICE_TOKEN_MAX ? pending_get(a, tlen) : NULL;
+  pending *p = tlen <= APNS_DEVICE_TOKEN_MAX ? pending_get(a, lineno, token, tlen, 0) : NULL;
   if (p == NULL) {
     bad_line(a, lineno, token, APNS_ENOMEM, "out of memory");
     return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
   }
-  p->a = a;
-  p->line = lineno;
-  p->t0_ns = uv_hrtime();
-  p->channel = 0;
-  memcpy(p->token, token, tlen + 1);
   apns_request req = APNS_REQUEST_INIT;
   req.path = sr->path;
   req.headers = sr->headers;
@@ -319,16 +322,11 @@ static int submit_broadcast(app *a, uint64_t lineno, const bulk_line *bl) {
     return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
   }
   size_t clen = strlen(channel);
-  pending *p = pending_get(a, clen);
+  pending *p = pending_get(a, lineno, channel, clen, 1);
   if (p == NULL) {
     bad_line_to(a, lineno, NULL, channel, APNS_ENOMEM, "out of memory");
     return output_broken(a) ? PUSH_LINE_STOP : PUSH_LINE_DONE;
   }
-  p->a = a;
-  p->line = lineno;
-  p->t0_ns = uv_hrtime();
-  p->channel = 1;
-  memcpy(p->token, channel, clen + 1);
   rv = apns_client_broadcast_json(a->client, channel, body, len, &bo, on_response, p);
   return posted(a, p, rv, lineno, NULL, channel);
 }
